@@ -1,0 +1,58 @@
+"""The stored record of one replication item, as the API shows it and the workers move it along."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+
+
+class Transition(BaseModel):
+    state: ItemState
+    at: float
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+
+class ReplicationItem(BaseModel):
+    id: str
+    batch_id: str
+    account: str
+    image_id: str
+    # What the user asked for (None where they left it to the default).
+    name: str | None = None
+    description: str | None = None
+    kms_key: str | None = None
+    enterprise_project_id: str | None = None
+    # Where it stands.
+    state: ItemState
+    reason: ReasonCode | None = None
+    message: str | None = None
+    attempt: int = 1
+    created_at: float
+    updated_at: float
+    # Resolved by validation.
+    source_name: str | None = None
+    target_name: str | None = None
+    cmk_id: str | None = None
+    # The copy: recorded before the call (so a crash can adopt the copy IMS made), then the job and its result.
+    submit_started_at: float | None = None
+    job_id: str | None = None
+    job_started_at: float | None = None
+    progress: float | None = None
+    new_image_id: str | None = None
+    # Transient cloud errors retried for this item, across all its steps.
+    error_retries: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def to_redis(self) -> dict[str, str]:
+        """Flat string fields; None is stored as the empty string."""
+        return {k: "" if v is None else (v.value if hasattr(v, "value") else str(v)) for k, v in self}
+
+    @classmethod
+    def from_redis(cls, data: dict[str, str]) -> ReplicationItem:
+        return cls(**{k: (v if v != "" else None) for k, v in data.items() if k in cls.model_fields})

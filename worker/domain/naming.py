@@ -1,0 +1,48 @@
+"""IMS's rules for image names, descriptions, IDs and key references (contract §1.2), and the default copy name."""
+
+from __future__ import annotations
+
+import re
+
+NAME_MAX = 128
+DESCRIPTION_MAX = 1024
+
+# Letters, digits, '-', '.', '_', space and Chinese characters; no leading or trailing space.
+_NAME_CHARS = re.compile(r"^[A-Za-z0-9\-._ \u4e00-\u9fa5]+$")
+_DESCRIPTION_FORBIDDEN = re.compile(r"[\r\n<>]")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# KMS aliases: letters, digits, '_', '-', ':' and '/', as in "ims/default".
+_KEY_ALIAS = re.compile(r"^[A-Za-z0-9_\-:/]{1,255}$")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` breaks IMS's image-name rules, or None when it is fine."""
+    if not name:
+        return "must be 1-128 characters"
+    if len(name) > NAME_MAX:
+        return f"must be at most {NAME_MAX} characters (got {len(name)})"
+    if name != name.strip(" "):
+        return "must not start or end with a space"
+    if not _NAME_CHARS.match(name):
+        return "may contain only letters, digits, Chinese characters, '-', '.', '_' and spaces"
+    return None
+
+
+def description_problem(description: str) -> str | None:
+    if len(description) > DESCRIPTION_MAX:
+        return f"must be at most {DESCRIPTION_MAX} characters (got {len(description)})"
+    if _DESCRIPTION_FORBIDDEN.search(description):
+        return "must not contain carriage returns, line feeds, '<' or '>'"
+    return None
+
+
+def key_ref_problem(ref: str) -> str | None:
+    if UUID_RE.match(ref) or _KEY_ALIAS.match(ref):
+        return None
+    return "must be a KMS key ID (UUID) or an alias such as ims/default"
+
+
+def default_copy_name(region: str, source_name: str) -> str:
+    """The console's default, ``copy_<region>_<source name>``, cut to IMS's 128 characters."""
+    name = f"copy_{region}_{source_name}"[:NAME_MAX]
+    return name.rstrip(" ")

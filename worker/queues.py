@@ -1,0 +1,35 @@
+"""Task names and queues: one queue per pipeline stage, so Flower and /metrics show each stage's backlog.
+
+Producers outside the worker (the API) send tasks by these names, so they never import the task code.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Queue(str, Enum):
+    ADMIT = "admit"  # a stored batch (or retried items) entering the pipeline
+    VALIDATE = "validate"  # the seed's rules checked against IMS and KMS
+    SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
+    POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
+    MAINTENANCE = "maintenance"  # the reconciler
+
+
+class Task(str, Enum):
+    ADMIT = "replication.admit"
+    VALIDATE = "replication.validate"
+    SUBMIT = "replication.submit"
+    POLL = "replication.poll"
+    RECONCILE = "replication.reconcile"
+
+
+ROUTES: dict[Task, Queue] = {
+    Task.ADMIT: Queue.ADMIT,
+    Task.VALIDATE: Queue.VALIDATE,
+    Task.SUBMIT: Queue.SUBMIT,
+    Task.POLL: Queue.POLL,
+    Task.RECONCILE: Queue.MAINTENANCE,
+}
+
+ALL_QUEUES = [q.value for q in Queue]
