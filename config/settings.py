@@ -177,22 +177,24 @@ class Settings(BaseSettings):
         if self.default_account is None and self.accounts:
             self.default_account = sorted(self.accounts)[0] if "default" not in self.accounts else "default"
         if self.default_account is not None and self.default_account not in self.accounts:
-            raise ValueError(f"default_account {self.default_account!r} is not one of the configured accounts")
+            raise ValueError(
+                f"IMSREP_DEFAULT_ACCOUNT: {self.default_account!r} is not one of the configured accounts"
+            )
         if self.poll_min_interval > self.poll_max_interval:
-            raise ValueError("poll_min_interval must not exceed poll_max_interval")
+            raise ValueError("IMSREP_POLL_MIN_INTERVAL must not exceed IMSREP_POLL_MAX_INTERVAL")
         if self.task_soft_time_limit >= self.task_time_limit:
-            raise ValueError("task_soft_time_limit must be below task_time_limit")
+            raise ValueError("IMSREP_TASK_SOFT_TIME_LIMIT must be below IMSREP_TASK_TIME_LIMIT")
         longest_countdown = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay)
         if self.visibility_timeout <= longest_countdown + self.task_time_limit:
             raise ValueError(
-                "visibility_timeout must exceed the longest countdown plus task_time_limit "
+                "IMSREP_VISIBILITY_TIMEOUT must exceed the longest countdown plus task_time_limit "
                 f"({longest_countdown + self.task_time_limit:.0f}s), or Redis redelivers work that is still running"
             )
         if not self.demo:
             if any(t.get_secret_value() in _WEAK_SECRETS for t in self.api_tokens):
-                raise ValueError("api_tokens: a default or demo token is refused outside demo mode")
+                raise ValueError("IMSREP_API_TOKENS: a default or demo token is refused outside demo mode")
             if self.flower_password.get_secret_value() in _WEAK_SECRETS - {""}:
-                raise ValueError("flower_password: a default or demo password is refused outside demo mode")
+                raise ValueError("IMSREP_FLOWER_PASSWORD: a default or demo password is refused outside demo mode")
         return self
 
     def account(self, name: str | None = None) -> AccountSettings:
@@ -212,8 +214,6 @@ class Settings(BaseSettings):
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
     """Name the environment variable a validation error location comes from."""
-    if not loc:
-        return ENV_PREFIX.rstrip("_")
     if loc[0] == "accounts" and len(loc) >= 2:
         return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
     return ENV_PREFIX + str(loc[0]).upper()
@@ -227,7 +227,9 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if p != "__root__")
-            lines.append(f"{_env_name(loc)}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")
+            # Cross-field checks have no location: their message names the variables itself.
+            lines.append(f"{_env_name(loc)}: {msg}" if loc else msg)
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 

@@ -123,7 +123,7 @@ class RecordStore:
         pipe.zadd(f"{self.prefix}:batches", {batch_id: now})
         for start in range(0, len(ids), 1000):
             pipe.rpush(self._batch_key(batch_id, ":items"), *ids[start : start + 1000])
-        for item_id, new in zip(ids, items):
+        for item_id, new in zip(ids, items, strict=True):
             record = ReplicationItem(
                 id=item_id,
                 batch_id=batch_id,
@@ -236,7 +236,7 @@ class RecordStore:
         pipe = self.redis.pipeline(transaction=False)
         for s in ItemState:
             pipe.zcard(self.state_key(s))
-        return dict(zip(ItemState, (int(n) for n in pipe.execute())))
+        return dict(zip(ItemState, (int(n) for n in pipe.execute()), strict=True))
 
     def items_in_state(self, state: ItemState, *, entered_before: float = float("inf"), limit: int = 1000) -> list[str]:
         """IDs of items that entered ``state`` before a time, oldest first (for the reconciler)."""

@@ -1,0 +1,136 @@
+"""Settings: typed, from the environment, secrets hidden, bad values named by their variable."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from config.celery import celery_config
+from config.logging import MASK, RedactSecrets
+from config.settings import SettingsError, load_settings
+
+PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("IMSREP_") or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def _aksk(monkeypatch: pytest.MonkeyPatch, name: str = "DEFAULT") -> None:
+    monkeypatch.setenv(f"IMSREP_ACCOUNTS__{name}__PROJECT_ID", PROJECT)
+    monkeypatch.setenv(f"IMSREP_ACCOUNTS__{name}__ACCESS_KEY", "AK-FROM-ENV")
+    monkeypatch.setenv(f"IMSREP_ACCOUNTS__{name}__SECRET_KEY", "SK-FROM-ENV-SECRET")
+
+
+def test_accounts_from_flat_env_with_real_endpoint_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    _aksk(monkeypatch)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__REGION", "ap-southeast-1")
+    settings = load_settings()
+    account = settings.account()
+    assert settings.default_account == "default"
+    assert account.ims_endpoint == "https://ims.ap-southeast-1.myhuaweicloud.com"
+    assert account.kms_endpoint == "https://kms.ap-southeast-1.myhuaweicloud.com"
+    assert account.iam_endpoint == "https://iam.ap-southeast-1.myhuaweicloud.com"
+    assert account.slot_limit == 5
+    assert "SK-FROM-ENV-SECRET" not in repr(settings) and "SK-FROM-ENV-SECRET" not in str(account)
+    assert account.secret_key.get_secret_value() == "SK-FROM-ENV-SECRET"
+
+
+def test_several_accounts_and_explicit_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    _aksk(monkeypatch, "PROD")
+    _aksk(monkeypatch, "STAGING")
+    monkeypatch.setenv("IMSREP_DEFAULT_ACCOUNT", "staging")
+    settings = load_settings()
+    assert set(settings.accounts) == {"prod", "staging"}
+    assert settings.account().project_id == PROJECT and settings.default_account == "staging"
+
+
+def test_redis_url_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://example:6380/2")
+    assert load_settings().redis_url == "redis://example:6380/2"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "named"),
+    [
+        ("IMSREP_POLL_MIN_INTERVAL", "soon", "IMSREP_POLL_MIN_INTERVAL"),
+        ("IMSREP_MAX_BATCH_ITEMS", "0", "IMSREP_MAX_BATCH_ITEMS"),
+        ("IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID", "not-hex", "IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID"),
+        ("IMSREP_ACCOUNTS__DEFAULT__REGION", "Moon Base", "IMSREP_ACCOUNTS__DEFAULT__REGION"),
+        ("IMSREP_LOG_LEVEL", "LOUD", "IMSREP_LOG_LEVEL"),
+    ],
+)
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str, named: str) -> None:
+    _aksk(monkeypatch)
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert named in str(info.value)
+
+
+def test_credentials_must_be_complete(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID", PROJECT)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY", "AK")
+    with pytest.raises(SettingsError, match="IMSREP_ACCOUNTS__DEFAULT.*secret_key"):
+        load_settings()
+
+
+def test_iam_password_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID", PROJECT)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__IAM_USER", "ops")
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__IAM_PASSWORD", "pw-very-secret")
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__IAM_DOMAIN", "acme")
+    account = load_settings().account()
+    assert not account.uses_aksk and account.secret_values() == ["pw-very-secret"]
+
+
+def test_weak_secrets_refused_outside_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_API_TOKENS", "demo")
+    with pytest.raises(SettingsError, match="IMSREP_API_TOKENS"):
+        load_settings()
+    monkeypatch.setenv("IMSREP_DEMO", "true")
+    assert [t.get_secret_value() for t in load_settings().api_tokens] == ["demo"]
+
+
+def test_tokens_are_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_API_TOKENS", "tok-aaaaaaaa, tok-bbbbbbbb")
+    assert [t.get_secret_value() for t in load_settings().api_tokens] == ["tok-aaaaaaaa", "tok-bbbbbbbb"]
+
+
+def test_visibility_timeout_must_cover_countdowns_and_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_VISIBILITY_TIMEOUT", "60")
+    with pytest.raises(SettingsError, match="IMSREP_VISIBILITY_TIMEOUT"):
+        load_settings()
+
+
+def test_celery_config_sets_visibility_timeout_everywhere() -> None:
+    settings = load_settings(visibility_timeout=900)
+    conf = celery_config(settings)
+    assert conf["broker_transport_options"]["visibility_timeout"] == 900
+    assert conf["result_backend_transport_options"]["visibility_timeout"] == 900
+    assert conf["visibility_timeout"] == 900
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["worker_send_task_events"] and conf["task_send_sent_event"]
+
+
+def test_secret_values_cover_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    _aksk(monkeypatch)
+    monkeypatch.setenv("IMSREP_API_TOKENS", "tok-123456789")
+    monkeypatch.setenv("IMSREP_FLOWER_PASSWORD", "flower-pass-9")
+    assert set(load_settings().secret_values()) == {
+        "AK-FROM-ENV", "SK-FROM-ENV-SECRET", "tok-123456789", "flower-pass-9"
+    }
+
+
+def test_log_redaction_masks_secrets() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "signing with %s", ("SK-FROM-ENV-SECRET",), None)
+    RedactSecrets(["SK-FROM-ENV-SECRET"]).filter(record)
+    assert record.getMessage() == f"signing with {MASK}"
