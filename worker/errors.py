@@ -1,0 +1,157 @@
+"""The worker's error hierarchy: every failure says whether trying again can help.
+
+```
+ReplicatorError                 any failure the worker reports; carries the cloud details when there are any
+ ├── RetryableError             transient: try again later (``retry_after`` seconds when known)
+ │    ├── ThrottledError        429 APIGW.0308 / APIG.0308, IMG.0060 (task flow control), IMG.0187 (KMS
+ │    │                         throttled), or the cluster-wide rate limiter refusing a request locally
+ │    └── CloudUnavailableError 5xx, timeouts, connection errors, a 2xx whose body cannot be understood
+ └── PermanentError             trying again gives the same answer; carries a stable ``ReasonCode``
+      ├── ImsRefusedError       an IMS (``IMG.*``) or KMS refusal of this one request
+      └── AuthenticationError   the account's credentials or roles are refused (401 APIGW.0301/0307 after one
+                                token renewal, 403 APIGW.0302, 403 roles); account-level, never retried
+```
+
+Cloud details (``endpoint``, ``status_code``, ``code``, ``message``, ``request_id``) are ``None`` for errors raised
+locally. Messages are one line and short; the code that builds an error from a cloud answer removes the account's
+secrets from the service's message before it gets here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.domain.reasons import ReasonCode
+
+_MAX_MESSAGE = 300
+
+# IMS refusal codes -> the stable reason an item carries (ims-contract.md 5.1, 7.3).
+IMS_REASONS: dict[str, ReasonCode] = {
+    "IMG.0027": ReasonCode.IMAGE_NOT_FOUND,
+    "IMG.0086": ReasonCode.IMAGE_NOT_FOUND,
+    "IMG.0144": ReasonCode.IMAGE_NOT_FOUND,
+    "IMG.0066": ReasonCode.IMAGE_NOT_FOUND,
+    "IMG.0046": ReasonCode.IMAGE_NOT_ACTIVE,
+    "IMG.0130": ReasonCode.FULL_ECS_IMAGE,
+    "IMG.0167": ReasonCode.ISO_IMAGE,
+    # No documented code for "over 128 GB" on copy; IMG.0059 is the simulator's chosen one (contract 9.1).
+    "IMG.0059": ReasonCode.IMAGE_TOO_LARGE,
+    "IMG.0002": ReasonCode.INVALID_NAME,
+    "IMG.0003": ReasonCode.INVALID_NAME,
+    "IMG.0013": ReasonCode.INVALID_NAME,
+    "IMG.0062": ReasonCode.INVALID_NAME,
+    "IMG.0009": ReasonCode.NAME_EXISTS,
+    "IMG.0004": ReasonCode.INVALID_DESCRIPTION,
+    "IMG.0054": ReasonCode.INVALID_DESCRIPTION,
+    "IMG.0095": ReasonCode.KEY_NOT_FOUND,
+    "IMG.0097": ReasonCode.KEY_DISABLED,
+    "IMG.0099": ReasonCode.KEY_NO_ACCESS,
+    "IMG.0096": ReasonCode.KEY_SAME_AS_SOURCE,
+    "IMG.0101": ReasonCode.SOURCE_KEY_UNUSABLE,
+    "IMG.0102": ReasonCode.SOURCE_KEY_UNUSABLE,
+    "IMG.0103": ReasonCode.SOURCE_KEY_UNUSABLE,
+    "IMG.0015": ReasonCode.QUOTA_EXCEEDED,
+    "IMG.0047": ReasonCode.NOT_IMAGE_OWNER,
+    "IMG.0106": ReasonCode.NOT_IMAGE_OWNER,
+}
+
+# Codes that mean "slow down", whatever HTTP status carries them (IMG.0060 and IMG.0187 come as 400).
+THROTTLE_CODES = frozenset({"APIGW.0308", "APIG.0308", "IMG.0060", "IMG.0187"})
+
+
+def reason_for_code(code: str | None) -> ReasonCode:
+    """The stable reason for an IMS refusal code; any code not listed is ``IMS_REFUSED``."""
+    return IMS_REASONS.get(code or "", ReasonCode.IMS_REFUSED)
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MAX_MESSAGE else flat[: _MAX_MESSAGE - 3] + "..."
+
+
+def _restore(cls: type[ReplicatorError], state: dict[str, Any]) -> ReplicatorError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    err.args = (state["message"],)
+    return err
+
+
+class ReplicatorError(Exception):
+    """Root of every error the worker raises on purpose."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = _one_line(message)
+        self.endpoint = endpoint
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        head = " ".join(
+            part
+            for part in (
+                f"{self.endpoint}:" if self.endpoint else "",
+                f"HTTP {self.status_code}" if self.status_code is not None else "",
+                self.code or "",
+            )
+            if part
+        )
+        tail = f" (request_id {self.request_id})" if self.request_id else ""
+        return f"{head} {self.message}{tail}" if head else f"{self.message}{tail}"
+
+    # Keyword-only arguments break Exception's default pickling, and Celery's prefork pool pickles exceptions.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), dict(self.__dict__)))
+
+
+class RetryableError(ReplicatorError):
+    """Transient: the same request may succeed later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **cloud: Any) -> None:
+        super().__init__(message, **cloud)
+        self.retry_after = retry_after
+
+
+class ThrottledError(RetryableError):
+    """The cloud (or our own cluster-wide limiter) asked us to slow down; the request was not carried out."""
+
+
+class CloudUnavailableError(RetryableError):
+    """The cloud did not give a usable answer.
+
+    ``maybe_applied`` is false only when the request certainly never reached the server (connection refused,
+    connect or pool timeout). Otherwise a write such as ``copy`` may have been carried out, and the caller must
+    find out before it sends the write again.
+    """
+
+    def __init__(self, message: str, *, maybe_applied: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.maybe_applied = maybe_applied
+
+
+class PermanentError(ReplicatorError):
+    """Trying the same request again gives the same answer."""
+
+    def __init__(self, message: str, *, reason: ReasonCode, **cloud: Any) -> None:
+        super().__init__(message, **cloud)
+        self.reason = reason
+
+
+class ImsRefusedError(PermanentError):
+    """IMS or KMS refused this request; ``reason`` is the stable code derived from the ``IMG.*`` code."""
+
+
+class AuthenticationError(PermanentError):
+    """The account's credentials or roles were refused: stop using this account until it is fixed."""
+
+    def __init__(self, message: str, *, reason: ReasonCode = ReasonCode.ACCOUNT_AUTH_FAILED, **cloud: Any) -> None:
+        super().__init__(message, reason=reason, **cloud)
