@@ -97,9 +97,12 @@ def error_from_response(endpoint: str, response: httpx.Response, secrets: Iterab
 
 
 def outcome(response: httpx.Response, error: ReplicatorError | None) -> str:
-    """The metrics label of an answer: the IMS code for an IMS refusal, otherwise the HTTP status."""
+    """The metrics label of an answer: the IMS code of an IMS refusal, ``malformed`` for a 2xx we could not
+    read, otherwise the HTTP status."""
     if error is not None and error.code and error.code.startswith("IMG."):
         return error.code
+    if error is not None and response.is_success:
+        return "malformed"
     return str(response.status_code)
 
 

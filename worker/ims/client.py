@@ -1,0 +1,285 @@
+"""``ImsClient``: the IMS, KMS and IAM calls the worker makes, for one account, with typed errors.
+
+Synchronous on purpose: Celery prefork tasks are synchronous. Every call passes through ``ClientHooks`` (the
+cluster-wide rate limiter and metrics) and ends in data or in a ``worker.errors`` exception, never in a raw httpx
+error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from config.settings import AccountSettings
+from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
+from worker.ims.hooks import ClientHooks
+from worker.ims.models import Image, Job, KmsKey
+from worker.ims.responses import error_from_response, json_body, outcome, request_id
+from worker.ims.signer import AkSkAuth
+from worker.ims.token import TokenAuth, is_token_request
+
+T = TypeVar("T")
+
+USER_AGENT = "ims-replicator/0.1"
+JSON_UTF8 = "application/json;charset=UTF-8"  # what the SDK sends on the copy calls
+DEFAULT_PAGE_SIZE = 500  # the service's default ``limit``
+_KEY_PAGE_SIZE = "1000"  # KMS takes ``limit`` as a string
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _segment(value: str) -> str:
+    # IDs go into paths; encoding them keeps a hostile value from changing the path.
+    return quote(value, safe="")
+
+
+def _parsed(endpoint: str, response: httpx.Response, parse: Callable[[dict[str, Any]], T]) -> T:
+    data = json_body(endpoint, response)
+    try:
+        return parse(data)
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise CloudUnavailableError(
+            f"malformed response: {type(exc).__name__}: {exc}",
+            endpoint=endpoint,
+            status_code=response.status_code,
+            request_id=request_id(response),
+        ) from exc
+
+
+def _images(data: dict[str, Any]) -> list[Image]:
+    return [Image.model_validate(item) for item in data["images"]]
+
+
+def _job_id(data: dict[str, Any]) -> str:
+    job_id = data.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise KeyError("job_id")
+    return job_id
+
+
+def _key_page(data: dict[str, Any]) -> tuple[list[KmsKey], str | None]:
+    """A page of keys and the marker of the next page (``None`` on the last page)."""
+    keys = [KmsKey.model_validate(item) for item in data["key_details"]]
+    truncated = str(data.get("truncated", "false")).lower() == "true"
+    return keys, (data.get("next_marker") or None) if truncated else None
+
+
+def _key_info(data: dict[str, Any]) -> KmsKey:
+    return KmsKey.model_validate(data["key_info"])
+
+
+class ImsClient:
+    """One account's IMS/KMS client.
+
+    ``connect_timeout`` and ``read_timeout`` always apply (write uses the read timeout, the connection pool the
+    connect timeout). ``transport`` replaces the network, for tests. Credentials: AK/SK signing when the account
+    has an access key, otherwise an IAM token bought with the user's password.
+    """
+
+    def __init__(
+        self,
+        account: AccountSettings,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        transport: httpx.BaseTransport | None = None,
+        hooks: ClientHooks | None = None,
+    ) -> None:
+        self._account = account
+        self._hooks = hooks or ClientHooks()
+        self._auth = self._make_auth(account)
+        self._http = httpx.Client(
+            auth=self._auth,
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+        )
+
+    def _make_auth(self, account: AccountSettings) -> AkSkAuth | TokenAuth:
+        if account.access_key and account.secret_key:
+            return AkSkAuth(account.access_key, account.secret_key, account.project_id)
+        assert account.iam_user and account.iam_password and account.iam_domain and account.iam_endpoint
+        return TokenAuth(
+            account.iam_endpoint,
+            account.iam_user,
+            account.iam_password,
+            account.iam_domain,
+            account.project_id,
+            hooks=self._hooks,
+        )
+
+    # -- images -------------------------------------------------------------------------------------------------
+
+    def list_images(self, **filters: Any) -> list[Image]:
+        """One page of ``GET /v2/cloudimages``; ``filters`` are its query parameters (``limit``, ``marker``, ...)."""
+        return self._list("list_images", filters)
+
+    def iter_images(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[Image]:
+        """Every image matching ``filters``, page by page: the answer has no next link, so the last ID of a page
+        is the next ``marker``, until a page comes back shorter than ``page_size``."""
+        marker = filters.pop("marker", None)
+        while True:
+            page = self._list("list_images", {**filters, "limit": page_size, "marker": marker})
+            yield from page
+            if len(page) < page_size:
+                return
+            if page[-1].id == marker:
+                raise CloudUnavailableError("image paging did not advance past the marker", endpoint="list_images")
+            marker = page[-1].id
+
+    def get_image(self, image_id: str) -> Image | None:
+        """The image, or ``None`` when it does not exist or is not visible to the project."""
+        images = self._list("show_image", {"id": image_id})
+        return next((image for image in images if image.id == image_id), None)
+
+    def _list(self, endpoint: str, filters: dict[str, Any]) -> list[Image]:
+        params = {key: value for key, value in filters.items() if value is not None}
+        return self._call(endpoint, "GET", f"{self._account.ims_endpoint}/v2/cloudimages", _images, params=params)
+
+    # -- copy and jobs ------------------------------------------------------------------------------------------
+
+    def copy_image(
+        self,
+        image_id: str,
+        *,
+        name: str,
+        description: str | None = None,
+        cmk_id: str | None = None,
+        enterprise_project_id: str | None = None,
+        safe_mode: bool = False,
+    ) -> str:
+        """Start an in-region copy and return its job ID (``safe_mode`` uses the ``/v2.1`` variant).
+
+        Empty optional fields are left out, as the SDK and Terraform do. A 2xx answer without a ``job_id`` is a
+        ``CloudUnavailableError`` with ``maybe_applied`` set: the copy may have started, so the caller must look
+        before it copies again.
+        """
+        body: dict[str, str] = {"name": name}
+        optional = {"description": description, "cmk_id": cmk_id, "enterprise_project_id": enterprise_project_id}
+        body.update({key: value for key, value in optional.items() if value})
+        version = "v2.1" if safe_mode else "v1"
+        url = f"{self._account.ims_endpoint}/{version}/cloudimages/{_segment(image_id)}/copy"
+        return self._call("copy", "POST", url, _job_id, body=body)
+
+    def get_job(self, job_id: str) -> Job:
+        url = f"{self._account.ims_endpoint}/v1/{self._account.project_id}/jobs/{_segment(job_id)}"
+        return self._call("job", "GET", url, Job.model_validate)
+
+    def get_job_progress(self, job_id: str) -> Job:
+        """The job with ``entities.process_percent`` and ``current_task`` (the progress extension)."""
+        url = f"{self._account.ims_endpoint}/v1/cloudimages/job/{_segment(job_id)}"
+        return self._call("job_progress", "GET", url, Job.model_validate)
+
+    # -- KMS ----------------------------------------------------------------------------------------------------
+
+    def list_keys(self, key_state: str | None = None) -> list[KmsKey]:
+        """Every key of the project (of the default spec, AES_256), following ``next_marker`` while truncated."""
+        url = f"{self._account.kms_endpoint}/v1.0/{self._account.project_id}/kms/list-keys"
+        keys: list[KmsKey] = []
+        marker: str | None = None
+        while True:
+            body = {"limit": _KEY_PAGE_SIZE, "marker": marker, "key_state": key_state}
+            page, next_marker = self._call("list_keys", "POST", url, _key_page, body=body)
+            keys.extend(page)
+            if next_marker is None:
+                return keys
+            if next_marker == marker:
+                raise CloudUnavailableError("key paging did not advance past the marker", endpoint="list_keys")
+            marker = next_marker
+
+    def describe_key(self, key_id: str) -> KmsKey | None:
+        """The key, or ``None`` when KMS answers 404."""
+        url = f"{self._account.kms_endpoint}/v1.0/{self._account.project_id}/kms/describe-key"
+        try:
+            return self._call("describe_key", "POST", url, _key_info, body={"key_id": key_id})
+        except ImsRefusedError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def find_key(self, ref: str) -> KmsKey | None:
+        """A key by ID (a UUID) or by alias (e.g. ``ims/default``); ``None`` when there is no such key."""
+        if _UUID.match(ref):
+            return self.describe_key(ref)
+        return next((key for key in self.list_keys() if key.key_alias == ref), None)
+
+    # -- plumbing -----------------------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        parse: Callable[[dict[str, Any]], T],
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> T:
+        self._hooks.before_request(endpoint)
+        headers = {}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = JSON_UTF8
+            clean = {key: value for key, value in body.items() if value is not None}
+            content = json.dumps(clean, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            response = self._http.request(method, url, params=params, headers=headers, content=content)
+        except httpx.TransportError as exc:
+            label = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
+            failed = endpoint
+            if _is_token_failure(exc):
+                self._hooks.after_response("token", label)
+                failed, label = "token", "token_error"
+            self._hooks.after_response(endpoint, label)
+            raise _transport_error(failed, exc) from exc
+        except ReplicatorError:  # the token could not be obtained; the call itself was never sent
+            self._hooks.after_response(endpoint, "token_error")
+            raise
+        try:
+            if not response.is_success:
+                raise error_from_response(endpoint, response, self._auth.secret_values())
+            result = _parsed(endpoint, response, parse)
+        except ReplicatorError as error:
+            self._hooks.after_response(endpoint, outcome(response, error))
+            raise
+        self._hooks.after_response(endpoint, outcome(response, None))
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ImsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _is_token_failure(exc: httpx.TransportError) -> bool:
+    try:
+        return is_token_request(exc.request)
+    except RuntimeError:  # httpx raises when no request was attached
+        return False
+
+
+# Failures before the request left this machine: nothing can have been applied.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _transport_error(endpoint: str, exc: httpx.TransportError) -> CloudUnavailableError:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    return CloudUnavailableError(
+        f"{kind} ({type(exc).__name__})",
+        endpoint=endpoint,
+        maybe_applied=not isinstance(exc, _NOT_SENT),
+    )

@@ -1,0 +1,19 @@
+"""Extension points around every cloud call: the worker's rate limiter and metrics plug in here."""
+
+from __future__ import annotations
+
+
+class ClientHooks:
+    """Do-nothing hooks; subclass and override what you need.
+
+    Endpoint names: ``copy``, ``job``, ``job_progress``, ``list_images``, ``show_image``, ``list_keys``,
+    ``describe_key``, ``token``. Every call that passed ``before_request`` is followed by exactly one
+    ``after_response`` (also when no answer came), so the two can be paired.
+    """
+
+    def before_request(self, endpoint: str) -> None:
+        """Called before a request is sent; may raise ``ThrottledError`` to refuse it (nothing is sent)."""
+
+    def after_response(self, endpoint: str, outcome: str) -> None:
+        """Called once per call with its outcome: an HTTP status (``"200"``, ``"429"``), an IMS code
+        (``"IMG.0060"``), ``"timeout"``, ``"connection_error"``, ``"malformed"`` or ``"token_error"``."""
