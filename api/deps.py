@@ -1,0 +1,53 @@
+"""Dependencies the routes declare: the settings, the service, the caller's token and a JSON body."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import token_matches
+from api.errors import InvalidRequest, Problem, Unauthorized
+from api.service import ReplicationService
+from config.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_service(request: Request) -> ReplicationService:
+    return request.app.state.service
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[ReplicationService, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="One of the tokens in IMSREP_API_TOKENS")
+
+
+def require_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None or not token_matches(credentials.credentials, settings.api_tokens):
+        raise Unauthorized()
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON; its size was capped by BodySizeLimit before a byte was parsed."""
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidRequest([Problem(None, "body", "is required")], "body: is required; send a JSON object")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        rule = "must be valid JSON (nested too deeply)"
+    except ValueError as exc:  # includes bytes that are not UTF-8
+        rule = f"must be valid JSON ({exc})"
+    raise InvalidRequest([Problem(None, "body", rule)], f"body: {rule}")
+
+
+JsonBody = Annotated[Any, Depends(json_body)]

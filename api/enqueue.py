@@ -1,0 +1,43 @@
+"""Sends pipeline messages by task name, so the API never imports (or needs) the worker's task code."""
+
+from __future__ import annotations
+
+import logging
+
+import celery
+
+from config.celery import celery_config
+from config.settings import Settings
+from worker.queues import Queue, Task
+
+log = logging.getLogger(__name__)
+
+# A stored batch is safe in Redis whatever happens here, so publishing gives up quickly rather than hold the request.
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+class Enqueuer:
+    def __init__(self, settings: Settings) -> None:
+        self.app = celery.Celery("imsrep-api", broker=settings.redis_url, set_as_current=False)
+        self.app.conf.update(celery_config(settings))
+
+    def admit(self, batch_id: str) -> bool:
+        """Ask the workers to take the batch's ``accepted`` items into the pipeline; False if it was not sent.
+
+        Never raises: the items are already stored, and the reconciler admits ``accepted`` items that stay
+        unadmitted, so a lost message delays them but loses nothing.
+        """
+        try:
+            self.app.send_task(
+                Task.ADMIT.value,
+                kwargs={"batch_id": batch_id},
+                queue=Queue.ADMIT.value,
+                retry_policy=_PUBLISH_RETRY,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure here must not turn a stored batch into an error
+            log.error("admit message for batch %s not sent (%s); the reconciler will admit its items", batch_id, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        self.app.close()

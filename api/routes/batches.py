@@ -1,0 +1,110 @@
+"""Batches: submit, status, items, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from api.deps import JsonBody, ServiceDep
+from api.openapi import json_body_doc
+from api.schemas import (
+    BatchAccepted,
+    BatchRequest,
+    BatchStatus,
+    CancelOutcome,
+    ErrorResponse,
+    ItemsPage,
+    ReplicationOut,
+    RetryOutcome,
+)
+from api.service import RUNNING_NOT_CANCELLABLE
+from worker.domain.states import ItemState
+
+router = APIRouter(prefix="/batches", tags=["batches"])
+
+BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch ID (32 lowercase hex characters)")]
+_NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such batch"}}
+
+_EXAMPLES = {
+    "re-key": {
+        "summary": "Re-key two images with the default KMS key",
+        "value": {
+            "items": [
+                {"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81"},
+                {"image_id": "0c9e2f4a-1b3d-4e5f-8a7b-6c5d4e3f2a1b", "name": "web-rekeyed"},
+            ],
+            "defaults": {"kms_key": "ims/default"},
+        },
+    },
+    "decrypt": {
+        "summary": "An unencrypted copy (no kms_key) with a description",
+        "value": {"items": [{"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81", "description": "for sharing"}]},
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Submit a batch of images to replicate",
+    description=(
+        "Checks every item's syntax (IDs, IMS name and description rules, key reference, account). Any bad item "
+        "refuses the whole batch with a 422 listing every bad item's index, field and rule; nothing is stored. "
+        "Otherwise the batch is stored in one Redis transaction and handed to the workers."
+    ),
+    openapi_extra=json_body_doc(BatchRequest, _EXAMPLES),
+    responses={
+        422: {"model": ErrorResponse, "description": "Bad items or a malformed body; nothing stored"},
+        413: {"model": ErrorResponse, "description": "Body over max_request_bytes"},
+    },
+)
+def submit_batch(body: JsonBody, service: ServiceDep) -> BatchAccepted:
+    stored = service.submit_batch(body)
+    return BatchAccepted(batch_id=stored.batch_id, accepted=len(stored.item_ids), item_ids=stored.item_ids)
+
+
+@router.get("/{batch_id}", summary="Progress of a batch: counts by state", responses=_NOT_FOUND)
+def get_batch(batch_id: BatchId, service: ServiceDep) -> BatchStatus:
+    return BatchStatus.of(service.batch(batch_id))
+
+
+@router.get("/{batch_id}/items", summary="A page of a batch's items, optionally in one state", responses=_NOT_FOUND)
+def list_items(
+    batch_id: BatchId,
+    service: ServiceDep,
+    state: Annotated[ItemState | None, Query(description="Only items in this state")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
+    cursor: Annotated[int, Query(ge=0, description="`next_cursor` of the previous page")] = 0,
+) -> ItemsPage:
+    items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
+    return ItemsPage(batch_id=batch_id, items=[ReplicationOut.of(i) for i in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{batch_id}/cancel",
+    summary="Cancel the items that have not reached IMS yet",
+    description="Items in accepted, validating or waiting are cancelled. " + RUNNING_NOT_CANCELLABLE + ".",
+    responses=_NOT_FOUND,
+)
+def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
+    counts = service.cancel(batch_id)
+    message = f"{counts.cancelled} cancelled"
+    if counts.not_cancellable_running:
+        message += f"; {counts.not_cancellable_running} not cancelled: {RUNNING_NOT_CANCELLABLE}"
+    return CancelOutcome(
+        cancelled=counts.cancelled,
+        already_terminal=counts.already_terminal,
+        not_cancellable_running=counts.not_cancellable_running,
+        message=message,
+    )
+
+
+@router.post(
+    "/{batch_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Retry the batch's failed items as a new attempt",
+    responses=_NOT_FOUND,
+)
+def retry_batch(batch_id: BatchId, service: ServiceDep) -> RetryOutcome:
+    return RetryOutcome(retried=service.retry(batch_id))

@@ -1,0 +1,45 @@
+"""Single replications: submit one image, and the full record of any item."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from api.deps import JsonBody, ServiceDep
+from api.openapi import json_body_doc
+from api.schemas import ErrorResponse, ReplicationAccepted, ReplicationDetail, TransitionOut
+from worker.domain.spec import ItemSpec
+
+router = APIRouter(prefix="/replications", tags=["replications"])
+
+ItemId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Item ID (32 lowercase hex characters)")]
+
+_EXAMPLES = {
+    "encrypted": {
+        "summary": "An encrypted copy under a new name",
+        "value": {"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81", "name": "db-2024", "kms_key": "ims/default"},
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Replicate one image (a batch of one)",
+    openapi_extra=json_body_doc(ItemSpec, _EXAMPLES),
+    responses={422: {"model": ErrorResponse, "description": "Bad item or malformed body; nothing stored"}},
+)
+def submit_replication(body: JsonBody, service: ServiceDep) -> ReplicationAccepted:
+    stored = service.submit_one(body)
+    return ReplicationAccepted(batch_id=stored.batch_id, item_id=stored.item_ids[0])
+
+
+@router.get(
+    "/{item_id}",
+    summary="One item: state, reason, new image ID, progress and history",
+    responses={404: {"model": ErrorResponse, "description": "No such item"}},
+)
+def get_replication(item_id: ItemId, service: ServiceDep) -> ReplicationDetail:
+    item, history = service.replication(item_id)
+    return ReplicationDetail.of(item, history=[TransitionOut.of(t) for t in history])

@@ -1,0 +1,167 @@
+"""Request and response bodies as the OpenAPI document shows them. Times are ISO 8601, UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.domain.item import ReplicationItem, Transition
+from worker.domain.reasons import ReasonCode
+from worker.domain.spec import ItemOptions, ItemSpec
+from worker.domain.states import ItemState
+from worker.store import BatchSummary
+
+_ID = {"pattern": r"^[0-9a-f]{32}$", "examples": ["3f2a9c0e5b7d4e1f8a6c2b9d0e4f7a13"]}
+_IMAGE = "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81"
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+# Requests (documentation only: api.validation parses the bodies, so that every bad item is reported) ------------
+class BatchRequest(BaseModel):
+    """A batch of images to replicate; ``defaults`` fill whatever an item leaves out."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [{"image_id": _IMAGE}, {"image_id": _IMAGE, "name": "web-2024-rekeyed"}],
+                    "defaults": {"kms_key": "ims/default", "description": "re-keyed copy"},
+                }
+            ]
+        },
+    )
+
+    items: list[ItemSpec] = Field(..., min_length=1, description="1 to max_batch_items (default 10000) items")
+    defaults: ItemOptions | None = None
+
+
+# Responses ----------------------------------------------------------------------------------------------------
+class ProblemOut(BaseModel):
+    index: int | None = Field(None, description="Position of the bad item in `items`; null for the request itself")
+    field: str = Field(..., examples=["name"])
+    rule: str = Field(..., examples=["must not start or end with a space"])
+
+
+class ErrorResponse(BaseModel):
+    message: str = Field(..., examples=["2 of 10 items are invalid; nothing was stored"])
+    detail: list[ProblemOut] | None = None
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str = Field(..., **_ID)
+    accepted: int = Field(..., description="Number of items stored", examples=[2])
+    item_ids: list[str] = Field(..., description="Item IDs in the order the items were given")
+
+
+class ReplicationAccepted(BaseModel):
+    batch_id: str = Field(..., **_ID)
+    item_id: str = Field(..., **_ID)
+
+
+class BatchStatus(BaseModel):
+    batch_id: str = Field(..., **_ID)
+    created_at: datetime
+    total: int
+    counts: dict[ItemState, int] = Field(..., description="Number of items in each state (every state listed)")
+    done: bool = Field(..., description="True once every item is in a terminal state")
+
+    @classmethod
+    def of(cls, summary: BatchSummary) -> BatchStatus:
+        return cls(
+            batch_id=summary.batch_id,
+            created_at=_utc(summary.created_at),
+            total=summary.total,
+            counts=summary.counts,
+            done=summary.done,
+        )
+
+
+class TransitionOut(BaseModel):
+    state: ItemState
+    at: datetime
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, t: Transition) -> TransitionOut:
+        return cls(state=t.state, at=_utc(t.at), reason=t.reason, message=t.message)
+
+
+class ReplicationOut(BaseModel):
+    """One item: what was asked, where it stands, and (when done) the new image or why not."""
+
+    item_id: str = Field(..., **_ID)
+    batch_id: str = Field(..., **_ID)
+    account: str
+    image_id: str = Field(..., examples=[_IMAGE])
+    state: ItemState
+    reason: ReasonCode | None = Field(None, description="Stable reason code of a refusal, failure or cancellation")
+    message: str | None = Field(None, description="Human explanation that goes with the reason")
+    new_image_id: str | None = Field(None, description="ID of the copy, once the replication succeeded")
+    progress_percent: float | None = Field(None, ge=0, le=100, description="IMS job progress, 0-100")
+    job_id: str | None = Field(None, description="IMS copy job ID")
+    name: str | None = Field(None, description="Name asked for (null: the default)")
+    target_name: str | None = Field(None, description="Name the copy gets, once resolved by validation")
+    kms_key: str | None = None
+    attempt: int = Field(..., description="1, plus one per retry")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: ReplicationItem, **extra: object) -> ReplicationOut:
+        # The store keeps IMS's fraction (process_percent 0.24 means 24 %).
+        progress = None if item.progress is None else round(min(max(item.progress, 0.0), 1.0) * 100, 1)
+        return cls(
+            item_id=item.id,
+            batch_id=item.batch_id,
+            account=item.account,
+            image_id=item.image_id,
+            state=item.state,
+            reason=item.reason,
+            message=item.message,
+            new_image_id=item.new_image_id,
+            progress_percent=progress,
+            job_id=item.job_id,
+            name=item.name,
+            target_name=item.target_name,
+            kms_key=item.kms_key,
+            attempt=item.attempt,
+            created_at=_utc(item.created_at),
+            updated_at=_utc(item.updated_at),
+            **extra,
+        )
+
+
+class ReplicationDetail(ReplicationOut):
+    history: list[TransitionOut] = Field(..., description="Every state the item entered, oldest first")
+
+
+class ItemsPage(BaseModel):
+    batch_id: str = Field(..., **_ID)
+    items: list[ReplicationOut]
+    next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page; null on the last page")
+
+
+class CancelOutcome(BaseModel):
+    cancelled: int = Field(..., description="Items that had not reached IMS and are now cancelled")
+    already_terminal: int = Field(..., description="Items that had already finished (any terminal state)")
+    not_cancellable_running: int = Field(..., description="Items whose IMS copy job is submitted or running")
+    message: str
+
+
+class RetryOutcome(BaseModel):
+    retried: int = Field(..., description="Failed items put back to `accepted` as a new attempt")
+
+
+class Health(BaseModel):
+    status: str = Field(..., examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(..., examples=["ready"])
+    workers: int = Field(..., description="Workers with a heartbeat within worker_seen_seconds")

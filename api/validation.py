@@ -1,0 +1,95 @@
+"""Checks a submission's syntax and turns it into items ready to store, or reports every problem at once.
+
+The body is parsed here rather than by FastAPI so that one bad item does not hide the others: each item is
+checked on its own (``ItemSpec``), then against the configured accounts, and a request with any problem is
+refused whole with the index, field and rule of each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from api.errors import InvalidRequest, Problem, problems_from_pydantic
+from config.settings import Settings
+from worker.domain.spec import ItemOptions, ItemSpec
+from worker.store import NewItem
+
+
+class _Envelope(BaseModel):
+    """The batch body around its items; the defaults and each item are checked on their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Any]
+    defaults: Any = None
+
+
+def parse_batch(payload: Any, settings: Settings) -> list[NewItem]:
+    try:
+        envelope = _Envelope.model_validate(payload)
+    except ValidationError as exc:
+        raise _refusal(problems_from_pydantic(list(exc.errors()), root="body"), 0) from None
+    count, limit = len(envelope.items), settings.max_batch_items
+    if not 1 <= count <= limit:
+        raise _refusal([Problem(None, "items", f"must hold 1 to {limit} items (got {count})")], count)
+
+    problems: list[Problem] = []
+    defaults = None
+    if envelope.defaults is not None:
+        try:
+            defaults = ItemOptions.model_validate(envelope.defaults)
+        except ValidationError as exc:
+            problems += problems_from_pydantic(list(exc.errors()), prefix="defaults")
+        else:
+            if defaults.account is not None and defaults.account not in settings.accounts:
+                problems.append(Problem(None, "defaults.account", _unknown_account(settings)))
+    items: list[NewItem] = []
+    for index, raw in enumerate(envelope.items):
+        try:
+            spec = ItemSpec.model_validate(raw)
+        except ValidationError as exc:
+            found = problems_from_pydantic(list(exc.errors()), index)
+            problems += found
+            named = raw.get("account") if isinstance(raw, dict) else None
+            if isinstance(named, str) and named not in settings.accounts and all(p.field != "account" for p in found):
+                problems.append(Problem(index, "account", _unknown_account(settings)))
+            continue
+        inherits_account = spec.account is None and defaults is not None and defaults.account is not None
+        spec = spec.with_defaults(defaults)
+        account = spec.account or settings.default_account
+        if account in settings.accounts:
+            items.append(NewItem(spec, account))
+        elif not inherits_account:  # a bad default account is reported once, above
+            problems.append(Problem(index, "account", _unknown_account(settings)))
+    if problems:
+        raise _refusal(problems, count)
+    return items
+
+
+def parse_item(payload: Any, settings: Settings) -> NewItem:
+    """One item (``POST /v1/replications``): the same rules as a batch item, reported without an index."""
+    try:
+        spec = ItemSpec.model_validate(payload)
+    except ValidationError as exc:
+        raise _refusal(problems_from_pydantic(list(exc.errors()), root="body"), 1) from None
+    account = spec.account or settings.default_account
+    if account not in settings.accounts:
+        raise _refusal([Problem(None, "account", _unknown_account(settings))], 1)
+    return NewItem(spec, account)
+
+
+def _unknown_account(settings: Settings) -> str:
+    if not settings.accounts:
+        return "no accounts are configured on this server"
+    return f"must be one of the configured accounts: {', '.join(sorted(settings.accounts))}"
+
+
+def _refusal(problems: list[Problem], total: int) -> InvalidRequest:
+    """The 422: every problem in ``detail``; the message counts bad items and spells out request-level ones."""
+    parts = [f"{p.field}: {p.rule}" for p in problems if p.index is None]
+    bad_items = len({p.index for p in problems if p.index is not None})
+    if bad_items:
+        parts.append(f"{bad_items} of {total} items are invalid")
+    return InvalidRequest(problems, "; ".join(parts) + "; nothing was stored")
