@@ -30,6 +30,7 @@ USER_AGENT = "ims-replicator/0.1"
 JSON_UTF8 = "application/json;charset=UTF-8"  # what the SDK sends on the copy calls
 DEFAULT_PAGE_SIZE = 500  # the service's default ``limit``
 _KEY_PAGE_SIZE = "1000"  # KMS takes ``limit`` as a string
+_KMS_INVALID_KEY_ID = "KMS.0205"  # KMS's answer for an unknown key ID (DEW error-code table)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -193,12 +194,12 @@ class ImsClient:
             marker = next_marker
 
     def describe_key(self, key_id: str) -> KmsKey | None:
-        """The key, or ``None`` when KMS answers 404."""
+        """The key, or ``None`` when KMS does not know it (400 ``KMS.0205`` "Invalid key ID.", or a 404)."""
         url = f"{self._account.kms_endpoint}/v1.0/{self._account.project_id}/kms/describe-key"
         try:
             return self._call("describe_key", "POST", url, _key_info, body={"key_id": key_id})
         except ImsRefusedError as exc:
-            if exc.status_code == 404:
+            if exc.code == _KMS_INVALID_KEY_ID or exc.status_code == 404:
                 return None
             raise
 

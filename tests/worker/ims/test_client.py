@@ -349,8 +349,14 @@ def test_describe_key() -> None:
     assert json.loads(rec.last.content) == {"key_id": KEY_ID}
 
 
-def test_describe_key_not_found() -> None:
-    missing = httpx.Response(404, json={"error": {"error_code": "KMS.0205", "error_msg": "no such key"}})
+@pytest.mark.parametrize(
+    "missing",
+    [
+        httpx.Response(400, json={"error": {"error_code": "KMS.0205", "error_msg": "Invalid key ID."}}),
+        httpx.Response(404, json={"error": {"error_code": "KMS.0404", "error_msg": "Not found."}}),
+    ],
+)
+def test_describe_key_not_found(missing: httpx.Response) -> None:
     client, _ = make(missing)
     assert client.describe_key(KEY_ID) is None
 
