@@ -1,0 +1,91 @@
+"""IAM: project-scoped tokens for password credentials (ims-contract.md 6.1)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulator.catalog.records import NAMESPACE
+from simulator.context import Simulator
+from simulator.errors import IamError
+from simulator.gateway import Call, api_route
+from simulator.state import Project
+from simulator.timefmt import token_time
+
+
+def _bad_request(message: str) -> IamError:
+    return IamError(400, "Bad Request", message)
+
+
+def _dig(body: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
+def _scoped_project(sim: Simulator, scope: Any) -> Project:
+    wanted = _dig(scope, "project")
+    if not isinstance(wanted, dict) or not (wanted.get("id") or wanted.get("name")):
+        raise _bad_request("The simulator issues project-scoped tokens only: give scope.project.name or .id.")
+    project = sim.state.projects.get(wanted.get("id") or "") or sim.state.project_named(wanted.get("name") or "")
+    if project is None:
+        raise _bad_request("The project does not exist.")
+    return project
+
+
+def _check_password(sim: Simulator, body: Any) -> None:
+    identity = _dig(body, "auth", "identity")
+    if not isinstance(identity, dict) or "password" not in (identity.get("methods") or []):
+        raise _bad_request("The request body is invalid: auth.identity.methods must include password.")
+    user = _dig(identity, "password", "user")
+    domain = _dig(user, "domain") or {}
+    config = sim.config
+    domain_ok = domain.get("name") == config.iam_domain or domain.get("id") == sim.domain_id
+    if not (_dig(user, "name") == config.iam_user and _dig(user, "password") == config.iam_password and domain_ok):
+        raise IamError(401, "Unauthorized", "The username or password is wrong.")
+
+
+def _catalog(sim: Simulator, call: Call) -> list[dict[str, Any]]:
+    base = f"{call.request.url.scheme}://{call.request.headers.get('host', call.request.url.netloc)}"
+    region = sim.config.region
+    return [
+        {"type": kind, "name": name, "id": f"{name}-endpoint",
+         "endpoints": [{"url": base, "region": region, "region_id": region, "interface": "public",
+                        "id": f"{name}-{region}"}]}
+        for kind, name in (("image", "ims"), ("kms", "kms"), ("identity", "iam"))
+    ]
+
+
+def issue_token_handler(call: Call) -> Response:
+    try:
+        body = json.loads(call.body)
+    except ValueError as exc:
+        raise _bad_request("The request body is not valid JSON.") from exc
+    sim = call.sim
+    _check_password(sim, body)
+    project = _scoped_project(sim, _dig(body, "auth", "scope"))
+    value, token = sim.tokens.issue(project.id, call.now)
+    domain = {"id": sim.domain_id, "name": sim.config.iam_domain}
+    user_id = uuid.uuid5(NAMESPACE, f"user:{sim.config.iam_domain}:{sim.config.iam_user}").hex
+    payload: dict[str, Any] = {
+        "expires_at": token_time(token.expires_at),
+        "issued_at": token_time(token.issued_at),
+        "methods": ["password"],
+        "project": {"id": project.id, "name": project.name, "domain": domain},
+        "user": {"id": user_id, "name": sim.config.iam_user, "domain": domain, "password_expires_at": ""},
+        "roles": [{"id": "0", "name": "te_admin"}],
+    }
+    if call.request.query_params.get("nocatalog", "").lower() != "true":
+        payload["catalog"] = _catalog(sim, call)
+    return JSONResponse({"token": payload}, status_code=201, headers={"X-Subject-Token": value})
+
+
+def routes(sim: Simulator) -> list[Route]:
+    return [api_route(sim, "/v3/auth/tokens", issue_token_handler, name="tokens", method="POST",
+                      authenticated=False)]
