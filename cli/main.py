@@ -1,10 +1,34 @@
-"""The ``imsrep`` command: the local stack, the simulator, the demo and the API client."""
+"""The ``imsrep`` command: the local stack, the simulator, the demo and the API client.
+
+Exit codes: 0 everything succeeded, 1 some items did not (or a service died), 2 usage or input errors (a bad
+manifest, a refused request), 3 the API is unreachable.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
 
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.api_client import ApiClient, ApiError, ApiUnreachable, NoApiConfigured, resolve_target, state_dir_default
+from cli.demo import run_demo
+from cli.manifest import ManifestError, read_manifest
+from cli.processes import ServiceError
+from cli.progress import items_table, summary_table, watch
+from cli.results import ItemResult, write_results
+from cli.services import DEFAULT_PORTS
+from cli.stack import LocalStack, StackInfo, StackOptions, sigterm_as_interrupt
+from cli.submission import DEFAULT_CHUNK, collect_results, submit_rows
+from config.settings import SettingsError
 from simulator.cli import simulator_command
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 app = typer.Typer(
     name="imsrep",
@@ -15,3 +39,178 @@ app = typer.Typer(
 app.command("simulator", help="Run the IMS + KMS + IAM simulator (a local stand-in for Huawei Cloud).")(
     simulator_command
 )
+
+console = Console()
+err = Console(stderr=True)
+
+StateDir = Annotated[
+    Path | None, typer.Option("--state-dir", help="Where data, logs and stack.json live [env IMSREP_STATE_DIR]")
+]
+ApiUrl = Annotated[str | None, typer.Option("--api", help="API address [env IMSREP_API_URL; else stack.json]")]
+Token = Annotated[str | None, typer.Option("--token", help="API bearer token [env IMSREP_API_TOKEN]")]
+
+
+def _port(name: str) -> object:
+    return typer.Option(DEFAULT_PORTS[name], f"--{name}-port", help=f"Port of the {name}")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every expected failure as one line on stderr and its exit code, never a traceback."""
+    try:
+        yield
+    except ApiUnreachable as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except ApiError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE if exc.status and exc.status < 500 else EXIT_SOME_FAILED) from None
+    except (ManifestError, NoApiConfigured, SettingsError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    except (ServiceError, TimeoutError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_SOME_FAILED) from None
+
+
+def _client(api: str | None, token: str | None, state_dir: Path | None) -> ApiClient:
+    return ApiClient(resolve_target(api, token, state_dir))
+
+
+@app.command()
+def up(
+    state_dir: StateDir = None,
+    api_port: int = _port("api"),
+    flower_port: int = _port("flower"),
+    redis_port: int = _port("redis"),
+    simulator_port: int = _port("simulator"),
+) -> None:
+    """Run Redis, the simulator (when no account is configured), the API, a worker, beat and Flower until Ctrl-C."""
+    ports = {"api": api_port, "flower": flower_port, "redis": redis_port, "simulator": simulator_port}
+    with _errors(), sigterm_as_interrupt():
+        stack = LocalStack(StackOptions(state_dir=state_dir or state_dir_default(), ports=ports))
+        try:
+            with console.status("Starting the services..."):
+                info = stack.start()
+            console.print(_addresses(info, stack.simulator_mode))
+            console.print(f"Written to {info.state_dir}/stack.json (mode 0600); logs in {info.log_dir}. Ctrl-C stops.")
+            dead = stack.supervise()
+            err.print(f"[red]error:[/] {dead.name} exited; stopping everything. Last lines of {dead.log_path}:")
+            err.print(dead.log_tail(), markup=False, highlight=False)
+            raise typer.Exit(EXIT_SOME_FAILED)
+        except KeyboardInterrupt:
+            console.print("Stopping...")
+        finally:
+            stack.stop()
+
+
+def _addresses(info: StackInfo, simulator_mode: bool) -> Table:
+    table = Table(title="imsrep is running", show_header=False)
+    table.add_row("API", info.api_url, f"token {info.api_token}")
+    table.add_row("API docs", f"{info.api_url}/docs", "")
+    table.add_row("Flower", info.flower_url, f"user {info.flower_user}  password {info.flower_password}")
+    table.add_row("Redis", info.redis_url, "")
+    if simulator_mode:
+        keys = f"AK {info.simulator_access_key}  SK {info.simulator_secret_key}"
+        table.add_row("Simulator", info.simulator_url, keys)
+    return table
+
+
+@app.command()
+def submit(
+    manifest: Annotated[Path, typer.Argument(help="CSV or JSON manifest of items")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
+    results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Items per batch request")] = DEFAULT_CHUNK,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Submit a manifest; bad rows are reported by line number and the good ones still go through."""
+    with _errors():
+        parsed = read_manifest(manifest)
+        for error in parsed.errors:
+            err.print(f"[yellow]{manifest}:{error.line}:[/] {error.message}", highlight=False)
+        if not parsed.rows:
+            err.print(f"[red]error:[/] no valid rows in {manifest}; nothing was submitted")
+            raise typer.Exit(EXIT_USAGE)
+        with _client(api, token, state_dir) as client:
+            submission = submit_rows(client, parsed.rows, chunk_size)
+            for error in submission.errors:
+                err.print(f"[yellow]{manifest}:{error.line}:[/] refused by the API: {error.message}", highlight=False)
+            bad = len(parsed.errors) + len(submission.errors)
+            console.print(f"Submitted {submission.submitted} items in batch {', '.join(submission.batch_ids)}"
+                          + (f"; {bad} bad rows skipped" if bad else ""))  # fmt: skip
+            if wait:
+                watch(client, submission.batch_ids, console)
+            if not (wait or results):
+                raise typer.Exit(EXIT_SOME_FAILED if bad else EXIT_OK)
+            outcome = collect_results(client, submission, parsed.errors)
+        if results:
+            write_results(results, outcome)
+            console.print(f"Results written to {results}")
+        console.print(summary_table(outcome))
+        succeeded = all(r.state == "succeeded" for r in outcome)
+        raise typer.Exit(EXIT_OK if succeeded else EXIT_SOME_FAILED)
+
+
+@app.command()
+def status(
+    batch_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the batch and all its items as JSON")] = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Show a batch: counts by state and every item."""
+    with _errors(), _client(api, token, state_dir) as client:
+        batch = client.batch(batch_id)
+        items = list(client.items(batch_id))
+    if as_json:
+        print(json.dumps({"batch": batch, "items": items}, indent=2))
+    else:
+        console.print(items_table(items, f"Batch {batch_id}"))
+        console.print(summary_table([ItemResult.of(i) for i in items], title="By state"))
+    raise typer.Exit(_batch_exit(batch))
+
+
+def _batch_exit(batch: dict) -> int:
+    all_ok = batch["done"] and batch["counts"].get("succeeded", 0) == batch["total"]
+    return EXIT_OK if all_ok else EXIT_SOME_FAILED
+
+
+@app.command("watch")
+def watch_command(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
+    """Show a live progress bar until every item of the batch is done."""
+    with _errors(), _client(api, token, state_dir) as client:
+        watch(client, [batch_id], console)
+        items = list(client.items(batch_id))
+        batch = client.batch(batch_id)
+    console.print(summary_table([ItemResult.of(i) for i in items]))
+    raise typer.Exit(_batch_exit(batch))
+
+
+@app.command()
+def cancel(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
+    """Cancel every item of the batch that has not reached IMS yet (a running copy cannot be stopped)."""
+    with _errors(), _client(api, token, state_dir) as client:
+        outcome = client.cancel(batch_id)
+    console.print(outcome.get("message") or f"cancelled {outcome.get('cancelled', 0)} items")
+
+
+@app.command()
+def retry(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
+    """Retry the batch's failed items as a new attempt."""
+    with _errors(), _client(api, token, state_dir) as client:
+        outcome = client.retry(batch_id)
+    console.print(f"retried {outcome.get('retried', 0)} failed items of batch {batch_id}")
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the stack running until Ctrl-C")] = False,
+    state_dir: Annotated[Path | None, typer.Option(help="Where the demo keeps its data [<state dir>/demo]")] = None,
+) -> None:
+    """Run the local stack on the simulator, submit a batch covering every scenario and refusal, and check it."""
+    with _errors(), sigterm_as_interrupt():
+        raise typer.Exit(run_demo(state_dir or state_dir_default() / "demo", console, keep=keep))

@@ -59,19 +59,23 @@ def http_ok(url: str) -> bool:
 
 @dataclass
 class ManagedProcess:
-    """One service: its command line, environment and log file, run in a process group of its own."""
+    """One service: its command line, environment and log file, run in a process group of its own.
+
+    ``env`` is laid over this process's environment; a value of ``None`` removes an inherited variable (the demo
+    must not inherit a user's real cloud accounts, say).
+    """
 
     name: str
     argv: Sequence[str]
     log_path: Path
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str | None] = field(default_factory=dict)
     cwd: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        env = {**os.environ, **self.env}
+        env = {k: v for k, v in {**os.environ, **self.env}.items() if v is not None}
         self.proc = subprocess.Popen(
             list(self.argv),
             stdout=log,

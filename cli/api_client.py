@@ -1,0 +1,129 @@
+"""A small client of the submission API, and where the CLI finds the API's address and token.
+
+Every failure becomes an ``ApiError`` whose text is one readable line (the API's own ``message`` when it sent
+one), so the CLI never shows a traceback for a refused request or a server that is down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cli.stack import read_stack_file
+from config.settings import ENV_PREFIX, Settings
+from worker.domain.spec import ItemSpec
+
+URL_ENV = f"{ENV_PREFIX}API_URL"
+TOKEN_ENV = f"{ENV_PREFIX}API_TOKEN"
+ITEMS_PAGE = 1000
+
+
+class ApiError(Exception):
+    """The API refused a request; ``str()`` is one line, ``problems`` the per-item details of a 422."""
+
+    def __init__(self, message: str, status: int | None = None, problems: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.problems = problems or []
+
+
+class ApiUnreachable(ApiError):
+    """No answer at all: wrong address, server down, network trouble."""
+
+
+class NoApiConfigured(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    url: str
+    token: str
+
+
+def state_dir_default() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}STATE_DIR") or Settings.model_fields["state_dir"].default)
+
+
+def resolve_target(url: str | None, token: str | None, state_dir: Path | None = None) -> ApiTarget:
+    """Options first, then ``IMSREP_API_URL``/``IMSREP_API_TOKEN``, then the running local stack's stack.json."""
+    url = url or os.environ.get(URL_ENV)
+    token = token or os.environ.get(TOKEN_ENV)
+    if not (url and token):
+        stack = read_stack_file(state_dir or state_dir_default())
+        if stack is not None:
+            url, token = url or stack.api_url, token or stack.api_token
+    if not url:
+        raise NoApiConfigured(f"no API address: pass --api, set {URL_ENV}, or start the local stack (imsrep up)")
+    if not token:
+        raise NoApiConfigured(f"no API token: pass --token or set {TOKEN_ENV}")
+    return ApiTarget(url.rstrip("/"), token)
+
+
+class ApiClient:
+    def __init__(self, target: ApiTarget, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
+        self.target = target
+        self._http = httpx.Client(
+            base_url=target.url,
+            headers={"Authorization": f"Bearer {target.token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def submit(self, specs: Sequence[ItemSpec]) -> dict[str, Any]:
+        """``POST /v1/batches``: ``{batch_id, accepted, item_ids}``."""
+        items = [spec.model_dump(exclude_none=True) for spec in specs]
+        return self._call("POST", "/v1/batches", json={"items": items})
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """``GET /v1/batches/{id}``: ``{batch_id, total, counts, done, ...}``."""
+        return self._call("GET", f"/v1/batches/{batch_id}")
+
+    def items(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """Every item of a batch, page by page."""
+        cursor: int | None = 0
+        while cursor is not None:
+            page = self._call("GET", f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": ITEMS_PAGE})
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/batches/{batch_id}/cancel")
+
+    def retry(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/batches/{batch_id}/retry")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"API unreachable at {self.target.url}: {exc or type(exc).__name__}") from None
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                problem = f"API answered {method} {path} with a body that is not JSON"
+                raise ApiError(problem, response.status_code) from None
+        raise _error(method, path, response)
+
+
+def _error(method: str, path: str, response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("message") or response.reason_phrase or "no message")
+    problems = body.get("detail") if isinstance(body.get("detail"), list) else []
+    return ApiError(f"API refused {method} {path} ({response.status_code}): {message}", response.status_code, problems)

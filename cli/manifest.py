@@ -1,0 +1,180 @@
+"""Reading manifests: CSV or JSON lists of items, each row checked on its own and reported by its line number.
+
+A CSV manifest has a header of item fields (``image_id`` required; ``name``, ``description``, ``kms_key``,
+``enterprise_project_id``, ``account`` optional; an empty cell means "the default"). A JSON manifest is a list of
+item objects, or ``{"items": [...]}``. Bad rows do not stop the good ones: the caller gets both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.domain.spec import ItemSpec
+
+FIELDS = ("image_id", "name", "description", "kms_key", "enterprise_project_id", "account")
+
+
+class ManifestError(ValueError):
+    """The file as a whole cannot be read (missing, malformed, wrong header); no row can be trusted."""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    line: int
+    spec: ItemSpec
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+    image_id: str | None = None  # as written in the row, when it has one
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class _BadRow:
+    """A row the reader could already tell is broken (too many CSV cells)."""
+
+    message: str
+
+
+@dataclass
+class Manifest:
+    rows: list[ManifestRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    def add(self, line: int, raw: Any) -> None:
+        if isinstance(raw, _BadRow):
+            self.errors.append(RowError(line, raw.message))
+            return
+        if not isinstance(raw, dict):
+            self.errors.append(RowError(line, "must be an object with at least an image_id"))
+            return
+        try:
+            self.rows.append(ManifestRow(line, ItemSpec.model_validate(raw)))
+        except ValidationError as exc:
+            image_id = raw.get("image_id")
+            self.errors.append(RowError(line, _problems(exc), image_id if isinstance(image_id, str) else None))
+
+
+_RULES = {"missing": "is required", "extra_forbidden": "is not a known field"}
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "row"
+        rule = _RULES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {rule}")
+    return "; ".join(parts)
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read: {exc}") from None
+    return parse_manifest(text, _format_of(path, text), str(path))
+
+
+def _format_of(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".json"):
+        return suffix[1:]
+    return "json" if text.lstrip()[:1] in ("[", "{") else "csv"
+
+
+def parse_manifest(text: str, fmt: str, source: str = "manifest") -> Manifest:
+    manifest = Manifest()
+    entries = _csv_rows(text, source) if fmt == "csv" else _json_rows(text, source)
+    for line, raw in entries:
+        manifest.add(line, raw)
+    if not manifest.rows and not manifest.errors:
+        raise ManifestError(f"{source}: no items")
+    return manifest
+
+
+def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, str | None] | _BadRow]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise ManifestError(f"{source}: empty file")
+    columns = [c.strip() for c in header]
+    unknown = [c for c in columns if c not in FIELDS]
+    if unknown or "image_id" not in columns:
+        problem = f"unknown column(s) {', '.join(unknown)}" if unknown else "no image_id column"
+        raise ManifestError(f"{source}: line 1: {problem}; the columns are {', '.join(FIELDS)}")
+    end = reader.line_num
+    for cells in reader:
+        start, end = end + 1, reader.line_num  # a quoted cell may span lines: report where the row starts
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(columns):
+            yield start, _BadRow(f"has {len(cells)} cells but the header has {len(columns)} columns")
+            continue
+        yield start, {col: (cell if cell.strip() else None) for col, cell in zip(columns, cells, strict=False)}
+
+
+def _json_rows(text: str, source: str) -> Iterator[tuple[int, Any]]:
+    decoder = json.JSONDecoder()
+    try:
+        pos = _skip_space(text, 0)
+        if text.startswith("{", pos):
+            pos = _items_array(decoder, text, pos, source)
+        if not text.startswith("[", pos):
+            raise ManifestError(f"{source}: must be a JSON list of items or an object with an 'items' list")
+        # Walk the list element by element so each item keeps the line it starts on.
+        pos = _skip_space(text, pos + 1)
+        if text.startswith("]", pos):
+            return
+        while True:
+            value, end = decoder.raw_decode(text, pos)
+            yield text.count("\n", 0, pos) + 1, value
+            pos = _skip_space(text, end)
+            if text.startswith("]", pos):
+                return
+            if not text.startswith(",", pos):
+                raise json.JSONDecodeError("expected ',' or ']'", text, pos)
+            pos = _skip_space(text, pos + 1)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{source}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _items_array(decoder: json.JSONDecoder, text: str, pos: int, source: str) -> int:
+    """The position of the ``items`` list inside ``{"items": [...]}`` (its other keys are refused)."""
+    obj, _ = decoder.raw_decode(text, pos)
+    if set(obj) != {"items"}:
+        raise ManifestError(f"{source}: an object manifest must have one key, 'items' (found {sorted(obj)})")
+    pos = _skip_space(text, pos + 1)
+    _, pos = decoder.raw_decode(text, pos)  # the only key is "items"
+    pos = _skip_space(text, pos)
+    return _skip_space(text, pos + 1)  # past the ':'
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def write_manifest(path: Path, specs: Sequence[ItemSpec]) -> None:
+    """Write items as a manifest (CSV or JSON by extension), leaving out fields that are not set."""
+    rows = [spec.model_dump(exclude_none=True) for spec in specs]
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps({"items": rows}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: row.get(k, "") for k in FIELDS} for row in rows)

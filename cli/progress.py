@@ -1,0 +1,99 @@
+"""Showing batches: a live progress bar with counts by state while they run, a summary table when they are done."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.api_client import ApiClient
+from cli.results import ItemResult
+from worker.domain.states import TERMINAL, ItemState
+
+STATE_STYLE = {
+    ItemState.SUCCEEDED.value: "green",
+    ItemState.REJECTED.value: "yellow",
+    ItemState.FAILED.value: "red",
+    ItemState.CANCELLED.value: "magenta",
+    "invalid": "red",
+}
+_TERMINAL = {s.value for s in TERMINAL}
+_ORDER = [s.value for s in ItemState]
+
+
+def total_counts(statuses: Sequence[dict[str, Any]]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for status in statuses:
+        counts.update({state: n for state, n in status["counts"].items() if n})
+    return counts
+
+
+def describe_counts(counts: Counter[str]) -> str:
+    parts = []
+    for state in sorted(counts, key=lambda s: _ORDER.index(s) if s in _ORDER else len(_ORDER)):
+        style = STATE_STYLE.get(state)
+        text = f"{state} {counts[state]}"
+        parts.append(f"[{style}]{text}[/]" if style else text)
+    return "  ".join(parts)
+
+
+def watch(client: ApiClient, batch_ids: Sequence[str], console: Console, interval: float = 1.0) -> Counter[str]:
+    """Poll the batches until every item is terminal, showing progress; return the final counts by state."""
+    statuses = [client.batch(b) for b in batch_ids]
+    total = sum(s["total"] for s in statuses)
+    columns = (
+        SpinnerColumn(),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=total)
+        while True:
+            counts = total_counts(statuses)
+            done = sum(n for state, n in counts.items() if state in _TERMINAL)
+            progress.update(task, completed=done, description=describe_counts(counts))
+            if all(s["done"] for s in statuses):
+                return counts
+            time.sleep(interval)
+            statuses = [client.batch(b) for b in batch_ids]
+
+
+def summary_table(results: Sequence[ItemResult], title: str = "Summary") -> Table:
+    """Counts by state and reason."""
+    table = Table(title=title)
+    table.add_column("State")
+    table.add_column("Reason")
+    table.add_column("Items", justify="right")
+    tally = Counter((r.state, r.reason or "") for r in results)
+    for (state, reason), n in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])):
+        style = STATE_STYLE.get(state, "")
+        table.add_row(f"[{style}]{state}[/]" if style else state, reason, str(n))
+    table.add_section()
+    table.add_row("total", "", str(len(results)))
+    return table
+
+
+def items_table(items: Sequence[dict[str, Any]], title: str) -> Table:
+    """One row per item, for ``imsrep status``."""
+    table = Table(title=title)
+    for column in ("Item", "Image", "State", "Reason", "New image", "Message"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        state = item["state"]
+        style = STATE_STYLE.get(state)
+        table.add_row(
+            item["item_id"],
+            item["image_id"],
+            f"[{style}]{state}[/]" if style else state,
+            item.get("reason") or "",
+            item.get("new_image_id") or "",
+            item.get("message") or "",
+        )
+    return table

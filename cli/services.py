@@ -1,0 +1,72 @@
+"""The command line of every service, in one place.
+
+``LocalStack`` runs these as ``<venv python> -m <args>``; ``docker-compose.yml`` repeats them as
+``python -m <args>``, and ``tests/cli/test_compose.py`` checks that the two agree, so the compose services and the
+local stack cannot drift apart. Each function returns the arguments after ``python -m``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker.queues import ALL_QUEUES
+
+API_APP = "api.app:create_app"
+CELERY_APP = "worker.celery_app:app"
+
+# The well-known ports of ``imsrep up`` and docker-compose.yml.
+DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
+
+# The simulator's single region and project in the local stack: fixed, so that its deterministic image IDs (and the
+# sample manifests in examples/) stay the same from run to run.
+SIMULATOR_REGION = "cn-north-4"
+SIMULATOR_PROJECT_ID = "ac234de25c6741d2b1273da49eea1b9e"
+
+
+def api_args(host: str, port: int) -> list[str]:
+    return ["uvicorn", API_APP, "--factory", "--host", host, "--port", str(port)]
+
+
+def worker_args(hostname: str = "worker@%h") -> list[str]:
+    # Every stage's queue, and task events (-E) so Flower sees the tasks.
+    return ["celery", "-A", CELERY_APP, "worker", "-Q", ",".join(ALL_QUEUES), "-E", "-n", hostname]
+
+
+def beat_args(schedule: Path | str) -> list[str]:
+    return ["celery", "-A", CELERY_APP, "beat", "-s", str(schedule)]
+
+
+def flower_args(broker_url: str, host: str, port: int, db: Path | str) -> list[str]:
+    """Flower on the broker alone (``--broker``, not ``-A``: it need not import our code; Celery options go before
+    ``flower``). The password comes from ``FLOWER_BASIC_AUTH`` in the environment, never the command line, so it
+    does not show in ``ps``."""
+    return [
+        "celery", "--broker", broker_url, "flower",
+        "--port", str(port), "--address", host,
+        "--persistent=True", "--db", str(db), "--state_save_interval=10000",
+        "--max_tasks=10000", "--purge_offline_workers=60",
+    ]  # fmt: skip
+
+
+def simulator_env(access_key: str, secret_key: str) -> dict[str, str]:
+    # The simulator reads every option from IMSREP_SIM_*; the AK/SK go there rather than on the command line.
+    return {"IMSREP_SIM_ACCESS_KEY": access_key, "IMSREP_SIM_SECRET_KEY": secret_key}
+
+
+def flower_env(user: str, password: str) -> dict[str, str]:
+    return {"FLOWER_BASIC_AUTH": f"{user}:{password}"}
+
+
+def simulator_args(host: str, port: int, **options: object) -> list[str]:
+    """The simulator serving the local stack's one project; ``options`` become ``--flag value`` (True: bare flag)."""
+    args = [
+        "simulator", "--host", host, "--port", str(port), "--region", SIMULATOR_REGION,
+        "--project-id", SIMULATOR_PROJECT_ID,
+    ]  # fmt: skip
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is not False and value is not None:
+            args += [flag, str(value)]
+    return args
