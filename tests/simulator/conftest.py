@@ -1,0 +1,206 @@
+"""Helpers for the simulator tests: a signer written here from ims-contract.md 6.2, a small HTTP client and a
+``sim`` fixture that starts real simulator processes through the shared ``start_simulator`` fixture.
+
+The signer is deliberately independent of ``simulator.signing``: the simulator's verifier is checked against a
+second implementation, and both against the contract's vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+
+
+def _q(text: str) -> str:
+    return quote(text, safe="~")
+
+
+def sign(method: str, host: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes,
+         ak: str, sk: str) -> str:
+    """The ``Authorization`` value for a request; ``headers`` must hold X-Sdk-Date; names with ``_`` are skipped."""
+    lowered = {name.lower(): value.strip() for name, value in {**headers, "Host": host}.items() if "_" not in name}
+    names = sorted(lowered)
+    uri = "/".join(_q(part) for part in path.split("/"))
+    uri += "" if uri.endswith("/") else "/"
+    canonical = "\n".join([
+        method,
+        uri,
+        "&".join(f"{_q(k)}={_q(v)}" for k, v in sorted(query)),
+        "".join(f"{n}:{lowered[n]}\n" for n in names),
+        ";".join(names),
+        hashlib.sha256(body).hexdigest(),
+    ])
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = f"SDK-HMAC-SHA256\n{lowered['x-sdk-date']}\n{digest}"
+    signature = hmac.new(sk.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"SDK-HMAC-SHA256 Access={ak}, SignedHeaders={';'.join(names)}, Signature={signature}"
+
+
+def sdk_date(offset_seconds: float = 0.0) -> str:
+    return datetime.fromtimestamp(time.time() + offset_seconds, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
+             ) -> Any:
+    """Poll until ``check`` returns something truthy; fail at the deadline (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class SimClient:
+    """Signs with AK/SK (``project`` in X-Project-Id when given) or sends ``token`` as X-Auth-Token."""
+
+    def __init__(self, base_url: str, project: str | None, *, ak: str = "AKEXAMPLE", sk: str = "SKEXAMPLE",
+                 token: str | None = None, timeout: float = 10.0) -> None:
+        self.host = base_url.split("://", 1)[1]
+        self.project = project
+        self.ak, self.sk, self.token = ak, sk, token
+        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None, body: Any = None,
+                raw: bytes | None = None, date_offset: float = 0.0,
+                tamper: Callable[[dict[str, str]], None] | None = None, timeout: float | None = None
+                ) -> httpx.Response:
+        query = query or []
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        if self.token is not None:
+            headers = {"X-Auth-Token": self.token, "Content-Type": "application/json"}
+        else:
+            headers = {"X-Sdk-Date": sdk_date(date_offset)}
+            if method == "POST":
+                headers["Content-Type"] = "application/json;charset=UTF-8"
+            if self.project:
+                headers["X-Project-Id"] = self.project
+            headers["Authorization"] = sign(method, self.host, path, query, headers, data, self.ak, self.sk)
+        if tamper is not None:
+            tamper(headers)
+        url = path + ("?" + urlencode(query, quote_via=quote, safe="~") if query else "")
+        extra = {} if timeout is None else {"timeout": timeout}
+        return self.http.request(method, url, content=data, headers=headers, **extra)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, body=body, **kwargs)
+
+    def images(self, **filters: str) -> list[dict[str, Any]]:
+        response = self.get("/v2/cloudimages", query=list(filters.items()))
+        assert response.status_code == 200, response.text
+        return response.json()["images"]
+
+    def image_named(self, name: str) -> dict[str, Any]:
+        (image,) = self.images(name=name)
+        return image
+
+    def copy(self, image_id: str, body: Any, version: str = "v1", **kwargs: Any) -> httpx.Response:
+        return self.post(f"/{version}/cloudimages/{image_id}/copy", body, **kwargs)
+
+    def copy_named(self, source: str, name: str, **extra: Any) -> str:
+        """Copy the image called ``source``; return the job ID (the copy must be accepted)."""
+        response = self.copy(self.image_named(source)["id"], {"name": name, **extra})
+        assert response.status_code == 200, response.text
+        return response.json()["job_id"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.get(f"/v1/{self.project}/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def keys(self) -> dict[str, dict[str, Any]]:
+        """Key details by alias."""
+        response = self.post(f"/v1.0/{self.project}/kms/list-keys", {})
+        assert response.status_code == 200, response.text
+        return {key["key_alias"]: key for key in response.json()["key_details"]}
+
+
+class Sim:
+    """A running simulator process and clients for it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.url = server.url
+        self._clients: list[SimClient] = []
+        self.plain = httpx.Client(base_url=server.url, timeout=10.0)
+
+    @property
+    def project(self) -> str:
+        return self.server.project_id
+
+    def client(self, project: str | None = "", **kwargs: Any) -> SimClient:
+        client = SimClient(self.url, self.project if project == "" else project, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def introspect(self, path: str, **params: str) -> Any:
+        response = self.plain.get(f"/_sim/{path}", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def control(self, path: str, body: Any) -> httpx.Response:
+        return self.plain.post(f"/_sim/{path}", json=body)
+
+    def token(self, project_name: str = "cn-north-4", password: str = "demo-password") -> httpx.Response:
+        return self.plain.post("/v3/auth/tokens", json=password_body(project_name, password))
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.http.close()
+        self.plain.close()
+
+
+def password_body(project_name: str | None = "cn-north-4", password: str = "demo-password",
+                  project_id: str | None = None) -> dict[str, Any]:
+    """The contract's 6.1 body for a project-scoped token."""
+    project = {"id": project_id} if project_id else {"name": project_name}
+    return {"auth": {"identity": {"methods": ["password"],
+                                  "password": {"user": {"name": "demo-user", "password": password,
+                                                        "domain": {"name": "demo-domain"}}}},
+                     "scope": {"project": project}}}
+
+
+@pytest.fixture
+def sim(start_simulator: Callable[..., Any]) -> Iterator[Callable[..., Sim]]:
+    """Factory: ``sim(copy_seconds=0.5, seed=1, project_ids=[...])`` starts a simulator process."""
+    started: list[Sim] = []
+
+    def start(**options: Any) -> Sim:
+        options.setdefault("seed", 1)
+        options.setdefault("log_level", "warning")
+        handle = Sim(start_simulator(**options))
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.close()
+
+
+@pytest.fixture
+def signer() -> Callable[..., str]:
+    return sign
+
+
+@pytest.fixture
+def waiter() -> Callable[..., Any]:
+    return wait_for
+
+
+@pytest.fixture
+def token_body() -> Callable[..., dict[str, Any]]:
+    return password_body
