@@ -20,6 +20,7 @@ import redis
 
 from config.settings import AccountSettings
 from worker.errors import ThrottledError
+from worker.ims.hooks import ClientHooks
 
 _TAKE = """
 local key, rate, burst, max_wait = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -50,7 +51,7 @@ class RateLimited(ThrottledError):
 
 
 class TokenBucket:
-    def __init__(self, client: redis.Redis, prefix: str = "imsrep", *, max_wait: float = 0.25) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "imsrep", *, max_wait: float = 1.0) -> None:
         self.redis = client
         self.prefix = prefix
         self.max_wait = max_wait
@@ -64,7 +65,7 @@ class TokenBucket:
         return float(self._take(keys=[self.key(account)], args=[rate, burst, self.max_wait]))
 
 
-class RateLimitHooks:
+class RateLimitHooks(ClientHooks):
     """``ClientHooks`` for one account's ImsClient: every request takes a token; answers are counted."""
 
     def __init__(self, bucket: TokenBucket, account_name: str, account: AccountSettings) -> None:
@@ -80,7 +81,7 @@ class RateLimitHooks:
                 f"request rate limit of account {self.account_name} reached", endpoint=endpoint, retry_after=-wait
             )
         if wait > 0:
-            time.sleep(wait)  # at most the bucket's max_wait, a fraction of a second
+            time.sleep(wait)  # at most the bucket's max_wait (a second): cheaper than a reschedule
 
     def after_response(self, endpoint: str, outcome: str) -> None:
         self.bucket.redis.hincrby(f"{self.bucket.prefix}:ims:outcomes", f"{endpoint}:{outcome}", 1)

@@ -1,0 +1,68 @@
+"""The Celery app: configuration from ``config.get_settings()`` and ``config.celery.celery_config``, one queue per
+stage (``worker.queues``), the reconciler on a beat schedule, worker logging with secret redaction, and the
+heartbeat the API reads.
+
+Run a worker (the command lives in ``worker.run.worker_argv``)::
+
+    python -m celery -A worker.celery_app:app worker -Q admit,validate,submit,poll,maintenance \
+        --concurrency 4 -n worker@%h -E [-B]
+
+``-B`` embeds the beat scheduler; or run it once per cluster as ``python -m celery -A worker.celery_app:app beat``
+(``worker.run.beat_argv``). Several beats are harmless: the reconciler takes a lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from config.celery import celery_config
+from config.logging import configure_logging
+from config.settings import Settings, get_settings
+from worker.heartbeat import Heartbeat
+from worker.queues import ROUTES, Queue, Task
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("ims-replicator", include=["worker.tasks"], set_as_current=True)
+    app.conf.update(celery_config(settings))
+    app.conf.update(
+        task_routes={task.value: {"queue": queue.value} for task, queue in ROUTES.items()},
+        task_default_queue=Queue.ADMIT.value,
+        beat_schedule={
+            "reconcile": {
+                "task": Task.RECONCILE.value,
+                "schedule": settings.reconcile_interval,
+                # A run nobody picked up in time is superseded by the next one.
+                "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.reconcile_interval},
+            }
+        },
+    )
+    return app
+
+
+settings = get_settings()
+app = create_app(settings)
+_heartbeat: Heartbeat | None = None
+
+
+@signals.setup_logging.connect
+def _logging(**_: Any) -> None:
+    # Connecting this signal stops Celery from installing its own handlers: ours redacts every secret.
+    configure_logging(settings.log_level, settings.secret_values())
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender: Any, **_: Any) -> None:
+    global _heartbeat
+    import redis  # noqa: PLC0415 - only the worker's main process needs this connection
+
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    _heartbeat = Heartbeat(client, settings.key_prefix, sender.hostname).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()

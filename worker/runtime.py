@@ -1,0 +1,59 @@
+"""The per-process pieces a worker builds once: Redis connections, one ImsClient per account, the Pipeline.
+
+Built lazily on first use inside each pool process (never inherited across a fork: sockets must not be shared),
+with secrets read only from the settings.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+
+from config.settings import Settings
+from worker.ims.client import ImsClient
+from worker.ratelimit import RateLimitHooks, TokenBucket
+from worker.slots import SlotPool
+from worker.steps import Pipeline
+from worker.store import RecordStore
+
+
+class AccountClients:
+    """One ImsClient per configured account, built on first use and reused; each request takes a token first."""
+
+    def __init__(self, settings: Settings, bucket: TokenBucket) -> None:
+        self.settings = settings
+        self.bucket = bucket
+        self._clients: dict[str, ImsClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, account: str) -> ImsClient:
+        with self._lock:
+            client = self._clients.get(account)
+            if client is None:
+                config = self.settings.account(account)
+                client = ImsClient(
+                    config,
+                    connect_timeout=self.settings.http_connect_timeout,
+                    read_timeout=self.settings.http_read_timeout,
+                    hooks=RateLimitHooks(self.bucket, account, config),
+                )
+                self._clients[account] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    prefix = settings.key_prefix
+    return Pipeline(
+        settings=settings,
+        store=RecordStore(client, prefix),
+        slots=SlotPool(client, prefix),
+        clients=AccountClients(settings, TokenBucket(client, prefix)),
+    )

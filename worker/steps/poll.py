@@ -1,0 +1,140 @@
+"""Poll: follow the IMS job (or, for an adopted copy, the new image) to a terminal state, one short task at a time.
+
+The next poll is due about when the job should end, predicted from ``process_percent``, clamped to
+[``poll_min_interval``, ``poll_max_interval``]; a task never sleeps. After ``SUCCESS`` the new image must be
+``active`` before the item succeeds (Terraform's check too). Each poll carries a sequence number; only the task
+whose number matches the item's ``poll_seq`` may schedule the next one, so a redelivered duplicate ends the extra
+chain instead of doubling the polling for the rest of the copy.
+"""
+
+from __future__ import annotations
+
+from worker.domain.item import ReplicationItem
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+from worker.errors import PermanentError, RetryableError
+from worker.ims.client import ImsClient
+from worker.queues import Task
+from worker.steps.context import Next, Pipeline
+from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
+
+# Advance poll_seq from the expected number, only while the item is still replicating.
+_CLAIM = """
+local key = KEYS[1]
+if redis.call('HGET', key, 'state') ~= 'replicating' then return 0 end
+if (redis.call('HGET', key, 'poll_seq') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', key, 'poll_seq', tostring(tonumber(ARGV[1]) + 1), 'updated_at', ARGV[2])
+return 1
+"""
+
+_GONE = frozenset({"killed", "deleted"})
+
+
+def poll(p: Pipeline, item_id: str, seq: int) -> list[Next]:
+    item = p.store.get_item(item_id)
+    if item is None:
+        return []
+    if item.state is not ItemState.REPLICATING:
+        if item.state.terminal and p.slots.release(item.account, item.id):
+            return grant_slots(p, item.account)
+        return []
+    if current_seq(p, item_id) != seq:
+        return []  # a duplicate of a poll that has already run
+    try:
+        client = p.client(item.account)
+        if item.job_id and not item.new_image_id:
+            return _follow_job(p, client, item, seq)
+        return _follow_image(p, client, item, item.new_image_id or "", seq, after_job=False)
+    except PermanentError as error:
+        return fail_permanently(p, item, error, ItemState.FAILED)
+    except RetryableError as error:
+        if not _claim(p, item, seq):
+            return []
+        return retry_later(p, item, error, Task.POLL, seq=seq + 1)
+
+
+def current_seq(p: Pipeline, item_id: str) -> int:
+    value = p.store.redis.hget(p.store.item_key(item_id), "poll_seq")
+    return int(value) if value else 0
+
+
+def _follow_job(p: Pipeline, client: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
+    job = client.get_job_progress(item.job_id or "")
+    if job.failed:
+        detail = ": ".join(part for part in (job.error_code, job.fail_reason) if part) or "no reason given"
+        return finish(
+            p,
+            item,
+            ItemState.FAILED,
+            reason=ReasonCode.IMS_JOB_FAILED,
+            message=f"IMS job {item.job_id} failed: {detail}",
+        )
+    if job.succeeded:
+        if not job.image_id:
+            return finish(
+                p,
+                item,
+                ItemState.FAILED,
+                reason=ReasonCode.COPY_NOT_ACTIVE,
+                message=f"IMS job {item.job_id} succeeded without naming the new image",
+            )
+        # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
+        p.store.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
+        return _follow_image(p, client, item, job.image_id, seq, after_job=True)
+    fraction = _fraction(job.entities.process_percent)
+    if fraction is not None:
+        p.store.update_if(item.id, ItemState.REPLICATING, progress=fraction)
+    elapsed = p.clock() - (item.job_started_at or p.clock())
+    remaining = elapsed * (1 - fraction) / fraction if fraction else elapsed
+    return _again(p, item, seq, remaining)
+
+
+def _follow_image(
+    p: Pipeline, client: ImsClient, item: ReplicationItem, image_id: str, seq: int, *, after_job: bool
+) -> list[Next]:
+    image = client.get_image(image_id) if image_id else None
+    if image is not None and image.status == "active":
+        return finish(p, item, ItemState.SUCCEEDED, new_image_id=image.id, progress=1.0)
+    if image is None or image.status in _GONE:
+        status = "is gone" if image is None else f"is {image.status}"
+        return finish(
+            p,
+            item,
+            ItemState.FAILED,
+            reason=ReasonCode.COPY_NOT_ACTIVE,
+            message=f"the new image {image_id or '(unknown)'} {status}; it never became active",
+        )
+    # Not active yet. After the job's SUCCESS that is a matter of moments; an adopted copy with no job to ask
+    # is still copying, so look again at a quarter of its age so far.
+    elapsed = p.clock() - (item.job_started_at or p.clock())
+    return _again(p, item, seq, 0.0 if after_job else elapsed / 4)
+
+
+def _again(p: Pipeline, item: ReplicationItem, seq: int, wait: float) -> list[Next]:
+    s = p.settings
+    now = p.clock()
+    started = item.submit_started_at or item.job_started_at or now
+    if now - started > s.poll_deadline_seconds:
+        return finish(
+            p,
+            item,
+            ItemState.FAILED,
+            reason=ReasonCode.POLL_DEADLINE,
+            message=f"the copy did not finish within {s.poll_deadline_seconds:.0f}s of its submission",
+        )
+    if not _claim(p, item, seq):
+        return []
+    return [Next.for_item(Task.POLL, item, min(s.poll_max_interval, max(s.poll_min_interval, wait)), seq=seq + 1)]
+
+
+def _claim(p: Pipeline, item: ReplicationItem, seq: int) -> bool:
+    script = p.store.redis.register_script(_CLAIM)
+    return bool(script(keys=[p.store.item_key(item.id)], args=[seq, p.clock()]))
+
+
+def _fraction(percent: float | None) -> float | None:
+    """``process_percent`` as a fraction in (0, 1); IMS documents 0.24 for 24 %, but accept 24 as well."""
+    if percent is None or percent <= 0:
+        return None
+    value = percent / 100 if percent > 1 else percent
+    return min(value, 0.999)

@@ -1,0 +1,120 @@
+"""Submit: the copy call, made at most once per item even when the task is redelivered or retried.
+
+Before the call the attempt is recorded (``submit_started_at``; ``target_name`` is already fixed by validation),
+so a worker that re-enters the step with an attempt recorded but no ``job_id`` (it crashed after IMS accepted the
+copy, or the answer was lost in a timeout) first looks in IMS for the copy: an image named ``target_name`` whose
+``__data_origin`` names the source image and that was created at or after the attempt. Found, it is adopted: the
+item goes to ``replicating`` with ``new_image_id`` set and no ``job_id``, and the poll step follows the image itself
+to ``active`` (IMS has no way to find a job by its image). A per-item lock keeps two deliveries of the same submit
+from calling copy side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from worker.domain.item import ReplicationItem
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+from worker.errors import ImsRefusedError, PermanentError, RetryableError
+from worker.ims.client import ImsClient
+from worker.ims.models import Image
+from worker.queues import Task
+from worker.steps.context import Next, Pipeline
+from worker.steps.outcomes import fail_permanently, grant_slots, retry_later
+
+log = logging.getLogger("worker.steps")
+
+ADOPT_CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock and IMS's created_at
+
+
+def submit(p: Pipeline, item_id: str) -> list[Next]:
+    # Outlives the hard time limit, so it cannot expire under a running task; a killed one's lock just times out.
+    lock = p.store.redis.lock(f"{p.prefix}:lock:submit:{item_id}", timeout=p.settings.task_time_limit + 10)
+    if not lock.acquire(blocking=False):
+        return []  # another delivery of this submit is running; it schedules what follows
+    try:
+        return _submit(p, item_id)
+    finally:
+        lock.release()
+
+
+def _submit(p: Pipeline, item_id: str) -> list[Next]:
+    item = p.store.get_item(item_id)
+    if item is None:
+        return []
+    if item.state.terminal:  # cancelled while it held a slot: hand the slot on
+        return grant_slots(p, item.account) if p.slots.release(item.account, item.id) else []
+    if item.state is ItemState.WAITING:
+        if not p.slots.holds(item.account, item.id):
+            return []  # not its turn: the slot pool sends its submit when a slot frees up
+        # A new attempt (a retried item too) starts clean of the previous attempt's copy.
+        fields = dict.fromkeys(("submit_started_at", "job_id", "job_started_at", "new_image_id", "progress"))
+        if not p.store.transition(item.id, ItemState.SUBMITTING, allowed_from=[ItemState.WAITING], **fields).ok:
+            return []
+        item = p.store.get_item(item_id)
+    if item is None or item.state is not ItemState.SUBMITTING:
+        return []
+    earlier = item.submit_started_at
+    try:
+        client = p.client(item.account)
+        if earlier is not None and (found := find_copy(client, item, earlier)):
+            return start_polling(p, item, new_image_id=found.id)
+        if earlier is None:
+            p.store.update_if(item.id, ItemState.SUBMITTING, submit_started_at=p.clock())
+        try:
+            job_id = client.copy_image(
+                item.image_id,
+                name=item.target_name or "",
+                description=item.description,
+                cmk_id=item.cmk_id,
+                enterprise_project_id=item.enterprise_project_id,
+            )
+        except ImsRefusedError as error:
+            # The name taken after an attempt that may have gone through: most likely by our own copy.
+            taken = error.reason is ReasonCode.NAME_EXISTS and earlier is not None
+            if taken and (found := find_copy(client, item, earlier)):
+                return start_polling(p, item, new_image_id=found.id)
+            raise
+    except PermanentError as error:
+        return fail_permanently(p, item, error, ItemState.FAILED)
+    except RetryableError as error:
+        return retry_later(p, item, error, Task.SUBMIT)
+    return start_polling(p, item, job_id=job_id)
+
+
+def find_copy(client: ImsClient, item: ReplicationItem, since: float) -> Image | None:
+    """The newest image IMS made from this item's copy attempt, if any."""
+    origin_suffix = f",{item.image_id}"
+    candidates = [
+        image
+        for image in client.list_images(name=item.target_name)
+        if (image.data_origin or "").startswith("image,")
+        and (image.data_origin or "").endswith(origin_suffix)
+        and (image.created_at is None or image.created_at.timestamp() >= since - ADOPT_CLOCK_SKEW)
+    ]
+    candidates.sort(key=lambda image: image.created_at.timestamp() if image.created_at else 0.0)
+    if candidates:
+        log.warning("item %s: adopting copy %s made by an earlier attempt", item.id, candidates[-1].id)
+    return candidates[-1] if candidates else None
+
+
+def start_polling(
+    p: Pipeline, item: ReplicationItem, *, job_id: str | None = None, new_image_id: str | None = None
+) -> list[Next]:
+    now = p.clock()
+    moved = p.store.transition(
+        item.id,
+        ItemState.REPLICATING,
+        allowed_from=[ItemState.SUBMITTING],
+        now=now,
+        job_id=job_id,
+        new_image_id=new_image_id,
+        job_started_at=now,
+        progress=0.0,
+        poll_seq=0,
+    )
+    if not moved.ok:
+        log.error("item %s: copy started (job %s) but the item was moved to %s", item.id, job_id, moved.previous)
+        return []
+    return [Next.for_item(Task.POLL, item, p.settings.poll_initial_delay, seq=0)]

@@ -1,0 +1,117 @@
+"""The Celery tasks: thin wrappers that run one step of ``worker.steps`` and send the tasks it asks for.
+
+Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll; an admit
+takes ``{"batch_id", "cursor"}``), never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
+message sent with ``apply_async``/``send_task`` and a countdown, not ``self.retry``: the step decides what comes
+next, so polls and error retries take one path; a poll is not an error and must not inflate Celery's retry count;
+and the error budget lives on the item (``error_retries``) where a redelivery cannot reset it. With late acks the
+new message is sent before the current one is acked, so a crash in between may duplicate a step; every step is
+idempotent, and a duplicated poll chain ends itself (see ``worker.steps.poll``).
+
+Poison guard (Redis key ``P:deliveries:<step>:<id>``, counter with a day's expiry): a message Redis hands out again
+(``delivery_info['redelivered']``: its worker died or was killed) is counted per item and step; past
+``max_redeliveries`` the item fails with ``REDELIVERY_LIMIT`` instead of killing worker after worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from celery import Task as CeleryTask
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+
+from worker import steps
+from worker.celery_app import app, settings
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+from worker.queues import ROUTES, Task
+from worker.runtime import build_pipeline
+from worker.steps import Next, Pipeline
+
+log = logging.getLogger("worker.tasks")
+
+_pipeline: Pipeline | None = None
+
+
+def pipeline() -> Pipeline:
+    global _pipeline
+    if _pipeline is None:
+        _pipeline = build_pipeline(settings)
+    return _pipeline
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    global _pipeline
+    _pipeline = None  # each pool process opens its own connections
+
+
+def send(nexts: Iterable[Next]) -> None:
+    for nxt in nexts:
+        app.send_task(
+            nxt.task.value, kwargs=dict(nxt.kwargs), countdown=nxt.countdown or None, queue=ROUTES[nxt.task].value
+        )
+
+
+def _run(task: CeleryTask, subject: str, step: Callable[[Pipeline], list[Next]], item_id: str | None) -> None:
+    p = pipeline()
+    if task.request.delivery_info.get("redelivered") and _poisoned(p, task.name, subject, item_id):
+        return
+    try:
+        nexts = step(p)
+    except SoftTimeLimitExceeded:
+        # Stuck on the network past the soft limit: run the (idempotent) step again shortly rather than lose it.
+        log.warning("%s for %s hit the soft time limit; sending it again", task.name, subject)
+        nexts = [Next(Task(task.name), dict(task.request.kwargs), p.backoff(1))]
+    send(nexts)
+
+
+def _poisoned(p: Pipeline, name: str, subject: str, item_id: str | None) -> bool:
+    key = f"{p.prefix}:deliveries:{name.rsplit('.', 1)[-1]}:{subject}"
+    pipe = p.store.redis.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, 86_400)
+    count = int(pipe.execute()[0])
+    if count <= p.settings.max_redeliveries:
+        return False
+    log.error("%s for %s redelivered %d times; giving up on it", name, subject, count)
+    item = p.store.get_item(item_id) if item_id else None
+    if item is not None and not item.terminal:
+        message = f"{name} was redelivered {count} times (its worker kept dying); gave up"
+        send(steps.finish(p, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
+    return True
+
+
+@app.task(name=Task.ADMIT.value, bind=True)
+def admit(self: CeleryTask, batch_id: str, cursor: int = 0) -> None:
+    _run(self, f"{batch_id}:{cursor}", lambda p: steps.admit(p, batch_id, cursor), None)
+
+
+@app.task(name=Task.VALIDATE.value, bind=True)
+def validate(self: CeleryTask, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
+    _run(self, item_id, lambda p: steps.validate(p, item_id), item_id)
+
+
+@app.task(name=Task.SUBMIT.value, bind=True)
+def submit(self: CeleryTask, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
+    _run(self, item_id, lambda p: steps.submit(p, item_id), item_id)
+
+
+@app.task(name=Task.POLL.value, bind=True)
+def poll(self: CeleryTask, item_id: str, image_id: str | None = None, seq: int = 0) -> None:  # noqa: ARG001 - for Flower
+    _run(self, item_id, lambda p: steps.poll(p, item_id, seq), item_id)
+
+
+@app.task(name=Task.RECONCILE.value, bind=True)
+def reconcile(self: CeleryTask) -> None:
+    p = pipeline()
+    lock = p.store.redis.lock(f"{p.prefix}:lock:reconcile", timeout=settings.task_time_limit + 10)
+    if not lock.acquire(blocking=False):
+        return  # another beat's run is under way
+    try:
+        _run(self, "cluster", steps.reconcile, None)
+    finally:
+        lock.release()
