@@ -8,7 +8,8 @@ class ClientHooks:
 
     Endpoint names: ``copy``, ``job``, ``job_progress``, ``list_images``, ``show_image``, ``list_keys``,
     ``describe_key``, ``token``. Every call that passed ``before_request`` is followed by exactly one
-    ``after_response`` (also when no answer came), so the two can be paired.
+    ``after_response`` (also when no answer came), so the two can be paired. A request replayed after a token
+    renewal is part of the same call; the renewal itself is a ``token`` call of its own.
     """
 
     def before_request(self, endpoint: str) -> None:
