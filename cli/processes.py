@@ -40,6 +40,8 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         try:
             if check():
                 return
+        except ServiceError:
+            raise
         except Exception:  # noqa: BLE001 - a check that raises is simply "not yet"
             pass
         if time.monotonic() >= deadline:
@@ -103,13 +105,11 @@ class ManagedProcess:
                 raise ServiceError(f"{self.name} exited during start-up; see {self.log_path}:\n{self.log_tail()}")
             return check()
 
-        deadline = time.monotonic() + timeout
-        while True:
-            if ready():
-                return self
-            if time.monotonic() >= deadline:
-                raise ServiceError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
-            time.sleep(0.05)
+        try:
+            wait_until(ready, timeout, f"{self.name} to be ready (log: {self.log_path})")
+        except TimeoutError as exc:
+            raise ServiceError(str(exc)) from None
+        return self
 
     def log_tail(self, lines: int = 30) -> str:
         try:
