@@ -31,7 +31,7 @@ from worker.ims.client import ImsClient
 
 # A well-formed image ID the simulator's catalogue does not hold.
 UNKNOWN_IMAGE_ID = "00000000-0000-4000-8000-00000000dead"
-UNKNOWN = "(no such image)"
+UNKNOWN = "no such image"
 
 SIMULATOR_OPTIONS = {"copy_seconds": 3, "image_quota": 100_000}
 # Poll soon and often: demo copies take seconds, not the minutes the defaults are made for.
@@ -118,19 +118,24 @@ def outcome_table(scenarios: Sequence[Scenario], results: Sequence[ItemResult], 
     """Expected against actual, one row per scenario (matched by manifest line); also the number of mismatches."""
     by_line = {r.line: r for r in results}
     table = Table(title="Demo: expected vs actual")
-    for column in ("#", "Scenario", "Image", "Expected", "Actual", "", "New image / message"):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("Scenario (source image)", ratio=3)
+    table.add_column("Expected", ratio=2)
+    table.add_column("Actual", ratio=2)
+    table.add_column("New image / message", overflow="fold", ratio=3)
     mismatches = 0
     for i, s in enumerate(scenarios):
         r = by_line.get(first_line + i)
-        expected = f"{s.expected_state} {s.expected_reason or ''}".strip()
-        actual = f"{r.state} {r.reason or ''}".strip() if r else "missing"
         ok = r is not None and (r.state, r.reason) == (s.expected_state, s.expected_reason)
         mismatches += not ok
-        style = STATE_STYLE.get(r.state if r else "", "")
-        detail = (r.new_image_id or r.message or "") if r else ""
-        mark = "[green]✓[/]" if ok else "[red]✗[/]"
-        table.add_row(str(i + 1), s.title, s.image, expected, f"[{style}]{actual}[/]", mark, detail)
+        if r is None:
+            actual, detail = "[red]✗ missing[/]", ""
+        else:
+            style = STATE_STYLE.get(r.state, "")
+            actual = f"[green]✓[/] [{style}]{r.state}[/]" if ok else f"[red]✗[/] [{style}]{r.state} {r.reason or ''}[/]"
+            detail = r.new_image_id or r.message or ""
+        expected = f"{s.expected_state} {s.expected_reason or ''}".strip()
+        table.add_row(str(i + 1), f"{s.title} [dim]({s.image})[/]", expected, actual, detail)
     return table, mismatches
 
 

@@ -170,7 +170,7 @@ def _skip_space(text: str, pos: int) -> int:
 
 def write_manifest(path: Path, specs: Sequence[ItemSpec]) -> None:
     """Write items as a manifest (CSV or JSON by extension), leaving out fields that are not set."""
-    rows = [spec.model_dump(exclude_none=True) for spec in specs]
+    rows = [{k: v for k in FIELDS if (v := getattr(spec, k)) is not None} for spec in specs]
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps({"items": rows}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return

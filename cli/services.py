@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.queues import ALL_QUEUES
+from worker.run import beat_argv, worker_argv
 
 API_APP = "api.app:create_app"
-CELERY_APP = "worker.celery_app:app"
 
 # The well-known ports of ``imsrep up`` and docker-compose.yml.
 DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
@@ -27,23 +26,29 @@ def api_args(host: str, port: int) -> list[str]:
     return ["uvicorn", API_APP, "--factory", "--host", host, "--port", str(port)]
 
 
-def worker_args(hostname: str = "worker@%h") -> list[str]:
-    # Every stage's queue, and task events (-E) so Flower sees the tasks.
-    return ["celery", "-A", CELERY_APP, "worker", "-Q", ",".join(ALL_QUEUES), "-E", "-n", hostname]
+def _after_python_m(argv: list[str]) -> list[str]:
+    assert argv[1] == "-m", argv
+    return argv[2:]
+
+
+def worker_args() -> list[str]:
+    """The worker team's command line (worker/run.py): every stage's queue, task events for Flower."""
+    return _after_python_m(worker_argv())
 
 
 def beat_args(schedule: Path | str) -> list[str]:
-    return ["celery", "-A", CELERY_APP, "beat", "-s", str(schedule)]
+    # The schedule file goes to the state directory, not the working directory.
+    return [*_after_python_m(beat_argv()), "-s", str(schedule)]
 
 
 def flower_args(broker_url: str, host: str, port: int, db: Path | str) -> list[str]:
     """Flower on the broker alone (``--broker``, not ``-A``: it need not import our code; Celery options go before
-    ``flower``). The password comes from ``FLOWER_BASIC_AUTH`` in the environment, never the command line, so it
-    does not show in ``ps``."""
+    ``flower``; Flower's own take ``--name=value``). The password comes from ``FLOWER_BASIC_AUTH`` in the environment,
+    never the command line, so it does not show in ``ps``."""
     return [
         "celery", "--broker", broker_url, "flower",
-        "--port", str(port), "--address", host,
-        "--persistent=True", "--db", str(db), "--state_save_interval=10000",
+        f"--port={port}", f"--address={host}",
+        "--persistent=True", f"--db={db}", "--state_save_interval=10000",
         "--max_tasks=10000", "--purge_offline_workers=60",
     ]  # fmt: skip
 

@@ -71,8 +71,18 @@ def read_stack_file(state_dir: Path) -> StackInfo | None:
         return None
 
 
-def http_200(url: str) -> bool:
-    return httpx.get(url, timeout=2.0).status_code == 200
+def not_ready_reason(url: str) -> str | None:
+    """None when ``url`` answers 200; otherwise why not, in a few words."""
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}"
+    if response.status_code == 200:
+        return None
+    try:
+        return f"{response.status_code} {response.json().get('message', '')}".strip()
+    except ValueError:
+        return str(response.status_code)
 
 
 class LocalStack:
@@ -133,12 +143,31 @@ class LocalStack:
         )
         # The API is ready only once it has seen a worker, so waiting on it covers the worker too.
         waits += [(flower, f"{info.flower_url}/healthcheck"), (api, f"{info.api_url}/readyz")]
-        deadline = time.monotonic() + self.options.ready_timeout
-        for proc, url in waits:
-            proc.wait_ready(lambda url=url: http_200(url), timeout=max(1.0, deadline - time.monotonic()))
+        self._wait_ready(waits)
         self._write_stack_file(info)
         self.info = info
         return info
+
+    def _wait_ready(self, waits: list[tuple[ManagedProcess, str]]) -> None:
+        """Until every URL answers 200; fail early, with its log, if any service exits meanwhile."""
+        deadline = time.monotonic() + self.options.ready_timeout
+        pending = {proc.name: url for proc, url in waits}
+        while True:
+            self._raise_if_dead()
+            reasons = {name: not_ready_reason(url) for name, url in pending.items()}
+            pending = {name: pending[name] for name, reason in reasons.items() if reason is not None}
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                waiting = "; ".join(f"{name} ({reasons[name]})" for name in pending)
+                timeout = self.options.ready_timeout
+                raise ServiceError(f"not ready after {timeout:.0f}s: {waiting}; logs in {self.log_dir}")
+            time.sleep(0.1)
+
+    def _raise_if_dead(self) -> None:
+        for proc in self.processes:
+            if not proc.running():
+                raise ServiceError(f"{proc.name} exited during start-up; see {proc.log_path}:\n{proc.log_tail(15)}")
 
     def _port(self, name: str, port: int) -> int:
         if port == 0:
