@@ -39,4 +39,3 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counted, send)
-

@@ -42,12 +42,38 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         raise InvalidRequest([Problem(None, "body", "is required")], "body: is required; send a JSON object")
     try:
-        return json.loads(raw)
+        payload = json.loads(raw)
     except RecursionError:
         rule = "must be valid JSON (nested too deeply)"
     except ValueError as exc:  # includes bytes that are not UTF-8
         rule = f"must be valid JSON ({exc})"
+    else:
+        if not _has_lone_surrogate(payload):
+            return payload
+        rule = "must be valid Unicode (a \\uD800-\\uDFFF escape without its pair)"
     raise InvalidRequest([Problem(None, "body", rule)], f"body: {rule}")
+
+
+def _has_lone_surrogate(payload: Any) -> bool:
+    """JSON may escape half a surrogate pair; such a string cannot be stored (or even echoed) as UTF-8.
+
+    Iterative, as the payload may be nested almost as deeply as the JSON parser allows.
+    """
+    stack = [payload]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 JsonBody = Annotated[Any, Depends(json_body)]

@@ -120,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             message = f"Redis is unreachable: {exc}"
         else:
-            message = f"Redis could not serve the request: {exc}"
+            # redis-py prefixes a pipeline's error with the command and its arguments; keep Redis's own words.
+            message = f"Redis could not serve the request: {str(exc).split('caused error: ', 1)[-1]}"
         return JSONResponse({"message": message}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)

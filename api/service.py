@@ -23,7 +23,13 @@ RUNNING_NOT_CANCELLABLE = "a running IMS copy job cannot be cancelled; items alr
 
 # Fields a new attempt starts without: the previous attempt's outcome, its IMS job and what validation resolved.
 _ATTEMPT_FIELDS = (
-    "source_name", "target_name", "cmk_id", "submit_started_at", "job_id", "job_started_at", "progress",
+    "source_name",
+    "target_name",
+    "cmk_id",
+    "submit_started_at",
+    "job_id",
+    "job_started_at",
+    "progress",
     "new_image_id",
 )
 

@@ -75,7 +75,8 @@ def list_items(
     service: ServiceDep,
     state: Annotated[ItemState | None, Query(description="Only items in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
-    cursor: Annotated[int, Query(ge=0, description="`next_cursor` of the previous page")] = 0,
+    # Bounded so that no client value can reach Redis as an out-of-range index.
+    cursor: Annotated[int, Query(ge=0, le=10_000_000, description="`next_cursor` of the previous page")] = 0,
 ) -> ItemsPage:
     items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
     return ItemsPage(batch_id=batch_id, items=[ReplicationOut.of(i) for i in items], next_cursor=next_cursor)

@@ -1,0 +1,195 @@
+"""/v1/batches over real HTTP: submission, refusals, status, pages, cancel and retry."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+
+
+def _items(n: int, **fields) -> list[dict]:
+    return [{"image_id": str(uuid.uuid4()), **fields} for _ in range(n)]
+
+
+def _stored_batches(api) -> int:
+    return api.redis().zcard(f"{api.prefix}:batches")
+
+
+def test_submit_answers_202_stores_items_and_sends_one_admit(api, client) -> None:
+    items = _items(3)
+    items[1]["name"] = "web copy"
+    response = client.post("/v1/batches", json={"items": items, "defaults": {"kms_key": "ims/default"}})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 3 and len(body["item_ids"]) == 3
+    store = api.store()
+    summary = store.batch(body["batch_id"])
+    assert summary.total == 3 and summary.counts[ItemState.ACCEPTED] == 3
+    stored = [store.get_item(i) for i in body["item_ids"]]
+    assert [i.image_id for i in stored] == [i["image_id"] for i in items]
+    assert stored[1].name == "web copy" and {i.kms_key for i in stored} == {"ims/default"}
+    assert {i.state for i in stored} == {ItemState.ACCEPTED} and {i.account for i in stored} == {"default"}
+    [message] = api.admits_for(body["batch_id"])
+    assert message["task"] == "replication.admit"
+    assert message["envelope"]["headers"]["task"] == "replication.admit"
+    assert message["args"] == [] and message["kwargs"] == {"batch_id": body["batch_id"]}
+
+
+def test_bad_items_refuse_the_whole_batch_listing_each(api, client) -> None:
+    before = _stored_batches(api)
+    items = _items(10)
+    items[3]["name"] = "trailing "
+    items[7]["image_id"] = "nope"
+    items[7]["enterprise_project_id"] = "abc"
+    response = client.post("/v1/batches", json={"items": items})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["message"] == "2 of 10 items are invalid; nothing was stored"
+    assert sorted(body["detail"], key=lambda p: (p["index"], p["field"])) == [
+        {"index": 3, "field": "name", "rule": "must not start or end with a space"},
+        {"index": 7, "field": "enterprise_project_id", "rule": 'must be "0" or a UUID'},
+        {"index": 7, "field": "image_id", "rule": "must be an image ID in UUID form"},
+    ]
+    assert _stored_batches(api) == before
+
+
+def test_unknown_account_is_422(api, client) -> None:
+    response = client.post("/v1/batches", json={"items": _items(1) + _items(1, account="elsewhere")})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"index": 1, "field": "account", "rule": "must be one of the configured accounts: default"}
+    ]
+
+
+def test_too_many_items_is_422(start_api) -> None:
+    small = start_api(IMSREP_MAX_BATCH_ITEMS="3")
+    with small.client() as c:
+        response = c.post("/v1/batches", json={"items": _items(4)})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [{"index": None, "field": "items", "rule": "must hold 1 to 3 items (got 4)"}]
+    assert "items: must hold 1 to 3 items (got 4)" in response.json()["message"]
+    assert _stored_batches(small) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "rule_start"),
+    [
+        (b'{"items": [', "body", "must be valid JSON"),
+        (b"\xff\xfe{}", "body", "must be valid JSON"),
+        (b"", "body", "is required"),
+        (b"[" * 50_000 + b"]" * 50_000, "body", "must be valid JSON (nested too deeply)"),
+        (b'{"items": [{"image_id": "x", "description": "\\ud800"}]}', "body", "must be valid Unicode"),
+        (b'"items"', "body", "must be a JSON object"),
+        (b'{"items": "all of them"}', "items", "Input should be a valid list"),
+        (b'{"items": [], "priority": 1}', "priority", "is not a known field"),
+        (b'{"items": [{"image_id": 42}]}', "image_id", "Input should be a valid string"),
+    ],
+)
+def test_malformed_bodies_are_4xx_naming_field_and_rule(api, client, content, field, rule_start) -> None:
+    response = client.post("/v1/batches", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert any(p["field"] == field and p["rule"].startswith(rule_start) for p in problems), problems
+    assert field in response.json()["message"] or "items are invalid" in response.json()["message"]
+
+
+def test_batch_status_counts_every_state(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(2)}).json()
+    api.store().transition(body["item_ids"][0], ItemState.VALIDATING)
+    status = client.get(f"/v1/batches/{body['batch_id']}").json()
+    assert status["batch_id"] == body["batch_id"] and status["total"] == 2 and status["done"] is False
+    assert status["counts"] == {s.value: 0 for s in ItemState} | {"accepted": 1, "validating": 1}
+    assert status["created_at"].endswith("Z") or status["created_at"].endswith("+00:00")
+
+
+def test_items_are_paged_and_filtered_by_state(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(7)}).json()
+    ids, batch_id = body["item_ids"], body["batch_id"]
+    for item_id in ids[::2]:
+        api.store().transition(item_id, ItemState.CANCELLED, reason=ReasonCode.CANCELLED)
+    seen, cursor = [], 0
+    while cursor is not None:
+        page = client.get(f"/v1/batches/{batch_id}/items", params={"limit": 3, "cursor": cursor}).json()
+        assert len(page["items"]) <= 3
+        seen += [i["item_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen == ids
+    cancelled = client.get(f"/v1/batches/{batch_id}/items", params={"state": "cancelled"}).json()
+    assert [i["item_id"] for i in cancelled["items"]] == ids[::2] and cancelled["next_cursor"] is None
+    assert {i["reason"] for i in cancelled["items"]} == {"CANCELLED"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/batches/not-an-id", 422),
+        ("/v1/batches/" + "A" * 32, 422),
+        ("/v1/batches/" + "0" * 33, 422),
+        ("/v1/batches/" + uuid.uuid4().hex, 404),
+        ("/v1/batches/" + uuid.uuid4().hex + "/items", 404),
+        ("/v1/batches/{batch}/items?limit=0", 422),
+        ("/v1/batches/{batch}/items?limit=1001", 422),
+        ("/v1/batches/{batch}/items?cursor=-1", 422),
+        ("/v1/batches/{batch}/items?cursor=99999999999999999999999", 422),
+        ("/v1/batches/{batch}/items?state=lost", 422),
+        ("/v1/batches/{batch}/items?limit=ten", 422),
+    ],
+)
+def test_bad_ids_and_parameters_are_4xx_with_a_message(api, client, path, status) -> None:
+    batch = client.post("/v1/batches", json={"items": _items(1)}).json()["batch_id"]
+    response = client.get(path.format(batch=batch))
+    assert response.status_code == status
+    assert response.json()["message"]
+
+
+def test_cancel_only_touches_items_not_yet_at_ims(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(5)}).json()
+    ids, store = body["item_ids"], api.store()
+    for state in (ItemState.VALIDATING, ItemState.WAITING, ItemState.SUBMITTING):
+        assert store.transition(ids[3], state).ok
+    for state in (ItemState.VALIDATING, ItemState.REJECTED):
+        assert store.transition(ids[4], state, reason=ReasonCode.IMAGE_NOT_FOUND).ok
+    assert store.transition(ids[1], ItemState.VALIDATING).ok
+    response = client.post(f"/v1/batches/{body['batch_id']}/cancel")
+    assert response.status_code == 200
+    outcome = response.json()
+    assert (outcome["cancelled"], outcome["already_terminal"], outcome["not_cancellable_running"]) == (3, 1, 1)
+    assert "a running IMS copy job cannot be cancelled" in outcome["message"]
+    states = [store.get_item(i).state for i in ids]
+    assert states == [ItemState.CANCELLED] * 3 + [ItemState.SUBMITTING, ItemState.REJECTED]
+    counts = client.get(f"/v1/batches/{body['batch_id']}").json()["counts"]
+    assert counts["cancelled"] == 3 and counts["accepted"] == 0
+
+
+def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(2)}).json()
+    failed, store = body["item_ids"][0], api.store()
+    for state in (ItemState.VALIDATING, ItemState.WAITING, ItemState.SUBMITTING):
+        assert store.transition(failed, state).ok
+    assert store.transition(failed, ItemState.REPLICATING, job_id="job-9", progress=0.3).ok
+    assert store.transition(failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="FAIL").ok
+    response = client.post(f"/v1/batches/{body['batch_id']}/retry")
+    assert response.status_code == 202 and response.json() == {"retried": 1}
+    item = client.get(f"/v1/replications/{failed}").json()
+    assert item["state"] == "accepted" and item["attempt"] == 2
+    assert item["reason"] is None and item["message"] is None and item["job_id"] is None
+    assert item["progress_percent"] is None
+    assert [t["state"] for t in item["history"]][-2:] == ["failed", "accepted"]
+    assert len(api.admits_for(body["batch_id"])) == 2
+    assert client.post(f"/v1/batches/{body['batch_id']}/retry").json() == {"retried": 0}
+
+
+def test_cancel_and_retry_of_unknown_batches_are_404(client) -> None:
+    for action in ("cancel", "retry"):
+        response = client.post(f"/v1/batches/{uuid.uuid4().hex}/{action}")
+        assert response.status_code == 404 and "not found" in response.json()["message"]
+
+
+def test_wrong_methods_and_paths_are_4xx(api, client) -> None:
+    assert client.delete("/v1/batches").status_code == 405
+    assert client.get("/v1/nothing-here").status_code == 404
+    assert httpx.put(api.url + "/healthz").status_code == 405

@@ -1,0 +1,48 @@
+"""/metrics: Prometheus text read from Redis at scrape time."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from worker.domain.states import ItemState
+
+
+def _scrape(api) -> dict[tuple[str, tuple], float]:
+    response = httpx.get(f"{api.url}/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": [{"image_id": str(uuid.uuid4())} for _ in range(3)]}).json()
+    api.store().transition(body["item_ids"][0], ItemState.VALIDATING)
+    r = api.redis()
+    r.zadd(f"{api.prefix}:slots:default", {"item-a": time.time(), "item-b": time.time()})
+    r.zadd(f"{api.prefix}:workers", {"w1@host": time.time()})
+
+    m = _scrape(api)
+    assert m[("imsrep_redis_up", ())] == 1
+    assert m[("imsrep_items", (("state", "accepted"),))] == 2
+    assert m[("imsrep_items", (("state", "validating"),))] == 1
+    assert m[("imsrep_items", (("state", "succeeded"),))] == 0
+    assert m[("imsrep_slots_in_use", (("account", "default"),))] == 2
+    assert m[("imsrep_slots_limit", (("account", "default"),))] == 5
+    assert m[("imsrep_queue_backlog", (("queue", "admit"),))] == r.llen("admit") >= 1
+    for queue in ("validate", "submit", "poll", "maintenance"):
+        assert ("imsrep_queue_backlog", (("queue", queue),)) in m
+    assert m[("imsrep_workers_seen", ())] == 1
+    assert any(name == "process_cpu_seconds_total" for name, _ in m)
+
+
+def test_metrics_hold_no_state_in_the_api(api) -> None:
+    r = api.redis()
+    r.delete(f"{api.prefix}:slots:default")
+    assert _scrape(api)[("imsrep_slots_in_use", (("account", "default"),))] == 0

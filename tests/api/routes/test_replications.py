@@ -1,0 +1,90 @@
+"""/v1/replications over real HTTP: one image in, one item's full record out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+
+
+def test_submit_one_is_a_batch_of_one(api, client) -> None:
+    image = str(uuid.uuid4())
+    response = client.post("/v1/replications", json={"image_id": image, "name": "db copy", "kms_key": "ims/default"})
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"batch_id", "item_id"}
+    summary = api.store().batch(body["batch_id"])
+    assert summary.total == 1 and summary.counts[ItemState.ACCEPTED] == 1
+    item = api.store().get_item(body["item_id"])
+    assert (item.image_id, item.name, item.kms_key, item.batch_id) == (
+        image,
+        "db copy",
+        "ims/default",
+        body["batch_id"],
+    )
+    [message] = api.admits_for(body["batch_id"])
+    assert message["task"] == "replication.admit"
+
+
+def test_submit_one_refuses_with_every_problem(api, client) -> None:
+    before = api.redis().zcard(f"{api.prefix}:batches")
+    response = client.post("/v1/replications", json={"image_id": "x", "name": "a/b", "account": "Upper"})
+    assert response.status_code == 422
+    fields = {p["field"] for p in response.json()["detail"]}
+    assert fields == {"image_id", "name", "account"}
+    assert {p["index"] for p in response.json()["detail"]} == {None}
+    assert response.json()["message"].endswith("nothing was stored")
+    unknown = client.post("/v1/replications", json={"image_id": str(uuid.uuid4()), "account": "other"})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["field"] == "account"
+    assert api.redis().zcard(f"{api.prefix}:batches") == before
+
+
+def test_item_record_shows_outcome_progress_and_history(api, client) -> None:
+    item_id = client.post("/v1/replications", json={"image_id": str(uuid.uuid4())}).json()["item_id"]
+    store = api.store()
+    assert store.transition(item_id, ItemState.VALIDATING).ok
+    assert store.transition(item_id, ItemState.WAITING, target_name="copy_cn-north-4_web").ok
+    assert store.transition(item_id, ItemState.SUBMITTING).ok
+    assert store.transition(item_id, ItemState.REPLICATING, job_id="ff8080814dbd65d7014dbe0d84db0013").ok
+    assert store.update_if(item_id, ItemState.REPLICATING, progress=0.42)
+
+    running = client.get(f"/v1/replications/{item_id}").json()
+    assert running["state"] == "replicating" and running["progress_percent"] == 42.0
+    assert running["job_id"] == "ff8080814dbd65d7014dbe0d84db0013"
+    assert running["target_name"] == "copy_cn-north-4_web" and running["account"] == "default"
+
+    new_image = str(uuid.uuid4())
+    assert store.transition(item_id, ItemState.SUCCEEDED, new_image_id=new_image, progress=1.0).ok
+    done = client.get(f"/v1/replications/{item_id}").json()
+    assert done["state"] == "succeeded" and done["new_image_id"] == new_image and done["progress_percent"] == 100.0
+    assert done["attempt"] == 1 and done["reason"] is None
+    states = [t["state"] for t in done["history"]]
+    assert states == ["accepted", "validating", "waiting", "submitting", "replicating", "succeeded"]
+    times = [datetime.fromisoformat(t["at"].replace("Z", "+00:00")) for t in done["history"]]
+    assert times == sorted(times)
+
+
+def test_item_record_shows_reason_code_and_message(api, client) -> None:
+    item_id = client.post("/v1/replications", json={"image_id": str(uuid.uuid4())}).json()["item_id"]
+    store = api.store()
+    assert store.transition(item_id, ItemState.VALIDATING).ok
+    message = "ISO images cannot be replicated"
+    assert store.transition(item_id, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE, message=message).ok
+    record = client.get(f"/v1/replications/{item_id}").json()
+    assert (record["state"], record["reason"], record["message"]) == ("rejected", "ISO_IMAGE", message)
+    assert record["history"][-1] == {
+        "state": "rejected",
+        "at": record["history"][-1]["at"],
+        "reason": "ISO_IMAGE",
+        "message": message,
+    }
+
+
+def test_unknown_and_malformed_item_ids(client) -> None:
+    missing = client.get(f"/v1/replications/{uuid.uuid4().hex}")
+    assert missing.status_code == 404 and "not found" in missing.json()["message"]
+    for bad in ("123", "g" * 32, str(uuid.uuid4())):
+        response = client.get(f"/v1/replications/{bad}")
+        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "item_id"

@@ -1,0 +1,131 @@
+"""The app as a whole: start-up checks, the OpenAPI document, no secret echoed, and no input causing a 500."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from cli.processes import wait_until
+
+
+def test_refuses_to_start_without_api_tokens(start_api) -> None:
+    server = start_api(wait=False, IMSREP_API_TOKENS="")
+    wait_until(lambda: not server.process.running(), timeout=30, what="the API to exit")
+    assert server.process.proc.returncode != 0
+    assert "no API tokens configured: set IMSREP_API_TOKENS" in server.log()
+
+
+def test_openapi_document_is_complete_and_resolvable(api) -> None:
+    doc = httpx.get(f"{api.url}/openapi.json").json()
+    paths = doc["paths"]
+    for path in (
+        "/v1/batches",
+        "/v1/batches/{batch_id}",
+        "/v1/batches/{batch_id}/items",
+        "/v1/batches/{batch_id}/cancel",
+        "/v1/batches/{batch_id}/retry",
+        "/v1/replications",
+        "/v1/replications/{item_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths, path
+        for operation in paths[path].values():
+            assert operation["summary"], path
+    submit = paths["/v1/batches"]["post"]
+    assert submit["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/BatchRequest"
+    }
+    assert submit["requestBody"]["content"]["application/json"]["examples"]
+    assert submit["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    assert {"HTTPBearer"} <= set(doc["components"]["securitySchemes"])
+    schemas = doc["components"]["schemas"]
+    assert schemas["BatchRequest"]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/ItemSpec"}
+
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    for ref in refs(doc):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    assert "swagger" in httpx.get(f"{api.url}/docs").text.lower()
+
+
+def test_secrets_are_never_echoed_or_logged(api) -> None:
+    wrong = "Bearer not-the-token-" + uuid.uuid4().hex
+    answers = [
+        httpx.get(f"{api.url}/v1/batches/{uuid.uuid4().hex}", headers={"Authorization": wrong}),
+        httpx.post(f"{api.url}/v1/batches", headers={"Authorization": wrong}, json={"items": []}),
+    ]
+    with api.client() as c:
+        answers.append(c.post("/v1/batches", json={"items": [{"image_id": "x"}]}))
+        answers.append(c.get(f"/v1/batches/{uuid.uuid4().hex}"))
+        answers.append(c.get("/v1/batches/bad"))
+    log = api.log()
+    for answer in answers:
+        assert answer.status_code in (401, 404, 422)
+        for secret in [*api.secrets, wrong.split()[1]]:
+            assert secret not in answer.text
+    for secret in [*api.secrets, wrong.split()[1]]:
+        assert secret not in log
+
+
+GARBAGE_BODIES = [
+    b"null",
+    b"0",
+    b"1e999",
+    b"NaN",
+    b'"\\u0000"',
+    b"[]",
+    b"{}",
+    b'{"items": null}',
+    b'{"items": [null]}',
+    b'{"items": [[]]}',
+    b'{"items": [{}]}',
+    b'{"items": [{"image_id": null}]}',
+    b'{"items": [{"image_id": []}]}',
+    b'{"items": [{"image_id": "' + b"a" * 3000 + b'"}]}',
+    b'{"defaults": [], "items": [1]}',
+    b'{"items": [{"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81", "name": "\\u00e9\\u4e2d"}]}',
+    b'{"items": [{"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81", "description": "\\u0000\\ud83d\\ude00"}]}',
+    b'{"items": [{"\\ud800": 1}]}',
+    b'{"items": [{"image_id": "x", "account": 5}]}',
+    b"{" * 10_000,
+    b'{"items": [' + b",".join([b'{"image_id": "x"}'] * 5000) + b"]}",
+    b"\x00\x01\x02",
+    "ü".encode("latin-1"),
+    json.dumps({"items": [{"image_id": str(uuid.uuid4()), "kms_key": "k" * 300}]}).encode(),
+    json.dumps({"image_id": str(uuid.uuid4()), "enterprise_project_id": "0"}).encode(),
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/batches", "/v1/replications"])
+def test_no_body_produces_a_500(api, path) -> None:
+    with api.client() as c:
+        for body in GARBAGE_BODIES:
+            for content_type in ("application/json", "text/plain"):
+                response = c.post(path, content=body, headers={"Content-Type": content_type})
+                assert response.status_code < 500, (body[:80], response.text[:300])
+                assert response.status_code == 202 or response.json()["message"]
+
+
+def test_no_path_or_query_produces_a_500(api) -> None:
+    odd = ["%00", "%ff", "..%2f..%2fetc", "a" * 5000, "0" * 32 + "%0a", " ", "%F0%9F%98%80"]
+    with api.client() as c:
+        batch = c.post("/v1/replications", json={"image_id": str(uuid.uuid4())}).json()["batch_id"]
+        for value in odd:
+            for path in (f"/v1/batches/{value}", f"/v1/replications/{value}", f"/v1/batches/{value}/cancel"):
+                assert c.get(path).status_code < 500, path
+                assert c.post(path).status_code < 500, path
+            for param in ("state", "limit", "cursor"):
+                assert c.get(f"/v1/batches/{batch}/items?{param}={value}").status_code < 500, (param, value)

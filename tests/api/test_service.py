@@ -1,0 +1,99 @@
+"""The service layer without HTTP: storing, admitting, cancelling and retrying against a real Redis."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+
+from api.enqueue import Enqueuer
+from api.errors import InvalidRequest, NotFound
+from api.service import ReplicationService
+from cli.processes import free_port
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+from worker.queues import Task
+
+
+def _batch(n: int) -> dict:
+    return {"items": [{"image_id": str(uuid.uuid4())} for _ in range(n)]}
+
+
+def test_submit_stores_every_item_and_sends_one_admit_message(service, admits) -> None:
+    stored = service.submit_batch(_batch(3))
+    summary = service.batch(stored.batch_id)
+    assert summary.total == 3 and summary.counts[ItemState.ACCEPTED] == 3
+    [message] = admits(stored.batch_id)
+    assert message["task"] == Task.ADMIT.value and message["kwargs"] == {"batch_id": stored.batch_id}
+
+
+def test_invalid_batch_stores_nothing(service) -> None:
+    batches = f"{service.settings.key_prefix}:batches"
+    with pytest.raises(InvalidRequest):
+        service.submit_batch({"items": [{"image_id": str(uuid.uuid4())}, {"image_id": "bad"}]})
+    assert service.store.redis.zcard(batches) == 0
+    assert not service.store.redis.keys(f"{service.settings.key_prefix}:*")
+
+
+def test_batch_is_kept_when_the_admit_message_cannot_be_sent(service, caplog) -> None:
+    dead_broker = service.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    enqueuer = Enqueuer(dead_broker)
+    cut_off = ReplicationService(service.store, enqueuer, service.settings)
+    with caplog.at_level(logging.ERROR, logger="api.enqueue"):
+        stored = cut_off.submit_batch(_batch(2))
+    enqueuer.close()
+    assert service.batch(stored.batch_id).counts[ItemState.ACCEPTED] == 2
+    assert f"admit message for batch {stored.batch_id} not sent" in caplog.text
+
+
+def test_unknown_ids_are_not_found(service) -> None:
+    for call in (service.batch, service.cancel, service.retry, service.replication):
+        with pytest.raises(NotFound):
+            call(uuid.uuid4().hex)
+
+
+def _walk(store, item_id: str, *states: ItemState, **last_fields) -> None:
+    for i, state in enumerate(states):
+        fields = last_fields if i == len(states) - 1 else {}
+        assert store.transition(item_id, state, **fields).ok, state
+
+
+def test_cancel_counts_each_kind_and_cancels_only_cancellable(service) -> None:
+    store = service.store
+    ids = service.submit_batch(_batch(6)).item_ids
+    v, w, s, r = ItemState.VALIDATING, ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICATING
+    _walk(store, ids[1], v)
+    _walk(store, ids[2], v, w)
+    _walk(store, ids[3], v, w, s)
+    _walk(store, ids[4], v, w, s, r)
+    _walk(store, ids[5], v, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
+    batch_id = store.get_item(ids[0]).batch_id
+    counts = service.cancel(batch_id)
+    assert (counts.cancelled, counts.already_terminal, counts.not_cancellable_running) == (3, 1, 2)
+    states = [store.get_item(i).state for i in ids]
+    assert states == [ItemState.CANCELLED] * 3 + [s, r, ItemState.REJECTED]
+    assert store.get_item(ids[0]).reason is ReasonCode.CANCELLED
+    again = service.cancel(batch_id)
+    assert (again.cancelled, again.already_terminal, again.not_cancellable_running) == (0, 4, 2)
+
+
+def test_retry_starts_a_new_attempt_for_failed_items_only(service, admits) -> None:
+    store = service.store
+    stored = service.submit_batch(_batch(3))
+    failed, rejected, _untouched = stored.item_ids
+    _walk(store, failed, ItemState.VALIDATING, ItemState.WAITING)
+    _walk(store, failed, ItemState.SUBMITTING, submit_started_at=1.0)
+    _walk(store, failed, ItemState.REPLICATING, job_id="job-1", progress=0.5, target_name="copy_x")
+    _walk(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="IMS said FAIL")
+    _walk(store, rejected, ItemState.VALIDATING, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
+
+    assert service.retry(stored.batch_id) == 1
+    item = store.get_item(failed)
+    assert item.state is ItemState.ACCEPTED and item.attempt == 2
+    assert (item.reason, item.message, item.job_id, item.progress, item.target_name) == (None,) * 5
+    assert store.get_item(rejected).state is ItemState.REJECTED
+    assert [t.state for t in store.history(failed)][-2:] == [ItemState.FAILED, ItemState.ACCEPTED]
+    assert len(admits(stored.batch_id)) == 2  # one at submission, one for the retry
+    assert service.retry(stored.batch_id) == 0
+    assert len(admits(stored.batch_id)) == 2  # nothing retried, nothing sent

@@ -1,0 +1,122 @@
+"""Syntax checks of submissions: every problem of every item is reported, with its index, field and rule."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from api.errors import InvalidRequest, Problem
+from api.validation import parse_batch, parse_item
+from config.settings import load_settings
+
+ACCOUNT = {"project_id": "0123456789abcdef0123456789abcdef", "access_key": "AKX1", "secret_key": "SKX1"}
+
+
+@pytest.fixture
+def settings():
+    return load_settings(
+        redis_url="redis://127.0.0.1:1/0",
+        api_tokens="validation-token-1",
+        accounts={"default": ACCOUNT, "prod": ACCOUNT},
+        max_batch_items=5,
+    )
+
+
+def _image() -> str:
+    return str(uuid.uuid4())
+
+
+def _refusal(call, *args) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        call(*args)
+    return info.value
+
+
+def test_good_batch_applies_defaults_and_resolves_accounts(settings) -> None:
+    upper = _image().upper()
+    items = parse_batch(
+        {
+            "items": [{"image_id": upper}, {"image_id": _image(), "name": "own", "account": "prod"}],
+            "defaults": {"name": "shared", "kms_key": "ims/default"},
+        },
+        settings,
+    )
+    assert [(i.spec.name, i.spec.kms_key, i.account) for i in items] == [
+        ("shared", "ims/default", "default"),
+        ("own", "ims/default", "prod"),
+    ]
+    assert items[0].spec.image_id == upper.lower()
+
+
+def test_every_bad_item_is_listed_with_index_field_and_rule(settings) -> None:
+    payload = {
+        "items": [
+            {"image_id": _image()},
+            {"image_id": "not-a-uuid", "name": " padded"},
+            {"image_id": _image(), "description": "a <b>"},
+            7,
+            {"image_id": _image(), "colour": "red", "account": "nowhere"},
+        ]
+    }
+    error = _refusal(parse_batch, payload, settings)
+    assert error.message == "4 of 5 items are invalid; nothing was stored"
+    assert set(error.problems) == {
+        Problem(1, "image_id", "must be an image ID in UUID form"),
+        Problem(1, "name", "must not start or end with a space"),
+        Problem(2, "description", "must not contain carriage returns, line feeds, '<' or '>'"),
+        Problem(3, "item", "must be a JSON object"),
+        Problem(4, "colour", "is not a known field"),
+        Problem(4, "account", "must be one of the configured accounts: default, prod"),
+    }
+
+
+def test_unknown_account_alone_is_a_refusal(settings) -> None:
+    error = _refusal(parse_batch, {"items": [{"image_id": _image(), "account": "staging"}]}, settings)
+    assert error.problems == [Problem(0, "account", "must be one of the configured accounts: default, prod")]
+
+
+def test_a_bad_default_is_reported_once_and_items_are_still_checked(settings) -> None:
+    payload = {"items": [{"image_id": _image()}, {"image_id": "x"}], "defaults": {"account": "staging"}}
+    error = _refusal(parse_batch, payload, settings)
+    assert error.problems == [
+        Problem(None, "defaults.account", "must be one of the configured accounts: default, prod"),
+        Problem(1, "image_id", "must be an image ID in UUID form"),
+    ]
+    assert error.message.startswith("defaults.account: must be one of the configured accounts")
+    bad_type = _refusal(parse_batch, {"items": [{"image_id": _image()}], "defaults": {"name": 3}}, settings)
+    assert bad_type.problems == [Problem(None, "defaults.name", "Input should be a valid string")]
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"items": []}, Problem(None, "items", "must hold 1 to 5 items (got 0)")),
+        ({"items": [{"image_id": "x"}] * 6}, Problem(None, "items", "must hold 1 to 5 items (got 6)")),
+        ({}, Problem(None, "items", "is required")),
+        ({"items": {"image_id": "x"}}, Problem(None, "items", "Input should be a valid list")),
+        ({"items": [], "extra": 1}, Problem(None, "extra", "is not a known field")),
+        ([{"image_id": "x"}], Problem(None, "body", "must be a JSON object")),
+        (None, Problem(None, "body", "must be a JSON object")),
+    ],
+)
+def test_request_level_problems_name_the_field_and_rule(settings, payload, problem) -> None:
+    error = _refusal(parse_batch, payload, settings)
+    assert problem in error.problems
+    assert f"{problem.field}: {problem.rule}" in error.message
+
+
+def test_single_item_uses_the_same_rules(settings) -> None:
+    item = parse_item({"image_id": _image(), "kms_key": "ims/default"}, settings)
+    assert item.account == "default" and item.spec.kms_key == "ims/default"
+    error = _refusal(parse_item, {"image_id": _image(), "kms_key": "no spaces allowed"}, settings)
+    assert error.problems == [Problem(None, "kms_key", "must be a KMS key ID (UUID) or an alias such as ims/default")]
+    assert error.message.startswith("kms_key: must be a KMS key ID")
+    unknown = _refusal(parse_item, {"image_id": _image(), "account": "staging"}, settings)
+    assert unknown.problems[0].field == "account"
+
+
+def test_no_accounts_configured_refuses_every_item(settings) -> None:
+    bare = settings.model_copy(update={"accounts": {}, "default_account": None})
+    error = _refusal(parse_batch, {"items": [{"image_id": _image()}]}, bare)
+    assert error.problems == [Problem(0, "account", "no accounts are configured on this server")]
