@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import redis
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from config.settings import Settings
@@ -77,4 +77,19 @@ class RedisCollector(Collector):
 
         workers = GaugeMetricFamily("imsrep_workers_seen", "Workers with a recent heartbeat")
         workers.add_metric([], workers_seen(client, self.settings))
-        return [items, in_use, limit, backlog, workers]
+
+        # Counters the workers keep in Redis (worker/ratelimit.py, worker/steps/reconcile.py).
+        calls = CounterMetricFamily(
+            "imsrep_ims_responses", "IMS/KMS/IAM calls by endpoint and outcome", labels=["endpoint", "outcome"]
+        )
+        for field, n in client.hgetall(f"{prefix}:ims:outcomes").items():
+            endpoint, _, outcome = _text(field).partition(":")
+            calls.add_metric([endpoint, outcome], int(n))
+        repairs = CounterMetricFamily("imsrep_reconciler_repairs", "Repairs made by the reconciler", labels=["kind"])
+        for kind, n in client.hgetall(f"{prefix}:repairs").items():
+            repairs.add_metric([_text(kind)], int(n))
+        return [items, in_use, limit, backlog, workers, calls, repairs]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

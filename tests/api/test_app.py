@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import httpx
 import pytest
 
+from api.app import create_app
 from cli.processes import wait_until
 
 
@@ -129,3 +131,25 @@ def test_no_path_or_query_produces_a_500(api) -> None:
                 assert c.post(path).status_code < 500, path
             for param in ("state", "limit", "cursor"):
                 assert c.get(f"/v1/batches/{batch}/items?{param}={value}").status_code < 500, (param, value)
+
+
+def test_an_unexpected_error_is_a_logged_500_that_reveals_nothing(settings, caplog) -> None:
+    """The last-resort handler, provoked from inside (no client input reaches it: see the tests above)."""
+
+    class BrokenService:
+        def batch(self, batch_id: str) -> None:
+            raise RuntimeError("internal detail that must stay in the log")
+
+    app = create_app(settings)
+    app.state.service = BrokenService()
+    token = settings.api_tokens[0].get_secret_value()
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+            return await c.get(f"/v1/batches/{'0' * 32}", headers={"Authorization": f"Bearer {token}"})
+
+    response = asyncio.run(get())
+    assert response.status_code == 500
+    assert response.json() == {"message": "internal error; it has been logged"}
+    assert "internal detail that must stay in the log" in caplog.text

@@ -42,6 +42,17 @@ def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
     assert any(name == "process_cpu_seconds_total" for name, _ in m)
 
 
+def test_metrics_export_the_workers_counters(api) -> None:
+    r = api.redis()
+    r.hincrby(f"{api.prefix}:ims:outcomes", "copy:200", 4)
+    r.hincrby(f"{api.prefix}:ims:outcomes", "copy:IMG.0060", 1)
+    r.hincrby(f"{api.prefix}:repairs", "submit_resent", 2)
+    m = _scrape(api)
+    assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "200")))] == 4
+    assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "IMG.0060")))] == 1
+    assert m[("imsrep_reconciler_repairs_total", (("kind", "submit_resent"),))] == 2
+
+
 def test_metrics_hold_no_state_in_the_api(api) -> None:
     r = api.redis()
     r.delete(f"{api.prefix}:slots:default")
