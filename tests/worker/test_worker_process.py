@@ -1,0 +1,97 @@
+"""The pipeline with REAL Celery worker processes (started by ``worker_argv``), Redis and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import celery
+import httpx
+import pytest
+import redis
+
+from cli.processes import ManagedProcess, wait_until
+from config.settings import AccountSettings
+from worker.domain.spec import ItemSpec
+from worker.domain.states import ItemState
+from worker.ims.client import ImsClient
+from worker.queues import Queue, Task
+from worker.run import worker_argv
+from worker.store import NewItem, RecordStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(redis_server, start_sim, tmp_path: Path) -> Iterator[dict]:
+    sim = start_sim(copy_seconds=0.5, image_quota=1000, seed=11)
+    db = 1 + uuid.uuid4().int % 15  # its own database: the broker's queue keys are not prefixed
+    url = f"redis://127.0.0.1:{redis_server.port}/{db}"
+    prefix = f"it{uuid.uuid4().hex[:6]}"
+    account = "IMSREP_ACCOUNTS__DEFAULT__"
+    env = {
+        "IMSREP_REDIS_URL": url,
+        "IMSREP_KEY_PREFIX": prefix,
+        "IMSREP_DEMO": "true",
+        "IMSREP_STATE_DIR": str(tmp_path / "state"),
+        "IMSREP_POLL_INITIAL_DELAY": "0.3",
+        "IMSREP_POLL_MIN_INTERVAL": "0.1",
+        "IMSREP_POLL_MAX_INTERVAL": "1",
+        "IMSREP_RETRY_BASE_DELAY": "0.1",
+        "IMSREP_RETRY_MAX_DELAY": "2",
+        f"{account}REGION": sim.region,
+        f"{account}PROJECT_ID": sim.project_id,
+        f"{account}IMS_ENDPOINT": sim.url,
+        f"{account}KMS_ENDPOINT": sim.url,
+        f"{account}IAM_ENDPOINT": sim.url,
+        f"{account}ACCESS_KEY": sim.access_key,
+        f"{account}SECRET_KEY": sim.secret_key,
+        f"{account}REQUEST_RATE": "100",
+        f"{account}REQUEST_BURST": "50",
+    }
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    worker = ManagedProcess("worker", worker_argv(concurrency=4), tmp_path / "worker.log", env=env, cwd=tmp_path)
+    worker.start()
+    try:
+        # Ready when its heartbeat is in <prefix>:workers (what the API's /readyz reads).
+        wait_until(lambda: client.zcard(f"{prefix}:workers") > 0, 60, "the worker's heartbeat")
+        yield {"sim": sim, "url": url, "prefix": prefix, "redis": client, "worker": worker}
+    finally:
+        worker.stop()
+        client.flushdb()
+
+
+def _image_id(sim, name: str) -> str:
+    account = AccountSettings(
+        region=sim.region, project_id=sim.project_id, ims_endpoint=sim.url, kms_endpoint=sim.url,
+        iam_endpoint=sim.url, access_key=sim.access_key, secret_key=sim.secret_key,
+    )  # fmt: skip
+    with ImsClient(account, connect_timeout=5, read_timeout=10) as client:
+        return client.list_images(name=name)[0].id
+
+
+def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
+    sim, client, prefix = stack["sim"], stack["redis"], stack["prefix"]
+    store = RecordStore(client, prefix)
+    source = _image_id(sim, "debian-12-base")
+    batch = store.create_batch([NewItem(ItemSpec(image_id=source, name=f"bulk {i}"), "default") for i in range(200)])
+    sender = celery.Celery("test-sender", broker=stack["url"], set_as_current=False)
+    sender.send_task(Task.ADMIT.value, kwargs={"batch_id": batch.batch_id}, queue=Queue.ADMIT.value)
+
+    def done() -> bool:
+        assert stack["worker"].running(), stack["worker"].log_tail()
+        return store.batch(batch.batch_id).done
+
+    wait_until(done, 240, "every item to reach a terminal state", interval=0.5)
+    summary = store.batch(batch.batch_id)
+    assert summary.counts[ItemState.SUCCEEDED] == 200, (summary.counts, stack["worker"].log_tail())
+    project = httpx.get(f"{sim.url}/_sim/projects").json()["projects"][0]
+    assert project["jobs_total"] == 200 and project["peak_concurrent_jobs"] <= 5
+    outcomes = client.hgetall(f"{prefix}:ims:outcomes")
+    assert not any(key.endswith("IMG.0060") for key in outcomes), outcomes
+    stats = httpx.get(f"{sim.url}/_sim/stats").json()["by_endpoint"]
+    copy_statuses = {status for name, counts in stats.items() if "copy" in name for status in counts}
+    assert copy_statuses == {"200"}, stats
+    assert client.zcard(f"{prefix}:slots:default") == 0
