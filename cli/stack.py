@@ -6,7 +6,8 @@ each answers, writes their addresses and credentials to ``<state dir>/stack.json
 stops them all: SIGTERM to every group, SIGKILL after a grace period, Redis last so in-flight acks still land.
 
 Simulator mode (the simulator is started and one account ``default`` points at it) is chosen when no account is
-configured, or always for the demo; with accounts configured, they are used as they are and no simulator runs.
+configured, always for the demo, or when asked (tests); with accounts configured, they are used as they are (real
+Huawei Cloud, or whatever endpoints they name) and no simulator runs.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ class StackOptions:
     state_dir: Path
     # A port of 0 means "any free port" (tests); ``imsrep up`` uses services.DEFAULT_PORTS.
     ports: dict[str, int] = field(default_factory=lambda: dict.fromkeys(services.DEFAULT_PORTS, 0))
+    # Demo mode: always the simulator, always fresh random secrets, IMSREP_DEMO=true for the services.
     demo: bool = False
+    # Run the simulator: None decides by the settings (yes when no account is configured).
+    use_simulator: bool | None = None
     # Options of the simulator (``copy_seconds=3``, ``image_quota=10000``...), used in simulator mode.
     simulator: dict[str, object] = field(default_factory=dict)
     # Extra IMSREP_* settings for the services (short poll intervals in tests, say).
@@ -91,7 +95,8 @@ class LocalStack:
         self.settings = settings or load_settings()
         self.state_dir = options.state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
-        self.simulator_mode = options.demo or not self.settings.accounts
+        auto = options.demo or not self.settings.accounts
+        self.simulator_mode = auto if options.use_simulator is None else options.use_simulator
         # An explicitly configured Redis is used as it is; otherwise the stack runs its own.
         self.own_redis = "redis_url" not in self.settings.model_fields_set
         self.processes: list[ManagedProcess] = []

@@ -1,0 +1,88 @@
+"""The whole system for the pipeline tests: one ``LocalStack`` per session (Redis, simulator, API, worker, beat,
+Flower as real processes on free ports), driven only through the API over HTTP; the simulator's own views and a
+signed IMS client check what happened on the "cloud" side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from cli.demo import resolve_image_ids, simulator_account
+from cli.processes import wait_until
+from cli.stack import LocalStack, StackInfo, StackOptions
+from simulator.catalog.default import DEFAULT_IMAGES
+from worker.ims.client import ImsClient
+
+# Short copies and quick polls keep the suite fast; the quota is out of the way except where a test wants it.
+SIMULATOR = {"copy_seconds": 0.5, "image_quota": 100_000}
+FAST_POLLS = {"IMSREP_POLL_INITIAL_DELAY": "0.5", "IMSREP_POLL_MIN_INTERVAL": "0.2"}
+
+
+@dataclass
+class Stack:
+    local: LocalStack
+    info: StackInfo
+    api: httpx.Client  # authenticated, base URL set
+    sim: httpx.Client  # the simulator's unsigned /_sim/ views
+    ims: ImsClient  # signed IMS/KMS calls, as the worker makes them
+    image_ids: dict[str, str]  # default catalogue: name -> ID
+
+    def submit(self, items: list[dict[str, Any]], **body: Any) -> dict[str, Any]:
+        response = self.api.post("/v1/batches", json={"items": items, **body})
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def wait_done(self, batch_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait (with a deadline) until every item of the batch is terminal; return the batch status."""
+        wait_until(lambda: self.api.get(f"/v1/batches/{batch_id}").json()["done"], timeout, f"batch {batch_id}")
+        return self.api.get(f"/v1/batches/{batch_id}").json()
+
+    def items(self, batch_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: int | None = 0
+        while cursor is not None:
+            page = self.api.get(f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": 1000}).json()
+            items += page["items"]
+            cursor = page["next_cursor"]
+        return items
+
+    def project(self) -> dict[str, Any]:
+        projects = self.sim.get("/_sim/projects").json()["projects"]
+        return next(p for p in projects if p["project_id"] == self.info.simulator_project_id)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.sim.get("/_sim/jobs", params={"project_id": self.info.simulator_project_id}).json()["jobs"]
+
+    def set_faults(self, **knobs: float) -> None:
+        response = self.sim.post("/_sim/faults", json=knobs)
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("stack"), use_simulator=True, simulator=dict(SIMULATOR), env=FAST_POLLS
+    )
+    with LocalStack(options) as local:  # stops every process on the way out, whatever happened
+        info = local.start()
+        headers = {"Authorization": f"Bearer {info.api_token}"}
+        account = simulator_account(info)
+        with (
+            httpx.Client(base_url=info.api_url, headers=headers, timeout=30) as api,
+            httpx.Client(base_url=info.simulator_url, timeout=30) as sim,
+            ImsClient(account, connect_timeout=5, read_timeout=30) as ims,
+        ):
+            names = [image["name"] for image in DEFAULT_IMAGES]
+            yield Stack(local, info, api, sim, ims, resolve_image_ids(account, names))
+
+
+@pytest.fixture
+def faults(stack: Stack) -> Iterator[Callable[..., None]]:
+    """Set simulator faults for one test; they are switched off again afterwards."""
+    yield stack.set_faults
+    stack.set_faults(fail_rate=0.0, error_rate=0.0, throttle_rate=0.0, latency=0.0, hang_rate=0.0)
