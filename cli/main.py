@@ -41,7 +41,7 @@ app.command("simulator", help="Run the IMS + KMS + IAM simulator (a local stand-
 )
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 StateDir = Annotated[
     Path | None, typer.Option("--state-dir", help="Where data, logs and stack.json live [env IMSREP_STATE_DIR]")

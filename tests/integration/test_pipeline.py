@@ -3,13 +3,18 @@ batch, cancel, retry, validation and auth. What IMS did is checked on the simula
 
 from __future__ import annotations
 
+import csv
+import json
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from cli.demo import SCENARIOS, UNKNOWN, UNKNOWN_IMAGE_ID, Scenario
+from cli.main import app
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Stack
@@ -17,6 +22,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 REGION = "cn-north-4"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _item(stack: Stack, scenario: Scenario) -> dict[str, Any]:
@@ -188,3 +194,29 @@ def test_health_and_readiness_are_open(stack: Stack) -> None:
 def test_counts_cover_every_item(stack: Stack, scenario_results: dict) -> None:
     states = Counter(item["state"] for item in scenario_results.values())
     assert states == Counter(s.expected_state for s in SCENARIOS)
+
+
+def _imsrep(stack: Stack, *args: str) -> Any:
+    return CliRunner().invoke(app, [*args, "--api", stack.info.api_url, "--token", stack.info.api_token])
+
+
+def test_cli_submit_wait_exits_0_and_writes_results(stack: Stack, tmp_path: Path) -> None:
+    manifest = tmp_path / "good.csv"
+    rows = [f"{stack.image_ids[name]},cli-{i}" for i, name in enumerate(["centos-7-app", "debian-12-base"])]
+    manifest.write_text("image_id,name\n" + "\n".join(rows) + "\n")
+    results = tmp_path / "results.csv"
+    result = _imsrep(stack, "submit", str(manifest), "--wait", "--results", str(results))
+    assert result.exit_code == 0, result.output
+    with results.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["line"], r["state"]) for r in written] == [("2", "succeeded"), ("3", "succeeded")]
+    assert all(r["new_image_id"] and r["item_id"] for r in written)
+
+
+def test_the_example_manifest_matches_the_stack_and_the_demo(stack: Stack, tmp_path: Path) -> None:
+    """examples/demo-manifest.csv holds literal image IDs: they must be the local stack's, row for row."""
+    results = tmp_path / "results.json"
+    result = _imsrep(stack, "submit", str(EXAMPLES / "demo-manifest.csv"), "--wait", "--results", str(results))
+    assert result.exit_code == 1, result.output  # the refusals are expected, so not everything succeeded
+    written = json.loads(results.read_text())
+    assert [(r["state"], r["reason"]) for r in written] == [(s.expected_state, s.expected_reason) for s in SCENARIOS]

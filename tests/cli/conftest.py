@@ -1,0 +1,48 @@
+"""CLI fixtures: the API as a real uvicorn process (the command line ``LocalStack`` runs) on the session's Redis.
+
+No worker runs here: submitted items stay ``accepted``, which is what the exit-code tests need. A database of its
+own keeps the queued messages away from workers of other test tiers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cli.processes import ManagedProcess, free_port, python_module
+from cli.services import api_args
+from cli.stack import not_ready_reason
+
+TOKEN = "cli-test-token-4d8e1a"
+CLI_DB = 8
+
+
+@dataclass
+class ApiServer:
+    url: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def api_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    port = free_port()
+    env = {
+        "IMSREP_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/{CLI_DB}",
+        "IMSREP_KEY_PREFIX": f"cli{uuid.uuid4().hex[:8]}",
+        "IMSREP_API_TOKENS": TOKEN,
+        "IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID": uuid.uuid4().hex,
+        "IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY": "AKCLITEST",
+        "IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY": "SKCLITESTSECRET",
+    }
+    log = Path(tmp_path_factory.mktemp("cli-api")) / "api.log"
+    proc = ManagedProcess("api", python_module(*api_args("127.0.0.1", port)), log, env=env).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_ready(lambda: not_ready_reason(f"{url}/healthz") is None, timeout=30)
+        yield ApiServer(url, TOKEN)
+    finally:
+        proc.stop()

@@ -1,0 +1,153 @@
+"""The API client: where it finds the API, one readable line per failure, chunked submission by manifest line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cli.api_client import ApiClient, ApiError, ApiTarget, ApiUnreachable, NoApiConfigured, resolve_target
+from cli.manifest import ManifestRow, RowError
+from cli.processes import free_port
+from cli.submission import collect_results, submit_rows
+from worker.domain.spec import ItemSpec
+
+IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
+TARGET = ApiTarget("http://api.test", "tok")
+
+
+def _client(handler: Any) -> ApiClient:
+    return ApiClient(TARGET, transport=httpx.MockTransport(handler))
+
+
+@pytest.fixture
+def no_api_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("IMSREP_API_URL", "IMSREP_API_TOKEN", "IMSREP_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_target_from_options_then_env_then_stack_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_api_env: None
+) -> None:
+    with pytest.raises(NoApiConfigured, match="imsrep up"):
+        resolve_target(None, None, tmp_path)
+    (tmp_path / "stack.json").write_text(json.dumps({
+        "api_url": "http://stack:1/", "api_token": "stack-token", "flower_url": "", "flower_user": "",
+        "flower_password": "", "redis_url": "", "state_dir": str(tmp_path), "log_dir": "",
+    }))  # fmt: skip
+    assert resolve_target(None, None, tmp_path) == ApiTarget("http://stack:1", "stack-token")
+    monkeypatch.setenv("IMSREP_API_URL", "http://env:2")
+    monkeypatch.setenv("IMSREP_API_TOKEN", "env-token")
+    assert resolve_target(None, None, tmp_path) == ApiTarget("http://env:2", "env-token")
+    assert resolve_target("http://opt:3", "opt-token", tmp_path) == ApiTarget("http://opt:3", "opt-token")
+
+
+def test_a_url_without_a_token_is_a_usage_error(tmp_path: Path, no_api_env: None) -> None:
+    with pytest.raises(NoApiConfigured, match="token"):
+        resolve_target("http://api:1", None, tmp_path)
+
+
+def test_the_token_is_sent_as_a_bearer() -> None:
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["auth"] = request.headers["Authorization"]
+        return httpx.Response(200, json={"batch_id": "b", "total": 0, "counts": {}, "done": True})
+
+    with _client(handler) as client:
+        client.batch("b")
+    assert seen["auth"] == "Bearer tok"
+
+
+@pytest.mark.parametrize(
+    ("response", "text"),
+    [
+        (httpx.Response(404, json={"message": "no batch b"}), "API refused GET /v1/batches/b (404): no batch b"),
+        (httpx.Response(502, text="<html>bad gateway</html>"), "API refused GET /v1/batches/b (502): Bad Gateway"),
+        (httpx.Response(200, text="not json"), "API answered GET /v1/batches/b with a body that is not JSON"),
+    ],
+)
+def test_errors_are_one_line(response: httpx.Response, text: str) -> None:
+    with _client(lambda request: response) as client, pytest.raises(ApiError) as caught:
+        client.batch("b")
+    assert str(caught.value) == text and "\n" not in str(caught.value)
+
+
+def test_unreachable_api() -> None:
+    port = free_port()  # nothing listens there
+    with ApiClient(ApiTarget(f"http://127.0.0.1:{port}", "t")) as client, pytest.raises(ApiUnreachable) as caught:
+        client.batch("b")
+    assert str(caught.value).startswith(f"API unreachable at http://127.0.0.1:{port}: ")
+
+
+def test_items_follow_the_cursor() -> None:
+    pages = {"0": ([{"item_id": "1"}, {"item_id": "2"}], 2), "2": ([{"item_id": "3"}], None)}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        items, next_cursor = pages[request.url.params["cursor"]]
+        return httpx.Response(200, json={"batch_id": "b", "items": items, "next_cursor": next_cursor})
+
+    with _client(handler) as client:
+        assert [i["item_id"] for i in client.items("b")] == ["1", "2", "3"]
+
+
+def _rows(n: int, first_line: int = 2) -> list[ManifestRow]:
+    return [ManifestRow(first_line + i, ItemSpec(image_id=IMG, name=f"n{i}")) for i in range(n)]
+
+
+def test_submission_is_chunked_and_remembers_lines() -> None:
+    bodies: list[list[dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["items"]
+        bodies.append(items)
+        ids = [f"{len(bodies)}-{i}" for i in range(len(items))]
+        return httpx.Response(202, json={"batch_id": f"batch{len(bodies)}", "accepted": len(items), "item_ids": ids})
+
+    with _client(handler) as client:
+        submission = submit_rows(client, _rows(5), chunk_size=2)
+    assert [len(b) for b in bodies] == [2, 2, 1]
+    assert bodies[0][1] == {"image_id": IMG, "name": "n1"}
+    assert submission.batch_ids == ["batch1", "batch2", "batch3"]
+    assert submission.item_lines == {"1-0": 2, "1-1": 3, "2-0": 4, "2-1": 5, "3-0": 6}
+
+
+def test_items_the_server_refuses_are_reported_by_line_and_the_rest_go_in() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["items"]
+        calls.append(len(items))
+        if len(calls) == 1:
+            detail = [{"index": 1, "field": "account", "rule": "must be one of the configured accounts: default"}]
+            return httpx.Response(422, json={"message": "1 of 3 items are invalid", "detail": detail})
+        return httpx.Response(202, json={"batch_id": "b", "accepted": len(items), "item_ids": ["x", "y"]})
+
+    with _client(handler) as client:
+        submission = submit_rows(client, _rows(3, first_line=10))
+    assert calls == [3, 2]
+    assert submission.errors == [RowError(11, "account: must be one of the configured accounts: default", IMG)]
+    assert submission.item_lines == {"x": 10, "y": 12}
+
+
+def test_a_request_level_refusal_is_raised() -> None:
+    response = httpx.Response(422, json={"message": "items: must hold 1 to 2 items", "detail": [
+        {"index": None, "field": "items", "rule": "must hold 1 to 2 items (got 3)"}]})  # fmt: skip
+    with _client(lambda request: response) as client, pytest.raises(ApiError, match="must hold 1 to 2"):
+        submit_rows(client, _rows(3))
+
+
+def test_results_cover_submitted_and_bad_rows() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, json={"batch_id": "b", "accepted": 1, "item_ids": ["x"]})
+        item = {"item_id": "x", "image_id": IMG, "state": "succeeded", "new_image_id": "new"}
+        return httpx.Response(200, json={"batch_id": "b", "items": [item], "next_cursor": None})
+
+    with _client(handler) as client:
+        submission = submit_rows(client, _rows(1, first_line=3))
+        results = collect_results(client, submission, [RowError(2, "image_id: bad", "nope")])
+    assert [(r.line, r.state, r.new_image_id) for r in results] == [(3, "succeeded", "new"), (2, "invalid", None)]

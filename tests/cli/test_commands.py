@@ -1,0 +1,108 @@
+"""The commands' exit codes and messages: 0 all succeeded, 1 some did not, 2 usage or input errors, 3 no API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app
+from cli.processes import free_port
+
+IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API from the environment or a stack.json: each test says which API it means."""
+    monkeypatch.delenv("IMSREP_API_URL", raising=False)
+    monkeypatch.delenv("IMSREP_API_TOKEN", raising=False)
+    monkeypatch.setenv("IMSREP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+
+
+def _manifest(tmp_path: Path, text: str, name: str = "m.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _api(server) -> list[str]:
+    return ["--api", server.url, "--token", server.token]
+
+
+def test_no_api_configured_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "a" * 32])
+    assert result.exit_code == EXIT_USAGE
+    assert "no API address" in result.stderr and "Traceback" not in result.output
+
+
+def test_unreachable_api(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, f"image_id\n{IMG}\n")
+    result = runner.invoke(app, ["submit", manifest, "--api", f"http://127.0.0.1:{free_port()}", "--token", "t"])
+    assert result.exit_code == EXIT_UNREACHABLE
+    assert "API unreachable" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("image_id\nnot-a-uuid\n", "no valid rows"), ("image,name\nx,y\n", "unknown column(s) image")],
+)
+def test_manifest_without_good_rows_is_an_input_error(tmp_path: Path, text: str, message: str) -> None:
+    result = runner.invoke(app, ["submit", _manifest(tmp_path, text), "--api", "http://x", "--token", "t"])
+    assert result.exit_code == EXIT_USAGE
+    assert message in result.stderr
+
+
+def test_missing_manifest_is_an_input_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["submit", str(tmp_path / "nope.csv"), "--api", "http://x", "--token", "t"])
+    assert result.exit_code == EXIT_USAGE and "cannot read" in result.stderr
+
+
+def test_wrong_token_is_one_line(api_server) -> None:
+    result = runner.invoke(app, ["status", "a" * 32, "--api", api_server.url, "--token", "wrong"])
+    assert result.exit_code == EXIT_USAGE
+    expected = f"error: API refused GET /v1/batches/{'a' * 32} (401): missing or invalid bearer token"
+    assert result.stderr.strip() == expected
+
+
+def test_unknown_batch(api_server) -> None:
+    result = runner.invoke(app, ["status", "a" * 32, *_api(api_server)])
+    assert result.exit_code == EXIT_USAGE and "(404)" in result.stderr
+
+
+def test_submit_reports_bad_rows_by_line_and_submits_the_rest(tmp_path: Path, api_server) -> None:
+    manifest = _manifest(tmp_path, f"image_id,name\n{IMG},good\nnot-a-uuid,x\n{IMG},bad<name>\n{IMG},\n")
+    results = tmp_path / "results.json"
+    result = runner.invoke(app, ["submit", manifest, "--results", str(results), *_api(api_server)])
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert f"{manifest}:3: image_id: must be an image ID in UUID form" in result.stderr
+    assert f"{manifest}:4: name:" in result.stderr
+    assert "Submitted 2 items" in result.stdout
+    rows = json.loads(results.read_text())
+    assert [(r["line"], r["state"]) for r in rows] == [(2, "accepted"), (3, "invalid"), (4, "invalid"), (5, "accepted")]
+
+
+def test_status_cancel_retry(tmp_path: Path, api_server) -> None:
+    manifest = _manifest(tmp_path, f'[{{"image_id": "{IMG}"}}, {{"image_id": "{IMG}", "kms_key": "app-key"}}]',
+                         "m.json")  # fmt: skip
+    submitted = runner.invoke(app, ["submit", manifest, *_api(api_server)])
+    assert submitted.exit_code == EXIT_OK, submitted.output
+    batch_id = submitted.stdout.split("batch ")[1].split()[0]
+
+    status = runner.invoke(app, ["status", batch_id, "--json", *_api(api_server)])
+    assert status.exit_code == EXIT_SOME_FAILED  # not done: no worker runs here
+    shown = json.loads(status.stdout)
+    assert shown["batch"]["total"] == 2 and {i["state"] for i in shown["items"]} == {"accepted"}
+
+    cancelled = runner.invoke(app, ["cancel", batch_id, *_api(api_server)])
+    assert cancelled.exit_code == EXIT_OK and "2 cancelled" in cancelled.stdout
+
+    table = runner.invoke(app, ["status", batch_id, *_api(api_server)])
+    assert table.exit_code == EXIT_SOME_FAILED and "cancelled" in table.stdout
+
+    retried = runner.invoke(app, ["retry", batch_id, *_api(api_server)])
+    assert retried.exit_code == EXIT_OK and "retried 0" in retried.stdout

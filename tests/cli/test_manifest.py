@@ -1,0 +1,107 @@
+"""Manifests: every bad row reported by the line it starts on, good rows kept, whole-file problems refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.manifest import ManifestError, parse_manifest, read_manifest, write_manifest
+from worker.domain.spec import ItemSpec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
+
+
+def test_csv_rows_keep_their_line_numbers() -> None:
+    text = (
+        "image_id,name,kms_key\n"
+        f"{IMG},ok,\n"  # line 2
+        "not-a-uuid,x,\n"  # line 3
+        "\n"  # line 4: blank, skipped
+        f'{IMG},"two\nlines",\n'  # lines 5-6: bad name (newline), reported at 5
+        f"{IMG},fine,app-key,extra\n"  # line 7: one cell too many
+        f"{IMG},,ims/default\n"  # line 8
+    )
+    manifest = parse_manifest(text, "csv")
+    assert [(r.line, r.spec.name, r.spec.kms_key) for r in manifest.rows] == [(2, "ok", None), (8, None, "ims/default")]
+    assert [(e.line, e.image_id) for e in manifest.errors] == [(3, "not-a-uuid"), (5, IMG), (7, None)]
+    assert manifest.errors[0].message.startswith("image_id: ")
+    assert str(manifest.errors[2]) == "line 7: has 4 cells but the header has 3 columns"
+
+
+def test_csv_with_a_bom_and_empty_cells(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(f"\ufeffimage_id,description\n{IMG},\n", encoding="utf-8")
+    manifest = read_manifest(path)
+    assert manifest.rows[0].spec == ItemSpec(image_id=IMG)
+
+
+@pytest.mark.parametrize("header", ["image_id,kms-key", "name,kms_key"])
+def test_csv_header_problems_refuse_the_file(header: str) -> None:
+    with pytest.raises(ManifestError, match="line 1: "):
+        parse_manifest(f"{header}\n{IMG},x\n", "csv", "m.csv")
+
+
+def test_json_items_keep_their_line_numbers() -> None:
+    text = (
+        '{"items": [\n'
+        f'  {{"image_id": "{IMG}"}},\n'  # line 2
+        '  {"image_id": "x",\n'  # line 3
+        '   "name": "y"},\n'
+        '  "just a string",\n'  # line 5
+        f'  {{"image_id": "{IMG}", "colour": "red"}}\n'  # line 6
+        "]}\n"
+    )
+    manifest = parse_manifest(text, "json")
+    assert [r.line for r in manifest.rows] == [2]
+    assert [str(e) for e in manifest.errors] == [
+        "line 3: image_id: must be an image ID in UUID form",
+        "line 5: must be an object with at least an image_id",
+        "line 6: colour: is not a known field",
+    ]
+
+
+def test_json_list_form() -> None:
+    manifest = parse_manifest(f'[\n{{"image_id": "{IMG}", "kms_key": "app-key"}}\n]', "json")
+    assert [(r.line, r.spec.kms_key) for r in manifest.rows] == [(2, "app-key")]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[\n{"image_id": 1},\n{', "line 3: invalid JSON"),
+        ('{"items": [], "defaults": {}}', "one key, 'items'"),
+        ('{"items": 3}', "must be a JSON list"),
+        ("[]", "no items"),
+    ],
+)
+def test_json_file_problems(text: str, problem: str) -> None:
+    with pytest.raises(ManifestError, match=problem):
+        parse_manifest(text, "json")
+
+
+def test_format_follows_the_extension_or_the_content(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(f'[{{"image_id": "{IMG}"}}]')
+    (tmp_path / "b.txt").write_text(f"image_id\n{IMG}\n")
+    assert len(read_manifest(tmp_path / "a.txt").rows) == len(read_manifest(tmp_path / "b.txt").rows) == 1
+    with pytest.raises(ManifestError, match="cannot read"):
+        read_manifest(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
+    specs = [
+        ItemSpec(image_id=IMG),
+        ItemSpec(image_id=IMG, name="web golden", description='say "hi", twice', kms_key="ims/default", account="prod"),
+    ]
+    path = tmp_path / f"m{suffix}"
+    write_manifest(path, specs)
+    assert [r.spec for r in read_manifest(path).rows] == specs
+
+
+def test_the_example_manifests_are_valid_and_agree() -> None:
+    csv_rows = read_manifest(EXAMPLES / "demo-manifest.csv")
+    json_rows = read_manifest(EXAMPLES / "demo-manifest.json")
+    assert not csv_rows.errors and not json_rows.errors
+    assert [r.spec for r in csv_rows.rows] == [r.spec for r in json_rows.rows]

@@ -1,0 +1,41 @@
+"""The per-item results file: every column, in manifest order, as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from cli.results import COLUMNS, INVALID, ItemResult, write_results
+
+RESULTS = [
+    ItemResult(line=3, item_id="b" * 32, image_id="img-2", state="rejected", reason="ISO_IMAGE", message="ISO"),
+    ItemResult(line=4, item_id=None, image_id="bad", state=INVALID, message="image_id: must be a UUID"),
+    ItemResult(line=2, item_id="a" * 32, image_id="img-1", state="succeeded", new_image_id="new-1"),
+]
+
+
+def test_csv_results(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_results(path, RESULTS)
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == COLUMNS
+    assert [r["line"] for r in rows] == ["2", "3", "4"]
+    assert rows[0] == {"line": "2", "item_id": "a" * 32, "image_id": "img-1", "state": "succeeded", "reason": "",
+                       "message": "", "new_image_id": "new-1"}
+    assert rows[2]["state"] == INVALID and rows[2]["item_id"] == ""
+
+
+def test_json_results(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_results(path, RESULTS)
+    rows = json.loads(path.read_text())
+    assert [r["line"] for r in rows] == [2, 3, 4]
+    assert rows[1]["reason"] == "ISO_IMAGE" and rows[0]["reason"] is None
+
+
+def test_result_from_an_api_item() -> None:
+    item = {"item_id": "c" * 32, "image_id": "img", "state": "failed", "reason": "IMS_JOB_FAILED", "message": "m",
+            "new_image_id": None, "attempt": 1}
+    assert ItemResult.of(item, 7) == ItemResult(7, "c" * 32, "img", "failed", "IMS_JOB_FAILED", "m", None)
