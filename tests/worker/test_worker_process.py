@@ -24,8 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def stack(redis_server, start_sim, tmp_path: Path) -> Iterator[dict]:
-    sim = start_sim(copy_seconds=0.5, image_quota=1000, seed=11)
+def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
+    sim = start_simulator(copy_seconds=0.5, image_quota=1000, seed=11)
     db = 1 + uuid.uuid4().int % 15  # its own database: the broker's queue keys are not prefixed
     url = f"redis://127.0.0.1:{redis_server.port}/{db}"
     prefix = f"it{uuid.uuid4().hex[:6]}"

@@ -51,8 +51,8 @@ def sim_settings(redis_url: str, sim, prefix: str, **overrides: object) -> Setti
 
 
 @pytest.fixture
-def sim(start_sim):
-    return start_sim(copy_seconds=0.5, image_quota=1000, seed=7)
+def sim(start_simulator):
+    return start_simulator(copy_seconds=0.5, image_quota=1000, seed=7)
 
 
 @pytest.fixture

@@ -87,12 +87,12 @@ def test_every_problem_is_named_at_once(pipeline, ims) -> None:
     assert "full-ECS" in item.message and "disabled-key" in item.message
 
 
-def test_ims_job_failure_is_reported_with_its_code(start_sim, redis_server) -> None:
+def test_ims_job_failure_is_reported_with_its_code(start_simulator, redis_server) -> None:
     from worker.runtime import build_pipeline
 
     from .conftest import sim_settings
 
-    sim = start_sim(copy_seconds=0.3, fail_rate=1.0, seed=3)
+    sim = start_simulator(copy_seconds=0.3, fail_rate=1.0, seed=3)
     p = build_pipeline(sim_settings(redis_server.url, sim, f"t{uuid.uuid4().hex[:8]}"))
     ims = p.clients("default")
     (item,) = run_batch(p, ItemSpec(image_id=image_id(ims, "debian-12-base")))
