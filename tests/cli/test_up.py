@@ -1,0 +1,89 @@
+"""``imsrep up`` as a user runs it: it writes stack.json (0600), stops every service on SIGTERM, and stops everything
+when one service dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli.processes import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().split(") ")[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    state = tmp_path / "state"
+    ports = [f"--{name}-port={free_port()}" for name in ("api", "flower", "redis", "simulator")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(state), *ports],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield proc, state
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _started(proc: subprocess.Popen[bytes], state: Path) -> dict:
+    wait_until(lambda: (state / "stack.json").exists() or proc.poll() is not None, 90, "stack.json")
+    assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+    return json.loads((state / "stack.json").read_text())
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.Popen[bytes], Path]) -> None:
+    proc, state = up
+    info = _started(proc, state)
+    assert stat.S_IMODE((state / "stack.json").stat().st_mode) == 0o600
+    assert httpx.get(f"{info['api_url']}/readyz").status_code == 200
+    flower = httpx.get(f"{info['flower_url']}/api/workers", auth=(info["flower_user"], info["flower_password"]))
+    assert flower.status_code == 200
+    assert httpx.get(f"{info['flower_url']}/api/workers").status_code == 401
+    children = _children(proc.pid)
+    assert len(children) == 6  # redis, simulator, worker, beat, api, flower
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert not [pid for pid in children if _group_members(pid)]
+    assert not (state / "stack.json").exists()
+
+
+def test_up_stops_everything_when_a_service_dies(up: tuple[subprocess.Popen[bytes], Path]) -> None:
+    proc, state = up
+    _started(proc, state)
+    children = _children(proc.pid)
+    api = next(pid for pid in children if "uvicorn" in Path(f"/proc/{pid}/cmdline").read_text())
+    os.killpg(api, signal.SIGKILL)
+    assert proc.wait(timeout=60) == 1
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert "api exited; stopping everything" in output
+    assert not [pid for pid in children if _group_members(pid)]
