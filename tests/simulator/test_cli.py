@@ -1,0 +1,113 @@
+"""The command: every option, its environment variable, validation, and ``python -m simulator``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import simulator.cli
+from simulator.cli import simulator_command
+
+OPTIONS = [
+    "host", "port", "region", "project-id", "access-key", "secret-key", "iam-user", "iam-password", "iam-domain",
+    "catalog", "copy-seconds", "copy-seconds-per-gb", "job-limit", "image-quota", "request-rate", "fail-rate",
+    "error-rate", "throttle-rate", "latency", "hang-rate", "hang-seconds", "seed", "token-ttl", "lockout-seconds",
+    "log-level",
+]
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Invoke the command with uvicorn replaced: returns (result, the Simulator it would have served)."""
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(simulator.cli.uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    app = typer.Typer()
+    app.command()(simulator_command)
+
+    def invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[Any, Any]:
+        result = CliRunner().invoke(app, args, env=env)
+        return result, served["app"].state.sim if "app" in served else None
+
+    return invoke
+
+
+def test_help_lists_every_option_and_its_environment_variable(run: Any) -> None:
+    result, _ = run(["--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    for option in OPTIONS:
+        assert f"--{option}" in result.output
+        assert "IMSREP_SIM_" + option.upper().replace("-", "_") in result.output
+
+
+def test_defaults(run: Any) -> None:
+    result, sim = run([])
+    assert result.exit_code == 0, result.output
+    config = sim.config
+    assert (config.host, config.port, config.region) == ("127.0.0.1", 8780, "cn-north-4")
+    assert config.project_ids == ("ac234de25c6741d2b1273da49eea1b9e",)
+    assert (config.access_key, config.secret_key) == ("AKEXAMPLE", "SKEXAMPLE")
+    assert (config.iam_user, config.iam_password, config.iam_domain) == ("demo-user", "demo-password",
+                                                                         "demo-domain")
+    assert (config.copy_seconds, config.copy_seconds_per_gb, config.job_limit, config.image_quota) == (5, 0, 5, 50)
+    assert sim.knobs.as_dict() == {"fail_rate": 0, "error_rate": 0, "throttle_rate": 0, "latency": 0,
+                                   "hang_rate": 0, "hang_seconds": 120, "request_rate": 0}
+    assert isinstance(config.seed, int)
+
+
+def test_environment_sets_every_kind_of_option(run: Any, tmp_path: Path) -> None:
+    catalog = tmp_path / "c.json"
+    catalog.write_text(json.dumps({"default": {"images": [{"name": "only"}]}}))
+    env = {
+        "IMSREP_SIM_PORT": "9999", "IMSREP_SIM_REGION": "ap-southeast-1", "IMSREP_SIM_JOB_LIMIT": "2",
+        "IMSREP_SIM_PROJECT_ID": "0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210",
+        "IMSREP_SIM_FAIL_RATE": "0.25", "IMSREP_SIM_SEED": "99", "IMSREP_SIM_CATALOG": str(catalog),
+        "IMSREP_SIM_REQUEST_RATE": "7.5", "IMSREP_SIM_LOG_LEVEL": "debug",
+    }
+    result, sim = run([], env=env)
+    assert result.exit_code == 0, result.output
+    config = sim.config
+    assert (config.port, config.region, config.job_limit, config.seed, config.log_level) == (
+        9999, "ap-southeast-1", 2, 99, "debug")
+    assert config.project_ids == ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
+    assert sim.knobs.fail_rate == 0.25 and sim.knobs.request_rate == 7.5
+    assert [i["name"] for i in sim.state.first_project.images.values()] == ["only"]
+    assert sim.state.first_project.name == "ap-southeast-1"
+    # A flag beats the environment.
+    result, sim = run(["--job-limit", "4"], env={"IMSREP_SIM_JOB_LIMIT": "2"})
+    assert sim.config.job_limit == 4
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--project-id", "not-hex"], "32 lower-case hex"),
+    (["--fail-rate", "1.5"], "fail-rate"),
+    (["--copy-seconds", "-1"], "copy-seconds"),
+    (["--log-level", "loud"], "log-level"),
+])
+def test_bad_values_are_refused(run: Any, args: list[str], message: str) -> None:
+    result, sim = run(args)
+    assert result.exit_code == 2 and sim is None
+    assert message in result.output
+
+
+def test_bad_catalogue_is_refused(run: Any, tmp_path: Path) -> None:
+    catalog = tmp_path / "bad.json"
+    catalog.write_text(json.dumps({"default": {"images": [{"name": "a", "encrypted_with": "missing"}]}}))
+    result, sim = run(["--catalog", str(catalog)])
+    assert result.exit_code == 2 and sim is None and "unknown key" in result.output
+
+
+def test_python_dash_m_and_imsrep_run_the_same_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "simulator", "--help"], capture_output=True, text=True,
+                            env={"COLUMNS": "250", "PATH": ""}, check=True)
+    assert "IMSREP_SIM_COPY_SECONDS" in result.stdout
+    from cli.main import app
+
+    help_text = CliRunner().invoke(app, ["simulator", "--help"], env={"COLUMNS": "250"}).output
+    assert "--copy-seconds-per-gb" in help_text and "IMSREP_SIM_HANG_SECONDS" in help_text
