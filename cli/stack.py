@@ -89,6 +89,15 @@ def not_ready_reason(url: str) -> str | None:
         return str(response.status_code)
 
 
+def _refresh_flower(info: StackInfo) -> None:
+    """Make Flower ask the (now running) workers for their queues: it learns queue names only from workers, and its
+    first attempt came before the worker was up, so its Broker tab would show nothing but ``celery``."""
+    auth = (info.flower_user, info.flower_password)
+    response = httpx.get(f"{info.flower_url}/api/workers", params={"refresh": 1}, auth=auth, timeout=30)
+    if response.status_code != 200:
+        raise ServiceError(f"Flower refused its own credentials ({response.status_code}); see {info.log_dir}")
+
+
 class LocalStack:
     def __init__(self, options: StackOptions, settings: Settings | None = None) -> None:
         self.options = options
@@ -149,6 +158,7 @@ class LocalStack:
         # The API is ready only once it has seen a worker, so waiting on it covers the worker too.
         waits += [(flower, f"{info.flower_url}/healthcheck"), (api, f"{info.api_url}/readyz")]
         self._wait_ready(waits)
+        _refresh_flower(info)
         self._write_stack_file(info)
         self.info = info
         return info
