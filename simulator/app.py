@@ -28,5 +28,7 @@ def create_app(config: SimConfig, sim: Simulator | None = None) -> Starlette:
         middleware=[Middleware(RequestIdMiddleware, sim=sim)],
         exception_handlers={HTTPException: unknown_api},
     )
+    # No 307 to the slash-less path: the real gateway knows no such courtesy, so "/v2/cloudimages/" is unknown.
+    app.router.redirect_slashes = False
     app.state.sim = sim
     return app

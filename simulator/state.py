@@ -92,9 +92,6 @@ class SimState:
             pending.append(job)
         self._pending = pending
 
-    def find_job(self, job_id: str) -> Job | None:
-        return next((p.jobs[job_id] for p in self.projects.values() if job_id in p.jobs), None)
-
 
 def _set_status(image: dict[str, Any], status: str, at: float) -> None:
     if image["status"] != status:

@@ -40,6 +40,3 @@ class TokenStore:
         for token in targets:
             token.revoked = True
         return count
-
-    def __len__(self) -> int:
-        return len(self._tokens)

@@ -18,11 +18,12 @@ def test_unknown_apis_answer_like_the_gateway(sim: Callable[..., Any]) -> None:
     server = sim()
     client = server.client()
     for response in (server.plain.get("/v2/nothing"), server.plain.delete("/v2/cloudimages"),
-                     client.get("/v1/cloudimages/x/copy"), server.plain.get("/")):
+                     client.get("/v1/cloudimages/x/copy"), server.plain.get("/"),
+                     server.plain.get("/v2/cloudimages/")):
         assert response.status_code == 404
         assert response.json() == {"error_code": "APIGW.0101", "error_msg": NO_API,
                                    "request_id": response.headers["x-request-id"]}
-    assert server.introspect("stats")["by_endpoint"]["unknown"] == {"404": 4}
+    assert server.introspect("stats")["by_endpoint"]["unknown"] == {"404": 5}
     ids = {client.get("/v2/cloudimages").headers["x-request-id"] for _ in range(5)}
     assert len(ids) == 5
 
