@@ -174,19 +174,9 @@ def password_body(project_name: str | None = "cn-north-4", password: str = "demo
                      "scope": {"project": project}}}
 
 
-def _http_ok_while_starting(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture
-def sim(start_simulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sim]]:
+def sim(start_simulator: Callable[..., Any]) -> Iterator[Callable[..., Sim]]:
     """Factory: ``sim(copy_seconds=0.5, seed=1, project_ids=[...])`` starts a simulator process."""
-    # cli.processes.http_ok raises ConnectError while the server is not listening yet, and wait_ready does not
-    # catch it; until that is fixed there, tolerate it in start_simulator's readiness check.
-    monkeypatch.setitem(start_simulator.__globals__, "http_ok", _http_ok_while_starting)
     started: list[Sim] = []
 
     def start(**options: Any) -> Sim:
