@@ -1,8 +1,12 @@
 """Celery configuration derived from the settings: at-least-once delivery over Redis with idempotent steps.
 
-Why each knob is set is in ``docs`` of ``../shared/docs/celery-redis-notes.md`` §1.2; in short: late acks so a crash
-redelivers, prefetch 1 so a busy process hoards nothing, a visibility timeout longer than any countdown plus the
-longest task (set in all three places Celery reads it), and task events for Flower.
+Why each knob is set is in ``docs/reliability.md``; in short: late acks and reject-on-worker-lost so a crash
+redelivers (the tasks' poison guard caps redeliveries), prefetch 1 so a busy process hoards nothing, a cap on the
+countdown (ETA) messages one worker holds in memory, a visibility timeout longer than any countdown plus the longest
+task (set in all three places Celery reads it; ``Settings`` refuses a shorter one), running tasks cancelled when the
+broker connection drops (the broker redelivers them), a soft shutdown that hands unacked messages back, soft and
+hard time limits, and task events for Flower. Soft shutdown on SIGTERM also needs ``REMAP_SIGTERM=SIGQUIT`` in the
+worker's environment (read by billiard before any app code runs: ``worker.run.WORKER_ENV``).
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from typing import Any
 
 from config.settings import Settings
 
+ETA_TASK_LIMIT = 1000
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
         "visibility_timeout": settings.visibility_timeout,
-        # Sweep for unacked messages of dead workers often, not kombu's default ~100 s.
+        # Sweep for unacked messages of dead workers every 5 s, not kombu's default ~100 s (interval x throttle).
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 1,
     }
@@ -32,6 +38,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # Polls and retries are countdown messages, held in worker memory and not bounded by the prefetch count;
+        # past this many the worker leaves the rest in Redis for other workers.
+        "worker_eta_task_limit": ETA_TASK_LIMIT,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_soft_shutdown_timeout": 10.0,
         "worker_enable_soft_shutdown_on_idle": True,

@@ -9,6 +9,13 @@ from worker.queues import ALL_QUEUES
 
 APP = "worker.celery_app:app"
 
+# The worker's environment: SIGTERM (docker stop, systemd, imsrep up) starts a soft shutdown that lets running
+# tasks finish for ``worker_soft_shutdown_timeout`` seconds and then hands the rest back to Redis at once, instead of
+# a warm shutdown that may outlast the stop's grace period (tasks run up to task_time_limit) and end in a SIGKILL,
+# whose messages wait out the visibility timeout. billiard reads it at import, before any of our code, so the
+# launcher must set it.
+WORKER_ENV = {"REMAP_SIGTERM": "SIGQUIT"}
+
 
 def worker_argv(
     *,

@@ -8,9 +8,11 @@ and the error budget lives on the item (``error_retries``) where a redelivery ca
 new message is sent before the current one is acked, so a crash in between may duplicate a step; every step is
 idempotent, and a duplicated poll chain ends itself (see ``worker.steps.poll``).
 
-Poison guard (Redis key ``P:deliveries:<step>:<id>``, counter with a day's expiry): a message Redis hands out again
-(``delivery_info['redelivered']``: its worker died or was killed) is counted per item and step; past
-``max_redeliveries`` the item fails with ``REDELIVERY_LIMIT`` instead of killing worker after worker.
+Poison guard (Redis key ``P:deliveries:<message id>``, counter with a day's expiry): a message Redis hands out again
+(``delivery_info['redelivered']``: its worker died, was killed or shut down holding it) is counted per message, not
+per item, so an item whose many polls each met one worker restart is not mistaken for poison; past
+``max_redeliveries`` deliveries of the same message its item fails with ``REDELIVERY_LIMIT`` instead of killing
+worker after worker.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def send(nexts: Iterable[Next]) -> None:
 
 def _run(task: CeleryTask, subject: str, step: Callable[[Pipeline], list[Next]], item_id: str | None) -> None:
     p = pipeline()
-    if task.request.delivery_info.get("redelivered") and _poisoned(p, task.name, subject, item_id):
+    if _redelivered(task) and _poisoned(p, task.name, task.request.id, subject, item_id):
         return
     try:
         nexts = step(p)
@@ -69,8 +71,12 @@ def _run(task: CeleryTask, subject: str, step: Callable[[Pipeline], list[Next]],
     send(nexts)
 
 
-def _poisoned(p: Pipeline, name: str, subject: str, item_id: str | None) -> bool:
-    key = f"{p.prefix}:deliveries:{name.rsplit('.', 1)[-1]}:{subject}"
+def _redelivered(task: CeleryTask) -> bool:
+    return bool((task.request.delivery_info or {}).get("redelivered"))
+
+
+def _poisoned(p: Pipeline, name: str, message_id: str, subject: str, item_id: str | None) -> bool:
+    key = f"{p.prefix}:deliveries:{message_id}"
     pipe = p.store.redis.pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, 86_400)
@@ -102,7 +108,8 @@ def submit(self: CeleryTask, item_id: str, image_id: str | None = None) -> None:
 
 @app.task(name=Task.POLL.value, bind=True)
 def poll(self: CeleryTask, item_id: str, image_id: str | None = None, seq: int = 0) -> None:  # noqa: ARG001 - for Flower
-    _run(self, item_id, lambda p: steps.poll(p, item_id, seq), item_id)
+    redelivered = _redelivered(self)  # may take over a chain whose next poll died with its worker
+    _run(self, item_id, lambda p: steps.poll(p, item_id, seq, redelivered=redelivered), item_id)
 
 
 @app.task(name=Task.RECONCILE.value, bind=True)

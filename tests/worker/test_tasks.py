@@ -27,10 +27,10 @@ def test_redeliveries_past_the_cap_fail_the_item_and_free_its_slot(redis_server)
         p.store.transition(item_id, state)
     p.slots.restore("default", item_id)
 
-    assert not tasks._poisoned(p, "replication.submit", item_id, item_id)
-    assert not tasks._poisoned(p, "replication.submit", item_id, item_id)
-    assert not tasks._poisoned(p, "replication.poll", item_id, item_id)  # counted per step
-    assert tasks._poisoned(p, "replication.submit", item_id, item_id)
+    assert not tasks._poisoned(p, "replication.submit", "message-1", item_id, item_id)
+    assert not tasks._poisoned(p, "replication.submit", "message-1", item_id, item_id)
+    assert not tasks._poisoned(p, "replication.poll", "message-2", item_id, item_id)  # counted per message
+    assert tasks._poisoned(p, "replication.submit", "message-1", item_id, item_id)
     item = p.store.get_item(item_id)
     assert item.state is ItemState.FAILED and item.reason is ReasonCode.REDELIVERY_LIMIT
     assert p.slots.in_use("default") == 0

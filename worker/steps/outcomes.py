@@ -58,10 +58,13 @@ def retry_later(
     """Send ``task`` again after a backoff; after ``retry_max_attempts`` cloud errors the item fails.
 
     Our own limiter's refusals are not counted (no request was sent) and come back after the wait it named, with
-    jitter so that refused tasks do not all return in the same instant.
+    jitter so that refused tasks do not all return in the same instant. Every countdown is capped at
+    ``retry_max_delay`` (a long Retry-After included): a countdown longer than the visibility timeout allows would
+    make Redis hand the message out twice.
     """
+    cap = p.settings.retry_max_delay
     if isinstance(error, RateLimited):
-        wait = error.retry_after or 1.0
+        wait = min(error.retry_after or 1.0, cap / 2)
         return [Next.for_item(task, item, wait + p.rng.uniform(0, wait), **extra)]
     attempts = p.store.incr_field(item.id, "error_retries")
     if attempts > p.settings.retry_max_attempts:
@@ -72,6 +75,6 @@ def retry_later(
             reason=ReasonCode.RETRIES_EXHAUSTED,
             message=f"gave up after {attempts - 1} retries; last error: {error}",
         )
-    delay = max(error.retry_after or 0.0, p.backoff(attempts))
+    delay = min(cap, max(error.retry_after or 0.0, p.backoff(attempts)))
     log.info("item %s: %s; retry %d in %.1fs", item.id, error, attempts, delay)
     return [Next.for_item(task, item, delay, **extra)]

@@ -3,8 +3,13 @@
 The next poll is due about when the job should end, predicted from ``process_percent``, clamped to
 [``poll_min_interval``, ``poll_max_interval``]; a task never sleeps. After ``SUCCESS`` the new image must be
 ``active`` before the item succeeds (Terraform's check too). Each poll carries a sequence number; only the task
-whose number matches the item's ``poll_seq`` may schedule the next one, so a redelivered duplicate ends the extra
-chain instead of doubling the polling for the rest of the copy.
+whose number matches the item's ``poll_seq`` may schedule the next one, so a duplicate ends the extra chain instead
+of doubling the polling for the rest of the copy.
+
+A poll that Redis hands out again after its worker died (``redelivered``) may carry an old number: that worker may
+have claimed the next number and died before sending the next poll, so the chain would end with nobody polling. Such
+a poll takes over the chain at the current number; if the next poll was sent after all, the claim (compare-and-set)
+lets only one of the two go on, so the chain is never doubled.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ return 1
 _GONE = frozenset({"killed", "deleted"})
 
 
-def poll(p: Pipeline, item_id: str, seq: int) -> list[Next]:
+def poll(p: Pipeline, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
     item = p.store.get_item(item_id)
     if item is None:
         return []
@@ -38,8 +43,11 @@ def poll(p: Pipeline, item_id: str, seq: int) -> list[Next]:
         if item.state.terminal and p.slots.release(item.account, item.id):
             return grant_slots(p, item.account)
         return []
-    if current_seq(p, item_id) != seq:
-        return []  # a duplicate of a poll that has already run
+    current = current_seq(p, item_id)
+    if seq != current:
+        if not redelivered:
+            return []  # a duplicate of a poll that has already run
+        seq = current
     try:
         client = p.client(item.account)
         if item.job_id and not item.new_image_id:

@@ -29,8 +29,9 @@ ADOPT_CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock a
 
 
 def submit(p: Pipeline, item_id: str) -> list[Next]:
-    # Outlives the hard time limit, so it cannot expire under a running task; a killed one's lock just times out.
-    lock = p.store.redis.lock(f"{p.prefix}:lock:submit:{item_id}", timeout=p.settings.task_time_limit + 10)
+    # Taken after the task started, so it lasts until the hard time limit has killed the task at the latest; and it
+    # is gone before Redis redelivers the message of a killed worker (visibility timeout > task_time_limit).
+    lock = p.store.redis.lock(f"{p.prefix}:lock:submit:{item_id}", timeout=p.settings.task_time_limit)
     if not lock.acquire(blocking=False):
         return []  # another delivery of this submit is running; it schedules what follows
     try:

@@ -30,6 +30,16 @@ def test_a_duplicate_poll_ends_its_chain(make_pipeline) -> None:
     assert p.store.get_item(item_id).updated_at > 0
 
 
+def test_a_redelivered_poll_takes_over_a_chain_whose_next_poll_was_lost(make_pipeline) -> None:
+    p = make_pipeline(poll_max_interval=5.0)
+    item_id = _replicating(p, p.clients("default"))
+    steps.poll(p, item_id, 0)  # claimed 1, and (say) its worker died before sending poll 1
+    (nxt,) = steps.poll(p, item_id, 0, redelivered=True)
+    assert nxt.kwargs["seq"] == 2
+    # Had poll 1 been sent after all, only one of it and the redelivered poll goes on.
+    assert steps.poll(p, item_id, 1) == []
+
+
 def test_deadline_fails_the_item_and_frees_the_slot(make_pipeline, ims) -> None:
     p = make_pipeline(poll_deadline_seconds=0.001)
     item_id = _replicating(p, p.clients("default"))

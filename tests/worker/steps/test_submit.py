@@ -84,12 +84,23 @@ def test_throttled_copy_backs_off_then_gives_up(make_pipeline, ims) -> None:
     assert p.slots.in_use("default") == 0
 
 
-def test_own_rate_limit_is_not_counted_as_an_error(pipeline, ims) -> None:
+def test_own_rate_limit_is_not_counted_as_an_error(make_pipeline, ims) -> None:
+    pipeline = make_pipeline(retry_max_delay=10.0)
     item_id, _ = _validated(pipeline, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     _with_client(pipeline, FakeClient(ims, RateLimited("slow down", retry_after=2.0)))
     (again,) = steps.submit(pipeline, item_id)
     assert again.task is Task.SUBMIT and 2.0 <= again.countdown <= 4.0
     assert pipeline.store.get_item(item_id).error_retries == 0
+
+
+def test_countdowns_never_exceed_the_retry_cap(pipeline, ims) -> None:
+    # A countdown past the visibility timeout would have Redis deliver the message twice.
+    item_id, _ = _validated(pipeline, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    cap = pipeline.settings.retry_max_delay
+    for error in (RateLimited("slow down", retry_after=3600.0), ThrottledError("429", retry_after=3600.0)):
+        _with_client(pipeline, FakeClient(ims, error))
+        (again,) = steps.submit(pipeline, item_id)
+        assert again.task is Task.SUBMIT and again.countdown <= cap
 
 
 def test_permanent_refusal_fails_and_frees_the_slot_for_the_next(pipeline, ims) -> None:
