@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterator
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from config.settings import Settings
+from worker.metrics import as_text, latency_key, read_latency, retries_key
 from worker.queues import Queue
 from worker.store import RecordStore
 
@@ -78,18 +79,29 @@ class RedisCollector(Collector):
         workers = GaugeMetricFamily("imsrep_workers_seen", "Workers with a recent heartbeat")
         workers.add_metric([], workers_seen(client, self.settings))
 
-        # Counters the workers keep in Redis (worker/ratelimit.py, worker/steps/reconcile.py).
+        # What the workers record in Redis (worker/ratelimit.py, worker/steps/reconcile.py, worker/metrics.py).
         calls = CounterMetricFamily(
             "imsrep_ims_responses", "IMS/KMS/IAM calls by endpoint and outcome", labels=["endpoint", "outcome"]
         )
         for field, n in client.hgetall(f"{prefix}:ims:outcomes").items():
-            endpoint, _, outcome = _text(field).partition(":")
+            endpoint, _, outcome = as_text(field).partition(":")
             calls.add_metric([endpoint, outcome], int(n))
         repairs = CounterMetricFamily("imsrep_reconciler_repairs", "Repairs made by the reconciler", labels=["kind"])
         for kind, n in client.hgetall(f"{prefix}:repairs").items():
-            repairs.add_metric([_text(kind)], int(n))
-        return [items, in_use, limit, backlog, workers, calls, repairs]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+            repairs.add_metric([as_text(kind)], int(n))
+        retries = CounterMetricFamily(
+            "imsrep_retries",
+            "Steps rescheduled after a retryable error (transient: a cloud error; rate_limited: our own limiter)",
+            labels=["task", "cause"],
+        )
+        for field, n in client.hgetall(retries_key(prefix)).items():
+            task, _, cause = as_text(field).rpartition(":")
+            retries.add_metric([task, cause], int(n))
+        latency = HistogramMetricFamily(
+            "imsrep_item_latency_seconds",
+            "Seconds from an item's acceptance to the terminal state a worker moved it to",
+            labels=["state"],
+        )
+        for state, histogram in sorted(read_latency(client.hgetall(latency_key(prefix))).items()):
+            latency.add_metric([state], histogram.buckets, histogram.total)
+        return [items, in_use, limit, backlog, workers, calls, repairs, retries, latency]

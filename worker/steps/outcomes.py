@@ -8,6 +8,7 @@ from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 from worker.errors import AuthenticationError, PermanentError, RetryableError
+from worker.metrics import record_latency, record_retry
 from worker.queues import Task
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, Pipeline
@@ -34,8 +35,11 @@ def finish(
     **fields: object,
 ) -> list[Next]:
     """Move the item to a terminal state; then its slot (if any) goes to the next waiting item of its account."""
-    result = p.store.transition(item.id, state, reason=reason, message=message, now=p.clock(), **fields)
+    now = p.clock()
+    result = p.store.transition(item.id, state, reason=reason, message=message, now=now, **fields)
     if result.ok:
+        # From the item's first acceptance: a retried item's latency includes its earlier attempts.
+        record_latency(p.store.redis, p.prefix, state.value, now - item.created_at)
         log.info("item %s %s%s", item.id, state.value, f" ({reason.value}: {message})" if reason else "")
     elif result.previous is not None and not result.previous.terminal:
         return []  # it moved somewhere this step did not expect; the step that moved it owns it now
@@ -65,6 +69,7 @@ def retry_later(
     cap = p.settings.retry_max_delay
     if isinstance(error, RateLimited):
         wait = min(error.retry_after or 1.0, cap / 2)
+        record_retry(p.store.redis, p.prefix, task.value, "rate_limited")
         return [Next.for_item(task, item, wait + p.rng.uniform(0, wait), **extra)]
     attempts = p.store.incr_field(item.id, "error_retries")
     if attempts > p.settings.retry_max_attempts:
@@ -76,5 +81,6 @@ def retry_later(
             message=f"gave up after {attempts - 1} retries; last error: {error}",
         )
     delay = min(cap, max(error.retry_after or 0.0, p.backoff(attempts)))
+    record_retry(p.store.redis, p.prefix, task.value, "transient")
     log.info("item %s: %s; retry %d in %.1fs", item.id, error, attempts, delay)
     return [Next.for_item(task, item, delay, **extra)]

@@ -9,6 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.domain.states import ItemState
+from worker.metrics import record_latency, record_retry
 
 
 def _scrape(api) -> dict[tuple[str, tuple], float]:
@@ -51,6 +52,30 @@ def test_metrics_export_the_workers_counters(api) -> None:
     assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "200")))] == 4
     assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "IMG.0060")))] == 1
     assert m[("imsrep_reconciler_repairs_total", (("kind", "submit_resent"),))] == 2
+
+
+def test_metrics_export_retries_and_the_latency_histogram(api) -> None:
+    # Recorded by the workers' own functions (worker/metrics.py), exported by the API's collector.
+    r = api.redis()
+    record_retry(r, api.prefix, "replication.poll", "transient")
+    record_retry(r, api.prefix, "replication.poll", "transient")
+    record_retry(r, api.prefix, "replication.submit", "rate_limited")
+    for seconds in (0.5, 40.0, 50.0, 90_000.0):
+        record_latency(r, api.prefix, "succeeded", seconds)
+    record_latency(r, api.prefix, "rejected", 2.0)
+
+    m = _scrape(api)
+    assert m[("imsrep_retries_total", (("cause", "transient"), ("task", "replication.poll")))] == 2
+    assert m[("imsrep_retries_total", (("cause", "rate_limited"), ("task", "replication.submit")))] == 1
+    bucket = "imsrep_item_latency_seconds_bucket"
+    assert m[(bucket, (("le", "1.0"), ("state", "succeeded")))] == 1
+    assert m[(bucket, (("le", "30.0"), ("state", "succeeded")))] == 1
+    assert m[(bucket, (("le", "60.0"), ("state", "succeeded")))] == 3  # cumulative
+    assert m[(bucket, (("le", "14400.0"), ("state", "succeeded")))] == 3
+    assert m[(bucket, (("le", "+Inf"), ("state", "succeeded")))] == 4
+    assert m[("imsrep_item_latency_seconds_count", (("state", "succeeded"),))] == 4
+    assert m[("imsrep_item_latency_seconds_sum", (("state", "succeeded"),))] == 90_090.5
+    assert m[(bucket, (("le", "5.0"), ("state", "rejected")))] == 1
 
 
 def test_metrics_hold_no_state_in_the_api(api) -> None:
