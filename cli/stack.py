@@ -43,6 +43,9 @@ class StackOptions:
     use_simulator: bool | None = None
     # Options of the simulator (``copy_seconds=3``, ``image_quota=10000``...), used in simulator mode.
     simulator: dict[str, object] = field(default_factory=dict)
+    # More simulator projects, each an account of its own besides ``default``: account name -> project ID
+    # (the benchmarks spread work over many projects this way).
+    simulator_accounts: dict[str, str] = field(default_factory=dict)
     # Extra IMSREP_* settings for the services (short poll intervals in tests, say).
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout: float = 60.0
@@ -227,7 +230,8 @@ class LocalStack:
         info.simulator_secret_key = secrets.token_urlsafe(30)
         info.simulator_project_id = services.SIMULATOR_PROJECT_ID
         info.simulator_region = services.SIMULATOR_REGION
-        args = services.simulator_args(HOST, port, **self.options.simulator)
+        extra = list(self.options.simulator_accounts.values())
+        args = services.simulator_args(HOST, port, extra_project_ids=extra, **self.options.simulator)
         keys = services.simulator_env(info.simulator_access_key, info.simulator_secret_key)
         return self._run("simulator", args, keys)
 
@@ -236,19 +240,21 @@ class LocalStack:
         env: dict[str, str | None] = {
             k: None for k in os.environ if k.startswith(f"{ENV_PREFIX}ACCOUNTS") or k == f"{ENV_PREFIX}DEFAULT_ACCOUNT"
         }
-        acct = f"{ENV_PREFIX}ACCOUNTS__DEFAULT__"
-        env.update(
-            {
-                f"{acct}REGION": info.simulator_region,
-                f"{acct}PROJECT_ID": info.simulator_project_id,
-                f"{acct}IMS_ENDPOINT": info.simulator_url,
-                f"{acct}KMS_ENDPOINT": info.simulator_url,
-                f"{acct}IAM_ENDPOINT": info.simulator_url,
-                f"{acct}ACCESS_KEY": info.simulator_access_key,
-                f"{acct}SECRET_KEY": info.simulator_secret_key,
-                f"{ENV_PREFIX}DEFAULT_ACCOUNT": "default",
-            }
-        )
+        projects = {"default": info.simulator_project_id, **self.options.simulator_accounts}
+        for name, project_id in projects.items():
+            acct = f"{ENV_PREFIX}ACCOUNTS__{name.upper()}__"
+            env.update(
+                {
+                    f"{acct}REGION": info.simulator_region,
+                    f"{acct}PROJECT_ID": project_id,
+                    f"{acct}IMS_ENDPOINT": info.simulator_url,
+                    f"{acct}KMS_ENDPOINT": info.simulator_url,
+                    f"{acct}IAM_ENDPOINT": info.simulator_url,
+                    f"{acct}ACCESS_KEY": info.simulator_access_key,
+                    f"{acct}SECRET_KEY": info.simulator_secret_key,
+                }
+            )
+        env[f"{ENV_PREFIX}DEFAULT_ACCOUNT"] = "default"
         return env
 
     def _run(self, name: str, args: list[str], env: dict[str, str | None]) -> ManagedProcess:
@@ -292,13 +298,15 @@ class LocalStack:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so ``imsrep up`` stops its services cleanly either way."""
+    """Treat SIGTERM like Ctrl-C, so ``imsrep up`` stops its services cleanly either way. SIGINT is set explicitly
+    too: a shell starts background jobs with it ignored, and ``kill -INT`` must still stop the stack."""
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
