@@ -7,6 +7,7 @@ local stack cannot drift apart. Each function returns the arguments after ``pyth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from worker.run import beat_argv, worker_argv
@@ -62,12 +63,15 @@ def flower_env(user: str, password: str) -> dict[str, str]:
     return {"FLOWER_BASIC_AUTH": f"{user}:{password}"}
 
 
-def simulator_args(host: str, port: int, **options: object) -> list[str]:
-    """The simulator serving the local stack's one project; ``options`` become ``--flag value`` (True: bare flag)."""
+def simulator_args(host: str, port: int, extra_project_ids: Sequence[str] = (), **options: object) -> list[str]:
+    """The simulator serving the local stack's project (and any extra ones); ``options`` become ``--flag value``
+    (True: bare flag)."""
     args = [
         "simulator", "--host", host, "--port", str(port), "--region", SIMULATOR_REGION,
         "--project-id", SIMULATOR_PROJECT_ID,
     ]  # fmt: skip
+    for project_id in extra_project_ids:
+        args += ["--project-id", project_id]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:

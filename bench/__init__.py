@@ -1,0 +1,1 @@
+"""Performance benchmarks: ``python -m bench --help``. Run by hand; figures go to docs/performance.md."""

@@ -1,0 +1,61 @@
+"""Figures from what the simulator and the API recorded: utilisation, latencies, calls, percentiles.
+
+Pure functions over plain records, so a figure can be checked by hand: ``jobs`` are ``/_sim/jobs`` records
+(``begin``/``end`` in epoch seconds, ``project_id``, ``status``), ``items`` are the API's item records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linearly interpolated; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def utilisation(jobs: Sequence[dict[str, Any]], slots: int) -> float:
+    """Busy slot-seconds over available slot-seconds, from the first job's start to the last job's end."""
+    if not jobs:
+        return float("nan")
+    busy = sum(job["end"] - job["begin"] for job in jobs)
+    makespan = max(job["end"] for job in jobs) - min(job["begin"] for job in jobs)
+    return busy / (slots * makespan) if makespan > 0 else float("nan")
+
+
+def epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def completion_latencies(jobs: Iterable[dict[str, Any]], items: Iterable[dict[str, Any]]) -> list[float]:
+    """Seconds from each successful IMS job's end to its item becoming ``succeeded``."""
+    done = {item["job_id"]: epoch(item["updated_at"]) for item in items if item["state"] == "succeeded"}
+    return [done[job["job_id"]] - job["end"] for job in jobs if job["job_id"] in done]
+
+
+def handoff_gaps(jobs: Sequence[dict[str, Any]], items: Iterable[dict[str, Any]], slots: int) -> list[float]:
+    """Seconds from a slot's release (an item of the project ending) to the next copy call in that project.
+
+    Slots go to waiting items oldest first, so the k-th release lets the (slots + k)-th job begin.
+    """
+    releases = sorted(epoch(item["updated_at"]) for item in items if item["job_id"])
+    begins = sorted(job["begin"] for job in jobs)
+    return [begin - release for begin, release in zip(begins[slots:], releases, strict=False)]
+
+
+def calls(stats: dict[str, Any], project_id: str) -> int:
+    """Every call the simulator answered for the project, whatever its status (429s included)."""
+    endpoints = stats["by_project"].get(project_id, {})
+    return sum(sum(statuses.values()) for statuses in endpoints.values())
+
+
+def calls_between(before: dict[str, Any], after: dict[str, Any], project_id: str) -> int:
+    return calls(after, project_id) - calls(before, project_id)

@@ -1,0 +1,27 @@
+"""What a benchmark run is asked to do: sizes and durations, settable from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+GIB = 1024**3
+SLOT_LIMIT = 5  # IMS's concurrent copy jobs per project (the simulator's default --job-limit)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    workdir: Path
+    items: int = 200  # one project (slots, mix)
+    projects: int = 20  # many projects ...
+    project_items: int = 50  # ... with this many items each
+    copy_seconds: float = 2.0  # D: every copy job's length (slots, projects, ingest)
+    mix_base_seconds: float = 1.0  # mix: a job lasts base + per_gb x size, sizes 1..8 GiB
+    mix_seconds_per_gb: float = 0.5
+    long_copy_seconds: float = 60.0  # calls: the long-copy scenario
+    long_items: int = 15
+    fixed_interval: float = 10.0  # calls: the fixed poller's interval
+    ingest_items: int = 10_000
+    flow_items: int = 50  # ingest: items already replicating when the big batch arrives
+    naive_items: int = 20  # sequential baseline: items actually run (its makespan is per item x N)
+    naive_poll: float = 1.0  # sequential baseline: seconds between job polls

@@ -1,0 +1,129 @@
+"""One benchmark stack: ``LocalStack`` (embedded Redis, simulator, API, worker, beat, Flower) with as many
+simulator projects as a scenario needs, each an account, and the clients a scenario drives it with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+
+from cli.demo import simulator_account
+from cli.processes import wait_until
+from cli.stack import LocalStack, StackInfo, StackOptions
+from config.settings import AccountSettings
+from worker.ims.client import ImsClient
+
+
+def project_id(account: str) -> str:
+    """A fixed 32-hex project ID per account name, so runs are comparable."""
+    return hashlib.md5(f"bench-{account}".encode()).hexdigest()  # noqa: S324 - an ID, not a secret
+
+
+def write_catalog(path: Path, sizes: list[int]) -> Path:
+    """A catalogue of ordinary images ``bench-00000``... with the given ``__image_size`` (bytes), every project."""
+    images = [{"name": f"bench-{i:05d}", "__image_size": str(size)} for i, size in enumerate(sizes)]
+    path.write_text(json.dumps({"default": {"images": images}}))
+    return path
+
+
+@dataclass
+class BenchStack:
+    local: LocalStack
+    info: StackInfo
+    api: httpx.Client
+    sim: httpx.Client
+    projects: dict[str, str]  # account -> project ID
+
+    def account(self, name: str) -> AccountSettings:
+        return simulator_account(self.info).model_copy(update={"project_id": self.projects[name]})
+
+    def image_ids(self, account: str) -> list[str]:
+        """The bench catalogue's image IDs of an account's project, in catalogue order."""
+        with ImsClient(self.account(account), connect_timeout=5, read_timeout=60) as ims:
+            images = [i for i in ims.iter_images() if i.name.startswith("bench-")]
+        return [i.id for i in sorted(images, key=lambda i: i.name)]
+
+    def submit(self, items: list[dict[str, Any]]) -> tuple[dict[str, Any], float]:
+        """POST /v1/batches; the answer and the seconds it took."""
+        started = time.perf_counter()
+        response = self.api.post("/v1/batches", json={"items": items})
+        took = time.perf_counter() - started
+        response.raise_for_status()
+        return response.json(), took
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self.api.get(f"/v1/batches/{batch_id}").json()
+
+    def wait_batch(self, batch_id: str, timeout: float, done: str = "done") -> None:
+        wait_until(lambda: _finished(self.batch(batch_id), done), timeout, f"batch {batch_id}", interval=0.25)
+
+    def items(self, batch_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: int | None = 0
+        while cursor is not None:
+            page = self.api.get(f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": 1000}).json()
+            items += page["items"]
+            cursor = page["next_cursor"]
+        return items
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.sim.get("/_sim/jobs").json()["jobs"]
+
+    def stats(self) -> dict[str, Any]:
+        return self.sim.get("/_sim/stats").json()
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.info.redis_url, decode_responses=True)
+
+    def processes(self, name: str) -> list[psutil.Process]:
+        """The service's process and its children (a worker's pool processes)."""
+        proc = next(p for p in self.local.processes if p.name == name)
+        root = psutil.Process(proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self, name: str) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.processes(name))
+
+    def rss_mib(self, name: str) -> float:
+        return sum(p.memory_info().rss for p in self.processes(name)) / 2**20
+
+
+def _finished(batch: dict[str, Any], done: str) -> bool:
+    if done == "done":
+        return bool(batch["done"])
+    # "validated": nothing left before the slot queue.
+    return all(batch["counts"].get(state, 0) == 0 for state in ("accepted", "validating"))
+
+
+@contextmanager
+def bench_stack(
+    state_dir: Path, accounts: list[str], simulator: dict[str, object], env: dict[str, str] | None = None
+) -> Iterator[BenchStack]:
+    """A running stack whose simulator serves ``default`` plus one project per name in ``accounts``."""
+    extra = {name: project_id(name) for name in accounts if name != "default"}
+    options = StackOptions(
+        state_dir=state_dir,
+        use_simulator=True,
+        simulator={"image_quota": 10_000_000, "log_level": "warning", **simulator},
+        simulator_accounts=extra,
+        env=dict(env or {}),
+        ready_timeout=120,
+    )
+    with LocalStack(options) as local:
+        info = local.start()
+        headers = {"Authorization": f"Bearer {info.api_token}"}
+        with (
+            httpx.Client(base_url=info.api_url, headers=headers, timeout=300) as api,
+            httpx.Client(base_url=info.simulator_url, timeout=60) as sim,
+        ):
+            projects = {"default": info.simulator_project_id or "", **extra}
+            yield BenchStack(local, info, api, sim, projects)
