@@ -27,6 +27,7 @@ import httpx
 from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, python_module, redis_process, tcp_open
 from config.settings import ENV_PREFIX, Settings, load_settings
+from worker.run import WORKER_ENV
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
@@ -150,7 +151,7 @@ class LocalStack:
             sim = self._start_simulator(ports["simulator"], info)
             env.update(self._simulator_account_env(info))
             waits.append((sim, f"{info.simulator_url}/_sim/health"))
-        self._run("worker", services.worker_args(), env)
+        self._run("worker", services.worker_args(), {**env, **WORKER_ENV})
         self._run("beat", services.beat_args(self.state_dir / "celerybeat-schedule"), env)
         api = self._run("api", services.api_args(HOST, ports["api"]), env)
         flower = self._run(

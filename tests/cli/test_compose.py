@@ -18,7 +18,7 @@ from cli import services
 from config.settings import ENV_PREFIX, AccountSettings, Settings
 from simulator.cli import simulator_command
 from worker.queues import ALL_QUEUES
-from worker.run import worker_argv
+from worker.run import WORKER_ENV, worker_argv
 
 yaml = pytest.importorskip("yaml")
 
@@ -57,9 +57,12 @@ def test_the_commands_name_modules_that_import() -> None:
 
 
 def test_the_worker_consumes_every_queue(compose: dict[str, Any]) -> None:
-    command = _services(compose)["worker"]["command"]
+    worker = _services(compose)["worker"]
+    command = worker["command"]
     assert command[command.index("-Q") + 1].split(",") == ALL_QUEUES
     assert "-E" in command  # task events, for Flower
+    assert WORKER_ENV.items() <= worker["environment"].items()
+    assert worker["environment"]["IMSREP_REDIS_URL"] == BROKER
 
 
 def _environment_names(compose: dict[str, Any]) -> dict[str, set[str]]:
@@ -79,7 +82,7 @@ def test_every_imsrep_variable_is_a_real_setting(compose: dict[str, Any]) -> Non
             elif name.startswith(ENV_PREFIX):
                 assert name.removeprefix(ENV_PREFIX).lower() in Settings.model_fields, name
             else:
-                assert (service, name) == ("flower", "FLOWER_BASIC_AUTH"), name
+                assert (service, name) in {("flower", "FLOWER_BASIC_AUTH"), ("worker", "REMAP_SIGTERM")}, name
             checked += 1
     assert checked > 20
 
@@ -108,7 +111,9 @@ def test_published_ports_are_the_ones_the_commands_bind(compose: dict[str, Any])
     assert set(published) == {"api", "flower", "simulator"}
     for name, ports in published.items():
         port = _bound_port(_services(compose)[name]["command"])
-        assert ports == [f"{port}:{port}"]
+        # Flower's /metrics needs no password, so it is published on the host's loopback only.
+        host = "127.0.0.1:" if name == "flower" else ""
+        assert ports == [f"{host}{port}:{port}"]
         assert port == services.DEFAULT_PORTS[name]
 
 
