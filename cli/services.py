@@ -13,6 +13,7 @@ from pathlib import Path
 from worker.run import beat_argv, worker_argv
 
 API_APP = "api.app:create_app"
+FLOWER_CONFIG = "worker.flower_config"  # the stage queues, so Flower's Broker tab lists them all (see that module)
 
 # The well-known ports of ``imsrep up`` and docker-compose.yml.
 DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
@@ -43,11 +44,12 @@ def beat_args(schedule: Path | str) -> list[str]:
 
 
 def flower_args(broker_url: str, host: str, port: int, db: Path | str) -> list[str]:
-    """Flower on the broker alone (``--broker``, not ``-A``: it need not import our code; Celery options go before
-    ``flower``; Flower's own take ``--name=value``). The password comes from ``FLOWER_BASIC_AUTH`` in the environment,
+    """Flower on the broker and the queue names (``--broker``, not ``-A``: it need not import our task code; Celery
+    options go before ``flower``; Flower's own take ``--name=value``). Task history is bounded (``max_tasks``) and
+    saved every 10 s, not only at a clean shutdown. The password comes from ``FLOWER_BASIC_AUTH`` in the environment,
     never the command line, so it does not show in ``ps``."""
     return [
-        "celery", "--broker", broker_url, "flower",
+        "celery", "--broker", broker_url, "--config", FLOWER_CONFIG, "flower",
         f"--port={port}", f"--address={host}",
         "--persistent=True", f"--db={db}", "--state_save_interval=10000",
         "--max_tasks=10000", "--purge_offline_workers=60",
