@@ -24,6 +24,7 @@ RUNNING_NOT_CANCELLABLE = "a running IMS copy job cannot be cancelled; items alr
 # Fields a new attempt starts without: the previous attempt's outcome, its IMS job and what validation resolved.
 _ATTEMPT_FIELDS = (
     "source_name",
+    "source_size",
     "target_name",
     "cmk_id",
     "submit_started_at",

@@ -133,10 +133,12 @@ class Settings(BaseSettings):
     http_connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     http_read_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
 
-    # Polling of IMS jobs: short countdowns, never a sleep inside a task.
-    poll_initial_delay: Annotated[float, Field(ge=0, le=600)] = 5.0
+    # Polling of IMS jobs: countdowns, never a sleep inside a task. Each poll is due when the job should end
+    # (worker.steps.poll), so the bounds are wide: the first copies of an account are probed after a second, and a
+    # long copy is not woken every half minute (a countdown stays well inside the visibility timeout).
+    poll_initial_delay: Annotated[float, Field(ge=0, le=600)] = 1.0
     poll_min_interval: Annotated[float, Field(gt=0, le=600)] = 1.0
-    poll_max_interval: Annotated[float, Field(gt=0, le=600)] = 30.0
+    poll_max_interval: Annotated[float, Field(gt=0, le=600)] = 300.0
     poll_deadline_seconds: Annotated[float, Field(gt=0)] = 7200.0
 
     # Retries of transient cloud errors: exponential backoff with full jitter, capped.

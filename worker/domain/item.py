@@ -34,6 +34,7 @@ class ReplicationItem(BaseModel):
     updated_at: float
     # Resolved by validation.
     source_name: str | None = None
+    source_size: int | None = None  # bytes (IMS __image_size): what the copy's duration is forecast from
     target_name: str | None = None
     cmk_id: str | None = None
     # The copy: recorded before the call (so a crash can adopt the copy IMS made), then the job and its result.

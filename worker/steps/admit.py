@@ -1,22 +1,35 @@
 """Admit: the batch's ``accepted`` items enter the pipeline, a chunk per task so a 10,000-item batch stays fast.
 
-Also what the API sends after a user's "retry" (failed -> accepted): only items still ``accepted`` are enqueued,
-so sending admit twice, or for a batch half under way, enqueues nothing twice that has moved on.
+Each chunk's items are validated together, account by account (``validate_many``: one listing page answers up to
+500 of them, where one task and one IMS call per item would crawl through a big batch); a few items of an account,
+and any the listing does not answer, get a validate task each.
+
+Also what the API sends after a user's "retry" (failed -> accepted): only items still ``accepted`` are taken, so
+sending admit twice, or for a batch half under way, validates nothing twice that has moved on.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
+from worker.domain.item import ReplicationItem
 from worker.domain.states import ItemState
 from worker.queues import Task
 from worker.steps.context import Next, Pipeline
+from worker.steps.validate import validate_many
 
 CHUNK = 500
 
 
 def admit(p: Pipeline, batch_id: str, cursor: int = 0) -> list[Next]:
-    """Validate tasks for one chunk of the batch's accepted items, then an admit task for the next chunk."""
+    """Validate one chunk of the batch's accepted items, then an admit task for the next chunk."""
     ids = p.store.batch_item_ids(batch_id, cursor, cursor + CHUNK - 1)
-    nexts = [Next.for_item(Task.VALIDATE, item) for item in p.store.get_items(ids) if item.state is ItemState.ACCEPTED]
-    if len(ids) == CHUNK:
-        nexts.append(Next(Task.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK}))
+    by_account: dict[str, list[ReplicationItem]] = defaultdict(list)
+    for item in p.store.get_items(ids):
+        if item.state is ItemState.ACCEPTED:
+            by_account[item.account].append(item)
+    # The next chunk first: its admit can start on another worker while this one's nexts are sent.
+    nexts = [Next(Task.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK})] if len(ids) == CHUNK else []
+    for items in by_account.values():
+        nexts += validate_many(p, items)
     return nexts

@@ -1,10 +1,13 @@
 """Poll: follow the IMS job (or, for an adopted copy, the new image) to a terminal state, one short task at a time.
 
-The next poll is due about when the job should end, predicted from ``process_percent``, clamped to
-[``poll_min_interval``, ``poll_max_interval``]; a task never sleeps. After ``SUCCESS`` the new image must be
-``active`` before the item succeeds (Terraform's check too). Each poll carries a sequence number; only the task
-whose number matches the item's ``poll_seq`` may schedule the next one, so a duplicate ends the extra chain instead
-of doubling the polling for the rest of the copy.
+Each poll is due about when the job should end, clamped to [``poll_min_interval``, ``poll_max_interval``]; a task
+never sleeps. The first one is due when the account's finished copies of that size say (``forecast``; before any
+has finished, after ``poll_initial_delay``); a later one when ``process_percent`` says. Either aims a little past
+the predicted end: an early poll costs a call and ``poll_min_interval`` more, a late one only that little.
+
+After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too). Each poll
+carries a sequence number; only the task whose number matches the item's ``poll_seq`` may schedule the next one, so
+a duplicate ends the extra chain instead of doubling the polling for the rest of the copy.
 
 A poll that Redis hands out again after its worker died (``redelivered``) may carry an old number: that worker may
 have claimed the next number and died before sending the next poll, so the chain would end with nobody polling. Such
@@ -20,6 +23,7 @@ from worker.domain.states import ItemState
 from worker.errors import PermanentError, RetryableError
 from worker.ims.client import ImsClient
 from worker.queues import Task
+from worker.steps import forecast
 from worker.steps.context import Next, Pipeline
 from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
 
@@ -33,6 +37,8 @@ return 1
 """
 
 _GONE = frozenset({"killed", "deleted"})
+END_MARGIN = 0.02  # share of a predicted wait added, so the poll lands just after the end rather than before it
+PERCENT_STEP = 0.005  # half the step of process_percent (hundredths): its low end is assumed, for the same reason
 
 
 def poll(p: Pipeline, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
@@ -88,13 +94,28 @@ def _follow_job(p: Pipeline, client: ImsClient, item: ReplicationItem, seq: int)
             )
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         p.store.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
+        forecast.record(p, item.account, item.source_size, job)
         return _follow_image(p, client, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
     if fraction is not None:
         p.store.update_if(item.id, ItemState.REPLICATING, progress=fraction)
     elapsed = p.clock() - (item.job_started_at or p.clock())
-    remaining = elapsed * (1 - fraction) / fraction if fraction else elapsed
-    return _again(p, item, seq, remaining)
+    return _again(p, item, seq, _remaining(p, item, fraction, elapsed))
+
+
+def first_poll_delay(p: Pipeline, item: ReplicationItem) -> float:
+    """Countdown of a new copy's first poll: its forecast end, or ``poll_initial_delay`` with nothing to go by."""
+    expected = forecast.predict(p, item.account, item.source_size)
+    return p.settings.poll_initial_delay if expected is None else _countdown(p, expected)
+
+
+def _remaining(p: Pipeline, item: ReplicationItem, fraction: float | None, elapsed: float) -> float:
+    """Seconds the job still needs: from its progress if it reports any, else from the forecast, else its age."""
+    if fraction is not None:
+        low = max(fraction - PERCENT_STEP, fraction / 2)
+        return elapsed * (1 - low) / low
+    expected = forecast.predict(p, item.account, item.source_size)
+    return expected - elapsed if expected is not None and expected > elapsed else elapsed
 
 
 def _follow_image(
@@ -132,7 +153,12 @@ def _again(p: Pipeline, item: ReplicationItem, seq: int, wait: float) -> list[Ne
         )
     if not _claim(p, item, seq):
         return []
-    return [Next.for_item(Task.POLL, item, min(s.poll_max_interval, max(s.poll_min_interval, wait)), seq=seq + 1)]
+    return [Next.for_item(Task.POLL, item, _countdown(p, wait), seq=seq + 1)]
+
+
+def _countdown(p: Pipeline, wait: float) -> float:
+    s = p.settings
+    return min(s.poll_max_interval, max(s.poll_min_interval, wait * (1 + END_MARGIN)))
 
 
 def _claim(p: Pipeline, item: ReplicationItem, seq: int) -> bool:

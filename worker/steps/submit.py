@@ -22,6 +22,7 @@ from worker.ims.models import Image
 from worker.queues import Task
 from worker.steps.context import Next, Pipeline
 from worker.steps.outcomes import fail_permanently, grant_slots, retry_later
+from worker.steps.poll import first_poll_delay
 
 log = logging.getLogger("worker.steps")
 
@@ -118,4 +119,4 @@ def start_polling(
     if not moved.ok:
         log.error("item %s: copy started (job %s) but the item was moved to %s", item.id, job_id, moved.previous)
         return []
-    return [Next.for_item(Task.POLL, item, p.settings.poll_initial_delay, seq=0)]
+    return [Next.for_item(Task.POLL, item, first_poll_delay(p, item), seq=0)]

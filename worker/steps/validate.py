@@ -6,36 +6,40 @@ Rules (seed "Replicating Images Within a Region", ims-contract.md 1.4): the imag
 alias such as ``ims/default`` resolved to its key ID. Encryption follows from the key: a key gives an encrypted
 copy (re-keyed when the source was encrypted), no key an unencrypted one. Every rule is checked, so a rejected
 item names all its problems at once (the reason code is the first one's).
+
+``validate`` looks one item up (``get_image``: one call). ``validate_many`` takes many items of one account at once
+(an admit chunk): their images come from listing pages of the account's private images (500 a page), each key
+reference is looked up once, and the same rules decide; an item the pages do not show, or every item when the
+listing fails, goes the one-by-one way instead, where errors are retried and reported per item.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection
 
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import default_copy_name, description_problem, name_problem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
-from worker.errors import PermanentError, RetryableError
-from worker.ims.client import ImsClient
-from worker.ims.models import Image
+from worker.errors import PermanentError, ReplicatorError, RetryableError
+from worker.ims.client import DEFAULT_PAGE_SIZE, ImsClient
+from worker.ims.models import Image, KmsKey
 from worker.queues import Task
 from worker.steps.context import Next, Pipeline
 from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
 
 MAX_IMAGE_BYTES = 128 * 1024**3
+# From this many items of one account, listing pages beat one look-up per item: each page must answer at least
+# HITS_PER_PAGE of them on average, or the walk stops and the rest are looked up one by one.
+LISTING_MIN_ITEMS = 10
+HITS_PER_PAGE = 5
 
 Problem = tuple[ReasonCode, str]
 
 
 def validate(p: Pipeline, item_id: str) -> list[Next]:
     item = p.store.get_item(item_id)
-    if item is None or item.state not in (ItemState.ACCEPTED, ItemState.VALIDATING):
-        return []  # redelivered after the item moved on, or cancelled
-    # A fresh attempt starts its error budget anew; a redelivery (validating -> validating) keeps counting.
-    if item.state is ItemState.ACCEPTED:
-        fresh = p.store.transition(item.id, ItemState.VALIDATING, allowed_from=[ItemState.ACCEPTED], error_retries=0)
-    else:
-        fresh = p.store.transition(item.id, ItemState.VALIDATING, allowed_from=[ItemState.VALIDATING])
-    if not fresh.ok:
+    if item is None or not _start(p, item):
         return []
     account = p.account(item.account)
     if account is None:
@@ -50,12 +54,76 @@ def validate(p: Pipeline, item_id: str) -> list[Next]:
         client = p.client(item.account)
         image = client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)
-        key_problems, cmk_id = check_key(client, item, image)
+        key_problems, cmk_id = check_key(client.find_key, item, image)
     except PermanentError as error:
         return fail_permanently(p, item, error, ItemState.REJECTED)
     except RetryableError as error:
         return retry_later(p, item, error, Task.VALIDATE)
-    problems += key_problems
+    return _conclude(p, item, image, problems + key_problems, resolved, cmk_id, grant=True)
+
+
+def validate_many(p: Pipeline, items: list[ReplicationItem]) -> list[Next]:
+    """Validate ``items`` (accepted, all of one account) together; returns what to send next."""
+    account = p.account(items[0].account) if items else None
+    if account is None or len(items) < LISTING_MIN_ITEMS:
+        return [Next.for_item(Task.VALIDATE, item) for item in items]
+    try:
+        client = p.client(items[0].account)
+        images = listed_images(client, {item.image_id for item in items})
+        keys = {ref: client.find_key(ref) for ref in {item.kms_key for item in items if item.kms_key}}
+    except ReplicatorError:  # each item meets the error again on its own, and is retried or refused alone
+        return [Next.for_item(Task.VALIDATE, item) for item in items]
+    nexts: list[Next] = []
+    for item in items:
+        image = images.get(item.image_id)
+        if image is None:  # not among the pages walked: maybe shared, maybe missing; one look-up decides
+            nexts.append(Next.for_item(Task.VALIDATE, item))
+            continue
+        if not _start(p, item):
+            continue
+        problems, resolved = check_image(item, image, account.region)
+        key_problems, cmk_id = check_key(keys.__getitem__, item, image)
+        nexts += _conclude(p, item, image, problems + key_problems, resolved, cmk_id, grant=False)
+    return nexts + grant_slots(p, items[0].account)  # once for the lot
+
+
+def listed_images(client: ImsClient, wanted: Collection[str]) -> dict[str, Image]:
+    """The wanted images found in the account's private-image listing, walked while it pays its way."""
+    found: dict[str, Image] = {}
+    budget = max(1, len(wanted) // HITS_PER_PAGE) * DEFAULT_PAGE_SIZE  # images to look through at most
+    for seen, image in enumerate(client.iter_images(**{"__imagetype": "private"}), 1):
+        if image.id in wanted:
+            found[image.id] = image
+            if len(found) == len(wanted):
+                break
+        if seen >= budget:
+            break
+    return found
+
+
+def _start(p: Pipeline, item: ReplicationItem) -> bool:
+    """Enter ``validating``; False if the item has moved on (redelivered after it did, or cancelled)."""
+    if item.state is ItemState.ACCEPTED:
+        # A fresh attempt starts its error budget anew; a redelivery (validating -> validating) keeps counting.
+        moved = p.store.transition(item.id, ItemState.VALIDATING, allowed_from=[ItemState.ACCEPTED], error_retries=0)
+    elif item.state is ItemState.VALIDATING:
+        moved = p.store.transition(item.id, ItemState.VALIDATING, allowed_from=[ItemState.VALIDATING])
+    else:
+        return False
+    return moved.ok
+
+
+def _conclude(
+    p: Pipeline,
+    item: ReplicationItem,
+    image: Image | None,
+    problems: list[Problem],
+    resolved: str | None,
+    cmk_id: str | None,
+    *,
+    grant: bool,
+) -> list[Next]:
+    """Reject the item with its problems, or queue it for a slot of its account (and ``grant`` free slots)."""
     if problems:
         return finish(p, item, ItemState.REJECTED, reason=problems[0][0], message="; ".join(m for _, m in problems))
     assert image is not None and resolved is not None
@@ -66,6 +134,7 @@ def validate(p: Pipeline, item_id: str) -> list[Next]:
         allowed_from=[ItemState.VALIDATING],
         now=now,
         source_name=image.name,
+        source_size=image.size_bytes,
         target_name=resolved,
         cmk_id=cmk_id,
     )
@@ -73,7 +142,7 @@ def validate(p: Pipeline, item_id: str) -> list[Next]:
         return []  # cancelled while we were asking IMS
     # Arrival = the time it entered ``waiting`` (its updated_at), so the reconciler can re-queue it in place.
     p.slots.enqueue(item.account, item.id, now)
-    return grant_slots(p, item.account)
+    return grant_slots(p, item.account) if grant else []
 
 
 def check_image(item: ReplicationItem, image: Image | None, region: str) -> tuple[list[Problem], str | None]:
@@ -99,11 +168,13 @@ def check_image(item: ReplicationItem, image: Image | None, region: str) -> tupl
     return problems, target
 
 
-def check_key(client: ImsClient, item: ReplicationItem, image: Image | None) -> tuple[list[Problem], str | None]:
+def check_key(
+    find_key: Callable[[str], KmsKey | None], item: ReplicationItem, image: Image | None
+) -> tuple[list[Problem], str | None]:
     """The requested key exists and is enabled; returns its ID (None: an unencrypted copy)."""
     if not item.kms_key:
         return [], None
-    key = client.find_key(item.kms_key)
+    key = find_key(item.kms_key)
     if key is None:
         return [(ReasonCode.KEY_NOT_FOUND, f"KMS key {item.kms_key!r} does not exist")], None
     if not key.enabled:

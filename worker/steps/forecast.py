@@ -1,0 +1,61 @@
+"""How long an account's copies take, learned from its finished jobs, so a poll can be due when a job should end.
+
+Redis keys (``P`` is the key prefix)::
+
+    P:durations:<account>   list  "<source bytes> <seconds>" of the account's latest successful copies, newest
+                                  first, at most ``SAMPLES``
+
+Durations come from IMS's own ``begin_time``/``end_time`` (one clock, whatever our clocks say); sizes from
+validation (``__image_size``). A least-squares line ``seconds = a + b * bytes`` over the samples predicts a new
+copy; with too little spread in the sizes (or a slope that makes no sense) the mean duration does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from worker.ims.models import Job
+from worker.steps.context import Pipeline
+
+SAMPLES = 20
+
+
+def _key(p: Pipeline, account: str) -> str:
+    return f"{p.prefix}:durations:{account}"
+
+
+def record(p: Pipeline, account: str, size: int | None, job: Job) -> None:
+    """Remember a successful job's duration (IMS's times; nothing when it gave none)."""
+    if size is None or job.begin_time is None or job.end_time is None:
+        return
+    seconds = (job.end_time - job.begin_time).total_seconds()
+    if seconds <= 0:
+        return
+    pipe = p.store.redis.pipeline(transaction=False)
+    pipe.lpush(_key(p, account), f"{size} {seconds:.3f}")
+    pipe.ltrim(_key(p, account), 0, SAMPLES - 1)
+    pipe.execute()
+
+
+def predict(p: Pipeline, account: str, size: int | None) -> float | None:
+    """Expected seconds for a copy of ``size`` bytes in this account; None before any copy of it has finished."""
+    samples = []
+    for entry in p.store.redis.lrange(_key(p, account), 0, -1):
+        text = entry.decode() if isinstance(entry, bytes) else entry
+        size_text, seconds_text = text.split()
+        samples.append((float(size_text), float(seconds_text)))
+    return duration(samples, size) if samples else None
+
+
+def duration(samples: Sequence[tuple[float, float]], size: int | None) -> float:
+    """The least-squares estimate at ``size`` from (bytes, seconds) samples; their mean when that cannot be had."""
+    n = len(samples)
+    mean_x = sum(x for x, _ in samples) / n
+    mean_y = sum(y for _, y in samples) / n
+    var = sum((x - mean_x) ** 2 for x, _ in samples)
+    if size is None or var <= (0.01 * mean_x) ** 2 * n:  # sizes (nearly) all alike: nothing to scale by
+        return mean_y
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in samples) / var
+    if slope < 0:  # bigger copies do not finish sooner: noise, not a model
+        return mean_y
+    return max(mean_y + slope * (size - mean_x), min(y for _, y in samples))
