@@ -20,6 +20,7 @@ from celery import Celery, signals
 from config.celery import celery_config
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
+from worker.broker import TRANSPORT
 from worker.heartbeat import Heartbeat
 from worker.queues import ROUTES, Queue, Task
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("ims-replicator", include=["worker.tasks"], set_as_current=True)
     app.conf.update(celery_config(settings))
     app.conf.update(
+        broker_transport=TRANSPORT,  # kombu's Redis transport, surviving a Redis restart (worker/broker.py)
         task_routes={task.value: {"queue": queue.value} for task, queue in ROUTES.items()},
         task_default_queue=Queue.ADMIT.value,
         beat_schedule={
