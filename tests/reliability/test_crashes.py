@@ -1,0 +1,71 @@
+"""Crashes: the worker SIGKILLed at random moments, Redis SIGKILLed mid-batch; nothing lost, copied twice or stuck."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from cli.processes import wait_until
+from worker.domain.states import ItemState
+
+pytestmark = pytest.mark.integration
+
+ITEMS = 100
+SLOT_LIMIT = 5
+
+
+def _terminal(c, item_ids: list[str]) -> int:
+    return sum(1 for s in c.states(item_ids).values() if s is not None and s.terminal)
+
+
+def test_worker_sigkilled_at_random_moments(cluster, record) -> None:
+    c = cluster(copy_seconds=1.0)
+    sources = c.sources(ITEMS)
+    item_ids = c.submit(sources)["item_ids"]
+    rng = random.Random(20240611)
+    kills = []
+    for _ in range(3):
+        # A random moment in the batch: anywhere from validation to the last polls.
+        time.sleep(rng.uniform(2.0, 7.0))
+        done = _terminal(c, item_ids)
+        if done == ITEMS:
+            break
+        c.kill("worker")  # the whole process group: main process and pool children
+        kills.append(done)
+        c.start_worker()
+    finished = c.wait_terminal(item_ids, timeout=150)
+    figures = {**c.outcome(item_ids, sources), "worker_kills": len(kills), "terminal_at_each_kill": kills}
+    record("worker SIGKILL x3", "SIGKILL of the worker's process group at random moments, restarted", figures)
+    assert finished and len(kills) == 3, figures
+    assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert figures["by_state"] == {ItemState.SUCCEEDED.value: ITEMS}, figures
+    assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures
+
+
+def test_redis_sigkilled_mid_batch_and_restarted_on_its_data(cluster, record) -> None:
+    c = cluster(copy_seconds=1.0)
+    sources = c.sources(ITEMS + 10)
+    item_ids = c.submit(sources[:ITEMS])["item_ids"]
+    wait_until(lambda: _terminal(c, item_ids) >= 20, 60, "a fifth of the batch to finish", interval=0.2)
+    c.kill("redis")
+    # The API refuses work while Redis is down, and writes nothing half-way.
+    with c.api() as api:
+        refused = api.post("/v1/batches", json={"items": [{"image_id": s} for s in sources[ITEMS:]]})
+    c.start_redis()
+    batches_after_restart = c.redis().zcard("rel:batches")
+    # Back up: the same API, worker and beat carry on without a restart.
+    late = c.submit(sources[ITEMS:])["item_ids"]
+    all_ids = item_ids + late
+    finished = c.wait_terminal(all_ids, timeout=150)
+    figures = {
+        **c.outcome(all_ids, sources),
+        "api_status_while_down": refused.status_code,
+        "batches_after_restart": batches_after_restart,
+    }
+    record("Redis SIGKILL + restart", "SIGKILL of Redis mid-batch, restarted on the same port and AOF", figures)
+    assert refused.status_code == 503 and batches_after_restart == 1, figures
+    assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert figures["by_state"] == {ItemState.SUCCEEDED.value: ITEMS + 10}, figures
+    assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures
