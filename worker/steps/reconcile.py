@@ -1,6 +1,8 @@
 """Reconcile: find items whose next step was lost and send it again; keep the slot pool true to the items.
 
-Runs every ``reconcile_interval`` (Celery beat). An item is stalled when it has not changed for ``stall_seconds``:
+Runs every ``reconcile_interval`` (Celery beat). An item is stalled when it has not changed for ``stall_seconds``,
+and for longer than a step can legitimately keep it quiet (the longest countdown plus the hard time limit: a long
+copy's polls may be minutes apart):
 ``accepted``/``validating`` -> validate again (only while the validate queue is empty: in a deep queue a
 message can legitimately wait longer than that); ``waiting`` with a slot -> submit; ``waiting`` without one -> back
 into its account's queue if it fell out; ``submitting`` -> submit (which looks for the copy before copying);
@@ -32,7 +34,9 @@ _SLOTTED = frozenset({ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICA
 
 
 def reconcile(p: Pipeline) -> list[Next]:
-    cutoff = p.clock() - p.settings.stall_seconds
+    s = p.settings
+    quiet = max(s.poll_max_interval, s.retry_max_delay, s.poll_initial_delay) + s.task_time_limit
+    cutoff = p.clock() - max(s.stall_seconds, quiet)
     repairs: Counter[str] = Counter()
     nexts: list[Next] = []
     if p.store.redis.llen(Queue.VALIDATE.value) == 0:

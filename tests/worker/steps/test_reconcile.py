@@ -73,3 +73,14 @@ def test_lost_poll_is_sent_with_the_current_sequence_and_the_copy_finishes(pipel
     drive(p, [poll])
     assert p.store.get_item(item_id).state is ItemState.SUCCEEDED
     assert p.slots.in_use("default") == 0
+
+
+def test_a_copy_between_long_polls_is_not_taken_for_stalled(make_pipeline, ims) -> None:
+    p = make_pipeline(poll_max_interval=300.0, stall_seconds=10.0)
+    (item_id,) = store_items(p, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    steps.validate(p, item_id)
+    steps.submit(p, item_id)
+    _later(p, 60)  # its next poll may legitimately be up to 300 s away
+    assert not [n for n in steps.reconcile(p) if n.task is Task.POLL]
+    _later(p, 300 + p.settings.task_time_limit + 1)
+    assert [n.kwargs["item_id"] for n in steps.reconcile(p) if n.task is Task.POLL] == [item_id]
