@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import time
 from collections import Counter
@@ -42,19 +43,20 @@ SOURCES = 120  # distinct source images, so a second copy of any of them shows i
 AK = "AKRELIABILITYTEST"
 SK = secrets.token_urlsafe(24)
 
-# Short, but visibility_timeout (15) > longest countdown (2) + task_time_limit (10), as Settings demands.
+# Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
+# reconciler sees an item as stalled after 8 s of silence (that countdown plus the time limit).
 TIMINGS = {
     "IMSREP_POLL_INITIAL_DELAY": "0.5",
     "IMSREP_POLL_MIN_INTERVAL": "0.2",
     "IMSREP_POLL_MAX_INTERVAL": "2",
     "IMSREP_RETRY_BASE_DELAY": "0.2",
     "IMSREP_RETRY_MAX_DELAY": "2",
-    "IMSREP_TASK_SOFT_TIME_LIMIT": "8",
-    "IMSREP_TASK_TIME_LIMIT": "10",
-    "IMSREP_VISIBILITY_TIMEOUT": "15",
+    "IMSREP_TASK_SOFT_TIME_LIMIT": "5",
+    "IMSREP_TASK_TIME_LIMIT": "6",
+    "IMSREP_VISIBILITY_TIMEOUT": "10",
     "IMSREP_HTTP_CONNECT_TIMEOUT": "2",
     "IMSREP_HTTP_READ_TIMEOUT": "3",
-    "IMSREP_STALL_SECONDS": "6",
+    "IMSREP_STALL_SECONDS": "4",
     "IMSREP_RECONCILE_INTERVAL": "2",
 }
 
@@ -215,6 +217,28 @@ class Cluster:
     def jobs(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self.sim_url}/_sim/jobs", timeout=10).json()["jobs"]
 
+    def set_faults(self, **knobs: float) -> None:
+        response = httpx.post(f"{self.sim_url}/_sim/faults", json=knobs, timeout=10)
+        assert response.status_code == 200, response.text
+
+    def sim_stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.sim_url}/_sim/stats", timeout=10).json()
+
+    def duplicate_queue(self, queue: str) -> list[str]:
+        """Queue a byte-for-byte second copy of every message waiting in ``queue``; returns their task IDs."""
+        r = self.redis()
+        raw = r.lrange(queue, 0, -1)
+        if raw:
+            r.rpush(queue, *raw)
+        return [json.loads(message)["headers"]["id"] for message in raw]
+
+    def received_counts(self) -> Counter[str]:
+        """How many times the worker received each task ID (its log says ``Task <name>[<id>] received``)."""
+        return Counter(re.findall(r"Task [\w.]+\[([0-9a-f-]+)\] received", self.worker_log()))
+
+    def worker_log(self) -> str:
+        return (self.base / "logs" / "worker.log").read_text(errors="replace")
+
     def slots_held(self) -> int:
         return int(self.redis().zcard(f"{PREFIX}:slots:default"))
 
@@ -240,6 +264,7 @@ class Cluster:
             "slots_held_at_end": self.wait_slots_free(),
             "peak_concurrent_jobs": self.project()["peak_concurrent_jobs"],
             "reconciler_repairs": self.repairs(),
+            "copies_adopted": self.worker_log().count("adopting copy"),
         }
 
 
