@@ -1,0 +1,130 @@
+"""What an operator sees: one ``LocalStack`` (Redis, simulator, API, worker, beat, Flower as real processes) with
+the demo batch in flight, and Debian's headless Chromium to look at Flower the way a person would.
+
+Copies take a while (``COPY_SECONDS``) so tasks are still running while the browser looks, and the simulator
+injects some transient errors so the retry counters have something to count.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from cli.demo import SCENARIOS, build_specs, resolve_image_ids, simulator_account
+from cli.processes import wait_until
+from cli.stack import LocalStack, StackInfo, StackOptions
+
+COPY_SECONDS = 8
+CHROMIUM = "/usr/bin/chromium"
+# Headless, no sandbox (we run as root in CI), and nothing that reaches the network on its own.
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@dataclass
+class OpsStack:
+    info: StackInfo
+    api: httpx.Client
+    image_ids: dict[str, str]  # the simulator's default catalogue: name -> ID
+    items: list[dict]  # the demo batch: every scenario and refusal
+    batch_id: str = ""
+
+    def submit(self, items: list[dict]) -> str:
+        accepted = self.api.post("/v1/batches", json={"items": items})
+        assert accepted.status_code == 202, accepted.text
+        return accepted.json()["batch_id"]
+
+    def flower(self, path: str, **kwargs: object) -> httpx.Response:
+        auth = (self.info.flower_user, self.info.flower_password)
+        return httpx.get(f"{self.info.flower_url}{path}", auth=auth, timeout=30, **kwargs)
+
+    def flower_page(self, path: str) -> str:
+        """``http://user:password@host:port/path``: Chromium answers Flower's basic-auth challenge with these."""
+        parts = urlsplit(self.info.flower_url)
+        return f"{parts.scheme}://{self.info.flower_user}:{self.info.flower_password}@{parts.netloc}{path}"
+
+    def batch(self, batch_id: str | None = None) -> dict:
+        return self.api.get(f"/v1/batches/{batch_id or self.batch_id}").json()
+
+
+@pytest.fixture(scope="session")
+def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("ops-stack"),
+        use_simulator=True,
+        simulator={"copy_seconds": COPY_SECONDS, "image_quota": 100_000},
+        env={"IMSREP_POLL_INITIAL_DELAY": "1", "IMSREP_POLL_MIN_INTERVAL": "0.5", "IMSREP_RETRY_MAX_DELAY": "2"},
+    )
+    with LocalStack(options) as local:
+        info = local.start()
+        image_ids = resolve_image_ids(simulator_account(info), [s.image for s in SCENARIOS])
+        httpx.post(f"{info.simulator_url}/_sim/faults", json={"error_rate": 0.15}).raise_for_status()
+        headers = {"Authorization": f"Bearer {info.api_token}"}
+        with httpx.Client(base_url=info.api_url, headers=headers, timeout=30) as api:
+            items = [spec.model_dump(exclude_none=True) for spec in build_specs(image_ids)]
+            ops = OpsStack(info, api, image_ids, items)
+            ops.batch_id = ops.submit(ops.items)
+            yield ops
+
+
+class Chromium:
+    """Debian's chromium driven from its command line: a DOM dump or a screenshot of one URL per call."""
+
+    def __init__(self, profile: Path) -> None:
+        self.profile = profile
+
+    def _run(self, url: str, *args: str) -> str:
+        # The virtual time budget lets the page's own XHRs (Flower's tables load from its REST API) finish.
+        argv = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--virtual-time-budget=3000", *args, url]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        return done.stdout
+
+    def dom(self, url: str) -> str:
+        return self._run(url, "--dump-dom")
+
+    def screenshot(self, url: str, path: Path, size: str = "1280,720") -> Path:
+        self._run(url, f"--screenshot={path}", f"--window-size={size}")
+        return path
+
+    def dom_until(self, url: str, check: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+        """Dump the page again and again until ``check(dom)`` holds; fail at the deadline."""
+        seen = {"dom": ""}
+
+        def ready() -> bool:
+            seen["dom"] = self.dom(url)
+            return bool(check(seen["dom"]))
+
+        wait_until(ready, timeout, what, interval=0.5)
+        return seen["dom"]
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium when it is missing and we may; return why not, or None."""
+    if shutil.which(CHROMIUM):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "Debian's chromium is not installed and we are not root with apt-get to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+        if done.returncode != 0:
+            return f"{' '.join(argv)} failed: {done.stderr.strip()[-500:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
+    reason = _install_chromium()
+    if reason:
+        pytest.skip(reason)
+    return Chromium(tmp_path_factory.mktemp("chromium-profile"))

@@ -1,0 +1,94 @@
+"""Flower as the queue-health dashboard, seen through headless Chromium while a batch runs.
+
+Screenshots go to ``$IMSREP_SCREENSHOT_DIR`` when set (``docs/screenshots`` to refresh the README's), else to the
+test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli.processes import wait_until
+from worker.queues import ALL_QUEUES, Task
+
+pytestmark = pytest.mark.integration
+
+STEP_TASKS = [Task.VALIDATE.value, Task.SUBMIT.value, Task.POLL.value]
+TASK_ARGUMENTS = {"item_id", "image_id", "seq", "batch_id", "cursor"}  # IDs and counters, nothing else
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("IMSREP_SCREENSHOT_DIR") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _replicating(ops_stack) -> bool:
+    return ops_stack.batch()["counts"].get("replicating", 0) > 0
+
+
+def test_flower_pages_show_this_systems_workers_tasks_and_queues(ops_stack, chromium, shots: Path) -> None:
+    wait_until(lambda: _replicating(ops_stack), 30, "an item replicating")
+
+    workers = chromium.dom_until(
+        ops_stack.flower_page("/workers"), lambda dom: "worker@" in dom and "Online" in dom, "worker online in Flower"
+    )
+    assert "worker@" in workers
+    # The page shows the newest tasks only (its REST API has them all: see the next test); while copies run,
+    # those are polls waiting on their countdown (RECEIVED) or running (STARTED).
+    chromium.dom_until(
+        ops_stack.flower_page("/tasks"),
+        lambda dom: Task.POLL.value in dom and ("RECEIVED" in dom or "STARTED" in dom),
+        "polls in flight in Flower's task list",
+    )
+    broker = chromium.dom_until(
+        ops_stack.flower_page("/broker"), lambda dom: all(f">{q}<" in dom for q in ALL_QUEUES), "every stage queue"
+    )
+    assert ">celery<" not in broker  # only our stage queues, not Celery's default
+    assert _replicating(ops_stack), "the batch finished before the browser looked; lengthen COPY_SECONDS"
+
+    for page in ("tasks", "broker"):
+        png = chromium.screenshot(ops_stack.flower_page(f"/{page}"), shots / f"flower-{page}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000  # a page, not a blank
+
+
+def test_flower_task_arguments_are_ids_never_secrets(ops_stack) -> None:
+    tasks = ops_stack.flower("/api/tasks", params={"limit": 1000}).json()
+    names = {task["name"] for task in tasks.values()}
+    assert set(STEP_TASKS) <= names and names <= {t.value for t in Task}
+    for task in tasks.values():
+        kwargs = ast.literal_eval(task["kwargs"])  # Flower shows them as a Python repr
+        assert set(kwargs) <= TASK_ARGUMENTS, task
+        if task["name"] in STEP_TASKS:
+            assert {"item_id", "image_id"} <= set(kwargs), task
+
+
+def test_flower_needs_its_password_except_for_metrics_and_healthcheck(ops_stack) -> None:
+    url = ops_stack.info.flower_url
+    assert httpx.URL(url).host == "127.0.0.1"  # /metrics is open, so Flower listens on loopback only
+    for path in ("/workers", "/tasks", "/broker", "/api/tasks", "/api/workers", "/api/queues/length"):
+        assert httpx.get(f"{url}{path}").status_code == 401, path
+        wrong = httpx.get(f"{url}{path}", auth=(ops_stack.info.flower_user, "not-the-password"))
+        assert wrong.status_code == 401, path
+    assert httpx.get(f"{url}/healthcheck").status_code == 200
+    metrics = httpx.get(f"{url}/metrics")
+    assert metrics.status_code == 200 and 'task="replication.validate"' in metrics.text
+
+
+def test_flower_broker_api_lists_every_stage_queue_with_its_length(ops_stack) -> None:
+    queues = ops_stack.flower("/api/queues/length").json()["active_queues"]
+    assert sorted(q["name"] for q in queues) == sorted(ALL_QUEUES)
+    assert all(isinstance(q["messages"], int) for q in queues)
+
+
+def test_flower_saves_its_state_while_running(ops_stack) -> None:
+    # state_save_interval is 10 s: the shelve file appears without waiting for a clean shutdown.
+    db = Path(ops_stack.info.state_dir) / "flower.db"
+    wait_until(lambda: glob.glob(f"{db}*"), 20, "Flower's state file")
