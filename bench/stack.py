@@ -117,6 +117,7 @@ def bench_stack(
         simulator_accounts=extra,
         env=dict(env or {}),
         ready_timeout=120,
+        stop_grace=2,  # the run's state is thrown away: no need to wait out the worker's soft shutdown
     )
     with LocalStack(options) as local:
         info = local.start()

@@ -1,0 +1,41 @@
+"""Copy-duration forecasts: least squares over finished copies, the mean when sizes do not differ."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from worker.ims.models import Job
+from worker.steps import forecast
+
+GIB = 1024**3
+
+
+def test_a_line_through_sizes_and_durations() -> None:
+    samples = [(1 * GIB, 3.0), (2 * GIB, 5.0), (4 * GIB, 9.0)]  # 1 s + 2 s per GiB
+    assert forecast.duration(samples, 8 * GIB) == pytest.approx(17.0)
+
+
+def test_alike_sizes_or_unknown_size_give_the_mean() -> None:
+    samples = [(2 * GIB, 58.0), (2 * GIB, 62.0)]
+    assert forecast.duration(samples, 8 * GIB) == pytest.approx(60.0)
+    assert forecast.duration([(GIB, 3.0), (2 * GIB, 5.0)], None) == pytest.approx(4.0)
+
+
+def test_a_negative_slope_is_noise() -> None:
+    assert forecast.duration([(GIB, 9.0), (4 * GIB, 3.0)], 8 * GIB) == pytest.approx(6.0)
+
+
+def _job(seconds: float) -> Job:
+    begin = datetime(2024, 11, 6, 6, 14, 27, tzinfo=timezone.utc)
+    return Job(status="SUCCESS", begin_time=begin, end_time=begin + timedelta(seconds=seconds))
+
+
+def test_recorded_jobs_predict_the_next(pipeline) -> None:
+    assert forecast.predict(pipeline, "default", GIB) is None
+    for n in range(forecast.SAMPLES + 5):
+        forecast.record(pipeline, "default", GIB, _job(10.0 + n % 2))
+    forecast.record(pipeline, "default", None, _job(99.0))  # no size: not a sample
+    assert forecast.predict(pipeline, "default", GIB) == pytest.approx(10.5)
+    assert pipeline.store.redis.llen(f"{pipeline.prefix}:durations:default") == forecast.SAMPLES
