@@ -1,0 +1,66 @@
+"""A stack whose every secret is known, for the leak scan: the simulator's AK/SK account ``default``, an IAM-password
+account ``iam`` (tokens from the simulator's IAM), and ``badiam`` whose password IAM refuses.
+
+All three use the simulator's one project; their slot limits add up to its 5 jobs (badiam never gets a job).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from cli.processes import free_port
+from cli.services import SIMULATOR_PROJECT_ID
+from cli.stack import HOST, LocalStack, StackInfo, StackOptions
+
+IAM_USER, IAM_DOMAIN = "ops-user", "ops-domain"
+
+
+@dataclass
+class SecretStack:
+    local: LocalStack
+    info: StackInfo
+    iam_password: str
+    wrong_iam_password: str
+
+
+def _iam_account(name: str, sim_url: str, password: str, slot_limit: int) -> dict[str, str]:
+    prefix = f"IMSREP_ACCOUNTS__{name.upper()}__"
+    values = {
+        "REGION": "cn-north-4", "PROJECT_ID": SIMULATOR_PROJECT_ID, "IMS_ENDPOINT": sim_url, "KMS_ENDPOINT": sim_url,
+        "IAM_ENDPOINT": sim_url, "IAM_USER": IAM_USER, "IAM_PASSWORD": password, "IAM_DOMAIN": IAM_DOMAIN,
+        "SLOT_LIMIT": str(slot_limit),
+    }  # fmt: skip
+    return {prefix + key: value for key, value in values.items()}
+
+
+@pytest.fixture(scope="session")
+def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretStack]:
+    sim_port = free_port(HOST)
+    sim_url = f"http://{HOST}:{sim_port}"
+    password, wrong = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    env = {
+        "IMSREP_POLL_INITIAL_DELAY": "0.5",
+        "IMSREP_POLL_MIN_INTERVAL": "0.2",
+        "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": "3",
+        **_iam_account("iam", sim_url, password, 2),
+        **_iam_account("badiam", sim_url, wrong, 1),
+    }
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("secret-stack"),
+        ports={"redis": 0, "api": 0, "flower": 0, "simulator": sim_port},
+        use_simulator=True,
+        simulator={
+            "copy_seconds": 2,
+            "image_quota": 100_000,
+            "iam_user": IAM_USER,
+            "iam_password": password,
+            "iam_domain": IAM_DOMAIN,
+        },  # fmt: skip
+        env=env,
+    )
+    with LocalStack(options) as local:
+        yield SecretStack(local, local.start(), password, wrong)
