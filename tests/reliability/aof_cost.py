@@ -1,0 +1,75 @@
+"""What Redis durability costs at ingest: time to store N items with ``RecordStore.create_batch`` (the API's one
+round trip per batch) on a fresh Redis with no AOF, ``appendfsync everysec`` (the default here) and ``always``.
+
+Run by hand (not a test): ``.venv/bin/python tests/reliability/aof_cost.py [--items 10000] [--batch 1000]``.
+Prints a Markdown table; the figures in docs/reliability.md come from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from cli.processes import free_port, redis_process, tcp_open
+from worker.domain.spec import ItemSpec
+from worker.store import NewItem, RecordStore
+
+MODES = {"no AOF": ("no", "everysec"), "AOF everysec": ("yes", "everysec"), "AOF always": ("yes", "always")}
+
+
+def _argv(base: list[str], appendonly: str, fsync: str) -> list[str]:
+    """The project's Redis command line (cli.processes) with its two persistence options set."""
+    argv = list(base)
+    argv[argv.index("--appendonly") + 1] = appendonly
+    argv[argv.index("--appendfsync") + 1] = fsync
+    return argv
+
+
+def measure(appendonly: str, fsync: str, items: int, batch: int, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            proc = redis_process(port, Path(tmp) / "data", Path(tmp))
+            proc.argv = _argv(list(proc.argv), appendonly, fsync)
+            proc.start()
+            try:
+                proc.wait_ready(lambda p=port: tcp_open("127.0.0.1", p), timeout=20)
+                store = RecordStore(redis.Redis(port=port), "bench")
+                batches = [
+                    [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default") for _ in range(batch)]
+                    for _ in range(items // batch)
+                ]
+                started = time.perf_counter()
+                for chunk in batches:
+                    store.create_batch(chunk)
+                times.append(time.perf_counter() - started)
+            finally:
+                proc.stop()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{args.items} items in batches of {args.batch}, median of {args.runs} runs\n")
+    print("| Redis persistence | seconds | items/s | vs no AOF |")
+    print("|---|---|---|---|")
+    baseline = None
+    for label, (appendonly, fsync) in MODES.items():
+        seconds = statistics.median(measure(appendonly, fsync, args.items, args.batch, args.runs))
+        baseline = baseline or seconds
+        print(f"| {label} | {seconds:.2f} | {args.items / seconds:,.0f} | {seconds / baseline:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
