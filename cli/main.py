@@ -27,8 +27,10 @@ from cli.stack import LocalStack, StackInfo, StackOptions, sigterm_as_interrupt
 from cli.submission import DEFAULT_CHUNK, collect_results, submit_rows
 from config.settings import SettingsError
 from simulator.cli import simulator_command
+from worker.domain.states import TERMINAL, ItemState
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+UNSUCCESSFUL = {s.value for s in TERMINAL} - {ItemState.SUCCEEDED.value}
 
 app = typer.Typer(
     name="imsrep",
@@ -157,15 +159,24 @@ def submit(
 @app.command()
 def status(
     batch_id: str,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only the items that ended without a copy (failed, rejected, cancelled)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch and all its items as JSON")] = False,
+    results: Annotated[Path | None, typer.Option("--results", help="Write the items shown (.csv or .json)")] = None,
     api: ApiUrl = None,
     token: Token = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Show a batch: counts by state and every item."""
+    """Show a batch: counts by state and every item (exit 0 only when all of them succeeded)."""
     with _errors(), _client(api, token, state_dir) as client:
         batch = client.batch(batch_id)
         items = list(client.items(batch_id))
+    if failed:
+        items = [item for item in items if item["state"] in UNSUCCESSFUL]
+    if results:
+        write_results(results, [ItemResult.of(item) for item in items])
+        err.print(f"Results written to {results}")
     if as_json:
         print(json.dumps({"batch": batch, "items": items}, indent=2))
     else:

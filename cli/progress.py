@@ -8,8 +8,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from cli.api_client import ApiClient
 from cli.results import ItemResult
@@ -42,6 +53,13 @@ def describe_counts(counts: Counter[str]) -> str:
     return "  ".join(parts)
 
 
+class RateColumn(ProgressColumn):
+    """Items finished per minute, over rich's recent window (a copy takes minutes, so per second reads as 0.0)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.speed is None else f"{task.speed * 60:.1f}/min", style="progress.data.speed")
+
+
 def watch(client: ApiClient, batch_ids: Sequence[str], console: Console, interval: float = 1.0) -> Counter[str]:
     """Poll the batches until every item is terminal, showing progress; return the final counts by state."""
     statuses = [client.batch(b) for b in batch_ids]
@@ -51,6 +69,9 @@ def watch(client: ApiClient, batch_ids: Sequence[str], console: Console, interva
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:

@@ -1,0 +1,51 @@
+"""``imsrep status --failed/--results`` against a real API, and the progress bar's rate column."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from typer.testing import CliRunner
+
+from cli.main import EXIT_SOME_FAILED, app
+from cli.progress import RateColumn
+
+IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
+runner = CliRunner()
+
+
+def _submit(tmp_path: Path, api: list[str], count: int) -> str:
+    manifest = tmp_path / f"m{count}.json"
+    manifest.write_text(json.dumps([{"image_id": IMG, "name": f"copy-{i}"} for i in range(count)]))
+    submitted = runner.invoke(app, ["submit", str(manifest), *api])
+    assert submitted.exit_code == 0, submitted.output
+    return submitted.stdout.split("batch ")[1].split()[0]
+
+
+def test_status_failed_shows_only_items_that_ended_without_a_copy(tmp_path: Path, api_server) -> None:
+    api = ["--api", api_server.url, "--token", api_server.token]
+    ended = _submit(tmp_path, api, 2)
+    assert runner.invoke(app, ["cancel", ended, *api]).exit_code == 0
+    running = _submit(tmp_path, api, 1)  # no worker here: it stays accepted
+
+    shown = runner.invoke(app, ["status", ended, "--failed", "--json", "--results", str(tmp_path / "r.csv"), *api])
+    assert shown.exit_code == EXIT_SOME_FAILED
+    assert [i["state"] for i in json.loads(shown.stdout)["items"]] == ["cancelled", "cancelled"]
+    rows = (tmp_path / "r.csv").read_text().splitlines()
+    assert rows[0].startswith("line,item_id,image_id,state") and len(rows) == 3 and "CANCELLED" in rows[1]
+
+    pending = runner.invoke(app, ["status", running, "--failed", "--json", *api])
+    assert pending.exit_code == EXIT_SOME_FAILED and json.loads(pending.stdout)["items"] == []
+
+
+def test_rate_column_shows_items_per_minute() -> None:
+    now = [0.0]
+    progress = Progress(RateColumn(), console=Console(record=True, width=40), get_time=lambda: now[0])
+    task = progress.add_task("", total=100)
+    assert progress.columns[0].render(progress.tasks[task]).plain == ""  # no rate before anything finished
+    for _ in range(6):
+        now[0] += 10.0
+        progress.advance(task)
+    assert progress.columns[0].render(progress.tasks[task]).plain == "6.0/min"
