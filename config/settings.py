@@ -186,11 +186,10 @@ class Settings(BaseSettings):
             raise ValueError("IMSREP_POLL_MIN_INTERVAL must not exceed IMSREP_POLL_MAX_INTERVAL")
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("IMSREP_TASK_SOFT_TIME_LIMIT must be below IMSREP_TASK_TIME_LIMIT")
-        longest_countdown = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay)
-        if self.visibility_timeout <= longest_countdown + self.task_time_limit:
+        if self.visibility_timeout <= self.longest_quiet:
             raise ValueError(
                 "IMSREP_VISIBILITY_TIMEOUT must exceed the longest countdown plus task_time_limit "
-                f"({longest_countdown + self.task_time_limit:.0f}s), or Redis redelivers work that is still running"
+                f"({self.longest_quiet:.0f}s), or Redis redelivers work that is still running"
             )
         if not self.demo:
             if any(t.get_secret_value() in _WEAK_SECRETS for t in self.api_tokens):
@@ -198,6 +197,16 @@ class Settings(BaseSettings):
             if self.flower_password.get_secret_value() in _WEAK_SECRETS - {""}:
                 raise ValueError("IMSREP_FLOWER_PASSWORD: a default or demo password is refused outside demo mode")
         return self
+
+    @property
+    def longest_countdown(self) -> float:
+        """The longest delay any step schedules its next message with."""
+        return max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay)
+
+    @property
+    def longest_quiet(self) -> float:
+        """The longest an item may legitimately go without an update: a countdown plus a task at its time limit."""
+        return self.longest_countdown + self.task_time_limit
 
     def account(self, name: str | None = None) -> AccountSettings:
         key = name or self.default_account

@@ -35,8 +35,7 @@ _SLOTTED = frozenset({ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICA
 
 def reconcile(p: Pipeline) -> list[Next]:
     s = p.settings
-    quiet = max(s.poll_max_interval, s.retry_max_delay, s.poll_initial_delay) + s.task_time_limit
-    cutoff = p.clock() - max(s.stall_seconds, quiet)
+    cutoff = p.clock() - max(s.stall_seconds, s.longest_quiet)
     repairs: Counter[str] = Counter()
     nexts: list[Next] = []
     if p.store.redis.llen(Queue.VALIDATE.value) == 0:
