@@ -1,6 +1,6 @@
 """Goals 4 and 6: a 10,000-item POST against a loop of 10,000 ``apply_async`` calls on the same Redis; the items'
 flow into the pipeline while other copies run; Redis memory per stored item; worker CPU; API and worker RSS
-after one and after two such batches (flat: not growing with history)."""
+after one, two and three such batches (flat: not growing with history)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,9 @@ def run(opts: BenchOptions) -> list[Figure]:
         batch2, to_202_2, _, _ = ingest_round(stack, ids)
         cancel_and_settle(stack, batch2, d)
         api2, worker2 = stack.rss_mib("api"), stack.rss_mib("worker")
+        batch3, _, _, _ = ingest_round(stack, ids)
+        cancel_and_settle(stack, batch3, d)
+        api3, worker3 = stack.rss_mib("api"), stack.rss_mib("worker")
 
     name = f"ingest: {n:,} items in one POST"
     loop_text = f"apply_async loop: {fmt(loop, 's')}"
@@ -130,21 +133,16 @@ def run(opts: BenchOptions) -> list[Figure]:
             "B",
             goal="<= 2048",
         ),
-        Figure(name, "worker CPU seconds per ingested item (admit + validate)", cpu / n, "s"),
-        Figure(
-            name,
-            "API RSS: before / after 1 batch / after 2",
-            api2,
-            "MiB",
-            baseline=f"{fmt(api0, 'MiB')} / {fmt(api1, 'MiB')} / {fmt(api2, 'MiB')}",
-        ),
-        Figure(name, "API RSS growth from batch 1 to batch 2", api2 - api1, "MiB", goal="<= 20"),
-        Figure(
-            name,
-            "worker RSS: before / after 1 batch / after 2",
-            worker2,
-            "MiB",
-            baseline=f"{fmt(worker0, 'MiB')} / {fmt(worker1, 'MiB')} / {fmt(worker2, 'MiB')}",
-        ),
-        Figure(name, "worker RSS growth from batch 1 to batch 2", worker2 - worker1, "MiB", goal="<= 20"),
+        Figure(name, "worker CPU per ingested item (admit + validate, running copies included)", cpu / n * 1000, "ms"),
+        *_rss_figures(name, "API", [api0, api1, api2, api3]),
+        *_rss_figures(name, "worker", [worker0, worker1, worker2, worker3]),
+    ]
+
+
+def _rss_figures(name: str, service: str, rss: list[float]) -> list[Figure]:
+    """RSS before any batch and after each; flat means the last batch added (next to) nothing."""
+    history = " / ".join(fmt(value, "MiB") for value in rss)
+    return [
+        Figure(name, f"{service} RSS before / after batch 1 / 2 / 3", rss[-1], "MiB", baseline=history),
+        Figure(name, f"{service} RSS growth over batch 3", rss[-1] - rss[-2], "MiB", goal="<= 10"),
     ]

@@ -72,6 +72,6 @@ def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str
         Figure(name, "makespan (POST to last verdict)", out.makespan, "s", baseline=naive_text),
         Figure(name, "speed-up over the sequential script", naive_makespan / out.makespan, "x", baseline=naive_text),
         Figure(name, "IMS calls per succeeded item", out.calls / max(out.succeeded, 1)),
-        Figure(name, "worker CPU seconds per item", out.worker_cpu / max(len(out.items), 1), "s"),
+        Figure(name, "worker CPU per item", out.worker_cpu / max(len(out.items), 1) * 1000, "ms"),
     ]
     return figures
