@@ -16,6 +16,7 @@ import httpx
 import psutil
 import redis
 
+from cli.api_client import ApiClient, ApiTarget
 from cli.demo import simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
@@ -67,13 +68,8 @@ class BenchStack:
         wait_until(lambda: _finished(self.batch(batch_id), done), timeout, f"batch {batch_id}", interval=0.25)
 
     def items(self, batch_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        cursor: int | None = 0
-        while cursor is not None:
-            page = self.api.get(f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": 1000}).json()
-            items += page["items"]
-            cursor = page["next_cursor"]
-        return items
+        with ApiClient(ApiTarget(self.info.api_url, self.info.api_token)) as client:
+            return list(client.items(batch_id))
 
     def jobs(self) -> list[dict[str, Any]]:
         return self.sim.get("/_sim/jobs").json()["jobs"]

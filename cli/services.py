@@ -74,10 +74,16 @@ def simulator_args(host: str, port: int, extra_project_ids: Sequence[str] = (), 
     ]  # fmt: skip
     for project_id in extra_project_ids:
         args += ["--project-id", project_id]
+    return args + option_flags(options)
+
+
+def option_flags(options: dict[str, object]) -> list[str]:
+    """``{"copy_seconds": 0.5, "verbose": True}`` as ``--copy-seconds 0.5 --verbose`` (False and None: left out)."""
+    flags: list[str] = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
-            args.append(flag)
+            flags.append(flag)
         elif value is not False and value is not None:
-            args += [flag, str(value)]
-    return args
+            flags += [flag, str(value)]
+    return flags

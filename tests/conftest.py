@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from cli.processes import ManagedProcess, free_port, http_ok, python_module, start_redis
+from cli.services import option_flags
 
 SIM_REGION = "cn-north-4"
 SIM_PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
@@ -71,13 +72,7 @@ def simulator_argv(port: int, project_ids: list[str], **options: object) -> list
     )
     for pid in project_ids:
         argv += ["--project-id", pid]
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not False and value is not None:
-            argv += [flag, str(value)]
-    return argv
+    return argv + option_flags(options)
 
 
 @pytest.fixture

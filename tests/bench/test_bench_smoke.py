@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.scenarios import SCENARIOS
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-# bench/ is run as ``python -m bench`` from the checkout, not installed, so its names are repeated here.
-SCENARIOS = ("slots", "mix", "projects", "calls", "ingest")
 TINY = {
     "--items": "6",
     "--projects": "2",

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cli.api_client import ApiClient, ApiTarget
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
@@ -43,13 +44,8 @@ class Stack:
         return self.api.get(f"/v1/batches/{batch_id}").json()
 
     def items(self, batch_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        cursor: int | None = 0
-        while cursor is not None:
-            page = self.api.get(f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": 1000}).json()
-            items += page["items"]
-            cursor = page["next_cursor"]
-        return items
+        with ApiClient(ApiTarget(self.info.api_url, self.info.api_token)) as client:
+            return list(client.items(batch_id))
 
     def project(self) -> dict[str, Any]:
         projects = self.sim.get("/_sim/projects").json()["projects"]
