@@ -1,4 +1,5 @@
-"""The per-process pieces a worker builds once: Redis connections, one ImsClient per account, the Pipeline.
+"""The per-process pieces a worker builds once: Redis connections, one ImsClient per account (all sharing one TLS
+context), the Pipeline.
 
 Built lazily on first use inside each pool process (never inherited across a fork: sockets must not be shared),
 with secrets read only from the settings.
@@ -6,8 +7,10 @@ with secrets read only from the settings.
 
 from __future__ import annotations
 
+import ssl
 import threading
 
+import httpx
 import redis
 
 from config.settings import Settings
@@ -26,17 +29,21 @@ class AccountClients:
         self.bucket = bucket
         self._clients: dict[str, ImsClient] = {}
         self._lock = threading.Lock()
+        self._ssl_context: ssl.SSLContext | None = None  # httpx's default, built on first use
 
     def __call__(self, account: str) -> ImsClient:
         with self._lock:
             client = self._clients.get(account)
             if client is None:
                 config = self.settings.account(account)
+                if self._ssl_context is None:
+                    self._ssl_context = httpx.create_ssl_context()
                 client = ImsClient(
                     config,
                     connect_timeout=self.settings.http_connect_timeout,
                     read_timeout=self.settings.http_read_timeout,
                     hooks=RateLimitHooks(self.bucket, account, config),
+                    ssl_context=self._ssl_context,
                 )
                 self._clients[account] = client
             return client

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -78,8 +79,9 @@ class ImsClient:
     """One account's IMS/KMS client.
 
     ``connect_timeout`` and ``read_timeout`` always apply (write uses the read timeout, the connection pool the
-    connect timeout). ``transport`` replaces the network, for tests. Credentials: AK/SK signing when the account
-    has an access key, otherwise an IAM token bought with the user's password.
+    connect timeout). ``transport`` replaces the network, for tests. ``ssl_context`` lets many clients share one
+    (building httpx's default loads the CA bundle: about 17 ms of CPU per client). Credentials: AK/SK signing when
+    the account has an access key, otherwise an IAM token bought with the user's password.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class ImsClient:
         read_timeout: float,
         transport: httpx.BaseTransport | None = None,
         hooks: ClientHooks | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._account = account
         self._hooks = hooks or ClientHooks()
@@ -98,6 +101,7 @@ class ImsClient:
             auth=self._auth,
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
             transport=transport,
+            verify=True if ssl_context is None else ssl_context,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
         )
 

@@ -1,0 +1,28 @@
+"""The per-process pieces: one ImsClient per account, reused, all sharing one TLS context."""
+
+from __future__ import annotations
+
+import redis
+
+from config.settings import AccountSettings, load_settings
+from worker.ratelimit import TokenBucket
+from worker.runtime import AccountClients
+
+
+def _tls_context(clients: AccountClients, account: str) -> object:
+    return clients(account)._http._transport._pool._ssl_context  # what httpx was given
+
+
+def test_clients_are_built_once_per_account_and_share_one_tls_context() -> None:
+    accounts = {
+        name: AccountSettings(project_id=str(i) * 32, access_key="ak12", secret_key="sk12")
+        for i, name in enumerate(("one", "two"))
+    }
+    settings = load_settings(accounts=accounts)
+    clients = AccountClients(settings, TokenBucket(redis.Redis.from_url("redis://127.0.0.1:1/0")))
+    try:
+        assert clients("one") is clients("one")
+        assert clients("one") is not clients("two")
+        assert _tls_context(clients, "one") is _tls_context(clients, "two") is not None
+    finally:
+        clients.close()
