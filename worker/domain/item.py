@@ -43,6 +43,8 @@ class ReplicationItem(BaseModel):
     job_started_at: float | None = None
     progress: float | None = None
     new_image_id: str | None = None
+    # The poll chain's sequence number (worker.steps.poll); None before the first poll was scheduled.
+    poll_seq: int | None = None
     # Transient cloud errors retried for this item, across all its steps.
     error_retries: int = 0
 

@@ -49,7 +49,7 @@ def poll(p: Pipeline, item_id: str, seq: int, *, redelivered: bool = False) -> l
         if item.state.terminal and p.slots.release(item.account, item.id):
             return grant_slots(p, item.account)
         return []
-    current = current_seq(p, item_id)
+    current = item.poll_seq or 0
     if seq != current:
         if not redelivered:
             return []  # a duplicate of a poll that has already run
@@ -65,11 +65,6 @@ def poll(p: Pipeline, item_id: str, seq: int, *, redelivered: bool = False) -> l
         if not _claim(p, item, seq):
             return []
         return retry_later(p, item, error, Task.POLL, seq=seq + 1)
-
-
-def current_seq(p: Pipeline, item_id: str) -> int:
-    value = p.store.redis.hget(p.store.item_key(item_id), "poll_seq")
-    return int(value) if value else 0
 
 
 def _follow_job(p: Pipeline, client: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:

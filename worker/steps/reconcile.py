@@ -24,7 +24,6 @@ from worker.domain.states import ItemState
 from worker.queues import Queue, Task
 from worker.steps.context import Next, Pipeline
 from worker.steps.outcomes import grant_slots
-from worker.steps.poll import current_seq
 
 log = logging.getLogger("worker.reconcile")
 
@@ -48,7 +47,7 @@ def reconcile(p: Pipeline) -> list[Next]:
         nexts.append(Next.for_item(Task.SUBMIT, item))
         repairs["submit_resent"] += 1
     for item in _stalled(p, ItemState.REPLICATING, cutoff):
-        nexts.append(Next.for_item(Task.POLL, item, seq=current_seq(p, item.id)))
+        nexts.append(Next.for_item(Task.POLL, item, seq=item.poll_seq or 0))
         repairs["poll_resent"] += 1
     _restore_slots(p, repairs)
     for account in sorted(p.slots.accounts(p.settings.accounts)):
