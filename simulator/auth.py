@@ -12,7 +12,7 @@ from simulator.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
-MAX_FAILURES = 5  # consecutive failed signatures before the AK is locked (ims-contract.md 5.2)
+MAX_FAILURES = 5  # consecutive failed signatures before the AK is locked (https://support.huaweicloud.com/intl/en-us/devg-apisign/api-sign-errorcode.html)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``imsrep simulator`` / ``python -m simulator``: run the IMS + KMS + IAM simulator.
 
 Every option can also be set from the environment as ``IMSREP_SIM_<NAME>`` (``--copy-seconds`` is
-``IMSREP_SIM_COPY_SECONDS``; several project IDs go space-separated in ``IMSREP_SIM_PROJECT_ID``).
+``IMSREP_SIM_COPY_SECONDS``; repeatable options go space-separated: ``IMSREP_SIM_REGION="cn-north-4 cn-south-1"``).
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from starlette.applications import Starlette
 
 from simulator.app import create_app
 from simulator.catalog import CatalogError
-from simulator.config import DEFAULT_PROJECT_ID, FaultKnobs, SimConfig
+from simulator.catalog.records import default_project_id_for
+from simulator.config import DEFAULT_AGENCY, DEFAULT_PROJECT_ID, AgencySpec, FaultKnobs, RegionSpec, SimConfig
 from simulator.context import Simulator
 
 log = logging.getLogger("simulator")
 
 PROJECT_ID = re.compile(r"[0-9a-f]{32}")
+REGION_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 class LogLevel(str, Enum):
@@ -42,15 +45,109 @@ def _rate(name: str, what: str) -> typer.models.OptionInfo:
     return typer.Option(min=0.0, max=1.0, envvar=_env(name), help=what)
 
 
+def _pairs(values: list[str], option: str) -> list[tuple[str | None, str]]:
+    """``A=B`` as (A, B) and a bare ``B`` as (None, B)."""
+    pairs: list[tuple[str | None, str]] = []
+    for value in values:
+        left, sep, right = value.partition("=")
+        if sep and (not left or not right):
+            raise typer.BadParameter(f"{value!r}: give NAME=VALUE", param_hint=option)
+        pairs.append((left, right) if sep else (None, value))
+    return pairs
+
+
+def region_specs(regions: list[str], port: int, region_ports: list[str], project_ids: list[str]
+                 ) -> tuple[RegionSpec, ...]:
+    """Regions in order (the first on ``port``), each with its projects and port (see docs/simulator.md)."""
+    names = list(dict.fromkeys(regions))
+    bad = [name for name in names if not REGION_NAME.fullmatch(name)]
+    if bad:
+        raise typer.BadParameter(f"region names are lower-case words joined by '-': {bad}", param_hint="--region")
+    ports = {name: port + index if port else 0 for index, name in enumerate(names)}
+    for region, value in _pairs(region_ports, "--region-port"):
+        if region not in names[1:]:
+            raise typer.BadParameter(f"{region!r} is not a region after the first (the first is on --port)",
+                                     param_hint="--region-port")
+        if not value.isdigit() or int(value) > 65535:
+            raise typer.BadParameter(f"{value!r} is not a port", param_hint="--region-port")
+        ports[region] = int(value)
+    taken = [p for p in ports.values() if p]
+    if len(set(taken)) != len(taken):
+        raise typer.BadParameter(f"two regions on one port: {ports}", param_hint="--region-port")
+    owned: dict[str, list[str]] = {name: [] for name in names}
+    for region, pid in _pairs(project_ids, "--project-id"):
+        region = region or names[0]
+        if region not in owned:
+            raise typer.BadParameter(f"{region!r} is not a region served", param_hint="--project-id")
+        if not PROJECT_ID.fullmatch(pid):
+            raise typer.BadParameter(f"project IDs are 32 lower-case hex characters: {pid!r}",
+                                     param_hint="--project-id")
+        owned[region].append(pid)
+    # Every region has at least its default project: the well-known one for the first, a derived one elsewhere.
+    defaults = {name: DEFAULT_PROJECT_ID if index == 0 else default_project_id_for(name)
+                for index, name in enumerate(names)}
+    specs = tuple(RegionSpec(name, tuple(dict.fromkeys(owned[name] or [defaults[name]])), ports[name])
+                  for name in names)
+    every = [pid for spec in specs for pid in spec.project_ids]
+    if len(set(every)) != len(every):
+        raise typer.BadParameter("a project belongs to one region only", param_hint="--project-id")
+    return specs
+
+
+def agency_specs(values: list[str], regions: list[str]) -> tuple[AgencySpec, ...]:
+    """``NAME`` (no cross-region permission), ``NAME=*`` (every region) or ``NAME=REGION,REGION``."""
+    specs = []
+    for name, granted in _pairs(values, "--agency"):
+        if name is None:
+            specs.append(AgencySpec(granted, frozenset(), frozenset()))
+            continue
+        if granted == "*":
+            specs.append(AgencySpec(name))
+            continue
+        chosen = frozenset(granted.split(","))
+        unknown = sorted(chosen - set(regions))
+        if unknown:
+            raise typer.BadParameter(f"agency {name}: regions not served: {unknown}", param_hint="--agency")
+        specs.append(AgencySpec(name, chosen, chosen))
+    return tuple(specs)
+
+
+def serve(app: Starlette, sim: Simulator, config: SimConfig) -> None:
+    """Listen on one port per region, all served by one process and one event loop (so a cross-region copy
+    changes both regions in one step), and record the ports actually bound."""
+    sockets = {spec.name: uvicorn.Config(app, host=config.host, port=spec.port).bind_socket()
+               for spec in config.regions}
+    sim.bind({region: sock.getsockname()[1] for region, sock in sockets.items()})
+    # A short graceful shutdown: hanging requests must not hold a stop for --hang-seconds.
+    server = uvicorn.Server(uvicorn.Config(app, log_level=config.log_level, timeout_graceful_shutdown=1,
+                                           server_header=False))
+    server.run(sockets=list(sockets.values()))
+
+
 def simulator_command(
     host: Annotated[str, typer.Option(envvar=_env("HOST"), help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, envvar=_env("PORT"), help="Port to listen on.")] = 8780,
-    region: Annotated[str, typer.Option(envvar=_env("REGION"), help="Region name; also the first project's "
-                                        "name.")] = "cn-north-4",
+    region: Annotated[
+        list[str] | None,
+        typer.Option(envvar=_env("REGION"), help="A region served, also its default project's name; repeat for "
+                     "several. The first is served on --port. [default: cn-north-4]", show_default=False),
+    ] = None,
+    region_port: Annotated[
+        list[str] | None,
+        typer.Option(envvar=_env("REGION_PORT"), help="REGION=PORT for a region after the first (0: any free "
+                     "port); default: --port plus the region's position.", show_default=False),
+    ] = None,
     project_id: Annotated[
         list[str] | None,
-        typer.Option(envvar=_env("PROJECT_ID"), help=f"A project (32 hex); repeat for several. The first is the "
-                     f"region's default project. [default: {DEFAULT_PROJECT_ID}]", show_default=False),
+        typer.Option(envvar=_env("PROJECT_ID"), help=f"A project (32 hex) of the first region, or REGION=ID; "
+                     f"repeat for several. A region's first is its default project. [default: "
+                     f"{DEFAULT_PROJECT_ID}; other regions: derived from their name]", show_default=False),
+    ] = None,
+    agency: Annotated[
+        list[str] | None,
+        typer.Option(envvar=_env("AGENCY"), help=f"An IAM agency for cross-region copies: NAME (no permission), "
+                     f"NAME=* (every region) or NAME=REGION,REGION; repeatable. {DEFAULT_AGENCY} (every region) "
+                     f"always exists unless redefined.", show_default=False),
     ] = None,
     access_key: Annotated[str, typer.Option(envvar=_env("ACCESS_KEY"), help="AK accepted for all projects.")]
     = "AKEXAMPLE",
@@ -74,6 +171,17 @@ def simulator_command(
                                            help="Concurrent copy jobs per project (IMG.0060 above).")] = 5,
     image_quota: Annotated[int, typer.Option(min=0, envvar=_env("IMAGE_QUOTA"),
                                              help="Private images per project (IMG.0015 at it).")] = 50,
+    cross_region_job_limit: Annotated[int, typer.Option(min=0, envvar=_env("CROSS_REGION_JOB_LIMIT"),
+                                                        help="Concurrent cross-region copies per project "
+                                                             "(IMG.0149 above).")] = 5,
+    shared_job_pool: Annotated[bool, typer.Option(envvar=_env("SHARED_JOB_POOL"),
+                                                  help="Cross-region copies also count against --job-limit "
+                                                       "(and in-region ones against it).")] = False,
+    cross_region_max_gb: Annotated[float, typer.Option(min=0.0, envvar=_env("CROSS_REGION_MAX_GB"),
+                                                       help="Largest image a cross-region copy takes (IMG.0146 "
+                                                            "above); 0: Huawei's, by source region.")] = 0.0,
+    member_job_seconds: Annotated[float, typer.Option(min=0.0, envvar=_env("MEMBER_JOB_SECONDS"),
+                                                      help="Duration of an image-member job.")] = 1.0,
     request_rate: Annotated[float, typer.Option(min=0.0, envvar=_env("REQUEST_RATE"),
                                                 help="Gateway limit, requests/second per project (429 "
                                                      "APIGW.0308 above); 0 = unlimited.")] = 0.0,
@@ -95,16 +203,17 @@ def simulator_command(
     log_level: Annotated[LogLevel, typer.Option(envvar=_env("LOG_LEVEL"), help="Log level.")] = LogLevel.info,
 ) -> None:
     """Run the IMS + KMS + IAM simulator. Every option is also read from IMSREP_SIM_<NAME>."""
-    project_ids = tuple(dict.fromkeys(project_id or [DEFAULT_PROJECT_ID]))
-    bad = [pid for pid in project_ids if not PROJECT_ID.fullmatch(pid)]
-    if bad:
-        raise typer.BadParameter(f"project IDs are 32 lower-case hex characters: {bad}", param_hint="--project-id")
+    names = region or ["cn-north-4"]
+    first, *others = region_specs(names, port, region_port or [], project_id or [])
     config = SimConfig(
-        host=host, port=port, region=region, project_ids=project_ids, access_key=access_key,
-        secret_key=secret_key, iam_user=iam_user, iam_password=iam_password, iam_domain=iam_domain,
-        catalog=catalog, copy_seconds=copy_seconds, copy_seconds_per_gb=copy_seconds_per_gb, job_limit=job_limit,
-        image_quota=image_quota, seed=secrets.randbits(32) if seed is None else seed, token_ttl=token_ttl,
-        lockout_seconds=lockout_seconds, log_level=log_level.value,
+        host=host, port=port, region=first.name, project_ids=first.project_ids, extra_regions=tuple(others),
+        agencies=agency_specs(agency or [], names), access_key=access_key, secret_key=secret_key,
+        iam_user=iam_user, iam_password=iam_password, iam_domain=iam_domain, catalog=catalog,
+        copy_seconds=copy_seconds, copy_seconds_per_gb=copy_seconds_per_gb, job_limit=job_limit,
+        image_quota=image_quota, cross_region_job_limit=cross_region_job_limit, shared_job_pool=shared_job_pool,
+        cross_region_max_gb=cross_region_max_gb, member_job_seconds=member_job_seconds,
+        seed=secrets.randbits(32) if seed is None else seed, token_ttl=token_ttl, lockout_seconds=lockout_seconds,
+        log_level=log_level.value,
         knobs=FaultKnobs(fail_rate=fail_rate, error_rate=error_rate, throttle_rate=throttle_rate,
                          latency=latency, hang_rate=hang_rate, hang_seconds=hang_seconds,
                          request_rate=request_rate),
@@ -114,8 +223,7 @@ def simulator_command(
         sim = Simulator(config)
     except CatalogError as exc:
         raise typer.BadParameter(str(exc), param_hint="--catalog") from exc
-    log.info("IMS simulator: region %s, projects %s, seed %d, on http://%s:%d",
-             config.region, ", ".join(project_ids), config.seed, host, port)
-    # A short graceful shutdown: hanging requests must not hold a stop for --hang-seconds.
-    uvicorn.run(create_app(config, sim), host=host, port=port, log_level=config.log_level,
-                timeout_graceful_shutdown=1, server_header=False)
+    for spec in config.regions:
+        log.info("IMS simulator: region %s, projects %s", spec.name, ", ".join(spec.project_ids))
+    log.info("seed %d", config.seed)
+    serve(create_app(config, sim), sim, config)

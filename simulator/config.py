@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PROJECT_ID = "ac234de25c6741d2b1273da49eea1b9e"
+# The agency every simulator has, allowed to copy into every region (docs/simulator.md, "Regions and agencies").
+DEFAULT_AGENCY = "ims_admin_agency"
 
 
 @dataclass
@@ -41,11 +43,36 @@ class FaultKnobs:
 
 
 @dataclass(frozen=True)
+class RegionSpec:
+    """A region served besides the first: its name, its projects (the first is its default) and its port."""
+
+    name: str
+    project_ids: tuple[str, ...]
+    port: int = 0  # 0: any free port, shown at /_sim/regions
+
+
+@dataclass(frozen=True)
+class AgencySpec:
+    """An IAM agency for cross-region copies: the destination regions where it holds the IMS copy policy
+    (``IMS CrossCopyAgencyPolicy``) and the CBR one needed for full-ECS images; ``None`` means every region."""
+
+    name: str
+    regions: frozenset[str] | None = None
+    cbr_regions: frozenset[str] | None = None
+
+    def allows(self, region: str, *, full_ecs: bool) -> bool:
+        granted = self.cbr_regions if full_ecs else self.regions
+        return granted is None or region in granted
+
+
+@dataclass(frozen=True)
 class SimConfig:
     host: str = "127.0.0.1"
     port: int = 8780
-    region: str = "cn-north-4"
-    project_ids: tuple[str, ...] = (DEFAULT_PROJECT_ID,)
+    region: str = "cn-north-4"  # the first region, served on ``port``
+    project_ids: tuple[str, ...] = (DEFAULT_PROJECT_ID,)  # the first region's projects
+    extra_regions: tuple[RegionSpec, ...] = ()
+    agencies: tuple[AgencySpec, ...] = ()  # besides DEFAULT_AGENCY, which a spec of that name replaces
     access_key: str = "AKEXAMPLE"
     secret_key: str = "SKEXAMPLE"
     iam_user: str = "demo-user"
@@ -56,8 +83,22 @@ class SimConfig:
     copy_seconds_per_gb: float = 0.0
     job_limit: int = 5
     image_quota: int = 50
+    cross_region_job_limit: int = 5
+    shared_job_pool: bool = False  # cross-region copies also take in-region slots (and the reverse)
+    cross_region_max_gb: float = 0.0  # 0: Huawei's per-region limit (128 GB, 300 GB in four regions)
+    member_job_seconds: float = 1.0
     seed: int = 0
     token_ttl: float = 86_400.0
     lockout_seconds: float = 300.0
     log_level: str = "info"
     knobs: FaultKnobs = field(default_factory=FaultKnobs)
+
+    @property
+    def regions(self) -> tuple[RegionSpec, ...]:
+        """Every region served, the first one first."""
+        return (RegionSpec(self.region, self.project_ids, self.port), *self.extra_regions)
+
+    def agency_specs(self) -> tuple[AgencySpec, ...]:
+        named = {spec.name for spec in self.agencies}
+        default = () if DEFAULT_AGENCY in named else (AgencySpec(DEFAULT_AGENCY),)
+        return (*default, *self.agencies)

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-# IMS codes and their contract messages (ims-contract.md 5.1).
+# IMS codes and their messages (https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_0908.html).
 IMS_MESSAGES = {
     "IMG.0001": "The request message format is invalid.",
     "IMG.0002": "The image name contains more than 128 characters.",
@@ -17,20 +17,43 @@ IMS_MESSAGES = {
     "IMG.0015": "The number of private images has reached the maximum allowed.",
     "IMG.0027": "The image ID in the request does not exist.",
     "IMG.0046": "The image is unavailable.",
+    "IMG.0047": "This operation can be performed only by the image owner.",
     "IMG.0054": "The image description format is invalid.",
     # Simulator choice: no copy-specific code exists for > 128 GB; IMG.0059 is the image-file size code.
     "IMG.0059": "The size of the image file exceeds the maximum allowed.",
     "IMG.0060": "The number of tasks exceeds the flow control limit.",
+    "IMG.0067": "The project ID is incorrect.",
+    "IMG.0076": "You cannot share an image with yourself.",
+    "IMG.0088": "The number of shared images has reached the maximum allowed.",
+    "IMG.0090": "The image being created cannot be deleted.",
     "IMG.0095": "The KMS key does not exist.",
     "IMG.0097": "The key is not enabled.",
+    "IMG.0098": "The encrypted image cannot be shared or published in Marketplace.",
+    "IMG.0104": "Enter the project name if there are multiple projects in the same region.",
+    "IMG.0105": "The operation is not supported.",
+    "IMG.0108": "The tenant ID was not found in the current region.",
+    "IMG.0115": "The image tag is invalid.",
+    "IMG.0116": "The number of image tags exceeds the quota.",
     "IMG.0130": "The full-ECS image cannot be exported or replicated.",
+    "IMG.0142": "Replication must be performed across regions.",
+    "IMG.0143": "An encrypted image cannot be replicated cross regions.",
     "IMG.0144": "The image does not exist.",
+    "IMG.0145": "The project name is incorrect.",
+    "IMG.0146": "The size of the image to be replicated across regions exceeds the upper limit.",
+    "IMG.0147": "The entered region information is incorrect.",
+    "IMG.0149": "The number of image replicated cross regions exceeds the maximum number allowed at a time.",
+    "IMG.0151": "The agency does not have the needed permissions to perform this operation on the target project.",
     "IMG.0167": "This operation cannot be performed for ISO images.",
-    # Simulator invention: the contract has no code for an unknown job.
+    "IMG.0177": "The source and target tenants reside in different regions.",
+    "IMG.0179": "The token of the source image agency is invalid.",
+    "IMG.0184": "Failed to obtain the vault.",
+    "IMG.0196": "The image cannot be replicated because it is not accepted by the recipient.",
+    "IMG.0197": "Failed to replicate the shared image because it is encrypted using KMS.",
+    # Simulator invention: Huawei documents no code for an unknown job.
     "IMG.0404": "The job does not exist.",
 }
 
-# API-gateway messages (ims-contract.md 5.2).
+# API-gateway messages (https://support.huaweicloud.com/intl/en-us/devg-apisign/api-sign-errorcode.html).
 AUTH_FAILED = "Incorrect IAM authentication information: verify aksk signature fail"
 AK_LOCKED = "Incorrect IAM authentication information: AK access failed to reach the limit,forbidden"
 AK_UNKNOWN = "Incorrect IAM authentication information: Get secretKey failed,ak:{ak},err:ak not exist"

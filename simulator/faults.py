@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from simulator.config import FaultKnobs
 from simulator.errors import GatewayError
 
-# What an injected server error looks like: the gateway's own 5xx answers (ims-contract.md 5.2).
+# What an injected server error looks like: the gateway's own 5xx answers (https://support.huaweicloud.com/intl/en-us/devg-apisign/api-sign-errorcode.html).
 SERVER_ERRORS = (
     (502, "APIGW.0201", "Backend unavailable"),
     (503, "APIGW.0613", "IAM unavailable"),

@@ -34,7 +34,8 @@ Handler = Callable[[Call], Response]
 
 
 class RequestIdMiddleware:
-    """Gives each request an ID (in ``request.state.request_id``) and every response an ``X-Request-Id``."""
+    """Gives each request an ID (in ``request.state.request_id``) and every response an ``X-Request-Id``, and
+    finds the region it addresses (``request.state.region``)."""
 
     def __init__(self, app: ASGIApp, sim: Simulator) -> None:
         self.app = app
@@ -45,7 +46,11 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = self.sim.streams.request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+        server = scope.get("server") or (None, None)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["region"] = self.sim.region_of(host, server[1])
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -54,6 +59,15 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def region_endpoints(sim: Simulator, request: Request) -> dict[str, str]:
+    """Each region's endpoint for the client that sent ``request``: its own region at the address it used, the
+    others alike (by host name, or at the same host on their ports)."""
+    host = request.headers.get("host") or request.url.netloc
+    endpoints = sim.endpoints(host, request.url.scheme)
+    endpoints[request.state.region] = f"{request.url.scheme}://{host}"
+    return endpoints
 
 
 def lower_headers(request: Request) -> dict[str, str]:
@@ -72,10 +86,12 @@ def resolve_project(sim: Simulator, request: Request, body: bytes, now: float) -
         headers=headers, body=body, now=now,
     )
     path_project = request.path_params.get("project_id")
+    region = request.state.region
     # Under AK/SK without X-Project-Id, the path's project (or the region's default project) is meant.
-    project_id = principal.project_id or path_project or sim.state.first_project.id
+    project_id = principal.project_id or path_project or sim.state.default_project(region).id
     project = sim.state.projects.get(project_id)
-    if project is None:
+    # A project of another region is as unavailable at this region's endpoint as one that does not exist.
+    if project is None or project.region != region:
         raise errors.project_unavailable()
     if path_project is not None and path_project != project.id:
         raise errors.not_authorized()
@@ -107,10 +123,10 @@ def api_route(sim: Simulator, path: str, handler: Handler, *, name: str, method:
             response = handler(Call(sim, request, body, project, now))
         except ApiError as exc:
             response = exc.response(request_id)
-        except Exception:  # a simulator bug must still answer in a contract shape
+        except Exception:  # a simulator bug must still answer in a gateway shape
             log.exception("handler %s failed", name)
             response = errors.GatewayError(500, "APIGW.0201", "Backend internal error").response(request_id)
-        sim.stats.record(name, response.status_code, project.id if project else None)
+        sim.stats.record(name, response.status_code, project.id if project else None, request.state.region)
         if plan.hang:
             # The request has taken effect; only the answer is late, as when a gateway times out.
             sim.faults.count("hang")

@@ -1,4 +1,4 @@
-"""KMS key queries: list-keys with its string ``limit``/``marker`` paging, and describe-key (ims-contract.md 7.1)."""
+"""KMS key queries: list-keys with its string ``limit``/``marker`` paging, and describe-key (docs/simulator.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``GET /v2/cloudimages``: filters, sorting and marker paging over one project's images (ims-contract.md 4.1)."""
+"""``GET /v2/cloudimages``: filters, sorting and marker paging over one project's images (docs/simulator.md)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _matches(image: dict[str, Any], query: Mapping[str, str], times: list[tuple[
         if name in query and (name not in image or _text(image[name]) != query[name]):
             return False
     if "__whole_image" in query:
-        # A missing flag means "not full-ECS" (ims-contract.md 4.2).
+        # A missing flag means "not full-ECS" (https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_0602.html).
         whole = _text(image.get("__whole_image", "false")).lower()
         if whole != query["__whole_image"].lower():
             return False

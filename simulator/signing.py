@@ -1,4 +1,5 @@
-"""SDK-HMAC-SHA256 verification, written from ims-contract.md 6.2 (not shared with the client in worker/).
+"""SDK-HMAC-SHA256 verification, written from Huawei's signing guide (not shared with the client in worker/):
+https://support.huaweicloud.com/intl/en-us/devg-apisign/api-sign-algorithm-002.html
 
 The canonical request is rebuilt from what was *received*: method, path (decoded, re-encoded per segment, a
 ``/`` appended), query (parsed, sorted, re-encoded), the headers the client listed, and the body's SHA-256.

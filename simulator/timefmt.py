@@ -1,4 +1,4 @@
-"""The timestamp formats of the contract, from epoch seconds (UTC)."""
+"""The timestamp formats IMS, its jobs and IAM use, from epoch seconds (UTC)."""
 
 from __future__ import annotations
 

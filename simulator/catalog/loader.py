@@ -66,7 +66,8 @@ def _keys(entries: Any, project_id: str, region: str, domain_id: str, where: str
             raise CatalogError(f"{where}: key {alias!r} has a key_state outside 1..5")
     if len(set(aliases)) != len(aliases):
         raise CatalogError(f"{where}: duplicate key aliases")
-    # Every project has the IMS default key (ims-contract.md 7.2), listed or not.
+    # Every project has the IMS default key, listed or not
+    # (https://support.huaweicloud.com/intl/en-us/dew_faq/dew_01_0168.html).
     if "ims/default" not in aliases:
         entries = [DEFAULT_KEYS[0], *entries]
     return [build_key(e, project_id, domain_id, region) for e in entries]

@@ -12,7 +12,8 @@ from typing import Any
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "ims-replicator/simulator")
 GIB = 1 << 30
 
-# An ordinary Linux system-disk image, in the contract's field names and types (4.2, 4.5).
+# An ordinary Linux system-disk image, in the field names and types of IMS's image list
+# (https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_0602.html).
 IMAGE_DEFAULTS: dict[str, Any] = {
     "schema": "/v2/schemas/image",
     "status": "active",
@@ -61,6 +62,11 @@ def key_id_for(project_id: str, alias: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{project_id}:key:{alias}"))
 
 
+def default_project_id_for(region: str) -> str:
+    """The default project of a region served besides the first, when none is given (32 hex, as IAM's)."""
+    return uuid.uuid5(NAMESPACE, f"project:{region}").hex
+
+
 def domain_id_for(domain_name: str) -> str:
     return uuid.uuid5(NAMESPACE, f"domain:{domain_name}").hex
 
@@ -89,7 +95,8 @@ def build_image(entry: dict[str, Any], project_id: str, key_ids: dict[str, str])
 
 
 def build_key(entry: dict[str, Any], project_id: str, domain_id: str, region: str) -> dict[str, Any]:
-    """A full KMS ``KeyDetails`` record (ims-contract.md 7.1) from a catalogue entry."""
+    """A full KMS ``KeyDetails`` record from a catalogue entry
+    (https://support.huaweicloud.com/intl/en-us/api-dew/ListKeys.html)."""
     alias = entry["key_alias"]
     state = str(entry.get("key_state", "2"))
     created = str(entry.get("creation_date", "1704067200000"))

@@ -1,1 +1,1 @@
-"""HTTP routes: IMS, KMS and IAM as the contract describes them, and the simulator's own ``/_sim/``."""
+"""HTTP routes: IMS, KMS and IAM as Huawei's API reference describes them, and the simulator's own ``/_sim/``."""

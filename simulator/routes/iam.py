@@ -1,4 +1,4 @@
-"""IAM: project-scoped tokens for password credentials (ims-contract.md 6.1)."""
+"""IAM: project-scoped tokens for password credentials (https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.routing import Route
 from simulator.catalog.records import NAMESPACE
 from simulator.context import Simulator
 from simulator.errors import IamError
-from simulator.gateway import Call, api_route
+from simulator.gateway import Call, api_route, region_endpoints
 from simulator.state import Project
 from simulator.timefmt import token_time
 
@@ -52,12 +52,13 @@ def _check_password(sim: Simulator, body: Any) -> None:
 
 
 def _catalog(sim: Simulator, call: Call) -> list[dict[str, Any]]:
-    base = f"{call.request.url.scheme}://{call.request.headers.get('host', call.request.url.netloc)}"
-    region = sim.config.region
+    """Every service with one endpoint per region served, as IAM's catalogue lists them: this is how a client
+    that starts from IAM finds the other regions' endpoints."""
+    endpoints = region_endpoints(sim, call.request)
     return [
         {"type": kind, "name": name, "id": f"{name}-endpoint",
-         "endpoints": [{"url": base, "region": region, "region_id": region, "interface": "public",
-                        "id": f"{name}-{region}"}]}
+         "endpoints": [{"url": url, "region": region, "region_id": region, "interface": "public",
+                        "id": f"{name}-{region}"} for region, url in endpoints.items()]}
         for kind, name in (("image", "ims"), ("kms", "kms"), ("identity", "iam"))
     ]
 

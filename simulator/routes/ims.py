@@ -1,4 +1,4 @@
-"""IMS: image list and view, in-region copy (v1 and v2.1), job status and progress, quota."""
+"""IMS: image list and view, in-region copy (v1 and v2.1), cross-region copy, job status and progress, quota."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def copy_handler(call: Call) -> Response:
     return JSONResponse({"job_id": job.job_id})
 
 
+def cross_region_copy_handler(call: Call) -> Response:
+    job = call.sim.replicator.submit_cross_region(_project(call), call.request.path_params["image_id"], call.body,
+                                                  call.now)
+    return JSONResponse({"job_id": job.job_id})
+
+
 def _job(call: Call) -> Job:
     # Another project's job is as unknown as a job that never existed (a simulator choice).
     job = _project(call).jobs.get(call.request.path_params["job_id"])
@@ -63,6 +69,8 @@ def routes(sim: Simulator) -> list[Route]:
         api_route(sim, "/v1/cloudimages/quota", quota_handler, name="quota", method="GET"),
         api_route(sim, "/v1/cloudimages/{image_id}/copy", copy_handler, name="copy", method="POST"),
         api_route(sim, "/v2.1/cloudimages/{image_id}/copy", copy_handler, name="copy", method="POST"),
+        api_route(sim, "/v1/cloudimages/{image_id}/cross_region_copy", cross_region_copy_handler,
+                  name="cross_region_copy", method="POST"),
         api_route(sim, "/v1/cloudimages/job/{job_id}", job_progress_handler, name="job_progress", method="GET"),
         api_route(sim, "/v1/{project_id}/jobs/{job_id}", job_handler, name="job", method="GET"),
     ]

@@ -9,43 +9,126 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulator.config import AgencySpec
 from simulator.context import Simulator
-from simulator.jobs import peak_concurrency
+from simulator.gateway import region_endpoints
+from simulator.jobs import CROSS_REGION, IN_REGION, Job, peak_concurrency
+from simulator.state import Project
 from simulator.timefmt import job_time
+
+
+class BadControl(ValueError):
+    """A control request that cannot be applied; answered 400 (or ``status``) with ``{"error": message}``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _bad(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _json_body(request: Request) -> Any:
+async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    return json.loads(raw) if raw.strip() else {}
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise BadControl("the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise BadControl("send a JSON object")
+    return body
+
+
+def job_record(job: Job, now: float) -> dict[str, Any]:
+    status = job.status(now)
+    return {
+        "job_id": job.job_id,
+        "job_type": job.job_type,
+        "project_id": job.project_id,
+        "status": status,
+        "begin_time": job_time(job.begin),
+        "end_time": job_time(job.end) if status in ("SUCCESS", "FAIL") else "",
+        "begin": job.begin,
+        "end": job.end,  # planned when still running; jobs end exactly on time
+        "source_image_id": job.source_image_id,
+        "image_id": job.image_id,
+        "image_name": job.image_name,
+        "image_project_id": job.image_project_id,
+        "cmk_id": job.cmk_id,
+        "will_fail": job.fails,
+        "slot": job.slot,
+        "external": job.external,
+    }
+
+
+def _regions_view(sim: Simulator, request: Request) -> dict[str, Any]:
+    endpoints = region_endpoints(sim, request)
+    view = {}
+    for region, projects in sim.state.regions.items():
+        default = projects[0]
+        view[region] = {
+            "endpoint": endpoints[region],
+            "project_id": default.id,
+            "project_name": default.name,
+            "port": sim.ports[region],
+            "projects": [{"project_id": p.id, "project_name": p.name} for p in projects],
+        }
+    return view
+
+
+def _agency_view(agency: AgencySpec) -> dict[str, Any]:
+    def regions(granted: frozenset[str] | None) -> Any:
+        return "*" if granted is None else sorted(granted)
+
+    return {"name": agency.name, "regions": regions(agency.regions), "cbr_regions": regions(agency.cbr_regions)}
+
+
+def _agency_from(body: dict[str, Any], known_regions: set[str]) -> AgencySpec:
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadControl("give the agency's 'name'")
+
+    def granted(field: str, default: Any) -> frozenset[str] | None:
+        value = body.get(field, default)
+        if value == "*":
+            return None
+        if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+            raise BadControl(f"'{field}' is \"*\" or a list of region names")
+        unknown = sorted(set(value) - known_regions)
+        if unknown:
+            raise BadControl(f"'{field}': regions not served: {unknown}")
+        return frozenset(value)
+
+    regions = granted("regions", [])
+    return AgencySpec(name, regions, granted("cbr_regions", "*" if regions is None else sorted(regions or [])))
+
+
+def _project_changes(project: Project, body: dict[str, Any]) -> None:
+    limits = ("image_quota", "job_limit", "cross_region_job_limit")
+    unknown = sorted(set(body) - set(limits))
+    if unknown:
+        raise BadControl(f"unknown fields {unknown}; fields are {list(limits)}")
+    for name, value in body.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadControl(f"{name} must be an integer >= 0")
+    for name, value in body.items():
+        setattr(project, name, value)
 
 
 def routes(sim: Simulator) -> list[Route]:
-    def job_record(job: Any, now: float) -> dict[str, Any]:
-        status = job.status(now)
-        return {
-            "job_id": job.job_id,
-            "project_id": job.project_id,
-            "status": status,
-            "begin_time": job_time(job.begin),
-            "end_time": job_time(job.end) if status in ("SUCCESS", "FAIL") else "",
-            "begin": job.begin,
-            "end": job.end,  # planned when still running; jobs end exactly on time
-            "source_image_id": job.source_image_id,
-            "image_id": job.image_id,
-            "image_name": job.image_name,
-            "cmk_id": job.cmk_id,
-            "will_fail": job.fails,
-        }
+    def project_or_404(project_id: str) -> Project:
+        project = sim.state.projects.get(project_id)
+        if project is None:
+            raise BadControl(f"unknown project {project_id}", 404)
+        return project
 
     async def health(_request: Request) -> Response:
         now = sim.clock()
         return JSONResponse({
             "status": "ok",
             "region": sim.config.region,
+            "regions": list(sim.state.regions),
             "project_ids": list(sim.state.projects),
             "seed": sim.config.seed,
             "started_at": job_time(sim.started_at),
@@ -60,13 +143,13 @@ def routes(sim: Simulator) -> list[Route]:
         now = sim.clock()
         sim.state.tick(now)
         wanted = request.query_params.get("project_id")
-        if wanted is not None and wanted not in sim.state.projects:
-            return _bad(f"unknown project {wanted}", 404)
-        projects = [sim.state.projects[wanted]] if wanted else list(sim.state.projects.values())
+        projects = [project_or_404(wanted)] if wanted else list(sim.state.projects.values())
         selected = sorted((job for p in projects for job in p.jobs.values()), key=lambda job: job.begin)
         return JSONResponse({
             "jobs": [job_record(job, now) for job in selected],
-            "peak_concurrent_jobs": {p.id: peak_concurrency(p.jobs.values()) for p in projects},
+            "peak_concurrent_jobs": {p.id: peak_concurrency(p.slot_jobs([IN_REGION])) for p in projects},
+            "peak_concurrent_cross_region_jobs": {p.id: peak_concurrency(p.slot_jobs([CROSS_REGION]))
+                                                  for p in projects},
         })
 
     async def projects(_request: Request) -> Response:
@@ -77,30 +160,54 @@ def routes(sim: Simulator) -> list[Route]:
             for project in sim.state.projects.values()
         ]})
 
+    async def change_project(request: Request) -> Response:
+        project = project_or_404(request.path_params["project_id"])
+        _project_changes(project, await _json_object(request))
+        now = sim.clock()
+        sim.state.tick(now)
+        return JSONResponse({**project.summary(now), "request_rate": sim.knobs.request_rate})
+
+    async def regions(request: Request) -> Response:
+        return JSONResponse(_regions_view(sim, request))
+
+    async def agencies(request: Request) -> Response:
+        if request.method == "POST":
+            agency = _agency_from(await _json_object(request), set(sim.state.regions))
+            sim.state.agencies[agency.name] = agency
+        return JSONResponse({"agencies": [_agency_view(a) for a in sim.state.agencies.values()]})
+
     async def faults(request: Request) -> Response:
         if request.method == "POST":
             try:
-                changes = await _json_body(request)
-                if not isinstance(changes, dict):
-                    raise ValueError("send a JSON object of knob: value")
-                sim.knobs.update(changes)
+                sim.knobs.update(await _json_object(request))
             except ValueError as exc:
                 return _bad(str(exc))
         return JSONResponse(sim.knobs.as_dict())
 
     async def revoke_tokens(request: Request) -> Response:
         try:
-            body = await _json_body(request)
-        except ValueError:
+            body = await _json_object(request)
+        except BadControl:
             return _bad("send {} to revoke every token, or {\"token\": \"...\"}")
-        token = body.get("token") if isinstance(body, dict) else None
-        return JSONResponse({"revoked": sim.tokens.revoke(token)})
+        return JSONResponse({"revoked": sim.tokens.revoke(body.get("token"))})
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except BadControl as exc:
+                return _bad(str(exc), exc.status)
+
+        return endpoint
 
     return [
         Route("/_sim/health", health, methods=["GET"]),
         Route("/_sim/stats", stats, methods=["GET"]),
-        Route("/_sim/jobs", jobs, methods=["GET"]),
+        Route("/_sim/jobs", guarded(jobs), methods=["GET"]),
         Route("/_sim/projects", projects, methods=["GET"]),
+        Route("/_sim/projects/{project_id}", guarded(change_project), methods=["POST"]),
+        Route("/_sim/regions", regions, methods=["GET"]),
+        Route("/_sim/agencies", guarded(agencies), methods=["GET", "POST"]),
         Route("/_sim/faults", faults, methods=["GET", "POST"]),
         Route("/_sim/tokens/revoke", revoke_tokens, methods=["POST"]),
     ]

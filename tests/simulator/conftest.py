@@ -1,8 +1,10 @@
-"""Helpers for the simulator tests: a signer written here from ims-contract.md 6.2, a small HTTP client and a
-``sim`` fixture that starts real simulator processes through the shared ``start_simulator`` fixture.
+"""Helpers for the simulator tests: a signer written here from Huawei's signing guide, a small HTTP client, a
+``sim`` fixture that starts real simulator processes (through the shared ``start_simulator`` fixture, or with
+several regions through ``regions_sim``), and ``app_sim``, the application in this process on a clock the test
+moves.
 
 The signer is deliberately independent of ``simulator.signing``: the simulator's verifier is checked against a
-second implementation, and both against the contract's vectors.
+second implementation, and both against the published vectors (docs/simulator.md).
 """
 
 from __future__ import annotations
@@ -11,13 +13,25 @@ import hashlib
 import hmac
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+
+from cli.processes import ManagedProcess, free_port, http_ok, python_module
+from simulator.app import create_app
+from simulator.config import RegionSpec, SimConfig
+from simulator.context import Simulator
+
+with warnings.catch_warnings():
+    # Starlette would rather see httpx2; the httpx the project pins works the same for these tests.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 
 def _q(text: str) -> str:
@@ -66,11 +80,11 @@ class SimClient:
     """Signs with AK/SK (``project`` in X-Project-Id when given) or sends ``token`` as X-Auth-Token."""
 
     def __init__(self, base_url: str, project: str | None, *, ak: str = "AKEXAMPLE", sk: str = "SKEXAMPLE",
-                 token: str | None = None, timeout: float = 10.0) -> None:
+                 token: str | None = None, timeout: float = 10.0, http: httpx.Client | None = None) -> None:
         self.host = base_url.split("://", 1)[1]
         self.project = project
         self.ak, self.sk, self.token = ak, sk, token
-        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
 
     def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None, body: Any = None,
                 raw: bytes | None = None, date_offset: float = 0.0,
@@ -82,7 +96,7 @@ class SimClient:
             headers = {"X-Auth-Token": self.token, "Content-Type": "application/json"}
         else:
             headers = {"X-Sdk-Date": sdk_date(date_offset)}
-            if method == "POST":
+            if method == "POST" or data:
                 headers["Content-Type"] = "application/json;charset=UTF-8"
             if self.project:
                 headers["X-Project-Id"] = self.project
@@ -98,6 +112,12 @@ class SimClient:
 
     def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         return self.request("POST", path, body=body, **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, body=body, **kwargs)
+
+    def delete(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, body=body, **kwargs)
 
     def images(self, **filters: str) -> list[dict[str, Any]]:
         response = self.get("/v2/cloudimages", query=list(filters.items()))
@@ -116,6 +136,9 @@ class SimClient:
         response = self.copy(self.image_named(source)["id"], {"name": name, **extra})
         assert response.status_code == 200, response.text
         return response.json()["job_id"]
+
+    def cross_region(self, image_id: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return self.post(f"/v1/cloudimages/{image_id}/cross_region_copy", body, **kwargs)
 
     def job(self, job_id: str) -> dict[str, Any]:
         response = self.get(f"/v1/{self.project}/jobs/{job_id}")
@@ -204,3 +227,132 @@ def waiter() -> Callable[..., Any]:
 @pytest.fixture
 def token_body() -> Callable[..., dict[str, Any]]:
     return password_body
+
+
+class Clock:
+    """A clock the test moves: ``app_sim`` servers read it instead of the wall clock."""
+
+    def __init__(self) -> None:
+        # It starts at the wall clock: clients sign with it and the signature check allows 15 minutes of skew.
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class AppSim:
+    """The simulator's application in this process (no server, no sockets), on a ``Clock``.
+
+    Requests address a region as a client of the real service would, by host name (``ims.<region>.…``); the
+    clients sign for that host.
+    """
+
+    def __init__(self, config: SimConfig) -> None:
+        self.clock = Clock()
+        self.sim = Simulator(config, clock=self.clock)
+        self.app = create_app(config, self.sim)
+        self.config = config
+        self._http: list[TestClient] = []
+        self.plain = self._test_client(f"http://ims.{config.region}.myhuaweicloud.com")
+
+    def _test_client(self, base_url: str) -> TestClient:
+        client = TestClient(self.app, base_url=base_url, raise_server_exceptions=True)
+        self._http.append(client)
+        return client
+
+    @property
+    def project(self) -> str:
+        return self.config.project_ids[0]
+
+    def project_of(self, region: str, index: int = 0) -> str:
+        return self.sim.state.regions[region][index].id
+
+    def client(self, project: str | None = "", region: str | None = None, **kwargs: Any) -> SimClient:
+        region = region or self.config.region
+        base_url = f"http://ims.{region}.myhuaweicloud.com"
+        project = self.project_of(region) if project == "" else project
+        return SimClient(base_url, project, http=self._test_client(base_url), **kwargs)
+
+    def introspect(self, path: str, **params: str) -> Any:
+        response = self.plain.get(f"/_sim/{path}", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def control(self, path: str, body: Any) -> httpx.Response:
+        return self.plain.post(f"/_sim/{path}", json=body)
+
+    def close(self) -> None:
+        for client in self._http:
+            client.close()
+
+
+SOUTH = "cn-south-1"
+SOUTH_PROJECT = "5b1e3c6a9f0d4e2b8a7c6d5e4f3a2b1c"
+
+
+@pytest.fixture
+def app_sim() -> Iterator[Callable[..., AppSim]]:
+    """Factory: ``app_sim(copy_seconds=10)`` (any ``SimConfig`` field); ``regions=True`` adds cn-south-1 with
+    project ``SOUTH_PROJECT`` (and ``regions=[RegionSpec…]`` any others)."""
+    made: list[AppSim] = []
+
+    def make(regions: bool | list[RegionSpec] = False, **config: Any) -> AppSim:
+        config.setdefault("seed", 1)
+        if regions is True:
+            regions = [RegionSpec(SOUTH, (SOUTH_PROJECT,), 8781)]
+        handle = AppSim(SimConfig(extra_regions=tuple(regions or ()), **config))
+        made.append(handle)
+        return handle
+
+    yield make
+    for handle in made:
+        handle.close()
+
+
+class RegionsSim(Sim):
+    """A real simulator process serving several regions, each on a port of its own (from ``/_sim/regions``)."""
+
+    def __init__(self, process: ManagedProcess, port: int) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self._clients = []
+        self.plain = httpx.Client(base_url=self.url, timeout=10.0)
+        self.regions = self.introspect("regions")
+
+    @property
+    def project(self) -> str:
+        return next(iter(self.regions.values()))["project_id"]
+
+    def region_client(self, region: str, project: str | None = "", **kwargs: Any) -> SimClient:
+        view = self.regions[region]
+        client = SimClient(view["endpoint"], view["project_id"] if project == "" else project, **kwargs)
+        self._clients.append(client)
+        return client
+
+
+@pytest.fixture
+def regions_sim(tmp_path: Path) -> Iterator[Callable[..., RegionsSim]]:
+    """Factory: ``regions_sim(["cn-north-4", "cn-south-1"], "--copy-seconds", "1")`` starts a process serving
+    those regions, the first on a free port and the others on ports the process picks."""
+    started: list[tuple[ManagedProcess, RegionsSim]] = []
+
+    def start(regions: list[str], *args: str) -> RegionsSim:
+        port = free_port()
+        argv = python_module("simulator", "--port", str(port), "--seed", "1", "--log-level", "warning")
+        for region in regions:
+            argv += ["--region", region]
+        for region in regions[1:]:
+            argv += ["--region-port", f"{region}=0"]
+        proc = ManagedProcess(f"simulator-{port}", [*argv, *args], tmp_path / f"simulator-{port}.log").start()
+        proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/_sim/health"), timeout=30)
+        handle = RegionsSim(proc, port)
+        started.append((proc, handle))
+        return handle
+
+    yield start
+    for proc, handle in started:
+        handle.close()
+        proc.stop()

@@ -16,24 +16,27 @@ import simulator.cli
 from simulator.cli import simulator_command
 
 OPTIONS = [
-    "host", "port", "region", "project-id", "access-key", "secret-key", "iam-user", "iam-password", "iam-domain",
-    "catalog", "copy-seconds", "copy-seconds-per-gb", "job-limit", "image-quota", "request-rate", "fail-rate",
-    "error-rate", "throttle-rate", "latency", "hang-rate", "hang-seconds", "seed", "token-ttl", "lockout-seconds",
-    "log-level",
+    "host", "port", "region", "region-port", "project-id", "agency", "access-key", "secret-key", "iam-user",
+    "iam-password", "iam-domain", "catalog", "copy-seconds", "copy-seconds-per-gb", "job-limit", "image-quota",
+    "cross-region-job-limit", "shared-job-pool", "cross-region-max-gb", "member-job-seconds", "request-rate",
+    "fail-rate", "error-rate", "throttle-rate", "latency", "hang-rate", "hang-seconds", "seed", "token-ttl",
+    "lockout-seconds", "log-level",
 ]
 
 
 @pytest.fixture
 def run(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Invoke the command with uvicorn replaced: returns (result, the Simulator it would have served)."""
+    """Invoke the command with the server replaced: returns (result, the Simulator it would have served)."""
     served: dict[str, Any] = {}
-    monkeypatch.setattr(simulator.cli.uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setattr(simulator.cli, "serve", lambda app, sim, config: served.update(app=app, sim=sim))
     app = typer.Typer()
     app.command()(simulator_command)
 
     def invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[Any, Any]:
         result = CliRunner().invoke(app, args, env=env)
-        return result, served["app"].state.sim if "app" in served else None
+        result_sim = served.pop("sim", None)
+        served.clear()
+        return result, result_sim
 
     return invoke
 
@@ -56,6 +59,9 @@ def test_defaults(run: Any) -> None:
     assert (config.iam_user, config.iam_password, config.iam_domain) == ("demo-user", "demo-password",
                                                                          "demo-domain")
     assert (config.copy_seconds, config.copy_seconds_per_gb, config.job_limit, config.image_quota) == (5, 0, 5, 50)
+    assert config.extra_regions == () and list(sim.state.regions) == ["cn-north-4"]
+    assert (config.cross_region_job_limit, config.shared_job_pool, config.member_job_seconds) == (5, False, 1)
+    assert list(sim.state.agencies) == ["ims_admin_agency"]
     assert sim.knobs.as_dict() == {"fail_rate": 0, "error_rate": 0, "throttle_rate": 0, "latency": 0,
                                    "hang_rate": 0, "hang_seconds": 120, "request_rate": 0}
     assert isinstance(config.seed, int)
@@ -84,8 +90,39 @@ def test_environment_sets_every_kind_of_option(run: Any, tmp_path: Path) -> None
     assert sim.config.job_limit == 4
 
 
+def test_several_regions_with_their_projects_ports_and_agencies(run: Any) -> None:
+    other = "0123456789abcdef0123456789abcdef"
+    result, sim = run(["--port", "9000", "--region", "cn-north-4", "--region", "cn-south-1", "--region", "ap-x-1",
+                       "--region-port", "ap-x-1=0", "--project-id", f"cn-south-1={other}",
+                       "--agency", "narrow=cn-south-1", "--agency", "none"])
+    assert result.exit_code == 0, result.output
+    specs = {spec.name: spec for spec in sim.config.regions}
+    assert [spec.port for spec in specs.values()] == [9000, 9001, 0]
+    assert specs["cn-north-4"].project_ids == ("ac234de25c6741d2b1273da49eea1b9e",)
+    assert specs["cn-south-1"].project_ids == (other,)
+    derived = specs["ap-x-1"].project_ids[0]
+    assert len(derived) == 32 and derived == run(["--region", "a-1", "--region", "ap-x-1"])[1].config.regions[1] \
+        .project_ids[0]  # derived from the region's name, the same in every run
+    agencies = sim.state.agencies
+    assert agencies["ims_admin_agency"].allows("ap-x-1", full_ecs=True)
+    assert agencies["narrow"].allows("cn-south-1", full_ecs=False) and not agencies["narrow"].allows(
+        "ap-x-1", full_ecs=False)
+    assert not agencies["none"].allows("cn-south-1", full_ecs=False)
+    # The environment takes several regions, space-separated.
+    result, sim = run([], env={"IMSREP_SIM_REGION": "eu-west-101 eu-west-0"})
+    assert list(sim.state.regions) == ["eu-west-101", "eu-west-0"] and sim.state.region == "eu-west-101"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--project-id", "not-hex"], "32 lower-case hex"),
+    (["--region", "Bad_Region"], "lower-case words"),
+    (["--region", "a-1", "--region-port", "b-1=9"], "not a region after the first"),
+    (["--region", "a-1", "--region", "b-1", "--region-port", "b-1=x"], "not a port"),
+    (["--port", "9000", "--region", "a-1", "--region", "b-1", "--region-port", "b-1=9000"], "one port"),
+    (["--project-id", "zz-1=0123456789abcdef0123456789abcdef"], "not a region served"),
+    (["--region", "a-1", "--region", "b-1", "--project-id", "b-1=ac234de25c6741d2b1273da49eea1b9e"],
+     "one region only"),
+    (["--agency", "x=nowhere-1"], "not served"),
     (["--fail-rate", "1.5"], "fail-rate"),
     (["--copy-seconds", "-1"], "copy-seconds"),
     (["--log-level", "loud"], "log-level"),

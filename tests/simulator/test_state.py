@@ -57,8 +57,8 @@ def test_tick_moves_the_new_image_with_its_job() -> None:
 
 
 def test_killed_images_do_not_count_towards_the_quota() -> None:
-    project = Project("p" * 32, "r", job_limit=5, image_quota=50)
-    state = SimState("r", [project])
+    project = Project("p" * 32, "r", job_limit=5, image_quota=50, region="r")
+    state = SimState({"r": [project]})
     source = {"id": "s", "name": "s", "status": "active", "visibility": "private"}
     project.add_image(source)
     for status in ("queued", "saving", "active", "killed"):
