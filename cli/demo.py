@@ -1,5 +1,5 @@
-"""``imsrep demo``: the local stack on the simulator, one batch that exercises every scenario of the seed and every
-refusal, the progress bar, and a table of expected against actual outcomes.
+"""``imsrep demo``: the local stack on the simulator, one batch that exercises every scenario of Huawei's
+replication guide and every refusal, the progress bar, and a table of expected against actual outcomes.
 
 The manifest is built at run time: image IDs are looked up by name in the simulator (a signed
 ``GET /v2/cloudimages?name=``, as against real IMS), written to ``<state dir>/demo-manifest.csv``, then read back and

@@ -25,7 +25,7 @@ from worker.domain.reasons import ReasonCode
 
 _MAX_MESSAGE = 300
 
-# IMS refusal codes -> the stable reason an item carries (ims-contract.md 5.1, 7.3).
+# IMS refusal codes -> the stable reason an item carries (docs/ims-api.md §6).
 IMS_REASONS: dict[str, ReasonCode] = {
     "IMG.0027": ReasonCode.IMAGE_NOT_FOUND,
     "IMG.0086": ReasonCode.IMAGE_NOT_FOUND,
@@ -34,7 +34,7 @@ IMS_REASONS: dict[str, ReasonCode] = {
     "IMG.0046": ReasonCode.IMAGE_NOT_ACTIVE,
     "IMG.0130": ReasonCode.FULL_ECS_IMAGE,
     "IMG.0167": ReasonCode.ISO_IMAGE,
-    # No documented code for "over 128 GB" on copy; IMG.0059 is the simulator's chosen one (contract 9.1).
+    # No documented code for "over 128 GB" on copy; IMG.0059 is the simulator's chosen one (docs/simulator.md).
     "IMG.0059": ReasonCode.IMAGE_TOO_LARGE,
     "IMG.0002": ReasonCode.INVALID_NAME,
     "IMG.0003": ReasonCode.INVALID_NAME,

@@ -1,4 +1,4 @@
-"""IMS's rules for image names, descriptions, IDs and key references (contract §1.2), and the default copy name."""
+"""IMS's rules for image names, descriptions, IDs and key references (docs/ims-api.md §2), and the default copy name."""
 
 from __future__ import annotations
 

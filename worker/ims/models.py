@@ -55,7 +55,7 @@ class _Lenient(BaseModel):
 
 
 class Image(_Lenient):
-    """One record of ``GET /v2/cloudimages`` (ims-contract.md 4.2); ``__*`` fields are read by their alias."""
+    """One record of ``GET /v2/cloudimages`` (docs/ims-api.md §5); ``__*`` fields are read by their alias."""
 
     id: str
     name: str = ""
@@ -81,7 +81,7 @@ class Image(_Lenient):
 
     @property
     def is_full_ecs(self) -> bool:
-        # The flag may be missing from list answers (contract 10); the origin and backup ID also give it away.
+        # The flag may be missing from list answers (docs/ims-api.md §5); the origin and backup ID also give it away.
         return self.whole_image or (self.data_origin or "").startswith("server_backup,") or bool(self.backup_id)
 
     @property
@@ -110,7 +110,7 @@ def _entities(value: Any) -> Any:
 
 
 class Job(_Lenient):
-    """An asynchronous IMS job (ims-contract.md 3.2). ``status`` is required: an answer without one is malformed."""
+    """An asynchronous IMS job (docs/ims-api.md §4). ``status`` is required: an answer without one is malformed."""
 
     INIT: ClassVar[str] = "INIT"
     RUNNING: ClassVar[str] = "RUNNING"
@@ -144,7 +144,7 @@ class Job(_Lenient):
 
 
 class KmsKey(_Lenient):
-    """A KMS ``KeyDetails`` record (ims-contract.md 7.1)."""
+    """A KMS ``KeyDetails`` record (docs/ims-api.md §7)."""
 
     key_id: str
     key_alias: str = ""

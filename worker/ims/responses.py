@@ -20,7 +20,7 @@ from worker.errors import (
     reason_for_code,
 )
 
-# The SDK's order of (code, message) keys in an error body (ims-contract.md 5.1).
+# The SDK's order of (code, message) keys in an error body (docs/ims-api.md §6).
 _ERROR_KEYS = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
 # Endpoints where a bare 404 (no IMG code) can only mean the image is missing.
 _IMAGE_ENDPOINTS = frozenset({"copy", "show_image"})

@@ -1,4 +1,4 @@
-"""AK/SK request signing, SDK-HMAC-SHA256, exactly as the Huawei Cloud SDK's ``Signer`` (ims-contract.md 6.2).
+"""AK/SK request signing, SDK-HMAC-SHA256, exactly as the Huawei Cloud SDK's ``Signer`` (docs/ims-api.md §8).
 
 The canonical-request builder is a set of pure functions so tests can check every intermediate value against the
 contract's vectors; :class:`AkSkAuth` applies them to httpx requests.

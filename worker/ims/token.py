@@ -1,7 +1,7 @@
 """IAM password authentication: a project-scoped token, cached in this process, sent as ``X-Auth-Token``.
 
 The token lives only in process memory (never Redis, never logs). It is renewed ``refresh_margin`` seconds before
-``expires_at``, and once more when the gateway says a cached token is no longer good (ims-contract.md 6.1).
+``expires_at``, and once more when the gateway says a cached token is no longer good (docs/ims-api.md §8).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from worker.ims.models import Image, Job, KmsKey, parse_time
 
-# ims-contract.md 4.5, the composed copy record.
+# A copy record composed from the documented examples (docs/ims-api.md §5).
 COPY_RECORD = {
     "schema": "/v2/schemas/image",
     "id": "30e55148-deb9-4923-adb9-91618de16ba0",
@@ -54,7 +54,7 @@ COPY_RECORD = {
     "active_at": "2024-11-06T06:16:38Z",
 }
 
-# ims-contract.md 4.5, the verbatim OTC record (note "__data_origin": null, no __lazyloading, no __whole_image).
+# Huawei's verbatim "Updating an Image" example record ("__data_origin": null, no __lazyloading or __whole_image).
 OTC_RECORD = {
     "file": "/v2/images/33ad552d-1149-471c-8190-ff6776174a00/file",
     "owner": "0b1e494e2660441a957313163095fe5c",

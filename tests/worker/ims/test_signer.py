@@ -1,4 +1,4 @@
-"""The signer against every vector of ims-contract.md 6.2, byte for byte, and as an httpx.Auth."""
+"""The signer against the SDK's published test vectors and IMS-specific ones, byte for byte, and as an httpx.Auth."""
 
 from __future__ import annotations
 
