@@ -7,11 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis
 from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import CollectorRegistry, ProcessCollector
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from api.body_limit import BodySizeLimit
 from api.deps import require_token
@@ -24,8 +21,8 @@ from api.schemas import BatchRequest, ErrorResponse
 from api.service import ReplicationService
 from config.logging import RedactSecrets, configure_logging
 from config.settings import Settings, SettingsError, load_settings
+from worker.data import open_data_layer
 from worker.domain.spec import ItemSpec
-from worker.store import RecordStore
 
 DESCRIPTION = """
 Bulk in-region replication of Huawei Cloud IMS images. Submit a batch (or one image), get `202` with IDs at once,
@@ -50,19 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.api_tokens:
         raise SettingsError("no API tokens configured: set IMSREP_API_TOKENS (comma-separated) to at least one token")
 
-    # Fail fast, no retries: a dead Redis should be a prompt 503, and a retried MULTI/EXEC whose reply was lost
-    # could store a batch twice.
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=10, retry=Retry(NoBackoff(), 0)
-    )
-    store = RecordStore(client, settings.key_prefix)
+    data = open_data_layer(settings.redis_url, settings.key_prefix)
     enqueuer = Enqueuer(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         enqueuer.close()
-        client.close()
+        data.close()
 
     app = FastAPI(
         title="ims-replicator",
@@ -71,9 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.service = ReplicationService(store, enqueuer, settings)
+    app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
-    app.state.metrics.register(RedisCollector(store, settings))
+    app.state.metrics.register(RedisCollector(data, settings))
     ProcessCollector(registry=app.state.metrics)
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=V1_ERRORS)

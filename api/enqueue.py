@@ -8,7 +8,7 @@ import celery
 
 from config.celery import celery_config
 from config.settings import Settings
-from worker.queues import Queue, Task
+from worker.queues import Queue, TaskName
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Enqueuer:
         """
         try:
             self.app.send_task(
-                Task.ADMIT.value,
+                TaskName.ADMIT.value,
                 kwargs={"batch_id": batch_id},
                 queue=Queue.ADMIT.value,
                 retry_policy=_PUBLISH_RETRY,

@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.data import BatchSummary
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemOptions, ItemSpec
 from worker.domain.states import ItemState
-from worker.store import BatchSummary
 
 _ID = {"pattern": r"^[0-9a-f]{32}$", "examples": ["3f2a9c0e5b7d4e1f8a6c2b9d0e4f7a13"]}
 _IMAGE = "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81"

@@ -1,4 +1,4 @@
-"""What the routes do, without HTTP: submit, report, cancel and retry, over the record store and the enqueuer."""
+"""What the routes do, without HTTP: submit, report, cancel and retry, over the data layer and the enqueuer."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from api.enqueue import Enqueuer
 from api.errors import NotFound
 from api.validation import parse_batch, parse_item
 from config.settings import Settings
+from worker.data import BatchSummary, DataLayer, StoredBatch
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
-from worker.domain.states import CANCELLABLE, RETRYABLE, ItemState
-from worker.store import BatchSummary, RecordStore, StoredBatch
+from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class CancelCounts:
 
 
 class ReplicationService:
-    def __init__(self, store: RecordStore, enqueuer: Enqueuer, settings: Settings) -> None:
-        self.store = store
+    def __init__(self, data: DataLayer, enqueuer: Enqueuer, settings: Settings) -> None:
+        self.data = data
+        self.records = data.records
         self.enqueuer = enqueuer
         self.settings = settings
 
@@ -56,13 +57,13 @@ class ReplicationService:
         return self._store_and_admit([parse_item(payload, self.settings)])
 
     def _store_and_admit(self, items: list) -> StoredBatch:
-        stored = self.store.create_batch(items)  # one MULTI/EXEC: all of the batch or none of it
+        stored = self.records.create_batch(items)  # one MULTI/EXEC: all of the batch or none of it
         self.enqueuer.admit(stored.batch_id)  # a failure is logged; the reconciler admits stale items
         return stored
 
     # Reading ----------------------------------------------------------------------------------------------------
     def batch(self, batch_id: str) -> BatchSummary:
-        summary = self.store.batch(batch_id)
+        summary = self.records.batch(batch_id)
         if summary is None:
             raise NotFound(f"batch {batch_id} not found")
         return summary
@@ -71,13 +72,13 @@ class ReplicationService:
         self, batch_id: str, state: ItemState | None, limit: int, cursor: int
     ) -> tuple[list[ReplicationItem], int | None]:
         self.batch(batch_id)
-        return self.store.batch_items(batch_id, state=state, limit=limit, cursor=cursor)
+        return self.records.batch_items(batch_id, state=state, limit=limit, cursor=cursor)
 
     def replication(self, item_id: str) -> tuple[ReplicationItem, list[Transition]]:
-        item = self.store.get_item(item_id)
+        item = self.records.get_item(item_id)
         if item is None:
             raise NotFound(f"replication {item_id} not found")
-        return item, self.store.history(item_id)
+        return item, self.records.history(item_id)
 
     # Changing ---------------------------------------------------------------------------------------------------
     def cancel(self, batch_id: str) -> CancelCounts:
@@ -87,10 +88,9 @@ class ReplicationService:
         for item in self._all_items(batch_id):
             state = item.state
             if state in CANCELLABLE:
-                result = self.store.transition(
-                    item.id,
-                    ItemState.CANCELLED,
-                    allowed_from=CANCELLABLE,
+                result = self.records.move(
+                    item,
+                    Event.CANCEL,
                     reason=ReasonCode.CANCELLED,
                     message="cancelled by the user",
                 )
@@ -110,13 +110,12 @@ class ReplicationService:
         cleared = dict.fromkeys(_ATTEMPT_FIELDS)
         retried = 0
         for item in self._all_items(batch_id):
-            if item.state not in RETRYABLE:
+            if item.state not in MOVES[Event.RETRY].sources:
                 continue
             # The checked transition makes a concurrent second retry of the same item a no-op.
-            result = self.store.transition(
-                item.id,
-                ItemState.ACCEPTED,
-                allowed_from=RETRYABLE,
+            result = self.records.move(
+                item,
+                Event.RETRY,
                 attempt=item.attempt + 1,
                 error_retries=0,
                 **cleared,
@@ -129,5 +128,5 @@ class ReplicationService:
     def _all_items(self, batch_id: str) -> Iterator[ReplicationItem]:
         cursor: int | None = 0
         while cursor is not None:
-            page, cursor = self.store.batch_items(batch_id, limit=_PAGE, cursor=cursor)
+            page, cursor = self.records.batch_items(batch_id, limit=_PAGE, cursor=cursor)
             yield from page

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.errors import InvalidRequest, Problem, problems_from_pydantic
 from config.settings import Settings
+from worker.data import NewItem
 from worker.domain.spec import ItemOptions, ItemSpec
-from worker.store import NewItem
 
 
 class _Envelope(BaseModel):

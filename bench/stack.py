@@ -9,18 +9,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import redis
 
 from cli.api_client import ApiClient, ApiTarget
 from cli.demo import simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
 from config.settings import AccountSettings
+from worker.data import DataLayer, open_data_layer
 from worker.ims.client import ImsClient
 
 
@@ -77,8 +78,9 @@ class BenchStack:
     def stats(self) -> dict[str, Any]:
         return self.sim.get("/_sim/stats").json()
 
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.info.redis_url, decode_responses=True)
+    @cached_property
+    def data(self) -> DataLayer:
+        return open_data_layer(self.info.redis_url, self.local.settings.key_prefix)
 
     def processes(self, name: str) -> list[psutil.Process]:
         """The service's process and its children (a worker's pool processes)."""

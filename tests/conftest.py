@@ -7,6 +7,7 @@ its own, on a free port, and is stopped by the fixture's teardown.
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import redis
 
 from cli.processes import ManagedProcess, free_port, http_ok, python_module, start_redis
 from cli.services import option_flags
+from worker.data import DataLayer, open_data_layer
 
 SIM_REGION = "cn-north-4"
 SIM_PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
@@ -35,6 +37,10 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def data(self, prefix: str | None = None) -> DataLayer:
+        """The data layer over this server, under ``prefix`` (a fresh one by default, so tests keep apart)."""
+        return open_data_layer(self.url, prefix or f"t{uuid.uuid4().hex[:8]}")
 
 
 @dataclass
@@ -96,3 +102,4 @@ def start_simulator(tmp_path: Path) -> Iterator[Callable[..., SimulatorServer]]:
 
 def random_project_id() -> str:
     return secrets.token_hex(16)
+

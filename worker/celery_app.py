@@ -21,8 +21,9 @@ from config.celery import celery_config
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
 from worker.broker import TRANSPORT
+from worker.data import open_data_layer
 from worker.heartbeat import Heartbeat
-from worker.queues import ROUTES, Queue, Task
+from worker.queues import ROUTES, Queue, TaskName
 
 
 def create_app(settings: Settings) -> Celery:
@@ -34,7 +35,7 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=Queue.ADMIT.value,
         beat_schedule={
             "reconcile": {
-                "task": Task.RECONCILE.value,
+                "task": TaskName.RECONCILE.value,
                 "schedule": settings.reconcile_interval,
                 # A run nobody picked up in time is superseded by the next one.
                 "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.reconcile_interval},
@@ -58,10 +59,8 @@ def _logging(**_: Any) -> None:
 @signals.worker_ready.connect
 def _start_heartbeat(sender: Any, **_: Any) -> None:
     global _heartbeat
-    import redis  # noqa: PLC0415 - only the worker's main process needs this connection
-
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    _heartbeat = Heartbeat(client, settings.key_prefix, sender.hostname).start()
+    telemetry = open_data_layer(settings.redis_url, settings.key_prefix).telemetry
+    _heartbeat = Heartbeat(telemetry, sender.hostname).start()
 
 
 @signals.worker_shutdown.connect

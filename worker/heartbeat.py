@@ -1,11 +1,7 @@
 """The worker heartbeat the API's ``/readyz`` and ``/metrics`` read.
 
-Redis key (``P`` is the key prefix)::
-
-    P:workers   zset  worker hostname -> time of its last heartbeat (every ``INTERVAL`` seconds)
-
-A daemon thread in the worker's main process, started when the worker is ready and stopped at shutdown. Entries
-silent for a day are pruned so the set does not grow with every hostname ever seen.
+A daemon thread in the worker's main process, started when the worker is ready and stopped at shutdown, writes
+the worker's hostname and the time every ``INTERVAL`` seconds (``worker.data.telemetry``).
 """
 
 from __future__ import annotations
@@ -17,32 +13,25 @@ import time
 
 import redis
 
+from worker.data import Telemetry
+
 log = logging.getLogger("worker.heartbeat")
 
 INTERVAL = 10.0
-FORGET_AFTER = 86_400.0
 
 
 class Heartbeat:
-    def __init__(self, client: redis.Redis, prefix: str, hostname: str, interval: float = INTERVAL) -> None:
-        self.redis = client
-        self.key = f"{prefix}:workers"
+    def __init__(self, telemetry: Telemetry, hostname: str, interval: float = INTERVAL) -> None:
+        self.telemetry = telemetry
         self.hostname = hostname
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def beat(self) -> None:
-        now = time.time()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(self.key, {self.hostname: now})
-        pipe.zremrangebyscore(self.key, "-inf", now - FORGET_AFTER)
-        pipe.execute()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.beat()
+                self.telemetry.heartbeat(self.hostname, time.time())
             except redis.RedisError as exc:  # Redis away for a moment: /readyz will say so; keep trying
                 log.warning("heartbeat not written: %s", exc)
             self._stop.wait(self.interval)
@@ -57,4 +46,4 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=2)
         with contextlib.suppress(redis.RedisError):
-            self.redis.zrem(self.key, self.hostname)  # a clean stop is not a worker that went silent
+            self.telemetry.forget_worker(self.hostname)

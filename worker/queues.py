@@ -10,13 +10,13 @@ from enum import Enum
 
 class Queue(str, Enum):
     ADMIT = "admit"  # a stored batch (or retried items) entering the pipeline
-    VALIDATE = "validate"  # the seed's rules checked against IMS and KMS
+    VALIDATE = "validate"  # the image and key rules checked against IMS and KMS
     SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
     POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
     MAINTENANCE = "maintenance"  # the reconciler
 
 
-class Task(str, Enum):
+class TaskName(str, Enum):
     ADMIT = "replication.admit"
     VALIDATE = "replication.validate"
     SUBMIT = "replication.submit"
@@ -24,12 +24,12 @@ class Task(str, Enum):
     RECONCILE = "replication.reconcile"
 
 
-ROUTES: dict[Task, Queue] = {
-    Task.ADMIT: Queue.ADMIT,
-    Task.VALIDATE: Queue.VALIDATE,
-    Task.SUBMIT: Queue.SUBMIT,
-    Task.POLL: Queue.POLL,
-    Task.RECONCILE: Queue.MAINTENANCE,
+ROUTES: dict[TaskName, Queue] = {
+    TaskName.ADMIT: Queue.ADMIT,
+    TaskName.VALIDATE: Queue.VALIDATE,
+    TaskName.SUBMIT: Queue.SUBMIT,
+    TaskName.POLL: Queue.POLL,
+    TaskName.RECONCILE: Queue.MAINTENANCE,
 }
 
 ALL_QUEUES = [q.value for q in Queue]

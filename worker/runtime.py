@@ -1,5 +1,5 @@
 """The per-process pieces a worker builds once: Redis connections, one ImsClient per account (all sharing one TLS
-context), the Pipeline.
+context), the StepContext.
 
 Built lazily on first use inside each pool process (never inherited across a fork: sockets must not be shared),
 with secrets read only from the settings.
@@ -11,22 +11,20 @@ import ssl
 import threading
 
 import httpx
-import redis
 
 from config.settings import Settings
+from worker.data import DataLayer, open_data_layer
 from worker.ims.client import ImsClient
-from worker.ratelimit import RateLimitHooks, TokenBucket
-from worker.slots import SlotPool
-from worker.steps import Pipeline
-from worker.store import RecordStore
+from worker.ratelimit import RateLimitHooks
+from worker.steps import StepContext
 
 
 class AccountClients:
     """One ImsClient per configured account, built on first use and reused; each request takes a token first."""
 
-    def __init__(self, settings: Settings, bucket: TokenBucket) -> None:
+    def __init__(self, settings: Settings, data: DataLayer) -> None:
         self.settings = settings
-        self.bucket = bucket
+        self.data = data
         self._clients: dict[str, ImsClient] = {}
         self._lock = threading.Lock()
         self._ssl_context: ssl.SSLContext | None = None  # httpx's default, built on first use
@@ -42,7 +40,7 @@ class AccountClients:
                     config,
                     connect_timeout=self.settings.http_connect_timeout,
                     read_timeout=self.settings.http_read_timeout,
-                    hooks=RateLimitHooks(self.bucket, account, config),
+                    hooks=RateLimitHooks(self.data, account, config),
                     ssl_context=self._ssl_context,
                 )
                 self._clients[account] = client
@@ -55,12 +53,6 @@ class AccountClients:
             self._clients.clear()
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-    prefix = settings.key_prefix
-    return Pipeline(
-        settings=settings,
-        store=RecordStore(client, prefix),
-        slots=SlotPool(client, prefix),
-        clients=AccountClients(settings, TokenBucket(client, prefix)),
-    )
+def build_context(settings: Settings) -> StepContext:
+    data = open_data_layer(settings.redis_url, settings.key_prefix)
+    return StepContext(settings=settings, data=data, clients=AccountClients(settings, data))

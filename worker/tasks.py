@@ -8,7 +8,7 @@ and the error budget lives on the item (``error_retries``) where a redelivery ca
 new message is sent before the current one is acked, so a crash in between may duplicate a step; every step is
 idempotent, and a duplicated poll chain ends itself (see ``worker.steps.poll``).
 
-Poison guard (Redis key ``P:deliveries:<message id>``, counter with a day's expiry): a message Redis hands out again
+Poison guard (a per-message delivery count in the data layer, kept a day): a message Redis hands out again
 (``delivery_info['redelivered']``: its worker died, was killed or shut down holding it) is counted per message, not
 per item, so an item whose many polls each met one worker restart is not mistaken for poison; past
 ``max_redeliveries`` deliveries of the same message its item fails with ``REDELIVERY_LIMIT`` instead of killing
@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from celery import Task as CeleryTask
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
@@ -29,26 +29,26 @@ from worker import steps
 from worker.celery_app import app, settings
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
-from worker.queues import ROUTES, Task
-from worker.runtime import build_pipeline
-from worker.steps import Next, Pipeline
+from worker.queues import ROUTES, TaskName
+from worker.runtime import build_context
+from worker.steps import Next, StepContext
 
 log = logging.getLogger("worker.tasks")
 
-_pipeline: Pipeline | None = None
+_context: StepContext | None = None
 
 
-def pipeline() -> Pipeline:
-    global _pipeline
-    if _pipeline is None:
-        _pipeline = build_pipeline(settings)
-    return _pipeline
+def context() -> StepContext:
+    global _context
+    if _context is None:
+        _context = build_context(settings)
+    return _context
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
-    global _pipeline
-    _pipeline = None  # each pool process opens its own connections
+    global _context
+    _context = None  # each pool process opens its own connections
 
 
 def send(nexts: Iterable[Next]) -> None:
@@ -58,64 +58,59 @@ def send(nexts: Iterable[Next]) -> None:
         )
 
 
-def _run(task: CeleryTask, subject: str, step: Callable[[Pipeline], list[Next]], item_id: str | None) -> None:
-    p = pipeline()
-    if _redelivered(task) and _poisoned(p, task.name, task.request.id, subject, item_id):
+def _run(task: Task, subject: str, step: Callable[[StepContext], list[Next]], item_id: str | None) -> None:
+    ctx = context()
+    if _redelivered(task) and _poisoned(ctx, task.name, task.request.id, subject, item_id):
         return
     try:
-        nexts = step(p)
+        nexts = step(ctx)
     except SoftTimeLimitExceeded:
         # Stuck on the network past the soft limit: run the (idempotent) step again shortly rather than lose it.
         log.warning("%s for %s hit the soft time limit; sending it again", task.name, subject)
-        nexts = [Next(Task(task.name), dict(task.request.kwargs), p.backoff(1))]
+        nexts = [Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))]
     send(nexts)
 
 
-def _redelivered(task: CeleryTask) -> bool:
+def _redelivered(task: Task) -> bool:
     return bool((task.request.delivery_info or {}).get("redelivered"))
 
 
-def _poisoned(p: Pipeline, name: str, message_id: str, subject: str, item_id: str | None) -> bool:
-    key = f"{p.prefix}:deliveries:{message_id}"
-    pipe = p.store.redis.pipeline(transaction=True)
-    pipe.incr(key)
-    pipe.expire(key, 86_400)
-    count = int(pipe.execute()[0])
-    if count <= p.settings.max_redeliveries:
+def _poisoned(ctx: StepContext, name: str, message_id: str, subject: str, item_id: str | None) -> bool:
+    count = ctx.data.control.count_delivery(message_id)
+    if count <= ctx.settings.max_redeliveries:
         return False
     log.error("%s for %s redelivered %d times; giving up on it", name, subject, count)
-    item = p.store.get_item(item_id) if item_id else None
+    item = ctx.data.records.get_item(item_id) if item_id else None
     if item is not None and not item.terminal:
         message = f"{name} was redelivered {count} times (its worker kept dying); gave up"
-        send(steps.finish(p, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
+        send(steps.finish(ctx, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
     return True
 
 
-@app.task(name=Task.ADMIT.value, bind=True)
-def admit(self: CeleryTask, batch_id: str, cursor: int = 0) -> None:
-    _run(self, f"{batch_id}:{cursor}", lambda p: steps.admit(p, batch_id, cursor), None)
+@app.task(name=TaskName.ADMIT.value, bind=True)
+def admit(self: Task, batch_id: str, cursor: int = 0) -> None:
+    _run(self, f"{batch_id}:{cursor}", lambda ctx: steps.admit(ctx, batch_id, cursor), None)
 
 
-@app.task(name=Task.VALIDATE.value, bind=True)
-def validate(self: CeleryTask, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
-    _run(self, item_id, lambda p: steps.validate(p, item_id), item_id)
+@app.task(name=TaskName.VALIDATE.value, bind=True)
+def validate(self: Task, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
+    _run(self, item_id, lambda ctx: steps.validate(ctx, item_id), item_id)
 
 
-@app.task(name=Task.SUBMIT.value, bind=True)
-def submit(self: CeleryTask, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
-    _run(self, item_id, lambda p: steps.submit(p, item_id), item_id)
+@app.task(name=TaskName.SUBMIT.value, bind=True)
+def submit(self: Task, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
+    _run(self, item_id, lambda ctx: steps.submit(ctx, item_id), item_id)
 
 
-@app.task(name=Task.POLL.value, bind=True)
-def poll(self: CeleryTask, item_id: str, image_id: str | None = None, seq: int = 0) -> None:  # noqa: ARG001 - for Flower
+@app.task(name=TaskName.POLL.value, bind=True)
+def poll(self: Task, item_id: str, image_id: str | None = None, seq: int = 0) -> None:  # noqa: ARG001 - for Flower
     redelivered = _redelivered(self)  # may take over a chain whose next poll died with its worker
-    _run(self, item_id, lambda p: steps.poll(p, item_id, seq, redelivered=redelivered), item_id)
+    _run(self, item_id, lambda ctx: steps.poll(ctx, item_id, seq, redelivered=redelivered), item_id)
 
 
-@app.task(name=Task.RECONCILE.value, bind=True)
-def reconcile(self: CeleryTask) -> None:
-    p = pipeline()
-    lock = p.store.redis.lock(f"{p.prefix}:lock:reconcile", timeout=settings.task_time_limit + 10)
+@app.task(name=TaskName.RECONCILE.value, bind=True)
+def reconcile(self: Task) -> None:
+    lock = context().data.control.reconcile_lock(timeout=settings.task_time_limit + 10)
     if not lock.acquire(blocking=False):
         return  # another beat's run is under way
     try:

@@ -27,8 +27,8 @@ def healthz() -> Health:
 def readyz(service: ServiceDep) -> Readiness | JSONResponse:
     settings = service.settings
     try:
-        service.store.redis.ping()
-        workers = workers_seen(service.store.redis, settings)
+        service.data.ping()
+        workers = workers_seen(service.data, settings)
     except redis.RedisError as exc:
         return JSONResponse({"message": f"Redis is unreachable: {exc}"}, status_code=503)
     if workers == 0:

@@ -18,7 +18,7 @@ from config.celery import celery_config
 from config.settings import load_settings
 
 FLOW = "flow"  # the account whose copies are already running when the big batch arrives
-BASELINE_QUEUE = "bench-apply-async"  # nobody consumes it; deleted after the loop
+BASELINE_QUEUE = "bench-apply-async"  # nobody consumes it; purged after the loop
 
 
 def publish_loop(redis_url: str, count: int) -> float:
@@ -34,17 +34,14 @@ def publish_loop(redis_url: str, count: int) -> float:
     for _ in range(count):
         noop.apply_async(kwargs={"item_id": uuid.uuid4().hex, "image_id": str(uuid.uuid4())}, queue=BASELINE_QUEUE)
     took = time.perf_counter() - started
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(BASELINE_QUEUE)
     app.close()
     return took
 
 
-def used_memory(stack: BenchStack) -> int:
-    return int(stack.redis().info("memory")["used_memory"])
-
-
 def drained(stack: BenchStack) -> bool:
-    r = stack.redis()
-    return all(r.llen(q) == 0 for q in ("admit", "validate", "submit", "poll"))
+    return all(stack.data.telemetry.queue_backlog(q) == 0 for q in ("admit", "validate", "submit", "poll"))
 
 
 def ingest_round(stack: BenchStack, ids: list[str]) -> tuple[str, float, float, int]:
@@ -75,8 +72,7 @@ def run(opts: BenchOptions) -> list[Figure]:
         ids = stack.image_ids("default")[:n]
         flow_ids = stack.image_ids(FLOW)[: opts.flow_items]
         loop = publish_loop(stack.info.redis_url, n)
-        stack.redis().delete(BASELINE_QUEUE)
-        mem0, api0, worker0 = used_memory(stack), stack.rss_mib("api"), stack.rss_mib("worker")
+        mem0, api0, worker0 = stack.data.memory_used(), stack.rss_mib("api"), stack.rss_mib("worker")
 
         flow, _ = stack.submit([{"image_id": i, "account": FLOW} for i in flow_ids])
         wait_until(lambda: stack.batch(flow["batch_id"])["counts"]["replicating"] > 0, 60, "the running copies")
@@ -91,7 +87,7 @@ def run(opts: BenchOptions) -> list[Figure]:
         ]
         flood_latencies = measure.completion_latencies(flow_jobs, stack.items(flow["batch_id"]))
         cancel_and_settle(stack, batch_id, d)
-        mem1, api1, worker1 = used_memory(stack), stack.rss_mib("api"), stack.rss_mib("worker")
+        mem1, api1, worker1 = stack.data.memory_used(), stack.rss_mib("api"), stack.rss_mib("worker")
 
         batch2, to_202_2, _, _ = ingest_round(stack, ids)
         cancel_and_settle(stack, batch2, d)

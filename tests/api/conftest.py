@@ -21,7 +21,7 @@ from api.enqueue import Enqueuer
 from api.service import ReplicationService
 from cli.processes import ManagedProcess, free_port, python_module
 from config.settings import Settings, load_settings
-from worker.store import RecordStore
+from worker.data import DataLayer, RecordStore, open_data_layer
 
 TOKEN = "api-test-token-7f3a9c"
 OTHER_TOKEN = "api-second-token-b21e"
@@ -77,8 +77,11 @@ class ApiServer:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
+    def data(self) -> DataLayer:
+        return open_data_layer(self.redis_url, self.prefix)
+
     def store(self) -> RecordStore:
-        return RecordStore(self.redis(), self.prefix)
+        return self.data().records
 
     def admits_for(self, batch_id: str) -> list[dict]:
         return [m for m in admit_messages(self.redis()) if m["kwargs"].get("batch_id") == batch_id]
@@ -145,11 +148,11 @@ def settings(api_redis_url: str) -> Settings:
 @pytest.fixture
 def service(settings: Settings) -> Iterator[ReplicationService]:
     """The service layer on its own (no HTTP), with the real store and enqueuer."""
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    data = open_data_layer(settings.redis_url, settings.key_prefix)
     enqueuer = Enqueuer(settings)
-    yield ReplicationService(RecordStore(client, settings.key_prefix), enqueuer, settings)
+    yield ReplicationService(data, enqueuer, settings)
     enqueuer.close()
-    client.close()
+    data.close()
 
 
 @pytest.fixture

@@ -6,14 +6,16 @@ import logging
 import uuid
 
 import pytest
+import redis
 
 from api.enqueue import Enqueuer
 from api.errors import InvalidRequest, NotFound
 from api.service import ReplicationService
 from cli.processes import free_port
+from tests.support import walk_to
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
-from worker.queues import Task
+from worker.queues import TaskName
 
 
 def _batch(n: int) -> dict:
@@ -25,21 +27,20 @@ def test_submit_stores_every_item_and_sends_one_admit_message(service, admits) -
     summary = service.batch(stored.batch_id)
     assert summary.total == 3 and summary.counts[ItemState.ACCEPTED] == 3
     [message] = admits(stored.batch_id)
-    assert message["task"] == Task.ADMIT.value and message["kwargs"] == {"batch_id": stored.batch_id}
+    assert message["task"] == TaskName.ADMIT.value and message["kwargs"] == {"batch_id": stored.batch_id}
 
 
-def test_invalid_batch_stores_nothing(service) -> None:
-    batches = f"{service.settings.key_prefix}:batches"
+def test_invalid_batch_stores_nothing(service, redis_server) -> None:
     with pytest.raises(InvalidRequest):
         service.submit_batch({"items": [{"image_id": str(uuid.uuid4())}, {"image_id": "bad"}]})
-    assert service.store.redis.zcard(batches) == 0
-    assert not service.store.redis.keys(f"{service.settings.key_prefix}:*")
+    raw = redis.Redis.from_url(service.settings.redis_url, decode_responses=True)
+    assert not raw.keys(f"{service.settings.key_prefix}:*")
 
 
 def test_batch_is_kept_when_the_admit_message_cannot_be_sent(service, caplog) -> None:
     dead_broker = service.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     enqueuer = Enqueuer(dead_broker)
-    cut_off = ReplicationService(service.store, enqueuer, service.settings)
+    cut_off = ReplicationService(service.data, enqueuer, service.settings)
     with caplog.at_level(logging.ERROR, logger="api.enqueue"):
         stored = cut_off.submit_batch(_batch(2))
     enqueuer.close()
@@ -53,21 +54,15 @@ def test_unknown_ids_are_not_found(service) -> None:
             call(uuid.uuid4().hex)
 
 
-def _walk(store, item_id: str, *states: ItemState, **last_fields) -> None:
-    for i, state in enumerate(states):
-        fields = last_fields if i == len(states) - 1 else {}
-        assert store.transition(item_id, state, **fields).ok, state
-
-
 def test_cancel_counts_each_kind_and_cancels_only_cancellable(service) -> None:
-    store = service.store
+    store = service.records
     ids = service.submit_batch(_batch(6)).item_ids
     v, w, s, r = ItemState.VALIDATING, ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICATING
-    _walk(store, ids[1], v)
-    _walk(store, ids[2], v, w)
-    _walk(store, ids[3], v, w, s)
-    _walk(store, ids[4], v, w, s, r)
-    _walk(store, ids[5], v, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
+    walk_to(store, ids[1], v)
+    walk_to(store, ids[2], w)
+    walk_to(store, ids[3], s)
+    walk_to(store, ids[4], r)
+    walk_to(store, ids[5], ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
     batch_id = store.get_item(ids[0]).batch_id
     counts = service.cancel(batch_id)
     assert (counts.cancelled, counts.already_terminal, counts.not_cancellable_running) == (3, 1, 2)
@@ -79,14 +74,13 @@ def test_cancel_counts_each_kind_and_cancels_only_cancellable(service) -> None:
 
 
 def test_retry_starts_a_new_attempt_for_failed_items_only(service, admits) -> None:
-    store = service.store
+    store = service.records
     stored = service.submit_batch(_batch(3))
     failed, rejected, _untouched = stored.item_ids
-    _walk(store, failed, ItemState.VALIDATING, ItemState.WAITING)
-    _walk(store, failed, ItemState.SUBMITTING, submit_started_at=1.0)
-    _walk(store, failed, ItemState.REPLICATING, job_id="job-1", progress=0.5, target_name="copy_x")
-    _walk(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="IMS said FAIL")
-    _walk(store, rejected, ItemState.VALIDATING, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
+    walk_to(store, failed, ItemState.SUBMITTING, submit_started_at=1.0)
+    walk_to(store, failed, ItemState.REPLICATING, job_id="job-1", progress=0.5, target_name="copy_x")
+    walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="IMS said FAIL")
+    walk_to(store, rejected, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
 
     assert service.retry(stored.batch_id) == 1
     item = store.get_item(failed)

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from cli.processes import wait_until
-from worker.queues import ALL_QUEUES, Task
+from worker.queues import ALL_QUEUES, TaskName
 
 pytestmark = pytest.mark.integration
 
-STEP_TASKS = [Task.VALIDATE.value, Task.SUBMIT.value, Task.POLL.value]
+STEP_TASKS = [TaskName.VALIDATE.value, TaskName.SUBMIT.value, TaskName.POLL.value]
 TASK_ARGUMENTS = {"item_id", "image_id", "seq", "batch_id", "cursor"}  # IDs and counters, nothing else
 
 
@@ -45,7 +45,7 @@ def test_flower_pages_show_this_systems_workers_tasks_and_queues(ops_stack, chro
     # those are polls waiting on their countdown (RECEIVED) or running (STARTED).
     chromium.dom_until(
         ops_stack.flower_page("/tasks"),
-        lambda dom: Task.POLL.value in dom and ("RECEIVED" in dom or "STARTED" in dom),
+        lambda dom: TaskName.POLL.value in dom and ("RECEIVED" in dom or "STARTED" in dom),
         "polls in flight in Flower's task list",
     )
     broker = chromium.dom_until(
@@ -62,7 +62,7 @@ def test_flower_pages_show_this_systems_workers_tasks_and_queues(ops_stack, chro
 def test_flower_task_arguments_are_ids_never_secrets(ops_stack) -> None:
     tasks = ops_stack.flower("/api/tasks", params={"limit": 1000}).json()
     names = {task["name"] for task in tasks.values()}
-    assert set(STEP_TASKS) <= names and names <= {t.value for t in Task}
+    assert set(STEP_TASKS) <= names and names <= {t.value for t in TaskName}
     for task in tasks.values():
         kwargs = ast.literal_eval(task["kwargs"])  # Flower shows them as a Python repr
         assert set(kwargs) <= TASK_ARGUMENTS, task

@@ -14,11 +14,9 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
-
 from cli.processes import free_port, redis_process, tcp_open
+from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
-from worker.store import NewItem, RecordStore
 
 MODES = {"no AOF": ("no", "everysec"), "AOF everysec": ("yes", "everysec"), "AOF always": ("yes", "always")}
 
@@ -41,7 +39,7 @@ def measure(appendonly: str, fsync: str, items: int, batch: int, runs: int) -> l
             proc.start()
             try:
                 proc.wait_ready(lambda p=port: tcp_open("127.0.0.1", p), timeout=20)
-                store = RecordStore(redis.Redis(port=port), "bench")
+                store = open_data_layer(f"redis://127.0.0.1:{port}/0", "bench").records
                 batches = [
                     [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default") for _ in range(batch)]
                     for _ in range(items // batch)

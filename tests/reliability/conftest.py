@@ -30,10 +30,10 @@ from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, http_ok, python_module, start_redis, wait_until
 from config.settings import AccountSettings
 from simulator.catalog.generate import generate
+from worker.data import DataLayer, RecordStore, open_data_layer
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
 from worker.run import WORKER_ENV, beat_argv, worker_argv
-from worker.store import RecordStore
 
 pytestmark = pytest.mark.integration
 
@@ -127,8 +127,7 @@ class Cluster:
 
     def wait_worker_ready(self) -> None:
         """Until the worker's heartbeat is in Redis (what the API's /readyz reads)."""
-        heartbeats = f"{PREFIX}:workers"
-        wait_until(lambda: self.redis().zcard(heartbeats) > 0, 60, "the worker's heartbeat", interval=0.2)
+        wait_until(lambda: self.data().telemetry.workers_seen(0) > 0, 60, "the worker's heartbeat", interval=0.2)
 
     def kill(self, name: str) -> None:
         """SIGKILL the service's whole process group (a Celery worker and its pool children), as a crash would."""
@@ -162,8 +161,11 @@ class Cluster:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=5)
 
+    def data(self) -> DataLayer:
+        return open_data_layer(self.redis_url, PREFIX)
+
     def store(self) -> RecordStore:
-        return RecordStore(self.redis(), PREFIX)
+        return self.data().records
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
@@ -240,7 +242,7 @@ class Cluster:
         return (self.base / "logs" / "worker.log").read_text(errors="replace")
 
     def slots_held(self) -> int:
-        return int(self.redis().zcard(f"{PREFIX}:slots:default"))
+        return self.data().slots.in_use("default")
 
     def wait_slots_free(self, timeout: float = 20) -> int:
         """Slots still held after waiting (the reconciler frees those of terminal items)."""
@@ -249,7 +251,7 @@ class Cluster:
         return self.slots_held()
 
     def repairs(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.redis().hgetall(f"{PREFIX}:repairs").items()}
+        return self.data().telemetry.repairs()
 
     def outcome(self, item_ids: list[str], sources: list[str]) -> dict[str, Any]:
         """The counts every scenario reports: lost, duplicated, stuck, plus how the items ended."""

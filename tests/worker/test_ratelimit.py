@@ -1,4 +1,4 @@
-"""The cluster-wide token bucket against a real Redis server, shared by several clients and threads."""
+"""The limiter's client hooks: every request takes a token from the shared bucket; every answer is counted."""
 
 from __future__ import annotations
 
@@ -6,46 +6,23 @@ import threading
 import time
 import uuid
 
-import pytest
-
 from config.settings import AccountSettings
-from worker.ratelimit import RateLimited, RateLimitHooks, TokenBucket
+from worker.ratelimit import RateLimited, RateLimitHooks
 
 
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
+def _account(**limits: float) -> AccountSettings:
+    return AccountSettings(project_id="0" * 32, access_key="ak12", secret_key="sk12", **limits)
 
 
-def test_burst_then_refusal_with_a_wait(redis_server, prefix) -> None:
-    bucket = TokenBucket(redis_server.client(), prefix, max_wait=0)
-    assert [bucket.take("a", 1.0, 3) for _ in range(3)] == [0, 0, 0]
-    wait = bucket.take("a", 1.0, 3)
-    assert -1.01 < wait < -0.9  # refused: about one second until the next token
-    assert bucket.take("b", 1.0, 3) == 0  # another account has its own bucket
-
-
-def test_short_waits_are_reserved_not_refused(redis_server, prefix) -> None:
-    bucket = TokenBucket(redis_server.client(), prefix, max_wait=0.5)
-    assert bucket.take("a", 10.0, 1) == 0
-    first, second = bucket.take("a", 10.0, 1), bucket.take("a", 10.0, 1)
-    assert 0 < first <= 0.1 and 0.1 < second <= 0.2  # each reserved its own future token
-
-
-def test_rate_is_kept_across_clients_and_threads(redis_server, prefix) -> None:
+def test_rate_is_kept_across_clients_and_threads(redis_server) -> None:
     rate, burst, seconds = 50.0, 10, 1.5
+    prefix = f"t{uuid.uuid4().hex[:8]}"  # one bucket, each thread on its own connection
     granted = 0
     lock = threading.Lock()
 
     def work() -> None:
         nonlocal granted
-        hooks = RateLimitHooks(
-            TokenBucket(redis_server.client(), prefix, max_wait=0.05),
-            "acct",
-            AccountSettings(
-                project_id="0" * 32, access_key="ak12", secret_key="sk12", request_rate=rate, request_burst=burst
-            ),
-        )
+        hooks = RateLimitHooks(redis_server.data(prefix), "acct", _account(request_rate=rate, request_burst=burst))
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
@@ -67,13 +44,9 @@ def test_rate_is_kept_across_clients_and_threads(redis_server, prefix) -> None:
     assert allowed * 0.8 <= granted <= allowed + 3
 
 
-def test_after_response_counts_outcomes(redis_server, prefix) -> None:
-    client = redis_server.client()
-    hooks = RateLimitHooks(
-        TokenBucket(client, prefix),
-        "acct",
-        AccountSettings(project_id="0" * 32, access_key="ak12", secret_key="sk12"),
-    )
-    hooks.after_response("ims.copy_image", "ok")
-    hooks.after_response("ims.copy_image", "ok")
-    assert client.hget(f"{prefix}:ims:outcomes", "ims.copy_image:ok") == "2"
+def test_after_response_counts_outcomes(redis_server) -> None:
+    data = redis_server.data()
+    hooks = RateLimitHooks(data, "acct", _account())
+    hooks.after_response("copy", "200")
+    hooks.after_response("copy", "200")
+    assert data.telemetry.ims_outcomes() == {("copy", "200"): 2}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import redis
-
 from config.settings import AccountSettings, load_settings
-from worker.ratelimit import TokenBucket
+from worker.data import open_data_layer
 from worker.runtime import AccountClients
 
 
@@ -19,7 +17,7 @@ def test_clients_are_built_once_per_account_and_share_one_tls_context() -> None:
         for i, name in enumerate(("one", "two"))
     }
     settings = load_settings(accounts=accounts)
-    clients = AccountClients(settings, TokenBucket(redis.Redis.from_url("redis://127.0.0.1:1/0")))
+    clients = AccountClients(settings, open_data_layer("redis://127.0.0.1:1/0", "t"))
     try:
         assert clients("one") is clients("one")
         assert clients("one") is not clients("two")

@@ -13,12 +13,12 @@ import redis
 
 from cli.processes import ManagedProcess, wait_until
 from config.settings import AccountSettings
+from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
-from worker.queues import Queue, Task
+from worker.queues import Queue, TaskName
 from worker.run import worker_argv
-from worker.store import NewItem, RecordStore
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +52,13 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
     }
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()
+    data = open_data_layer(url, prefix)
     worker = ManagedProcess("worker", worker_argv(concurrency=4), tmp_path / "worker.log", env=env, cwd=tmp_path)
     worker.start()
     try:
         # Ready when its heartbeat is in <prefix>:workers (what the API's /readyz reads).
-        wait_until(lambda: client.zcard(f"{prefix}:workers") > 0, 60, "the worker's heartbeat")
-        yield {"sim": sim, "url": url, "prefix": prefix, "redis": client, "worker": worker}
+        wait_until(lambda: data.telemetry.workers_seen(since=0) > 0, 60, "the worker's heartbeat")
+        yield {"sim": sim, "url": url, "data": data, "worker": worker}
     finally:
         worker.stop()
         client.flushdb()
@@ -73,12 +74,12 @@ def _image_id(sim, name: str) -> str:
 
 
 def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
-    sim, client, prefix = stack["sim"], stack["redis"], stack["prefix"]
-    store = RecordStore(client, prefix)
+    sim, data = stack["sim"], stack["data"]
+    store = data.records
     source = _image_id(sim, "debian-12-base")
     batch = store.create_batch([NewItem(ItemSpec(image_id=source, name=f"bulk {i}"), "default") for i in range(200)])
     sender = celery.Celery("test-sender", broker=stack["url"], set_as_current=False)
-    sender.send_task(Task.ADMIT.value, kwargs={"batch_id": batch.batch_id}, queue=Queue.ADMIT.value)
+    sender.send_task(TaskName.ADMIT.value, kwargs={"batch_id": batch.batch_id}, queue=Queue.ADMIT.value)
 
     def done() -> bool:
         assert stack["worker"].running(), stack["worker"].log_tail()
@@ -89,9 +90,9 @@ def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
     assert summary.counts[ItemState.SUCCEEDED] == 200, (summary.counts, stack["worker"].log_tail())
     project = httpx.get(f"{sim.url}/_sim/projects").json()["projects"][0]
     assert project["jobs_total"] == 200 and project["peak_concurrent_jobs"] <= 5
-    outcomes = client.hgetall(f"{prefix}:ims:outcomes")
-    assert not any(key.endswith("IMG.0060") for key in outcomes), outcomes
+    outcomes = data.telemetry.ims_outcomes()
+    assert not any(outcome == "IMG.0060" for _, outcome in outcomes), outcomes
     stats = httpx.get(f"{sim.url}/_sim/stats").json()["by_endpoint"]
     copy_statuses = {status for name, counts in stats.items() if "copy" in name for status in counts}
     assert copy_statuses == {"200"}, stats
-    assert client.zcard(f"{prefix}:slots:default") == 0
+    assert data.slots.in_use("default") == 0

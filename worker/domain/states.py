@@ -1,13 +1,18 @@
-"""The life of a replication item: its states and the transitions allowed between them."""
+"""The life of a replication item: its states, the events that move it, and the one table of legal moves.
+
+``MOVES`` is the only source of which transitions are allowed: callers name an event, the event names its target
+state and the states it may happen in, and the record store's script is handed exactly those (``worker.data``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
 class ItemState(str, Enum):
     ACCEPTED = "accepted"  # stored by the API, not yet looked at by a worker
-    VALIDATING = "validating"  # a worker is checking the seed's rules against IMS and KMS
+    VALIDATING = "validating"  # a worker is checking the image and key rules against IMS and KMS
     WAITING = "waiting"  # valid, queued for one of the account's replication slots
     SUBMITTING = "submitting"  # holds a slot; the copy call is being made (or its result adopted)
     REPLICATING = "replicating"  # IMS accepted the copy; its job is being polled
@@ -22,29 +27,52 @@ class ItemState(str, Enum):
 
 
 TERMINAL = frozenset({ItemState.SUCCEEDED, ItemState.REJECTED, ItemState.FAILED, ItemState.CANCELLED})
-ACTIVE = frozenset(ItemState) - TERMINAL
 
-# Which state may follow which. A step re-entering its own state (a redelivered message) is allowed, so that each
-# step is idempotent; anything else is refused by the store atomically.
-TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
-    ItemState.ACCEPTED: frozenset({ItemState.VALIDATING, ItemState.CANCELLED}),
-    ItemState.VALIDATING: frozenset(
-        {ItemState.VALIDATING, ItemState.WAITING, ItemState.REJECTED, ItemState.FAILED, ItemState.CANCELLED}
-    ),
-    ItemState.WAITING: frozenset({ItemState.SUBMITTING, ItemState.CANCELLED, ItemState.FAILED}),
-    ItemState.SUBMITTING: frozenset({ItemState.SUBMITTING, ItemState.REPLICATING, ItemState.FAILED}),
-    ItemState.REPLICATING: frozenset({ItemState.SUCCEEDED, ItemState.FAILED}),
-    ItemState.SUCCEEDED: frozenset(),
-    ItemState.REJECTED: frozenset({ItemState.ACCEPTED}),  # retry as a new attempt
-    ItemState.FAILED: frozenset({ItemState.ACCEPTED}),  # retry as a new attempt
-    ItemState.CANCELLED: frozenset(),
+
+class Event(str, Enum):
+    START_VALIDATION = "start_validation"  # a worker takes an accepted item
+    RESUME_VALIDATION = "resume_validation"  # a redelivered validate finds the item validating
+    VALIDATED = "validated"  # every rule holds: queue for a slot
+    REJECT = "reject"  # a rule is broken: IMS's copy call is never made
+    START_SUBMIT = "start_submit"  # the item was granted a slot
+    COPY_STARTED = "copy_started"  # IMS accepted the copy (or an earlier attempt's copy was adopted)
+    SUCCEED = "succeed"  # the new image is active
+    FAIL = "fail"  # IMS failed the copy, refused it, or the item ran out of retries
+    CANCEL = "cancel"  # the user cancelled before the copy call
+    RETRY = "retry"  # the user retries a failed item as a new attempt
+
+
+@dataclass(frozen=True)
+class Move:
+    sources: frozenset[ItemState]
+    target: ItemState
+
+
+def _move(sources: set[ItemState], target: ItemState) -> Move:
+    return Move(frozenset(sources), target)
+
+
+S = ItemState
+# Items that have not reached IMS's copy call can be cancelled; a running IMS job cannot.
+CANCELLABLE = frozenset({S.ACCEPTED, S.VALIDATING, S.WAITING})
+
+MOVES: dict[Event, Move] = {
+    Event.START_VALIDATION: _move({S.ACCEPTED}, S.VALIDATING),
+    Event.RESUME_VALIDATION: _move({S.VALIDATING}, S.VALIDATING),
+    Event.VALIDATED: _move({S.VALIDATING}, S.WAITING),
+    Event.REJECT: _move({S.VALIDATING}, S.REJECTED),
+    Event.START_SUBMIT: _move({S.WAITING}, S.SUBMITTING),
+    Event.COPY_STARTED: _move({S.SUBMITTING}, S.REPLICATING),
+    Event.SUCCEED: _move({S.REPLICATING}, S.SUCCEEDED),
+    Event.FAIL: _move({S.VALIDATING, S.WAITING, S.SUBMITTING, S.REPLICATING}, S.FAILED),
+    Event.CANCEL: _move(set(CANCELLABLE), S.CANCELLED),
+    Event.RETRY: _move({S.FAILED}, S.ACCEPTED),
 }
 
-# Items that have not yet reached IMS's copy call can be cancelled; a running IMS job cannot.
-CANCELLABLE = frozenset({ItemState.ACCEPTED, ItemState.VALIDATING, ItemState.WAITING})
-RETRYABLE = frozenset({ItemState.FAILED})
+# The event that ends an item in each terminal state a step can reach.
+ENDING: dict[ItemState, Event] = {S.SUCCEEDED: Event.SUCCEED, S.REJECTED: Event.REJECT, S.FAILED: Event.FAIL}
 
 
-def sources_of(target: ItemState) -> frozenset[ItemState]:
-    """Every state from which ``target`` may be entered."""
-    return frozenset(s for s, nxt in TRANSITIONS.items() if target in nxt)
+def allowed(source: ItemState, target: ItemState) -> bool:
+    """Whether some event moves an item from ``source`` to ``target``."""
+    return any(source in m.sources and m.target is target for m in MOVES.values())

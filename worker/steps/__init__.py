@@ -1,16 +1,16 @@
 """The pipeline's steps, testable without Celery: each loads the item, does one step, records the transition via
-the RecordStore and returns the tasks to send next (``Next``); the Celery tasks in ``worker.tasks`` only send them.
+the data layer and returns the tasks to send next (``Next``); the Celery tasks in ``worker.tasks`` only send them.
 
 Every step is idempotent under redelivery: transitions are conditional, and a step that finds its item already
 past it does nothing.
 """
 
 from worker.steps.admit import admit
-from worker.steps.context import Next, Pipeline
+from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import finish
 from worker.steps.poll import poll
 from worker.steps.reconcile import reconcile
 from worker.steps.submit import submit
 from worker.steps.validate import validate
 
-__all__ = ["Next", "Pipeline", "admit", "finish", "poll", "reconcile", "submit", "validate"]
+__all__ = ["Next", "StepContext", "admit", "finish", "poll", "reconcile", "submit", "validate"]

@@ -14,22 +14,23 @@ from collections import defaultdict
 
 from worker.domain.item import ReplicationItem
 from worker.domain.states import ItemState
-from worker.queues import Task
-from worker.steps.context import Next, Pipeline
+from worker.queues import TaskName
+from worker.steps.context import Next, StepContext
 from worker.steps.validate import validate_many
 
 CHUNK = 500
 
 
-def admit(p: Pipeline, batch_id: str, cursor: int = 0) -> list[Next]:
+def admit(ctx: StepContext, batch_id: str, cursor: int = 0) -> list[Next]:
     """Validate one chunk of the batch's accepted items, then an admit task for the next chunk."""
-    ids = p.store.batch_item_ids(batch_id, cursor, cursor + CHUNK - 1)
+    records = ctx.data.records
+    ids = records.batch_item_ids(batch_id, cursor, cursor + CHUNK - 1)
     by_account: dict[str, list[ReplicationItem]] = defaultdict(list)
-    for item in p.store.get_items(ids):
+    for item in records.get_items(ids):
         if item.state is ItemState.ACCEPTED:
             by_account[item.account].append(item)
     # The next chunk first: its admit can start on another worker while this one's nexts are sent.
-    nexts = [Next(Task.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK})] if len(ids) == CHUNK else []
+    nexts = [Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK})] if len(ids) == CHUNK else []
     for items in by_account.values():
-        nexts += validate_many(p, items)
+        nexts += validate_many(ctx, items)
     return nexts

@@ -1,10 +1,4 @@
-"""What every step needs (the store, the slot pool, settings, one IMS client per account) and what it returns.
-
-Redis keys (``P`` is the key prefix)::
-
-    P:authfail:<account>   string  why the account's credentials were refused; while it exists (5 minutes, the
-                                   length of IAM's AK/SK lock-out) the account's items fail without a request
-"""
+"""What every step needs (settings, the data layer, one IMS client per account) and what it returns (``Next``)."""
 
 from __future__ import annotations
 
@@ -14,12 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from config.settings import AccountSettings, Settings
+from worker.data import DataLayer
 from worker.domain.item import ReplicationItem
 from worker.errors import AuthenticationError
 from worker.ims.client import ImsClient
-from worker.queues import Task
-from worker.slots import SlotPool
-from worker.store import RecordStore
+from worker.queues import TaskName
 
 AUTH_FAILURE_HOLD = 300  # seconds; 5 bad AK/SK signatures lock the key for 5 minutes, so don't add more
 
@@ -28,44 +21,38 @@ AUTH_FAILURE_HOLD = 300  # seconds; 5 bad AK/SK signatures lock the key for 5 mi
 class Next:
     """A task to send, with its keyword arguments and countdown: what a step asks the Celery layer to do."""
 
-    task: Task
+    task: TaskName
     kwargs: Mapping[str, str | int]
     countdown: float = 0.0
 
     @classmethod
-    def for_item(cls, task: Task, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:
+    def for_item(cls, task: TaskName, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:
         # The image ID rides along only so Flower shows what a task is about; steps read the stored item.
         return cls(task, {"item_id": item.id, "image_id": item.image_id, **extra}, max(0.0, countdown))
 
 
 @dataclass
-class Pipeline:
+class StepContext:
     settings: Settings
-    store: RecordStore
-    slots: SlotPool
+    data: DataLayer
     clients: Callable[[str], ImsClient]  # account name -> that account's client
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
-
-    @property
-    def prefix(self) -> str:
-        return self.store.prefix
 
     def account(self, name: str) -> AccountSettings | None:
         return self.settings.accounts.get(name)
 
     def client(self, account: str) -> ImsClient:
         """The account's client, unless its credentials were refused a moment ago (then raise at once)."""
-        refused = self.store.redis.get(f"{self.prefix}:authfail:{account}")
+        refused = self.data.accounts.held(account)
         if refused is not None:
-            text = refused.decode() if isinstance(refused, bytes) else refused
-            raise AuthenticationError(f"credentials of account {account} were refused recently: {text}")
+            raise AuthenticationError(f"credentials of account {account} were refused recently: {refused}")
         return self.clients(account)
 
     def credentials_refused(self, account: str, error: AuthenticationError) -> None:
         if error.endpoint is None:  # raised by client() above, not by the cloud: the hold is already set
             return
-        self.store.redis.set(f"{self.prefix}:authfail:{account}", str(error), ex=AUTH_FAILURE_HOLD)
+        self.data.accounts.hold(account, str(error), AUTH_FAILURE_HOLD)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""

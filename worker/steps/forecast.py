@@ -1,13 +1,9 @@
 """How long an account's copies take, learned from its finished jobs, so a poll can be due when a job should end.
 
-Redis keys (``P`` is the key prefix)::
-
-    P:durations:<account>   list  "<source bytes> <seconds>" of the account's latest successful copies, newest
-                                  first, at most ``SAMPLES``
-
 Durations come from IMS's own ``begin_time``/``end_time`` (one clock, whatever our clocks say); sizes from
-validation (``__image_size``). A least-squares line ``seconds = a + b * bytes`` over the samples predicts a new
-copy; with too little spread in the sizes (or a slope that makes no sense) the mean duration does.
+validation (``__image_size``). A least-squares line ``seconds = a + b * bytes`` over the account's latest copies
+(``worker.data.accounts``) predicts a new copy; with too little spread in the sizes (or a slope that makes no
+sense) the mean duration does.
 """
 
 from __future__ import annotations
@@ -15,35 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from worker.ims.models import Job
-from worker.steps.context import Pipeline
-
-SAMPLES = 20
+from worker.steps.context import StepContext
 
 
-def _key(p: Pipeline, account: str) -> str:
-    return f"{p.prefix}:durations:{account}"
-
-
-def record(p: Pipeline, account: str, size: int | None, job: Job) -> None:
+def record(ctx: StepContext, account: str, size: int | None, job: Job) -> None:
     """Remember a successful job's duration (IMS's times; nothing when it gave none)."""
     if size is None or job.begin_time is None or job.end_time is None:
         return
     seconds = (job.end_time - job.begin_time).total_seconds()
-    if seconds <= 0:
-        return
-    pipe = p.store.redis.pipeline(transaction=False)
-    pipe.lpush(_key(p, account), f"{size} {seconds:.3f}")
-    pipe.ltrim(_key(p, account), 0, SAMPLES - 1)
-    pipe.execute()
+    if seconds > 0:
+        ctx.data.accounts.record_duration(account, size, seconds)
 
 
-def predict(p: Pipeline, account: str, size: int | None) -> float | None:
+def predict(ctx: StepContext, account: str, size: int | None) -> float | None:
     """Expected seconds for a copy of ``size`` bytes in this account; None before any copy of it has finished."""
-    samples = []
-    for entry in p.store.redis.lrange(_key(p, account), 0, -1):
-        text = entry.decode() if isinstance(entry, bytes) else entry
-        size_text, seconds_text = text.split()
-        samples.append((float(size_text), float(seconds_text)))
+    samples = ctx.data.accounts.durations(account)
     return duration(samples, size) if samples else None
 
 

@@ -22,57 +22,46 @@ from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 from worker.errors import PermanentError, RetryableError
 from worker.ims.client import ImsClient
-from worker.queues import Task
+from worker.queues import TaskName
 from worker.steps import forecast
-from worker.steps.context import Next, Pipeline
-from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
-
-# Advance poll_seq from the expected number, only while the item is still replicating.
-_CLAIM = """
-local key = KEYS[1]
-if redis.call('HGET', key, 'state') ~= 'replicating' then return 0 end
-if (redis.call('HGET', key, 'poll_seq') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', key, 'poll_seq', tostring(tonumber(ARGV[1]) + 1), 'updated_at', ARGV[2])
-return 1
-"""
+from worker.steps.context import Next, StepContext
+from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
 
 _GONE = frozenset({"killed", "deleted"})
 END_MARGIN = 0.02  # share of a predicted wait added, so the poll lands just after the end rather than before it
 PERCENT_STEP = 0.005  # half the step of process_percent (hundredths): its low end is assumed, for the same reason
 
 
-def poll(p: Pipeline, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
-    item = p.store.get_item(item_id)
+def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
+    item = ctx.data.records.get_item(item_id)
     if item is None:
         return []
     if item.state is not ItemState.REPLICATING:
-        if item.state.terminal and p.slots.release(item.account, item.id):
-            return grant_slots(p, item.account)
-        return []
+        return release_slot(ctx, item) if item.state.terminal else []
     current = item.poll_seq or 0
     if seq != current:
         if not redelivered:
             return []  # a duplicate of a poll that has already run
         seq = current
     try:
-        client = p.client(item.account)
+        client = ctx.client(item.account)
         if item.job_id and not item.new_image_id:
-            return _follow_job(p, client, item, seq)
-        return _follow_image(p, client, item, item.new_image_id or "", seq, after_job=False)
+            return _follow_job(ctx, client, item, seq)
+        return _follow_image(ctx, client, item, item.new_image_id or "", seq, after_job=False)
     except PermanentError as error:
-        return fail_permanently(p, item, error, ItemState.FAILED)
+        return fail_permanently(ctx, item, error, ItemState.FAILED)
     except RetryableError as error:
-        if not _claim(p, item, seq):
+        if not _claim(ctx, item, seq):
             return []
-        return retry_later(p, item, error, Task.POLL, seq=seq + 1)
+        return retry_later(ctx, item, error, TaskName.POLL, seq=seq + 1)
 
 
-def _follow_job(p: Pipeline, client: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
+def _follow_job(ctx: StepContext, client: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
     job = client.get_job_progress(item.job_id or "")
     if job.failed:
         detail = ": ".join(part for part in (job.error_code, job.fail_reason) if part) or "no reason given"
         return finish(
-            p,
+            ctx,
             item,
             ItemState.FAILED,
             reason=ReasonCode.IMS_JOB_FAILED,
@@ -81,48 +70,48 @@ def _follow_job(p: Pipeline, client: ImsClient, item: ReplicationItem, seq: int)
     if job.succeeded:
         if not job.image_id:
             return finish(
-                p,
+                ctx,
                 item,
                 ItemState.FAILED,
                 reason=ReasonCode.COPY_NOT_ACTIVE,
                 message=f"IMS job {item.job_id} succeeded without naming the new image",
             )
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
-        p.store.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
-        forecast.record(p, item.account, item.source_size, job)
-        return _follow_image(p, client, item, job.image_id, seq, after_job=True)
+        ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
+        forecast.record(ctx, item.account, item.source_size, job)
+        return _follow_image(ctx, client, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
     if fraction is not None:
-        p.store.update_if(item.id, ItemState.REPLICATING, progress=fraction)
-    elapsed = p.clock() - (item.job_started_at or p.clock())
-    return _again(p, item, seq, _remaining(p, item, fraction, elapsed))
+        ctx.data.records.update_if(item.id, ItemState.REPLICATING, progress=fraction)
+    elapsed = ctx.clock() - (item.job_started_at or ctx.clock())
+    return _again(ctx, item, seq, _remaining(ctx, item, fraction, elapsed))
 
 
-def first_poll_delay(p: Pipeline, item: ReplicationItem) -> float:
+def first_poll_delay(ctx: StepContext, item: ReplicationItem) -> float:
     """Countdown of a new copy's first poll: its forecast end, or ``poll_initial_delay`` with nothing to go by."""
-    expected = forecast.predict(p, item.account, item.source_size)
-    return p.settings.poll_initial_delay if expected is None else _countdown(p, expected)
+    expected = forecast.predict(ctx, item.account, item.source_size)
+    return ctx.settings.poll_initial_delay if expected is None else _countdown(ctx, expected)
 
 
-def _remaining(p: Pipeline, item: ReplicationItem, fraction: float | None, elapsed: float) -> float:
+def _remaining(ctx: StepContext, item: ReplicationItem, fraction: float | None, elapsed: float) -> float:
     """Seconds the job still needs: from its progress if it reports any, else from the forecast, else its age."""
     if fraction is not None:
         low = max(fraction - PERCENT_STEP, fraction / 2)
         return elapsed * (1 - low) / low
-    expected = forecast.predict(p, item.account, item.source_size)
+    expected = forecast.predict(ctx, item.account, item.source_size)
     return expected - elapsed if expected is not None and expected > elapsed else elapsed
 
 
 def _follow_image(
-    p: Pipeline, client: ImsClient, item: ReplicationItem, image_id: str, seq: int, *, after_job: bool
+    ctx: StepContext, client: ImsClient, item: ReplicationItem, image_id: str, seq: int, *, after_job: bool
 ) -> list[Next]:
     image = client.get_image(image_id) if image_id else None
     if image is not None and image.status == "active":
-        return finish(p, item, ItemState.SUCCEEDED, new_image_id=image.id, progress=1.0)
+        return finish(ctx, item, ItemState.SUCCEEDED, new_image_id=image.id, progress=1.0)
     if image is None or image.status in _GONE:
         status = "is gone" if image is None else f"is {image.status}"
         return finish(
-            p,
+            ctx,
             item,
             ItemState.FAILED,
             reason=ReasonCode.COPY_NOT_ACTIVE,
@@ -130,35 +119,34 @@ def _follow_image(
         )
     # Not active yet. After the job's SUCCESS that is a matter of moments; an adopted copy with no job to ask
     # is still copying, so look again at a quarter of its age so far.
-    elapsed = p.clock() - (item.job_started_at or p.clock())
-    return _again(p, item, seq, 0.0 if after_job else elapsed / 4)
+    elapsed = ctx.clock() - (item.job_started_at or ctx.clock())
+    return _again(ctx, item, seq, 0.0 if after_job else elapsed / 4)
 
 
-def _again(p: Pipeline, item: ReplicationItem, seq: int, wait: float) -> list[Next]:
-    s = p.settings
-    now = p.clock()
+def _again(ctx: StepContext, item: ReplicationItem, seq: int, wait: float) -> list[Next]:
+    s = ctx.settings
+    now = ctx.clock()
     started = item.submit_started_at or item.job_started_at or now
     if now - started > s.poll_deadline_seconds:
         return finish(
-            p,
+            ctx,
             item,
             ItemState.FAILED,
             reason=ReasonCode.POLL_DEADLINE,
             message=f"the copy did not finish within {s.poll_deadline_seconds:.0f}s of its submission",
         )
-    if not _claim(p, item, seq):
+    if not _claim(ctx, item, seq):
         return []
-    return [Next.for_item(Task.POLL, item, _countdown(p, wait), seq=seq + 1)]
+    return [Next.for_item(TaskName.POLL, item, _countdown(ctx, wait), seq=seq + 1)]
 
 
-def _countdown(p: Pipeline, wait: float) -> float:
-    s = p.settings
+def _countdown(ctx: StepContext, wait: float) -> float:
+    s = ctx.settings
     return min(s.poll_max_interval, max(s.poll_min_interval, wait * (1 + END_MARGIN)))
 
 
-def _claim(p: Pipeline, item: ReplicationItem, seq: int) -> bool:
-    script = p.store.redis.register_script(_CLAIM)
-    return bool(script(keys=[p.store.item_key(item.id)], args=[seq, p.clock()]))
+def _claim(ctx: StepContext, item: ReplicationItem, seq: int) -> bool:
+    return ctx.data.records.claim_poll(item.id, seq, ctx.clock())
 
 
 def _fraction(percent: float | None) -> float | None:

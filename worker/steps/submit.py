@@ -15,13 +15,13 @@ import logging
 
 from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
-from worker.domain.states import ItemState
+from worker.domain.states import Event, ItemState
 from worker.errors import ImsRefusedError, PermanentError, RetryableError
 from worker.ims.client import ImsClient
 from worker.ims.models import Image
-from worker.queues import Task
-from worker.steps.context import Next, Pipeline
-from worker.steps.outcomes import fail_permanently, grant_slots, retry_later
+from worker.queues import TaskName
+from worker.steps.context import Next, StepContext
+from worker.steps.outcomes import fail_permanently, release_slot, retry_later
 from worker.steps.poll import first_poll_delay
 
 log = logging.getLogger("worker.steps")
@@ -29,41 +29,41 @@ log = logging.getLogger("worker.steps")
 ADOPT_CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock and IMS's created_at
 
 
-def submit(p: Pipeline, item_id: str) -> list[Next]:
+def submit(ctx: StepContext, item_id: str) -> list[Next]:
     # Taken after the task started, so it lasts until the hard time limit has killed the task at the latest; and it
     # is gone before Redis redelivers the message of a killed worker (visibility timeout > task_time_limit).
-    lock = p.store.redis.lock(f"{p.prefix}:lock:submit:{item_id}", timeout=p.settings.task_time_limit)
+    lock = ctx.data.control.submit_lock(item_id, timeout=ctx.settings.task_time_limit)
     if not lock.acquire(blocking=False):
         return []  # another delivery of this submit is running; it schedules what follows
     try:
-        return _submit(p, item_id)
+        return _submit(ctx, item_id)
     finally:
         lock.release()
 
 
-def _submit(p: Pipeline, item_id: str) -> list[Next]:
-    item = p.store.get_item(item_id)
+def _submit(ctx: StepContext, item_id: str) -> list[Next]:
+    item = ctx.data.records.get_item(item_id)
     if item is None:
         return []
     if item.state.terminal:  # cancelled while it held a slot: hand the slot on
-        return grant_slots(p, item.account) if p.slots.release(item.account, item.id) else []
+        return release_slot(ctx, item)
     if item.state is ItemState.WAITING:
-        if not p.slots.holds(item.account, item.id):
+        if not ctx.data.slots.holds(item.account, item.id):
             return []  # not its turn: the slot pool sends its submit when a slot frees up
         # A new attempt (a retried item too) starts clean of the previous attempt's copy.
         fields = dict.fromkeys(("submit_started_at", "job_id", "job_started_at", "new_image_id", "progress"))
-        if not p.store.transition(item.id, ItemState.SUBMITTING, allowed_from=[ItemState.WAITING], **fields).ok:
+        if not ctx.data.records.move(item, Event.START_SUBMIT, **fields).ok:
             return []
-        item = p.store.get_item(item_id)
+        item = ctx.data.records.get_item(item_id)
     if item is None or item.state is not ItemState.SUBMITTING:
         return []
     earlier = item.submit_started_at
     try:
-        client = p.client(item.account)
+        client = ctx.client(item.account)
         if earlier is not None and (found := find_copy(client, item, earlier)):
-            return start_polling(p, item, new_image_id=found.id)
+            return start_polling(ctx, item, new_image_id=found.id)
         if earlier is None:
-            p.store.update_if(item.id, ItemState.SUBMITTING, submit_started_at=p.clock())
+            ctx.data.records.update_if(item.id, ItemState.SUBMITTING, submit_started_at=ctx.clock())
         try:
             job_id = client.copy_image(
                 item.image_id,
@@ -76,13 +76,13 @@ def _submit(p: Pipeline, item_id: str) -> list[Next]:
             # The name taken after an attempt that may have gone through: most likely by our own copy.
             taken = error.reason is ReasonCode.NAME_EXISTS and earlier is not None
             if taken and (found := find_copy(client, item, earlier)):
-                return start_polling(p, item, new_image_id=found.id)
+                return start_polling(ctx, item, new_image_id=found.id)
             raise
     except PermanentError as error:
-        return fail_permanently(p, item, error, ItemState.FAILED)
+        return fail_permanently(ctx, item, error, ItemState.FAILED)
     except RetryableError as error:
-        return retry_later(p, item, error, Task.SUBMIT)
-    return start_polling(p, item, job_id=job_id)
+        return retry_later(ctx, item, error, TaskName.SUBMIT)
+    return start_polling(ctx, item, job_id=job_id)
 
 
 def find_copy(client: ImsClient, item: ReplicationItem, since: float) -> Image | None:
@@ -102,13 +102,12 @@ def find_copy(client: ImsClient, item: ReplicationItem, since: float) -> Image |
 
 
 def start_polling(
-    p: Pipeline, item: ReplicationItem, *, job_id: str | None = None, new_image_id: str | None = None
+    ctx: StepContext, item: ReplicationItem, *, job_id: str | None = None, new_image_id: str | None = None
 ) -> list[Next]:
-    now = p.clock()
-    moved = p.store.transition(
-        item.id,
-        ItemState.REPLICATING,
-        allowed_from=[ItemState.SUBMITTING],
+    now = ctx.clock()
+    moved = ctx.data.records.move(
+        item,
+        Event.COPY_STARTED,
         now=now,
         job_id=job_id,
         new_image_id=new_image_id,
@@ -119,4 +118,4 @@ def start_polling(
     if not moved.ok:
         log.error("item %s: copy started (job %s) but the item was moved to %s", item.id, job_id, moved.previous)
         return []
-    return [Next.for_item(Task.POLL, item, first_poll_delay(p, item), seq=0)]
+    return [Next.for_item(TaskName.POLL, item, first_poll_delay(ctx, item), seq=0)]

@@ -1,6 +1,6 @@
-"""Validate: every rule of the seed, checked against IMS and KMS before any copy is attempted.
+"""Validate: every rule of in-region replication, checked against IMS and KMS before any copy is attempted.
 
-Rules (seed "Replicating Images Within a Region", ims-contract.md 1.4): the image exists and is visible, is
+Rules (Huawei's "Replicating Images Within a Region", docs/ims-api.md §2): the image exists and is visible, is
 ``active`` (Normal), is not a full-ECS image, not an ISO image, at most 128 GB; the new name (requested, or
 ``copy_<region>_<source name>``) and description follow IMS's rules; a requested KMS key exists and is enabled, an
 alias such as ``ims/default`` resolved to its key ID. Encryption follows from the key: a key gives an encrypted
@@ -20,12 +20,12 @@ from collections.abc import Callable, Collection
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import default_copy_name, description_problem, name_problem
 from worker.domain.reasons import ReasonCode
-from worker.domain.states import ItemState
+from worker.domain.states import Event, ItemState
 from worker.errors import PermanentError, ReplicatorError, RetryableError
 from worker.ims.client import DEFAULT_PAGE_SIZE, ImsClient
 from worker.ims.models import Image, KmsKey
-from worker.queues import Task
-from worker.steps.context import Next, Pipeline
+from worker.queues import TaskName
+from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
 
 MAX_IMAGE_BYTES = 128 * 1024**3
@@ -37,54 +37,54 @@ HITS_PER_PAGE = 5
 Problem = tuple[ReasonCode, str]
 
 
-def validate(p: Pipeline, item_id: str) -> list[Next]:
-    item = p.store.get_item(item_id)
-    if item is None or not _start(p, item):
+def validate(ctx: StepContext, item_id: str) -> list[Next]:
+    item = ctx.data.records.get_item(item_id)
+    if item is None or not _start(ctx, item):
         return []
-    account = p.account(item.account)
+    account = ctx.account(item.account)
     if account is None:
         return finish(
-            p,
+            ctx,
             item,
             ItemState.REJECTED,
             reason=ReasonCode.UNKNOWN_ACCOUNT,
             message=f"account {item.account!r} is not configured on the workers",
         )
     try:
-        client = p.client(item.account)
+        client = ctx.client(item.account)
         image = client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)
         key_problems, cmk_id = check_key(client.find_key, item, image)
     except PermanentError as error:
-        return fail_permanently(p, item, error, ItemState.REJECTED)
+        return fail_permanently(ctx, item, error, ItemState.REJECTED)
     except RetryableError as error:
-        return retry_later(p, item, error, Task.VALIDATE)
-    return _conclude(p, item, image, problems + key_problems, resolved, cmk_id, grant=True)
+        return retry_later(ctx, item, error, TaskName.VALIDATE)
+    return _conclude(ctx, item, image, problems + key_problems, resolved, cmk_id, grant=True)
 
 
-def validate_many(p: Pipeline, items: list[ReplicationItem]) -> list[Next]:
+def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
     """Validate ``items`` (accepted, all of one account) together; returns what to send next."""
-    account = p.account(items[0].account) if items else None
+    account = ctx.account(items[0].account) if items else None
     if account is None or len(items) < LISTING_MIN_ITEMS:
-        return [Next.for_item(Task.VALIDATE, item) for item in items]
+        return [Next.for_item(TaskName.VALIDATE, item) for item in items]
     try:
-        client = p.client(items[0].account)
+        client = ctx.client(items[0].account)
         images = listed_images(client, {item.image_id for item in items})
         keys = {ref: client.find_key(ref) for ref in {item.kms_key for item in items if item.kms_key}}
     except ReplicatorError:  # each item meets the error again on its own, and is retried or refused alone
-        return [Next.for_item(Task.VALIDATE, item) for item in items]
+        return [Next.for_item(TaskName.VALIDATE, item) for item in items]
     nexts: list[Next] = []
     for item in items:
         image = images.get(item.image_id)
         if image is None:  # not among the pages walked: maybe shared, maybe missing; one look-up decides
-            nexts.append(Next.for_item(Task.VALIDATE, item))
+            nexts.append(Next.for_item(TaskName.VALIDATE, item))
             continue
-        if not _start(p, item):
+        if not _start(ctx, item):
             continue
         problems, resolved = check_image(item, image, account.region)
         key_problems, cmk_id = check_key(keys.__getitem__, item, image)
-        nexts += _conclude(p, item, image, problems + key_problems, resolved, cmk_id, grant=False)
-    return nexts + grant_slots(p, items[0].account)  # once for the lot
+        nexts += _conclude(ctx, item, image, problems + key_problems, resolved, cmk_id, grant=False)
+    return nexts + grant_slots(ctx, items[0].account)  # once for the lot
 
 
 def listed_images(client: ImsClient, wanted: Collection[str]) -> dict[str, Image]:
@@ -101,20 +101,18 @@ def listed_images(client: ImsClient, wanted: Collection[str]) -> dict[str, Image
     return found
 
 
-def _start(p: Pipeline, item: ReplicationItem) -> bool:
+def _start(ctx: StepContext, item: ReplicationItem) -> bool:
     """Enter ``validating``; False if the item has moved on (redelivered after it did, or cancelled)."""
     if item.state is ItemState.ACCEPTED:
         # A fresh attempt starts its error budget anew; a redelivery (validating -> validating) keeps counting.
-        moved = p.store.transition(item.id, ItemState.VALIDATING, allowed_from=[ItemState.ACCEPTED], error_retries=0)
-    elif item.state is ItemState.VALIDATING:
-        moved = p.store.transition(item.id, ItemState.VALIDATING, allowed_from=[ItemState.VALIDATING])
-    else:
-        return False
-    return moved.ok
+        return ctx.data.records.move(item, Event.START_VALIDATION, error_retries=0).ok
+    if item.state is ItemState.VALIDATING:
+        return ctx.data.records.move(item, Event.RESUME_VALIDATION).ok
+    return False
 
 
 def _conclude(
-    p: Pipeline,
+    ctx: StepContext,
     item: ReplicationItem,
     image: Image | None,
     problems: list[Problem],
@@ -125,13 +123,12 @@ def _conclude(
 ) -> list[Next]:
     """Reject the item with its problems, or queue it for a slot of its account (and ``grant`` free slots)."""
     if problems:
-        return finish(p, item, ItemState.REJECTED, reason=problems[0][0], message="; ".join(m for _, m in problems))
+        return finish(ctx, item, ItemState.REJECTED, reason=problems[0][0], message="; ".join(m for _, m in problems))
     assert image is not None and resolved is not None
-    now = p.clock()
-    moved = p.store.transition(
-        item.id,
-        ItemState.WAITING,
-        allowed_from=[ItemState.VALIDATING],
+    now = ctx.clock()
+    moved = ctx.data.records.move(
+        item,
+        Event.VALIDATED,
         now=now,
         source_name=image.name,
         source_size=image.size_bytes,
@@ -141,8 +138,8 @@ def _conclude(
     if not moved.ok:
         return []  # cancelled while we were asking IMS
     # Arrival = the time it entered ``waiting`` (its updated_at), so the reconciler can re-queue it in place.
-    p.slots.enqueue(item.account, item.id, now)
-    return grant_slots(p, item.account) if grant else []
+    ctx.data.slots.enqueue(item.account, item.id, now)
+    return grant_slots(ctx, item.account) if grant else []
 
 
 def check_image(item: ReplicationItem, image: Image | None, region: str) -> tuple[list[Problem], str | None]:

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from tests.support import walk_to
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 
@@ -99,7 +100,7 @@ def test_malformed_bodies_are_4xx_naming_field_and_rule(api, client, content, fi
 
 def test_batch_status_counts_every_state(api, client) -> None:
     body = client.post("/v1/batches", json={"items": _items(2)}).json()
-    api.store().transition(body["item_ids"][0], ItemState.VALIDATING)
+    walk_to(api.store(), body["item_ids"][0], ItemState.VALIDATING)
     status = client.get(f"/v1/batches/{body['batch_id']}").json()
     assert status["batch_id"] == body["batch_id"] and status["total"] == 2 and status["done"] is False
     assert status["counts"] == {s.value: 0 for s in ItemState} | {"accepted": 1, "validating": 1}
@@ -110,7 +111,7 @@ def test_items_are_paged_and_filtered_by_state(api, client) -> None:
     body = client.post("/v1/batches", json={"items": _items(7)}).json()
     ids, batch_id = body["item_ids"], body["batch_id"]
     for item_id in ids[::2]:
-        api.store().transition(item_id, ItemState.CANCELLED, reason=ReasonCode.CANCELLED)
+        walk_to(api.store(), item_id, ItemState.CANCELLED, reason=ReasonCode.CANCELLED)
     seen, cursor = [], 0
     while cursor is not None:
         page = client.get(f"/v1/batches/{batch_id}/items", params={"limit": 3, "cursor": cursor}).json()
@@ -150,10 +151,10 @@ def test_cancel_only_touches_items_not_yet_at_ims(api, client) -> None:
     body = client.post("/v1/batches", json={"items": _items(5)}).json()
     ids, store = body["item_ids"], api.store()
     for state in (ItemState.VALIDATING, ItemState.WAITING, ItemState.SUBMITTING):
-        assert store.transition(ids[3], state).ok
+        walk_to(store, ids[3], state)
     for state in (ItemState.VALIDATING, ItemState.REJECTED):
-        assert store.transition(ids[4], state, reason=ReasonCode.IMAGE_NOT_FOUND).ok
-    assert store.transition(ids[1], ItemState.VALIDATING).ok
+        walk_to(store, ids[4], state, reason=ReasonCode.IMAGE_NOT_FOUND)
+    walk_to(store, ids[1], ItemState.VALIDATING)
     response = client.post(f"/v1/batches/{body['batch_id']}/cancel")
     assert response.status_code == 200
     outcome = response.json()
@@ -169,9 +170,9 @@ def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
     body = client.post("/v1/batches", json={"items": _items(2)}).json()
     failed, store = body["item_ids"][0], api.store()
     for state in (ItemState.VALIDATING, ItemState.WAITING, ItemState.SUBMITTING):
-        assert store.transition(failed, state).ok
-    assert store.transition(failed, ItemState.REPLICATING, job_id="job-9", progress=0.3).ok
-    assert store.transition(failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="FAIL").ok
+        walk_to(store, failed, state)
+    walk_to(store, failed, ItemState.REPLICATING, job_id="job-9", progress=0.3)
+    walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="FAIL")
     response = client.post(f"/v1/batches/{body['batch_id']}/retry")
     assert response.status_code == 202 and response.json() == {"retried": 1}
     item = client.get(f"/v1/replications/{failed}").json()

@@ -8,8 +8,8 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import walk_to
 from worker.domain.states import ItemState
-from worker.metrics import record_latency, record_retry
 
 
 def _scrape(api) -> dict[tuple[str, tuple], float]:
@@ -24,10 +24,11 @@ def _scrape(api) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
     body = client.post("/v1/batches", json={"items": [{"image_id": str(uuid.uuid4())} for _ in range(3)]}).json()
-    api.store().transition(body["item_ids"][0], ItemState.VALIDATING)
-    r = api.redis()
-    r.zadd(f"{api.prefix}:slots:default", {"item-a": time.time(), "item-b": time.time()})
-    r.zadd(f"{api.prefix}:workers", {"w1@host": time.time()})
+    data = api.data()
+    walk_to(data.records, body["item_ids"][0], ItemState.VALIDATING)
+    data.slots.restore("default", "item-a", time.time())
+    data.slots.restore("default", "item-b", time.time())
+    data.telemetry.heartbeat("w1@host", time.time())
 
     m = _scrape(api)
     assert m[("imsrep_redis_up", ())] == 1
@@ -36,7 +37,7 @@ def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
     assert m[("imsrep_items", (("state", "succeeded"),))] == 0
     assert m[("imsrep_slots_in_use", (("account", "default"),))] == 2
     assert m[("imsrep_slots_limit", (("account", "default"),))] == 5
-    assert m[("imsrep_queue_backlog", (("queue", "admit"),))] == r.llen("admit") >= 1
+    assert m[("imsrep_queue_backlog", (("queue", "admit"),))] == api.redis().llen("admit") >= 1
     for queue in ("validate", "submit", "poll", "maintenance"):
         assert ("imsrep_queue_backlog", (("queue", queue),)) in m
     assert m[("imsrep_workers_seen", ())] == 1
@@ -44,10 +45,10 @@ def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
 
 
 def test_metrics_export_the_workers_counters(api) -> None:
-    r = api.redis()
-    r.hincrby(f"{api.prefix}:ims:outcomes", "copy:200", 4)
-    r.hincrby(f"{api.prefix}:ims:outcomes", "copy:IMG.0060", 1)
-    r.hincrby(f"{api.prefix}:repairs", "submit_resent", 2)
+    telemetry = api.data().telemetry
+    for outcome in ("200", "200", "200", "200", "IMG.0060"):
+        telemetry.record_ims_outcome("copy", outcome)
+    telemetry.record_repairs({"submit_resent": 2})
     m = _scrape(api)
     assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "200")))] == 4
     assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "IMG.0060")))] == 1
@@ -55,14 +56,14 @@ def test_metrics_export_the_workers_counters(api) -> None:
 
 
 def test_metrics_export_retries_and_the_latency_histogram(api) -> None:
-    # Recorded by the workers' own functions (worker/metrics.py), exported by the API's collector.
-    r = api.redis()
-    record_retry(r, api.prefix, "replication.poll", "transient")
-    record_retry(r, api.prefix, "replication.poll", "transient")
-    record_retry(r, api.prefix, "replication.submit", "rate_limited")
+    # Recorded by the workers' own verbs (worker/data/telemetry.py), exported by the API's collector.
+    telemetry = api.data().telemetry
+    telemetry.record_retry("replication.poll", "transient")
+    telemetry.record_retry("replication.poll", "transient")
+    telemetry.record_retry("replication.submit", "rate_limited")
     for seconds in (0.5, 40.0, 50.0, 90_000.0):
-        record_latency(r, api.prefix, "succeeded", seconds)
-    record_latency(r, api.prefix, "rejected", 2.0)
+        telemetry.record_latency("succeeded", seconds)
+    telemetry.record_latency("rejected", 2.0)
 
     m = _scrape(api)
     assert m[("imsrep_retries_total", (("cause", "transient"), ("task", "replication.poll")))] == 2

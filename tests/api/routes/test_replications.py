@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from tests.support import walk_to
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 
@@ -44,10 +45,10 @@ def test_submit_one_refuses_with_every_problem(api, client) -> None:
 def test_item_record_shows_outcome_progress_and_history(api, client) -> None:
     item_id = client.post("/v1/replications", json={"image_id": str(uuid.uuid4())}).json()["item_id"]
     store = api.store()
-    assert store.transition(item_id, ItemState.VALIDATING).ok
-    assert store.transition(item_id, ItemState.WAITING, target_name="copy_cn-north-4_web").ok
-    assert store.transition(item_id, ItemState.SUBMITTING).ok
-    assert store.transition(item_id, ItemState.REPLICATING, job_id="ff8080814dbd65d7014dbe0d84db0013").ok
+    walk_to(store, item_id, ItemState.VALIDATING)
+    walk_to(store, item_id, ItemState.WAITING, target_name="copy_cn-north-4_web")
+    walk_to(store, item_id, ItemState.SUBMITTING)
+    walk_to(store, item_id, ItemState.REPLICATING, job_id="ff8080814dbd65d7014dbe0d84db0013")
     assert store.update_if(item_id, ItemState.REPLICATING, progress=0.42)
 
     running = client.get(f"/v1/replications/{item_id}").json()
@@ -56,7 +57,7 @@ def test_item_record_shows_outcome_progress_and_history(api, client) -> None:
     assert running["target_name"] == "copy_cn-north-4_web" and running["account"] == "default"
 
     new_image = str(uuid.uuid4())
-    assert store.transition(item_id, ItemState.SUCCEEDED, new_image_id=new_image, progress=1.0).ok
+    walk_to(store, item_id, ItemState.SUCCEEDED, new_image_id=new_image, progress=1.0)
     done = client.get(f"/v1/replications/{item_id}").json()
     assert done["state"] == "succeeded" and done["new_image_id"] == new_image and done["progress_percent"] == 100.0
     assert done["attempt"] == 1 and done["reason"] is None
@@ -69,9 +70,9 @@ def test_item_record_shows_outcome_progress_and_history(api, client) -> None:
 def test_item_record_shows_reason_code_and_message(api, client) -> None:
     item_id = client.post("/v1/replications", json={"image_id": str(uuid.uuid4())}).json()["item_id"]
     store = api.store()
-    assert store.transition(item_id, ItemState.VALIDATING).ok
+    walk_to(store, item_id, ItemState.VALIDATING)
     message = "ISO images cannot be replicated"
-    assert store.transition(item_id, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE, message=message).ok
+    walk_to(store, item_id, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE, message=message)
     record = client.get(f"/v1/replications/{item_id}").json()
     assert (record["state"], record["reason"], record["message"]) == ("rejected", "ISO_IMAGE", message)
     assert record["history"][-1] == {

@@ -15,13 +15,13 @@ import pytest
 
 from config.settings import Settings, load_settings
 from worker import steps
+from worker.data import NewItem
 from worker.domain.item import ReplicationItem
 from worker.domain.spec import ItemSpec
 from worker.ims.client import ImsClient
-from worker.queues import Task
-from worker.runtime import build_pipeline
-from worker.steps import Next, Pipeline
-from worker.store import NewItem
+from worker.queues import TaskName
+from worker.runtime import build_context
+from worker.steps import Next, StepContext
 
 FAST = {
     "poll_initial_delay": 0.2,
@@ -56,13 +56,13 @@ def sim(start_simulator):
 
 
 @pytest.fixture
-def make_pipeline(redis_server, sim) -> Iterable[Callable[..., Pipeline]]:
+def make_context(redis_server, sim) -> Iterable[Callable[..., StepContext]]:
     built = []
 
-    def make(**overrides: object) -> Pipeline:
-        p = build_pipeline(sim_settings(redis_server.url, sim, f"t{uuid.uuid4().hex[:8]}", **overrides))
-        built.append(p.clients)  # a test may swap p.clients for a fake
-        return p
+    def make(**overrides: object) -> StepContext:
+        ctx = build_context(sim_settings(redis_server.url, sim, f"t{uuid.uuid4().hex[:8]}", **overrides))
+        built.append(ctx.clients)  # a test may swap ctx.clients for a fake
+        return ctx
 
     yield make
     for clients in built:
@@ -70,38 +70,38 @@ def make_pipeline(redis_server, sim) -> Iterable[Callable[..., Pipeline]]:
 
 
 @pytest.fixture
-def pipeline(make_pipeline) -> Pipeline:
-    return make_pipeline()
+def ctx(make_context) -> StepContext:
+    return make_context()
 
 
 @pytest.fixture
-def ims(pipeline) -> ImsClient:
-    return pipeline.clients("default")
+def ims(ctx) -> ImsClient:
+    return ctx.clients("default")
 
 
 def image_id(client: ImsClient, name: str) -> str:
     return next(i.id for i in client.list_images(name=name))
 
 
-def store_items(p: Pipeline, *specs: ItemSpec) -> list[str]:
-    return p.store.create_batch([NewItem(spec, "default") for spec in specs]).item_ids
+def store_items(ctx: StepContext, *specs: ItemSpec) -> list[str]:
+    return ctx.data.records.create_batch([NewItem(spec, "default") for spec in specs]).item_ids
 
 
-def run_step(p: Pipeline, nxt: Next) -> list[Next]:
+def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
     k = nxt.kwargs
-    if nxt.task is Task.ADMIT:
-        return steps.admit(p, str(k["batch_id"]), int(k.get("cursor", 0)))
-    if nxt.task is Task.VALIDATE:
-        return steps.validate(p, str(k["item_id"]))
-    if nxt.task is Task.SUBMIT:
-        return steps.submit(p, str(k["item_id"]))
-    if nxt.task is Task.POLL:
-        return steps.poll(p, str(k["item_id"]), int(k["seq"]))
-    return steps.reconcile(p)
+    if nxt.task is TaskName.ADMIT:
+        return steps.admit(ctx, str(k["batch_id"]), int(k.get("cursor", 0)))
+    if nxt.task is TaskName.VALIDATE:
+        return steps.validate(ctx, str(k["item_id"]))
+    if nxt.task is TaskName.SUBMIT:
+        return steps.submit(ctx, str(k["item_id"]))
+    if nxt.task is TaskName.POLL:
+        return steps.poll(ctx, str(k["item_id"]), int(k["seq"]))
+    return steps.reconcile(ctx)
 
 
 def drive(
-    p: Pipeline,
+    ctx: StepContext,
     nexts: Iterable[Next],
     *,
     timeout: float = 30.0,
@@ -124,15 +124,15 @@ def drive(
         if time.monotonic() > deadline:
             raise TimeoutError(f"steps still running after {timeout}s: {nxt}")
         time.sleep(max(0.0, at - time.monotonic()))
-        push(run_step(p, nxt))
+        push(run_step(ctx, nxt))
         ran.append(nxt)
         if watch:
             watch()
     return ran
 
 
-def run_batch(p: Pipeline, *specs: ItemSpec, **kwargs: object) -> list[ReplicationItem]:
-    ids = store_items(p, *specs)
-    batch_id = p.store.get_item(ids[0]).batch_id
-    drive(p, [Next(Task.ADMIT, {"batch_id": batch_id})], **kwargs)
-    return [p.store.get_item(i) for i in ids]
+def run_batch(ctx: StepContext, *specs: ItemSpec, **kwargs: object) -> list[ReplicationItem]:
+    ids = store_items(ctx, *specs)
+    batch_id = ctx.data.records.get_item(ids[0]).batch_id
+    drive(ctx, [Next(TaskName.ADMIT, {"batch_id": batch_id})], **kwargs)
+    return [ctx.data.records.get_item(i) for i in ids]

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from worker.data.accounts import DURATION_SAMPLES
 from worker.ims.models import Job
 from worker.steps import forecast
 
@@ -32,10 +33,10 @@ def _job(seconds: float) -> Job:
     return Job(status="SUCCESS", begin_time=begin, end_time=begin + timedelta(seconds=seconds))
 
 
-def test_recorded_jobs_predict_the_next(pipeline) -> None:
-    assert forecast.predict(pipeline, "default", GIB) is None
-    for n in range(forecast.SAMPLES + 5):
-        forecast.record(pipeline, "default", GIB, _job(10.0 + n % 2))
-    forecast.record(pipeline, "default", None, _job(99.0))  # no size: not a sample
-    assert forecast.predict(pipeline, "default", GIB) == pytest.approx(10.5)
-    assert pipeline.store.redis.llen(f"{pipeline.prefix}:durations:default") == forecast.SAMPLES
+def test_recorded_jobs_predict_the_next(ctx) -> None:
+    assert forecast.predict(ctx, "default", GIB) is None
+    for n in range(DURATION_SAMPLES + 5):
+        forecast.record(ctx, "default", GIB, _job(10.0 + n % 2))
+    forecast.record(ctx, "default", None, _job(99.0))  # no size: not a sample
+    assert forecast.predict(ctx, "default", GIB) == pytest.approx(10.5)
+    assert len(ctx.data.accounts.durations("default")) == DURATION_SAMPLES

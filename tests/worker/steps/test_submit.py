@@ -6,47 +6,48 @@ import time
 
 import httpx
 
+from tests.support import walk_to
 from worker import steps
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.errors import AuthenticationError, ImsRefusedError, ThrottledError
-from worker.queues import Task
+from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 
 from .conftest import drive, image_id, store_items
 
 
-def _validated(p, spec: ItemSpec) -> tuple[str, list]:
-    (item_id,) = store_items(p, spec)
-    nexts = steps.validate(p, item_id)
-    assert [n.task for n in nexts] == [Task.SUBMIT]  # a free slot was granted at once
+def _validated(ctx, spec: ItemSpec) -> tuple[str, list]:
+    (item_id,) = store_items(ctx, spec)
+    nexts = steps.validate(ctx, item_id)
+    assert [n.task for n in nexts] == [TaskName.SUBMIT]  # a free slot was granted at once
     return item_id, nexts
 
 
-def test_crash_after_the_copy_call_adopts_the_copy(pipeline, ims, sim) -> None:
-    item_id, _ = _validated(pipeline, ItemSpec(image_id=image_id(ims, "debian-12-base"), name="adopt-me"))
-    item = pipeline.store.get_item(item_id)
+def test_crash_after_the_copy_call_adopts_the_copy(ctx, ims, sim) -> None:
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base"), name="adopt-me"))
+    item = ctx.data.records.get_item(item_id)
     # The worker recorded its attempt, IMS accepted the copy, and the worker died before storing the job ID.
-    pipeline.store.transition(item_id, ItemState.SUBMITTING, submit_started_at=time.time())
+    walk_to(ctx.data.records, item_id, ItemState.SUBMITTING, submit_started_at=time.time())
     ims.copy_image(item.image_id, name=item.target_name)
 
-    nexts = steps.submit(pipeline, item_id)
-    adopted = pipeline.store.get_item(item_id)
+    nexts = steps.submit(ctx, item_id)
+    adopted = ctx.data.records.get_item(item_id)
     assert adopted.state is ItemState.REPLICATING and adopted.job_id is None and adopted.new_image_id
-    drive(pipeline, nexts)
-    done = pipeline.store.get_item(item_id)
+    drive(ctx, nexts)
+    done = ctx.data.records.get_item(item_id)
     jobs = httpx.get(f"{sim.url}/_sim/jobs").json()["jobs"]
     assert len(jobs) == 1  # exactly one copy
     assert done.state is ItemState.SUCCEEDED and done.new_image_id == jobs[0]["image_id"]
-    assert pipeline.slots.in_use("default") == 0
+    assert ctx.data.slots.in_use("default") == 0
 
 
-def test_redelivered_submit_after_success_does_nothing(pipeline, ims, sim) -> None:
-    item_id, nexts = _validated(pipeline, ItemSpec(image_id=image_id(ims, "debian-12-base"), name="once"))
-    polls = steps.submit(pipeline, item_id)
-    assert [n.task for n in polls] == [Task.POLL]
-    assert steps.submit(pipeline, item_id) == []  # the redelivered message
+def test_redelivered_submit_after_success_does_nothing(ctx, ims, sim) -> None:
+    item_id, nexts = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base"), name="once"))
+    polls = steps.submit(ctx, item_id)
+    assert [n.task for n in polls] == [TaskName.POLL]
+    assert steps.submit(ctx, item_id) == []  # the redelivered message
     assert len(httpx.get(f"{sim.url}/_sim/jobs").json()["jobs"]) == 1
 
 
@@ -64,67 +65,66 @@ class FakeClient:
         raise self.copy_error
 
 
-def _with_client(p, fake) -> None:
-    p.clients = lambda account: fake
+def _with_client(ctx, fake) -> None:
+    ctx.clients = lambda account: fake
 
 
-def test_throttled_copy_backs_off_then_gives_up(make_pipeline, ims) -> None:
-    p = make_pipeline(retry_max_attempts=3)
-    item_id, _ = _validated(p, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+def test_throttled_copy_backs_off_then_gives_up(make_context, ims) -> None:
+    ctx = make_context(retry_max_attempts=3)
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     fake = FakeClient(ims, ThrottledError("IMG.0060 too many tasks", code="IMG.0060", endpoint="copy"))
-    _with_client(p, fake)
+    _with_client(ctx, fake)
     for attempt in range(1, 4):
-        (again,) = steps.submit(p, item_id)
-        assert again.task is Task.SUBMIT and 0 <= again.countdown <= p.settings.retry_max_delay
-        assert p.store.get_item(item_id).error_retries == attempt
-    assert steps.submit(p, item_id) == []
-    item = p.store.get_item(item_id)
+        (again,) = steps.submit(ctx, item_id)
+        assert again.task is TaskName.SUBMIT and 0 <= again.countdown <= ctx.settings.retry_max_delay
+        assert ctx.data.records.get_item(item_id).error_retries == attempt
+    assert steps.submit(ctx, item_id) == []
+    item = ctx.data.records.get_item(item_id)
     assert item.state is ItemState.FAILED and item.reason is ReasonCode.RETRIES_EXHAUSTED
     assert "IMG.0060" in item.message and fake.copies == 4
-    assert p.slots.in_use("default") == 0
+    assert ctx.data.slots.in_use("default") == 0
 
 
-def test_own_rate_limit_is_not_counted_as_an_error(make_pipeline, ims) -> None:
-    pipeline = make_pipeline(retry_max_delay=10.0)
-    item_id, _ = _validated(pipeline, ItemSpec(image_id=image_id(ims, "debian-12-base")))
-    _with_client(pipeline, FakeClient(ims, RateLimited("slow down", retry_after=2.0)))
-    (again,) = steps.submit(pipeline, item_id)
-    assert again.task is Task.SUBMIT and 2.0 <= again.countdown <= 4.0
-    assert pipeline.store.get_item(item_id).error_retries == 0
+def test_own_rate_limit_is_not_counted_as_an_error(make_context, ims) -> None:
+    ctx = make_context(retry_max_delay=10.0)
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    _with_client(ctx, FakeClient(ims, RateLimited("slow down", retry_after=2.0)))
+    (again,) = steps.submit(ctx, item_id)
+    assert again.task is TaskName.SUBMIT and 2.0 <= again.countdown <= 4.0
+    assert ctx.data.records.get_item(item_id).error_retries == 0
 
 
-def test_countdowns_never_exceed_the_retry_cap(pipeline, ims) -> None:
+def test_countdowns_never_exceed_the_retry_cap(ctx, ims) -> None:
     # A countdown past the visibility timeout would have Redis deliver the message twice.
-    item_id, _ = _validated(pipeline, ItemSpec(image_id=image_id(ims, "debian-12-base")))
-    cap = pipeline.settings.retry_max_delay
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    cap = ctx.settings.retry_max_delay
     for error in (RateLimited("slow down", retry_after=3600.0), ThrottledError("429", retry_after=3600.0)):
-        _with_client(pipeline, FakeClient(ims, error))
-        (again,) = steps.submit(pipeline, item_id)
-        assert again.task is Task.SUBMIT and again.countdown <= cap
+        _with_client(ctx, FakeClient(ims, error))
+        (again,) = steps.submit(ctx, item_id)
+        assert again.task is TaskName.SUBMIT and again.countdown <= cap
 
 
-def test_permanent_refusal_fails_and_frees_the_slot_for_the_next(pipeline, ims) -> None:
+def test_permanent_refusal_fails_and_frees_the_slot_for_the_next(ctx, ims) -> None:
     source = image_id(ims, "debian-12-base")
-    p = pipeline
-    first = store_items(p, *[ItemSpec(image_id=source, name=f"n{i}") for i in range(6)])
-    granted = [n for i in first for n in steps.validate(p, i)]
-    assert len(granted) == 5 and p.slots.queued("default") == 1
+    first = store_items(ctx, *[ItemSpec(image_id=source, name=f"n{i}") for i in range(6)])
+    granted = [n for i in first for n in steps.validate(ctx, i)]
+    assert len(granted) == 5 and ctx.data.slots.queued("default") == 1
     quota = ImsRefusedError("IMG.0015 quota", reason=ReasonCode.QUOTA_EXCEEDED, code="IMG.0015", endpoint="copy")
-    _with_client(p, FakeClient(ims, quota))
-    (nxt,) = steps.submit(p, first[0])
-    assert p.store.get_item(first[0]).reason is ReasonCode.QUOTA_EXCEEDED
-    assert nxt.task is Task.SUBMIT and nxt.kwargs["item_id"] == first[5]  # the waiting item got the slot
+    _with_client(ctx, FakeClient(ims, quota))
+    (nxt,) = steps.submit(ctx, first[0])
+    assert ctx.data.records.get_item(first[0]).reason is ReasonCode.QUOTA_EXCEEDED
+    assert nxt.task is TaskName.SUBMIT and nxt.kwargs["item_id"] == first[5]  # the waiting item got the slot
 
 
-def test_refused_credentials_fail_the_account_items_without_more_requests(pipeline, ims) -> None:
+def test_refused_credentials_fail_the_account_items_without_more_requests(ctx, ims) -> None:
     source = image_id(ims, "debian-12-base")
-    a, b = store_items(pipeline, ItemSpec(image_id=source, name="a"), ItemSpec(image_id=source, name="b"))
-    steps.validate(pipeline, a)
+    a, b = store_items(ctx, ItemSpec(image_id=source, name="a"), ItemSpec(image_id=source, name="b"))
+    steps.validate(ctx, a)
     fake = FakeClient(ims, AuthenticationError("APIGW.0301 bad signature", endpoint="copy", status_code=401))
-    _with_client(pipeline, fake)
-    steps.submit(pipeline, a)
-    assert pipeline.store.get_item(a).reason is ReasonCode.ACCOUNT_AUTH_FAILED
-    steps.validate(pipeline, b)  # the next item of the account: refused without asking the cloud
-    item_b = pipeline.store.get_item(b)
+    _with_client(ctx, fake)
+    steps.submit(ctx, a)
+    assert ctx.data.records.get_item(a).reason is ReasonCode.ACCOUNT_AUTH_FAILED
+    steps.validate(ctx, b)  # the next item of the account: refused without asking the cloud
+    item_b = ctx.data.records.get_item(b)
     assert item_b.state is ItemState.FAILED and item_b.reason is ReasonCode.ACCOUNT_AUTH_FAILED
     assert fake.copies == 1

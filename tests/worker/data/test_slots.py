@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from tests.support import walk_to
+from worker.data import DataLayer, NewItem, RecordStore, SlotPool
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
-from worker.slots import SlotPool
-from worker.store import NewItem, RecordStore
 
 
 @pytest.fixture
@@ -19,63 +19,70 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def store(redis_server, prefix) -> RecordStore:
-    return RecordStore(redis_server.client(), prefix=prefix)
+def data(redis_server, prefix) -> DataLayer:
+    return redis_server.data(prefix)
 
 
 @pytest.fixture
-def pool(redis_server, prefix) -> SlotPool:
-    return SlotPool(redis_server.client(), prefix=prefix)
+def store(data) -> RecordStore:
+    return data.records
+
+
+@pytest.fixture
+def pool(data) -> SlotPool:
+    return data.slots
 
 
 def _waiting(store: RecordStore, pool: SlotPool, n: int, account: str = "default") -> list[str]:
     ids = store.create_batch([NewItem(ItemSpec(image_id=str(uuid.uuid4())), account) for _ in range(n)]).item_ids
     for arrival, item_id in enumerate(ids):
-        store.transition(item_id, ItemState.VALIDATING)
-        store.transition(item_id, ItemState.WAITING)
+        walk_to(store, item_id, ItemState.WAITING)
         pool.enqueue(account, item_id, arrival)
     return ids
 
 
-def test_admit_grants_the_oldest_up_to_the_limit(store, pool) -> None:
+def test_grant_goes_to_the_oldest_up_to_the_limit(store, pool) -> None:
     ids = _waiting(store, pool, 8)
-    assert pool.admit("default", 5) == ids[:5]
-    assert pool.admit("default", 5) == []
+    assert pool.grant("default", 5, 0.0) == ids[:5]
+    assert pool.grant("default", 5, 0.0) == []
     assert pool.in_use("default") == 5 and pool.queued("default") == 3
 
 
 def test_enqueue_keeps_the_first_arrival(store, pool) -> None:
     ids = _waiting(store, pool, 2)
-    pool.enqueue("default", ids[0], 99)
-    assert pool.admit("default", 1) == [ids[0]]
+    assert not pool.enqueue("default", ids[0], 99)
+    assert pool.grant("default", 1, 0.0) == [ids[0]]
 
 
 def test_cancelled_items_are_dropped_not_granted(store, pool) -> None:
     ids = _waiting(store, pool, 4)
-    store.transition(ids[0], ItemState.CANCELLED)
-    store.transition(ids[2], ItemState.CANCELLED)
-    assert pool.admit("default", 5) == [ids[1], ids[3]]
+    walk_to(store, ids[0], ItemState.CANCELLED)
+    walk_to(store, ids[2], ItemState.CANCELLED)
+    assert pool.grant("default", 5, 0.0) == [ids[1], ids[3]]
     assert pool.queued("default") == 0
 
 
-def test_release_then_admit_hands_the_slot_to_the_next(store, pool) -> None:
+def test_release_then_grant_hands_the_slot_to_the_next(store, pool) -> None:
     ids = _waiting(store, pool, 3)
-    assert pool.admit("default", 2) == ids[:2]
+    assert pool.grant("default", 2, 0.0) == ids[:2]
     assert pool.release("default", ids[0])
     assert not pool.release("default", ids[0])
-    assert pool.admit("default", 2) == [ids[2]]
+    assert pool.grant("default", 2, 0.0) == [ids[2]]
     assert sorted(pool.holders("default")) == sorted([ids[1], ids[2]])
 
 
 def test_accounts_are_separate(store, pool) -> None:
     a = _waiting(store, pool, 3, "a")
     b = _waiting(store, pool, 3, "b")
-    assert pool.admit("a", 2) == a[:2]
-    assert pool.admit("b", 2) == b[:2]
+    assert pool.grant("a", 2, 0.0) == a[:2]
+    assert pool.grant("b", 2, 0.0) == b[:2]
     assert pool.accounts() >= {"a", "b"}
+    assert pool.in_use_by_account(["a", "b", "c"]) == {"a": 2, "b": 2, "c": 0}
+    items = store.get_items([a[0], a[2], b[1]])
+    assert pool.holding(items) == [True, False, True]
 
 
-def test_concurrent_admits_never_exceed_the_limit(redis_server, store, pool, prefix) -> None:
+def test_concurrent_grants_never_exceed_the_limit(redis_server, store, pool, prefix) -> None:
     ids = _waiting(store, pool, 60)
     granted: list[str] = []
     lock = threading.Lock()
@@ -83,15 +90,14 @@ def test_concurrent_admits_never_exceed_the_limit(redis_server, store, pool, pre
 
     def work() -> None:
         nonlocal peak
-        mine = SlotPool(redis_server.client(), prefix=prefix)
+        mine = redis_server.data(prefix).slots
         for _ in range(40):
-            got = mine.admit("default", 5)
+            got = mine.grant("default", 5, 0.0)
             with lock:
                 granted.extend(got)
                 peak = max(peak, mine.in_use("default"))
             for item_id in got:  # finish the item, free its slot
-                store.transition(item_id, ItemState.SUBMITTING)
-                store.transition(item_id, ItemState.FAILED)
+                walk_to(store, item_id, ItemState.FAILED)
                 mine.release("default", item_id)
 
     threads = [threading.Thread(target=work) for _ in range(8)]

@@ -1,0 +1,33 @@
+"""Helpers that tests of several tiers share (imported as ``tests.support``; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from worker.data import RecordStore
+from worker.domain.states import MOVES, Event, ItemState
+
+
+def events_to(source: ItemState, target: ItemState) -> list[Event]:
+    """The shortest run of events that takes an item from ``source`` to ``target`` (``MOVES``, the one table)."""
+    paths: dict[ItemState, list[Event]] = {source: []}
+    todo = deque([source])
+    while todo:
+        state = todo.popleft()
+        if state is target:
+            return paths[state]
+        for event, move in MOVES.items():
+            if state in move.sources and move.target not in paths:
+                paths[move.target] = [*paths[state], event]
+                todo.append(move.target)
+    raise ValueError(f"no run of events leads from {source.value} to {target.value}")
+
+
+def walk_to(records: RecordStore, item_id: str, target: ItemState, **fields: object) -> None:
+    """Move a stored item to ``target`` by legal events only; the last event also sets ``fields``."""
+    item = records.get_item(item_id)
+    assert item is not None, item_id
+    events = events_to(item.state, target)
+    for index, event in enumerate(events):
+        extra = fields if index == len(events) - 1 else {}
+        assert records.move(item, event, **extra).ok, (item_id, event)

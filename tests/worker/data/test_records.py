@@ -1,0 +1,110 @@
+"""The record store against a real Redis server: batches stored whole, items moved only by the table."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.support import walk_to
+from worker.data import NewItem, RecordStore
+from worker.domain.reasons import ReasonCode
+from worker.domain.spec import ItemSpec
+from worker.domain.states import MOVES, Event, ItemState
+
+
+@pytest.fixture
+def store(redis_server) -> RecordStore:
+    return redis_server.data().records
+
+
+def _items(n: int) -> list[NewItem]:
+    return [NewItem(ItemSpec(image_id=str(uuid.uuid4()), name=f"img {i}"), "default") for i in range(n)]
+
+
+def test_create_batch_stores_every_item_accepted(store: RecordStore) -> None:
+    stored = store.create_batch(_items(3))
+    summary = store.batch(stored.batch_id)
+    assert summary is not None
+    assert summary.total == 3 and summary.counts[ItemState.ACCEPTED] == 3 and not summary.done
+    item = store.get_item(stored.item_ids[1])
+    assert item is not None and item.name == "img 1" and item.state is ItemState.ACCEPTED
+    assert item.kms_key is None and item.account == "default"
+    assert [t.state for t in store.history(item.id)] == [ItemState.ACCEPTED]
+    assert store.batch_item_ids(stored.batch_id) == stored.item_ids
+
+
+def test_move_changes_counts_index_and_history_together(store: RecordStore) -> None:
+    stored = store.create_batch(_items(2))
+    item = store.get_item(stored.item_ids[0])
+    assert store.move(item, Event.START_VALIDATION).ok
+    result = store.move(item, Event.REJECT, reason=ReasonCode.ISO_IMAGE, message="ISO images cannot be replicated")
+    assert result.ok and result.previous is ItemState.VALIDATING
+    item = store.get_item(item.id)
+    assert item.state is ItemState.REJECTED and item.reason is ReasonCode.ISO_IMAGE
+    summary = store.batch(stored.batch_id)
+    assert summary.counts[ItemState.REJECTED] == 1 and summary.counts[ItemState.ACCEPTED] == 1
+    assert summary.counts[ItemState.VALIDATING] == 0
+    assert store.counts_by_state()[ItemState.REJECTED] == 1
+    assert store.in_state(ItemState.VALIDATING, limit=10) == []
+    log = store.history(item.id)
+    assert [t.state for t in log] == [ItemState.ACCEPTED, ItemState.VALIDATING, ItemState.REJECTED]
+    assert log[-1].reason is ReasonCode.ISO_IMAGE
+
+
+def test_move_refused_from_a_wrong_state_or_for_a_missing_item(store: RecordStore) -> None:
+    item = store.get_item(store.create_batch(_items(1)).item_ids[0])
+    result = store.move(item, Event.SUCCEED)
+    assert not result.ok and result.previous is ItemState.ACCEPTED
+    assert store.get_item(item.id).state is ItemState.ACCEPTED
+    missing = store.move(item.model_copy(update={"id": "nope"}), Event.START_VALIDATION)
+    assert not missing.ok and missing.previous is None
+
+
+@pytest.mark.parametrize("source", list(ItemState))
+def test_every_state_pair_follows_the_table(store: RecordStore, source: ItemState) -> None:
+    """For every (source, event): the script moves the item exactly when the table lists the source."""
+    for event, move in MOVES.items():
+        item = store.get_item(store.create_batch(_items(1)).item_ids[0])
+        walk_to(store, item.id, source)
+        result = store.move(item, event)
+        assert result.ok == (source in move.sources), (source, event)
+        assert result.previous is source
+        assert store.get_item(item.id).state is (move.target if result.ok else source)
+
+
+def test_update_if_only_in_expected_state(store: RecordStore) -> None:
+    item_id = store.create_batch(_items(1)).item_ids[0]
+    assert not store.update_if(item_id, ItemState.REPLICATING, progress=0.5)
+    assert store.update_if(item_id, ItemState.ACCEPTED, progress=0.25)
+    assert store.get_item(item_id).progress == 0.25
+
+
+def test_claim_poll_lets_one_of_two_polls_go_on(store: RecordStore) -> None:
+    item_id = store.create_batch(_items(1)).item_ids[0]
+    assert not store.claim_poll(item_id, 0, now=1.0)  # not replicating
+    walk_to(store, item_id, ItemState.REPLICATING, poll_seq=0)
+    assert store.claim_poll(item_id, 0, now=2.0)
+    assert not store.claim_poll(item_id, 0, now=3.0)
+    assert store.get_item(item_id).poll_seq == 1
+
+
+def test_stalled_finds_items_unchanged_since_a_time(store: RecordStore) -> None:
+    ids = store.create_batch(_items(3), now=100.0).item_ids
+    walk_to(store, ids[0], ItemState.VALIDATING)
+    stalled = store.stalled(ItemState.ACCEPTED, before=200.0, limit=10)
+    assert sorted(i.id for i in stalled) == sorted(ids[1:])
+    assert store.stalled(ItemState.ACCEPTED, before=50.0, limit=10) == []
+
+
+def test_batch_items_pages_with_state_filter(store: RecordStore) -> None:
+    stored = store.create_batch(_items(7))
+    for item_id in stored.item_ids[::2]:
+        walk_to(store, item_id, ItemState.CANCELLED)
+    page, cursor = store.batch_items(stored.batch_id, limit=3)
+    assert [i.id for i in page] == stored.item_ids[:3] and cursor == 3
+    cancelled, cursor = store.batch_items(stored.batch_id, state=ItemState.CANCELLED, limit=2)
+    assert [i.id for i in cancelled] == stored.item_ids[0:4:2] and cursor is not None
+    rest, cursor = store.batch_items(stored.batch_id, state=ItemState.CANCELLED, limit=10, cursor=cursor)
+    assert [i.id for i in rest] == stored.item_ids[4::2] and cursor is None
+

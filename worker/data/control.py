@@ -1,0 +1,32 @@
+"""Coordination between deliveries of Celery messages: locks, and how often a message was handed out."""
+
+from __future__ import annotations
+
+import redis
+from redis.lock import Lock
+
+from worker.data.keyspace import Keyspace
+
+DELIVERY_MEMORY = 86_400  # seconds a message's delivery count is kept
+
+
+class Control:
+    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def submit_lock(self, item_id: str, timeout: float) -> Lock:
+        """Held while one delivery of an item's submit runs, so two cannot call copy side by side."""
+        return self._redis.lock(self._keys.submit_lock(item_id), timeout=timeout)
+
+    def reconcile_lock(self, timeout: float) -> Lock:
+        """Held while a reconciler pass runs: with several beats, one pass at a time."""
+        return self._redis.lock(self._keys.reconcile_lock(), timeout=timeout)
+
+    def count_delivery(self, message_id: str) -> int:
+        """One more delivery of a Celery message; returns how many there have been."""
+        key = self._keys.deliveries(message_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, DELIVERY_MEMORY)
+        return int(pipe.execute()[0])

@@ -1,0 +1,122 @@
+"""Every Redis key of ims-replicator, made in one place.
+
+``P`` is the key prefix (``IMSREP_KEY_PREFIX``, default ``imsrep``). Nothing outside ``worker.data`` formats a key;
+``tests/worker/data/test_boundary.py`` checks it.
+
+=============================  ======  =========================================================================
+key                            type    what it holds (owner module in ``worker.data``)
+=============================  ======  =========================================================================
+``P:item:<id>``                hash    a ReplicationItem's fields (records)
+``P:item:<id>:log``            list    JSON transitions ``{state, at, reason, message}`` (records)
+``P:batch:<id>``               hash    ``id``, ``created_at``, ``total`` (records)
+``P:batch:<id>:items``         list    item IDs in submission order (records)
+``P:batch:<id>:counts``        hash    state -> number of the batch's items in it (records)
+``P:batches``                  zset    batch ID -> created_at (records)
+``P:state:<state>``            zset    item ID -> time it entered that state (records; metrics, reconciler)
+``P:slots:<account>``          zset    item ID -> time its replication slot was granted (slots)
+``P:wait:<account>``           zset    item ID -> arrival, for ``waiting`` items without a slot (slots)
+``P:hold:<account>``           string  why the account's credentials were refused; expires with the hold (accounts)
+``P:durations:<account>``      list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
+``P:ratelimit:<account>``      hash    token bucket ``tokens``, ``ts`` (accounts)
+``P:deliveries:<message id>``  string  deliveries of one Celery message, expires after a day (control)
+``P:lock:submit:<item id>``    string  held while a submit runs (control)
+``P:lock:reconcile``           string  held while a reconciler pass runs (control)
+``P:workers``                  zset    worker hostname -> last heartbeat (telemetry)
+``P:ims:outcomes``             hash    ``"<endpoint>:<outcome>"`` -> IMS/KMS/IAM answers (telemetry)
+``P:retries``                  hash    ``"<task>:<cause>"`` -> steps rescheduled after an error (telemetry)
+``P:latency``                  hash    ``"<state>:<bucket>"``, ``"<state>:sum"``, ``"<state>:count"`` (telemetry)
+``P:repairs``                  hash    reconciler repair kind -> count (telemetry)
+=============================  ======  =========================================================================
+
+Celery's own keys (the stage queues ``admit``, ``validate``, ... and kombu's ``unacked``/``_kombu.*``) are kombu's;
+``broker_queue_lists`` only names the lists one queue is kept in, so its backlog can be counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# kombu's Redis transport keeps a queue's prioritised messages in extra lists: name + "\x06\x16" + step (3, 6, 9).
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    prefix: str = "imsrep"
+
+    # Items and batches.
+    def item(self, item_id: str) -> str:
+        return f"{self.prefix}:item:{item_id}"
+
+    def item_log(self, item_id: str) -> str:
+        return f"{self.prefix}:item:{item_id}:log"
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:batch:{batch_id}"
+
+    def batch_items(self, batch_id: str) -> str:
+        return f"{self.prefix}:batch:{batch_id}:items"
+
+    def batch_counts(self, batch_id: str) -> str:
+        return f"{self.prefix}:batch:{batch_id}:counts"
+
+    def batches(self) -> str:
+        return f"{self.prefix}:batches"
+
+    def state(self, state: str) -> str:
+        return f"{self.prefix}:state:{state}"
+
+    # Accounts.
+    def slots(self, account: str) -> str:
+        return f"{self.prefix}:slots:{account}"
+
+    def wait(self, account: str) -> str:
+        return f"{self.prefix}:wait:{account}"
+
+    def account_of(self, key: str) -> str:
+        """The account a ``slots``/``wait`` key belongs to."""
+        return key.rsplit(":", 1)[1]
+
+    def slot_patterns(self) -> tuple[str, str]:
+        """SCAN patterns of the slot and wait keys (accounts no longer configured still have them)."""
+        return f"{self.prefix}:slots:*", f"{self.prefix}:wait:*"
+
+    def hold(self, account: str) -> str:
+        return f"{self.prefix}:hold:{account}"
+
+    def durations(self, account: str) -> str:
+        return f"{self.prefix}:durations:{account}"
+
+    def ratelimit(self, account: str) -> str:
+        return f"{self.prefix}:ratelimit:{account}"
+
+    # Control.
+    def deliveries(self, message_id: str) -> str:
+        return f"{self.prefix}:deliveries:{message_id}"
+
+    def submit_lock(self, item_id: str) -> str:
+        return f"{self.prefix}:lock:submit:{item_id}"
+
+    def reconcile_lock(self) -> str:
+        return f"{self.prefix}:lock:reconcile"
+
+    # Telemetry.
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def ims_outcomes(self) -> str:
+        return f"{self.prefix}:ims:outcomes"
+
+    def retries(self) -> str:
+        return f"{self.prefix}:retries"
+
+    def latency(self) -> str:
+        return f"{self.prefix}:latency"
+
+    def repairs(self) -> str:
+        return f"{self.prefix}:repairs"
+
+    @staticmethod
+    def broker_queue_lists(queue: str) -> list[str]:
+        """The lists kombu keeps one queue's messages in (the queue itself and its priority steps)."""
+        return [queue + suffix for suffix in _PRIORITY_SUFFIXES]

@@ -1,0 +1,242 @@
+"""Batches and items in Redis: stored in one transaction, moved by the one transition table, read in pages.
+
+No secret is ever stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from worker.data.keyspace import Keyspace
+from worker.data.scripts import register
+from worker.domain.item import ReplicationItem, Transition
+from worker.domain.reasons import ReasonCode
+from worker.domain.spec import ItemSpec
+from worker.domain.states import MOVES, Event, ItemState
+
+_PAGE = 1000  # item IDs per Redis command when a long list is written or walked
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item ready to store: its spec with defaults applied and its account resolved."""
+
+    spec: ItemSpec
+    account: str
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    batch_id: str
+    item_ids: list[str]
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    ok: bool
+    previous: ItemState | None  # None when the item does not exist
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    batch_id: str
+    created_at: float
+    total: int
+    counts: dict[ItemState, int]
+
+    @property
+    def done(self) -> bool:
+        return sum(n for s, n in self.counts.items() if s.terminal) >= self.total
+
+
+class RecordStore:
+    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+        self._redis = client
+        self._keys = keys
+        self._move = register(client, "move")
+        self._update_if = register(client, "update_if")
+        self._claim_poll = register(client, "claim_poll")
+
+    # Writing ----------------------------------------------------------------------------------------------------
+    def create_batch(self, items: Sequence[NewItem], now: float | None = None) -> StoredBatch:
+        """Store a batch and all its items in one MULTI/EXEC round trip: all of it or none of it.
+
+        Every command in it sets a value rather than adding to one (lists are deleted before they are filled), so
+        a transaction sent again after a lost reply leaves the same records, not doubled ones.
+        """
+        now = time.time() if now is None else now
+        k = self._keys
+        batch_id = uuid.uuid4().hex
+        ids = [uuid.uuid4().hex for _ in items]
+        entry = json.dumps({"state": ItemState.ACCEPTED.value, "at": now})
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(k.batch(batch_id), mapping={"id": batch_id, "created_at": now, "total": len(items)})
+        pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
+        pipe.zadd(k.batches(), {batch_id: now})
+        pipe.delete(k.batch_items(batch_id))
+        for start in range(0, len(ids), _PAGE):
+            pipe.rpush(k.batch_items(batch_id), *ids[start : start + _PAGE])
+        for item_id, new in zip(ids, items, strict=True):
+            record = ReplicationItem(
+                id=item_id,
+                batch_id=batch_id,
+                account=new.account,
+                state=ItemState.ACCEPTED,
+                created_at=now,
+                updated_at=now,
+                **new.spec.model_dump(exclude={"account"}),
+            )
+            pipe.hset(k.item(item_id), mapping=_compact(record.to_redis()))
+            pipe.delete(k.item_log(item_id))
+            pipe.rpush(k.item_log(item_id), entry)
+        if ids:
+            pipe.zadd(k.state(ItemState.ACCEPTED.value), dict.fromkeys(ids, now))
+        pipe.execute()
+        return StoredBatch(batch_id, ids)
+
+    def move(
+        self,
+        item: ReplicationItem,
+        event: Event,
+        *,
+        reason: ReasonCode | None = None,
+        message: str | None = None,
+        now: float | None = None,
+        **fields: object,
+    ) -> TransitionResult:
+        """Apply ``event`` to the item if its current state allows it (``MOVES``); set ``fields`` in the same step.
+
+        ``reason`` and ``message`` are stored on the item (cleared when not given) and in its history.
+        """
+        now = time.time() if now is None else now
+        move = MOVES[event]
+        sources = sorted(s.value for s in move.sources)
+        entry: dict[str, object] = {"state": move.target.value, "at": now}
+        if reason is not None:
+            entry["reason"] = reason.value
+        if message is not None:
+            entry["message"] = message
+        k = self._keys
+        keys = [
+            k.item(item.id),
+            k.item_log(item.id),
+            k.batch_counts(item.batch_id),
+            k.state(move.target.value),
+            *(k.state(s) for s in sources),
+        ]
+        flat = _flatten({**fields, "reason": reason, "message": message})
+        args = [item.id, move.target.value, now, json.dumps(entry), len(sources), *sources, *flat]
+        status, previous = self._move(keys=keys, args=args)
+        return TransitionResult(status == "ok", ItemState(previous) if previous else None)
+
+    def update_if(self, item_id: str, state: ItemState, **fields: object) -> bool:
+        """Set fields while the item is still in ``state``; False if it has moved on."""
+        return bool(self._update_if(keys=[self._keys.item(item_id)], args=[state.value, *_flatten(fields)]))
+
+    def count_error(self, item_id: str) -> int:
+        """One more transient cloud error for the item; returns how many it has met in this attempt."""
+        return int(self._redis.hincrby(self._keys.item(item_id), "error_retries", 1))
+
+    def claim_poll(self, item_id: str, seq: int, now: float) -> bool:
+        """Advance the item's poll chain from ``seq``; False if another poll did, or the item is not replicating."""
+        args = [ItemState.REPLICATING.value, seq, now]
+        return bool(self._claim_poll(keys=[self._keys.item(item_id)], args=args))
+
+    # Reading ----------------------------------------------------------------------------------------------------
+    def get_item(self, item_id: str) -> ReplicationItem | None:
+        data = self._redis.hgetall(self._keys.item(item_id))
+        return ReplicationItem.from_redis(data) if data else None
+
+    def get_items(self, item_ids: Sequence[str]) -> list[ReplicationItem]:
+        pipe = self._redis.pipeline(transaction=False)
+        for item_id in item_ids:
+            pipe.hgetall(self._keys.item(item_id))
+        return [ReplicationItem.from_redis(d) for d in pipe.execute() if d]
+
+    def history(self, item_id: str) -> list[Transition]:
+        return [Transition(**json.loads(e)) for e in self._redis.lrange(self._keys.item_log(item_id), 0, -1)]
+
+    def batch(self, batch_id: str) -> BatchSummary | None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(self._keys.batch(batch_id))
+        pipe.hgetall(self._keys.batch_counts(batch_id))
+        meta, counts = pipe.execute()
+        if not meta:
+            return None
+        return BatchSummary(
+            batch_id=batch_id,
+            created_at=float(meta["created_at"]),
+            total=int(meta["total"]),
+            counts={s: int(counts.get(s.value, 0)) for s in ItemState},
+        )
+
+    def batch_item_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]:
+        return self._redis.lrange(self._keys.batch_items(batch_id), start, stop)
+
+    def batch_items(
+        self, batch_id: str, *, state: ItemState | None = None, limit: int = 100, cursor: int = 0
+    ) -> tuple[list[ReplicationItem], int | None]:
+        """A page of a batch's items (optionally in one state) and the cursor of the next page, if any."""
+        found: list[ReplicationItem] = []
+        position = cursor
+        chunk = max(limit, 200)
+        while len(found) < limit:
+            ids = self.batch_item_ids(batch_id, position, position + chunk - 1)
+            if not ids:
+                return found, None
+            for offset, item in enumerate(self.get_items(ids)):
+                if state is None or item.state == state:
+                    found.append(item)
+                    if len(found) == limit:
+                        nxt = position + offset + 1
+                        return found, nxt if nxt < self.batch_size(batch_id) else None
+            position += len(ids)
+        return found, position
+
+    def batch_size(self, batch_id: str) -> int:
+        return int(self._redis.llen(self._keys.batch_items(batch_id)))
+
+    def counts_by_state(self) -> dict[ItemState, int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for s in ItemState:
+            pipe.zcard(self._keys.state(s.value))
+        return dict(zip(ItemState, (int(n) for n in pipe.execute()), strict=True))
+
+    def stalled(self, state: ItemState, before: float, *, limit: int) -> list[ReplicationItem]:
+        """Items in ``state`` unchanged since before ``before``, oldest first, at most ``limit``."""
+        found: list[ReplicationItem] = []
+        for start in range(0, limit, _PAGE):
+            ids = self._redis.zrangebyscore(self._keys.state(state.value), "-inf", before, start=start, num=_PAGE)
+            found += [i for i in self.get_items(ids) if i.state is state and i.updated_at < before]
+            if len(ids) < _PAGE:
+                break
+        return found
+
+    def in_state(self, state: ItemState, *, limit: int) -> list[ReplicationItem]:
+        """Items in ``state``, longest there first, at most ``limit``."""
+        return self.stalled(state, math.inf, limit=limit)
+
+
+def _compact(mapping: dict[str, str]) -> dict[str, str]:
+    """Leave empty fields out of a new record: they read back as None and cost no memory."""
+    return {k: v for k, v in mapping.items() if v != ""}
+
+
+def _flatten(fields: dict[str, object]) -> list[str]:
+    flat: list[str] = []
+    for key, value in fields.items():
+        if value is None:
+            text = ""
+        elif hasattr(value, "value"):
+            text = str(value.value)
+        else:
+            text = str(value)
+        flat += [key, text]
+    return flat

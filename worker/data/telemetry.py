@@ -1,0 +1,123 @@
+"""What the workers record for operators, and what the API's ``/metrics`` and ``/readyz`` read back.
+
+Kept in Redis rather than in ``prometheus_client`` objects because workers are many short-lived pool processes on
+many hosts: one shared hash per metric gives every API replica the same cluster-wide totals. Heartbeats say which
+workers are alive; queue backlogs are read from kombu's lists.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import redis
+from prometheus_client.utils import floatToGoString
+
+from worker.data.keyspace import Keyspace
+
+# Seconds from acceptance to a terminal state: a rejection takes seconds, a copy minutes, a big batch hours.
+LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
+INF = "+Inf"
+FORGET_WORKER_AFTER = 86_400.0  # a hostname silent this long is dropped from the heartbeat set
+
+
+@dataclass
+class Histogram:
+    """One state's latency as Prometheus wants it: cumulative ``(bound, count)`` pairs ending in ``+Inf``."""
+
+    buckets: list[tuple[str, int]] = field(default_factory=list)
+    total: float = 0.0
+
+
+class Telemetry:
+    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+        self._redis = client
+        self._keys = keys
+
+    # Recording (workers) -------------------------------------------------------------------------------------
+    def record_retry(self, task: str, cause: str) -> None:
+        """A step rescheduled after a retryable error: ``transient`` (a cloud error) or ``rate_limited``."""
+        self._redis.hincrby(self._keys.retries(), f"{task}:{cause}", 1)
+
+    def record_latency(self, state: str, seconds: float) -> None:
+        """An item reached terminal ``state`` this many seconds after it was accepted."""
+        seconds = max(0.0, seconds)
+        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
+        bucket = _bound(LATENCY_BUCKETS[index]) if index < len(LATENCY_BUCKETS) else INF
+        key = self._keys.latency()
+        pipe = self._redis.pipeline(transaction=True)  # the buckets, sum and count move together
+        pipe.hincrby(key, f"{state}:{bucket}", 1)
+        pipe.hincrbyfloat(key, f"{state}:sum", seconds)
+        pipe.hincrby(key, f"{state}:count", 1)
+        pipe.execute()
+
+    def record_ims_outcome(self, endpoint: str, outcome: str) -> None:
+        self._redis.hincrby(self._keys.ims_outcomes(), f"{endpoint}:{outcome}", 1)
+
+    def record_repairs(self, repairs: Mapping[str, int]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for kind, count in repairs.items():
+            pipe.hincrby(self._keys.repairs(), kind, count)
+        pipe.execute()
+
+    def heartbeat(self, hostname: str, now: float) -> None:
+        key = self._keys.workers()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(key, {hostname: now})
+        pipe.zremrangebyscore(key, "-inf", now - FORGET_WORKER_AFTER)
+        pipe.execute()
+
+    def forget_worker(self, hostname: str) -> None:
+        """A worker that stops cleanly is not one that went silent."""
+        self._redis.zrem(self._keys.workers(), hostname)
+
+    # Reading (the API) ---------------------------------------------------------------------------------------
+    def workers_seen(self, since: float) -> int:
+        """Workers whose last heartbeat is at ``since`` or later."""
+        return int(self._redis.zcount(self._keys.workers(), since, "+inf"))
+
+    def queue_backlog(self, queue: str) -> int:
+        """Messages waiting in a stage queue, its priority lists included."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in self._keys.broker_queue_lists(queue):
+            pipe.llen(name)
+        return sum(int(n) for n in pipe.execute())
+
+    def ims_outcomes(self) -> dict[tuple[str, str], int]:
+        """(endpoint, outcome) -> answers."""
+        found = {}
+        for name, n in self._redis.hgetall(self._keys.ims_outcomes()).items():
+            endpoint, _, outcome = name.partition(":")
+            found[(endpoint, outcome)] = int(n)
+        return found
+
+    def repairs(self) -> dict[str, int]:
+        return {kind: int(n) for kind, n in self._redis.hgetall(self._keys.repairs()).items()}
+
+    def retries(self) -> dict[tuple[str, str], int]:
+        """(task, cause) -> reschedules."""
+        found = {}
+        for name, n in self._redis.hgetall(self._keys.retries()).items():
+            task, _, cause = name.rpartition(":")
+            found[(task, cause)] = int(n)
+        return found
+
+    def latency(self) -> dict[str, Histogram]:
+        """A cumulative histogram per terminal state."""
+        per_state: dict[str, dict[str, float]] = {}
+        for name, value in self._redis.hgetall(self._keys.latency()).items():
+            state, _, bound = name.rpartition(":")
+            per_state.setdefault(state, {})[bound] = float(value)
+        histograms = {}
+        for state, fields in per_state.items():
+            running, buckets = 0, []
+            for bound in [*(_bound(b) for b in LATENCY_BUCKETS), INF]:
+                running += int(fields.get(bound, 0))
+                buckets.append((bound, running))
+            histograms[state] = Histogram(buckets, fields.get("sum", 0.0))
+        return histograms
+
+
+def _bound(seconds: float) -> str:
+    return floatToGoString(seconds)  # "60.0", as prometheus_client writes its own ``le`` labels
