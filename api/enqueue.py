@@ -21,7 +21,7 @@ class Enqueuer:
         self.app = celery.Celery("imsrep-api", broker=settings.redis_url, set_as_current=False)
         self.app.conf.update(celery_config(settings))
 
-    def admit(self, batch_id: str) -> bool:
+    def send_admit(self, batch_id: str) -> bool:
         """Ask the workers to take the batch's ``accepted`` items into the pipeline; False if it was not sent.
 
         Never raises: the items are already stored, and the reconciler admits ``accepted`` items that stay

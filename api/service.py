@@ -58,7 +58,7 @@ class ReplicationService:
 
     def _store_and_admit(self, items: list) -> StoredBatch:
         stored = self.records.create_batch(items)  # one MULTI/EXEC: all of the batch or none of it
-        self.enqueuer.admit(stored.batch_id)  # a failure is logged; the reconciler admits stale items
+        self.enqueuer.send_admit(stored.batch_id)  # a failure is logged; the reconciler admits stale items
         return stored
 
     # Reading ----------------------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class ReplicationService:
             )
             retried += result.ok
         if retried:
-            self.enqueuer.admit(batch_id)
+            self.enqueuer.send_admit(batch_id)
         return retried
 
     def _all_items(self, batch_id: str) -> Iterator[ReplicationItem]:

@@ -27,9 +27,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "IMSREP_"
-DEMO_SECRET = "demo"  # the only secret value the demo uses; refused outside demo mode
-_WEAK_SECRETS = {"", DEMO_SECRET, "changeme", "changethis", "password", "admin", "secret", "token"}
-_ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_WEAK_SECRETS = {"", "demo", "changeme", "changethis", "password", "admin", "secret", "token"}
+ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # also the API's rule for an item's account
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
 
 
@@ -88,10 +87,6 @@ class AccountSettings(BaseModel):
         if not (aksk or password):
             raise ValueError("credentials missing: set access_key/secret_key or iam_user/iam_password/iam_domain")
         return self
-
-    @property
-    def uses_aksk(self) -> bool:
-        return self.access_key is not None
 
     def secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in (self.access_key, self.secret_key, self.iam_password) if s]
@@ -170,8 +165,8 @@ class Settings(BaseSettings):
     @classmethod
     def _account_names(cls, v: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
         for name in v:
-            if not _ACCOUNT_NAME.match(name):
-                raise ValueError(f"account name {name!r} must match {_ACCOUNT_NAME.pattern}")
+            if not ACCOUNT_NAME.match(name):
+                raise ValueError(f"account name {name!r} must match {ACCOUNT_NAME.pattern}")
         return v
 
     @model_validator(mode="after")

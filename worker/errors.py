@@ -126,16 +126,8 @@ class ThrottledError(RetryableError):
 
 
 class CloudUnavailableError(RetryableError):
-    """The cloud did not give a usable answer.
-
-    ``maybe_applied`` is false only when the request certainly never reached the server (connection refused,
-    connect or pool timeout). Otherwise a write such as ``copy`` may have been carried out, and the caller must
-    find out before it sends the write again.
-    """
-
-    def __init__(self, message: str, *, maybe_applied: bool = True, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.maybe_applied = maybe_applied
+    """The cloud did not give a usable answer. A write such as ``copy`` may still have been carried out: the
+    submit step looks for the copy before it sends the write again."""
 
 
 class PermanentError(ReplicatorError):

@@ -88,7 +88,7 @@ def test_iam_password_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__IAM_PASSWORD", "pw-very-secret")
     monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__IAM_DOMAIN", "acme")
     account = load_settings().account()
-    assert not account.uses_aksk and account.secret_values() == ["pw-very-secret"]
+    assert account.access_key is None and account.secret_values() == ["pw-very-secret"]
 
 
 def test_weak_secrets_refused_outside_demo(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from config.settings import ACCOUNT_NAME
 from worker.domain.naming import UUID_RE, description_problem, key_ref_problem, name_problem
-
-_ACCOUNT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 
 class ItemOptions(BaseModel):
@@ -20,7 +19,9 @@ class ItemOptions(BaseModel):
         None, description="KMS key ID or alias for an encrypted copy; omit for an unencrypted copy"
     )
     enterprise_project_id: str | None = Field(None, description='"0" (default project) or a UUID')
-    account: str | None = Field(None, pattern=_ACCOUNT, description="Configured account name; default if omitted")
+    account: str | None = Field(
+        None, pattern=ACCOUNT_NAME.pattern, description="Configured account name; default if omitted"
+    )
 
     @field_validator("name")
     @classmethod

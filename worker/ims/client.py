@@ -8,7 +8,6 @@ error.
 from __future__ import annotations
 
 import json
-import re
 import ssl
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -18,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from config.settings import AccountSettings
+from worker.domain.naming import UUID_RE
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
 from worker.ims.hooks import ClientHooks
 from worker.ims.models import Image, Job, KmsKey
@@ -32,7 +32,6 @@ JSON_UTF8 = "application/json;charset=UTF-8"  # what the SDK sends on the copy c
 DEFAULT_PAGE_SIZE = 500  # the service's default ``limit``
 _KEY_PAGE_SIZE = "1000"  # KMS takes ``limit`` as a string
 _KMS_INVALID_KEY_ID = "KMS.0205"  # KMS's answer for an unknown key ID (DEW error-code table)
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def _segment(value: str) -> str:
@@ -156,19 +155,16 @@ class ImsClient:
         description: str | None = None,
         cmk_id: str | None = None,
         enterprise_project_id: str | None = None,
-        safe_mode: bool = False,
     ) -> str:
-        """Start an in-region copy and return its job ID (``safe_mode`` uses the ``/v2.1`` variant).
+        """Start an in-region copy and return its job ID.
 
         Empty optional fields are left out, as the SDK and Terraform do. A 2xx answer without a ``job_id`` is a
-        ``CloudUnavailableError`` with ``maybe_applied`` set: the copy may have started, so the caller must look
-        before it copies again.
+        ``CloudUnavailableError``: the copy may have started, so the caller must look before it copies again.
         """
         body: dict[str, str] = {"name": name}
         optional = {"description": description, "cmk_id": cmk_id, "enterprise_project_id": enterprise_project_id}
         body.update({key: value for key, value in optional.items() if value})
-        version = "v2.1" if safe_mode else "v1"
-        url = f"{self._account.ims_endpoint}/{version}/cloudimages/{_segment(image_id)}/copy"
+        url = f"{self._account.ims_endpoint}/v1/cloudimages/{_segment(image_id)}/copy"
         return self._call("copy", "POST", url, _job_id, body=body)
 
     def get_job(self, job_id: str) -> Job:
@@ -209,7 +205,7 @@ class ImsClient:
 
     def find_key(self, ref: str) -> KmsKey | None:
         """A key by ID (a UUID) or by alias (e.g. ``ims/default``); ``None`` when there is no such key."""
-        if _UUID.match(ref):
+        if UUID_RE.match(ref):
             return self.describe_key(ref)
         return next((key for key in self.list_keys() if key.key_alias == ref), None)
 
@@ -277,14 +273,6 @@ def _is_token_failure(exc: httpx.TransportError) -> bool:
         return False
 
 
-# Failures before the request left this machine: nothing can have been applied.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 def _transport_error(endpoint: str, exc: httpx.TransportError) -> CloudUnavailableError:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-    return CloudUnavailableError(
-        f"{kind} ({type(exc).__name__})",
-        endpoint=endpoint,
-        maybe_applied=not isinstance(exc, _NOT_SENT),
-    )
+    return CloudUnavailableError(f"{kind} ({type(exc).__name__})", endpoint=endpoint)

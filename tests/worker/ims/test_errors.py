@@ -186,7 +186,7 @@ def test_outcome_labels() -> None:
     "err",
     [
         ThrottledError("slow", retry_after=1.5, endpoint="copy", status_code=429, code="APIGW.0308", request_id="r"),
-        CloudUnavailableError("down", maybe_applied=False, endpoint="job"),
+        CloudUnavailableError("down", endpoint="job"),
         ImsRefusedError("no", reason=ReasonCode.ISO_IMAGE, endpoint="copy", status_code=400, code="IMG.0167"),
         AuthenticationError("who", endpoint="token", status_code=401),
     ],
