@@ -254,3 +254,9 @@ def test_a_hang_is_unavailable_within_the_read_timeout(start_simulator: Simulato
         elapsed = time.monotonic() - started
     assert elapsed < 3.0
     assert info.value.endpoint == "show_image"
+
+
+def test_quota_counts_the_project_private_images(client: ImsClient) -> None:
+    quota = client.get_quota()
+    private = [image for image in client.iter_images(**{"__imagetype": "private"}) if image.status != "killed"]
+    assert quota.used == len(private) and quota.quota >= quota.used

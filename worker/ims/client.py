@@ -20,7 +20,7 @@ from config.settings import AccountSettings
 from worker.domain.naming import UUID_RE
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
 from worker.ims.hooks import ClientHooks
-from worker.ims.models import Image, Job, KmsKey
+from worker.ims.models import Image, ImageQuota, Job, KmsKey
 from worker.ims.responses import error_from_response, json_body, outcome, request_id
 from worker.ims.signer import AkSkAuth
 from worker.ims.token import TokenAuth, is_token_request
@@ -61,6 +61,11 @@ def _job_id(data: dict[str, Any]) -> str:
     if not isinstance(job_id, str) or not job_id:
         raise KeyError("job_id")
     return job_id
+
+
+def _image_quota(data: dict[str, Any]) -> ImageQuota:
+    resources = data["quotas"]["resources"]
+    return ImageQuota.model_validate(next(r for r in resources if r.get("type") == "image"))
 
 
 def _key_page(data: dict[str, Any]) -> tuple[list[KmsKey], str | None]:
@@ -144,6 +149,10 @@ class ImsClient:
     def _list(self, endpoint: str, filters: dict[str, Any]) -> list[Image]:
         params = {key: value for key, value in filters.items() if value is not None}
         return self._call(endpoint, "GET", f"{self._account.ims_endpoint}/v2/cloudimages", _images, params=params)
+
+    def get_quota(self) -> ImageQuota:
+        """The project's private-image quota and how much of it is used (in the client's region)."""
+        return self._call("quota", "GET", f"{self._account.ims_endpoint}/v1/cloudimages/quota", _image_quota)
 
     # -- copy and jobs ------------------------------------------------------------------------------------------
 

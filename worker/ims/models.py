@@ -161,3 +161,16 @@ class KmsKey(_Lenient):
     @property
     def is_default(self) -> bool:
         return self.default_key_flag == "1"
+
+
+class ImageQuota(_Lenient):
+    """The private-image quota of the project (``GET /v1/cloudimages/quota``, docs/ims-api.md §5)."""
+
+    used: int
+    quota: int
+    min: int | None = None
+    max: int | None = None
+
+    @property
+    def headroom(self) -> int:
+        return max(0, self.quota - self.used)

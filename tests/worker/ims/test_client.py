@@ -528,3 +528,12 @@ def test_a_refused_connection_is_not_applied() -> None:
         ):
             client.get_image(IMAGE_ID)
     assert "connection failed" in str(info.value)
+
+
+def test_get_quota_reads_the_image_resource() -> None:
+    resources = [{"type": "image_member", "used": 1, "quota": 9}, {"type": "image", "used": "48", "quota": 50}]
+    body = {"quotas": {"resources": resources}}
+    client, rec = make(ok(body))
+    quota = client.get_quota()
+    assert (quota.used, quota.quota, quota.headroom) == (48, 50, 2)
+    assert str(rec.last.url) == f"{IMS}/v1/cloudimages/quota"
