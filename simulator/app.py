@@ -12,7 +12,7 @@ from simulator.config import SimConfig
 from simulator.context import Simulator
 from simulator.errors import no_such_api
 from simulator.gateway import RequestIdMiddleware
-from simulator.routes import iam, ims, introspection, kms
+from simulator.routes import iam, ims, introspection, kms, sharing
 
 
 def create_app(config: SimConfig, sim: Simulator | None = None) -> Starlette:
@@ -24,7 +24,7 @@ def create_app(config: SimConfig, sim: Simulator | None = None) -> Starlette:
         return no_such_api().response(request.state.request_id)
 
     app = Starlette(
-        routes=[*ims.routes(sim), *kms.routes(sim), *iam.routes(sim), *introspection.routes(sim)],
+        routes=[*ims.routes(sim), *sharing.routes(sim), *kms.routes(sim), *iam.routes(sim), *introspection.routes(sim)],
         middleware=[Middleware(RequestIdMiddleware, sim=sim)],
         exception_handlers={HTTPException: unknown_api},
     )

@@ -16,6 +16,7 @@ from simulator.faults import FaultInjector
 from simulator.randomness import SeededStreams
 from simulator.ratelimit import TokenBucket
 from simulator.replication import Replicator
+from simulator.sharing import Sharing
 from simulator.state import Project, SimState
 from simulator.stats import Stats
 from simulator.tokens import TokenStore
@@ -38,6 +39,7 @@ class Simulator:
         self.faults = FaultInjector(self.knobs, self.streams.faults)
         self.stats = Stats()
         self.replicator = Replicator(self.state, self.streams, self.knobs, config)
+        self.sharing = Sharing(self.state, self.streams, config)
         self._buckets: dict[str, TokenBucket] = {}
         # The port each region answers on, once the server has bound them (see bind).
         self.ports: dict[str, int] = {spec.name: spec.port for spec in config.regions}

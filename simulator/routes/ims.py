@@ -19,13 +19,21 @@ def _project(call: Call) -> Project:
 
 
 def list_images_handler(call: Call) -> Response:
-    return JSONResponse({"images": list_images(_project(call), call.request.query_params)})
+    project = _project(call)
+    shared = call.sim.state.shared_with(project)
+    return JSONResponse({"images": list_images(project, call.request.query_params, shared)})
 
 
 def show_image_handler(call: Call) -> Response:
-    image = _project(call).images.get(call.request.path_params["image_id"])
+    project = _project(call)
+    image_id = call.request.path_params["image_id"]
+    image = project.images.get(image_id)
     if image is None:
-        raise ImsError("IMG.0144", status=404)
+        # A member sees an image shared with it, whatever its member status.
+        shared = call.sim.state.membership(project, image_id)
+        if shared is None:
+            raise ImsError("IMG.0144", status=404)
+        image = shared[0].images[image_id]
     return JSONResponse(image)
 
 
