@@ -26,6 +26,8 @@ IMS_MESSAGES = {
     "IMG.0076": "You cannot share an image with yourself.",
     "IMG.0088": "The number of shared images has reached the maximum allowed.",
     "IMG.0090": "The image being created cannot be deleted.",
+    "IMG.0091": "The protected image cannot be deleted.",
+    "IMG.0092": "The image can only be deleted by the owner.",
     "IMG.0095": "The KMS key does not exist.",
     "IMG.0097": "The key is not enabled.",
     "IMG.0098": "The encrypted image cannot be shared or published in Marketplace.",

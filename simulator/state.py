@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.config import AgencySpec
+from simulator.errors import ImsError
 from simulator.jobs import CROSS_REGION, IN_REGION, Job, MemberChange, peak_concurrency
 from simulator.timefmt import image_time
 
 # Images that hold no data do not count towards the private-image quota (a simulator choice).
 NOT_COUNTED_STATUSES = ("killed", "deleted")
+# An image in these states is still being made (a copy's queued or saving image, an upload in progress).
+CREATING_STATUSES = ("queued", "saving")
 MEMBER_SCHEMA = "/v2/schemas/member"
 
 
@@ -125,6 +128,20 @@ class SimState:
             self.projects[job.image_project_id or project.id].add_image(image)
         if image is not None or job.member_changes:
             self._pending.append(job)
+
+    def delete_image(self, project: Project, image_id: str) -> None:
+        """What deleting an image asks of it (https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_0706.html
+        and the error codes): only its owner deletes it, not while it is being made, and not a protected one."""
+        image = project.images.get(image_id)
+        if image is None:
+            if self.membership(project, image_id):
+                raise ImsError("IMG.0092")
+            raise ImsError("IMG.0144", status=404)
+        if image.get("status") in CREATING_STATUSES:
+            raise ImsError("IMG.0090")
+        if image.get("protected") is True:
+            raise ImsError("IMG.0091")
+        self.remove_image(project, image_id)
 
     def remove_image(self, owner: Project, image_id: str) -> None:
         owner.images.pop(image_id)

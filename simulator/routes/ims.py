@@ -1,4 +1,5 @@
-"""IMS: image list and view, in-region copy (v1 and v2.1), cross-region copy, job status and progress, quota."""
+"""IMS: image list, view and delete, tags, in-region copy (v1 and v2.1), cross-region copy, job status and progress,
+quota."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from simulator.gateway import Call, api_route
 from simulator.jobs import Job
 from simulator.listing import list_images
 from simulator.state import Project
+from simulator.tags import list_tags, tag_action
 
 
 def _project(call: Call) -> Project:
@@ -40,6 +42,20 @@ def show_image_handler(call: Call) -> Response:
 def copy_handler(call: Call) -> Response:
     job = call.sim.replicator.submit(_project(call), call.request.path_params["image_id"], call.body, call.now)
     return JSONResponse({"job_id": job.job_id})
+
+
+def delete_image_handler(call: Call) -> Response:
+    call.sim.state.delete_image(_project(call), call.request.path_params["image_id"])
+    return Response(status_code=204)
+
+
+def tags_action_handler(call: Call) -> Response:
+    tag_action(call.sim.state, _project(call), call.request.path_params["image_id"], call.body)
+    return Response(status_code=204)
+
+
+def list_tags_handler(call: Call) -> Response:
+    return JSONResponse(list_tags(call.sim.state, _project(call), call.request.path_params["image_id"]))
 
 
 def cross_region_copy_handler(call: Call) -> Response:
@@ -74,6 +90,11 @@ def routes(sim: Simulator) -> list[Route]:
     return [
         api_route(sim, "/v2/cloudimages", list_images_handler, name="list_images", method="GET"),
         api_route(sim, "/v2/images/{image_id}", show_image_handler, name="show_image", method="GET"),
+        api_route(sim, "/v2/images/{image_id}", delete_image_handler, name="delete_image", method="DELETE"),
+        api_route(sim, "/v2/{project_id}/images/{image_id}/tags/action", tags_action_handler, name="tags_action",
+                  method="POST"),
+        api_route(sim, "/v2/{project_id}/images/{image_id}/tags", list_tags_handler, name="list_tags",
+                  method="GET"),
         api_route(sim, "/v1/cloudimages/quota", quota_handler, name="quota", method="GET"),
         api_route(sim, "/v1/cloudimages/{image_id}/copy", copy_handler, name="copy", method="POST"),
         api_route(sim, "/v2.1/cloudimages/{image_id}/copy", copy_handler, name="copy", method="POST"),

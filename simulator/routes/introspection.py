@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from simulator.config import AgencySpec
 from simulator.context import Simulator
+from simulator.errors import ImsError
 from simulator.gateway import region_endpoints
 from simulator.jobs import CROSS_REGION, IN_REGION, Job, peak_concurrency
 from simulator.state import Project
@@ -167,6 +168,25 @@ def routes(sim: Simulator) -> list[Route]:
         sim.state.tick(now)
         return JSONResponse({**project.summary(now), "request_rate": sim.knobs.request_rate})
 
+    async def delete_images(request: Request) -> Response:
+        """Delete images as their owner would (the same refusals), wherever they are."""
+        image_ids = (await _json_object(request)).get("image_ids")
+        if not isinstance(image_ids, list) or not all(isinstance(i, str) for i in image_ids):
+            raise BadControl("send {\"image_ids\": [\"<id>\", ...]}")
+        now = sim.clock()
+        sim.state.tick(now)
+        deleted, refused = [], {}
+        for image_id in image_ids:
+            owner = sim.state.owner_of(image_id)
+            try:
+                if owner is None:
+                    raise ImsError("IMG.0144", status=404)
+                sim.state.delete_image(owner, image_id)
+                deleted.append(image_id)
+            except ImsError as exc:
+                refused[image_id] = exc.code
+        return JSONResponse({"deleted": deleted, "refused": refused})
+
     async def regions(request: Request) -> Response:
         return JSONResponse(_regions_view(sim, request))
 
@@ -206,6 +226,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/jobs", guarded(jobs), methods=["GET"]),
         Route("/_sim/projects", projects, methods=["GET"]),
         Route("/_sim/projects/{project_id}", guarded(change_project), methods=["POST"]),
+        Route("/_sim/images/delete", guarded(delete_images), methods=["POST"]),
         Route("/_sim/regions", regions, methods=["GET"]),
         Route("/_sim/agencies", guarded(agencies), methods=["GET", "POST"]),
         Route("/_sim/faults", faults, methods=["GET", "POST"]),

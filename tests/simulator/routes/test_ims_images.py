@@ -86,3 +86,19 @@ def test_bad_query_values_single_view_and_quota(client: Any) -> None:
     response = client.get("/v1/cloudimages/quota")
     assert response.json() == {"quotas": {"resources": [
         {"type": "image", "used": 10, "quota": 50, "min": 1, "max": 1000}]}}
+
+
+def test_selector_filters_as_documented_and_nothing_more(app_sim: Callable[..., Any]) -> None:
+    client = app_sim().client()
+    # Both documented time forms; a range needs two conditions, and IMS documents one: the last one counts.
+    assert names(client.images(created_at="gt:2024-03-08 08:00:00")) == ["uploading-image", "edge-128g"]
+    both = client.get("/v2/cloudimages", query=[("created_at", "gt:2024-03-08T08:00:00Z"),
+                                                ("created_at", "lt:2024-03-02T08:00:00Z")])
+    assert names(both.json()["images"]) == ["ubuntu-22.04-web"]
+    assert names(client.images(__os_type="Linux", __platform="EulerOS")) == ["euleros-encrypted"]
+    assert client.images(__os_type="Windows") == []
+    assert names(client.images(status="active", disk_format="zvhd2", limit="1")) == ["edge-128g"]
+    assert names(client.images(sort_key="created_at", sort_dir="asc", limit="1")) == ["ubuntu-22.04-web"]
+    # Filters IMS does not have are ignored, not applied: a client must filter such things itself.
+    assert len(client.images(name="centos")) == 0
+    assert len(client.images(name_prefix="centos", encrypted="true", min_size="1")) == 10
