@@ -22,6 +22,7 @@ from simulator.catalog import CatalogError
 from simulator.catalog.records import default_project_id_for
 from simulator.config import DEFAULT_AGENCY, DEFAULT_PROJECT_ID, AgencySpec, FaultKnobs, RegionSpec, SimConfig
 from simulator.context import Simulator
+from simulator.outage import refusing_protocol
 
 log = logging.getLogger("simulator")
 
@@ -120,7 +121,7 @@ def serve(app: Starlette, sim: Simulator, config: SimConfig) -> None:
     sim.bind({region: sock.getsockname()[1] for region, sock in sockets.items()})
     # A short graceful shutdown: hanging requests must not hold a stop for --hang-seconds.
     server = uvicorn.Server(uvicorn.Config(app, log_level=config.log_level, timeout_graceful_shutdown=1,
-                                           server_header=False))
+                                           server_header=False, http=refusing_protocol(sim)))
     server.run(sockets=list(sockets.values()))
 
 

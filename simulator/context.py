@@ -13,6 +13,7 @@ from simulator.catalog.records import domain_id_for
 from simulator.config import FaultKnobs, RegionSpec, SimConfig
 from simulator.errors import throttled
 from simulator.faults import FaultInjector
+from simulator.outage import Outages
 from simulator.randomness import SeededStreams
 from simulator.ratelimit import TokenBucket
 from simulator.replication import Replicator
@@ -37,6 +38,7 @@ class Simulator:
         self.tokens = TokenStore(self.streams, config.token_ttl)
         self.auth = Authenticator({config.access_key: config.secret_key}, self.tokens, config.lockout_seconds)
         self.faults = FaultInjector(self.knobs, self.streams.faults)
+        self.outages = Outages(clock)
         self.stats = Stats()
         self.replicator = Replicator(self.state, self.streams, self.knobs, config)
         self.sharing = Sharing(self.state, self.streams, config)

@@ -24,6 +24,7 @@ class FaultPlan:
     throttle: bool
     error: GatewayError | None
     hang: bool
+    server_error: GatewayError  # the 5xx this request would get: injected if ``error``, or during an outage
 
 
 class FaultInjector:
@@ -37,10 +38,12 @@ class FaultInjector:
         # changing one knob at runtime does not shift the others' outcomes.
         throttle, error, kind, hang = (self._rng.random() for _ in range(4))
         status, code, message = SERVER_ERRORS[int(kind * len(SERVER_ERRORS))]
+        server_error = GatewayError(status, code, message)
         return FaultPlan(
             throttle=throttle < self.knobs.throttle_rate,
-            error=GatewayError(status, code, message) if error < self.knobs.error_rate else None,
+            error=server_error if error < self.knobs.error_rate else None,
             hang=hang < self.knobs.hang_rate,
+            server_error=server_error,
         )
 
     def count(self, fault: str) -> None:

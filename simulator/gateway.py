@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from simulator import errors
 from simulator.context import Simulator
 from simulator.errors import ApiError
+from simulator.faults import FaultPlan
 from simulator.state import Project
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,33 @@ def resolve_project(sim: Simulator, request: Request, body: bytes, now: float) -
     return project
 
 
+async def _outage_answer(sim: Simulator, request: Request, plan: FaultPlan, name: str) -> Response | None:
+    """During an outage of the request's region: the failure its mode gives, the request not processed."""
+    region = request.state.region
+    outage = sim.outages.active(region)
+    if outage is None:
+        return None
+    sim.faults.count(f"outage_{outage.mode}")
+    error = plan.server_error
+    if outage.mode == "hang":
+        await sim.outages.wait_over(region)
+        error = errors.GatewayError(504, "APIGW.0201", "Backend timeout")
+    elif outage.mode == "refuse":
+        # Refusals happen at the connection (outage.refusing_protocol); one that got this far is a 502.
+        error = errors.GatewayError(502, "APIGW.0201", "Backend unavailable")
+    response = error.response(request.state.request_id)
+    sim.stats.record(name, response.status_code, None, region)
+    return response
+
+
 def api_route(sim: Simulator, path: str, handler: Handler, *, name: str, method: str,
               authenticated: bool = True) -> Route:
     async def endpoint(request: Request) -> Response:
         request_id = request.state.request_id
         plan = sim.faults.plan()
+        down = await _outage_answer(sim, request, plan, name)
+        if down is not None:
+            return down
         if sim.knobs.latency > 0:
             await asyncio.sleep(sim.knobs.latency)
         body = await request.body()

@@ -238,6 +238,27 @@ class Replicator:
             destination.images[job.image_id or ""]["__whole_image"] = "true"
         return job
 
+    def free_slots(self, project: Project, slot: str, now: float) -> int:
+        """Places left for a new job of the kind ``slot`` in ``project`` (as the checks above count them)."""
+        running = len(project.active_jobs(now, self._pools(slot)))
+        if slot == IN_REGION:
+            return max(0, project.job_limit - running)
+        free = project.cross_region_job_limit - len(project.active_jobs(now, [CROSS_REGION]))
+        if self.config.shared_job_pool:
+            free = min(free, project.job_limit - running)
+        return max(0, free)
+
+    def hold_slots(self, project: Project, slot: str, count: int, seconds: float, now: float) -> list[Job]:
+        """Copies started outside the client under test (the console, another tool): ordinary jobs of the
+        project that hold places for ``seconds`` and then succeed; they make no image, so the quota is untouched.
+        They take no draws from the job stream, so the fates of the client's own copies do not move."""
+        job_type = JOB_TYPE if slot == IN_REGION else CROSS_REGION_JOB_TYPE
+        jobs = [Job.plan(begin=now, duration=seconds, fails=False, fail_point=1.0, job_id=self.streams.job_id(),
+                         project_id=project.id, job_type=job_type, external=True) for _ in range(count)]
+        for job in jobs:
+            self.state.start_job(project, job)
+        return jobs
+
     def _start(self, project: Project, destination: Project, source: dict[str, Any], request: CopyRequest,
                now: float, job_type: str) -> Job:
         # Always two draws per accepted copy, so the n-th copy's fate depends only on the seed and n.

@@ -14,6 +14,7 @@ from simulator.context import Simulator
 from simulator.errors import ImsError
 from simulator.gateway import region_endpoints
 from simulator.jobs import CROSS_REGION, IN_REGION, Job, peak_concurrency
+from simulator.outage import MODES
 from simulator.state import Project
 from simulator.timefmt import job_time
 
@@ -187,6 +188,48 @@ def routes(sim: Simulator) -> list[Route]:
                 refused[image_id] = exc.code
         return JSONResponse({"deleted": deleted, "refused": refused})
 
+    async def external_jobs(request: Request) -> Response:
+        body = await _json_object(request)
+        unknown = sorted(set(body) - {"project_id", "region", "count", "seconds", "mode"})
+        if unknown:
+            raise BadControl(f"unknown fields {unknown}")
+        region = body.get("region", sim.state.region)
+        if region not in sim.state.regions:
+            raise BadControl(f"unknown region {region!r}")
+        project = project_or_404(body.get("project_id") or sim.state.default_project(region).id)
+        if project.region != region and "region" in body:
+            raise BadControl(f"project {project.id} is in {project.region}, not {region}")
+        mode = body.get("mode", IN_REGION)
+        count, seconds = body.get("count", 1), body.get("seconds")
+        if mode not in (IN_REGION, CROSS_REGION):
+            raise BadControl(f"mode is {IN_REGION!r} or {CROSS_REGION!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise BadControl("count must be an integer >= 1")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise BadControl("seconds must be a number > 0")
+        now = sim.clock()
+        sim.state.tick(now)
+        free = sim.replicator.free_slots(project, mode, now)
+        if count > free:
+            # IMS would refuse them too: they are copies like any other.
+            raise BadControl(f"only {free} {mode} place(s) free in project {project.id}", 409)
+        jobs = sim.replicator.hold_slots(project, mode, count, float(seconds), now)
+        return JSONResponse({"project_id": project.id, "jobs": [job_record(job, now) for job in jobs]})
+
+    async def outage(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json_object(request)
+            mode, seconds = body.get("mode"), body.get("seconds")
+            regions = [body["region"]] if body.get("region") is not None else list(sim.state.regions)
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                raise BadControl("seconds must be a number >= 0 (0 ends the outage)")
+            if seconds > 0 and mode not in MODES:
+                raise BadControl(f"mode is one of {list(MODES)}")
+            if not set(regions) <= set(sim.state.regions):
+                raise BadControl(f"unknown region {regions[0]!r}")
+            sim.outages.start(mode or "", float(seconds), regions)
+        return JSONResponse({"outages": sim.outages.view()})
+
     async def regions(request: Request) -> Response:
         return JSONResponse(_regions_view(sim, request))
 
@@ -228,6 +271,8 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/projects/{project_id}", guarded(change_project), methods=["POST"]),
         Route("/_sim/images/delete", guarded(delete_images), methods=["POST"]),
         Route("/_sim/regions", regions, methods=["GET"]),
+        Route("/_sim/external_jobs", guarded(external_jobs), methods=["POST"]),
+        Route("/_sim/outage", guarded(outage), methods=["GET", "POST"]),
         Route("/_sim/agencies", guarded(agencies), methods=["GET", "POST"]),
         Route("/_sim/faults", faults, methods=["GET", "POST"]),
         Route("/_sim/tokens/revoke", revoke_tokens, methods=["POST"]),
