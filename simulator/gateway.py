@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator import errors
+from simulator.auth import Principal
 from simulator.context import Simulator
 from simulator.errors import ApiError
 from simulator.faults import FaultPlan
@@ -78,14 +79,18 @@ def lower_headers(request: Request) -> dict[str, str]:
     return {name: ",".join(values) for name, values in merged.items()}
 
 
-def resolve_project(sim: Simulator, request: Request, body: bytes, now: float) -> Project:
-    headers = lower_headers(request)
-    principal = sim.auth.authenticate(
+def authenticate(sim: Simulator, request: Request, body: bytes, now: float) -> Principal:
+    """The caller, by AK/SK signature or token (401 otherwise); its project, if any, is not checked here."""
+    return sim.auth.authenticate(
         method=request.method,
         raw_path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
         raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-        headers=headers, body=body, now=now,
+        headers=lower_headers(request), body=body, now=now,
     )
+
+
+def resolve_project(sim: Simulator, request: Request, body: bytes, now: float) -> Project:
+    principal = authenticate(sim, request, body, now)
     path_project = request.path_params.get("project_id")
     region = request.state.region
     # Under AK/SK without X-Project-Id, the path's project (or the region's default project) is meant.

@@ -1,4 +1,6 @@
-"""IAM: project-scoped tokens for password credentials (https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html)."""
+"""IAM: project-scoped tokens for password credentials (https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html)
+and the project list (https://support.huaweicloud.com/intl/en-us/api-iam/iam_06_0001.html), which the official SDK
+reads to find a region's project ID under AK/SK."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from starlette.routing import Route
 from simulator.catalog.records import NAMESPACE
 from simulator.context import Simulator
 from simulator.errors import IamError
-from simulator.gateway import Call, api_route, region_endpoints
+from simulator.gateway import Call, api_route, authenticate, region_endpoints
 from simulator.state import Project
 from simulator.timefmt import token_time
 
@@ -87,6 +89,29 @@ def issue_token_handler(call: Call) -> Response:
     return JSONResponse({"token": payload}, status_code=201, headers={"X-Subject-Token": value})
 
 
+def list_projects_handler(call: Call) -> Response:
+    """``GET /v3/projects``: every project of every region (IAM is global), filtered by ``name``, ``domain_id``
+    and ``enabled``. An AK/SK signature (no ``X-Project-Id`` needed) or any token of the account will do."""
+    sim = call.sim
+    authenticate(sim, call.request, call.body, call.now)
+    query = call.request.query_params
+    base = f"{call.request.url.scheme}://{call.request.headers.get('host') or call.request.url.netloc}"
+    projects = [
+        {"id": project.id, "name": project.name, "domain_id": sim.domain_id, "parent_id": sim.domain_id,
+         "description": "", "enabled": True, "is_domain": False,
+         "links": {"self": f"{base}/v3/projects/{project.id}"}}
+        for project in sim.state.projects.values()
+        if query.get("name", project.name) == project.name
+    ]
+    if query.get("domain_id", sim.domain_id) != sim.domain_id or query.get("enabled", "true").lower() == "false":
+        projects = []
+    return JSONResponse({"projects": projects,
+                         "links": {"self": str(call.request.url), "previous": None, "next": None}})
+
+
 def routes(sim: Simulator) -> list[Route]:
-    return [api_route(sim, "/v3/auth/tokens", issue_token_handler, name="tokens", method="POST",
-                      authenticated=False)]
+    return [
+        api_route(sim, "/v3/auth/tokens", issue_token_handler, name="tokens", method="POST", authenticated=False),
+        api_route(sim, "/v3/projects", list_projects_handler, name="list_projects", method="GET",
+                  authenticated=False),
+    ]

@@ -83,3 +83,27 @@ def test_revoke_all_and_unknown_tokens(sim: Callable[..., Any]) -> None:
         assert server.client(token=token).get("/v2/cloudimages").json()["error_code"] == "APIGW.0307"
     unknown = server.client(token="MIInot-a-token").get("/v2/cloudimages")
     assert unknown.status_code == 401 and unknown.json()["error_code"] == "APIGW.0301"
+
+
+def test_project_list_by_name_under_aksk_and_token(app_sim: Callable[..., Any]) -> None:
+    """KeystoneListProjects, as the official SDK calls it to find a region's project ID: ``GET /v3/projects?name=``
+    signed with AK/SK and no X-Project-Id; IAM is global, so any region's endpoint answers for every region."""
+    server = app_sim(regions=True, project_ids=(PROJECT, OTHER))
+    unscoped = server.client(project=None)
+    south = unscoped.get("/v3/projects", query=[("name", "cn-south-1")])
+    assert south.status_code == 200, south.text
+    (project,) = south.json()["projects"]
+    assert project["id"] == server.project_of("cn-south-1") and project["name"] == "cn-south-1"
+    assert project["enabled"] is True and project["domain_id"] == server.sim.domain_id
+    second = unscoped.get("/v3/projects", query=[("name", "cn-north-4_2")]).json()["projects"]
+    assert [p["id"] for p in second] == [OTHER]
+    assert unscoped.get("/v3/projects", query=[("name", "nowhere")]).json()["projects"] == []
+    assert len(unscoped.get("/v3/projects").json()["projects"]) == 3
+    token = server.plain.post("/v3/auth/tokens", json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "demo-user", "password": "demo-password", "domain": {"name": "demo-domain"}}}},
+        "scope": {"project": {"name": "cn-north-4"}}}}).headers["x-subject-token"]
+    by_token = server.client(project=None, token=token).get("/v3/projects", query=[("name", "cn-south-1")])
+    assert [p["id"] for p in by_token.json()["projects"]] == [server.project_of("cn-south-1")]
+    refused = server.client(project=None, sk="wrong").get("/v3/projects")
+    assert refused.status_code == 401 and refused.json()["error_code"] == "APIGW.0301"
