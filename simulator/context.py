@@ -9,7 +9,7 @@ from typing import Any
 
 from simulator.auth import Authenticator
 from simulator.catalog.loader import load_catalog, project_catalog
-from simulator.catalog.records import domain_id_for
+from simulator.catalog.records import domain_id_for, tag_pairs
 from simulator.config import FaultKnobs, RegionSpec, SimConfig
 from simulator.errors import throttled
 from simulator.faults import FaultInjector
@@ -60,6 +60,8 @@ class Simulator:
             catalog = project_catalog(source, project_id, spec.name, self.domain_id)
             for image in catalog.images:
                 project.add_image(image)
+                if image["tags"]:
+                    project.tags[image["id"]] = tag_pairs(image["tags"])
             project.keys = {key["key_id"]: key for key in catalog.keys}
             projects.append(project)
         return projects

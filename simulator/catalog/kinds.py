@@ -49,6 +49,11 @@ def oversized(name: str) -> Entry:
     return {"name": name, "__image_size": str(200 * GIB), "min_disk": 256}
 
 
+def huge(name: str) -> Entry:
+    """Over every copy limit, the 300 GB cross-region one of the large regions included."""
+    return {"name": name, "__image_size": str(400 * GIB), "min_disk": 512}
+
+
 def not_active(name: str) -> Entry:
     return {"name": name, "status": "saving"}
 
@@ -60,5 +65,6 @@ KINDS: dict[str, Callable[[str], Entry]] = {
     "full_ecs": full_ecs,
     "iso": iso,
     "oversized": oversized,
+    "huge": huge,
     "not_active": not_active,
 }

@@ -71,6 +71,29 @@ def domain_id_for(domain_name: str) -> str:
     return uuid.uuid5(NAMESPACE, f"domain:{domain_name}").hex
 
 
+# Catalogue tags follow the tags API's limits (https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_0617.html).
+MAX_TAGS, TAG_KEY_MAX, TAG_VALUE_MAX = 10, 36, 43
+
+
+def tag_pairs(tags: Any) -> dict[str, str]:
+    """Catalogue tags, ``{"key": "value"}`` or ``["key=value", ...]``, as key -> value; ``ValueError`` if bad."""
+    if isinstance(tags, dict):
+        pairs = list(tags.items())
+    elif isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        pairs = [tuple(t.split("=", 1)) if "=" in t else (t, "") for t in tags]
+    else:
+        raise ValueError("tags are {\"key\": \"value\"} or [\"key=value\"]")
+    result = dict(pairs)
+    if len(result) != len(pairs) or len(result) > MAX_TAGS:
+        raise ValueError(f"tags: at most {MAX_TAGS}, each key once")
+    for key, value in result.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > TAG_KEY_MAX:
+            raise ValueError(f"tag key {key!r}: 1 to {TAG_KEY_MAX} characters, not blank")
+        if not isinstance(value, str) or len(value) > TAG_VALUE_MAX:
+            raise ValueError(f"tag {key!r}: the value is a string of at most {TAG_VALUE_MAX} characters")
+    return result
+
+
 def build_image(entry: dict[str, Any], project_id: str, key_ids: dict[str, str]) -> dict[str, Any]:
     """A full record from a catalogue entry; ``encrypted_with`` names a key alias of the same project."""
     entry = copy.deepcopy(entry)
@@ -87,6 +110,8 @@ def build_image(entry: dict[str, Any], project_id: str, key_ids: dict[str, str])
         record.setdefault("active_at", record["updated_at"])
     if alias is not None:
         record["__system__cmkid"] = key_ids[alias]
+    # Tags show in the record as "key=value", the list filter's form (docs/simulator.md, Tags).
+    record["tags"] = [f"{key}={value}" for key, value in tag_pairs(record["tags"]).items()]
     for field in STRING_FIELDS:
         record[field] = str(record[field])
     for field in INT_FIELDS:

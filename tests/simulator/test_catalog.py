@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -147,3 +151,70 @@ def test_generator_command_writes_a_file(tmp_path: Path) -> None:
     assert len(json.loads(out.read_text())["default"]["images"]) == 50
     result = CliRunner().invoke(catalog_app, ["generate", "--images", "5", "--mix", "bogus=1", "--out", str(out)])
     assert result.exit_code != 0 and "bogus" in result.output
+
+
+def test_generated_variety_for_selectors(tmp_path: Path) -> None:
+    mix = parse_mix("ordinary=0.6,encrypted=0.2,legacy=0.1,huge=0.1")
+    start, end = datetime(2022, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 1, tzinfo=timezone.utc)
+    options: dict[str, Any] = {"keys": ["old-key", "app-key", "team-key"],
+                               "platforms": {"Ubuntu": 2, "Windows": 1, "CentOS": 1},
+                               "tagged": 0.5, "created": (start, end)}
+    plain, varied = generate(400, mix, seed=3), generate(400, mix, seed=3, **options)
+    assert varied == generate(400, mix, seed=3, **options)
+    # The options vary attributes only: the same names, kinds and order.
+    assert [i["name"] for i in varied["default"]["images"]] == [i["name"] for i in plain["default"]["images"]]
+    assert [k["key_alias"] for k in varied["default"]["keys"]][-1] == "team-key"
+    project = project_catalog(load_catalog(write(tmp_path, varied)), PROJECT, "r", "d" * 32)
+    key_of = {k["key_id"]: k["key_alias"] for k in project.keys}
+    encrypted = Counter(key_of[r["__system__cmkid"]] for r in project.images if "__system__cmkid" in r)
+    assert sorted(encrypted.values()) == [26, 27, 27] and set(encrypted) == {"old-key", "app-key", "team-key"}
+    assert Counter(r["__platform"] for r in project.images) == {"Ubuntu": 200, "Windows": 100, "CentOS": 100}
+    assert {r["__os_type"] for r in project.images if r["__platform"] == "Windows"} == {"Windows"}
+    tagged = [r for r in project.images if r["tags"]]
+    assert 150 < len(tagged) < 250 and all(1 <= len(r["tags"]) <= 3 for r in tagged)
+    assert all(tag.split("=")[0] in ("team", "env", "cost-center") for r in tagged for tag in r["tags"])
+    created = [r["created_at"] for r in project.images]
+    assert min(created) >= "2022-01-01T00:00:00Z" and max(created) < "2024-01-01T00:00:00Z"
+    assert len({c[:7] for c in created}) == 24  # every month of the range
+    assert sum(r["__image_size"] == str(400 * GIB) for r in project.images) == 40
+
+
+def test_catalogue_tags_reach_the_tags_api_and_the_filter(tmp_path: Path, app_sim: Callable[..., Any]) -> None:
+    path = write(tmp_path, {"default": {"images": [{"name": "a", "tags": {"team": "web", "env": ""}},
+                                                   {"name": "b", "tags": ["team=api", "solo"]}, {"name": "c"}]}})
+    client = app_sim(catalog=path).client()
+    a = client.image_named("a")
+    assert a["tags"] == ["team=web", "env="] and client.image_named("b")["tags"] == ["team=api", "solo="]
+    listed = client.get(f"/v2/{client.project}/images/{a['id']}/tags").json()["tags"]
+    assert listed == [{"key": "team", "value": "web"}, {"key": "env", "value": ""}]
+    assert [i["name"] for i in client.images(tag="team=api")] == ["b"]
+
+
+@pytest.mark.parametrize(("tags", "message"), [
+    ("team", "tags are"),
+    ({"k" * 37: "v"}, "tag key"),
+    ({"k": "v" * 44}, "value"),
+    ([f"k{n}=v" for n in range(11)], "at most 10"),
+    (["a=1", "a=2"], "each key once"),
+])
+def test_bad_catalogue_tags(tmp_path: Path, tags: object, message: str) -> None:
+    with pytest.raises(CatalogError, match=message):
+        project_catalog(load_catalog(write(tmp_path, {"default": {"images": [{"name": "x", "tags": tags}]}})),
+                        PROJECT, "r", "d" * 32)
+
+
+def test_generator_command_options(tmp_path: Path) -> None:
+    out = tmp_path / "varied.json"
+    args = ["generate", "--images", "60", "--mix", "ordinary=1,encrypted=1", "--keys", "old-key,new-key",
+            "--platforms", "Red Hat=1,Oracle Linux=1", "--tagged", "1", "--from", "2023-06-01", "--to",
+            "2023-07-01", "--out", str(out)]
+    result = CliRunner().invoke(catalog_app, args)
+    assert result.exit_code == 0, result.output
+    images = json.loads(out.read_text())["default"]["images"]
+    assert {i["__platform"] for i in images} == {"Red Hat", "Oracle Linux"} and all(i["tags"] for i in images)
+    assert {i["encrypted_with"] for i in images if "encrypted_with" in i} == {"old-key", "new-key"}
+    assert all(i["created_at"].startswith("2023-06") for i in images)
+    for bad in (["--platforms", "Plan9=1"], ["--from", "2023-06-01"], ["--from", "2023-06-02", "--to", "2023-06-01"],
+                ["--keys", ","]):
+        result = CliRunner().invoke(catalog_app, ["generate", "--images", "5", "--out", str(out), *bad])
+        assert result.exit_code == 2, bad
