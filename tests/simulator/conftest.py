@@ -333,10 +333,7 @@ class RegionsSim(Sim):
         return client
 
 
-@pytest.fixture
-def regions_sim(tmp_path: Path) -> Iterator[Callable[..., RegionsSim]]:
-    """Factory: ``regions_sim(["cn-north-4", "cn-south-1"], "--copy-seconds", "1")`` starts a process serving
-    those regions, the first on a free port and the others on ports the process picks."""
+def _regions_factory(base: Path) -> tuple[Callable[..., RegionsSim], Callable[[], None]]:
     started: list[tuple[ManagedProcess, RegionsSim]] = []
 
     def start(regions: list[str], *args: str) -> RegionsSim:
@@ -346,13 +343,34 @@ def regions_sim(tmp_path: Path) -> Iterator[Callable[..., RegionsSim]]:
             argv += ["--region", region]
         for region in regions[1:]:
             argv += ["--region-port", f"{region}=0"]
-        proc = ManagedProcess(f"simulator-{port}", [*argv, *args], tmp_path / f"simulator-{port}.log").start()
+        proc = ManagedProcess(f"simulator-{port}", [*argv, *args], base / f"simulator-{port}.log").start()
+        started.append((proc, None))  # type: ignore[arg-type]  # stopped even if it never answers
         proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/_sim/health"), timeout=30)
         handle = RegionsSim(proc, port)
-        started.append((proc, handle))
+        started[-1] = (proc, handle)
         return handle
 
+    def stop() -> None:
+        for proc, handle in started:
+            if handle is not None:
+                handle.close()
+            proc.stop()
+
+    return start, stop
+
+
+@pytest.fixture
+def regions_sim(tmp_path: Path) -> Iterator[Callable[..., RegionsSim]]:
+    """Factory: ``regions_sim(["cn-north-4", "cn-south-1"], "--copy-seconds", "1")`` starts a process serving
+    those regions, the first on a free port and the others on ports the process picks."""
+    start, stop = _regions_factory(tmp_path)
     yield start
-    for proc, handle in started:
-        handle.close()
-        proc.stop()
+    stop()
+
+
+@pytest.fixture(scope="module")
+def module_regions_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RegionsSim]]:
+    """``regions_sim`` for a whole module, when its tests can share one process."""
+    start, stop = _regions_factory(tmp_path_factory.mktemp("regions"))
+    yield start
+    stop()
