@@ -108,6 +108,7 @@ class ReplicationOut(BaseModel):
     name: str | None = Field(None, description="Name asked for (null: the default)")
     target_name: str | None = Field(None, description="Name the copy gets, once resolved by validation")
     kms_key: str | None = None
+    tags: dict[str, str] | None = Field(None, description="Tags asked for the copy")
     attempt: int = Field(..., description="1, plus one per retry")
     created_at: datetime
     updated_at: datetime
@@ -130,6 +131,7 @@ class ReplicationOut(BaseModel):
             name=item.name,
             target_name=item.target_name,
             kms_key=item.kms_key,
+            tags=item.tags,
             attempt=item.attempt,
             created_at=_utc(item.created_at),
             updated_at=_utc(item.updated_at),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import json
+
+from pydantic import BaseModel, field_validator
 
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
@@ -25,6 +27,7 @@ class ReplicationItem(BaseModel):
     description: str | None = None
     kms_key: str | None = None
     enterprise_project_id: str | None = None
+    tags: dict[str, str] | None = None  # for the copy, applied after it is active (stored as JSON)
     # Where it stands.
     state: ItemState
     reason: ReasonCode | None = None
@@ -48,14 +51,27 @@ class ReplicationItem(BaseModel):
     # Transient cloud errors retried for this item, across all its steps.
     error_retries: int = 0
 
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_from_json(cls, v: object) -> object:
+        return json.loads(v) if isinstance(v, str) else v
+
     @property
     def terminal(self) -> bool:
         return self.state.terminal
 
     def to_redis(self) -> dict[str, str]:
-        """Flat string fields; None is stored as the empty string."""
-        return {k: "" if v is None else (v.value if hasattr(v, "value") else str(v)) for k, v in self}
+        """Flat string fields; None is stored as the empty string, a mapping as JSON."""
+        return {k: _flat(v) for k, v in self}
 
     @classmethod
     def from_redis(cls, data: dict[str, str]) -> ReplicationItem:
         return cls(**{k: (v if v != "" else None) for k, v in data.items() if k in cls.model_fields})
+
+
+def _flat(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value.value) if hasattr(value, "value") else str(value)

@@ -6,6 +6,10 @@ import re
 
 NAME_MAX = 128
 DESCRIPTION_MAX = 1024
+# IMS's tag limits (docs/ims-api.md §9): at most 10 tags per image, key at most 36 characters, value at most 43.
+TAGS_MAX = 10
+TAG_KEY_MAX = 36
+TAG_VALUE_MAX = 43
 
 # Letters, digits, '-', '.', '_', space and Chinese characters; no leading or trailing space.
 _NAME_CHARS = re.compile(r"^[A-Za-z0-9\-._ \u4e00-\u9fa5]+$")
@@ -33,6 +37,20 @@ def description_problem(description: str) -> str | None:
         return f"must be at most {DESCRIPTION_MAX} characters (got {len(description)})"
     if _DESCRIPTION_FORBIDDEN.search(description):
         return "must not contain carriage returns, line feeds, '<' or '>'"
+    return None
+
+
+def tags_problem(tags: dict[str, str]) -> str | None:
+    """Why ``tags`` break IMS's tag limits, or None when they fit."""
+    if len(tags) > TAGS_MAX:
+        return f"must hold at most {TAGS_MAX} tags (got {len(tags)})"
+    for key, value in tags.items():
+        if not key.strip():
+            return "a tag key must not be empty or blank"
+        if len(key) > TAG_KEY_MAX:
+            return f"tag key {key[:40]!r} must be at most {TAG_KEY_MAX} characters (got {len(key)})"
+        if len(value) > TAG_VALUE_MAX:
+            return f"value of tag {key!r} must be at most {TAG_VALUE_MAX} characters (got {len(value)})"
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.settings import ACCOUNT_NAME
-from worker.domain.naming import UUID_RE, description_problem, key_ref_problem, name_problem
+from worker.domain.naming import UUID_RE, description_problem, key_ref_problem, name_problem, tags_problem
 
 
 class ItemOptions(BaseModel):
@@ -21,6 +21,11 @@ class ItemOptions(BaseModel):
     enterprise_project_id: str | None = Field(None, description='"0" (default project) or a UUID')
     account: str | None = Field(
         None, pattern=ACCOUNT_NAME.pattern, description="Configured account name; default if omitted"
+    )
+    tags: dict[str, str] | None = Field(
+        None,
+        description="Tags for the copy, applied once it is active: at most 10, key 1-36 and value 0-43 characters",
+        examples=[{"campaign": "rekey-2026"}],
     )
 
     @field_validator("name")
@@ -41,6 +46,13 @@ class ItemOptions(BaseModel):
     @classmethod
     def _key(cls, v: str | None) -> str | None:
         if v is not None and (problem := key_ref_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None and (problem := tags_problem(v)):
             raise ValueError(problem)
         return v
 

@@ -34,6 +34,15 @@ def test_create_batch_stores_every_item_accepted(store: RecordStore) -> None:
     assert store.batch_item_ids(stored.batch_id) == stored.item_ids
 
 
+def test_tags_are_stored_and_read_back_as_a_mapping(store: RecordStore) -> None:
+    tags = {"campaign": "rekey 2026", "owner": "db-team", "empty": ""}
+    spec = ItemSpec(image_id=str(uuid.uuid4()), tags=tags)
+    stored = store.create_batch([NewItem(spec, "default"), *_items(1)])
+    tagged, plain = (store.get_item(i) for i in stored.item_ids)
+    assert tagged is not None and tagged.tags == tags
+    assert plain is not None and plain.tags is None
+
+
 def test_move_changes_counts_index_and_history_together(store: RecordStore) -> None:
     stored = store.create_batch(_items(2))
     item = store.get_item(stored.item_ids[0])

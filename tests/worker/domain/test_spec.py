@@ -37,3 +37,24 @@ def test_defaults_fill_only_what_the_item_leaves_out() -> None:
     item = ItemSpec(image_id=str(uuid.uuid4()), name="mine").with_defaults(defaults)
     assert (item.name, item.kms_key, item.description) == ("mine", "ims/default", "bulk")
     assert ItemSpec(image_id=str(uuid.uuid4())).with_defaults(None).kms_key is None
+
+
+@pytest.mark.parametrize(
+    ("tags", "rule"),
+    [
+        ({f"k{i}": "v" for i in range(11)}, "at most 10 tags"),
+        ({"k" * 37: "v"}, "at most 36 characters"),
+        ({"env": "v" * 44}, "at most 43 characters"),
+        ({" ": "v"}, "empty or blank"),
+    ],
+)
+def test_tags_over_ims_limits_are_refused_naming_the_rule(tags: dict, rule: str) -> None:
+    with pytest.raises(ValidationError, match=rule):
+        ItemSpec(image_id=str(uuid.uuid4()), tags=tags)
+
+
+def test_tags_at_the_limits_are_accepted_and_defaults_fill_them() -> None:
+    tags = {f"{i:02d}" + "k" * 34: "v" * 43 for i in range(10)}
+    assert ItemSpec(image_id=str(uuid.uuid4()), tags=tags).tags == tags
+    filled = ItemSpec(image_id=str(uuid.uuid4())).with_defaults(ItemOptions(tags={"team": "db"}))
+    assert filled.tags == {"team": "db"}
