@@ -152,7 +152,21 @@ class SimClient:
         return {key["key_alias"]: key for key in response.json()["key_details"]}
 
 
-class Sim:
+class Controls:
+    """``/_sim/`` calls through ``self.plain``, an unsigned client of the simulator."""
+
+    plain: httpx.Client
+
+    def introspect(self, path: str, **params: str) -> Any:
+        response = self.plain.get(f"/_sim/{path}", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def control(self, path: str, body: Any) -> httpx.Response:
+        return self.plain.post(f"/_sim/{path}", json=body)
+
+
+class Sim(Controls):
     """A running simulator process and clients for it."""
 
     def __init__(self, server: Any) -> None:
@@ -169,14 +183,6 @@ class Sim:
         client = SimClient(self.url, self.project if project == "" else project, **kwargs)
         self._clients.append(client)
         return client
-
-    def introspect(self, path: str, **params: str) -> Any:
-        response = self.plain.get(f"/_sim/{path}", params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def control(self, path: str, body: Any) -> httpx.Response:
-        return self.plain.post(f"/_sim/{path}", json=body)
 
     def token(self, project_name: str = "cn-north-4", password: str = "demo-password") -> httpx.Response:
         return self.plain.post("/v3/auth/tokens", json=password_body(project_name, password))
@@ -243,7 +249,7 @@ class Clock:
         self.now += seconds
 
 
-class AppSim:
+class AppSim(Controls):
     """The simulator's application in this process (no server, no sockets), on a ``Clock``.
 
     Requests address a region as a client of the real service would, by host name (``ims.<region>.…``); the
@@ -275,14 +281,6 @@ class AppSim:
         base_url = f"http://ims.{region}.myhuaweicloud.com"
         project = self.project_of(region) if project == "" else project
         return SimClient(base_url, project, http=self._test_client(base_url), **kwargs)
-
-    def introspect(self, path: str, **params: str) -> Any:
-        response = self.plain.get(f"/_sim/{path}", params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def control(self, path: str, body: Any) -> httpx.Response:
-        return self.plain.post(f"/_sim/{path}", json=body)
 
     def close(self) -> None:
         for client in self._http:
