@@ -195,7 +195,7 @@ class Sim(Controls):
 
 def password_body(project_name: str | None = "cn-north-4", password: str = "demo-password",
                   project_id: str | None = None) -> dict[str, Any]:
-    """The contract's 6.1 body for a project-scoped token."""
+    """IAM's body for a project-scoped password token (https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html)."""
     project = {"id": project_id} if project_id else {"name": project_name}
     return {"auth": {"identity": {"methods": ["password"],
                                   "password": {"user": {"name": "demo-user", "password": password,

@@ -50,7 +50,7 @@ def test_default_images_exercise_every_rule() -> None:
     assert all("__whole_image" not in image for name, image in images.items() if name != "ecs-full-backup")
 
 
-def test_default_records_have_the_contract_types() -> None:
+def test_default_records_have_the_documented_types() -> None:
     for image in default_catalog().images:
         assert isinstance(image["min_disk"], int) and isinstance(image["min_ram"], int)
         assert isinstance(image["max_ram"], str) and isinstance(image["__image_size"], str)

@@ -1,4 +1,4 @@
-"""Copy-request body rules (ims-contract.md 1.2 and 9.1), checked without HTTP."""
+"""Copy-request body rules (docs/simulator.md, the order of copy checks), checked without HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The simulator's verifier against the contract's vectors (6.2), with the clock pinned to the vectors' date."""
+"""The simulator's verifier against the published vectors (the SDK's signer tests and IMS requests signed by
+the official SDK), with the clock pinned to the vectors' date."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""KMS list-keys and describe-key over HTTP (ims-contract.md 7.1)."""
+"""KMS list-keys and describe-key over HTTP (https://support.huaweicloud.com/intl/en-us/api-dew/ListKeys.html)."""
 
 from __future__ import annotations
 
