@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import token_matches
@@ -77,3 +77,19 @@ def _has_lone_surrogate(payload: Any) -> bool:
 
 
 JsonBody = Annotated[Any, Depends(json_body)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description=(
+            "Makes the request safe to send again: the same key with the same body within idempotency_seconds "
+            "(default 24 h) answers the first request's 202 again (with `Idempotent-Replayed: true`) and stores "
+            "nothing; the same key with another body is a 409. 1-255 visible ASCII characters."
+        ),
+    ),
+]
+REPLAYED = "Idempotent-Replayed"

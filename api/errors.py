@@ -54,6 +54,10 @@ class NotFound(ApiError):
     status_code = 404
 
 
+class Conflict(ApiError):
+    status_code = 409
+
+
 class Unauthorized(ApiError):
     status_code = 401
 

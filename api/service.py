@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from api.enqueue import Enqueuer
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.validation import parse_batch, parse_item
 from config.settings import Settings
-from worker.data import BatchSummary, DataLayer, StoredBatch
+from worker.data import BatchSummary, Claim, DataLayer, Earlier, NewItem, StoredBatch
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
@@ -50,16 +52,49 @@ class ReplicationService:
         self.settings = settings
 
     # Submitting -------------------------------------------------------------------------------------------------
-    def submit_batch(self, payload: Any) -> StoredBatch:
-        return self._store_and_admit(parse_batch(payload, self.settings))
+    def submit_batch(self, payload: Any, key: str | None = None) -> StoredBatch:
+        """Store a batch; with an ``Idempotency-Key`` already used, the batch it created (``earlier`` set)."""
+        claim = self._claim(key, "POST /v1/batches", payload)
+        if claim is not None and (replay := self._replay(claim)) is not None:
+            return replay
+        return self._store_and_admit(parse_batch(payload, self.settings), claim)
 
-    def submit_one(self, payload: Any) -> StoredBatch:
-        return self._store_and_admit([parse_item(payload, self.settings)])
+    def submit_one(self, payload: Any, key: str | None = None) -> StoredBatch:
+        claim = self._claim(key, "POST /v1/replications", payload)
+        if claim is not None and (replay := self._replay(claim)) is not None:
+            return replay
+        return self._store_and_admit([parse_item(payload, self.settings)], claim)
 
-    def _store_and_admit(self, items: list) -> StoredBatch:
-        stored = self.records.create_batch(items)  # one MULTI/EXEC: all of the batch or none of it
+    def _store_and_admit(self, items: list[NewItem], claim: Claim | None) -> StoredBatch:
+        stored = self.records.create_batch(items, claim=claim)  # one MULTI/EXEC: all of the batch or none of it
+        if stored.earlier is not None:  # the same key won a race with this request
+            assert claim is not None
+            return self._answer_earlier(claim, stored.earlier)
         self.enqueuer.send_admit(stored.batch_id)  # a failure is logged; the reconciler admits stale items
         return stored
+
+    def _claim(self, key: str | None, route: str, payload: Any) -> Claim | None:
+        """The request's fingerprint: its route and its body as JSON in one canonical form."""
+        if key is None:
+            return None
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        fingerprint = hashlib.sha256(f"{route}\n{body}".encode()).hexdigest()
+        return Claim(key, fingerprint, self.settings.idempotency_seconds)
+
+    def _replay(self, claim: Claim) -> StoredBatch | None:
+        earlier = self.data.idempotency.find(claim.key)
+        return None if earlier is None else self._answer_earlier(claim, earlier)
+
+    def _answer_earlier(self, claim: Claim, earlier: Earlier) -> StoredBatch:
+        if earlier.fingerprint != claim.fingerprint:
+            raise Conflict(
+                "Idempotency-Key: was already used with another request (a different body or path); "
+                "send a new key for a new request"
+            )
+        item_ids = self.records.submitted_item_ids(earlier.id)
+        if item_ids is None:
+            raise Conflict(f"Idempotency-Key: its batch {earlier.id} has been deleted since; nothing was stored")
+        return StoredBatch(earlier.id, item_ids, earlier=earlier)
 
     # Reading ----------------------------------------------------------------------------------------------------
     def batch(self, batch_id: str) -> BatchSummary:

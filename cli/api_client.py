@@ -21,6 +21,8 @@ from worker.domain.spec import ItemSpec
 URL_ENV = f"{ENV_PREFIX}API_URL"
 TOKEN_ENV = f"{ENV_PREFIX}API_TOKEN"
 ITEMS_PAGE = 1000
+IDEMPOTENCY_KEY = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
 
 
 class ApiError(Exception):
@@ -81,10 +83,13 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def submit(self, specs: Sequence[ItemSpec]) -> dict[str, Any]:
-        """``POST /v1/batches``: ``{batch_id, accepted, item_ids}``."""
+    def submit(self, specs: Sequence[ItemSpec], key: str | None = None) -> dict[str, Any]:
+        """``POST /v1/batches``: ``{batch_id, accepted, item_ids, replayed}``; ``replayed`` is true when the
+        ``Idempotency-Key`` ``key`` had already been accepted (the answer is the first request's)."""
         items = [spec.model_dump(exclude_none=True) for spec in specs]
-        return self._call("POST", "/v1/batches", json={"items": items})
+        headers = {IDEMPOTENCY_KEY: key} if key else {}
+        response = self._send("POST", "/v1/batches", json={"items": items}, headers=headers)
+        return {**_json("POST", "/v1/batches", response), "replayed": response.headers.get(REPLAYED) == "true"}
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """``GET /v1/batches/{id}``: ``{batch_id, total, counts, done, ...}``."""
@@ -105,17 +110,24 @@ class ApiClient:
         return self._call("POST", f"/v1/batches/{batch_id}/retry")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return _json(method, path, self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A successful answer; every failure as an ``ApiError``."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiUnreachable(f"API unreachable at {self.target.url}: {exc or type(exc).__name__}") from None
         if response.is_success:
-            try:
-                return response.json()
-            except ValueError:
-                problem = f"API answered {method} {path} with a body that is not JSON"
-                raise ApiError(problem, response.status_code) from None
+            return response
         raise _error(method, path, response)
+
+
+def _json(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(f"API answered {method} {path} with a body that is not JSON", response.status_code) from None
 
 
 def _error(method: str, path: str, response: httpx.Response) -> ApiError:

@@ -7,6 +7,7 @@ manifest, a refused request), 3 the API is unreachable.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from cli.progress import items_table, summary_table, watch
 from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS
 from cli.stack import LocalStack, StackInfo, StackOptions, sigterm_as_interrupt
-from cli.submission import DEFAULT_CHUNK, collect_results, submit_rows
+from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
 from config.settings import SettingsError
 from simulator.cli import simulator_command
 from worker.domain.states import TERMINAL, ItemState
@@ -124,11 +125,22 @@ def submit(
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Items per batch request")] = DEFAULT_CHUNK,
+    resubmit: Annotated[
+        bool,
+        typer.Option(
+            "--resubmit",
+            help="Submit again even the chunks an earlier run of this manifest had submitted (new idempotency keys)",
+        ),
+    ] = False,
     api: ApiUrl = None,
     token: Token = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Submit a manifest; bad rows are reported by line number and the good ones still go through."""
+    """Submit a manifest; bad rows are reported by line number and the good ones still go through.
+
+    Safe to run again after any failure: each chunk's idempotency key comes from the manifest's content, the chunk
+    size and the chunk's position, so a chunk the API already accepted (within a day) is not submitted twice.
+    """
     with _errors():
         parsed = read_manifest(manifest)
         for error in parsed.errors:
@@ -136,13 +148,16 @@ def submit(
         if not parsed.rows:
             err.print(f"[red]error:[/] no valid rows in {manifest}; nothing was submitted")
             raise typer.Exit(EXIT_USAGE)
+        key_base = f"imsrep-submit:{parsed.digest[:40]}" + (f":{secrets.token_hex(8)}" if resubmit else "")
         with _client(api, token, state_dir) as client:
-            submission = submit_rows(client, parsed.rows, chunk_size)
+            submission = submit_rows(client, parsed.rows, chunk_size, key_base=key_base, on_chunk=_print_chunk)
             for error in submission.errors:
                 err.print(f"[yellow]{manifest}:{error.line}:[/] refused by the API: {error.message}", highlight=False)
             bad = len(parsed.errors) + len(submission.errors)
-            console.print(f"Submitted {submission.submitted} items in batch {', '.join(submission.batch_ids)}"
-                          + (f"; {bad} bad rows skipped" if bad else ""))  # fmt: skip
+            replayed = submission.replayed
+            earlier = f" ({replayed} of them already accepted by an earlier run)" if replayed else ""
+            console.print(f"Submitted {submission.submitted} items{earlier} in batch {', '.join(submission.batch_ids)}"
+                          + (f"; {bad} bad rows skipped" if bad else ""), soft_wrap=True)  # fmt: skip
             if wait:
                 watch(client, submission.batch_ids, console)
             if not (wait or results):
@@ -154,6 +169,14 @@ def submit(
         console.print(summary_table(outcome))
         succeeded = all(r.state == "succeeded" for r in outcome)
         raise typer.Exit(EXIT_OK if succeeded else EXIT_SOME_FAILED)
+
+
+def _print_chunk(chunk: Chunk) -> None:
+    where = f"Chunk {chunk.number}/{chunk.chunks} (lines {chunk.first_line}-{chunk.last_line})"
+    if chunk.replayed:
+        console.print(f"{where}: batch {chunk.batch_id} (an earlier run's; not submitted again)", soft_wrap=True)
+    else:
+        console.print(f"{where}: batch {chunk.batch_id} ({chunk.items} items)", soft_wrap=True)
 
 
 @app.command()

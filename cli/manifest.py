@@ -8,6 +8,7 @@ item objects, or ``{"items": [...]}``. Bad rows do not stop the good ones: the c
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,8 @@ class _BadRow:
 class Manifest:
     rows: list[ManifestRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    digest: str = ""  # SHA-256 of the text: what a submission's idempotency keys derive from
+
 
     def add(self, line: int, raw: Any) -> None:
         if isinstance(raw, _BadRow):
@@ -96,7 +99,7 @@ def _format_of(path: Path, text: str) -> str:
 
 
 def parse_manifest(text: str, fmt: str, source: str = "manifest") -> Manifest:
-    manifest = Manifest()
+    manifest = Manifest(digest=hashlib.sha256(text.encode()).hexdigest())
     entries = _csv_rows(text, source) if fmt == "csv" else _json_rows(text, source)
     for line, raw in entries:
         manifest.add(line, raw)

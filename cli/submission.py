@@ -2,11 +2,16 @@
 
 Shared by ``imsrep submit`` and ``imsrep demo``. Rows the server refuses item by item (an account it does not know,
 say) are reported by their manifest line like the rows refused locally, and the rest of the chunk still goes in.
+
+With a ``key_base`` every chunk carries an ``Idempotency-Key`` derived from it (the manifest's content), the chunk
+size and the chunk's position: a run that stopped anywhere (killed, network down, the API refusing a later chunk)
+can simply be run again, and each chunk the API had accepted is answered with its batch instead of being stored a
+second time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cli.api_client import ApiClient, ApiError
@@ -18,27 +23,67 @@ from config.settings import Settings
 DEFAULT_CHUNK = Settings.model_fields["max_batch_items"].default
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """One accepted chunk: its position, the manifest lines it spans, its batch, and whether an earlier run had
+    already submitted it (``replayed``: the API answered with that run's batch)."""
+
+    number: int
+    chunks: int
+    first_line: int
+    last_line: int
+    batch_id: str
+    items: int
+    replayed: bool
+
+
 @dataclass
 class Submission:
     batch_ids: list[str] = field(default_factory=list)
     item_lines: dict[str, int] = field(default_factory=dict)  # item ID -> manifest line
     errors: list[RowError] = field(default_factory=list)  # rows the server refused
+    chunks: list[Chunk] = field(default_factory=list)
 
     @property
     def submitted(self) -> int:
         return len(self.item_lines)
 
+    @property
+    def replayed(self) -> int:
+        """Items an earlier run had already submitted."""
+        return sum(c.items for c in self.chunks if c.replayed)
 
-def submit_rows(client: ApiClient, rows: Sequence[ManifestRow], chunk_size: int = DEFAULT_CHUNK) -> Submission:
+
+def chunk_key(key_base: str, chunk_size: int, number: int) -> str:
+    """The Idempotency-Key of one chunk: the same manifest cut the same way gives the same keys."""
+    return f"{key_base}:{chunk_size}:{number}"
+
+
+def submit_rows(
+    client: ApiClient,
+    rows: Sequence[ManifestRow],
+    chunk_size: int = DEFAULT_CHUNK,
+    *,
+    key_base: str | None = None,
+    on_chunk: Callable[[Chunk], None] | None = None,
+) -> Submission:
+    """Submit ``rows`` in chunks; ``on_chunk`` hears of each accepted chunk at once (so a run that is stopped
+    has already said which batches it made)."""
     submission = Submission()
-    for start in range(0, len(rows), chunk_size):
-        _submit_chunk(client, list(rows[start : start + chunk_size]), submission)
+    total = -(-len(rows) // chunk_size)
+    for number, start in enumerate(range(0, len(rows), chunk_size), 1):
+        key = chunk_key(key_base, chunk_size, number) if key_base else None
+        chunk = _submit_chunk(client, list(rows[start : start + chunk_size]), submission, key, (number, total))
+        if chunk is not None and on_chunk is not None:
+            on_chunk(chunk)
     return submission
 
 
-def _submit_chunk(client: ApiClient, chunk: list[ManifestRow], submission: Submission) -> None:
+def _submit_chunk(
+    client: ApiClient, chunk: list[ManifestRow], submission: Submission, key: str | None, position: tuple[int, int]
+) -> Chunk | None:
     try:
-        accepted = client.submit([row.spec for row in chunk])
+        accepted = client.submit([row.spec for row in chunk], key)
     except ApiError as exc:
         refused = _refused_rows(exc, chunk)
         if not refused:
@@ -46,10 +91,21 @@ def _submit_chunk(client: ApiClient, chunk: list[ManifestRow], submission: Submi
         submission.errors += refused.values()
         chunk = [row for i, row in enumerate(chunk) if i not in refused]
         if not chunk:
-            return
-        accepted = client.submit([row.spec for row in chunk])  # a second refusal is not item-specific: raise
+            return None
+        # The rest is another request, with a key of its own (the same one on every run: the refusals repeat).
+        accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None)
     submission.batch_ids.append(accepted["batch_id"])
     submission.item_lines.update(zip(accepted["item_ids"], (row.line for row in chunk), strict=True))
+    done = Chunk(
+        *position,
+        chunk[0].line,
+        chunk[-1].line,
+        accepted["batch_id"],
+        len(chunk),
+        bool(accepted.get("replayed")),
+    )
+    submission.chunks.append(done)
+    return done
 
 
 def _refused_rows(exc: ApiError, chunk: list[ManifestRow]) -> dict[int, RowError]:

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     max_batch_items: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     max_request_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     worker_seen_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # How long an Idempotency-Key is remembered: the same key with the same body within it gets the first answer.
+    idempotency_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] = 86_400
 
     # Flower.
     flower_user: str = "admin"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from api.deps import JsonBody, ServiceDep
+from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
 from api.openapi import json_body_doc
 from api.schemas import (
     BatchAccepted,
@@ -55,12 +55,17 @@ _EXAMPLES = {
     ),
     openapi_extra=json_body_doc(BatchRequest, _EXAMPLES),
     responses={
+        409: {"model": ErrorResponse, "description": "Idempotency-Key already used with another request"},
         422: {"model": ErrorResponse, "description": "Bad items or a malformed body; nothing stored"},
         413: {"model": ErrorResponse, "description": "Body over max_request_bytes"},
     },
 )
-def submit_batch(body: JsonBody, service: ServiceDep) -> BatchAccepted:
-    stored = service.submit_batch(body)
+def submit_batch(
+    body: JsonBody, service: ServiceDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> BatchAccepted:
+    stored = service.submit_batch(body, idempotency_key)
+    if stored.earlier is not None:
+        response.headers[REPLAYED] = "true"
     return BatchAccepted(batch_id=stored.batch_id, accepted=len(stored.item_ids), item_ids=stored.item_ids)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
-from api.deps import JsonBody, ServiceDep
+from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
 from api.openapi import json_body_doc
 from api.schemas import ErrorResponse, ReplicationAccepted, ReplicationDetail, TransitionOut
 from worker.domain.spec import ItemSpec
@@ -28,10 +28,17 @@ _EXAMPLES = {
     status_code=status.HTTP_202_ACCEPTED,
     summary="Replicate one image (a batch of one)",
     openapi_extra=json_body_doc(ItemSpec, _EXAMPLES),
-    responses={422: {"model": ErrorResponse, "description": "Bad item or malformed body; nothing stored"}},
+    responses={
+        409: {"model": ErrorResponse, "description": "Idempotency-Key already used with another request"},
+        422: {"model": ErrorResponse, "description": "Bad item or malformed body; nothing stored"},
+    },
 )
-def submit_replication(body: JsonBody, service: ServiceDep) -> ReplicationAccepted:
-    stored = service.submit_one(body)
+def submit_replication(
+    body: JsonBody, service: ServiceDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> ReplicationAccepted:
+    stored = service.submit_one(body, idempotency_key)
+    if stored.earlier is not None:
+        response.headers[REPLAYED] = "true"
     return ReplicationAccepted(batch_id=stored.batch_id, item_id=stored.item_ids[0])
 
 

@@ -12,7 +12,7 @@ import pytest
 from cli.api_client import ApiClient, ApiError, ApiTarget, ApiUnreachable, NoApiConfigured, resolve_target
 from cli.manifest import ManifestRow, RowError
 from cli.processes import free_port
-from cli.submission import collect_results, submit_rows
+from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
 from worker.domain.spec import ItemSpec
 
 IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
@@ -151,3 +151,37 @@ def test_results_cover_submitted_and_bad_rows() -> None:
         submission = submit_rows(client, _rows(1, first_line=3))
         results = collect_results(client, submission, [RowError(2, "image_id: bad", "nope")])
     assert [(r.line, r.state, r.new_image_id) for r in results] == [(3, "succeeded", "new"), (2, "invalid", None)]
+
+
+def test_each_chunk_carries_a_key_from_the_manifest_and_its_position() -> None:
+    keys: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("Idempotency-Key"))
+        n = len(json.loads(request.content)["items"])
+        replayed = {"Idempotent-Replayed": "true"} if len(keys) == 1 else {}
+        body = {"batch_id": f"b{len(keys)}", "accepted": n, "item_ids": [f"{len(keys)}-{i}" for i in range(n)]}
+        return httpx.Response(202, json=body, headers=replayed)
+
+    heard: list[Chunk] = []
+    with _client(handler) as client:
+        submission = submit_rows(client, _rows(5), chunk_size=2, key_base="m:abc", on_chunk=heard.append)
+    assert keys == ["m:abc:2:1", "m:abc:2:2", "m:abc:2:3"]
+    assert [(c.number, c.chunks, c.first_line, c.last_line, c.replayed) for c in heard] == [
+        (1, 3, 2, 3, True), (2, 3, 4, 5, False), (3, 3, 6, 6, False)]  # fmt: skip
+    assert submission.replayed == 2 and submission.chunks == heard
+
+
+def test_the_rest_of_a_chunk_with_refused_rows_has_a_key_of_its_own() -> None:
+    keys: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("Idempotency-Key"))
+        if len(keys) == 1:
+            detail = [{"index": 0, "field": "account", "rule": "must be one of the configured accounts: default"}]
+            return httpx.Response(422, json={"message": "1 of 2 items are invalid", "detail": detail})
+        return httpx.Response(202, json={"batch_id": "b", "accepted": 1, "item_ids": ["x"]})
+
+    with _client(handler) as client:
+        submit_rows(client, _rows(2), key_base="m:abc")
+    assert keys == [f"m:abc:{DEFAULT_CHUNK}:1", f"m:abc:{DEFAULT_CHUNK}:1:rest"]

@@ -106,3 +106,20 @@ def test_status_cancel_retry(tmp_path: Path, api_server) -> None:
 
     retried = runner.invoke(app, ["retry", batch_id, *_api(api_server)])
     assert retried.exit_code == EXIT_OK and "retried 0" in retried.stdout
+
+
+def test_submitting_a_manifest_again_submits_nothing_twice(tmp_path: Path, api_server) -> None:
+    rows = "".join(f"{IMG},again-{i}\n" for i in range(5))
+    manifest = _manifest(tmp_path, f"image_id,name\n{rows}", "again.csv")
+    first = runner.invoke(app, ["submit", manifest, "--chunk-size", "2", *_api(api_server)])
+    assert first.exit_code == EXIT_OK, first.output
+    assert "Chunk 3/3 (lines 6-6): batch" in first.stdout
+    second = runner.invoke(app, ["submit", manifest, "--chunk-size", "2", *_api(api_server)])
+    assert second.exit_code == EXIT_OK, second.output
+    assert second.stdout.count("(an earlier run's; not submitted again)") == 3
+    assert "5 of them already accepted by an earlier run" in second.stdout
+    batches = [line.split("batch ")[1].split()[0] for line in first.stdout.splitlines() if line.startswith("Chunk")]
+    assert [line.split("batch ")[1].split()[0] for line in second.stdout.splitlines() if line.startswith("Chunk")] \
+        == batches  # fmt: skip
+    fresh = runner.invoke(app, ["submit", manifest, "--chunk-size", "2", "--resubmit", *_api(api_server)])
+    assert fresh.exit_code == EXIT_OK and "earlier run" not in fresh.stdout

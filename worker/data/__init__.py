@@ -13,6 +13,7 @@ import redis
 from worker.data.accounts import AccountState
 from worker.data.connection import connect
 from worker.data.control import Control
+from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.slots import SlotPool
@@ -21,9 +22,12 @@ from worker.data.telemetry import Histogram, Telemetry
 __all__ = [
     "AccountState",
     "BatchSummary",
+    "Claim",
     "Control",
     "DataLayer",
+    "Earlier",
     "Histogram",
+    "IdempotencyKeys",
     "Keyspace",
     "NewItem",
     "RecordStore",
@@ -42,6 +46,7 @@ class DataLayer:
     accounts: AccountState
     telemetry: Telemetry
     control: Control
+    idempotency: IdempotencyKeys
     _client: redis.Redis
 
     @classmethod
@@ -53,6 +58,7 @@ class DataLayer:
             accounts=AccountState(client, keys),
             telemetry=Telemetry(client, keys),
             control=Control(client, keys),
+            idempotency=IdempotencyKeys(client, keys),
             _client=client,
         )
 

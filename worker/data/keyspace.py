@@ -19,6 +19,7 @@ key                            type    what it holds (owner module in ``worker.d
 ``P:durations:<account>``      list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
 ``P:ratelimit:<account>``      hash    token bucket ``tokens``, ``ts`` (accounts)
 ``P:deliveries:<message id>``  string  deliveries of one Celery message, expires after a day (control)
+``P:idempotency:<digest>``     hash    ``fingerprint``, ``kind``, ``id`` a request with that key created (idempotency)
 ``P:lock:submit:<item id>``    string  held while a submit runs (control)
 ``P:lock:reconcile``           string  held while a reconciler pass runs (control)
 ``P:workers``                  zset    worker hostname -> last heartbeat (telemetry)
@@ -93,6 +94,10 @@ class Keyspace:
     # Control.
     def deliveries(self, message_id: str) -> str:
         return f"{self.prefix}:deliveries:{message_id}"
+
+    def idempotency(self, digest: str) -> str:
+        """The record of an ``Idempotency-Key``, by the SHA-256 of the key (``worker.data.idempotency``)."""
+        return f"{self.prefix}:idempotency:{digest}"
 
     def submit_lock(self, item_id: str) -> str:
         return f"{self.prefix}:lock:submit:{item_id}"

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
+from redis.client import Pipeline
 
+from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.domain.item import ReplicationItem, Transition
@@ -22,6 +24,7 @@ from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
 
 _PAGE = 1000  # item IDs per Redis command when a long list is written or walked
+BATCH = "batch"  # what an Idempotency-Key created (worker.data.idempotency)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class NewItem:
 class StoredBatch:
     batch_id: str
     item_ids: list[str]
+    # Set when an Idempotency-Key had already created something: nothing new was stored.
+    earlier: Earlier | None = None
 
 
 @dataclass(frozen=True)
@@ -65,41 +70,67 @@ class RecordStore:
         self._claim_poll = register(client, "claim_poll")
 
     # Writing ----------------------------------------------------------------------------------------------------
-    def create_batch(self, items: Sequence[NewItem], now: float | None = None) -> StoredBatch:
+    def create_batch(
+        self, items: Sequence[NewItem], now: float | None = None, *, claim: Claim | None = None
+    ) -> StoredBatch:
         """Store a batch and all its items in one MULTI/EXEC round trip: all of it or none of it.
 
         Every command in it sets a value rather than adding to one (lists are deleted before they are filled), so
-        a transaction sent again after a lost reply leaves the same records, not doubled ones.
+        a transaction sent again after a lost reply leaves the same records, not doubled ones. With ``claim`` (an
+        ``Idempotency-Key``) the key's record is written in the same transaction, unless the key was taken: then
+        nothing is stored and the answer names what the first request created (``earlier``).
         """
         now = time.time() if now is None else now
         k = self._keys
         batch_id = uuid.uuid4().hex
         ids = [uuid.uuid4().hex for _ in items]
         entry = json.dumps({"state": ItemState.ACCEPTED.value, "at": now})
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(k.batch(batch_id), mapping={"id": batch_id, "created_at": now, "total": len(items)})
-        pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
-        pipe.zadd(k.batches(), {batch_id: now})
-        pipe.delete(k.batch_items(batch_id))
-        for start in range(0, len(ids), _PAGE):
-            pipe.rpush(k.batch_items(batch_id), *ids[start : start + _PAGE])
-        for item_id, new in zip(ids, items, strict=True):
-            record = ReplicationItem(
-                id=item_id,
-                batch_id=batch_id,
-                account=new.account,
-                state=ItemState.ACCEPTED,
-                created_at=now,
-                updated_at=now,
-                **new.spec.model_dump(exclude={"account"}),
-            )
-            pipe.hset(k.item(item_id), mapping=_compact(record.to_redis()))
-            pipe.delete(k.item_log(item_id))
-            pipe.rpush(k.item_log(item_id), entry)
-        if ids:
-            pipe.zadd(k.state(ItemState.ACCEPTED.value), dict.fromkeys(ids, now))
-        pipe.execute()
+
+        def write(pipe: Pipeline) -> None:
+            meta = {"id": batch_id, "created_at": now, "total": len(items), "submitted": len(items)}
+            pipe.hset(k.batch(batch_id), mapping=meta)
+            pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
+            pipe.zadd(k.batches(), {batch_id: now})
+            pipe.delete(k.batch_items(batch_id))
+            for start in range(0, len(ids), _PAGE):
+                pipe.rpush(k.batch_items(batch_id), *ids[start : start + _PAGE])
+            for item_id, new in zip(ids, items, strict=True):
+                record = ReplicationItem(
+                    id=item_id,
+                    batch_id=batch_id,
+                    account=new.account,
+                    state=ItemState.ACCEPTED,
+                    created_at=now,
+                    updated_at=now,
+                    **new.spec.model_dump(exclude={"account"}),
+                )
+                pipe.hset(k.item(item_id), mapping=_compact(record.to_redis()))
+                pipe.delete(k.item_log(item_id))
+                pipe.rpush(k.item_log(item_id), entry)
+            if ids:
+                pipe.zadd(k.state(ItemState.ACCEPTED.value), dict.fromkeys(ids, now))
+
+        if claim is None:
+            pipe = self._redis.pipeline(transaction=True)
+            write(pipe)
+            pipe.execute()
+            return StoredBatch(batch_id, ids)
+        created = Earlier(claim.fingerprint, BATCH, batch_id)
+        earlier = IdempotencyKeys(self._redis, k).write_once(claim, created, write)
+        if earlier is not None and earlier != created:
+            return StoredBatch(earlier.id, [], earlier=earlier)
         return StoredBatch(batch_id, ids)
+
+    def submitted_item_ids(self, batch_id: str) -> list[str] | None:
+        """The IDs of the items the batch was submitted with (not those a selector added); None if it is gone."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(self._keys.batch(batch_id), "submitted")
+        pipe.hget(self._keys.batch(batch_id), "total")
+        submitted, total = pipe.execute()
+        if total is None:
+            return None
+        count = int(submitted if submitted is not None else total)
+        return self.batch_item_ids(batch_id, 0, count - 1) if count else []
 
     def move(
         self,
