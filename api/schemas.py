@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.data import BatchSummary
 from worker.domain.item import ReplicationItem, Transition
+from worker.domain.naming import LABEL_RE
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemOptions, ItemSpec
 from worker.domain.states import ItemState
@@ -38,6 +40,9 @@ class BatchRequest(BaseModel):
 
     items: list[ItemSpec] = Field(..., min_length=1, description="1 to max_batch_items (default 10000) items")
     defaults: ItemOptions | None = None
+    label: str | None = Field(
+        None, pattern=LABEL_RE.pattern, description="Find the batch by it later (`GET /v1/batches?label=`)"
+    )
 
 
 # Responses ----------------------------------------------------------------------------------------------------
@@ -66,19 +71,32 @@ class ReplicationAccepted(BaseModel):
 class BatchStatus(BaseModel):
     batch_id: str = Field(..., **_ID)
     created_at: datetime
+    label: str | None = None
+    state: Literal["running", "finished"] = Field(..., description="`finished` once every item is terminal")
     total: int
     counts: dict[ItemState, int] = Field(..., description="Number of items in each state (every state listed)")
     done: bool = Field(..., description="True once every item is in a terminal state")
+    finished_at: datetime | None = Field(
+        None, description="When its last item ended, once the retention sweep has seen it finished"
+    )
 
     @classmethod
     def of(cls, summary: BatchSummary) -> BatchStatus:
         return cls(
             batch_id=summary.batch_id,
             created_at=_utc(summary.created_at),
+            label=summary.label,
+            state=summary.state,
             total=summary.total,
             counts=summary.counts,
             done=summary.done,
+            finished_at=None if summary.finished_at is None else _utc(summary.finished_at),
         )
+
+
+class BatchesPage(BaseModel):
+    batches: list[BatchStatus] = Field(..., description="Newest first")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page")
 
 
 class TransitionOut(BaseModel):

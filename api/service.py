@@ -13,7 +13,7 @@ from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound
 from api.validation import parse_batch, parse_item
 from config.settings import Settings
-from worker.data import BatchSummary, Claim, DataLayer, Earlier, NewItem, StoredBatch
+from worker.data import BatchPage, BatchSummary, Claim, DataLayer, Deleted, Earlier, NewItem, StoredBatch
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
@@ -57,7 +57,8 @@ class ReplicationService:
         claim = self._claim(key, "POST /v1/batches", payload)
         if claim is not None and (replay := self._replay(claim)) is not None:
             return replay
-        return self._store_and_admit(parse_batch(payload, self.settings), claim)
+        submission = parse_batch(payload, self.settings)
+        return self._store_and_admit(submission.items, claim, label=submission.label)
 
     def submit_one(self, payload: Any, key: str | None = None) -> StoredBatch:
         claim = self._claim(key, "POST /v1/replications", payload)
@@ -65,8 +66,9 @@ class ReplicationService:
             return replay
         return self._store_and_admit([parse_item(payload, self.settings)], claim)
 
-    def _store_and_admit(self, items: list[NewItem], claim: Claim | None) -> StoredBatch:
-        stored = self.records.create_batch(items, claim=claim)  # one MULTI/EXEC: all of the batch or none of it
+    def _store_and_admit(self, items: list[NewItem], claim: Claim | None, label: str | None = None) -> StoredBatch:
+        # One MULTI/EXEC: all of the batch or none of it.
+        stored = self.records.create_batch(items, label=label, claim=claim)
         if stored.earlier is not None:  # the same key won a race with this request
             assert claim is not None
             return self._answer_earlier(claim, stored.earlier)
@@ -102,6 +104,22 @@ class ReplicationService:
         if summary is None:
             raise NotFound(f"batch {batch_id} not found")
         return summary
+
+    def batches(self, *, limit: int, cursor: str | None, label: str | None, state: str | None) -> BatchPage:
+        return self.data.lifecycle.page(limit=limit, cursor=cursor, label=label, state=state)
+
+    def delete(self, batch_id: str) -> None:
+        """Delete a finished batch and its items; a batch with any item not yet terminal is refused (409)."""
+        outcome = self.data.lifecycle.delete(batch_id)
+        if outcome is Deleted.MISSING:
+            raise NotFound(f"batch {batch_id} not found")
+        if outcome is Deleted.NOT_FINISHED:
+            summary = self.batch(batch_id)
+            busy = {s.value: n for s, n in summary.counts.items() if n and not s.terminal}
+            detail = ", ".join(f"{n} {state}" for state, n in busy.items()) or "its selector is still listing images"
+            raise Conflict(
+                f"batch {batch_id} is not finished ({detail}); cancel it or wait until every item has ended"
+            )
 
     def batch_items(
         self, batch_id: str, state: ItemState | None, limit: int, cursor: int

@@ -7,6 +7,7 @@ refused whole with the index, field and rule of each.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from api.errors import InvalidRequest, Problem, problems_from_pydantic
 from config.settings import Settings
 from worker.data import NewItem
+from worker.domain.naming import LABEL_RE, LABEL_RULE
 from worker.domain.spec import ItemOptions, ItemSpec
 
 
@@ -24,9 +26,18 @@ class _Envelope(BaseModel):
 
     items: list[Any]
     defaults: Any = None
+    label: Any = None
 
 
-def parse_batch(payload: Any, settings: Settings) -> list[NewItem]:
+@dataclass(frozen=True)
+class BatchSubmission:
+    """A parsed batch request: its items, ready to store, and what describes the batch itself."""
+
+    items: list[NewItem]
+    label: str | None = None
+
+
+def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
     try:
         envelope = _Envelope.model_validate(payload)
     except ValidationError as exc:
@@ -36,6 +47,9 @@ def parse_batch(payload: Any, settings: Settings) -> list[NewItem]:
         raise _refusal([Problem(None, "items", f"must hold 1 to {limit} items (got {count})")], count)
 
     problems: list[Problem] = []
+    label = envelope.label
+    if label is not None and not (isinstance(label, str) and LABEL_RE.match(label)):
+        problems.append(Problem(None, "label", LABEL_RULE))
     defaults = None
     if envelope.defaults is not None:
         try:
@@ -65,7 +79,7 @@ def parse_batch(payload: Any, settings: Settings) -> list[NewItem]:
             problems.append(Problem(index, "account", _unknown_account(settings)))
     if problems:
         raise _refusal(problems, count)
-    return items
+    return BatchSubmission(items, label)
 
 
 def parse_item(payload: Any, settings: Settings) -> NewItem:

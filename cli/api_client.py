@@ -83,12 +83,14 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def submit(self, specs: Sequence[ItemSpec], key: str | None = None) -> dict[str, Any]:
+    def submit(self, specs: Sequence[ItemSpec], key: str | None = None, label: str | None = None) -> dict[str, Any]:
         """``POST /v1/batches``: ``{batch_id, accepted, item_ids, replayed}``; ``replayed`` is true when the
         ``Idempotency-Key`` ``key`` had already been accepted (the answer is the first request's)."""
-        items = [spec.model_dump(exclude_none=True) for spec in specs]
+        body: dict[str, Any] = {"items": [spec.model_dump(exclude_none=True) for spec in specs]}
+        if label:
+            body["label"] = label
         headers = {IDEMPOTENCY_KEY: key} if key else {}
-        response = self._send("POST", "/v1/batches", json={"items": items}, headers=headers)
+        response = self._send("POST", "/v1/batches", json=body, headers=headers)
         return {**_json("POST", "/v1/batches", response), "replayed": response.headers.get(REPLAYED) == "true"}
 
     def batch(self, batch_id: str) -> dict[str, Any]:
@@ -102,6 +104,24 @@ class ApiClient:
             page = self._call("GET", f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": ITEMS_PAGE})
             yield from page["items"]
             cursor = page.get("next_cursor")
+
+    def batches(
+        self, *, state: str | None = None, label: str | None = None, limit: int = 50
+    ) -> Iterator[dict[str, Any]]:
+        """Batches newest first, at most ``limit``, page by page."""
+        cursor: str | None = None
+        left = limit
+        while left > 0:
+            params: dict[str, Any] = {"limit": min(left, 500), "state": state, "label": label, "cursor": cursor}
+            page = self._call("GET", "/v1/batches", params={k: v for k, v in params.items() if v is not None})
+            yield from page["batches"]
+            left -= len(page["batches"])
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                return
+
+    def delete(self, batch_id: str) -> None:
+        self._send("DELETE", f"/v1/batches/{batch_id}")
 
     def cancel(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/batches/{batch_id}/cancel")

@@ -21,7 +21,7 @@ from cli.api_client import ApiClient, ApiError, ApiUnreachable, NoApiConfigured,
 from cli.demo import run_demo
 from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError
-from cli.progress import items_table, summary_table, watch
+from cli.progress import batches_table, items_table, summary_table, watch
 from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS
 from cli.stack import LocalStack, StackInfo, StackOptions, sigterm_as_interrupt
@@ -125,6 +125,7 @@ def submit(
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Items per batch request")] = DEFAULT_CHUNK,
+    label: Annotated[str | None, typer.Option(help="A label for the batches, to find them by (imsrep batches)")] = None,
     resubmit: Annotated[
         bool,
         typer.Option(
@@ -150,7 +151,9 @@ def submit(
             raise typer.Exit(EXIT_USAGE)
         key_base = f"imsrep-submit:{parsed.digest[:40]}" + (f":{secrets.token_hex(8)}" if resubmit else "")
         with _client(api, token, state_dir) as client:
-            submission = submit_rows(client, parsed.rows, chunk_size, key_base=key_base, on_chunk=_print_chunk)
+            submission = submit_rows(
+                client, parsed.rows, chunk_size, key_base=key_base, label=label, on_chunk=_print_chunk
+            )
             for error in submission.errors:
                 err.print(f"[yellow]{manifest}:{error.line}:[/] refused by the API: {error.message}", highlight=False)
             bad = len(parsed.errors) + len(submission.errors)
@@ -222,6 +225,33 @@ def watch_command(batch_id: str, api: ApiUrl = None, token: Token = None, state_
         batch = client.batch(batch_id)
     console.print(summary_table([ItemResult.of(i) for i in items]))
     raise typer.Exit(_batch_exit(batch))
+
+
+@app.command()
+def batches(
+    state: Annotated[str | None, typer.Option(help="running or finished")] = None,
+    label: Annotated[str | None, typer.Option(help="Only batches with this label")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON")] = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """List batches, newest first: state, label, counts."""
+    with _errors(), _client(api, token, state_dir) as client:
+        found = list(client.batches(state=state, label=label, limit=limit))
+    if as_json:
+        print(json.dumps(found, indent=2))
+    else:
+        console.print(batches_table(found))
+
+
+@app.command()
+def delete(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
+    """Delete a finished batch and its items (a batch with items still under way is refused)."""
+    with _errors(), _client(api, token, state_dir) as client:
+        client.delete(batch_id)
+    console.print(f"deleted batch {batch_id}")
 
 
 @app.command()

@@ -118,3 +118,26 @@ def items_table(items: Sequence[dict[str, Any]], title: str) -> Table:
             item.get("message") or "",
         )
     return table
+
+
+def batches_table(batches: Sequence[dict[str, Any]]) -> Table:
+    """One row per batch, for ``imsrep batches``."""
+    table = Table(title="Batches, newest first")
+    for column in ("Batch", "Created", "Label", "State", "Items", "Succeeded", "Not copied"):
+        table.add_column(
+            column, overflow="fold", justify="right" if column in ("Items", "Succeeded", "Not copied") else "left"
+        )
+    for batch in batches:
+        counts = batch["counts"]
+        ended = sum(counts.get(s, 0) for s in ("failed", "rejected", "cancelled"))
+        style = "green" if batch["state"] == "finished" else "yellow"
+        table.add_row(
+            batch["batch_id"],
+            batch["created_at"][:19].replace("T", " "),
+            batch.get("label") or "",
+            f"[{style}]{batch['state']}[/]",
+            str(batch["total"]),
+            str(counts.get("succeeded", 0)),
+            str(ended),
+        )
+    return table

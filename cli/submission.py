@@ -65,6 +65,7 @@ def submit_rows(
     chunk_size: int = DEFAULT_CHUNK,
     *,
     key_base: str | None = None,
+    label: str | None = None,
     on_chunk: Callable[[Chunk], None] | None = None,
 ) -> Submission:
     """Submit ``rows`` in chunks; ``on_chunk`` hears of each accepted chunk at once (so a run that is stopped
@@ -73,17 +74,23 @@ def submit_rows(
     total = -(-len(rows) // chunk_size)
     for number, start in enumerate(range(0, len(rows), chunk_size), 1):
         key = chunk_key(key_base, chunk_size, number) if key_base else None
-        chunk = _submit_chunk(client, list(rows[start : start + chunk_size]), submission, key, (number, total))
+        rows_ = list(rows[start : start + chunk_size])
+        chunk = _submit_chunk(client, rows_, submission, key, (number, total), label)
         if chunk is not None and on_chunk is not None:
             on_chunk(chunk)
     return submission
 
 
 def _submit_chunk(
-    client: ApiClient, chunk: list[ManifestRow], submission: Submission, key: str | None, position: tuple[int, int]
+    client: ApiClient,
+    chunk: list[ManifestRow],
+    submission: Submission,
+    key: str | None,
+    position: tuple[int, int],
+    label: str | None,
 ) -> Chunk | None:
     try:
-        accepted = client.submit([row.spec for row in chunk], key)
+        accepted = client.submit([row.spec for row in chunk], key, label)
     except ApiError as exc:
         refused = _refused_rows(exc, chunk)
         if not refused:
@@ -93,7 +100,7 @@ def _submit_chunk(
         if not chunk:
             return None
         # The rest is another request, with a key of its own (the same one on every run: the refusals repeat).
-        accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None)
+        accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None, label)
     submission.batch_ids.append(accepted["batch_id"])
     submission.item_lines.update(zip(accepted["item_ids"], (row.line for row in chunk), strict=True))
     done = Chunk(

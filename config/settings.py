@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     reconcile_interval: Annotated[float, Field(gt=0)] = 30.0
     stall_seconds: Annotated[float, Field(gt=0)] = 120.0
 
+    # Retention: a finished batch (every item terminal) is deleted with its items this many days after its last
+    # item ended; a sweep looks every retention_sweep_seconds. Running items are never touched.
+    retention_days: Annotated[float, Field(gt=0)] = 30.0
+    retention_sweep_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("api_tokens", mode="before")

@@ -39,7 +39,12 @@ def create_app(settings: Settings) -> Celery:
                 "schedule": settings.reconcile_interval,
                 # A run nobody picked up in time is superseded by the next one.
                 "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.reconcile_interval},
-            }
+            },
+            "expire-batches": {
+                "task": TaskName.EXPIRE_BATCHES.value,
+                "schedule": settings.retention_sweep_seconds,
+                "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.retention_sweep_seconds},
+            },
         },
     )
     return app

@@ -13,7 +13,7 @@ class Queue(str, Enum):
     VALIDATE = "validate"  # the image and key rules checked against IMS and KMS
     SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
     POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
-    MAINTENANCE = "maintenance"  # the reconciler
+    MAINTENANCE = "maintenance"  # the reconciler, the retention sweep
 
 
 class TaskName(str, Enum):
@@ -22,6 +22,7 @@ class TaskName(str, Enum):
     SUBMIT = "replication.submit"
     POLL = "replication.poll"
     RECONCILE = "replication.reconcile"
+    EXPIRE_BATCHES = "replication.expire_batches"
 
 
 ROUTES: dict[TaskName, Queue] = {
@@ -30,6 +31,7 @@ ROUTES: dict[TaskName, Queue] = {
     TaskName.SUBMIT: Queue.SUBMIT,
     TaskName.POLL: Queue.POLL,
     TaskName.RECONCILE: Queue.MAINTENANCE,
+    TaskName.EXPIRE_BATCHES: Queue.MAINTENANCE,
 }
 
 ALL_QUEUES = [q.value for q in Queue]

@@ -108,6 +108,11 @@ def poll(self: Task, item_id: str, image_id: str | None = None, seq: int = 0) ->
     _run(self, item_id, lambda ctx: steps.poll(ctx, item_id, seq, redelivered=redelivered), item_id)
 
 
+@app.task(name=TaskName.EXPIRE_BATCHES.value, bind=True)
+def expire_batches(self: Task) -> None:
+    _run(self, "cluster", steps.expire_batches, None)
+
+
 @app.task(name=TaskName.RECONCILE.value, bind=True)
 def reconcile(self: Task) -> None:
     lock = context().data.control.reconcile_lock(timeout=settings.task_time_limit + 10)

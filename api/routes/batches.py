@@ -1,8 +1,8 @@
-"""Batches: submit, status, items, cancel, retry."""
+"""Batches: submit, list, status, items, cancel, retry, delete."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
@@ -10,6 +10,7 @@ from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
 from api.openapi import json_body_doc
 from api.schemas import (
     BatchAccepted,
+    BatchesPage,
     BatchRequest,
     BatchStatus,
     CancelOutcome,
@@ -19,6 +20,7 @@ from api.schemas import (
     RetryOutcome,
 )
 from api.service import RUNNING_NOT_CANCELLABLE
+from worker.domain.naming import LABEL_RE
 from worker.domain.states import ItemState
 
 router = APIRouter(prefix="/batches", tags=["batches"])
@@ -69,6 +71,20 @@ def submit_batch(
     return BatchAccepted(batch_id=stored.batch_id, accepted=len(stored.item_ids), item_ids=stored.item_ids)
 
 
+@router.get("", summary="Batches, newest first, a page at a time; by state and label")
+def list_batches(
+    service: ServiceDep,
+    state: Annotated[Literal["running", "finished"] | None, Query(description="Only batches in this state")] = None,
+    label: Annotated[str | None, Query(pattern=LABEL_RE.pattern, description="Only batches with this label")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Batches per page")] = 50,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9.e+]{1,32}:[0-9a-f]{32}$", description="`next_cursor` of the previous page")
+    ] = None,
+) -> BatchesPage:
+    page = service.batches(limit=limit, cursor=cursor, label=label, state=state)
+    return BatchesPage(batches=[BatchStatus.of(b) for b in page.batches], next_cursor=page.next_cursor)
+
+
 @router.get("/{batch_id}", summary="Progress of a batch: counts by state", responses=_NOT_FOUND)
 def get_batch(batch_id: BatchId, service: ServiceDep) -> BatchStatus:
     return BatchStatus.of(service.batch(batch_id))
@@ -114,3 +130,22 @@ def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
 )
 def retry_batch(batch_id: BatchId, service: ServiceDep) -> RetryOutcome:
     return RetryOutcome(retried=service.retry(batch_id))
+
+
+@router.delete(
+    "/{batch_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a finished batch and its items",
+    description=(
+        "Only a finished batch (every item terminal) is deleted, with all its items and their history; a batch "
+        "with any item still under way is refused with a 409 and nothing is deleted. Finished batches are also "
+        "deleted by themselves IMSREP_RETENTION_DAYS (default 30) after their last item ended."
+    ),
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "Some items have not ended; nothing deleted"},
+    },
+)
+def delete_batch(batch_id: BatchId, service: ServiceDep) -> Response:
+    service.delete(batch_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

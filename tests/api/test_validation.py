@@ -9,6 +9,7 @@ import pytest
 from api.errors import InvalidRequest, Problem
 from api.validation import parse_batch, parse_item
 from config.settings import load_settings
+from worker.domain.naming import LABEL_RULE
 
 ACCOUNT = {"project_id": "0123456789abcdef0123456789abcdef", "access_key": "AKX1", "secret_key": "SKX1"}
 
@@ -41,7 +42,7 @@ def test_good_batch_applies_defaults_and_resolves_accounts(settings) -> None:
             "defaults": {"name": "shared", "kms_key": "ims/default"},
         },
         settings,
-    )
+    ).items
     assert [(i.spec.name, i.spec.kms_key, i.account) for i in items] == [
         ("shared", "ims/default", "default"),
         ("own", "ims/default", "prod"),
@@ -120,3 +121,13 @@ def test_no_accounts_configured_refuses_every_item(settings) -> None:
     bare = settings.model_copy(update={"accounts": {}, "default_account": None})
     error = _refusal(parse_batch, {"items": [{"image_id": _image()}]}, bare)
     assert error.problems == [Problem(0, "account", "no accounts are configured on this server")]
+
+
+@pytest.mark.parametrize("label", ["", " x", "a" * 65, "has space", "é", 7, ["x"]])
+def test_a_bad_label_is_refused_naming_the_rule(settings, label: object) -> None:
+    error = _refusal(parse_batch, {"items": [{"image_id": _image()}], "label": label}, settings)
+    assert [(p.field, p.rule) for p in error.problems] == [("label", LABEL_RULE)]
+
+
+def test_a_label_is_kept(settings) -> None:
+    assert parse_batch({"items": [{"image_id": _image()}], "label": "rekey-2026.q1"}, settings).label == "rekey-2026.q1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,29 @@ def test_submitting_a_manifest_again_submits_nothing_twice(tmp_path: Path, api_s
         == batches  # fmt: skip
     fresh = runner.invoke(app, ["submit", manifest, "--chunk-size", "2", "--resubmit", *_api(api_server)])
     assert fresh.exit_code == EXIT_OK and "earlier run" not in fresh.stdout
+
+
+def test_batches_lists_newest_first_by_label_and_delete_refuses_a_running_batch(tmp_path: Path, api_server) -> None:
+    label = f"cli-{uuid.uuid4().hex[:8]}"
+    manifest = _manifest(tmp_path, f"image_id\n{IMG}\n", "one.csv")
+    made = []
+    for _ in range(2):
+        submitted = runner.invoke(app, ["submit", manifest, "--label", label, "--resubmit", *_api(api_server)])
+        made.append(submitted.stdout.split("batch ")[1].split()[0])
+    listed = runner.invoke(app, ["batches", "--label", label, "--json", *_api(api_server)])
+    assert listed.exit_code == EXIT_OK, listed.output
+    shown = json.loads(listed.stdout)
+    assert [(b["batch_id"], b["label"], b["state"]) for b in shown] == [
+        (made[1], label, "running"),
+        (made[0], label, "running"),
+    ]
+    newest = runner.invoke(app, ["batches", "--label", label, "--limit", "1", "--json", *_api(api_server)])
+    assert [b["batch_id"] for b in json.loads(newest.stdout)] == [made[1]]
+    table = runner.invoke(app, ["batches", "--label", label, *_api(api_server)])
+    assert table.exit_code == EXIT_OK and "running" in table.stdout and "Batches, newest first" in table.stdout
+    refused = runner.invoke(app, ["delete", made[0], *_api(api_server)])
+    assert refused.exit_code == EXIT_USAGE and "(409)" in refused.stderr and "is not finished" in refused.stderr
+    assert runner.invoke(app, ["cancel", made[0], *_api(api_server)]).exit_code == EXIT_OK
+    deleted = runner.invoke(app, ["delete", made[0], *_api(api_server)])
+    assert deleted.exit_code == EXIT_OK and f"deleted batch {made[0]}" in deleted.stdout
+    assert runner.invoke(app, ["status", made[0], *_api(api_server)]).exit_code == EXIT_USAGE

@@ -15,16 +15,20 @@ from worker.data.connection import connect
 from worker.data.control import Control
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
+from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.slots import SlotPool
 from worker.data.telemetry import Histogram, Telemetry
 
 __all__ = [
     "AccountState",
+    "BatchLifecycle",
+    "BatchPage",
     "BatchSummary",
     "Claim",
     "Control",
     "DataLayer",
+    "Deleted",
     "Earlier",
     "Histogram",
     "IdempotencyKeys",
@@ -47,18 +51,21 @@ class DataLayer:
     telemetry: Telemetry
     control: Control
     idempotency: IdempotencyKeys
+    lifecycle: BatchLifecycle
     _client: redis.Redis
 
     @classmethod
     def over(cls, client: redis.Redis, prefix: str) -> DataLayer:
         keys = Keyspace(prefix)
+        records = RecordStore(client, keys)
         return cls(
-            records=RecordStore(client, keys),
+            records=records,
             slots=SlotPool(client, keys),
             accounts=AccountState(client, keys),
             telemetry=Telemetry(client, keys),
             control=Control(client, keys),
             idempotency=IdempotencyKeys(client, keys),
+            lifecycle=BatchLifecycle(client, keys, records),
             _client=client,
         )
 

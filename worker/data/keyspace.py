@@ -8,10 +8,11 @@ key                            type    what it holds (owner module in ``worker.d
 =============================  ======  =========================================================================
 ``P:item:<id>``                hash    a ReplicationItem's fields (records)
 ``P:item:<id>:log``            list    JSON transitions ``{state, at, reason, message}`` (records)
-``P:batch:<id>``               hash    ``id``, ``created_at``, ``total`` (records)
+``P:batch:<id>``               hash    ``id``, ``created_at``, ``total``, ``submitted``, ``label``, ``finished_at``
 ``P:batch:<id>:items``         list    item IDs in submission order (records)
 ``P:batch:<id>:counts``        hash    state -> number of the batch's items in it (records)
-``P:batches``                  zset    batch ID -> created_at (records)
+``P:batches``                  zset    batch ID -> created_at (records; lifecycle lists and expires them)
+``P:label:<label>``            zset    batch ID -> created_at, the batches with that label (records, lifecycle)
 ``P:state:<state>``            zset    item ID -> time it entered that state (records; metrics, reconciler)
 ``P:slots:<account>``          zset    item ID -> time its replication slot was granted (slots)
 ``P:wait:<account>``           zset    item ID -> arrival, for ``waiting`` items without a slot (slots)
@@ -63,6 +64,9 @@ class Keyspace:
 
     def batches(self) -> str:
         return f"{self.prefix}:batches"
+
+    def label(self, label: str) -> str:
+        return f"{self.prefix}:label:{label}"
 
     def state(self, state: str) -> str:
         return f"{self.prefix}:state:{state}"

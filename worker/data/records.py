@@ -25,6 +25,7 @@ from worker.domain.states import MOVES, Event, ItemState
 
 _PAGE = 1000  # item IDs per Redis command when a long list is written or walked
 BATCH = "batch"  # what an Idempotency-Key created (worker.data.idempotency)
+RUNNING, FINISHED = "running", "finished"  # a batch's states
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,28 @@ class BatchSummary:
     created_at: float
     total: int
     counts: dict[ItemState, int]
+    label: str | None = None
+    finished_at: float | None = None  # when its last item ended, once the retention sweep has seen it finished
 
     @property
     def done(self) -> bool:
         return sum(n for s, n in self.counts.items() if s.terminal) >= self.total
+
+    @property
+    def state(self) -> str:
+        """``finished`` once every item is terminal, else ``running``."""
+        return FINISHED if self.done else RUNNING
+
+    @classmethod
+    def of(cls, batch_id: str, meta: dict[str, str], counts: dict[str, str]) -> BatchSummary:
+        return cls(
+            batch_id=batch_id,
+            created_at=float(meta["created_at"]),
+            total=int(meta["total"]),
+            counts={s: int(counts.get(s.value, 0)) for s in ItemState},
+            label=meta.get("label") or None,
+            finished_at=float(meta["finished_at"]) if meta.get("finished_at") else None,
+        )
 
 
 class RecordStore:
@@ -71,7 +90,12 @@ class RecordStore:
 
     # Writing ----------------------------------------------------------------------------------------------------
     def create_batch(
-        self, items: Sequence[NewItem], now: float | None = None, *, claim: Claim | None = None
+        self,
+        items: Sequence[NewItem],
+        now: float | None = None,
+        *,
+        label: str | None = None,
+        claim: Claim | None = None,
     ) -> StoredBatch:
         """Store a batch and all its items in one MULTI/EXEC round trip: all of it or none of it.
 
@@ -88,9 +112,11 @@ class RecordStore:
 
         def write(pipe: Pipeline) -> None:
             meta = {"id": batch_id, "created_at": now, "total": len(items), "submitted": len(items)}
-            pipe.hset(k.batch(batch_id), mapping=meta)
+            pipe.hset(k.batch(batch_id), mapping={**meta, **({"label": label} if label else {})})
             pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
             pipe.zadd(k.batches(), {batch_id: now})
+            if label:
+                pipe.zadd(k.label(label), {batch_id: now})
             pipe.delete(k.batch_items(batch_id))
             for start in range(0, len(ids), _PAGE):
                 pipe.rpush(k.batch_items(batch_id), *ids[start : start + _PAGE])
@@ -195,18 +221,19 @@ class RecordStore:
         return [Transition(**json.loads(e)) for e in self._redis.lrange(self._keys.item_log(item_id), 0, -1)]
 
     def batch(self, batch_id: str) -> BatchSummary | None:
+        return self.batches([batch_id])[0]
+
+    def batches(self, batch_ids: Sequence[str]) -> list[BatchSummary | None]:
+        """Summaries of the batches (None for one that does not exist), in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(self._keys.batch(batch_id))
-        pipe.hgetall(self._keys.batch_counts(batch_id))
-        meta, counts = pipe.execute()
-        if not meta:
-            return None
-        return BatchSummary(
-            batch_id=batch_id,
-            created_at=float(meta["created_at"]),
-            total=int(meta["total"]),
-            counts={s: int(counts.get(s.value, 0)) for s in ItemState},
-        )
+        for batch_id in batch_ids:
+            pipe.hgetall(self._keys.batch(batch_id))
+            pipe.hgetall(self._keys.batch_counts(batch_id))
+        answers = pipe.execute()
+        return [
+            BatchSummary.of(batch_id, meta, counts) if meta else None
+            for batch_id, meta, counts in zip(batch_ids, answers[::2], answers[1::2], strict=True)
+        ]
 
     def batch_item_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]:
         return self._redis.lrange(self._keys.batch_items(batch_id), start, stop)

@@ -15,6 +15,9 @@ TAG_VALUE_MAX = 43
 _NAME_CHARS = re.compile(r"^[A-Za-z0-9\-._ \u4e00-\u9fa5]+$")
 _DESCRIPTION_FORBIDDEN = re.compile(r"[\r\n<>]")
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Our batch labels: a short tag a user finds batches by (not an IMS concept).
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+LABEL_RULE = "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 # KMS aliases: letters, digits, '_', '-', ':' and '/', as in "ims/default".
 _KEY_ALIAS = re.compile(r"^[A-Za-z0-9_\-:/]{1,255}$")
 

@@ -10,7 +10,8 @@ from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import finish
 from worker.steps.poll import poll
 from worker.steps.reconcile import reconcile
+from worker.steps.retention import expire_batches
 from worker.steps.submit import submit
 from worker.steps.validate import validate
 
-__all__ = ["Next", "StepContext", "admit", "finish", "poll", "reconcile", "submit", "validate"]
+__all__ = ["Next", "StepContext", "admit", "expire_batches", "finish", "poll", "reconcile", "submit", "validate"]

@@ -194,3 +194,63 @@ def test_wrong_methods_and_paths_are_4xx(api, client) -> None:
     assert client.delete("/v1/batches").status_code == 405
     assert client.get("/v1/nothing-here").status_code == 404
     assert httpx.put(api.url + "/healthz").status_code == 405
+
+
+def _finish(api, batch_id: str, state: ItemState = ItemState.SUCCEEDED) -> None:
+    store = api.store()
+    for item_id in store.batch_item_ids(batch_id):
+        walk_to(store, item_id, state)
+
+
+def test_batches_are_listed_newest_first_in_pages_with_label_and_state_filters(api, client) -> None:
+    label = f"campaign-{uuid.uuid4().hex[:8]}"
+    made = [client.post("/v1/batches", json={"items": _items(1), "label": label}).json()["batch_id"] for _ in range(5)]
+    client.post("/v1/batches", json={"items": _items(1), "label": "elsewhere"})
+    _finish(api, made[1])
+    pages, cursor = [], None
+    while True:
+        params = {"label": label, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/v1/batches", params=params).json()
+        pages.append([b["batch_id"] for b in body["batches"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert [b for page in pages for b in page] == made[::-1] and len(pages[0]) == 2
+    finished = client.get("/v1/batches", params={"label": label, "state": "finished"}).json()["batches"]
+    shown = [(b["batch_id"], b["state"], b["label"], b["done"]) for b in finished]
+    assert shown == [(made[1], "finished", label, True)]
+    running = client.get("/v1/batches", params={"label": label, "state": "running"}).json()["batches"]
+    assert len(running) == 4 and {b["state"] for b in running} == {"running"}
+    everything = client.get("/v1/batches", params={"limit": 500}).json()["batches"]
+    assert [b["created_at"] for b in everything] == sorted((b["created_at"] for b in everything), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"state": "paused"}, "state"), ({"label": "no spaces"}, "label"), ({"limit": 0}, "limit"),
+     ({"cursor": "x"}, "cursor")],  # fmt: skip
+)
+def test_bad_list_parameters_are_422(client, params: dict, field: str) -> None:
+    response = client.get("/v1/batches", params=params)
+    assert response.status_code == 422 and [p["field"] for p in response.json()["detail"]] == [field]
+
+
+def test_delete_removes_a_finished_batch_and_refuses_a_running_one(api, client) -> None:
+    running = client.post("/v1/batches", json={"items": _items(2)}).json()
+    refused = client.delete(f"/v1/batches/{running['batch_id']}")
+    assert refused.status_code == 409
+    assert refused.json()["message"].startswith(f"batch {running['batch_id']} is not finished (2 accepted)")
+    assert client.get(f"/v1/batches/{running['batch_id']}").status_code == 200
+
+    _finish(api, running["batch_id"], ItemState.CANCELLED)
+    assert client.delete(f"/v1/batches/{running['batch_id']}").status_code == 204
+    assert client.get(f"/v1/batches/{running['batch_id']}").status_code == 404
+    assert client.get(f"/v1/replications/{running['item_ids'][0]}").status_code == 404
+    assert client.delete(f"/v1/batches/{running['batch_id']}").status_code == 404
+
+
+def test_a_label_is_shown_and_a_bad_one_refused(client) -> None:
+    accepted = client.post("/v1/batches", json={"items": _items(1), "label": "rekey-2026"}).json()
+    assert client.get(f"/v1/batches/{accepted['batch_id']}").json()["label"] == "rekey-2026"
+    bad = client.post("/v1/batches", json={"items": _items(1), "label": "no spaces"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "label"
