@@ -26,6 +26,7 @@ from worker.domain.states import ItemState
 router = APIRouter(prefix="/batches", tags=["batches"])
 
 BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch ID (32 lowercase hex characters)")]
+_BATCH_CURSOR = r"^[0-9]{1,16}(\.[0-9]{1,17})?:[0-9a-f]{32}$"  # created_at (exactly as stored) and batch ID
 _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such batch"}}
 
 _EXAMPLES = {
@@ -77,9 +78,7 @@ def list_batches(
     state: Annotated[Literal["running", "finished"] | None, Query(description="Only batches in this state")] = None,
     label: Annotated[str | None, Query(pattern=LABEL_RE.pattern, description="Only batches with this label")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Batches per page")] = 50,
-    cursor: Annotated[
-        str | None, Query(pattern=r"^[0-9.e+]{1,32}:[0-9a-f]{32}$", description="`next_cursor` of the previous page")
-    ] = None,
+    cursor: Annotated[str | None, Query(pattern=_BATCH_CURSOR, description="A page's `next_cursor`")] = None,
 ) -> BatchesPage:
     page = service.batches(limit=limit, cursor=cursor, label=label, state=state)
     return BatchesPage(batches=[BatchStatus.of(b) for b in page.batches], next_cursor=page.next_cursor)
