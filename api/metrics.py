@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from config.settings import Settings
 from worker.data import DataLayer
+from worker.domain.pools import MODES, pool_name, slot_limit, split_pool
 from worker.queues import Queue
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,13 @@ class RedisCollector(Collector):
         for state, n in data.records.counts_by_state().items():
             items.add_metric([state.value], n)
 
-        in_use = GaugeMetricFamily("imsrep_slots_in_use", "IMS replication slots held", labels=["account"])
-        limit = GaugeMetricFamily("imsrep_slots_limit", "IMS replication slots allowed", labels=["account"])
-        names = sorted(self.settings.accounts)
-        for name, held in data.slots.in_use_by_account(names).items():
-            in_use.add_metric([name], held)
-            limit.add_metric([name], self.settings.accounts[name].slot_limit)
+        labels = ["account", "mode"]  # IMS counts in-region and cross-region copies apart
+        in_use = GaugeMetricFamily("imsrep_slots_in_use", "IMS replication slots held", labels=labels)
+        limit = GaugeMetricFamily("imsrep_slots_limit", "IMS replication slots allowed", labels=labels)
+        pools = [pool_name(account, mode) for account in sorted(self.settings.accounts) for mode in MODES]
+        for pool, held in data.slots.in_use_by_account(pools).items():
+            in_use.add_metric(list(split_pool(pool)), held)
+            limit.add_metric(list(split_pool(pool)), slot_limit(self.settings, pool) or 0)
 
         backlog = GaugeMetricFamily("imsrep_queue_backlog", "Messages waiting in a stage queue", labels=["queue"])
         for queue in Queue:
@@ -83,8 +85,15 @@ class RedisCollector(Collector):
         latency = HistogramMetricFamily(
             "imsrep_item_latency_seconds",
             "Seconds from an item's acceptance to the terminal state a worker moved it to",
-            labels=["state"],
+            labels=["state", "mode"],
         )
-        for state, histogram in sorted(telemetry.latency().items()):
-            latency.add_metric([state], histogram.buckets, histogram.total)
-        return [items, in_use, limit, backlog, workers, calls, repairs, retries, latency]
+        for (state, mode), histogram in sorted(telemetry.latency().items()):
+            latency.add_metric([state, mode], histogram.buckets, histogram.total)
+        followups = CounterMetricFamily(
+            "imsrep_followups",
+            "Follow-ups of active copies (tags, share) that ended applied or failed (the copy stands either way)",
+            labels=["kind", "outcome"],
+        )
+        for (kind, outcome), n in sorted(telemetry.followups().items()):
+            followups.add_metric([kind, outcome], n)
+        return [items, in_use, limit, backlog, workers, calls, repairs, retries, latency, followups]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.data import BatchSummary
+from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
 from worker.domain.reasons import ReasonCode
@@ -110,6 +111,52 @@ class TransitionOut(BaseModel):
         return cls(state=t.state, at=_utc(t.at), reason=t.reason, message=t.message)
 
 
+class TagsOut(BaseModel):
+    status: Status = Field(..., description="pending, applied (IMS holds every tag) or failed")
+    wanted: dict[str, str] = Field(..., description="The item's tags, plus provenance tags when on")
+    applied: dict[str, str] = Field(..., description="Those IMS holds on the copy (read back after tagging)")
+    not_applied: dict[str, str]
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, r: TagsResult) -> TagsOut:
+        return cls(**r.model_dump(), not_applied=r.not_applied)
+
+
+class MemberOut(BaseModel):
+    project_id: str
+    status: str = Field(..., description="IMS's status: pending until the project accepts, then accepted or rejected")
+
+
+class ShareOut(BaseModel):
+    status: Status = Field(..., description="pending, applied (every project is a member) or failed")
+    wanted: list[str] = Field(..., description="The projects asked for (share_with)")
+    job_id: str | None = Field(None, description="IMS's member job (imsAddImageMembersJob)")
+    members: list[MemberOut] = Field(..., description="The members IMS lists, with their status")
+    not_shared: list[str]
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, r: ShareResult) -> ShareOut:
+        members = [MemberOut(**m.model_dump()) for m in r.members]
+        return cls(**r.model_dump(exclude={"members"}), members=members, not_shared=r.not_shared)
+
+
+class FollowupsOut(BaseModel):
+    """What was done to the copy once it was active; null where nothing was asked."""
+
+    tags: TagsOut | None = None
+    share: ShareOut | None = None
+
+    @classmethod
+    def of(cls, f: Followups | None) -> FollowupsOut | None:
+        if f is None:
+            return None
+        return cls(tags=TagsOut.of(f.tags) if f.tags else None, share=ShareOut.of(f.share) if f.share else None)
+
+
 class ReplicationOut(BaseModel):
     """One item: what was asked, where it stands, and (when done) the new image or why not."""
 
@@ -118,7 +165,11 @@ class ReplicationOut(BaseModel):
     account: str
     image_id: str = Field(..., examples=[_IMAGE])
     state: ItemState
-    reason: ReasonCode | None = Field(None, description="Stable reason code of a refusal, failure or cancellation")
+    reason: ReasonCode | None = Field(
+        None,
+        description="Stable reason code of a refusal, failure or cancellation; on a succeeded item, what of its "
+        "follow-ups did not apply (TAGS_NOT_APPLIED, NOT_SHARED)",
+    )
     message: str | None = Field(None, description="Human explanation that goes with the reason")
     new_image_id: str | None = Field(None, description="ID of the copy, once the replication succeeded")
     progress_percent: float | None = Field(None, ge=0, le=100, description="IMS job progress, 0-100")
@@ -126,7 +177,16 @@ class ReplicationOut(BaseModel):
     name: str | None = Field(None, description="Name asked for (null: the default)")
     target_name: str | None = Field(None, description="Name the copy gets, once resolved by validation")
     kms_key: str | None = None
-    tags: dict[str, str] | None = Field(None, description="Tags asked for the copy")
+    mode: str = Field(..., description="in-region or cross-region")
+    target_region: str | None = Field(None, description="Destination region of a cross-region copy")
+    target_project: str | None = Field(None, description="Destination project name asked for (null: the default)")
+    target_project_id: str | None = Field(None, description="Destination project ID, once resolved by validation")
+    agency: str | None = Field(None, description="Agency of the cross-region copy, once resolved by validation")
+    share_with: list[str] | None = None
+    tags: dict[str, str] | None = None
+    followups: FollowupsOut | None = Field(
+        None, description="Tags and sharing of the copy, from the moment it is active (state finishing)"
+    )
     attempt: int = Field(..., description="1, plus one per retry")
     created_at: datetime
     updated_at: datetime
@@ -149,7 +209,14 @@ class ReplicationOut(BaseModel):
             name=item.name,
             target_name=item.target_name,
             kms_key=item.kms_key,
+            mode=item.mode,
+            target_region=item.target_region,
+            target_project=item.target_project,
+            target_project_id=item.target_project_id,
+            agency=item.agency_name or item.agency,
+            share_with=item.share_with,
             tags=item.tags,
+            followups=FollowupsOut.of(item.followups),
             attempt=item.attempt,
             created_at=_utc(item.created_at),
             updated_at=_utc(item.updated_at),

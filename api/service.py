@@ -34,6 +34,9 @@ _ATTEMPT_FIELDS = (
     "job_started_at",
     "progress",
     "new_image_id",
+    "target_project_id",
+    "agency_name",
+    "followups",
 )
 
 

@@ -16,7 +16,7 @@ from api.errors import InvalidRequest, Problem, problems_from_pydantic
 from config.settings import Settings
 from worker.data import NewItem
 from worker.domain.naming import LABEL_RE, LABEL_RULE
-from worker.domain.spec import ItemOptions, ItemSpec
+from worker.domain.spec import ItemOptions, ItemSpec, cross_field_problems
 
 
 class _Envelope(BaseModel):
@@ -74,7 +74,10 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
         spec = spec.with_defaults(defaults)
         account = spec.account or settings.default_account
         if account in settings.accounts:
-            items.append(NewItem(spec, account))
+            found = _cross_field(spec, account, settings, index)
+            problems += found
+            if not found:
+                items.append(NewItem(spec, account))
         elif not inherits_account:  # a bad default account is reported once, above
             problems.append(Problem(index, "account", _unknown_account(settings)))
     if problems:
@@ -91,7 +94,15 @@ def parse_item(payload: Any, settings: Settings) -> NewItem:
     account = spec.account or settings.default_account
     if account not in settings.accounts:
         raise _refusal([Problem(None, "account", _unknown_account(settings))], 1)
+    if found := _cross_field(spec, account, settings, None):
+        raise _refusal(found, 1)
     return NewItem(spec, account)
+
+
+def _cross_field(spec: ItemSpec, account: str, settings: Settings, index: int | None) -> list[Problem]:
+    """The rules between an item's fields (with its batch's defaults) and against its account."""
+    found = cross_field_problems(spec, settings.accounts[account], settings.provenance_tags)
+    return [Problem(index, field, rule) for field, rule in found]
 
 
 def _unknown_account(settings: Settings) -> str:

@@ -36,11 +36,49 @@ class SettingsError(RuntimeError):
     """Raised at start-up when a setting is missing or invalid; the message names the variable."""
 
 
+_PROJECT_ID = r"^[0-9a-f]{32}$"
+# IAM agency names: letters, digits, '_', '-' and '.', at most 64 characters.
+AGENCY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def _region_key(name: str) -> str:
+    """A region ID from a settings key: ``CN_SOUTH_1`` (an environment variable cannot hold '-') is cn-south-1."""
+    return name.strip().lower().replace("_", "-")
+
+
+def default_endpoint(service: str, region: str) -> str:
+    """Huawei Cloud's public endpoint of a service in a region (docs/ims-api.md §1)."""
+    return f"https://{service}.{region}.myhuaweicloud.com"
+
+
+def _endpoint(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", v):
+        raise ValueError("must be an http(s) URL with no path, e.g. https://ims.cn-north-4.myhuaweicloud.com")
+    return v.rstrip("/")
+
+
+class RegionSettings(BaseModel):
+    """How an account reaches another region, a destination of its cross-region copies. Every field is optional:
+    Huawei's IMS endpoint of that region and the account's own IAM endpoint are the defaults, and the project ID is
+    looked up in IAM by name when not given (for the region's default project, whose name is the region ID)."""
+
+    ims_endpoint: str | None = None
+    iam_endpoint: str | None = None
+    project_id: Annotated[str | None, Field(pattern=_PROJECT_ID)] = None
+
+    @field_validator("ims_endpoint", "iam_endpoint")
+    @classmethod
+    def _endpoint_shape(cls, v: str | None) -> str | None:
+        return _endpoint(v)
+
+
 class AccountSettings(BaseModel):
-    """One Huawei Cloud project that images are replicated in."""
+    """One Huawei Cloud project that images are replicated in (and, across regions, copied out of)."""
 
     region: str = "cn-north-4"
-    project_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    project_id: Annotated[str, Field(pattern=_PROJECT_ID)]
     ims_endpoint: str | None = None
     kms_endpoint: str | None = None
     iam_endpoint: str | None = None
@@ -52,6 +90,12 @@ class AccountSettings(BaseModel):
     iam_password: SecretStr | None = None
     iam_domain: str | None = None
     slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
+    # Cross-region copies: IMS counts them apart from in-region ones, 5 at a time per tenant (IMG.0149).
+    cross_region_slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
+    # The IAM agency a cross-region copy names when its item names none (it needs "IMS CrossCopyAgencyPolicy" in
+    # the destination region), and the destination regions' endpoints and projects, by region ID.
+    agency_name: Annotated[str | None, Field(pattern=AGENCY_NAME.pattern)] = None
+    regions: dict[str, RegionSettings] = Field(default_factory=dict)
     request_rate: Annotated[float, Field(gt=0, le=10_000)] = 20.0
     request_burst: Annotated[int, Field(ge=1, le=10_000)] = 20
 
@@ -65,17 +109,22 @@ class AccountSettings(BaseModel):
     @field_validator("ims_endpoint", "kms_endpoint", "iam_endpoint")
     @classmethod
     def _endpoint_shape(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", v):
-            raise ValueError("must be an http(s) URL with no path, e.g. https://ims.cn-north-4.myhuaweicloud.com")
-        return v.rstrip("/")
+        return _endpoint(v)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, v: dict[str, RegionSettings]) -> dict[str, RegionSettings]:
+        regions = {_region_key(name): region for name, region in v.items()}
+        for name in regions:
+            if not _REGION.match(name):
+                raise ValueError(f"region {name!r} must look like a Huawei Cloud region ID, e.g. cn-south-1")
+        return regions
 
     @model_validator(mode="after")
     def _defaults_and_credentials(self) -> AccountSettings:
-        self.ims_endpoint = self.ims_endpoint or f"https://ims.{self.region}.myhuaweicloud.com"
-        self.kms_endpoint = self.kms_endpoint or f"https://kms.{self.region}.myhuaweicloud.com"
-        self.iam_endpoint = self.iam_endpoint or f"https://iam.{self.region}.myhuaweicloud.com"
+        self.ims_endpoint = self.ims_endpoint or default_endpoint("ims", self.region)
+        self.kms_endpoint = self.kms_endpoint or default_endpoint("kms", self.region)
+        self.iam_endpoint = self.iam_endpoint or default_endpoint("iam", self.region)
         aksk = self.access_key is not None or self.secret_key is not None
         password = self.iam_user is not None or self.iam_password is not None
         if aksk and password:
@@ -90,6 +139,22 @@ class AccountSettings(BaseModel):
 
     def secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in (self.access_key, self.secret_key, self.iam_password) if s]
+
+    def region_endpoints(self, region: str) -> tuple[str, str]:
+        """The IMS and IAM endpoints this account uses in ``region``: a ``regions`` entry's, else Huawei's IMS
+        endpoint of that region and the account's own IAM endpoint (IAM is global: it serves every region's
+        projects)."""
+        other = self.regions.get(region) or RegionSettings()
+        own = region == self.region
+        ims = other.ims_endpoint or (self.ims_endpoint if own else None) or default_endpoint("ims", region)
+        return ims, other.iam_endpoint or self.iam_endpoint or default_endpoint("iam", region)
+
+    def in_region(self, region: str, project_id: str) -> AccountSettings:
+        """The same credentials, working in ``project_id`` of ``region`` (a cross-region copy's destination)."""
+        ims, iam = self.region_endpoints(region)
+        fields = self.model_dump(exclude={"regions", "kms_endpoint"})
+        fields.update(region=region, project_id=project_id, ims_endpoint=ims, iam_endpoint=iam)
+        return AccountSettings(**fields)
 
 
 class Settings(BaseSettings):
@@ -117,6 +182,8 @@ class Settings(BaseSettings):
     # The submission API.
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     max_batch_items: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    # Tag every copy with where it came from (imsrep_source, imsrep_batch) unless its item says otherwise.
+    provenance_tags: bool = False
     max_request_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     worker_seen_seconds: Annotated[float, Field(gt=0)] = 60.0
     # How long an Idempotency-Key is remembered: the same key with the same body within it gets the first answer.

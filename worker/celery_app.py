@@ -4,7 +4,7 @@ heartbeat the API reads.
 
 Run a worker (the command lives in ``worker.run.worker_argv``)::
 
-    python -m celery -A worker.celery_app:app worker -Q admit,validate,submit,poll,maintenance \
+    python -m celery -A worker.celery_app:app worker -Q admit,validate,submit,poll,followup,maintenance \
         --concurrency 4 -n worker@%h -E [-B]
 
 ``-B`` embeds the beat scheduler; or run it once per cluster as ``python -m celery -A worker.celery_app:app beat``

@@ -3,7 +3,7 @@
 ```
 ReplicatorError                 any failure the worker reports; carries the cloud details when there are any
  ├── RetryableError             transient: try again later (``retry_after`` seconds when known)
- │    ├── ThrottledError        429 APIGW.0308 / APIG.0308, IMG.0060 (task flow control), IMG.0187 (KMS
+ │    ├── ThrottledError        429 APIGW.0308 / APIG.0308, IMG.0060 / IMG.0149 (IMS full), IMG.0187 (KMS
  │    │                         throttled), or the cluster-wide rate limiter refusing a request locally
  │    └── CloudUnavailableError 5xx, timeouts, connection errors, a 2xx whose body cannot be understood
  └── PermanentError             trying again gives the same answer; carries a stable ``ReasonCode``
@@ -53,10 +53,29 @@ IMS_REASONS: dict[str, ReasonCode] = {
     "IMG.0015": ReasonCode.QUOTA_EXCEEDED,
     "IMG.0047": ReasonCode.NOT_IMAGE_OWNER,
     "IMG.0106": ReasonCode.NOT_IMAGE_OWNER,
+    # Cross-region copies (docs/ims-api.md §3).
+    "IMG.0143": ReasonCode.ENCRYPTED_CROSS_REGION,
+    "IMG.0146": ReasonCode.IMAGE_TOO_LARGE,
+    "IMG.0142": ReasonCode.TARGET_REGION_INVALID,
+    "IMG.0147": ReasonCode.TARGET_REGION_INVALID,
+    "IMG.0104": ReasonCode.TARGET_PROJECT_NOT_FOUND,
+    "IMG.0145": ReasonCode.TARGET_PROJECT_NOT_FOUND,
+    "IMG.0151": ReasonCode.AGENCY_NOT_PERMITTED,
+    "IMG.0179": ReasonCode.AGENCY_NOT_PERMITTED,
+    # Sharing and tags (docs/ims-api.md §9).
+    "IMG.0098": ReasonCode.NOT_SHAREABLE_ENCRYPTED,
+    "IMG.0088": ReasonCode.TOO_MANY_MEMBERS,
+    "IMG.0076": ReasonCode.SHARE_PROJECT_INVALID,
+    "IMG.0108": ReasonCode.SHARE_PROJECT_INVALID,
+    "IMG.0177": ReasonCode.SHARE_PROJECT_INVALID,
+    "IMG.0115": ReasonCode.TAG_INVALID,
+    "IMG.0116": ReasonCode.TAG_INVALID,
 }
 
-# Codes that mean "slow down", whatever HTTP status carries them (IMG.0060 and IMG.0187 come as 400).
-THROTTLE_CODES = frozenset({"APIGW.0308", "APIG.0308", "IMG.0060", "IMG.0187"})
+# Codes that mean "slow down", whatever HTTP status carries them (IMG.0060, IMG.0149 and IMG.0187 come as 400):
+# IMG.0060 and IMG.0149 say IMS is full (its in-region and cross-region copies at their limit), not that the item is
+# wrong.
+THROTTLE_CODES = frozenset({"APIGW.0308", "APIG.0308", "IMG.0060", "IMG.0149", "IMG.0187"})
 
 
 def reason_for_code(code: str | None) -> ReasonCode:

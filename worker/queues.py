@@ -13,6 +13,7 @@ class Queue(str, Enum):
     VALIDATE = "validate"  # the image and key rules checked against IMS and KMS
     SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
     POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
+    FOLLOWUP = "followup"  # what happens to an active copy: its tags, then its sharing (no replication slot)
     MAINTENANCE = "maintenance"  # the reconciler, the retention sweep
 
 
@@ -21,6 +22,8 @@ class TaskName(str, Enum):
     VALIDATE = "replication.validate"
     SUBMIT = "replication.submit"
     POLL = "replication.poll"
+    TAG = "replication.tag"
+    SHARE = "replication.share"
     RECONCILE = "replication.reconcile"
     EXPIRE_BATCHES = "replication.expire_batches"
 
@@ -30,6 +33,8 @@ ROUTES: dict[TaskName, Queue] = {
     TaskName.VALIDATE: Queue.VALIDATE,
     TaskName.SUBMIT: Queue.SUBMIT,
     TaskName.POLL: Queue.POLL,
+    TaskName.TAG: Queue.FOLLOWUP,
+    TaskName.SHARE: Queue.FOLLOWUP,
     TaskName.RECONCILE: Queue.MAINTENANCE,
     TaskName.EXPIRE_BATCHES: Queue.MAINTENANCE,
 }

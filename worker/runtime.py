@@ -1,5 +1,5 @@
-"""The per-process pieces a worker builds once: Redis connections, one ImsClient per account (all sharing one TLS
-context), the StepContext.
+"""The per-process pieces a worker builds once: Redis connections, one ImsClient per account (and per cross-region
+destination of an account, all sharing one TLS context), the StepContext.
 
 Built lazily on first use inside each pool process (never inherited across a fork: sockets must not be shared),
 with secrets read only from the settings.
@@ -30,10 +30,15 @@ class AccountClients:
         self._ssl_context: ssl.SSLContext | None = None  # httpx's default, built on first use
 
     def __call__(self, account: str) -> ImsClient:
+        return self._client(account, account)
+
+    def _client(self, key: str, account: str, region: str | None = None, project_id: str | None = None) -> ImsClient:
         with self._lock:
-            client = self._clients.get(account)
+            client = self._clients.get(key)
             if client is None:
                 config = self.settings.account(account)
+                if region is not None and project_id is not None:
+                    config = config.in_region(region, project_id)
                 if self._ssl_context is None:
                     self._ssl_context = httpx.create_ssl_context()
                 client = ImsClient(
@@ -43,8 +48,12 @@ class AccountClients:
                     hooks=RateLimitHooks(self.data, account, config),
                     ssl_context=self._ssl_context,
                 )
-                self._clients[account] = client
+                self._clients[key] = client
             return client
+
+    def in_region(self, account: str, region: str, project_id: str) -> ImsClient:
+        """The account's credentials working in another region's project (a cross-region copy's destination)."""
+        return self._client(f"{account}@{region}/{project_id}", account, region, project_id)
 
     def close(self) -> None:
         with self._lock:
@@ -55,4 +64,5 @@ class AccountClients:
 
 def build_context(settings: Settings) -> StepContext:
     data = open_data_layer(settings.redis_url, settings.key_prefix)
-    return StepContext(settings=settings, data=data, clients=AccountClients(settings, data))
+    clients = AccountClients(settings, data)
+    return StepContext(settings=settings, data=data, clients=clients, destinations=clients.in_region)

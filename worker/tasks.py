@@ -1,7 +1,8 @@
 """The Celery tasks: thin wrappers that run one step of ``worker.steps`` and send the tasks it asks for.
 
-Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll; an admit
-takes ``{"batch_id", "cursor"}``), never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
+Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll or a follow-up
+(``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
+``{"batch_id", "cursor"}``), never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
 message sent with ``apply_async``/``send_task`` and a countdown, not ``self.retry``: the step decides what comes
 next, so polls and error retries take one path; a poll is not an error and must not inflate Celery's retry count;
 and the error budget lives on the item (``error_retries``) where a redelivery cannot reset it. With late acks the
@@ -83,7 +84,10 @@ def _poisoned(ctx: StepContext, name: str, message_id: str, subject: str, item_i
     item = ctx.data.records.get_item(item_id) if item_id else None
     if item is not None and not item.terminal:
         message = f"{name} was redelivered {count} times (its worker kept dying); gave up"
-        send(steps.finish(ctx, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
+        if item.state is ItemState.FINISHING:  # the copy exists: only its follow-ups are given up
+            send(steps.give_up(ctx, item, ReasonCode.REDELIVERY_LIMIT, message))
+        else:
+            send(steps.finish(ctx, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
     return True
 
 
@@ -92,18 +96,21 @@ def admit(self: Task, batch_id: str, cursor: int = 0) -> None:
     _run(self, f"{batch_id}:{cursor}", lambda ctx: steps.admit(ctx, batch_id, cursor), None)
 
 
+# ``shown``: the source image ID (and a cross-region copy's ``to_region``), sent only for Flower to show.
+
+
 @app.task(name=TaskName.VALIDATE.value, bind=True)
-def validate(self: Task, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
+def validate(self: Task, item_id: str, **shown: object) -> None:  # noqa: ARG001
     _run(self, item_id, lambda ctx: steps.validate(ctx, item_id), item_id)
 
 
 @app.task(name=TaskName.SUBMIT.value, bind=True)
-def submit(self: Task, item_id: str, image_id: str | None = None) -> None:  # noqa: ARG001 - for Flower
+def submit(self: Task, item_id: str, **shown: object) -> None:  # noqa: ARG001
     _run(self, item_id, lambda ctx: steps.submit(ctx, item_id), item_id)
 
 
 @app.task(name=TaskName.POLL.value, bind=True)
-def poll(self: Task, item_id: str, image_id: str | None = None, seq: int = 0) -> None:  # noqa: ARG001 - for Flower
+def poll(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noqa: ARG001
     redelivered = _redelivered(self)  # may take over a chain whose next poll died with its worker
     _run(self, item_id, lambda ctx: steps.poll(ctx, item_id, seq, redelivered=redelivered), item_id)
 
@@ -111,6 +118,21 @@ def poll(self: Task, item_id: str, image_id: str | None = None, seq: int = 0) ->
 @app.task(name=TaskName.EXPIRE_BATCHES.value, bind=True)
 def expire_batches(self: Task) -> None:
     _run(self, "cluster", steps.expire_batches, None)
+
+
+def _followup(task: Task, item_id: str, seq: int) -> None:
+    redelivered = _redelivered(task)  # may take over a chain whose next task died with its worker
+    _run(task, item_id, lambda ctx: steps.followup(ctx, item_id, seq, redelivered=redelivered), item_id)
+
+
+@app.task(name=TaskName.TAG.value, bind=True)
+def tag(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noqa: ARG001
+    _followup(self, item_id, seq)
+
+
+@app.task(name=TaskName.SHARE.value, bind=True)
+def share(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noqa: ARG001
+    _followup(self, item_id, seq)
 
 
 @app.task(name=TaskName.RECONCILE.value, bind=True)

@@ -131,3 +131,57 @@ def test_a_bad_label_is_refused_naming_the_rule(settings, label: object) -> None
 
 def test_a_label_is_kept(settings) -> None:
     assert parse_batch({"items": [{"image_id": _image()}], "label": "rekey-2026.q1"}, settings).label == "rekey-2026.q1"
+
+
+def _fields(refusal: InvalidRequest) -> set[tuple[int | None, str]]:
+    return {(p.index, p.field) for p in refusal.problems}
+
+
+def test_cross_region_share_and_tag_fields_are_checked_with_their_defaults(settings) -> None:
+    project = "fedcba9876543210fedcba9876543210"
+    good = parse_batch(
+        {
+            "items": [
+                {"image_id": _image(), "target_region": "cn-south-1", "agency": "ims_admin_agency"},
+                {"image_id": _image(), "share_with": [project], "tags": {"team": "web"}},
+            ],
+            "defaults": {"tags": {"campaign": "q3"}, "provenance": True},
+        },
+        settings,
+    )
+    good = good.items
+    assert good[0].spec.target_region == "cn-south-1" and good[0].spec.tags == {"campaign": "q3"}
+    assert good[1].spec.tags == {"campaign": "q3", "team": "web"} and good[1].spec.share_with == [project]
+    bad = _refusal(
+        parse_batch,
+        {
+            "items": [
+                {"image_id": _image(), "kms_key": "ims/default"},  # defaults make it cross-region
+                {"image_id": _image(), "target_region": "cn-north-4"},  # the account's own region
+                {"image_id": _image(), "target_region": None, "target_project": "x", "share_with": [project]},
+                {"image_id": _image(), "tags": {f"k{i}": "v" for i in range(9)}, "provenance": True},
+                {"image_id": _image(), "tags": {"k" * 37: "v"}, "share_with": ["nope"]},
+            ],
+            "defaults": {"target_region": "cn-south-1"},
+        },
+        settings,
+    )
+    assert _fields(bad) == {(0, "kms_key"), (1, "target_region"), (3, "tags"), (4, "tags"), (4, "share_with")}
+    rules = {(p.index, p.field): p.rule for p in bad.problems}
+    assert "cannot be encrypted" in rules[(0, "kms_key")] and "own region (cn-north-4)" in rules[(1, "target_region")]
+    assert "at most 8 tags with provenance tags on" in rules[(3, "tags")]
+    assert "at most 36 characters" in rules[(4, "tags")] and "32 hex" in rules[(4, "share_with")]
+
+
+def test_one_item_refused_for_each_rule_between_fields(settings) -> None:
+    cases = {
+        "target_project": {"target_project": "cn-south-1_apps"},
+        "agency": {"agency": "ims_admin_agency"},
+        "share_with": {"share_with": ["0123456789abcdef0123456789abcdef"]},  # the account's own project
+    }
+    for field, extra in cases.items():
+        refusal = _refusal(parse_item, {"image_id": _image(), **extra}, settings)
+        assert _fields(refusal) == {(None, field)}, refusal.problems
+    encrypted = _refusal(parse_item, {"image_id": _image(), "kms_key": "app-key", "share_with": ["a" * 32]}, settings)
+    assert _fields(encrypted) == {(None, "share_with")} and "IMG.0098" in encrypted.problems[0].rule
+    assert "nothing was stored" in encrypted.message

@@ -134,3 +134,26 @@ def test_log_redaction_masks_secrets() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "signing with %s", ("SK-FROM-ENV-SECRET",), None)
     RedactSecrets(["SK-FROM-ENV-SECRET"]).filter(record)
     assert record.getMessage() == f"signing with {MASK}"
+
+
+def test_destination_regions_from_the_environment_and_their_defaults(monkeypatch) -> None:
+    """A region key cannot hold '-' in an environment variable's name: CN_SOUTH_1 is cn-south-1. IMS defaults to
+    Huawei's endpoint of that region, IAM (global) to the account's own."""
+    prefix = "IMSREP_ACCOUNTS__DEFAULT__"
+    monkeypatch.setenv(f"{prefix}PROJECT_ID", "a" * 32)
+    monkeypatch.setenv(f"{prefix}ACCESS_KEY", "AKSETTINGS1")
+    monkeypatch.setenv(f"{prefix}SECRET_KEY", "SKSETTINGS1")
+    monkeypatch.setenv(f"{prefix}AGENCY_NAME", "ims_admin_agency")
+    monkeypatch.setenv(f"{prefix}REGIONS__CN_SOUTH_1__IMS_ENDPOINT", "http://127.0.0.1:9/")
+    monkeypatch.setenv(f"{prefix}REGIONS__CN_SOUTH_1__PROJECT_ID", "b" * 32)
+    account = load_settings(demo=True).accounts["default"]
+    assert account.agency_name == "ims_admin_agency" and account.cross_region_slot_limit == 5
+    assert account.regions["cn-south-1"].project_id == "b" * 32
+    assert account.region_endpoints("cn-south-1") == ("http://127.0.0.1:9", account.iam_endpoint)
+    assert account.region_endpoints("ap-southeast-1")[0] == "https://ims.ap-southeast-1.myhuaweicloud.com"
+    south = account.in_region("cn-south-1", "b" * 32)
+    assert (south.region, south.project_id, south.ims_endpoint) == ("cn-south-1", "b" * 32, "http://127.0.0.1:9")
+    assert south.access_key == account.access_key and south.regions == {}
+    monkeypatch.setenv(f"{prefix}REGIONS__NOWHERE__IMS_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(SettingsError, match="region 'nowhere'"):
+        load_settings(demo=True)

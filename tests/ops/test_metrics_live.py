@@ -37,8 +37,8 @@ def test_metrics_follow_a_running_batch_to_its_end(ops_stack) -> None:
         return _items(seen, ItemState.REPLICATING) > 0
 
     wait_until(copying, 60, "an item replicating, in /metrics")
-    slots = seen[("imsrep_slots_in_use", (("account", "default"),))]
-    assert 1 <= slots <= seen[("imsrep_slots_limit", (("account", "default"),))] == 5
+    slots = seen[("imsrep_slots_in_use", (("account", "default"), ("mode", "in-region")))]
+    assert 1 <= slots <= seen[("imsrep_slots_limit", (("account", "default"), ("mode", "in-region")))] == 5
     assert seen[("imsrep_workers_seen", ())] >= 1
     for queue in ALL_QUEUES:
         assert ("imsrep_queue_backlog", (("queue", queue),)) in seen
@@ -46,15 +46,16 @@ def test_metrics_follow_a_running_batch_to_its_end(ops_stack) -> None:
     for batch in (batch_id, ops_stack.batch_id):
         wait_until(lambda b=batch: ops_stack.batch(b)["done"], 120, f"batch {batch} done")
     m = _scrape(ops_stack)
-    timed = {s.value: m.get(("imsrep_item_latency_seconds_count", (("state", s.value),)), 0) for s in TERMINAL}
+    local = ("mode", "in-region")
+    timed = {s.value: m.get(("imsrep_item_latency_seconds_count", (local, ("state", s.value))), 0) for s in TERMINAL}
     assert timed == {s.value: _items(m, s) for s in TERMINAL}  # every item timed once, by its terminal state
-    succeeded_inf = m[("imsrep_item_latency_seconds_bucket", (("le", "+Inf"), ("state", "succeeded")))]
+    succeeded_inf = m[("imsrep_item_latency_seconds_bucket", (("le", "+Inf"), local, ("state", "succeeded")))]
     assert succeeded_inf == timed["succeeded"] >= 3
-    assert m[("imsrep_item_latency_seconds_sum", (("state", "succeeded"),))] > 0
+    assert m[("imsrep_item_latency_seconds_sum", (local, ("state", "succeeded")))] > 0
     assert m[("imsrep_ims_responses_total", (("endpoint", "copy"), ("outcome", "200")))] >= 3
     # The simulator fails 15% of calls with a 5xx: the workers reschedule those and count them.
     transient = sum(
         v for (name, labels), v in m.items() if name == "imsrep_retries_total" and ("cause", "transient") in labels
     )
     assert transient > 0
-    assert m[("imsrep_slots_in_use", (("account", "default"),))] == 0
+    assert m[("imsrep_slots_in_use", (("account", "default"), ("mode", "in-region")))] == 0

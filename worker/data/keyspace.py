@@ -14,10 +14,10 @@ key                            type    what it holds (owner module in ``worker.d
 ``P:batches``                  zset    batch ID -> created_at (records; lifecycle lists and expires them)
 ``P:label:<label>``            zset    batch ID -> created_at, the batches with that label (records, lifecycle)
 ``P:state:<state>``            zset    item ID -> time it entered that state (records; metrics, reconciler)
-``P:slots:<account>``          zset    item ID -> time its replication slot was granted (slots)
-``P:wait:<account>``           zset    item ID -> arrival, for ``waiting`` items without a slot (slots)
+``P:slots:<pool>``             zset    item ID -> time its replication slot was granted (slots)
+``P:wait:<pool>``              zset    item ID -> arrival, for ``waiting`` items without a slot (slots)
 ``P:hold:<account>``           string  why the account's credentials were refused; expires with the hold (accounts)
-``P:durations:<account>``      list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
+``P:durations:<pool>``         list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
 ``P:ratelimit:<account>``      hash    token bucket ``tokens``, ``ts`` (accounts)
 ``P:deliveries:<message id>``  string  deliveries of one Celery message, expires after a day (control)
 ``P:idempotency:<digest>``     hash    ``fingerprint``, ``kind``, ``id`` a request with that key created (idempotency)
@@ -26,9 +26,12 @@ key                            type    what it holds (owner module in ``worker.d
 ``P:workers``                  zset    worker hostname -> last heartbeat (telemetry)
 ``P:ims:outcomes``             hash    ``"<endpoint>:<outcome>"`` -> IMS/KMS/IAM answers (telemetry)
 ``P:retries``                  hash    ``"<task>:<cause>"`` -> steps rescheduled after an error (telemetry)
-``P:latency``                  hash    ``"<state>:<bucket>"``, ``"<state>:sum"``, ``"<state>:count"`` (telemetry)
+``P:latency``                  hash    ``"<state>[@<mode>]:<bucket>"``, ``...:sum``, ``...:count`` (telemetry)
 ``P:repairs``                  hash    reconciler repair kind -> count (telemetry)
+``P:followups``                hash    ``"<kind>:<outcome>"`` -> copies' follow-ups ended so (telemetry)
 =============================  ======  =========================================================================
+
+A pool (``worker.domain.pools``) is an account's name (its in-region copies) or ``<account>:cross-region``.
 
 Celery's own keys (the stage queues ``admit``, ``validate``, ... and kombu's ``unacked``/``_kombu.*``) are kombu's;
 ``broker_queue_lists`` only names the lists one queue is kept in, so its backlog can be counted.
@@ -72,15 +75,15 @@ class Keyspace:
         return f"{self.prefix}:state:{state}"
 
     # Accounts.
-    def slots(self, account: str) -> str:
-        return f"{self.prefix}:slots:{account}"
+    def slots(self, pool: str) -> str:
+        return f"{self.prefix}:slots:{pool}"
 
-    def wait(self, account: str) -> str:
-        return f"{self.prefix}:wait:{account}"
+    def wait(self, pool: str) -> str:
+        return f"{self.prefix}:wait:{pool}"
 
     def account_of(self, key: str) -> str:
-        """The account a ``slots``/``wait`` key belongs to."""
-        return key.rsplit(":", 1)[1]
+        """The pool a ``slots``/``wait`` key belongs to (a pool name may hold ':', the prefix may not)."""
+        return key.split(":", 2)[2]
 
     def slot_patterns(self) -> tuple[str, str]:
         """SCAN patterns of the slot and wait keys (accounts no longer configured still have them)."""
@@ -89,8 +92,8 @@ class Keyspace:
     def hold(self, account: str) -> str:
         return f"{self.prefix}:hold:{account}"
 
-    def durations(self, account: str) -> str:
-        return f"{self.prefix}:durations:{account}"
+    def durations(self, pool: str) -> str:
+        return f"{self.prefix}:durations:{pool}"
 
     def ratelimit(self, account: str) -> str:
         return f"{self.prefix}:ratelimit:{account}"
@@ -124,6 +127,9 @@ class Keyspace:
 
     def repairs(self) -> str:
         return f"{self.prefix}:repairs"
+
+    def followups(self) -> str:
+        return f"{self.prefix}:followups"
 
     @staticmethod
     def broker_queue_lists(queue: str) -> list[str]:

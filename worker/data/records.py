@@ -18,7 +18,7 @@ from redis.client import Pipeline
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
-from worker.domain.item import ReplicationItem, Transition
+from worker.domain.item import ReplicationItem, Transition, redis_value
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
@@ -201,9 +201,10 @@ class RecordStore:
         """One more transient cloud error for the item; returns how many it has met in this attempt."""
         return int(self._redis.hincrby(self._keys.item(item_id), "error_retries", 1))
 
-    def claim_poll(self, item_id: str, seq: int, now: float) -> bool:
-        """Advance the item's poll chain from ``seq``; False if another poll did, or the item is not replicating."""
-        args = [ItemState.REPLICATING.value, seq, now]
+    def claim_poll(self, item_id: str, seq: int, now: float, state: ItemState = ItemState.REPLICATING) -> bool:
+        """Advance the item's chain of polls (or of follow-ups, in ``finishing``) from ``seq``; False if another
+        task did, or the item is not in ``state``."""
+        args = [state.value, seq, now]
         return bool(self._claim_poll(keys=[self._keys.item(item_id)], args=args))
 
     # Reading ----------------------------------------------------------------------------------------------------
@@ -290,11 +291,5 @@ def _compact(mapping: dict[str, str]) -> dict[str, str]:
 def _flatten(fields: dict[str, object]) -> list[str]:
     flat: list[str] = []
     for key, value in fields.items():
-        if value is None:
-            text = ""
-        elif hasattr(value, "value"):
-            text = str(value.value)
-        else:
-            text = str(value)
-        flat += [key, text]
+        flat += [key, redis_value(value)]
     return flat

@@ -1,4 +1,6 @@
-"""The per-account slot pool: at most ``slot_limit`` items of an account run an IMS copy at once, cluster-wide.
+"""The slot pools: at most ``slot_limit`` items of a pool run an IMS copy at once, cluster-wide. A pool is a name
+(``worker.domain.pools``: an account's in-region copies, or ``<account>:cross-region``); the methods' ``account``
+argument is that name.
 
 A slot belongs to an ITEM, from the grant (just before its submit) to its terminal state, not to a worker process:
 a crashed worker neither frees the slot of a copy IMS is still running nor keeps one forever, because the
@@ -16,6 +18,7 @@ import redis
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.domain.item import ReplicationItem
+from worker.domain.pools import pool_of
 from worker.domain.states import ItemState
 
 
@@ -56,10 +59,10 @@ class SlotPool:
         return self._redis.zscore(self._keys.slots(account), item_id) is not None
 
     def holding(self, items: Sequence[ReplicationItem]) -> list[bool]:
-        """For each item, whether it holds a slot of its account (one round trip)."""
+        """For each item, whether it holds a slot of its pool (one round trip)."""
         pipe = self._redis.pipeline(transaction=False)
         for item in items:
-            pipe.zscore(self._keys.slots(item.account), item.id)
+            pipe.zscore(self._keys.slots(pool_of(item)), item.id)
         return [score is not None for score in pipe.execute()]
 
     def holders(self, account: str) -> list[str]:
@@ -78,7 +81,8 @@ class SlotPool:
         return int(self._redis.zcard(self._keys.wait(account)))
 
     def accounts(self, configured: Iterable[str] = ()) -> set[str]:
-        """Configured accounts plus any account that has slot or queue keys (an account removed from settings)."""
+        """Configured accounts' pools plus any pool that has slot or queue keys (an account removed from settings,
+        a pool of cross-region copies)."""
         found = set(configured)
         for pattern in self._keys.slot_patterns():
             for key in self._redis.scan_iter(match=pattern, count=500):

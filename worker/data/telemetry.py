@@ -15,6 +15,7 @@ import redis
 from prometheus_client.utils import floatToGoString
 
 from worker.data.keyspace import Keyspace
+from worker.domain.item import IN_REGION
 
 # Seconds from acceptance to a terminal state: a rejection takes seconds, a copy minutes, a big batch hours.
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
@@ -40,17 +41,24 @@ class Telemetry:
         """A step rescheduled after a retryable error: ``transient`` (a cloud error) or ``rate_limited``."""
         self._redis.hincrby(self._keys.retries(), f"{task}:{cause}", 1)
 
-    def record_latency(self, state: str, seconds: float) -> None:
-        """An item reached terminal ``state`` this many seconds after it was accepted."""
+    def record_latency(self, state: str, seconds: float, mode: str = IN_REGION) -> None:
+        """An item (an ``in-region`` or ``cross-region`` copy) reached terminal ``state`` this many seconds after
+        it was accepted."""
         seconds = max(0.0, seconds)
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         bucket = _bound(LATENCY_BUCKETS[index]) if index < len(LATENCY_BUCKETS) else INF
         key = self._keys.latency()
+        # In-region fields keep their first form ("<state>:<bucket>"); other modes say theirs ("<state>@<mode>:").
+        label = state if mode == IN_REGION else f"{state}@{mode}"
         pipe = self._redis.pipeline(transaction=True)  # the buckets, sum and count move together
-        pipe.hincrby(key, f"{state}:{bucket}", 1)
-        pipe.hincrbyfloat(key, f"{state}:sum", seconds)
-        pipe.hincrby(key, f"{state}:count", 1)
+        pipe.hincrby(key, f"{label}:{bucket}", 1)
+        pipe.hincrbyfloat(key, f"{label}:sum", seconds)
+        pipe.hincrby(key, f"{label}:count", 1)
         pipe.execute()
+
+    def record_followup(self, kind: str, outcome: str) -> None:
+        """A copy's follow-up (``tags``, ``share``) ended ``applied`` or ``failed``."""
+        self._redis.hincrby(self._keys.followups(), f"{kind}:{outcome}", 1)
 
     def record_ims_outcome(self, endpoint: str, outcome: str) -> None:
         self._redis.hincrby(self._keys.ims_outcomes(), f"{endpoint}:{outcome}", 1)
@@ -103,12 +111,21 @@ class Telemetry:
             found[(task, cause)] = int(n)
         return found
 
-    def latency(self) -> dict[str, Histogram]:
-        """A cumulative histogram per terminal state."""
-        per_state: dict[str, dict[str, float]] = {}
+    def followups(self) -> dict[tuple[str, str], int]:
+        """(kind, outcome) -> follow-ups ended so."""
+        found = {}
+        for name, n in self._redis.hgetall(self._keys.followups()).items():
+            kind, _, outcome = name.partition(":")
+            found[(kind, outcome)] = int(n)
+        return found
+
+    def latency(self) -> dict[tuple[str, str], Histogram]:
+        """A cumulative histogram per (terminal state, mode)."""
+        per_state: dict[tuple[str, str], dict[str, float]] = {}
         for name, value in self._redis.hgetall(self._keys.latency()).items():
-            state, _, bound = name.rpartition(":")
-            per_state.setdefault(state, {})[bound] = float(value)
+            label, _, bound = name.rpartition(":")
+            state, _, mode = label.partition("@")
+            per_state.setdefault((state, mode or IN_REGION), {})[bound] = float(value)
         histograms = {}
         for state, fields in per_state.items():
             running, buckets = 0, []

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 
+from worker.domain.followups import Followups
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
+
+IN_REGION = "in-region"
+CROSS_REGION = "cross-region"
+# Fields stored as JSON text in the item's hash (the rest are flat strings).
+JSON_FIELDS = frozenset({"share_with", "tags", "followups"})
 
 
 class Transition(BaseModel):
@@ -27,7 +33,13 @@ class ReplicationItem(BaseModel):
     description: str | None = None
     kms_key: str | None = None
     enterprise_project_id: str | None = None
-    tags: dict[str, str] | None = None  # for the copy, applied after it is active (stored as JSON)
+    # Across regions (None: within the account's region), and what to do with the copy once it is active.
+    target_region: str | None = None
+    target_project: str | None = None  # the destination project's name; None: the region's default project
+    agency: str | None = None
+    share_with: list[str] | None = None
+    tags: dict[str, str] | None = None
+    provenance: bool | None = None  # provenance tags; None: the server's IMSREP_PROVENANCE_TAGS
     # Where it stands.
     state: ItemState
     reason: ReasonCode | None = None
@@ -40,6 +52,8 @@ class ReplicationItem(BaseModel):
     source_size: int | None = None  # bytes (IMS __image_size): what the copy's duration is forecast from
     target_name: str | None = None
     cmk_id: str | None = None
+    target_project_id: str | None = None  # the destination project's ID (cross-region)
+    agency_name: str | None = None  # the agency the cross-region copy names
     # The copy: recorded before the call (so a crash can adopt the copy IMS made), then the job and its result.
     submit_started_at: float | None = None
     job_id: str | None = None
@@ -48,30 +62,46 @@ class ReplicationItem(BaseModel):
     new_image_id: str | None = None
     # The poll chain's sequence number (worker.steps.poll); None before the first poll was scheduled.
     poll_seq: int | None = None
-    # Transient cloud errors retried for this item, across all its steps.
+    # Transient cloud errors retried for this item, across all its steps (follow-ups start afresh).
     error_retries: int = 0
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags_from_json(cls, v: object) -> object:
-        return json.loads(v) if isinstance(v, str) else v
+    # Tags and sharing once the copy is active (worker.domain.followups); None while there is nothing to report.
+    followups: Followups | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state.terminal
 
+    @property
+    def mode(self) -> str:
+        """``in-region`` or ``cross-region``: IMS counts the two kinds of copy apart."""
+        return CROSS_REGION if self.target_region else IN_REGION
+
+    @property
+    def destination_project(self) -> str | None:
+        """The destination project's name: the one asked for, or the region's default one (named after it)."""
+        return self.target_project or self.target_region
+
     def to_redis(self) -> dict[str, str]:
-        """Flat string fields; None is stored as the empty string, a mapping as JSON."""
-        return {k: _flat(v) for k, v in self}
+        """Flat string fields; None is stored as the empty string, lists and objects as JSON."""
+        return {k: redis_value(v) for k, v in self}
 
     @classmethod
     def from_redis(cls, data: dict[str, str]) -> ReplicationItem:
-        return cls(**{k: (v if v != "" else None) for k, v in data.items() if k in cls.model_fields})
+        return cls(
+            **{
+                k: (json.loads(v) if k in JSON_FIELDS else v)
+                for k, v in data.items()
+                if k in cls.model_fields and v != ""
+            }
+        )
 
 
-def _flat(value: object) -> str:
+def redis_value(value: object) -> str:
+    """How one field is stored: '' for None, an enum's value, JSON for lists, dicts and models, else str()."""
     if value is None:
         return ""
-    if isinstance(value, dict):
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value.value) if hasattr(value, "value") else str(value)

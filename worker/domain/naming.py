@@ -18,6 +18,10 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 # Our batch labels: a short tag a user finds batches by (not an IMS concept).
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 LABEL_RULE = "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+# Region IDs (cn-north-4), IAM project names (cn-south-1, cn-south-1_apps) and project IDs (32 hex characters).
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
+PROJECT_NAME_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+PROJECT_ID_RE = re.compile(r"[0-9a-f]{32}")
 # KMS aliases: letters, digits, '_', '-', ':' and '/', as in "ims/default".
 _KEY_ALIAS = re.compile(r"^[A-Za-z0-9_\-:/]{1,255}$")
 

@@ -1,4 +1,5 @@
-"""Stable reason codes carried by every terminal item that did not succeed (and by cancellations)."""
+"""Stable reason codes carried by every terminal item that did not succeed (and by cancellations), and by a succeeded
+item whose copy exists but whose tags or sharing did not all apply."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class ReasonCode(str, Enum):
     KEY_SAME_AS_SOURCE = "KEY_SAME_AS_SOURCE"
     SOURCE_KEY_UNUSABLE = "SOURCE_KEY_UNUSABLE"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    # Cross-region refusals (also met at the copy call, then ``failed``).
+    ENCRYPTED_CROSS_REGION = "ENCRYPTED_CROSS_REGION"
+    AGENCY_NOT_CONFIGURED = "AGENCY_NOT_CONFIGURED"
+    TARGET_PROJECT_NOT_FOUND = "TARGET_PROJECT_NOT_FOUND"
+    TARGET_REGION_INVALID = "TARGET_REGION_INVALID"
+    SHARE_PROJECT_INVALID = "SHARE_PROJECT_INVALID"
     # Refusals or failures at or after the copy call: state ``failed``.
     NAME_EXISTS = "NAME_EXISTS"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
@@ -31,5 +38,14 @@ class ReasonCode(str, Enum):
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
     ACCOUNT_AUTH_FAILED = "ACCOUNT_AUTH_FAILED"
     REDELIVERY_LIMIT = "REDELIVERY_LIMIT"
+    AGENCY_NOT_PERMITTED = "AGENCY_NOT_PERMITTED"
+    # A ``succeeded`` item whose copy exists but whose follow-ups did not all apply (``followups`` says which).
+    TAGS_NOT_APPLIED = "TAGS_NOT_APPLIED"
+    NOT_SHARED = "NOT_SHARED"
+    # Why one follow-up did not apply (in ``followups``).
+    TAG_INVALID = "TAG_INVALID"
+    NOT_SHAREABLE_ENCRYPTED = "NOT_SHAREABLE_ENCRYPTED"
+    TOO_MANY_MEMBERS = "TOO_MANY_MEMBERS"
+    FOLLOWUP_DEADLINE = "FOLLOWUP_DEADLINE"
     # Cancellation by the user.
     CANCELLED = "CANCELLED"

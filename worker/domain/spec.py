@@ -1,11 +1,28 @@
-"""What a user asks for: one replication item, checked for syntax only (IMS itself is asked later, by a worker)."""
+"""What a user asks for: one replication item, checked for syntax only (IMS itself is asked later, by a worker).
+
+Each field is checked on its own (``ItemSpec``); the rules that tie fields together, or need the server's settings
+(``cross_field_problems``), once an item has its batch's defaults, so every problem is reported with its field.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from config.settings import ACCOUNT_NAME
-from worker.domain.naming import UUID_RE, description_problem, key_ref_problem, name_problem, tags_problem
+from config.settings import ACCOUNT_NAME, AGENCY_NAME, AccountSettings
+from worker.domain.followups import PROVENANCE_KEYS
+from worker.domain.naming import (
+    PROJECT_ID_RE,
+    PROJECT_NAME_RE,
+    REGION_RE,
+    TAGS_MAX,
+    UUID_RE,
+    description_problem,
+    key_ref_problem,
+    name_problem,
+    tags_problem,
+)
+
+MAX_MEMBERS = 128  # member projects of one (system- or data-disk) image, docs/ims-api.md §9
 
 
 class ItemOptions(BaseModel):
@@ -22,10 +39,27 @@ class ItemOptions(BaseModel):
     account: str | None = Field(
         None, pattern=ACCOUNT_NAME.pattern, description="Configured account name; default if omitted"
     )
+    target_region: str | None = Field(
+        None, description="Copy into this region (cross-region replication); omit for a copy in the account's region"
+    )
+    target_project: str | None = Field(
+        None, description="Destination project name (with target_region); default the region's default project"
+    )
+    agency: str | None = Field(
+        None,
+        pattern=f"^{AGENCY_NAME.pattern}$",
+        description="IAM agency for a cross-region copy; default the account's agency_name",
+    )
+    share_with: list[str] | None = Field(
+        None, description="Project IDs to share the copy with once it is active (the copy must be unencrypted)"
+    )
     tags: dict[str, str] | None = Field(
         None,
         description="Tags for the copy, applied once it is active: at most 10, key 1-36 and value 0-43 characters",
         examples=[{"campaign": "rekey-2026"}],
+    )
+    provenance: bool | None = Field(
+        None, description="Also tag the copy with imsrep_source and imsrep_batch; default IMSREP_PROVENANCE_TAGS"
     )
 
     @field_validator("name")
@@ -49,18 +83,46 @@ class ItemOptions(BaseModel):
             raise ValueError(problem)
         return v
 
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None and (problem := tags_problem(v)):
-            raise ValueError(problem)
-        return v
-
     @field_validator("enterprise_project_id")
     @classmethod
     def _eps(cls, v: str | None) -> str | None:
         if v is not None and v != "0" and not UUID_RE.match(v):
             raise ValueError('must be "0" or a UUID')
+        return v
+
+    @field_validator("target_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not REGION_RE.fullmatch(v):
+            raise ValueError("must be a region ID such as cn-south-1")
+        return v
+
+    @field_validator("target_project")
+    @classmethod
+    def _project(cls, v: str | None) -> str | None:
+        if v is not None and not PROJECT_NAME_RE.fullmatch(v):
+            raise ValueError("must be a project name such as cn-south-1 or cn-south-1_apps (letters, digits, _ -)")
+        return v
+
+    @field_validator("share_with")
+    @classmethod
+    def _share_with(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not 1 <= len(v) <= MAX_MEMBERS:
+            raise ValueError(f"must list 1 to {MAX_MEMBERS} project IDs (got {len(v)})")
+        bad = [p for p in v if not PROJECT_ID_RE.fullmatch(p)]
+        if bad:
+            raise ValueError(f"must be project IDs of 32 hex characters (not {bad[0]!r})")
+        if len(set(v)) != len(v):
+            raise ValueError("must not list a project twice")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None and (problem := tags_problem(v)):
+            raise ValueError(problem)
         return v
 
 
@@ -77,9 +139,41 @@ class ItemSpec(ItemOptions):
         return v.lower()
 
     def with_defaults(self, defaults: ItemOptions | None) -> ItemSpec:
-        """Fill the fields this item leaves out from the batch's defaults."""
+        """Fill the fields this item leaves out from the batch's defaults (tags: the defaults', then the item's)."""
         if defaults is None:
             return self
         filled = {k: v for k, v in defaults.model_dump().items() if v is not None}
         filled.update({k: v for k, v in self.model_dump().items() if v is not None})
+        if defaults.tags and self.tags:
+            filled["tags"] = {**defaults.tags, **self.tags}
         return ItemSpec(**filled)
+
+
+def cross_field_problems(
+    spec: ItemSpec, account: AccountSettings | None, provenance_default: bool
+) -> list[tuple[str, str]]:
+    """The rules between fields, and against the account (``None``: not known here): (field, rule) pairs."""
+    found: list[tuple[str, str]] = []
+    cross = spec.target_region is not None
+    for name in ("target_project", "agency"):
+        if getattr(spec, name) is not None and not cross:
+            found.append((name, "is only for a cross-region copy: give target_region too"))
+    if cross and spec.kms_key is not None:
+        found.append(("kms_key", "a cross-region copy cannot be encrypted (IMS takes no key for it); leave it out"))
+    if spec.share_with is not None and spec.kms_key is not None:
+        encrypted = "an encrypted copy cannot be shared (IMS refuses, IMG.0098): leave kms_key out to share"
+        found.append(("share_with", encrypted))
+    provenance = spec.provenance if spec.provenance is not None else provenance_default
+    if provenance and spec.tags:
+        if clash := sorted(set(spec.tags) & set(PROVENANCE_KEYS)):
+            found.append(("tags", f"{', '.join(clash)} is set by the provenance tags; use another key"))
+        elif len(spec.tags) + len(PROVENANCE_KEYS) > TAGS_MAX:
+            room = TAGS_MAX - len(PROVENANCE_KEYS)
+            found.append(("tags", f"at most {room} tags with provenance tags on (IMS allows {TAGS_MAX} per image)"))
+    if account is not None:
+        if cross and spec.target_region == account.region:
+            own = f"is the account's own region ({account.region}); leave it out for a copy within the region"
+            found.append(("target_region", own))
+        if not cross and spec.share_with and account.project_id in spec.share_with:
+            found.append(("share_with", "must not include the account's own project, which owns the copy"))
+    return found

@@ -16,6 +16,7 @@ class ItemState(str, Enum):
     WAITING = "waiting"  # valid, queued for one of the account's replication slots
     SUBMITTING = "submitting"  # holds a slot; the copy call is being made (or its result adopted)
     REPLICATING = "replicating"  # IMS accepted the copy; its job is being polled
+    FINISHING = "finishing"  # the copy is active and its slot free; its tags and shares are being applied
     SUCCEEDED = "succeeded"
     REJECTED = "rejected"  # validation said no; IMS's copy call was never made
     FAILED = "failed"
@@ -36,7 +37,8 @@ class Event(str, Enum):
     REJECT = "reject"  # a rule is broken: IMS's copy call is never made
     START_SUBMIT = "start_submit"  # the item was granted a slot
     COPY_STARTED = "copy_started"  # IMS accepted the copy (or an earlier attempt's copy was adopted)
-    SUCCEED = "succeed"  # the new image is active
+    COPIED = "copied"  # the new image is active and follow-ups (tags, sharing) remain
+    SUCCEED = "succeed"  # the new image is active (and its follow-ups are done, or said what they did not do)
     FAIL = "fail"  # IMS failed the copy, refused it, or the item ran out of retries
     CANCEL = "cancel"  # the user cancelled before the copy call
     RETRY = "retry"  # the user retries a failed item as a new attempt
@@ -63,7 +65,9 @@ MOVES: dict[Event, Move] = {
     Event.REJECT: _move({S.VALIDATING}, S.REJECTED),
     Event.START_SUBMIT: _move({S.WAITING}, S.SUBMITTING),
     Event.COPY_STARTED: _move({S.SUBMITTING}, S.REPLICATING),
-    Event.SUCCEED: _move({S.REPLICATING}, S.SUCCEEDED),
+    Event.COPIED: _move({S.REPLICATING}, S.FINISHING),
+    # A finishing item has its copy: it ends succeeded whatever its follow-ups did, never failed or cancelled.
+    Event.SUCCEED: _move({S.REPLICATING, S.FINISHING}, S.SUCCEEDED),
     Event.FAIL: _move({S.VALIDATING, S.WAITING, S.SUBMITTING, S.REPLICATING}, S.FAILED),
     Event.CANCEL: _move(set(CANCELLABLE), S.CANCELLED),
     Event.RETRY: _move({S.FAILED}, S.ACCEPTED),

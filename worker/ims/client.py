@@ -20,9 +20,9 @@ from config.settings import AccountSettings
 from worker.domain.naming import UUID_RE
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
 from worker.ims.hooks import ClientHooks
-from worker.ims.models import Image, ImageQuota, Job, KmsKey
+from worker.ims.models import Image, ImageMember, ImageQuota, Job, KmsKey
 from worker.ims.responses import error_from_response, json_body, outcome, request_id
-from worker.ims.signer import AkSkAuth
+from worker.ims.signer import UNSCOPED, AkSkAuth
 from worker.ims.token import TokenAuth, is_token_request
 
 T = TypeVar("T")
@@ -77,6 +77,24 @@ def _key_page(data: dict[str, Any]) -> tuple[list[KmsKey], str | None]:
 
 def _key_info(data: dict[str, Any]) -> KmsKey:
     return KmsKey.model_validate(data["key_info"])
+
+
+def _nothing(_: dict[str, Any]) -> None:
+    return None
+
+
+def _tags(data: dict[str, Any]) -> dict[str, str]:
+    return {str(tag["key"]): str(tag.get("value") or "") for tag in data["tags"]}
+
+
+def _member_page(data: dict[str, Any]) -> tuple[list[ImageMember], str | None]:
+    members = [ImageMember.model_validate(item) for item in data["members"]]
+    return members, (data.get("page_info") or {}).get("next_marker") or None
+
+
+def _first_project_id(data: dict[str, Any]) -> str | None:
+    projects = data["projects"]
+    return str(projects[0]["id"]) if projects else None
 
 
 class ImsClient:
@@ -176,6 +194,24 @@ class ImsClient:
         url = f"{self._account.ims_endpoint}/v1/cloudimages/{_segment(image_id)}/copy"
         return self._call("copy", "POST", url, _job_id, body=body)
 
+    def copy_image_cross_region(
+        self,
+        image_id: str,
+        *,
+        name: str,
+        region: str,
+        project_name: str,
+        agency_name: str,
+        description: str | None = None,
+    ) -> str:
+        """Start a copy into another region's project (docs/ims-api.md §3) and return its job ID, a job of this
+        (the source) region. As with ``copy_image``, a 2xx without a ``job_id`` means "look before copying again"."""
+        body = {"name": name, "region": region, "project_name": project_name, "agency_name": agency_name}
+        if description:
+            body["description"] = description
+        url = f"{self._account.ims_endpoint}/v1/cloudimages/{_segment(image_id)}/cross_region_copy"
+        return self._call("cross_region_copy", "POST", url, _job_id, body=body)
+
     def get_job(self, job_id: str) -> Job:
         url = f"{self._account.ims_endpoint}/v1/{self._account.project_id}/jobs/{_segment(job_id)}"
         return self._call("job", "GET", url, Job.model_validate)
@@ -184,6 +220,77 @@ class ImsClient:
         """The job with ``entities.process_percent`` and ``current_task`` (the progress extension)."""
         url = f"{self._account.ims_endpoint}/v1/cloudimages/job/{_segment(job_id)}"
         return self._call("job_progress", "GET", url, Job.model_validate)
+
+    # -- tags and members ---------------------------------------------------------------------------------------
+
+    def tag_image(self, image_id: str, tags: dict[str, str]) -> None:
+        """Add or overwrite tags on an image (docs/ims-api.md §9): idempotent, all of them or none."""
+        url = f"{self._account.ims_endpoint}/v2/{self._account.project_id}/images/{_segment(image_id)}/tags/action"
+        body = {"action": "create", "tags": [{"key": key, "value": value} for key, value in tags.items()]}
+        self._call("tag_action", "POST", url, _nothing, body=body, empty_ok=True)
+
+    def image_tags(self, image_id: str) -> dict[str, str]:
+        url = f"{self._account.ims_endpoint}/v2/{self._account.project_id}/images/{_segment(image_id)}/tags"
+        return self._call("list_tags", "GET", url, _tags)
+
+    def add_members(self, image_ids: list[str], project_ids: list[str]) -> str:
+        """Share images with projects (asynchronous, docs/ims-api.md §9); returns the member job's ID."""
+        url = f"{self._account.ims_endpoint}/v1/cloudimages/members"
+        return self._call("add_members", "POST", url, _job_id, body={"images": image_ids, "projects": project_ids})
+
+    def image_members(self, image_id: str) -> list[ImageMember]:
+        """Every member of an image, page by page (``page_info.next_marker``)."""
+        base = f"{self._account.ims_endpoint}/v1/{self._account.project_id}/cloudimages/{_segment(image_id)}/members"
+        members: list[ImageMember] = []
+        marker: str | None = None
+        while True:
+            params = {"limit": DEFAULT_PAGE_SIZE, **({"marker": marker} if marker else {})}
+            page, next_marker = self._call("list_members", "GET", base, _member_page, params=params)
+            members.extend(page)
+            if next_marker is None:
+                return members
+            if next_marker == marker:
+                raise CloudUnavailableError("member paging did not advance past the marker", endpoint="list_members")
+            marker = next_marker
+
+    # -- IAM ----------------------------------------------------------------------------------------------------
+
+    def find_project_id(self, name: str, iam_endpoint: str) -> str | None:
+        """The ID of the project called ``name`` (e.g. a region's default project, named after the region); None
+        when IAM knows no such project.
+
+        AK/SK: IAM's project list, ``GET /v3/projects?name=``, signed without a project (what the official SDK does
+        to find a region's project ID). An IAM user: a token scoped to the project by name, whose body names its ID
+        (what Terraform's password authentication does for another region).
+        """
+        if isinstance(self._auth, AkSkAuth):
+            url = f"{iam_endpoint}/v3/projects"
+            params = {"name": name}
+            return self._call("list_projects", "GET", url, _first_project_id, params=params, unscoped=True)
+        account = self._account
+        assert account.iam_user and account.iam_password and account.iam_domain
+        scoped = TokenAuth(
+            iam_endpoint,
+            account.iam_user,
+            account.iam_password,
+            account.iam_domain,
+            None,
+            project_name=name,
+            hooks=self._hooks,
+        )
+        try:
+            scoped.issue(self._http)
+        except ImsRefusedError as exc:  # IAM's 400/404: no project of that name
+            if exc.status_code in (400, 404):
+                return None
+            raise
+        return scoped.project_id
+
+    def authenticate(self) -> None:
+        """Make sure the credentials work now: an IAM user's token is obtained (and cached) if it is not held.
+        Nothing to do for AK/SK, whose every request is signed."""
+        if isinstance(self._auth, TokenAuth):
+            self._auth.issue(self._http)
 
     # -- KMS ----------------------------------------------------------------------------------------------------
 
@@ -229,7 +336,11 @@ class ImsClient:
         *,
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        empty_ok: bool = False,
+        unscoped: bool = False,
     ) -> T:
+        """One call. ``empty_ok``: a 2xx with no body (a 204) is the answer; ``unscoped``: an AK/SK signature without
+        ``X-Project-Id`` (IAM's account-wide calls)."""
         self._hooks.before_request(endpoint)
         headers = {}
         content = None
@@ -237,8 +348,12 @@ class ImsClient:
             headers["Content-Type"] = JSON_UTF8
             clean = {key: value for key, value in body.items() if value is not None}
             content = json.dumps(clean, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        extensions = {UNSCOPED: True} if unscoped else None
         try:
-            response = self._http.request(method, url, params=params, headers=headers, content=content)
+            request = self._http.build_request(
+                method, url, params=params, headers=headers, content=content, extensions=extensions
+            )
+            response = self._http.send(request)
         except httpx.TransportError as exc:
             label = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
             failed = endpoint
@@ -253,7 +368,8 @@ class ImsClient:
         try:
             if not response.is_success:
                 raise error_from_response(endpoint, response, self._auth.secret_values())
-            result = _parsed(endpoint, response, parse)
+            empty = empty_ok and not response.content.strip()
+            result = parse({}) if empty else _parsed(endpoint, response, parse)
         except ReplicatorError as error:
             self._hooks.after_response(endpoint, outcome(response, error))
             raise

@@ -163,6 +163,14 @@ class KmsKey(_Lenient):
         return self.default_key_flag == "1"
 
 
+class ImageMember(_Lenient):
+    """A project an image is shared with (docs/ims-api.md §9): ``status`` pending, accepted or rejected."""
+
+    member_id: str
+    status: str = ""
+    image_id: str | None = None
+
+
 class ImageQuota(_Lenient):
     """The private-image quota of the project (``GET /v1/cloudimages/quota``, docs/ims-api.md §5)."""
 

@@ -116,8 +116,13 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# A request extension: sign without ``X-Project-Id`` (IAM's account-wide calls, such as the project list).
+UNSCOPED = "imsrep_unscoped"
+
+
 class AkSkAuth(httpx.Auth):
-    """Signs each request with the account's AK/SK, adding ``X-Sdk-Date`` and ``X-Project-Id`` first.
+    """Signs each request with the account's AK/SK, adding ``X-Sdk-Date`` and ``X-Project-Id`` first (unless the
+    request carries the ``UNSCOPED`` extension).
 
     The request's query is rewritten to its canonical form, so the string signed is the string sent.
     """
@@ -143,7 +148,8 @@ class AkSkAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if DATE_HEADER not in request.headers:
             request.headers[DATE_HEADER] = self._clock().astimezone(timezone.utc).strftime(DATE_FORMAT)
-        request.headers["X-Project-Id"] = self._project_id
+        if not request.extensions.get(UNSCOPED):
+            request.headers["X-Project-Id"] = self._project_id
         query = canonical_query(request.url.params.multi_items())
         if query:
             request.url = request.url.copy_with(query=query.encode("ascii"))

@@ -42,8 +42,9 @@ class TokenAuth(httpx.Auth):
         user: str,
         password: SecretStr,
         domain: str,
-        project_id: str,
+        project_id: str | None,
         *,
+        project_name: str | None = None,
         hooks: ClientHooks | None = None,
         refresh_margin: float = 900.0,
         clock: Callable[[], datetime] = _utc_now,
@@ -52,7 +53,10 @@ class TokenAuth(httpx.Auth):
         self._user = user
         self._password = password
         self._domain = domain
-        self._project_id = project_id
+        # The scope: a project ID, or a project name (a destination known by name only; its ID is then read from the
+        # token, ``project_id``).
+        self.project_id = project_id
+        self._project_name = project_name
         self._hooks = hooks or ClientHooks()
         self._margin = timedelta(seconds=refresh_margin)
         self._clock = clock
@@ -79,6 +83,24 @@ class TokenAuth(httpx.Auth):
     def _renew(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self._hooks.before_request("token")
         response = yield self._token_request(request)
+        self._store(response)
+
+    def issue(self, http: httpx.Client) -> None:
+        """Obtain a token now unless a good one is cached, so a credential problem shows before the calls that
+        need it (a cross-region copy's destination, say)."""
+        if self._token is not None and self._clock() < self._renew_at:
+            return
+        self._hooks.before_request("token")
+        try:
+            # Sent as it is: the token request carries the password, not a token (``auth=None``).
+            response = http.send(self._token_request(http.build_request("POST", self._url)), auth=None)
+        except httpx.TransportError as exc:
+            label = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
+            self._hooks.after_response("token", label)
+            raise CloudUnavailableError(f"token request failed ({type(exc).__name__})", endpoint="token") from exc
+        self._store(response)
+
+    def _store(self, response: httpx.Response) -> None:
         try:
             token, expires_at = self._read_token(response)
         except ReplicatorError as error:
@@ -100,10 +122,17 @@ class TokenAuth(httpx.Auth):
                 request_id=request_id(response),
             )
         try:  # the token is what matters; a body we cannot read only costs an earlier renewal
-            expires_at = parse_time(response.json()["token"]["expires_at"])
+            body = response.json()["token"]
+            expires_at = parse_time(body["expires_at"])
+            self.project_id = self.project_id or body["project"]["id"]
         except (ValueError, KeyError, TypeError):
             expires_at = None
         return token, expires_at
+
+    def _scope(self) -> dict[str, object]:
+        if self.project_id:
+            return {"id": self.project_id}
+        return {"name": self._project_name, "domain": {"name": self._domain}}
 
     def _token_request(self, request: httpx.Request) -> httpx.Request:
         body = {
@@ -118,7 +147,7 @@ class TokenAuth(httpx.Auth):
                         }
                     },
                 },
-                "scope": {"project": {"id": self._project_id}},
+                "scope": {"project": self._scope()},
             }
         }
         return httpx.Request(

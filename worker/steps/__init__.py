@@ -7,6 +7,7 @@ past it does nothing.
 
 from worker.steps.admit import admit
 from worker.steps.context import Next, StepContext
+from worker.steps.followup import followup, give_up
 from worker.steps.outcomes import finish
 from worker.steps.poll import poll
 from worker.steps.reconcile import reconcile
@@ -14,4 +15,16 @@ from worker.steps.retention import expire_batches
 from worker.steps.submit import submit
 from worker.steps.validate import validate
 
-__all__ = ["Next", "StepContext", "admit", "expire_batches", "finish", "poll", "reconcile", "submit", "validate"]
+__all__ = [
+    "Next",
+    "StepContext",
+    "admit",
+    "expire_batches",
+    "finish",
+    "followup",
+    "give_up",
+    "poll",
+    "reconcile",
+    "submit",
+    "validate",
+]

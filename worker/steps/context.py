@@ -27,8 +27,10 @@ class Next:
 
     @classmethod
     def for_item(cls, task: TaskName, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:
-        # The image ID rides along only so Flower shows what a task is about; steps read the stored item.
-        return cls(task, {"item_id": item.id, "image_id": item.image_id, **extra}, max(0.0, countdown))
+        # The image ID (and a cross-region copy's destination) ride along only so Flower shows what a task is
+        # about; steps read the stored item.
+        where = {"to_region": item.target_region} if item.target_region else {}
+        return cls(task, {"item_id": item.id, "image_id": item.image_id, **where, **extra}, max(0.0, countdown))
 
 
 @dataclass
@@ -36,8 +38,12 @@ class StepContext:
     settings: Settings
     data: DataLayer
     clients: Callable[[str], ImsClient]  # account name -> that account's client
+    # (account, region, project ID) -> that account's client in another project (a cross-region destination)
+    destinations: Callable[[str, str, str], ImsClient] | None = None
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+    # (account, region, project name) -> project ID, as IAM answered (names and IDs of projects do not change)
+    project_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def account(self, name: str) -> AccountSettings | None:
         return self.settings.accounts.get(name)
@@ -48,6 +54,15 @@ class StepContext:
         if refused is not None:
             raise AuthenticationError(f"credentials of account {account} were refused recently: {refused}")
         return self.clients(account)
+
+    def destination(self, item: ReplicationItem) -> ImsClient:
+        """The client of a cross-region item's destination project (validation resolved its ID), with the account's
+        credentials and under the same hold; the account's own client for an in-region item."""
+        if item.target_region is None:
+            return self.client(item.account)
+        self.client(item.account)  # raises at once while the account's credentials are on hold
+        assert self.destinations is not None and item.target_project_id, item.id
+        return self.destinations(item.account, item.target_region, item.target_project_id)
 
     def credentials_refused(self, account: str, error: AuthenticationError) -> None:
         if error.endpoint is None:  # raised by client() above, not by the cloud: the hold is already set

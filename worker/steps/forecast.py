@@ -1,7 +1,8 @@
-"""How long an account's copies take, learned from its finished jobs, so a poll can be due when a job should end.
+"""How long a pool's copies take, learned from its finished jobs, so a poll can be due when a job should end. A pool
+(``worker.domain.pools``) is an account's in-region or cross-region copies: the two kinds take different times.
 
 Durations come from IMS's own ``begin_time``/``end_time`` (one clock, whatever our clocks say); sizes from
-validation (``__image_size``). A least-squares line ``seconds = a + b * bytes`` over the account's latest copies
+validation (``__image_size``). A least-squares line ``seconds = a + b * bytes`` over the pool's latest copies
 (``worker.data.accounts``) predicts a new copy; with too little spread in the sizes (or a slope that makes no
 sense) the mean duration does.
 """
@@ -14,18 +15,18 @@ from worker.ims.models import Job
 from worker.steps.context import StepContext
 
 
-def record(ctx: StepContext, account: str, size: int | None, job: Job) -> None:
+def record(ctx: StepContext, pool: str, size: int | None, job: Job) -> None:
     """Remember a successful job's duration (IMS's times; nothing when it gave none)."""
     if size is None or job.begin_time is None or job.end_time is None:
         return
     seconds = (job.end_time - job.begin_time).total_seconds()
     if seconds > 0:
-        ctx.data.accounts.record_duration(account, size, seconds)
+        ctx.data.accounts.record_duration(pool, size, seconds)
 
 
-def predict(ctx: StepContext, account: str, size: int | None) -> float | None:
-    """Expected seconds for a copy of ``size`` bytes in this account; None before any copy of it has finished."""
-    samples = ctx.data.accounts.durations(account)
+def predict(ctx: StepContext, pool: str, size: int | None) -> float | None:
+    """Expected seconds for a copy of ``size`` bytes in this pool; None before any copy of it has finished."""
+    samples = ctx.data.accounts.durations(pool)
     return duration(samples, size) if samples else None
 
 

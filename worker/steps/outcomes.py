@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from worker.domain.item import ReplicationItem
+from worker.domain.pools import pool_of, slot_limit
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ENDING, ItemState
 from worker.errors import AuthenticationError, PermanentError, RetryableError
@@ -15,12 +16,13 @@ from worker.steps.context import Next, StepContext
 log = logging.getLogger("worker.steps")
 
 
-def grant_slots(ctx: StepContext, account: str) -> list[Next]:
-    """Give the account's free slots to its oldest waiting items; their submits are what to send next."""
-    settings = ctx.account(account)
-    if settings is None:
+def grant_slots(ctx: StepContext, pool: str) -> list[Next]:
+    """Give the pool's free slots (``worker.domain.pools``) to its oldest waiting items; their submits are what to
+    send next."""
+    limit = slot_limit(ctx.settings, pool)
+    if limit is None:
         return []
-    granted = ctx.data.slots.grant(account, settings.slot_limit, ctx.clock())
+    granted = ctx.data.slots.grant(pool, limit, ctx.clock())
     return [Next.for_item(TaskName.SUBMIT, item) for item in ctx.data.records.get_items(granted)]
 
 
@@ -38,7 +40,7 @@ def finish(
     result = ctx.data.records.move(item, ENDING[state], reason=reason, message=message, now=now, **fields)
     if result.ok:
         # From the item's first acceptance: a retried item's latency includes its earlier attempts.
-        ctx.data.telemetry.record_latency(state.value, now - item.created_at)
+        ctx.data.telemetry.record_latency(state.value, now - item.created_at, item.mode)
         log.info("item %s %s%s", item.id, state.value, f" ({reason.value}: {message})" if reason else "")
     elif result.previous is not None and not result.previous.terminal:
         return []  # it moved somewhere this step did not expect; the step that moved it owns it now
@@ -47,9 +49,10 @@ def finish(
 
 def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:
     """Free a finished item's slot and hand it on; nothing when it held none."""
-    if not ctx.data.slots.release(item.account, item.id):
+    pool = pool_of(item)
+    if not ctx.data.slots.release(pool, item.id):
         return []
-    return grant_slots(ctx, item.account)
+    return grant_slots(ctx, pool)
 
 
 def fail_permanently(ctx: StepContext, item: ReplicationItem, error: PermanentError, state: ItemState) -> list[Next]:

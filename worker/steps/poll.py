@@ -5,7 +5,9 @@ never sleeps. The first one is due when the account's finished copies of that si
 has finished, after ``poll_initial_delay``); a later one when ``process_percent`` says. Either aims a little past
 the predicted end: an early poll costs a call and ``poll_min_interval`` more, a late one only that little.
 
-After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too). Each poll
+After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too). A cross-region
+copy's job is polled in the source region and its image looked at in the destination (Terraform does the same).
+An active copy with tags or sharing to apply moves on to its follow-ups (``worker.steps.followup``). Each poll
 carries a sequence number; only the task whose number matches the item's ``poll_seq`` may schedule the next one, so
 a duplicate ends the extra chain instead of doubling the polling for the rest of the copy.
 
@@ -18,6 +20,7 @@ lets only one of the two go on, so the chain is never doubled.
 from __future__ import annotations
 
 from worker.domain.item import ReplicationItem
+from worker.domain.pools import pool_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 from worker.errors import PermanentError, RetryableError
@@ -25,6 +28,7 @@ from worker.ims.client import ImsClient
 from worker.queues import TaskName
 from worker.steps import forecast
 from worker.steps.context import Next, StepContext
+from worker.steps.followup import copied
 from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
 
 _GONE = frozenset({"killed", "deleted"})
@@ -45,9 +49,10 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
         seq = current
     try:
         client = ctx.client(item.account)
+        copies = ctx.destination(item)  # where the new image is: the account's project or a cross-region destination
         if item.job_id and not item.new_image_id:
-            return _follow_job(ctx, client, item, seq)
-        return _follow_image(ctx, client, item, item.new_image_id or "", seq, after_job=False)
+            return _follow_job(ctx, client, copies, item, seq)
+        return _follow_image(ctx, copies, item, item.new_image_id or "", seq, after_job=False)
     except PermanentError as error:
         return fail_permanently(ctx, item, error, ItemState.FAILED)
     except RetryableError as error:
@@ -56,8 +61,8 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
         return retry_later(ctx, item, error, TaskName.POLL, seq=seq + 1)
 
 
-def _follow_job(ctx: StepContext, client: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
-    job = client.get_job_progress(item.job_id or "")
+def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
+    job = client.get_job_progress(item.job_id or "")  # a job of the source region, whatever the copy's
     if job.failed:
         detail = ": ".join(part for part in (job.error_code, job.fail_reason) if part) or "no reason given"
         return finish(
@@ -78,8 +83,8 @@ def _follow_job(ctx: StepContext, client: ImsClient, item: ReplicationItem, seq:
             )
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
-        forecast.record(ctx, item.account, item.source_size, job)
-        return _follow_image(ctx, client, item, job.image_id, seq, after_job=True)
+        forecast.record(ctx, pool_of(item), item.source_size, job)
+        return _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
     if fraction is not None:
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, progress=fraction)
@@ -89,7 +94,7 @@ def _follow_job(ctx: StepContext, client: ImsClient, item: ReplicationItem, seq:
 
 def first_poll_delay(ctx: StepContext, item: ReplicationItem) -> float:
     """Countdown of a new copy's first poll: its forecast end, or ``poll_initial_delay`` with nothing to go by."""
-    expected = forecast.predict(ctx, item.account, item.source_size)
+    expected = forecast.predict(ctx, pool_of(item), item.source_size)
     return ctx.settings.poll_initial_delay if expected is None else _countdown(ctx, expected)
 
 
@@ -98,7 +103,7 @@ def _remaining(ctx: StepContext, item: ReplicationItem, fraction: float | None, 
     if fraction is not None:
         low = max(fraction - PERCENT_STEP, fraction / 2)
         return elapsed * (1 - low) / low
-    expected = forecast.predict(ctx, item.account, item.source_size)
+    expected = forecast.predict(ctx, pool_of(item), item.source_size)
     return expected - elapsed if expected is not None and expected > elapsed else elapsed
 
 
@@ -107,7 +112,7 @@ def _follow_image(
 ) -> list[Next]:
     image = client.get_image(image_id) if image_id else None
     if image is not None and image.status == "active":
-        return finish(ctx, item, ItemState.SUCCEEDED, new_image_id=image.id, progress=1.0)
+        return copied(ctx, item, image.id)
     if image is None or image.status in _GONE:
         status = "is gone" if image is None else f"is {image.status}"
         return finish(

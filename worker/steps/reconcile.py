@@ -5,10 +5,10 @@ and for longer than a step can legitimately keep it quiet (the longest countdown
 copy's polls may be minutes apart):
 ``accepted``/``validating`` -> validate again (only while the validate queue is empty: in a deep queue a
 message can legitimately wait longer than that); ``waiting`` with a slot -> submit; ``waiting`` without one -> back
-into its account's queue if it fell out; ``submitting`` -> submit (which looks for the copy before copying);
-``replicating`` -> poll. Slots held by terminal, missing or not-yet-valid items are freed; a ``submitting`` or
-``replicating`` item whose slot entry was lost gets it back; then free slots go to waiting items. Each kind of
-repair is counted for ``/metrics``.
+into its pool's queue if it fell out; ``submitting`` -> submit (which looks for the copy before copying);
+``replicating`` -> poll; ``finishing`` -> its next follow-up (tags, sharing). Slots held by terminal, missing,
+not-yet-valid or finishing items are freed; a ``submitting`` or ``replicating`` item whose slot entry was lost gets
+it back; then free slots go to waiting items. Each kind of repair is counted for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import logging
 from collections import Counter
 
 from worker.domain.item import ReplicationItem
+from worker.domain.pools import pool_of
 from worker.domain.states import ItemState
 from worker.queues import Queue, TaskName
 from worker.steps.context import Next, StepContext
+from worker.steps.followup import TASKS
 from worker.steps.outcomes import grant_slots
 
 log = logging.getLogger("worker.reconcile")
@@ -45,10 +47,14 @@ def reconcile(ctx: StepContext) -> list[Next]:
     for item in _stalled(ctx, ItemState.REPLICATING, cutoff):
         nexts.append(Next.for_item(TaskName.POLL, item, seq=item.poll_seq or 0))
         repairs["poll_resent"] += 1
+    for item in _stalled(ctx, ItemState.FINISHING, cutoff):
+        kind = item.followups.next_kind() if item.followups else None
+        nexts.append(Next.for_item(TASKS[kind] if kind else TaskName.TAG, item, seq=item.poll_seq or 0))
+        repairs["followup_resent"] += 1
     _restore_slots(ctx, repairs)
-    for account in sorted(ctx.data.slots.accounts(ctx.settings.accounts)):
-        _free_slots(ctx, account, repairs)
-        nexts += grant_slots(ctx, account)
+    for pool in sorted(ctx.data.slots.accounts(ctx.settings.accounts)):
+        _free_slots(ctx, pool, repairs)
+        nexts += grant_slots(ctx, pool)
     if repairs:
         ctx.data.telemetry.record_repairs(repairs)
         log.warning("reconciler repaired %s", dict(repairs))
@@ -66,7 +72,7 @@ def _waiting(ctx: StepContext, cutoff: float, repairs: Counter[str]) -> list[Nex
         if holds_slot:  # granted a slot, but its submit never ran
             nexts.append(Next.for_item(TaskName.SUBMIT, item))
             repairs["submit_resent"] += 1
-        elif ctx.data.slots.enqueue(item.account, item.id, item.updated_at):
+        elif ctx.data.slots.enqueue(pool_of(item), item.id, item.updated_at):
             repairs["requeued_waiting"] += 1
     return nexts
 
@@ -74,14 +80,14 @@ def _waiting(ctx: StepContext, cutoff: float, repairs: Counter[str]) -> list[Nex
 def _restore_slots(ctx: StepContext, repairs: Counter[str]) -> None:
     for state in (ItemState.SUBMITTING, ItemState.REPLICATING):
         for item in ctx.data.records.in_state(state, limit=MAX_SCAN):
-            if ctx.data.slots.restore(item.account, item.id, ctx.clock()):
+            if ctx.data.slots.restore(pool_of(item), item.id, ctx.clock()):
                 repairs["slot_restored"] += 1
 
 
-def _free_slots(ctx: StepContext, account: str, repairs: Counter[str]) -> None:
-    holders = ctx.data.slots.holders(account)
+def _free_slots(ctx: StepContext, pool: str, repairs: Counter[str]) -> None:
+    holders = ctx.data.slots.holders(pool)
     states = {item.id: item.state for item in ctx.data.records.get_items(holders)}
     for item_id in holders:
         if states.get(item_id) not in _SLOTTED:
-            ctx.data.slots.release(account, item_id)
+            ctx.data.slots.release(pool, item_id)
             repairs["slot_freed"] += 1

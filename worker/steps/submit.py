@@ -7,6 +7,11 @@ copy, or the answer was lost in a timeout) first looks in IMS for the copy: an i
 item goes to ``replicating`` with ``new_image_id`` set and no ``job_id``, and the poll step follows the image itself
 to ``active`` (IMS has no way to find a job by its image). A per-item lock keeps two deliveries of the same submit
 from calling copy side by side.
+
+A cross-region copy (docs/ims-api.md §3) is made with the source region's client, names the destination region,
+project and agency, and its new image appears in the destination project: that is where an earlier attempt's copy
+is looked for, with the destination's client, whose credentials are checked before the copy call (an IAM user's
+token scoped to the destination project is obtained first).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 
 from worker.domain.item import ReplicationItem
+from worker.domain.pools import pool_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
 from worker.errors import ImsRefusedError, PermanentError, RetryableError
@@ -48,7 +54,7 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
     if item.state.terminal:  # cancelled while it held a slot: hand the slot on
         return release_slot(ctx, item)
     if item.state is ItemState.WAITING:
-        if not ctx.data.slots.holds(item.account, item.id):
+        if not ctx.data.slots.holds(pool_of(item), item.id):
             return []  # not its turn: the slot pool sends its submit when a slot frees up
         # A new attempt (a retried item too) starts clean of the previous attempt's copy.
         fields = dict.fromkeys(("submit_started_at", "job_id", "job_started_at", "new_image_id", "progress"))
@@ -60,22 +66,18 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
     earlier = item.submit_started_at
     try:
         client = ctx.client(item.account)
-        if earlier is not None and (found := find_copy(client, item, earlier)):
+        copies = ctx.destination(item)  # where the new image appears: the account's project, or the destination's
+        copies.authenticate()
+        if earlier is not None and (found := find_copy(copies, item, earlier)):
             return start_polling(ctx, item, new_image_id=found.id)
         if earlier is None:
             ctx.data.records.update_if(item.id, ItemState.SUBMITTING, submit_started_at=ctx.clock())
         try:
-            job_id = client.copy_image(
-                item.image_id,
-                name=item.target_name or "",
-                description=item.description,
-                cmk_id=item.cmk_id,
-                enterprise_project_id=item.enterprise_project_id,
-            )
+            job_id = _copy(client, item)
         except ImsRefusedError as error:
             # The name taken after an attempt that may have gone through: most likely by our own copy.
             taken = error.reason is ReasonCode.NAME_EXISTS and earlier is not None
-            if taken and (found := find_copy(client, item, earlier)):
+            if taken and (found := find_copy(copies, item, earlier)):
                 return start_polling(ctx, item, new_image_id=found.id)
             raise
     except PermanentError as error:
@@ -85,8 +87,28 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
     return start_polling(ctx, item, job_id=job_id)
 
 
+def _copy(client: ImsClient, item: ReplicationItem) -> str:
+    """The copy call: in-region, or across regions with the destination validation resolved."""
+    if item.target_region is None:
+        return client.copy_image(
+            item.image_id,
+            name=item.target_name or "",
+            description=item.description,
+            cmk_id=item.cmk_id,
+            enterprise_project_id=item.enterprise_project_id,
+        )
+    return client.copy_image_cross_region(
+        item.image_id,
+        name=item.target_name or "",
+        description=item.description,
+        region=item.target_region,
+        project_name=item.destination_project or item.target_region,
+        agency_name=item.agency_name or "",
+    )
+
+
 def find_copy(client: ImsClient, item: ReplicationItem, since: float) -> Image | None:
-    """The newest image IMS made from this item's copy attempt, if any."""
+    """The newest image IMS made from this item's copy attempt, if any (``client``: where copies appear)."""
     origin_suffix = f",{item.image_id}"
     candidates = [
         image

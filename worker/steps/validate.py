@@ -1,4 +1,4 @@
-"""Validate: every rule of in-region replication, checked against IMS and KMS before any copy is attempted.
+"""Validate: every rule of replication, checked against IMS, KMS and IAM before any copy is attempted.
 
 Rules (Huawei's "Replicating Images Within a Region", docs/ims-api.md §2): the image exists and is visible, is
 ``active`` (Normal), is not a full-ECS image, not an ISO image, at most 128 GB; the new name (requested, or
@@ -6,6 +6,13 @@ Rules (Huawei's "Replicating Images Within a Region", docs/ims-api.md §2): the 
 alias such as ``ims/default`` resolved to its key ID. Encryption follows from the key: a key gives an encrypted
 copy (re-keyed when the source was encrypted), no key an unencrypted one. Every rule is checked, so a rejected
 item names all its problems at once (the reason code is the first one's).
+
+Across regions (docs/ims-api.md §3) the same image rules hold, with the size limit of the source region, and also:
+the source is not encrypted (``ENCRYPTED_CROSS_REGION``: IMS takes no key for such a copy, and the API refuses a
+``kms_key`` with ``target_region`` at submission), an agency is configured (``AGENCY_NOT_CONFIGURED``), the
+destination project exists (its ID is looked up in IAM: ``TARGET_PROJECT_NOT_FOUND``), and the account's
+credentials work there: an IAM user's token scoped to the destination project is obtained now, so a credential
+problem is found before any copy. The new name's default names the source region, as the console's does.
 
 ``validate`` looks one item up (``get_image``: one call). ``validate_many`` takes many items of one account at once
 (an admit chunk): their images come from listing pages of the account's private images (500 a page), each key
@@ -17,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
+from config.settings import AccountSettings
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import default_copy_name, description_problem, name_problem
+from worker.domain.pools import pool_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
 from worker.errors import PermanentError, ReplicatorError, RetryableError
@@ -29,6 +38,10 @@ from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
 
 MAX_IMAGE_BYTES = 128 * 1024**3
+# Cross-region copies out of CN-Guangzhou, CN-Shanghai2, CN-Shanghai1 and CN-Beijing4 may be up to 300 GB
+# (docs/ims-api.md §3).
+LARGE_CROSS_REGION_SOURCES = frozenset({"cn-south-1", "cn-east-2", "cn-east-3", "cn-north-4"})
+MAX_LARGE_CROSS_REGION_BYTES = 300 * 1024**3
 # From this many items of one account, listing pages beat one look-up per item: each page must answer at least
 # HITS_PER_PAGE of them on average, or the walk stops and the rest are looked up one by one.
 LISTING_MIN_ITEMS = 10
@@ -55,11 +68,13 @@ def validate(ctx: StepContext, item_id: str) -> list[Next]:
         image = client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)
         key_problems, cmk_id = check_key(client.find_key, item, image)
+        destination_problems, destination = check_destination(ctx, item, account, client)
     except PermanentError as error:
         return fail_permanently(ctx, item, error, ItemState.REJECTED)
     except RetryableError as error:
         return retry_later(ctx, item, error, TaskName.VALIDATE)
-    return _conclude(ctx, item, image, problems + key_problems, resolved, cmk_id, grant=True)
+    problems += key_problems + destination_problems
+    return _conclude(ctx, item, image, problems, resolved, grant=True, cmk_id=cmk_id, **destination)
 
 
 def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
@@ -71,6 +86,8 @@ def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
         client = ctx.client(items[0].account)
         images = listed_images(client, {item.image_id for item in items})
         keys = {ref: client.find_key(ref) for ref in {item.kms_key for item in items if item.kms_key}}
+        for item in {(i.target_region, i.destination_project): i for i in items if i.target_region}.values():
+            check_destination(ctx, item, account, client)  # once per destination; the items' checks reuse it
     except ReplicatorError:  # each item meets the error again on its own, and is retried or refused alone
         return [Next.for_item(TaskName.VALIDATE, item) for item in items]
     nexts: list[Next] = []
@@ -83,8 +100,16 @@ def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
             continue
         problems, resolved = check_image(item, image, account.region)
         key_problems, cmk_id = check_key(keys.__getitem__, item, image)
-        nexts += _conclude(ctx, item, image, problems + key_problems, resolved, cmk_id, grant=False)
-    return nexts + grant_slots(ctx, items[0].account)  # once for the lot
+        try:
+            destination_problems, destination = check_destination(ctx, item, account, client)
+        except ReplicatorError:
+            nexts.append(Next.for_item(TaskName.VALIDATE, item))
+            continue
+        problems += key_problems + destination_problems
+        nexts += _conclude(ctx, item, image, problems, resolved, grant=False, cmk_id=cmk_id, **destination)
+    for pool in sorted({pool_of(item) for item in items}):  # once for the lot
+        nexts += grant_slots(ctx, pool)
+    return nexts
 
 
 def listed_images(client: ImsClient, wanted: Collection[str]) -> dict[str, Image]:
@@ -117,9 +142,9 @@ def _conclude(
     image: Image | None,
     problems: list[Problem],
     resolved: str | None,
-    cmk_id: str | None,
     *,
     grant: bool,
+    **fields: str | None,
 ) -> list[Next]:
     """Reject the item with its problems, or queue it for a slot of its account (and ``grant`` free slots)."""
     if problems:
@@ -133,13 +158,14 @@ def _conclude(
         source_name=image.name,
         source_size=image.size_bytes,
         target_name=resolved,
-        cmk_id=cmk_id,
+        **fields,
     )
     if not moved.ok:
         return []  # cancelled while we were asking IMS
     # Arrival = the time it entered ``waiting`` (its updated_at), so the reconciler can re-queue it in place.
-    ctx.data.slots.enqueue(item.account, item.id, now)
-    return grant_slots(ctx, item.account) if grant else []
+    pool = pool_of(item)
+    ctx.data.slots.enqueue(pool, item.id, now)
+    return grant_slots(ctx, pool) if grant else []
 
 
 def check_image(item: ReplicationItem, image: Image | None, region: str) -> tuple[list[Problem], str | None]:
@@ -147,22 +173,82 @@ def check_image(item: ReplicationItem, image: Image | None, region: str) -> tupl
     if image is None:
         return [(ReasonCode.IMAGE_NOT_FOUND, f"image {item.image_id} does not exist or is not visible")], None
     problems: list[Problem] = []
+    cross = item.target_region is not None
+    how = "across regions" if cross else "within a region"
     if image.status != "active":
         problems.append((ReasonCode.IMAGE_NOT_ACTIVE, f"image status is {image.status!r}, not active (Normal)"))
     if image.is_full_ecs:
-        problems.append((ReasonCode.FULL_ECS_IMAGE, "full-ECS images cannot be replicated within a region"))
+        # Across regions IMS copies them into a CBR vault (vault_id), which this tool does not manage.
+        detail = " without a CBR vault, which this tool does not manage" if cross else ""
+        problems.append((ReasonCode.FULL_ECS_IMAGE, f"full-ECS images cannot be replicated {how}{detail}"))
     if image.is_iso:
-        problems.append((ReasonCode.ISO_IMAGE, "images created from ISO files cannot be replicated within a region"))
-    if image.size_bytes is not None and image.size_bytes > MAX_IMAGE_BYTES:
-        problems.append(
-            (ReasonCode.IMAGE_TOO_LARGE, f"image is {image.size_bytes / 1024**3:.1f} GB; the limit is 128 GB")
-        )
+        problems.append((ReasonCode.ISO_IMAGE, f"images created from ISO files cannot be replicated {how}"))
+    if cross and image.is_encrypted:
+        encrypted = "encrypted images cannot be replicated across regions; copy it unencrypted in its region first"
+        problems.append((ReasonCode.ENCRYPTED_CROSS_REGION, encrypted))
+    limit = max_copy_bytes(region, cross)
+    if image.size_bytes is not None and image.size_bytes > limit:
+        size = f"image is {image.size_bytes / 1024**3:.1f} GB; the limit {how} is {limit // 1024**3} GB"
+        problems.append((ReasonCode.IMAGE_TOO_LARGE, size))
     target = item.name or default_copy_name(region, image.name)
     if problem := name_problem(target):
         problems.append((ReasonCode.INVALID_NAME, f"new image name {target!r} {problem}"))
     if item.description and (problem := description_problem(item.description)):
         problems.append((ReasonCode.INVALID_DESCRIPTION, f"description {problem}"))
     return problems, target
+
+
+def max_copy_bytes(source_region: str, cross_region: bool) -> int:
+    if cross_region and source_region in LARGE_CROSS_REGION_SOURCES:
+        return MAX_LARGE_CROSS_REGION_BYTES
+    return MAX_IMAGE_BYTES
+
+
+def check_destination(
+    ctx: StepContext, item: ReplicationItem, account: AccountSettings, client: ImsClient
+) -> tuple[list[Problem], dict[str, str | None]]:
+    """A cross-region item's agency, destination project and credentials there; returns the problems and the
+    resolved fields (``target_project_id``, ``agency_name``). Nothing for an in-region item."""
+    region, name = item.target_region, item.destination_project
+    if region is None or name is None:
+        return [], {}
+    problems: list[Problem] = []
+    agency = item.agency or account.agency_name
+    if agency is None:
+        setting = f"IMSREP_ACCOUNTS__{item.account.upper()}__AGENCY_NAME"
+        problems.append(
+            (
+                ReasonCode.AGENCY_NOT_CONFIGURED,
+                f"a cross-region copy needs an IAM agency: give the item's agency or set {setting}",
+            )
+        )
+    project_id = destination_project_id(ctx, item.account, account, client, region, name)
+    if project_id is None:
+        missing = f"IAM knows no project {name!r} in {region} that the account can use"
+        problems.append((ReasonCode.TARGET_PROJECT_NOT_FOUND, missing))
+    else:
+        if item.share_with and project_id in item.share_with:
+            owner = f"share_with names {project_id}, the destination project, which owns the copy"
+            problems.append((ReasonCode.SHARE_PROJECT_INVALID, owner))
+        assert ctx.destinations is not None
+        ctx.destinations(item.account, region, project_id).authenticate()  # an IAM user's token, before the copy
+    return problems, {"target_project_id": project_id, "agency_name": agency}
+
+
+def destination_project_id(
+    ctx: StepContext, account_name: str, account: AccountSettings, client: ImsClient, region: str, name: str
+) -> str | None:
+    """The ID of project ``name`` in ``region``: configured (the region's default project), else from IAM."""
+    configured = account.regions.get(region)
+    if name == region and configured is not None and configured.project_id:
+        return configured.project_id
+    key = (account_name, region, name)
+    if key not in ctx.project_ids:
+        found = client.find_project_id(name, account.region_endpoints(region)[1])
+        if found is None:
+            return None
+        ctx.project_ids[key] = found
+    return ctx.project_ids[key]
 
 
 def check_key(

@@ -28,6 +28,7 @@ def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
     walk_to(data.records, body["item_ids"][0], ItemState.VALIDATING)
     data.slots.restore("default", "item-a", time.time())
     data.slots.restore("default", "item-b", time.time())
+    data.slots.restore("default:cross-region", "item-c", time.time())
     data.telemetry.heartbeat("w1@host", time.time())
 
     m = _scrape(api)
@@ -35,8 +36,9 @@ def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
     assert m[("imsrep_items", (("state", "accepted"),))] == 2
     assert m[("imsrep_items", (("state", "validating"),))] == 1
     assert m[("imsrep_items", (("state", "succeeded"),))] == 0
-    assert m[("imsrep_slots_in_use", (("account", "default"),))] == 2
-    assert m[("imsrep_slots_limit", (("account", "default"),))] == 5
+    local, cross = (("account", "default"), ("mode", "in-region")), (("account", "default"), ("mode", "cross-region"))
+    assert m[("imsrep_slots_in_use", local)] == 2 and m[("imsrep_slots_in_use", cross)] == 1
+    assert m[("imsrep_slots_limit", local)] == 5 and m[("imsrep_slots_limit", cross)] == 5
     assert m[("imsrep_queue_backlog", (("queue", "admit"),))] == api.redis().llen("admit") >= 1
     for queue in ("validate", "submit", "poll", "maintenance"):
         assert ("imsrep_queue_backlog", (("queue", queue),)) in m
@@ -64,22 +66,31 @@ def test_metrics_export_retries_and_the_latency_histogram(api) -> None:
     for seconds in (0.5, 40.0, 50.0, 90_000.0):
         telemetry.record_latency("succeeded", seconds)
     telemetry.record_latency("rejected", 2.0)
+    telemetry.record_latency("succeeded", 800.0, "cross-region")
+    telemetry.record_followup("share", "failed")
 
     m = _scrape(api)
     assert m[("imsrep_retries_total", (("cause", "transient"), ("task", "replication.poll")))] == 2
     assert m[("imsrep_retries_total", (("cause", "rate_limited"), ("task", "replication.submit")))] == 1
     bucket = "imsrep_item_latency_seconds_bucket"
-    assert m[(bucket, (("le", "1.0"), ("state", "succeeded")))] == 1
-    assert m[(bucket, (("le", "30.0"), ("state", "succeeded")))] == 1
-    assert m[(bucket, (("le", "60.0"), ("state", "succeeded")))] == 3  # cumulative
-    assert m[(bucket, (("le", "14400.0"), ("state", "succeeded")))] == 3
-    assert m[(bucket, (("le", "+Inf"), ("state", "succeeded")))] == 4
-    assert m[("imsrep_item_latency_seconds_count", (("state", "succeeded"),))] == 4
-    assert m[("imsrep_item_latency_seconds_sum", (("state", "succeeded"),))] == 90_090.5
-    assert m[(bucket, (("le", "5.0"), ("state", "rejected")))] == 1
+
+    def ok(le: str, state: str = "succeeded", mode: str = "in-region") -> tuple[str, tuple]:
+        return (bucket, (("le", le), ("mode", mode), ("state", state)))
+
+    assert m[ok("1.0")] == 1
+    assert m[ok("30.0")] == 1
+    assert m[ok("60.0")] == 3  # cumulative
+    assert m[ok("14400.0")] == 3
+    assert m[ok("+Inf")] == 4
+    local = (("mode", "in-region"), ("state", "succeeded"))
+    assert m[("imsrep_item_latency_seconds_count", local)] == 4
+    assert m[("imsrep_item_latency_seconds_sum", local)] == 90_090.5
+    assert m[ok("5.0", "rejected")] == 1
+    assert m[ok("600.0", mode="cross-region")] == 0 and m[ok("1200.0", mode="cross-region")] == 1
+    assert m[("imsrep_followups_total", (("kind", "share"), ("outcome", "failed")))] == 1
 
 
 def test_metrics_hold_no_state_in_the_api(api) -> None:
     r = api.redis()
     r.delete(f"{api.prefix}:slots:default")
-    assert _scrape(api)[("imsrep_slots_in_use", (("account", "default"),))] == 0
+    assert _scrape(api)[("imsrep_slots_in_use", (("account", "default"), ("mode", "in-region")))] == 0

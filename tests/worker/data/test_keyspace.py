@@ -35,3 +35,4 @@ def test_every_key_starts_with_the_prefix() -> None:
     keys = Keyspace("someprefix")
     assert keys.item("x").startswith("someprefix:") and keys.workers() == "someprefix:workers"
     assert keys.account_of(keys.slots("acct-1")) == "acct-1"
+    assert keys.account_of(keys.wait("acct-1:cross-region")) == "acct-1:cross-region"

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support import walk_to
 from worker.data import NewItem, RecordStore
+from worker.domain.followups import Followups, TagsResult
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
@@ -117,3 +118,26 @@ def test_batch_items_pages_with_state_filter(store: RecordStore) -> None:
     rest, cursor = store.batch_items(stored.batch_id, state=ItemState.CANCELLED, limit=10, cursor=cursor)
     assert [i.id for i in rest] == stored.item_ids[4::2] and cursor is None
 
+
+
+def test_lists_objects_and_follow_ups_round_trip_as_json(store: RecordStore) -> None:
+    spec = ItemSpec(
+        image_id=str(uuid.uuid4()),
+        target_region="cn-south-1",
+        share_with=["0123456789abcdef0123456789abcdef"],
+        tags={"team": "web", "empty": ""},
+        provenance=False,
+    )
+    item_id = store.create_batch([NewItem(spec, "default")]).item_ids[0]
+    item = store.get_item(item_id)
+    assert item.share_with == spec.share_with and item.tags == spec.tags and item.provenance is False
+    assert item.mode == "cross-region" and item.destination_project == "cn-south-1"
+    followups = Followups(started_at=5.0, tags=TagsResult(wanted={"team": "web"}, applied={"team": "web"}))
+    walk_to(store, item_id, ItemState.FINISHING, followups=followups, new_image_id="new")
+    item = store.get_item(item_id)
+    assert item.state is ItemState.FINISHING and item.followups == followups
+    assert store.claim_poll(item_id, 0, now=6.0, state=ItemState.FINISHING)
+    assert not store.claim_poll(item_id, 0, now=7.0, state=ItemState.FINISHING)
+    assert not store.move(item, Event.FAIL).ok and not store.move(item, Event.CANCEL).ok
+    assert store.move(item, Event.SUCCEED, reason=ReasonCode.TAGS_NOT_APPLIED, message="m").ok
+    assert store.get_item(item_id).reason is ReasonCode.TAGS_NOT_APPLIED

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support import walk_to
 from worker.data import DataLayer, NewItem, RecordStore, SlotPool
+from worker.domain.pools import pool_of
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 
@@ -107,3 +108,19 @@ def test_concurrent_grants_never_exceed_the_limit(redis_server, store, pool, pre
         t.join()
     assert peak <= 5
     assert sorted(granted) == sorted(ids)  # each item granted exactly once
+
+
+def test_in_region_and_cross_region_pools_fill_apart(store: RecordStore, pool: SlotPool) -> None:
+    """IMS counts cross-region copies apart from in-region ones: each pool has its own five."""
+    specs = [ItemSpec(image_id=str(uuid.uuid4()), target_region="cn-south-1") for _ in range(7)]
+    cross = store.create_batch([NewItem(spec, "default") for spec in specs]).item_ids
+    for arrival, item_id in enumerate(cross):
+        walk_to(store, item_id, ItemState.WAITING)
+        pool.enqueue(pool_of(store.get_item(item_id)), item_id, arrival)
+    local = _waiting(store, pool, 6)
+    assert pool_of(store.get_item(cross[0])) == "default:cross-region"
+    assert pool.grant("default:cross-region", 5, 100.0) == cross[:5]
+    assert pool.grant("default", 5, 100.0) == local[:5]
+    assert pool.holding(store.get_items([cross[0], cross[6], local[0]])) == [True, False, True]
+    assert pool.accounts(["default"]) == {"default", "default:cross-region"}
+    assert pool.release("default:cross-region", cross[0]) and not pool.release("default", cross[1])

@@ -37,14 +37,27 @@ def test_counters_read_back_by_label(data: DataLayer) -> None:
     assert t.repairs() == {"poll_resent": 3, "slot_freed": 1}
 
 
-def test_latency_histogram_is_cumulative_per_state(data: DataLayer) -> None:
+def test_latency_histogram_is_cumulative_per_state_and_mode(data: DataLayer) -> None:
     t = data.telemetry
     for seconds in (0.5, 3.0, 3.0, 20_000.0):
         t.record_latency("succeeded", seconds)
-    histogram = t.latency()["succeeded"]
+    t.record_latency("succeeded", 700.0, "cross-region")
+    latency = t.latency()
+    assert set(latency) == {("succeeded", "in-region"), ("succeeded", "cross-region")}
+    histogram = latency[("succeeded", "in-region")]
     buckets = dict(histogram.buckets)
     assert buckets["1.0"] == 1 and buckets["5.0"] == 3 and buckets["14400.0"] == 3 and buckets["+Inf"] == 4
     assert histogram.total == pytest.approx(20_006.5)
+    cross = dict(latency[("succeeded", "cross-region")].buckets)
+    assert cross["600.0"] == 0 and cross["1200.0"] == 1
+
+
+def test_followup_outcomes_are_counted(data: DataLayer) -> None:
+    t = data.telemetry
+    t.record_followup("tags", "applied")
+    t.record_followup("tags", "applied")
+    t.record_followup("share", "failed")
+    assert t.followups() == {("tags", "applied"): 2, ("share", "failed"): 1}
 
 
 def test_queue_backlog_counts_the_priority_lists_too(redis_server, data: DataLayer) -> None:

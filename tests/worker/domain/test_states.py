@@ -22,10 +22,19 @@ def test_only_items_before_the_copy_call_can_be_cancelled() -> None:
     assert MOVES[Event.CANCEL].sources == CANCELLABLE
 
 
-def test_rejected_only_from_validation_and_success_only_from_replicating() -> None:
+def test_rejected_only_from_validation_and_success_only_once_the_copy_is_active() -> None:
     assert MOVES[Event.REJECT].sources == {ItemState.VALIDATING}
-    assert MOVES[Event.SUCCEED].sources == {ItemState.REPLICATING}
+    assert MOVES[Event.SUCCEED].sources == {ItemState.REPLICATING, ItemState.FINISHING}
     assert not allowed(ItemState.ACCEPTED, ItemState.FAILED)
+
+
+def test_a_copy_with_follow_ups_finishes_and_then_can_only_succeed() -> None:
+    """The copy exists once an item is finishing: nothing may fail, cancel or retry it, only succeed it."""
+    assert allowed(ItemState.REPLICATING, ItemState.FINISHING)
+    assert MOVES[Event.COPIED].sources == {ItemState.REPLICATING}
+    leaving = {m.target for m in MOVES.values() if ItemState.FINISHING in m.sources}
+    assert leaving == {ItemState.SUCCEEDED}
+    assert not ItemState.FINISHING.terminal
 
 
 def test_every_terminal_state_a_step_ends_in_has_its_event() -> None:

@@ -537,3 +537,106 @@ def test_get_quota_reads_the_image_resource() -> None:
     quota = client.get_quota()
     assert (quota.used, quota.quota, quota.headroom) == (48, 50, 2)
     assert str(rec.last.url) == f"{IMS}/v1/cloudimages/quota"
+
+
+# -- cross-region copy, tags, members, project look-up -----------------------------------------------------------
+
+
+def test_cross_region_copy_request() -> None:
+    client, rec = make(ok({"job_id": JOB_ID}))
+    job = client.copy_image_cross_region(IMAGE_ID, name="copy_cn-north-4_web", region="cn-south-1",
+                                         project_name="cn-south-1", agency_name="ims_admin_agency")  # fmt: skip
+    assert job == JOB_ID and rec.last.method == "POST"
+    assert rec.last.url == f"{IMS}/v1/cloudimages/{IMAGE_ID}/cross_region_copy"
+    assert json.loads(rec.last.content) == {
+        "name": "copy_cn-north-4_web", "region": "cn-south-1", "project_name": "cn-south-1",
+        "agency_name": "ims_admin_agency",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "reason"),
+    [
+        ("IMG.0149", ThrottledError, None),  # IMS's cross-region copies are full, like IMG.0060 in-region
+        ("IMG.0143", ImsRefusedError, ReasonCode.ENCRYPTED_CROSS_REGION),
+        ("IMG.0151", ImsRefusedError, ReasonCode.AGENCY_NOT_PERMITTED),
+        ("IMG.0145", ImsRefusedError, ReasonCode.TARGET_PROJECT_NOT_FOUND),
+        ("IMG.0142", ImsRefusedError, ReasonCode.TARGET_REGION_INVALID),
+        ("IMG.0146", ImsRefusedError, ReasonCode.IMAGE_TOO_LARGE),
+    ],
+)
+def test_cross_region_refusals(code: str, kind: type, reason: ReasonCode | None) -> None:
+    client, _ = make(ims_error(code))
+    with pytest.raises(kind) as info:
+        client.copy_image_cross_region(IMAGE_ID, name="c", region="r", project_name="r", agency_name="a")
+    assert getattr(info.value, "reason", None) is reason and info.value.code == code
+
+
+def test_tag_image_takes_a_204_and_reads_tags_back() -> None:
+    client, rec = make([httpx.Response(204), ok({"tags": [{"key": "team", "value": "web"}, {"key": "e"}]})])
+    client.tag_image(IMAGE_ID, {"team": "web", "e": ""})
+    assert rec.last.url == f"{IMS}/v2/{PROJECT}/images/{IMAGE_ID}/tags/action"
+    assert json.loads(rec.last.content) == {
+        "action": "create", "tags": [{"key": "team", "value": "web"}, {"key": "e", "value": ""}],
+    }  # fmt: skip
+    assert client.image_tags(IMAGE_ID) == {"team": "web", "e": ""}
+    assert rec.last.url == f"{IMS}/v2/{PROJECT}/images/{IMAGE_ID}/tags"
+
+
+def test_members_are_added_by_a_job_and_listed_page_by_page() -> None:
+    member = {"member_id": "a" * 32, "status": "pending", "image_id": IMAGE_ID}
+    pages = [
+        ok({"job_id": JOB_ID}),
+        ok({"members": [member], "page_info": {"current_count": 1, "next_marker": "YWFh"}}),
+        ok({"members": [{**member, "member_id": "b" * 32, "status": "accepted"}], "page_info": {}}),
+    ]
+    client, rec = make(pages)
+    assert client.add_members([IMAGE_ID], ["a" * 32, "b" * 32]) == JOB_ID
+    assert json.loads(rec.requests[0].content) == {"images": [IMAGE_ID], "projects": ["a" * 32, "b" * 32]}
+    members = client.image_members(IMAGE_ID)
+    assert [(m.member_id, m.status) for m in members] == [("a" * 32, "pending"), ("b" * 32, "accepted")]
+    first, second = rec.requests[1:]
+    assert first.url.path == f"/v1/{PROJECT}/cloudimages/{IMAGE_ID}/members" and "marker" not in first.url.params
+    assert second.url.params["marker"] == "YWFh"
+    with pytest.raises(ImsRefusedError) as info:
+        make(ims_error("IMG.0098"))[0].add_members([IMAGE_ID], ["a" * 32])
+    assert info.value.reason is ReasonCode.NOT_SHAREABLE_ENCRYPTED
+
+
+def test_project_ids_from_iam_under_aksk_are_looked_up_unscoped() -> None:
+    found = ok({"projects": [{"id": "f" * 32, "name": "cn-south-1"}]})
+    client, rec = make([found, ok({"projects": []})])
+    iam = "https://iam.cn-north-4.myhuaweicloud.com"
+    assert client.find_project_id("cn-south-1", iam) == "f" * 32
+    assert rec.last.url == f"{iam}/v3/projects?name=cn-south-1"
+    assert "X-Project-Id" not in rec.last.headers and "x-project-id" not in rec.last.headers["Authorization"]
+    assert client.find_project_id("cn-south-1_none", iam) is None
+
+
+def test_project_ids_of_an_iam_user_come_from_a_token_scoped_by_name() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        scope = json.loads(request.content)["auth"]["scope"]["project"]
+        if scope.get("name") == "cn-south-1":
+            body = {"token": {"expires_at": "2099-01-01T00:00:00Z", "project": {"id": "f" * 32}}}
+            return httpx.Response(201, headers={"X-Subject-Token": "tok"}, json=body)
+        return httpx.Response(400, json={"error": {"code": 400, "message": "The project does not exist."}})
+
+    client, rec = make(answer, token_account())
+    assert client.find_project_id("cn-south-1", "https://iam.example") == "f" * 32
+    sent = json.loads(rec.last.content)["auth"]["scope"]["project"]
+    assert sent == {"name": "cn-south-1", "domain": {"name": "d"}}
+    assert client.find_project_id("nowhere", "https://iam.example") is None
+
+
+def test_authenticate_obtains_an_iam_users_token_once() -> None:
+    body = {"token": {"expires_at": "2099-01-01T00:00:00Z"}}
+    token = httpx.Response(201, headers={"X-Subject-Token": "tok"}, json=body)
+    client, rec = make([token, ok({"images": []})], token_account())
+    client.authenticate()
+    client.authenticate()  # cached: no second request
+    assert [r.url.path for r in rec.requests] == ["/v3/auth/tokens"]
+    client.list_images()
+    assert rec.last.headers["X-Auth-Token"] == "tok"
+    aksk, aksk_rec = make(ok({}))
+    aksk.authenticate()
+    assert aksk_rec.requests == []

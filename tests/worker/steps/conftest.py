@@ -97,6 +97,8 @@ def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
         return steps.submit(ctx, str(k["item_id"]))
     if nxt.task is TaskName.POLL:
         return steps.poll(ctx, str(k["item_id"]), int(k["seq"]))
+    if nxt.task in (TaskName.TAG, TaskName.SHARE):
+        return steps.followup(ctx, str(k["item_id"]), int(k["seq"]))
     return steps.reconcile(ctx)
 
 

@@ -1,0 +1,112 @@
+"""What happens to a copy after it is active: its tags, then its sharing ("follow-ups"), and what each one did.
+
+A copy with follow-ups goes ``replicating -> finishing`` when it becomes active: its IMS slot is free at once (tag
+and member calls are not replication tasks), and the follow-ups run in order as steps of their own
+(``worker.steps.followup``). Each ends ``applied`` or ``failed`` with a reason; then the item ends ``succeeded``
+either way, because the copy exists. A failed follow-up is named by the item's reason (``TAGS_NOT_APPLIED``,
+``NOT_SHARED``) and spelt out by its message and by ``followups``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from worker.domain.reasons import ReasonCode
+
+PROVENANCE_SOURCE = "imsrep_source"  # the source image ID
+PROVENANCE_BATCH = "imsrep_batch"  # the batch ID
+PROVENANCE_KEYS = (PROVENANCE_SOURCE, PROVENANCE_BATCH)
+
+
+class Kind(str, Enum):
+    TAGS = "tags"
+    SHARE = "share"
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    FAILED = "failed"
+
+
+class _Result(BaseModel):
+    status: Status = Status.PENDING
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+
+class TagsResult(_Result):
+    """The tags asked for (the item's, plus provenance tags) and those IMS holds on the copy."""
+
+    wanted: dict[str, str]
+    applied: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def not_applied(self) -> dict[str, str]:
+        return {k: v for k, v in self.wanted.items() if self.applied.get(k) != v}
+
+
+class Member(BaseModel):
+    project_id: str
+    status: str  # IMS's member status: pending until the project accepts, then accepted or rejected
+
+
+class ShareResult(_Result):
+    """The projects asked for, IMS's member job, and the members as IMS lists them afterwards."""
+
+    wanted: list[str]
+    job_id: str | None = None
+    members: list[Member] = Field(default_factory=list)
+
+    @property
+    def not_shared(self) -> list[str]:
+        shared = {m.project_id for m in self.members}
+        return [p for p in self.wanted if p not in shared]
+
+
+# The item's reason when a follow-up of this kind did not apply.
+NOT_APPLIED = {Kind.TAGS: ReasonCode.TAGS_NOT_APPLIED, Kind.SHARE: ReasonCode.NOT_SHARED}
+
+
+class Followups(BaseModel):
+    """Stored on the item (``followups``) from the moment its copy is active."""
+
+    started_at: float
+    tags: TagsResult | None = None
+    share: ShareResult | None = None
+
+    def result(self, kind: Kind) -> TagsResult | ShareResult | None:
+        return self.tags if kind is Kind.TAGS else self.share
+
+    def next_kind(self) -> Kind | None:
+        """The first follow-up still to do, in order (tags, then sharing); None when all are done."""
+        return next((k for k in Kind if (r := self.result(k)) is not None and r.status is Status.PENDING), None)
+
+    def outcome(self) -> tuple[ReasonCode | None, str | None]:
+        """The item's reason and message once all are done: None for both when everything applied."""
+        failed: list[tuple[Kind, TagsResult | ShareResult]] = [
+            (kind, result)
+            for kind in Kind
+            if (result := self.result(kind)) is not None and result.status is Status.FAILED
+        ]
+        if not failed:
+            return None, None
+        parts = []
+        for _, result in failed:
+            if isinstance(result, TagsResult):
+                what = "tags not applied: " + ", ".join(f"{k}={v}" for k, v in result.not_applied.items())
+            else:
+                what = "not shared with " + ", ".join(result.not_shared)
+            why = f"{result.reason.value}: " if result.reason else ""
+            parts.append(f"{what} ({why}{result.message})")
+        return NOT_APPLIED[failed[0][0]], "the copy is made; " + "; ".join(parts)
+
+
+def wanted_tags(tags: dict[str, str] | None, provenance: bool, source_image_id: str, batch_id: str) -> dict[str, str]:
+    """The tags a copy gets: the item's, and with provenance on, where it came from."""
+    wanted = dict(tags or {})
+    if provenance:
+        wanted.update({PROVENANCE_SOURCE: source_image_id, PROVENANCE_BATCH: batch_id})
+    return wanted
