@@ -170,8 +170,7 @@ def submit(
             write_results(results, outcome)
             console.print(f"Results written to {results}")
         console.print(summary_table(outcome))
-        succeeded = all(r.state == "succeeded" for r in outcome)
-        raise typer.Exit(EXIT_OK if succeeded else EXIT_SOME_FAILED)
+        raise typer.Exit(EXIT_OK if all(r.complete for r in outcome) else EXIT_SOME_FAILED)
 
 
 def _print_chunk(chunk: Chunk) -> None:
@@ -208,12 +207,13 @@ def status(
     else:
         console.print(items_table(items, f"Batch {batch_id}"))
         console.print(summary_table([ItemResult.of(i) for i in items], title="By state"))
-    raise typer.Exit(_batch_exit(batch))
+    raise typer.Exit(_batch_exit(batch, items))
 
 
-def _batch_exit(batch: dict) -> int:
+def _batch_exit(batch: dict, items: list[dict]) -> int:
+    """0 when every item succeeded with all its follow-ups (a copy whose sharing failed says so: 1)."""
     all_ok = batch["done"] and batch["counts"].get("succeeded", 0) == batch["total"]
-    return EXIT_OK if all_ok else EXIT_SOME_FAILED
+    return EXIT_OK if all_ok and not any(item.get("reason") for item in items) else EXIT_SOME_FAILED
 
 
 @app.command("watch")
@@ -224,7 +224,7 @@ def watch_command(batch_id: str, api: ApiUrl = None, token: Token = None, state_
         items = list(client.items(batch_id))
         batch = client.batch(batch_id)
     console.print(summary_table([ItemResult.of(i) for i in items]))
-    raise typer.Exit(_batch_exit(batch))
+    raise typer.Exit(_batch_exit(batch, items))
 
 
 @app.command()

@@ -1,8 +1,11 @@
 """Reading manifests: CSV or JSON lists of items, each row checked on its own and reported by its line number.
 
 A CSV manifest has a header of item fields (``image_id`` required; ``name``, ``description``, ``kms_key``,
-``enterprise_project_id``, ``account`` optional; an empty cell means "the default"). A JSON manifest is a list of
-item objects, or ``{"items": [...]}``. Bad rows do not stop the good ones: the caller gets both.
+``enterprise_project_id``, ``account``, ``target_region``, ``target_project``, ``agency``, ``share_with``, ``tags``,
+``provenance`` optional; an empty cell means "the default"). In a CSV cell ``share_with`` lists project IDs
+separated by ``;`` and ``tags`` is ``key=value`` pairs separated by ``;`` (``team=web;env=prod``). A JSON manifest is
+a list of item objects (``share_with`` a list, ``tags`` an object), or ``{"items": [...]}``. Bad rows do not stop
+the good ones: the caller gets both.
 """
 
 from __future__ import annotations
@@ -18,9 +21,45 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from worker.domain.spec import ItemSpec
+from worker.domain.spec import ItemSpec, cross_field_problems
 
-FIELDS = ("image_id", "name", "description", "kms_key", "enterprise_project_id", "account")
+FIELDS = (
+    "image_id",
+    "name",
+    "description",
+    "kms_key",
+    "enterprise_project_id",
+    "account",
+    "target_region",
+    "target_project",
+    "agency",
+    "share_with",
+    "tags",
+    "provenance",
+)
+_BASIC_COLUMNS = 6
+_SEPARATOR = ";"  # between the projects of a share_with cell and the pairs of a tags cell
+
+
+def _list_cell(text: str) -> list[str]:
+    return [part.strip() for part in text.split(_SEPARATOR) if part.strip()]
+
+
+def _tags_cell(text: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in _list_cell(text):
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise ValueError(f"tags: {pair!r} is not key=value (pairs are separated by '{_SEPARATOR}')")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+# CSV cells that hold a list or a mapping: how they are read, and written back.
+_CELLS = {
+    "share_with": (_list_cell, _SEPARATOR.join),
+    "tags": (_tags_cell, lambda tags: _SEPARATOR.join(f"{k}={v}" for k, v in tags.items())),
+}
 
 
 class ManifestError(ValueError):
@@ -64,11 +103,18 @@ class Manifest:
         if not isinstance(raw, dict):
             self.errors.append(RowError(line, "must be an object with at least an image_id"))
             return
+        image_id = raw.get("image_id")
+        shown = image_id if isinstance(image_id, str) else None
         try:
-            self.rows.append(ManifestRow(line, ItemSpec.model_validate(raw)))
+            spec = ItemSpec.model_validate(raw)
         except ValidationError as exc:
-            image_id = raw.get("image_id")
-            self.errors.append(RowError(line, _problems(exc), image_id if isinstance(image_id, str) else None))
+            self.errors.append(RowError(line, _problems(exc), shown))
+            return
+        # The rules between fields that need no server settings (a key with target_region, say).
+        if problems := cross_field_problems(spec, None, provenance_default=False):
+            self.errors.append(RowError(line, "; ".join(f"{f}: {rule}" for f, rule in problems), shown))
+            return
+        self.rows.append(ManifestRow(line, spec))
 
 
 _RULES = {"missing": "is required", "extra_forbidden": "is not a known field"}
@@ -108,7 +154,7 @@ def parse_manifest(text: str, fmt: str, source: str = "manifest") -> Manifest:
     return manifest
 
 
-def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, str | None] | _BadRow]]:
+def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, object] | _BadRow]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
@@ -126,7 +172,15 @@ def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, str | Non
         if len(cells) > len(columns):
             yield start, _BadRow(f"has {len(cells)} cells but the header has {len(columns)} columns")
             continue
-        yield start, {col: (cell if cell.strip() else None) for col, cell in zip(columns, cells, strict=False)}
+        row: dict[str, object] = {c: (cell if cell.strip() else None) for c, cell in zip(columns, cells, strict=False)}
+        try:
+            for col, (read, _) in _CELLS.items():
+                if isinstance(row.get(col), str):
+                    row[col] = read(str(row[col]))
+        except ValueError as exc:
+            yield start, _BadRow(str(exc))
+            continue
+        yield start, row
 
 
 def _json_rows(text: str, source: str) -> Iterator[tuple[int, Any]]:
@@ -177,7 +231,11 @@ def write_manifest(path: Path, specs: Sequence[ItemSpec]) -> None:
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps({"items": rows}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return
+    # The first six columns always, the others when a row uses them: an in-region manifest looks as it always did.
+    used = [k for i, k in enumerate(FIELDS) if i < _BASIC_COLUMNS or any(k in row for row in rows)]
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=used, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: row.get(k, "") for k in FIELDS} for row in rows)
+        for row in rows:
+            cells = {k: _CELLS[k][1](v) if k in _CELLS else v for k, v in row.items()}
+            writer.writerow({k: cells.get(k, "") for k in used})

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.api_client import ApiClient
-from cli.results import ItemResult
+from cli.results import ItemResult, followups_summary
 from worker.domain.states import TERMINAL, ItemState
 
 STATE_STYLE = {
@@ -104,17 +104,21 @@ def summary_table(results: Sequence[ItemResult], title: str = "Summary") -> Tabl
 def items_table(items: Sequence[dict[str, Any]], title: str) -> Table:
     """One row per item, for ``imsrep status``."""
     table = Table(title=title)
-    for column in ("Item", "Image", "State", "Reason", "New image", "Message"):
+    for column in ("Item", "Image", "State", "Reason", "New image", "Tags and sharing", "Message"):
         table.add_column(column, overflow="fold")
     for item in items:
         state = item["state"]
         style = STATE_STYLE.get(state)
+        new_image = item.get("new_image_id") or ""
+        if new_image and item.get("target_region"):
+            new_image += f" ({item['target_region']})"
         table.add_row(
             item["item_id"],
             item["image_id"],
             f"[{style}]{state}[/]" if style else state,
             item.get("reason") or "",
-            item.get("new_image_id") or "",
+            new_image,
+            followups_summary(item.get("followups")) or "",
             item.get("message") or "",
         )
     return table

@@ -9,8 +9,32 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("line", "item_id", "image_id", "state", "reason", "message", "new_image_id")
+COLUMNS = ("line", "item_id", "image_id", "state", "reason", "message", "new_image_id", "target_region", "followups")
 INVALID = "invalid"  # the state of a manifest row that was never submitted
+
+
+def followups_summary(followups: dict[str, Any] | None) -> str | None:
+    """One line for what was done to a copy once active: ``tags applied (2); shared with 0123…(pending)``."""
+    if not followups:
+        return None
+    parts = []
+    tags = followups.get("tags")
+    if tags:
+        if tags["status"] == "failed":
+            missing = ", ".join(f"{k}={v}" for k, v in tags.get("not_applied", {}).items())
+            parts.append(f"tags not applied: {missing}")
+        else:
+            parts.append(f"tags {tags['status']} ({len(tags.get('wanted', {}))})")
+    share = followups.get("share")
+    if share:
+        members = ", ".join(f"{m['project_id']} ({m['status']})" for m in share.get("members", []))
+        if share["status"] == "pending":
+            parts.append("sharing pending")
+        elif members:
+            parts.append(f"shared with {members}")
+        if share.get("not_shared") and share["status"] != "pending":
+            parts.append(f"not shared with {', '.join(share['not_shared'])}")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -22,6 +46,13 @@ class ItemResult:
     reason: str | None = None
     message: str | None = None
     new_image_id: str | None = None
+    target_region: str | None = None  # a cross-region copy's destination
+    followups: str | None = None  # its tags and sharing, in a few words (``followups_summary``)
+
+    @property
+    def complete(self) -> bool:
+        """Succeeded with everything asked for: the copy, its tags, its sharing."""
+        return self.state == "succeeded" and not self.reason
 
     @classmethod
     def of(cls, item: dict[str, Any], line: int | None = None) -> ItemResult:
@@ -34,6 +65,8 @@ class ItemResult:
             reason=item.get("reason"),
             message=item.get("message"),
             new_image_id=item.get("new_image_id"),
+            target_region=item.get("target_region"),
+            followups=followups_summary(item.get("followups")),
         )
 
 

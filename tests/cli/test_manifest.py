@@ -105,3 +105,32 @@ def test_the_example_manifests_are_valid_and_agree() -> None:
     json_rows = read_manifest(EXAMPLES / "demo-manifest.json")
     assert not csv_rows.errors and not json_rows.errors
     assert [r.spec for r in csv_rows.rows] == [r.spec for r in json_rows.rows]
+
+
+def test_cross_region_share_and_tag_columns(tmp_path) -> None:
+    image = "0d944950-f21f-5d2f-93dd-72353bf37a89"
+    friend = "0123456789abcdef0123456789abcdef"
+    text = (
+        "image_id,target_region,target_project,agency,share_with,tags,provenance\n"
+        f"{image},cn-south-1,,ims_admin_agency,,team=web; env=,true\n"
+        f"{image},,,,{friend};{'f' * 32},,\n"
+        f"{image},,,,,team,\n"
+        f"{image},cn-south-1,,,,,\n"
+    )
+    manifest = parse_manifest(text, "csv")
+    (cross, shared, plain) = [row.spec for row in manifest.rows]
+    assert cross.target_region == "cn-south-1" and cross.agency == "ims_admin_agency" and cross.provenance is True
+    assert cross.tags == {"team": "web", "env": ""} and cross.share_with is None
+    assert shared.share_with == [friend, "f" * 32]
+    assert plain.target_region == "cn-south-1"
+    (bad,) = manifest.errors
+    assert bad.line == 4 and "tags: 'team' is not key=value" in bad.message
+    keyed = parse_manifest(f"image_id,kms_key,target_region\n{image},app-key,cn-south-1\n", "csv")
+    assert keyed.errors[0].message.startswith("kms_key: a cross-region copy cannot be encrypted")
+    for name in ("m.csv", "m.json"):
+        path = tmp_path / name
+        write_manifest(path, [cross, shared])
+        again = read_manifest(path)
+        assert [row.spec for row in again.rows] == [cross, shared] and not again.errors
+    header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
+    assert header[6:] == ["target_region", "agency", "share_with", "tags", "provenance"] and len(header) == 11

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from cli.results import COLUMNS, INVALID, ItemResult, write_results
+from cli.results import COLUMNS, INVALID, ItemResult, followups_summary, write_results
 
 RESULTS = [
     ItemResult(line=3, item_id="b" * 32, image_id="img-2", state="rejected", reason="ISO_IMAGE", message="ISO"),
@@ -23,7 +23,7 @@ def test_csv_results(tmp_path: Path) -> None:
     assert tuple(rows[0]) == COLUMNS
     assert [r["line"] for r in rows] == ["2", "3", "4"]
     assert rows[0] == {"line": "2", "item_id": "a" * 32, "image_id": "img-1", "state": "succeeded", "reason": "",
-                       "message": "", "new_image_id": "new-1"}
+                       "message": "", "new_image_id": "new-1", "target_region": "", "followups": ""}
     assert rows[2]["state"] == INVALID and rows[2]["item_id"] == ""
 
 
@@ -39,3 +39,23 @@ def test_result_from_an_api_item() -> None:
     item = {"item_id": "c" * 32, "image_id": "img", "state": "failed", "reason": "IMS_JOB_FAILED", "message": "m",
             "new_image_id": None, "attempt": 1}
     assert ItemResult.of(item, 7) == ItemResult(7, "c" * 32, "img", "failed", "IMS_JOB_FAILED", "m", None)
+
+
+def test_a_copys_tags_and_sharing_in_a_few_words() -> None:
+    friend = "0" * 31 + "1"
+    item = {
+        "item_id": "d" * 32, "image_id": "img", "state": "succeeded", "reason": "NOT_SHARED", "message": "m",
+        "new_image_id": "new", "target_region": "cn-south-1",
+        "followups": {
+            "tags": {"status": "applied", "wanted": {"a": "1", "b": "2"}, "applied": {"a": "1", "b": "2"},
+                     "not_applied": {}},
+            "share": {"status": "failed", "wanted": [friend, "f" * 32], "members": [
+                {"project_id": friend, "status": "pending"}], "not_shared": ["f" * 32]},
+        },
+    }  # fmt: skip
+    result = ItemResult.of(item)
+    assert result.target_region == "cn-south-1" and not result.complete
+    assert result.followups == f"tags applied (2); shared with {friend} (pending); not shared with {'f' * 32}"
+    failed_tags = {"tags": {"status": "failed", "not_applied": {"k": "v"}}}
+    assert followups_summary(failed_tags) == "tags not applied: k=v"
+    assert ItemResult.of({**item, "reason": None, "followups": None}).complete
