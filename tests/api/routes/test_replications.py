@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from tests.support import walk_to
+from worker.domain.followups import Followups, Member, ShareResult, Status, TagsResult
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 
@@ -89,3 +90,30 @@ def test_unknown_and_malformed_item_ids(client) -> None:
     for bad in ("123", "g" * 32, str(uuid.uuid4())):
         response = client.get(f"/v1/replications/{bad}")
         assert response.status_code == 422 and response.json()["detail"][0]["field"] == "item_id"
+
+
+def test_a_copy_whose_sharing_failed_shows_what_was_and_was_not_done(api, client) -> None:
+    friend, stranger = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    body = {"image_id": str(uuid.uuid4()), "target_region": "cn-south-1", "share_with": [friend, stranger],
+            "tags": {"team": "web"}}  # fmt: skip
+    item_id = client.post("/v1/replications", json=body).json()["item_id"]
+    followups = Followups(
+        started_at=1.0,
+        tags=TagsResult(wanted={"team": "web"}, applied={"team": "web"}, status=Status.APPLIED),
+        share=ShareResult(wanted=[friend, stranger], job_id="j" * 32, members=[Member(project_id=friend,
+                          status="pending")], status=Status.FAILED, reason=ReasonCode.SHARE_PROJECT_INVALID,
+                          message="IMG.0108"),
+    )  # fmt: skip
+    walk_to(api.store(), item_id, ItemState.FINISHING, target_project_id="a" * 32, agency_name="ims_admin_agency")
+    walk_to(api.store(), item_id, ItemState.SUCCEEDED, reason=ReasonCode.NOT_SHARED, followups=followups,
+            new_image_id="made")  # fmt: skip
+    shown = client.get(f"/v1/replications/{item_id}").json()
+    assert shown["state"] == "succeeded" and shown["reason"] == "NOT_SHARED" and shown["new_image_id"] == "made"
+    assert shown["mode"] == "cross-region" and shown["target_region"] == "cn-south-1"
+    assert shown["target_project_id"] == "a" * 32 and shown["agency"] == "ims_admin_agency"
+    assert shown["followups"]["tags"] == {"status": "applied", "wanted": {"team": "web"}, "applied": {"team": "web"},
+                                          "not_applied": {}, "reason": None, "message": None}  # fmt: skip
+    share = shown["followups"]["share"]
+    assert share["members"] == [{"project_id": friend, "status": "pending"}] and share["not_shared"] == [stranger]
+    assert share["status"] == "failed" and share["reason"] == "SHARE_PROJECT_INVALID"
+    assert [t["state"] for t in shown["history"]][-2:] == ["finishing", "succeeded"]
