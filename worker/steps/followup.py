@@ -36,6 +36,7 @@ from worker.domain.states import Event, ItemState
 from worker.errors import AuthenticationError, PermanentError, ReplicatorError, RetryableError
 from worker.ims.client import ImsClient
 from worker.queues import TaskName
+from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import finish, release_slot, retry_later
 
@@ -101,7 +102,8 @@ def followup(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = Fa
             continue
         except RetryableError as error:
             _save(ctx, item, followups)
-            if item.error_retries >= ctx.settings.retry_max_attempts:
+            # retry_later would fail the item past its budget, and a finishing item cannot fail: stop here instead.
+            if not isinstance(error, RateLimited) and item.error_retries >= ctx.settings.retry_max_attempts:
                 _fail(result, ReasonCode.RETRIES_EXHAUSTED, f"gave up after {item.error_retries} retries: {error}")
                 continue
             if not _claim(ctx, item, seq):
