@@ -27,15 +27,20 @@ class Enqueuer:
         Never raises: the items are already stored, and the reconciler admits ``accepted`` items that stay
         unadmitted, so a lost message delays them but loses nothing.
         """
+        return self._send(TaskName.ADMIT, batch_id, "the reconciler will admit its items")
+
+    def send_expand(self, batch_id: str) -> bool:
+        """Ask the workers to list the images the batch's selector selects, from the first page. Never raises:
+        the reconciler sends a selection that makes no progress again."""
+        return self._send(TaskName.EXPAND, batch_id, "the reconciler will start its selection")
+
+    def _send(self, task: TaskName, batch_id: str, fallback: str) -> bool:
         try:
             self.app.send_task(
-                TaskName.ADMIT.value,
-                kwargs={"batch_id": batch_id},
-                queue=Queue.ADMIT.value,
-                retry_policy=_PUBLISH_RETRY,
+                task.value, kwargs={"batch_id": batch_id}, queue=Queue.ADMIT.value, retry_policy=_PUBLISH_RETRY
             )
         except Exception as exc:  # noqa: BLE001 - any failure here must not turn a stored batch into an error
-            log.error("admit message for batch %s not sent (%s); the reconciler will admit its items", batch_id, exc)
+            log.error("%s message for batch %s not sent (%s); %s", task.value, batch_id, exc, fallback)
             return False
         return True
 

@@ -12,6 +12,7 @@ from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
 from worker.domain.reasons import ReasonCode
+from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec
 from worker.domain.states import ItemState
 
@@ -39,8 +40,18 @@ class BatchRequest(BaseModel):
         },
     )
 
-    items: list[ItemSpec] = Field(..., min_length=1, description="1 to max_batch_items (default 10000) items")
+    items: list[ItemSpec] = Field(
+        default_factory=list,
+        description="Up to max_batch_items (default 10000) items; at least one unless a selector is given",
+    )
     defaults: ItemOptions | None = None
+    selector: Selector | None = Field(
+        None,
+        description="Select images by filter instead of (or beside) listing them: the worker pages through the "
+        "account's images and makes an item of each one every filter keeps (an image once, however often "
+        "it is seen); together with items, up to max_batch_items in all",
+    )
+    template: Template | None = Field(None, description="What each selected image becomes; needs a selector")
     label: str | None = Field(
         None, pattern=LABEL_RE.pattern, description="Find the batch by it later (`GET /v1/batches?label=`)"
     )
@@ -62,6 +73,19 @@ class BatchAccepted(BaseModel):
     batch_id: str = Field(..., **_ID)
     accepted: int = Field(..., description="Number of items stored", examples=[2])
     item_ids: list[str] = Field(..., description="Item IDs in the order the items were given")
+    selecting: bool = Field(False, description="A selector will add items as the worker lists the images")
+
+
+class SelectionOut(BaseModel):
+    """How far a batch's selector has got."""
+
+    state: Literal["expanding", "done", "failed", "cancelled"] = Field(
+        ..., description="`expanding` while pages of images are still being listed"
+    )
+    listed: int = Field(..., description="Images IMS listed so far")
+    matched: int = Field(..., description="Of them, those every filter kept")
+    created: int = Field(..., description="Items made from them (an image already in the batch makes none)")
+    message: str | None = Field(None, description="Why it failed, or that it stopped at the batch's item limit")
 
 
 class ReplicationAccepted(BaseModel):
@@ -80,9 +104,11 @@ class BatchStatus(BaseModel):
     finished_at: datetime | None = Field(
         None, description="When its last item ended, once the retention sweep has seen it finished"
     )
+    selection: SelectionOut | None = Field(None, description="A batch that selects images by filter")
 
     @classmethod
     def of(cls, summary: BatchSummary) -> BatchStatus:
+        progress = summary.selection
         return cls(
             batch_id=summary.batch_id,
             created_at=_utc(summary.created_at),
@@ -92,6 +118,15 @@ class BatchStatus(BaseModel):
             counts=summary.counts,
             done=summary.done,
             finished_at=None if summary.finished_at is None else _utc(summary.finished_at),
+            selection=None
+            if progress is None
+            else SelectionOut(
+                state=progress.state,  # type: ignore[arg-type]
+                listed=progress.listed,
+                matched=progress.matched,
+                created=progress.created,
+                message=progress.message,
+            ),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,10 @@ from api.errors import Conflict, NotFound
 from api.validation import parse_batch, parse_item
 from config.settings import Settings
 from worker.data import BatchPage, BatchSummary, Claim, DataLayer, Deleted, Earlier, NewItem, StoredBatch
+from worker.data.selections import CANCELLED
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
+from worker.domain.selector import batch_day
 from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,18 @@ class ReplicationService:
         if claim is not None and (replay := self._replay(claim)) is not None:
             return replay
         submission = parse_batch(payload, self.settings)
-        return self._store_and_admit(submission.items, claim, label=submission.label)
+        now = time.time()
+        selection = None
+        if submission.selection is not None:
+            chosen = submission.selection
+            selection = {
+                "selector": chosen.selector.model_dump(mode="json", exclude_none=True),
+                "template": chosen.template.model_dump(mode="json", exclude_none=True),
+                "account": chosen.account,
+                "region": chosen.region,
+                "day": batch_day(now),
+            }
+        return self._store_and_admit(submission.items, claim, now=now, label=submission.label, selection=selection)
 
     def submit_one(self, payload: Any, key: str | None = None) -> StoredBatch:
         claim = self._claim(key, "POST /v1/replications", payload)
@@ -69,13 +83,25 @@ class ReplicationService:
             return replay
         return self._store_and_admit([parse_item(payload, self.settings)], claim)
 
-    def _store_and_admit(self, items: list[NewItem], claim: Claim | None, label: str | None = None) -> StoredBatch:
+    def _store_and_admit(
+        self,
+        items: list[NewItem],
+        claim: Claim | None,
+        *,
+        now: float | None = None,
+        label: str | None = None,
+        selection: dict[str, Any] | None = None,
+    ) -> StoredBatch:
         # One MULTI/EXEC: all of the batch or none of it.
-        stored = self.records.create_batch(items, label=label, claim=claim)
+        stored = self.records.create_batch(items, now, label=label, selection=selection, claim=claim)
         if stored.earlier is not None:  # the same key won a race with this request
             assert claim is not None
             return self._answer_earlier(claim, stored.earlier)
-        self.enqueuer.send_admit(stored.batch_id)  # a failure is logged; the reconciler admits stale items
+        # A failure to send is logged; the reconciler admits stale items and resends a stalled selection.
+        if items:
+            self.enqueuer.send_admit(stored.batch_id)
+        if selection is not None:
+            self.enqueuer.send_expand(stored.batch_id)
         return stored
 
     def _claim(self, key: str | None, route: str, payload: Any) -> Claim | None:
@@ -97,9 +123,10 @@ class ReplicationService:
                 "send a new key for a new request"
             )
         item_ids = self.records.submitted_item_ids(earlier.id)
-        if item_ids is None:
+        summary = self.records.batch(earlier.id)
+        if item_ids is None or summary is None:
             raise Conflict(f"Idempotency-Key: its batch {earlier.id} has been deleted since; nothing was stored")
-        return StoredBatch(earlier.id, item_ids, earlier=earlier)
+        return StoredBatch(earlier.id, item_ids, earlier=earlier, selecting=summary.selection is not None)
 
     # Reading ----------------------------------------------------------------------------------------------------
     def batch(self, batch_id: str) -> BatchSummary:
@@ -138,8 +165,10 @@ class ReplicationService:
 
     # Changing ---------------------------------------------------------------------------------------------------
     def cancel(self, batch_id: str) -> CancelCounts:
-        """Cancel every item that has not reached IMS's copy call; each one is an atomic, checked transition."""
+        """Cancel every item that has not reached IMS's copy call; each one is an atomic, checked transition. A
+        selector still listing is stopped first, so no item is added after the cancellation."""
         self.batch(batch_id)
+        self.data.selections.stop(batch_id, CANCELLED, "cancelled by the user")
         cancelled = terminal = running = 0
         for item in self._all_items(batch_id):
             state = item.state

@@ -2,7 +2,8 @@
 
 The body is parsed here rather than by FastAPI so that one bad item does not hide the others: each item is
 checked on its own (``ItemSpec``), then against the configured accounts, and a request with any problem is
-refused whole with the index, field and rule of each.
+refused whole with the index, field and rule of each. A selector and its template are checked the same way, the
+template's name pattern against the region of the account whose images it selects.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from api.errors import InvalidRequest, Problem, problems_from_pydantic
 from config.settings import Settings
 from worker.data import NewItem
 from worker.domain.naming import LABEL_RE, LABEL_RULE
+from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec, cross_field_problems
 
 
@@ -24,9 +26,21 @@ class _Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[Any]
+    items: list[Any] | None = None
     defaults: Any = None
     label: Any = None
+    selector: Any = None
+    template: Any = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A batch's selector with its template, and the account (and so the region) whose images it lists."""
+
+    selector: Selector
+    template: Template
+    account: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class BatchSubmission:
 
     items: list[NewItem]
     label: str | None = None
+    selection: Selection | None = None
 
 
 def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
@@ -42,9 +57,12 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
         envelope = _Envelope.model_validate(payload)
     except ValidationError as exc:
         raise _refusal(problems_from_pydantic(list(exc.errors()), root="body"), 0) from None
-    count, limit = len(envelope.items), settings.max_batch_items
-    if not 1 <= count <= limit:
-        raise _refusal([Problem(None, "items", f"must hold 1 to {limit} items (got {count})")], count)
+    if envelope.items is None and envelope.selector is None:
+        raise _refusal([Problem(None, "items", "is required (or a selector)")], 0)
+    raw_items = envelope.items or []
+    count, limit, least = len(raw_items), settings.max_batch_items, 0 if envelope.selector is not None else 1
+    if not least <= count <= limit:
+        raise _refusal([Problem(None, "items", f"must hold {least} to {limit} items (got {count})")], count)
 
     problems: list[Problem] = []
     label = envelope.label
@@ -59,8 +77,9 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
         else:
             if defaults.account is not None and defaults.account not in settings.accounts:
                 problems.append(Problem(None, "defaults.account", _unknown_account(settings)))
+    selection = _selection(envelope, defaults, settings, problems)
     items: list[NewItem] = []
-    for index, raw in enumerate(envelope.items):
+    for index, raw in enumerate(raw_items):
         try:
             spec = ItemSpec.model_validate(raw)
         except ValidationError as exc:
@@ -82,7 +101,37 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
             problems.append(Problem(index, "account", _unknown_account(settings)))
     if problems:
         raise _refusal(problems, count)
-    return BatchSubmission(items, label)
+    return BatchSubmission(items, label, selection)
+
+
+def _selection(
+    envelope: _Envelope, defaults: ItemOptions | None, settings: Settings, problems: list[Problem]
+) -> Selection | None:
+    """The selector and template, checked; their problems are added to ``problems``."""
+    if envelope.selector is None:
+        if envelope.template is not None:
+            problems.append(Problem(None, "template", "needs a selector: a template describes the images it selects"))
+        return None
+    selector = template = None
+    try:
+        selector = Selector.model_validate(envelope.selector)
+    except ValidationError as exc:
+        problems += problems_from_pydantic(list(exc.errors()), prefix="selector")
+    try:
+        template = Template.model_validate(envelope.template or {})
+    except ValidationError as exc:
+        problems += problems_from_pydantic(list(exc.errors()), prefix="template")
+    if selector is None or template is None:
+        return None
+    account = selector.account or (defaults.account if defaults else None) or settings.default_account
+    if account is None or account not in settings.accounts:
+        problems.append(Problem(None, "selector.account", _unknown_account(settings)))
+        return None
+    region = settings.accounts[account].region
+    if problem := template.name_problem(region):
+        problems.append(Problem(None, "template.name", problem))
+        return None
+    return Selection(selector, template, account, region)
 
 
 def parse_item(payload: Any, settings: Settings) -> NewItem:

@@ -89,6 +89,10 @@ class ApiClient:
         body: dict[str, Any] = {"items": [spec.model_dump(exclude_none=True) for spec in specs]}
         if label:
             body["label"] = label
+        return self.post_batch(body, key)
+
+    def post_batch(self, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        """``POST /v1/batches`` with any body (a selector, a plan); ``replayed`` as for ``submit``."""
         headers = {IDEMPOTENCY_KEY: key} if key else {}
         response = self._send("POST", "/v1/batches", json=body, headers=headers)
         return {**_json("POST", "/v1/batches", response), "replayed": response.headers.get(REPLAYED) == "true"}

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import campaign
 from cli.api_client import ApiClient, ApiError, ApiUnreachable, NoApiConfigured, resolve_target, state_dir_default
 from cli.demo import run_demo
 from cli.manifest import ManifestError, read_manifest
@@ -182,6 +183,111 @@ def _print_chunk(chunk: Chunk) -> None:
 
 
 @app.command()
+def select(
+    source_name: campaign.SourceName = None,
+    name_prefix: campaign.NamePrefix = None,
+    status: campaign.Status = None,
+    image_type: campaign.ImageType = None,
+    visibility: campaign.Visibility = None,
+    os_type: campaign.OsType = None,
+    platform: campaign.Platform = None,
+    source_enterprise_project: campaign.SourceProject = None,
+    disk_format: campaign.DiskFormat = None,
+    has_tag: campaign.HasTag = None,
+    created_after: campaign.CreatedAfter = None,
+    created_before: campaign.CreatedBefore = None,
+    encrypted: campaign.Encrypted = None,
+    encrypted_with: campaign.EncryptedWith = None,
+    fast_create: campaign.FastCreate = None,
+    min_size_gb: campaign.MinSize = None,
+    max_size_gb: campaign.MaxSize = None,
+    account: campaign.Account = None,
+    name: campaign.NamePattern = None,
+    description: campaign.Description = None,
+    kms_key: campaign.KmsKey = None,
+    decrypt: campaign.Decrypt = False,
+    tag: campaign.Tags = None,
+    enterprise_project_id: campaign.TargetProject = None,
+    label: Annotated[str | None, typer.Option(help="A label for the batch, to find it by")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
+    results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
+    resubmit: Annotated[
+        bool, typer.Option("--resubmit", help="Submit again even if the same selection was accepted today")
+    ] = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Replicate every image a filter selects, in one batch: the worker pages through the account's images and
+    makes an item of each one the filters keep (e.g. --encrypted-with old-key --kms-key new-key)."""
+    selector = campaign.compact(
+        {
+            "name": source_name,
+            "name_prefix": name_prefix,
+            "status": status,
+            "image_type": image_type,
+            "visibility": visibility,
+            "os_type": os_type,
+            "platform": platform,
+            "enterprise_project_id": source_enterprise_project,
+            "disk_format": disk_format,
+            "tag": has_tag,
+            "created_after": created_after,
+            "created_before": created_before,
+            "encrypted": encrypted,
+            "kms_key": encrypted_with,
+            "fast_create": fast_create,
+            "min_size_gb": min_size_gb,
+            "max_size_gb": max_size_gb,
+            "account": account,
+        }
+    )
+    template = campaign.compact(
+        {
+            "name": name,
+            "description": description,
+            "kms_key": kms_key,
+            "decrypt": decrypt or None,
+            "tags": campaign.key_values(tag, "--tag"),
+            "enterprise_project_id": enterprise_project_id,
+        }
+    )
+    body = {"selector": selector, "template": template, **({"label": label} if label else {})}
+    key = campaign.request_key("select", body) + (f":{secrets.token_hex(8)}" if resubmit else "")
+    with _errors(), _client(api, token, state_dir) as client:
+        accepted = client.post_batch(body, key)
+        batch_id = accepted["batch_id"]
+        if accepted["replayed"]:
+            console.print(f"Batch {batch_id}: this selection was already accepted today; not submitted again "
+                          "(--resubmit submits it anew)", soft_wrap=True)  # fmt: skip
+        else:
+            console.print(f"Batch {batch_id}: selecting images; items are added as the listing is paged "
+                          f"(imsrep watch {batch_id})", soft_wrap=True)  # fmt: skip
+        if not (wait or results):
+            return
+        if wait:
+            watch(client, [batch_id], console)
+        batch = client.batch(batch_id)
+        items = list(client.items(batch_id))
+    outcome = [ItemResult.of(item) for item in items]
+    if results:
+        write_results(results, outcome)
+        console.print(f"Results written to {results}")
+    console.print(_selection_line(batch), soft_wrap=True)
+    console.print(summary_table(outcome))
+    raise typer.Exit(_batch_exit(batch, items))
+
+
+def _selection_line(batch: dict) -> str:
+    selection = batch.get("selection") or {}
+    line = (
+        f"Selection {selection.get('state')}: {selection.get('listed', 0)} images listed, "
+        f"{selection.get('matched', 0)} matched, {selection.get('created', 0)} items"
+    )
+    return line + (f"; {selection['message']}" if selection.get("message") else "")
+
+
+@app.command()
 def status(
     batch_id: str,
     failed: Annotated[
@@ -213,7 +319,9 @@ def status(
 def _batch_exit(batch: dict, items: list[dict]) -> int:
     """0 when every item succeeded with all its follow-ups (a copy whose sharing failed says so: 1)."""
     all_ok = batch["done"] and batch["counts"].get("succeeded", 0) == batch["total"]
-    return EXIT_OK if all_ok and not any(item.get("reason") for item in items) else EXIT_SOME_FAILED
+    failed_selection = (batch.get("selection") or {}).get("state") == "failed"
+    ok = all_ok and not failed_selection and not any(item.get("reason") for item in items)
+    return EXIT_OK if ok else EXIT_SOME_FAILED
 
 
 @app.command("watch")

@@ -79,7 +79,9 @@ def watch(client: ApiClient, batch_ids: Sequence[str], console: Console, interva
         while True:
             counts = total_counts(statuses)
             done = sum(n for state, n in counts.items() if state in _TERMINAL)
-            progress.update(task, completed=done, description=describe_counts(counts))
+            # A selecting batch grows while its selector's pages are listed.
+            total = sum(s["total"] for s in statuses)
+            progress.update(task, total=total, completed=done, description=describe_counts(counts))
             if all(s["done"] for s in statuses):
                 return counts
             time.sleep(interval)

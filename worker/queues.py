@@ -9,7 +9,7 @@ from enum import Enum
 
 
 class Queue(str, Enum):
-    ADMIT = "admit"  # a stored batch (or retried items) entering the pipeline
+    ADMIT = "admit"  # a stored batch (or retried items) entering the pipeline; a selector's listing pages
     VALIDATE = "validate"  # the image and key rules checked against IMS and KMS
     SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
     POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
@@ -19,6 +19,7 @@ class Queue(str, Enum):
 
 class TaskName(str, Enum):
     ADMIT = "replication.admit"
+    EXPAND = "replication.expand"  # one listing page of a batch's selector made into items
     VALIDATE = "replication.validate"
     SUBMIT = "replication.submit"
     POLL = "replication.poll"
@@ -30,6 +31,7 @@ class TaskName(str, Enum):
 
 ROUTES: dict[TaskName, Queue] = {
     TaskName.ADMIT: Queue.ADMIT,
+    TaskName.EXPAND: Queue.ADMIT,
     TaskName.VALIDATE: Queue.VALIDATE,
     TaskName.SUBMIT: Queue.SUBMIT,
     TaskName.POLL: Queue.POLL,

@@ -2,7 +2,8 @@
 
 Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll or a follow-up
 (``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
-``{"batch_id", "cursor"}``), never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
+``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after),
+never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
 message sent with ``apply_async``/``send_task`` and a countdown, not ``self.retry``: the step decides what comes
 next, so polls and error retries take one path; a poll is not an error and must not inflate Celery's retry count;
 and the error budget lives on the item (``error_retries``) where a redelivery cannot reset it. With late acks the
@@ -94,6 +95,11 @@ def _poisoned(ctx: StepContext, name: str, message_id: str, subject: str, item_i
 @app.task(name=TaskName.ADMIT.value, bind=True)
 def admit(self: Task, batch_id: str, cursor: int = 0) -> None:
     _run(self, f"{batch_id}:{cursor}", lambda ctx: steps.admit(ctx, batch_id, cursor), None)
+
+
+@app.task(name=TaskName.EXPAND.value, bind=True)
+def expand(self: Task, batch_id: str, marker: str = "") -> None:
+    _run(self, f"{batch_id}:{marker or 'first page'}", lambda ctx: steps.expand(ctx, batch_id, marker), None)
 
 
 # ``shown``: the source image ID (and a cross-region copy's ``to_region``), sent only for Flower to show.

@@ -40,6 +40,10 @@ _EXAMPLES = {
             "defaults": {"kms_key": "ims/default"},
         },
     },
+    "select": {
+        "summary": "Re-key every image encrypted with old-key",
+        "value": {"selector": {"kms_key": "old-key"}, "template": {"kms_key": "new-key", "name": "{name}-rekeyed"}},
+    },
     "decrypt": {
         "summary": "An unencrypted copy (no kms_key) with a description",
         "value": {"items": [{"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81", "description": "for sharing"}]},
@@ -52,9 +56,11 @@ _EXAMPLES = {
     status_code=status.HTTP_202_ACCEPTED,
     summary="Submit a batch of images to replicate",
     description=(
-        "Checks every item's syntax (IDs, IMS name and description rules, key reference, account). Any bad item "
-        "refuses the whole batch with a 422 listing every bad item's index, field and rule; nothing is stored. "
-        "Otherwise the batch is stored in one Redis transaction and handed to the workers."
+        "Checks every item's syntax (IDs, IMS name and description rules, key reference, account), and a "
+        "selector's filters and its template (a name pattern that cannot give valid IMS names is refused). Any "
+        "problem refuses the whole batch with a 422 listing every one (index, field and rule); nothing is stored. "
+        "Otherwise the batch is stored in one Redis transaction and handed to the workers; a selector's images "
+        "are listed by a worker, a page at a time, and become items as the pages arrive."
     ),
     openapi_extra=json_body_doc(BatchRequest, _EXAMPLES),
     responses={
@@ -69,7 +75,9 @@ def submit_batch(
     stored = service.submit_batch(body, idempotency_key)
     if stored.earlier is not None:
         response.headers[REPLAYED] = "true"
-    return BatchAccepted(batch_id=stored.batch_id, accepted=len(stored.item_ids), item_ids=stored.item_ids)
+    return BatchAccepted(
+        batch_id=stored.batch_id, accepted=len(stored.item_ids), item_ids=stored.item_ids, selecting=stored.selecting
+    )
 
 
 @router.get("", summary="Batches, newest first, a page at a time; by state and label")

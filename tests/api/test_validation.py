@@ -94,7 +94,12 @@ def test_a_bad_default_is_reported_once_and_items_are_still_checked(settings) ->
     [
         ({"items": []}, Problem(None, "items", "must hold 1 to 5 items (got 0)")),
         ({"items": [{"image_id": "x"}] * 6}, Problem(None, "items", "must hold 1 to 5 items (got 6)")),
-        ({}, Problem(None, "items", "is required")),
+        ({}, Problem(None, "items", "is required (or a selector)")),
+        ({"items": [], "selector": {"shape": "round"}}, Problem(None, "selector.shape", "is not a known field")),
+        (
+            {"items": [{"image_id": _image()}], "template": {}},
+            Problem(None, "template", "needs a selector: a template describes the images it selects"),
+        ),
         ({"items": {"image_id": "x"}}, Problem(None, "items", "Input should be a valid list")),
         ({"items": [], "extra": 1}, Problem(None, "extra", "is not a known field")),
         ([{"image_id": "x"}], Problem(None, "body", "must be a JSON object")),
@@ -185,3 +190,29 @@ def test_one_item_refused_for_each_rule_between_fields(settings) -> None:
     encrypted = _refusal(parse_item, {"image_id": _image(), "kms_key": "app-key", "share_with": ["a" * 32]}, settings)
     assert _fields(encrypted) == {(None, "share_with")} and "IMG.0098" in encrypted.problems[0].rule
     assert "nothing was stored" in encrypted.message
+
+
+def test_a_selector_alone_is_a_batch_and_its_template_is_checked_against_the_accounts_region(settings) -> None:
+    parsed = parse_batch({"selector": {"encrypted": True, "account": "prod"}, "template": {"decrypt": True}}, settings)
+    assert parsed.items == [] and parsed.selection is not None
+    assert (parsed.selection.account, parsed.selection.region, parsed.selection.template.decrypt) == (
+        "prod", settings.accounts["prod"].region, True)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "rule"),
+    [
+        ({"selector": {"colour": "blue"}}, "selector.colour", "is not a known field"),
+        ({"selector": {"account": "staging"}}, "selector.account", "must be one of the configured accounts"),
+        ({"selector": {}, "template": {"name": "{name}" + "x" * 128}}, "template.name", "over 128 characters"),
+        ({"selector": {}, "template": {"name": "{name}/copy"}}, "template.name", "break IMS's rules"),
+        ({"selector": {}, "template": {"name": "{nom}"}}, "template.name", "unknown placeholder {nom}"),
+        ({"selector": {}, "template": {"tags": {"k" * 37: "v"}}}, "template.tags", "at most 36 characters"),
+        ({"selector": {}, "template": {"kms_key": "k", "decrypt": True}}, "template", "cannot be combined"),
+        ({"selector": {"kms_key": "old-key", "encrypted": False}}, "selector", "cannot be combined"),
+    ],
+)
+def test_bad_selectors_and_templates_name_the_field_and_rule(settings, body: dict, field: str, rule: str) -> None:
+    error = _refusal(parse_batch, body, settings)
+    assert [p.field for p in error.problems] == [field]
+    assert rule in error.problems[0].rule

@@ -150,3 +150,19 @@ def test_batches_lists_newest_first_by_label_and_delete_refuses_a_running_batch(
     deleted = runner.invoke(app, ["delete", made[0], *_api(api_server)])
     assert deleted.exit_code == EXIT_OK and f"deleted batch {made[0]}" in deleted.stdout
     assert runner.invoke(app, ["status", made[0], *_api(api_server)]).exit_code == EXIT_USAGE
+
+
+def test_select_submits_a_selector_once_a_day_and_refuses_an_impossible_template(api_server) -> None:
+    label = f"sel-{uuid.uuid4().hex[:8]}"
+    argv = ["select", "--encrypted-with", "old-key", "--kms-key", "new-key", "--label", label, *_api(api_server)]
+    first = runner.invoke(app, argv)
+    assert first.exit_code == EXIT_OK, first.output
+    batch_id = first.stdout.split("Batch ")[1].split(":")[0]
+    assert "selecting images" in first.stdout
+    again = runner.invoke(app, argv)
+    assert again.exit_code == EXIT_OK and f"Batch {batch_id}: this selection was already accepted" in again.stdout
+    shown = json.loads(runner.invoke(app, ["batches", "--label", label, "--json", *_api(api_server)]).stdout)
+    assert [(b["batch_id"], b["selection"]["state"]) for b in shown] == [(batch_id, "expanding")]
+
+    bad = runner.invoke(app, ["select", "--no-fast-create", "--name", "{name}<old>", *_api(api_server)])
+    assert bad.exit_code == EXIT_USAGE and "(422)" in bad.stderr and "template.name" in bad.stderr

@@ -17,6 +17,7 @@ from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
+from worker.data.selections import Selection, SelectionProgress, Selections
 from worker.data.slots import SlotPool
 from worker.data.telemetry import Histogram, Telemetry
 
@@ -35,6 +36,9 @@ __all__ = [
     "Keyspace",
     "NewItem",
     "RecordStore",
+    "Selection",
+    "SelectionProgress",
+    "Selections",
     "SlotPool",
     "StoredBatch",
     "Telemetry",
@@ -52,6 +56,7 @@ class DataLayer:
     control: Control
     idempotency: IdempotencyKeys
     lifecycle: BatchLifecycle
+    selections: Selections
     _client: redis.Redis
 
     @classmethod
@@ -66,6 +71,7 @@ class DataLayer:
             control=Control(client, keys),
             idempotency=IdempotencyKeys(client, keys),
             lifecycle=BatchLifecycle(client, keys, records),
+            selections=Selections(client, keys),
             _client=client,
         )
 

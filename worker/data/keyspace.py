@@ -8,9 +8,12 @@ key                            type    what it holds (owner module in ``worker.d
 =============================  ======  =========================================================================
 ``P:item:<id>``                hash    a ReplicationItem's fields (records)
 ``P:item:<id>:log``            list    JSON transitions ``{state, at, reason, message}`` (records)
-``P:batch:<id>``               hash    ``id``, ``created_at``, ``total``, ``submitted``, ``label``, ``finished_at``
+``P:batch:<id>``               hash    ``id``, ``created_at``, ``total``, ``submitted``, ``label``, ``finished_at``,
+                                       ``selection`` (JSON) and ``sel_*`` progress (records, lifecycle, selections)
 ``P:batch:<id>:items``         list    item IDs in submission order (records)
 ``P:batch:<id>:counts``        hash    state -> number of the batch's items in it (records)
+``P:batch:<id>:seen``          set     image IDs a selecting batch already has items for (selections)
+``P:expanding``                zset    batch ID -> last progress, while its selector is still paging (selections)
 ``P:batches``                  zset    batch ID -> created_at (records; lifecycle lists and expires them)
 ``P:label:<label>``            zset    batch ID -> created_at, the batches with that label (records, lifecycle)
 ``P:state:<state>``            zset    item ID -> time it entered that state (records; metrics, reconciler)
@@ -64,6 +67,12 @@ class Keyspace:
 
     def batch_counts(self, batch_id: str) -> str:
         return f"{self.prefix}:batch:{batch_id}:counts"
+
+    def selection_seen(self, batch_id: str) -> str:
+        return f"{self.prefix}:batch:{batch_id}:seen"
+
+    def expanding(self) -> str:
+        return f"{self.prefix}:expanding"
 
     def batches(self) -> str:
         return f"{self.prefix}:batches"

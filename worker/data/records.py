@@ -11,13 +11,16 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.client import Pipeline
 
+from worker.data import selections
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
+from worker.data.selections import EXPANDING, SelectionProgress
 from worker.domain.item import ReplicationItem, Transition, redis_value
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
@@ -42,6 +45,7 @@ class StoredBatch:
     item_ids: list[str]
     # Set when an Idempotency-Key had already created something: nothing new was stored.
     earlier: Earlier | None = None
+    selecting: bool = False  # a selector adds items to it as the worker lists them
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,13 @@ class BatchSummary:
     counts: dict[ItemState, int]
     label: str | None = None
     finished_at: float | None = None  # when its last item ended, once the retention sweep has seen it finished
+    selection: SelectionProgress | None = None  # a batch that selects images by filter
 
     @property
     def done(self) -> bool:
+        """Every item is terminal, and no selector is still adding items."""
+        if self.selection is not None and self.selection.state == EXPANDING:
+            return False
         return sum(n for s, n in self.counts.items() if s.terminal) >= self.total
 
     @property
@@ -77,6 +85,7 @@ class BatchSummary:
             counts={s: int(counts.get(s.value, 0)) for s in ItemState},
             label=meta.get("label") or None,
             finished_at=float(meta["finished_at"]) if meta.get("finished_at") else None,
+            selection=SelectionProgress.of(meta),
         )
 
 
@@ -95,6 +104,7 @@ class RecordStore:
         now: float | None = None,
         *,
         label: str | None = None,
+        selection: dict[str, Any] | None = None,
         claim: Claim | None = None,
     ) -> StoredBatch:
         """Store a batch and all its items in one MULTI/EXEC round trip: all of it or none of it.
@@ -102,7 +112,8 @@ class RecordStore:
         Every command in it sets a value rather than adding to one (lists are deleted before they are filled), so
         a transaction sent again after a lost reply leaves the same records, not doubled ones. With ``claim`` (an
         ``Idempotency-Key``) the key's record is written in the same transaction, unless the key was taken: then
-        nothing is stored and the answer names what the first request created (``earlier``).
+        nothing is stored and the answer names what the first request created (``earlier``). With ``selection``
+        the batch also selects images by filter (``worker.data.selections``); the worker adds them page by page.
         """
         now = time.time() if now is None else now
         k = self._keys
@@ -135,17 +146,19 @@ class RecordStore:
                 pipe.rpush(k.item_log(item_id), entry)
             if ids:
                 pipe.zadd(k.state(ItemState.ACCEPTED.value), dict.fromkeys(ids, now))
+            if selection is not None:
+                selections.start(pipe, k, batch_id, selection, [new.spec.image_id for new in items], now)
 
         if claim is None:
             pipe = self._redis.pipeline(transaction=True)
             write(pipe)
             pipe.execute()
-            return StoredBatch(batch_id, ids)
+            return StoredBatch(batch_id, ids, selecting=selection is not None)
         created = Earlier(claim.fingerprint, BATCH, batch_id)
         earlier = IdempotencyKeys(self._redis, k).write_once(claim, created, write)
         if earlier is not None and earlier != created:
             return StoredBatch(earlier.id, [], earlier=earlier)
-        return StoredBatch(batch_id, ids)
+        return StoredBatch(batch_id, ids, selecting=selection is not None)
 
     def submitted_item_ids(self, batch_id: str) -> list[str] | None:
         """The IDs of the items the batch was submitted with (not those a selector added); None if it is gone."""

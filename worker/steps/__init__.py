@@ -12,6 +12,7 @@ from worker.steps.outcomes import finish
 from worker.steps.poll import poll
 from worker.steps.reconcile import reconcile
 from worker.steps.retention import expire_batches
+from worker.steps.select import expand
 from worker.steps.submit import submit
 from worker.steps.validate import validate
 
@@ -19,6 +20,7 @@ __all__ = [
     "Next",
     "StepContext",
     "admit",
+    "expand",
     "expire_batches",
     "finish",
     "followup",

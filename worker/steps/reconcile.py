@@ -8,7 +8,9 @@ message can legitimately wait longer than that); ``waiting`` with a slot -> subm
 into its pool's queue if it fell out; ``submitting`` -> submit (which looks for the copy before copying);
 ``replicating`` -> poll; ``finishing`` -> its next follow-up (tags, sharing). Slots held by terminal, missing,
 not-yet-valid or finishing items are freed; a ``submitting`` or ``replicating`` item whose slot entry was lost gets
-it back; then free slots go to waiting items. Each kind of repair is counted for ``/metrics``.
+it back; then free slots go to waiting items. A selector whose next listing page has made no progress for as long
+is sent again (``worker.steps.select``: a page stored twice adds nothing). Each kind of repair is counted for
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def reconcile(ctx: StepContext) -> list[Next]:
             for item in _stalled(ctx, state, cutoff):
                 nexts.append(Next.for_item(TaskName.VALIDATE, item))
                 repairs["validate_resent"] += 1
+    for batch_id, marker in ctx.data.selections.stalled(cutoff, limit=MAX_SCAN):
+        nexts.append(Next(TaskName.EXPAND, {"batch_id": batch_id, "marker": marker}))
+        repairs["expand_resent"] += 1
     nexts += _waiting(ctx, cutoff, repairs)
     for item in _stalled(ctx, ItemState.SUBMITTING, cutoff):
         nexts.append(Next.for_item(TaskName.SUBMIT, item))

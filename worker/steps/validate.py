@@ -22,7 +22,7 @@ listing fails, goes the one-by-one way instead, where errors are retried and rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from config.settings import AccountSettings
 from worker.domain.item import ReplicationItem
@@ -90,6 +90,19 @@ def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
             check_destination(ctx, item, account, client)  # once per destination; the items' checks reuse it
     except ReplicatorError:  # each item meets the error again on its own, and is retried or refused alone
         return [Next.for_item(TaskName.VALIDATE, item) for item in items]
+    return validate_listed(ctx, account, client, items, images, keys)
+
+
+def validate_listed(
+    ctx: StepContext,
+    account: AccountSettings,
+    client: ImsClient,
+    items: list[ReplicationItem],
+    images: Mapping[str, Image],
+    keys: Mapping[str, KmsKey | None],
+) -> list[Next]:
+    """Validate accepted items of one account from listed image records and looked-up keys (every key reference
+    of the items in ``keys``); an item whose image is not among them gets a validate task of its own."""
     nexts: list[Next] = []
     for item in items:
         image = images.get(item.image_id)

@@ -254,3 +254,40 @@ def test_a_label_is_shown_and_a_bad_one_refused(client) -> None:
     assert client.get(f"/v1/batches/{accepted['batch_id']}").json()["label"] == "rekey-2026"
     bad = client.post("/v1/batches", json={"items": _items(1), "label": "no spaces"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "label"
+
+
+def test_a_selector_batch_is_stored_and_sent_to_be_expanded(api, client) -> None:
+    own = _items(1)
+    body = {"items": own, "selector": {"encrypted": True}, "template": {"decrypt": True, "name": "{name}-plain"}}
+    response = client.post("/v1/batches", json=body)
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["selecting"] is True and accepted["accepted"] == 1
+    messages = {m["task"]: m["kwargs"] for m in api.admits_for(accepted["batch_id"])}
+    assert messages == {
+        "replication.admit": {"batch_id": accepted["batch_id"]},
+        "replication.expand": {"batch_id": accepted["batch_id"]},
+    }
+    status = client.get(f"/v1/batches/{accepted['batch_id']}").json()
+    assert status["selection"] == {"state": "expanding", "listed": 0, "matched": 0, "created": 0, "message": None}
+    assert status["done"] is False and status["state"] == "running"
+
+    cancelled = client.post(f"/v1/batches/{accepted['batch_id']}/cancel").json()
+    assert cancelled["cancelled"] == 1
+    status = client.get(f"/v1/batches/{accepted['batch_id']}").json()
+    assert status["selection"]["state"] == "cancelled" and status["done"] is True
+
+
+def test_a_selector_alone_needs_no_items_and_sends_no_admit(api, client) -> None:
+    response = client.post("/v1/batches", json={"selector": {"fast_create": False}})
+    assert response.status_code == 202 and response.json()["accepted"] == 0
+    assert [m["task"] for m in api.admits_for(response.json()["batch_id"])] == ["replication.expand"]
+
+
+def test_an_impossible_template_is_refused_and_nothing_stored(api, client) -> None:
+    before = _stored_batches(api)
+    response = client.post("/v1/batches", json={"selector": {}, "template": {"name": "{name}" + "-x" * 70}})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["field"] == "template.name" and "over 128 characters" in problem["rule"]
+    assert _stored_batches(api) == before

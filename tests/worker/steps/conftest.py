@@ -91,6 +91,8 @@ def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
     k = nxt.kwargs
     if nxt.task is TaskName.ADMIT:
         return steps.admit(ctx, str(k["batch_id"]), int(k.get("cursor", 0)))
+    if nxt.task is TaskName.EXPAND:
+        return steps.expand(ctx, str(k["batch_id"]), str(k.get("marker", "")))
     if nxt.task is TaskName.VALIDATE:
         return steps.validate(ctx, str(k["item_id"]))
     if nxt.task is TaskName.SUBMIT:

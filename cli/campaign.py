@@ -1,0 +1,106 @@
+"""Campaigns from the command line: the selector and template of ``imsrep select`` and ``imsrep plan``, built from
+options, and the idempotency key of such a request.
+
+The options are declared once here and used by both commands, so ``imsrep plan`` takes exactly the filters and
+template ``imsrep select`` does. ``imsrep plan --filter key=value`` names a selector field directly (the API's
+names, e.g. ``--filter encrypted=true --filter kms_key=old-key``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from worker.domain.selector import Selector
+
+Filter = "Filters (which images)"
+Shape = "Template (what each copy is)"
+
+# Filters: the selector's fields (docs in worker/domain/selector.py).
+SourceName = Annotated[str | None, typer.Option("--source-name", help="Exact image name", rich_help_panel=Filter)]
+NamePrefix = Annotated[str | None, typer.Option(help="Image name starts with this", rich_help_panel=Filter)]
+Status = Annotated[str | None, typer.Option(help="IMS status, e.g. active", rich_help_panel=Filter)]
+ImageType = Annotated[
+    str | None, typer.Option(help="IMS __imagetype (default: private)", rich_help_panel=Filter)
+]
+Visibility = Annotated[str | None, typer.Option(help="private, public or shared", rich_help_panel=Filter)]
+OsType = Annotated[str | None, typer.Option(help="Linux, Windows or Other", rich_help_panel=Filter)]
+Platform = Annotated[str | None, typer.Option(help="IMS __platform, e.g. CentOS", rich_help_panel=Filter)]
+SourceProject = Annotated[
+    str | None,
+    typer.Option("--source-enterprise-project", help='Enterprise project of the images: "0" or a UUID',
+                 rich_help_panel=Filter),
+]  # fmt: skip
+DiskFormat = Annotated[str | None, typer.Option(help="e.g. zvhd2, qcow2", rich_help_panel=Filter)]
+HasTag = Annotated[str | None, typer.Option("--has-tag", help="With this tag: key=value", rich_help_panel=Filter)]
+CreatedAfter = Annotated[datetime | None, typer.Option(help="Created at or after (UTC)", rich_help_panel=Filter)]
+CreatedBefore = Annotated[datetime | None, typer.Option(help="Created before (UTC)", rich_help_panel=Filter)]
+Encrypted = Annotated[
+    bool | None, typer.Option("--encrypted/--unencrypted", help="Encrypted or not", rich_help_panel=Filter)
+]
+EncryptedWith = Annotated[
+    str | None,
+    typer.Option("--encrypted-with", help="Encrypted with this KMS key (ID or alias)", rich_help_panel=Filter),
+]
+FastCreate = Annotated[
+    bool | None,
+    typer.Option("--fast-create/--no-fast-create", help="Supports Fast Create or not", rich_help_panel=Filter),
+]
+MinSize = Annotated[float | None, typer.Option(help="At least this many GiB", rich_help_panel=Filter)]
+MaxSize = Annotated[float | None, typer.Option(help="At most this many GiB", rich_help_panel=Filter)]
+Account = Annotated[str | None, typer.Option(help="Whose images (a configured account)", rich_help_panel=Filter)]
+
+# The template.
+NamePattern = Annotated[
+    str | None,
+    typer.Option("--name", help="Name pattern: {name} {region} {id8} {date}; default copy_{region}_{name}",
+                 rich_help_panel=Shape),
+]  # fmt: skip
+Description = Annotated[str | None, typer.Option(help="Description of every copy", rich_help_panel=Shape)]
+KmsKey = Annotated[
+    str | None, typer.Option("--kms-key", help="Encrypt the copies with this key (ID or alias)", rich_help_panel=Shape)
+]
+Decrypt = Annotated[bool, typer.Option("--decrypt", help="Unencrypted copies (no key)", rich_help_panel=Shape)]
+Tags = Annotated[
+    list[str] | None, typer.Option("--tag", help="Tag every copy: key=value (repeatable)", rich_help_panel=Shape)
+]
+TargetProject = Annotated[
+    str | None,
+    typer.Option("--enterprise-project-id", help='Enterprise project of the copies: "0" or a UUID',
+                 rich_help_panel=Shape),
+]  # fmt: skip
+
+
+def key_values(pairs: list[str] | None, option: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} must be key=value", param_hint=option)
+        found[key] = value
+    return found
+
+
+def compact(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields that were given, JSON-ready (times as ISO 8601)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items() if v not in (None, {})}
+
+
+def selector_from_filters(pairs: list[str] | None) -> dict[str, Any]:
+    """``--filter key=value`` pairs as a selector; an unknown field is a usage error naming the known ones."""
+    fields = key_values(pairs, "--filter")
+    unknown = sorted(set(fields) - set(Selector.model_fields))
+    if unknown:
+        known = ", ".join(Selector.model_fields)
+        raise typer.BadParameter(f"unknown filter {unknown[0]!r}; the filters are {known}", param_hint="--filter")
+    return fields
+
+
+def request_key(kind: str, body: dict[str, Any]) -> str:
+    """An Idempotency-Key for a campaign request: the same command within a day finds its first batch or plan."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return f"imsrep-{kind}:{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"

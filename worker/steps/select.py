@@ -1,0 +1,186 @@
+"""Select: a batch's selector expanded into items, one IMS listing page per task, as the pages arrive.
+
+Each ``replication.expand`` task (admit queue: it is how a selecting batch enters the pipeline) lists one page
+(500 images, IMS's default ``limit``) from the marker the batch expects, keeps the images that pass every filter,
+makes each an item from the template, stores the page's items in one script call, validates them from the very
+records it listed (``validate_listed``: the same rules as any item, no second look-up), and sends the task for the
+next page. So the listing is never held in memory beyond one page, items start copying while later pages are still
+being listed, and the batch's ``max_batch_items`` bounds what one selector may create.
+
+Safe under redelivery: a page is stored only at its marker (``worker.data.selections``), and items of the page
+that are still ``accepted`` are validated whether this delivery or an earlier one stored them. A selector whose
+``kms_key`` does not exist, or an account IMS refuses, ends the selection ``failed`` with the reason; cloud errors
+are retried with backoff, the selection kept alive meanwhile, up to ``retry_max_attempts`` in a row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from worker.data.selections import EXPANDING, FAILED, Selection, selected_item_id
+from worker.domain.item import ReplicationItem
+from worker.domain.naming import UUID_RE
+from worker.domain.selector import Selector, Template
+from worker.domain.states import ItemState
+from worker.errors import AuthenticationError, PermanentError, RetryableError
+from worker.ims.client import DEFAULT_PAGE_SIZE, ImsClient
+from worker.ims.models import Image, KmsKey
+from worker.queues import TaskName
+from worker.ratelimit import RateLimited
+from worker.steps.context import Next, StepContext
+from worker.steps.validate import validate_listed
+
+log = logging.getLogger("worker.select")
+
+PAGE = DEFAULT_PAGE_SIZE
+
+
+class SelectionRefused(Exception):
+    """The selection cannot go on (a key it names does not exist): it ends ``failed`` with this message."""
+
+
+@dataclass(frozen=True)
+class SelectionSpec:
+    """A stored selection, parsed: the selector, the template, whose images, and the batch's ``{date}``."""
+
+    selector: Selector
+    template: Template
+    account: str
+    region: str
+    day: str
+
+    @classmethod
+    def of(cls, spec: dict) -> SelectionSpec:
+        return cls(
+            Selector.model_validate(spec["selector"]),
+            Template.model_validate(spec["template"]),
+            spec["account"],
+            spec["region"],
+            spec["day"],
+        )
+
+
+def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
+    selection = ctx.data.selections.load(batch_id)
+    if selection is None or selection.progress.state != EXPANDING:
+        return []
+    spec = SelectionSpec.of(selection.spec)
+    account = ctx.account(spec.account)
+    if account is None:
+        return _fail(ctx, batch_id, f"account {spec.account!r} is not configured on the workers")
+    try:
+        client = ctx.client(spec.account)
+        page, matched, cmk_id = list_page(client, spec.selector, marker)
+        keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
+    except SelectionRefused as refused:
+        return _fail(ctx, batch_id, str(refused))
+    except PermanentError as error:
+        if isinstance(error, AuthenticationError):
+            ctx.credentials_refused(spec.account, error)
+        return _fail(ctx, batch_id, f"IMS refused the listing: {error}")
+    except RetryableError as error:
+        return _retry(ctx, batch_id, marker, error)
+    return _store_page(ctx, selection, spec, marker, page, matched, keys)
+
+
+def list_page(client: ImsClient, selector: Selector, marker: str) -> tuple[list[Image], list[Image], str | None]:
+    """One page of the account's listing from ``marker``: every record listed, those the selector keeps, and the
+    key ID its ``kms_key`` names (None without one)."""
+    cmk_id = source_key(client, selector)
+    page = client.list_images(**selector.listing_filters(cmk_id), limit=PAGE, marker=marker or None)
+    return page, [image for image in page if selector.matches(image, cmk_id)], cmk_id
+
+
+def source_key(client: ImsClient, selector: Selector) -> str | None:
+    """The key ID the selector's ``kms_key`` names. An ID KMS no longer knows still selects the images it
+    encrypted; an alias that names no key is refused."""
+    ref = selector.kms_key
+    if ref is None:
+        return None
+    key = client.find_key(ref)
+    if key is not None:
+        return key.key_id
+    if UUID_RE.match(ref):
+        return ref.lower()
+    raise SelectionRefused(f"selector.kms_key: no KMS key {ref!r} in this account")
+
+
+def _store_page(
+    ctx: StepContext,
+    selection: Selection,
+    spec: SelectionSpec,
+    marker: str,
+    page: list[Image],
+    matched: list[Image],
+    keys: dict[str, KmsKey | None],
+) -> list[Next]:
+    batch_id = selection.batch_id
+    last = len(page) < PAGE
+    room = max(0, ctx.settings.max_batch_items - selection.total)
+    message = None
+    if len(matched) > room:  # the batch is full: the selection ends here, and says so
+        matched, last = matched[:room], True
+        message = (
+            f"the selector matched more images than a batch may hold ({ctx.settings.max_batch_items} items); "
+            "it stopped there: select the rest with a narrower selector"
+        )
+    now = ctx.clock()
+    unique = {image.id: image for image in matched}
+    items = [_item(batch_id, spec, image, now) for image in unique.values()]
+    next_marker = page[-1].id if page else marker
+    status, created = ctx.data.selections.add_page(
+        batch_id,
+        marker,
+        items,
+        next_marker=next_marker,
+        listed=len(page),
+        matched=len(matched),
+        last=last,
+        message=message,
+        now=now,
+    )
+    if status == "stopped":
+        return []
+    if created:
+        log.info("batch %s: %d items from %d images listed", batch_id, created, len(page))
+    # Validate what is still accepted: made now, or by an earlier delivery of this page that did not get that far.
+    waiting = [i for i in ctx.data.records.get_items([i.id for i in items]) if i.state is ItemState.ACCEPTED]
+    nexts = validate_listed(ctx, spec.region, waiting, unique, keys) if waiting else []
+    if status == "ok" and not last:
+        nexts.insert(0, Next(TaskName.EXPAND, {"batch_id": batch_id, "marker": next_marker}))
+    return nexts
+
+
+def _item(batch_id: str, spec: SelectionSpec, image: Image, now: float) -> ReplicationItem:
+    asked = spec.template.item(image, spec.account, spec.region, spec.day)
+    return ReplicationItem(
+        id=selected_item_id(batch_id, image.id),
+        batch_id=batch_id,
+        account=spec.account,
+        state=ItemState.ACCEPTED,
+        created_at=now,
+        updated_at=now,
+        **asked.model_dump(exclude={"account"}),
+    )
+
+
+def _retry(ctx: StepContext, batch_id: str, marker: str, error: RetryableError) -> list[Next]:
+    """The same page again after a backoff (our own limiter's refusals are not counted: nothing was sent)."""
+    ctx.data.selections.touch(batch_id, ctx.clock())
+    kwargs = {"batch_id": batch_id, "marker": marker}
+    if isinstance(error, RateLimited):
+        wait = min(error.retry_after or 1.0, ctx.settings.retry_max_delay / 2)
+        return [Next(TaskName.EXPAND, kwargs, wait + ctx.rng.uniform(0, wait))]
+    attempts = ctx.data.selections.count_error(batch_id)
+    if attempts > ctx.settings.retry_max_attempts:
+        return _fail(ctx, batch_id, f"listing failed {attempts - 1} times in a row; last error: {error}")
+    delay = min(ctx.settings.retry_max_delay, max(error.retry_after or 0.0, ctx.backoff(attempts)))
+    log.info("batch %s: listing failed (%s); page again in %.1fs", batch_id, error, delay)
+    return [Next(TaskName.EXPAND, kwargs, delay)]
+
+
+def _fail(ctx: StepContext, batch_id: str, message: str) -> list[Next]:
+    if ctx.data.selections.stop(batch_id, FAILED, message):
+        log.warning("batch %s: selection failed: %s", batch_id, message)
+    return []
