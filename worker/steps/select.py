@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from config.settings import AccountSettings
 from worker.data.selections import EXPANDING, FAILED, Selection, selected_item_id
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import UUID_RE
@@ -81,7 +82,7 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         return _fail(ctx, batch_id, f"IMS refused the listing: {error}")
     except RetryableError as error:
         return _retry(ctx, batch_id, marker, error)
-    return _store_page(ctx, selection, spec, marker, page, matched, keys)
+    return _store_page(ctx, selection, spec, Listed(account, client, marker, page, matched, keys))
 
 
 def list_page(client: ImsClient, selector: Selector, marker: str) -> tuple[list[Image], list[Image], str | None]:
@@ -106,16 +107,20 @@ def source_key(client: ImsClient, selector: Selector) -> str | None:
     raise SelectionRefused(f"selector.kms_key: no KMS key {ref!r} in this account")
 
 
-def _store_page(
-    ctx: StepContext,
-    selection: Selection,
-    spec: SelectionSpec,
-    marker: str,
-    page: list[Image],
-    matched: list[Image],
-    keys: dict[str, KmsKey | None],
-) -> list[Next]:
-    batch_id = selection.batch_id
+@dataclass(frozen=True)
+class Listed:
+    """One page as listed: whose, from where, every record, those kept, and the template's key looked up."""
+
+    account: AccountSettings
+    client: ImsClient
+    marker: str
+    page: list[Image]
+    matched: list[Image]
+    keys: dict[str, KmsKey | None]
+
+
+def _store_page(ctx: StepContext, selection: Selection, spec: SelectionSpec, listed: Listed) -> list[Next]:
+    batch_id, marker, page, matched = selection.batch_id, listed.marker, listed.page, listed.matched
     last = len(page) < PAGE
     room = max(0, ctx.settings.max_batch_items - selection.total)
     message = None
@@ -146,7 +151,7 @@ def _store_page(
         log.info("batch %s: %d items from %d images listed", batch_id, created, len(page))
     # Validate what is still accepted: made now, or by an earlier delivery of this page that did not get that far.
     waiting = [i for i in ctx.data.records.get_items([i.id for i in items]) if i.state is ItemState.ACCEPTED]
-    nexts = validate_listed(ctx, spec.region, waiting, unique, keys) if waiting else []
+    nexts = validate_listed(ctx, listed.account, listed.client, waiting, unique, listed.keys) if waiting else []
     if status == "ok" and not last:
         nexts.insert(0, Next(TaskName.EXPAND, {"batch_id": batch_id, "marker": next_marker}))
     return nexts
