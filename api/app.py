@@ -16,7 +16,7 @@ from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
 from api.openapi import add_body_schemas
-from api.routes import batches, health, metrics, replications
+from api.routes import batches, health, metrics, plans, replications
 from api.schemas import BatchRequest, ErrorResponse
 from api.service import ReplicationService
 from config.logging import RedactSecrets, configure_logging
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=V1_ERRORS)
     v1.include_router(batches.router)
     v1.include_router(replications.router)
+    v1.include_router(plans.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)

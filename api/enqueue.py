@@ -34,13 +34,25 @@ class Enqueuer:
         the reconciler sends a selection that makes no progress again."""
         return self._send(TaskName.EXPAND, batch_id, "the reconciler will start its selection")
 
-    def _send(self, task: TaskName, batch_id: str, fallback: str) -> bool:
+    def send_plan(self, plan_id: str, stage: str) -> bool:
+        """Ask the workers to work a stored plan out. Never raises: the reconciler resends a plan that makes no
+        progress."""
+        kwargs = {"plan_id": plan_id, "stage": stage, "marker": ""}
+        return self._send(TaskName.PLAN, plan_id, "the reconciler will start it", kwargs)
+
+    def _send(self, task: TaskName, subject: str, fallback: str, kwargs: dict[str, str] | None = None) -> bool:
+        what = task.value.rsplit(".", 1)[1]  # "admit message for batch ...": what an operator searches the log for
+        kwargs = kwargs or {"batch_id": subject}
+        subject = subject if "plan_id" in kwargs else f"batch {subject}"
         try:
             self.app.send_task(
-                task.value, kwargs={"batch_id": batch_id}, queue=Queue.ADMIT.value, retry_policy=_PUBLISH_RETRY
+                task.value,
+                kwargs=kwargs,
+                queue=Queue.ADMIT.value,
+                retry_policy=_PUBLISH_RETRY,
             )
-        except Exception as exc:  # noqa: BLE001 - any failure here must not turn a stored batch into an error
-            log.error("%s message for batch %s not sent (%s); %s", task.value, batch_id, exc, fallback)
+        except Exception as exc:  # noqa: BLE001 - any failure here must not turn a stored request into an error
+            log.error("%s message for %s not sent (%s); %s", what, subject, exc, fallback)
             return False
         return True
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +52,11 @@ class BatchRequest(BaseModel):
         "it is seen); together with items, up to max_batch_items in all",
     )
     template: Template | None = Field(None, description="What each selected image becomes; needs a selector")
+    plan: bool = Field(
+        False,
+        description="Judge it, copy nothing: the answer names a plan (`GET /v1/plans/{plan_id}`) with each item's "
+        "verdict exactly as a run would reach it, the account's quota headroom and a duration forecast",
+    )
     label: str | None = Field(
         None, pattern=LABEL_RE.pattern, description="Find the batch by it later (`GET /v1/batches?label=`)"
     )
@@ -74,6 +79,67 @@ class BatchAccepted(BaseModel):
     accepted: int = Field(..., description="Number of items stored", examples=[2])
     item_ids: list[str] = Field(..., description="Item IDs in the order the items were given")
     selecting: bool = Field(False, description="A selector will add items as the worker lists the images")
+
+
+class QuotaNoteOut(BaseModel):
+    """An account's last known image quota against what the batch asks of it."""
+
+    account: str
+    items: int = Field(..., description="In-region copies this batch asks of the account")
+    waiting: int = Field(..., description="The account's items already waiting for a slot")
+    quota: int
+    used: int
+    headroom: int
+    read_at: datetime = Field(..., description="When the quota was read (by a plan or a selector)")
+    over_quota: int = Field(..., description="Items that will wait for quota: items + waiting - headroom")
+
+
+class BatchAcceptedWithQuota(BatchAccepted):
+    quota: list[QuotaNoteOut] = Field(
+        default_factory=list, description="Per account whose quota has been read: the batch against it"
+    )
+    warnings: list[str] = Field(default_factory=list, description="What will not go as asked, e.g. over quota")
+
+
+class PlanAccepted(BaseModel):
+    plan_id: str = Field(..., **_ID)
+    state: Literal["planning"] = "planning"
+    accepted: int = Field(..., description="Items given in the request (a selector's come as it is listed)")
+    selecting: bool = False
+
+
+class VerdictOut(BaseModel):
+    """What a run would do with one item."""
+
+    index: int = Field(..., description="Position: the request's items first, then the selector's images")
+    image_id: str
+    account: str
+    mode: str
+    verdict: Literal["copy", "refused"]
+    reason: str | None = Field(None, description="Why not, as a run's item would end (`rejected` with this code)")
+    message: str | None = None
+    source_name: str | None = None
+    size_bytes: int | None = None
+    target_name: str | None = Field(None, description="The copy's name")
+    kms_key: str | None = None
+    cmk_id: str | None = Field(None, description="The key the copy would be encrypted with; null: unencrypted")
+
+
+class PlanOut(BaseModel):
+    plan_id: str = Field(..., **_ID)
+    created_at: datetime
+    state: Literal["planning", "done", "failed"]
+    label: str | None = None
+    message: str | None = Field(None, description="Why it failed, or that a selector stopped at the batch limit")
+    listed: int = Field(0, description="Images a selector listed so far")
+    summary: dict[str, Any] | None = Field(
+        None,
+        description="Once done: items, would_copy, refused, by_reason, over_quota, and per account its quota "
+        "(quota, used, headroom, waiting_before, over_quota) and per pool a forecast (copies, slots, seconds, "
+        "per_copy_seconds, learned, basis)",
+    )
+    items: list[VerdictOut] = Field(default_factory=list, description="A page of verdicts")
+    next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page; null on the last page")
 
 
 class SelectionOut(BaseModel):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,20 @@ from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound
 from api.validation import parse_batch, parse_item
 from config.settings import Settings
-from worker.data import BatchPage, BatchSummary, Claim, DataLayer, Deleted, Earlier, NewItem, StoredBatch
+from worker.data import (
+    BatchPage,
+    BatchSummary,
+    Claim,
+    DataLayer,
+    Deleted,
+    Earlier,
+    NewItem,
+    PlanRecord,
+    QuotaReading,
+    StoredBatch,
+    StoredPlan,
+)
+from worker.data.plans import ITEMS, PAGE, PLAN
 from worker.data.selections import CANCELLED
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
@@ -44,6 +58,15 @@ _ATTEMPT_FIELDS = (
 
 
 @dataclass(frozen=True)
+class QuotaNote:
+    account: str
+    items: int  # in-region copies the batch asks of the account
+    waiting: int  # the account's items already waiting for a slot
+    reading: QuotaReading
+    over_quota: int
+
+
+@dataclass(frozen=True)
 class CancelCounts:
     cancelled: int
     already_terminal: int
@@ -58,8 +81,9 @@ class ReplicationService:
         self.settings = settings
 
     # Submitting -------------------------------------------------------------------------------------------------
-    def submit_batch(self, payload: Any, key: str | None = None) -> StoredBatch:
-        """Store a batch; with an ``Idempotency-Key`` already used, the batch it created (``earlier`` set)."""
+    def submit_batch(self, payload: Any, key: str | None = None) -> StoredBatch | StoredPlan:
+        """Store a batch, or with ``"plan": true`` a plan of it; with an ``Idempotency-Key`` already used, what it
+        created (``earlier`` set)."""
         claim = self._claim(key, "POST /v1/batches", payload)
         if claim is not None and (replay := self._replay(claim)) is not None:
             return replay
@@ -75,7 +99,53 @@ class ReplicationService:
                 "region": chosen.region,
                 "day": batch_day(now),
             }
+        if submission.plan:
+            return self._store_plan(submission.items, claim, now=now, label=submission.label, selection=selection)
         return self._store_and_admit(submission.items, claim, now=now, label=submission.label, selection=selection)
+
+    def _store_plan(
+        self,
+        items: list[NewItem],
+        claim: Claim | None,
+        *,
+        now: float,
+        label: str | None,
+        selection: dict[str, Any] | None,
+    ) -> StoredPlan:
+        first = PAGE if selection is not None and not items else ITEMS
+        stored = self.data.plans.create(
+            items,
+            ttl=self.settings.plan_seconds,
+            first_stage=first,
+            selection=selection,
+            label=label,
+            claim=claim,
+            now=now,
+        )
+        if stored.earlier is not None:
+            assert claim is not None
+            return self._answer_earlier(claim, stored.earlier)
+        self.enqueuer.send_plan(stored.plan_id, first)  # a failure is logged; the reconciler sends it again
+        return stored
+
+    def quota_notes(self, items: list[NewItem] | None = None, batch_id: str | None = None) -> list[QuotaNote]:
+        """Per account, its last known image quota against the in-region copies this batch asks for (the items
+        given, or those a stored batch was submitted with) and those already waiting: a batch that exceeds it
+        says so at submission. Accounts whose quota has not been read yet are left out."""
+        if items is None:
+            ids = self.records.submitted_item_ids(batch_id or "") or []
+            asked = [(i.account, i.target_region) for i in self.records.get_items(ids)]
+        else:
+            asked = [(i.account, i.spec.target_region) for i in items]
+        notes = []
+        for account, count in sorted(Counter(a for a, region in asked if region is None).items()):
+            reading = self.data.accounts.quota_reading(account)
+            if reading is None:
+                continue
+            waiting = self.data.slots.queued(account)
+            over = max(0, count + waiting - reading.headroom)
+            notes.append(QuotaNote(account, count, waiting, reading, over))
+        return notes
 
     def submit_one(self, payload: Any, key: str | None = None) -> StoredBatch:
         claim = self._claim(key, "POST /v1/replications", payload)
@@ -112,16 +182,21 @@ class ReplicationService:
         fingerprint = hashlib.sha256(f"{route}\n{body}".encode()).hexdigest()
         return Claim(key, fingerprint, self.settings.idempotency_seconds)
 
-    def _replay(self, claim: Claim) -> StoredBatch | None:
+    def _replay(self, claim: Claim) -> Any:
         earlier = self.data.idempotency.find(claim.key)
         return None if earlier is None else self._answer_earlier(claim, earlier)
 
-    def _answer_earlier(self, claim: Claim, earlier: Earlier) -> StoredBatch:
+    def _answer_earlier(self, claim: Claim, earlier: Earlier) -> Any:
         if earlier.fingerprint != claim.fingerprint:
             raise Conflict(
                 "Idempotency-Key: was already used with another request (a different body or path); "
                 "send a new key for a new request"
             )
+        if earlier.kind == PLAN:
+            record = self.data.plans.load(earlier.id)
+            if record is None:
+                raise Conflict(f"Idempotency-Key: its plan {earlier.id} has expired since; nothing was stored")
+            return StoredPlan(earlier.id, record.asked, record.selection is not None, earlier=earlier)
         item_ids = self.records.submitted_item_ids(earlier.id)
         summary = self.records.batch(earlier.id)
         if item_ids is None or summary is None:
@@ -129,6 +204,18 @@ class ReplicationService:
         return StoredBatch(earlier.id, item_ids, earlier=earlier, selecting=summary.selection is not None)
 
     # Reading ----------------------------------------------------------------------------------------------------
+    def plan(self, plan_id: str) -> PlanRecord:
+        record = self.data.plans.load(plan_id)
+        if record is None:
+            raise NotFound(f"plan {plan_id} not found (plans are kept {self.settings.plan_seconds} s)")
+        return record
+
+    def plan_verdicts(self, plan_id: str, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        record = self.plan(plan_id)
+        verdicts = self.data.plans.verdicts(plan_id, cursor, limit)
+        following = cursor + limit
+        return verdicts, following if following < record.judged else None
+
     def batch(self, batch_id: str) -> BatchSummary:
         summary = self.records.batch(batch_id)
         if summary is None:

@@ -31,6 +31,7 @@ class _Envelope(BaseModel):
     label: Any = None
     selector: Any = None
     template: Any = None
+    plan: Any = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class BatchSubmission:
     items: list[NewItem]
     label: str | None = None
     selection: Selection | None = None
+    plan: bool = False  # judge it, copy nothing
 
 
 def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
@@ -65,6 +67,8 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
         raise _refusal([Problem(None, "items", f"must hold {least} to {limit} items (got {count})")], count)
 
     problems: list[Problem] = []
+    if envelope.plan is not None and not isinstance(envelope.plan, bool):
+        problems.append(Problem(None, "plan", "must be true or false"))
     label = envelope.label
     if label is not None and not (isinstance(label, str) and LABEL_RE.match(label)):
         problems.append(Problem(None, "label", LABEL_RULE))
@@ -101,7 +105,7 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
             problems.append(Problem(index, "account", _unknown_account(settings)))
     if problems:
         raise _refusal(problems, count)
-    return BatchSubmission(items, label, selection)
+    return BatchSubmission(items, label, selection, envelope.plan is True)
 
 
 def _selection(

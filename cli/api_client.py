@@ -124,6 +124,18 @@ class ApiClient:
             if cursor is None:
                 return
 
+    def plan(self, plan_id: str, cursor: int = 0, limit: int = ITEMS_PAGE) -> dict[str, Any]:
+        """``GET /v1/plans/{id}``: its state, summary once done, and a page of verdicts."""
+        return self._call("GET", f"/v1/plans/{plan_id}", params={"cursor": cursor, "limit": limit})
+
+    def plan_verdicts(self, plan_id: str) -> Iterator[dict[str, Any]]:
+        """Every verdict of a plan, page by page."""
+        cursor: int | None = 0
+        while cursor is not None:
+            page = self.plan(plan_id, cursor)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+
     def delete(self, batch_id: str) -> None:
         self._send("DELETE", f"/v1/batches/{batch_id}")
 

@@ -90,6 +90,26 @@ def compact(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items() if v not in (None, {})}
 
 
+def template(
+    name: str | None,
+    description: str | None,
+    kms_key: str | None,
+    decrypt: bool,
+    tags: list[str] | None,
+    enterprise_project_id: str | None,
+) -> dict[str, Any]:
+    """The template options that were given."""
+    fields = {
+        "name": name,
+        "description": description,
+        "kms_key": kms_key,
+        "decrypt": decrypt or None,
+        "tags": key_values(tags, "--tag"),
+        "enterprise_project_id": enterprise_project_id,
+    }
+    return compact(fields)
+
+
 def selector_from_filters(pairs: list[str] | None) -> dict[str, Any]:
     """``--filter key=value`` pairs as a selector; an unknown field is a usage error naming the known ones."""
     fields = key_values(pairs, "--filter")

@@ -15,9 +15,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
 
-from cli import campaign
+from cli import campaign, planning
 from cli.api_client import ApiClient, ApiError, ApiUnreachable, NoApiConfigured, resolve_target, state_dir_default
 from cli.demo import run_demo
 from cli.manifest import ManifestError, read_manifest
@@ -157,6 +158,8 @@ def submit(
             )
             for error in submission.errors:
                 err.print(f"[yellow]{manifest}:{error.line}:[/] refused by the API: {error.message}", highlight=False)
+            for warning in submission.warnings:
+                err.print(f"[yellow]warning:[/] {warning}", highlight=False)
             bad = len(parsed.errors) + len(submission.errors)
             replayed = submission.replayed
             earlier = f" ({replayed} of them already accepted by an earlier run)" if replayed else ""
@@ -209,6 +212,7 @@ def select(
     tag: campaign.Tags = None,
     enterprise_project_id: campaign.TargetProject = None,
     label: Annotated[str | None, typer.Option(help="A label for the batch, to find it by")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Show what it would do, copy nothing (see imsrep plan)")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
     resubmit: Annotated[
@@ -242,17 +246,11 @@ def select(
             "account": account,
         }
     )
-    template = campaign.compact(
-        {
-            "name": name,
-            "description": description,
-            "kms_key": kms_key,
-            "decrypt": decrypt or None,
-            "tags": campaign.key_values(tag, "--tag"),
-            "enterprise_project_id": enterprise_project_id,
-        }
-    )
+    template = campaign.template(name, description, kms_key, decrypt, tag, enterprise_project_id)
     body = {"selector": selector, "template": template, **({"label": label} if label else {})}
+    if plan:
+        target = (api, token, state_dir)
+        raise typer.Exit(_plan_and_show([(body, [])], results, show_all=False, timeout=600, target=target))
     key = campaign.request_key("select", body) + (f":{secrets.token_hex(8)}" if resubmit else "")
     with _errors(), _client(api, token, state_dir) as client:
         accepted = client.post_batch(body, key)
@@ -276,6 +274,99 @@ def select(
     console.print(_selection_line(batch), soft_wrap=True)
     console.print(summary_table(outcome))
     raise typer.Exit(_batch_exit(batch, items))
+
+
+@app.command("plan")
+def plan_command(
+    manifest: Annotated[Path | None, typer.Argument(help="CSV or JSON manifest of items (or give --filter)")] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="A selector filter, key=value (repeatable; the API's names: encrypted=true, kms_key=old-key, "
+            "fast_create=false, name_prefix=web-, min_size_gb=10, ...)",
+        ),
+    ] = None,
+    name: campaign.NamePattern = None,
+    description: campaign.Description = None,
+    kms_key: campaign.KmsKey = None,
+    decrypt: campaign.Decrypt = False,
+    tag: campaign.Tags = None,
+    enterprise_project_id: campaign.TargetProject = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List every item, not only those refused")] = False,
+    results: Annotated[Path | None, typer.Option("--results", help="Write every verdict (.csv or .json)")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Items per plan request")] = DEFAULT_CHUNK,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers")] = 600.0,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Show what a manifest or a filter would do, copying nothing: each item checked against IMS as a run would
+    check it, the items refused with their reasons, the account's quota headroom and how many items exceed it, and
+    how long it would take. Exit 0 when everything would copy, 1 otherwise."""
+    template = campaign.template(name, description, kms_key, decrypt, tag, enterprise_project_id)
+    with _errors():
+        if (manifest is None) == (not filters):
+            raise ManifestError("give a MANIFEST or --filter, not both (nor neither)")
+        if manifest is None:
+            body = {"selector": campaign.selector_from_filters(filters), "template": template}
+            requests: list[tuple[dict, list[int]]] = [(body, [])]
+            bad = 0
+        else:
+            if template:
+                raise ManifestError("--name, --kms-key and the other template options go with --filter")
+            parsed = read_manifest(manifest)
+            for error in parsed.errors:
+                err.print(f"[yellow]{manifest}:{error.line}:[/] {error.message}", highlight=False)
+            if not parsed.rows:
+                raise ManifestError(f"no valid rows in {manifest}; nothing to plan")
+            bad = len(parsed.errors)
+            requests = []
+            for start in range(0, len(parsed.rows), chunk_size):
+                rows = parsed.rows[start : start + chunk_size]
+                items = [row.spec.model_dump(mode="json", exclude_none=True) for row in rows]
+                requests.append(({"items": items}, [row.line for row in rows]))
+        code = _plan_and_show(requests, results, show_all=show_all, timeout=timeout, target=(api, token, state_dir))
+    raise typer.Exit(EXIT_SOME_FAILED if bad else code)
+
+
+def _plan_and_show(
+    requests: list[tuple[dict, list[int]]],
+    results: Path | None,
+    *,
+    show_all: bool,
+    timeout: float,
+    target: tuple[str | None, str | None, Path | None],
+) -> int:
+    outcome = planning.PlanOutcome()
+    with _errors(), _client(*target) as client, console.status("Planning...") as status:
+        for body, lines in requests:
+            key = campaign.request_key("plan", body)
+
+            def progress(shown: dict, status: Status = status) -> None:
+                status.update(f"Planning... {shown['plan_id']}: {shown['state']}, {shown.get('listed', 0)} listed")
+
+            plan, verdicts, _ = planning.run_plan(client, body, key, timeout, progress)
+            planning.add(outcome, plan, verdicts, lines)
+    shown = outcome.verdicts if show_all else outcome.refused
+    if shown:
+        title = "Every item" if show_all else "Items that would not be copied"
+        console.print(planning.verdicts_table(shown, title))
+    if outcome.refused:
+        console.print(planning.reasons_table(outcome))
+    console.print(planning.summary_table(outcome))
+    for message in outcome.messages:
+        err.print(f"[yellow]{message}[/]", highlight=False)
+    copies = len(outcome.verdicts) - len(outcome.refused)
+    console.print(
+        f"{len(outcome.verdicts)} items: {copies} would copy, {len(outcome.refused)} refused, "
+        f"{outcome.over_quota} over the image quota (plan {', '.join(outcome.plan_ids)}; nothing was copied)",
+        soft_wrap=True,
+    )
+    if results:
+        write_results(results, [ItemResult.of_verdict(v) for v in outcome.verdicts])
+        console.print(f"Results written to {results}")
+    return EXIT_OK if outcome.all_copy else EXIT_SOME_FAILED
 
 
 def _selection_line(batch: dict) -> str:

@@ -55,6 +55,19 @@ class ItemResult:
         return self.state == "succeeded" and not self.reason
 
     @classmethod
+    def of_verdict(cls, verdict: dict[str, Any]) -> ItemResult:
+        """From a plan's verdict: state ``copy`` (the message names the copy) or ``refused``, nothing copied."""
+        copy = verdict["verdict"] == "copy"
+        return cls(
+            line=verdict.get("line"),
+            item_id=None,
+            image_id=verdict["image_id"],
+            state=verdict["verdict"],
+            reason=verdict.get("reason"),
+            message=f"would copy as {verdict.get('target_name')}" if copy else verdict.get("message"),
+        )
+
+    @classmethod
     def of(cls, item: dict[str, Any], line: int | None = None) -> ItemResult:
         """From an item as the API shows it."""
         return cls(

@@ -43,6 +43,7 @@ class Submission:
     item_lines: dict[str, int] = field(default_factory=dict)  # item ID -> manifest line
     errors: list[RowError] = field(default_factory=list)  # rows the server refused
     chunks: list[Chunk] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the API said will not go as asked (over quota)
 
     @property
     def submitted(self) -> int:
@@ -102,6 +103,7 @@ def _submit_chunk(
         # The rest is another request, with a key of its own (the same one on every run: the refusals repeat).
         accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None, label)
     submission.batch_ids.append(accepted["batch_id"])
+    submission.warnings += accepted.get("warnings") or []
     submission.item_lines.update(zip(accepted["item_ids"], (row.line for row in chunk), strict=True))
     done = Chunk(
         *position,

@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     worker_seen_seconds: Annotated[float, Field(gt=0)] = 60.0
     # How long an Idempotency-Key is remembered: the same key with the same body within it gets the first answer.
     idempotency_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] = 86_400
+    # How long a plan (a dry run's verdicts and summary) is kept.
+    plan_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] = 86_400
 
     # Flower.
     flower_user: str = "admin"

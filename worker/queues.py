@@ -20,6 +20,7 @@ class Queue(str, Enum):
 class TaskName(str, Enum):
     ADMIT = "replication.admit"
     EXPAND = "replication.expand"  # one listing page of a batch's selector made into items
+    PLAN = "replication.plan"  # one stage of a plan (dry run): verdicts, a selector's page, quota and forecast
     VALIDATE = "replication.validate"
     SUBMIT = "replication.submit"
     POLL = "replication.poll"
@@ -32,6 +33,7 @@ class TaskName(str, Enum):
 ROUTES: dict[TaskName, Queue] = {
     TaskName.ADMIT: Queue.ADMIT,
     TaskName.EXPAND: Queue.ADMIT,
+    TaskName.PLAN: Queue.ADMIT,
     TaskName.VALIDATE: Queue.VALIDATE,
     TaskName.SUBMIT: Queue.SUBMIT,
     TaskName.POLL: Queue.POLL,

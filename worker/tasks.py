@@ -2,8 +2,8 @@
 
 Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll or a follow-up
 (``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
-``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after),
-never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
+``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after, a
+plan ``{"plan_id", "stage", "marker"}``), never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
 message sent with ``apply_async``/``send_task`` and a countdown, not ``self.retry``: the step decides what comes
 next, so polls and error retries take one path; a poll is not an error and must not inflate Celery's retry count;
 and the error budget lives on the item (``error_retries``) where a redelivery cannot reset it. With late acks the
@@ -95,6 +95,11 @@ def _poisoned(ctx: StepContext, name: str, message_id: str, subject: str, item_i
 @app.task(name=TaskName.ADMIT.value, bind=True)
 def admit(self: Task, batch_id: str, cursor: int = 0) -> None:
     _run(self, f"{batch_id}:{cursor}", lambda ctx: steps.admit(ctx, batch_id, cursor), None)
+
+
+@app.task(name=TaskName.PLAN.value, bind=True)
+def plan(self: Task, plan_id: str, stage: str = "items", marker: str = "") -> None:
+    _run(self, f"{plan_id}:{stage}:{marker}", lambda ctx: steps.plan(ctx, plan_id, stage, marker), None)
 
 
 @app.task(name=TaskName.EXPAND.value, bind=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -9,17 +10,20 @@ from fastapi import APIRouter, Path, Query, Response, status
 from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
 from api.openapi import json_body_doc
 from api.schemas import (
-    BatchAccepted,
+    BatchAcceptedWithQuota,
     BatchesPage,
     BatchRequest,
     BatchStatus,
     CancelOutcome,
     ErrorResponse,
     ItemsPage,
+    PlanAccepted,
+    QuotaNoteOut,
     ReplicationOut,
     RetryOutcome,
 )
-from api.service import RUNNING_NOT_CANCELLABLE
+from api.service import RUNNING_NOT_CANCELLABLE, QuotaNote
+from worker.data import StoredPlan
 from worker.domain.naming import LABEL_RE
 from worker.domain.states import ItemState
 
@@ -60,7 +64,9 @@ _EXAMPLES = {
         "selector's filters and its template (a name pattern that cannot give valid IMS names is refused). Any "
         "problem refuses the whole batch with a 422 listing every one (index, field and rule); nothing is stored. "
         "Otherwise the batch is stored in one Redis transaction and handed to the workers; a selector's images "
-        "are listed by a worker, a page at a time, and become items as the pages arrive."
+        "are listed by a worker, a page at a time, and become items as the pages arrive. With `plan: true` nothing "
+        "is copied: the answer names a plan (`Location: /v1/plans/{plan_id}`) the workers work out. A batch whose "
+        "in-region items exceed an account's last known image quota headroom says so in `warnings`."
     ),
     openapi_extra=json_body_doc(BatchRequest, _EXAMPLES),
     responses={
@@ -71,12 +77,44 @@ _EXAMPLES = {
 )
 def submit_batch(
     body: JsonBody, service: ServiceDep, response: Response, idempotency_key: IdempotencyKey = None
-) -> BatchAccepted:
+) -> BatchAcceptedWithQuota | PlanAccepted:
     stored = service.submit_batch(body, idempotency_key)
     if stored.earlier is not None:
         response.headers[REPLAYED] = "true"
-    return BatchAccepted(
-        batch_id=stored.batch_id, accepted=len(stored.item_ids), item_ids=stored.item_ids, selecting=stored.selecting
+    if isinstance(stored, StoredPlan):
+        response.headers["Location"] = f"/v1/plans/{stored.plan_id}"
+        return PlanAccepted(plan_id=stored.plan_id, accepted=stored.asked, selecting=stored.selecting)
+    notes = service.quota_notes(batch_id=stored.batch_id)
+    return BatchAcceptedWithQuota(
+        batch_id=stored.batch_id,
+        accepted=len(stored.item_ids),
+        item_ids=stored.item_ids,
+        selecting=stored.selecting,
+        quota=[quota_note(note) for note in notes],
+        warnings=[_over_quota(note) for note in notes if note.over_quota],
+    )
+
+
+def quota_note(note: QuotaNote) -> QuotaNoteOut:
+    reading = note.reading
+    return QuotaNoteOut(
+        account=note.account,
+        items=note.items,
+        waiting=note.waiting,
+        quota=reading.quota,
+        used=reading.used,
+        headroom=reading.headroom,
+        read_at=datetime.fromtimestamp(reading.at, tz=timezone.utc),
+        over_quota=note.over_quota,
+    )
+
+
+def _over_quota(note: QuotaNote) -> str:
+    read = datetime.fromtimestamp(note.reading.at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"account {note.account}: {note.items} copies asked and {note.waiting} already waiting, but its image quota "
+        f"has room for {note.reading.headroom} (read {read}): {note.over_quota} will wait for quota "
+        "(delete images or raise the quota)"
     )
 
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.data.accounts import AccountState
+from worker.data.accounts import AccountState, QuotaReading
 from worker.data.connection import connect
 from worker.data.control import Control
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
+from worker.data.plans import PlanRecord, Plans, StoredPlan
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.selections import Selection, SelectionProgress, Selections
 from worker.data.slots import SlotPool
@@ -35,12 +36,16 @@ __all__ = [
     "IdempotencyKeys",
     "Keyspace",
     "NewItem",
+    "PlanRecord",
+    "Plans",
+    "QuotaReading",
     "RecordStore",
     "Selection",
     "SelectionProgress",
     "Selections",
     "SlotPool",
     "StoredBatch",
+    "StoredPlan",
     "Telemetry",
     "TransitionResult",
     "open_data_layer",
@@ -57,6 +62,7 @@ class DataLayer:
     idempotency: IdempotencyKeys
     lifecycle: BatchLifecycle
     selections: Selections
+    plans: Plans
     _client: redis.Redis
 
     @classmethod
@@ -72,6 +78,7 @@ class DataLayer:
             idempotency=IdempotencyKeys(client, keys),
             lifecycle=BatchLifecycle(client, keys, records),
             selections=Selections(client, keys),
+            plans=Plans(client, keys),
             _client=client,
         )
 

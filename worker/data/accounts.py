@@ -3,10 +3,24 @@ take, and its request-rate bucket."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import redis
 
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
+
+
+@dataclass(frozen=True)
+class QuotaReading:
+    quota: int
+    used: int
+    at: float  # when it was read
+
+    @property
+    def headroom(self) -> int:
+        return max(0, self.quota - self.used)
+
 
 DURATION_SAMPLES = 20  # latest successful copies an account's duration forecast is fitted on
 
@@ -39,6 +53,17 @@ class AccountState:
             size, seconds = entry.split()
             samples.append((float(size), float(seconds)))
         return samples
+
+    def record_quota(self, account: str, quota: int, used: int, at: float) -> None:
+        """The account's private-image quota as IMS just gave it (``GET /v1/cloudimages/quota``)."""
+        self._redis.hset(self._keys.quota_reading(account), mapping={"quota": quota, "used": used, "at": at})
+
+    def quota_reading(self, account: str) -> QuotaReading | None:
+        """The last quota reading of the account, if any was made."""
+        data = self._redis.hgetall(self._keys.quota_reading(account))
+        if not data:
+            return None
+        return QuotaReading(int(data["quota"]), int(data["used"]), float(data["at"]))
 
     def take_token(self, account: str, rate: float, burst: int, max_wait: float) -> float:
         """One request token. >= 0: granted after sleeping that many seconds; < 0: refused, retry after -value."""

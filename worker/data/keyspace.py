@@ -14,6 +14,12 @@ key                            type    what it holds (owner module in ``worker.d
 ``P:batch:<id>:counts``        hash    state -> number of the batch's items in it (records)
 ``P:batch:<id>:seen``          set     image IDs a selecting batch already has items for (selections)
 ``P:expanding``                zset    batch ID -> last progress, while its selector is still paging (selections)
+``P:plan:<id>``                hash    a plan: ``state``, ``stage``, ``marker``, counters, ``summary`` (plans)
+``P:plan:<id>:items``          list    the items a plan request asked, as JSON (plans)
+``P:plan:<id>:verdicts``       hash    position -> the verdict for that item, JSON (plans)
+``P:plan:<id>:seen``           set     image IDs a selector plan has judged (plans)
+``P:planning``                 zset    plan ID -> last progress, while the worker works it out (plans)
+``P:quota_reading:<account>``  hash    the account's last image quota reading: ``quota``, ``used``, ``at`` (accounts)
 ``P:batches``                  zset    batch ID -> created_at (records; lifecycle lists and expires them)
 ``P:label:<label>``            zset    batch ID -> created_at, the batches with that label (records, lifecycle)
 ``P:state:<state>``            zset    item ID -> time it entered that state (records; metrics, reconciler)
@@ -73,6 +79,24 @@ class Keyspace:
 
     def expanding(self) -> str:
         return f"{self.prefix}:expanding"
+
+    def plan(self, plan_id: str) -> str:
+        return f"{self.prefix}:plan:{plan_id}"
+
+    def plan_items(self, plan_id: str) -> str:
+        return f"{self.prefix}:plan:{plan_id}:items"
+
+    def plan_verdicts(self, plan_id: str) -> str:
+        return f"{self.prefix}:plan:{plan_id}:verdicts"
+
+    def plan_seen(self, plan_id: str) -> str:
+        return f"{self.prefix}:plan:{plan_id}:seen"
+
+    def planning(self) -> str:
+        return f"{self.prefix}:planning"
+
+    def quota_reading(self, account: str) -> str:
+        return f"{self.prefix}:quota_reading:{account}"
 
     def batches(self) -> str:
         return f"{self.prefix}:batches"

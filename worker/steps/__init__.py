@@ -9,6 +9,7 @@ from worker.steps.admit import admit
 from worker.steps.context import Next, StepContext
 from worker.steps.followup import followup, give_up
 from worker.steps.outcomes import finish
+from worker.steps.plan import plan
 from worker.steps.poll import poll
 from worker.steps.reconcile import reconcile
 from worker.steps.retention import expire_batches
@@ -25,6 +26,7 @@ __all__ = [
     "finish",
     "followup",
     "give_up",
+    "plan",
     "poll",
     "reconcile",
     "submit",

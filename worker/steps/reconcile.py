@@ -9,8 +9,8 @@ into its pool's queue if it fell out; ``submitting`` -> submit (which looks for 
 ``replicating`` -> poll; ``finishing`` -> its next follow-up (tags, sharing). Slots held by terminal, missing,
 not-yet-valid or finishing items are freed; a ``submitting`` or ``replicating`` item whose slot entry was lost gets
 it back; then free slots go to waiting items. A selector whose next listing page has made no progress for as long
-is sent again (``worker.steps.select``: a page stored twice adds nothing). Each kind of repair is counted for
-``/metrics``.
+is sent again (``worker.steps.select``: a page stored twice adds nothing), and so is a plan's stage. Each kind of
+repair is counted for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def reconcile(ctx: StepContext) -> list[Next]:
     for batch_id, marker in ctx.data.selections.stalled(cutoff, limit=MAX_SCAN):
         nexts.append(Next(TaskName.EXPAND, {"batch_id": batch_id, "marker": marker}))
         repairs["expand_resent"] += 1
+    for plan_id, stage, marker in ctx.data.plans.stalled(cutoff, limit=MAX_SCAN):
+        nexts.append(Next(TaskName.PLAN, {"plan_id": plan_id, "stage": stage, "marker": marker}))
+        repairs["plan_resent"] += 1
     nexts += _waiting(ctx, cutoff, repairs)
     for item in _stalled(ctx, ItemState.SUBMITTING, cutoff):
         nexts.append(Next.for_item(TaskName.SUBMIT, item))

@@ -24,7 +24,13 @@ def test_every_key_is_in_the_architecture_table_and_the_module_docstring() -> No
         if name.startswith("_") or name in {"account_of", "slot_patterns"}:
             continue
         made.add(method(*(f"<{p}>" for p in parameters)))
-    normalise = {"<item_id>": "<id>", "<batch_id>": "<id>", "<message_id>": "<message id>", "<state>": "<state>"}
+    normalise = {
+        "<item_id>": "<id>",
+        "<batch_id>": "<id>",
+        "<plan_id>": "<id>",
+        "<message_id>": "<message id>",
+        "<state>": "<state>",
+    }
     for long, short in normalise.items():
         made = {k.replace(long, short) for k in made}
     made = {k.replace("lock:submit:<id>", "lock:submit:<item id>") for k in made}

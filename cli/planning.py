@@ -1,0 +1,154 @@
+"""``imsrep plan``: ask the API for a plan (a dry run), wait for the workers to work it out, and show it: the items
+that would not copy with their reasons, and per account the quota and a duration forecast.
+
+A manifest longer than one request is planned in chunks; their summaries are added up, and the quota of an account
+is weighed against all of its copies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+from cli.api_client import ApiClient, ApiError
+
+PAGE = 1000
+
+
+@dataclass
+class PlanOutcome:
+    plan_ids: list[str] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # with "line" when they came from a manifest
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # a failed plan's reason, a selector stopped at the limit
+    failed: bool = False
+
+    @property
+    def refused(self) -> list[dict[str, Any]]:
+        return [v for v in self.verdicts if v["verdict"] != "copy"]
+
+    @property
+    def over_quota(self) -> int:
+        return sum(a["quota"]["over_quota"] for a in self.accounts() if a.get("quota"))
+
+    @property
+    def all_copy(self) -> bool:
+        return not self.failed and not self.refused and not self.over_quota
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Per account, the chunks added up: copies, refusals, the last quota read, forecasts by pool."""
+        merged: dict[str, dict[str, Any]] = {}
+        for summary in self.summaries:
+            for entry in summary["accounts"]:
+                into = merged.setdefault(entry["account"], {**entry, "would_copy": 0, "refused": 0, "forecast": {}})
+                into["would_copy"] += entry["would_copy"]
+                into["refused"] += entry["refused"]
+                into["quota"] = entry.get("quota") or into.get("quota")
+                for f in entry["forecast"]:
+                    pool = into["forecast"].setdefault(f["pool"], {**f, "copies": 0, "seconds": 0.0})
+                    pool["copies"] += f["copies"]
+                    pool["seconds"] += f["seconds"]
+        for entry in merged.values():
+            quota = entry.get("quota")
+            if quota:
+                in_region = entry["forecast"].get(entry["account"], {}).get("copies", 0)
+                over = in_region + quota["waiting_before"] - quota["headroom"]
+                entry["quota"] = {**quota, "over_quota": max(0, over) if in_region else 0}
+            entry["forecast"] = list(entry["forecast"].values())
+        return sorted(merged.values(), key=lambda e: e["account"])
+
+
+def run_plan(
+    client: ApiClient, body: dict[str, Any], key: str, timeout: float, on_wait: Callable[[dict[str, Any]], None]
+) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """Post a plan request and wait for it; returns the finished plan, its verdicts, and whether it was replayed."""
+    accepted = client.post_batch({**body, "plan": True}, key)
+    plan_id = accepted["plan_id"]
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        plan = client.plan(plan_id, cursor=0, limit=1)
+        on_wait(plan)
+        if plan["state"] != "planning":
+            break
+        if time.monotonic() > deadline:
+            raise ApiError(f"plan {plan_id} still being worked out after {timeout:.0f}s; see imsrep plan --show")
+        time.sleep(delay)
+        delay = min(2.0, delay * 1.5)
+    return plan, list(client.plan_verdicts(plan_id)), bool(accepted.get("replayed"))
+
+
+def add(outcome: PlanOutcome, plan: dict[str, Any], verdicts: list[dict[str, Any]], lines: Sequence[int] = ()):
+    outcome.plan_ids.append(plan["plan_id"])
+    if plan["state"] == "failed":
+        outcome.failed = True
+    if plan.get("message"):
+        outcome.messages.append(f"plan {plan['plan_id']}: {plan['message']}")
+    if plan.get("summary"):
+        outcome.summaries.append(plan["summary"])
+    for verdict in verdicts:
+        line = lines[verdict["index"]] if verdict["index"] < len(lines) else None
+        outcome.verdicts.append({**verdict, "line": line})
+
+
+def verdicts_table(verdicts: Sequence[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("Line", "Image", "Source name", "Verdict", "Reason", "New name / message"):
+        table.add_column(column, overflow="fold")
+    for v in verdicts:
+        copy = v["verdict"] == "copy"
+        table.add_row(
+            "" if v.get("line") is None else str(v["line"]),
+            v["image_id"],
+            v.get("source_name") or "",
+            "[green]copy[/]" if copy else "[yellow]refused[/]",
+            v.get("reason") or "",
+            (v.get("target_name") or "") if copy else (v.get("message") or ""),
+        )
+    return table
+
+
+def summary_table(outcome: PlanOutcome) -> Table:
+    table = Table(title="Plan")
+    for column in ("Account", "Would copy", "Refused", "Quota headroom", "Over quota", "Forecast"):
+        table.add_column(column, overflow="fold")
+    for entry in outcome.accounts():
+        quota = entry.get("quota")
+        headroom = "" if not quota else f"{quota['headroom']} of {quota['quota']}"
+        if quota and quota["waiting_before"]:
+            headroom += f" ({quota['waiting_before']} already waiting)"
+        over = "" if not quota else str(quota["over_quota"])
+        table.add_row(
+            entry["account"],
+            str(entry["would_copy"]),
+            str(entry["refused"]),
+            headroom,
+            f"[red]{over}[/]" if quota and quota["over_quota"] else over,
+            "\n".join(_forecast(f) for f in entry["forecast"]) or "-",
+        )
+    return table
+
+
+def reasons_table(outcome: PlanOutcome) -> Table:
+    table = Table(title="Refused, by reason")
+    table.add_column("Reason")
+    table.add_column("Items", justify="right")
+    for reason, n in Counter(v.get("reason") for v in outcome.refused).most_common():
+        table.add_row(reason or "", str(n))
+    return table
+
+
+def _forecast(f: dict[str, Any]) -> str:
+    kind = "learned" if f["learned"] else "default model"
+    return f"{f['copies']} copies on {f['slots']} slots: {_duration(f['seconds'])} ({kind}: {f['basis']})"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
