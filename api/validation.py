@@ -135,7 +135,18 @@ def _selection(
     if problem := template.name_problem(region):
         problems.append(Problem(None, "template.name", problem))
         return None
-    return Selection(selector, template, account, region)
+    # The template's item fields, checked as an item's are (target_region, share_with, ...), once for all.
+    try:
+        sample = template.spec(_SAMPLE_IMAGE, account)
+    except ValidationError as exc:
+        problems += problems_from_pydantic(list(exc.errors()), prefix="template")
+        return None
+    found = cross_field_problems(sample, settings.accounts[account], settings.provenance_tags)
+    problems += [Problem(None, f"template.{field}", rule) for field, rule in found]
+    return None if found else Selection(selector, template, account, region)
+
+
+_SAMPLE_IMAGE = "00000000-0000-4000-8000-000000000000"  # a well-formed ID, only to check a template's fields
 
 
 def parse_item(payload: Any, settings: Settings) -> NewItem:

@@ -73,6 +73,26 @@ TargetProject = Annotated[
     typer.Option("--enterprise-project-id", help='Enterprise project of the copies: "0" or a UUID',
                  rich_help_panel=Shape),
 ]  # fmt: skip
+ToRegion = Annotated[
+    str | None, typer.Option("--target-region", help="Copy into this region (cross-region)", rich_help_panel=Shape)
+]
+ToProject = Annotated[
+    str | None,
+    typer.Option("--target-project", help="Destination project name; default the region's default",
+                 rich_help_panel=Shape),
+]  # fmt: skip
+Agency = Annotated[
+    str | None, typer.Option("--agency", help="IAM agency of the cross-region copies", rich_help_panel=Shape)
+]
+ShareWith = Annotated[
+    list[str] | None,
+    typer.Option("--share-with", help="Share every copy with this project ID (repeatable)", rich_help_panel=Shape),
+]
+Provenance = Annotated[
+    bool | None,
+    typer.Option("--provenance/--no-provenance", help="Tag copies with imsrep_source and imsrep_batch",
+                 rich_help_panel=Shape),
+]  # fmt: skip
 
 
 def key_values(pairs: list[str] | None, option: str) -> dict[str, str]:
@@ -97,6 +117,12 @@ def template(
     decrypt: bool,
     tags: list[str] | None,
     enterprise_project_id: str | None,
+    *,
+    target_region: str | None = None,
+    target_project: str | None = None,
+    agency: str | None = None,
+    share_with: list[str] | None = None,
+    provenance: bool | None = None,
 ) -> dict[str, Any]:
     """The template options that were given."""
     fields = {
@@ -106,6 +132,11 @@ def template(
         "decrypt": decrypt or None,
         "tags": key_values(tags, "--tag"),
         "enterprise_project_id": enterprise_project_id,
+        "target_region": target_region,
+        "target_project": target_project,
+        "agency": agency,
+        "share_with": share_with or None,
+        "provenance": provenance,
     }
     return compact(fields)
 

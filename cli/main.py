@@ -211,6 +211,11 @@ def select(
     decrypt: campaign.Decrypt = False,
     tag: campaign.Tags = None,
     enterprise_project_id: campaign.TargetProject = None,
+    target_region: campaign.ToRegion = None,
+    target_project: campaign.ToProject = None,
+    agency: campaign.Agency = None,
+    share_with: campaign.ShareWith = None,
+    provenance: campaign.Provenance = None,
     label: Annotated[str | None, typer.Option(help="A label for the batch, to find it by")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Show what it would do, copy nothing (see imsrep plan)")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
@@ -246,7 +251,11 @@ def select(
             "account": account,
         }
     )
-    template = campaign.template(name, description, kms_key, decrypt, tag, enterprise_project_id)
+    template = campaign.template(
+        name, description, kms_key, decrypt, tag, enterprise_project_id,
+        target_region=target_region, target_project=target_project, agency=agency, share_with=share_with,
+        provenance=provenance,
+    )  # fmt: skip
     body = {"selector": selector, "template": template, **({"label": label} if label else {})}
     if plan:
         target = (api, token, state_dir)
@@ -293,6 +302,11 @@ def plan_command(
     decrypt: campaign.Decrypt = False,
     tag: campaign.Tags = None,
     enterprise_project_id: campaign.TargetProject = None,
+    target_region: campaign.ToRegion = None,
+    target_project: campaign.ToProject = None,
+    agency: campaign.Agency = None,
+    share_with: campaign.ShareWith = None,
+    provenance: campaign.Provenance = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every item, not only those refused")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write every verdict (.csv or .json)")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Items per plan request")] = DEFAULT_CHUNK,
@@ -304,7 +318,11 @@ def plan_command(
     """Show what a manifest or a filter would do, copying nothing: each item checked against IMS as a run would
     check it, the items refused with their reasons, the account's quota headroom and how many items exceed it, and
     how long it would take. Exit 0 when everything would copy, 1 otherwise."""
-    template = campaign.template(name, description, kms_key, decrypt, tag, enterprise_project_id)
+    template = campaign.template(
+        name, description, kms_key, decrypt, tag, enterprise_project_id,
+        target_region=target_region, target_project=target_project, agency=agency, share_with=share_with,
+        provenance=provenance,
+    )  # fmt: skip
     with _errors():
         if (manifest is None) == (not filters):
             raise ManifestError("give a MANIFEST or --filter, not both (nor neither)")

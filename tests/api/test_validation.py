@@ -192,6 +192,14 @@ def test_one_item_refused_for_each_rule_between_fields(settings) -> None:
     assert "nothing was stored" in encrypted.message
 
 
+def test_a_template_copies_across_regions_and_shares_every_copy(settings) -> None:
+    template = {"decrypt": True, "target_region": "cn-south-1", "share_with": ["a" * 32], "provenance": True}
+    parsed = parse_batch({"selector": {"encrypted": True}, "template": template}, settings)
+    spec = parsed.selection.template.spec(_image(), "default")
+    assert (spec.target_region, spec.share_with, spec.provenance, spec.account) == (
+        "cn-south-1", ["a" * 32], True, "default")  # fmt: skip
+
+
 def test_a_selector_alone_is_a_batch_and_its_template_is_checked_against_the_accounts_region(settings) -> None:
     parsed = parse_batch({"selector": {"encrypted": True, "account": "prod"}, "template": {"decrypt": True}}, settings)
     assert parsed.items == [] and parsed.selection is not None
@@ -210,6 +218,11 @@ def test_a_selector_alone_is_a_batch_and_its_template_is_checked_against_the_acc
         ({"selector": {}, "template": {"tags": {"k" * 37: "v"}}}, "template.tags", "at most 36 characters"),
         ({"selector": {}, "template": {"kms_key": "k", "decrypt": True}}, "template", "cannot be combined"),
         ({"selector": {"kms_key": "old-key", "encrypted": False}}, "selector", "cannot be combined"),
+        ({"selector": {}, "template": {"target_region": "south"}}, "template.target_region", "region ID"),
+        ({"selector": {}, "template": {"kms_key": "k", "target_region": "cn-south-1"}}, "template.kms_key",
+         "cannot be encrypted"),
+        ({"selector": {}, "template": {"kms_key": "k", "share_with": ["a" * 32]}}, "template.share_with", "IMG.0098"),
+        ({"selector": {}, "template": {"target_region": "cn-north-4"}}, "template.target_region", "own region"),
     ],
 )
 def test_bad_selectors_and_templates_name_the_field_and_rule(settings, body: dict, field: str, rule: str) -> None:

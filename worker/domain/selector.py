@@ -178,6 +178,12 @@ class Template(BaseModel):
     decrypt: bool = Field(False, description="Unencrypted copies (no key); cannot be combined with kms_key")
     enterprise_project_id: str | None = Field(None, description='"0" (default project) or a UUID')
     tags: dict[str, str] | None = Field(None, description="Tags for every copy (at most 10; key 1-36, value 0-43)")
+    # Where the copies go and who they are shared with: the item fields of the same names (worker.domain.spec).
+    target_region: str | None = Field(None, description="Copy every image into this region (cross-region)")
+    target_project: str | None = Field(None, description="Destination project name; default the region's default")
+    agency: str | None = Field(None, description="IAM agency of the cross-region copies; default the account's")
+    share_with: list[str] | None = Field(None, description="Project IDs to share every copy with once it is active")
+    provenance: bool | None = Field(None, description="Tag every copy with imsrep_source and imsrep_batch")
 
     @field_validator("description")
     @classmethod
@@ -234,15 +240,26 @@ class Template(BaseModel):
     def item(self, image: Image, account: str, region: str, day: str) -> ItemSpec:
         """The item for one selected image (``day``: the batch's ``{date}``)."""
         name = None if self.name is None else render_name(self.name, image.name, image.id[:8], region, day)
-        return ItemSpec(
-            image_id=image.id,
-            name=name,
-            description=self.description,
-            kms_key=self.kms_key,
-            enterprise_project_id=self.enterprise_project_id,
-            account=account,
-            tags=self.tags,
-        )
+        return self.spec(image.id, account, name)
+
+    def spec(self, image_id: str, account: str | None = None, name: str | None = None) -> ItemSpec:
+        """An item with the template's fields; each field is checked as an item's is (``ItemSpec``)."""
+        fields = self.model_dump(include=_ITEM_FIELDS, exclude_none=True)
+        return ItemSpec(image_id=image_id, name=name, account=account, **fields)
+
+
+# The template's fields that are item fields as they are.
+_ITEM_FIELDS = {
+    "description",
+    "kms_key",
+    "enterprise_project_id",
+    "tags",
+    "target_region",
+    "target_project",
+    "agency",
+    "share_with",
+    "provenance",
+}
 
 
 def render_name(pattern: str, name: str, id8: str, region: str, day: str, *, cut: bool = True) -> str:
