@@ -25,3 +25,5 @@ class BenchOptions:
     flow_items: int = 50  # ingest: items already replicating when the big batch arrives
     naive_items: int = 20  # sequential baseline: items actually run (its makespan is per item x N)
     naive_poll: float = 1.0  # sequential baseline: seconds between job polls
+    campaign_images: int = 10_000  # campaigns: the catalogue, the plan's items
+    campaign_copy_seconds: float = 600.0  # campaigns: copies outlast the run (listing and judging are measured)

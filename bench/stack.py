@@ -54,10 +54,19 @@ class BenchStack:
             images = [i for i in ims.iter_images() if i.name.startswith("bench-")]
         return [i.id for i in sorted(images, key=lambda i: i.name)]
 
+    def all_image_ids(self, account: str) -> list[str]:
+        """Every private image of an account's project, in listing order."""
+        with ImsClient(self.account(account), connect_timeout=5, read_timeout=60) as ims:
+            return [i.id for i in ims.iter_images(**{"__imagetype": "private"})]
+
     def submit(self, items: list[dict[str, Any]]) -> tuple[dict[str, Any], float]:
         """POST /v1/batches; the answer and the seconds it took."""
+        return self.submit_body({"items": items})
+
+    def submit_body(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """POST /v1/batches with any body (a selector, say); the answer and the seconds it took."""
         started = time.perf_counter()
-        response = self.api.post("/v1/batches", json={"items": items})
+        response = self.api.post("/v1/batches", json=body)
         took = time.perf_counter() - started
         response.raise_for_status()
         return response.json(), took

@@ -359,7 +359,8 @@ def _plan_and_show(
     outcome = planning.PlanOutcome()
     with _errors(), _client(*target) as client, console.status("Planning...") as status:
         for body, lines in requests:
-            key = campaign.request_key("plan", body)
+            # Each run plans afresh (IMS and the quota change): a key of its own, used only by this request.
+            key = f"imsrep-plan:{secrets.token_hex(16)}"
 
             def progress(shown: dict, status: Status = status) -> None:
                 status.update(f"Planning... {shown['plan_id']}: {shown['state']}, {shown.get('listed', 0)} listed")
@@ -376,8 +377,9 @@ def _plan_and_show(
     for message in outcome.messages:
         err.print(f"[yellow]{message}[/]", highlight=False)
     copies = len(outcome.verdicts) - len(outcome.refused)
+    items = len(outcome.verdicts)
     console.print(
-        f"{len(outcome.verdicts)} items: {copies} would copy, {len(outcome.refused)} refused, "
+        f"{items} item{'' if items == 1 else 's'}: {copies} would copy, {len(outcome.refused)} refused, "
         f"{outcome.over_quota} over the image quota (plan {', '.join(outcome.plan_ids)}; nothing was copied)",
         soft_wrap=True,
     )

@@ -98,8 +98,9 @@ def add(outcome: PlanOutcome, plan: dict[str, Any], verdicts: list[dict[str, Any
 
 def verdicts_table(verdicts: Sequence[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for column in ("Line", "Image", "Source name", "Verdict", "Reason", "New name / message"):
-        table.add_column(column, overflow="fold")
+    for column in ("Line", "Image", "Source name", "Verdict", "Reason"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("New name / why not", overflow="fold")
     for v in verdicts:
         copy = v["verdict"] == "copy"
         table.add_row(
@@ -144,8 +145,8 @@ def reasons_table(outcome: PlanOutcome) -> Table:
 
 
 def _forecast(f: dict[str, Any]) -> str:
-    kind = "learned" if f["learned"] else "default model"
-    return f"{f['copies']} copies on {f['slots']} slots: {_duration(f['seconds'])} ({kind}: {f['basis']})"
+    copies = f"{f['copies']} cop{'y' if f['copies'] == 1 else 'ies'}"
+    return f"{copies} on {f['slots']} slots: about {_duration(f['seconds'])} ({f['basis']})"
 
 
 def _duration(seconds: float) -> str:

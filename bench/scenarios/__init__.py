@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.options import BenchOptions
 from bench.report import Figure
-from bench.scenarios import calls, ingest, projects, slots
+from bench.scenarios import calls, campaigns, ingest, projects, slots
 
 Scenario = Callable[[BenchOptions], list[Figure]]
 
@@ -16,4 +16,5 @@ SCENARIOS: dict[str, Scenario] = {
     "projects": projects.run,
     "calls": calls.run,
     "ingest": ingest.run,
+    "campaigns": campaigns.run,
 }

@@ -29,6 +29,8 @@ TINY = {
     "--flow-items": "5",
     "--naive-items": "2",
     "--naive-poll": "0.5",
+    "--campaign-images": "60",
+    "--campaign-copy-seconds": "30",
 }
 
 

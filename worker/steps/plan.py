@@ -313,18 +313,20 @@ def forecast(ctx: StepContext, pool: str, copies: list[dict[str, Any]]) -> dict[
     samples = ctx.data.accounts.durations(pool)
     if samples:
         seconds = [duration(samples, c.get("size_bytes")) for c in copies]
-        basis = f"learned from this pool's last {len(samples)} copies"
+        basis = f"learned from the pool's last {len(samples)} copies"
     else:
         seconds = [DEFAULT_COPY_SECONDS + DEFAULT_SECONDS_PER_GIB * (c.get("size_bytes") or 0) / GIB for c in copies]
         basis = (
-            f"a default (no copy has finished in this pool yet): {DEFAULT_COPY_SECONDS:g} s + "
+            f"default model, no copy finished in this pool yet: {DEFAULT_COPY_SECONDS:g} s + "
             f"{DEFAULT_SECONDS_PER_GIB:g} s per GiB"
         )
+    # Copies share the slots; fewer copies than slots still take as long as the longest one.
+    total = max(sum(seconds) / slots, max(seconds, default=0.0))
     return {
         "pool": pool,
         "copies": len(copies),
         "slots": slots,
-        "seconds": round(sum(seconds) / slots, 1),
+        "seconds": round(total, 1),
         "per_copy_seconds": round(sum(seconds) / len(seconds), 1) if seconds else None,
         "learned": bool(samples),
         "basis": basis,

@@ -96,7 +96,7 @@ def test_the_summary_counts_refusals_and_reports_quota_and_a_stated_forecast(mak
     assert account["quota"]["quota"] == 1000 and account["quota"]["over_quota"] == 0
     assert account["quota"]["headroom"] == 1000 - account["quota"]["used"]
     [forecast] = account["forecast"]
-    assert forecast["slots"] == 5 and forecast["learned"] is False and "a default" in forecast["basis"]
+    assert forecast["slots"] == 5 and forecast["learned"] is False and "default model" in forecast["basis"]
     assert forecast["copies"] == copies and forecast["seconds"] > 0
     assert ctx.data.accounts.quota_reading("default").quota == 1000  # kept for the warning at submission
 
