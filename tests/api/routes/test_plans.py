@@ -76,3 +76,14 @@ def test_a_batch_over_the_known_quota_says_so_at_submission(api, client) -> None
     assert "2 will wait for quota" in warning
     fits = client.post("/v1/batches", json={"items": _items(4)}).json()
     assert fits["warnings"] == [] and fits["quota"][0]["over_quota"] == 0
+
+
+def test_a_plan_holds_at_most_10000_items_whatever_a_batch_may(start_api) -> None:
+    big = start_api(IMSREP_MAX_BATCH_ITEMS="100000")
+    items = [{"image_id": "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81"}] * 100_000
+    with big.client() as c:
+        response = c.post("/v1/batches", json={"items": items, "plan": True})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"index": None, "field": "items", "rule": "must hold 1 to 10000 items (got 100000)"}]  # fmt: skip
+    assert big.redis().keys(f"{big.prefix}:plan:*") == []
