@@ -27,12 +27,10 @@ from worker.domain.naming import (
     TAG_KEY_MAX,
     TAG_VALUE_MAX,
     UUID_RE,
-    description_problem,
     key_ref_problem,
     name_problem,
-    tags_problem,
 )
-from worker.domain.spec import ItemSpec
+from worker.domain.spec import ItemOptions, ItemSpec
 from worker.ims.models import Image
 
 GIB = 1024**3
@@ -162,10 +160,9 @@ class Selector(BaseModel):
         return all(checks)
 
 
-class Template(BaseModel):
-    """What each selected image becomes: the fields of its item."""
-
-    model_config = ConfigDict(extra="forbid")
+class Template(ItemOptions):
+    """What each selected image becomes: an item's options (each checked as an item's is), with a name pattern for
+    the name and ``decrypt`` to say "no key"; the account is the selector's."""
 
     name: str | None = Field(
         None,
@@ -173,44 +170,19 @@ class Template(BaseModel):
         "default copy_{region}_{name}. A long {name} is cut so the whole stays within 128 characters",
         examples=["{name}-plain"],
     )
-    description: str | None = Field(None, description="New image description (max 1024, no CR/LF, < or >)")
-    kms_key: str | None = Field(None, description="Encrypt every copy with this KMS key (ID or alias)")
+    account: str | None = Field(None, description="Not here: the selector names whose images (and so the account)")
     decrypt: bool = Field(False, description="Unencrypted copies (no key); cannot be combined with kms_key")
-    enterprise_project_id: str | None = Field(None, description='"0" (default project) or a UUID')
-    tags: dict[str, str] | None = Field(None, description="Tags for every copy (at most 10; key 1-36, value 0-43)")
-    # Where the copies go and who they are shared with: the item fields of the same names (worker.domain.spec).
-    target_region: str | None = Field(None, description="Copy every image into this region (cross-region)")
-    target_project: str | None = Field(None, description="Destination project name; default the region's default")
-    agency: str | None = Field(None, description="IAM agency of the cross-region copies; default the account's")
-    share_with: list[str] | None = Field(None, description="Project IDs to share every copy with once it is active")
-    provenance: bool | None = Field(None, description="Tag every copy with imsrep_source and imsrep_batch")
 
-    @field_validator("description")
+    @field_validator("name")
     @classmethod
-    def _description(cls, v: str | None) -> str | None:
-        if v is not None and (problem := description_problem(v)):
-            raise ValueError(problem)
-        return v
+    def _name(cls, v: str | None) -> str | None:
+        return v  # a pattern: name_problem(region) checks the names it yields
 
-    @field_validator("kms_key")
+    @field_validator("account")
     @classmethod
-    def _key(cls, v: str | None) -> str | None:
-        if v is not None and (problem := key_ref_problem(v)):
-            raise ValueError(problem)
-        return v
-
-    @field_validator("enterprise_project_id")
-    @classmethod
-    def _eps(cls, v: str | None) -> str | None:
-        if v is not None and v != "0" and not UUID_RE.match(v):
-            raise ValueError('must be "0" or a UUID')
-        return v
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None and (problem := tags_problem(v)):
-            raise ValueError(problem)
+    def _no_account(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise ValueError("give the account on the selector (whose images are listed)")
         return v
 
     @model_validator(mode="after")
@@ -248,18 +220,8 @@ class Template(BaseModel):
         return ItemSpec(image_id=image_id, name=name, account=account, **fields)
 
 
-# The template's fields that are item fields as they are.
-_ITEM_FIELDS = {
-    "description",
-    "kms_key",
-    "enterprise_project_id",
-    "tags",
-    "target_region",
-    "target_project",
-    "agency",
-    "share_with",
-    "provenance",
-}
+# The template's fields that an item takes as they are.
+_ITEM_FIELDS = set(ItemOptions.model_fields) - {"name", "account"}
 
 
 def render_name(pattern: str, name: str, id8: str, region: str, day: str, *, cut: bool = True) -> str:
