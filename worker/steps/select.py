@@ -5,7 +5,8 @@ Each ``replication.expand`` task (admit queue: it is how a selecting batch enter
 makes each an item from the template, stores the page's items in one script call, validates them from the very
 records it listed (``validate_listed``: the same rules as any item, no second look-up), and sends the task for the
 next page. So the listing is never held in memory beyond one page, items start copying while later pages are still
-being listed, and the batch's ``max_batch_items`` bounds what one selector may create.
+being listed, and the batch's ``max_batch_items`` bounds what one selector may create. The first page also reads
+the account's image quota (one call), kept for the quota warning of later submissions.
 
 Safe under redelivery: a page is stored only at its marker (``worker.data.selections``), and items of the page
 that are still ``accepted`` are validated whether this delivery or an earlier one stored them. A selector whose
@@ -74,6 +75,9 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         client = ctx.client(spec.account)
         page, matched, cmk_id = list_page(client, spec.selector, marker)
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
+        if not marker:  # one quota reading per selection, for the warning the next submissions give
+            quota = client.get_quota()
+            ctx.data.accounts.record_quota(spec.account, quota.quota, quota.used, ctx.clock())
     except SelectionRefused as refused:
         return _fail(ctx, batch_id, str(refused))
     except PermanentError as error:
