@@ -1,5 +1,5 @@
 # One image for every Python service of docker-compose.yml (api, worker, beat, flower, simulator).
-FROM python:3.12-slim
+FROM python:3.12.8-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -7,14 +7,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-# Metadata first, then the packages: `pip install .` needs both.
-COPY pyproject.toml README.md ./
+# Metadata first, then the packages: `pip install .` needs both; constraints.txt holds the versions the suite
+# passed with.
+COPY pyproject.toml README.md constraints.txt ./
 COPY config ./config
 COPY api ./api
 COPY worker ./worker
 COPY simulator ./simulator
 COPY cli ./cli
-RUN pip install . \
+RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 10001 imsrep \
     && mkdir /data && chown imsrep /data
 

@@ -1,15 +1,16 @@
-# One entry point for the README's commands. Every target creates .venv when it is missing.
+# One entry point for the README's commands. Every target creates .venv when it is missing, installing the versions
+# the suite passed with (constraints.txt); `make lock` refreshes that file.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
 
-.PHONY: demo test lint simulator up clean
+.PHONY: demo test lint simulator up lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	$(INSTALL) -e '.[dev,embedded,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,6 +28,15 @@ simulator: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/imsrep up
+
+# The newest versions pyproject.toml allows, installed in a fresh venv, pinned in constraints.txt. Run the whole
+# suite (make test) before committing the new file.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet '.[dev,embedded,bench]'
+	.lock-venv/bin/python .ci/freeze.py > constraints.txt
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache

@@ -8,19 +8,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, Info, ProcessCollector
 
 from api.body_limit import BodySizeLimit
 from api.deps import require_token
 from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
-from api.openapi import add_body_schemas
+from api.openapi import add_body_schemas, errors_doc
 from api.routes import batches, health, metrics, plans, replications
-from api.schemas import BatchRequest, ErrorResponse
+from api.schemas import BatchRequest
 from api.service import ReplicationService
-from config.logging import RedactSecrets, configure_logging
+from config.logging import configure_logging
 from config.settings import Settings, SettingsError, load_settings
+from config.version import VERSION
 from worker.data import open_data_layer
 from worker.domain.spec import ItemSpec
 
@@ -29,13 +30,18 @@ Bulk in-region replication of Huawei Cloud IMS images. Submit a batch (or one im
 then follow each item to its verdict: the new image ID, or a stable reason code and a message.
 
 Every `/v1` call needs `Authorization: Bearer <token>`. `/healthz`, `/readyz` and `/metrics` are open.
+
+Errors are RFC 9457 problem details (`application/problem+json`): `title`, `status`, `detail` (one sentence) and,
+when a request is refused, `errors` with the `index`, `field` and `rule` of each broken rule.
 """
 
-V1_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or wrong bearer token"},
-    422: {"model": ErrorResponse, "description": "A parameter or the body breaks a rule (each one is listed)"},
-    503: {"model": ErrorResponse, "description": "Redis is unreachable; nothing was changed"},
-}
+V1_ERRORS: dict[int | str, dict[str, Any]] = errors_doc(
+    e401="Missing or wrong bearer token",
+    e422="A parameter or the body breaks a rule (each one is listed in `errors`)",
+    e503="Redis is unreachable or refused the request; nothing was changed",
+)
+# Any route may end in an internal error (logged; the tests show no input reaches it).
+APP_ERRORS: dict[int | str, dict[str, Any]] = errors_doc(e500="Internal error; it has been logged")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,15 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="ims-replicator",
-        version="0.1.0",
+        version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        responses=APP_ERRORS,
     )
     app.state.settings = settings
     app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
     app.state.metrics.register(RedisCollector(data, settings))
     ProcessCollector(registry=app.state.metrics)
+    Info("imsrep_build", "The running version of ims-replicator", registry=app.state.metrics).info({"version": VERSION})
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=V1_ERRORS)
     v1.include_router(batches.router)
@@ -82,9 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _setup_logging(settings: Settings) -> None:
-    secrets = settings.secret_values()
-    configure_logging(settings.log_level, secrets)
-    # uvicorn's loggers have handlers of their own; mask secrets there too.
-    for name in ("uvicorn", "uvicorn.access"):
-        for handler in logging.getLogger(name).handlers:
-            handler.addFilter(RedactSecrets(secrets))
+    configure_logging(settings.log_level, settings.secret_values(), log_format=settings.log_format)
+    # uvicorn gave its loggers handlers and levels of their own: hand them to ours (format, level, secret masking).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PayloadTooLarge
@@ -22,9 +21,9 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = PayloadTooLarge(self.max_bytes)
+            response = PayloadTooLarge(self.max_bytes).response(scope["path"])
             # Connection: close, as the unread body would otherwise be taken for the next request.
-            response = JSONResponse(error.body(), status_code=error.status_code, headers={"Connection": "close"})
+            response.headers["Connection"] = "close"
             await response(scope, receive, send)
             return
         received = 0
@@ -35,7 +34,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(self.max_bytes)  # answered by the ApiError handler
+                    raise PayloadTooLarge(self.max_bytes)  # answered by the ProblemError handler
             return message
 
         await self.app(scope, counted, send)

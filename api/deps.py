@@ -9,12 +9,13 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import token_matches
-from api.errors import InvalidRequest, Problem, Unauthorized
+from api.errors import FieldError, InvalidRequest, Unauthorized
 from api.service import ReplicationService
 from config.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
+    """The settings this app was built with (``config.settings.get_settings`` is the process's own)."""
     return request.app.state.settings
 
 
@@ -22,7 +23,7 @@ def get_service(request: Request) -> ReplicationService:
     return request.app.state.service
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 ServiceDep = Annotated[ReplicationService, Depends(get_service)]
 
 _bearer = HTTPBearer(auto_error=False, description="One of the tokens in IMSREP_API_TOKENS")
@@ -40,7 +41,7 @@ async def json_body(request: Request) -> Any:
     """The request body as JSON; its size was capped by BodySizeLimit before a byte was parsed."""
     raw = await request.body()
     if not raw.strip():
-        raise InvalidRequest([Problem(None, "body", "is required")], "body: is required; send a JSON object")
+        raise InvalidRequest([FieldError(None, "body", "is required")], "body: is required; send a JSON object")
     try:
         payload = json.loads(raw)
     except RecursionError:
@@ -51,7 +52,7 @@ async def json_body(request: Request) -> Any:
         if not _has_lone_surrogate(payload):
             return payload
         rule = "must be valid Unicode (a \\uD800-\\uDFFF escape without its pair)"
-    raise InvalidRequest([Problem(None, "body", rule)], f"body: {rule}")
+    raise InvalidRequest([FieldError(None, "body", rule)], f"body: {rule}")
 
 
 def _has_lone_surrogate(payload: Any) -> bool:

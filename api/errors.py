@@ -1,13 +1,16 @@
-"""The API's errors and the handlers that turn every failure into a JSON answer with a ``message``.
+"""The API's errors, answered as RFC 9457 problem details (``application/problem+json``).
 
-Client mistakes are 4xx naming the field and the rule; a Redis outage is a 503; anything else is a logged 500,
-the last resort that the tests show no input reaches.
+Every error answer has ``type`` (``about:blank``: the status code says it all), ``title`` (the status phrase),
+``status``, ``detail`` (one readable sentence) and ``instance`` (the request path); a refused request adds ``errors``,
+one ``{index, field, rule}`` per broken rule. Client mistakes are 4xx naming the field and the rule; a Redis outage is
+a 503; anything else is a logged 500, the last resort that the tests show no input reaches.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from http import HTTPStatus
 
 import redis
 from fastapi import FastAPI, Request
@@ -17,9 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
+PROBLEM_JSON = "application/problem+json"
+
 
 @dataclass(frozen=True)
-class Problem:
+class FieldError:
     """One broken rule: which item (None for the request as a whole), which field, and the rule it breaks."""
 
     index: int | None
@@ -27,38 +32,61 @@ class Problem:
     rule: str
 
 
-class ApiError(Exception):
+def problem(
+    status: int,
+    detail: str,
+    instance: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The problem-details answer for ``status``."""
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors is not None:
+        body["errors"] = [asdict(e) for e in errors]
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+class ProblemError(Exception):
+    """An error the API answers as a problem document: its status, ``detail`` and any extra headers."""
+
     status_code = 400
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
         self.headers = headers
 
-    def body(self) -> dict[str, object]:
-        return {"message": self.message}
+    def response(self, instance: str) -> JSONResponse:
+        return problem(self.status_code, self.detail, instance, headers=self.headers)
 
 
-class InvalidRequest(ApiError):
+class InvalidRequest(ProblemError):
     status_code = 422
 
-    def __init__(self, problems: list[Problem], message: str) -> None:
-        super().__init__(message)
-        self.problems = problems
+    def __init__(self, errors: list[FieldError], detail: str) -> None:
+        super().__init__(detail)
+        self.errors = errors
 
-    def body(self) -> dict[str, object]:
-        return {"message": self.message, "detail": [asdict(p) for p in self.problems]}
+    def response(self, instance: str) -> JSONResponse:
+        return problem(self.status_code, self.detail, instance, errors=self.errors)
 
 
-class NotFound(ApiError):
+class NotFound(ProblemError):
     status_code = 404
 
 
-class Conflict(ApiError):
+class Conflict(ProblemError):
     status_code = 409
 
 
-class Unauthorized(ApiError):
+class Unauthorized(ProblemError):
     status_code = 401
 
     def __init__(self) -> None:
@@ -66,27 +94,27 @@ class Unauthorized(ApiError):
         super().__init__("missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-class PayloadTooLarge(ApiError):
+class PayloadTooLarge(ProblemError):
     status_code = 413
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body: must be at most {limit} bytes")
 
 
-def problems_from_pydantic(
+def field_errors_from_pydantic(
     errors: list[dict], index: int | None = None, *, skip: int = 0, prefix: str = "", root: str = "item"
-) -> list[Problem]:
-    """Our problem shape from pydantic's errors.
+) -> list[FieldError]:
+    """Our per-field errors from pydantic's.
 
     ``skip`` drops leading location parts (``query``, ``path``), ``prefix`` names the enclosing field and ``root``
     is the field reported when the value as a whole is wrong (not an object, say).
     """
-    problems = []
+    found = []
     for err in errors:
         path = ".".join(str(p) for p in err["loc"][skip:])
         field = f"{prefix}.{path}" if prefix and path else (prefix or path or root)
-        problems.append(Problem(index, field, _rule(err)))
-    return problems
+        found.append(FieldError(index, field, _rule(err)))
+    return found
 
 
 def _rule(err: dict) -> str:
@@ -103,32 +131,32 @@ def _rule(err: dict) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return exc.response(request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Path and query parameters; request bodies are parsed by api.validation, which reports per item.
-        problems = problems_from_pydantic(list(exc.errors()), skip=1)
-        summary = "; ".join(f"{p.field}: {p.rule}" for p in problems)
-        return JSONResponse(InvalidRequest(problems, summary).body(), status_code=422)
+        errors = field_errors_from_pydantic(list(exc.errors()), skip=1)
+        summary = "; ".join(f"{e.field}: {e.rule}" for e in errors)
+        return InvalidRequest(errors, summary).response(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), request.url.path, headers=exc.headers)
 
     @app.exception_handler(redis.RedisError)
     async def _redis(request: Request, exc: redis.RedisError) -> JSONResponse:
         log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            message = f"Redis is unreachable: {exc}"
+            detail = f"Redis is unreachable: {exc}"
         else:
             # redis-py prefixes a pipeline's error with the command and its arguments; keep Redis's own words.
-            message = f"Redis could not serve the request: {str(exc).split('caused error: ', 1)[-1]}"
-        return JSONResponse({"message": message}, status_code=503, headers={"Retry-After": "5"})
+            detail = f"Redis could not serve the request: {str(exc).split('caused error: ', 1)[-1]}"
+        return problem(503, detail, request.url.path, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"message": "internal error; it has been logged"}, status_code=500)
+        return problem(500, "internal error; it has been logged", request.url.path)

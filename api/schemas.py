@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
 
 from worker.data import BatchSummary
 from worker.domain.followups import Followups, ShareResult, Status, TagsResult
@@ -24,9 +24,14 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-# Requests (documentation only: api.validation parses the bodies, so that every bad item is reported) ------------
+# Requests ------------------------------------------------------------------------------------------------------
 class BatchRequest(BaseModel):
-    """A batch of images to replicate; ``defaults`` fill whatever an item leaves out."""
+    """A batch of images to replicate; ``defaults`` fill whatever an item leaves out.
+
+    The one model of the body, for the document and the parser alike: the envelope is validated here, while the items,
+    the defaults and the label are kept as sent so that ``api.validation`` checks each one on its own and reports every
+    bad item, not the first.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -61,17 +66,31 @@ class BatchRequest(BaseModel):
         None, pattern=LABEL_RE.pattern, description="Find the batch by it later (`GET /v1/batches?label=`)"
     )
 
+    @field_validator("items", "defaults", "selector", "template", "plan", "label", mode="wrap")
+    @classmethod
+    def _as_sent(cls, value: Any, _handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        """Kept as sent (the document still shows their models): api.validation checks each on its own."""
+        if info.field_name == "items" and not isinstance(value, list):
+            raise ValueError("Input should be a valid list")
+        return value
+
 
 # Responses ----------------------------------------------------------------------------------------------------
-class ProblemOut(BaseModel):
+class FieldErrorOut(BaseModel):
     index: int | None = Field(None, description="Position of the bad item in `items`; null for the request itself")
     field: str = Field(..., examples=["name"])
     rule: str = Field(..., examples=["must not start or end with a space"])
 
 
-class ErrorResponse(BaseModel):
-    message: str = Field(..., examples=["2 of 10 items are invalid; nothing was stored"])
-    detail: list[ProblemOut] | None = None
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field("about:blank", description="`about:blank`: the status code says what kind of error it is")
+    title: str = Field(..., description="The HTTP status phrase", examples=["Unprocessable Content"])
+    status: int = Field(..., examples=[422])
+    detail: str = Field(..., examples=["2 of 10 items are invalid; nothing was stored"])
+    instance: str = Field(..., description="The request's path", examples=["/v1/batches"])
+    errors: list[FieldErrorOut] | None = Field(None, description="A refused request's broken rules, one per field")
 
 
 class BatchAccepted(BaseModel):

@@ -11,28 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from api.errors import InvalidRequest, Problem, problems_from_pydantic
+from api.errors import FieldError, InvalidRequest, field_errors_from_pydantic
+from api.schemas import BatchRequest
 from config.settings import Settings
 from worker.data import NewItem
 from worker.domain.naming import LABEL_RE, LABEL_RULE
 from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec, cross_field_problems
-
-
-class _Envelope(BaseModel):
-    """The batch body around its items; the defaults and each item are checked on their own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[Any] | None = None
-    defaults: Any = None
-    label: Any = None
-    selector: Any = None
-    template: Any = None
-    plan: Any = None
-
 
 # The most items one plan request may hold, whatever IMSREP_MAX_BATCH_ITEMS allows a batch.
 PLAN_MAX_ITEMS = 10_000
@@ -60,44 +47,44 @@ class BatchSubmission:
 
 def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
     try:
-        envelope = _Envelope.model_validate(payload)
+        envelope = BatchRequest.model_validate(payload)
     except ValidationError as exc:
-        raise _refusal(problems_from_pydantic(list(exc.errors()), root="body"), 0) from None
-    if envelope.items is None and envelope.selector is None:
-        raise _refusal([Problem(None, "items", "is required (or a selector)")], 0)
+        raise _refusal(field_errors_from_pydantic(list(exc.errors()), root="body"), 0) from None
+    if "items" not in envelope.model_fields_set and envelope.selector is None:
+        raise _refusal([FieldError(None, "items", "is required (or a selector)")], 0)
     raw_items = envelope.items or []
     count, limit, least = len(raw_items), settings.max_batch_items, 0 if envelope.selector is not None else 1
     if envelope.plan is True and limit > PLAN_MAX_ITEMS:
         limit = PLAN_MAX_ITEMS  # one plan's items are judged in one task; imsrep plan sends a big manifest in chunks
     if not least <= count <= limit:
-        raise _refusal([Problem(None, "items", f"must hold {least} to {limit} items (got {count})")], count)
+        raise _refusal([FieldError(None, "items", f"must hold {least} to {limit} items (got {count})")], count)
 
-    problems: list[Problem] = []
+    problems: list[FieldError] = []
     if envelope.plan is not None and not isinstance(envelope.plan, bool):
-        problems.append(Problem(None, "plan", "must be true or false"))
+        problems.append(FieldError(None, "plan", "must be true or false"))
     label = envelope.label
-    if label is not None and not (isinstance(label, str) and LABEL_RE.match(label)):
-        problems.append(Problem(None, "label", LABEL_RULE))
+    if label is not None and not (isinstance(label, str) and LABEL_RE.fullmatch(label)):
+        problems.append(FieldError(None, "label", LABEL_RULE))
     defaults = None
     if envelope.defaults is not None:
         try:
             defaults = ItemOptions.model_validate(envelope.defaults)
         except ValidationError as exc:
-            problems += problems_from_pydantic(list(exc.errors()), prefix="defaults")
+            problems += field_errors_from_pydantic(list(exc.errors()), prefix="defaults")
         else:
             if defaults.account is not None and defaults.account not in settings.accounts:
-                problems.append(Problem(None, "defaults.account", _unknown_account(settings)))
+                problems.append(FieldError(None, "defaults.account", _unknown_account(settings)))
     selection = _selection(envelope, defaults, settings, problems)
     items: list[NewItem] = []
     for index, raw in enumerate(raw_items):
         try:
             spec = ItemSpec.model_validate(raw)
         except ValidationError as exc:
-            found = problems_from_pydantic(list(exc.errors()), index)
+            found = field_errors_from_pydantic(list(exc.errors()), index)
             problems += found
             named = raw.get("account") if isinstance(raw, dict) else None
             if isinstance(named, str) and named not in settings.accounts and all(p.field != "account" for p in found):
-                problems.append(Problem(index, "account", _unknown_account(settings)))
+                problems.append(FieldError(index, "account", _unknown_account(settings)))
             continue
         inherits_account = spec.account is None and defaults is not None and defaults.account is not None
         spec = spec.with_defaults(defaults)
@@ -108,47 +95,48 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
             if not found:
                 items.append(NewItem(spec, account))
         elif not inherits_account:  # a bad default account is reported once, above
-            problems.append(Problem(index, "account", _unknown_account(settings)))
+            problems.append(FieldError(index, "account", _unknown_account(settings)))
     if problems:
         raise _refusal(problems, count)
     return BatchSubmission(items, label, selection, envelope.plan is True)
 
 
 def _selection(
-    envelope: _Envelope, defaults: ItemOptions | None, settings: Settings, problems: list[Problem]
+    envelope: BatchRequest, defaults: ItemOptions | None, settings: Settings, problems: list[FieldError]
 ) -> Selection | None:
     """The selector and template, checked; their problems are added to ``problems``."""
     if envelope.selector is None:
         if envelope.template is not None:
-            problems.append(Problem(None, "template", "needs a selector: a template describes the images it selects"))
+            rule = "needs a selector: a template describes the images it selects"
+            problems.append(FieldError(None, "template", rule))
         return None
     selector = template = None
     try:
         selector = Selector.model_validate(envelope.selector)
     except ValidationError as exc:
-        problems += problems_from_pydantic(list(exc.errors()), prefix="selector")
+        problems += field_errors_from_pydantic(list(exc.errors()), prefix="selector")
     try:
         template = Template.model_validate(envelope.template or {})
     except ValidationError as exc:
-        problems += problems_from_pydantic(list(exc.errors()), prefix="template")
+        problems += field_errors_from_pydantic(list(exc.errors()), prefix="template")
     if selector is None or template is None:
         return None
     account = selector.account or (defaults.account if defaults else None) or settings.default_account
     if account is None or account not in settings.accounts:
-        problems.append(Problem(None, "selector.account", _unknown_account(settings)))
+        problems.append(FieldError(None, "selector.account", _unknown_account(settings)))
         return None
     region = settings.accounts[account].region
     if problem := template.name_problem(region):
-        problems.append(Problem(None, "template.name", problem))
+        problems.append(FieldError(None, "template.name", problem))
         return None
     # The template's item fields, checked as an item's are (target_region, share_with, ...), once for all.
     try:
         sample = template.spec(_SAMPLE_IMAGE, account)
     except ValidationError as exc:
-        problems += problems_from_pydantic(list(exc.errors()), prefix="template")
+        problems += field_errors_from_pydantic(list(exc.errors()), prefix="template")
         return None
     found = cross_field_problems(sample, settings.accounts[account], settings.provenance_tags)
-    problems += [Problem(None, f"template.{field}", rule) for field, rule in found]
+    problems += [FieldError(None, f"template.{field}", rule) for field, rule in found]
     return None if found else Selection(selector, template, account, region)
 
 
@@ -160,19 +148,19 @@ def parse_item(payload: Any, settings: Settings) -> NewItem:
     try:
         spec = ItemSpec.model_validate(payload)
     except ValidationError as exc:
-        raise _refusal(problems_from_pydantic(list(exc.errors()), root="body"), 1) from None
+        raise _refusal(field_errors_from_pydantic(list(exc.errors()), root="body"), 1) from None
     account = spec.account or settings.default_account
     if account not in settings.accounts:
-        raise _refusal([Problem(None, "account", _unknown_account(settings))], 1)
+        raise _refusal([FieldError(None, "account", _unknown_account(settings))], 1)
     if found := _cross_field(spec, account, settings, None):
         raise _refusal(found, 1)
     return NewItem(spec, account)
 
 
-def _cross_field(spec: ItemSpec, account: str, settings: Settings, index: int | None) -> list[Problem]:
+def _cross_field(spec: ItemSpec, account: str, settings: Settings, index: int | None) -> list[FieldError]:
     """The rules between an item's fields (with its batch's defaults) and against its account."""
     found = cross_field_problems(spec, settings.accounts[account], settings.provenance_tags)
-    return [Problem(index, field, rule) for field, rule in found]
+    return [FieldError(index, field, rule) for field, rule in found]
 
 
 def _unknown_account(settings: Settings) -> str:
@@ -181,8 +169,8 @@ def _unknown_account(settings: Settings) -> str:
     return f"must be one of the configured accounts: {', '.join(sorted(settings.accounts))}"
 
 
-def _refusal(problems: list[Problem], total: int) -> InvalidRequest:
-    """The 422: every problem in ``detail``; the message counts bad items and spells out request-level ones."""
+def _refusal(problems: list[FieldError], total: int) -> InvalidRequest:
+    """The 422: every broken rule in ``errors``; ``detail`` counts bad items and spells out request-level ones."""
     parts = [f"{p.field}: {p.rule}" for p in problems if p.index is None]
     bad_items = len({p.index for p in problems if p.index is not None})
     if bad_items:

@@ -93,8 +93,7 @@ class BenchStack:
 
     def processes(self, name: str) -> list[psutil.Process]:
         """The service's process and its children (a worker's pool processes)."""
-        proc = next(p for p in self.local.processes if p.name == name)
-        root = psutil.Process(proc.pid)
+        root = psutil.Process(self.local.processes[name].pid)
         return [root, *root.children(recursive=True)]
 
     def cpu_seconds(self, name: str) -> float:

@@ -1,13 +1,16 @@
 """A small client of the submission API, and where the CLI finds the API's address and token.
 
-Every failure becomes an ``ApiError`` whose text is one readable line (the API's own ``message`` when it sent
-one), so the CLI never shows a traceback for a refused request or a server that is down.
+Every failure becomes an ``ApiCallError`` whose text is one readable line (the ``detail`` of the API's problem
+document when it sent one), so the CLI never shows a traceback for a refused request or a server that is down. A
+client with ``patience`` rides out transient failures of its reads (no answer, a 5xx) with backoff for that long.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +28,26 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 
 
-class ApiError(Exception):
-    """The API refused a request; ``str()`` is one line, ``problems`` the per-item details of a 422."""
+class ApiCallError(Exception):
+    """A call to the API failed; ``str()`` is one line, ``problems`` the per-field ``errors`` of a 422."""
 
     def __init__(self, message: str, status: int | None = None, problems: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.status = status
         self.problems = problems or []
 
+    @property
+    def transient(self) -> bool:
+        """Worth trying again: the server erred or is overloaded, not the request."""
+        return self.status is not None and (self.status >= 500 or self.status == 429)
 
-class ApiUnreachable(ApiError):
+
+class ApiUnreachable(ApiCallError):
     """No answer at all: wrong address, server down, network trouble."""
+
+    @property
+    def transient(self) -> bool:
+        return True
 
 
 class NoApiConfigured(ValueError):
@@ -53,9 +65,8 @@ def state_dir_default() -> Path:
 
 
 def resolve_target(url: str | None, token: str | None, state_dir: Path | None = None) -> ApiTarget:
-    """Options first, then ``IMSREP_API_URL``/``IMSREP_API_TOKEN``, then the running local stack's stack.json."""
-    url = url or os.environ.get(URL_ENV)
-    token = token or os.environ.get(TOKEN_ENV)
+    """The given address and token (the CLI's options, or ``IMSREP_API_URL``/``IMSREP_API_TOKEN``), else the
+    running local stack's stack.json."""
     if not (url and token):
         stack = read_stack_file(state_dir or state_dir_default())
         if stack is not None:
@@ -67,9 +78,26 @@ def resolve_target(url: str | None, token: str | None, state_dir: Path | None = 
     return ApiTarget(url.rstrip("/"), token)
 
 
+# Backoff of retried reads: exponential from the first delay, capped, with full jitter.
+RETRY_FIRST, RETRY_CAP = 0.5, 10.0
+OnRetry = Callable[[ApiCallError, float], None]
+
+
 class ApiClient:
-    def __init__(self, target: ApiTarget, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        target: ApiTarget,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        patience: float = 0.0,
+        on_retry: OnRetry | None = None,
+    ):
+        """``patience``: how long reads keep retrying a transient failure before it is raised (0: never retried;
+        writes are never retried, as a lost answer may hide an accepted batch); ``on_retry`` hears each retry."""
         self.target = target
+        self.patience = patience
+        self.on_retry = on_retry
         self._http = httpx.Client(
             base_url=target.url,
             headers={"Authorization": f"Bearer {target.token}"},
@@ -149,7 +177,25 @@ class ApiClient:
         return _json(method, path, self._send(method, path, **kwargs))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A successful answer; every failure as an ``ApiError``."""
+        """A successful answer; every failure as an ``ApiCallError``. Reads retry a transient failure with backoff
+        for ``patience`` seconds; writes never do."""
+        if method != "GET" or self.patience <= 0:
+            return self._once(method, path, **kwargs)
+        deadline = time.monotonic() + self.patience
+        attempt = 0
+        while True:
+            try:
+                return self._once(method, path, **kwargs)
+            except ApiCallError as exc:
+                delay = random.uniform(0, min(RETRY_CAP, RETRY_FIRST * 2**attempt))  # noqa: S311 - jitter
+                if not exc.transient or time.monotonic() + delay > deadline:
+                    raise
+                if self.on_retry is not None:
+                    self.on_retry(exc, delay)
+                time.sleep(delay)
+                attempt += 1
+
+    def _once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -163,15 +209,18 @@ def _json(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
     try:
         return response.json()
     except ValueError:
-        raise ApiError(f"API answered {method} {path} with a body that is not JSON", response.status_code) from None
+        problem = f"API answered {method} {path} with a body that is not JSON"
+        raise ApiCallError(problem, response.status_code) from None
 
 
-def _error(method: str, path: str, response: httpx.Response) -> ApiError:
+def _error(method: str, path: str, response: httpx.Response) -> ApiCallError:
+    """From the API's problem document (RFC 9457: ``detail``, ``title``, ``errors``), or whatever came back."""
     try:
         body = response.json()
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
-    message = str(body.get("message") or response.reason_phrase or "no message")
-    problems = body.get("detail") if isinstance(body.get("detail"), list) else []
-    return ApiError(f"API refused {method} {path} ({response.status_code}): {message}", response.status_code, problems)
+    message = str(body.get("detail") or body.get("title") or response.reason_phrase or "no message")
+    problems = body.get("errors") if isinstance(body.get("errors"), list) else []
+    text = f"API refused {method} {path} ({response.status_code}): {message}"
+    return ApiCallError(text, response.status_code, problems)

@@ -19,7 +19,16 @@ from rich.status import Status
 from rich.table import Table
 
 from cli import campaign, planning
-from cli.api_client import ApiClient, ApiError, ApiUnreachable, NoApiConfigured, resolve_target, state_dir_default
+from cli.api_client import (
+    TOKEN_ENV,
+    URL_ENV,
+    ApiCallError,
+    ApiClient,
+    ApiUnreachable,
+    NoApiConfigured,
+    resolve_target,
+    state_dir_default,
+)
 from cli.demo import run_demo
 from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError
@@ -28,12 +37,15 @@ from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS
 from cli.stack import LocalStack, StackInfo, StackOptions, sigterm_as_interrupt
 from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
-from config.settings import SettingsError
+from config.settings import ENV_PREFIX, SettingsError
+from config.version import VERSION
 from simulator.cli import simulator_command
 from worker.domain.states import TERMINAL, ItemState
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 UNSUCCESSFUL = {s.value for s in TERMINAL} - {ItemState.SUCCEEDED.value}
+# How long ``watch`` and ``submit --wait`` ride out an API that does not answer (restarting, overloaded).
+WAIT_PATIENCE = 600.0
 
 app = typer.Typer(
     name="imsrep",
@@ -48,11 +60,35 @@ app.command("simulator", help="Run the IMS + KMS + IAM simulator (a local stand-
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
+
+def _version(show: bool) -> None:
+    if show:
+        console.print(f"imsrep {VERSION}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit")
+    ] = False,
+) -> None:
+    """Bulk in-region replication of Huawei Cloud IMS images."""
+
+
+# typer shows each option's environment variable in --help (``envvar=``, ``show_envvar``).
 StateDir = Annotated[
-    Path | None, typer.Option("--state-dir", help="Where data, logs and stack.json live [env IMSREP_STATE_DIR]")
+    Path | None,
+    typer.Option("--state-dir", envvar=f"{ENV_PREFIX}STATE_DIR", help="Where data, logs and stack.json live"),
 ]
-ApiUrl = Annotated[str | None, typer.Option("--api", help="API address [env IMSREP_API_URL; else stack.json]")]
-Token = Annotated[str | None, typer.Option("--token", help="API bearer token [env IMSREP_API_TOKEN]")]
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api", envvar=URL_ENV, help="API address; default: the running local stack's (stack.json)"),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar=TOKEN_ENV, help="API bearer token; default: the local stack's (stack.json)"),
+]
 
 
 def _port(name: str) -> object:
@@ -67,7 +103,7 @@ def _errors() -> Iterator[None]:
     except ApiUnreachable as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_UNREACHABLE) from None
-    except ApiError as exc:
+    except ApiCallError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE if exc.status and exc.status < 500 else EXIT_SOME_FAILED) from None
     except (ManifestError, NoApiConfigured, SettingsError) as exc:
@@ -78,8 +114,15 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(EXIT_SOME_FAILED) from None
 
 
-def _client(api: str | None, token: str | None, state_dir: Path | None) -> ApiClient:
-    return ApiClient(resolve_target(api, token, state_dir))
+def _client(api: str | None, token: str | None, state_dir: Path | None, *, patient: bool = False) -> ApiClient:
+    """A client of the API; a ``patient`` one rides out an API that is briefly away (retrying its reads)."""
+    if not patient:
+        return ApiClient(resolve_target(api, token, state_dir))
+
+    def retrying(exc: ApiCallError, delay: float) -> None:
+        err.print(f"[yellow]warning:[/] {exc}; retrying in {delay:.1f}s", highlight=False)
+
+    return ApiClient(resolve_target(api, token, state_dir), patience=WAIT_PATIENCE, on_retry=retrying)
 
 
 @app.command()
@@ -148,11 +191,15 @@ def submit(
         parsed = read_manifest(manifest)
         for error in parsed.errors:
             err.print(f"[yellow]{manifest}:{error.line}:[/] {error.message}", highlight=False)
+        for lines in parsed.duplicates():
+            same = ", ".join(str(line) for line in lines)
+            err.print(f"[yellow]warning:[/] {manifest}: lines {same} are identical (same image and target name); "
+                      "each is submitted, so the same copy would be made more than once", highlight=False)  # fmt: skip
         if not parsed.rows:
             err.print(f"[red]error:[/] no valid rows in {manifest}; nothing was submitted")
             raise typer.Exit(EXIT_USAGE)
         key_base = f"imsrep-submit:{parsed.digest[:40]}" + (f":{secrets.token_hex(8)}" if resubmit else "")
-        with _client(api, token, state_dir) as client:
+        with _client(api, token, state_dir, patient=wait) as client:
             submission = submit_rows(
                 client, parsed.rows, chunk_size, key_base=key_base, label=label, on_chunk=_print_chunk
             )
@@ -438,7 +485,7 @@ def _batch_exit(batch: dict, items: list[dict]) -> int:
 @app.command("watch")
 def watch_command(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
     """Show a live progress bar until every item of the batch is done."""
-    with _errors(), _client(api, token, state_dir) as client:
+    with _errors(), _client(api, token, state_dir, patient=True) as client:
         watch(client, [batch_id], console)
         items = list(client.items(batch_id))
         batch = client.batch(batch_id)

@@ -116,6 +116,14 @@ class Manifest:
             return
         self.rows.append(ManifestRow(line, spec))
 
+    def duplicates(self) -> list[list[int]]:
+        """Lines of rows that ask for the same copy (same account, image and target name), each group in order:
+        submitted together, they would make the same copy twice."""
+        groups: dict[tuple[str | None, str, str | None], list[int]] = {}
+        for row in self.rows:
+            groups.setdefault((row.spec.account, row.spec.image_id, row.spec.name), []).append(row.line)
+        return [lines for lines in groups.values() if len(lines) > 1]
+
 
 _RULES = {"missing": "is required", "extra_forbidden": "is not a known field"}
 
@@ -206,6 +214,8 @@ def _json_rows(text: str, source: str) -> Iterator[tuple[int, Any]]:
             pos = _skip_space(text, pos + 1)
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{source}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: invalid JSON: nested too deeply") from None
 
 
 def _items_array(decoder: json.JSONDecoder, text: str, pos: int, source: str) -> int:

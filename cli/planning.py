@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
-from cli.api_client import ApiClient, ApiError
+from cli.api_client import ApiCallError, ApiClient
 
 PAGE = 1000
 
@@ -77,7 +77,7 @@ def run_plan(
         if plan["state"] != "planning":
             break
         if time.monotonic() > deadline:
-            raise ApiError(f"plan {plan_id} still being worked out after {timeout:.0f}s; see imsrep plan --show")
+            raise ApiCallError(f"plan {plan_id} still being worked out after {timeout:.0f}s; see imsrep plan --show")
         time.sleep(delay)
         delay = min(2.0, delay * 1.5)
     return plan, list(client.plan_verdicts(plan_id)), bool(accepted.get("replayed"))

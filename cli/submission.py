@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from cli.api_client import ApiClient, ApiError
+from cli.api_client import ApiCallError, ApiClient
 from cli.manifest import ManifestRow, RowError
 from cli.results import INVALID, ItemResult
 from config.settings import Settings
@@ -92,7 +92,7 @@ def _submit_chunk(
 ) -> Chunk | None:
     try:
         accepted = client.submit([row.spec for row in chunk], key, label)
-    except ApiError as exc:
+    except ApiCallError as exc:
         refused = _refused_rows(exc, chunk)
         if not refused:
             raise
@@ -117,7 +117,7 @@ def _submit_chunk(
     return done
 
 
-def _refused_rows(exc: ApiError, chunk: list[ManifestRow]) -> dict[int, RowError]:
+def _refused_rows(exc: ApiCallError, chunk: list[ManifestRow]) -> dict[int, RowError]:
     """The rows a 422 names, by index in the chunk; empty when any problem concerns the request as a whole."""
     if exc.status != 422 or not exc.problems or any(p.get("index") is None for p in exc.problems):
         return {}

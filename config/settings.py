@@ -28,8 +28,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "IMSREP_"
 _WEAK_SECRETS = {"", "demo", "changeme", "changethis", "password", "admin", "secret", "token"}
+# Matched with fullmatch (``$`` alone would also match before a trailing line feed); anchored for pydantic's pattern.
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # also the API's rule for an item's account
-_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
+_ENDPOINT = re.compile(r"https?://[^\s/]+(:\d+)?/?")
 
 
 class SettingsError(RuntimeError):
@@ -54,7 +56,7 @@ def default_endpoint(service: str, region: str) -> str:
 def _endpoint(v: str | None) -> str | None:
     if v is None:
         return v
-    if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", v):
+    if not _ENDPOINT.fullmatch(v):
         raise ValueError("must be an http(s) URL with no path, e.g. https://ims.cn-north-4.myhuaweicloud.com")
     return v.rstrip("/")
 
@@ -102,7 +104,7 @@ class AccountSettings(BaseModel):
     @field_validator("region")
     @classmethod
     def _region_shape(cls, v: str) -> str:
-        if not _REGION.match(v):
+        if not _REGION.fullmatch(v):
             raise ValueError("must look like a Huawei Cloud region ID, e.g. cn-north-4")
         return v
 
@@ -116,7 +118,7 @@ class AccountSettings(BaseModel):
     def _region_names(cls, v: dict[str, RegionSettings]) -> dict[str, RegionSettings]:
         regions = {_region_key(name): region for name, region in v.items()}
         for name in regions:
-            if not _REGION.match(name):
+            if not _REGION.fullmatch(name):
                 raise ValueError(f"region {name!r} must look like a Huawei Cloud region ID, e.g. cn-south-1")
         return regions
 
@@ -229,6 +231,8 @@ class Settings(BaseSettings):
     retention_sweep_seconds: Annotated[float, Field(gt=0)] = 3600.0
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: one readable line per record; json: one JSON object per line, for a log shipper (config/logging.py).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -241,7 +245,7 @@ class Settings(BaseSettings):
     @classmethod
     def _account_names(cls, v: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
         for name in v:
-            if not ACCOUNT_NAME.match(name):
+            if not ACCOUNT_NAME.fullmatch(name):
                 raise ValueError(f"account name {name!r} must match {ACCOUNT_NAME.pattern}")
         return v
 

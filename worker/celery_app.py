@@ -1,14 +1,14 @@
 """The Celery app: configuration from ``config.get_settings()`` and ``config.celery.celery_config``, one queue per
-stage (``worker.queues``), the reconciler on a beat schedule, worker logging with secret redaction, and the
-heartbeat the API reads.
+stage (``worker.queues``), the reconciler on a beat schedule, worker and beat logging (text or JSON, secrets masked,
+each record tagged with its task), and the heartbeat the API reads.
 
 Run a worker (the command lives in ``worker.run.worker_argv``)::
 
     python -m celery -A worker.celery_app:app worker -Q admit,validate,submit,poll,followup,maintenance \
-        --concurrency 4 -n worker@%h -E [-B]
+        --concurrency 4 -n worker@%h -E
 
-``-B`` embeds the beat scheduler; or run it once per cluster as ``python -m celery -A worker.celery_app:app beat``
-(``worker.run.beat_argv``). Several beats are harmless: the reconciler takes a lock.
+and beat once per cluster, ``python -m celery -A worker.celery_app:app beat`` (``worker.run.beat_argv``). Several
+beats are harmless: the reconciler takes a lock.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from config.settings import Settings, get_settings
 from worker.broker import TRANSPORT
 from worker.data import open_data_layer
 from worker.heartbeat import Heartbeat
+from worker.logcontext import TaskContext
 from worker.queues import ROUTES, Queue, TaskName
 
 
@@ -58,7 +59,9 @@ _heartbeat: Heartbeat | None = None
 @signals.setup_logging.connect
 def _logging(**_: Any) -> None:
     # Connecting this signal stops Celery from installing its own handlers: ours redacts every secret.
-    configure_logging(settings.log_level, settings.secret_values())
+    configure_logging(
+        settings.log_level, settings.secret_values(), log_format=settings.log_format, context=TaskContext()
+    )
 
 
 @signals.worker_ready.connect

@@ -1,14 +1,17 @@
-"""Celery settings for Flower: ``celery --broker URL --config worker.flower_config flower``.
+"""Celery settings for Flower: ``celery --config worker.flower_config flower``.
 
-Flower learns queue names by asking the workers, once at its start and on a refresh; started before any worker (as
-docker compose may well do) its Broker tab would list only Celery's default queue. With the stage queues declared
-here it lists every one of them, with its length, from the start. Imports nothing but the queue names, so Flower
-still runs without our settings or task code.
+The broker is ``IMSREP_REDIS_URL`` (or ``REDIS_URL``, or ``.env``), read like every other setting, so a Redis
+password never appears on Flower's command line. Flower learns queue names by asking the workers, once at its start
+and on a refresh; started before any worker (as docker compose may well do) its Broker tab would list only Celery's
+default queue. With the stage queues declared here it lists every one of them, with its length, from the start.
+Imports no task code, so Flower runs without it.
 """
 
 from kombu import Queue
 
+from config.settings import load_settings
 from worker.queues import ALL_QUEUES
 
+broker_url = load_settings().redis_url
 task_queues = [Queue(name) for name in ALL_QUEUES]
 task_default_queue = ALL_QUEUES[0]

@@ -1,10 +1,12 @@
-"""The one place the worker and beat command lines live: ``imsrep up``, docker compose and the tests use these."""
+"""The worker and beat command lines, from the settings: ``imsrep up`` and docker compose run these (through
+``cli.services``), and so do the tests."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
+from config.settings import Settings
 from worker.queues import ALL_QUEUES
 
 APP = "worker.celery_app:app"
@@ -18,36 +20,30 @@ WORKER_ENV = {"REMAP_SIGTERM": "SIGQUIT"}
 
 
 def worker_argv(
+    settings: Settings,
     *,
-    concurrency: int = 4,
-    queues: Sequence[str] = ALL_QUEUES,
-    name: str = "worker@%h",
-    beat: bool = False,
-    schedule: str | None = None,
-    loglevel: str = "INFO",
+    node: str = "worker@%h",
+    queues: Sequence[str] | None = None,
+    concurrency: int | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """``python -m celery -A worker.celery_app:app worker -Q <queues> --concurrency N -n <name> -E [-B]``.
+    """``python -m celery -A worker.celery_app:app worker -Q <queues> --concurrency N -n <node> -E``.
 
-    ``-E`` sends task events for Flower; ``-B`` embeds beat (the reconciler's schedule) in this worker, which suits
-    a single-worker set-up; a cluster runs ``beat_argv`` once instead (a second beat is harmless, not useful).
-    ``schedule`` is beat's state file (``-s``; default ``celerybeat-schedule`` in the working directory).
+    ``-E`` sends task events for Flower; ``concurrency`` defaults to ``IMSREP_WORKER_CONCURRENCY``. No log level:
+    the process reads ``IMSREP_LOG_LEVEL`` and ``IMSREP_LOG_FORMAT`` itself (``worker.celery_app``), as Celery's own
+    logging set-up gives way to ours. Beat runs as a process of its own (``beat_argv``), once per cluster.
     """
-    argv = [
+    return [
         python, "-m", "celery", "-A", APP, "worker",
-        "-Q", ",".join(queues),
-        "--concurrency", str(concurrency),
-        "-n", name,
+        "-Q", ",".join(queues or ALL_QUEUES),
+        "--concurrency", str(concurrency or settings.worker_concurrency),
+        "-n", node,
         "-E",
-        "--loglevel", loglevel,
-    ]
-    if beat:
-        argv.append("-B")
-        if schedule:
-            argv += ["-s", schedule]
-    return argv
+    ]  # fmt: skip
 
 
-def beat_argv(*, loglevel: str = "INFO", python: str = sys.executable) -> list[str]:
-    """``python -m celery -A worker.celery_app:app beat``: sends ``replication.reconcile`` every interval."""
-    return [python, "-m", "celery", "-A", APP, "beat", "--loglevel", loglevel]
+def beat_argv(settings: Settings, *, python: str = sys.executable) -> list[str]:
+    """``python -m celery -A worker.celery_app:app beat``: sends ``replication.reconcile`` every interval; its
+    schedule file lives in the state directory, not the working directory."""
+    schedule = settings.state_dir / "celerybeat-schedule"
+    return [python, "-m", "celery", "-A", APP, "beat", "-s", str(schedule)]

@@ -8,14 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
-from api.openapi import json_body_doc
+from api.openapi import LOCATION, errors_doc, json_body_doc
 from api.schemas import (
     BatchAcceptedWithQuota,
     BatchesPage,
     BatchRequest,
     BatchStatus,
     CancelOutcome,
-    ErrorResponse,
     ItemsPage,
     PlanAccepted,
     QuotaNoteOut,
@@ -31,7 +30,7 @@ router = APIRouter(prefix="/batches", tags=["batches"])
 
 BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch ID (32 lowercase hex characters)")]
 _BATCH_CURSOR = r"^[0-9]{1,16}(\.[0-9]{1,17})?:[0-9a-f]{32}$"  # created_at (exactly as stored) and batch ID
-_NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such batch"}}
+_NOT_FOUND = errors_doc(e404="No such batch")
 
 _EXAMPLES = {
     "re-key": {
@@ -70,9 +69,12 @@ _EXAMPLES = {
     ),
     openapi_extra=json_body_doc(BatchRequest, _EXAMPLES),
     responses={
-        409: {"model": ErrorResponse, "description": "Idempotency-Key already used with another request"},
-        422: {"model": ErrorResponse, "description": "Bad items or a malformed body; nothing stored"},
-        413: {"model": ErrorResponse, "description": "Body over max_request_bytes"},
+        202: {"description": "Stored (`Location`: the batch), or a plan (`Location`: the plan)", "headers": LOCATION},
+        **errors_doc(
+            e409="Idempotency-Key already used with another request",
+            e422="Bad items or a malformed body; nothing stored",
+            e413="Body over max_request_bytes",
+        ),
     },
 )
 def submit_batch(
@@ -84,6 +86,7 @@ def submit_batch(
     if isinstance(stored, StoredPlan):
         response.headers["Location"] = f"/v1/plans/{stored.plan_id}"
         return PlanAccepted(plan_id=stored.plan_id, accepted=stored.asked, selecting=stored.selecting)
+    response.headers["Location"] = f"/v1/batches/{stored.batch_id}"
     notes = service.quota_notes(batch_id=stored.batch_id)
     return BatchAcceptedWithQuota(
         batch_id=stored.batch_id,
@@ -171,10 +174,12 @@ def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
     "/{batch_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Retry the batch's failed items as a new attempt",
-    responses=_NOT_FOUND,
+    responses={202: {"description": "Retried; `Location` is the batch", "headers": LOCATION}, **_NOT_FOUND},
 )
-def retry_batch(batch_id: BatchId, service: ServiceDep) -> RetryOutcome:
-    return RetryOutcome(retried=service.retry(batch_id))
+def retry_batch(batch_id: BatchId, service: ServiceDep, response: Response) -> RetryOutcome:
+    retried = service.retry(batch_id)
+    response.headers["Location"] = f"/v1/batches/{batch_id}"
+    return RetryOutcome(retried=retried)
 
 
 @router.delete(
@@ -186,10 +191,7 @@ def retry_batch(batch_id: BatchId, service: ServiceDep) -> RetryOutcome:
         "with any item still under way is refused with a 409 and nothing is deleted. Finished batches are also "
         "deleted by themselves IMSREP_RETENTION_DAYS (default 30) after their last item ended."
     ),
-    responses={
-        **_NOT_FOUND,
-        409: {"model": ErrorResponse, "description": "Some items have not ended; nothing deleted"},
-    },
+    responses={**_NOT_FOUND, **errors_doc(e409="Some items have not ended; nothing deleted")},
 )
 def delete_batch(batch_id: BatchId, service: ServiceDep) -> Response:
     service.delete(batch_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import redis
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServiceDep
+from api.errors import problem
 from api.metrics import workers_seen
-from api.schemas import ErrorResponse, Health, Readiness
+from api.openapi import errors_doc
+from api.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -21,17 +23,18 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     summary="Redis is reachable and a worker was seen recently",
-    responses={503: {"model": ErrorResponse, "description": "Redis unreachable, or no worker heartbeat"}},
+    responses=errors_doc(e503="Redis unreachable, or no worker heartbeat"),
     response_model=Readiness,
 )
-def readyz(service: ServiceDep) -> Readiness | JSONResponse:
+def readyz(service: ServiceDep, request: Request) -> Readiness | JSONResponse:
     settings = service.settings
     try:
         service.data.ping()
         workers = workers_seen(service.data, settings)
-    except redis.RedisError as exc:
-        return JSONResponse({"message": f"Redis is unreachable: {exc}"}, status_code=503)
+    except redis.RedisError:
+        # Anyone may call this probe: say what is wrong, not where Redis is (the exception names host and port).
+        return problem(503, "Redis is unreachable", request.url.path)
     if workers == 0:
         message = f"no worker heartbeat in the last {settings.worker_seen_seconds:g}s"
-        return JSONResponse({"message": message}, status_code=503)
+        return problem(503, message, request.url.path)
     return Readiness(status="ready", workers=workers)

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.deps import ServiceDep
-from api.schemas import ErrorResponse, PlanOut, VerdictOut
+from api.openapi import errors_doc
+from api.schemas import PlanOut, VerdictOut
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
@@ -23,7 +24,7 @@ PlanId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Plan ID (32
         "(the verdicts so far are listed), `done` with the summary, or `failed` with the reason. Plans are kept "
         "IMSREP_PLAN_SECONDS (default a day)."
     ),
-    responses={404: {"model": ErrorResponse, "description": "No such plan (or it has expired)"}},
+    responses=errors_doc(e404="No such plan (or it has expired)"),
 )
 def get_plan(
     plan_id: PlanId,

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
-from api.openapi import json_body_doc
-from api.schemas import ErrorResponse, ReplicationAccepted, ReplicationDetail, TransitionOut
+from api.openapi import LOCATION, errors_doc, json_body_doc
+from api.schemas import ReplicationAccepted, ReplicationDetail, TransitionOut
 from worker.domain.spec import ItemSpec
 
 router = APIRouter(prefix="/replications", tags=["replications"])
@@ -29,8 +29,12 @@ _EXAMPLES = {
     summary="Replicate one image (a batch of one)",
     openapi_extra=json_body_doc(ItemSpec, _EXAMPLES),
     responses={
-        409: {"model": ErrorResponse, "description": "Idempotency-Key already used with another request"},
-        422: {"model": ErrorResponse, "description": "Bad item or malformed body; nothing stored"},
+        202: {"description": "Stored and handed to the workers; `Location` is the item", "headers": LOCATION},
+        **errors_doc(
+            e409="Idempotency-Key already used with another request",
+            e422="Bad item or malformed body; nothing stored",
+            e413="Body over max_request_bytes",
+        ),
     },
 )
 def submit_replication(
@@ -39,13 +43,14 @@ def submit_replication(
     stored = service.submit_one(body, idempotency_key)
     if stored.earlier is not None:
         response.headers[REPLAYED] = "true"
+    response.headers["Location"] = f"/v1/replications/{stored.item_ids[0]}"
     return ReplicationAccepted(batch_id=stored.batch_id, item_id=stored.item_ids[0])
 
 
 @router.get(
     "/{item_id}",
     summary="One item: state, reason, new image ID, progress and history",
-    responses={404: {"model": ErrorResponse, "description": "No such item"}},
+    responses=errors_doc(e404="No such item"),
 )
 def get_replication(item_id: ItemId, service: ServiceDep) -> ReplicationDetail:
     item, history = service.replication(item_id)

@@ -19,7 +19,8 @@ import redis
 
 from api.enqueue import Enqueuer
 from api.service import ReplicationService
-from cli.processes import ManagedProcess, free_port, python_module
+from cli import services
+from cli.processes import ManagedProcess, free_port
 from config.settings import Settings, load_settings
 from worker.data import DataLayer, RecordStore, open_data_layer
 
@@ -115,7 +116,7 @@ def start_api(api_redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         url = redis_url or api_redis_url
         prefix = f"api{uuid.uuid4().hex[:8]}"
         port = free_port()
-        argv = python_module("uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port))
+        argv = services.api("127.0.0.1", port).argv
         process = ManagedProcess(f"api-{port}", argv, log_dir / f"api-{port}.log", env=api_env(url, prefix, **extra))
         started.append(process.start())
         base = f"http://127.0.0.1:{port}"

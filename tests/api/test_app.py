@@ -43,7 +43,25 @@ def test_openapi_document_is_complete_and_resolvable(api) -> None:
         "$ref": "#/components/schemas/BatchRequest"
     }
     assert submit["requestBody"]["content"]["application/json"]["examples"]
-    assert submit["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    refused = submit["responses"]["422"]["content"]["application/problem+json"]
+    assert refused["schema"]["$ref"].endswith("/ProblemDetails")
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            assert "500" in statuses, (path, method)  # any route may fail internally
+            if path.startswith("/v1"):
+                assert {"401", "422", "503"} <= statuses, (path, method)
+            if "{batch_id}" in path or "{item_id}" in path:
+                assert "404" in statuses, (path, method)
+            if "requestBody" in operation:
+                assert "413" in statuses, (path, method)
+            for status, response in operation["responses"].items():
+                if status[0] in "45":
+                    assert set(response["content"]) == {"application/problem+json"}, (path, method, status)
+                if status == "202":
+                    assert "Location" in response["headers"], (path, method)
+    problem = doc["components"]["schemas"]["ProblemDetails"]["properties"]
+    assert set(problem) == {"type", "title", "status", "detail", "instance", "errors"}
     assert {"HTTPBearer"} <= set(doc["components"]["securitySchemes"])
     schemas = doc["components"]["schemas"]
     assert schemas["BatchRequest"]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/ItemSpec"}
@@ -123,7 +141,7 @@ def test_no_body_produces_a_500(api, path) -> None:
             for content_type in ("application/json", "text/plain"):
                 response = c.post(path, content=body, headers={"Content-Type": content_type})
                 assert response.status_code < 500, (body[:80], response.text[:300])
-                assert response.status_code == 202 or response.json()["message"]
+                assert response.status_code == 202 or response.json()["detail"]
 
 
 def test_no_path_or_query_produces_a_500(api) -> None:
@@ -156,5 +174,16 @@ def test_an_unexpected_error_is_a_logged_500_that_reveals_nothing(settings, capl
 
     response = asyncio.run(get())
     assert response.status_code == 500
-    assert response.json() == {"message": "internal error; it has been logged"}
+    assert response.json()["detail"] == "internal error; it has been logged" and response.json()["status"] == 500
     assert "internal detail that must stay in the log" in caplog.text
+
+
+def test_json_logs_are_one_object_a_line_uvicorn_included(start_api) -> None:
+    server = start_api(IMSREP_LOG_FORMAT="json")
+    with server.client() as c:
+        assert c.get(f"/v1/batches/{uuid.uuid4().hex}").status_code == 404
+    wait_until(lambda: "GET /v1/batches/" in server.log(), timeout=10, what="the access log line")
+    entries = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    access = [e for e in entries if e["logger"] == "uvicorn.access"]
+    assert access and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    assert any(e["logger"] == "uvicorn.error" and "Started server process" in e["message"] for e in entries)

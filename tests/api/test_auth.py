@@ -48,7 +48,8 @@ def test_missing_wrong_or_malformed_credentials_get_401(api) -> None:
         response = httpx.get(api.url + path, headers=headers)
         assert response.status_code == 401, headers
         assert response.headers["www-authenticate"] == "Bearer"
-        assert response.json() == {"message": "missing or invalid bearer token"}
+        assert response.json()["detail"] == "missing or invalid bearer token"
+        assert response.headers["content-type"] == "application/problem+json"
         assert "wrong-token-zzzz" not in response.text and api.token not in response.text
 
 

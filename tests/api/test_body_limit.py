@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from http import HTTPStatus
 
 import pytest
 
@@ -26,7 +27,13 @@ def test_declared_length_over_the_limit_is_413(small_api) -> None:
     with small_api.client() as c:
         response = c.post("/v1/batches", content=_big_batch(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
-    assert response.json() == {"message": f"request body: must be at most {LIMIT} bytes"}
+    assert response.json() == {
+        "type": "about:blank",
+        "title": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.phrase,
+        "status": 413,
+        "detail": f"request body: must be at most {LIMIT} bytes",
+        "instance": "/v1/batches",
+    }
     assert small_api.redis().zcard(f"{small_api.prefix}:batches") == 0
 
 
@@ -36,7 +43,7 @@ def test_streamed_body_is_counted_and_cut_off_at_the_limit(small_api) -> None:
     with small_api.client() as c:
         response = c.post("/v1/replications", content=chunks, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
-    assert "must be at most 4096 bytes" in response.json()["message"]
+    assert "must be at most 4096 bytes" in response.json()["detail"]
     assert small_api.redis().zcard(f"{small_api.prefix}:batches") == 0
 
 

@@ -11,15 +11,15 @@ import httpx
 import pytest
 import redis
 
-from cli.processes import free_port, start_redis, wait_until
+from cli.processes import wait_until
+from cli.stack import LocalStack, StackOptions
 
 
 @pytest.fixture
 def own_redis(tmp_path):
-    port = free_port()
-    process = start_redis(port, tmp_path / "data", tmp_path)
-    yield process, port, tmp_path
-    process.stop()
+    with LocalStack(StackOptions(state_dir=tmp_path)) as stack:
+        stack.start_redis()
+        yield stack, stack.port("redis")
 
 
 def _batch(n: int) -> dict:
@@ -34,7 +34,7 @@ def _records(r: redis.Redis, prefix: str) -> tuple[set[str], set[str]]:
 
 
 def test_redis_down_is_503_and_back_up_works_without_restart(start_api, own_redis) -> None:
-    process, port, tmp_path = own_redis
+    stack, port = own_redis
     url = f"redis://127.0.0.1:{port}/0"
     api = start_api(redis_url=url)
     accepted: dict[str, list[str]] = {}
@@ -42,7 +42,7 @@ def test_redis_down_is_503_and_back_up_works_without_restart(start_api, own_redi
         first = c.post("/v1/batches", json=_batch(3)).json()
         accepted[first["batch_id"]] = first["item_ids"]
 
-        process.stop()
+        stack.stop_service("redis")
         calls = [
             ("POST", "/v1/batches", _batch(50)),
             ("POST", "/v1/replications", {"image_id": str(uuid.uuid4())}),
@@ -55,41 +55,40 @@ def test_redis_down_is_503_and_back_up_works_without_restart(start_api, own_redi
         for method, path, body in calls:
             response = c.request(method, path, json=body)
             assert response.status_code == 503, (path, response.text)
-            assert response.json()["message"].startswith("Redis is unreachable: "), path
+            assert response.json()["detail"].startswith("Redis is unreachable: "), path
         not_ready = httpx.get(f"{api.url}/readyz")
-        assert not_ready.status_code == 503 and not_ready.json()["message"].startswith("Redis is unreachable")
+        # Anyone may call /readyz: it says Redis is down, not where Redis is.
+        assert not_ready.status_code == 503 and not_ready.json()["detail"] == "Redis is unreachable"
+        assert str(port) not in not_ready.text and "127.0.0.1" not in not_ready.text
         assert httpx.get(f"{api.url}/healthz").status_code == 200
         scrape = httpx.get(f"{api.url}/metrics")
         assert scrape.status_code == 200 and "imsrep_redis_up 0.0" in scrape.text
 
-        process = start_redis(port, tmp_path / "data", tmp_path)  # same port and data: the AOF brings data back
-        try:
-            answers: list[httpx.Response] = []
-            wait_until(
-                lambda: answers.append(c.post("/v1/batches", json=_batch(2))) or answers[-1].status_code == 202,
-                timeout=20,
-                what="the API to store a batch after Redis came back",
-            )
-            assert {a.status_code for a in answers} <= {202, 503}
-            for answer in answers:
-                if answer.status_code == 202:
-                    accepted[answer.json()["batch_id"]] = answer.json()["item_ids"]
-            assert c.get(f"/v1/batches/{first['batch_id']}").json()["total"] == 3
+        stack.restart("redis")  # same port and data: the AOF brings data back
+        answers: list[httpx.Response] = []
+        wait_until(
+            lambda: answers.append(c.post("/v1/batches", json=_batch(2))) or answers[-1].status_code == 202,
+            timeout=20,
+            what="the API to store a batch after Redis came back",
+        )
+        assert {a.status_code for a in answers} <= {202, 503}
+        for answer in answers:
+            if answer.status_code == 202:
+                accepted[answer.json()["batch_id"]] = answer.json()["item_ids"]
+        assert c.get(f"/v1/batches/{first['batch_id']}").json()["total"] == 3
 
-            r = redis.Redis.from_url(url, decode_responses=True)
-            batches, items = _records(r, api.prefix)
-            assert batches == set(accepted)  # exactly the batches answered 202; none from the refused calls
-            assert items == {i for ids in accepted.values() for i in ids}
-            assert r.zcard(f"{api.prefix}:batches") == len(accepted)
-            assert len(api.admits_for(first["batch_id"])) == 1  # the queue survived the restart too
-            assert len(api.admits_for(answers[-1].json()["batch_id"])) == 1
-        finally:
-            process.stop()
+        r = redis.Redis.from_url(url, decode_responses=True)
+        batches, items = _records(r, api.prefix)
+        assert batches == set(accepted)  # exactly the batches answered 202; none from the refused calls
+        assert items == {i for ids in accepted.values() for i in ids}
+        assert r.zcard(f"{api.prefix}:batches") == len(accepted)
+        assert len(api.admits_for(first["batch_id"])) == 1  # the queue survived the restart too
+        assert len(api.admits_for(answers[-1].json()["batch_id"])) == 1
     assert "internal error" not in api.log() and "Traceback" not in api.log()
 
 
 def test_redis_refusing_writes_is_503_and_stores_nothing(start_api, own_redis) -> None:
-    _process, port, _tmp = own_redis
+    _stack, port = own_redis
     url = f"redis://127.0.0.1:{port}/0"
     api = start_api(redis_url=url)
     r = redis.Redis.from_url(url, decode_responses=True)
@@ -100,8 +99,8 @@ def test_redis_refusing_writes_is_503_and_stores_nothing(start_api, own_redis) -
         finally:
             r.config_set("maxmemory", 0)
         assert refused.status_code == 503
-        assert refused.json()["message"].startswith("Redis could not serve the request: ")
-        assert "maxmemory" in refused.json()["message"] and api.prefix not in refused.json()["message"]
+        assert refused.json()["detail"].startswith("Redis could not serve the request: ")
+        assert "maxmemory" in refused.json()["detail"] and api.prefix not in refused.json()["detail"]
         assert _records(r, api.prefix) == (set(), set())
         accepted = c.post("/v1/batches", json=_batch(2))
         assert accepted.status_code == 202

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from api.errors import InvalidRequest, Problem
+from api.errors import FieldError, InvalidRequest
 from api.validation import parse_batch, parse_item
 from config.settings import load_settings
 from worker.domain.naming import LABEL_RULE
@@ -61,77 +61,77 @@ def test_every_bad_item_is_listed_with_index_field_and_rule(settings) -> None:
         ]
     }
     error = _refusal(parse_batch, payload, settings)
-    assert error.message == "4 of 5 items are invalid; nothing was stored"
-    assert set(error.problems) == {
-        Problem(1, "image_id", "must be an image ID in UUID form"),
-        Problem(1, "name", "must not start or end with a space"),
-        Problem(2, "description", "must not contain carriage returns, line feeds, '<' or '>'"),
-        Problem(3, "item", "must be a JSON object"),
-        Problem(4, "colour", "is not a known field"),
-        Problem(4, "account", "must be one of the configured accounts: default, prod"),
+    assert error.detail == "4 of 5 items are invalid; nothing was stored"
+    assert set(error.errors) == {
+        FieldError(1, "image_id", "must be an image ID in UUID form"),
+        FieldError(1, "name", "must not start or end with a space"),
+        FieldError(2, "description", "must not contain carriage returns, line feeds, '<' or '>'"),
+        FieldError(3, "item", "must be a JSON object"),
+        FieldError(4, "colour", "is not a known field"),
+        FieldError(4, "account", "must be one of the configured accounts: default, prod"),
     }
 
 
 def test_unknown_account_alone_is_a_refusal(settings) -> None:
     error = _refusal(parse_batch, {"items": [{"image_id": _image(), "account": "staging"}]}, settings)
-    assert error.problems == [Problem(0, "account", "must be one of the configured accounts: default, prod")]
+    assert error.errors == [FieldError(0, "account", "must be one of the configured accounts: default, prod")]
 
 
 def test_a_bad_default_is_reported_once_and_items_are_still_checked(settings) -> None:
     payload = {"items": [{"image_id": _image()}, {"image_id": "x"}], "defaults": {"account": "staging"}}
     error = _refusal(parse_batch, payload, settings)
-    assert error.problems == [
-        Problem(None, "defaults.account", "must be one of the configured accounts: default, prod"),
-        Problem(1, "image_id", "must be an image ID in UUID form"),
+    assert error.errors == [
+        FieldError(None, "defaults.account", "must be one of the configured accounts: default, prod"),
+        FieldError(1, "image_id", "must be an image ID in UUID form"),
     ]
-    assert error.message.startswith("defaults.account: must be one of the configured accounts")
+    assert error.detail.startswith("defaults.account: must be one of the configured accounts")
     bad_type = _refusal(parse_batch, {"items": [{"image_id": _image()}], "defaults": {"name": 3}}, settings)
-    assert bad_type.problems == [Problem(None, "defaults.name", "Input should be a valid string")]
+    assert bad_type.errors == [FieldError(None, "defaults.name", "Input should be a valid string")]
 
 
 @pytest.mark.parametrize(
     ("payload", "problem"),
     [
-        ({"items": []}, Problem(None, "items", "must hold 1 to 5 items (got 0)")),
-        ({"items": [{"image_id": "x"}] * 6}, Problem(None, "items", "must hold 1 to 5 items (got 6)")),
-        ({}, Problem(None, "items", "is required (or a selector)")),
-        ({"items": [], "selector": {"shape": "round"}}, Problem(None, "selector.shape", "is not a known field")),
+        ({"items": []}, FieldError(None, "items", "must hold 1 to 5 items (got 0)")),
+        ({"items": [{"image_id": "x"}] * 6}, FieldError(None, "items", "must hold 1 to 5 items (got 6)")),
+        ({}, FieldError(None, "items", "is required (or a selector)")),
+        ({"items": [], "selector": {"shape": "round"}}, FieldError(None, "selector.shape", "is not a known field")),
         (
             {"items": [{"image_id": _image()}], "template": {}},
-            Problem(None, "template", "needs a selector: a template describes the images it selects"),
+            FieldError(None, "template", "needs a selector: a template describes the images it selects"),
         ),
-        ({"items": {"image_id": "x"}}, Problem(None, "items", "Input should be a valid list")),
-        ({"items": [], "extra": 1}, Problem(None, "extra", "is not a known field")),
-        ([{"image_id": "x"}], Problem(None, "body", "must be a JSON object")),
-        (None, Problem(None, "body", "must be a JSON object")),
+        ({"items": {"image_id": "x"}}, FieldError(None, "items", "Input should be a valid list")),
+        ({"items": [], "extra": 1}, FieldError(None, "extra", "is not a known field")),
+        ([{"image_id": "x"}], FieldError(None, "body", "must be a JSON object")),
+        (None, FieldError(None, "body", "must be a JSON object")),
     ],
 )
 def test_request_level_problems_name_the_field_and_rule(settings, payload, problem) -> None:
     error = _refusal(parse_batch, payload, settings)
-    assert problem in error.problems
-    assert f"{problem.field}: {problem.rule}" in error.message
+    assert problem in error.errors
+    assert f"{problem.field}: {problem.rule}" in error.detail
 
 
 def test_single_item_uses_the_same_rules(settings) -> None:
     item = parse_item({"image_id": _image(), "kms_key": "ims/default"}, settings)
     assert item.account == "default" and item.spec.kms_key == "ims/default"
     error = _refusal(parse_item, {"image_id": _image(), "kms_key": "no spaces allowed"}, settings)
-    assert error.problems == [Problem(None, "kms_key", "must be a KMS key ID (UUID) or an alias such as ims/default")]
-    assert error.message.startswith("kms_key: must be a KMS key ID")
+    assert error.errors == [FieldError(None, "kms_key", "must be a KMS key ID (UUID) or an alias such as ims/default")]
+    assert error.detail.startswith("kms_key: must be a KMS key ID")
     unknown = _refusal(parse_item, {"image_id": _image(), "account": "staging"}, settings)
-    assert unknown.problems[0].field == "account"
+    assert unknown.errors[0].field == "account"
 
 
 def test_no_accounts_configured_refuses_every_item(settings) -> None:
     bare = settings.model_copy(update={"accounts": {}, "default_account": None})
     error = _refusal(parse_batch, {"items": [{"image_id": _image()}]}, bare)
-    assert error.problems == [Problem(0, "account", "no accounts are configured on this server")]
+    assert error.errors == [FieldError(0, "account", "no accounts are configured on this server")]
 
 
 @pytest.mark.parametrize("label", ["", " x", "a" * 65, "has space", "é", 7, ["x"]])
 def test_a_bad_label_is_refused_naming_the_rule(settings, label: object) -> None:
     error = _refusal(parse_batch, {"items": [{"image_id": _image()}], "label": label}, settings)
-    assert [(p.field, p.rule) for p in error.problems] == [("label", LABEL_RULE)]
+    assert [(p.field, p.rule) for p in error.errors] == [("label", LABEL_RULE)]
 
 
 def test_a_label_is_kept(settings) -> None:
@@ -139,7 +139,7 @@ def test_a_label_is_kept(settings) -> None:
 
 
 def _fields(refusal: InvalidRequest) -> set[tuple[int | None, str]]:
-    return {(p.index, p.field) for p in refusal.problems}
+    return {(p.index, p.field) for p in refusal.errors}
 
 
 def test_cross_region_share_and_tag_fields_are_checked_with_their_defaults(settings) -> None:
@@ -172,7 +172,7 @@ def test_cross_region_share_and_tag_fields_are_checked_with_their_defaults(setti
         settings,
     )
     assert _fields(bad) == {(0, "kms_key"), (1, "target_region"), (3, "tags"), (4, "tags"), (4, "share_with")}
-    rules = {(p.index, p.field): p.rule for p in bad.problems}
+    rules = {(p.index, p.field): p.rule for p in bad.errors}
     assert "cannot be encrypted" in rules[(0, "kms_key")] and "own region (cn-north-4)" in rules[(1, "target_region")]
     assert "at most 8 tags with provenance tags on" in rules[(3, "tags")]
     assert "at most 36 characters" in rules[(4, "tags")] and "32 hex" in rules[(4, "share_with")]
@@ -186,10 +186,10 @@ def test_one_item_refused_for_each_rule_between_fields(settings) -> None:
     }
     for field, extra in cases.items():
         refusal = _refusal(parse_item, {"image_id": _image(), **extra}, settings)
-        assert _fields(refusal) == {(None, field)}, refusal.problems
+        assert _fields(refusal) == {(None, field)}, refusal.errors
     encrypted = _refusal(parse_item, {"image_id": _image(), "kms_key": "app-key", "share_with": ["a" * 32]}, settings)
-    assert _fields(encrypted) == {(None, "share_with")} and "IMG.0098" in encrypted.problems[0].rule
-    assert "nothing was stored" in encrypted.message
+    assert _fields(encrypted) == {(None, "share_with")} and "IMG.0098" in encrypted.errors[0].rule
+    assert "nothing was stored" in encrypted.detail
 
 
 def test_a_template_copies_across_regions_and_shares_every_copy(settings) -> None:
@@ -227,5 +227,5 @@ def test_a_selector_alone_is_a_batch_and_its_template_is_checked_against_the_acc
 )
 def test_bad_selectors_and_templates_name_the_field_and_rule(settings, body: dict, field: str, rule: str) -> None:
     error = _refusal(parse_batch, body, settings)
-    assert [p.field for p in error.problems] == [field]
-    assert rule in error.problems[0].rule
+    assert [p.field for p in error.errors] == [field]
+    assert rule in error.errors[0].rule

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.processes import ManagedProcess, free_port, python_module
-from cli.services import api_args
+from cli import services
+from cli.processes import ManagedProcess, free_port
 from cli.stack import not_ready_reason
 
 TOKEN = "cli-test-token-4d8e1a"
@@ -39,7 +39,7 @@ def api_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY": "SKCLITESTSECRET",
     }
     log = Path(tmp_path_factory.mktemp("cli-api")) / "api.log"
-    proc = ManagedProcess("api", python_module(*api_args("127.0.0.1", port)), log, env=env).start()
+    proc = ManagedProcess("api", services.api("127.0.0.1", port).argv, log, env=env).start()
     url = f"http://127.0.0.1:{port}"
     try:
         proc.wait_ready(lambda: not_ready_reason(f"{url}/healthz") is None, timeout=30)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.api_client import ApiClient, ApiError, ApiTarget, ApiUnreachable, NoApiConfigured, resolve_target
+from cli.api_client import ApiCallError, ApiClient, ApiTarget, ApiUnreachable, NoApiConfigured, resolve_target
 from cli.manifest import ManifestRow, RowError
 from cli.processes import free_port
 from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
@@ -29,9 +29,8 @@ def no_api_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_target_from_options_then_env_then_stack_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_api_env: None
-) -> None:
+def test_target_from_options_then_stack_file(tmp_path: Path, no_api_env: None) -> None:
+    # The CLI's options take IMSREP_API_URL/IMSREP_API_TOKEN from the environment (tests/cli/test_commands.py).
     with pytest.raises(NoApiConfigured, match="imsrep up"):
         resolve_target(None, None, tmp_path)
     (tmp_path / "stack.json").write_text(json.dumps({
@@ -39,9 +38,6 @@ def test_target_from_options_then_env_then_stack_file(
         "flower_password": "", "redis_url": "", "state_dir": str(tmp_path), "log_dir": "",
     }))  # fmt: skip
     assert resolve_target(None, None, tmp_path) == ApiTarget("http://stack:1", "stack-token")
-    monkeypatch.setenv("IMSREP_API_URL", "http://env:2")
-    monkeypatch.setenv("IMSREP_API_TOKEN", "env-token")
-    assert resolve_target(None, None, tmp_path) == ApiTarget("http://env:2", "env-token")
     assert resolve_target("http://opt:3", "opt-token", tmp_path) == ApiTarget("http://opt:3", "opt-token")
 
 
@@ -65,13 +61,16 @@ def test_the_token_is_sent_as_a_bearer() -> None:
 @pytest.mark.parametrize(
     ("response", "text"),
     [
-        (httpx.Response(404, json={"message": "no batch b"}), "API refused GET /v1/batches/b (404): no batch b"),
+        (
+            httpx.Response(404, json={"title": "Not Found", "status": 404, "detail": "no batch b"}),
+            "API refused GET /v1/batches/b (404): no batch b",
+        ),
         (httpx.Response(502, text="<html>bad gateway</html>"), "API refused GET /v1/batches/b (502): Bad Gateway"),
         (httpx.Response(200, text="not json"), "API answered GET /v1/batches/b with a body that is not JSON"),
     ],
 )
 def test_errors_are_one_line(response: httpx.Response, text: str) -> None:
-    with _client(lambda request: response) as client, pytest.raises(ApiError) as caught:
+    with _client(lambda request: response) as client, pytest.raises(ApiCallError) as caught:
         client.batch("b")
     assert str(caught.value) == text and "\n" not in str(caught.value)
 
@@ -123,7 +122,7 @@ def test_items_the_server_refuses_are_reported_by_line_and_the_rest_go_in() -> N
         calls.append(len(items))
         if len(calls) == 1:
             detail = [{"index": 1, "field": "account", "rule": "must be one of the configured accounts: default"}]
-            return httpx.Response(422, json={"message": "1 of 3 items are invalid", "detail": detail})
+            return httpx.Response(422, json={"status": 422, "detail": "1 of 3 items are invalid", "errors": detail})
         return httpx.Response(202, json={"batch_id": "b", "accepted": len(items), "item_ids": ["x", "y"]})
 
     with _client(handler) as client:
@@ -134,9 +133,9 @@ def test_items_the_server_refuses_are_reported_by_line_and_the_rest_go_in() -> N
 
 
 def test_a_request_level_refusal_is_raised() -> None:
-    response = httpx.Response(422, json={"message": "items: must hold 1 to 2 items", "detail": [
+    response = httpx.Response(422, json={"detail": "items: must hold 1 to 2 items", "errors": [
         {"index": None, "field": "items", "rule": "must hold 1 to 2 items (got 3)"}]})  # fmt: skip
-    with _client(lambda request: response) as client, pytest.raises(ApiError, match="must hold 1 to 2"):
+    with _client(lambda request: response) as client, pytest.raises(ApiCallError, match="must hold 1 to 2"):
         submit_rows(client, _rows(3))
 
 
@@ -179,9 +178,72 @@ def test_the_rest_of_a_chunk_with_refused_rows_has_a_key_of_its_own() -> None:
         keys.append(request.headers.get("Idempotency-Key"))
         if len(keys) == 1:
             detail = [{"index": 0, "field": "account", "rule": "must be one of the configured accounts: default"}]
-            return httpx.Response(422, json={"message": "1 of 2 items are invalid", "detail": detail})
+            return httpx.Response(422, json={"detail": "1 of 2 items are invalid", "errors": detail})
         return httpx.Response(202, json={"batch_id": "b", "accepted": 1, "item_ids": ["x"]})
 
     with _client(handler) as client:
         submit_rows(client, _rows(2), key_base="m:abc")
     assert keys == [f"m:abc:{DEFAULT_CHUNK}:1", f"m:abc:{DEFAULT_CHUNK}:1:rest"]
+def test_batches_accepted_before_a_failing_chunk_are_told_at_once() -> None:
+    calls: list[int] = []
+    told: list[Chunk] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 3:
+            return httpx.Response(503, json={"status": 503, "detail": "Redis is unreachable"})
+        items = json.loads(request.content)["items"]
+        ids = [f"{len(calls)}-{i}" for i in range(len(items))]
+        return httpx.Response(202, json={"batch_id": f"b{len(calls)}", "item_ids": ids})
+
+    with _client(handler) as client, pytest.raises(ApiCallError, match="503"):
+        submit_rows(client, _rows(6), chunk_size=2, on_chunk=told.append)
+    assert [(c.batch_id, c.first_line, c.last_line) for c in told] == [("b1", 2, 3), ("b2", 4, 5)]
+
+
+def test_a_patient_client_rides_out_transient_failures_of_its_reads() -> None:
+    answers = iter([httpx.ConnectError("refused"), httpx.Response(503), httpx.Response(502), None])
+    retried: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer or httpx.Response(200, json={"batch_id": "b", "done": True})
+
+    client = ApiClient(TARGET, transport=httpx.MockTransport(handler), patience=30,
+                       on_retry=lambda exc, delay: retried.append(delay))  # fmt: skip
+    with client:
+        assert client.batch("b")["done"] is True
+    assert len(retried) == 3 and all(0 <= d <= 10 for d in retried)
+
+
+def test_reads_give_up_after_their_patience_and_writes_never_retry() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        return httpx.Response(503, json={"detail": "down"})
+
+    with ApiClient(TARGET, transport=httpx.MockTransport(handler), patience=0.2) as client:
+        with pytest.raises(ApiCallError, match="down"):
+            client.batch("b")
+        assert len(calls) >= 1
+        calls.clear()
+        with pytest.raises(ApiCallError):
+            client.submit([_rows(1)[0].spec])
+        assert calls == ["POST"]  # a lost answer may hide an accepted batch: never sent twice
+    with ApiClient(TARGET, transport=httpx.MockTransport(handler)) as impatient, pytest.raises(ApiCallError):
+        impatient.batch("b")
+
+
+def test_a_refusal_is_not_retried() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(404, json={"detail": "no batch b"})
+
+    with ApiClient(TARGET, transport=httpx.MockTransport(handler), patience=30) as client, pytest.raises(ApiCallError):
+        client.batch("b")
+    assert calls == [1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_status_cancel_retry(tmp_path: Path, api_server) -> None:
                          "m.json")  # fmt: skip
     submitted = runner.invoke(app, ["submit", manifest, *_api(api_server)])
     assert submitted.exit_code == EXIT_OK, submitted.output
-    batch_id = submitted.stdout.split("batch ")[1].split()[0]
+    batch_id = re.search(r"in batch ([0-9a-f]{32})", submitted.stdout).group(1)
 
     status = runner.invoke(app, ["status", batch_id, "--json", *_api(api_server)])
     assert status.exit_code == EXIT_SOME_FAILED  # not done: no worker runs here
@@ -150,6 +151,51 @@ def test_batches_lists_newest_first_by_label_and_delete_refuses_a_running_batch(
     deleted = runner.invoke(app, ["delete", made[0], *_api(api_server)])
     assert deleted.exit_code == EXIT_OK and f"deleted batch {made[0]}" in deleted.stdout
     assert runner.invoke(app, ["status", made[0], *_api(api_server)]).exit_code == EXIT_USAGE
+def test_the_api_address_and_token_come_from_the_environment(api_server) -> None:
+    env = {"IMSREP_API_URL": api_server.url, "IMSREP_API_TOKEN": api_server.token}
+    result = runner.invoke(app, ["status", "a" * 32], env=env)
+    assert result.exit_code == EXIT_USAGE and "(404)" in result.stderr  # reached the API, which knows no such batch
+
+
+@pytest.mark.parametrize("command", ["submit", "status", "watch", "cancel", "retry", "up"])
+def test_help_shows_each_options_environment_variable(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_OK
+    variables = {"IMSREP_STATE_DIR"} | (set() if command == "up" else {"IMSREP_API_URL", "IMSREP_API_TOKEN"})
+    for variable in variables:
+        assert f"env var: {variable}" in result.stdout, (command, variable)
+
+
+def test_version() -> None:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == EXIT_OK and result.stdout.strip() == f"imsrep {version('ims-replicator')}"
+
+
+def test_a_deeply_nested_json_manifest_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, "[" * 100_000, "deep.json")
+    result = runner.invoke(app, ["submit", manifest, "--api", "http://x", "--token", "t"])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "nested too deeply" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_identical_rows_are_warned_about_with_their_lines(tmp_path: Path, api_server) -> None:
+    manifest = _manifest(tmp_path, f"image_id,name\n{IMG},a\n{IMG},b\n{IMG},a\n")
+    result = runner.invoke(app, ["submit", manifest, *_api(api_server)])
+    assert result.exit_code == EXIT_OK, result.output
+    assert "lines 2, 4 are identical" in " ".join(result.stderr.split())
+
+
+def test_each_accepted_chunk_is_printed_as_it_is_accepted(tmp_path: Path, api_server) -> None:
+    # The third chunk names an account the server does not know, and nothing else: all of it is refused.
+    rows = [f"{IMG},n{i}," for i in range(4)] + [f"{IMG},n9,nowhere"]
+    manifest = _manifest(tmp_path, "image_id,name,account\n" + "\n".join(rows) + "\n")
+    result = runner.invoke(app, ["submit", manifest, "--chunk-size", "2", *_api(api_server)])
+    accepted = [line for line in result.stdout.splitlines() if line.startswith("Chunk ")]
+    assert len(accepted) == 2 and "(lines 2-3): batch" in accepted[0] and "(lines 4-5): batch" in accepted[1]
+    assert f"{manifest}:6: refused by the API: account:" in " ".join(result.stderr.split())
 
 
 def test_select_submits_a_selector_once_a_day_and_refuses_an_impossible_template(api_server) -> None:

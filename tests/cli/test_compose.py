@@ -1,5 +1,6 @@
-"""docker-compose.yml agrees with the code: the same commands as ``LocalStack``, real settings, matching ports and
-queues, a durable Redis; and ``docker-compose config`` accepts it when the tool is installed."""
+"""docker-compose.yml agrees with the code: the same commands as ``LocalStack`` for any value of the settings they
+carry, real settings, matching ports and queues, a durable pinned Redis, healthchecks, log rotation; and
+``docker-compose config`` accepts it when the tool is installed."""
 
 from __future__ import annotations
 
@@ -18,46 +19,122 @@ from cli import services
 from config.settings import ENV_PREFIX, AccountSettings, Settings
 from simulator.cli import simulator_command
 from worker.queues import ALL_QUEUES
-from worker.run import WORKER_ENV, worker_argv
+from worker.run import WORKER_ENV
 
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = "redis://redis:6379/0"
 PYTHON_SERVICES = ("api", "worker", "beat", "flower", "simulator")
+SECRETS = {"IMSREP_API_TOKENS": "compose-check-token", "IMSREP_FLOWER_PASSWORD": "compose-check-password"}
+_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?([-?])([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` and ``$$``, applied to every string."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, kind, other = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise AssertionError(f"compose refuses to start without {name}: {other}")
+        return other or ""
+
+    return _VARIABLE.sub(one, value)
+
+
+def rendered(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The services as compose runs them with ``env`` in the shell (plus the two required secrets)."""
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return interpolate(raw, {**SECRETS, **(env or {})})["services"]
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def compose() -> dict[str, dict[str, Any]]:
+    return rendered()
 
 
-def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
+def _settings(environment: dict[str, str]) -> Settings:
+    """The settings a compose service reads from its environment."""
+    values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in environment.items() if k.startswith(ENV_PREFIX)}
+    values = {k: v for k, v in values.items() if k in Settings.model_fields and v != ""}
+    return Settings(**values)
 
 
-def _python_m(args: list[str]) -> list[str]:
-    return ["python", "-m", *args]
+def _commands(svc: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    settings = _settings(svc["worker"]["environment"])
+    return {
+        "api": services.api("0.0.0.0", 8000, python="python").argv,
+        "worker": services.worker(settings, python="python").argv,
+        "beat": services.beat(settings, python="python").argv,
+        "flower": services.flower(settings, "0.0.0.0", 5555, python="python").argv,
+        "simulator": services.simulator("0.0.0.0", 8780, python="python").argv,
+    }
 
 
 def test_commands_are_the_local_stacks(compose: dict[str, Any]) -> None:
-    svc = _services(compose)
-    assert svc["api"]["command"] == _python_m(services.api_args("0.0.0.0", 8000))
-    assert svc["worker"]["command"] == worker_argv(python="python")
-    assert svc["beat"]["command"] == _python_m(services.beat_args("/data/celerybeat-schedule"))
-    assert svc["flower"]["command"] == _python_m(services.flower_args(BROKER, "0.0.0.0", 5555, "/data/flower.db"))
-    assert svc["simulator"]["command"] == _python_m(services.simulator_args("0.0.0.0", 8780))
-    assert svc["simulator"]["profiles"] == ["simulator"]
+    for name, argv in _commands(compose).items():
+        assert compose[name]["command"] == argv, name
+    assert compose["simulator"]["profiles"] == ["simulator"]
+
+
+# Each setting a launcher turns into a command-line flag or a service's environment, with a value that is not its
+# default: compose and ``imsrep up`` must both carry it.
+LAUNCHER_SETTINGS = {
+    "IMSREP_WORKER_CONCURRENCY": "7",
+    "IMSREP_REDIS_URL": "redis://:a-password@redis.internal:6380/2",
+    "IMSREP_FLOWER_USER": "ops",
+    "IMSREP_LOG_LEVEL": "DEBUG",
+    "IMSREP_LOG_FORMAT": "json",
+}
+
+
+@pytest.mark.parametrize(("variable", "value"), LAUNCHER_SETTINGS.items())
+def test_every_launcher_setting_reaches_the_compose_services(variable: str, value: str) -> None:
+    svc = rendered({variable: value})
+    for name, argv in _commands(svc).items():
+        assert svc[name]["command"] == argv, name
+    for name in ("api", "worker", "beat"):
+        assert svc[name]["environment"][variable] == value, name
+    flower = svc["flower"]
+    assert flower["environment"]["IMSREP_REDIS_URL"] == svc["api"]["environment"]["IMSREP_REDIS_URL"]
+    user = svc["api"]["environment"]["IMSREP_FLOWER_USER"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"] == f"{user}:{SECRETS['IMSREP_FLOWER_PASSWORD']}"
+
+
+def test_the_worker_command_follows_the_concurrency_setting() -> None:
+    worker = rendered({"IMSREP_WORKER_CONCURRENCY": "7"})["worker"]["command"]
+    assert worker[worker.index("--concurrency") + 1] == "7"
+    default = rendered()["worker"]["command"]
+    assert default[default.index("--concurrency") + 1] == str(Settings.model_fields["worker_concurrency"].default)
+
+
+def test_flower_follows_the_redis_url_and_keeps_it_off_its_command_line() -> None:
+    url = LAUNCHER_SETTINGS["IMSREP_REDIS_URL"]
+    flower = rendered({"IMSREP_REDIS_URL": url})["flower"]
+    assert flower["environment"]["IMSREP_REDIS_URL"] == url
+    assert not any("redis://" in arg for arg in flower["command"])
+    assert rendered()["flower"]["environment"]["IMSREP_REDIS_URL"] == BROKER
 
 
 def test_the_commands_name_modules_that_import() -> None:
     for target in (services.API_APP, "worker.celery_app:app"):
         module, attribute = target.split(":")
         assert hasattr(importlib.import_module(module), attribute), target
+    assert importlib.import_module(services.FLOWER_CONFIG).task_queues
 
 
 def test_the_worker_consumes_every_queue(compose: dict[str, Any]) -> None:
-    worker = _services(compose)["worker"]
+    worker = compose["worker"]
     command = worker["command"]
     assert command[command.index("-Q") + 1].split(",") == ALL_QUEUES
     assert "-E" in command  # task events, for Flower
@@ -65,15 +142,12 @@ def test_the_worker_consumes_every_queue(compose: dict[str, Any]) -> None:
     assert worker["environment"]["IMSREP_REDIS_URL"] == BROKER
 
 
-def _environment_names(compose: dict[str, Any]) -> dict[str, set[str]]:
-    return {name: set(svc.get("environment") or {}) for name, svc in _services(compose).items()}
-
-
-def test_every_imsrep_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
+def test_every_imsrep_variable_is_a_real_setting() -> None:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     simulator_options = set(inspect.signature(simulator_command).parameters)
     checked = 0
-    for service, names in _environment_names(compose).items():
-        for name in names:
+    for service, svc in raw.items():
+        for name in svc.get("environment") or {}:
             if name.startswith(f"{ENV_PREFIX}SIM_"):
                 assert service == "simulator" and name.removeprefix(f"{ENV_PREFIX}SIM_").lower() in simulator_options
             elif name.startswith(f"{ENV_PREFIX}ACCOUNTS__"):
@@ -87,14 +161,14 @@ def test_every_imsrep_variable_is_a_real_setting(compose: dict[str, Any]) -> Non
     assert checked > 20
 
 
-def test_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
-    svc = _services(compose)
-    env = svc["api"]["environment"]
+def test_secrets_are_required_not_defaulted() -> None:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    env = raw["api"]["environment"]
     assert env["IMSREP_API_TOKENS"].startswith("${IMSREP_API_TOKENS:?")
     assert env["IMSREP_FLOWER_PASSWORD"].startswith("${IMSREP_FLOWER_PASSWORD:?")
-    assert "${IMSREP_FLOWER_PASSWORD:?" in svc["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    assert "${IMSREP_FLOWER_PASSWORD:?" in raw["flower"]["environment"]["FLOWER_BASIC_AUTH"]
     for service in ("api", "worker", "beat"):
-        assert svc[service]["environment"]["IMSREP_REDIS_URL"] == BROKER
+        assert raw[service]["environment"]["IMSREP_REDIS_URL"].startswith("${IMSREP_REDIS_URL:-")
 
 
 def _bound_port(command: list[str]) -> int:
@@ -106,37 +180,59 @@ def _bound_port(command: list[str]) -> int:
     raise AssertionError(f"no --port in {command}")
 
 
-def test_published_ports_are_the_ones_the_commands_bind(compose: dict[str, Any]) -> None:
-    published = {name: svc["ports"] for name, svc in _services(compose).items() if "ports" in svc}
+def test_published_ports_are_the_commands_on_loopback_only(compose: dict[str, Any]) -> None:
+    # The API's /metrics and Flower's /metrics and /healthcheck need no credentials: loopback only.
+    published = {name: svc["ports"] for name, svc in compose.items() if "ports" in svc}
     assert set(published) == {"api", "flower", "simulator"}
     for name, ports in published.items():
-        port = _bound_port(_services(compose)[name]["command"])
-        # Flower's /metrics needs no password, so it is published on the host's loopback only.
-        host = "127.0.0.1:" if name == "flower" else ""
-        assert ports == [f"{host}{port}:{port}"]
+        port = _bound_port(compose[name]["command"])
+        assert ports == [f"127.0.0.1:{port}:{port}"]
         assert port == services.DEFAULT_PORTS[name]
 
 
-def test_redis_is_durable(compose: dict[str, Any]) -> None:
-    redis = _services(compose)["redis"]
+def test_redis_is_durable_and_pinned(compose: dict[str, Any]) -> None:
+    redis = compose["redis"]
     command = " ".join(redis["command"])
-    assert redis["image"].startswith("redis:7")
+    assert re.fullmatch(r"redis:7\.\d+\.\d+", redis["image"]), redis["image"]
     for option in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
         assert option in command
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
 
 
-def test_one_image_for_the_python_services(compose: dict[str, Any]) -> None:
-    images = {_services(compose)[name]["image"] for name in PYTHON_SERVICES}
+def test_healthchecks_and_start_order(compose: dict[str, Any]) -> None:
+    api, worker, flower = compose["api"], compose["worker"], compose["flower"]
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+    assert "/healthcheck" in " ".join(flower["healthcheck"]["test"])
+    ping = " ".join(worker["healthcheck"]["test"])
+    node = worker["command"][worker["command"].index("-n") + 1]
+    # Its own node: %h is the host name, which is $HOSTNAME in a container ($$ in the file).
+    assert "inspect ping" in ping and f"-d {node.replace('%h', '$HOSTNAME')}" in ping
+    app = worker["command"][worker["command"].index("-A") + 1]
+    assert ping.startswith(f"CMD-SHELL celery -A {app} inspect ping ")
+    for name in ("api", "worker", "beat", "flower"):
+        assert compose[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+    assert compose["beat"]["depends_on"]["worker"]["condition"] == "service_healthy"
+
+
+def test_logs_are_rotated(compose: dict[str, Any]) -> None:
+    for name, svc in compose.items():
+        options = svc["logging"]["options"]
+        assert svc["logging"]["driver"] == "json-file" and options["max-size"] and int(options["max-file"]) > 1, name
+
+
+def test_one_pinned_image_for_the_python_services_installed_from_the_lock(compose: dict[str, Any]) -> None:
+    images = {compose[name]["image"] for name in PYTHON_SERVICES}
     assert images == {"ims-replicator:local"}
-    assert "pip install ." in (ROOT / "Dockerfile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.12\.\d+-slim", dockerfile, re.MULTILINE), dockerfile
+    assert "pip install -c constraints.txt ." in dockerfile and "constraints.txt ./" in dockerfile
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
 @pytest.mark.parametrize("extra", [[], ["--env-file", "examples/simulator.env", "--profile", "simulator"]])
 def test_docker_compose_accepts_the_file(extra: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(IMSREP_API_TOKENS="compose-check-token", IMSREP_FLOWER_PASSWORD="compose-check-password")
+    env.update(SECRETS)
     result = subprocess.run(
         ["docker-compose", *extra, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )

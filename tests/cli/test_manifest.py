@@ -134,3 +134,23 @@ def test_cross_region_share_and_tag_columns(tmp_path) -> None:
         assert [row.spec for row in again.rows] == [cross, shared] and not again.errors
     header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
     assert header[6:] == ["target_region", "agency", "share_with", "tags", "provenance"] and len(header) == 11
+def test_identical_rows_are_found_by_line() -> None:
+    other = "1d0e3b8a-5c2f-4a6e-9b7d-2f4c6e8a0b1c"
+    text = (
+        "image_id,name,account\n"
+        f"{IMG},web,\n"  # 2
+        f"{IMG},web,\n"  # 3: same image, same name
+        f"{IMG},other-name,\n"  # 4
+        f"{IMG.upper()},,\n"  # 5: same image (IDs are case-insensitive), default name
+        f"{IMG},,\n"  # 6
+        f"{other},web,\n"  # 7: another image
+        f"{IMG},web,prod\n"  # 8: another account
+    )
+    assert parse_manifest(text, "csv").duplicates() == [[2, 3], [5, 6]]
+
+
+def test_a_deeply_nested_json_manifest_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        read_manifest(path)

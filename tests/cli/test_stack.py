@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 from cli.processes import ServiceError
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.stack import LocalStack, StackOptions, WorkerSpec
 from config.settings import load_settings
 
 ACCOUNT = {"prod": {"project_id": "f" * 32, "access_key": "AK", "secret_key": "SK"}}
@@ -44,20 +45,75 @@ def test_simulator_mode_drops_inherited_accounts(tmp_path: Path, monkeypatch: py
     for field, value in {"PROJECT_ID": "f" * 32, "ACCESS_KEY": "AKPROD", "SECRET_KEY": "SKPROD"}.items():
         monkeypatch.setenv(f"IMSREP_ACCOUNTS__PROD__{field}", value)
     monkeypatch.setenv("IMSREP_DEFAULT_ACCOUNT", "prod")
-    info = StackInfo("http://api", "t", "http://flower", "admin", "p", "redis://r", str(tmp_path), str(tmp_path),
-                     simulator_url="http://sim:1", simulator_access_key="AK1", simulator_secret_key="SK1",
-                     simulator_project_id="e" * 32, simulator_region="cn-north-4")  # fmt: skip
-    env = _stack(tmp_path, demo=True)._simulator_account_env(info)
+    stack = LocalStack(StackOptions(state_dir=tmp_path, demo=True, simulator={"access_key": "AK1"}))
+    stack.plan()
+    env = stack.service_env()
     assert env["IMSREP_ACCOUNTS__PROD__PROJECT_ID"] is None and env["IMSREP_ACCOUNTS__PROD__SECRET_KEY"] is None
     assert env["IMSREP_DEFAULT_ACCOUNT"] == "default"
-    assert env["IMSREP_ACCOUNTS__DEFAULT__IMS_ENDPOINT"] == env["IMSREP_ACCOUNTS__DEFAULT__KMS_ENDPOINT"] == "http://sim:1"
+    sim = stack.info.simulator_url
+    assert env["IMSREP_ACCOUNTS__DEFAULT__IMS_ENDPOINT"] == env["IMSREP_ACCOUNTS__DEFAULT__KMS_ENDPOINT"] == sim
     assert env["IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY"] == "AK1"
 
 
 def test_demo_flag_only_for_the_demo(tmp_path: Path) -> None:
-    info = StackInfo("http://api", "t", "http://flower", "admin", "p", "redis://r", str(tmp_path), str(tmp_path))
-    assert _stack(tmp_path, demo=True)._service_env(info)["IMSREP_DEMO"] == "true"
-    assert "IMSREP_DEMO" not in _stack(tmp_path)._service_env(info)
+    assert _stack(tmp_path, demo=True).service_env()["IMSREP_DEMO"] == "true"
+    assert "IMSREP_DEMO" not in _stack(tmp_path).service_env()
+
+
+def test_services_are_named_entries_in_start_order(tmp_path: Path) -> None:
+    workers = (WorkerSpec(), WorkerSpec("poller", queues=("poll",), concurrency=2))
+    plan = LocalStack(StackOptions(state_dir=tmp_path, workers=workers), settings=load_settings()).plan()
+    assert [s.name for s in plan] == ["redis", "simulator", "worker", "poller", "beat", "api", "flower"]
+    poller = {s.name: s for s in plan}["poller"].argv
+    assert poller[poller.index("-n") + 1] == "poller@%h" and poller[poller.index("-Q") + 1] == "poll"
+    assert [s.name for s in plan if s.data_store] == ["redis"]
+
+
+# Each setting ``imsrep up`` turns into a flag or a service's environment, set to a value that is not its default.
+LAUNCHER_SETTINGS = {
+    "worker_concurrency": ("IMSREP_WORKER_CONCURRENCY", "7"),
+    "state_dir": ("IMSREP_STATE_DIR", "elsewhere"),
+    "flower_user": ("IMSREP_FLOWER_USER", "ops"),
+    "flower_password": ("IMSREP_FLOWER_PASSWORD", "a-long-flower-password"),
+    "log_level": ("IMSREP_LOG_LEVEL", "DEBUG"),
+    "log_format": ("IMSREP_LOG_FORMAT", "json"),
+}
+
+
+@pytest.mark.parametrize("setting", LAUNCHER_SETTINGS)
+def test_every_launcher_setting_reaches_the_services_command_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    variable, value = LAUNCHER_SETTINGS[setting]
+    monkeypatch.setenv(variable, value)
+    monkeypatch.chdir(tmp_path)
+    state_dir = Path(load_settings().state_dir)  # what imsrep up runs with
+    stack = LocalStack(StackOptions(state_dir=state_dir))
+    plan = {s.name: s for s in stack.plan()}
+    worker, beat, flower = plan["worker"].argv, plan["beat"].argv, plan["flower"]
+    env = stack.service_env()
+    settings = load_settings()
+    assert worker[worker.index("--concurrency") + 1] == str(settings.worker_concurrency)
+    assert beat[beat.index("-s") + 1] == str(tmp_path / settings.state_dir / "celerybeat-schedule")
+    assert f"--db={tmp_path / settings.state_dir / 'flower.db'}" in flower.argv
+    assert plan["redis"].argv[plan["redis"].argv.index("--dir") + 1] == str(tmp_path / settings.state_dir / "redis")
+    user, password = flower.env["FLOWER_BASIC_AUTH"].split(":", 1)
+    assert (user, password) == (settings.flower_user, stack.info.flower_password)
+    assert flower.env["IMSREP_REDIS_URL"] == stack.info.redis_url and "redis://" not in " ".join(flower.argv)
+    # Settings the processes read themselves reach them through the environment the stack gives them.
+    assert env.get(variable, os.environ[variable]) == value or variable == "IMSREP_STATE_DIR"
+    assert getattr(stack.service_settings(), setting) == getattr(settings, setting) or setting == "state_dir"
+
+
+def test_the_simulator_secrets_never_reach_a_command_line(tmp_path: Path) -> None:
+    options = StackOptions(state_dir=tmp_path, simulator={"iam_password": "sim-iam-password", "copy_seconds": 2})
+    stack = LocalStack(options, settings=load_settings())
+    simulator = {s.name: s for s in stack.plan()}["simulator"]
+    secrets_ = [stack.info.simulator_access_key, stack.info.simulator_secret_key, "sim-iam-password"]
+    assert not [s for s in secrets_ if any(s in arg for arg in simulator.argv)]
+    assert simulator.env["IMSREP_SIM_ACCESS_KEY"] == stack.info.simulator_access_key
+    assert simulator.env["IMSREP_SIM_IAM_PASSWORD"] == "sim-iam-password"
+    assert simulator.argv[simulator.argv.index("--copy-seconds") + 1] == "2"
 
 
 def test_a_port_in_use_is_refused_with_the_option_to_change_it(tmp_path: Path) -> None:

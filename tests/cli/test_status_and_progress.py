@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -21,7 +22,7 @@ def _submit(tmp_path: Path, api: list[str], count: int) -> str:
     manifest.write_text(json.dumps([{"image_id": IMG, "name": f"copy-{i}"} for i in range(count)]))
     submitted = runner.invoke(app, ["submit", str(manifest), *api])
     assert submitted.exit_code == 0, submitted.output
-    return submitted.stdout.split("batch ")[1].split()[0]
+    return re.search(r"in batch ([0-9a-f]{32})", submitted.stdout).group(1)
 
 
 def test_status_failed_shows_only_items_that_ended_without_a_copy(tmp_path: Path, api_server) -> None:

@@ -159,9 +159,9 @@ def test_bad_items_are_refused_whole_with_every_problem(stack: Stack) -> None:
     body = {"items": [good, {"image_id": "not-a-uuid"}, {**good, "name": " edge spaces "}, {**good, "bogus": 1}]}
     response = stack.api.post("/v1/batches", json=body)
     assert response.status_code == 422
-    problems = {(p["index"], p["field"]) for p in response.json()["detail"]}
+    problems = {(p["index"], p["field"]) for p in response.json()["errors"]}
     assert problems == {(1, "image_id"), (2, "name"), (3, "bogus")}
-    assert "nothing was stored" in response.json()["message"]
+    assert "nothing was stored" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -171,7 +171,7 @@ def test_bad_items_are_refused_whole_with_every_problem(stack: Stack) -> None:
 def test_malformed_bodies_get_a_4xx(stack: Stack, body: str, status: int) -> None:
     response = stack.api.post("/v1/batches", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
-    assert response.json()["message"]
+    assert response.json()["detail"]
 
 
 def test_unknown_batch_is_404(stack: Stack) -> None:

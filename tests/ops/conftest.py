@@ -1,8 +1,9 @@
 """What an operator sees: one ``LocalStack`` (Redis, simulator, API, worker, beat, Flower as real processes) with
 the demo batch in flight, and Debian's headless Chromium to look at Flower the way a person would.
 
-Copies take a while (``COPY_SECONDS``) so tasks are still running while the browser looks, and the simulator
-injects some transient errors so the retry counters have something to count.
+Chromium is installed (when missing, and allowed) before the stack starts, so no test's timing depends on how long
+that took; a test that needs copies in flight submits its own. Copies take a while (``COPY_SECONDS``), and the
+simulator injects some transient errors so the retry counters have something to count.
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ class OpsStack:
 
 
 @pytest.fixture(scope="session")
-def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
+def chromium_missing() -> str | None:
+    """Install Debian's chromium when it is missing and we may, before any stack of this tier starts (it can take
+    minutes); why it is not there, or None."""
+    return _install_chromium()
+
+
+@pytest.fixture(scope="session")
+def ops_stack(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | None) -> Iterator[OpsStack]:
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("ops-stack"),
         use_simulator=True,
@@ -123,8 +131,7 @@ def _install_chromium() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
-    reason = _install_chromium()
-    if reason:
-        pytest.skip(reason)
+def chromium(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | None) -> Chromium:
+    if chromium_missing:
+        pytest.skip(chromium_missing)
     return Chromium(tmp_path_factory.mktemp("chromium-profile"))

@@ -14,7 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
-from cli.processes import free_port, redis_process, tcp_open
+from cli import services
+from cli.processes import ManagedProcess, free_port, tcp_open
 from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
 
@@ -22,7 +23,7 @@ MODES = {"no AOF": ("no", "everysec"), "AOF everysec": ("yes", "everysec"), "AOF
 
 
 def _argv(base: list[str], appendonly: str, fsync: str) -> list[str]:
-    """The project's Redis command line (cli.processes) with its two persistence options set."""
+    """The project's Redis command line (cli.services) with its two persistence options set."""
     argv = list(base)
     argv[argv.index("--appendonly") + 1] = appendonly
     argv[argv.index("--appendfsync") + 1] = fsync
@@ -34,9 +35,9 @@ def measure(appendonly: str, fsync: str, items: int, batch: int, runs: int) -> l
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
-            proc = redis_process(port, Path(tmp) / "data", Path(tmp))
-            proc.argv = _argv(list(proc.argv), appendonly, fsync)
-            proc.start()
+            (Path(tmp) / "data").mkdir()
+            argv = _argv(services.redis("redis", "127.0.0.1", port, Path(tmp) / "data").argv, appendonly, fsync)
+            proc = ManagedProcess("redis", argv, Path(tmp) / "redis.log").start()
             try:
                 proc.wait_ready(lambda p=port: tcp_open("127.0.0.1", p), timeout=20)
                 store = open_data_layer(f"redis://127.0.0.1:{port}/0", "bench").records

@@ -1,5 +1,6 @@
 """The reliability tier: the whole system as real processes (Redis with AOF, the simulator, the API, a Celery worker
-and beat), each in its own process group so a test can SIGKILL one and start it again on the same port and data.
+and beat) on ``LocalStack``, each in its own process group so a test can SIGKILL one and start it again on the same
+port and data.
 
 Every test gets its own cluster (own Redis, so killing it disturbs nobody) and stops all of it in teardown. Timings
 are shortened so recovery takes seconds, not the production minutes, while keeping the production invariant
@@ -14,11 +15,10 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +26,18 @@ import httpx
 import pytest
 import redis
 
-from cli import services
-from cli.processes import ManagedProcess, ServiceError, free_port, http_ok, python_module, start_redis, wait_until
-from config.settings import AccountSettings
+from cli.demo import simulator_account
+from cli.processes import ServiceError, wait_until
+from cli.stack import LocalStack, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
 from worker.data import DataLayer, RecordStore, open_data_layer
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
-from worker.run import WORKER_ENV, beat_argv, worker_argv
 
 pytestmark = pytest.mark.integration
 
-HOST = "127.0.0.1"
 PREFIX = "rel"
 SOURCES = 120  # distinct source images, so a second copy of any of them shows in the listing
-AK = "AKRELIABILITYTEST"
-SK = secrets.token_urlsafe(24)
 
 # Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
 # reconciler sees an item as stalled after 8 s of silence (that countdown plus the time limit).
@@ -59,71 +55,39 @@ TIMINGS = {
     "IMSREP_STALL_SECONDS": "4",
     "IMSREP_RECONCILE_INTERVAL": "2",
 }
+SERVICE_ENV = {
+    "IMSREP_KEY_PREFIX": PREFIX,
+    "IMSREP_WORKER_CONCURRENCY": "4",
+    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_RATE": "100",
+    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_BURST": "50",
+    **TIMINGS,
+}
 
 
 @dataclass
 class Cluster:
-    base: Path
-    sim_options: dict[str, object]
-    env: dict[str, str] = field(default_factory=dict)
-    processes: dict[str, ManagedProcess] = field(default_factory=dict)
-    redis_port: int = 0
-    sim_port: int = 0
-    api_port: int = 0
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """The whole system on ``LocalStack`` (no Flower), with the helpers the scenarios count with."""
+
+    stack: LocalStack
 
     # -- processes -----------------------------------------------------------------------------------------------
 
     def start(self, *, worker: bool = True) -> Cluster:
-        self.redis_port, self.sim_port, self.api_port = free_port(), free_port(), free_port()
-        self.start_redis()
-        catalog = self.base / "catalog.json"
-        catalog.write_text(json.dumps(generate(SOURCES, {"ordinary": 1.0}, seed=5)))
-        sim_args = services.simulator_args(HOST, self.sim_port, catalog=catalog, **self.sim_options)
-        self._run("simulator", python_module(*sim_args), services.simulator_env(AK, SK))
-        self.processes["simulator"].wait_ready(lambda: http_ok(f"{self.sim_url}/_sim/health"), timeout=30)
-        self.env = self._service_env()
-        self._run("api", python_module(*services.api_args(HOST, self.api_port)), self.env)
-        self._run("beat", [*beat_argv(loglevel="WARNING"), "-s", str(self.base / "celerybeat-schedule")], self.env)
-        if worker:
-            self.start_worker()
-        self.processes["api"].wait_ready(lambda: http_ok(f"{self.api_url}/healthz"), timeout=30)
+        self.stack.start()
+        if not worker:
+            return self
+        self.wait_worker_ready()
         return self
 
-    def _service_env(self) -> dict[str, str]:
-        account = "IMSREP_ACCOUNTS__DEFAULT__"
-        return {
-            "IMSREP_REDIS_URL": self.redis_url,
-            "IMSREP_KEY_PREFIX": PREFIX,
-            "IMSREP_API_TOKENS": self.token,
-            "IMSREP_STATE_DIR": str(self.base / "state"),
-            "IMSREP_DEFAULT_ACCOUNT": "default",
-            f"{account}REGION": services.SIMULATOR_REGION,
-            f"{account}PROJECT_ID": services.SIMULATOR_PROJECT_ID,
-            f"{account}IMS_ENDPOINT": self.sim_url,
-            f"{account}KMS_ENDPOINT": self.sim_url,
-            f"{account}IAM_ENDPOINT": self.sim_url,
-            f"{account}ACCESS_KEY": AK,
-            f"{account}SECRET_KEY": SK,
-            f"{account}REQUEST_RATE": "100",
-            f"{account}REQUEST_BURST": "50",
-            **TIMINGS,
-            **self.env,
-        }
+    def start_worker(self, queues: list[str] | None = None) -> None:
+        self.stack.start_worker(queues=queues)
 
-    def _run(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.base / "logs" / f"{name}.log", env=env, cwd=self.base).start()
-        self.processes[name] = proc
-        return proc
+    def stop_worker(self) -> None:
+        self.stack.stop_service("worker", timeout=10)
 
     def start_redis(self) -> None:
         # Same port and data directory every time: a restart replays the AOF (it answers LOADING until done).
-        self.processes["redis"] = start_redis(self.redis_port, self.base / "redis", self.base / "logs")
-        wait_until(lambda: self.redis().ping(), 30, "Redis to load its AOF", interval=0.1)
-
-    def start_worker(self, queues: list[str] | None = None) -> ManagedProcess:
-        argv = worker_argv(concurrency=4, **({"queues": queues} if queues else {}))
-        return self._run("worker", argv, {**self.env, **WORKER_ENV})
+        self.stack.restart("redis")
 
     def wait_worker_ready(self) -> None:
         """Until the worker's heartbeat is in Redis (what the API's /readyz reads)."""
@@ -131,51 +95,38 @@ class Cluster:
 
     def kill(self, name: str) -> None:
         """SIGKILL the service's whole process group (a Celery worker and its pool children), as a crash would."""
-        self.processes[name].kill()
+        self.stack.kill(name)
 
     def stop(self) -> None:
-        for name in ("worker", "beat", "api", "simulator", "redis"):  # Redis last: in-flight acks still land
-            if name in self.processes:
-                self.processes[name].stop(timeout=10)
+        self.stack.stop()
 
     def assert_running(self) -> None:
         """Every service is still up (a ServiceError, unlike other errors, ends a ``wait_until`` at once)."""
-        for proc in self.processes.values():
+        for proc in self.stack.processes.values():
             if not proc.running():
                 raise ServiceError(f"{proc.name} died:\n{proc.log_tail()}")
 
     # -- clients ---------------------------------------------------------------------------------------------------
 
     @property
-    def redis_url(self) -> str:
-        return f"redis://{HOST}:{self.redis_port}/0"
-
-    @property
     def sim_url(self) -> str:
-        return f"http://{HOST}:{self.sim_port}"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{HOST}:{self.api_port}"
+        return self.stack.info.simulator_url or ""
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=5)
+        return redis.Redis.from_url(self.stack.info.redis_url, decode_responses=True, socket_timeout=5)
 
     def data(self) -> DataLayer:
-        return open_data_layer(self.redis_url, PREFIX)
+        return open_data_layer(self.stack.info.redis_url, PREFIX)
 
     def store(self) -> RecordStore:
         return self.data().records
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        info = self.stack.info
+        return httpx.Client(base_url=info.api_url, headers={"Authorization": f"Bearer {info.api_token}"}, timeout=30)
 
     def ims(self) -> ImsClient:
-        account = AccountSettings(
-            region=services.SIMULATOR_REGION, project_id=services.SIMULATOR_PROJECT_ID, ims_endpoint=self.sim_url,
-            kms_endpoint=self.sim_url, iam_endpoint=self.sim_url, access_key=AK, secret_key=SK,
-        )  # fmt: skip
-        return ImsClient(account, connect_timeout=5, read_timeout=30)
+        return ImsClient(simulator_account(self.stack.info), connect_timeout=5, read_timeout=30)
 
     def sources(self, n: int) -> list[str]:
         with self.ims() as ims:
@@ -214,7 +165,7 @@ class Cluster:
 
     def project(self) -> dict[str, Any]:
         projects = httpx.get(f"{self.sim_url}/_sim/projects", timeout=10).json()["projects"]
-        return next(p for p in projects if p["project_id"] == services.SIMULATOR_PROJECT_ID)
+        return next(p for p in projects if p["project_id"] == self.stack.info.simulator_project_id)
 
     def jobs(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self.sim_url}/_sim/jobs", timeout=10).json()["jobs"]
@@ -239,7 +190,7 @@ class Cluster:
         return Counter(re.findall(r"Task [\w.]+\[([0-9a-f-]+)\] received", self.worker_log()))
 
     def worker_log(self) -> str:
-        return (self.base / "logs" / "worker.log").read_text(errors="replace")
+        return (self.stack.log_dir / "worker.log").read_text(errors="replace")
 
     def slots_held(self) -> int:
         return self.data().slots.in_use("default")
@@ -283,8 +234,18 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     started: list[Cluster] = []
 
     def make(*, worker: bool = True, env: dict[str, str] | None = None, **sim_options: object) -> Cluster:
-        options = {"image_quota": 10_000, "seed": 3, **sim_options}
-        c = Cluster(tmp_path, options, env=dict(env or {}))
+        catalog = tmp_path / "catalog.json"
+        catalog.write_text(json.dumps(generate(SOURCES, {"ordinary": 1.0}, seed=5)))
+        options = StackOptions(
+            state_dir=tmp_path / "stack",
+            use_simulator=True,
+            simulator={"image_quota": 10_000, "seed": 3, "catalog": catalog, **sim_options},
+            env={**SERVICE_ENV, **(env or {})},
+            workers=(WorkerSpec(),) if worker else (),
+            flower=False,
+            stop_grace=10,
+        )
+        c = Cluster(LocalStack(options))
         started.append(c)
         return c.start(worker=worker)
 

@@ -52,7 +52,7 @@ def test_every_message_delivered_twice_at_once_makes_one_copy(cluster, record) -
     c.start_worker(queues=[Queue.ADMIT.value, Queue.VALIDATE.value])
     # Validation done: five items hold the slots, their submits wait in the (unconsumed) submit queue.
     wait_until(lambda: r.llen(Queue.SUBMIT.value) >= SLOT_LIMIT, 60, "the first submits", interval=0.2)
-    c.processes["worker"].stop()
+    c.stop_worker()
     submits = c.duplicate_queue(Queue.SUBMIT.value)
     c.start_worker()
     finished = c.wait_terminal(item_ids, timeout=90)

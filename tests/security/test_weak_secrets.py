@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.processes import free_port, python_module
-from cli.services import api_args
-from worker.run import worker_argv
+from cli import services
+from cli.processes import free_port
+from config.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,12 @@ def _refused(argv: list[str], env: dict[str, str], variable: str, secret: str) -
 
 @pytest.mark.parametrize(("settings", "variable", "secret"), WEAK)
 def test_the_api_refuses_to_start(tmp_path: Path, settings: dict, variable: str, secret: str) -> None:
-    _refused(python_module(*api_args("127.0.0.1", free_port())), _env(tmp_path, **settings), variable, secret)
+    _refused(services.api("127.0.0.1", free_port()).argv, _env(tmp_path, **settings), variable, secret)
 
 
 @pytest.mark.parametrize(("settings", "variable", "secret"), WEAK[:1])
 def test_the_worker_refuses_to_start(tmp_path: Path, settings: dict, variable: str, secret: str) -> None:
-    _refused(worker_argv(concurrency=1), _env(tmp_path, **settings), variable, secret)
+    _refused(services.worker(Settings(), concurrency=1).argv, _env(tmp_path, **settings), variable, secret)
 
 
 @pytest.mark.parametrize(("settings", "variable", "secret"), WEAK)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,7 +24,8 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 
-from cli.processes import ManagedProcess, free_port, http_ok, python_module
+from cli.processes import ManagedProcess, free_port
+from cli.stack import not_ready_reason
 from simulator.app import create_app
 from simulator.config import RegionSpec, SimConfig
 from simulator.context import Simulator
@@ -336,14 +338,14 @@ def _regions_factory(base: Path) -> tuple[Callable[..., RegionsSim], Callable[[]
 
     def start(regions: list[str], *args: str) -> RegionsSim:
         port = free_port()
-        argv = python_module("simulator", "--port", str(port), "--seed", "1", "--log-level", "warning")
+        argv = [sys.executable, "-m", "simulator", "--port", str(port), "--seed", "1", "--log-level", "warning"]
         for region in regions:
             argv += ["--region", region]
         for region in regions[1:]:
             argv += ["--region-port", f"{region}=0"]
         proc = ManagedProcess(f"simulator-{port}", [*argv, *args], base / f"simulator-{port}.log").start()
         started.append((proc, None))  # type: ignore[arg-type]  # stopped even if it never answers
-        proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/_sim/health"), timeout=30)
+        proc.wait_ready(lambda: not_ready_reason(f"http://127.0.0.1:{port}/_sim/health") is None, timeout=30)
         handle = RegionsSim(proc, port)
         started[-1] = (proc, handle)
         return handle

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from config.settings import Settings
 from worker.celery_app import app, settings
 from worker.queues import ALL_QUEUES, ROUTES
 from worker.run import beat_argv, worker_argv
 
 
-def test_worker_argv_consumes_every_stage_queue_with_events() -> None:
-    argv = worker_argv(concurrency=3, beat=True, schedule="/tmp/beat")
+def test_worker_argv_consumes_every_stage_queue_with_events_at_the_configured_concurrency() -> None:
+    argv = worker_argv(Settings(worker_concurrency=3))
     assert argv[:6] == [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker"]
     assert argv[argv.index("-Q") + 1].split(",") == ALL_QUEUES
     assert argv[argv.index("--concurrency") + 1] == "3" and "-E" in argv
-    assert argv[-3:] == ["-B", "-s", "/tmp/beat"]
-    assert "-B" not in worker_argv()
+    assert argv[argv.index("-n") + 1] == "worker@%h"
+    mine = worker_argv(Settings(), node="w2@%h", queues=["poll"], concurrency=2, python="python")
+    assert mine[0] == "python" and mine[mine.index("-Q") + 1] == "poll" and mine[mine.index("-n") + 1] == "w2@%h"
+    assert mine[mine.index("--concurrency") + 1] == "2"
 
 
-def test_beat_argv() -> None:
-    assert beat_argv()[:6] == [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "beat"]
+def test_beat_argv_keeps_its_schedule_in_the_state_directory() -> None:
+    argv = beat_argv(Settings(state_dir=Path("/srv/imsrep")))
+    assert argv[:6] == [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "beat"]
+    assert argv[argv.index("-s") + 1] == "/srv/imsrep/celerybeat-schedule"
 
 
 def test_every_task_is_registered_on_its_stage_queue_and_maintenance_is_scheduled() -> None:

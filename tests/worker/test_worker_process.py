@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,14 +12,14 @@ import httpx
 import pytest
 import redis
 
+from cli import services
 from cli.processes import ManagedProcess, wait_until
-from config.settings import AccountSettings
+from config.settings import AccountSettings, Settings
 from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
 from worker.queues import Queue, TaskName
-from worker.run import worker_argv
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +41,7 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
         "IMSREP_POLL_MAX_INTERVAL": "1",
         "IMSREP_RETRY_BASE_DELAY": "0.1",
         "IMSREP_RETRY_MAX_DELAY": "2",
+        "IMSREP_LOG_FORMAT": "json",
         f"{account}REGION": sim.region,
         f"{account}PROJECT_ID": sim.project_id,
         f"{account}IMS_ENDPOINT": sim.url,
@@ -53,7 +55,8 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()
     data = open_data_layer(url, prefix)
-    worker = ManagedProcess("worker", worker_argv(concurrency=4), tmp_path / "worker.log", env=env, cwd=tmp_path)
+    service = services.worker(Settings(), concurrency=4)
+    worker = ManagedProcess("worker", service.argv, tmp_path / "worker.log", env={**env, **service.env}, cwd=tmp_path)
     worker.start()
     try:
         # Ready when its heartbeat is in <prefix>:workers (what the API's /readyz reads).
@@ -96,3 +99,9 @@ def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
     copy_statuses = {status for name, counts in stats.items() if "copy" in name for status in counts}
     assert copy_statuses == {"200"}, stats
     assert data.slots.in_use("default") == 0
+    # IMSREP_LOG_FORMAT=json: a JSON object a line, each step's record naming its task, item and batch.
+    entries = [json.loads(line) for line in stack["worker"].log_path.read_text().splitlines() if line.startswith("{")]
+    done = [e for e in entries if e["message"].endswith(" succeeded") and e["logger"].startswith("worker.")]
+    assert len(done) == 200, entries[-5:]
+    assert all(e["task_name"].startswith("replication.") and e["task_id"] and e["item_id"] for e in done)
+    assert {e["item_id"] for e in done} == set(batch.item_ids)

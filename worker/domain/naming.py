@@ -1,4 +1,7 @@
-"""IMS's rules for image names, descriptions, IDs and key references (docs/ims-api.md §2), and the default copy name."""
+"""IMS's rules for image names, descriptions, IDs and key references (docs/ims-api.md §2), and the default copy name.
+
+Every pattern is matched with ``fullmatch``: ``$`` alone would also match before a trailing line feed.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ TAG_KEY_MAX = 36
 TAG_VALUE_MAX = 43
 
 # Letters, digits, '-', '.', '_', space and Chinese characters; no leading or trailing space.
-_NAME_CHARS = re.compile(r"^[A-Za-z0-9\-._ \u4e00-\u9fa5]+$")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9\-._ \u4e00-\u9fa5]+")
 _DESCRIPTION_FORBIDDEN = re.compile(r"[\r\n<>]")
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Our batch labels: a short tag a user finds batches by (not an IMS concept).
@@ -23,7 +26,11 @@ REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
 PROJECT_NAME_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 PROJECT_ID_RE = re.compile(r"[0-9a-f]{32}")
 # KMS aliases: letters, digits, '_', '-', ':' and '/', as in "ims/default".
-_KEY_ALIAS = re.compile(r"^[A-Za-z0-9_\-:/]{1,255}$")
+_KEY_ALIAS = re.compile(r"[A-Za-z0-9_\-:/]{1,255}")
+
+
+def is_uuid(value: str) -> bool:
+    return UUID_RE.fullmatch(value) is not None
 
 
 def name_problem(name: str) -> str | None:
@@ -34,7 +41,7 @@ def name_problem(name: str) -> str | None:
         return f"must be at most {NAME_MAX} characters (got {len(name)})"
     if name != name.strip(" "):
         return "must not start or end with a space"
-    if not _NAME_CHARS.match(name):
+    if not _NAME_CHARS.fullmatch(name):
         return "may contain only letters, digits, Chinese characters, '-', '.', '_' and spaces"
     return None
 
@@ -62,7 +69,7 @@ def tags_problem(tags: dict[str, str]) -> str | None:
 
 
 def key_ref_problem(ref: str) -> str | None:
-    if UUID_RE.match(ref) or _KEY_ALIAS.match(ref):
+    if is_uuid(ref) or _KEY_ALIAS.fullmatch(ref):
         return None
     return "must be a KMS key ID (UUID) or an alias such as ims/default"
 

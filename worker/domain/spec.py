@@ -15,8 +15,8 @@ from worker.domain.naming import (
     PROJECT_NAME_RE,
     REGION_RE,
     TAGS_MAX,
-    UUID_RE,
     description_problem,
+    is_uuid,
     key_ref_problem,
     name_problem,
     tags_problem,
@@ -86,7 +86,7 @@ class ItemOptions(BaseModel):
     @field_validator("enterprise_project_id")
     @classmethod
     def _eps(cls, v: str | None) -> str | None:
-        if v is not None and v != "0" and not UUID_RE.match(v):
+        if v is not None and v != "0" and not is_uuid(v):
             raise ValueError('must be "0" or a UUID')
         return v
 
@@ -134,7 +134,7 @@ class ItemSpec(ItemOptions):
     @field_validator("image_id")
     @classmethod
     def _image_id(cls, v: str) -> str:
-        if not UUID_RE.match(v):
+        if not is_uuid(v):
             raise ValueError("must be an image ID in UUID form")
         return v.lower()
 

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import httpx
 
 from config.settings import AccountSettings
-from worker.domain.naming import UUID_RE
+from config.version import DISTRIBUTION, VERSION
+from worker.domain.naming import is_uuid
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
 from worker.ims.hooks import ClientHooks
 from worker.ims.models import Image, ImageMember, ImageQuota, Job, KmsKey
@@ -27,7 +28,7 @@ from worker.ims.token import TokenAuth, is_token_request
 
 T = TypeVar("T")
 
-USER_AGENT = "ims-replicator/0.1"
+USER_AGENT = f"{DISTRIBUTION}/{VERSION}"
 JSON_UTF8 = "application/json;charset=UTF-8"  # what the SDK sends on the copy calls
 DEFAULT_PAGE_SIZE = 500  # the service's default ``limit``
 _KEY_PAGE_SIZE = "1000"  # KMS takes ``limit`` as a string
@@ -321,7 +322,7 @@ class ImsClient:
 
     def find_key(self, ref: str) -> KmsKey | None:
         """A key by ID (a UUID) or by alias (e.g. ``ims/default``); ``None`` when there is no such key."""
-        if UUID_RE.match(ref):
+        if is_uuid(ref):
             return self.describe_key(ref)
         return next((key for key in self.list_keys() if key.key_alias == ref), None)
 

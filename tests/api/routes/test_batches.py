@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import httpx
@@ -27,6 +28,7 @@ def test_submit_answers_202_stores_items_and_sends_one_admit(api, client) -> Non
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 3 and len(body["item_ids"]) == 3
+    assert response.headers["location"] == f"/v1/batches/{body['batch_id']}"
     store = api.store()
     summary = store.batch(body["batch_id"])
     assert summary.total == 3 and summary.counts[ItemState.ACCEPTED] == 3
@@ -48,9 +50,14 @@ def test_bad_items_refuse_the_whole_batch_listing_each(api, client) -> None:
     items[7]["enterprise_project_id"] = "abc"
     response = client.post("/v1/batches", json={"items": items})
     assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["message"] == "2 of 10 items are invalid; nothing was stored"
-    assert sorted(body["detail"], key=lambda p: (p["index"], p["field"])) == [
+    assert body["detail"] == "2 of 10 items are invalid; nothing was stored"
+    assert (body["type"], body["title"], body["status"], body["instance"]) == (
+        "about:blank", "Unprocessable Content" if sys.version_info >= (3, 13) else "Unprocessable Entity", 422,
+        "/v1/batches",
+    )  # fmt: skip
+    assert sorted(body["errors"], key=lambda p: (p["index"], p["field"])) == [
         {"index": 3, "field": "name", "rule": "must not start or end with a space"},
         {"index": 7, "field": "enterprise_project_id", "rule": 'must be "0" or a UUID'},
         {"index": 7, "field": "image_id", "rule": "must be an image ID in UUID form"},
@@ -61,7 +68,7 @@ def test_bad_items_refuse_the_whole_batch_listing_each(api, client) -> None:
 def test_unknown_account_is_422(api, client) -> None:
     response = client.post("/v1/batches", json={"items": _items(1) + _items(1, account="elsewhere")})
     assert response.status_code == 422
-    assert response.json()["detail"] == [
+    assert response.json()["errors"] == [
         {"index": 1, "field": "account", "rule": "must be one of the configured accounts: default"}
     ]
 
@@ -71,8 +78,8 @@ def test_too_many_items_is_422(start_api) -> None:
     with small.client() as c:
         response = c.post("/v1/batches", json={"items": _items(4)})
     assert response.status_code == 422
-    assert response.json()["detail"] == [{"index": None, "field": "items", "rule": "must hold 1 to 3 items (got 4)"}]
-    assert "items: must hold 1 to 3 items (got 4)" in response.json()["message"]
+    assert response.json()["errors"] == [{"index": None, "field": "items", "rule": "must hold 1 to 3 items (got 4)"}]
+    assert "items: must hold 1 to 3 items (got 4)" in response.json()["detail"]
     assert _stored_batches(small) == 0
 
 
@@ -93,9 +100,9 @@ def test_too_many_items_is_422(start_api) -> None:
 def test_malformed_bodies_are_4xx_naming_field_and_rule(api, client, content, field, rule_start) -> None:
     response = client.post("/v1/batches", content=content, headers={"Content-Type": "application/json"})
     assert response.status_code == 422, response.text
-    problems = response.json()["detail"]
+    problems = response.json()["errors"]
     assert any(p["field"] == field and p["rule"].startswith(rule_start) for p in problems), problems
-    assert field in response.json()["message"] or "items are invalid" in response.json()["message"]
+    assert field in response.json()["detail"] or "items are invalid" in response.json()["detail"]
 
 
 def test_batch_status_counts_every_state(api, client) -> None:
@@ -144,7 +151,7 @@ def test_bad_ids_and_parameters_are_4xx_with_a_message(api, client, path, status
     batch = client.post("/v1/batches", json={"items": _items(1)}).json()["batch_id"]
     response = client.get(path.format(batch=batch))
     assert response.status_code == status
-    assert response.json()["message"]
+    assert response.json()["detail"]
 
 
 def test_cancel_only_touches_items_not_yet_at_ims(api, client) -> None:
@@ -175,6 +182,7 @@ def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
     walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="FAIL")
     response = client.post(f"/v1/batches/{body['batch_id']}/retry")
     assert response.status_code == 202 and response.json() == {"retried": 1}
+    assert response.headers["location"] == f"/v1/batches/{body['batch_id']}"
     item = client.get(f"/v1/replications/{failed}").json()
     assert item["state"] == "accepted" and item["attempt"] == 2
     assert item["reason"] is None and item["message"] is None and item["job_id"] is None
@@ -187,7 +195,7 @@ def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
 def test_cancel_and_retry_of_unknown_batches_are_404(client) -> None:
     for action in ("cancel", "retry"):
         response = client.post(f"/v1/batches/{uuid.uuid4().hex}/{action}")
-        assert response.status_code == 404 and "not found" in response.json()["message"]
+        assert response.status_code == 404 and "not found" in response.json()["detail"]
 
 
 def test_wrong_methods_and_paths_are_4xx(api, client) -> None:
@@ -232,14 +240,14 @@ def test_batches_are_listed_newest_first_in_pages_with_label_and_state_filters(a
 )
 def test_bad_list_parameters_are_422(client, params: dict, field: str) -> None:
     response = client.get("/v1/batches", params=params)
-    assert response.status_code == 422 and [p["field"] for p in response.json()["detail"]] == [field]
+    assert response.status_code == 422 and [p["field"] for p in response.json()["errors"]] == [field]
 
 
 def test_delete_removes_a_finished_batch_and_refuses_a_running_one(api, client) -> None:
     running = client.post("/v1/batches", json={"items": _items(2)}).json()
     refused = client.delete(f"/v1/batches/{running['batch_id']}")
     assert refused.status_code == 409
-    assert refused.json()["message"].startswith(f"batch {running['batch_id']} is not finished (2 accepted)")
+    assert refused.json()["detail"].startswith(f"batch {running['batch_id']} is not finished (2 accepted)")
     assert client.get(f"/v1/batches/{running['batch_id']}").status_code == 200
 
     _finish(api, running["batch_id"], ItemState.CANCELLED)
@@ -253,7 +261,7 @@ def test_a_label_is_shown_and_a_bad_one_refused(client) -> None:
     accepted = client.post("/v1/batches", json={"items": _items(1), "label": "rekey-2026"}).json()
     assert client.get(f"/v1/batches/{accepted['batch_id']}").json()["label"] == "rekey-2026"
     bad = client.post("/v1/batches", json={"items": _items(1), "label": "no spaces"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "label"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "label"
 
 
 def test_a_selector_batch_is_stored_and_sent_to_be_expanded(api, client) -> None:
@@ -288,6 +296,6 @@ def test_an_impossible_template_is_refused_and_nothing_stored(api, client) -> No
     before = _stored_batches(api)
     response = client.post("/v1/batches", json={"selector": {}, "template": {"name": "{name}" + "-x" * 70}})
     assert response.status_code == 422
-    [problem] = response.json()["detail"]
+    [problem] = response.json()["errors"]
     assert problem["field"] == "template.name" and "over 128 characters" in problem["rule"]
     assert _stored_batches(api) == before

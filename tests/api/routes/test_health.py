@@ -17,7 +17,8 @@ def test_readyz_follows_worker_heartbeats(api) -> None:
     r = api.redis()
     r.delete(heartbeats)
     none = httpx.get(f"{api.url}/readyz")
-    assert none.status_code == 503 and "no worker heartbeat in the last 60s" in none.json()["message"]
+    assert none.status_code == 503 and "no worker heartbeat in the last 60s" in none.json()["detail"]
+    assert none.headers["content-type"] == "application/problem+json"
 
     r.zadd(heartbeats, {"worker-old@host": time.time() - 600})
     assert httpx.get(f"{api.url}/readyz").status_code == 503  # a heartbeat too old does not count

@@ -40,7 +40,7 @@ def test_same_key_with_another_body_is_409_and_stores_nothing(api, client) -> No
     before = _batches(api)
     other = client.post("/v1/batches", json={"items": _items(2)}, headers=key)
     assert other.status_code == 409
-    assert other.json()["message"].startswith("Idempotency-Key: was already used with another request")
+    assert other.json()["detail"].startswith("Idempotency-Key: was already used with another request")
     # The same key on the other submission route is another request too.
     single = client.post("/v1/replications", json=_items(1)[0], headers=key)
     assert single.status_code == 409
@@ -80,7 +80,7 @@ def test_a_refused_request_does_not_use_up_its_key(api, client) -> None:
 def test_malformed_keys_are_422_naming_the_header(client, value: str) -> None:
     response = client.post("/v1/batches", json={"items": _items(1)}, headers={"Idempotency-Key": value.encode()})
     assert response.status_code == 422, response.text
-    assert [p["field"] for p in response.json()["detail"]] == ["Idempotency-Key"]
+    assert [p["field"] for p in response.json()["errors"]] == ["Idempotency-Key"]
 
 
 def test_keys_expire_after_the_configured_time(api, client) -> None:
@@ -96,4 +96,4 @@ def test_a_key_whose_batch_was_deleted_is_409(api, client) -> None:
     batch_id = client.post("/v1/batches", json=body, headers=key).json()["batch_id"]
     api.redis().delete(f"{api.prefix}:batch:{batch_id}")
     again = client.post("/v1/batches", json=body, headers=key)
-    assert again.status_code == 409 and "has been deleted" in again.json()["message"]
+    assert again.status_code == 409 and "has been deleted" in again.json()["detail"]

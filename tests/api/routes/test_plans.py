@@ -53,8 +53,8 @@ def test_plan_input_is_checked_like_a_batch(start_api) -> None:
         too_many = c.post("/v1/batches", json={"items": _items(11), "plan": True})
         not_bool = c.post("/v1/batches", json={"items": _items(1), "plan": "yes"})
     assert too_many.status_code == 422
-    assert too_many.json()["detail"] == [{"index": None, "field": "items", "rule": "must hold 1 to 10 items (got 11)"}]
-    assert not_bool.status_code == 422 and not_bool.json()["detail"][0] == {
+    assert too_many.json()["errors"] == [{"index": None, "field": "items", "rule": "must hold 1 to 10 items (got 11)"}]
+    assert not_bool.status_code == 422 and not_bool.json()["errors"][0] == {
         "index": None, "field": "plan", "rule": "must be true or false"}  # fmt: skip
     assert small.redis().keys(f"{small.prefix}:plan:*") == []
 
@@ -84,6 +84,6 @@ def test_a_plan_holds_at_most_10000_items_whatever_a_batch_may(start_api) -> Non
     with big.client() as c:
         response = c.post("/v1/batches", json={"items": items, "plan": True})
     assert response.status_code == 422
-    assert response.json()["detail"] == [
+    assert response.json()["errors"] == [
         {"index": None, "field": "items", "rule": "must hold 1 to 10000 items (got 100000)"}]  # fmt: skip
     assert big.redis().keys(f"{big.prefix}:plan:*") == []

@@ -17,6 +17,8 @@ def test_submit_one_is_a_batch_of_one(api, client) -> None:
     assert response.status_code == 202
     body = response.json()
     assert set(body) == {"batch_id", "item_id"}
+    assert response.headers["location"] == f"/v1/replications/{body['item_id']}"
+    assert client.get(response.headers["location"]).json()["item_id"] == body["item_id"]
     summary = api.store().batch(body["batch_id"])
     assert summary.total == 1 and summary.counts[ItemState.ACCEPTED] == 1
     item = api.store().get_item(body["item_id"])
@@ -34,12 +36,12 @@ def test_submit_one_refuses_with_every_problem(api, client) -> None:
     before = api.redis().zcard(f"{api.prefix}:batches")
     response = client.post("/v1/replications", json={"image_id": "x", "name": "a/b", "account": "Upper"})
     assert response.status_code == 422
-    fields = {p["field"] for p in response.json()["detail"]}
+    fields = {p["field"] for p in response.json()["errors"]}
     assert fields == {"image_id", "name", "account"}
-    assert {p["index"] for p in response.json()["detail"]} == {None}
-    assert response.json()["message"].endswith("nothing was stored")
+    assert {p["index"] for p in response.json()["errors"]} == {None}
+    assert response.json()["detail"].endswith("nothing was stored")
     unknown = client.post("/v1/replications", json={"image_id": str(uuid.uuid4()), "account": "other"})
-    assert unknown.status_code == 422 and unknown.json()["detail"][0]["field"] == "account"
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "account"
     assert api.redis().zcard(f"{api.prefix}:batches") == before
 
 
@@ -86,10 +88,10 @@ def test_item_record_shows_reason_code_and_message(api, client) -> None:
 
 def test_unknown_and_malformed_item_ids(client) -> None:
     missing = client.get(f"/v1/replications/{uuid.uuid4().hex}")
-    assert missing.status_code == 404 and "not found" in missing.json()["message"]
+    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
     for bad in ("123", "g" * 32, str(uuid.uuid4())):
         response = client.get(f"/v1/replications/{bad}")
-        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "item_id"
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "item_id"
 
 
 def test_a_copy_whose_sharing_failed_shows_what_was_and_was_not_done(api, client) -> None:
