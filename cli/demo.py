@@ -1,5 +1,6 @@
 """``imsrep demo``: the local stack on the simulator, one batch that exercises every scenario of Huawei's
-replication guide and every refusal, the progress bar, and a table of expected against actual outcomes.
+replication guide and every refusal, a copy into a second region and an unencrypted copy shared with another
+project, the progress bar, and a table of expected against actual outcomes.
 
 The manifest is built at run time: image IDs are looked up by name in the simulator (a signed
 ``GET /v2/cloudimages?name=``, as against real IMS), written to ``<state dir>/demo-manifest.csv``, then read back and
@@ -17,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from cli import services
 from cli.api_client import ApiClient, ApiTarget
 from cli.manifest import read_manifest, write_manifest
 from cli.progress import STATE_STYLE, summary_table, watch
@@ -34,6 +36,10 @@ UNKNOWN_IMAGE_ID = "00000000-0000-4000-8000-00000000dead"
 UNKNOWN = "no such image"
 
 SIMULATOR_OPTIONS = {"copy_seconds": 3, "image_quota": 100_000}
+# The simulator's second region (a cross-region copy's destination) and a project of the first region that copies
+# are shared with (not an account: only a member).
+DEMO_REGION = "cn-south-1"
+SHARE_PROJECT = "0123456789abcdef0123456789abcdef"
 # Poll soon and often: demo copies take seconds, not the minutes the defaults are made for.
 DEMO_ENV = {"IMSREP_POLL_INITIAL_DELAY": "1", "IMSREP_POLL_MIN_INTERVAL": "0.5"}
 
@@ -49,6 +55,20 @@ class Scenario:
     name: str | None = None
     description: str | None = None
     kms_key: str | None = None
+    target_region: str | None = None
+    share_with: tuple[str, ...] | None = None
+    tags: tuple[tuple[str, str], ...] | None = None  # a tuple: the scenario is frozen (hashable)
+
+    def spec(self, image_id: str) -> ItemSpec:
+        return ItemSpec(
+            image_id=image_id,
+            name=self.name,
+            description=self.description,
+            kms_key=self.kms_key,
+            target_region=self.target_region,
+            share_with=list(self.share_with) if self.share_with else None,
+            tags=dict(self.tags) if self.tags else None,
+        )
 
 
 def _refused(title: str, image: str, reason: ReasonCode, **fields: str) -> Scenario:
@@ -80,6 +100,11 @@ SCENARIOS: list[Scenario] = [
              kms_key="disabled-key"),  # fmt: skip
     _refused("unknown key", "ubuntu-22.04-web", ReasonCode.KEY_NOT_FOUND, name="web-unknown-key",
              kms_key="no-such-key"),  # fmt: skip
+    Scenario(f"cross-region copy to {DEMO_REGION}", "debian-12-base", OK, target_region=DEMO_REGION),
+    _refused("encrypted source across regions", "euleros-encrypted", ReasonCode.ENCRYPTED_CROSS_REGION,
+             name="euleros-south", target_region=DEMO_REGION),  # fmt: skip
+    Scenario("decrypt, then tag and share with another project", "euleros-encrypted", OK, name="euleros-shared",
+             share_with=(SHARE_PROJECT,), tags=(("purpose", "shared"),)),  # fmt: skip
 ]
 
 
@@ -108,10 +133,7 @@ def resolve_image_ids(account: AccountSettings, names: Sequence[str]) -> dict[st
 
 
 def build_specs(image_ids: dict[str, str], scenarios: Sequence[Scenario] = SCENARIOS) -> list[ItemSpec]:
-    return [
-        ItemSpec(image_id=image_ids[s.image], name=s.name, description=s.description, kms_key=s.kms_key)
-        for s in scenarios
-    ]
+    return [s.spec(image_ids[s.image]) for s in scenarios]
 
 
 def outcome_table(scenarios: Sequence[Scenario], results: Sequence[ItemResult], first_line: int) -> tuple[Table, int]:
@@ -133,7 +155,10 @@ def outcome_table(scenarios: Sequence[Scenario], results: Sequence[ItemResult], 
         else:
             style = STATE_STYLE.get(r.state, "")
             actual = f"[green]✓[/] [{style}]{r.state}[/]" if ok else f"[red]✗[/] [{style}]{r.state} {r.reason or ''}[/]"
-            detail = r.new_image_id or r.message or ""
+            detail = r.message or ""
+            if r.new_image_id:
+                where = f" in {r.target_region}" if r.target_region else ""
+                detail = f"{r.new_image_id}{where}" + (f"; {r.followups}" if r.followups else "")
         expected = f"{s.expected_state} {s.expected_reason or ''}".strip()
         table.add_row(str(i + 1), f"{s.title} [dim]({s.image})[/]", expected, actual, detail)
     return table, mismatches
@@ -141,7 +166,14 @@ def outcome_table(scenarios: Sequence[Scenario], results: Sequence[ItemResult], 
 
 def run_demo(state_dir: Path, console: Console, *, keep: bool = False, ports: dict[str, int] | None = None) -> int:
     """Run the whole demo; return the exit code (0 only when every row ended as expected)."""
-    options = StackOptions(state_dir=state_dir, demo=True, simulator=dict(SIMULATOR_OPTIONS), env=dict(DEMO_ENV))
+    options = StackOptions(
+        state_dir=state_dir,
+        demo=True,
+        simulator=dict(SIMULATOR_OPTIONS),
+        simulator_project_ids=(services.SIMULATOR_PROJECT_ID, SHARE_PROJECT),
+        simulator_regions=(DEMO_REGION,),
+        env=dict(DEMO_ENV),
+    )
     if ports:
         options.ports.update(ports)
     stack = LocalStack(options)

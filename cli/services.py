@@ -33,6 +33,8 @@ SIMULATOR_REGION = "cn-north-4"
 SIMULATOR_PROJECT_ID = "ac234de25c6741d2b1273da49eea1b9e"
 # Simulator options that are secrets: passed as IMSREP_SIM_<NAME>, never as flags.
 SIMULATOR_SECRETS = ("access_key", "secret_key", "iam_password")
+# The agency the simulator knows in every region (docs/simulator.md), named by its accounts' cross-region copies.
+SIMULATOR_AGENCY = "ims_admin_agency"
 
 
 @dataclass(frozen=True)
@@ -133,16 +135,19 @@ def simulator(
     port: int,
     project_ids: Sequence[str] = (SIMULATOR_PROJECT_ID,),
     *,
+    regions: Mapping[str, int] | None = None,
     python: str = sys.executable,
     **options: object,
 ) -> Service:
-    """The simulator serving ``project_ids`` (the first is the region's default); ``options`` are its flags
-    (``copy_seconds=3``), and the secret ones go to its environment instead."""
+    """The simulator serving ``project_ids`` (the first is the region's default) and more ``regions``, each on its
+    port; ``options`` are its flags (``copy_seconds=3``), and the secret ones go to its environment instead."""
     secret = {k: v for k, v in options.items() if k in SIMULATOR_SECRETS}
     flags = {k: v for k, v in options.items() if k not in SIMULATOR_SECRETS}
     argv = [python, "-m", "simulator", "--host", host, "--port", str(port), "--region", SIMULATOR_REGION]
     for project_id in project_ids:
         argv += ["--project-id", project_id]
+    for region, region_port in (regions or {}).items():
+        argv += ["--region", region, "--region-port", f"{region}={region_port}"]
     env = {f"{ENV_PREFIX}SIM_{k.upper()}": str(v) for k, v in secret.items() if v is not None}
     ready = f"http://{host}:{port}/_sim/health"
     return Service("simulator", argv + option_flags(flags), env=env, ready=ready, app=False)

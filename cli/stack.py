@@ -65,6 +65,9 @@ class StackOptions:
     # More simulator projects, each an account of its own besides ``default``: account name -> project ID
     # (the benchmarks spread work over many projects this way).
     simulator_accounts: dict[str, str] = field(default_factory=dict)
+    # More regions the simulator serves, each on a port of its own: every account can copy into them (their IMS
+    # endpoint and the simulator's agency are in its settings; the project ID is looked up in IAM).
+    simulator_regions: tuple[str, ...] = ()
     # Extra IMSREP_* settings for the services (short poll intervals in tests, say); applied last.
     env: dict[str, str] = field(default_factory=dict)
     # The worker processes ``start`` runs; beat and Flower can be left out (a test that needs neither).
@@ -92,6 +95,7 @@ class StackInfo:
     simulator_secret_key: str | None = None
     simulator_project_id: str | None = None
     simulator_region: str | None = None
+    simulator_regions: dict[str, str] = field(default_factory=dict)  # the other regions' endpoints
 
 
 def read_stack_file(state_dir: Path) -> StackInfo | None:
@@ -218,7 +222,9 @@ class LocalStack:
         self.info.simulator_url = f"http://{HOST}:{port}"
         self.info.simulator_project_id = project_ids[0]
         self.info.simulator_region = services.SIMULATOR_REGION
-        return services.simulator(HOST, port, project_ids, **{**self.options.simulator, **keys})
+        regions = {region: self.port(f"simulator-{region}") for region in self.options.simulator_regions}
+        self.info.simulator_regions = {region: f"http://{HOST}:{p}" for region, p in regions.items()}
+        return services.simulator(HOST, port, project_ids, regions=regions, **{**self.options.simulator, **keys})
 
     def start_redis(self) -> str:
         """The stack's own Redis (AOF in ``<state dir>/redis``); returns its URL."""
@@ -409,6 +415,10 @@ class LocalStack:
                     f"{acct}SECRET_KEY": info.simulator_secret_key,
                 }
             )
+            for region, endpoint in info.simulator_regions.items():
+                env[f"{acct}REGIONS__{region.upper().replace('-', '_')}__IMS_ENDPOINT"] = endpoint
+            if info.simulator_regions:
+                env[f"{acct}AGENCY_NAME"] = services.SIMULATOR_AGENCY
         env[f"{ENV_PREFIX}DEFAULT_ACCOUNT"] = "default"
         return env
 

@@ -123,3 +123,14 @@ def test_a_port_in_use_is_refused_with_the_option_to_change_it(tmp_path: Path) -
         port = s.getsockname()[1]
         with pytest.raises(ServiceError, match=f"port {port} for api is already in use.*--api-port"):
             _stack(tmp_path)._port("api", port)
+
+
+def test_more_simulator_regions_are_every_accounts_destinations(tmp_path: Path) -> None:
+    stack = LocalStack(StackOptions(state_dir=tmp_path, demo=True, simulator_regions=("cn-south-1",)))
+    planned = {service.name: service for service in stack.plan()}
+    port = stack.port("simulator-cn-south-1")
+    assert planned["simulator"].argv[-4:] == ["--region", "cn-south-1", "--region-port", f"cn-south-1={port}"]
+    env = stack.service_env()
+    assert env["IMSREP_ACCOUNTS__DEFAULT__REGIONS__CN_SOUTH_1__IMS_ENDPOINT"] == f"http://127.0.0.1:{port}"
+    assert env["IMSREP_ACCOUNTS__DEFAULT__AGENCY_NAME"] == "ims_admin_agency"
+    assert stack.info.simulator_regions == {"cn-south-1": f"http://127.0.0.1:{port}"}

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cli import services
 from cli.api_client import ApiClient, ApiTarget
-from cli.demo import resolve_image_ids, simulator_account
+from cli.demo import DEMO_REGION, SHARE_PROJECT, resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
 from simulator.catalog.default import DEFAULT_IMAGES
@@ -61,8 +62,15 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Two regions and a project to share with, as the demo has them (its scenarios include a cross-region copy
+    # and a shared one).
     options = StackOptions(
-        state_dir=tmp_path_factory.mktemp("stack"), use_simulator=True, simulator=dict(SIMULATOR), env=FAST_POLLS
+        state_dir=tmp_path_factory.mktemp("stack"),
+        use_simulator=True,
+        simulator=dict(SIMULATOR),
+        simulator_project_ids=(services.SIMULATOR_PROJECT_ID, SHARE_PROJECT),
+        simulator_regions=(DEMO_REGION,),
+        env=FAST_POLLS,
     )
     with LocalStack(options) as local:  # stops every process on the way out, whatever happened
         info = local.start()

@@ -26,9 +26,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _item(stack: Stack, scenario: Scenario) -> dict[str, Any]:
-    fields = {"name": scenario.name, "description": scenario.description, "kms_key": scenario.kms_key}
     image_id = UNKNOWN_IMAGE_ID if scenario.image == UNKNOWN else stack.image_ids[scenario.image]
-    return {"image_id": image_id, **{k: v for k, v in fields.items() if v is not None}}
+    return scenario.spec(image_id).model_dump(exclude_none=True)
 
 
 @pytest.fixture(scope="module")
