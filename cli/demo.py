@@ -109,7 +109,7 @@ SCENARIOS: list[Scenario] = [
 
 
 def simulator_account(info: StackInfo) -> AccountSettings:
-    """The stack's simulator as an account, to query it like IMS."""
+    """The stack's simulator as an account, to query it like IMS (``in_region`` reaches its other regions)."""
     return AccountSettings(
         region=info.simulator_region,
         project_id=info.simulator_project_id,
@@ -118,6 +118,7 @@ def simulator_account(info: StackInfo) -> AccountSettings:
         iam_endpoint=info.simulator_url,
         access_key=info.simulator_access_key,
         secret_key=info.simulator_secret_key,
+        regions={region: {"ims_endpoint": endpoint} for region, endpoint in info.simulator_regions.items()},
     )
 
 

@@ -28,7 +28,6 @@ def _south(stack: Stack) -> ImsClient:
     """A signed client of the destination region's default project, as the worker's destination client is."""
     view = _south_view(stack)
     account = simulator_account(stack.info).in_region(DEMO_REGION, view["project_id"])
-    account = account.model_copy(update={"ims_endpoint": view["endpoint"]})
     return ImsClient(account, connect_timeout=5, read_timeout=30)
 
 

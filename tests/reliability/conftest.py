@@ -125,8 +125,13 @@ class Cluster:
         info = self.stack.info
         return httpx.Client(base_url=info.api_url, headers={"Authorization": f"Bearer {info.api_token}"}, timeout=30)
 
-    def ims(self) -> ImsClient:
-        return ImsClient(simulator_account(self.stack.info), connect_timeout=5, read_timeout=30)
+    def ims(self, region: str | None = None) -> ImsClient:
+        """A signed client of the account's project, or of ``region``'s default project (another region served)."""
+        account = simulator_account(self.stack.info)
+        if region is not None:
+            view = httpx.get(f"{self.sim_url}/_sim/regions", timeout=10).json()[region]
+            account = account.in_region(region, view["project_id"])
+        return ImsClient(account, connect_timeout=5, read_timeout=30)
 
     def sources(self, n: int) -> list[str]:
         with self.ims() as ims:
@@ -134,9 +139,10 @@ class Cluster:
         assert len(ids) >= n, f"the catalogue has {len(ids)} images, {n} wanted"
         return ids[:n]
 
-    def submit(self, sources: list[str]) -> dict[str, Any]:
+    def submit(self, sources: list[str], **fields: object) -> dict[str, Any]:
+        """One item per source, each with ``fields`` (``target_region``, ``tags``...)."""
         with self.api() as api:
-            response = api.post("/v1/batches", json={"items": [{"image_id": s} for s in sources]})
+            response = api.post("/v1/batches", json={"items": [{"image_id": s, **fields} for s in sources]})
         assert response.status_code == 202, response.text
         return response.json()
 
@@ -158,9 +164,9 @@ class Cluster:
             return False
         return True
 
-    def copies(self) -> Counter[str]:
-        """Copies per source image, from the IMS image listing."""
-        with self.ims() as ims:
+    def copies(self, region: str | None = None) -> Counter[str]:
+        """Copies per source image, from the IMS image listing (of ``region``'s default project)."""
+        with self.ims(region) as ims:
             return Counter(source for image in ims.iter_images() if (source := _copy_of(image.data_origin)))
 
     def project(self) -> dict[str, Any]:
@@ -193,7 +199,9 @@ class Cluster:
         return (self.stack.log_dir / "worker.log").read_text(errors="replace")
 
     def slots_held(self) -> int:
-        return self.data().slots.in_use("default")
+        """Slots held in both of the account's pools (its in-region and its cross-region copies)."""
+        slots = self.data().slots
+        return slots.in_use("default") + slots.in_use("default:cross-region")
 
     def wait_slots_free(self, timeout: float = 20) -> int:
         """Slots still held after waiting (the reconciler frees those of terminal items)."""
@@ -204,10 +212,11 @@ class Cluster:
     def repairs(self) -> dict[str, int]:
         return self.data().telemetry.repairs()
 
-    def outcome(self, item_ids: list[str], sources: list[str]) -> dict[str, Any]:
-        """The counts every scenario reports: lost, duplicated, stuck, plus how the items ended."""
+    def outcome(self, item_ids: list[str], sources: list[str], region: str | None = None) -> dict[str, Any]:
+        """The counts every scenario reports: lost, duplicated, stuck, plus how the items ended (copies counted
+        where they are made: ``region`` for cross-region copies)."""
         states = self.states(item_ids)
-        copies = self.copies()
+        copies = self.copies(region)
         return {
             "items": len(item_ids),
             "lost": sum(1 for s in states.values() if s is None),
@@ -230,16 +239,20 @@ def _copy_of(data_origin: str | None) -> str | None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
-    """Factory: ``cluster(copy_seconds=1, error_rate=0.1, ...)`` starts one with those simulator options."""
+    """Factory: ``cluster(copy_seconds=1, error_rate=0.1, ...)`` starts one with those simulator options
+    (``regions=("cn-south-1",)``: the simulator serves that region too, the account's cross-region destination)."""
     started: list[Cluster] = []
 
-    def make(*, worker: bool = True, env: dict[str, str] | None = None, **sim_options: object) -> Cluster:
+    def make(
+        *, worker: bool = True, env: dict[str, str] | None = None, regions: tuple[str, ...] = (), **sim_options: object
+    ) -> Cluster:
         catalog = tmp_path / "catalog.json"
         catalog.write_text(json.dumps(generate(SOURCES, {"ordinary": 1.0}, seed=5)))
         options = StackOptions(
             state_dir=tmp_path / "stack",
             use_simulator=True,
             simulator={"image_quota": 10_000, "seed": 3, "catalog": catalog, **sim_options},
+            simulator_regions=regions,
             env={**SERVICE_ENV, **(env or {})},
             workers=(WorkerSpec(),) if worker else (),
             flower=False,

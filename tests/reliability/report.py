@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
-EXTRA = ("worker_kills", "api_status_while_down", "ims_failed_jobs", "messages_duplicated", "duplicates_run",
+EXTRA = ("worker_kills", "tagged", "api_status_while_down", "ims_failed_jobs", "messages_duplicated", "duplicates_run",
          "copies_adopted", "reconciler_repairs")  # fmt: skip
 
 

@@ -69,3 +69,43 @@ def test_redis_sigkilled_mid_batch_and_restarted_on_its_data(cluster, record) ->
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert figures["by_state"] == {ItemState.SUCCEEDED.value: ITEMS + 10}, figures
     assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures
+
+
+CROSS_REGION_ITEMS = 60
+SOUTH = "cn-south-1"
+
+
+def test_worker_sigkilled_during_cross_region_copies(cluster, record) -> None:
+    """Cross-region copies (made and polled in cn-north-4, active in cn-south-1, then tagged there) with the
+    worker SIGKILLed three times: none lost, none copied twice in the destination, none stuck (finishing included),
+    and IMS's 5 cross-region copies never exceeded."""
+    c = cluster(copy_seconds=1.5, regions=(SOUTH,))
+    sources = c.sources(CROSS_REGION_ITEMS)
+    item_ids = c.submit(sources, target_region=SOUTH, tags={"run": "reliability"})["item_ids"]
+    rng = random.Random(20261128)
+    kills = []
+    for _ in range(3):
+        time.sleep(rng.uniform(2.0, 6.0))
+        done = _terminal(c, item_ids)
+        if done == CROSS_REGION_ITEMS:
+            break
+        c.kill("worker")
+        kills.append(done)
+        c.start_worker()
+    finished = c.wait_terminal(item_ids, timeout=180)
+    items = c.store().get_items(item_ids)
+    figures = {
+        **c.outcome(item_ids, sources, region=SOUTH),
+        # Its copies are all cross-region: the peak that matters is IMS's other pool of 5.
+        "peak_concurrent_jobs": c.project()["peak_concurrent_cross_region_jobs"],
+        "tagged": sum(1 for i in items if i.followups and i.followups.tags and i.followups.tags.status == "applied"),
+        "worker_kills": len(kills),
+        "terminal_at_each_kill": kills,
+    }
+    record("cross-region, worker SIGKILL x3", "SIGKILL of the worker's process group at random moments during "
+           f"{CROSS_REGION_ITEMS} tagged cross-region copies, restarted", figures)  # fmt: skip
+    assert finished and len(kills) == 3, figures
+    assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert figures["by_state"] == {ItemState.SUCCEEDED.value: CROSS_REGION_ITEMS}, figures
+    assert figures["tagged"] == CROSS_REGION_ITEMS and figures["slots_held_at_end"] == 0, figures
+    assert figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures
