@@ -22,8 +22,9 @@ from api.service import ReplicationService
 from config.logging import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 from config.version import VERSION
-from worker.data import open_data_layer
+from worker.data import open_data_layer, redis_target
 from worker.domain.spec import ItemSpec
+from worker.pressure import REFUSALS
 
 DESCRIPTION = """
 Bulk in-region replication of Huawei Cloud IMS images. Submit a batch (or one image), get `202` with IDs at once,
@@ -53,8 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.api_tokens:
         raise SettingsError("no API tokens configured: set IMSREP_API_TOKENS (comma-separated) to at least one token")
 
-    data = open_data_layer(settings.redis_url, settings.key_prefix)
+    data = open_data_layer(redis_target(settings), settings.key_prefix)
     enqueuer = Enqueuer(settings)
+    REFUSALS.configure("api", data.telemetry.record_refusal)  # episodes of Redis refusing writes, counted
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

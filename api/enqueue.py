@@ -8,6 +8,8 @@ import celery
 
 from config.celery import celery_config
 from config.settings import Settings
+from worker.data import unavailable
+from worker.pressure import REFUSALS
 from worker.queues import Queue, TaskName
 
 log = logging.getLogger(__name__)
@@ -18,7 +20,7 @@ _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "
 
 class Enqueuer:
     def __init__(self, settings: Settings) -> None:
-        self.app = celery.Celery("imsrep-api", broker=settings.redis_url, set_as_current=False)
+        self.app = celery.Celery("imsrep-api", set_as_current=False)
         self.app.conf.update(celery_config(settings))
 
     def send_admit(self, batch_id: str) -> bool:
@@ -52,7 +54,10 @@ class Enqueuer:
                 retry_policy=_PUBLISH_RETRY,
             )
         except Exception as exc:  # noqa: BLE001 - any failure here must not turn a stored request into an error
-            log.error("%s message for %s not sent (%s); %s", what, subject, exc, fallback)
+            if unavailable(exc.__cause__ or exc):  # one line per episode of Redis refusing writes
+                REFUSALS.refused(f"{what} message for {subject} not sent", exc)
+            else:
+                log.error("%s message for %s not sent (%s); %s", what, subject, exc, fallback)
             return False
         return True
 

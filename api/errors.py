@@ -18,9 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.data import NotReplicated, unavailable
+from worker.pressure import REFUSALS
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER = "5"  # seconds a client waits before sending a request Redis could not serve again
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,15 @@ class Conflict(ProblemError):
     status_code = 409
 
 
+class Unavailable(ProblemError):
+    """Nothing was accepted because Redis could not keep it; the client may send the same request again."""
+
+    status_code = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": RETRY_AFTER})
+
+
 class Unauthorized(ProblemError):
     status_code = 401
 
@@ -148,13 +161,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def _redis(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
+        if unavailable(exc):  # one log line per episode, not per request (worker.pressure)
+            REFUSALS.refused(f"{request.method} {request.url.path} answered 503", exc)
+        else:
+            log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             detail = f"Redis is unreachable: {exc}"
+        elif isinstance(exc, NotReplicated):
+            detail = f"Redis could not keep the request safe from a failover ({exc}); nothing was accepted"
         else:
             # redis-py prefixes a pipeline's error with the command and its arguments; keep Redis's own words.
             detail = f"Redis could not serve the request: {str(exc).split('caused error: ', 1)[-1]}"
-        return problem(503, detail, request.url.path, headers={"Retry-After": "5"})
+        return problem(503, detail, request.url.path, headers={"Retry-After": RETRY_AFTER})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

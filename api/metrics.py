@@ -27,6 +27,12 @@ def workers_seen(data: DataLayer, settings: Settings, now: float | None = None) 
     return data.telemetry.workers_seen(now - settings.worker_seen_seconds)
 
 
+def beats_seen(data: DataLayer, settings: Settings, now: float | None = None) -> int:
+    """Beats whose scheduler ticked at most ``worker_seen_seconds`` ago (a beat ticks every few seconds)."""
+    now = time.time() if now is None else now
+    return data.telemetry.beats_seen(now - settings.worker_seen_seconds)
+
+
 class RedisCollector(Collector):
     def __init__(self, data: DataLayer, settings: Settings) -> None:
         self.data = data
@@ -66,6 +72,21 @@ class RedisCollector(Collector):
 
         workers = GaugeMetricFamily("imsrep_workers_seen", "Workers with a recent heartbeat")
         workers.add_metric([], workers_seen(data, self.settings))
+        beats = GaugeMetricFamily("imsrep_beats_seen", "Beats whose scheduler ticked recently (0: nothing resends)")
+        beats.add_metric([], beats_seen(data, self.settings))
+        episodes = CounterMetricFamily(
+            "imsrep_redis_refusal_episodes",
+            "Ended episodes of Redis refusing a process's writes (memory limit, failover, unreachable)",
+            labels=["process"],
+        )
+        refused = CounterMetricFamily(
+            "imsrep_redis_refused_seconds",
+            "Seconds Redis refused a process's writes, over ended episodes",
+            labels=["process"],
+        )
+        for process, (count, seconds) in sorted(telemetry.refusals().items()):
+            episodes.add_metric([process], count)
+            refused.add_metric([process], seconds)
 
         calls = CounterMetricFamily(
             "imsrep_ims_responses", "IMS/KMS/IAM calls by endpoint and outcome", labels=["endpoint", "outcome"]
@@ -96,4 +117,5 @@ class RedisCollector(Collector):
         )
         for (kind, outcome), n in sorted(telemetry.followups().items()):
             followups.add_metric([kind, outcome], n)
-        return [items, in_use, limit, backlog, workers, calls, repairs, retries, latency, followups]
+        health = [workers, beats, episodes, refused]
+        return [items, in_use, limit, backlog, *health, calls, repairs, retries, latency, followups]

@@ -372,3 +372,4 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(..., examples=["ready"])
     workers: int = Field(..., description="Workers with a heartbeat within worker_seen_seconds")
+    beats: int = Field(..., description="Beats whose scheduler ticked within worker_seen_seconds")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.enqueue import Enqueuer
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, Unavailable
 from api.validation import parse_batch, parse_item
 from config.settings import Settings
 from worker.data import (
@@ -34,6 +34,7 @@ from worker.domain.item import ReplicationItem, Transition
 from worker.domain.reasons import ReasonCode
 from worker.domain.selector import batch_day
 from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
+from worker.pressure import REFUSALS
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +163,24 @@ class ReplicationService:
         label: str | None = None,
         selection: dict[str, Any] | None = None,
     ) -> StoredBatch:
-        # One MULTI/EXEC: all of the batch or none of it.
+        """Store the batch (confirmed by the replicas it must outlive a failover on) and its first message (admit,
+        or a selector's first page); a batch whose message cannot be stored is taken back, and nothing of it is
+        accepted (503): a 202 means both are in Redis."""
+        # One MULTI/EXEC: all of the batch or none of it; NotReplicated (503) when replicas do not confirm it.
         stored = self.records.create_batch(items, now, label=label, selection=selection, claim=claim)
         if stored.earlier is not None:  # the same key won a race with this request
             assert claim is not None
             return self._answer_earlier(claim, stored.earlier)
-        # A failure to send is logged; the reconciler admits stale items and resends a stalled selection.
-        if items:
-            self.enqueuer.send_admit(stored.batch_id)
-        if selection is not None:
-            self.enqueuer.send_expand(stored.batch_id)
+        sent = (not items or self.enqueuer.send_admit(stored.batch_id)) and (
+            selection is None or self.enqueuer.send_expand(stored.batch_id)
+        )
+        if not sent and self.records.withdraw(stored, claim):
+            raise Unavailable(
+                "Redis did not take the batch's first message, so the batch was not accepted (nothing is stored); "
+                "send it again shortly"
+            )
+        # Sent, or taken into the pipeline by the reconciler meanwhile (then it runs: the 202 is true).
+        REFUSALS.accepted()
         return stored
 
     def _claim(self, key: str | None, route: str, payload: Any) -> Claim | None:
@@ -184,7 +193,12 @@ class ReplicationService:
 
     def _replay(self, claim: Claim) -> Any:
         earlier = self.data.idempotency.find(claim.key)
-        return None if earlier is None else self._answer_earlier(claim, earlier)
+        if earlier is None:
+            return None
+        # The first answer may have been a 503 because the replicas did not confirm in time: a replay answers 202
+        # only once they have what it names (NotReplicated: 503 again).
+        self.data.idempotency.confirm()
+        return self._answer_earlier(claim, earlier)
 
     def _answer_earlier(self, claim: Claim, earlier: Earlier) -> Any:
         if earlier.fingerprint != claim.fingerprint:

@@ -91,6 +91,38 @@ def redis(name: str, host: str, port: int, data_dir: Path, *, extra: Sequence[st
     return Service(name, argv, app=False, data_store=True)
 
 
+def redis_replica(name: str, host: str, port: int, data_dir: Path, master: tuple[str, int]) -> Service:
+    """A durable Redis that starts as a replica of ``master`` (Sentinel may promote it later)."""
+    return redis(name, host, port, data_dir, extra=["--replicaof", master[0], str(master[1])])
+
+
+def sentinel_config(master: str, address: tuple[str, int], quorum: int, down_after_ms: int, failover_ms: int) -> str:
+    """A Sentinel's configuration file: the master it watches (Sentinel learns the replicas and the other Sentinels
+    from it) and how soon it fails over. Sentinel rewrites the file as it learns, so it is written once per start of
+    the stack and kept across a restart of the Sentinel."""
+    return "\n".join(
+        [
+            f"sentinel monitor {master} {address[0]} {address[1]} {quorum}",
+            f"sentinel down-after-milliseconds {master} {down_after_ms}",
+            f"sentinel failover-timeout {master} {failover_ms}",
+            f"sentinel parallel-syncs {master} 1",
+            "",
+        ]
+    )
+
+
+def sentinel(name: str, host: str, port: int, config: Path) -> Service:
+    """A Redis Sentinel (the same redis-server binary in sentinel mode) with its own, writable configuration."""
+    argv = [
+        redis_server_binary(), str(config), "--sentinel",
+        "--port", str(port),
+        "--bind", host,
+        "--dir", str(config.parent),
+        "--daemonize", "no",
+    ]  # fmt: skip
+    return Service(name, argv, app=False, data_store=True)
+
+
 def api(host: str, port: int, *, python: str = sys.executable) -> Service:
     """uvicorn serving the API; its loggers follow ``IMSREP_LOG_LEVEL`` and ``IMSREP_LOG_FORMAT`` (``api.app``)."""
     argv = [python, "-m", "uvicorn", API_APP, "--factory", "--host", host, "--port", str(port)]

@@ -32,7 +32,7 @@ from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
 from cli.services import Service
 from config.settings import ENV_PREFIX, Settings, load_settings
-from worker.data import open_data_layer
+from worker.data import open_data_layer, topology
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
@@ -46,6 +46,19 @@ class WorkerSpec:
     name: str = "worker"
     queues: tuple[str, ...] | None = None
     concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class SentinelSpec:
+    """Redis under Sentinel instead of one server: the master (service ``redis``), ``replicas`` replicas
+    (``redis-replica-1``...) and ``sentinels`` Sentinels (``sentinel-1``...) with a majority quorum, all watching the
+    master named ``master``. Sentinel's own defaults (30 s, 3 min) suit a real deployment; tests shorten them."""
+
+    master: str = "imsrep"
+    replicas: int = 1
+    sentinels: int = 3
+    down_after_ms: int = 5000
+    failover_timeout_ms: int = 10000
 
 
 @dataclass
@@ -74,6 +87,8 @@ class StackOptions:
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
     beat: bool = True
     flower: bool = True
+    # Redis under Sentinel (a master, replicas, Sentinels) instead of one server; None: one server.
+    sentinel: SentinelSpec | None = None
     ready_timeout: float = 60.0
     stop_grace: float = 15.0
 
@@ -90,6 +105,7 @@ class StackInfo:
     redis_url: str
     state_dir: str
     log_dir: str
+    redis_sentinel_master: str | None = None  # set when redis_url names Sentinels
     simulator_url: str | None = None
     simulator_access_key: str | None = None
     simulator_secret_key: str | None = None
@@ -152,6 +168,7 @@ class LocalStack:
             flower_user=self.settings.flower_user,
             flower_password=flower_password,
             redis_url=self.settings.redis_url,
+            redis_sentinel_master=self.settings.redis_sentinel_master,
             state_dir=str(self.state_dir),
             log_dir=str(self.log_dir),
             simulator_access_key=simulator_keys["access_key"],
@@ -170,7 +187,9 @@ class LocalStack:
     def plan(self) -> list[Service]:
         """Every service ``start`` runs, in start order, with the command lines and environments it gives them."""
         planned: list[Service] = []
-        if self.own_redis:
+        if self.own_redis and self.options.sentinel is not None:
+            planned.extend(self._sentinel_services(self.options.sentinel))
+        elif self.own_redis:
             planned.append(self._redis_service())
         if self.simulator_mode:
             planned.append(self._simulator_service())
@@ -196,12 +215,16 @@ class LocalStack:
 
     def _start(self) -> StackInfo:
         for service in self.plan():
+            if not service.data_store and self.options.sentinel is not None and self.own_redis:
+                self.wait_topology()  # once, before the first service that uses Redis
             self.launch(service)
             if service.data_store:  # everything else needs it; the rest start side by side
                 self.wait_ready([service.name])
-        # The API is ready only once it has seen a worker, so waiting on it covers the workers; without one, up is up.
+        # The API is ready only once it has seen a worker and beat, so waiting on it covers them; without them, up is
+        # up once the API answers.
         waits = [name for name, service in self.services.items() if service.ready and name != "api"]
-        self.wait_ready([*waits, "api" if self.options.workers else "api:healthz"], watch=list(self.processes))
+        api = "api" if self.options.workers and self.options.beat else "api:healthz"
+        self.wait_ready([*waits, api], watch=list(self.processes))
         if self.options.flower:
             _refresh_flower(self.info)
         self._write_stack_file()
@@ -215,6 +238,79 @@ class LocalStack:
         self.info.redis_url = f"redis://{HOST}:{self.port('redis')}/0"
         return services.redis("redis", HOST, self.port("redis"), data)
 
+    def _sentinel_services(self, spec: SentinelSpec) -> list[Service]:
+        """The master, its replicas and the Sentinels, each with a data directory of its own; the Sentinels'
+        configurations are written afresh (a Sentinel rewrites its own as it learns the topology)."""
+        master = (HOST, self.port("redis"))
+        planned = [self._redis_service()]
+        for n in range(1, spec.replicas + 1):
+            name = f"redis-replica-{n}"
+            data = self.state_dir / name
+            data.mkdir(parents=True, exist_ok=True)
+            planned.append(services.redis_replica(name, HOST, self.port(name), data, master))
+        config = services.sentinel_config(
+            spec.master, master, spec.sentinels // 2 + 1, spec.down_after_ms, spec.failover_timeout_ms
+        )
+        for n in range(1, spec.sentinels + 1):
+            name = f"sentinel-{n}"
+            path = self.state_dir / name / "sentinel.conf"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(config)
+            planned.append(services.sentinel(name, HOST, self.port(name), path))
+        nodes = ";".join(f"sentinel://{HOST}:{self.port(f'sentinel-{n}')}" for n in range(1, spec.sentinels + 1))
+        self.info.redis_url = f"{nodes}/0"
+        self.info.redis_sentinel_master = spec.master
+        return planned
+
+    def wait_topology(self, timeout: float | None = None) -> None:
+        """Until every Sentinel knows the master, every replica (up, its link to the master up) and the other
+        Sentinels: before that, a failover could find no replica to promote."""
+        spec = self.options.sentinel
+        assert spec is not None
+        deadline = time.monotonic() + (self.options.ready_timeout if timeout is None else timeout)
+        reason = "not asked yet"
+        while time.monotonic() < deadline:
+            reason = self._topology_not_ready(spec)
+            if reason is None:
+                return
+            time.sleep(0.1)
+        raise ServiceError(f"Sentinel topology not ready: {reason}; logs in {self.log_dir}")
+
+    def _topology_not_ready(self, spec: SentinelSpec) -> str | None:
+        replicas = [name for name in self.services if name.startswith("redis-replica-")]
+        try:
+            for name in ("redis", *replicas):
+                state = topology.replication(HOST, self.port(name))
+                if state.role == "slave" and not state.link_up:
+                    return f"{name} has not synced with the master yet"
+            for n in range(1, spec.sentinels + 1):
+                view = topology.sentinel_view(HOST, self.port(f"sentinel-{n}"), spec.master)
+                if view.master is None or len(view.replicas_up) < spec.replicas:
+                    return f"sentinel-{n} knows {len(view.replicas_up)} of {spec.replicas} replicas"
+                if view.other_sentinels < spec.sentinels - 1:
+                    return f"sentinel-{n} knows {view.other_sentinels} of {spec.sentinels - 1} other Sentinels"
+        except redis.RedisError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def redis_master(self) -> str | None:
+        """The service that is master now, as the Sentinels say (the stack's own Sentinel topology); None while
+        they name none of the stack's servers."""
+        spec = self.options.sentinel
+        assert spec is not None
+        for n in range(1, spec.sentinels + 1):
+            name = f"sentinel-{n}"
+            if name not in self.processes or not self.processes[name].running():
+                continue
+            try:
+                view = topology.sentinel_view(HOST, self.port(name), spec.master)
+            except redis.RedisError:
+                continue
+            for service in self.services:
+                if view.master == (HOST, self.ports.get(service)):
+                    return service
+        return None
+
     def _simulator_service(self) -> Service:
         port = self.port("simulator")
         project_ids = [*self.options.simulator_project_ids, *self.options.simulator_accounts.values()]
@@ -227,9 +323,16 @@ class LocalStack:
         return services.simulator(HOST, port, project_ids, regions=regions, **{**self.options.simulator, **keys})
 
     def start_redis(self) -> str:
-        """The stack's own Redis (AOF in ``<state dir>/redis``); returns its URL."""
-        self.launch(self._redis_service())
-        self.wait_ready(["redis"])
+        """The stack's own Redis (AOF in ``<state dir>/redis``), or with ``sentinel`` in the options its master,
+        replicas and Sentinels, ready to fail over; returns the URL the services are given."""
+        if self.options.sentinel is None:
+            self.launch(self._redis_service())
+            self.wait_ready(["redis"])
+            return self.info.redis_url
+        for service in self._sentinel_services(self.options.sentinel):
+            self.launch(service)
+            self.wait_ready([service.name])
+        self.wait_topology()
         return self.info.redis_url
 
     def start_simulator(self) -> StackInfo:
@@ -268,6 +371,15 @@ class LocalStack:
         proc = self.processes[name]
         proc.signal_group(signal.SIGKILL)
         proc.wait(timeout=10)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP the service's process group: it holds its connections but answers nothing, as a host cut off by
+        a network partition would."""
+        self.processes[name].signal_group(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT a paused service: the partition heals."""
+        self.processes[name].signal_group(signal.SIGCONT)
 
     def stop_service(self, name: str, timeout: float | None = None) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` (default: the stack's grace period)."""
@@ -341,6 +453,7 @@ class LocalStack:
         stores = [p for p in procs if self.services[p.name].data_store]
         for group in ([p for p in procs if p not in stores], stores):
             for proc in group:
+                proc.signal_group(signal.SIGCONT)  # a paused service could not act on SIGTERM
                 proc.signal_group(signal.SIGTERM)
             deadline = time.monotonic() + self.options.stop_grace
             for proc in group:
@@ -366,6 +479,7 @@ class LocalStack:
         values = self.settings.model_dump()
         values.update(
             redis_url=self.info.redis_url,
+            redis_sentinel_master=self.info.redis_sentinel_master,
             state_dir=self.state_dir,
             flower_user=self.info.flower_user,
             flower_password=self.info.flower_password,
@@ -381,6 +495,7 @@ class LocalStack:
         the simulator's accounts in simulator mode, and the options' settings last."""
         env: dict[str, str | None] = {
             f"{ENV_PREFIX}REDIS_URL": self.info.redis_url,
+            f"{ENV_PREFIX}REDIS_SENTINEL_MASTER": self.info.redis_sentinel_master,
             f"{ENV_PREFIX}STATE_DIR": self.info.state_dir,
             f"{ENV_PREFIX}FLOWER_USER": self.info.flower_user,
             f"{ENV_PREFIX}FLOWER_PASSWORD": self.info.flower_password,

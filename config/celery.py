@@ -13,27 +13,65 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.settings import Settings
+from config.settings import Settings, is_sentinel_url
 
 ETA_TASK_LIMIT = 1000
+# kombu's Redis transports with the fixes of worker/broker.py (a restart, a failover or a write refusal must not kill
+# the worker): named, not imported, as config imports nothing else of ours.
+TRANSPORT = "worker.broker:Transport"
+SENTINEL_TRANSPORT = "worker.broker:SentinelTransport"
+# Seconds between kombu's checks of its long-lived connections: a BRPOP stuck on a dead master is dropped and made
+# again within about brpop_timeout (1 s) + 2 x this.
+BROKER_HEALTH_CHECK_INTERVAL = 5
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    transport = {
+def broker_config(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and how to reach it, for every Celery app of ours (worker, beat, the API's enqueuer,
+    Flower): the same Redis or Sentinels, passwords and timeouts as the data layer (``worker.data.connection``)."""
+    sockets = {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+    }
+    transport: dict[str, Any] = {
+        **sockets,
+        "socket_keepalive": True,
+        "health_check_interval": BROKER_HEALTH_CHECK_INTERVAL,
         "visibility_timeout": settings.visibility_timeout,
         # Sweep for unacked messages of dead workers every 5 s, not kombu's default ~100 s (interval x throttle).
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 1,
     }
+    sentinel = is_sentinel_url(settings.redis_url)
+    if sentinel:
+        transport["master_name"] = settings.redis_sentinel_master
+        sentinel_password = settings.redis_sentinel_password
+        transport["sentinel_kwargs"] = {
+            **sockets,
+            **({"password": sentinel_password.get_secret_value()} if sentinel_password else {}),
+        }
+    password = settings.redis_password
     return {
         "broker_url": settings.redis_url,
+        "broker_transport": SENTINEL_TRANSPORT if sentinel else TRANSPORT,
+        # The password travels as a setting of its own, never in a URL that a banner or Flower could show.
+        "broker_password": password.get_secret_value() if password else None,
+        "broker_transport_options": transport,
+    }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    broker = broker_config(settings)
+    return {
+        **broker,
         "result_backend": None,
         "task_ignore_result": True,
-        "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "visibility_timeout": settings.visibility_timeout,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
+        # A broker command Redis refuses (its memory limit, a read-only replica) restarts the consumer rather than
+        # ending the worker: it reconnects and carries on once Redis takes writes again (worker/broker.py).
+        "broker_channel_error_retry": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,

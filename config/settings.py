@@ -11,9 +11,11 @@ never written to Redis, task arguments or logs.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -171,10 +173,24 @@ class Settings(BaseSettings):
     )
 
     demo: bool = False
+    # Redis: one server (``redis://host:port/db``, ``rediss://`` for TLS) or a Sentinel-watched master
+    # (``sentinel://h1:26379;sentinel://h2:26379/0`` with ``redis_sentinel_master``). Passwords are settings of their
+    # own, never part of the URL a process prints.
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("IMSREP_REDIS_URL", "REDIS_URL"),
     )
+    redis_sentinel_master: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
+    redis_password: SecretStr | None = None  # the Redis servers' (AUTH); with Sentinel, the master's and replicas'
+    redis_sentinel_password: SecretStr | None = None  # the Sentinels' own, when they ask for one
+    # Every Redis command gives up after this long without an answer (a dead or partitioned master is noticed in
+    # seconds, then Sentinel is asked again); connecting gives up sooner.
+    redis_socket_timeout: Annotated[float, Field(gt=1, le=120)] = 5.0
+    redis_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # Writes that must outlive a failover (a batch before its 202, a copy attempt before the copy call) are
+    # confirmed by this many replicas (WAIT) within redis_replica_timeout; 0: a single Redis, no confirmation.
+    redis_min_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    redis_replica_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     state_dir: Path = Path(".state")
     key_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "imsrep"
 
@@ -234,6 +250,12 @@ class Settings(BaseSettings):
     # text: one readable line per record; json: one JSON object per line, for a log shipper (config/logging.py).
     log_format: Literal["text", "json"] = "text"
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_shape(cls, v: str) -> str:
+        redis_nodes(v)  # raises ValueError naming what is wrong
+        return v
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, v: object) -> object:
@@ -257,6 +279,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"IMSREP_DEFAULT_ACCOUNT: {self.default_account!r} is not one of the configured accounts"
             )
+        if is_sentinel_url(self.redis_url) and not self.redis_sentinel_master:
+            raise ValueError("IMSREP_REDIS_SENTINEL_MASTER: is required with a sentinel:// IMSREP_REDIS_URL")
+        if self.redis_replica_timeout >= self.redis_socket_timeout:
+            raise ValueError("IMSREP_REDIS_REPLICA_TIMEOUT must be below IMSREP_REDIS_SOCKET_TIMEOUT")
+        if self.redis_password is not None and redis_nodes(self.redis_url).password:
+            raise ValueError("IMSREP_REDIS_PASSWORD: give the password once, here or in IMSREP_REDIS_URL, not both")
         if self.poll_min_interval > self.poll_max_interval:
             raise ValueError("IMSREP_POLL_MIN_INTERVAL must not exceed IMSREP_POLL_MAX_INTERVAL")
         if self.task_soft_time_limit >= self.task_time_limit:
@@ -293,16 +321,65 @@ class Settings(BaseSettings):
         """Every configured secret, for redaction filters and the secret-leak tests."""
         values = [t.get_secret_value() for t in self.api_tokens]
         values.append(self.flower_password.get_secret_value())
+        values.extend(p.get_secret_value() for p in (self.redis_password, self.redis_sentinel_password) if p)
+        if password := redis_nodes(self.redis_url).password:
+            values.append(password)
         for acct in self.accounts.values():
             values.extend(acct.secret_values())
         return [v for v in values if v]
+
+
+@dataclass(frozen=True)
+class RedisNodes:
+    """What ``IMSREP_REDIS_URL`` says: one server, or the Sentinels that know the master (host, port) pairs."""
+
+    sentinel: bool
+    hosts: tuple[tuple[str, int], ...]
+    db: int
+    password: str | None = field(default=None, repr=False)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.startswith("sentinel://")
+
+
+def redis_nodes(url: str) -> RedisNodes:
+    """Parse ``IMSREP_REDIS_URL``: ``redis://[:password@]host[:port][/db]`` (or ``rediss://``, ``unix://``) or
+    ``sentinel://host:port;sentinel://host:port[/db]`` (kombu's form: the database, if any, on the last one).
+    Raises ValueError saying what is wrong."""
+    if not is_sentinel_url(url):
+        parts = urlsplit(url)
+        if parts.scheme not in _REDIS_SCHEMES:
+            raise ValueError("must be redis://host:port/db, rediss://..., unix://... or sentinel://host:port;...")
+        host = parts.hostname or ""
+        return RedisNodes(False, ((host, parts.port or 6379),), _db(parts.path), parts.password)
+    hosts, db, password = [], 0, None
+    for part in url.split(";"):
+        parts = urlsplit(part.strip())
+        if parts.scheme != "sentinel" or not parts.hostname:
+            raise ValueError("a Sentinel URL lists sentinel://host:port entries separated by ';'")
+        hosts.append((parts.hostname, parts.port or 26379))
+        db = _db(parts.path) if parts.path.strip("/") else db
+        password = parts.password or password
+    return RedisNodes(True, tuple(hosts), db, password)
+
+
+def _db(path: str) -> int:
+    number = path.strip("/") or "0"
+    if not number.isdigit():
+        raise ValueError(f"the database must be a number, not {number!r}")
+    return int(number)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
     """Name the environment variable a validation error location comes from."""
     if loc[0] == "accounts" and len(loc) >= 2:
         return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
-    return ENV_PREFIX + str(loc[0]).upper()
+    name = str(loc[0]).upper()
+    return name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name  # an alias is already a variable's name
 
 
 def load_settings(**overrides: object) -> Settings:

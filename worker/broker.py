@@ -1,46 +1,157 @@
-"""The Redis broker transport the worker uses: kombu's, with one fix so a Redis restart does not kill the worker,
-and one saving.
+"""The Redis broker transports the worker, beat, the API and Flower use: kombu's (one Redis server, or the master
+Sentinel names), with fixes so that a Redis restart, a failover or Redis refusing writes does not kill the worker
+or lose a message, and one saving.
 
-When the broker connection drops, Celery 5.7 first ``collect()``s the connection (which detaches the transport from
-its ``Connection``) and then closes it; closing the channel tries to hand the worker's unacked messages back to
-Redis, which needs a fresh connection pool built from that now-missing ``Connection``, and the resulting
-``AttributeError`` ('NoneType' object has no attribute 'hostname') is not a connection error, so it escapes and the
-worker exits with "Unrecoverable error". Here that case raises a connection error instead: Celery ignores it and
-reconnects, and the messages, still in Redis's unacked hash, come back with the visibility-timeout sweep.
+**A Redis restart or failover.** When the broker connection drops, Celery 5.7 first ``collect()``s the connection
+(which detaches the transport from its ``Connection``) and then closes it; closing the channel tries to hand the
+worker's unacked messages back to Redis, which needs a fresh connection pool built from that now-missing
+``Connection``, and the resulting ``AttributeError`` ('NoneType' object has no attribute 'hostname') is not a
+connection error, so it escapes and the worker exits with "Unrecoverable error". Here that case raises a connection
+error instead: Celery ignores it and reconnects (through Sentinel, to whichever server is master now), and the
+messages, still in Redis's unacked hash, come back with the visibility-timeout sweep. The Sentinel channel needs the
+same fix: it builds its pool from the same connection parameters.
 
-The saving: kombu builds a new ``redis.Redis`` client object around the channel's connection pool for every publish,
-ack and event (each builds a table of 164 response callbacks: about 50 us of CPU), several times per task in
-the worker's main process and in every pool process. The client holds nothing but the pool, so one is kept per pool
-and built again only when kombu replaces the pool (after a fork or a lost connection).
+**Redis refusing writes** (at its memory limit under ``noeviction``, a replica answering READONLY mid-failover,
+MASTERDOWN): Redis refuses every command queued in a MULTI then, deletions included. kombu records a delivered
+message as unacked with one such transaction, acks with another and restores with a third, and an error from any
+of them is not a connection error, so the worker died ("Unrecoverable error: OutOfMemoryError") and the message it
+had just popped was gone. Here (``QoS``):
+
+- a delivered message is recorded as unacked before it is handed on, waiting with backoff while Redis refuses (the
+  worker takes no other message meanwhile; on shutdown it gives up, and the reconciler resends the step);
+- an ack that meets the refusal drops the unacked entry without MULTI (deletions are allowed at the memory limit),
+  else leaves it: the message comes back after the visibility timeout, and every step is idempotent;
+- a requeue (``Reject(requeue=True)``, what a task does when Redis refuses its step's writes) or a restore that
+  meets the refusal leaves the message in the unacked hash, where the visibility-timeout sweep finds it once Redis
+  takes writes again.
+
+Each episode is logged once when it starts and once when it ends (``worker.pressure``).
+
+**The saving**: kombu builds a new ``redis.Redis`` client object around the channel's connection pool for every
+publish, ack and event (each builds a table of 164 response callbacks: about 50 us of CPU), several times per task
+in the worker's main process and in every pool process. The client holds nothing but the pool, so one is kept per
+pool and built again only when kombu replaces the pool (after a fork or a lost connection).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# Celery's ``broker_transport``: a "module:Class" path that kombu resolves; the URL still says where Redis is.
-TRANSPORT = "worker.broker:Transport"
+from worker.data import unavailable
+from worker.pressure import REFUSALS, backoff
 
 
-class Channel(kombu_redis.Channel):
+def _stopping() -> bool:
+    from celery.worker import state  # noqa: PLC0415 - only a worker ever waits here
+
+    return bool(state.should_stop or state.should_terminate)
+
+
+class QoS(kombu_redis.QoS):
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        """Record the delivered message as unacked; while Redis refuses, wait for it (the message is only in this
+        process's memory now: handing it on unrecorded would lose it to a crash, dropping it would lose it now)."""
+        attempt = 0
+        while True:
+            try:
+                super().append(message, delivery_tag)
+            except redis.ResponseError as exc:
+                if not unavailable(exc) or _stopping():
+                    raise
+                REFUSALS.refused("a delivered message could not be recorded as unacked; waiting", exc)
+                attempt += 1
+                time.sleep(backoff(attempt))
+                continue
+            REFUSALS.accepted()
+            return
+
+    def ack(self, delivery_tag: Any) -> None:
+        try:
+            super().ack(delivery_tag)
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            self._drop_without_multi(delivery_tag, exc)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            if requeue:
+                REFUSALS.refused("a message could not be requeued; it stays unacked until the sweep", exc)
+            else:
+                self._drop_without_multi(delivery_tag, exc)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().restore_visible(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            REFUSALS.refused("unacked messages could not be restored; the next sweep tries again", exc)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        try:
+            super().restore_unacked(client)
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            # They stay in the unacked hash: the visibility-timeout sweep of any worker restores them.
+            REFUSALS.refused("unacked messages were left for the sweep", exc)
+            self._delivered.clear()
+
+    def _drop_without_multi(self, delivery_tag: Any, refusal: Exception) -> None:
+        try:
+            with self.channel.conn_or_acquire() as client:
+                pipe = client.pipeline(transaction=False)
+                pipe.zrem(self.unacked_index_key, delivery_tag).hdel(self.unacked_key, delivery_tag).execute()
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            REFUSALS.refused("an ack was left undone; the message returns after the visibility timeout", refusal)
+
+
+class _Fixes:
+    """What both channels (one server, Sentinel) change in kombu's Redis channel."""
+
+    QoS = QoS
     _sync_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            return super()._create_client(asynchronous=True)
+            return super()._create_client(asynchronous=True)  # type: ignore[misc]
         client = self._sync_client
-        if client is None or client.connection_pool is not self.pool:
-            client = self._sync_client = super()._create_client()
+        if client is None or client.connection_pool is not self.pool:  # type: ignore[attr-defined]
+            client = self._sync_client = super()._create_client()  # type: ignore[misc]
         return client
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:
+        if self.connection.client is None:  # type: ignore[attr-defined]
             raise RedisConnectionError("the broker connection was already torn down")
-        return super()._connparams(asynchronous=asynchronous)
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
+
+
+class Channel(_Fixes, kombu_redis.Channel):
+    pass
+
+
+class SentinelChannel(_Fixes, kombu_redis.SentinelChannel):
+    pass
 
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel

@@ -20,18 +20,23 @@ from celery import Celery, signals
 from config.celery import celery_config
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
-from worker.broker import TRANSPORT
-from worker.data import open_data_layer
+from worker.data import open_data_layer, redis_target
 from worker.heartbeat import Heartbeat
 from worker.logcontext import TaskContext
+from worker.pressure import REFUSALS
 from worker.queues import ROUTES, Queue, TaskName
+
+BEAT_TICK = 5.0
 
 
 def create_app(settings: Settings) -> Celery:
     app = Celery("ims-replicator", include=["worker.tasks"], set_as_current=True)
     app.conf.update(celery_config(settings))
     app.conf.update(
-        broker_transport=TRANSPORT,  # kombu's Redis transport, surviving a Redis restart (worker/broker.py)
+        # Beat: one sends the schedule cluster-wide (a lock), each ticks at least every BEAT_TICK seconds so its
+        # heartbeat stays fresh (worker/beat.py).
+        beat_scheduler="worker.beat:Scheduler",
+        beat_max_loop_interval=BEAT_TICK,
         task_routes={task.value: {"queue": queue.value} for task, queue in ROUTES.items()},
         task_default_queue=Queue.ADMIT.value,
         beat_schedule={
@@ -64,11 +69,20 @@ def _logging(**_: Any) -> None:
     )
 
 
+def telemetry() -> Any:
+    return open_data_layer(redis_target(settings), settings.key_prefix).telemetry
+
+
+@signals.worker_init.connect
+def _count_refusals(**_: Any) -> None:
+    # Episodes of Redis refusing writes (worker/pressure.py), counted once each ends; pool processes inherit this.
+    REFUSALS.configure("worker", lambda process, seconds: telemetry().record_refusal(process, seconds))
+
+
 @signals.worker_ready.connect
 def _start_heartbeat(sender: Any, **_: Any) -> None:
     global _heartbeat
-    telemetry = open_data_layer(settings.redis_url, settings.key_prefix).telemetry
-    _heartbeat = Heartbeat(telemetry, sender.hostname).start()
+    _heartbeat = Heartbeat(telemetry(), sender.hostname).start()
 
 
 @signals.worker_shutdown.connect

@@ -1,17 +1,21 @@
 """Celery settings for Flower: ``celery --config worker.flower_config flower``.
 
-The broker is ``IMSREP_REDIS_URL`` (or ``REDIS_URL``, or ``.env``), read like every other setting, so a Redis
-password never appears on Flower's command line. Flower learns queue names by asking the workers, once at its start
-and on a refresh; started before any worker (as docker compose may well do) its Broker tab would list only Celery's
-default queue. With the stage queues declared here it lists every one of them, with its length, from the start.
+The broker is ``IMSREP_REDIS_URL`` (or ``REDIS_URL``, or ``.env``), read like every other setting, with the same
+transport, Sentinel master, passwords and timeouts as every other process (``config.celery.broker_config``), so a
+Redis password never appears on Flower's command line. Flower learns queue names by asking the workers, once at its
+start and on a refresh; started before any worker (as docker compose may well do) its Broker tab would list only
+Celery's default queue. With the stage queues declared here it lists every one of them, with its length, from the start.
 Imports no task code, so Flower runs without it.
 """
 
 from kombu import Queue
 
+from config.celery import broker_config
 from config.settings import load_settings
 from worker.queues import ALL_QUEUES
 
-broker_url = load_settings().redis_url
+# kombu's own transport, chosen by the URL's scheme (redis or sentinel): Flower only reads the broker, and its Broker
+# tab finds Redis by that scheme, which a transport named by class path would replace.
+globals().update({k: v for k, v in broker_config(load_settings()).items() if k != "broker_transport"})
 task_queues = [Queue(name) for name in ALL_QUEUES]
 task_default_queue = ALL_QUEUES[0]

@@ -13,7 +13,7 @@ import threading
 import httpx
 
 from config.settings import Settings
-from worker.data import DataLayer, open_data_layer
+from worker.data import DataLayer, open_data_layer, redis_target
 from worker.ims.client import ImsClient
 from worker.ratelimit import RateLimitHooks
 from worker.steps import StepContext
@@ -63,6 +63,6 @@ class AccountClients:
 
 
 def build_context(settings: Settings) -> StepContext:
-    data = open_data_layer(settings.redis_url, settings.key_prefix)
+    data = open_data_layer(redis_target(settings), settings.key_prefix)
     clients = AccountClients(settings, data)
     return StepContext(settings=settings, data=data, clients=clients, destinations=clients.in_region)

@@ -24,13 +24,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
 from worker import steps
 from worker.celery_app import app, settings
+from worker.data import NotReplicated, unavailable
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
+from worker.pressure import REFUSALS
 from worker.queues import ROUTES, TaskName
 from worker.runtime import build_context
 from worker.steps import Next, StepContext
@@ -61,6 +63,30 @@ def send(nexts: Iterable[Next]) -> None:
 
 
 def _run(task: Task, subject: str, step: Callable[[StepContext], list[Next]], item_id: str | None) -> None:
+    """Run the step; when Redis cannot take its writes, keep the message instead of losing it with a failed task.
+
+    Short of replicas (``NotReplicated``: the master takes writes, its replicas do not confirm them), the step is
+    sent again after a backoff. Refusing writes or unreachable (memory limit, failover, stall), nothing can be sent:
+    the message is handed back (``Reject(requeue=True)``), or, if Redis refuses that too, left in kombu's unacked
+    hash, where the visibility-timeout sweep finds it once Redis takes writes again (worker/broker.py). Steps are
+    idempotent, so running one again after a half-done attempt is safe.
+    """
+    try:
+        _run_step(task, subject, step, item_id)
+    except NotReplicated as exc:
+        REFUSALS.refused(f"{task.name} for {subject} sent again later", exc)
+        ctx = context()
+        send([Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))])
+        return
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        REFUSALS.refused(f"{task.name} for {subject} handed back", exc)
+        raise Reject(exc, requeue=True) from exc
+    REFUSALS.accepted()
+
+
+def _run_step(task: Task, subject: str, step: Callable[[StepContext], list[Next]], item_id: str | None) -> None:
     ctx = context()
     if _redelivered(task) and _poisoned(ctx, task.name, task.request.id, subject, item_id):
         return
@@ -149,8 +175,14 @@ def share(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # n
 @app.task(name=TaskName.RECONCILE.value, bind=True)
 def reconcile(self: Task) -> None:
     lock = context().data.control.reconcile_lock(timeout=settings.task_time_limit + 10)
-    if not lock.acquire(blocking=False):
-        return  # another beat's run is under way
+    try:
+        if not lock.acquire(blocking=False):
+            return  # another beat's run is under way
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        REFUSALS.refused("reconciler skipped; the next interval runs it", exc)
+        return
     try:
         _run(self, "cluster", steps.reconcile, None)
     finally:

@@ -9,12 +9,13 @@ import pytest
 import redis
 
 from api.enqueue import Enqueuer
-from api.errors import InvalidRequest, NotFound
+from api.errors import InvalidRequest, NotFound, Unavailable
 from api.service import ReplicationService
 from cli.processes import free_port
 from tests.support import walk_to
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
+from worker.pressure import REFUSALS
 from worker.queues import TaskName
 
 
@@ -37,15 +38,25 @@ def test_invalid_batch_stores_nothing(service, redis_server) -> None:
     assert not raw.keys(f"{service.settings.key_prefix}:*")
 
 
-def test_batch_is_kept_when_the_admit_message_cannot_be_sent(service, caplog) -> None:
+def test_a_batch_whose_admit_message_cannot_be_stored_is_not_accepted(service, admits, caplog) -> None:
     dead_broker = service.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     enqueuer = Enqueuer(dead_broker)
     cut_off = ReplicationService(service.data, enqueuer, service.settings)
-    with caplog.at_level(logging.ERROR, logger="api.enqueue"):
-        stored = cut_off.submit_batch(_batch(2))
+    raw = redis.Redis.from_url(service.settings.redis_url, decode_responses=True)
+    before = set(raw.keys(f"{service.settings.key_prefix}:*"))
+    REFUSALS.accepted()  # whatever an earlier test left: this one starts outside an episode
+    with caplog.at_level(logging.WARNING, logger="imsrep.redis"), pytest.raises(Unavailable) as refused:
+        for _ in range(3):  # three requests in one episode of the broker refusing
+            with pytest.raises(Unavailable):
+                cut_off.submit_batch(_batch(2), key="retry-me")
+        cut_off.submit_batch(_batch(2), key="retry-me")
     enqueuer.close()
-    assert service.batch(stored.batch_id).counts[ItemState.ACCEPTED] == 2
-    assert f"admit message for batch {stored.batch_id} not sent" in caplog.text
+    assert refused.value.status_code == 503 and refused.value.headers == {"Retry-After": "5"}
+    # Taken back: no batch, item or Idempotency-Key of it is left to run (the fence counter may have moved).
+    assert set(raw.keys(f"{service.settings.key_prefix}:*")) - before <= {f"{service.settings.key_prefix}:fence"}
+    assert caplog.text.count("Redis refuses writes") == 1  # one line per episode, not per request
+    stored = service.submit_batch(_batch(2), key="retry-me")  # the same key, once the broker takes messages
+    assert service.batch(stored.batch_id).total == 2 and admits(stored.batch_id)
 
 
 def test_unknown_ids_are_not_found(service) -> None:

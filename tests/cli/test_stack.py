@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli.processes import ServiceError
-from cli.stack import LocalStack, StackOptions, WorkerSpec
+from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from config.settings import load_settings
 
 ACCOUNT = {"prod": {"project_id": "f" * 32, "access_key": "AK", "secret_key": "SK"}}
@@ -134,3 +134,26 @@ def test_more_simulator_regions_are_every_accounts_destinations(tmp_path: Path) 
     assert env["IMSREP_ACCOUNTS__DEFAULT__REGIONS__CN_SOUTH_1__IMS_ENDPOINT"] == f"http://127.0.0.1:{port}"
     assert env["IMSREP_ACCOUNTS__DEFAULT__AGENCY_NAME"] == "ims_admin_agency"
     assert stack.info.simulator_regions == {"cn-south-1": f"http://127.0.0.1:{port}"}
+
+
+def test_a_sentinel_topology_is_a_master_its_replicas_and_sentinels(tmp_path: Path) -> None:
+    spec = SentinelSpec(master="mymaster", replicas=2, sentinels=3, down_after_ms=1500, failover_timeout_ms=4000)
+    stack = LocalStack(StackOptions(state_dir=tmp_path, sentinel=spec), settings=load_settings())
+    plan = {s.name: s for s in stack.plan()}
+    stores = ["redis", "redis-replica-1", "redis-replica-2", "sentinel-1", "sentinel-2", "sentinel-3"]
+    assert [name for name, s in plan.items() if s.data_store] == stores
+    replica = plan["redis-replica-2"].argv
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["127.0.0.1", str(stack.port("redis"))]
+    assert "--appendonly" in replica and "--sentinel" in plan["sentinel-1"].argv
+    config = (tmp_path / "sentinel-2" / "sentinel.conf").read_text()
+    assert f"sentinel monitor mymaster 127.0.0.1 {stack.port('redis')} 2" in config  # a majority of three
+    assert "down-after-milliseconds mymaster 1500" in config and "failover-timeout mymaster 4000" in config
+    sentinels = ";".join(f"sentinel://127.0.0.1:{stack.port(f'sentinel-{n}')}" for n in (1, 2, 3))
+    assert stack.info.redis_url == f"{sentinels}/0" and stack.info.redis_sentinel_master == "mymaster"
+    env = stack.service_env()
+    assert env["IMSREP_REDIS_URL"] == stack.info.redis_url and env["IMSREP_REDIS_SENTINEL_MASTER"] == "mymaster"
+    assert stack.service_settings().redis_sentinel_master == "mymaster"
+    # Without Sentinel no master name is passed on (an inherited one is removed), and one Redis is the only store.
+    single = LocalStack(StackOptions(state_dir=tmp_path / "single"), settings=load_settings())
+    assert [s.name for s in single.plan() if s.data_store] == ["redis"]
+    assert single.service_env()["IMSREP_REDIS_SENTINEL_MASTER"] is None

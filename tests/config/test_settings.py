@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.celery import celery_config
-from config.settings import SettingsError, load_settings
+from config.settings import SettingsError, load_settings, redis_nodes
 
 PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
 
@@ -122,9 +122,72 @@ def test_secret_values_cover_every_secret(monkeypatch: pytest.MonkeyPatch) -> No
     _aksk(monkeypatch)
     monkeypatch.setenv("IMSREP_API_TOKENS", "tok-123456789")
     monkeypatch.setenv("IMSREP_FLOWER_PASSWORD", "flower-pass-9")
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD", "redis-pass-1")
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_PASSWORD", "sentinel-pass-2")
     assert set(load_settings().secret_values()) == {
-        "AK-FROM-ENV", "SK-FROM-ENV-SECRET", "tok-123456789", "flower-pass-9"
+        "AK-FROM-ENV", "SK-FROM-ENV-SECRET", "tok-123456789", "flower-pass-9", "redis-pass-1", "sentinel-pass-2"
     }
+    monkeypatch.delenv("IMSREP_REDIS_PASSWORD")
+    monkeypatch.setenv("IMSREP_REDIS_URL", "redis://:url-pass-3@example:6379/0")
+    assert "url-pass-3" in load_settings().secret_values()
+
+
+SENTINELS = "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26380;sentinel://10.0.0.3/2"
+
+
+def test_a_sentinel_url_lists_the_sentinels_and_needs_the_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_REDIS_URL", SENTINELS)
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_SENTINEL_MASTER: is required"):
+        load_settings()
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_MASTER", "imsrep")
+    nodes = redis_nodes(load_settings().redis_url)
+    assert nodes.sentinel and nodes.db == 2
+    assert nodes.hosts == (("10.0.0.1", 26379), ("10.0.0.2", 26380), ("10.0.0.3", 26379))
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://example:6379/0", "must be redis://host:port/db"),
+        ("sentinel://h1:26379;redis://h2:6379", "a Sentinel URL lists sentinel://host:port entries"),
+        ("redis://example:6379/zero", "the database must be a number"),
+    ],
+)
+def test_a_bad_redis_url_says_what_is_wrong(monkeypatch: pytest.MonkeyPatch, url: str, rule: str) -> None:
+    monkeypatch.setenv("IMSREP_REDIS_URL", url)
+    with pytest.raises(SettingsError, match=f"IMSREP_REDIS_URL: {rule}"):
+        load_settings()
+
+
+def test_a_redis_password_is_given_once_and_the_replica_wait_is_below_the_socket_timeout(monkeypatch) -> None:
+    monkeypatch.setenv("IMSREP_REDIS_URL", "redis://:in-url@example:6379/0")
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD", "again")
+    with pytest.raises(SettingsError, match="give the password once"):
+        load_settings()
+    monkeypatch.delenv("IMSREP_REDIS_PASSWORD")
+    monkeypatch.setenv("IMSREP_REDIS_REPLICA_TIMEOUT", "5")
+    monkeypatch.setenv("IMSREP_REDIS_SOCKET_TIMEOUT", "5")
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_REPLICA_TIMEOUT must be below IMSREP_REDIS_SOCKET_TIMEOUT"):
+        load_settings()
+
+
+def test_every_celery_app_reaches_the_broker_the_data_layer_reaches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_REDIS_URL", SENTINELS)
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_MASTER", "imsrep")
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD", "redis-pass-1")
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_PASSWORD", "sentinel-pass-2")
+    monkeypatch.setenv("IMSREP_REDIS_SOCKET_TIMEOUT", "3")
+    conf = celery_config(load_settings())
+    options = conf["broker_transport_options"]
+    assert conf["broker_transport"] == "worker.broker:SentinelTransport" and conf["broker_url"] == SENTINELS
+    assert options["master_name"] == "imsrep" and options["socket_timeout"] == 3
+    sentinel_kwargs = {"socket_timeout": 3, "socket_connect_timeout": 2.0, "password": "sentinel-pass-2"}
+    assert options["sentinel_kwargs"] == sentinel_kwargs
+    assert conf["broker_password"] == "redis-pass-1" and "redis-pass-1" not in conf["broker_url"]
+    assert conf["broker_channel_error_retry"]  # a refused broker write restarts the consumer, never the worker
+    plain = celery_config(load_settings(redis_url="redis://example:6379/0", redis_password=None))
+    assert plain["broker_transport"] == "worker.broker:Transport"
+    assert "master_name" not in plain["broker_transport_options"]
 
 
 def test_destination_regions_from_the_environment_and_their_defaults(monkeypatch) -> None:

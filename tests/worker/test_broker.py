@@ -1,18 +1,30 @@
-"""The worker's Redis transport: a torn-down connection is a connection error, which Celery recovers from."""
+"""The worker's Redis transports: a torn-down connection is a connection error, which Celery recovers from; Redis
+refusing writes (its memory limit) neither kills the worker nor loses a message; the Sentinel channel has the same
+fixes."""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import kombu
 import pytest
+from kombu import Connection
+from kombu import Queue as KombuQueue
 from kombu.transport import redis as kombu_redis
 from redis import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from worker.broker import Channel
+from cli.processes import wait_until
+from cli.stack import LocalStack, StackOptions
+from config.celery import TRANSPORT
+from worker.broker import Channel, QoS, SentinelChannel
 
 
 def test_a_channel_of_a_torn_down_connection_raises_a_connection_error() -> None:
@@ -38,22 +50,105 @@ def test_a_channel_reuses_its_client_until_its_pool_is_replaced() -> None:
 # was written against kombu 5.7 (pyproject.toml pins that minor). A kombu whose versions of them differ must be
 # read again before it is allowed in: these digests are of their source in kombu 5.7.0.
 KOMBU_SOURCES = {
-    "_create_client": "dae92bc4075dafb9b1a1ebd3f72cc7ed3e1bfe3ec1f840a1b1ccdfc6a67deb4d",
-    "_connparams": "e9a4295085a8fb905b44e81a935003affdc9e74298b779df4877ba575fbba196",
-    "pool": "5a99b1533403c64dba7ef6612963e14c1e9ecad0fe45e4df481ed9b5debb0319",
+    "Channel._create_client": "dae92bc4075dafb9b1a1ebd3f72cc7ed3e1bfe3ec1f840a1b1ccdfc6a67deb4d",
+    "Channel._connparams": "e9a4295085a8fb905b44e81a935003affdc9e74298b779df4877ba575fbba196",
+    "Channel.pool": "5a99b1533403c64dba7ef6612963e14c1e9ecad0fe45e4df481ed9b5debb0319",
+    "SentinelChannel._sentinel_managed_pool": "bde54a2d6e93ac13b6a07900c75a7626a8d817bfdb22d8059325ac0f73a745bf",
+    "QoS.append": "35c655f6ecc62fe6e9902f7498dde9b47ff27187973d7568e02529c400027416",
+    "QoS.ack": "1bc15a4ddf541af6aede3b76093919f847899f93dd8c1a2537ab7eaff1227207",
+    "QoS.reject": "747a02434344d1a6b27480e397a2c047add90085bf8284d420285ac0763ae262",
+    "QoS.restore_visible": "d4a4a40a3eaf9f23ed3651a5c03602c80571bd30c49bf256f0b65fbd6dae3851",
+    "QoS.restore_unacked": "8954efef014d546e047d213e437d5a27ad91b8288d6b90b4484addca86b3c6e2",
+    "QoS.restore_by_tag": "58e161d81b6fe18d1fe73d53d13e6359271bcc249d0da58ee737c6775d51ceb8",
 }
 
 
 @pytest.mark.parametrize("name", KOMBU_SOURCES)
 def test_the_kombu_internals_the_transport_overrides_are_the_ones_it_was_written_against(name: str) -> None:
-    member = inspect.getattr_static(kombu_redis.Channel, name)
+    owner, attribute = name.split(".")
+    member = inspect.getattr_static(getattr(kombu_redis, owner), attribute)
     source = inspect.getsource(member.fget if isinstance(member, property) else member)
     digest = hashlib.sha256(source.encode()).hexdigest()
     assert digest == KOMBU_SOURCES[name], (
-        f"kombu {kombu.__version__} changed Channel.{name}, which worker/broker.py overrides or relies on: read the "
+        f"kombu {kombu.__version__} changed {name}, which worker/broker.py overrides or relies on: read the "
         f"new code, adapt worker/broker.py, then update this digest and the kombu pin in pyproject.toml"
     )
 
 
 def test_kombu_is_the_pinned_minor() -> None:
     assert tuple(int(p) for p in kombu.__version__.split(".")[:2]) == (5, 7), kombu.__version__
+
+
+def test_the_sentinel_channel_has_the_same_fixes() -> None:
+    channel = SentinelChannel.__new__(SentinelChannel)
+    channel.connection = SimpleNamespace(client=None)
+    with pytest.raises(RedisConnectionError):  # before it asks any Sentinel for the master
+        channel._sentinel_managed_pool()
+    assert SentinelChannel.QoS is QoS and Channel.QoS is QoS
+
+
+# -- Redis at its memory limit (noeviction): every command queued in a MULTI is refused, deletions included. -------
+
+
+@pytest.fixture
+def full_redis(tmp_path: Path) -> Iterator[tuple[Redis, Connection]]:
+    """A Redis of this test's own, and a kombu connection to it through the worker's transport."""
+    with LocalStack(StackOptions(state_dir=tmp_path)) as stack:
+        url = stack.start_redis()
+        conn = Connection(url, transport=TRANSPORT, transport_options={"visibility_timeout": 1})
+        try:
+            yield Redis.from_url(url, decode_responses=True), conn
+        finally:
+            conn.release()
+
+
+def _deliver(conn: Connection) -> Any:
+    """Publish one message to ``q`` and take it, as a consumer does (recorded as unacked)."""
+    with conn.Producer() as producer:
+        producer.publish({"n": 1}, routing_key="q", declare=[KombuQueue("q")])
+    return conn.default_channel.basic_get("q")
+
+
+def _refuse_writes(r: Redis) -> None:
+    r.config_set("maxmemory", 1)  # below what is used: every write (and every MULTI) is refused with OOM
+
+
+def _unacked(r: Redis) -> int:
+    return r.hlen("unacked") + r.zcard("unacked_index")
+
+
+def test_a_message_taken_while_redis_refuses_writes_waits_and_is_kept(full_redis) -> None:
+    r, conn = full_redis
+    with conn.Producer() as producer:
+        producer.publish({"n": 1}, routing_key="q", declare=[KombuQueue("q")])
+    channel = conn.default_channel
+    _refuse_writes(r)
+    lifted = threading.Timer(1.0, lambda: r.config_set("maxmemory", 0))
+    lifted.start()
+    started = time.monotonic()
+    message = channel.basic_get("q")  # popped, then recorded as unacked only once Redis takes writes again
+    lifted.join()
+    assert message is not None and message.payload == {"n": 1}
+    assert time.monotonic() - started >= 0.9 and _unacked(r) == 2
+    message.ack()
+    assert _unacked(r) == 0 and r.llen("q") == 0
+
+
+def test_an_ack_while_redis_refuses_writes_still_removes_the_message(full_redis) -> None:
+    r, conn = full_redis
+    message = _deliver(conn)
+    _refuse_writes(r)
+    message.ack()  # kombu's MULTI is refused; the deletions alone are allowed at the memory limit
+    assert _unacked(r) == 0
+
+
+def test_a_requeue_while_redis_refuses_writes_leaves_the_message_for_the_sweep(full_redis) -> None:
+    r, conn = full_redis
+    message = _deliver(conn)
+    _refuse_writes(r)
+    message.reject(requeue=True)  # cannot be pushed back now: it stays in the unacked hash
+    conn.default_channel.qos.restore_visible(num=10, interval=1)  # a sweep while still refused: no error
+    assert _unacked(r) == 2 and r.llen("q") == 0
+    r.config_set("maxmemory", 0)
+    wait_until(lambda: conn.default_channel.qos.restore_visible(num=10, interval=1) or r.llen("q") == 1, 10, "sweep")
+    assert _unacked(r) == 0 and conn.default_channel.basic_get("q", no_ack=True).payload == {"n": 1}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from worker.data.accounts import AccountState, QuotaReading
-from worker.data.connection import connect
+from worker.data.connection import Durability, NotReplicated, RedisTarget, connect, redis_target, unavailable
 from worker.data.control import Control
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
@@ -31,15 +31,18 @@ __all__ = [
     "Control",
     "DataLayer",
     "Deleted",
+    "Durability",
     "Earlier",
     "Histogram",
     "IdempotencyKeys",
     "Keyspace",
     "NewItem",
+    "NotReplicated",
     "PlanRecord",
     "Plans",
     "QuotaReading",
     "RecordStore",
+    "RedisTarget",
     "Selection",
     "SelectionProgress",
     "Selections",
@@ -49,6 +52,8 @@ __all__ = [
     "Telemetry",
     "TransitionResult",
     "open_data_layer",
+    "redis_target",
+    "unavailable",
 ]
 
 
@@ -66,16 +71,17 @@ class DataLayer:
     _client: redis.Redis
 
     @classmethod
-    def over(cls, client: redis.Redis, prefix: str) -> DataLayer:
+    def over(cls, client: redis.Redis, prefix: str, durability: Durability | None = None) -> DataLayer:
         keys = Keyspace(prefix)
-        records = RecordStore(client, keys)
+        durability = durability or Durability()
+        records = RecordStore(client, keys, durability)
         return cls(
             records=records,
             slots=SlotPool(client, keys),
             accounts=AccountState(client, keys),
             telemetry=Telemetry(client, keys),
             control=Control(client, keys),
-            idempotency=IdempotencyKeys(client, keys),
+            idempotency=IdempotencyKeys(client, keys, durability),
             lifecycle=BatchLifecycle(client, keys, records),
             selections=Selections(client, keys),
             plans=Plans(client, keys),
@@ -94,5 +100,8 @@ class DataLayer:
         self._client.close()
 
 
-def open_data_layer(redis_url: str, prefix: str) -> DataLayer:
-    return DataLayer.over(connect(redis_url), prefix)
+def open_data_layer(target: RedisTarget | str, prefix: str) -> DataLayer:
+    """The data layer over Redis at ``target`` (``redis_target(settings)``, or a plain URL in tests)."""
+    if isinstance(target, str):
+        target = RedisTarget(target)
+    return DataLayer.over(connect(target), prefix, Durability(target.min_replicas, target.replica_timeout))

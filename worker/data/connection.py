@@ -1,32 +1,189 @@
 """The one way to a Redis client: every process (API, worker, beat, CLI, tests) connects with the same settings.
 
-Replies are decoded to ``str``; timeouts are explicit, so a dead server is noticed in seconds rather than when the
-kernel gives up on a socket; a command that meets a dropped connection is sent again twice, shortly after. Every
-write the data layer makes is safe to send again (see ``RecordStore.create_batch``), so these retries cannot store
-anything twice.
+Replies are decoded to ``str``. Redis is one server, or the master that Sentinel names (``sentinel://`` in
+``IMSREP_REDIS_URL``): a Sentinel-managed connection asks the Sentinels where the master is each time it connects,
+and one that meets a demoted master (READONLY) drops and asks again. Timeouts, TCP keepalive and the health check
+are explicit, so a dead or partitioned server is noticed in seconds rather than when the kernel gives up on a
+socket; a command that meets a dropped connection is sent again twice, shortly after. Every write the data layer
+makes is safe to send again (see ``RecordStore.create_batch``), so these retries cannot store anything twice.
+
+Redis replicates asynchronously: a write the master acknowledged can vanish in a failover. A write that must
+outlive one (a batch before its 202, a copy attempt before the copy call) is confirmed: the
+transaction and then ``WAIT <min_replicas>`` on the same connection (WAIT counts only that connection's writes),
+and ``NotReplicated`` when fewer replicas confirm in time (``Durability``).
 """
 
 from __future__ import annotations
 
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from config.settings import Settings, redis_nodes
 
 CONNECT_TIMEOUT = 2.0
-SOCKET_TIMEOUT = 10.0
-HEALTH_CHECK_INTERVAL = 15  # seconds a pooled connection may sit idle before it is PINGed on reuse
+SOCKET_TIMEOUT = 5.0
+HEALTH_CHECK_INTERVAL = 5  # seconds a pooled connection may sit idle before it is PINGed on reuse
+# TCP keepalive: probe an idle connection after 5 s, every 2 s, and drop it after 3 unanswered probes, so a
+# connection to a host that vanished (no RST) is dropped in about 11 s even when no command is waiting on it.
+KEEPALIVE = {
+    name: value
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_keepalive=True,
-        health_check_interval=HEALTH_CHECK_INTERVAL,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+class NotReplicated(redis.RedisError):
+    """A write reached the master but not ``wanted`` replicas within the timeout: it could vanish in a failover."""
+
+    def __init__(self, acked: int, wanted: int) -> None:
+        super().__init__(f"{acked} of {wanted} Redis replicas confirmed the write in time")
+        self.acked = acked
+        self.wanted = wanted
+
+
+# Redis cannot take a write right now, but will again by itself: it is unreachable or stalled, loading its data,
+# at its memory limit (noeviction), a replica (READONLY: a failover under way), or short of replicas.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    NotReplicated,
+)
+_UNAVAILABLE_CODES = ("MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "LOADING")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis cannot take a write for now (rather than that a command was wrong)."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_UNAVAILABLE_CODES)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where Redis is and how to reach it: a URL (one server or Sentinels), the Sentinel master's name, the
+    passwords, timeouts, and how many replicas confirm a write that must outlive a failover."""
+
+    url: str
+    sentinel_master: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+    socket_timeout: float = SOCKET_TIMEOUT
+    connect_timeout: float = CONNECT_TIMEOUT
+    min_replicas: int = 0
+    replica_timeout: float = 2.0
+
+
+def redis_target(settings: Settings) -> RedisTarget:
+    def secret(value: Any) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return RedisTarget(
+        url=settings.redis_url,
+        sentinel_master=settings.redis_sentinel_master,
+        password=secret(settings.redis_password),
+        sentinel_password=secret(settings.redis_sentinel_password),
+        socket_timeout=settings.redis_socket_timeout,
+        connect_timeout=settings.redis_connect_timeout,
+        min_replicas=settings.redis_min_replicas,
+        replica_timeout=settings.redis_replica_timeout,
     )
+
+
+def _socket_options(target: RedisTarget) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "socket_connect_timeout": target.connect_timeout,
+        "socket_timeout": target.socket_timeout,
+        "socket_keepalive": True,
+        "socket_keepalive_options": {getattr(socket, name): value for name, value in KEEPALIVE.items()},
+    }
+    return options
+
+
+def connect(target: RedisTarget | str) -> redis.Redis:
+    if isinstance(target, str):
+        target = RedisTarget(target)
+    options = {
+        **_socket_options(target),
+        "decode_responses": True,
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    nodes = redis_nodes(target.url)
+    if not nodes.sentinel:
+        if target.password is not None:
+            options["password"] = target.password
+        return redis.Redis.from_url(target.url, **options)
+    if target.sentinel_master is None:
+        raise ValueError("a sentinel:// URL needs the master's name (IMSREP_REDIS_SENTINEL_MASTER)")
+    sentinel_options = {**_socket_options(target), "password": target.sentinel_password}
+    sentinel = Sentinel(list(nodes.hosts), sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(
+        target.sentinel_master,
+        db=nodes.db,
+        password=target.password or nodes.password,
+        **options,
+    )
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How a write that must outlive a failover is confirmed: by ``replicas`` replicas within ``timeout`` seconds
+    (0 replicas: a single Redis, nothing to wait for)."""
+
+    replicas: int = 0
+    timeout: float = 2.0
+
+    def pipeline(self, client: redis.Redis) -> Pipeline:
+        """A MULTI/EXEC pipeline (WATCH works as usual) whose ``execute`` then waits for the replicas on the same
+        connection; pass it to ``check`` afterwards."""
+        pipe = _ConfirmedPipeline(client.connection_pool, client.response_callbacks, True, None)
+        pipe.replicas, pipe.timeout_ms = self.replicas, max(1, int(self.timeout * 1000))
+        return pipe
+
+    def confirm(self, client: redis.Redis, fence: str) -> None:
+        """Confirm that every write made so far is on the replicas (``NotReplicated`` if not in time). WAIT counts
+        only its own connection's writes, so one is made (an increment of ``fence``) and confirmed: replicas apply
+        writes in order, so one that has this write has every earlier one."""
+        if self.replicas == 0:
+            return
+        pipe = self.pipeline(client)
+        with pipe:
+            pipe.incr(fence)
+            pipe.execute()
+        self.check(pipe)
+
+    def check(self, pipe: Pipeline) -> None:
+        """Raise ``NotReplicated`` unless the pipeline's last transaction reached enough replicas. The write stands
+        on the master either way: every caller's write is safe to send again."""
+        acked = getattr(pipe, "acked", 0)
+        if acked < self.replicas:
+            raise NotReplicated(acked, self.replicas)
+
+
+class _ConfirmedPipeline(Pipeline):
+    """A transaction followed, on the very connection that ran it, by ``WAIT``: WAIT only counts the writes of the
+    connection it is sent on, and a pool hands out any connection."""
+
+    replicas = 0
+    timeout_ms = 0
+    acked = 0
+
+    def _execute_transaction(self, connection: Any, commands: Any, raise_on_error: bool) -> Any:
+        replies = super()._execute_transaction(connection, commands, raise_on_error)
+        if self.replicas > 0:
+            connection.send_command("WAIT", self.replicas, self.timeout_ms)
+            self.acked = int(connection.read_response())
+        return replies

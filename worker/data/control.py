@@ -23,6 +23,10 @@ class Control:
         """Held while a reconciler pass runs: with several beats, one pass at a time."""
         return self._redis.lock(self._keys.reconcile_lock(), timeout=timeout)
 
+    def beat_lock(self, timeout: float) -> Lock:
+        """Held (and renewed) by the one beat that sends the schedule; the others stand by until it expires."""
+        return self._redis.lock(self._keys.beat_lock(), timeout=timeout, thread_local=False)
+
     def count_delivery(self, message_id: str) -> int:
         """One more delivery of a Celery message; returns how many there have been."""
         key = self._keys.deliveries(message_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
+from worker.data.connection import Durability
 from worker.data.keyspace import Keyspace
 
 
@@ -44,18 +45,25 @@ def digest(key: str) -> str:
 
 
 class IdempotencyKeys:
-    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+    def __init__(self, client: redis.Redis, keys: Keyspace, durability: Durability | None = None) -> None:
         self._redis = client
         self._keys = keys
+        self._durability = durability or Durability()
 
     def find(self, key: str) -> Earlier | None:
         return _earlier(self._redis.hgetall(self._keys.idempotency(digest(key))))
 
+    def confirm(self) -> None:
+        """Make sure what an earlier request wrote is on the replicas (``NotReplicated`` if not in time): a replay
+        answers 202 only for a record that would outlive a failover."""
+        self._durability.confirm(self._redis, self._keys.fence())
+
     def write_once(self, claim: Claim, created: Earlier, write: Callable[[Pipeline], None]) -> Earlier | None:
         """Run ``write`` and record ``created`` under the claim, in one transaction, unless the key is taken;
-        returns the earlier record when it is (nothing written then)."""
+        returns the earlier record when it is (nothing written then). The transaction is confirmed by the
+        replicas (``NotReplicated`` otherwise; see ``worker.data.connection``)."""
         name = self._keys.idempotency(digest(claim.key))
-        with self._redis.pipeline(transaction=True) as pipe:
+        with self._durability.pipeline(self._redis) as pipe:
             while True:
                 try:
                     pipe.watch(name)
@@ -68,9 +76,11 @@ class IdempotencyKeys:
                     pipe.hset(name, mapping=record)
                     pipe.expire(name, claim.ttl)
                     pipe.execute()
-                    return None
+                    break
                 except redis.WatchError:
                     continue  # another request took the key, or the reply was lost: look again
+        self._durability.check(pipe)
+        return None
 
 
 def _earlier(data: dict[str, str]) -> Earlier | None:

@@ -33,6 +33,12 @@ key                            type    what it holds (owner module in ``worker.d
 ``P:lock:submit:<item id>``    string  held while a submit runs (control)
 ``P:lock:reconcile``           string  held while a reconciler pass runs (control)
 ``P:workers``                  zset    worker hostname -> last heartbeat (telemetry)
+``P:beats``                    zset    beat hostname -> last tick of its scheduler (telemetry)
+``P:lock:beat``                string  held by the one beat that sends the schedule; expires unless renewed (control)
+``P:refusals``                 hash    ``"<process>:episodes"``, ``"<process>:seconds"`` of Redis refusing writes
+                                       (telemetry)
+``P:fence``                    string  a counter written to see that Redis takes writes (telemetry) and, confirmed by
+                                       WAIT, that every earlier write is on the replicas (idempotency)
 ``P:ims:outcomes``             hash    ``"<endpoint>:<outcome>"`` -> IMS/KMS/IAM answers (telemetry)
 ``P:retries``                  hash    ``"<task>:<cause>"`` -> steps rescheduled after an error (telemetry)
 ``P:latency``                  hash    ``"<state>[@<mode>]:<bucket>"``, ``...:sum``, ``...:count`` (telemetry)
@@ -145,9 +151,21 @@ class Keyspace:
     def reconcile_lock(self) -> str:
         return f"{self.prefix}:lock:reconcile"
 
+    def beat_lock(self) -> str:
+        return f"{self.prefix}:lock:beat"
+
+    def fence(self) -> str:
+        return f"{self.prefix}:fence"
+
     # Telemetry.
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    def beats(self) -> str:
+        return f"{self.prefix}:beats"
+
+    def refusals(self) -> str:
+        return f"{self.prefix}:refusals"
 
     def ims_outcomes(self) -> str:
         return f"{self.prefix}:ims:outcomes"

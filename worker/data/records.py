@@ -17,7 +17,8 @@ import redis
 from redis.client import Pipeline
 
 from worker.data import selections
-from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
+from worker.data.connection import Durability, NotReplicated
+from worker.data.idempotency import Claim, Earlier, IdempotencyKeys, digest
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.data.selections import EXPANDING, SelectionProgress
@@ -90,9 +91,10 @@ class BatchSummary:
 
 
 class RecordStore:
-    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+    def __init__(self, client: redis.Redis, keys: Keyspace, durability: Durability | None = None) -> None:
         self._redis = client
         self._keys = keys
+        self._durability = durability or Durability()
         self._move = register(client, "move")
         self._update_if = register(client, "update_if")
         self._claim_poll = register(client, "claim_poll")
@@ -114,6 +116,9 @@ class RecordStore:
         ``Idempotency-Key``) the key's record is written in the same transaction, unless the key was taken: then
         nothing is stored and the answer names what the first request created (``earlier``). With ``selection``
         the batch also selects images by filter (``worker.data.selections``); the worker adds them page by page.
+
+        The transaction is confirmed by ``IMSREP_REDIS_MIN_REPLICAS`` replicas before this returns; if they do not
+        confirm it in time, the batch is taken back (``withdraw``) and ``NotReplicated`` raised.
         """
         now = time.time() if now is None else now
         k = self._keys
@@ -149,16 +154,64 @@ class RecordStore:
             if selection is not None:
                 selections.start(pipe, k, batch_id, selection, [new.spec.image_id for new in items], now)
 
-        if claim is None:
-            pipe = self._redis.pipeline(transaction=True)
-            write(pipe)
-            pipe.execute()
+        try:
+            if claim is None:
+                pipe = self._durability.pipeline(self._redis)
+                with pipe:
+                    write(pipe)
+                    pipe.execute()
+                self._durability.check(pipe)
+                return StoredBatch(batch_id, ids, selecting=selection is not None)
+            created = Earlier(claim.fingerprint, BATCH, batch_id)
+            idempotency = IdempotencyKeys(self._redis, k, self._durability)
+            earlier = idempotency.write_once(claim, created, write)
+            if earlier is not None and earlier != created:
+                return StoredBatch(earlier.id, [], earlier=earlier)
+            if earlier == created:  # our own transaction landed but its reply was lost: confirm it now
+                idempotency.confirm()
             return StoredBatch(batch_id, ids, selecting=selection is not None)
-        created = Earlier(claim.fingerprint, BATCH, batch_id)
-        earlier = IdempotencyKeys(self._redis, k).write_once(claim, created, write)
-        if earlier is not None and earlier != created:
-            return StoredBatch(earlier.id, [], earlier=earlier)
-        return StoredBatch(batch_id, ids, selecting=selection is not None)
+        except NotReplicated:
+            # Not accepted: taken back from the master, so that a 503 leaves nothing behind to run.
+            self.withdraw(StoredBatch(batch_id, ids), claim)
+            raise
+
+    def withdraw(self, stored: StoredBatch, claim: Claim | None = None) -> bool:
+        """Take back a batch just stored whose acceptance failed afterwards (its admit message could not be stored,
+        or the replicas did not confirm it): its records, its place in the indexes and the Idempotency-Key that
+        named it, so that nothing of it runs and a retry with the same key stores it afresh. Only while every item
+        is still ``accepted`` (no worker has touched it); False otherwise, or when it is gone already.
+
+        Deletions are allowed even when Redis is at its memory limit, so this works exactly when the admit message
+        could not be written for lack of memory."""
+        k = self._keys
+        batch_id = stored.batch_id
+        item_keys = [k.item(i) for i in stored.item_ids]
+        while True:
+            with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(k.batch_counts(batch_id), *item_keys)
+                    counts = pipe.hgetall(k.batch_counts(batch_id))
+                    accepted = {ItemState.ACCEPTED.value: str(len(stored.item_ids))} if stored.item_ids else {}
+                    if not pipe.exists(k.batch(batch_id)) or counts != accepted:
+                        return False
+                    label = pipe.hget(k.batch(batch_id), "label")
+                    pipe.multi()
+                    pipe.delete(k.batch(batch_id), k.batch_items(batch_id), k.batch_counts(batch_id))
+                    pipe.delete(k.selection_seen(batch_id))
+                    pipe.zrem(k.batches(), batch_id)
+                    pipe.zrem(k.expanding(), batch_id)
+                    if label:
+                        pipe.zrem(k.label(label), batch_id)
+                    for start in range(0, len(stored.item_ids), _PAGE):
+                        page = stored.item_ids[start : start + _PAGE]
+                        pipe.delete(*(k.item(i) for i in page), *(k.item_log(i) for i in page))
+                        pipe.zrem(k.state(ItemState.ACCEPTED.value), *page)
+                    if claim is not None:
+                        pipe.delete(k.idempotency(digest(claim.key)))
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
     def submitted_item_ids(self, batch_id: str) -> list[str] | None:
         """The IDs of the items the batch was submitted with (not those a selector added); None if it is gone."""
@@ -209,6 +262,27 @@ class RecordStore:
     def update_if(self, item_id: str, state: ItemState, **fields: object) -> bool:
         """Set fields while the item is still in ``state``; False if it has moved on."""
         return bool(self._update_if(keys=[self._keys.item(item_id)], args=[state.value, *_flatten(fields)]))
+
+    def record_attempt(self, item_id: str, at: float) -> bool:
+        """Record a copy attempt (``submit_started_at``) while the item is ``submitting``, confirmed by
+        ``IMSREP_REDIS_MIN_REPLICAS`` replicas: made before the copy call, so that no failover can make the pipeline
+        forget that it asked IMS for a copy (the next attempt looks for that copy before making another). False if
+        the item has moved on; ``NotReplicated`` if the replicas did not confirm in time (then no copy call)."""
+        pipe = self._durability.pipeline(self._redis)
+        with pipe:
+            self._update_if(
+                keys=[self._keys.item(item_id)],
+                args=[ItemState.SUBMITTING.value, *_flatten({"submit_started_at": at})],
+                client=pipe,
+            )
+            (recorded,) = pipe.execute()
+        self._durability.check(pipe)
+        return bool(recorded)
+
+    def confirm(self) -> None:
+        """Make sure every write made so far (an earlier attempt's record, say) is on the replicas
+        (``NotReplicated`` if not in time)."""
+        self._durability.confirm(self._redis, self._keys.fence())
 
     def count_error(self, item_id: str) -> int:
         """One more transient cloud error for the item; returns how many it has met in this attempt."""

@@ -80,10 +80,46 @@ class Telemetry:
         """A worker that stops cleanly is not one that went silent."""
         self._redis.zrem(self._keys.workers(), hostname)
 
+    def beat_heartbeat(self, name: str, now: float) -> None:
+        """A beat's scheduler ticked (it ticks every few seconds, leading or standing by)."""
+        key = self._keys.beats()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(key, {name: now})
+        pipe.zremrangebyscore(key, "-inf", now - FORGET_WORKER_AFTER)
+        pipe.execute()
+
+    def forget_beat(self, name: str) -> None:
+        self._redis.zrem(self._keys.beats(), name)
+
+    def record_refusal(self, process: str, seconds: float) -> None:
+        """An episode of Redis refusing a process's writes ended after ``seconds`` (``worker.pressure``)."""
+        key = self._keys.refusals()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hincrby(key, f"{process}:episodes", 1)
+        pipe.hincrbyfloat(key, f"{process}:seconds", seconds)
+        pipe.execute()
+
+    def probe_writes(self) -> None:
+        """Raise a ``redis.RedisError`` unless Redis takes a write now (at its memory limit it answers OOM, a
+        replica READONLY): one increment of the fence counter."""
+        self._redis.incr(self._keys.fence())
+
     # Reading (the API) ---------------------------------------------------------------------------------------
     def workers_seen(self, since: float) -> int:
         """Workers whose last heartbeat is at ``since`` or later."""
         return int(self._redis.zcount(self._keys.workers(), since, "+inf"))
+
+    def beats_seen(self, since: float) -> int:
+        """Beats whose scheduler ticked at ``since`` or later."""
+        return int(self._redis.zcount(self._keys.beats(), since, "+inf"))
+
+    def refusals(self) -> dict[str, tuple[int, float]]:
+        """process -> (episodes, seconds) of Redis refusing its writes."""
+        found: dict[str, list[float]] = {}
+        for name, value in self._redis.hgetall(self._keys.refusals()).items():
+            process, _, what = name.rpartition(":")
+            found.setdefault(process, [0, 0.0])[0 if what == "episodes" else 1] = float(value)
+        return {process: (int(episodes), seconds) for process, (episodes, seconds) in found.items()}
 
     def queue_backlog(self, queue: str) -> int:
         """Messages waiting in a stage queue, its priority lists included."""

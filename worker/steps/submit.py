@@ -1,8 +1,9 @@
 """Submit: the copy call, made at most once per item even when the task is redelivered or retried.
 
-Before the call the attempt is recorded (``submit_started_at``; ``target_name`` is already fixed by validation),
-so a worker that re-enters the step with an attempt recorded but no ``job_id`` (it crashed after IMS accepted the
-copy, or the answer was lost in a timeout) first looks in IMS for the copy: an image named ``target_name`` whose
+Before the call the attempt is recorded (``submit_started_at``; ``target_name`` is already fixed by validation) and
+confirmed by ``IMSREP_REDIS_MIN_REPLICAS`` replicas, so a worker that re-enters the step with an attempt recorded
+but no ``job_id`` (it crashed after IMS accepted the copy, the answer was lost in a timeout, or a failover lost
+what followed) first looks in IMS for the copy: an image named ``target_name`` whose
 ``__data_origin`` names the source image and that was created at or after the attempt. Found, it is adopted: the
 item goes to ``replicating`` with ``new_image_id`` set and no ``job_id``, and the poll step follows the image itself
 to ``active`` (IMS has no way to find a job by its image). A per-item lock keeps two deliveries of the same submit
@@ -70,8 +71,12 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
         copies.authenticate()
         if earlier is not None and (found := find_copy(copies, item, earlier)):
             return start_polling(ctx, item, new_image_id=found.id)
+        # The attempt is on the replicas before the copy call (IMSREP_REDIS_MIN_REPLICAS), so that no failover can
+        # make the pipeline forget it asked for a copy; NotReplicated: no call now (the task sends the step again).
         if earlier is None:
-            ctx.data.records.update_if(item.id, ItemState.SUBMITTING, submit_started_at=ctx.clock())
+            ctx.data.records.record_attempt(item.id, ctx.clock())
+        else:
+            ctx.data.records.confirm()
         try:
             job_id = _copy(client, item)
         except ImsRefusedError as error:

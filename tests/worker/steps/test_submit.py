@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.support import walk_to
 from worker import steps
+from worker.data import NotReplicated
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.errors import AuthenticationError, ImsRefusedError, ThrottledError
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
+from worker.runtime import build_context
 
 from .conftest import drive, image_id, store_items
 
@@ -128,3 +131,16 @@ def test_refused_credentials_fail_the_account_items_without_more_requests(ctx, i
     item_b = ctx.data.records.get_item(b)
     assert item_b.state is ItemState.FAILED and item_b.reason is ReasonCode.ACCOUNT_AUTH_FAILED
     assert fake.copies == 1
+
+
+def test_no_copy_call_until_the_replicas_have_the_attempt(ctx, ims, sim) -> None:
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base"), name="unconfirmed"))
+    # IMSREP_REDIS_MIN_REPLICAS=1 on a Redis without replicas: an attempt can never be confirmed.
+    ctx = build_context(ctx.settings.model_copy(update={"redis_min_replicas": 1, "redis_replica_timeout": 0.1}))
+    with pytest.raises(NotReplicated):
+        steps.submit(ctx, item_id)
+    with pytest.raises(NotReplicated):  # sent again later: the recorded attempt is confirmed first, and is not
+        steps.submit(ctx, item_id)
+    assert httpx.get(f"{sim.url}/_sim/jobs").json()["jobs"] == []  # no copy was asked for
+    assert ctx.data.records.get_item(item_id).state is ItemState.SUBMITTING
+    ctx.clients.close()

@@ -1,0 +1,124 @@
+"""The data layer on Redis under Sentinel: it finds the master through the Sentinels, confirms the writes that must
+outlive a failover on the replicas (or refuses them and leaves nothing), and follows the master a failover elects.
+
+Real processes: a master, a replica and three Sentinels from the stack's own Sentinel topology, with a one-second
+down-after so a failover takes seconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.processes import wait_until
+from cli.stack import LocalStack, SentinelSpec, StackOptions
+from tests.support import walk_to
+from worker.data import Claim, DataLayer, NewItem, NotReplicated, RedisTarget, open_data_layer
+from worker.domain.spec import ItemSpec
+from worker.domain.states import ItemState
+
+pytestmark = pytest.mark.integration
+
+MASTER = "tmaster"
+
+
+def _topology(state_dir: Path) -> LocalStack:
+    spec = SentinelSpec(master=MASTER, down_after_ms=1000, failover_timeout_ms=2000)
+    stack = LocalStack(StackOptions(state_dir=state_dir, sentinel=spec, ready_timeout=30))
+    stack.start_redis()
+    return stack
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with _topology(tmp_path_factory.mktemp("sentinel")) as stack:
+        yield stack
+
+
+def _data(stack: LocalStack, replicas: int = 0, prefix: str | None = None) -> DataLayer:
+    target = RedisTarget(
+        stack.info.redis_url, sentinel_master=MASTER, min_replicas=replicas, replica_timeout=0.5, socket_timeout=2
+    )
+    return open_data_layer(target, prefix or f"s{uuid.uuid4().hex[:6]}")
+
+
+def _items(n: int) -> list[NewItem]:
+    return [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default") for _ in range(n)]
+
+
+def test_the_data_layer_finds_the_master_through_the_sentinels(topology: LocalStack) -> None:
+    assert topology.info.redis_url.startswith("sentinel://") and topology.info.redis_url.count(";") == 2
+    assert topology.redis_master() == "redis"
+    data = _data(topology)
+    stored = data.records.create_batch(_items(3))
+    assert data.records.batch(stored.batch_id).counts[ItemState.ACCEPTED] == 3
+
+
+def test_a_batch_is_confirmed_by_the_replica_or_not_kept_at_all(topology: LocalStack) -> None:
+    data = _data(topology, replicas=1)
+    stored = data.records.create_batch(_items(2))  # the replica confirms: WAIT counted it
+    assert data.records.batch(stored.batch_id) is not None
+
+    topology.pause("redis-replica-1")  # the replica stops answering: nothing can be confirmed
+    try:
+        started = time.monotonic()
+        with pytest.raises(NotReplicated) as refused:
+            data.records.create_batch(_items(2))
+        assert time.monotonic() - started < 2.0  # the WAIT timeout (0.5 s), not a hang
+        assert (refused.value.acked, refused.value.wanted) == (0, 1)
+        claim = Claim("key-1", "fingerprint", 60)
+        with pytest.raises(NotReplicated):  # with an Idempotency-Key: its record is taken back too
+            data.records.create_batch(_items(2), claim=claim)
+        # Taken back from the master: no batch, item, index entry or key of them is left.
+        assert data.records.counts_by_state()[ItemState.ACCEPTED] == 2
+        assert len(data.lifecycle.page(limit=10, cursor=None, label=None, state=None).batches) == 1
+        assert data.idempotency.find(claim.key) is None
+    finally:
+        topology.resume("redis-replica-1")
+    wait_until(lambda: data.records.create_batch(_items(1)) is not None, 10, "the replica to confirm again")
+
+
+def test_a_copy_attempt_is_recorded_only_once_the_replica_has_it(topology: LocalStack) -> None:
+    data = _data(topology, replicas=1)
+    [item_id] = data.records.create_batch(_items(1)).item_ids
+    walk_to(data.records, item_id, ItemState.SUBMITTING)
+    assert data.records.record_attempt(item_id, 1000.0) is True
+    assert data.records.get_item(item_id).submit_started_at == 1000.0
+
+    topology.pause("redis-replica-1")
+    try:
+        with pytest.raises(NotReplicated):
+            data.records.record_attempt(item_id, 2000.0)
+        with pytest.raises(NotReplicated):  # an earlier attempt's record, confirmed before a copy call
+            data.records.confirm()
+    finally:
+        topology.resume("redis-replica-1")
+    wait_until(lambda: data.records.confirm() is None, 10, "the replica to confirm again")
+
+
+def test_after_the_master_dies_the_data_layer_writes_to_the_promoted_replica(tmp_path: Path) -> None:
+    with _topology(tmp_path) as stack:
+        data = _data(stack, prefix="failover")
+        before = data.records.create_batch(_items(2))
+        wait_until(lambda: _data(stack, replicas=1, prefix="failover").records.confirm() is None, 10, "replication")
+
+        stack.kill("redis")
+        killed = time.monotonic()
+        wait_until(lambda: stack.redis_master() == "redis-replica-1", 30, "Sentinel to promote the replica")
+        failover = time.monotonic() - killed
+        after = None
+
+        def write() -> bool:
+            nonlocal after
+            after = data.records.create_batch(_items(1))
+            return True
+
+        wait_until(write, 30, "a write on the new master", interval=0.2)
+        resumed = time.monotonic() - killed
+        # The same client object: its connections asked the Sentinels again and found the new master.
+        assert data.records.batch(before.batch_id).total == 2 and after is not None
+        assert failover < 10 and resumed < failover + 5, (failover, resumed)
