@@ -35,7 +35,7 @@ from cli.processes import ServiceError
 from cli.progress import batches_table, items_table, summary_table, watch
 from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS
-from cli.stack import LocalStack, StackInfo, StackOptions, sigterm_as_interrupt
+from cli.stack import LocalStack, SentinelSpec, StackInfo, StackOptions, sigterm_as_interrupt
 from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
 from config.settings import ENV_PREFIX, SettingsError
 from config.version import VERSION
@@ -132,11 +132,22 @@ def up(
     flower_port: int = _port("flower"),
     redis_port: int = _port("redis"),
     simulator_port: int = _port("simulator"),
+    sentinel: Annotated[
+        bool,
+        typer.Option(
+            "--sentinel",
+            help="Run Redis as a master, a replica and three Sentinels (free ports; --redis-port is the master's), "
+            "to try failover on one machine; a real deployment puts them on separate hosts (docs/scaling.md)",
+        ),
+    ] = False,
 ) -> None:
     """Run Redis, the simulator (when no account is configured), the API, a worker, beat and Flower until Ctrl-C."""
     ports = {"api": api_port, "flower": flower_port, "redis": redis_port, "simulator": simulator_port}
     with _errors(), sigterm_as_interrupt():
-        stack = LocalStack(StackOptions(state_dir=state_dir or state_dir_default(), ports=ports))
+        options = StackOptions(
+            state_dir=state_dir or state_dir_default(), ports=ports, sentinel=SentinelSpec() if sentinel else None
+        )
+        stack = LocalStack(options)
         try:
             with console.status("Starting the services..."):
                 info = stack.start()
@@ -157,7 +168,8 @@ def _addresses(info: StackInfo, simulator_mode: bool) -> Table:
     table.add_row("API", info.api_url, f"token {info.api_token}")
     table.add_row("API docs", f"{info.api_url}/docs", "")
     table.add_row("Flower", info.flower_url, f"user {info.flower_user}  password {info.flower_password}")
-    table.add_row("Redis", info.redis_url, "")
+    master = f"Sentinel master {info.redis_sentinel_master}" if info.redis_sentinel_master else ""
+    table.add_row("Redis", info.redis_url, master)
     if simulator_mode:
         keys = f"AK {info.simulator_access_key}  SK {info.simulator_secret_key}"
         table.add_row("Simulator", info.simulator_url, keys)

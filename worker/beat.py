@@ -56,8 +56,8 @@ class Scheduler(PersistentScheduler):
         except redis.RedisError as exc:
             if not unavailable(exc):
                 raise
+            # Still the sender if the lock outlives the episode (renewed on the next tick), else another beat is.
             REFUSALS.refused("no heartbeat, schedule held", exc)
-            self._leading = False
             return self.max_interval
         REFUSALS.accepted()
         if not self._leading:

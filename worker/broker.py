@@ -27,6 +27,9 @@ had just popped was gone. Here (``QoS``):
 
 Each episode is logged once when it starts and once when it ends (``worker.pressure``).
 
+**Sentinel**: ``SentinelTransport`` has the same fixes, and stays in use after kombu switches to another Sentinel of
+the URL (see the end of this module).
+
 **The saving**: kombu builds a new ``redis.Redis`` client object around the channel's connection pool for every
 publish, ack and event (each builds a table of 164 response callbacks: about 50 us of CPU), several times per task
 in the worker's main process and in every pool process. The client holds nothing but the pool, so one is kept per
@@ -39,8 +42,8 @@ import time
 from typing import Any
 
 import redis
+from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from worker.data import unavailable
@@ -155,3 +158,10 @@ class Transport(kombu_redis.Transport):
 
 class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
+
+
+# A Sentinel URL lists several Sentinels, and after a failed connection kombu switches to the next one and resolves
+# the transport again from that URL's scheme, dropping the one Celery was configured with: the worker went on with
+# kombu's own, without the fixes above, and the next failover killed it ("Unrecoverable error: ... 'hostname'").
+# In a process that uses these transports, the scheme names them.
+TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"

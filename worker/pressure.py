@@ -52,7 +52,10 @@ class Refusals:
             if self._since is not None:
                 return
             self._since = self._clock()
-        log.warning("%s: Redis refuses writes (%s): %s; backing off until it takes them again", self.process, exc, what)
+        words = str(exc).split("caused error: ", 1)[-1]  # Redis's own words, not redis-py's echo of the command
+        log.warning(
+            "%s: Redis refuses writes (%s): %s; backing off until it takes them again", self.process, words, what
+        )
 
     def accepted(self) -> None:
         """A write went through: an episode under way has ended."""

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cli import services
-from config.settings import ENV_PREFIX, AccountSettings, Settings
+from config.settings import ENV_PREFIX, AccountSettings, Settings, redis_nodes
 from simulator.cli import simulator_command
 from worker.queues import ALL_QUEUES
 from worker.run import WORKER_ENV
@@ -228,8 +228,42 @@ def test_one_pinned_image_for_the_python_services_installed_from_the_lock(compos
     assert "pip install -c constraints.txt ." in dockerfile and "constraints.txt ./" in dockerfile
 
 
+def _env_file(name: str) -> dict[str, str]:
+    lines = (ROOT / "examples" / name).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_ha_profile_is_a_replica_and_three_sentinels_that_every_service_reaches_redis_through() -> None:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    svc = rendered(_env_file("ha.env"))
+    ha = {name for name, service in raw.items() if service.get("profiles") == ["ha"]}
+    assert ha == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    replica = svc["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 :] == ["redis", "6379"] and "--appendonly" in replica
+    volumes = {svc[name]["volumes"][0] for name in ha}
+    assert len(volumes) == 4  # each Redis and each Sentinel keeps its own state
+    script = svc["sentinel-3"]["command"][-1]
+    assert "sentinel monitor imsrep redis 6379 2" in script and "sentinel resolve-hostnames yes" in script
+    assert script.index("resolve-hostnames") < script.index("monitor")  # a host name needs it first
+    for name in ("api", "worker", "beat", "flower"):
+        settings = _settings(svc[name]["environment"])
+        assert redis_nodes(settings.redis_url).hosts == tuple((f"sentinel-{n}", 26379) for n in (1, 2, 3)), name
+        assert settings.redis_sentinel_master == "imsrep", name
+    assert _settings(svc["api"]["environment"]).redis_min_replicas == 1
+    # Workers scale (--scale worker=N): nothing in the service ties it to one container.
+    assert "container_name" not in raw["worker"] and "ports" not in raw["worker"]
+    assert svc["worker"]["command"][svc["worker"]["command"].index("-n") + 1] == "worker@%h"
+
+
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
-@pytest.mark.parametrize("extra", [[], ["--env-file", "examples/simulator.env", "--profile", "simulator"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--env-file", "examples/simulator.env", "--profile", "simulator"],
+        ["--env-file", "examples/ha.env", "--profile", "ha"],
+    ],
+)
 def test_docker_compose_accepts_the_file(extra: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(SECRETS)

@@ -36,12 +36,14 @@ def _group_members(pgid: int) -> list[int]:
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``imsrep up`` on free ports, with the flags the test is parametrized with (none by default)."""
     state = tmp_path / "state"
     ports = [f"--{name}-port={free_port()}" for name in ("api", "flower", "redis", "simulator")]
+    flags = list(getattr(request, "param", ()))
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(state), *ports],
+        [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(state), *ports, *flags],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -89,4 +91,18 @@ def test_up_stops_everything_when_a_service_dies(up: tuple[subprocess.Popen[byte
     assert proc.wait(timeout=60) == 1
     output = proc.stdout.read().decode() if proc.stdout else ""
     assert "api exited; stopping everything" in output
+    assert not [pid for pid in children if _group_members(pid)]
+
+
+@pytest.mark.parametrize("up", [("--sentinel",)], indirect=True)
+def test_up_with_sentinel_runs_a_master_a_replica_and_three_sentinels(up: tuple[subprocess.Popen[bytes], Path]) -> None:
+    proc, state = up
+    info = _started(proc, state)
+    assert info["redis_url"].startswith("sentinel://") and info["redis_url"].count("sentinel://") == 3
+    assert info["redis_sentinel_master"] == "imsrep"
+    assert httpx.get(f"{info['api_url']}/readyz").json() == {"status": "ready", "workers": 1, "beats": 1}
+    children = _children(proc.pid)
+    assert len(children) == 10  # redis, its replica, 3 Sentinels, simulator, worker, beat, api, flower
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
     assert not [pid for pid in children if _group_members(pid)]

@@ -1,6 +1,7 @@
 """The reliability tier: the whole system as real processes (Redis with AOF, the simulator, the API, a Celery worker
 and beat) on ``LocalStack``, each in its own process group so a test can SIGKILL one and start it again on the same
-port and data.
+port and data. A cluster may run Redis under Sentinel instead (a master, replicas, three Sentinels) and several
+workers with node names of their own.
 
 Every test gets its own cluster (own Redis, so killing it disturbs nobody) and stops all of it in teardown. Timings
 are shortened so recovery takes seconds, not the production minutes, while keeping the production invariant
@@ -28,15 +29,16 @@ import redis
 
 from cli.demo import simulator_account
 from cli.processes import ServiceError, wait_until
-from cli.stack import LocalStack, StackOptions, WorkerSpec
+from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
-from worker.data import DataLayer, RecordStore, open_data_layer
+from worker.data import DataLayer, RecordStore, RedisTarget, open_data_layer
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "rel"
+IN_FLIGHT = (ItemState.VALIDATING, ItemState.SUBMITTING, ItemState.REPLICATING, ItemState.FINISHING)
 SOURCES = 120  # distinct source images, so a second copy of any of them shows in the listing
 
 # Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
@@ -69,6 +71,7 @@ class Cluster:
     """The whole system on ``LocalStack`` (no Flower), with the helpers the scenarios count with."""
 
     stack: LocalStack
+    workers: tuple[str, ...] = ("worker",)
 
     # -- processes -----------------------------------------------------------------------------------------------
 
@@ -97,6 +100,11 @@ class Cluster:
         """SIGKILL the service's whole process group (a Celery worker and its pool children), as a crash would."""
         self.stack.kill(name)
 
+    def lose(self, name: str) -> None:
+        """SIGKILL the service and forget it: a host gone for good, which the rest must do without."""
+        self.stack.kill(name)
+        self.stack.processes.pop(name)
+
     def stop(self) -> None:
         self.stack.stop()
 
@@ -116,7 +124,8 @@ class Cluster:
         return redis.Redis.from_url(self.stack.info.redis_url, decode_responses=True, socket_timeout=5)
 
     def data(self) -> DataLayer:
-        return open_data_layer(self.stack.info.redis_url, PREFIX)
+        info = self.stack.info  # one Redis, or the master the Sentinels name
+        return open_data_layer(RedisTarget(info.redis_url, sentinel_master=info.redis_sentinel_master), PREFIX)
 
     def store(self) -> RecordStore:
         return self.data().records
@@ -196,7 +205,11 @@ class Cluster:
         return Counter(re.findall(r"Task [\w.]+\[([0-9a-f-]+)\] received", self.worker_log()))
 
     def worker_log(self) -> str:
-        return (self.stack.log_dir / "worker.log").read_text(errors="replace")
+        """Every worker's log, one after the other."""
+        return "".join((self.stack.log_dir / f"{name}.log").read_text(errors="replace") for name in self.workers)
+
+    def logs(self) -> str:
+        return "".join(path.read_text(errors="replace") for path in sorted(self.stack.log_dir.glob("*.log")))
 
     def slots_held(self) -> int:
         """Slots held in both of the account's pools (its in-region and its cross-region copies)."""
@@ -211,6 +224,59 @@ class Cluster:
 
     def repairs(self) -> dict[str, int]:
         return self.data().telemetry.repairs()
+
+    # -- timing a fault ----------------------------------------------------------------------------------------------
+
+    def terminal(self, item_ids: list[str]) -> int:
+        return sum(1 for s in self.states(item_ids).values() if s is not None and s.terminal)
+
+    def in_flight(self, item_ids: list[str]) -> tuple[list[str], float]:
+        """Items being worked on now (their next step is a message somewhere; waiting items wait for a slot), and
+        the wall-clock time they were read at."""
+        at = time.time()
+        return [i for i, s in self.states(item_ids).items() if s in IN_FLIGHT], at
+
+    def moves(self, item_ids: list[str], since: float) -> dict[str, float | None]:
+        """Per item, seconds after ``since`` (a wall-clock time) until it entered a new state (None: not yet)."""
+        store, found = self.store(), {}
+        for item_id in item_ids:
+            later = [t.at for t in store.history(item_id) if t.at > since]
+            found[item_id] = round(min(later) - since, 1) if later else None
+        return found
+
+    def moved_on(self, item_ids: list[str], since: float) -> float | None:
+        """Seconds after ``since`` by which every one of the items had entered a new state; None while one has not."""
+        times = list(self.moves(item_ids, since).values())
+        return None if None in times else max(times, default=0.0)
+
+    def wait_moved_on(self, item_ids: list[str], since: float, timeout: float) -> float | None:
+        """``moved_on`` once every item has moved (None if one has not within ``timeout``)."""
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: self.moved_on(item_ids, since) is not None, timeout, "in-flight items", interval=0.5)
+        return self.moved_on(item_ids, since)
+
+    def first_accepted(self, source: str, since: float, timeout: float) -> tuple[float, str, Counter[str]]:
+        """POST a one-item batch (the same Idempotency-Key every time, as a client retrying does) until it is
+        answered 202: seconds after ``since``, its item ID, and the answers seen by status (503 while Redis could
+        not keep it; ``timeout`` when the API took longer than 30 s)."""
+        seen: Counter[str] = Counter()
+        accepted: list[str] = []
+
+        def post() -> bool:
+            try:
+                with self.api() as api:
+                    body = {"items": [{"image_id": source}]}
+                    response = api.post("/v1/batches", json=body, headers={"Idempotency-Key": f"p-{source}"})
+            except httpx.HTTPError:
+                seen["timeout"] += 1
+                return False
+            seen[str(response.status_code)] += 1
+            if response.status_code == 202:
+                accepted.extend(response.json()["item_ids"])
+            return bool(accepted)
+
+        wait_until(post, timeout, "the API to accept a batch again", interval=0.2)
+        return round(time.time() - since, 1), accepted[0], seen
 
     def outcome(self, item_ids: list[str], sources: list[str], region: str | None = None) -> dict[str, Any]:
         """The counts every scenario reports: lost, duplicated, stuck, plus how the items ended (copies counted
@@ -244,21 +310,29 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     started: list[Cluster] = []
 
     def make(
-        *, worker: bool = True, env: dict[str, str] | None = None, regions: tuple[str, ...] = (), **sim_options: object
+        *,
+        worker: bool = True,
+        env: dict[str, str] | None = None,
+        regions: tuple[str, ...] = (),
+        workers: tuple[str, ...] = ("worker",),
+        sentinel: SentinelSpec | None = None,
+        sources: int = SOURCES,
+        **sim_options: object,
     ) -> Cluster:
         catalog = tmp_path / "catalog.json"
-        catalog.write_text(json.dumps(generate(SOURCES, {"ordinary": 1.0}, seed=5)))
+        catalog.write_text(json.dumps(generate(sources, {"ordinary": 1.0}, seed=5)))
         options = StackOptions(
             state_dir=tmp_path / "stack",
             use_simulator=True,
             simulator={"image_quota": 10_000, "seed": 3, "catalog": catalog, **sim_options},
             simulator_regions=regions,
             env={**SERVICE_ENV, **(env or {})},
-            workers=(WorkerSpec(),) if worker else (),
+            workers=tuple(WorkerSpec(name) for name in workers) if worker else (),
+            sentinel=sentinel,
             flower=False,
             stop_grace=10,
         )
-        c = Cluster(LocalStack(options))
+        c = Cluster(LocalStack(options), workers=workers)
         started.append(c)
         return c.start(worker=worker)
 

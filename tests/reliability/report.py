@@ -17,22 +17,32 @@ from typing import Any
 
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
 EXTRA = ("worker_kills", "tagged", "api_status_while_down", "ims_failed_jobs", "messages_duplicated", "duplicates_run",
-         "copies_adopted", "reconciler_repairs")  # fmt: skip
+         "copies_adopted", "reconciler_repairs", "api_answers_during", "readyz_during", "refusal_log_lines",
+         "refusal_episodes", "restart_s")  # fmt: skip
+# Seconds from the fault: until Sentinel named a new master, until the API answered 202 again, until every item in
+# flight at the fault had moved on. A scenario with two faults has first_ and second_ figures.
+TIMINGS = ("failover_s", "intake_s", "resumed_s")
+
+
+def _timing(row: dict[str, Any], key: str) -> str:
+    found = [row[k] for k in (key, f"first_{key}", f"second_{key}") if row.get(k) is not None]
+    return ", ".join(str(v) for v in found) or "-"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| Scenario | Faults injected | Items | Lost | Duplicated | Stuck | Ended | Peak jobs | Slots left | "
-        "Also seen | Seconds | Reproduce |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Failover s | Intake back s | Resumed s | Also seen | Seconds | Reproduce |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ended = ", ".join(f"{n} {state}" for state, n in sorted(r["by_state"].items()))
         seen = "; ".join(f"{key} {json.dumps(r[key])}" for key in EXTRA if r.get(key))
+        timings = " | ".join(_timing(r, key) for key in TIMINGS)
         lines.append(
             f"| {r['scenario']} | {r['faults']} | {r['items']} | {r['lost']} | {r['duplicated']} | {r['stuck']} | "
-            f"{ended} | {r['peak_concurrent_jobs']} | {r['slots_held_at_end']} | {seen} | {r['seconds']} | "
-            f"`{r['command']}` |"
+            f"{ended} | {r['peak_concurrent_jobs']} | {r['slots_held_at_end']} | {timings} | {seen} | "
+            f"{r['seconds']} | `{r['command']}` |"
         )
     return "\n".join(lines)
 

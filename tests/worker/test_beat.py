@@ -11,6 +11,7 @@ import pytest
 import redis
 from celery import Celery
 
+from cli.processes import wait_until
 from config.celery import celery_config
 from config.settings import get_settings
 from worker.beat import Scheduler
@@ -43,18 +44,16 @@ def test_one_beat_sends_the_other_stands_by_and_takes_over(app: Celery, redis_se
     first, second = _scheduler(app, tmp_path, "first"), _scheduler(app, tmp_path, "second")
     data = first._data
     try:
-        first.tick()
-        first.tick()  # sends the due entry
+        wait_until(lambda: first.tick() is not None and queue.llen(QUEUE) >= 1, 10, "the first beat to send")
         sent = queue.llen(QUEUE)
-        second.tick()
-        second.tick()
-        assert sent >= 1 and queue.llen(QUEUE) == sent  # the standby sent nothing
+        for _ in range(5):
+            second.tick()
+        assert queue.llen(QUEUE) == sent  # the standby sent nothing
         assert data.telemetry.beats_seen(since=0) == 2  # both tick: both are seen alive
 
         first.close()  # the sender stops: its lock is released and its heartbeat forgotten
-        second.tick()
-        second.tick()
-        assert queue.llen(QUEUE) > sent and data.telemetry.beats_seen(since=0) == 1
+        wait_until(lambda: second.tick() is not None and queue.llen(QUEUE) > sent, 10, "the standby to take over")
+        assert data.telemetry.beats_seen(since=0) == 1
     finally:
         second.close()
         queue.delete(QUEUE)

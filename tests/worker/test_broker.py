@@ -17,14 +17,18 @@ import kombu
 import pytest
 from kombu import Connection
 from kombu import Queue as KombuQueue
+from kombu.exceptions import OperationalError
+from kombu.transport import get_transport_cls
 from kombu.transport import redis as kombu_redis
 from redis import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackOptions
-from config.celery import TRANSPORT
-from worker.broker import Channel, QoS, SentinelChannel
+from config.celery import SENTINEL_TRANSPORT, TRANSPORT
+from worker.broker import Channel, QoS, SentinelChannel, SentinelTransport
+from worker.data import unavailable
 
 
 def test_a_channel_of_a_torn_down_connection_raises_a_connection_error() -> None:
@@ -77,6 +81,13 @@ def test_the_kombu_internals_the_transport_overrides_are_the_ones_it_was_written
 
 def test_kombu_is_the_pinned_minor() -> None:
     assert tuple(int(p) for p in kombu.__version__.split(".")[:2]) == (5, 7), kombu.__version__
+
+
+def test_a_switch_to_the_next_sentinel_keeps_the_fixed_transport() -> None:
+    conn = Connection("sentinel://127.0.0.1:1;sentinel://127.0.0.1:2/0", transport=SENTINEL_TRANSPORT)
+    assert get_transport_cls(conn.transport_cls) is SentinelTransport
+    conn.maybe_switch_next()  # what kombu does after a failed connection: the next URL, its scheme's transport
+    assert conn.port == 2 and get_transport_cls(conn.transport_cls) is SentinelTransport
 
 
 def test_the_sentinel_channel_has_the_same_fixes() -> None:
@@ -152,3 +163,17 @@ def test_a_requeue_while_redis_refuses_writes_leaves_the_message_for_the_sweep(f
     r.config_set("maxmemory", 0)
     wait_until(lambda: conn.default_channel.qos.restore_visible(num=10, interval=1) or r.llen("q") == 1, 10, "sweep")
     assert _unacked(r) == 0 and conn.default_channel.basic_get("q", no_ack=True).payload == {"n": 1}
+
+
+def test_refusals_are_told_from_mistakes_wherever_redis_reports_them() -> None:
+    script = ResponseError(
+        "Error running script (call to f_6eee): @user_script:24: @user_script: 24: -OOM command not allowed when used "
+        "memory > 'maxmemory'."
+    )
+    assert unavailable(OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    assert unavailable(script)  # a refusal met inside one of our Lua scripts
+    wrapped = OperationalError("Command # 1 (LLEN submit) of pipeline caused error")
+    wrapped.__cause__ = OutOfMemoryError("command not allowed")
+    assert unavailable(wrapped)  # kombu re-raises Redis's errors as its own
+    assert not unavailable(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"))
+    assert not unavailable(ValueError("a bug"))

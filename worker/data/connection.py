@@ -60,14 +60,24 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.exceptions.ReadOnlyError,
     NotReplicated,
 )
-_UNAVAILABLE_CODES = ("MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "LOADING")
+_UNAVAILABLE_CODES = ("MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "LOADING", "OOM", "READONLY")
+# The same refusals met by a command inside a Lua script, which Redis reports as a script error.
+_IN_SCRIPT = ("-OOM ", "-READONLY ", "-MASTERDOWN ", "-NOREPLICAS ")
 
 
-def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says Redis cannot take a write for now (rather than that a command was wrong)."""
-    if isinstance(exc, UNAVAILABLE):
-        return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_UNAVAILABLE_CODES)
+def unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it wraps: kombu re-raises Redis's errors as its own) says Redis cannot take a write
+    for now, rather than that a command was wrong."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, UNAVAILABLE):
+            return True
+        if isinstance(exc, redis.ResponseError):
+            text = str(exc).split("caused error: ", 1)[-1]  # redis-py's prefix for a pipeline's command
+            if text.startswith(_UNAVAILABLE_CODES) or any(code in text for code in _IN_SCRIPT):
+                return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""High availability: Redis under Sentinel (a master, two replicas, three Sentinels) with two workers of their own
+node names, beat and the API; the master SIGKILLed, paused past Sentinel's down-after, failed over twice, or a
+worker host lost for good, each mid-batch. Nothing accepted is lost, nothing is copied twice, nothing is stuck and
+no slot leaks; each row also says how long the failover took, when the API accepted work again and when every item
+in flight at the fault had moved on.
+
+Writes that must outlive a failover are confirmed by one replica (``IMSREP_REDIS_MIN_REPLICAS=1``); what a failover
+can still lose (a Celery message, a transition not yet replicated) is resent by the reconciler or comes back with
+the visibility-timeout sweep, which ``reconciler_repairs`` in each row shows.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from cli.processes import wait_until
+from cli.stack import SentinelSpec
+from worker.domain.states import ItemState
+
+pytestmark = pytest.mark.integration
+
+ITEMS = 200
+SLOTS = 20  # one project whose IMS allows 20 copies at a time, so 200 one-second copies take seconds, not minutes
+WORKERS = ("w1", "w2")
+# Sentinel notices a dead master after 1 s (30 s by default) and may fail over again 4 s later.
+SENTINEL = SentinelSpec(master="imsrep", replicas=2, sentinels=3, down_after_ms=1000, failover_timeout_ms=2000)
+HA_ENV = {
+    "IMSREP_REDIS_MIN_REPLICAS": "1",
+    "IMSREP_REDIS_REPLICA_TIMEOUT": "1",
+    "IMSREP_REDIS_SOCKET_TIMEOUT": "2",
+    "IMSREP_REDIS_CONNECT_TIMEOUT": "1",
+    "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": str(SLOTS),
+}
+
+
+def _ha_cluster(cluster):
+    return cluster(
+        copy_seconds=1.0, job_limit=SLOTS, workers=WORKERS, sentinel=SENTINEL, sources=ITEMS + 10, env=HA_ENV
+    )
+
+
+def _mid_batch(c, item_ids: list[str], share: float = 0.25) -> None:
+    wait_until(lambda: c.terminal(item_ids) >= share * len(item_ids), 90, "part of the batch to finish", interval=0.2)
+
+
+def _fail_over(c, fault, probe: str) -> dict[str, Any]:
+    """Apply ``fault`` to the master and time the failover (until the Sentinels name another server) and the
+    intake (until the API answers 202 again), side by side."""
+    master = c.stack.redis_master()
+    started = time.time()
+    fault(master)
+
+    def failover() -> float:
+        wait_until(lambda: c.stack.redis_master() not in (None, master), 60, "a new master", interval=0.1)
+        return round(time.time() - started, 1)
+
+    with ThreadPoolExecutor(2) as pool:
+        elected = pool.submit(failover)
+        intake = pool.submit(c.first_accepted, probe, started, 90)
+        failover_s = elected.result()
+        intake_s, probe_item, answers = intake.result()
+    return {
+        "started": started,
+        "failed_over": master,
+        "new_master": c.stack.redis_master(),
+        "failover_s": failover_s,
+        "intake_s": intake_s,
+        "probe_item": probe_item,
+        "api_answers_during": dict(answers),
+    }
+
+
+def _finish(
+    c, item_ids: list[str], sources: list[str], in_flight: tuple[list[str], float], fault_at: float
+) -> dict[str, Any]:
+    """Wait for the batch; count it; and time the resumption: seconds from the fault until every item that was in
+    flight just before it had moved on to its next state."""
+    finished = c.wait_terminal(item_ids, timeout=150)
+    items, read_at = in_flight
+    moved = c.wait_moved_on(items, read_at, timeout=30)
+    late = fault_at - read_at
+    times = sorted(max(0.0, t - late) for t in c.moves(items, read_at).values() if t is not None)
+    figures = {
+        **c.outcome(item_ids, sources),
+        "in_flight_at_fault": len(items),
+        "resumed_s": None if moved is None else round(max(0.0, moved - late), 1),
+        "resumed_median_s": round(times[len(times) // 2], 1) if times else None,
+        "all_done": finished,
+    }
+    c.assert_running()  # no process was restarted by hand (beyond the Redis server the scenario brings back)
+    return figures
+
+
+def _check(figures: dict[str, Any]) -> None:
+    assert figures["all_done"], figures
+    assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert figures["by_state"] == {ItemState.SUCCEEDED.value: figures["items"]}, figures
+    assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOTS, figures
+    assert figures["resumed_s"] is not None, figures
+
+
+def _public(fault: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fault.items() if k not in ("started", "probe_item")}
+
+
+def test_master_sigkilled_mid_batch(cluster, record) -> None:
+    c = _ha_cluster(cluster)
+    sources = c.sources(ITEMS + 1)
+    item_ids = c.submit(sources[:ITEMS])["item_ids"]
+    _mid_batch(c, item_ids)
+    in_flight = c.in_flight(item_ids)
+    fault = _fail_over(c, c.lose, sources[ITEMS])
+    all_ids = [*item_ids, fault["probe_item"]]
+    figures = {**_finish(c, all_ids, sources, in_flight, fault["started"]), **_public(fault)}
+    record(
+        "Sentinel: master SIGKILL",
+        "SIGKILL of the Redis master mid-batch (never restarted); 2 workers, MIN_REPLICAS 1",
+        figures,
+    )
+    _check(figures)
+
+
+def test_master_paused_past_the_down_after(cluster, record) -> None:
+    c = _ha_cluster(cluster)
+    sources = c.sources(ITEMS + 1)
+    item_ids = c.submit(sources[:ITEMS])["item_ids"]
+    _mid_batch(c, item_ids)
+    in_flight = c.in_flight(item_ids)
+    fault = _fail_over(c, c.stack.pause, sources[ITEMS])
+    c.stack.resume(fault["failed_over"])  # the partition heals: Sentinel turns the old master into a replica
+    wait_until(lambda: c.stack.redis_master() == fault["new_master"], 10, "the old master to stay demoted")
+    all_ids = [*item_ids, fault["probe_item"]]
+    figures = {**_finish(c, all_ids, sources, in_flight, fault["started"]), **_public(fault)}
+    record(
+        "Sentinel: master SIGSTOP",
+        "SIGSTOP of the Redis master mid-batch past Sentinel's down-after (a partition), SIGCONT after the failover",
+        figures,
+    )
+    _check(figures)
+
+
+def test_two_failovers_in_one_run(cluster, record) -> None:
+    c = _ha_cluster(cluster)
+    sources = c.sources(ITEMS + 2)
+    item_ids = c.submit(sources[:ITEMS])["item_ids"]
+    _mid_batch(c, item_ids, 0.2)
+    in_flight = c.in_flight(item_ids)
+    first = _fail_over(c, c.kill, sources[ITEMS])
+    c.stack.restart(first["failed_over"])  # back as a replica of the new master
+    c.stack.wait_topology()
+    _mid_batch(c, item_ids, 0.5)
+    second = _fail_over(c, c.lose, sources[ITEMS + 1])
+    all_ids = [*item_ids, first["probe_item"], second["probe_item"]]
+    figures = {
+        **_finish(c, all_ids, sources, in_flight, first["started"]),
+        **{f"first_{k}": v for k, v in _public(first).items()},
+        **{f"second_{k}": v for k, v in _public(second).items()},
+    }
+    record(
+        "Sentinel: two failovers",
+        "SIGKILL of the master mid-batch; the old master back as a replica; SIGKILL of the new master",
+        figures,
+    )
+    _check(figures)
+    assert first["new_master"] != second["new_master"], figures
+
+
+def test_a_worker_host_lost_for_good(cluster, record) -> None:
+    c = _ha_cluster(cluster)
+    sources = c.sources(ITEMS)
+    item_ids = c.submit(sources)["item_ids"]
+    _mid_batch(c, item_ids)
+    in_flight = c.in_flight(item_ids)
+    started = time.time()
+    c.lose("w1")  # its process group, main process and pool children; never restarted
+    figures = _finish(c, item_ids, sources, in_flight, started)
+    record(
+        "worker host lost for good",
+        "SIGKILL of one of two workers (w1) mid-batch, never restarted; Redis under Sentinel",
+        figures,
+    )
+    _check(figures)
