@@ -73,10 +73,16 @@ def redis_server_binary() -> str:
     )
 
 
-def redis(name: str, host: str, port: int, data_dir: Path, *, extra: Sequence[str] = ()) -> Service:
-    """A durable Redis: AOF fsynced every second, no eviction (evicting queue keys loses work)."""
+def redis(
+    name: str, host: str, port: int, data_dir: Path, *, extra: Sequence[str] = (), password: str | None = None
+) -> Service:
+    """A durable Redis: AOF fsynced every second, no eviction (evicting queue keys loses work). With ``password``
+    (``IMSREP_REDIS_PASSWORD``) it asks for it, and a replica gives it to its primary: both from a configuration file
+    only its owner can read, never from the command line."""
+    auth = f"requirepass {password}\nmasterauth {password}\n"
+    config = [private_file(data_dir / "redis.conf", auth)] if password else []
     argv = [
-        redis_server_binary(),
+        redis_server_binary(), *config,
         "--port", str(port),
         "--bind", host,
         "--dir", str(data_dir),
@@ -91,24 +97,48 @@ def redis(name: str, host: str, port: int, data_dir: Path, *, extra: Sequence[st
     return Service(name, argv, app=False, data_store=True)
 
 
-def redis_replica(name: str, host: str, port: int, data_dir: Path, master: tuple[str, int]) -> Service:
+def redis_replica(
+    name: str, host: str, port: int, data_dir: Path, master: tuple[str, int], *, password: str | None = None
+) -> Service:
     """A durable Redis that starts as a replica of ``master`` (Sentinel may promote it later)."""
-    return redis(name, host, port, data_dir, extra=["--replicaof", master[0], str(master[1])])
+    return redis(name, host, port, data_dir, extra=["--replicaof", master[0], str(master[1])], password=password)
 
 
-def sentinel_config(master: str, address: tuple[str, int], quorum: int, down_after_ms: int, failover_ms: int) -> str:
+def sentinel_config(
+    master: str,
+    address: tuple[str, int],
+    quorum: int,
+    down_after_ms: int,
+    failover_ms: int,
+    *,
+    redis_password: str | None = None,
+    password: str | None = None,
+) -> str:
     """A Sentinel's configuration file: the master it watches (Sentinel learns the replicas and the other Sentinels
-    from it) and how soon it fails over. Sentinel rewrites the file as it learns, so it is written once per start of
-    the stack and kept across a restart of the Sentinel."""
-    return "\n".join(
-        [
-            f"sentinel monitor {master} {address[0]} {address[1]} {quorum}",
-            f"sentinel down-after-milliseconds {master} {down_after_ms}",
-            f"sentinel failover-timeout {master} {failover_ms}",
-            f"sentinel parallel-syncs {master} 1",
-            "",
-        ]
-    )
+    from it), how soon it fails over, the servers' password (``auth-pass``) and its own (``requirepass``). Sentinel
+    rewrites the file as it learns, so it is written once per start of the stack and kept across a restart of the
+    Sentinel."""
+    lines = [
+        f"sentinel monitor {master} {address[0]} {address[1]} {quorum}",
+        f"sentinel down-after-milliseconds {master} {down_after_ms}",
+        f"sentinel failover-timeout {master} {failover_ms}",
+        f"sentinel parallel-syncs {master} 1",
+    ]
+    if redis_password:
+        lines.append(f"sentinel auth-pass {master} {redis_password}")
+    if password:
+        lines.append(f"requirepass {password}")
+    return "\n".join([*lines, ""])
+
+
+def private_file(path: Path, text: str) -> str:
+    """Write ``text`` (it holds a secret) to a file only its owner can read; returns its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return str(path)
 
 
 def sentinel(name: str, host: str, port: int, config: Path) -> Service:

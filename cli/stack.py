@@ -32,7 +32,7 @@ from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
 from cli.services import Service
 from config.settings import ENV_PREFIX, Settings, load_settings
-from worker.data import open_data_layer, topology
+from worker.data import RedisTarget, open_data_layer, topology
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
@@ -236,7 +236,7 @@ class LocalStack:
         data = self.state_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         self.info.redis_url = f"redis://{HOST}:{self.port('redis')}/0"
-        return services.redis("redis", HOST, self.port("redis"), data)
+        return services.redis("redis", HOST, self.port("redis"), data, password=self._secret("redis_password"))
 
     def _sentinel_services(self, spec: SentinelSpec) -> list[Service]:
         """The master, its replicas and the Sentinels, each with a data directory of its own; the Sentinels'
@@ -247,15 +247,20 @@ class LocalStack:
             name = f"redis-replica-{n}"
             data = self.state_dir / name
             data.mkdir(parents=True, exist_ok=True)
-            planned.append(services.redis_replica(name, HOST, self.port(name), data, master))
+            password = self._secret("redis_password")
+            planned.append(services.redis_replica(name, HOST, self.port(name), data, master, password=password))
         config = services.sentinel_config(
-            spec.master, master, spec.sentinels // 2 + 1, spec.down_after_ms, spec.failover_timeout_ms
+            spec.master,
+            master,
+            spec.sentinels // 2 + 1,
+            spec.down_after_ms,
+            spec.failover_timeout_ms,
+            redis_password=self._secret("redis_password"),
+            password=self._secret("redis_sentinel_password"),
         )
         for n in range(1, spec.sentinels + 1):
             name = f"sentinel-{n}"
-            path = self.state_dir / name / "sentinel.conf"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(config)
+            path = Path(services.private_file(self.state_dir / name / "sentinel.conf", config))
             planned.append(services.sentinel(name, HOST, self.port(name), path))
         nodes = ";".join(f"sentinel://{HOST}:{self.port(f'sentinel-{n}')}" for n in range(1, spec.sentinels + 1))
         self.info.redis_url = f"{nodes}/0"
@@ -280,11 +285,13 @@ class LocalStack:
         replicas = [name for name in self.services if name.startswith("redis-replica-")]
         try:
             for name in ("redis", *replicas):
-                state = topology.replication(HOST, self.port(name))
+                state = topology.replication(HOST, self.port(name), self._secret("redis_password"))
                 if state.role == "slave" and not state.link_up:
                     return f"{name} has not synced with the master yet"
             for n in range(1, spec.sentinels + 1):
-                view = topology.sentinel_view(HOST, self.port(f"sentinel-{n}"), spec.master)
+                view = topology.sentinel_view(
+                    HOST, self.port(f"sentinel-{n}"), spec.master, self._secret("redis_sentinel_password")
+                )
                 if view.master is None or len(view.replicas_up) < spec.replicas:
                     return f"sentinel-{n} knows {len(view.replicas_up)} of {spec.replicas} replicas"
                 if view.other_sentinels < spec.sentinels - 1:
@@ -303,7 +310,8 @@ class LocalStack:
             if name not in self.processes or not self.processes[name].running():
                 continue
             try:
-                view = topology.sentinel_view(HOST, self.port(name), spec.master)
+                password = self._secret("redis_sentinel_password")
+                view = topology.sentinel_view(HOST, self.port(name), spec.master, password)
             except redis.RedisError:
                 continue
             for service in self.services:
@@ -425,7 +433,10 @@ class LocalStack:
         if name == "api:healthz":
             return not_ready_reason(f"{self.info.api_url}/healthz")
         if self.services[name].data_store:
-            data = open_data_layer(f"redis://{HOST}:{self.port(name)}/0", "ready")  # a PING needs no key
+            # A PING needs no key; a Sentinel asks for its own password, a server for the servers'.
+            secret = "redis_sentinel_password" if name.startswith("sentinel-") else "redis_password"
+            target = RedisTarget(f"redis://{HOST}:{self.port(name)}/0", password=self._secret(secret))
+            data = open_data_layer(target, "ready")
             try:
                 data.ping()
             except redis.RedisError as exc:
@@ -473,6 +484,11 @@ class LocalStack:
         password = self.settings.flower_password.get_secret_value() if configured else ""
         return token, password or secrets.token_urlsafe(18)
 
+    def _secret(self, name: str) -> str | None:
+        """A password setting of the stack's own Redis servers or Sentinels (None: they ask for none)."""
+        value = getattr(self.settings, name)
+        return value.get_secret_value() if value is not None else None
+
     def service_settings(self) -> Settings:
         """The settings the services run with (this stack's Redis, state directory and Flower credentials, and the
         options' settings), from which their command lines are built."""
@@ -500,6 +516,9 @@ class LocalStack:
             f"{ENV_PREFIX}FLOWER_USER": self.info.flower_user,
             f"{ENV_PREFIX}FLOWER_PASSWORD": self.info.flower_password,
         }
+        for name in ("redis_password", "redis_sentinel_password"):  # in the environment, never on a command line
+            if (secret := self._secret(name)) is not None:
+                env[f"{ENV_PREFIX}{name.upper()}"] = secret
         if self.options.demo or not self.settings.api_tokens:
             env[f"{ENV_PREFIX}API_TOKENS"] = self.info.api_token
         if self.options.demo:

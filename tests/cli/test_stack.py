@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,20 @@ def test_a_sentinel_topology_is_a_master_its_replicas_and_sentinels(tmp_path: Pa
     single = LocalStack(StackOptions(state_dir=tmp_path / "single"), settings=load_settings())
     assert [s.name for s in single.plan() if s.data_store] == ["redis"]
     assert single.service_env()["IMSREP_REDIS_SENTINEL_MASTER"] is None
+
+
+def test_redis_passwords_reach_the_servers_and_sentinels_in_private_files_only(tmp_path: Path) -> None:
+    settings = load_settings(redis_password="redis-pass-9c1", redis_sentinel_password="sentinel-pass-4e7")
+    stack = LocalStack(StackOptions(state_dir=tmp_path, sentinel=SentinelSpec()), settings=settings)
+    plan = {s.name: s for s in stack.plan()}
+    assert not [name for name, s in plan.items() if any("pass-" in arg for arg in s.argv)]  # never on a command line
+    for name in ("redis", "redis-replica-1"):
+        config = Path(plan[name].argv[1])
+        assert config.read_text() == "requirepass redis-pass-9c1\nmasterauth redis-pass-9c1\n"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    sentinel = Path(plan["sentinel-1"].argv[1])
+    assert "sentinel auth-pass imsrep redis-pass-9c1" in sentinel.read_text()
+    assert "requirepass sentinel-pass-4e7" in sentinel.read_text() and stat.S_IMODE(sentinel.stat().st_mode) == 0o600
+    env = stack.service_env()  # the services get them in their environment
+    assert env["IMSREP_REDIS_PASSWORD"] == "redis-pass-9c1"
+    assert env["IMSREP_REDIS_SENTINEL_PASSWORD"] == "sentinel-pass-4e7"

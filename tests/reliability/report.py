@@ -17,8 +17,8 @@ from typing import Any
 
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
 EXTRA = ("worker_kills", "tagged", "api_status_while_down", "ims_failed_jobs", "messages_duplicated", "duplicates_run",
-         "copies_adopted", "reconciler_repairs", "api_answers_during", "readyz_during", "refusal_log_lines",
-         "refusal_episodes", "restart_s")  # fmt: skip
+         "copies_adopted", "transitions_lost", "reconciler_repairs", "api_answers_during", "readyz_during",
+         "refusal_log_lines", "refusal_episodes", "restart_s")  # fmt: skip
 # Seconds from the fault: until Sentinel named a new master, until the API answered 202 again, until every item in
 # flight at the fault had moved on. A scenario with two faults has first_ and second_ figures.
 TIMINGS = ("failover_s", "intake_s", "resumed_s")

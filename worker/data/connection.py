@@ -15,7 +15,6 @@ and ``NotReplicated`` when fewer replicas confirm in time (``Durability``).
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,18 +26,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from config.celery import SENTINEL_RETRY, TCP_KEEPALIVE
 from config.settings import Settings, redis_nodes
 
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 5  # seconds a pooled connection may sit idle before it is PINGed on reuse
-# TCP keepalive: probe an idle connection after 5 s, every 2 s, and drop it after 3 unanswered probes, so a
-# connection to a host that vanished (no RST) is dropped in about 11 s even when no command is waiting on it.
-KEEPALIVE = {
-    name: value
-    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
-    if hasattr(socket, name)
-}
 
 
 class NotReplicated(redis.RedisError):
@@ -112,13 +105,12 @@ def redis_target(settings: Settings) -> RedisTarget:
 
 
 def _socket_options(target: RedisTarget) -> dict[str, Any]:
-    options: dict[str, Any] = {
+    return {
         "socket_connect_timeout": target.connect_timeout,
         "socket_timeout": target.socket_timeout,
         "socket_keepalive": True,
-        "socket_keepalive_options": {getattr(socket, name): value for name, value in KEEPALIVE.items()},
+        "socket_keepalive_options": TCP_KEEPALIVE,
     }
-    return options
 
 
 def connect(target: RedisTarget | str) -> redis.Redis:
@@ -138,7 +130,9 @@ def connect(target: RedisTarget | str) -> redis.Redis:
         return redis.Redis.from_url(target.url, **options)
     if target.sentinel_master is None:
         raise ValueError("a sentinel:// URL needs the master's name (IMSREP_REDIS_SENTINEL_MASTER)")
-    sentinel_options = {**_socket_options(target), "password": target.sentinel_password}
+    # A Sentinel that does not answer is skipped at once for the next one (redis-py's default retries it with
+    # backoff for seconds).
+    sentinel_options = {**_socket_options(target), "password": target.sentinel_password, "retry": SENTINEL_RETRY}
     sentinel = Sentinel(list(nodes.hosts), sentinel_kwargs=sentinel_options)
     return sentinel.master_for(
         target.sentinel_master,

@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 
 from cli.processes import wait_until
 from cli.stack import LocalStack, SentinelSpec, StackOptions
+from config.settings import load_settings
 from tests.support import walk_to
 from worker.data import Claim, DataLayer, NewItem, NotReplicated, RedisTarget, open_data_layer
 from worker.domain.spec import ItemSpec
@@ -100,12 +103,14 @@ def test_a_copy_attempt_is_recorded_only_once_the_replica_has_it(topology: Local
     wait_until(lambda: data.records.confirm() is None, 10, "the replica to confirm again")
 
 
-def test_after_the_master_dies_the_data_layer_writes_to_the_promoted_replica(tmp_path: Path) -> None:
+def test_after_the_master_and_a_sentinel_die_the_data_layer_writes_to_the_promoted_replica(tmp_path: Path) -> None:
     with _topology(tmp_path) as stack:
         data = _data(stack, prefix="failover")
         before = data.records.create_batch(_items(2))
         wait_until(lambda: _data(stack, replicas=1, prefix="failover").records.confirm() is None, 10, "replication")
 
+        stack.kill("sentinel-1")  # the first Sentinel of the URL is gone too: the others are asked at once
+        stack.processes.pop("sentinel-1")
         stack.kill("redis")
         killed = time.monotonic()
         wait_until(lambda: stack.redis_master() == "redis-replica-1", 30, "Sentinel to promote the replica")
@@ -122,3 +127,16 @@ def test_after_the_master_dies_the_data_layer_writes_to_the_promoted_replica(tmp
         # The same client object: its connections asked the Sentinels again and found the new master.
         assert data.records.batch(before.batch_id).total == 2 and after is not None
         assert failover < 10 and resumed < failover + 5, (failover, resumed)
+
+
+def test_passwords_for_the_servers_and_the_sentinels(tmp_path: Path) -> None:
+    settings = load_settings(redis_password="srv-pass-31f", redis_sentinel_password="sen-pass-8a2")
+    spec = SentinelSpec(master=MASTER, down_after_ms=1000, failover_timeout_ms=2000)
+    with LocalStack(StackOptions(state_dir=tmp_path, sentinel=spec, ready_timeout=30), settings=settings) as stack:
+        url = stack.start_redis()  # ready: the servers and Sentinels answered with their passwords
+        both = RedisTarget(url, sentinel_master=MASTER, password="srv-pass-31f", sentinel_password="sen-pass-8a2")
+        data = open_data_layer(both, "pw")
+        assert data.records.create_batch(_items(1)).item_ids
+        for wrong in (replace(both, password="nope"), replace(both, sentinel_password=None)):
+            with pytest.raises(redis.RedisError):
+                open_data_layer(wrong, "pw").ping()
