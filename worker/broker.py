@@ -23,7 +23,9 @@ had just popped was gone. Here (``QoS``):
   else leaves it: the message comes back after the visibility timeout, and every step is idempotent;
 - a requeue (``Reject(requeue=True)``, what a task does when Redis refuses its step's writes) or a restore that
   meets the refusal leaves the message in the unacked hash, where the visibility-timeout sweep finds it once Redis
-  takes writes again.
+  takes writes again;
+- declaring a queue (a worker starting while Redis is full, a control command's reply queue) waits, rather than
+  restarting the consumer several times a second, and reads its length without MULTI.
 
 Each episode is logged once when it starts and once when it ends (``worker.pressure``).
 
@@ -129,6 +131,34 @@ class _Fixes:
 
     QoS = QoS
     _sync_client: Any = None
+
+    def _size(self, queue: str) -> int:
+        """A queue's length (asked when it is declared): kombu reads it inside MULTI, which Redis refuses at its
+        memory limit even for reads; the same reads without MULTI are allowed."""
+        try:
+            return super()._size(queue)  # type: ignore[misc]
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            with self.conn_or_acquire() as client:  # type: ignore[attr-defined]
+                pipe = client.pipeline(transaction=False)
+                for priority in self.priority_steps:  # type: ignore[attr-defined]
+                    pipe.llen(self._q_for_pri(queue, priority))  # type: ignore[attr-defined]
+                return sum(int(n) for n in pipe.execute())
+
+    def _queue_bind(self, *args: Any, **kwargs: Any) -> Any:
+        """Declare a queue's binding (a worker starting, a control command's reply queue); while Redis refuses
+        writes, wait rather than fail: failing restarts the consumer several times a second, each time logged."""
+        attempt = 0
+        while True:
+            try:
+                return super()._queue_bind(*args, **kwargs)  # type: ignore[misc]
+            except redis.ResponseError as exc:
+                if not unavailable(exc) or _stopping():
+                    raise
+                REFUSALS.refused("queues could not be declared; waiting", exc)
+                attempt += 1
+                time.sleep(backoff(attempt))
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:

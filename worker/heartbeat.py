@@ -13,7 +13,8 @@ import time
 
 import redis
 
-from worker.data import Telemetry
+from worker.data import Telemetry, unavailable
+from worker.pressure import REFUSALS
 
 log = logging.getLogger("worker.heartbeat")
 
@@ -33,7 +34,12 @@ class Heartbeat:
             try:
                 self.telemetry.heartbeat(self.hostname, time.time())
             except redis.RedisError as exc:  # Redis away for a moment: /readyz will say so; keep trying
-                log.warning("heartbeat not written: %s", exc)
+                if unavailable(exc):
+                    REFUSALS.refused("heartbeat not written", exc)  # once per episode
+                else:
+                    log.warning("heartbeat not written: %s", exc)
+            else:
+                REFUSALS.accepted()
             self._stop.wait(self.interval)
 
     def start(self) -> Heartbeat:

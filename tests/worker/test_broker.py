@@ -57,6 +57,8 @@ KOMBU_SOURCES = {
     "Channel._create_client": "dae92bc4075dafb9b1a1ebd3f72cc7ed3e1bfe3ec1f840a1b1ccdfc6a67deb4d",
     "Channel._connparams": "e9a4295085a8fb905b44e81a935003affdc9e74298b779df4877ba575fbba196",
     "Channel.pool": "5a99b1533403c64dba7ef6612963e14c1e9ecad0fe45e4df481ed9b5debb0319",
+    "Channel._size": "7cc839b42fdc5e3b8c777a15b44bc0b7bab001f3a11cc534e21b73f007d3af2a",
+    "Channel._queue_bind": "29b73e023af67e47fc7b7d9d7ee3588f08d0fdd68ea670ca5b09bdf031bf9d64",
     "SentinelChannel._sentinel_managed_pool": "bde54a2d6e93ac13b6a07900c75a7626a8d817bfdb22d8059325ac0f73a745bf",
     "QoS.append": "35c655f6ecc62fe6e9902f7498dde9b47ff27187973d7568e02529c400027416",
     "QoS.ack": "1bc15a4ddf541af6aede3b76093919f847899f93dd8c1a2537ab7eaff1227207",

@@ -14,6 +14,7 @@ import redis
 
 from cli import services
 from cli.processes import ManagedProcess, wait_until
+from cli.stack import LocalStack, StackOptions
 from config.settings import AccountSettings, Settings
 from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
@@ -105,3 +106,19 @@ def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
     assert len(done) == 200, entries[-5:]
     assert all(e["task_name"].startswith("replication.") and e["task_id"] and e["item_id"] for e in done)
     assert {e["item_id"] for e in done} == set(batch.item_ids)
+
+
+def test_a_worker_started_while_redis_refuses_writes_waits_quietly_and_starts(tmp_path: Path) -> None:
+    with LocalStack(StackOptions(state_dir=tmp_path, env={"IMSREP_KEY_PREFIX": "full"})) as stack:
+        url = stack.start_redis()
+        raw = redis.Redis.from_url(url)
+        raw.config_set("maxmemory", 1)  # full from the start: every write, and every command in a MULTI, refused
+        worker = stack.start_worker()
+        wait_until(lambda: "Redis refuses writes" in worker.log_tail(200), 60, "the worker to meet the refusal")
+        assert worker.running()
+        raw.config_set("maxmemory", 0)
+        data = open_data_layer(url, "full")
+        wait_until(lambda: data.telemetry.workers_seen(since=0) > 0, 60, "the worker's heartbeat")
+        log = worker.log_path.read_text()
+        # It waited instead of restarting its consumer several times a second: one line for the episode.
+        assert log.count("Redis refuses writes") == 1 and "Traceback" not in log and "CRITICAL" not in log, log
