@@ -10,13 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import CollectorRegistry, Info, ProcessCollector
 
+from api.accounts import AccountService
 from api.body_limit import BodySizeLimit
 from api.deps import require_token
 from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
 from api.openapi import add_body_schemas, errors_doc
-from api.routes import batches, health, metrics, plans, replications
+from api.routes import accounts, batches, health, metrics, plans, replications
 from api.schemas import BatchRequest
 from api.service import ReplicationService
 from config.logging import configure_logging
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.service = ReplicationService(data, enqueuer, settings)
+    app.state.accounts = AccountService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
     app.state.metrics.register(RedisCollector(data, settings))
     ProcessCollector(registry=app.state.metrics)
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(batches.router)
     v1.include_router(replications.router)
     v1.include_router(plans.router)
+    v1.include_router(accounts.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)

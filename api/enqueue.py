@@ -61,5 +61,9 @@ class Enqueuer:
             return False
         return True
 
+    def send_check(self, account: str) -> None:
+        """Ask a worker to check the account's credentials with one signed read (the API never calls IMS)."""
+        self.app.send_task(TaskName.CHECK.value, kwargs={"account": account}, queue=Queue.MAINTENANCE.value)
+
     def close(self) -> None:
         self.app.close()

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from config.settings import Settings
 from worker.data import DataLayer
-from worker.domain.pools import MODES, pool_name, slot_limit, split_pool
+from worker.domain.pools import pools, split_pool
 from worker.queues import Queue
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,32 @@ class RedisCollector(Collector):
         labels = ["account", "mode"]  # IMS counts in-region and cross-region copies apart
         in_use = GaugeMetricFamily("imsrep_slots_in_use", "IMS replication slots held", labels=labels)
         limit = GaugeMetricFamily("imsrep_slots_limit", "IMS replication slots allowed", labels=labels)
-        pools = [pool_name(account, mode) for account in sorted(self.settings.accounts) for mode in MODES]
-        for pool, held in data.slots.in_use_by_account(pools).items():
-            in_use.add_metric(list(split_pool(pool)), held)
-            limit.add_metric(list(split_pool(pool)), slot_limit(self.settings, pool) or 0)
+        others = GaugeMetricFamily(
+            "imsrep_slots_taken_by_others",
+            "Slots IMS says are full with copies made elsewhere (probed back one at a time)",
+            labels=labels,
+        )
+        waiting = GaugeMetricFamily(
+            "imsrep_items_waiting",
+            "Items in line for a slot, by what holds them: slots, outage, quota or ims_full",
+            labels=[*labels, "blocked_by"],
+        )
+        circuit = GaugeMetricFamily(
+            "imsrep_account_circuit_open", "1 while the account is in an outage", labels=["account"]
+        )
+        quota_used = GaugeMetricFamily("imsrep_image_quota_used", "Private images counted by IMS", labels=["account"])
+        quota_limit = GaugeMetricFamily("imsrep_image_quota", "Private-image quota of the project", labels=["account"])
+        for status in data.pool_statuses(pools(self.settings), time.time()):
+            pool = list(split_pool(status.pool.name))
+            in_use.add_metric(pool, status.in_use)
+            limit.add_metric(pool, status.pool.limit)
+            others.add_metric(pool, status.taken_by_others)
+            waiting.add_metric([*pool, status.blocked_by or "slots"], status.queued)
+            if status.pool.project is not None:  # once per account: its in-region pool
+                circuit.add_metric([status.pool.account], int(status.health.open))
+                if status.quota.quota is not None:
+                    quota_used.add_metric([status.pool.account], status.quota.used)
+                    quota_limit.add_metric([status.pool.account], status.quota.quota)
 
         backlog = GaugeMetricFamily("imsrep_queue_backlog", "Messages waiting in a stage queue", labels=["queue"])
         for queue in Queue:
@@ -118,4 +140,5 @@ class RedisCollector(Collector):
         for (kind, outcome), n in sorted(telemetry.followups().items()):
             followups.add_metric([kind, outcome], n)
         health = [workers, beats, episodes, refused]
-        return [items, in_use, limit, backlog, *health, calls, repairs, retries, latency, followups]
+        scheduling = [in_use, limit, others, waiting, circuit, quota_used, quota_limit]
+        return [items, *scheduling, backlog, *health, calls, repairs, retries, latency, followups]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
 
+from api.accounts import AccountView
 from worker.data import BatchSummary
 from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
@@ -308,6 +309,9 @@ class ReplicationOut(BaseModel):
         None, description="Tags and sharing of the copy, from the moment it is active (state finishing)"
     )
     attempt: int = Field(..., description="1, plus one per retry")
+    blocked_by: str | None = Field(
+        None, description="A waiting item's wait: slots (all busy), outage, quota (no room for images) or ims_full"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -373,3 +377,85 @@ class Readiness(BaseModel):
     status: str = Field(..., examples=["ready"])
     workers: int = Field(..., description="Workers with a heartbeat within worker_seen_seconds")
     beats: int = Field(..., description="Beats whose scheduler ticked within worker_seen_seconds")
+
+
+# Accounts ------------------------------------------------------------------------------------------------------
+class CredentialsOut(BaseModel):
+    state: str = Field(..., description="ok, refused, unreachable, or unchecked (POST /v1/accounts/check)")
+    checked_at: datetime | None = None
+    message: str | None = Field(None, description="What the check met, when it was not ok")
+
+
+class SlotsOut(BaseModel):
+    in_use: int = Field(..., description="Slots held by this system's items")
+    limit: int = Field(..., description="Concurrent replications IMS allows (configured slot_limit)")
+    taken_by_others: int = Field(..., description="Slots IMS says copies made elsewhere hold (probed back)")
+
+
+class QuotaOut(BaseModel):
+    used: int | None = Field(None, description="Private images IMS counts; null before the quota was read")
+    limit: int | None = None
+    headroom: int | None = Field(None, description="Copies that fit now (pending copies counted)")
+    checked_at: datetime | None = None
+
+
+class OutageOut(BaseModel):
+    state: str = Field(..., description="closed (requests go) or open (an outage: only probes go)")
+    failures: int = Field(..., description="Consecutive transient failures seen")
+    next_probe_at: datetime | None = None
+    outage_seconds: float = Field(..., description="Seconds the account has spent in outages")
+
+
+class AccountOut(BaseModel):
+    name: str
+    mode: str = Field(..., description="in-region or cross-region: IMS counts the two kinds of copy apart")
+    region: str
+    project_id: str
+    credentials: CredentialsOut
+    quota: QuotaOut
+    slots: SlotsOut
+    outage: OutageOut
+    waiting: int = Field(..., description="Items in line for a slot")
+    blocked_by: str | None = Field(None, description="What holds the line: slots, outage, quota or ims_full")
+    drain_seconds: float | None = Field(None, description="Forecast to copy every waiting item; null without history")
+
+    @classmethod
+    def of(cls, view: AccountView) -> AccountOut:
+        status, health, quota = view.status, view.status.health, view.status.quota
+        check = health.check or "unchecked"
+        state, _, message = check.partition(": ")
+        return cls(
+            name=view.name,
+            mode=view.mode,
+            region=view.region,
+            project_id=view.project_id,
+            credentials=CredentialsOut(
+                state=state,
+                checked_at=_utc(health.checked_at) if health.checked_at else None,
+                message=message or None,
+            ),
+            quota=QuotaOut(
+                used=quota.used if quota.quota is not None else None,
+                limit=quota.quota,
+                headroom=quota.headroom,
+                checked_at=_utc(quota.checked_at) if quota.checked_at else None,
+            ),
+            slots=SlotsOut(in_use=status.in_use, limit=status.pool.limit, taken_by_others=status.taken_by_others),
+            outage=OutageOut(
+                state="open" if health.open else "closed",
+                failures=health.failures,
+                next_probe_at=_utc(health.probe_at) if health.probe_at else None,
+                outage_seconds=round(health.outage_seconds, 1),
+            ),
+            waiting=status.queued,
+            blocked_by=status.blocked_by,
+            drain_seconds=None if view.drain_seconds is None else round(view.drain_seconds, 1),
+        )
+
+
+class AccountsPage(BaseModel):
+    accounts: list[AccountOut]
+
+
+class CheckRequested(BaseModel):
+    accounts: list[str] = Field(..., description="Accounts whose credentials a worker now checks")

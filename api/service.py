@@ -24,13 +24,15 @@ from worker.data import (
     Earlier,
     NewItem,
     PlanRecord,
-    QuotaReading,
+    Quota,
     StoredBatch,
     StoredPlan,
 )
 from worker.data.plans import ITEMS, PAGE, PLAN
 from worker.data.selections import CANCELLED
+from worker.domain import pools
 from worker.domain.item import ReplicationItem, Transition
+from worker.domain.pools import pool_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.selector import batch_day
 from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
@@ -63,7 +65,7 @@ class QuotaNote:
     account: str
     items: int  # in-region copies the batch asks of the account
     waiting: int  # the account's items already waiting for a slot
-    reading: QuotaReading
+    reading: Quota
     over_quota: int
 
 
@@ -140,8 +142,9 @@ class ReplicationService:
             asked = [(i.account, i.spec.target_region) for i in items]
         notes = []
         for account, count in sorted(Counter(a for a, region in asked if region is None).items()):
-            reading = self.data.accounts.quota_reading(account)
-            if reading is None:
+            pool = pools.pool_named(self.settings, account)
+            reading = self.data.slots.quota(pool.project) if pool is not None and pool.project else None
+            if reading is None or reading.headroom is None:
                 continue
             waiting = self.data.slots.queued(account)
             over = max(0, count + waiting - reading.headroom)
@@ -264,6 +267,20 @@ class ReplicationService:
             raise NotFound(f"replication {item_id} not found")
         return item, self.records.history(item_id)
 
+    def blocked_by(self, items: list[ReplicationItem]) -> dict[str, str]:
+        """Why each waiting item has no slot yet (``slots``, ``outage``, ``quota``, ``ims_full``), by item ID."""
+        waiting = [item for item in items if item.state is ItemState.WAITING]
+        if not waiting:
+            return {}
+        found = {pool.name: pool for item in waiting if (pool := pool_of(self.settings, item)) is not None}
+        statuses = {s.pool.name: s for s in self.data.pool_statuses(list(found.values()), time.time())}
+        pairs = [(pool.name, item) for item in waiting if (pool := pool_of(self.settings, item)) is not None]
+        reasons = {}
+        for (pool, item), granted in zip(pairs, self.data.slots.holding(pairs), strict=True):
+            if not granted:  # granted: its copy call is on its way
+                reasons[item.id] = statuses[pool].blocked_by or "slots"
+        return reasons
+
     # Changing ---------------------------------------------------------------------------------------------------
     def cancel(self, batch_id: str) -> CancelCounts:
         """Cancel every item that has not reached IMS's copy call; each one is an atomic, checked transition. A
@@ -298,16 +315,21 @@ class ReplicationService:
         for item in self._all_items(batch_id):
             if item.state not in MOVES[Event.RETRY].sources:
                 continue
-            # The checked transition makes a concurrent second retry of the same item a no-op.
+            # The checked transition makes a concurrent second retry of the same item a no-op. What the failed
+            # attempt left in IMS is remembered, so the new one follows a copy that went on instead of making another.
             result = self.records.move(
                 item,
                 Event.RETRY,
                 attempt=item.attempt + 1,
                 error_retries=0,
+                prior_job_id=item.job_id or item.prior_job_id,
+                prior_image_id=item.new_image_id or item.prior_image_id,
+                prior_submit_at=item.submit_started_at or item.prior_submit_at,
                 **cleared,
             )
             retried += result.ok
         if retried:
+            self.records.admit_progress(batch_id, 0, time.time())  # the reconciler resends it if it is lost
             self.enqueuer.send_admit(batch_id)
         return retried
 

@@ -27,3 +27,7 @@ class BenchOptions:
     naive_poll: float = 1.0  # sequential baseline: seconds between job polls
     campaign_images: int = 10_000  # campaigns: the catalogue, the plan's items
     campaign_copy_seconds: float = 600.0  # campaigns: copies outlast the run (listing and judging are measured)
+    fair_small_items: int = 5  # fairness: the batch submitted behind ...
+    fair_large_items: int = 1000  # ... a large one, in the same account
+    account_counts: str = "1,20,100,200"  # accounts: one run per number of projects
+    scale_copy_seconds: float = 60.0  # accounts: D of those runs

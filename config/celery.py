@@ -56,6 +56,9 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         # Sweep for unacked messages of dead workers every 5 s, not kombu's default ~100 s (interval x throttle).
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 1,
+        # No message priorities: a queue is one list. (Each pool's waiting line keeps its count in its queue's
+        # priority-9 list, which Flower's Broker page adds up and workers never read: worker/data/keyspace.py.)
+        "priority_steps": [0],
     }
     sentinel = is_sentinel_url(settings.redis_url)
     if sentinel:

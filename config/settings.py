@@ -237,9 +237,21 @@ class Settings(BaseSettings):
     max_redeliveries: Annotated[int, Field(ge=1, le=100)] = 5
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
 
-    # Maintenance: the reconciler resumes items whose next step was lost.
+    # Maintenance: the reconciler resends a step that is this many seconds past its due time (its message was
+    # lost), and frees or restores slots that disagree with their items.
     reconcile_interval: Annotated[float, Field(gt=0)] = 30.0
-    stall_seconds: Annotated[float, Field(gt=0)] = 120.0
+    stall_seconds: Annotated[float, Field(gt=0)] = 15.0
+
+    # The cloud as it is: an account whose requests fail this many times in a row is given a rest (its circuit
+    # opens; items wait, spending no retries) and probed once per interval, the interval doubling up to the max;
+    # the same intervals pace the probing of slots that IMS said were full (copies made elsewhere).
+    circuit_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    probe_interval: Annotated[float, Field(gt=0, le=600)] = 5.0
+    probe_max_interval: Annotated[float, Field(gt=0, le=600)] = 60.0
+    # The private-image quota is read again after this long (and at once when IMS refuses a copy for it); items
+    # that find no headroom wait, and fail with QUOTA_EXCEEDED only after the quota has been full this long.
+    quota_refresh_seconds: Annotated[float, Field(gt=0)] = 60.0
+    quota_wait_seconds: Annotated[float, Field(gt=0)] = 86_400.0
 
     # Retention: a finished batch (every item terminal) is deleted with its items this many days after its last
     # item ended; a sweep looks every retention_sweep_seconds. Running items are never touched.
@@ -287,6 +299,8 @@ class Settings(BaseSettings):
             raise ValueError("IMSREP_REDIS_PASSWORD: give the password once, here or in IMSREP_REDIS_URL, not both")
         if self.poll_min_interval > self.poll_max_interval:
             raise ValueError("IMSREP_POLL_MIN_INTERVAL must not exceed IMSREP_POLL_MAX_INTERVAL")
+        if self.probe_interval > self.probe_max_interval:
+            raise ValueError("IMSREP_PROBE_INTERVAL must not exceed IMSREP_PROBE_MAX_INTERVAL")
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("IMSREP_TASK_SOFT_TIME_LIMIT must be below IMSREP_TASK_TIME_LIMIT")
         if self.visibility_timeout <= self.longest_quiet:
@@ -304,7 +318,7 @@ class Settings(BaseSettings):
     @property
     def longest_countdown(self) -> float:
         """The longest delay any step schedules its next message with."""
-        return max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay)
+        return max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay, self.probe_max_interval)
 
     @property
     def longest_quiet(self) -> float:

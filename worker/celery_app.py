@@ -20,7 +20,8 @@ from celery import Celery, signals
 from config.celery import celery_config
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
-from worker.data import open_data_layer, redis_target
+from worker.data import Keyspace, open_data_layer, redis_target
+from worker.domain.pools import pools
 from worker.heartbeat import Heartbeat
 from worker.logcontext import TaskContext
 from worker.pressure import REFUSALS
@@ -77,6 +78,15 @@ def telemetry() -> Any:
 def _count_refusals(**_: Any) -> None:
     # Episodes of Redis refusing writes (worker/pressure.py), counted once each ends; pool processes inherit this.
     REFUSALS.configure("worker", lambda process, seconds: telemetry().record_refusal(process, seconds))
+
+
+@signals.celeryd_after_setup.connect
+def _show_waiting_lines(instance: Any, **_: Any) -> None:
+    # Flower's Broker page lists the queues workers consume; each pool's waiting line is a queue of its own (never
+    # holding a message) whose length is the number of its waiting items (worker/data/keyspace.py).
+    keys = Keyspace(settings.key_prefix)
+    for pool in pools(settings):
+        instance.app.amqp.queues.select_add(keys.waiting_queue(pool.name))
 
 
 @signals.worker_ready.connect

@@ -14,7 +14,7 @@ class Queue(str, Enum):
     SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
     POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
     FOLLOWUP = "followup"  # what happens to an active copy: its tags, then its sharing (no replication slot)
-    MAINTENANCE = "maintenance"  # the reconciler, the retention sweep
+    MAINTENANCE = "maintenance"  # the reconciler, the retention sweep, slot grants on a timer, account probes
 
 
 class TaskName(str, Enum):
@@ -28,6 +28,9 @@ class TaskName(str, Enum):
     SHARE = "replication.share"
     RECONCILE = "replication.reconcile"
     EXPIRE_BATCHES = "replication.expire_batches"
+    GRANT = "replication.grant"
+    PROBE = "replication.probe"
+    CHECK = "replication.check"
 
 
 ROUTES: dict[TaskName, Queue] = {
@@ -41,6 +44,9 @@ ROUTES: dict[TaskName, Queue] = {
     TaskName.SHARE: Queue.FOLLOWUP,
     TaskName.RECONCILE: Queue.MAINTENANCE,
     TaskName.EXPIRE_BATCHES: Queue.MAINTENANCE,
+    TaskName.GRANT: Queue.MAINTENANCE,
+    TaskName.PROBE: Queue.MAINTENANCE,
+    TaskName.CHECK: Queue.MAINTENANCE,
 }
 
 ALL_QUEUES = [q.value for q in Queue]

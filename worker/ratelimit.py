@@ -1,45 +1,91 @@
-"""The cluster-wide request-rate limiter: one token bucket per account in Redis, shared by every worker process.
+"""What every request of an account passes through: its circuit and its request rate, cluster-wide, in Redis.
 
-The bucket (``worker.data.accounts``, ``lua/take_token.lua``) refills at ``request_rate`` tokens a second up to
-``request_burst``, on Redis's clock. A caller that would wait at most ``MAX_WAIT`` seconds has its token reserved
-(the bucket goes into debt) and sleeps that short while; a longer wait is refused with
-``RateLimited(retry_after=wait)``, which the pipeline turns into a rescheduled task (with jitter) rather than a
-long sleep inside a worker slot. Every answer is counted for ``/metrics``.
+Before a request (``before_request``): while the account's circuit is open (its requests kept failing: an outage)
+nothing is sent but one probe per probe interval (``CircuitOpen``); otherwise a token of the account's bucket is
+taken (``worker.data.accounts``, ``lua/take_token.lua``: ``request_rate`` tokens a second up to
+``request_burst``, on Redis's clock). A wait of at most ``MAX_WAIT`` seconds is slept through; a longer one is
+refused (``RateLimited``), and the pipeline reschedules the step rather than sleep inside a worker slot. After it
+(``after_response``): every answer is counted for ``/metrics`` and tells the circuit whether the cloud answered.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
-from config.settings import AccountSettings
+from config.settings import AccountSettings, Settings
 from worker.data import DataLayer
+from worker.data.accounts import CircuitPolicy
 from worker.errors import ThrottledError
 from worker.ims.hooks import ClientHooks
 
+log = logging.getLogger("worker.circuit")
+
 MAX_WAIT = 1.0  # seconds: a shorter wait is slept through (cheaper than a reschedule), a longer one refused
+# Outcomes that say the cloud did not answer: no answer at all, a server error, a malformed body, the gateway's 429.
+_TRANSIENT = frozenset({"timeout", "connection_error", "malformed", "429"})
+# The token request failed before the real one was sent: its own outcome (the ``token`` call) is what counts.
+_NEITHER = frozenset({"token_error"})
 
 
-class RateLimited(ThrottledError):
-    """Our own limiter refused a request before it was sent: nothing reached the cloud, nothing to count."""
+class HeldBack(ThrottledError):
+    """Our side held the request back before it was sent: nothing reached the cloud, the item is not at fault."""
+
+
+class RateLimited(HeldBack):
+    """The account's request rate is used up for now."""
+
+
+class CircuitOpen(HeldBack):
+    """The account's requests have been failing: only a probe may go until one gets an answer."""
+
+
+def outcome_kind(outcome: str) -> str:
+    """``transient`` (the cloud did not answer), ``answer`` (it did, whatever it said) or ``neither``."""
+    if outcome in _NEITHER:
+        return "neither"
+    if outcome in _TRANSIENT or (outcome.isdigit() and int(outcome) >= 500):
+        return "transient"
+    return "answer"
 
 
 class RateLimitHooks(ClientHooks):
-    """``ClientHooks`` for one account's ImsClient: every request takes a token; answers are counted."""
+    """``ClientHooks`` for one account's ImsClient: the circuit and the rate before, counting after."""
 
-    def __init__(self, data: DataLayer, account_name: str, account: AccountSettings) -> None:
+    def __init__(self, data: DataLayer, account_name: str, account: AccountSettings, settings: Settings) -> None:
         self.data = data
         self.account_name = account_name
         self.rate = account.request_rate
         self.burst = account.request_burst
+        self.policy = CircuitPolicy(settings.circuit_failures, settings.probe_interval, settings.probe_max_interval)
 
     def before_request(self, endpoint: str) -> None:
-        wait = self.data.accounts.take_token(self.account_name, self.rate, self.burst, MAX_WAIT)
-        if wait < 0:
-            raise RateLimited(
-                f"request rate limit of account {self.account_name} reached", endpoint=endpoint, retry_after=-wait
+        token = self.data.accounts.take_token(self.account_name, self.rate, self.burst, MAX_WAIT)
+        if token.verdict == "circuit":
+            raise CircuitOpen(
+                f"account {self.account_name} is in an outage; next probe in {token.seconds:.1f}s",
+                endpoint=endpoint,
+                retry_after=token.seconds,
             )
-        if wait > 0:
-            time.sleep(wait)
+        if token.verdict == "rate":
+            raise RateLimited(
+                f"request rate limit of account {self.account_name} reached",
+                endpoint=endpoint,
+                retry_after=token.seconds,
+            )
+        if token.seconds > 0:
+            time.sleep(token.seconds)
 
     def after_response(self, endpoint: str, outcome: str) -> None:
-        self.data.telemetry.record_ims_outcome(endpoint, outcome)
+        change = self.data.accounts.record_outcome(
+            self.account_name, endpoint, outcome, outcome_kind(outcome), self.policy
+        )
+        if change == "opened":
+            log.warning(
+                "account %s: requests keep failing (%s %s); holding its items back",
+                self.account_name,
+                endpoint,
+                outcome,
+            )
+        elif change == "closed":
+            log.warning("account %s: the cloud answers again; resuming", self.account_name)

@@ -45,7 +45,7 @@ class AccountClients:
                     config,
                     connect_timeout=self.settings.http_connect_timeout,
                     read_timeout=self.settings.http_read_timeout,
-                    hooks=RateLimitHooks(self.data, account, config),
+                    hooks=RateLimitHooks(self.data, account, config, self.settings),
                     ssl_context=self._ssl_context,
                 )
                 self._clients[key] = client

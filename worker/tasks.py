@@ -2,13 +2,15 @@
 
 Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll or a follow-up
 (``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
-``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after, a
-plan ``{"plan_id", "stage", "marker"}``), never a secret. Rescheduling (the next poll, a retry after an error) is a NEW
-message sent with ``apply_async``/``send_task`` and a countdown, not ``self.retry``: the step decides what comes
-next, so polls and error retries take one path; a poll is not an error and must not inflate Celery's retry count;
-and the error budget lives on the item (``error_retries``) where a redelivery cannot reset it. With late acks the
-new message is sent before the current one is acked, so a crash in between may duplicate a step; every step is
-idempotent, and a duplicated poll chain ends itself (see ``worker.steps.poll``).
+``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after; a
+plan ``{"plan_id", "stage", "marker"}``; a grant ``{"pool"}``, a probe or check ``{"account"}``), never a secret.
+Rescheduling (the next poll, a retry after an error) is a NEW message sent with ``send_task`` and a countdown,
+not ``self.retry``: the step decides what comes next, so polls and error retries take one path; a poll is not an
+error and must not inflate Celery's retry count; and the error budget lives on the item (``error_retries``)
+where a redelivery cannot reset it. With late acks the new message is sent before the current one is acked, so a
+crash in between may duplicate a step; every step is idempotent, and a duplicated poll chain ends itself (see
+``worker.steps.poll``). Each message's due time is recorded first (``steps.expect``), and a task marks its item
+as being worked on until its hard time limit: the reconciler resends a step only once it is overdue.
 
 Poison guard (a per-message delivery count in the data layer, kept a day): a message Redis hands out again
 (``delivery_info['redelivered']``: its worker died, was killed or shut down holding it) is counted per message, not
@@ -20,7 +22,7 @@ worker after worker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -55,7 +57,9 @@ def _after_fork(**_: Any) -> None:
     _context = None  # each pool process opens its own connections
 
 
-def send(nexts: Iterable[Next]) -> None:
+def send(ctx: StepContext, nexts: list[Next]) -> None:
+    """Record when each message's step is due (the reconciler resends one that never ran), then send them."""
+    steps.expect(ctx, nexts)
     for nxt in nexts:
         app.send_task(
             nxt.task.value, kwargs=dict(nxt.kwargs), countdown=nxt.countdown or None, queue=ROUTES[nxt.task].value
@@ -90,13 +94,15 @@ def _run_step(task: Task, subject: str, step: Callable[[StepContext], list[Next]
     ctx = context()
     if _redelivered(task) and _poisoned(ctx, task.name, task.request.id, subject, item_id):
         return
+    if item_id is not None:  # at work on it: not overdue before this task's hard time limit
+        ctx.data.records.mark_running(item_id, ctx.clock() + ctx.settings.task_time_limit)
     try:
         nexts = step(ctx)
     except SoftTimeLimitExceeded:
         # Stuck on the network past the soft limit: run the (idempotent) step again shortly rather than lose it.
         log.warning("%s for %s hit the soft time limit; sending it again", task.name, subject)
         nexts = [Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))]
-    send(nexts)
+    send(ctx, nexts)
 
 
 def _redelivered(task: Task) -> bool:
@@ -112,15 +118,15 @@ def _poisoned(ctx: StepContext, name: str, message_id: str, subject: str, item_i
     if item is not None and not item.terminal:
         message = f"{name} was redelivered {count} times (its worker kept dying); gave up"
         if item.state is ItemState.FINISHING:  # the copy exists: only its follow-ups are given up
-            send(steps.give_up(ctx, item, ReasonCode.REDELIVERY_LIMIT, message))
+            send(ctx, steps.give_up(ctx, item, ReasonCode.REDELIVERY_LIMIT, message))
         else:
-            send(steps.finish(ctx, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
+            send(ctx, steps.finish(ctx, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
     return True
 
 
 @app.task(name=TaskName.ADMIT.value, bind=True)
-def admit(self: Task, batch_id: str, cursor: int = 0) -> None:
-    _run(self, f"{batch_id}:{cursor}", lambda ctx: steps.admit(ctx, batch_id, cursor), None)
+def admit(self: Task, batch_id: str, cursor: int = 0, held: int = 0) -> None:
+    _run(self, f"{batch_id}:{cursor}", lambda ctx: steps.admit(ctx, batch_id, cursor, held), None)
 
 
 @app.task(name=TaskName.PLAN.value, bind=True)
@@ -170,6 +176,19 @@ def tag(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noq
 @app.task(name=TaskName.SHARE.value, bind=True)
 def share(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noqa: ARG001
     _followup(self, item_id, seq)
+@app.task(name=TaskName.GRANT.value, bind=True)
+def grant(self: Task, pool: str) -> None:
+    _run(self, pool, lambda ctx: steps.grant(ctx, pool), None)
+
+
+@app.task(name=TaskName.PROBE.value, bind=True)
+def probe(self: Task, account: str) -> None:
+    _run(self, account, lambda ctx: steps.probe(ctx, account), None)
+
+
+@app.task(name=TaskName.CHECK.value, bind=True)
+def check(self: Task, account: str) -> None:
+    _run(self, account, lambda ctx: steps.check(ctx, account), None)
 
 
 @app.task(name=TaskName.RECONCILE.value, bind=True)

@@ -107,13 +107,13 @@ def quota_note(note: QuotaNote) -> QuotaNoteOut:
         quota=reading.quota,
         used=reading.used,
         headroom=reading.headroom,
-        read_at=datetime.fromtimestamp(reading.at, tz=timezone.utc),
+        read_at=datetime.fromtimestamp(reading.checked_at or 0.0, tz=timezone.utc),
         over_quota=note.over_quota,
     )
 
 
 def _over_quota(note: QuotaNote) -> str:
-    read = datetime.fromtimestamp(note.reading.at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    read = datetime.fromtimestamp(note.reading.checked_at or 0.0, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"account {note.account}: {note.items} copies asked and {note.waiting} already waiting, but its image quota "
         f"has room for {note.reading.headroom} (read {read}): {note.over_quota} will wait for quota "
@@ -148,7 +148,9 @@ def list_items(
     cursor: Annotated[int, Query(ge=0, le=10_000_000, description="`next_cursor` of the previous page")] = 0,
 ) -> ItemsPage:
     items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
-    return ItemsPage(batch_id=batch_id, items=[ReplicationOut.of(i) for i in items], next_cursor=next_cursor)
+    blocked = service.blocked_by(items)
+    page = [ReplicationOut.of(i, blocked_by=blocked.get(i.id)) for i in items]
+    return ItemsPage(batch_id=batch_id, items=page, next_cursor=next_cursor)
 
 
 @router.post(

@@ -54,4 +54,5 @@ def submit_replication(
 )
 def get_replication(item_id: ItemId, service: ServiceDep) -> ReplicationDetail:
     item, history = service.replication(item_id)
-    return ReplicationDetail.of(item, history=[TransitionOut.of(t) for t in history])
+    history_out = [TransitionOut.of(t) for t in history]
+    return ReplicationDetail.of(item, history=history_out, blocked_by=service.blocked_by([item]).get(item.id))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.options import BenchOptions
 from bench.report import Figure
-from bench.scenarios import calls, campaigns, ingest, projects, slots
+from bench.scenarios import accounts, calls, campaigns, fairness, ingest, projects, slots
 
 Scenario = Callable[[BenchOptions], list[Figure]]
 
@@ -17,4 +17,6 @@ SCENARIOS: dict[str, Scenario] = {
     "calls": calls.run,
     "ingest": ingest.run,
     "campaigns": campaigns.run,
+    "fairness": fairness.run,
+    "accounts": accounts.run,
 }

@@ -25,4 +25,4 @@ def run(opts: BenchOptions) -> list[Figure]:
             naive_poll=opts.naive_poll,
         )
     name = f"projects: {opts.projects} projects x {opts.project_items} items, D = {opts.copy_seconds:g} s"
-    return replication_figures(name, out, opts.copy_seconds, ">= 0.90")
+    return replication_figures(name, out, opts.copy_seconds, ">= 0.95")

@@ -16,7 +16,10 @@ import httpx
 import pytest
 
 from cli.processes import free_port, wait_until
+from worker.data import Keyspace
 from worker.queues import ALL_QUEUES
+
+WAITING_LINE = Keyspace().waiting_queue("default")  # the default account's line, shown as a queue
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +76,7 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     assert flower.status_code == 200
     assert httpx.get(f"{info['flower_url']}/api/workers").status_code == 401
     queues = httpx.get(f"{info['flower_url']}/api/queues/length", auth=(info["flower_user"], info["flower_password"]))
-    assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted(ALL_QUEUES)
+    assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted([*ALL_QUEUES, WAITING_LINE])
     children = _children(proc.pid)
     assert len(children) == 6  # redis, simulator, worker, beat, api, flower
     proc.send_signal(signal.SIGTERM)

@@ -42,7 +42,7 @@ IN_FLIGHT = (ItemState.VALIDATING, ItemState.SUBMITTING, ItemState.REPLICATING, 
 SOURCES = 120  # distinct source images, so a second copy of any of them shows in the listing
 
 # Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
-# reconciler sees an item as stalled after 8 s of silence (that countdown plus the time limit).
+# reconciler resends a step 4 s past its due time (a running one: past its 6 s time limit), every 2 s.
 TIMINGS = {
     "IMSREP_POLL_INITIAL_DELAY": "0.5",
     "IMSREP_POLL_MIN_INTERVAL": "0.2",
@@ -56,6 +56,8 @@ TIMINGS = {
     "IMSREP_HTTP_READ_TIMEOUT": "3",
     "IMSREP_STALL_SECONDS": "4",
     "IMSREP_RECONCILE_INTERVAL": "2",
+    "IMSREP_PROBE_INTERVAL": "0.5",
+    "IMSREP_PROBE_MAX_INTERVAL": "2",
 }
 SERVICE_ENV = {
     "IMSREP_KEY_PREFIX": PREFIX,

@@ -6,8 +6,13 @@ import threading
 import time
 import uuid
 
-from config.settings import AccountSettings
-from worker.ratelimit import RateLimited, RateLimitHooks
+import pytest
+
+from cli.processes import wait_until
+from config.settings import AccountSettings, load_settings
+from worker.ratelimit import CircuitOpen, RateLimited, RateLimitHooks, outcome_kind
+
+SETTINGS = load_settings()
 
 
 def _account(**limits: float) -> AccountSettings:
@@ -22,7 +27,8 @@ def test_rate_is_kept_across_clients_and_threads(redis_server) -> None:
 
     def work() -> None:
         nonlocal granted
-        hooks = RateLimitHooks(redis_server.data(prefix), "acct", _account(request_rate=rate, request_burst=burst))
+        account = _account(request_rate=rate, request_burst=burst)
+        hooks = RateLimitHooks(redis_server.data(prefix), "acct", account, SETTINGS)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
@@ -46,7 +52,48 @@ def test_rate_is_kept_across_clients_and_threads(redis_server) -> None:
 
 def test_after_response_counts_outcomes(redis_server) -> None:
     data = redis_server.data()
-    hooks = RateLimitHooks(data, "acct", _account())
+    hooks = RateLimitHooks(data, "acct", _account(), SETTINGS)
     hooks.after_response("copy", "200")
     hooks.after_response("copy", "200")
     assert data.telemetry.ims_outcomes() == {("copy", "200"): 2}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kind"),
+    [
+        ("200", "answer"),
+        ("IMG.0060", "answer"),
+        ("401", "answer"),
+        ("503", "transient"),
+        ("500", "transient"),
+        ("429", "transient"),
+        ("timeout", "transient"),
+        ("connection_error", "transient"),
+        ("malformed", "transient"),
+        ("token_error", "neither"),
+    ],
+)
+def test_what_counts_as_the_cloud_answering(outcome: str, kind: str) -> None:
+    assert outcome_kind(outcome) == kind
+
+
+def test_an_outage_holds_requests_back_until_a_probe_gets_an_answer(redis_server) -> None:
+    settings = load_settings(circuit_failures=2, probe_interval=0.2, probe_max_interval=1.0)
+    hooks = RateLimitHooks(redis_server.data(), "acct", _account(request_rate=100, request_burst=100), settings)
+    for _ in range(2):
+        hooks.before_request("job")
+        hooks.after_response("job", "504")
+    with pytest.raises(CircuitOpen) as held:
+        hooks.before_request("job")
+    assert 0 < held.value.retry_after <= 0.2
+    wait_until(lambda: _probe_allowed(hooks), 5, "the probe's turn")
+    hooks.after_response("quota", "200")  # the probe got an answer: the outage is over
+    hooks.before_request("job")
+
+
+def _probe_allowed(hooks: RateLimitHooks) -> bool:
+    try:
+        hooks.before_request("quota")
+    except CircuitOpen:
+        return False
+    return True

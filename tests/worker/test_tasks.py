@@ -33,7 +33,7 @@ def test_redeliveries_past_the_cap_fail_the_item_and_free_its_slot(redis_server)
     records, slots = ctx.data.records, ctx.data.slots
     (item_id,) = records.create_batch([NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default")]).item_ids
     walk_to(records, item_id, ItemState.SUBMITTING)
-    slots.restore("default", item_id, now=1.0)
+    slots.restore("default", [item_id], now=1.0)
 
     assert not tasks._poisoned(ctx, "replication.submit", "message-1", item_id, item_id)
     assert not tasks._poisoned(ctx, "replication.submit", "message-1", item_id, item_id)

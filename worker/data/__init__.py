@@ -6,11 +6,12 @@ Layers: routes and tasks -> steps (``worker.steps``) -> this package -> Redis. K
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 
-from worker.data.accounts import AccountState, QuotaReading
+from worker.data.accounts import AccountState, Health, health_from
 from worker.data.connection import Durability, NotReplicated, RedisTarget, connect, redis_target, unavailable
 from worker.data.control import Control
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
@@ -19,8 +20,11 @@ from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
 from worker.data.plans import PlanRecord, Plans, StoredPlan
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.selections import Selection, SelectionProgress, Selections
-from worker.data.slots import SlotPool
+from worker.data.slots import Capacity, Quota, SlotPool, quota_from
 from worker.data.telemetry import Histogram, Telemetry
+from worker.domain.item import ReplicationItem
+from worker.domain.pools import Pool
+from worker.domain.states import Event
 
 __all__ = [
     "AccountState",
@@ -40,7 +44,9 @@ __all__ = [
     "NotReplicated",
     "PlanRecord",
     "Plans",
-    "QuotaReading",
+    "PoolStatus",
+    "Quota",
+    "Capacity",
     "RecordStore",
     "RedisTarget",
     "Selection",
@@ -57,6 +63,35 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class PoolStatus:
+    """A pool as an operator sees it: its slots, its line, and what IMS's own state does to them."""
+
+    pool: Pool
+    in_use: int
+    queued: int
+    effective: int  # the limit granted against now (lower while IMS says copies made elsewhere hold slots)
+    health: Health
+    quota: Quota
+
+    @property
+    def taken_by_others(self) -> int:
+        return self.pool.limit - self.effective
+
+    @property
+    def blocked_by(self) -> str | None:
+        """Why queued items are not granted a slot right now: ``outage``, ``quota``, ``ims_full`` or ``slots``."""
+        if not self.queued:
+            return None
+        if self.health.open:
+            return "outage"
+        if self.quota.headroom == 0:
+            return "quota"
+        if self.in_use >= self.effective and self.effective < self.pool.limit:
+            return "ims_full"
+        return "slots"
+
+
 @dataclass
 class DataLayer:
     records: RecordStore
@@ -68,6 +103,7 @@ class DataLayer:
     lifecycle: BatchLifecycle
     selections: Selections
     plans: Plans
+    keys: Keyspace
     _client: redis.Redis
 
     @classmethod
@@ -85,8 +121,56 @@ class DataLayer:
             lifecycle=BatchLifecycle(client, keys, records),
             selections=Selections(client, keys),
             plans=Plans(client, keys),
+            keys=keys,
             _client=client,
         )
+
+    def wait_for_slot(
+        self,
+        item: ReplicationItem,
+        event: Event,
+        pool: Pool,
+        stride: float,
+        now: float,
+        *,
+        arrival: float | None = None,
+        **fields: object,
+    ) -> TransitionResult:
+        """Move the item to ``waiting`` and into its pool's line in one transaction (a crash cannot leave it
+        waiting but unqueued). A hand-back (IMS was full) also frees its slot and keeps its place (``arrival``)."""
+        arrival = now if arrival is None else arrival
+        pipe = self._client.pipeline(transaction=True)
+        self.records.move(item, event, now=now, pipe=pipe, queued_at=arrival, **fields)
+        if event is Event.HAND_BACK:
+            self.slots.release(pool.name, item, pipe=pipe)
+        self.slots.enqueue(pool, item, arrival, stride, pipe=pipe)
+        return RecordStore.result_of(pipe.execute()[0])
+
+    def pool_statuses(self, pools: Sequence[Pool], now: float) -> list[PoolStatus]:
+        """Every pool's status in one round trip (``/metrics`` and the account view read them all)."""
+        k = self.keys
+        pipe = self._client.pipeline(transaction=False)
+        for pool in pools:
+            pipe.zcard(k.slots(pool.name))
+            pipe.llen(k.waiting(pool.name))
+            pipe.hget(k.pool(pool.name), "effective")
+            pipe.hgetall(k.health(pool.account))
+            pipe.hgetall(k.quota(pool.project))
+        found = pipe.execute()
+        statuses = []
+        for i, pool in enumerate(pools):
+            in_use, queued, effective, health, quota = found[5 * i : 5 * i + 5]
+            statuses.append(
+                PoolStatus(
+                    pool=pool,
+                    in_use=int(in_use),
+                    queued=int(queued),
+                    effective=pool.limit if effective is None else int(effective),
+                    health=health_from(health, now),
+                    quota=quota_from(quota),
+                )
+            )
+        return statuses
 
     def ping(self) -> None:
         """Raise a ``redis.RedisError`` unless Redis answers."""

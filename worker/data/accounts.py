@@ -1,5 +1,11 @@
-"""What the cluster knows about each account beyond its items: a hold on refused credentials, how long its copies
-take, and its request-rate bucket."""
+"""What the cluster knows about each account beyond its items: its circuit (is the cloud answering it?), a hold on
+refused credentials, how long its copies take, and its request-rate bucket.
+
+The circuit: ``record_outcome`` counts consecutive transient failures of the account's requests and opens the
+circuit at ``failures_to_open``; while it is open ``take_token`` refuses every request but one probe per probe
+interval (which doubles, up to a cap, each time a probe fails); the first real answer closes it. The seconds it
+was open add up in ``outage``, so deadlines can measure the cloud's time rather than the outage's.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,45 @@ import redis
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 
+DURATION_SAMPLES = 20  # latest successful copies an account's duration forecast is fitted on
+OPEN = "open"  # the circuit's state while the account's requests are held back
+PROBE_LOST_AFTER = 60.0  # seconds: a probe that never answered (its worker died) lets another one go
+
 
 @dataclass(frozen=True)
-class QuotaReading:
-    quota: int
-    used: int
-    at: float  # when it was read
-
-    @property
-    def headroom(self) -> int:
-        return max(0, self.quota - self.used)
+class CircuitPolicy:
+    failures_to_open: int
+    first_probe: float
+    longest_probe: float
 
 
-DURATION_SAMPLES = 20  # latest successful copies an account's duration forecast is fitted on
+@dataclass(frozen=True)
+class Token:
+    """What ``take_token`` said: ``go`` after ``seconds``, or stay away that long (``rate``, ``circuit``)."""
+
+    verdict: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Health:
+    open: bool
+    failures: int
+    probe_at: float | None  # while open: when the next probe may go
+    outage_seconds: float  # every second the circuit has been open, the current outage included
+    checked_at: float | None = None  # the last check of the account's credentials (``record_check``)
+    check: str | None = None  # what it found: ``ok``, ``refused: ...``, ``unreachable: ...``
+
+
+def health_from(data: dict[str, str], now: float) -> Health:
+    """A ``P:health:<account>`` hash as a ``Health`` at ``now``."""
+    is_open = data.get("state") == OPEN
+    outage = float(data.get("outage", 0.0))
+    if is_open:
+        outage += max(0.0, now - float(data.get("opened_at", now)))
+    probe_at = float(data["probe_at"]) if is_open and "probe_at" in data else None
+    checked_at = float(data["checked_at"]) if "checked_at" in data else None
+    return Health(is_open, int(data.get("failures", 0)), probe_at, outage, checked_at, data.get("check"))
 
 
 class AccountState:
@@ -30,7 +62,9 @@ class AccountState:
         self._redis = client
         self._keys = keys
         self._take_token = register(client, "take_token")
+        self._record_outcome = register(client, "record_outcome")
 
+    # Credentials ---------------------------------------------------------------------------------------------
     def hold(self, account: str, reason: str, seconds: float) -> None:
         """Stop using the account for ``seconds``: its credentials were refused (``reason`` says how)."""
         self._redis.set(self._keys.hold(account), reason, ex=max(1, round(seconds)))
@@ -39,6 +73,33 @@ class AccountState:
         """Why the account is on hold, or None."""
         return self._redis.get(self._keys.hold(account))
 
+    # Requests and the circuit -------------------------------------------------------------------------------
+    def take_token(self, account: str, rate: float, burst: int, max_wait: float) -> Token:
+        """Whether one request may go now (or after a short sleep): the circuit first, then the rate."""
+        keys = [self._keys.ratelimit(account), self._keys.health(account)]
+        verdict, seconds = self._take_token(keys=keys, args=[rate, burst, max_wait, OPEN, PROBE_LOST_AFTER])
+        return Token(verdict, float(seconds))
+
+    def record_outcome(self, account: str, endpoint: str, outcome: str, kind: str, policy: CircuitPolicy) -> str:
+        """Count an answer (``kind``: ``answer``, ``transient`` or ``neither``); returns ``opened``/``closed``/''."""
+        keys = [self._keys.ims_outcomes(), self._keys.health(account)]
+        args = [f"{endpoint}:{outcome}", kind, policy.failures_to_open, policy.first_probe, policy.longest_probe, OPEN]
+        return self._record_outcome(keys=keys, args=args)
+
+    def record_check(self, account: str, result: str, now: float) -> None:
+        """What the last check of the account's credentials found (one signed read call)."""
+        self._redis.hset(self._keys.health(account), mapping={"check": result, "checked_at": now})
+
+    def schedule_probe(self, account: str, seconds: float, *, renew: bool = False) -> bool:
+        """Claim the account's next probe, due in ``seconds`` (one probe task per account at a time); False if
+        one is already scheduled. ``renew``: the probe task itself schedules its successor."""
+        ttl = max(1, round(seconds) + 1)
+        return bool(self._redis.set(self._keys.probe(account), "1", nx=not renew, ex=ttl))
+
+    def health(self, account: str, now: float) -> Health:
+        return health_from(self._redis.hgetall(self._keys.health(account)), now)
+
+    # Copy durations -------------------------------------------------------------------------------------------
     def record_duration(self, account: str, size: int, seconds: float) -> None:
         key = self._keys.durations(account)
         pipe = self._redis.pipeline(transaction=False)
@@ -54,17 +115,3 @@ class AccountState:
             samples.append((float(size), float(seconds)))
         return samples
 
-    def record_quota(self, account: str, quota: int, used: int, at: float) -> None:
-        """The account's private-image quota as IMS just gave it (``GET /v1/cloudimages/quota``)."""
-        self._redis.hset(self._keys.quota_reading(account), mapping={"quota": quota, "used": used, "at": at})
-
-    def quota_reading(self, account: str) -> QuotaReading | None:
-        """The last quota reading of the account, if any was made."""
-        data = self._redis.hgetall(self._keys.quota_reading(account))
-        if not data:
-            return None
-        return QuotaReading(int(data["quota"]), int(data["used"]), float(data["at"]))
-
-    def take_token(self, account: str, rate: float, burst: int, max_wait: float) -> float:
-        """One request token. >= 0: granted after sleeping that many seconds; < 0: refused, retry after -value."""
-        return float(self._take_token(keys=[self._keys.ratelimit(account)], args=[rate, burst, max_wait]))

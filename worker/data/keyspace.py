@@ -3,7 +3,6 @@
 ``P`` is the key prefix (``IMSREP_KEY_PREFIX``, default ``imsrep``). Nothing outside ``worker.data`` formats a key;
 ``tests/worker/data/test_boundary.py`` checks it.
 
-=============================  ======  =========================================================================
 key                            type    what it holds (owner module in ``worker.data``)
 =============================  ======  =========================================================================
 ``P:item:<id>``                hash    a ReplicationItem's fields (records)
@@ -45,6 +44,58 @@ key                            type    what it holds (owner module in ``worker.d
 ``P:repairs``                  hash    reconciler repair kind -> count (telemetry)
 ``P:followups``                hash    ``"<kind>:<outcome>"`` -> copies' follow-ups ended so (telemetry)
 =============================  ======  =========================================================================
+=======
+=================================  ======  =====================================================================
+key                                type    what it holds (owner module in ``worker.data``)
+=================================  ======  =====================================================================
+``P:item:<id>``                    hash    a ReplicationItem's fields (records)
+``P:item:<id>:log``                list    JSON transitions ``{state, at, reason, message}`` (records)
+``P:batch:<id>``                   hash    ``id``, ``created_at``, ``total``, ``submitted``, ``priority``, ``label``,
+                                           ``admit_cursor``, ``finished_at``, ``selection`` (JSON) and ``sel_*``
+                                           progress (records, lifecycle, selections)
+``P:batch:<id>:items``             list    item IDs in submission order (records)
+``P:batch:<id>:counts``            hash    state -> number of the batch's items in it (records)
+``P:batch:<id>:seen``              set     image IDs a selecting batch already has items for (selections)
+``P:expanding``                    zset    batch ID -> last progress, while its selector is still paging (selections)
+``P:plan:<id>``                    hash    a plan: ``state``, ``stage``, ``marker``, counters, ``summary`` (plans)
+``P:plan:<id>:items``              list    the items a plan request asked, as JSON (plans)
+``P:plan:<id>:verdicts``           hash    position -> the verdict for that item, JSON (plans)
+``P:plan:<id>:seen``               set     image IDs a selector plan has judged (plans)
+``P:planning``                     zset    plan ID -> last progress, while the worker works it out (plans)
+``P:batches``                      zset    batch ID -> created_at (records; lifecycle lists and expires them)
+``P:label:<label>``                zset    batch ID -> created_at, the batches with that label (records, lifecycle)
+``P:state:<state>``                zset    item ID -> time it entered that state (records; metrics)
+``P:due``                          zset    item ID -> when its next step is due (records; reconciler)
+``P:admitting``                    zset    batch ID -> when its admit chain's next chunk is due (records)
+``P:slots:<pool>``                 zset    item ID -> time its replication slot was granted (slots)
+``P:ring:<pool>``                  zset    batch ID -> its pass in the pool's fair share (slots)
+``P:queue:<pool>:<batch>``         zset    item ID -> arrival, a batch's waiting items in a pool (slots)
+``P:pool:<pool>``                  hash    effective limit, its next raise, virtual time, strides (slots)
+``P.waiting.<pool>\\x06\\x169``     list    one entry per queued item: the backlog Flower shows (slots)
+``P:quota:<project>``              hash    image quota, used, granted since read, blocked since (slots)
+``P:health:<account>``             hash    circuit state, failures, next probe, outage seconds, last check (accounts)
+``P:probe:<account>``              string  set while a probe task is scheduled for an open circuit (accounts)
+``P:hold:<account>``               string  why the account's credentials were refused; expires (accounts)
+``P:durations:<pool>``             list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
+``P:ratelimit:<account>``          hash    token bucket ``tokens``, ``ts`` (accounts)
+``P:deliveries:<message id>``      string  deliveries of one Celery message, expires after a day (control)
+``P:idempotency:<digest>``         hash    ``fingerprint``, ``kind``, ``id`` its request created (idempotency)
+``P:lock:submit:<item id>``        string  held while a submit runs (control)
+``P:lock:reconcile``               string  held while a reconciler pass runs (control)
+``P:workers``                      zset    worker hostname -> last heartbeat (telemetry)
+``P:beats``                        zset    beat hostname -> last tick of its scheduler (telemetry)
+``P:lock:beat``                    string  held by the one beat that sends the schedule; expires unless renewed
+                                           (control)
+``P:refusals``                     hash    ``"<process>:episodes"``, ``"<process>:seconds"`` of Redis refusing
+                                           writes (telemetry)
+``P:fence``                        string  a counter written to see that Redis takes writes (telemetry) and,
+                                           confirmed by WAIT, that every earlier write is on the replicas (idempotency)
+``P:ims:outcomes``                 hash    ``"<endpoint>:<outcome>"`` -> IMS/KMS/IAM answers (telemetry)
+``P:retries``                      hash    ``"<task>:<cause>"`` -> steps rescheduled after an error (telemetry)
+``P:latency``                      hash    ``"<state>[@<mode>]:<bucket>"``, ``...:sum``, ``...:count`` (telemetry)
+``P:repairs``                      hash    reconciler repair kind -> count (telemetry)
+``P:followups``                    hash    ``"<kind>:<outcome>"`` -> copies' follow-ups ended so (telemetry)
+=================================  ======  =====================================================================
 
 A pool (``worker.domain.pools``) is an account's name (its in-region copies) or ``<account>:cross-region``.
 
@@ -57,7 +108,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # kombu's Redis transport keeps a queue's prioritised messages in extra lists: name + "\x06\x16" + step (3, 6, 9).
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_SUFFIXES = ("", f"{_PRIORITY_SEP}3", f"{_PRIORITY_SEP}6", f"{_PRIORITY_SEP}9")
 
 
 @dataclass(frozen=True)
@@ -101,8 +153,6 @@ class Keyspace:
     def planning(self) -> str:
         return f"{self.prefix}:planning"
 
-    def quota_reading(self, account: str) -> str:
-        return f"{self.prefix}:quota_reading:{account}"
 
     def batches(self) -> str:
         return f"{self.prefix}:batches"
@@ -113,20 +163,50 @@ class Keyspace:
     def state(self, state: str) -> str:
         return f"{self.prefix}:state:{state}"
 
-    # Accounts.
+    def due(self) -> str:
+        return f"{self.prefix}:due"
+
+    def admitting(self) -> str:
+        return f"{self.prefix}:admitting"
+
+    # Pools and accounts.
     def slots(self, pool: str) -> str:
         return f"{self.prefix}:slots:{pool}"
 
-    def wait(self, pool: str) -> str:
-        return f"{self.prefix}:wait:{pool}"
+    def ring(self, pool: str) -> str:
+        return f"{self.prefix}:ring:{pool}"
 
-    def account_of(self, key: str) -> str:
-        """The pool a ``slots``/``wait`` key belongs to (a pool name may hold ':', the prefix may not)."""
+    def batch_queue(self, pool: str, batch_id: str) -> str:
+        return f"{self.prefix}:queue:{pool}:{batch_id}"
+
+    def pool(self, pool: str) -> str:
+        return f"{self.prefix}:pool:{pool}"
+
+    def waiting_queue(self, pool: str) -> str:
+        """The Celery queue each worker subscribes to so that Flower lists the pool's waiting line (it stays empty)."""
+        return f"{self.prefix}.waiting.{pool}"
+
+    def waiting(self, pool: str) -> str:
+        """The list that holds one entry per waiting item: the queue's priority-9 list, which Flower's Broker page
+        adds to the queue's length and which workers never read (their transport has one priority step)."""
+        return f"{self.waiting_queue(pool)}{_PRIORITY_SEP}9"
+
+    def pool_of(self, key: str) -> str:
+        """The pool a ``slots`` or ``ring`` key belongs to."""
         return key.split(":", 2)[2]
 
-    def slot_patterns(self) -> tuple[str, str]:
-        """SCAN patterns of the slot and wait keys (accounts no longer configured still have them)."""
-        return f"{self.prefix}:slots:*", f"{self.prefix}:wait:*"
+    def pool_patterns(self) -> tuple[str, str]:
+        """SCAN patterns of the slot and ring keys (pools no longer configured still have them)."""
+        return f"{self.prefix}:slots:*", f"{self.prefix}:ring:*"
+
+    def quota(self, project: str) -> str:
+        return f"{self.prefix}:quota:{project}"
+
+    def health(self, account: str) -> str:
+        return f"{self.prefix}:health:{account}"
+
+    def probe(self, account: str) -> str:
+        return f"{self.prefix}:probe:{account}"
 
     def hold(self, account: str) -> str:
         return f"{self.prefix}:hold:{account}"

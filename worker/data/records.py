@@ -6,10 +6,9 @@ No secret is ever stored here.
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.data.selections import EXPANDING, SelectionProgress
 from worker.domain.item import ReplicationItem, Transition, redis_value
+from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
@@ -64,6 +64,7 @@ class BatchSummary:
     label: str | None = None
     finished_at: float | None = None  # when its last item ended, once the retention sweep has seen it finished
     selection: SelectionProgress | None = None  # a batch that selects images by filter
+    priority: Priority = Priority.NORMAL
 
     @property
     def done(self) -> bool:
@@ -87,6 +88,7 @@ class BatchSummary:
             label=meta.get("label") or None,
             finished_at=float(meta["finished_at"]) if meta.get("finished_at") else None,
             selection=SelectionProgress.of(meta),
+            priority=Priority(meta.get("priority") or Priority.NORMAL.value),
         )
 
 
@@ -108,6 +110,7 @@ class RecordStore:
         label: str | None = None,
         selection: dict[str, Any] | None = None,
         claim: Claim | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> StoredBatch:
         """Store a batch and all its items in one MULTI/EXEC round trip: all of it or none of it.
 
@@ -127,8 +130,17 @@ class RecordStore:
         entry = json.dumps({"state": ItemState.ACCEPTED.value, "at": now})
 
         def write(pipe: Pipeline) -> None:
-            meta = {"id": batch_id, "created_at": now, "total": len(items), "submitted": len(items)}
-            pipe.hset(k.batch(batch_id), mapping={**meta, **({"label": label} if label else {})})
+            meta = {
+                "id": batch_id,
+                "created_at": now,
+                "total": len(items),
+                "submitted": len(items),
+                "priority": priority.value,
+                "admit_cursor": 0,
+                **({"label": label} if label else {}),
+            }
+            pipe.hset(k.batch(batch_id), mapping=meta)
+            pipe.zadd(k.admitting(), {batch_id: now})
             pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
             pipe.zadd(k.batches(), {batch_id: now})
             if label:
@@ -232,11 +244,13 @@ class RecordStore:
         reason: ReasonCode | None = None,
         message: str | None = None,
         now: float | None = None,
+        pipe: redis.client.Pipeline | None = None,
         **fields: object,
     ) -> TransitionResult:
         """Apply ``event`` to the item if its current state allows it (``MOVES``); set ``fields`` in the same step.
 
-        ``reason`` and ``message`` are stored on the item (cleared when not given) and in its history.
+        ``reason`` and ``message`` are stored on the item (cleared when not given) and in its history. With
+        ``pipe`` the move joins the caller's transaction and its answer comes from ``execute`` (``result_of``).
         """
         now = time.time() if now is None else now
         move = MOVES[event]
@@ -251,13 +265,60 @@ class RecordStore:
             k.item(item.id),
             k.item_log(item.id),
             k.batch_counts(item.batch_id),
+            k.due(),
             k.state(move.target.value),
             *(k.state(s) for s in sources),
         ]
+        # Terminal, or waiting for a slot: no step of its own is due until something else happens to it.
+        idle = "1" if move.target.terminal or move.target is ItemState.WAITING else "0"
         flat = _flatten({**fields, "reason": reason, "message": message})
-        args = [item.id, move.target.value, now, json.dumps(entry), len(sources), *sources, *flat]
-        status, previous = self._move(keys=keys, args=args)
+        args = [item.id, move.target.value, now, json.dumps(entry), idle, len(sources), *sources, *flat]
+        answer = self._move(keys=keys, args=args, client=pipe or self._redis)
+        return self.result_of(answer) if pipe is None else TransitionResult(False, None)
+
+    @staticmethod
+    def result_of(answer: list[str]) -> TransitionResult:
+        status, previous = answer
         return TransitionResult(status == "ok", ItemState(previous) if previous else None)
+
+    # Due times: when each item's next step should run, so the reconciler can tell a lost step from a slow one.
+    def set_due(self, dues: Mapping[str, float]) -> None:
+        """The next step of each item is due at that time (a message was just sent for it)."""
+        if dues:
+            self._redis.zadd(self._keys.due(), dict(dues))
+
+    def mark_running(self, item_id: str, until: float) -> None:
+        """A step of the item is running and will be done by ``until`` (items with no step due are left out)."""
+        self._redis.zadd(self._keys.due(), {item_id: until}, xx=True)
+
+    def overdue(self, before: float, *, limit: int) -> list[tuple[ReplicationItem | None, str]]:
+        """Items whose next step was due before ``before``, most overdue first: (item or None if gone, ID)."""
+        ids = self._redis.zrangebyscore(self._keys.due(), "-inf", before, start=0, num=limit)
+        found = {item.id: item for item in self.get_items(ids)}
+        return [(found.get(item_id), item_id) for item_id in ids]
+
+    def forget_due(self, item_ids: Sequence[str]) -> None:
+        if item_ids:
+            self._redis.zrem(self._keys.due(), *item_ids)
+
+    # Admit chains: a batch's accepted items enter the pipeline a chunk at a time.
+    def admit_progress(self, batch_id: str, cursor: int, due: float) -> None:
+        """The batch's admit chain will take the chunk at ``cursor`` by ``due``."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._keys.batch(batch_id), "admit_cursor", cursor)
+        pipe.zadd(self._keys.admitting(), {batch_id: due})
+        pipe.execute()
+
+    def admit_done(self, batch_id: str) -> None:
+        self._redis.zrem(self._keys.admitting(), batch_id)
+
+    def overdue_admits(self, before: float, *, limit: int) -> list[tuple[str, int]]:
+        """(batch ID, cursor) of admit chains whose next chunk was due before ``before``."""
+        ids = self._redis.zrangebyscore(self._keys.admitting(), "-inf", before, start=0, num=limit)
+        pipe = self._redis.pipeline(transaction=False)
+        for batch_id in ids:
+            pipe.hget(self._keys.batch(batch_id), "admit_cursor")
+        return [(batch_id, int(cursor or 0)) for batch_id, cursor in zip(ids, pipe.execute(), strict=True)]
 
     def update_if(self, item_id: str, state: ItemState, **fields: object) -> bool:
         """Set fields while the item is still in ``state``; False if it has moved on."""
@@ -355,19 +416,13 @@ class RecordStore:
             pipe.zcard(self._keys.state(s.value))
         return dict(zip(ItemState, (int(n) for n in pipe.execute()), strict=True))
 
-    def stalled(self, state: ItemState, before: float, *, limit: int) -> list[ReplicationItem]:
-        """Items in ``state`` unchanged since before ``before``, oldest first, at most ``limit``."""
-        found: list[ReplicationItem] = []
-        for start in range(0, limit, _PAGE):
-            ids = self._redis.zrangebyscore(self._keys.state(state.value), "-inf", before, start=start, num=_PAGE)
-            found += [i for i in self.get_items(ids) if i.state is state and i.updated_at < before]
-            if len(ids) < _PAGE:
-                break
-        return found
+    def priority(self, batch_id: str) -> Priority:
+        return Priority(self._redis.hget(self._keys.batch(batch_id), "priority") or Priority.NORMAL.value)
 
     def in_state(self, state: ItemState, *, limit: int) -> list[ReplicationItem]:
         """Items in ``state``, longest there first, at most ``limit``."""
-        return self.stalled(state, math.inf, limit=limit)
+        ids = self._redis.zrange(self._keys.state(state.value), 0, limit - 1)
+        return [i for i in self.get_items(ids) if i.state is state]
 
 
 def _compact(mapping: dict[str, str]) -> dict[str, str]:

@@ -62,10 +62,18 @@ class ReplicationItem(BaseModel):
     new_image_id: str | None = None
     # The poll chain's sequence number (worker.steps.poll); None before the first poll was scheduled.
     poll_seq: int | None = None
-    # Transient cloud errors retried for this item, across all its steps (follow-ups start afresh).
+    # Transient cloud errors retried for this item in its current step (a step that moves it on starts afresh).
     error_retries: int = 0
     # Tags and sharing once the copy is active (worker.domain.followups); None while there is nothing to report.
     followups: Followups | None = None
+    # When it joined its pool's line (it keeps its place when IMS hands it back), and the account's outage
+    # seconds when its copy started (a copy's deadline counts the cloud's time, not an outage's).
+    queued_at: float | None = None
+    outage_mark: float | None = None
+    # What a previous attempt left in IMS: a retry looks there before it copies again.
+    prior_job_id: str | None = None
+    prior_image_id: str | None = None
+    prior_submit_at: float | None = None
 
     @property
     def terminal(self) -> bool:

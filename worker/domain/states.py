@@ -36,6 +36,7 @@ class Event(str, Enum):
     VALIDATED = "validated"  # every rule holds: queue for a slot
     REJECT = "reject"  # a rule is broken: IMS's copy call is never made
     START_SUBMIT = "start_submit"  # the item was granted a slot
+    HAND_BACK = "hand_back"  # IMS is full (copies of others, or the image quota): back in line, nothing copied
     COPY_STARTED = "copy_started"  # IMS accepted the copy (or an earlier attempt's copy was adopted)
     COPIED = "copied"  # the new image is active and follow-ups (tags, sharing) remain
     SUCCEED = "succeed"  # the new image is active (and its follow-ups are done, or said what they did not do)
@@ -64,6 +65,7 @@ MOVES: dict[Event, Move] = {
     Event.VALIDATED: _move({S.VALIDATING}, S.WAITING),
     Event.REJECT: _move({S.VALIDATING}, S.REJECTED),
     Event.START_SUBMIT: _move({S.WAITING}, S.SUBMITTING),
+    Event.HAND_BACK: _move({S.SUBMITTING}, S.WAITING),
     Event.COPY_STARTED: _move({S.SUBMITTING}, S.REPLICATING),
     Event.COPIED: _move({S.REPLICATING}, S.FINISHING),
     # A finishing item has its copy: it ends succeeded whatever its follow-ups did, never failed or cancelled.

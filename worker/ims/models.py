@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 _LEGACY_TIME = "%d-%b-%Y %H:%M:%S:%f"  # "04-Jun-2015 18:11:06:586", an old IMS job format
+GONE = frozenset({"killed", "deleted"})  # image statuses that will never become active
 
 
 def parse_time(value: Any) -> datetime | None:

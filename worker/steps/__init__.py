@@ -6,11 +6,12 @@ past it does nothing.
 """
 
 from worker.steps.admit import admit
-from worker.steps.context import Next, StepContext
+from worker.steps.context import Next, StepContext, expect
 from worker.steps.followup import followup, give_up
 from worker.steps.outcomes import finish
 from worker.steps.plan import plan
 from worker.steps.poll import poll
+from worker.steps.probe import check, grant, probe
 from worker.steps.reconcile import reconcile
 from worker.steps.retention import expire_batches
 from worker.steps.select import expand
@@ -21,13 +22,17 @@ __all__ = [
     "Next",
     "StepContext",
     "admit",
+    "check",
     "expand",
+    "expect",
     "expire_batches",
     "finish",
     "followup",
     "give_up",
     "plan",
+    "grant",
     "poll",
+    "probe",
     "reconcile",
     "submit",
     "validate",

@@ -5,7 +5,10 @@ Each chunk's items are validated together, account by account (``validate_many``
 and any the listing does not answer, get a validate task each.
 
 Also what the API sends after a user's "retry" (failed -> accepted): only items still ``accepted`` are taken, so
-sending admit twice, or for a batch half under way, validates nothing twice that has moved on.
+sending admit twice, or for a batch half under way, validates nothing twice that has moved on. Items of an account
+in an outage stay ``accepted``; when the chain reaches the batch's end with some left, it starts again from the
+first chunk after a while, and ends only when none is left. The chain's progress (``admit_progress``) is what
+the reconciler watches: one lost chunk is one message to resend, never one per item.
 """
 
 from __future__ import annotations
@@ -21,16 +24,25 @@ from worker.steps.validate import validate_many
 CHUNK = 500
 
 
-def admit(ctx: StepContext, batch_id: str, cursor: int = 0) -> list[Next]:
-    """Validate one chunk of the batch's accepted items, then an admit task for the next chunk."""
+def admit(ctx: StepContext, batch_id: str, cursor: int = 0, held: int = 0) -> list[Next]:
+    """Validate one chunk of the batch's accepted items, then an admit task for the next chunk. ``held`` counts
+    items this pass of the chain left accepted (their account in an outage)."""
     records = ctx.data.records
     ids = records.batch_item_ids(batch_id, cursor, cursor + CHUNK - 1)
     by_account: dict[str, list[ReplicationItem]] = defaultdict(list)
     for item in records.get_items(ids):
         if item.state is ItemState.ACCEPTED:
             by_account[item.account].append(item)
-    # The next chunk first: its admit can start on another worker while this one's nexts are sent.
-    nexts = [Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK})] if len(ids) == CHUNK else []
+    nexts: list[Next] = []
     for items in by_account.values():
-        nexts += validate_many(ctx, items)
+        dispatched = validate_many(ctx, items)
+        if dispatched is None:
+            held += len(items)
+        else:
+            nexts += dispatched
+    if len(ids) == CHUNK:
+        return [Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK, "held": held}), *nexts]
+    if held:  # another pass over the batch later, for the items an outage held back
+        return [Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": 0}, ctx.settings.retry_max_delay), *nexts]
+    records.admit_done(batch_id)
     return nexts

@@ -73,3 +73,14 @@ class StepContext:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
         ceiling = min(self.settings.retry_max_delay, self.settings.retry_base_delay * 2 ** max(0, attempt - 1))
         return self.rng.uniform(0, ceiling)
+
+
+def expect(ctx: StepContext, nexts: list[Next]) -> None:
+    """Record when the steps about to be sent are due, so the reconciler can tell a lost step from a slow one:
+    an item's next step, or a batch's next admit chunk."""
+    now = ctx.clock()
+    ctx.data.records.set_due({str(n.kwargs["item_id"]): now + n.countdown for n in nexts if "item_id" in n.kwargs})
+    for n in nexts:
+        if n.task is TaskName.ADMIT:
+            batch_id, cursor = str(n.kwargs["batch_id"]), int(n.kwargs.get("cursor", 0))
+            ctx.data.records.admit_progress(batch_id, cursor, now + n.countdown)

@@ -5,25 +5,16 @@ from __future__ import annotations
 import logging
 
 from worker.domain.item import ReplicationItem
-from worker.domain.pools import pool_of, slot_limit
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ENDING, ItemState
-from worker.errors import AuthenticationError, PermanentError, RetryableError
+from worker.errors import AuthenticationError, PermanentError, RetryableError, ThrottledError
 from worker.queues import TaskName
-from worker.ratelimit import RateLimited
+from worker.ratelimit import CircuitOpen, HeldBack
 from worker.steps.context import Next, StepContext
+from worker.steps.probe import ensure_probe
+from worker.steps.scheduling import grant_slots, pool_of
 
 log = logging.getLogger("worker.steps")
-
-
-def grant_slots(ctx: StepContext, pool: str) -> list[Next]:
-    """Give the pool's free slots (``worker.domain.pools``) to its oldest waiting items; their submits are what to
-    send next."""
-    limit = slot_limit(ctx.settings, pool)
-    if limit is None:
-        return []
-    granted = ctx.data.slots.grant(pool, limit, ctx.clock())
-    return [Next.for_item(TaskName.SUBMIT, item) for item in ctx.data.records.get_items(granted)]
 
 
 def finish(
@@ -35,7 +26,7 @@ def finish(
     message: str | None = None,
     **fields: object,
 ) -> list[Next]:
-    """Move the item to a terminal state; then its slot (if any) goes to the next waiting item of its account."""
+    """Move the item to a terminal state; then its slot (if any) goes to the next waiting item of its pool."""
     now = ctx.clock()
     result = ctx.data.records.move(item, ENDING[state], reason=reason, message=message, now=now, **fields)
     if result.ok:
@@ -48,9 +39,9 @@ def finish(
 
 
 def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:
-    """Free a finished item's slot and hand it on; nothing when it held none."""
-    pool = pool_of(item)
-    if not ctx.data.slots.release(pool, item.id):
+    """Free a finished item's slot (or its place in line) and hand it on; nothing more when it held none."""
+    pool = pool_of(ctx, item)
+    if pool is None or not ctx.data.slots.release(pool.name, item):
         return []
     return grant_slots(ctx, pool)
 
@@ -64,22 +55,35 @@ def fail_permanently(ctx: StepContext, item: ReplicationItem, error: PermanentEr
 
 
 def retry_later(
-    ctx: StepContext, item: ReplicationItem, error: RetryableError, task: TaskName, **extra: str | int
+    ctx: StepContext,
+    item: ReplicationItem,
+    error: RetryableError,
+    task: TaskName,
+    *,
+    budget: bool = True,
+    **extra: str | int,
 ) -> list[Next]:
     """Send ``task`` again after a backoff; after ``retry_max_attempts`` cloud errors the item fails.
 
-    Our own limiter's refusals are not counted (no request was sent) and come back after the wait it named, with
-    jitter so that refused tasks do not all return in the same instant. Every countdown is capped at
-    ``retry_max_delay`` (a long Retry-After included): a countdown longer than the visibility timeout allows would
-    make Redis hand the message out twice.
+    Only the item's own failures count, and only while its account is healthy: a request our side held back (the
+    rate limiter, or the account's open circuit during an outage) or that the cloud throttled was not the item's
+    fault, and comes back when the wait it named is over, with jitter so held tasks do not all return in the same
+    instant. ``budget=False`` never fails the item (a poll of a copy IMS accepted: only IMS says it failed). Every
+    countdown is capped at ``retry_max_delay`` or the longest probe interval (a long Retry-After included): a
+    countdown longer than the visibility timeout allows would make Redis hand the message out twice.
     """
-    cap = ctx.settings.retry_max_delay
-    if isinstance(error, RateLimited):
-        wait = min(error.retry_after or 1.0, cap / 2)
-        ctx.data.telemetry.record_retry(task.value, "rate_limited")
-        return [Next.for_item(task, item, wait + ctx.rng.uniform(0, wait), **extra)]
+    s = ctx.settings
+    if isinstance(error, (HeldBack, ThrottledError)):
+        cause = "held" if isinstance(error, HeldBack) else "throttled"
+        wait = min(error.retry_after or s.retry_base_delay, max(s.retry_max_delay, s.probe_max_interval))
+        ctx.data.telemetry.record_retry(task.value, cause)
+        countdown = min(max(s.retry_max_delay, s.probe_max_interval), wait + ctx.rng.uniform(0, min(wait, 2.0)))
+        nexts = [Next.for_item(task, item, countdown, **extra)]
+        if isinstance(error, CircuitOpen):  # the probe goes first; the item comes back just after it
+            nexts += ensure_probe(ctx, item.account, wait)
+        return nexts
     attempts = ctx.data.records.count_error(item.id)
-    if attempts > ctx.settings.retry_max_attempts:
+    if budget and attempts > s.retry_max_attempts:
         return finish(
             ctx,
             item,
@@ -87,7 +91,7 @@ def retry_later(
             reason=ReasonCode.RETRIES_EXHAUSTED,
             message=f"gave up after {attempts - 1} retries; last error: {error}",
         )
-    delay = min(cap, max(error.retry_after or 0.0, ctx.backoff(attempts)))
+    delay = min(s.retry_max_delay, max(error.retry_after or 0.0, ctx.backoff(attempts)))
     ctx.data.telemetry.record_retry(task.value, "transient")
     log.info("item %s: %s; retry %d in %.1fs", item.id, error, attempts, delay)
     return [Next.for_item(task, item, delay, **extra)]

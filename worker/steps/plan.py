@@ -37,6 +37,7 @@ from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
 from worker.steps.forecast import duration
+from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.select import PAGE as PAGE_SIZE
 from worker.steps.select import SelectionRefused, SelectionSpec, list_page
 from worker.steps.validate import LISTING_MIN_ITEMS, check_destination, check_image, check_key, listed_images
@@ -296,7 +297,7 @@ def _quota(ctx: StepContext, account: str, copies: int) -> dict[str, Any] | None
     if ctx.account(account) is None:
         return None
     reading = ctx.client(account).get_quota()
-    ctx.data.accounts.record_quota(account, reading.quota, reading.used, ctx.clock())
+    read_quota(ctx, pool_named(ctx, account), found=reading)
     waiting = ctx.data.slots.queued(account)  # items of other batches already in line for the same headroom
     return {
         "quota": reading.quota,

@@ -20,18 +20,18 @@ lets only one of the two go on, so the chain is never doubled.
 from __future__ import annotations
 
 from worker.domain.item import ReplicationItem
-from worker.domain.pools import pool_of
+from worker.domain.pools import pool_name_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 from worker.errors import PermanentError, RetryableError
 from worker.ims.client import ImsClient
+from worker.ims.models import GONE
 from worker.queues import TaskName
 from worker.steps import forecast
 from worker.steps.context import Next, StepContext
 from worker.steps.followup import copied
 from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
 
-_GONE = frozenset({"killed", "deleted"})
 END_MARGIN = 0.02  # share of a predicted wait added, so the poll lands just after the end rather than before it
 PERCENT_STEP = 0.005  # half the step of process_percent (hundredths): its low end is assumed, for the same reason
 
@@ -56,9 +56,12 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
     except PermanentError as error:
         return fail_permanently(ctx, item, error, ItemState.FAILED)
     except RetryableError as error:
+        # A copy IMS accepted fails only by IMS's own word or its deadline, never because polls did not get through.
+        if (late := _past_deadline(ctx, item)) is not None:
+            return late
         if not _claim(ctx, item, seq):
             return []
-        return retry_later(ctx, item, error, TaskName.POLL, seq=seq + 1)
+        return retry_later(ctx, item, error, TaskName.POLL, budget=False, seq=seq + 1)
 
 
 def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
@@ -83,7 +86,7 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
             )
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
-        forecast.record(ctx, pool_of(item), item.source_size, job)
+        forecast.record(ctx, pool_name_of(item), item.source_size, job)
         return _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
     if fraction is not None:
@@ -94,7 +97,7 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
 
 def first_poll_delay(ctx: StepContext, item: ReplicationItem) -> float:
     """Countdown of a new copy's first poll: its forecast end, or ``poll_initial_delay`` with nothing to go by."""
-    expected = forecast.predict(ctx, pool_of(item), item.source_size)
+    expected = forecast.predict(ctx, pool_name_of(item), item.source_size)
     return ctx.settings.poll_initial_delay if expected is None else _countdown(ctx, expected)
 
 
@@ -103,7 +106,7 @@ def _remaining(ctx: StepContext, item: ReplicationItem, fraction: float | None, 
     if fraction is not None:
         low = max(fraction - PERCENT_STEP, fraction / 2)
         return elapsed * (1 - low) / low
-    expected = forecast.predict(ctx, pool_of(item), item.source_size)
+    expected = forecast.predict(ctx, pool_name_of(item), item.source_size)
     return expected - elapsed if expected is not None and expected > elapsed else elapsed
 
 
@@ -113,7 +116,7 @@ def _follow_image(
     image = client.get_image(image_id) if image_id else None
     if image is not None and image.status == "active":
         return copied(ctx, item, image.id)
-    if image is None or image.status in _GONE:
+    if image is None or image.status in GONE:
         status = "is gone" if image is None else f"is {image.status}"
         return finish(
             ctx,
@@ -129,20 +132,26 @@ def _follow_image(
 
 
 def _again(ctx: StepContext, item: ReplicationItem, seq: int, wait: float) -> list[Next]:
-    s = ctx.settings
-    now = ctx.clock()
-    started = item.submit_started_at or item.job_started_at or now
-    if now - started > s.poll_deadline_seconds:
-        return finish(
-            ctx,
-            item,
-            ItemState.FAILED,
-            reason=ReasonCode.POLL_DEADLINE,
-            message=f"the copy did not finish within {s.poll_deadline_seconds:.0f}s of its submission",
-        )
+    if (late := _past_deadline(ctx, item)) is not None:
+        return late
     if not _claim(ctx, item, seq):
         return []
     return [Next.for_item(TaskName.POLL, item, _countdown(ctx, wait), seq=seq + 1)]
+
+
+def _past_deadline(ctx: StepContext, item: ReplicationItem) -> list[Next] | None:
+    """Fail the item if its copy has run past ``poll_deadline_seconds`` of the cloud's time: the seconds its
+    account spent in an outage since the copy started do not count."""
+    limit = ctx.settings.poll_deadline_seconds
+    now = ctx.clock()
+    elapsed = now - (item.submit_started_at or item.job_started_at or now)
+    if elapsed <= limit:
+        return None
+    elapsed -= ctx.data.accounts.health(item.account, now).outage_seconds - (item.outage_mark or 0.0)
+    if elapsed <= limit:
+        return None
+    message = f"the copy did not finish within {limit:.0f}s of its submission (outages left out)"
+    return finish(ctx, item, ItemState.FAILED, reason=ReasonCode.POLL_DEADLINE, message=message)
 
 
 def _countdown(ctx: StepContext, wait: float) -> float:

@@ -1,16 +1,17 @@
-"""Reconcile: find items whose next step was lost and send it again; keep the slot pool true to the items.
+"""Reconcile: resend the steps that are overdue, keep the slot pools true to the items, wake what waits on time.
 
-Runs every ``reconcile_interval`` (Celery beat). An item is stalled when it has not changed for ``stall_seconds``,
-and for longer than a step can legitimately keep it quiet (the longest countdown plus the hard time limit: a long
-copy's polls may be minutes apart):
-``accepted``/``validating`` -> validate again (only while the validate queue is empty: in a deep queue a
-message can legitimately wait longer than that); ``waiting`` with a slot -> submit; ``waiting`` without one -> back
-into its pool's queue if it fell out; ``submitting`` -> submit (which looks for the copy before copying);
-``replicating`` -> poll; ``finishing`` -> its next follow-up (tags, sharing). Slots held by terminal, missing,
-not-yet-valid or finishing items are freed; a ``submitting`` or ``replicating`` item whose slot entry was lost gets
-it back; then free slots go to waiting items. A selector whose next listing page has made no progress for as long
-is sent again (``worker.steps.select``: a page stored twice adds nothing), and so is a plan's stage. Each kind of
-repair is counted for ``/metrics``.
+Runs every ``reconcile_interval`` (Celery beat). Every message a step sends records when it is due, and every task
+marks its item as worked on until its hard time limit (``worker.steps.expect``, ``worker.tasks``), so an item's
+due time says when something should next happen to it. A step more than ``stall_seconds`` past its due time was
+lost (its worker died holding it, Redis lost it in a failover): it is sent again, once per due time (sending it
+records a new one), and only while its stage's queue is empty (in a deep queue a message may legitimately wait
+past its due time). A batch's admit chain is watched the same way: one lost chunk is one resend, never one per
+item; a selector whose next listing page, or a plan whose next stage, has made no progress is sent again
+(``worker.steps.select``: a page stored twice adds nothing). Per pool: slots held by finished, missing or
+finishing items are freed (a copy's follow-ups hold no slot), ``submitting``/``replicating`` items whose slot
+entry was lost get it back, free slots are granted; per account: an open circuit has a probe scheduled, and
+items that waited for image quota longer than ``quota_wait_seconds`` fail. Work per pass is bounded
+(``MAX_RESENDS``); every repair is counted for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -19,83 +20,147 @@ import logging
 from collections import Counter
 
 from worker.domain.item import ReplicationItem
-from worker.domain.pools import pool_of
+from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
-from worker.queues import Queue, TaskName
+from worker.queues import ROUTES, Queue, TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.followup import TASKS
-from worker.steps.outcomes import grant_slots
+from worker.steps.outcomes import finish
+from worker.steps.probe import ensure_probe
+from worker.steps.scheduling import grant_slots, pool_named, pool_of
 
 log = logging.getLogger("worker.reconcile")
 
-MAX_SCAN = 20_000  # items of one state looked at per run; the rest wait for the next run
+MAX_RESENDS = 2_000  # overdue steps looked at per pass; the rest wait for the next pass
+MAX_SLOTTED = 20_000  # submitting/replicating items checked for their slot entry per pass
 _SLOTTED = frozenset({ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICATING})
+# The step an overdue item is waiting for, by state (a waiting item is overdue only when it holds a slot).
+_STEP = {
+    ItemState.VALIDATING: TaskName.VALIDATE,
+    ItemState.WAITING: TaskName.SUBMIT,
+    ItemState.SUBMITTING: TaskName.SUBMIT,
+    ItemState.REPLICATING: TaskName.POLL,
+}
+_SEQUENCED = frozenset({TaskName.POLL, *TASKS.values()})  # chains whose messages carry the item's poll_seq
 
 
 def reconcile(ctx: StepContext) -> list[Next]:
-    s = ctx.settings
-    cutoff = ctx.clock() - max(s.stall_seconds, s.longest_quiet)
     repairs: Counter[str] = Counter()
-    nexts: list[Next] = []
-    if ctx.data.telemetry.queue_backlog(Queue.VALIDATE.value) == 0:
-        for state in (ItemState.ACCEPTED, ItemState.VALIDATING):
-            for item in _stalled(ctx, state, cutoff):
-                nexts.append(Next.for_item(TaskName.VALIDATE, item))
-                repairs["validate_resent"] += 1
-    for batch_id, marker in ctx.data.selections.stalled(cutoff, limit=MAX_SCAN):
+    backlog = {queue: ctx.data.telemetry.queue_backlog(queue.value) for queue in Queue}
+    nexts = _overdue_admits(ctx, backlog, repairs) + _overdue_steps(ctx, backlog, repairs)
+    # A listing page may run up to the hard time limit: only a selector quiet for longer has lost its next page.
+    for batch_id, marker in ctx.data.selections.stalled(_cutoff(ctx) - ctx.settings.task_time_limit, limit=MAX_RESENDS):
         nexts.append(Next(TaskName.EXPAND, {"batch_id": batch_id, "marker": marker}))
         repairs["expand_resent"] += 1
-    for plan_id, stage, marker in ctx.data.plans.stalled(cutoff, limit=MAX_SCAN):
+    for plan_id, stage, marker in ctx.data.plans.stalled(
+        _cutoff(ctx) - ctx.settings.task_time_limit, limit=MAX_RESENDS
+    ):
         nexts.append(Next(TaskName.PLAN, {"plan_id": plan_id, "stage": stage, "marker": marker}))
         repairs["plan_resent"] += 1
-    nexts += _waiting(ctx, cutoff, repairs)
-    for item in _stalled(ctx, ItemState.SUBMITTING, cutoff):
-        nexts.append(Next.for_item(TaskName.SUBMIT, item))
-        repairs["submit_resent"] += 1
-    for item in _stalled(ctx, ItemState.REPLICATING, cutoff):
-        nexts.append(Next.for_item(TaskName.POLL, item, seq=item.poll_seq or 0))
-        repairs["poll_resent"] += 1
-    for item in _stalled(ctx, ItemState.FINISHING, cutoff):
-        kind = item.followups.next_kind() if item.followups else None
-        nexts.append(Next.for_item(TASKS[kind] if kind else TaskName.TAG, item, seq=item.poll_seq or 0))
-        repairs["followup_resent"] += 1
     _restore_slots(ctx, repairs)
-    for pool in sorted(ctx.data.slots.accounts(ctx.settings.accounts)):
-        _free_slots(ctx, pool, repairs)
-        nexts += grant_slots(ctx, pool)
+    for name in sorted(ctx.data.slots.pools(ctx.settings.accounts)):
+        _free_slots(ctx, name, repairs)
+        pool = pool_named(ctx, name)
+        if pool is None:
+            continue
+        nexts += _expire_quota_waits(ctx, name, repairs) + grant_slots(ctx, pool)
+    for account in ctx.settings.accounts:
+        health = ctx.data.accounts.health(account, ctx.clock())
+        if health.open:
+            nexts += ensure_probe(ctx, account, max(0.0, (health.probe_at or 0.0) - ctx.clock()))
     if repairs:
         ctx.data.telemetry.record_repairs(repairs)
         log.warning("reconciler repaired %s", dict(repairs))
     return nexts
 
 
-def _stalled(ctx: StepContext, state: ItemState, cutoff: float) -> list[ReplicationItem]:
-    return ctx.data.records.stalled(state, cutoff, limit=MAX_SCAN)
+def _cutoff(ctx: StepContext) -> float:
+    return ctx.clock() - ctx.settings.stall_seconds
 
 
-def _waiting(ctx: StepContext, cutoff: float, repairs: Counter[str]) -> list[Next]:
+def _overdue_admits(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter[str]) -> list[Next]:
+    if backlog[Queue.ADMIT]:
+        return []
     nexts = []
-    items = _stalled(ctx, ItemState.WAITING, cutoff)
-    for item, holds_slot in zip(items, ctx.data.slots.holding(items), strict=True):
-        if holds_slot:  # granted a slot, but its submit never ran
-            nexts.append(Next.for_item(TaskName.SUBMIT, item))
-            repairs["submit_resent"] += 1
-        elif ctx.data.slots.enqueue(pool_of(item), item.id, item.updated_at):
-            repairs["requeued_waiting"] += 1
+    for batch_id, cursor in ctx.data.records.overdue_admits(_cutoff(ctx), limit=MAX_RESENDS):
+        nexts.append(Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": cursor}))
+        repairs["admit_resent"] += 1
     return nexts
 
 
+def _overdue_steps(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter[str]) -> list[Next]:
+    nexts: list[Next] = []
+    settled: list[str] = []
+    overdue = ctx.data.records.overdue(_cutoff(ctx), limit=MAX_RESENDS)
+    waiting = [item for item, _ in overdue if item is not None and item.state is ItemState.WAITING]
+    holding = dict(zip((i.id for i in waiting), _holding(ctx, waiting), strict=True))
+    for item, item_id in overdue:
+        task = _step_of(item) if item is not None else None
+        if item is None or task is None or (item.state is ItemState.WAITING and not holding[item.id]):
+            settled.append(item_id)  # finished, gone, or waiting in line: nothing of its own is due
+            continue
+        if backlog[ROUTES[task]]:
+            continue  # its message may be in that queue still
+        extra = {"seq": item.poll_seq or 0} if task in _SEQUENCED else {}
+        nexts.append(Next.for_item(task, item, **extra))
+        repairs[f"{task.value.rsplit('.', 1)[1]}_resent"] += 1
+    ctx.data.records.forget_due(settled)
+    return nexts
+
+
+def _step_of(item: ReplicationItem) -> TaskName | None:
+    """The step an overdue item waits for; a finishing item's is its next follow-up (tags, then sharing)."""
+    if item.state is ItemState.FINISHING:
+        kind = item.followups.next_kind() if item.followups else None
+        return TASKS[kind] if kind else TaskName.TAG
+    return _STEP.get(item.state)
+
+
+def _holding(ctx: StepContext, items: list[ReplicationItem]) -> list[bool]:
+    """Whether each item holds a slot of its pool (an item whose account is gone: of a pool named after it)."""
+    names = [pool.name if (pool := pool_of(ctx, item)) else item.account for item in items]
+    return ctx.data.slots.holding(list(zip(names, items, strict=True)))
+
+
 def _restore_slots(ctx: StepContext, repairs: Counter[str]) -> None:
-    for state in (ItemState.SUBMITTING, ItemState.REPLICATING):
-        for item in ctx.data.records.in_state(state, limit=MAX_SCAN):
-            if ctx.data.slots.restore(pool_of(item), item.id, ctx.clock()):
-                repairs["slot_restored"] += 1
+    """An item past its grant whose slot entry was lost (Redis lost a write) gets it back."""
+    items = [
+        item
+        for state in (ItemState.SUBMITTING, ItemState.REPLICATING)
+        for item in ctx.data.records.in_state(state, limit=MAX_SLOTTED)
+    ]
+    by_pool: dict[str, list[str]] = {}
+    for item, held in zip(items, _holding(ctx, items), strict=True):
+        pool = pool_of(ctx, item)
+        if not held and pool is not None:
+            by_pool.setdefault(pool.name, []).append(item.id)
+    for pool, ids in by_pool.items():
+        repairs["slot_restored"] += ctx.data.slots.restore(pool, ids, ctx.clock())
 
 
 def _free_slots(ctx: StepContext, pool: str, repairs: Counter[str]) -> None:
     holders = ctx.data.slots.holders(pool)
-    states = {item.id: item.state for item in ctx.data.records.get_items(holders)}
+    found = {item.id: item for item in ctx.data.records.get_items(holders)}
     for item_id in holders:
-        if states.get(item_id) not in _SLOTTED:
-            ctx.data.slots.release(pool, item_id)
+        item = found.get(item_id)
+        if item is None or item.state not in _SLOTTED:
+            ctx.data.slots.free(pool, item_id)
             repairs["slot_freed"] += 1
+
+
+def _expire_quota_waits(ctx: StepContext, pool: str, repairs: Counter[str]) -> list[Next]:
+    """Items that waited for image quota longer than ``quota_wait_seconds`` fail with ``QUOTA_EXCEEDED``."""
+    resolved = pool_named(ctx, pool)
+    if resolved is None:
+        return []
+    quota = ctx.data.slots.quota(resolved.project)
+    waited = ctx.clock() - (quota.blocked_since or ctx.clock())
+    if quota.headroom != 0 or waited < ctx.settings.quota_wait_seconds:
+        return []
+    message = f"no room in the image quota of project {resolved.project} for {waited:.0f}s"
+    nexts: list[Next] = []
+    for item in ctx.data.records.get_items(ctx.data.slots.queued_items(pool)):
+        if item.state is ItemState.WAITING:
+            nexts += finish(ctx, item, ItemState.FAILED, reason=ReasonCode.QUOTA_EXCEEDED, message=message)
+            repairs["quota_wait_expired"] += 1
+    return nexts

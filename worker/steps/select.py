@@ -31,6 +31,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
+from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.validate import validate_listed
 
 log = logging.getLogger("worker.select")
@@ -76,8 +77,7 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         page, matched, cmk_id = list_page(client, spec.selector, marker)
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
         if not marker:  # one quota reading per selection, for the warning the next submissions give
-            quota = client.get_quota()
-            ctx.data.accounts.record_quota(spec.account, quota.quota, quota.used, ctx.clock())
+            read_quota(ctx, pool_named(ctx, spec.account), found=client.get_quota())
     except SelectionRefused as refused:
         return _fail(ctx, batch_id, str(refused))
     except PermanentError as error:

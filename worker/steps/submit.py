@@ -13,6 +13,11 @@ A cross-region copy (docs/ims-api.md §3) is made with the source region's clien
 project and agency, and its new image appears in the destination project: that is where an earlier attempt's copy
 is looked for, with the destination's client, whose credentials are checked before the copy call (an IAM user's
 token scoped to the destination project is obtained first).
+
+A retried item first looks at what its failed attempt left (``prior_job_id``, ``prior_image_id``,
+``prior_submit_at``): a job that went on, or a copy that exists, is followed instead of copying again. IMS full
+(``IMG.0060``, ``IMG.0149`` across regions) or the image quota full (``IMG.0015``) hands the item back to its line
+(``worker.steps.scheduling``): no copy was made and the item is not at fault.
 """
 
 from __future__ import annotations
@@ -20,16 +25,16 @@ from __future__ import annotations
 import logging
 
 from worker.domain.item import ReplicationItem
-from worker.domain.pools import pool_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
-from worker.errors import ImsRefusedError, PermanentError, RetryableError
+from worker.errors import ImsRefusedError, PermanentError, RetryableError, ThrottledError
 from worker.ims.client import ImsClient
-from worker.ims.models import Image
+from worker.ims.models import GONE, Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, release_slot, retry_later
 from worker.steps.poll import first_poll_delay
+from worker.steps.scheduling import FULL, QUOTA_FULL, hand_back, pool_of, waits_for_quota
 
 log = logging.getLogger("worker.steps")
 
@@ -55,35 +60,42 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
     if item.state.terminal:  # cancelled while it held a slot: hand the slot on
         return release_slot(ctx, item)
     if item.state is ItemState.WAITING:
-        if not ctx.data.slots.holds(pool_of(item), item.id):
+        pool = pool_of(ctx, item)
+        if pool is None or not ctx.data.slots.holds(pool.name, item.id):
             return []  # not its turn: the slot pool sends its submit when a slot frees up
-        # A new attempt (a retried item too) starts clean of the previous attempt's copy.
+        # A new attempt starts clean of the previous attempt's copy (a retried item remembers it as prior_*).
         fields = dict.fromkeys(("submit_started_at", "job_id", "job_started_at", "new_image_id", "progress"))
-        if not ctx.data.records.move(item, Event.START_SUBMIT, **fields).ok:
+        if not ctx.data.records.move(item, Event.START_SUBMIT, error_retries=0, **fields).ok:
             return []
         item = ctx.data.records.get_item(item_id)
     if item is None or item.state is not ItemState.SUBMITTING:
         return []
-    earlier = item.submit_started_at
+    earlier = item.submit_started_at or item.prior_submit_at
     try:
         client = ctx.client(item.account)
         copies = ctx.destination(item)  # where the new image appears: the account's project, or the destination's
         copies.authenticate()
-        if earlier is not None and (found := find_copy(copies, item, earlier)):
-            return start_polling(ctx, item, new_image_id=found.id)
+        if (adopted := _earlier_copy(ctx, client, copies, item, earlier)) is not None:
+            return adopted
         # The attempt is on the replicas before the copy call (IMSREP_REDIS_MIN_REPLICAS), so that no failover can
         # make the pipeline forget it asked for a copy; NotReplicated: no call now (the task sends the step again).
-        if earlier is None:
+        if item.submit_started_at is None:
             ctx.data.records.record_attempt(item.id, ctx.clock())
         else:
             ctx.data.records.confirm()
         try:
             job_id = _copy(client, item)
         except ImsRefusedError as error:
+            if error.code == QUOTA_FULL and waits_for_quota(ctx, item):
+                return hand_back(ctx, item, error)
             # The name taken after an attempt that may have gone through: most likely by our own copy.
             taken = error.reason is ReasonCode.NAME_EXISTS and earlier is not None
             if taken and (found := find_copy(copies, item, earlier)):
                 return start_polling(ctx, item, new_image_id=found.id)
+            raise
+        except ThrottledError as error:
+            if error.code in FULL:
+                return hand_back(ctx, item, error)
             raise
     except PermanentError as error:
         return fail_permanently(ctx, item, error, ItemState.FAILED)
@@ -112,8 +124,36 @@ def _copy(client: ImsClient, item: ReplicationItem) -> str:
     )
 
 
-def find_copy(client: ImsClient, item: ReplicationItem, since: float) -> Image | None:
-    """The newest image IMS made from this item's copy attempt, if any (``client``: where copies appear)."""
+def _earlier_copy(
+    ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, since: float | None
+) -> list[Next] | None:
+    """Follow the copy an earlier attempt made, if IMS has one: this attempt's own call whose answer was lost, or
+    a failed attempt's job that went on (a retried item). ``client`` is the source region's (jobs live there),
+    ``copies`` the destination's (copies appear there). None: there is nothing to adopt, copy."""
+    if item.prior_job_id:
+        try:
+            job = client.get_job(item.prior_job_id)
+        except ImsRefusedError:  # IMS no longer knows the job: nothing to follow there
+            job = None
+        if job is not None and job.succeeded and job.image_id:
+            return start_polling(ctx, item, new_image_id=job.image_id)
+        if job is not None and not job.finished:
+            return start_polling(ctx, item, job_id=item.prior_job_id)
+    if item.prior_image_id:
+        image = copies.get_image(item.prior_image_id)
+        if image is not None and image.status not in GONE:
+            return start_polling(ctx, item, new_image_id=image.id)
+    # This attempt's own copy is followed whatever became of it (IMS's failure is the item's verdict); a failed
+    # attempt's copy only when it is still usable (the retry is for a new copy).
+    usable_only = item.submit_started_at is None
+    if since is not None and (found := find_copy(copies, item, since, usable_only=usable_only)):
+        return start_polling(ctx, item, new_image_id=found.id)
+    return None
+
+
+def find_copy(client: ImsClient, item: ReplicationItem, since: float, *, usable_only: bool = False) -> Image | None:
+    """The newest image IMS made from this item's copy attempt, if any (``client``: where copies appear;
+    ``usable_only``: not killed or deleted)."""
     origin_suffix = f",{item.image_id}"
     candidates = [
         image
@@ -121,6 +161,7 @@ def find_copy(client: ImsClient, item: ReplicationItem, since: float) -> Image |
         if (image.data_origin or "").startswith("image,")
         and (image.data_origin or "").endswith(origin_suffix)
         and (image.created_at is None or image.created_at.timestamp() >= since - ADOPT_CLOCK_SKEW)
+        and not (usable_only and image.status in GONE)
     ]
     candidates.sort(key=lambda image: image.created_at.timestamp() if image.created_at else 0.0)
     if candidates:
@@ -141,6 +182,11 @@ def start_polling(
         job_started_at=now,
         progress=0.0,
         poll_seq=0,
+        error_retries=0,
+        outage_mark=ctx.data.accounts.health(item.account, now).outage_seconds,
+        prior_job_id=None,
+        prior_image_id=None,
+        prior_submit_at=None,
     )
     if not moved.ok:
         log.error("item %s: copy started (job %s) but the item was moved to %s", item.id, job_id, moved.previous)

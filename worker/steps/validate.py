@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping
 from config.settings import AccountSettings
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import default_copy_name, description_problem, name_problem
-from worker.domain.pools import pool_of
+from worker.domain.pools import pool_name_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
 from worker.errors import PermanentError, ReplicatorError, RetryableError
@@ -35,7 +35,8 @@ from worker.ims.client import DEFAULT_PAGE_SIZE, ImsClient
 from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
-from worker.steps.outcomes import fail_permanently, finish, grant_slots, retry_later
+from worker.steps.outcomes import fail_permanently, finish, retry_later
+from worker.steps.scheduling import grant_slots, pool_named, pool_of, wait_for_slot
 
 MAX_IMAGE_BYTES = 128 * 1024**3
 # Cross-region copies out of CN-Guangzhou, CN-Shanghai2, CN-Shanghai1 and CN-Beijing4 may be up to 300 GB
@@ -77,8 +78,9 @@ def validate(ctx: StepContext, item_id: str) -> list[Next]:
     return _conclude(ctx, item, image, problems, resolved, grant=True, cmk_id=cmk_id, **destination)
 
 
-def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
-    """Validate ``items`` (accepted, all of one account) together; returns what to send next."""
+def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next] | None:
+    """Validate ``items`` (accepted, all of one account) together; returns what to send next, or None when an
+    outage or throttling held them back (they stay accepted for the admit chain's next pass)."""
     account = ctx.account(items[0].account) if items else None
     if account is None or len(items) < LISTING_MIN_ITEMS:
         return [Next.for_item(TaskName.VALIDATE, item) for item in items]
@@ -88,7 +90,9 @@ def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next]:
         keys = {ref: client.find_key(ref) for ref in {item.kms_key for item in items if item.kms_key}}
         for item in {(i.target_region, i.destination_project): i for i in items if i.target_region}.values():
             check_destination(ctx, item, account, client)  # once per destination; the items' checks reuse it
-    except ReplicatorError:  # each item meets the error again on its own, and is retried or refused alone
+    except RetryableError:  # an outage or throttling: they stay accepted; the batch's admit chain comes back
+        return None
+    except ReplicatorError:  # each item meets the refusal again on its own, and is refused alone
         return [Next.for_item(TaskName.VALIDATE, item) for item in items]
     return validate_listed(ctx, account, client, items, images, keys)
 
@@ -120,8 +124,8 @@ def validate_listed(
             continue
         problems += key_problems + destination_problems
         nexts += _conclude(ctx, item, image, problems, resolved, grant=False, cmk_id=cmk_id, **destination)
-    for pool in sorted({pool_of(item) for item in items}):  # once for the lot
-        nexts += grant_slots(ctx, pool)
+    for name in sorted({pool_name_of(item) for item in items}):  # once for the lot
+        nexts += grant_slots(ctx, pool_named(ctx, name))
     return nexts
 
 
@@ -159,26 +163,14 @@ def _conclude(
     grant: bool,
     **fields: str | None,
 ) -> list[Next]:
-    """Reject the item with its problems, or queue it for a slot of its account (and ``grant`` free slots)."""
+    """Reject the item with its problems, or queue it for a slot of its pool (and ``grant`` free slots)."""
     if problems:
         return finish(ctx, item, ItemState.REJECTED, reason=problems[0][0], message="; ".join(m for _, m in problems))
     assert image is not None and resolved is not None
-    now = ctx.clock()
-    moved = ctx.data.records.move(
-        item,
-        Event.VALIDATED,
-        now=now,
-        source_name=image.name,
-        source_size=image.size_bytes,
-        target_name=resolved,
-        **fields,
-    )
-    if not moved.ok:
+    fields = {"source_name": image.name, "source_size": image.size_bytes, "target_name": resolved, **fields}
+    if not wait_for_slot(ctx, item, ctx.clock(), **fields):
         return []  # cancelled while we were asking IMS
-    # Arrival = the time it entered ``waiting`` (its updated_at), so the reconciler can re-queue it in place.
-    pool = pool_of(item)
-    ctx.data.slots.enqueue(pool, item.id, now)
-    return grant_slots(ctx, pool) if grant else []
+    return grant_slots(ctx, pool_of(ctx, item)) if grant else []
 
 
 def check_image(item: ReplicationItem, image: Image | None, region: str) -> tuple[list[Problem], str | None]:

@@ -26,9 +26,8 @@ def test_metrics_report_items_slots_queues_and_workers(api, client) -> None:
     body = client.post("/v1/batches", json={"items": [{"image_id": str(uuid.uuid4())} for _ in range(3)]}).json()
     data = api.data()
     walk_to(data.records, body["item_ids"][0], ItemState.VALIDATING)
-    data.slots.restore("default", "item-a", time.time())
-    data.slots.restore("default", "item-b", time.time())
-    data.slots.restore("default:cross-region", "item-c", time.time())
+    data.slots.restore("default", ["item-a", "item-b"], time.time())
+    data.slots.restore("default:cross-region", ["item-c"], time.time())
     data.telemetry.heartbeat("w1@host", time.time())
 
     m = _scrape(api)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from tests.api.conftest import admit_messages
+from tests.api.conftest import PROJECT_ID, admit_messages
 
 
 def _items(n: int, **fields) -> list[dict]:
@@ -65,7 +65,7 @@ def test_unknown_plan_is_404(client) -> None:
 
 def test_a_batch_over_the_known_quota_says_so_at_submission(api, client) -> None:
     data = api.data()
-    data.accounts.record_quota("default", 50, 46, time.time())
+    data.slots.set_quota(PROJECT_ID, 50, 46, 0, time.time())
     response = client.post("/v1/batches", json={"items": _items(6)})
     assert response.status_code == 202
     body = response.json()

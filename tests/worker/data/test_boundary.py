@@ -15,8 +15,8 @@ DATA_LAYER = ROOT / "worker" / "data"
 RAW_REDIS = re.compile(r"redis\.(Strict)?Redis\(|\.from_url\(|register_script\(|decode_responses|\.redis\.\w+\(")
 # Our key names: the segments the keyspace owns (``worker/data/keyspace.py``).
 KEY_SEGMENTS = re.compile(
-    r"""["'][^"'\n]*:(item|batch|batches|state|slots|wait|hold|durations|ratelimit|deliveries|lock|workers"""
-    r"""|ims:outcomes|retries|latency|repairs)\b[^"'\n]*["']"""
+    r"""["'][^"'\n]*:(item|batch|batches|state|due|admitting|slots|ring|queue|pool|waiting|quota|health|probe|hold"""
+    r"""|durations|ratelimit|deliveries|lock|workers|ims:outcomes|retries|latency|repairs)\b[^"'\n]*["']"""
 )
 
 

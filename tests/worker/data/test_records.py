@@ -99,12 +99,30 @@ def test_claim_poll_lets_one_of_two_polls_go_on(store: RecordStore) -> None:
     assert store.get_item(item_id).poll_seq == 1
 
 
-def test_stalled_finds_items_unchanged_since_a_time(store: RecordStore) -> None:
+def test_due_times_follow_moves_messages_and_running_steps(store: RecordStore) -> None:
     ids = store.create_batch(_items(3), now=100.0).item_ids
-    walk_to(store, ids[0], ItemState.VALIDATING)
-    stalled = store.stalled(ItemState.ACCEPTED, before=200.0, limit=10)
-    assert sorted(i.id for i in stalled) == sorted(ids[1:])
-    assert store.stalled(ItemState.ACCEPTED, before=50.0, limit=10) == []
+    assert store.overdue(before=1e12, limit=10) == []  # accepted: their batch's admit chain is what is due
+    assert store.overdue_admits(before=200.0, limit=10) == [(store.get_item(ids[0]).batch_id, 0)]
+    walk_to(store, ids[0], ItemState.VALIDATING)  # a step took it: due now
+    walk_to(store, ids[1], ItemState.WAITING)  # in line for a slot: nothing of its own is due
+    store.set_due({ids[2]: 500.0})
+    overdue = store.overdue(before=1e12, limit=10)
+    assert [item_id for _, item_id in overdue] == [ids[2], ids[0]]  # most overdue first
+    store.mark_running(ids[0], until=2e12)  # its step runs until then
+    store.mark_running(ids[1], until=2e12)  # not due at all: left out
+    assert [item_id for _, item_id in store.overdue(before=1e12, limit=10)] == [ids[2]]
+    walk_to(store, ids[2], ItemState.CANCELLED)  # finished: nothing more is due
+    store.forget_due([ids[0]])
+    assert store.overdue(before=3e12, limit=10) == []
+
+
+def test_an_admit_chain_records_its_progress(store: RecordStore) -> None:
+    batch_id = store.create_batch(_items(2), now=100.0).batch_id
+    store.admit_progress(batch_id, 500, due=300.0)
+    assert store.overdue_admits(before=200.0, limit=10) == []
+    assert store.overdue_admits(before=400.0, limit=10) == [(batch_id, 500)]
+    store.admit_done(batch_id)
+    assert store.overdue_admits(before=400.0, limit=10) == []
 
 
 def test_batch_items_pages_with_state_filter(store: RecordStore) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests.support import walk_to
 from worker.data import NewItem
 from worker.data.scripts import source
+from worker.domain.pools import Pool
 from worker.domain.spec import ItemSpec
 from worker.domain.states import Event, ItemState
 
@@ -40,7 +41,8 @@ def test_scripts_are_loaded_again_after_the_server_forgot_them(redis_server) -> 
     redis_server.client().script_flush()
     assert records.update_if(ids[1], ItemState.VALIDATING, progress=0.5)
     redis_server.client().script_flush()
-    data.slots.enqueue("default", ids[0], 1.0)
-    assert data.slots.grant("default", 5, 2.0) == [ids[0]]
+    pool = Pool("default", "default", 5, "p")
+    data.slots.enqueue(pool, records.get_item(ids[0]), 1.0, 0.5)
+    assert data.slots.grant(pool, 2.0) == [ids[0]]
     redis_server.client().script_flush()
-    assert data.accounts.take_token("default", 10.0, 5, 1.0) == 0.0
+    assert data.accounts.take_token("default", 10.0, 5, 1.0).verdict == "go"

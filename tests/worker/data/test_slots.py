@@ -1,4 +1,5 @@
-"""The slot pool against a real Redis server: the limit holds under concurrency, FIFO, cancelled items skipped."""
+"""The slot pool against a real Redis server: the limit holds under concurrency, batches share fairly, IMS's own
+view (full, quota, outage) holds grants back, and the backlog is a list Flower can count."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import pytest
 
 from tests.support import walk_to
 from worker.data import DataLayer, NewItem, RecordStore, SlotPool
-from worker.domain.pools import pool_of
+from worker.data.accounts import CircuitPolicy
+from worker.domain.pools import Pool, pool_name_of
+from worker.domain.priority import Priority
 from worker.domain.spec import ItemSpec
-from worker.domain.states import ItemState
+from worker.domain.states import Event, ItemState
+
+POOL = Pool(name="default", account="default", limit=5, project="p" * 32)
 
 
 @pytest.fixture
@@ -34,72 +39,163 @@ def pool(data) -> SlotPool:
     return data.slots
 
 
-def _waiting(store: RecordStore, pool: SlotPool, n: int, account: str = "default") -> list[str]:
-    ids = store.create_batch([NewItem(ItemSpec(image_id=str(uuid.uuid4())), account) for _ in range(n)]).item_ids
-    for arrival, item_id in enumerate(ids):
-        walk_to(store, item_id, ItemState.WAITING)
-        pool.enqueue(account, item_id, arrival)
+def _waiting(
+    data: DataLayer, n: int, pool: Pool = POOL, priority: Priority = Priority.NORMAL, start: float = 0.0
+) -> list[str]:
+    """A batch of ``n`` items, validated and queued in ``pool`` in order (arrival ``start``, ``start + 1``...)."""
+    items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), pool.account) for _ in range(n)]
+    ids = data.records.create_batch(items, priority=priority).item_ids
+    for arrival, item in enumerate(data.records.get_items(ids)):
+        walk_to(data.records, item.id, ItemState.VALIDATING)
+        result = data.wait_for_slot(item, Event.VALIDATED, pool, priority.stride, start + arrival)
+        assert result.ok
     return ids
 
 
-def test_grant_goes_to_the_oldest_up_to_the_limit(store, pool) -> None:
-    ids = _waiting(store, pool, 8)
-    assert pool.grant("default", 5, 0.0) == ids[:5]
-    assert pool.grant("default", 5, 0.0) == []
+def _drain(pool: SlotPool, data: DataLayer, p: Pool = POOL, rounds: int = 100) -> list[str]:
+    """Grant one slot at a time, finishing each granted item at once: the order slots go to items."""
+    order: list[str] = []
+    for _ in range(rounds):
+        granted = pool.grant(p, 0.0)
+        if not granted:
+            break
+        for item_id in granted:
+            order.append(item_id)
+            walk_to(data.records, item_id, ItemState.FAILED)
+            pool.release(p.name, data.records.get_item(item_id))
+    return order
+
+
+def test_grant_goes_to_the_oldest_up_to_the_limit(data, pool) -> None:
+    ids = _waiting(data, 8)
+    assert pool.grant(POOL, 0.0) == ids[:5]
+    assert pool.grant(POOL, 0.0) == []
     assert pool.in_use("default") == 5 and pool.queued("default") == 3
 
 
-def test_enqueue_keeps_the_first_arrival(store, pool) -> None:
-    ids = _waiting(store, pool, 2)
-    assert not pool.enqueue("default", ids[0], 99)
-    assert pool.grant("default", 1, 0.0) == [ids[0]]
+def test_enqueue_keeps_the_first_arrival(data, pool) -> None:
+    ids = _waiting(data, 2)
+    assert not pool.enqueue(POOL, data.records.get_item(ids[0]), 99, 1.0)
+    assert pool.grant(Pool("default", "default", 1, POOL.project), 0.0) == [ids[0]]
 
 
-def test_cancelled_items_are_dropped_not_granted(store, pool) -> None:
-    ids = _waiting(store, pool, 4)
+def test_cancelled_items_are_dropped_not_granted(data, store, pool) -> None:
+    ids = _waiting(data, 4)
     walk_to(store, ids[0], ItemState.CANCELLED)
     walk_to(store, ids[2], ItemState.CANCELLED)
-    assert pool.grant("default", 5, 0.0) == [ids[1], ids[3]]
+    assert pool.grant(POOL, 0.0) == [ids[1], ids[3]]
     assert pool.queued("default") == 0
 
 
-def test_release_then_grant_hands_the_slot_to_the_next(store, pool) -> None:
-    ids = _waiting(store, pool, 3)
-    assert pool.grant("default", 2, 0.0) == ids[:2]
-    assert pool.release("default", ids[0])
-    assert not pool.release("default", ids[0])
-    assert pool.grant("default", 2, 0.0) == [ids[2]]
-    assert sorted(pool.holders("default")) == sorted([ids[1], ids[2]])
+def test_release_takes_an_item_out_of_line_or_frees_its_slot(data, store, pool) -> None:
+    ids = _waiting(data, 3)
+    one = Pool("default", "default", 1, POOL.project)
+    assert pool.grant(one, 0.0) == [ids[0]]
+    assert pool.release("default", store.get_item(ids[0]))
+    assert not pool.release("default", store.get_item(ids[0]))
+    assert not pool.release("default", store.get_item(ids[1]))  # it waited: out of line, no slot held
+    assert pool.queued("default") == 1
+    assert pool.grant(one, 0.0) == [ids[2]]
 
 
-def test_accounts_are_separate(store, pool) -> None:
-    a = _waiting(store, pool, 3, "a")
-    b = _waiting(store, pool, 3, "b")
-    assert pool.grant("a", 2, 0.0) == a[:2]
-    assert pool.grant("b", 2, 0.0) == b[:2]
-    assert pool.accounts() >= {"a", "b"}
-    assert pool.in_use_by_account(["a", "b", "c"]) == {"a": 2, "b": 2, "c": 0}
-    items = store.get_items([a[0], a[2], b[1]])
-    assert pool.holding(items) == [True, False, True]
+def test_a_batch_behind_a_long_one_takes_the_next_slots_then_they_alternate(data, pool) -> None:
+    long = _waiting(data, 20)
+    assert pool.grant(POOL, 0.0) == long[:5]  # every slot busy with the long batch
+    short = _waiting(data, 6, start=100.0)
+    for item_id in long[:5]:  # its copies end one by one
+        walk_to(data.records, item_id, ItemState.FAILED)
+        pool.release("default", data.records.get_item(item_id))
+    assert pool.grant(POOL, 0.0) == short[:5]  # the newcomer takes the slots that free up next
+    for item_id in short[:5]:
+        walk_to(data.records, item_id, ItemState.FAILED)
+        pool.release("default", data.records.get_item(item_id))
+    rest = _drain(pool, data, Pool("default", "default", 1, POOL.project))
+    assert rest[:3] == [short[5], long[5], long[6]]  # then turns alternate until the newcomer is done
+    assert rest[1:] == long[5:]
 
 
-def test_concurrent_grants_never_exceed_the_limit(redis_server, store, pool, prefix) -> None:
-    ids = _waiting(store, pool, 60)
+def test_priority_weighs_the_share(data, pool) -> None:
+    low = _waiting(data, 30, priority=Priority.LOW)
+    high = _waiting(data, 30, priority=Priority.HIGH)
+    order = _drain(pool, data, Pool("default", "default", 1, POOL.project), rounds=40)
+    # The first batch in line has its head start (one set of 5 slots at its weight: 4 turns before the other's
+    # joins at a quarter of that)...
+    assert set(order[:4]) <= set(low)
+    shared = order[4:29]
+    assert sum(i in high for i in shared) == 20 and sum(i in low for i in shared) == 5  # ...then four to one
+
+
+def test_accounts_are_separate(data, pool) -> None:
+    a, b = Pool("a", "a", 2, "pa"), Pool("b", "b", 2, "pb")
+    ids_a, ids_b = _waiting(data, 3, a), _waiting(data, 3, b)
+    assert pool.grant(a, 0.0) == ids_a[:2]
+    assert pool.grant(b, 0.0) == ids_b[:2]
+    assert pool.pools() >= {"a", "b"}
+    assert pool.usage(["a", "b", "c"]) == {"a": (2, 1), "b": (2, 1), "c": (0, 0)}
+    items = data.records.get_items([ids_a[0], ids_a[2], ids_b[1]])
+    assert pool.holding([("a", items[0]), ("a", items[1]), ("b", items[2])]) == [True, False, True]
+
+
+def test_ims_full_lowers_the_limit_and_probes_it_back_up(data, pool) -> None:
+    ids = _waiting(data, 10)
+    assert pool.grant(POOL, 0.0) == ids[:5]
+    for item_id in ids[3:5]:  # IMS said full for two of them: two copies made elsewhere hold slots
+        pool.release("default", data.records.get_item(item_id))
+        wait = pool.lower_capacity("default", 0.0, first_raise=10.0, longest_raise=60.0)
+    assert wait == 20.0 and pool.capacity("default").effective == 3
+    assert pool.grant(POOL, 5.0) == []
+    assert pool.grant(POOL, 20.5) == [ids[5]]  # one more tried after the raise interval...
+    assert pool.grant(POOL, 21.0) == []  # ...and no other until the next one
+    assert pool.grant(POOL, 41.0) == [ids[6]]
+    assert pool.capacity("default").effective is None  # back to the configured limit
+
+
+def test_the_image_quota_bounds_grants(data, pool) -> None:
+    ids = _waiting(data, 6)
+    pool.set_quota(POOL.project, quota=50, used=48, pending=0, now=0.0)
+    assert pool.grant(POOL, 0.0) == ids[:2]
+    assert pool.quota(POOL.project).headroom == 0 and pool.quota(POOL.project).blocked_since is None
+    pool.set_quota(POOL.project, quota=50, used=50, pending=0, now=1.0)
+    assert pool.quota(POOL.project).blocked_since == 1.0
+    pool.set_quota(POOL.project, quota=60, used=50, pending=2, now=2.0)  # raised; two copies not yet counted
+    assert pool.grant(POOL, 2.0) == ids[2:5]  # the slot limit bounds it now
+    pool.exhaust_quota(POOL.project, 3.0)  # IMS refused a copy for the quota after all
+    assert pool.quota(POOL.project).headroom == 0
+
+
+def test_nothing_is_granted_while_the_account_circuit_is_open(data, pool) -> None:
+    ids = _waiting(data, 2)
+    policy = CircuitPolicy(failures_to_open=1, first_probe=0.2, longest_probe=1.0)
+    data.accounts.record_outcome("default", "copy", "503", "transient", policy)
+    assert pool.grant(POOL, 0.0) == []
+    data.accounts.record_outcome("default", "quota", "200", "answer", policy)
+    assert pool.grant(POOL, 0.0) == ids
+
+
+def test_a_granted_item_is_due_at_once(data, pool) -> None:
+    ids = _waiting(data, 1)
+    assert data.records.overdue(before=100.0, limit=10) == []  # waiting in line: nothing of its own is due
+    pool.grant(POOL, 50.0)
+    assert [item_id for _, item_id in data.records.overdue(before=100.0, limit=10)] == ids
+
+
+def test_concurrent_grants_never_exceed_the_limit(redis_server, data, store, pool, prefix) -> None:
+    ids = _waiting(data, 60)
     granted: list[str] = []
     lock = threading.Lock()
     peak = 0
 
     def work() -> None:
         nonlocal peak
-        mine = redis_server.data(prefix).slots
+        mine = redis_server.data(prefix)
         for _ in range(40):
-            got = mine.grant("default", 5, 0.0)
+            got = mine.slots.grant(POOL, 0.0)
             with lock:
                 granted.extend(got)
-                peak = max(peak, mine.in_use("default"))
+                peak = max(peak, mine.slots.in_use("default"))
             for item_id in got:  # finish the item, free its slot
-                walk_to(store, item_id, ItemState.FAILED)
-                mine.release("default", item_id)
+                walk_to(mine.records, item_id, ItemState.FAILED)
+                mine.slots.release("default", mine.records.get_item(item_id))
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
@@ -110,17 +206,22 @@ def test_concurrent_grants_never_exceed_the_limit(redis_server, store, pool, pre
     assert sorted(granted) == sorted(ids)  # each item granted exactly once
 
 
-def test_in_region_and_cross_region_pools_fill_apart(store: RecordStore, pool: SlotPool) -> None:
+def test_in_region_and_cross_region_pools_fill_apart(data, store, pool) -> None:
     """IMS counts cross-region copies apart from in-region ones: each pool has its own five."""
+    cross_pool = Pool("default:cross-region", "default", 5, None)
     specs = [ItemSpec(image_id=str(uuid.uuid4()), target_region="cn-south-1") for _ in range(7)]
     cross = store.create_batch([NewItem(spec, "default") for spec in specs]).item_ids
-    for arrival, item_id in enumerate(cross):
-        walk_to(store, item_id, ItemState.WAITING)
-        pool.enqueue(pool_of(store.get_item(item_id)), item_id, arrival)
-    local = _waiting(store, pool, 6)
-    assert pool_of(store.get_item(cross[0])) == "default:cross-region"
-    assert pool.grant("default:cross-region", 5, 100.0) == cross[:5]
-    assert pool.grant("default", 5, 100.0) == local[:5]
-    assert pool.holding(store.get_items([cross[0], cross[6], local[0]])) == [True, False, True]
-    assert pool.accounts(["default"]) == {"default", "default:cross-region"}
-    assert pool.release("default:cross-region", cross[0]) and not pool.release("default", cross[1])
+    for arrival, item in enumerate(store.get_items(cross)):
+        walk_to(store, item.id, ItemState.VALIDATING)
+        assert data.wait_for_slot(item, Event.VALIDATED, cross_pool, 0.5, arrival).ok
+    local = _waiting(data, 6)
+    assert pool_name_of(store.get_item(cross[0])) == "default:cross-region"
+    assert pool.grant(cross_pool, 100.0) == cross[:5]
+    assert pool.grant(POOL, 100.0) == local[:5]
+    items = store.get_items([cross[0], cross[6], local[0]])
+    assert pool.holding(
+        [("default:cross-region", items[0]), ("default:cross-region", items[1]), ("default", items[2])]
+    ) == [True, False, True]
+    assert pool.pools(["default"]) == {"default", "default:cross-region"}
+    assert pool.release("default:cross-region", items[0]) and not pool.release("default", items[1])
+    assert pool.queued("default") == 1 and pool.queued("default:cross-region") == 2

@@ -88,20 +88,30 @@ def store_items(ctx: StepContext, *specs: ItemSpec) -> list[str]:
 
 
 def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
+    """Run one step the way ``worker.tasks`` does: its item marked as worked on, its nexts' due times recorded."""
     k = nxt.kwargs
+    if "item_id" in k:
+        ctx.data.records.mark_running(str(k["item_id"]), ctx.clock() + ctx.settings.task_time_limit)
     if nxt.task is TaskName.ADMIT:
-        return steps.admit(ctx, str(k["batch_id"]), int(k.get("cursor", 0)))
-    if nxt.task is TaskName.EXPAND:
-        return steps.expand(ctx, str(k["batch_id"]), str(k.get("marker", "")))
-    if nxt.task is TaskName.VALIDATE:
-        return steps.validate(ctx, str(k["item_id"]))
-    if nxt.task is TaskName.SUBMIT:
-        return steps.submit(ctx, str(k["item_id"]))
-    if nxt.task is TaskName.POLL:
-        return steps.poll(ctx, str(k["item_id"]), int(k["seq"]))
-    if nxt.task in (TaskName.TAG, TaskName.SHARE):
-        return steps.followup(ctx, str(k["item_id"]), int(k["seq"]))
-    return steps.reconcile(ctx)
+        nexts = steps.admit(ctx, str(k["batch_id"]), int(k.get("cursor", 0)), int(k.get("held", 0)))
+    elif nxt.task is TaskName.EXPAND:
+        nexts = steps.expand(ctx, str(k["batch_id"]), str(k.get("marker", "")))
+    elif nxt.task is TaskName.VALIDATE:
+        nexts = steps.validate(ctx, str(k["item_id"]))
+    elif nxt.task is TaskName.SUBMIT:
+        nexts = steps.submit(ctx, str(k["item_id"]))
+    elif nxt.task is TaskName.POLL:
+        nexts = steps.poll(ctx, str(k["item_id"]), int(k["seq"]))
+    elif nxt.task in (TaskName.TAG, TaskName.SHARE):
+        nexts = steps.followup(ctx, str(k["item_id"]), int(k["seq"]))
+    elif nxt.task is TaskName.GRANT:
+        nexts = steps.grant(ctx, str(k["pool"]))
+    elif nxt.task is TaskName.PROBE:
+        nexts = steps.probe(ctx, str(k["account"]))
+    else:
+        nexts = steps.reconcile(ctx)
+    steps.expect(ctx, nexts)
+    return nexts
 
 
 def drive(

@@ -98,7 +98,7 @@ def test_the_summary_counts_refusals_and_reports_quota_and_a_stated_forecast(mak
     [forecast] = account["forecast"]
     assert forecast["slots"] == 5 and forecast["learned"] is False and "default model" in forecast["basis"]
     assert forecast["copies"] == copies and forecast["seconds"] > 0
-    assert ctx.data.accounts.quota_reading("default").quota == 1000  # kept for the warning at submission
+    assert ctx.data.slots.quota(ctx.account("default").project_id).quota == 1000  # kept for the warning at submission
 
 
 def test_a_forecast_uses_the_pools_learned_copy_times(make_context) -> None:

@@ -1,4 +1,4 @@
-"""The reconciler: lost next steps are sent again, slots follow the items, repairs are counted."""
+"""The reconciler: overdue steps are sent again (once per due time), slots follow the items, repairs are counted."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 from tests.support import walk_to
 from worker import steps
 from worker.domain.spec import ItemSpec
-from worker.domain.states import ItemState
+from worker.domain.states import Event, ItemState
 from worker.queues import TaskName
 
-from .conftest import drive, image_id, store_items
+from .conftest import drive, image_id, run_step, store_items
 
 
 def _later(ctx, seconds: float) -> None:
@@ -21,47 +21,83 @@ def _repairs(ctx) -> dict[str, int]:
     return ctx.data.telemetry.repairs()
 
 
+def _reconcile(ctx) -> list:
+    """One pass, its resends recorded as sent (as the task does)."""
+    nexts = steps.reconcile(ctx)
+    steps.expect(ctx, nexts)
+    return nexts
+
+
 def test_fresh_items_are_left_alone(ctx, ims) -> None:
     store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     assert steps.reconcile(ctx) == []
     assert _repairs(ctx) == {}
 
 
-def test_lost_validate_is_sent_again(ctx, ims) -> None:
-    (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+def test_a_lost_admit_is_sent_again_once_for_the_whole_batch(ctx, ims) -> None:
+    ids = store_items(ctx, *[ItemSpec(image_id=image_id(ims, "debian-12-base"), name=f"a{i}") for i in range(30)])
+    batch_id = ctx.data.records.get_item(ids[0]).batch_id
     _later(ctx, ctx.settings.stall_seconds + 1)
-    nexts = steps.reconcile(ctx)
-    assert [(n.task, n.kwargs["item_id"]) for n in nexts] == [(TaskName.VALIDATE, item_id)]
+    (admit,) = _reconcile(ctx)
+    assert admit.task is TaskName.ADMIT and admit.kwargs == {"batch_id": batch_id, "cursor": 0}
+    assert _reconcile(ctx) == []  # resent once per due time: no storm of validates, no second admit
+    assert _repairs(ctx) == {"admit_resent": 1}
+    ctx.clock = time.time
+    drive(ctx, [admit])
+    assert {ctx.data.records.get_item(i).state for i in ids} == {ItemState.SUCCEEDED}
+
+
+def test_a_lost_validate_is_sent_again(ctx, ims) -> None:
+    (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    item = ctx.data.records.get_item(item_id)
+    ctx.data.records.move(item, Event.START_VALIDATION)  # its worker took it, then died
+    ctx.data.records.admit_done(item.batch_id)
+    _later(ctx, ctx.settings.stall_seconds + 1)
+    assert [(n.task, n.kwargs["item_id"]) for n in _reconcile(ctx)] == [(TaskName.VALIDATE, item_id)]
     assert _repairs(ctx) == {"validate_resent": 1}
+
+
+def test_a_step_being_worked_on_is_not_resent_before_its_time_limit(ctx, ims) -> None:
+    (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    item = ctx.data.records.get_item(item_id)
+    ctx.data.records.move(item, Event.START_VALIDATION)
+    ctx.data.records.admit_done(item.batch_id)
+    ctx.data.records.mark_running(item_id, time.time() + ctx.settings.task_time_limit)
+    _later(ctx, ctx.settings.task_time_limit - 1)
+    assert _reconcile(ctx) == []
+    _later(ctx, ctx.settings.task_time_limit + ctx.settings.stall_seconds + 1)
+    assert [n.task for n in _reconcile(ctx)] == [TaskName.VALIDATE]
 
 
 def test_slot_of_a_finished_item_goes_to_the_next(ctx, ims) -> None:
     ids = store_items(ctx, *[ItemSpec(image_id=image_id(ims, "debian-12-base"), name=f"r{i}") for i in range(6)])
     for item_id in ids:
         steps.validate(ctx, item_id)
-    # The first item's worker died right after the item was cancelled... by a bug or a hand: its slot leaked.
+    # The first item's worker died right after the item failed, before it handed its slot on: the slot leaked.
     walk_to(ctx.data.records, ids[0], ItemState.FAILED)
     nexts = steps.reconcile(ctx)
     assert [(n.task, n.kwargs["item_id"]) for n in nexts] == [(TaskName.SUBMIT, ids[5])]
     assert _repairs(ctx) == {"slot_freed": 1}
 
 
-def test_waiting_item_lost_from_its_queue_is_queued_again(ctx, ims) -> None:
+def test_a_granted_submit_that_was_lost_is_sent_again(ctx, ims) -> None:
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
-    walk_to(ctx.data.records, item_id, ItemState.WAITING, target_name="lost-one")  # crashed before joining the queue
+    (submit,) = steps.validate(ctx, item_id)  # granted a slot; the submit message is "lost"
+    assert submit.task is TaskName.SUBMIT and ctx.data.slots.holds("default", item_id)
+    ctx.data.records.admit_done(ctx.data.records.get_item(item_id).batch_id)  # validated here, not by an admit
     _later(ctx, ctx.settings.stall_seconds + 1)
-    nexts = steps.reconcile(ctx)
-    assert [(n.task, n.kwargs["item_id"]) for n in nexts] == [(TaskName.SUBMIT, item_id)]
-    assert _repairs(ctx) == {"requeued_waiting": 1}
+    assert [(n.task, n.kwargs["item_id"]) for n in _reconcile(ctx)] == [(TaskName.SUBMIT, item_id)]
+    assert _repairs(ctx) == {"submit_resent": 1}
 
 
 def test_lost_poll_is_sent_with_the_current_sequence_and_the_copy_finishes(ctx, ims) -> None:
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     steps.validate(ctx, item_id)
+    ctx.data.records.admit_done(ctx.data.records.get_item(item_id).batch_id)  # validated here, not by an admit
     steps.submit(ctx, item_id)  # the poll it asks for is "lost"
-    ctx.data.slots.release("default", item_id)  # and so is its slot entry
+    ctx.data.slots.free("default", item_id)  # and so is its slot entry
     _later(ctx, ctx.settings.stall_seconds + 1)
-    (poll,) = steps.reconcile(ctx)
+    (poll,) = _reconcile(ctx)
     assert poll.task is TaskName.POLL and poll.kwargs["seq"] == 0
     assert _repairs(ctx) == {"poll_resent": 1, "slot_restored": 1}
     assert ctx.data.slots.holds("default", item_id)
@@ -75,8 +111,11 @@ def test_a_copy_between_long_polls_is_not_taken_for_stalled(make_context, ims) -
     ctx = make_context(poll_max_interval=300.0, stall_seconds=10.0)
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     steps.validate(ctx, item_id)
-    steps.submit(ctx, item_id)
-    _later(ctx, 60)  # its next poll may legitimately be up to 300 s away
+    ctx.data.records.admit_done(ctx.data.records.get_item(item_id).batch_id)  # validated here, not by an admit
+    (first,) = run_step(ctx, steps.Next.for_item(TaskName.SUBMIT, ctx.data.records.get_item(item_id)))
+    (second,) = run_step(ctx, first)  # a poll, due again when the copy should end
+    wait = second.countdown
+    _later(ctx, wait - 1)  # its next poll is not due yet, however long that is
     assert not [n for n in steps.reconcile(ctx) if n.task is TaskName.POLL]
-    _later(ctx, 300 + ctx.settings.task_time_limit + 1)
+    _later(ctx, wait + ctx.settings.stall_seconds + 1)
     assert [n.kwargs["item_id"] for n in steps.reconcile(ctx) if n.task is TaskName.POLL] == [item_id]

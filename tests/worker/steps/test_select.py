@@ -113,7 +113,7 @@ def test_a_selector_makes_one_validated_item_per_image_its_filters_imply(make) -
     calls.subtract({f"{e}:{o}": n for (e, o), n in before.items()})
     # IMS filtered by key: one page held them all; then one key look-up per page for each alias.
     assert pages == 1 and calls["list_images:200"] == 1 and calls["show_image:200"] == 0
-    assert calls["quota:200"] == 1 and ctx.data.accounts.quota_reading("default").quota == 100_000
+    assert calls["quota:200"] == 1 and ctx.data.slots.quota(ctx.account("default").project_id).quota == 100_000
 
 
 def test_client_side_filters_page_through_the_whole_listing(make) -> None:

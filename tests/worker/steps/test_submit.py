@@ -13,10 +13,11 @@ from worker.data import NotReplicated
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
-from worker.errors import AuthenticationError, ImsRefusedError, ThrottledError
+from worker.errors import AuthenticationError, CloudUnavailableError, ImsRefusedError, ThrottledError
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.runtime import build_context
+from worker.steps.scheduling import pool_named
 
 from .conftest import drive, image_id, store_items
 
@@ -72,10 +73,32 @@ def _with_client(ctx, fake) -> None:
     ctx.clients = lambda account: fake
 
 
-def test_throttled_copy_backs_off_then_gives_up(make_context, ims) -> None:
+def test_ims_full_hands_the_item_back_without_spending_its_budget(make_context, ims) -> None:
+    ctx = make_context(retry_max_attempts=1)
+    ids = store_items(ctx, *[ItemSpec(image_id=image_id(ims, "debian-12-base"), name=f"f{i}") for i in range(2)])
+    steps.validate(ctx, ids[0])
+    steps.validate(ctx, ids[1])
+    queued_at = ctx.data.records.get_item(ids[0]).queued_at
+    fake = FakeClient(ims, ThrottledError("IMG.0060 too many tasks", code="IMG.0060", endpoint="copy"))
+    _with_client(ctx, fake)
+    (grant,) = steps.submit(ctx, ids[0])  # IMS is full: copies made elsewhere hold its slots
+    assert grant.task is TaskName.GRANT and grant.kwargs == {"pool": "default"}
+    assert grant.countdown == ctx.settings.probe_interval
+    item = ctx.data.records.get_item(ids[0])
+    assert item.state is ItemState.WAITING and item.error_retries == 0 and item.queued_at == queued_at
+    assert not ctx.data.slots.holds("default", ids[0])
+    assert ctx.data.slots.capacity("default").effective == 1  # only the other item's slot: ours now
+    assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()) == []  # nothing more until the raise
+    _with_client(ctx, ims)
+    later = time.time() + ctx.settings.probe_interval + 0.1
+    assert ctx.data.slots.grant(pool_named(ctx, "default"), later) == [ids[0]]  # first in line again
+    assert fake.copies == 1
+
+
+def test_transient_copy_errors_back_off_then_give_up(make_context, ims) -> None:
     ctx = make_context(retry_max_attempts=3)
     item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
-    fake = FakeClient(ims, ThrottledError("IMG.0060 too many tasks", code="IMG.0060", endpoint="copy"))
+    fake = FakeClient(ims, CloudUnavailableError("HTTP 503", endpoint="copy", status_code=503))
     _with_client(ctx, fake)
     for attempt in range(1, 4):
         (again,) = steps.submit(ctx, item_id)
@@ -84,8 +107,18 @@ def test_throttled_copy_backs_off_then_gives_up(make_context, ims) -> None:
     assert steps.submit(ctx, item_id) == []
     item = ctx.data.records.get_item(item_id)
     assert item.state is ItemState.FAILED and item.reason is ReasonCode.RETRIES_EXHAUSTED
-    assert "IMG.0060" in item.message and fake.copies == 4
+    assert "503" in item.message and fake.copies == 4
     assert ctx.data.slots.in_use("default") == 0
+
+
+def test_a_gateway_throttle_is_not_counted_as_an_error(make_context, ims) -> None:
+    ctx = make_context(retry_max_attempts=1)
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    _with_client(ctx, FakeClient(ims, ThrottledError("APIGW.0308", code="APIGW.0308", status_code=429)))
+    for _ in range(3):
+        (again,) = steps.submit(ctx, item_id)
+        assert again.task is TaskName.SUBMIT
+    assert ctx.data.records.get_item(item_id).error_retries == 0
 
 
 def test_own_rate_limit_is_not_counted_as_an_error(make_context, ims) -> None:
@@ -97,10 +130,10 @@ def test_own_rate_limit_is_not_counted_as_an_error(make_context, ims) -> None:
     assert ctx.data.records.get_item(item_id).error_retries == 0
 
 
-def test_countdowns_never_exceed_the_retry_cap(ctx, ims) -> None:
+def test_countdowns_never_exceed_the_longest_countdown(ctx, ims) -> None:
     # A countdown past the visibility timeout would have Redis deliver the message twice.
     item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
-    cap = ctx.settings.retry_max_delay
+    cap = ctx.settings.longest_countdown
     for error in (RateLimited("slow down", retry_after=3600.0), ThrottledError("429", retry_after=3600.0)):
         _with_client(ctx, FakeClient(ims, error))
         (again,) = steps.submit(ctx, item_id)
@@ -112,11 +145,24 @@ def test_permanent_refusal_fails_and_frees_the_slot_for_the_next(ctx, ims) -> No
     first = store_items(ctx, *[ItemSpec(image_id=source, name=f"n{i}") for i in range(6)])
     granted = [n for i in first for n in steps.validate(ctx, i)]
     assert len(granted) == 5 and ctx.data.slots.queued("default") == 1
+    disabled = ImsRefusedError("IMG.0097 key disabled", reason=ReasonCode.KEY_DISABLED, code="IMG.0097")
+    _with_client(ctx, FakeClient(ims, disabled))
+    (nxt,) = steps.submit(ctx, first[0])
+    assert ctx.data.records.get_item(first[0]).reason is ReasonCode.KEY_DISABLED
+    assert nxt.task is TaskName.SUBMIT and nxt.kwargs["item_id"] == first[5]  # the waiting item got the slot
+
+
+def test_a_full_image_quota_makes_items_wait_not_fail(ctx, ims) -> None:
+    source = image_id(ims, "debian-12-base")
+    ids = store_items(ctx, *[ItemSpec(image_id=source, name=f"q{i}") for i in range(3)])
+    for item_id in ids:
+        steps.validate(ctx, item_id)
     quota = ImsRefusedError("IMG.0015 quota", reason=ReasonCode.QUOTA_EXCEEDED, code="IMG.0015", endpoint="copy")
     _with_client(ctx, FakeClient(ims, quota))
-    (nxt,) = steps.submit(ctx, first[0])
-    assert ctx.data.records.get_item(first[0]).reason is ReasonCode.QUOTA_EXCEEDED
-    assert nxt.task is TaskName.SUBMIT and nxt.kwargs["item_id"] == first[5]  # the waiting item got the slot
+    assert steps.submit(ctx, ids[0]) == []  # back in line; nothing granted while the quota is full
+    assert ctx.data.records.get_item(ids[0]).state is ItemState.WAITING
+    assert ctx.data.slots.quota(ctx.account("default").project_id).headroom == 0
+    assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()) == []
 
 
 def test_refused_credentials_fail_the_account_items_without_more_requests(ctx, ims) -> None:

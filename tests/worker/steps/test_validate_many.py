@@ -51,7 +51,8 @@ def test_a_chunk_gets_the_verdicts_one_by_one_would_with_listing_pages(make_cont
     assert _verdicts(together, chunk) == _verdicts(one_by_one, alone)
     calls = {key: n - before.get(key, 0) for key, n in _calls(together).items()}
     # One listing page for the whole catalogue, one look-up per key alias, one get_image for the unknown image.
-    assert calls == {"list_images:200": 1, "list_keys:200": 2, "show_image:200": 1}
+    # ... and the image quota, read once before the first grant.
+    assert calls == {"list_images:200": 1, "list_keys:200": 2, "show_image:200": 1, "quota:200": 1}
     assert {n.task for n in nexts} <= {TaskName.VALIDATE, TaskName.SUBMIT}
 
 

@@ -1,30 +1,34 @@
 -- Move one item from an allowed source state to a target state, atomically with its batch counts, its state
--- indexes and its history, so no reader sees them disagree and two racing workers cannot both win.
+-- indexes, its history and its due time, so no reader sees them disagree and two racing workers cannot both win.
 --
 -- KEYS[1]      P:item:<id>            hash
 -- KEYS[2]      P:item:<id>:log        list
 -- KEYS[3]      P:batch:<batch>:counts hash
--- KEYS[4]      P:state:<target>       zset
--- KEYS[4+i]    P:state:<source i>     zset, one per allowed source (same order as the sources in ARGV)
--- ARGV[1] item ID, ARGV[2] target state, ARGV[3] now, ARGV[4] history entry (JSON), ARGV[5] n = number of
--- sources, ARGV[6 .. 5+n] the sources, then field/value pairs to set on the item.
+-- KEYS[4]      P:due                  zset  item ID -> when its next step is due
+-- KEYS[5]      P:state:<target>       zset
+-- KEYS[5+i]    P:state:<source i>     zset, one per allowed source (same order as the sources in ARGV)
+-- ARGV[1] item ID, ARGV[2] target state, ARGV[3] now, ARGV[4] history entry (JSON), ARGV[5] '1' when the target
+-- has no step of its own to wait for (terminal, or waiting for a slot), ARGV[6] n = number of sources,
+-- ARGV[7 .. 6+n] the sources, then field/value pairs to set on the item.
 -- Returns {'ok'|'refused'|'missing', previous state or ''}.
-local id, target, now, entry, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local id, target, now, entry, idle, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then return {'missing', ''} end
 local source_index = nil
 for i = 1, n do
-  if ARGV[5 + i] == current then source_index = i end
+  if ARGV[6 + i] == current then source_index = i end
 end
 if not source_index then return {'refused', current} end
 local fields = {}
-for i = 6 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', now, unpack(fields))
 if current ~= target then
-  redis.call('ZREM', KEYS[4 + source_index], id)
+  redis.call('ZREM', KEYS[5 + source_index], id)
   redis.call('HINCRBY', KEYS[3], current, -1)
   redis.call('HINCRBY', KEYS[3], target, 1)
   redis.call('RPUSH', KEYS[2], entry)
 end
-redis.call('ZADD', KEYS[4], now, id)
+redis.call('ZADD', KEYS[5], now, id)
+-- The step that moved it is at work on it now; it will say when the next step is due (or there is none).
+if idle == '1' then redis.call('ZREM', KEYS[4], id) else redis.call('ZADD', KEYS[4], now, id) end
 return {'ok', current}

@@ -1,13 +1,24 @@
--- Take one token from an account's request-rate bucket, on Redis's clock (workers on hosts with skewed clocks
--- share one timeline). The bucket refills at ARGV[1] tokens a second up to ARGV[2].
+-- Let one request of an account go to the cloud: not while its circuit is open (except one probe per probe
+-- interval), and within its request rate. The bucket refills at ARGV[1] tokens a second up to ARGV[2], on
+-- Redis's clock (workers on hosts with skewed clocks share one timeline).
 --
 -- KEYS[1]  P:ratelimit:<account>  hash  tokens, ts
--- ARGV[1] rate, ARGV[2] burst, ARGV[3] longest wait the caller accepts (seconds).
--- Returns (as a string) the seconds to wait before sending (>= 0; the token is reserved, the bucket goes into
--- debt), or minus the seconds to stay away when that wait is longer than ARGV[3] (nothing is taken).
+-- KEYS[2]  P:health:<account>     hash  state, probe_at, probe_taken_at
+-- ARGV[1] rate, ARGV[2] burst, ARGV[3] longest wait the caller accepts (seconds), ARGV[4] the open circuit's
+-- state name, ARGV[5] seconds after which a probe that never answered counts as lost.
+-- Returns {verdict, seconds}: 'go' after sleeping that many seconds (the token is reserved: the bucket goes into
+-- debt), 'rate' to stay away that long (nothing taken), 'circuit' to wait for the circuit's next probe.
 local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+if redis.call('HGET', KEYS[2], 'state') == ARGV[4] then
+  local probe_at = tonumber(redis.call('HGET', KEYS[2], 'probe_at') or '0')
+  local taken = tonumber(redis.call('HGET', KEYS[2], 'probe_taken_at') or '0')
+  if now < probe_at or now < taken + tonumber(ARGV[5]) then
+    return {'circuit', tostring(math.max(probe_at, taken + tonumber(ARGV[5])) - now)}
+  end
+  redis.call('HSET', KEYS[2], 'probe_taken_at', tostring(now))  -- this request is the probe
+end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
@@ -17,10 +28,10 @@ if tokens < 1 then
   wait = (1 - tokens) / rate
   if wait > max_wait then
     redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-    return tostring(-wait)
+    return {'rate', tostring(wait)}
   end
 end
 tokens = tokens - 1
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return tostring(wait)
+return {'go', tostring(wait)}

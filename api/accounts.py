@@ -1,0 +1,57 @@
+"""The account view, without HTTP: each account's credentials, image quota, slots, outage and waiting items, read
+from what the workers keep in Redis (the API never calls IMS; a credentials check is a worker's task)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from api.enqueue import Enqueuer
+from api.errors import NotFound
+from config.settings import Settings
+from worker.data import DataLayer, PoolStatus
+from worker.domain.pools import pools, split_pool
+
+
+@dataclass(frozen=True)
+class AccountView:
+    name: str
+    mode: str  # in-region or cross-region: IMS counts the two kinds of copy apart
+    region: str
+    project_id: str
+    status: PoolStatus
+    mean_copy_seconds: float | None  # of its latest successful copies; None before any has finished
+
+    @property
+    def drain_seconds(self) -> float | None:
+        """A forecast of the time to copy every waiting item at the current number of slots."""
+        if self.mean_copy_seconds is None:
+            return None
+        slots = max(1, self.status.effective)
+        return self.status.queued * self.mean_copy_seconds / slots
+
+
+class AccountService:
+    def __init__(self, data: DataLayer, enqueuer: Enqueuer, settings: Settings) -> None:
+        self.data = data
+        self.enqueuer = enqueuer
+        self.settings = settings
+
+    def accounts(self) -> list[AccountView]:
+        views = []
+        for status in self.data.pool_statuses(pools(self.settings), time.time()):
+            account = self.settings.accounts[status.pool.account]
+            samples = self.data.accounts.durations(status.pool.name)
+            mean = sum(seconds for _, seconds in samples) / len(samples) if samples else None
+            _, mode = split_pool(status.pool.name)
+            views.append(AccountView(status.pool.account, mode, account.region, account.project_id, status, mean))
+        return views
+
+    def check(self, name: str | None) -> list[str]:
+        """Ask for a check of one account's credentials (or of every account's); returns the accounts asked."""
+        if name is not None and name not in self.settings.accounts:
+            raise NotFound(f"account {name} is not configured")
+        names = [name] if name else sorted(self.settings.accounts)
+        for account in names:
+            self.enqueuer.send_check(account)
+        return names

@@ -1,0 +1,183 @@
+"""The cloud as it is: outages longer than any retry budget, slots held by copies made elsewhere, a full image
+quota, and failed items whose copies IMS finished after all. In every one: nothing lost, copied twice, stuck, and
+no item failed for a reason that was not its own.
+
+Outages last ``IMSREP_RELIABILITY_OUTAGE_SECONDS`` (20 s by default, several times the tier's retry budget of a
+dozen short backoffs; ``docs/reliability.md`` records a 600 s run made by setting it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from cli.processes import wait_until
+from tests.support import walk_to
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_SECONDS = float(os.environ.get("IMSREP_RELIABILITY_OUTAGE_SECONDS", "20"))
+SLOT_LIMIT = 5
+PROBE_MAX = 2.0  # IMSREP_PROBE_MAX_INTERVAL of the tier (conftest.TIMINGS)
+
+
+def _sim(c, method: str, path: str, **body: Any) -> dict[str, Any]:
+    response = httpx.request(method, f"{c.sim_url}{path}", json=body or None, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _first_copy_after(c, moment: float) -> float | None:
+    """Seconds from ``moment`` to the first copy job IMS began after it (None: none yet)."""
+    begins = [job["begin"] for job in c.jobs() if job["begin"] >= moment and not job.get("external")]
+    return min(begins) - moment if begins else None
+
+
+def _no_item_failed(figures: dict[str, Any]) -> bool:
+    return figures["by_state"] == {ItemState.SUCCEEDED.value: figures["items"]}
+
+
+@pytest.mark.parametrize("mode", ["error", "hang"])
+def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, mode: str) -> None:
+    c = cluster(copy_seconds=3.0)
+    sources = c.sources(40)
+    item_ids = c.submit(sources)["item_ids"]
+    wait_until(lambda: c.project()["jobs_total"] >= 8, 60, "copies under way", interval=0.2)
+    started = time.time()
+    _sim(c, "POST", "/_sim/outage", mode=mode, seconds=OUTAGE_SECONDS)
+    wait_until(lambda: not _sim(c, "GET", "/_sim/outage")["outages"], OUTAGE_SECONDS + 30, "the outage to end")
+    recovered = started + OUTAGE_SECONDS
+    wait_until(lambda: _first_copy_after(c, recovered) is not None, 60, "a new copy after the outage", interval=0.2)
+    resumed = _first_copy_after(c, recovered)
+    finished = c.wait_terminal(item_ids, timeout=180)
+    figures = {
+        **c.outcome(item_ids, sources),
+        "outage_seconds": OUTAGE_SECONDS,
+        "recovery_to_first_copy_seconds": round(resumed, 1),
+        "retries": {f"{task}:{cause}": n for (task, cause), n in c.data().telemetry.retries().items()},
+    }
+    what = "every request answered 5xx" if mode == "error" else "every request hung past the read timeout"
+    record(f"IMS outage ({mode})", f"{what} for {OUTAGE_SECONDS:.0f}s mid-batch (40 items, 3 s copies)", figures)
+    assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert _no_item_failed(figures), figures  # not those replicating when it began, nor those that waited
+    assert figures["recovery_to_first_copy_seconds"] <= PROBE_MAX + 1, figures
+    assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures
+
+
+def test_slots_held_by_copies_made_elsewhere_make_items_wait_not_fail(cluster, record) -> None:
+    held = 15.0  # longer than the tier's whole retry budget, and shorter than the batch's work on 3 slots
+    c = cluster(copy_seconds=2.0)
+    project = c.project()["project_id"]
+    sources = c.sources(40)
+    _sim(c, "POST", "/_sim/external_jobs", project_id=project, count=2, seconds=held)
+    freed_at = time.time() + held
+    item_ids = c.submit(sources)["item_ids"]
+    finished = c.wait_terminal(item_ids, timeout=120)
+    jobs = [job for job in c.jobs() if not job.get("external")]
+    figures = {
+        **c.outcome(item_ids, sources),
+        "external_copies": 2,
+        "external_seconds": held,
+        "most_of_ours_while_held": _most_at_once(jobs, until=freed_at),
+        "recovery_to_first_extra_copy_seconds": _first_extra_slot(jobs, freed_at),
+    }
+    record("slots held elsewhere", f"2 of 5 IMS slots taken by copies made outside for {held:.0f}s", figures)
+    assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert _no_item_failed(figures), figures
+    assert figures["most_of_ours_while_held"] <= SLOT_LIMIT - 2, figures
+    assert figures["recovery_to_first_extra_copy_seconds"] <= PROBE_MAX + 1, figures
+
+
+def _most_at_once(jobs: list[dict[str, Any]], until: float) -> int:
+    events = sorted([(j["begin"], 1) for j in jobs if j["begin"] < until] + [(j["end"], -1) for j in jobs])
+    most = now = 0
+    for at, delta in events:
+        if at >= until:
+            break
+        now += delta
+        most = max(most, now)
+    return most
+
+
+def _first_extra_slot(jobs: list[dict[str, Any]], freed_at: float) -> float:
+    """Seconds from the external copies' end until ours first ran more than 3 at once."""
+    events = sorted([(j["begin"], 1) for j in jobs] + [(j["end"], -1) for j in jobs])
+    now = 0
+    for at, delta in events:
+        now += delta
+        if now > SLOT_LIMIT - 2 and at >= freed_at:
+            return round(at - freed_at, 1)
+    return float("inf")
+
+
+def test_a_full_image_quota_makes_items_wait_then_go_when_raised(cluster, record) -> None:
+    c = cluster(copy_seconds=0.5, env={"IMSREP_QUOTA_REFRESH_SECONDS": "2"})
+    project = c.project()
+    room = 10
+    _sim(c, "POST", f"/_sim/projects/{project['project_id']}", image_quota=project["quota_used"] + room)
+    sources = c.sources(40)
+    submitted = c.submit(sources)
+    item_ids = submitted["item_ids"]
+    wait_until(lambda: c.project()["jobs_total"] >= room, 60, "the copies that fit", interval=0.2)
+    blocked = len(item_ids) - room
+    wait_until(lambda: _blocked_by_quota(c, submitted["batch_id"]) == blocked, 60, "the rest waiting on quota")
+    refused = _refused_copies(c)
+    assert c.project()["jobs_total"] == room
+    _sim(c, "POST", f"/_sim/projects/{project['project_id']}", image_quota=project["quota_used"] + len(item_ids))
+    finished = c.wait_terminal(item_ids, timeout=120)
+    figures = {
+        **c.outcome(item_ids, sources),
+        "room_at_first": room,
+        "copy_calls_refused_for_quota": refused,
+        "copies": c.project()["jobs_total"],
+    }
+    record("image quota full", f"room for {room} of 40 copies, then the quota raised", figures)
+    assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert _no_item_failed(figures) and figures["copies"] == len(item_ids), figures
+    assert refused == 0, figures  # no copy call wasted on IMG.0015
+
+
+def _blocked_by_quota(c, batch_id: str) -> int:
+    with c.api() as api:
+        page = api.get(f"/v1/batches/{batch_id}/items", params={"state": "waiting", "limit": 1000}).json()
+    return sum(1 for item in page["items"] if item["blocked_by"] == "quota")
+
+
+def _refused_copies(c) -> int:
+    """Copy calls IMS refused (IMG.0015 and any other 4xx)."""
+    by_endpoint = c.sim_stats()["by_endpoint"]
+    return sum(
+        n
+        for name, counts in by_endpoint.items()
+        if "copy" in name
+        for status, n in counts.items()
+        if status.startswith("4")
+    )
+
+
+def test_retrying_items_whose_copies_ims_finished_makes_no_second_copy(cluster, record) -> None:
+    c = cluster(copy_seconds=4.0)
+    sources = c.sources(5)
+    submitted = c.submit(sources)
+    item_ids = submitted["item_ids"]
+    replicating = ItemState.REPLICATING
+    wait_until(lambda: set(c.states(item_ids).values()) == {replicating}, 60, "every copy running", interval=0.2)
+    c.processes["worker"].stop()
+    store = c.store()
+    for item_id in item_ids:  # failed on purpose while IMS goes on copying (as an outage once did to them)
+        walk_to(store, item_id, ItemState.FAILED, reason=ReasonCode.POLL_DEADLINE, message="failed by the test")
+    wait_until(lambda: all(job["status"] == "SUCCESS" for job in c.jobs()), 30, "IMS to finish the copies anyway")
+    c.start_worker()
+    with c.api() as api:
+        assert api.post(f"/v1/batches/{submitted['batch_id']}/retry").json()["retried"] == 5
+    finished = c.wait_terminal(item_ids, timeout=60)
+    figures = {**c.outcome(item_ids, sources), "ims_copy_jobs": c.project()["jobs_total"]}
+    record("retry after IMS finished", "5 items failed on purpose while IMS completed their copies; retried", figures)
+    assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
+    assert _no_item_failed(figures) and figures["ims_copy_jobs"] == 5, figures

@@ -1,0 +1,117 @@
+"""Slots: which pool an item's copy counts against, when it may have a slot, and what happens when IMS is full.
+
+The grant itself is one script (``worker/data/lua/grant.lua``): fair between batches, within the pool's limit (lowered
+while copies made elsewhere hold IMS's slots), within the image quota, and never while the account's circuit is
+open. Here: the pool of an item, reading the quota when the grant says it is stale, and handing an item back to its
+line (keeping its place) when the copy call finds IMS full: ``IMG.0060`` (the concurrent-copy limit) or
+``IMG.0015`` (the image quota), neither of which says anything is wrong with the item.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from worker.domain import pools
+from worker.domain.item import ReplicationItem
+from worker.domain.pools import Pool
+from worker.domain.states import Event, ItemState
+from worker.errors import ReplicatorError
+from worker.ims.models import ImageQuota
+from worker.queues import TaskName
+from worker.steps.context import Next, StepContext
+
+log = logging.getLogger("worker.steps")
+
+QUOTA_MARGIN_SETS = 4  # headroom for this many sets of slots or less: the quota is read every refresh period
+# IMS codes that mean "no room now" on a copy call: the concurrent-copy limit (in-region, cross-region), the quota.
+FULL = frozenset({"IMG.0060", "IMG.0149"})
+QUOTA_FULL = "IMG.0015"
+
+
+def pool_named(ctx: StepContext, name: str) -> Pool | None:
+    return pools.pool_named(ctx.settings, name)
+
+
+def pool_of(ctx: StepContext, item: ReplicationItem) -> Pool | None:
+    return pools.pool_of(ctx.settings, item)
+
+
+def grant_slots(ctx: StepContext, pool: Pool | None) -> list[Next]:
+    """Grant the pool's free slots; the granted items' submits are what to send next."""
+    if pool is None:
+        return []
+    if _quota_stale(ctx, pool):
+        read_quota(ctx, pool)
+    granted = ctx.data.slots.grant(pool, ctx.clock())
+    return [Next.for_item(TaskName.SUBMIT, item) for item in ctx.data.records.get_items(granted)]
+
+
+def _quota_stale(ctx: StepContext, pool: Pool) -> bool:
+    """Read the quota before the first grant; again after ``quota_refresh_seconds`` once little room is left (a
+    few sets of slots) or IMS refused a copy for it; and, with room to spare, only every ten refresh periods (a
+    quota lowered, or images made elsewhere). A pool whose copies land in other regions' projects has none."""
+    if pool.project is None:
+        return False
+    quota = ctx.data.slots.quota(pool.project)
+    if quota.checked_at is None:
+        return True
+    age = ctx.clock() - quota.checked_at
+    refresh = ctx.settings.quota_refresh_seconds
+    tight = quota.headroom is not None and quota.headroom <= QUOTA_MARGIN_SETS * pool.limit
+    return age >= (refresh if tight else 10 * refresh)
+
+
+def read_quota(ctx: StepContext, pool: Pool | None, *, found: ImageQuota | None = None) -> None:
+    """Read the project's image quota (or record ``found``, read already). Slots granted whose copies IMS may not
+    count yet are pending."""
+    if pool is None or pool.project is None:
+        return
+    if found is None:
+        try:
+            found = ctx.client(pool.account).get_quota()
+        except ReplicatorError as error:  # the grant goes on with what it knew; the next one tries again
+            log.info("pool %s: image quota not read (%s)", pool.name, error)
+            return
+    holders = ctx.data.records.get_items(ctx.data.slots.holders(pool.name))
+    pending = sum(1 for item in holders if item.state in (ItemState.WAITING, ItemState.SUBMITTING))
+    ctx.data.slots.set_quota(pool.project, found.quota, found.used, pending, ctx.clock())
+
+
+def wait_for_slot(ctx: StepContext, item: ReplicationItem, now: float, **fields: object) -> bool:
+    """A validated item joins its pool's line (``validated``); False if it had moved on meanwhile."""
+    pool = pool_of(ctx, item)
+    assert pool is not None, item.account  # validation refuses items of unknown accounts first
+    stride = ctx.data.records.priority(item.batch_id).stride
+    return ctx.data.wait_for_slot(item, Event.VALIDATED, pool, stride, now, error_retries=0, **fields).ok
+
+
+def waits_for_quota(ctx: StepContext, item: ReplicationItem) -> bool:
+    """Whether the item waits for image quota when IMS has none (its pool's quota is known: in-region copies);
+    a cross-region copy refused for its destination's quota fails instead."""
+    pool = pool_of(ctx, item)
+    return pool is not None and pool.project is not None
+
+
+def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -> list[Next]:
+    """IMS had no room for the copy: the item goes back to the head of its line, and its pool grants less
+    (``IMG.0060``: slots held elsewhere, probed back up) or waits for quota (``IMG.0015``, read again later)."""
+    pool = pool_of(ctx, item)
+    if pool is None:
+        return []
+    now = ctx.clock()
+    s = ctx.settings
+    stride = ctx.data.records.priority(item.batch_id).stride
+    moved = ctx.data.wait_for_slot(
+        item, Event.HAND_BACK, pool, stride, now, arrival=item.queued_at or now, submit_started_at=None
+    )
+    if not moved.ok:
+        return []
+    if error.code == QUOTA_FULL and pool.project is not None:  # (waits_for_quota said so)
+        ctx.data.slots.exhaust_quota(pool.project, now)
+        log.info("item %s: image quota of %s is full; waiting for room", item.id, pool.project)
+        return []
+    wait = ctx.data.slots.lower_capacity(pool.name, now, s.probe_interval, s.probe_max_interval)
+    log.info("item %s: IMS says %s is full (copies made elsewhere?); one more slot in %.0fs", item.id, pool.name, wait)
+    # Nothing else may free a slot of this pool meanwhile: a grant task is due when the next slot may be tried.
+    return [Next(TaskName.GRANT, {"pool": pool.name}, wait)]
+
