@@ -327,6 +327,8 @@ class ReplicationService:
                 prior_submit_at=item.submit_started_at or item.prior_submit_at,
                 **cleared,
             )
+            if result.ok and (pool := pool_of(self.settings, item)) is not None:
+                self.data.slots.release(pool.name, item)  # a slot its failed attempt still held
             retried += result.ok
         if retried:
             self.records.admit_progress(batch_id, 0, time.time())  # the reconciler resends it if it is lost

@@ -173,6 +173,15 @@ class ApiClient:
     def retry(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/batches/{batch_id}/retry")
 
+    def accounts(self) -> list[dict[str, Any]]:
+        """``GET /v1/accounts``: each account's credentials, quota, slots, outage and line, per mode."""
+        return self._call("GET", "/v1/accounts")["accounts"]
+
+    def check_accounts(self, account: str | None = None) -> list[str]:
+        """``POST /v1/accounts/check``: the accounts a worker now checks with one signed read each."""
+        params = {"account": account} if account else None
+        return self._call("POST", "/v1/accounts/check", params=params)["accounts"]
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(method, path, self._send(method, path, **kwargs))
 

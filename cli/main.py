@@ -10,6 +10,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -31,8 +32,8 @@ from cli.api_client import (
 )
 from cli.demo import run_demo
 from cli.manifest import ManifestError, read_manifest
-from cli.processes import ServiceError
-from cli.progress import batches_table, items_table, summary_table, watch
+from cli.processes import ServiceError, wait_until
+from cli.progress import accounts_table, batches_table, items_table, summary_table, watch
 from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS
 from cli.stack import LocalStack, SentinelSpec, StackInfo, StackOptions, sigterm_as_interrupt
@@ -546,6 +547,37 @@ def retry(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: Sta
     with _errors(), _client(api, token, state_dir) as client:
         outcome = client.retry(batch_id)
     console.print(f"retried {outcome.get('retried', 0)} failed items of batch {batch_id}")
+
+
+@app.command()
+def accounts(
+    check: Annotated[
+        bool, typer.Option("--check", help="First have a worker check each account's credentials (one read call each)")
+    ] = False,
+    account: Annotated[str | None, typer.Option("--account", help="Only this account")] = None,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Each account's credentials, image quota, slots (and those taken elsewhere), outage and waiting items.
+
+    Exit 0 when every account shown is usable (credentials not refused, no outage), 1 otherwise."""
+    with _errors(), _client(api, token, state_dir) as client:
+        if check:
+            asked = set(client.check_accounts(account))
+            started = datetime.now(timezone.utc)
+            wait_until(lambda: _checked(client.accounts(), asked, started), 60, "the credentials checks")
+        shown = [a for a in client.accounts() if account is None or a["name"] == account]
+    console.print(accounts_table(shown))
+    usable = all(a["credentials"]["state"] != "refused" and a["outage"]["state"] == "closed" for a in shown)
+    raise typer.Exit(EXIT_OK if usable else EXIT_SOME_FAILED)
+
+
+def _checked(accounts: list[dict], asked: set[str], since: datetime) -> bool:
+    done = {
+        a["name"] for a in accounts if (at := a["credentials"]["checked_at"]) and datetime.fromisoformat(at) >= since
+    }
+    return asked <= done
 
 
 @app.command()

@@ -147,3 +147,27 @@ def batches_table(batches: Sequence[dict[str, Any]]) -> Table:
             str(ended),
         )
     return table
+
+
+def accounts_table(accounts: Sequence[dict[str, Any]]) -> Table:
+    """One row per account and mode, for ``imsrep accounts``."""
+    table = Table(title="Accounts")
+    for column in ("Account", "Mode", "Credentials", "Quota", "Slots", "Outage", "Waiting", "Drains in"):
+        table.add_column(column, overflow="fold")
+    for a in accounts:
+        quota = a["quota"]
+        slots = a["slots"]
+        outage = a["outage"]
+        waiting = f"{a['waiting']}" + (f" ({a['blocked_by']})" if a["blocked_by"] else "")
+        table.add_row(
+            a["name"],
+            a["mode"],
+            a["credentials"]["state"] + (f": {a['credentials']['message']}" if a["credentials"]["message"] else ""),
+            "-" if quota["limit"] is None else f"{quota['used']}/{quota['limit']}",
+            f"{slots['in_use']}/{slots['limit']}"
+            + (f", {slots['taken_by_others']} elsewhere" if slots["taken_by_others"] else ""),
+            outage["state"] + (f" (next probe {outage['next_probe_at']})" if outage["next_probe_at"] else ""),
+            waiting,
+            "-" if a["drain_seconds"] is None else f"{a['drain_seconds']:.0f}s",
+        )
+    return table

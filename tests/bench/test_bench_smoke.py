@@ -31,6 +31,10 @@ TINY = {
     "--naive-poll": "0.5",
     "--campaign-images": "60",
     "--campaign-copy-seconds": "30",
+    "--fair-small-items": "2",
+    "--fair-large-items": "12",
+    "--account-counts": "1,2",
+    "--scale-copy-seconds": "0.5",
 }
 
 

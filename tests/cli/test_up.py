@@ -19,7 +19,8 @@ from cli.processes import free_port, wait_until
 from worker.data import Keyspace
 from worker.queues import ALL_QUEUES
 
-WAITING_LINE = Keyspace().waiting_queue("default")  # the default account's line, shown as a queue
+# The default account's lines for a slot (in-region and cross-region copies), shown as queues.
+WAITING_LINES = [Keyspace().waiting_queue(pool) for pool in ("default", "default:cross-region")]
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,7 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     assert flower.status_code == 200
     assert httpx.get(f"{info['flower_url']}/api/workers").status_code == 401
     queues = httpx.get(f"{info['flower_url']}/api/queues/length", auth=(info["flower_user"], info["flower_password"]))
-    assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted([*ALL_QUEUES, WAITING_LINE])
+    assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted([*ALL_QUEUES, *WAITING_LINES])
     children = _children(proc.pid)
     assert len(children) == 6  # redis, simulator, worker, beat, api, flower
     proc.send_signal(signal.SIGTERM)

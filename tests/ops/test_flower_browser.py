@@ -18,7 +18,8 @@ from cli.processes import wait_until
 from worker.data import Keyspace
 from worker.queues import ALL_QUEUES, TaskName
 
-WAITING_LINE = Keyspace().waiting_queue("default")  # the default account's line, shown as a queue
+# The default account's lines for a slot (in-region and cross-region copies), shown as queues.
+WAITING_LINES = [Keyspace().waiting_queue(pool) for pool in ("default", "default:cross-region")]
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +95,7 @@ def test_flower_needs_its_password_except_for_metrics_and_healthcheck(ops_stack)
 
 def test_flower_broker_api_lists_every_stage_queue_with_its_length(ops_stack) -> None:
     queues = ops_stack.flower("/api/queues/length").json()["active_queues"]
-    assert sorted(q["name"] for q in queues) == sorted([*ALL_QUEUES, WAITING_LINE])
+    assert sorted(q["name"] for q in queues) == sorted([*ALL_QUEUES, *WAITING_LINES])
     assert all(isinstance(q["messages"], int) for q in queues)
 
 

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.integration
 
 PREFIX = "rel"
 IN_FLIGHT = (ItemState.VALIDATING, ItemState.SUBMITTING, ItemState.REPLICATING, ItemState.FINISHING)
-SOURCES = 120  # distinct source images, so a second copy of any of them shows in the listing
+SOURCES = 220  # distinct source images, so a second copy of any of them shows in the listing
 
 # Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
 # reconciler resends a step 4 s past its due time (a running one: past its 6 s time limit), every 2 s.

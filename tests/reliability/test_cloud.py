@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import EXIT_SOME_FAILED, app
 from cli.processes import wait_until
 from tests.support import walk_to
 from worker.domain.reasons import ReasonCode
@@ -39,6 +41,11 @@ def _first_copy_after(c, moment: float) -> float | None:
     return min(begins) - moment if begins else None
 
 
+def _account(c, mode: str = "in-region") -> dict[str, Any]:
+    with c.api() as api:
+        return next(a for a in api.get("/v1/accounts").json()["accounts"] if a["mode"] == mode)
+
+
 def _no_item_failed(figures: dict[str, Any]) -> bool:
     return figures["by_state"] == {ItemState.SUCCEEDED.value: figures["items"]}
 
@@ -51,6 +58,9 @@ def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, m
     wait_until(lambda: c.project()["jobs_total"] >= 8, 60, "copies under way", interval=0.2)
     started = time.time()
     _sim(c, "POST", "/_sim/outage", mode=mode, seconds=OUTAGE_SECONDS)
+    # The account view says what is going on: an outage, and the line held back by it.
+    wait_until(lambda: _account(c)["outage"]["state"] == "open", OUTAGE_SECONDS, "the account's outage to show")
+    assert _account(c)["blocked_by"] == "outage"
     wait_until(lambda: not _sim(c, "GET", "/_sim/outage")["outages"], OUTAGE_SECONDS + 30, "the outage to end")
     recovered = started + OUTAGE_SECONDS
     wait_until(lambda: _first_copy_after(c, recovered) is not None, 60, "a new copy after the outage", interval=0.2)
@@ -119,9 +129,9 @@ def _first_extra_slot(jobs: list[dict[str, Any]], freed_at: float) -> float:
 def test_a_full_image_quota_makes_items_wait_then_go_when_raised(cluster, record) -> None:
     c = cluster(copy_seconds=0.5, env={"IMSREP_QUOTA_REFRESH_SECONDS": "2"})
     project = c.project()
-    room = 10
+    room = 50  # Huawei Cloud's default private-image quota, as if the project had no image yet
     _sim(c, "POST", f"/_sim/projects/{project['project_id']}", image_quota=project["quota_used"] + room)
-    sources = c.sources(40)
+    sources = c.sources(200)
     submitted = c.submit(sources)
     item_ids = submitted["item_ids"]
     wait_until(lambda: c.project()["jobs_total"] >= room, 60, "the copies that fit", interval=0.2)
@@ -137,7 +147,7 @@ def test_a_full_image_quota_makes_items_wait_then_go_when_raised(cluster, record
         "copy_calls_refused_for_quota": refused,
         "copies": c.project()["jobs_total"],
     }
-    record("image quota full", f"room for {room} of 40 copies, then the quota raised", figures)
+    record("image quota full", f"room for {room} of 200 copies, then the quota raised", figures)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert _no_item_failed(figures) and figures["copies"] == len(item_ids), figures
     assert refused == 0, figures  # no copy call wasted on IMG.0015
@@ -181,3 +191,16 @@ def test_retrying_items_whose_copies_ims_finished_makes_no_second_copy(cluster, 
     record("retry after IMS finished", "5 items failed on purpose while IMS completed their copies; retried", figures)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert _no_item_failed(figures) and figures["ims_copy_jobs"] == 5, figures
+
+
+def test_a_credentials_check_stops_at_the_first_refusal(cluster) -> None:
+    c = cluster(env={"IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY": "not-the-secret-key-of-this-account"})
+    api = ["--api", c.api_url, "--token", c.token]
+    first = CliRunner().invoke(app, ["accounts", "--check", *api])
+    assert first.exit_code == EXIT_SOME_FAILED, first.output
+    account = _account(c)
+    assert account["credentials"]["state"] == "refused" and "APIGW.0301" in account["credentials"]["message"]
+    calls = _sim(c, "GET", "/_sim/stats")["total"]
+    again = CliRunner().invoke(app, ["accounts", "--check", *api])
+    assert again.exit_code == EXIT_SOME_FAILED
+    assert _sim(c, "GET", "/_sim/stats")["total"] == calls  # the hold: nothing more sent to be refused

@@ -64,12 +64,15 @@ while free > 0 and scanned < max_scan do
       redis.call('ZADD', KEYS[2], pass + tonumber(redis.call('HGET', pool, 'stride:' .. batch) or '1'), batch)
     end
     redis.call('HSET', pool, 'vt', pass)
-    if redis.call('HGET', item_prefix .. id, 'state') == waiting and not redis.call('ZSCORE', KEYS[1], id) then
-      redis.call('ZADD', KEYS[1], now, id)
+    if redis.call('HGET', item_prefix .. id, 'state') == waiting then
+      -- A slot entry it kept from an earlier attempt counts as its grant (its submit is sent again).
+      if not redis.call('ZSCORE', KEYS[1], id) then
+        redis.call('ZADD', KEYS[1], now, id)
+        free = free - 1
+        pending = pending + 1
+      end
       redis.call('ZADD', KEYS[7], now, id)  -- its submit is due now: the reconciler resends it if it is lost
       granted[#granted + 1] = id
-      free = free - 1
-      pending = pending + 1
     end
   end
 end
