@@ -178,7 +178,7 @@ def test_retrying_items_whose_copies_ims_finished_makes_no_second_copy(cluster, 
     item_ids = submitted["item_ids"]
     replicating = ItemState.REPLICATING
     wait_until(lambda: set(c.states(item_ids).values()) == {replicating}, 60, "every copy running", interval=0.2)
-    c.processes["worker"].stop()
+    c.stop_worker()
     store = c.store()
     for item_id in item_ids:  # failed on purpose while IMS goes on copying (as an outage once did to them)
         walk_to(store, item_id, ItemState.FAILED, reason=ReasonCode.POLL_DEADLINE, message="failed by the test")
@@ -195,7 +195,7 @@ def test_retrying_items_whose_copies_ims_finished_makes_no_second_copy(cluster, 
 
 def test_a_credentials_check_stops_at_the_first_refusal(cluster) -> None:
     c = cluster(env={"IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY": "not-the-secret-key-of-this-account"})
-    api = ["--api", c.api_url, "--token", c.token]
+    api = ["--api", c.stack.info.api_url, "--token", c.stack.info.api_token]
     first = CliRunner().invoke(app, ["accounts", "--check", *api])
     assert first.exit_code == EXIT_SOME_FAILED, first.output
     account = _account(c)
