@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli.processes import ManagedProcess, free_port, http_ok
+from cli.stack import LocalStack, StackOptions
 from simulator.catalog.generate import generate
-from tests.conftest import SIM_AK, SIM_PROJECT, SIM_REGION, SIM_SK, SimulatorServer, simulator_argv
+from tests.conftest import SIM_AK, SIM_PROJECT, SIM_REGION, SIM_SK, SimulatorServer
 from worker import steps
 from worker.data import NewItem
 from worker.data.selections import selected_item_id
@@ -33,14 +33,14 @@ IMAGES = 1200
 @pytest.fixture(scope="module")
 def catalog_sim(tmp_path_factory) -> Iterator[SimulatorServer]:
     """One simulator for the module, serving a mixed catalogue of IMAGES images."""
-    path = tmp_path_factory.mktemp("catalog") / "mixed.json"
+    state_dir = tmp_path_factory.mktemp("catalog")
+    path = state_dir / "mixed.json"
     path.write_text(json.dumps(generate(IMAGES, MIX, seed=3, keys=["old-key", "other-key"])))
-    port = free_port()
-    argv = simulator_argv(port, [SIM_PROJECT], catalog=path, copy_seconds=0.5, image_quota=100_000, seed=7)
-    proc = ManagedProcess(f"simulator-{port}", argv, path.with_suffix(".log")).start()
-    proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/_sim/health"), timeout=30)
-    yield SimulatorServer(proc, port, SIM_REGION, [SIM_PROJECT], SIM_AK, SIM_SK)
-    proc.stop()
+    options = {"catalog": path, "copy_seconds": 0.5, "image_quota": 100_000, "seed": 7}
+    simulator = {"access_key": SIM_AK, "secret_key": SIM_SK, **options}
+    with LocalStack(StackOptions(state_dir=state_dir, simulator=simulator, ready_timeout=30)) as stack:
+        stack.start_simulator()
+        yield SimulatorServer(stack, stack.port("simulator"), SIM_REGION, [SIM_PROJECT], SIM_AK, SIM_SK)
 
 
 @pytest.fixture
