@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from api.accounts import AccountService
-from api.schemas import AccountOut, AccountsPage, CheckRequested, ErrorResponse
+from api.openapi import LOCATION, errors_doc
+from api.schemas import AccountOut, AccountsPage, CheckRequested
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -30,12 +31,15 @@ def list_accounts(request: Request) -> AccountsPage:
         "in `GET /v1/accounts` (`credentials.checked_at`). An account whose credentials were refused in the last "
         "five minutes is not asked again, so IAM's lock-out after repeated refusals is never fed."
     ),
-    responses={404: {"model": ErrorResponse, "description": "No such account"}},
+    responses={
+        202: {"description": "Asked; `Location` is the accounts list", "headers": LOCATION},
+        **errors_doc(e404="No such account"),
+    },
 )
 def check_accounts(
     request: Request,
     response: Response,
     account: Annotated[str | None, Query(description="Only this account")] = None,
 ) -> CheckRequested:
-    response.headers["Location"] = str(request.url_for("list_accounts"))
+    response.headers["Location"] = "/v1/accounts"
     return CheckRequested(accounts=_service(request).check(account))
