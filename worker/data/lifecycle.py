@@ -126,8 +126,10 @@ class BatchLifecycle:
             for state in ItemState:
                 if state.terminal:
                     pipe.zrem(k.state(state.value), *chunk)
+            pipe.zrem(k.due(), *chunk)  # a finished item is due nothing, but a stray entry must not outlive it
         pipe.delete(k.batch(batch_id), k.batch_items(batch_id), k.batch_counts(batch_id), k.selection_seen(batch_id))
         pipe.zrem(k.batches(), batch_id)
+        pipe.zrem(k.admitting(), batch_id)
         pipe.zrem(k.expanding(), batch_id)
         if summary.label:
             pipe.zrem(k.label(summary.label), batch_id)

@@ -74,9 +74,10 @@ def test_delete_removes_a_finished_batch_with_every_key_and_nothing_else(data: D
     assert data.lifecycle.delete(batch_id) is Deleted.DELETED
     after = set(r.keys(f"{prefix}:*"))
     gone = {key for key in before - after if batch_id not in key and not any(i in key for i in doomed)}
-    assert gone <= {f"{prefix}:state:rejected", f"{prefix}:state:cancelled"}  # indexes it alone was in
+    assert gone <= {f"{prefix}:state:rejected", f"{prefix}:state:cancelled", f"{prefix}:due"}  # it alone was in
     assert not [key for key in after if batch_id in key or any(i in key for i in doomed)]
-    for name in r.keys(f"{prefix}:state:*") + [f"{prefix}:batches", f"{prefix}:label:{label}"]:
+    zsets = [f"{prefix}:batches", f"{prefix}:label:{label}", f"{prefix}:due", f"{prefix}:admitting"]
+    for name in r.keys(f"{prefix}:state:*") + zsets:
         assert not set(r.zrange(name, 0, -1)) & {batch_id, *doomed}
     assert data.records.batch(_batch_of(data, kept)) is not None
     assert [data.records.get_item(i).state for i in kept] == [ItemState.SUCCEEDED, ItemState.ACCEPTED]
