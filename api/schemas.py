@@ -12,6 +12,7 @@ from worker.data import BatchSummary
 from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
+from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
 from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec
@@ -65,6 +66,11 @@ class BatchRequest(BaseModel):
     )
     label: str | None = Field(
         None, pattern=LABEL_RE.pattern, description="Find the batch by it later (`GET /v1/batches?label=`)"
+    )
+    priority: Priority = Field(
+        Priority.NORMAL,
+        description="Its share of its accounts' slots while other batches wait too: high gets 4 slots for a low "
+        "batch's 1, normal 2; any batch that starts waiting takes the next slots that free up (docs/architecture.md)",
     )
 
     @field_validator("items", "defaults", "selector", "template", "plan", "label", mode="wrap")

@@ -33,6 +33,7 @@ from worker.data.selections import CANCELLED
 from worker.domain import pools
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.pools import pool_of
+from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
 from worker.domain.selector import batch_day
 from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
@@ -104,7 +105,9 @@ class ReplicationService:
             }
         if submission.plan:
             return self._store_plan(submission.items, claim, now=now, label=submission.label, selection=selection)
-        return self._store_and_admit(submission.items, claim, now=now, label=submission.label, selection=selection)
+        return self._store_and_admit(
+            submission.items, claim, now=now, label=submission.label, selection=selection, priority=submission.priority
+        )
 
     def _store_plan(
         self,
@@ -165,12 +168,15 @@ class ReplicationService:
         now: float | None = None,
         label: str | None = None,
         selection: dict[str, Any] | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> StoredBatch:
         """Store the batch (confirmed by the replicas it must outlive a failover on) and its first message (admit,
         or a selector's first page); a batch whose message cannot be stored is taken back, and nothing of it is
         accepted (503): a 202 means both are in Redis."""
         # One MULTI/EXEC: all of the batch or none of it; NotReplicated (503) when replicas do not confirm it.
-        stored = self.records.create_batch(items, now, label=label, selection=selection, claim=claim)
+        stored = self.records.create_batch(
+            items, now, label=label, selection=selection, claim=claim, priority=priority
+        )
         if stored.earlier is not None:  # the same key won a race with this request
             assert claim is not None
             return self._answer_earlier(claim, stored.earlier)

@@ -18,6 +18,7 @@ from api.schemas import BatchRequest
 from config.settings import Settings
 from worker.data import NewItem
 from worker.domain.naming import LABEL_RE, LABEL_RULE
+from worker.domain.priority import Priority
 from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec, cross_field_problems
 
@@ -43,6 +44,7 @@ class BatchSubmission:
     label: str | None = None
     selection: Selection | None = None
     plan: bool = False  # judge it, copy nothing
+    priority: Priority = Priority.NORMAL
 
 
 def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
@@ -98,7 +100,7 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
             problems.append(FieldError(index, "account", _unknown_account(settings)))
     if problems:
         raise _refusal(problems, count)
-    return BatchSubmission(items, label, selection, envelope.plan is True)
+    return BatchSubmission(items, label, selection, envelope.plan is True, envelope.priority)
 
 
 def _selection(

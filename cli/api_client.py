@@ -111,12 +111,13 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def submit(self, specs: Sequence[ItemSpec], key: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def submit(
+        self, specs: Sequence[ItemSpec], key: str | None = None, batch: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """``POST /v1/batches``: ``{batch_id, accepted, item_ids, replayed}``; ``replayed`` is true when the
-        ``Idempotency-Key`` ``key`` had already been accepted (the answer is the first request's)."""
-        body: dict[str, Any] = {"items": [spec.model_dump(exclude_none=True) for spec in specs]}
-        if label:
-            body["label"] = label
+        ``Idempotency-Key`` ``key`` had already been accepted (the answer is the first request's). ``batch``: the
+        batch's own fields (``label``, ``priority``)."""
+        body: dict[str, Any] = {"items": [spec.model_dump(exclude_none=True) for spec in specs], **(batch or {})}
         return self.post_batch(body, key)
 
     def post_batch(self, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:

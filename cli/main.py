@@ -41,6 +41,7 @@ from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
 from config.settings import ENV_PREFIX, SettingsError
 from config.version import VERSION
 from simulator.cli import simulator_command
+from worker.domain.priority import Priority
 from worker.domain.states import TERMINAL, ItemState
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -90,6 +91,18 @@ Token = Annotated[
     str | None,
     typer.Option("--token", envvar=TOKEN_ENV, help="API bearer token; default: the local stack's (stack.json)"),
 ]
+
+
+PriorityOption = Annotated[
+    Priority,
+    typer.Option(help="The batch's share of the slots while other batches wait: high 4, normal 2, low 1"),
+]
+
+
+def _batch_fields(label: str | None, priority: Priority) -> dict[str, str]:
+    """The batch's own fields of a request body (what a default leaves out)."""
+    fields = {"label": label} if label else {}
+    return {**fields, **({"priority": priority.value} if priority is not Priority.NORMAL else {})}
 
 
 def _port(name: str) -> object:
@@ -184,6 +197,7 @@ def submit(
     results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Items per batch request")] = DEFAULT_CHUNK,
     label: Annotated[str | None, typer.Option(help="A label for the batches, to find them by (imsrep batches)")] = None,
+    priority: PriorityOption = Priority.NORMAL,
     resubmit: Annotated[
         bool,
         typer.Option(
@@ -213,8 +227,9 @@ def submit(
             raise typer.Exit(EXIT_USAGE)
         key_base = f"imsrep-submit:{parsed.digest[:40]}" + (f":{secrets.token_hex(8)}" if resubmit else "")
         with _client(api, token, state_dir, patient=wait) as client:
+            batch = _batch_fields(label, priority)
             submission = submit_rows(
-                client, parsed.rows, chunk_size, key_base=key_base, label=label, on_chunk=_print_chunk
+                client, parsed.rows, chunk_size, key_base=key_base, batch=batch, on_chunk=_print_chunk
             )
             for error in submission.errors:
                 err.print(f"[yellow]{manifest}:{error.line}:[/] refused by the API: {error.message}", highlight=False)
@@ -277,6 +292,7 @@ def select(
     share_with: campaign.ShareWith = None,
     provenance: campaign.Provenance = None,
     label: Annotated[str | None, typer.Option(help="A label for the batch, to find it by")] = None,
+    priority: PriorityOption = Priority.NORMAL,
     plan: Annotated[bool, typer.Option("--plan", help="Show what it would do, copy nothing (see imsrep plan)")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every item is done")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write per-item results (.csv or .json)")] = None,
@@ -316,7 +332,7 @@ def select(
         target_region=target_region, target_project=target_project, agency=agency, share_with=share_with,
         provenance=provenance,
     )  # fmt: skip
-    body = {"selector": selector, "template": template, **({"label": label} if label else {})}
+    body = {"selector": selector, "template": template, **_batch_fields(label, priority)}
     if plan:
         target = (api, token, state_dir)
         raise typer.Exit(_plan_and_show([(body, [])], results, show_all=False, timeout=600, target=target))

@@ -66,7 +66,7 @@ def submit_rows(
     chunk_size: int = DEFAULT_CHUNK,
     *,
     key_base: str | None = None,
-    label: str | None = None,
+    batch: dict[str, str] | None = None,
     on_chunk: Callable[[Chunk], None] | None = None,
 ) -> Submission:
     """Submit ``rows`` in chunks; ``on_chunk`` hears of each accepted chunk at once (so a run that is stopped
@@ -76,7 +76,7 @@ def submit_rows(
     for number, start in enumerate(range(0, len(rows), chunk_size), 1):
         key = chunk_key(key_base, chunk_size, number) if key_base else None
         rows_ = list(rows[start : start + chunk_size])
-        chunk = _submit_chunk(client, rows_, submission, key, (number, total), label)
+        chunk = _submit_chunk(client, rows_, submission, key, (number, total), batch)
         if chunk is not None and on_chunk is not None:
             on_chunk(chunk)
     return submission
@@ -88,10 +88,10 @@ def _submit_chunk(
     submission: Submission,
     key: str | None,
     position: tuple[int, int],
-    label: str | None,
+    batch: dict[str, str] | None,
 ) -> Chunk | None:
     try:
-        accepted = client.submit([row.spec for row in chunk], key, label)
+        accepted = client.submit([row.spec for row in chunk], key, batch)
     except ApiCallError as exc:
         refused = _refused_rows(exc, chunk)
         if not refused:
@@ -101,7 +101,7 @@ def _submit_chunk(
         if not chunk:
             return None
         # The rest is another request, with a key of its own (the same one on every run: the refusals repeat).
-        accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None, label)
+        accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None, batch)
     submission.batch_ids.append(accepted["batch_id"])
     submission.warnings += accepted.get("warnings") or []
     submission.item_lines.update(zip(accepted["item_ids"], (row.line for row in chunk), strict=True))

@@ -93,7 +93,8 @@ def test_too_many_items_is_422(start_api) -> None:
         (b'{"items": [{"image_id": "x", "description": "\\ud800"}]}', "body", "must be valid Unicode"),
         (b'"items"', "body", "must be a JSON object"),
         (b'{"items": "all of them"}', "items", "Input should be a valid list"),
-        (b'{"items": [], "priority": 1}', "priority", "is not a known field"),
+        (b'{"items": [], "urgency": 1}', "urgency", "is not a known field"),
+        (b'{"items": [], "priority": 1}', "priority", "Input should be 'high', 'normal' or 'low'"),
         (b'{"items": [{"image_id": 42}]}', "image_id", "Input should be a valid string"),
     ],
 )
