@@ -20,8 +20,9 @@ def run(opts: BenchOptions) -> list[Figure]:
         ids = stack.image_ids("default")
         alone = _makespan(stack, ids[:small], d)  # the small batch on an idle account
         big, _ = stack.submit([{"image_id": i} for i in ids[small : small + large]])
-        # Under way, with every slot busy and hand-offs at their steady pace.
-        wait_until(lambda: _copies(stack) >= small + 3 * SLOT_LIMIT, large * d, "the large batch under way")
+        # Under way, with every slot busy and hand-offs at their steady pace (half of a small large batch).
+        under_way = small + min(3 * SLOT_LIMIT, large // 2)
+        wait_until(lambda: _copies(stack) >= under_way, large * d + 60, "the large batch under way")
         behind = _makespan(stack, ids[small + large : 2 * small + large], d)
         stack.api.post(f"/v1/batches/{big['batch_id']}/cancel").raise_for_status()
         stack.wait_batch(big["batch_id"], d * 4 + 60)
