@@ -9,6 +9,7 @@ simulator injects some transient errors so the retry counters have something to 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -75,6 +76,10 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | 
     )
     with LocalStack(options) as local:
         info = local.start()
+        # Flower answers before its event receiver is connected; what it misses then it never shows. A worker's
+        # heartbeat reaching it (flower_worker_online) means the receiver is on, so every task of the tier is seen.
+        online = lambda: re.search(r"^flower_worker_online\{[^}]*\} 1\.0$", _flower_metrics(info), re.M)  # noqa: E731
+        wait_until(online, 60, "Flower receiving the workers' events")
         image_ids = resolve_image_ids(simulator_account(info), [s.image for s in SCENARIOS])
         httpx.post(f"{info.simulator_url}/_sim/faults", json={"error_rate": 0.15}).raise_for_status()
         headers = {"Authorization": f"Bearer {info.api_token}"}
@@ -83,6 +88,10 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | 
             ops = OpsStack(info, api, image_ids, items)
             ops.batch_id = ops.submit(ops.items)
             yield ops
+
+
+def _flower_metrics(info: StackInfo) -> str:
+    return httpx.get(f"{info.flower_url}/metrics", timeout=5).text
 
 
 class Chromium:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import glob
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ WAITING_LINES = [Keyspace().waiting_queue(pool) for pool in ("default", "default
 pytestmark = pytest.mark.integration
 
 STEP_TASKS = [TaskName.VALIDATE.value, TaskName.SUBMIT.value, TaskName.POLL.value]
-TASK_ARGUMENTS = {"item_id", "image_id", "seq", "batch_id", "cursor"}  # IDs and counters, nothing else
+TASK_ARGUMENTS = {"item_id", "image_id", "seq", "batch_id", "cursor", "to_region"}  # IDs, counters, a region
 
 
 @pytest.fixture
@@ -43,10 +44,24 @@ def _replicating(ops_stack, batch_id: str) -> bool:
     return ops_stack.batch(batch_id)["counts"].get("replicating", 0) > 0
 
 
+def _waiting_shown(dom: str, line: str) -> int:
+    """The Messages column of ``line``'s row on Flower's Broker page (-1 when the row is missing)."""
+    row = re.search(rf"<td>{re.escape(line)}</td>\s*<td[^>]*>(\d+)</td>", dom)
+    return int(row.group(1)) if row else -1
+
+
 def test_flower_pages_show_this_systems_workers_tasks_and_queues(ops_stack, chromium, shots: Path) -> None:
     image = ops_stack.image_ids["debian-12-base"]
     batch_id = ops_stack.submit([{"image_id": image, "name": f"ops-browser-{i}"} for i in range(OWN_COPIES)])
     wait_until(lambda: _replicating(ops_stack, batch_id), 60, "an item replicating")
+
+    # The items waiting for a slot are no message, yet the Broker page lists them as the account's waiting line.
+    broker = chromium.dom_until(
+        ops_stack.flower_page("/broker"),
+        lambda dom: all(f">{q}<" in dom for q in ALL_QUEUES) and _waiting_shown(dom, WAITING_LINES[0]) > 0,
+        "every stage queue, and the account's waiting line holding items",
+    )
+    assert ">celery<" not in broker  # only our stage queues, not Celery's default
 
     workers = chromium.dom_until(
         ops_stack.flower_page("/workers"), lambda dom: "worker@" in dom and "Online" in dom, "worker online in Flower"
@@ -59,10 +74,6 @@ def test_flower_pages_show_this_systems_workers_tasks_and_queues(ops_stack, chro
         lambda dom: TaskName.POLL.value in dom and ("RECEIVED" in dom or "STARTED" in dom),
         "polls in flight in Flower's task list",
     )
-    broker = chromium.dom_until(
-        ops_stack.flower_page("/broker"), lambda dom: all(f">{q}<" in dom for q in ALL_QUEUES), "every stage queue"
-    )
-    assert ">celery<" not in broker  # only our stage queues, not Celery's default
     assert _replicating(ops_stack, batch_id), "the batch finished before the browser looked; add OWN_COPIES"
 
     for page in ("tasks", "broker"):
@@ -73,7 +84,10 @@ def test_flower_pages_show_this_systems_workers_tasks_and_queues(ops_stack, chro
 def test_flower_task_arguments_are_ids_never_secrets(ops_stack) -> None:
     tasks = ops_stack.flower("/api/tasks", params={"limit": 1000}).json()
     names = {task["name"] for task in tasks.values()}
-    assert set(STEP_TASKS) <= names and names <= {t.value for t in TaskName}
+    # Validation of a batch of 10 or more runs inside its admit step (from listing pages); a lone item's, or one
+    # whose listing met an error, is a task of its own, so replication.validate may or may not be among them.
+    always = {TaskName.ADMIT.value, TaskName.SUBMIT.value, TaskName.POLL.value}
+    assert always <= names and names <= {t.value for t in TaskName}
     for task in tasks.values():
         kwargs = ast.literal_eval(task["kwargs"])  # Flower shows them as a Python repr
         assert set(kwargs) <= TASK_ARGUMENTS, task
@@ -90,7 +104,7 @@ def test_flower_needs_its_password_except_for_metrics_and_healthcheck(ops_stack)
         assert wrong.status_code == 401, path
     assert httpx.get(f"{url}/healthcheck").status_code == 200
     metrics = httpx.get(f"{url}/metrics")
-    assert metrics.status_code == 200 and 'task="replication.validate"' in metrics.text
+    assert metrics.status_code == 200 and 'task="replication.submit"' in metrics.text
 
 
 def test_flower_broker_api_lists_every_stage_queue_with_its_length(ops_stack) -> None:
