@@ -351,13 +351,14 @@ def record(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """Record a scenario's figures; the file is rewritten after each, so a later failure keeps earlier rows."""
     started = time.monotonic()
 
-    def write(scenario: str, faults: str, figures: dict[str, Any]) -> None:
+    def write(scenario: str, faults: str, figures: dict[str, Any], env: str = "") -> None:
+        """``env``: variables the command needs to give these figures again (``NAME=value``)."""
         row = {
             "scenario": scenario,
             "faults": faults,
             **figures,
             "seconds": round(time.monotonic() - started, 1),
-            "command": f".venv/bin/pytest {request.node.nodeid}",
+            "command": f"{env} .venv/bin/pytest {request.node.nodeid}".strip(),
         }
         _SUMMARY[:] = [r for r in _SUMMARY if r["scenario"] != scenario] + [row]
         targets = [tmp_path_factory.getbasetemp() / "reliability-summary.json"]

@@ -1,7 +1,9 @@
 """Turn a reliability run's summary (JSON, written by the tests) into the table of docs/reliability.md.
 
     IMSREP_RELIABILITY_SUMMARY=/tmp/rel.json .venv/bin/pytest tests/reliability
-    .venv/bin/python tests/reliability/report.py /tmp/rel.json [--write docs/reliability.md]
+    .venv/bin/python tests/reliability/report.py /tmp/rel.json [MORE.json ...] [--write docs/reliability.md]
+
+Several summaries (runs with other settings, such as ten-minute outages) make one table, in the order given.
 
 ``--write`` replaces what lies between the two ``reliability-table`` markers of that file; without it the table is
 printed.
@@ -17,8 +19,10 @@ from typing import Any
 
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
 EXTRA = ("worker_kills", "tagged", "api_status_while_down", "ims_failed_jobs", "messages_duplicated", "duplicates_run",
-         "copies_adopted", "transitions_lost", "reconciler_repairs", "api_answers_during", "readyz_during",
-         "refusal_log_lines", "refusal_episodes", "restart_s")  # fmt: skip
+         "copies_adopted", "recovery_to_first_copy_seconds", "most_of_ours_while_held",
+         "recovery_to_first_extra_copy_seconds", "copy_calls_refused_for_quota", "ims_copy_jobs", "transitions_lost",
+         "reconciler_repairs", "api_answers_during", "readyz_during", "refusal_log_lines", "refusal_episodes",
+         "restart_s")  # fmt: skip
 # Seconds from the fault: until Sentinel named a new master, until the API answered 202 again, until every item in
 # flight at the fault had moved on. A scenario with two faults has first_ and second_ figures.
 TIMINGS = ("failover_s", "intake_s", "resumed_s")
@@ -49,10 +53,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("summary", type=Path)
+    parser.add_argument("summary", type=Path, nargs="+")
     parser.add_argument("--write", type=Path, help="the Markdown file whose marked table to replace")
     args = parser.parse_args()
-    text = table(json.loads(args.summary.read_text()))
+    text = table([row for path in args.summary for row in json.loads(path.read_text())])
     if args.write is None:
         print(text)
         return

@@ -24,7 +24,8 @@ from worker.domain.states import ItemState
 
 pytestmark = pytest.mark.integration
 
-OUTAGE_SECONDS = float(os.environ.get("IMSREP_RELIABILITY_OUTAGE_SECONDS", "20"))
+OUTAGE_ENV = "IMSREP_RELIABILITY_OUTAGE_SECONDS"
+OUTAGE_SECONDS = float(os.environ.get(OUTAGE_ENV, "20"))
 SLOT_LIMIT = 5
 PROBE_MAX = 2.0  # IMSREP_PROBE_MAX_INTERVAL of the tier (conftest.TIMINGS)
 
@@ -73,7 +74,9 @@ def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, m
         "retries": {f"{task}:{cause}": n for (task, cause), n in c.data().telemetry.retries().items()},
     }
     what = "every request answered 5xx" if mode == "error" else "every request hung past the read timeout"
-    record(f"IMS outage ({mode})", f"{what} for {OUTAGE_SECONDS:.0f}s mid-batch (40 items, 3 s copies)", figures)
+    env = f"{OUTAGE_ENV}={OUTAGE_SECONDS:g}" if OUTAGE_ENV in os.environ else ""
+    scenario = f"IMS outage ({mode}, {OUTAGE_SECONDS:.0f} s)"
+    record(scenario, f"{what} for {OUTAGE_SECONDS:.0f} s mid-batch (40 items, 3 s copies)", figures, env=env)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert _no_item_failed(figures), figures  # not those replicating when it began, nor those that waited
     assert figures["recovery_to_first_copy_seconds"] <= PROBE_MAX + 1, figures
