@@ -3,48 +3,6 @@
 ``P`` is the key prefix (``IMSREP_KEY_PREFIX``, default ``imsrep``). Nothing outside ``worker.data`` formats a key;
 ``tests/worker/data/test_boundary.py`` checks it.
 
-key                            type    what it holds (owner module in ``worker.data``)
-=============================  ======  =========================================================================
-``P:item:<id>``                hash    a ReplicationItem's fields (records)
-``P:item:<id>:log``            list    JSON transitions ``{state, at, reason, message}`` (records)
-``P:batch:<id>``               hash    ``id``, ``created_at``, ``total``, ``submitted``, ``label``, ``finished_at``,
-                                       ``selection`` (JSON) and ``sel_*`` progress (records, lifecycle, selections)
-``P:batch:<id>:items``         list    item IDs in submission order (records)
-``P:batch:<id>:counts``        hash    state -> number of the batch's items in it (records)
-``P:batch:<id>:seen``          set     image IDs a selecting batch already has items for (selections)
-``P:expanding``                zset    batch ID -> last progress, while its selector is still paging (selections)
-``P:plan:<id>``                hash    a plan: ``state``, ``stage``, ``marker``, counters, ``summary`` (plans)
-``P:plan:<id>:items``          list    the items a plan request asked, as JSON (plans)
-``P:plan:<id>:verdicts``       hash    position -> the verdict for that item, JSON (plans)
-``P:plan:<id>:seen``           set     image IDs a selector plan has judged (plans)
-``P:planning``                 zset    plan ID -> last progress, while the worker works it out (plans)
-``P:quota_reading:<account>``  hash    the account's last image quota reading: ``quota``, ``used``, ``at`` (accounts)
-``P:batches``                  zset    batch ID -> created_at (records; lifecycle lists and expires them)
-``P:label:<label>``            zset    batch ID -> created_at, the batches with that label (records, lifecycle)
-``P:state:<state>``            zset    item ID -> time it entered that state (records; metrics, reconciler)
-``P:slots:<pool>``             zset    item ID -> time its replication slot was granted (slots)
-``P:wait:<pool>``              zset    item ID -> arrival, for ``waiting`` items without a slot (slots)
-``P:hold:<account>``           string  why the account's credentials were refused; expires with the hold (accounts)
-``P:durations:<pool>``         list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
-``P:ratelimit:<account>``      hash    token bucket ``tokens``, ``ts`` (accounts)
-``P:deliveries:<message id>``  string  deliveries of one Celery message, expires after a day (control)
-``P:idempotency:<digest>``     hash    ``fingerprint``, ``kind``, ``id`` a request with that key created (idempotency)
-``P:lock:submit:<item id>``    string  held while a submit runs (control)
-``P:lock:reconcile``           string  held while a reconciler pass runs (control)
-``P:workers``                  zset    worker hostname -> last heartbeat (telemetry)
-``P:beats``                    zset    beat hostname -> last tick of its scheduler (telemetry)
-``P:lock:beat``                string  held by the one beat that sends the schedule; expires unless renewed (control)
-``P:refusals``                 hash    ``"<process>:episodes"``, ``"<process>:seconds"`` of Redis refusing writes
-                                       (telemetry)
-``P:fence``                    string  a counter written to see that Redis takes writes (telemetry) and, confirmed by
-                                       WAIT, that every earlier write is on the replicas (idempotency)
-``P:ims:outcomes``             hash    ``"<endpoint>:<outcome>"`` -> IMS/KMS/IAM answers (telemetry)
-``P:retries``                  hash    ``"<task>:<cause>"`` -> steps rescheduled after an error (telemetry)
-``P:latency``                  hash    ``"<state>[@<mode>]:<bucket>"``, ``...:sum``, ``...:count`` (telemetry)
-``P:repairs``                  hash    reconciler repair kind -> count (telemetry)
-``P:followups``                hash    ``"<kind>:<outcome>"`` -> copies' follow-ups ended so (telemetry)
-=============================  ======  =========================================================================
-=======
 =================================  ======  =====================================================================
 key                                type    what it holds (owner module in ``worker.data``)
 =================================  ======  =====================================================================

@@ -212,6 +212,7 @@ class RecordStore:
                     pipe.delete(k.selection_seen(batch_id))
                     pipe.zrem(k.batches(), batch_id)
                     pipe.zrem(k.expanding(), batch_id)
+                    pipe.zrem(k.admitting(), batch_id)
                     if label:
                         pipe.zrem(k.label(label), batch_id)
                     for start in range(0, len(stored.item_ids), _PAGE):
