@@ -580,8 +580,8 @@ def accounts(
     Exit 0 when every account shown is usable (credentials not refused, no outage), 1 otherwise."""
     with _errors(), _client(api, token, state_dir) as client:
         if check:
+            started = datetime.now(timezone.utc)  # before asking: a held account's check is done in a moment
             asked = set(client.check_accounts(account))
-            started = datetime.now(timezone.utc)
             wait_until(lambda: _checked(client.accounts(), asked, started), 60, "the credentials checks")
         shown = [a for a in client.accounts() if account is None or a["name"] == account]
     console.print(accounts_table(shown))

@@ -16,6 +16,12 @@ from worker.queues import ALL_QUEUES
 
 # kombu's own transport, chosen by the URL's scheme (redis or sentinel): Flower only reads the broker, and its Broker
 # tab finds Redis by that scheme, which a transport named by class path would replace.
-globals().update({k: v for k, v in broker_config(load_settings()).items() if k != "broker_transport"})
+_broker = broker_config(load_settings())
+# Workers read only the base list of a queue (priority_steps [0]); Flower keeps its default steps, so its Broker tab
+# adds each pool's waiting line (the queue's priority-9 list, worker/data/keyspace.py) to the queue's length.
+_broker["broker_transport_options"] = {
+    k: v for k, v in _broker["broker_transport_options"].items() if k != "priority_steps"
+}
+globals().update({k: v for k, v in _broker.items() if k != "broker_transport"})
 task_queues = [Queue(name) for name in ALL_QUEUES]
 task_default_queue = ALL_QUEUES[0]

@@ -71,6 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator_project_ids=(services.SIMULATOR_PROJECT_ID, SHARE_PROJECT),
         simulator_regions=(DEMO_REGION,),
         env=FAST_POLLS,
+        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
     with LocalStack(options) as local:  # stops every process on the way out, whatever happened
         info = local.start()

@@ -73,6 +73,7 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | 
         use_simulator=True,
         simulator={"copy_seconds": COPY_SECONDS, "image_quota": 100_000},
         env={"IMSREP_POLL_INITIAL_DELAY": "1", "IMSREP_POLL_MIN_INTERVAL": "0.5", "IMSREP_RETRY_MAX_DELAY": "2"},
+        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
     with LocalStack(options) as local:
         info = local.start()

@@ -332,7 +332,7 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
             workers=tuple(WorkerSpec(name) for name in workers) if worker else (),
             sentinel=sentinel,
             flower=False,
-            stop_grace=10,
+            stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
         )
         c = Cluster(LocalStack(options), workers=workers)
         started.append(c)

@@ -61,6 +61,7 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
             "iam_domain": IAM_DOMAIN,
         },  # fmt: skip
         env=env,
+        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
     with LocalStack(options) as local:
         yield SecretStack(local, local.start(), password, wrong)
