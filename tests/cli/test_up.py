@@ -107,7 +107,7 @@ def test_up_with_sentinel_runs_a_master_a_replica_and_three_sentinels(up: tuple[
     assert httpx.get(f"{info['api_url']}/readyz").json() == {"status": "ready", "workers": 1, "beats": 1}
     auth = (info["flower_user"], info["flower_password"])  # Flower finds the broker through the Sentinels too
     queues = httpx.get(f"{info['flower_url']}/api/queues/length", auth=auth)
-    assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted(ALL_QUEUES)
+    assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted([*ALL_QUEUES, *WAITING_LINES])
     children = _children(proc.pid)
     assert len(children) == 10  # redis, its replica, 3 Sentinels, simulator, worker, beat, api, flower
     proc.send_signal(signal.SIGTERM)
