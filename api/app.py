@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Info, ProcessCollector
 
 from api.accounts import AccountService
 from api.body_limit import BodySizeLimit
-from api.deps import require_token
+from api.deps import known_query_only, require_token
 from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ProcessCollector(registry=app.state.metrics)
     Info("imsrep_build", "The running version of ims-replicator", registry=app.state.metrics).info({"version": VERSION})
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=V1_ERRORS)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token), Depends(known_query_only)], responses=V1_ERRORS)
     v1.include_router(batches.router)
     v1.include_router(replications.router)
     v1.include_router(plans.router)

@@ -6,6 +6,8 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import token_matches
@@ -27,6 +29,27 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 ServiceDep = Annotated[ReplicationService, Depends(get_service)]
 
 _bearer = HTTPBearer(auto_error=False, description="One of the tokens in IMSREP_API_TOKENS")
+
+
+def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not declare: ``?stat=running`` would otherwise list every batch."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        rule = f"is not a query parameter here (known: {allowed})"
+        errors = [FieldError(None, name or "(empty name)", rule) for name in unknown]
+        raise InvalidRequest(errors, "; ".join(f"{e.field}: {e.rule}" for e in errors))
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def require_token(

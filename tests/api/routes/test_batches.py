@@ -237,11 +237,22 @@ def test_batches_are_listed_newest_first_in_pages_with_label_and_state_filters(a
 @pytest.mark.parametrize(
     ("params", "field"),
     [({"state": "paused"}, "state"), ({"label": "no spaces"}, "label"), ({"limit": 0}, "limit"),
-     ({"cursor": "x"}, "cursor")],  # fmt: skip
+     ({"cursor": "x"}, "cursor"), ({"stat": "running"}, "stat"), ({"": "x"}, "(empty name)")],  # fmt: skip
 )
 def test_bad_list_parameters_are_422(client, params: dict, field: str) -> None:
     response = client.get("/v1/batches", params=params)
     assert response.status_code == 422 and [p["field"] for p in response.json()["errors"]] == [field]
+
+
+def test_an_unknown_query_parameter_names_the_known_ones(client) -> None:
+    response = client.get("/v1/batches", params={"stat": "running"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "stat: is not a query parameter here (known: cursor, label, limit, state)"
+
+
+def test_an_unknown_query_parameter_is_401_before_422_without_a_token(client) -> None:
+    response = client.get("/v1/batches", params={"stat": "running"}, headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
 
 
 def test_delete_removes_a_finished_batch_and_refuses_a_running_one(api, client) -> None:
