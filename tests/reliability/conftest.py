@@ -232,11 +232,11 @@ class Cluster:
     def terminal(self, item_ids: list[str]) -> int:
         return sum(1 for s in self.states(item_ids).values() if s is not None and s.terminal)
 
-    def in_flight(self, item_ids: list[str]) -> tuple[list[str], float]:
-        """Items being worked on now (their next step is a message somewhere; waiting items wait for a slot), and
-        the wall-clock time they were read at."""
+    def in_flight(self, item_ids: list[str]) -> tuple[dict[str, ItemState], float]:
+        """Items being worked on now (their next step is a message somewhere; waiting items wait for a slot) with
+        their state, and the wall-clock time they were read at."""
         at = time.time()
-        return [i for i, s in self.states(item_ids).items() if s in IN_FLIGHT], at
+        return {i: s for i, s in self.states(item_ids).items() if s is not None and s in IN_FLIGHT}, at
 
     def moves(self, item_ids: list[str], since: float) -> dict[str, float | None]:
         """Per item, seconds after ``since`` (a wall-clock time) until it entered a new state (None: not yet)."""

@@ -75,20 +75,25 @@ def _fail_over(c, fault, probe: str) -> dict[str, Any]:
 
 
 def _finish(
-    c, item_ids: list[str], sources: list[str], in_flight: tuple[list[str], float], fault_at: float
+    c, item_ids: list[str], sources: list[str], in_flight: tuple[dict[str, ItemState], float], fault_at: float
 ) -> dict[str, Any]:
     """Wait for the batch; count it; and time the resumption: seconds from the fault until every item that was in
-    flight just before it had moved on to its next state."""
+    flight just before it had moved on to its next state (also the slowest per state it was in, and the median)."""
     finished = c.wait_terminal(item_ids, timeout=150)
-    items, read_at = in_flight
-    moved = c.wait_moved_on(items, read_at, timeout=30)
+    states, read_at = in_flight
+    moved = c.wait_moved_on(list(states), read_at, timeout=30)
     late = fault_at - read_at
-    times = sorted(max(0.0, t - late) for t in c.moves(items, read_at).values() if t is not None)
+    times = {i: max(0.0, t - late) for i, t in c.moves(list(states), read_at).items() if t is not None}
+    slowest: dict[str, float] = {}
+    for item_id, seconds in times.items():
+        slowest[states[item_id].value] = round(max(seconds, slowest.get(states[item_id].value, 0.0)), 1)
+    ordered = sorted(times.values())
     figures = {
         **c.outcome(item_ids, sources),
-        "in_flight_at_fault": len(items),
+        "in_flight_at_fault": len(states),
         "resumed_s": None if moved is None else round(max(0.0, moved - late), 1),
-        "resumed_median_s": round(times[len(times) // 2], 1) if times else None,
+        "resumed_median_s": round(ordered[len(ordered) // 2], 1) if ordered else None,
+        "resumed_by_state_s": slowest,
         "all_done": finished,
     }
     c.assert_running()  # no process was restarted by hand (beyond the Redis server the scenario brings back)

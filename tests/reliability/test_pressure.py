@@ -58,7 +58,7 @@ def test_redis_at_its_memory_limit_for_a_minute_mid_batch(cluster, record) -> No
 
     wait_until(observe, HELD + 30, "the minute at the memory limit to pass", interval=2.0)
     progressed_while_limited = c.terminal(item_ids) - terminal_at_limit
-    in_flight, _ = c.in_flight(item_ids)
+    in_flight = list(c.in_flight(item_ids)[0])
     r.config_set("maxmemory", 0)
     lifted = time.time()
     intake_s, probe_item, after = c.first_accepted(sources[ITEMS], lifted, 60)
