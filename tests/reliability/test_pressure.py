@@ -1,4 +1,5 @@
-"""Redis at its memory limit (``noeviction``) for a minute mid-batch: every process rides it out by itself.
+"""Redis at its memory limit (``noeviction``) mid-batch (a minute for the table, 20 s in the suite): every process
+rides it out by itself.
 
 While Redis refuses writes the API answers 503 (and stores nothing), ``/readyz`` says why, workers and beat stay up
 and lose no message, and each process logs the episode once; when Redis takes writes again, everything resumes
@@ -7,6 +8,7 @@ without a restart: nothing lost, copied twice or stuck, no slot leaked.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -21,10 +23,13 @@ pytestmark = pytest.mark.integration
 
 ITEMS = 200
 SLOTS = 20
-HELD = 60.0  # seconds Redis stays at its limit, as the issue asks
+# Seconds Redis stays at its limit: 20 in the suite; docs/reliability.md's row is the minute the issue asks for, with
+# IMSREP_RELIABILITY_PRESSURE_SECONDS=60.
+PRESSURE_ENV = "IMSREP_RELIABILITY_PRESSURE_SECONDS"
+HELD = float(os.environ.get(PRESSURE_ENV, "20"))
 
 
-def test_redis_at_its_memory_limit_for_a_minute_mid_batch(cluster, record) -> None:
+def test_redis_at_its_memory_limit_mid_batch(cluster, record) -> None:
     c = cluster(
         copy_seconds=1.0,
         job_limit=SLOTS,
@@ -38,7 +43,7 @@ def test_redis_at_its_memory_limit_for_a_minute_mid_batch(cluster, record) -> No
     r = c.redis()
     used = int(r.info("memory")["used_memory"])
     # Well below what is used, so that what workers delete meanwhile does not bring it back under: Redis refuses
-    # every write (and every command inside a MULTI) for the whole minute.
+    # every write (and every command inside a MULTI) for the whole time.
     r.config_set("maxmemory", used // 2)
     limited = time.time()
     terminal_at_limit = c.terminal(item_ids)
@@ -47,7 +52,7 @@ def test_redis_at_its_memory_limit_for_a_minute_mid_batch(cluster, record) -> No
     ready: Counter[str] = Counter()
 
     def observe() -> bool:
-        """The API refuses to accept, /readyz says why, and every process stays up, all minute long."""
+        """The API refuses to accept, /readyz says why, and every process stays up, the whole time."""
         c.assert_running()
         with c.api() as api:
             body, key = {"items": [{"image_id": sources[ITEMS]}]}, {"Idempotency-Key": f"p-{sources[ITEMS]}"}
@@ -56,7 +61,7 @@ def test_redis_at_its_memory_limit_for_a_minute_mid_batch(cluster, record) -> No
         ready[f"{readyz.status_code} {readyz.json().get('detail', '')[:40]}"] += 1
         return time.time() - limited >= HELD
 
-    wait_until(observe, HELD + 30, "the minute at the memory limit to pass", interval=2.0)
+    wait_until(observe, HELD + 30, "the time at the memory limit to pass", interval=2.0)
     progressed_while_limited = c.terminal(item_ids) - terminal_at_limit
     in_flight = list(c.in_flight(item_ids)[0])
     r.config_set("maxmemory", 0)
@@ -79,11 +84,9 @@ def test_redis_at_its_memory_limit_for_a_minute_mid_batch(cluster, record) -> No
         "refusal_episodes": {p: n for p, (n, _s) in telemetry.refusals().items()},
         "all_done": finished,
     }
-    record(
-        "Redis at its memory limit",
-        "maxmemory below used memory (noeviction: every write refused) for 60 s mid-batch, then lifted; no restart",
-        figures,
-    )
+    what = f"maxmemory below used memory (noeviction: every write refused) for {HELD:.0f} s mid-batch, then lifted"
+    env = f"{PRESSURE_ENV}={HELD:g}" if PRESSURE_ENV in os.environ else ""
+    record("Redis at its memory limit", f"{what}; no restart", figures, env=env)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert figures["by_state"] == {ItemState.SUCCEEDED.value: ITEMS + 1}, figures
     assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOTS, figures

@@ -1,10 +1,14 @@
 """Recovery with the production timings: every process of the stack SIGKILLed at once mid-batch (Redis on its AOF
 included; the cloud, here the simulator, stays up), then started again on the same state. The row says how long
 after the restart every item that was in flight had moved on; the goal is within 30 s with default settings.
+
+With the default timings it takes two to three minutes, so it runs by hand for docs/reliability.md's row, not in
+the suite: ``IMSREP_RELIABILITY_RECOVERY=1 .venv/bin/pytest tests/reliability/test_recovery.py``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -13,7 +17,11 @@ from cli.processes import wait_until
 from config.settings import Settings
 from worker.domain.states import ItemState
 
-pytestmark = pytest.mark.integration
+RECOVERY_ENV = "IMSREP_RELIABILITY_RECOVERY"
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not os.environ.get(RECOVERY_ENV), reason=f"run by hand with {RECOVERY_ENV}=1 (minutes long)"),
+]
 
 ITEMS = 60
 # The tier's shortened timings put back to their defaults: what a user runs.
@@ -55,6 +63,7 @@ def test_whole_stack_sigkilled_and_restarted_with_default_settings(cluster, reco
         "whole stack SIGKILL + restart",
         "SIGKILL of Redis, API, worker and beat at once mid-batch, all restarted on the same state; default timings",
         figures,
+        env=f"{RECOVERY_ENV}=1",
     )
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert figures["by_state"] == {ItemState.SUCCEEDED.value: ITEMS}, figures

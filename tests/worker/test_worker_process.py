@@ -24,6 +24,9 @@ from worker.queues import Queue, TaskName
 
 pytestmark = pytest.mark.integration
 
+# Twelve rounds of the 5 slots; the 200-item run through the API is tests/integration/test_pipeline.py's.
+ITEMS = 60
+
 
 @pytest.fixture
 def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
@@ -64,7 +67,7 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
         wait_until(lambda: data.telemetry.workers_seen(since=0) > 0, 60, "the worker's heartbeat")
         yield {"sim": sim, "url": url, "data": data, "worker": worker}
     finally:
-        worker.stop()
+        worker.stop(timeout=2)
         client.flushdb()
 
 
@@ -77,11 +80,11 @@ def _image_id(sim, name: str) -> str:
         return client.list_images(name=name)[0].id
 
 
-def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
+def test_sixty_items_through_real_workers_keep_five_slots(stack) -> None:
     sim, data = stack["sim"], stack["data"]
     store = data.records
     source = _image_id(sim, "debian-12-base")
-    batch = store.create_batch([NewItem(ItemSpec(image_id=source, name=f"bulk {i}"), "default") for i in range(200)])
+    batch = store.create_batch([NewItem(ItemSpec(image_id=source, name=f"bulk {i}"), "default") for i in range(ITEMS)])
     sender = celery.Celery("test-sender", broker=stack["url"], set_as_current=False)
     sender.send_task(TaskName.ADMIT.value, kwargs={"batch_id": batch.batch_id}, queue=Queue.ADMIT.value)
 
@@ -91,9 +94,9 @@ def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
 
     wait_until(done, 240, "every item to reach a terminal state", interval=0.5)
     summary = store.batch(batch.batch_id)
-    assert summary.counts[ItemState.SUCCEEDED] == 200, (summary.counts, stack["worker"].log_tail())
+    assert summary.counts[ItemState.SUCCEEDED] == ITEMS, (summary.counts, stack["worker"].log_tail())
     project = httpx.get(f"{sim.url}/_sim/projects").json()["projects"][0]
-    assert project["jobs_total"] == 200 and project["peak_concurrent_jobs"] <= 5
+    assert project["jobs_total"] == ITEMS and project["peak_concurrent_jobs"] <= 5
     outcomes = data.telemetry.ims_outcomes()
     assert not any(outcome == "IMG.0060" for _, outcome in outcomes), outcomes
     stats = httpx.get(f"{sim.url}/_sim/stats").json()["by_endpoint"]
@@ -103,7 +106,7 @@ def test_two_hundred_items_through_real_workers_keep_five_slots(stack) -> None:
     # IMSREP_LOG_FORMAT=json: a JSON object a line, each step's record naming its task, item and batch.
     entries = [json.loads(line) for line in stack["worker"].log_path.read_text().splitlines() if line.startswith("{")]
     done = [e for e in entries if e["message"].endswith(" succeeded") and e["logger"].startswith("worker.")]
-    assert len(done) == 200, entries[-5:]
+    assert len(done) == ITEMS, entries[-5:]
     assert all(e["task_name"].startswith("replication.") and e["task_id"] and e["item_id"] for e in done)
     assert {e["item_id"] for e in done} == set(batch.item_ids)
 
