@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 
+from cli import services
 from cli.processes import ManagedProcess, free_port
 from cli.stack import not_ready_reason
 from simulator.app import create_app
@@ -338,12 +338,11 @@ def _regions_factory(base: Path) -> tuple[Callable[..., RegionsSim], Callable[[]
 
     def start(regions: list[str], *args: str) -> RegionsSim:
         port = free_port()
-        argv = [sys.executable, "-m", "simulator", "--port", str(port), "--seed", "1", "--log-level", "warning"]
-        for region in regions:
-            argv += ["--region", region]
-        for region in regions[1:]:
-            argv += ["--region-port", f"{region}=0"]
-        proc = ManagedProcess(f"simulator-{port}", [*argv, *args], base / f"simulator-{port}.log").start()
+        service = services.simulator(
+            "127.0.0.1", port, (), region=regions[0], regions=dict.fromkeys(regions[1:], 0), seed=1, log_level="warning"
+        )
+        log = base / f"simulator-{port}.log"
+        proc = ManagedProcess(f"simulator-{port}", [*service.argv, *args], log, env=service.env).start()
         started.append((proc, None))  # type: ignore[arg-type]  # stopped even if it never answers
         proc.wait_ready(lambda: not_ready_reason(f"http://127.0.0.1:{port}/_sim/health") is None, timeout=30)
         handle = RegionsSim(proc, port)
