@@ -51,6 +51,7 @@ def _no_item_failed(figures: dict[str, Any]) -> bool:
     return figures["by_state"] == {ItemState.SUCCEEDED.value: figures["items"]}
 
 
+@pytest.mark.timeout(OUTAGE_SECONDS + 240)  # a 600 s outage outlasts the suite's 300 s per test
 @pytest.mark.parametrize("mode", ["error", "hang"])
 def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, mode: str) -> None:
     c = cluster(copy_seconds=3.0)
