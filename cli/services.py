@@ -198,16 +198,16 @@ def simulator(
     project_ids: Sequence[str] = (SIMULATOR_PROJECT_ID,),
     *,
     regions: Mapping[str, int] | None = None,
-    region: str = SIMULATOR_REGION,
+    home_region: str = SIMULATOR_REGION,
     python: str = sys.executable,
     **options: object,
 ) -> Service:
-    """The simulator serving ``region`` with ``project_ids`` (the first is the region's default; none: the
+    """The simulator serving ``home_region`` with ``project_ids`` (the first is the region's default; none: the
     simulator's own) and more ``regions``, each on its port (0: one it picks); ``options`` are its flags
     (``copy_seconds=3``), and the secret ones go to its environment instead."""
     secret = {k: v for k, v in options.items() if k in SIMULATOR_SECRETS}
     flags = {k: v for k, v in options.items() if k not in SIMULATOR_SECRETS}
-    argv = [python, "-m", "simulator", "--host", host, "--port", str(port), "--region", region]
+    argv = [python, "-m", "simulator", "--host", host, "--port", str(port), "--region", home_region]
     for project_id in project_ids:
         argv += ["--project-id", project_id]
     for region, region_port in (regions or {}).items():

@@ -339,7 +339,8 @@ def _regions_factory(base: Path) -> tuple[Callable[..., RegionsSim], Callable[[]
     def start(regions: list[str], *args: str) -> RegionsSim:
         port = free_port()
         service = services.simulator(
-            "127.0.0.1", port, (), region=regions[0], regions=dict.fromkeys(regions[1:], 0), seed=1, log_level="warning"
+            "127.0.0.1", port, (), home_region=regions[0], regions=dict.fromkeys(regions[1:], 0), seed=1,
+            log_level="warning",
         )
         log = base / f"simulator-{port}.log"
         proc = ManagedProcess(f"simulator-{port}", [*service.argv, *args], log, env=service.env).start()

@@ -140,18 +140,29 @@ class SlotPool:
         data = self._redis.hmget(self._keys.pool(pool), "effective", "raise_at")
         return Capacity(int(data[0]) if data[0] else None, float(data[1]) if data[1] else None)
 
-    def set_quota(self, project: str, quota: int, used: int, pending: int, now: float) -> Quota:
-        """Record a fresh read of the project's image quota; ``pending`` copies granted but not yet counted."""
+    def set_quota(
+        self, project: str, quota: int, used: int, pending: int, now: float, *, granted_since: int | None = None
+    ) -> Quota:
+        """Record a fresh read of the project's image quota; ``pending`` copies granted but not yet counted. With
+        ``granted_since`` (the grant counter when the read began), grants made during the read are added."""
         key = self._keys.quota(project)
-        state = {"quota": quota, "used": used, "pending": pending, "checked_at": now}
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(key, mapping=state)
-        pipe.hdel(key, "exhausted")
-        if quota - used - pending > 0:
-            pipe.hdel(key, "blocked_since")
-        else:
-            pipe.hsetnx(key, "blocked_since", now)
-        pipe.execute()
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    if granted_since is not None:
+                        pending += max(0, int(pipe.hget(key, "pending") or 0) - granted_since)
+                    pipe.multi()
+                    pipe.hset(key, mapping={"quota": quota, "used": used, "pending": pending, "checked_at": now})
+                    pipe.hdel(key, "exhausted")
+                    if quota - used - pending > 0:
+                        pipe.hdel(key, "blocked_since")
+                    else:
+                        pipe.hsetnx(key, "blocked_since", now)
+                    pipe.execute()
+                    break
+                except redis.WatchError:  # a grant or another read changed it meanwhile: count again
+                    continue
         return self.quota(project)
 
     def exhaust_quota(self, project: str, now: float) -> None:

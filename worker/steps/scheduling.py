@@ -63,18 +63,23 @@ def _quota_stale(ctx: StepContext, pool: Pool) -> bool:
 
 def read_quota(ctx: StepContext, pool: Pool | None, *, found: ImageQuota | None = None) -> None:
     """Read the project's image quota (or record ``found``, read already). Slots granted whose copies IMS may not
-    count yet are pending."""
+    count yet are pending: those granted before the read began (counted first, so that a copy IMS accepts during
+    the read is counted at least once) and those granted while it was under way."""
     if pool is None or pool.project is None:
         return
+    pending, since = _pending(ctx, pool), ctx.data.slots.quota(pool.project).pending
     if found is None:
         try:
             found = ctx.client(pool.account).get_quota()
         except ReplicatorError as error:  # the grant goes on with what it knew; the next one tries again
             log.info("pool %s: image quota not read (%s)", pool.name, error)
             return
+    ctx.data.slots.set_quota(pool.project, found.quota, found.used, pending, ctx.clock(), granted_since=since)
+
+
+def _pending(ctx: StepContext, pool: Pool) -> int:
     holders = ctx.data.records.get_items(ctx.data.slots.holders(pool.name))
-    pending = sum(1 for item in holders if item.state in (ItemState.WAITING, ItemState.SUBMITTING))
-    ctx.data.slots.set_quota(pool.project, found.quota, found.used, pending, ctx.clock())
+    return sum(1 for item in holders if item.state in (ItemState.WAITING, ItemState.SUBMITTING))
 
 
 def wait_for_slot(ctx: StepContext, item: ReplicationItem, now: float, **fields: object) -> bool:

@@ -163,6 +163,16 @@ def test_the_image_quota_bounds_grants(data, pool) -> None:
     assert pool.quota(POOL.project).headroom == 0
 
 
+def test_grants_made_while_the_quota_was_being_read_stay_pending(data, pool) -> None:
+    ids = _waiting(data, 3)
+    pool.set_quota(POOL.project, quota=50, used=40, pending=0, now=0.0)
+    since = pool.quota(POOL.project).pending  # a read begins: nothing granted since the last one
+    assert pool.grant(POOL, 1.0) == ids  # three grants while IMS answers
+    # The read saw 1 copy not yet counted when it began; the 3 granted during it are not in IMS's figure either.
+    pool.set_quota(POOL.project, quota=50, used=40, pending=1, now=2.0, granted_since=since)
+    assert pool.quota(POOL.project).pending == 4 and pool.quota(POOL.project).headroom == 6
+
+
 def test_nothing_is_granted_while_the_account_circuit_is_open(data, pool) -> None:
     ids = _waiting(data, 2)
     policy = CircuitPolicy(failures_to_open=1, first_probe=0.2, longest_probe=1.0)
