@@ -41,6 +41,7 @@ pool and built again only when kombu replaces the pool (after a fork or a lost c
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -58,23 +59,27 @@ def _stopping() -> bool:
     return bool(state.should_stop or state.should_terminate)
 
 
+def _while_refused(call: Callable[[], Any], what: str) -> Any:
+    """``call()``, waiting with backoff while Redis refuses writes (one log line per episode), unless stopping."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except redis.ResponseError as exc:
+            if not unavailable(exc) or _stopping():
+                raise
+            REFUSALS.refused(f"{what}; waiting", exc)
+            attempt += 1
+            time.sleep(backoff(attempt))
+
+
 class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: Any) -> None:
         """Record the delivered message as unacked; while Redis refuses, wait for it (the message is only in this
         process's memory now: handing it on unrecorded would lose it to a crash, dropping it would lose it now)."""
-        attempt = 0
-        while True:
-            try:
-                super().append(message, delivery_tag)
-            except redis.ResponseError as exc:
-                if not unavailable(exc) or _stopping():
-                    raise
-                REFUSALS.refused("a delivered message could not be recorded as unacked; waiting", exc)
-                attempt += 1
-                time.sleep(backoff(attempt))
-                continue
-            REFUSALS.accepted()
-            return
+        append = super().append
+        _while_refused(lambda: append(message, delivery_tag), "a delivered message could not be recorded as unacked")
+        REFUSALS.accepted()
 
     def ack(self, delivery_tag: Any) -> None:
         try:
@@ -149,16 +154,8 @@ class _Fixes:
     def _queue_bind(self, *args: Any, **kwargs: Any) -> Any:
         """Declare a queue's binding (a worker starting, a control command's reply queue); while Redis refuses
         writes, wait rather than fail: failing restarts the consumer several times a second, each time logged."""
-        attempt = 0
-        while True:
-            try:
-                return super()._queue_bind(*args, **kwargs)  # type: ignore[misc]
-            except redis.ResponseError as exc:
-                if not unavailable(exc) or _stopping():
-                    raise
-                REFUSALS.refused("queues could not be declared; waiting", exc)
-                attempt += 1
-                time.sleep(backoff(attempt))
+        bind = super()._queue_bind  # type: ignore[misc]
+        return _while_refused(lambda: bind(*args, **kwargs), "queues could not be declared")
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
