@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import socket
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -113,11 +114,28 @@ def agency_specs(values: list[str], regions: list[str]) -> tuple[AgencySpec, ...
     return tuple(specs)
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for ``host:port`` whose protocol is set to TCP, as ``getaddrinfo`` gives it. asyncio turns
+    Nagle's algorithm off (``TCP_NODELAY``) only on sockets whose ``proto`` is ``IPPROTO_TCP``, and accepted
+    connections inherit the listener's; uvicorn's ``bind_socket`` leaves it 0, and then each response's second
+    write waits for the client's delayed ACK, tens of milliseconds a request (benchmarked in docs/performance.md).
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"simulator: cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
 def serve(app: Starlette, sim: Simulator, config: SimConfig) -> None:
     """Listen on one port per region, all served by one process and one event loop (so a cross-region copy
     changes both regions in one step), and record the ports actually bound."""
-    sockets = {spec.name: uvicorn.Config(app, host=config.host, port=spec.port).bind_socket()
-               for spec in config.regions}
+    sockets = {spec.name: listening_socket(config.host, spec.port) for spec in config.regions}
     sim.bind({region: sock.getsockname()[1] for region, sock in sockets.items()})
     # A short graceful shutdown: hanging requests must not hold a stop for --hang-seconds.
     server = uvicorn.Server(uvicorn.Config(app, log_level=config.log_level, timeout_graceful_shutdown=1,
