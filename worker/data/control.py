@@ -27,6 +27,18 @@ class Control:
         """Held (and renewed) by the one beat that sends the schedule; the others stand by until it expires."""
         return self._redis.lock(self._keys.beat_lock(), timeout=timeout, thread_local=False)
 
+    def replaced_at(self, now: float) -> float:
+        """When the reconciler first met the Redis server process it meets now, if that one replaced another it had
+        met (a replica a failover promoted, or a restarted server); 0 if it is the first it has met."""
+        key = self._keys.primary()
+        run_id = str(self._redis.info("server")["run_id"])
+        known, since = self._redis.hmget(key, "run_id", "since")
+        if known == run_id:
+            return float(since or 0.0)
+        since = now if known is not None else 0.0
+        self._redis.hset(key, mapping={"run_id": run_id, "since": since})
+        return since
+
     def count_delivery(self, message_id: str) -> int:
         """One more delivery of a Celery message; returns how many there have been."""
         key = self._keys.deliveries(message_id)

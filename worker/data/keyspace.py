@@ -48,6 +48,8 @@ key                                type    what it holds (owner module in ``work
                                            writes (telemetry)
 ``P:fence``                        string  a counter written to see that Redis takes writes (telemetry) and,
                                            confirmed by WAIT, that every earlier write is on the replicas (idempotency)
+``P:primary``                      hash    ``run_id`` of the Redis process the reconciler last met, ``since``
+                                           when it replaced another (control)
 ``P:ims:outcomes``                 hash    ``"<endpoint>:<outcome>"`` -> IMS/KMS/IAM answers (telemetry)
 ``P:retries``                      hash    ``"<task>:<cause>"`` -> steps rescheduled after an error (telemetry)
 ``P:latency``                      hash    ``"<state>[@<mode>]:<bucket>"``, ``...:sum``, ``...:count`` (telemetry)
@@ -194,6 +196,9 @@ class Keyspace:
 
     def fence(self) -> str:
         return f"{self.prefix}:fence"
+
+    def primary(self) -> str:
+        return f"{self.prefix}:primary"
 
     # Telemetry.
     def workers(self) -> str:

@@ -3,7 +3,8 @@
 Runs every ``reconcile_interval`` (Celery beat). Every message a step sends records when it is due, and every task
 marks its item as worked on until its hard time limit (``worker.steps.expect``, ``worker.tasks``), so an item's
 due time says when something should next happen to it. A step more than ``stall_seconds`` past its due time was
-lost (its worker died holding it, Redis lost it in a failover): it is sent again, once per due time (sending it
+lost (its worker died holding it, Redis lost it in a failover), and so was an item's step due before the
+reconciler met a new Redis server process (a failover, a restart). It is sent again, once per due time (sending it
 records a new one), and only while its stage's queue is empty (in a deep queue a message may legitimately wait
 past its due time). A batch's admit chain is watched the same way: one lost chunk is one resend, never one per
 item; a selector whose next listing page, or a plan whose next stage, has made no progress is sent again
@@ -78,6 +79,14 @@ def _cutoff(ctx: StepContext) -> float:
     return ctx.clock() - ctx.settings.stall_seconds
 
 
+def _item_cutoff(ctx: StepContext) -> float:
+    """Item steps due before this are lost: ``stall_seconds`` ago (a margin for messages that are merely late), or
+    when the reconciler met a new Redis server process (a failover, a restart) if that is later. The new server
+    lacks the messages the old one had not passed on, and the margin would idle their items for nothing; a resend
+    of one that was only late ends itself (polls by their sequence number, submits by their lock and attempt)."""
+    return max(_cutoff(ctx), ctx.data.control.replaced_at(ctx.clock()))
+
+
 def _overdue_admits(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter[str]) -> list[Next]:
     if backlog[Queue.ADMIT]:
         return []
@@ -91,7 +100,7 @@ def _overdue_admits(ctx: StepContext, backlog: dict[Queue, int], repairs: Counte
 def _overdue_steps(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter[str]) -> list[Next]:
     nexts: list[Next] = []
     settled: list[str] = []
-    overdue = ctx.data.records.overdue(_cutoff(ctx), limit=MAX_RESENDS)
+    overdue = ctx.data.records.overdue(_item_cutoff(ctx), limit=MAX_RESENDS)
     waiting = [item for item, _ in overdue if item is not None and item.state is ItemState.WAITING]
     holding = dict(zip((i.id for i in waiting), _holding(ctx, waiting), strict=True))
     for item, item_id in overdue:

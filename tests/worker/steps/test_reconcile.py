@@ -119,3 +119,20 @@ def test_a_copy_between_long_polls_is_not_taken_for_stalled(make_context, ims) -
     assert not [n for n in steps.reconcile(ctx) if n.task is TaskName.POLL]
     _later(ctx, wait + ctx.settings.stall_seconds + 1)
     assert [n.kwargs["item_id"] for n in steps.reconcile(ctx) if n.task is TaskName.POLL] == [item_id]
+
+
+def test_after_a_failover_a_step_due_before_it_is_resent_without_the_stall_margin(ctx, ims, redis_server) -> None:
+    (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    steps.validate(ctx, item_id)
+    ctx.data.records.admit_done(ctx.data.records.get_item(item_id).batch_id)  # validated here, not by an admit
+    (poll,) = steps.submit(ctx, item_id)  # the poll it asks for is lost with the old primary
+    steps.expect(ctx, [poll])
+    assert _reconcile(ctx) == []  # the server met first: nothing to recover
+    # The server that answers now is not the one the reconciler met before (as after a failover or a restart).
+    redis_server.client().hset(ctx.data.keys.primary(), "run_id", "0" * 40)
+    _later(ctx, poll.countdown + 0.1)  # the poll is overdue, by far less than the stall margin
+    (resent,) = _reconcile(ctx)
+    assert resent.task is TaskName.POLL and resent.kwargs == poll.kwargs
+    assert _repairs(ctx) == {"poll_resent": 1}
+    _later(ctx, poll.countdown + 0.2 + resent.countdown)  # the resend's own due time belongs to the new server
+    assert _reconcile(ctx) == []
