@@ -80,7 +80,7 @@ def _run(task: Task, subject: str, step: Callable[[StepContext], list[Next]], it
     except NotReplicated as exc:
         REFUSALS.refused(f"{task.name} for {subject} sent again later", exc)
         ctx = context()
-        send([Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))])
+        send(ctx, [Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))])
         return
     except Exception as exc:
         if not unavailable(exc):

@@ -71,8 +71,9 @@ def test_a_step_short_of_replicas_is_sent_again_later(monkeypatch: pytest.Monkey
     sent: list = []
     ctx = SimpleNamespace(backoff=lambda attempt: 0.5)
     monkeypatch.setattr(tasks, "context", lambda: ctx)
-    monkeypatch.setattr(tasks, "send", lambda nexts: sent.extend(nexts))
+    monkeypatch.setattr(tasks, "send", lambda to, nexts: sent.append((to, nexts)))  # send's own signature
     tasks._run(_task("replication.submit"), "i-1", _fails_with(NotReplicated(0, 1)), None)
-    [again] = sent
+    [(to, [again])] = sent
+    assert to is ctx
     assert again.task is TaskName.SUBMIT and dict(again.kwargs) == {"item_id": "i-1", "seq": 3}
     assert again.countdown == 0.5
