@@ -92,6 +92,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A broker command Redis refuses (its memory limit, a read-only replica) restarts the consumer rather than
         # ending the worker: it reconnects and carries on once Redis takes writes again (worker/broker.py).
         "broker_channel_error_retry": True,
+        # ... and reconnects within 2 s of the broker coming back, not kombu's up to 30 s (worker/consumer.py).
+        "worker_consumer": "worker.consumer:Consumer",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,

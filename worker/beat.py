@@ -31,7 +31,10 @@ from worker.pressure import REFUSALS
 log = logging.getLogger("worker.beat")
 
 LOCK_SECONDS = 20.0
-HEARTBEAT_EVERY = 1.0  # a tick may come many times a second (after each entry sent): write at most this often
+HEARTBEAT_EVERY = 1.0
+# While Redis refuses (a failover, its memory limit) beat asks again this often, so the schedule (the reconciler
+# above all) resumes within a second of Redis taking writes, not after a whole tick.
+REFUSED_RETRY = 1.0  # a tick may come many times a second (after each entry sent): write at most this often
 
 
 class Scheduler(PersistentScheduler):
@@ -58,7 +61,7 @@ class Scheduler(PersistentScheduler):
                 raise
             # Still the sender if the lock outlives the episode (renewed on the next tick), else another beat is.
             REFUSALS.refused("no heartbeat, schedule held", exc)
-            return self.max_interval
+            return min(self.max_interval, REFUSED_RETRY)
         REFUSALS.accepted()
         if not self._leading:
             return self.max_interval

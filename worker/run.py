@@ -29,9 +29,11 @@ def worker_argv(
 ) -> list[str]:
     """``python -m celery -A worker.celery_app:app worker -Q <queues> --concurrency N -n <node> -E``.
 
-    ``-E`` sends task events for Flower; ``concurrency`` defaults to ``IMSREP_WORKER_CONCURRENCY``. No log level:
-    the process reads ``IMSREP_LOG_LEVEL`` and ``IMSREP_LOG_FORMAT`` itself (``worker.celery_app``), as Celery's own
-    logging set-up gives way to ours. Beat runs as a process of its own (``beat_argv``), once per cluster.
+    ``-E`` sends task events for Flower. ``--without-mingle``: no waiting a second for neighbours at start and at
+    every reconnect (mingling shares revoked task IDs, and nothing here revokes tasks). ``concurrency`` defaults to
+    ``IMSREP_WORKER_CONCURRENCY``. No log level: the process reads ``IMSREP_LOG_LEVEL`` and ``IMSREP_LOG_FORMAT``
+    itself (``worker.celery_app``), as Celery's own logging set-up gives way to ours. Beat runs as a process of its
+    own (``beat_argv``), once per cluster.
     """
     return [
         python, "-m", "celery", "-A", APP, "worker",
@@ -39,6 +41,7 @@ def worker_argv(
         "--concurrency", str(concurrency or settings.worker_concurrency),
         "-n", node,
         "-E",
+        "--without-mingle",
     ]  # fmt: skip
 
 

@@ -138,6 +138,7 @@ def test_the_worker_consumes_every_queue(compose: dict[str, Any]) -> None:
     command = worker["command"]
     assert command[command.index("-Q") + 1].split(",") == ALL_QUEUES
     assert "-E" in command  # task events, for Flower
+    assert "--without-mingle" in command  # as worker.run.worker_argv
     assert WORKER_ENV.items() <= worker["environment"].items()
     assert worker["environment"]["IMSREP_REDIS_URL"] == BROKER
 

@@ -14,7 +14,7 @@ from celery import Celery
 from cli.processes import wait_until
 from config.celery import celery_config
 from config.settings import get_settings
-from worker.beat import Scheduler
+from worker.beat import REFUSED_RETRY, Scheduler
 
 QUEUE = "beat-test"
 
@@ -57,3 +57,20 @@ def test_one_beat_sends_the_other_stands_by_and_takes_over(app: Celery, redis_se
     finally:
         second.close()
         queue.delete(QUEUE)
+
+
+def test_while_redis_refuses_beat_asks_again_within_a_second(
+    app: Celery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    beat = _scheduler(app, tmp_path, "refused")
+    try:
+
+        def refused(*_: object) -> None:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(beat._data.telemetry, "beat_heartbeat", refused)
+            assert beat.tick() == REFUSED_RETRY < beat.max_interval
+        assert beat.tick() is not None  # Redis back: ticking as usual
+    finally:
+        beat.close()
