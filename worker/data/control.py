@@ -19,6 +19,10 @@ class Control:
         """Held while one delivery of an item's submit runs, so two cannot call copy side by side."""
         return self._redis.lock(self._keys.submit_lock(item_id), timeout=timeout)
 
+    def submit_lock_left(self, item_id: str) -> float:
+        """Seconds until an item's submit lock expires (0 if it is not held)."""
+        return max(0.0, self._redis.pttl(self._keys.submit_lock(item_id)) / 1000)
+
     def reconcile_lock(self, timeout: float) -> Lock:
         """Held while a reconciler pass runs: with several beats, one pass at a time."""
         return self._redis.lock(self._keys.reconcile_lock(), timeout=timeout)

@@ -7,7 +7,8 @@ what followed) first looks in IMS for the copy: an image named ``target_name`` w
 ``__data_origin`` names the source image and that was created at or after the attempt. Found, it is adopted: the
 item goes to ``replicating`` with ``new_image_id`` set and no ``job_id``, and the poll step follows the image itself
 to ``active`` (IMS has no way to find a job by its image). A per-item lock keeps two deliveries of the same submit
-from calling copy side by side.
+from calling copy side by side; one that finds it held looks again when it expires, as a failover may have lost its
+holder's release.
 
 A cross-region copy (docs/ims-api.md §3) is made with the source region's client, names the destination region,
 project and agency, and its new image appears in the destination project: that is where an earlier attempt's copy
@@ -39,6 +40,7 @@ from worker.steps.scheduling import FULL, QUOTA_FULL, hand_back, pool_of, waits_
 log = logging.getLogger("worker.steps")
 
 ADOPT_CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock and IMS's created_at
+LOCK_MARGIN = 0.1  # seconds after a held submit lock expires that the delivery which found it held looks again
 
 
 def submit(ctx: StepContext, item_id: str) -> list[Next]:
@@ -46,11 +48,20 @@ def submit(ctx: StepContext, item_id: str) -> list[Next]:
     # is gone before Redis redelivers the message of a killed worker (visibility timeout > task_time_limit).
     lock = ctx.data.control.submit_lock(item_id, timeout=ctx.settings.task_time_limit)
     if not lock.acquire(blocking=False):
-        return []  # another delivery of this submit is running; it schedules what follows
+        return _after_lock(ctx, item_id)
     try:
         return _submit(ctx, item_id)
     finally:
         lock.release()
+
+
+def _after_lock(ctx: StepContext, item_id: str) -> list[Next]:
+    """Another delivery holds the item's submit lock, or held it and a failover lost its release: look again when the
+    lock expires. A holder that ran has moved the item on by then, and the look ends there."""
+    item = ctx.data.records.get_item(item_id)
+    if item is None or item.state not in (ItemState.WAITING, ItemState.SUBMITTING):
+        return []
+    return [Next.for_item(TaskName.SUBMIT, item, ctx.data.control.submit_lock_left(item_id) + LOCK_MARGIN)]
 
 
 def _submit(ctx: StepContext, item_id: str) -> list[Next]:
