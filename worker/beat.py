@@ -31,10 +31,10 @@ from worker.pressure import REFUSALS
 log = logging.getLogger("worker.beat")
 
 LOCK_SECONDS = 20.0
-HEARTBEAT_EVERY = 1.0
+HEARTBEAT_EVERY = 1.0  # a tick may come many times a second (after each entry sent): write at most this often
 # While Redis refuses (a failover, its memory limit) beat asks again this often, so the schedule (the reconciler
 # above all) resumes within a second of Redis taking writes, not after a whole tick.
-REFUSED_RETRY = 1.0  # a tick may come many times a second (after each entry sent): write at most this often
+REFUSED_RETRY = 1.0
 
 
 class Scheduler(PersistentScheduler):
