@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,11 +23,43 @@ class ServiceError(RuntimeError):
     """A service did not start, or died while it was expected to run."""
 
 
+# Ports handed out by this process: a service given one may not have bound it yet, so it is never handed out twice.
+_handed_out: set[int] = set()
+_LISTEN_FLOOR = 10000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The range the kernel draws outgoing connections' local ports from (Linux's default when unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (the OS picks it, so parallel runs do not collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that is free right now, for a child service to listen on.
+
+    Drawn below the kernel's ephemeral range: a port the OS picks (``bind(0)``) comes from that range, and between
+    the probe here and the child's own bind any outgoing connection (a worker's to Redis) may take it as its local
+    port, which then refuses the listener (``Address already in use``, seen in the failover tier). Random, so that
+    parallel runs rarely meet, and probed, so that a port someone listens on is skipped.
+    """
+    low, _ = _ephemeral_range()
+    candidates = range(_LISTEN_FLOOR, low) if low - _LISTEN_FLOOR >= 1000 else range(0)
+    for _ in range(200):
+        port = random.choice(candidates) if candidates else 0
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        _handed_out.add(port)
+        return port
+    raise ServiceError(f"no free port found on {host} below {low}")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
