@@ -235,6 +235,9 @@ class Settings(BaseSettings):
     task_soft_time_limit: Annotated[float, Field(gt=0)] = 60.0
     task_time_limit: Annotated[float, Field(gt=0)] = 90.0
     max_redeliveries: Annotated[int, Field(ge=1, le=100)] = 5
+    # A submit holds its item's lock in leases this long, renewed every third of it while it runs: a lock whose
+    # holder died, or whose release a failover lost, keeps the item's next submit waiting at most this long.
+    submit_lease_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
 
     # Maintenance: the reconciler resends a step that is this many seconds past its due time (its message was

@@ -42,7 +42,8 @@ IN_FLIGHT = (ItemState.VALIDATING, ItemState.SUBMITTING, ItemState.REPLICATING, 
 SOURCES = 220  # distinct source images, so a second copy of any of them shows in the listing
 
 # Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
-# reconciler resends a step 4 s past its due time (a running one: past its 6 s time limit), every 2 s.
+# reconciler resends a step 4 s past its due time (a running one: past its 6 s time limit), every 2 s; a submit
+# lock lapses 2 s after its holder is gone.
 TIMINGS = {
     "IMSREP_POLL_INITIAL_DELAY": "0.5",
     "IMSREP_POLL_MIN_INTERVAL": "0.2",
@@ -58,6 +59,7 @@ TIMINGS = {
     "IMSREP_RECONCILE_INTERVAL": "2",
     "IMSREP_PROBE_INTERVAL": "0.5",
     "IMSREP_PROBE_MAX_INTERVAL": "2",
+    "IMSREP_SUBMIT_LEASE_SECONDS": "2",
 }
 SERVICE_ENV = {
     "IMSREP_KEY_PREFIX": PREFIX,

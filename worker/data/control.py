@@ -6,6 +6,7 @@ import redis
 from redis.lock import Lock
 
 from worker.data.keyspace import Keyspace
+from worker.data.lease import Lease
 
 DELIVERY_MEMORY = 86_400  # seconds a message's delivery count is kept
 
@@ -15,9 +16,10 @@ class Control:
         self._redis = client
         self._keys = keys
 
-    def submit_lock(self, item_id: str, timeout: float) -> Lock:
-        """Held while one delivery of an item's submit runs, so two cannot call copy side by side."""
-        return self._redis.lock(self._keys.submit_lock(item_id), timeout=timeout)
+    def submit_lock(self, item_id: str, lease: float) -> Lease:
+        """Held while one delivery of an item's submit runs, so two cannot call copy side by side; in leases of
+        ``lease`` seconds, so that one whose holder is gone (or whose release a failover lost) frees soon."""
+        return Lease(self._redis.lock(self._keys.submit_lock(item_id), timeout=lease, thread_local=False))
 
     def submit_lock_left(self, item_id: str) -> float:
         """Seconds until an item's submit lock expires (0 if it is not held)."""

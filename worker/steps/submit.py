@@ -44,10 +44,8 @@ LOCK_MARGIN = 0.1  # seconds after a held submit lock expires that the delivery 
 
 
 def submit(ctx: StepContext, item_id: str) -> list[Next]:
-    # Taken after the task started, so it lasts until the hard time limit has killed the task at the latest; and it
-    # is gone before Redis redelivers the message of a killed worker (visibility timeout > task_time_limit).
-    lock = ctx.data.control.submit_lock(item_id, timeout=ctx.settings.task_time_limit)
-    if not lock.acquire(blocking=False):
+    lock = ctx.data.control.submit_lock(item_id, lease=ctx.settings.submit_lease_seconds)
+    if not lock.acquire():
         return _after_lock(ctx, item_id)
     try:
         return _submit(ctx, item_id)
