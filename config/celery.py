@@ -26,7 +26,7 @@ TRANSPORT = "worker.broker:Transport"
 SENTINEL_TRANSPORT = "worker.broker:SentinelTransport"
 # Seconds between kombu's checks of its long-lived connections: a BRPOP stuck on a dead master is dropped and made
 # again within about brpop_timeout (1 s) + 2 x this.
-BROKER_HEALTH_CHECK_INTERVAL = 5
+BROKER_HEALTH_CHECK_INTERVAL = 2
 # TCP keepalive of every Redis connection (the data layer's too, worker/data/connection.py): probe an idle connection
 # after 5 s, every 2 s, and drop it after 3 unanswered probes, so a connection to a host that vanished (no RST) is
 # dropped in about 11 s even when no command is waiting on it.

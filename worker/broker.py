@@ -29,8 +29,9 @@ had just popped was gone. Here (``QoS``):
 
 Each episode is logged once when it starts and once when it ends (``worker.pressure``).
 
-**Sentinel**: ``SentinelTransport`` has the same fixes, and stays in use after kombu switches to another Sentinel of
-the URL (see the end of this module).
+**Sentinel**: ``SentinelTransport`` has the same fixes, stays in use after kombu switches to another Sentinel of
+the URL (see the end of this module), and its connections leave a master that Sentinel no longer names
+(``FollowingConnection``).
 
 **The saving**: kombu builds a new ``redis.Redis`` client object around the channel's connection pool for every
 publish, ack and event (each builds a table of 164 response callbacks: about 50 us of CPU), several times per task
@@ -50,6 +51,7 @@ from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from worker.data import unavailable
+from worker.data.connection import FollowingConnection
 from worker.pressure import REFUSALS, backoff
 
 
@@ -176,7 +178,9 @@ class Channel(_Fixes, kombu_redis.Channel):
 
 
 class SentinelChannel(_Fixes, kombu_redis.SentinelChannel):
-    pass
+    # Leaves a master Sentinel no longer names (a partitioned one back before its demotion), rather than waiting
+    # there for messages that go to the new master.
+    connection_class = FollowingConnection
 
 
 class Transport(kombu_redis.Transport):

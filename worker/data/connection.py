@@ -2,10 +2,11 @@
 
 Replies are decoded to ``str``. Redis is one server, or the master that Sentinel names (``sentinel://`` in
 ``IMSREP_REDIS_URL``): a Sentinel-managed connection asks the Sentinels where the master is each time it connects,
-and one that meets a demoted master (READONLY) drops and asks again. Timeouts, TCP keepalive and the health check
-are explicit, so a dead or partitioned server is noticed in seconds rather than when the kernel gives up on a
-socket; a command that meets a dropped connection is sent again twice, shortly after. Every write the data layer
-makes is safe to send again (see ``RecordStore.create_batch``), so these retries cannot store anything twice.
+and one that meets a demoted master (READONLY), or whose server Sentinel no longer names, drops and asks again.
+Timeouts, TCP keepalive and the health check are explicit, so a dead or partitioned server is noticed in seconds
+rather than when the kernel gives up on a socket; a command that meets a dropped connection is sent again twice,
+shortly after. Every write the data layer makes is safe to send again (see ``RecordStore.create_batch``), so these
+retries cannot store anything twice.
 
 Redis replicates asynchronously: a write the master acknowledged can vanish in a failover. A write that must
 outlive one (a batch before its 202, a copy attempt before the copy call) is confirmed: the
@@ -15,6 +16,7 @@ and ``NotReplicated`` when fewer replicas confirm in time (``Durability``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
 from config.celery import SENTINEL_RETRY, TCP_KEEPALIVE
 from config.settings import Settings, redis_nodes
@@ -32,6 +34,7 @@ from config.settings import Settings, redis_nodes
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 5  # seconds a pooled connection may sit idle before it is PINGed on reuse
+MASTER_CHECK_INTERVAL = 2.0  # seconds between a Sentinel-managed connection's checks that its server is still master
 
 
 class NotReplicated(redis.RedisError):
@@ -71,6 +74,33 @@ def unavailable(exc: BaseException | None) -> bool:
                 return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+class FollowingConnection(SentinelManagedConnection):
+    """A connection to the master Sentinel names that leaves that server once Sentinel names another.
+
+    A partitioned master that comes back after the failover still answers as master (Sentinel demotes it some 8 s
+    later), and a connection made before the partition would go on writing to it what its demotion discards, or,
+    the broker's, wait there for messages that now go to the new master. So before a command, at most every
+    ``MASTER_CHECK_INTERVAL``, the connection asks the Sentinels; if they name another master it drops and raises a
+    connection error, which the client's retry (or the broker's reconnect) follows to the new master.
+    """
+
+    _master_checked = 0.0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        now = time.monotonic()
+        if self._sock is not None and self.connection_pool.is_master and now >= self._master_checked:
+            self._master_checked = now + MASTER_CHECK_INTERVAL
+            try:
+                master = self.connection_pool.get_master_address()
+            except MasterNotFoundError:
+                master = None  # no Sentinel can tell right now (a failover under way): carry on
+            if master is not None and master != (self.host, self.port):
+                self.disconnect()
+                old, (self.host, self.port) = f"{self.host}:{self.port}", master  # a retry reconnects to this
+                raise RedisConnectionError(f"{old} is no longer the master Sentinel names")
+        super().send_packed_command(command, check_health)
 
 
 @dataclass(frozen=True)
@@ -138,6 +168,7 @@ def connect(target: RedisTarget | str) -> redis.Redis:
         target.sentinel_master,
         db=nodes.db,
         password=target.password or nodes.password,
+        connection_class=FollowingConnection,
         **options,
     )
 

@@ -21,6 +21,7 @@ from cli.stack import LocalStack, SentinelSpec, StackOptions
 from config.settings import load_settings
 from tests.support import walk_to
 from worker.data import Claim, DataLayer, NewItem, NotReplicated, RedisTarget, open_data_layer
+from worker.data.connection import MASTER_CHECK_INTERVAL
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 
@@ -140,3 +141,21 @@ def test_passwords_for_the_servers_and_the_sentinels(tmp_path: Path) -> None:
         for wrong in (replace(both, password="nope"), replace(both, sentinel_password=None)):
             with pytest.raises(redis.RedisError):
                 open_data_layer(wrong, "pw").ping()
+
+
+def test_a_partitioned_master_back_before_its_demotion_gets_no_more_writes(tmp_path: Path) -> None:
+    with _topology(tmp_path) as stack:
+        data = _data(stack, prefix="healed")
+        first = data.records.create_batch(_items(1))  # the client's connections are on the master now
+        written = time.monotonic()
+        stack.pause("redis")  # a partition, past the down-after
+        wait_until(lambda: stack.redis_master() == "redis-replica-1", 30, "Sentinel to promote the replica")
+        # A partition outlasts a connection's master check (down-after is 1 s here, 5 s in compose, 30 s by default).
+        wait_until(lambda: time.monotonic() - written > MASTER_CHECK_INTERVAL, 5, "the check interval to pass")
+        stack.resume("redis")  # back, and still answering as master until Sentinel demotes it (about 8 s)
+        old = redis.Redis(port=stack.port("redis"), decode_responses=True)
+        assert old.info("replication")["role"] == "master"
+        after = data.records.create_batch(_items(1))  # the same client, its connections made before the partition
+        new = open_data_layer(RedisTarget(f"redis://127.0.0.1:{stack.port('redis-replica-1')}/0"), "healed")
+        assert new.records.batch(after.batch_id) is not None and new.records.batch(first.batch_id) is not None
+        assert old.info("replication")["role"] == "master"  # the write went to the new master while it was not yet
