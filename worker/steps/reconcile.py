@@ -1,18 +1,18 @@
 """Reconcile: resend the steps that are overdue, keep the slot pools true to the items, wake what waits on time.
 
 Runs every ``reconcile_interval`` (Celery beat). Every message a step sends records when it is due, and every task
-marks its item as worked on until its hard time limit (``worker.steps.expect``, ``worker.tasks``), so an item's
-due time says when something should next happen to it. A step more than ``stall_seconds`` past its due time was
-lost (its worker died holding it, Redis lost it in a failover), and so was an item's step due before the
-reconciler met a new Redis server process (a failover, a restart). It is sent again, once per due time (sending it
-records a new one), and only while its stage's queue is empty (in a deep queue a message may legitimately wait
-past its due time). A batch's admit chain is watched the same way: one lost chunk is one resend, never one per
-item; a selector whose next listing page, or a plan whose next stage, has made no progress is sent again
-(``worker.steps.select``: a page stored twice adds nothing). Per pool: slots held by finished, missing or
-finishing items are freed (a copy's follow-ups hold no slot), ``submitting``/``replicating`` items whose slot
-entry was lost get it back, free slots are granted; per account: an open circuit has a probe scheduled, and
-items that waited for image quota longer than ``quota_wait_seconds`` fail. Work per pass is bounded
-(``MAX_RESENDS``); every repair is counted for ``/metrics``.
+marks its item as worked on until its hard time limit (``worker.steps.expect``, ``worker.tasks``), so an item's due
+time says when something should next happen to it. A step more than ``stall_seconds`` past its due time was lost
+(its worker died holding it, Redis lost it in a failover), and so was an item's step due before the reconciler met a
+new Redis server process (a failover, a restart), running or not. It is sent again, once per due time (sending it
+records a new one), and only while its stage's queue is empty (in a deep queue a message may legitimately wait past
+its due time). A batch's admit chain is watched the same way: one lost chunk is one resend, never one per item; a
+selector whose next listing page, or a plan whose next stage, has made no progress is sent again
+(``worker.steps.select``: a page stored twice adds nothing). Per pool: slots held by finished, missing or finishing
+items are freed (a copy's follow-ups hold no slot), ``submitting``/``replicating`` items whose slot entry was lost
+get it back, free slots are granted; per account: an open circuit has a probe scheduled, and items that waited for
+image quota longer than ``quota_wait_seconds`` fail. Work per pass is bounded (``MAX_RESENDS``); every repair is
+counted for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -83,8 +83,17 @@ def _item_cutoff(ctx: StepContext) -> float:
     """Item steps due before this are lost: ``stall_seconds`` ago (a margin for messages that are merely late), or
     when the reconciler met a new Redis server process (a failover, a restart) if that is later. The new server
     lacks the messages the old one had not passed on, and the margin would idle their items for nothing; a resend
-    of one that was only late ends itself (polls by their sequence number, submits by their lock and attempt)."""
-    return max(_cutoff(ctx), ctx.data.control.replaced_at(ctx.clock()))
+    of one that was only late ends itself (polls by their sequence number, submits by their lock and attempt).
+
+    The pass that meets the new server also takes every step marked as running for lost (a running task marks its
+    item until its hard time limit): its worker may have died with the old server, or the failover lost what it
+    wrote; a resend of one still running ends itself the same way. Only that pass: the resends' own due times
+    belong to the new server."""
+    now = ctx.clock()
+    replaced = ctx.data.control.replaced_at(now)
+    if replaced == now:
+        return now + ctx.settings.task_time_limit
+    return max(now - ctx.settings.stall_seconds, replaced)
 
 
 def _overdue_admits(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter[str]) -> list[Next]:

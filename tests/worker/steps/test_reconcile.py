@@ -107,6 +107,25 @@ def test_lost_poll_is_sent_with_the_current_sequence_and_the_copy_finishes(ctx, 
     assert ctx.data.slots.in_use("default") == 0
 
 
+def test_the_pass_that_meets_a_new_server_resends_running_steps_too(ctx, ims, redis_server) -> None:
+    (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    steps.validate(ctx, item_id)
+    ctx.data.records.admit_done(ctx.data.records.get_item(item_id).batch_id)  # validated here, not by an admit
+    (poll,) = steps.submit(ctx, item_id)
+    steps.expect(ctx, [poll])
+    assert _reconcile(ctx) == []  # the server met first
+    # Its poll started (marked until its hard time limit) and then the server was replaced: the worker may have died
+    # with the old one, or the failover lost what the poll wrote.
+    ctx.data.records.mark_running(item_id, ctx.clock() + ctx.settings.task_time_limit - 0.5)
+    redis_server.client().hset(ctx.data.keys.primary(), "run_id", "0" * 40)
+    (resent,) = _reconcile(ctx)
+    assert resent.task is TaskName.POLL and resent.kwargs == poll.kwargs
+    ctx.data.records.mark_running(item_id, ctx.clock() + ctx.settings.task_time_limit - 0.5)  # the resend runs
+    _later(ctx, 1.0)
+    assert _reconcile(ctx) == []  # once: later passes leave running steps their time limit again
+    assert _repairs(ctx) == {"poll_resent": 1}
+
+
 def test_a_copy_between_long_polls_is_not_taken_for_stalled(make_context, ims) -> None:
     ctx = make_context(poll_max_interval=300.0, stall_seconds=10.0)
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
