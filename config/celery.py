@@ -19,7 +19,10 @@ from redis.retry import Retry
 
 from config.settings import Settings, is_sentinel_url
 
-ETA_TASK_LIMIT = 1000
+# Countdown messages (polls, retries) one worker holds; one per copy in flight. At the limit the worker takes no
+# message at all until one is due, submits of freed slots included: at 1,000 was the limit of 200 accounts x 5
+# slots, and hand-offs waited for the reconciler (docs/performance.md). A few KB each.
+ETA_TASK_LIMIT = 10_000
 # kombu's Redis transports with the fixes of worker/broker.py (a restart, a failover or a write refusal must not kill
 # the worker): named, not imported, as config imports nothing else of ours.
 TRANSPORT = "worker.broker:Transport"
@@ -99,7 +102,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         # Polls and retries are countdown messages, held in worker memory and not bounded by the prefetch count;
-        # past this many the worker leaves the rest in Redis for other workers.
+        # past this many the worker takes nothing more (see ETA_TASK_LIMIT).
         "worker_eta_task_limit": ETA_TASK_LIMIT,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_soft_shutdown_timeout": 10.0,
