@@ -43,9 +43,12 @@ MAX_IMAGE_BYTES = 128 * 1024**3
 # (docs/ims-api.md §3).
 LARGE_CROSS_REGION_SOURCES = frozenset({"cn-south-1", "cn-east-2", "cn-east-3", "cn-north-4"})
 MAX_LARGE_CROSS_REGION_BYTES = 300 * 1024**3
-# From this many items of one account, listing pages beat one look-up per item: each page must answer at least
-# HITS_PER_PAGE of them on average, or the walk stops and the rest are looked up one by one.
-LISTING_MIN_ITEMS = 10
+# From this many items of one account, listing pages beat one look-up per item: a project's private images are
+# few (IMS's default quota is 50 a region), so the first page (500) usually answers them all, in one call and
+# inside the admit task (no validate task each). Each page must answer at least HITS_PER_PAGE of them on
+# average (the first page is always walked), or the walk stops and the rest are looked up one by one. Two, as a
+# chunk of a batch that interleaves many accounts holds only a few items of each.
+LISTING_MIN_ITEMS = 2
 HITS_PER_PAGE = 5
 
 Problem = tuple[ReasonCode, str]
