@@ -34,6 +34,9 @@ from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_
 
 END_MARGIN = 0.02  # share of a predicted wait added, so the poll lands just after the end rather than before it
 PERCENT_STEP = 0.005  # half the step of process_percent (hundredths): its low end is assumed, for the same reason
+# Below this share done, one step of process_percent is more than a tenth of it: an end reckoned from it may be
+# far too late (1 % after 1 s of a 60 s copy reads as 100 s), so the next poll goes at the earliest end it allows.
+COARSE_FRACTION = 0.1
 
 
 def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
@@ -103,6 +106,9 @@ def first_poll_delay(ctx: StepContext, item: ReplicationItem) -> float:
 
 def _remaining(ctx: StepContext, item: ReplicationItem, fraction: float | None, elapsed: float) -> float:
     """Seconds the job still needs: from its progress if it reports any, else from the forecast, else its age."""
+    if fraction is not None and fraction < COARSE_FRACTION:
+        high = fraction + 2 * PERCENT_STEP
+        return elapsed * (1 - high) / high
     if fraction is not None:
         low = max(fraction - PERCENT_STEP, fraction / 2)
         return elapsed * (1 - low) / low

@@ -8,6 +8,7 @@ from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
+from worker.steps.poll import _remaining
 
 from .conftest import image_id, store_items
 
@@ -55,3 +56,12 @@ def test_poll_of_a_finished_item_does_nothing(ctx, ims) -> None:
     walk_to(ctx.data.records, item_id, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED)
     assert steps.poll(ctx, item_id, 0) == []
     assert ctx.data.slots.in_use("default") == 0  # the slot of a terminal item is given back
+
+
+def test_a_coarse_early_reading_polls_again_by_the_earliest_end_it_allows(ctx, ims) -> None:
+    item = ctx.data.records.get_item(_replicating(ctx, ims))
+    # 1 % after 1 s: the copy takes between 50 s (2 % done) and 100 s. Reckoned from the reading's low end the
+    # next poll would come after 100 s, up to 40 s after a 60 s copy ended; it comes by 50 s and reads again.
+    assert _remaining(ctx, item, 0.01, 1.0) <= 1.0 * (1 - 0.02) / 0.02
+    # A reading that says enough (half done after 30 s) is taken at its low end: the poll lands just after the end.
+    assert 30.0 <= _remaining(ctx, item, 0.5, 30.0) <= 31.0
