@@ -93,7 +93,7 @@ def _item_cutoff(ctx: StepContext) -> float:
     replaced = ctx.data.control.replaced_at(now)
     if replaced == now:
         return now + ctx.settings.task_time_limit
-    return max(now - ctx.settings.stall_seconds, replaced)
+    return max(_cutoff(ctx), replaced)
 
 
 def _overdue_admits(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter[str]) -> list[Next]:
