@@ -4,9 +4,9 @@ A lock that simply expires after the longest a holder could run (the hard time l
 that long when its holder is gone without releasing it: a worker killed mid-step, or a failover that lost the
 release. A lease renewed every third of its length bounds that to the lease, while a live holder keeps it for as
 long as it works (docs/reliability.md, "What a failover costs"). The price: a holder frozen for longer than a
-lease (a stopped host) loses the lock while it may still act when it wakes; with a lock that lasted the hard time
-limit the same held for a longer freeze. The submit step's attempt record, confirmed before its copy call, and its
-search for an earlier attempt's copy are what keep such a wake-up from copying twice.
+lease (a stopped host) loses the lock and still acts when it wakes. For a submit frozen between its attempt record
+and its copy call, another delivery meanwhile finds no copy to adopt and makes one, and the wake-up makes a second;
+with a lock that lasted the hard time limit the same held for a freeze longer than that.
 """
 
 from __future__ import annotations
