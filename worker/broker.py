@@ -168,7 +168,9 @@ class _Fixes:
         return client
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:  # type: ignore[attr-defined]
+        # Torn down: Celery collected the connection (client None), or kombu closed the channel after a connection
+        # error (connection None) while a task still sent through it (a failover mid-task).
+        if self.connection is None or self.connection.client is None:  # type: ignore[attr-defined]
             raise RedisConnectionError("the broker connection was already torn down")
         return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 

@@ -31,9 +31,12 @@ from worker.broker import Channel, QoS, SentinelChannel, SentinelTransport
 from worker.data import unavailable
 
 
-def test_a_channel_of_a_torn_down_connection_raises_a_connection_error() -> None:
-    channel = Channel.__new__(Channel)  # as left after Celery collected the connection
-    channel.connection = SimpleNamespace(client=None)
+@pytest.mark.parametrize("connection", [SimpleNamespace(client=None), None])
+def test_a_channel_of_a_torn_down_connection_raises_a_connection_error(connection: Any) -> None:
+    # As left after Celery collected the connection (client None), or after kombu closed the channel on a
+    # connection error while a task still published through it (None: an AttributeError lost that task's messages).
+    channel = Channel.__new__(Channel)
+    channel.connection = connection
     with pytest.raises(RedisConnectionError):
         channel._connparams()
 

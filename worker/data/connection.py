@@ -76,31 +76,90 @@ def unavailable(exc: BaseException | None) -> bool:
     return False
 
 
+class MasterDown(MasterNotFoundError):
+    """A majority of the Sentinels answered, and none names a master it can reach: the master is down in their view
+    or a failover is under way (its replica may already be promoted)."""
+
+
+def newest_master(sentinel: Sentinel, service: str) -> tuple[str, int]:
+    """The master that the newest configuration among a majority of the Sentinels names (more are asked while none
+    of those names a master it can reach; ``MasterDown`` if a majority answered and none does).
+
+    redis-py takes the first Sentinel's word, but a Sentinel learns of a failover another one led only from its
+    hello messages (every 2 s): until then it still names the old master, and once a partitioned old master is back
+    it names it as healthy. The configuration with the highest epoch is the one Sentinel itself goes by. Sentinels
+    that do not answer move to the end of the list, so a dead one costs its timeout once, not on every check.
+    """
+    sentinels = sentinel.sentinels
+    needed = len(sentinels) // 2 + 1
+    answered: list[Any] = []
+    failed: list[Any] = []
+    newest: tuple[int, tuple[str, int]] | None = None
+    for node in list(sentinels):
+        if len(answered) >= needed and newest is not None:
+            break
+        try:
+            state = node.sentinel_masters().get(service)
+        except (RedisConnectionError, RedisTimeoutError):
+            failed.append(node)
+            continue
+        answered.append(node)
+        if state and sentinel.check_master_state(state, service):
+            epoch = state.get("config-epoch", 0)
+            if newest is None or epoch > newest[0]:
+                newest = (epoch, (state["ip"], state["port"]))
+    sentinels[:] = [node for node in sentinels if node not in failed] + failed
+    if newest is None:
+        if len(answered) >= needed:
+            raise MasterDown(f"{len(answered)} Sentinels answered and none names a master up for {service!r}")
+        raise MasterNotFoundError(f"No master found for {service!r}: too few Sentinels answered")
+    return newest[1]
+
+
 class FollowingConnection(SentinelManagedConnection):
     """A connection to the master Sentinel names that leaves that server once Sentinel names another.
 
     A partitioned master that comes back after the failover still answers as master (Sentinel demotes it some 8 s
     later), and a connection made before the partition would go on writing to it what its demotion discards, or,
     the broker's, wait there for messages that now go to the new master. So before a command, at most every
-    ``MASTER_CHECK_INTERVAL``, the connection asks the Sentinels; if they name another master it drops and raises a
-    connection error, which the client's retry (or the broker's reconnect) follows to the new master.
+    ``MASTER_CHECK_INTERVAL``, the connection asks the Sentinels (``newest_master``); if they name another master,
+    or say theirs is down, it drops and raises a connection error, which the client's retry (or the broker's
+    reconnect) follows to the master they name once they name one.
     """
 
     _master_checked = 0.0
 
+    def _master(self) -> tuple[str, int]:
+        pool = self.connection_pool  # redis-py's proxy of the pool
+        pool.master_address = newest_master(pool.sentinel_manager, pool.service_name)
+        return pool.master_address  # the pool keeps only connections to this address when they are released
+
+    def _connect_retry(self) -> None:
+        if self._sock is None and self.connection_pool.is_master:
+            self._master_checked = time.monotonic() + MASTER_CHECK_INTERVAL
+            self.connect_to(self._master())
+        else:
+            super()._connect_retry()
+
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        now = time.monotonic()
-        if self._sock is not None and self.connection_pool.is_master and now >= self._master_checked:
-            self._master_checked = now + MASTER_CHECK_INTERVAL
-            try:
-                master = self.connection_pool.get_master_address()
-            except MasterNotFoundError:
-                master = None  # no Sentinel can tell right now (a failover under way): carry on
-            if master is not None and master != (self.host, self.port):
-                self.disconnect()
-                old, (self.host, self.port) = f"{self.host}:{self.port}", master  # a retry reconnects to this
-                raise RedisConnectionError(f"{old} is no longer the master Sentinel names")
+        if self.connection_pool.is_master:
+            if self._sock is None:
+                self.connect()  # through the Sentinels: redis-py's own reconnect here goes back to the last host
+            elif time.monotonic() >= self._master_checked:
+                self._check_master()
         super().send_packed_command(command, check_health)
+
+    def _check_master(self) -> None:
+        self._master_checked = time.monotonic() + MASTER_CHECK_INTERVAL
+        try:
+            master: tuple[str, int] | None = self._master()
+        except MasterDown:
+            master = None  # down in the Sentinels' view, its replica perhaps already promoted: write no more to it
+        except MasterNotFoundError:
+            return  # too few Sentinels answer to tell: carry on
+        if master != (self.host, self.port):
+            self.disconnect()
+            raise RedisConnectionError(f"{self.host}:{self.port} is no longer the master Sentinel names")
 
 
 @dataclass(frozen=True)

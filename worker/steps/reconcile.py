@@ -37,6 +37,7 @@ MAX_SLOTTED = 20_000  # submitting/replicating items checked for their slot entr
 _SLOTTED = frozenset({ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICATING})
 # The step an overdue item is waiting for, by state (a waiting item is overdue only when it holds a slot).
 _STEP = {
+    ItemState.ACCEPTED: TaskName.VALIDATE,  # due only once its admit chunk sent it a validate task of its own
     ItemState.VALIDATING: TaskName.VALIDATE,
     ItemState.WAITING: TaskName.SUBMIT,
     ItemState.SUBMITTING: TaskName.SUBMIT,

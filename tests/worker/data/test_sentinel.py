@@ -155,7 +155,15 @@ def test_a_partitioned_master_back_before_its_demotion_gets_no_more_writes(tmp_p
         stack.resume("redis")  # back, and still answering as master until Sentinel demotes it (about 8 s)
         old = redis.Redis(port=stack.port("redis"), decode_responses=True)
         assert old.info("replication")["role"] == "master"
-        after = data.records.create_batch(_items(1))  # the same client, its connections made before the partition
+        after = None
+
+        def write() -> bool:  # refused while the Sentinels still call the old master down (their failover under way)
+            nonlocal after
+            after = data.records.create_batch(_items(1))  # the same client, its connections made before the partition
+            return True
+
+        wait_until(write, 10, "a write on the new master", interval=0.2)
+        assert after is not None
         new = open_data_layer(RedisTarget(f"redis://127.0.0.1:{stack.port('redis-replica-1')}/0"), "healed")
         assert new.records.batch(after.batch_id) is not None and new.records.batch(first.batch_id) is not None
         assert old.info("replication")["role"] == "master"  # the write went to the new master while it was not yet

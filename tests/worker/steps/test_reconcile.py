@@ -57,6 +57,21 @@ def test_a_lost_validate_is_sent_again(ctx, ims) -> None:
     assert _repairs(ctx) == {"validate_resent": 1}
 
 
+def test_a_validate_lost_after_its_admit_chunk_finished_is_sent_again(ctx, ims) -> None:
+    (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
+    batch_id = ctx.data.records.get_item(item_id).batch_id
+    sent = steps.admit(ctx, batch_id)  # the chunk is done; its validate task is recorded, then lost in the send
+    steps.expect(ctx, sent)
+    assert [n.task for n in sent] == [TaskName.VALIDATE]
+    assert ctx.data.records.get_item(item_id).state is ItemState.ACCEPTED
+    _later(ctx, ctx.settings.stall_seconds + 1)
+    (resent,) = _reconcile(ctx)  # the batch's admit chain is over: only the item's own due time tells
+    assert (resent.task, resent.kwargs["item_id"]) == (TaskName.VALIDATE, item_id)
+    ctx.clock = time.time
+    drive(ctx, [resent])
+    assert ctx.data.records.get_item(item_id).state is ItemState.SUCCEEDED
+
+
 def test_a_step_being_worked_on_is_not_resent_before_its_time_limit(ctx, ims) -> None:
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     item = ctx.data.records.get_item(item_id)
