@@ -35,6 +35,7 @@ CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 5  # seconds a pooled connection may sit idle before it is PINGed on reuse
 MASTER_CHECK_INTERVAL = 2.0  # seconds between a Sentinel-managed connection's checks that its server is still master
+FAILOVER_PAUSE = 0.5  # seconds a connection waits before it asks again while the Sentinels call the master down
 
 
 class NotReplicated(redis.RedisError):
@@ -137,7 +138,14 @@ class FollowingConnection(SentinelManagedConnection):
     def _connect_retry(self) -> None:
         if self._sock is None and self.connection_pool.is_master:
             self._master_checked = time.monotonic() + MASTER_CHECK_INTERVAL
-            self.connect_to(self._master())
+            try:
+                master = self._master()
+            except MasterDown:
+                # A failover takes a second or two once the Sentinels agree the master is down: spread the client's
+                # few retries over it rather than spend them all at once and fail the command.
+                time.sleep(FAILOVER_PAUSE)
+                raise
+            self.connect_to(master)
         else:
             super()._connect_retry()
 
