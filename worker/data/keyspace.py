@@ -12,6 +12,8 @@ key                                type    what it holds (owner module in ``work
                                            ``admit_cursor``, ``finished_at``, ``selection`` (JSON) and ``sel_*``
                                            progress (records, lifecycle, selections)
 ``P:batch:<id>:items``             list    item IDs in submission order (records)
+``P:batch:<id>:admit``             list    the same IDs grouped by account, while a batch of several accounts is
+                                           admitted (records)
 ``P:batch:<id>:counts``            hash    state -> number of the batch's items in it (records)
 ``P:batch:<id>:seen``              set     image IDs a selecting batch already has items for (selections)
 ``P:expanding``                    zset    batch ID -> last progress, while its selector is still paging (selections)
@@ -88,6 +90,9 @@ class Keyspace:
 
     def batch_items(self, batch_id: str) -> str:
         return f"{self.prefix}:batch:{batch_id}:items"
+
+    def batch_admission(self, batch_id: str) -> str:
+        return f"{self.prefix}:batch:{batch_id}:admit"
 
     def batch_counts(self, batch_id: str) -> str:
         return f"{self.prefix}:batch:{batch_id}:counts"

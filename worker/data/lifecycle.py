@@ -128,6 +128,7 @@ class BatchLifecycle:
                     pipe.zrem(k.state(state.value), *chunk)
             pipe.zrem(k.due(), *chunk)  # a finished item is due nothing, but a stray entry must not outlive it
         pipe.delete(k.batch(batch_id), k.batch_items(batch_id), k.batch_counts(batch_id), k.selection_seen(batch_id))
+        pipe.delete(k.batch_admission(batch_id))
         pipe.zrem(k.batches(), batch_id)
         pipe.zrem(k.admitting(), batch_id)
         pipe.zrem(k.expanding(), batch_id)

@@ -1,6 +1,7 @@
 """Admit: the batch's ``accepted`` items enter the pipeline, a chunk per task so a 10,000-item batch stays fast.
 
-Each chunk's items are validated together, account by account (``validate_many``: one listing page answers up to
+Chunks are taken account by account (``RecordStore.admission_ids``: a batch over many projects is stored in the
+order given, often interleaved), and each chunk's items are validated together, account by account (``validate_many``: one listing page answers up to
 500 of them, where one task and one IMS call per item would crawl through a big batch); a few items of an account,
 and any the listing does not answer, get a validate task each.
 
@@ -28,7 +29,7 @@ def admit(ctx: StepContext, batch_id: str, cursor: int = 0, held: int = 0) -> li
     """Validate one chunk of the batch's accepted items, then an admit task for the next chunk. ``held`` counts
     items this pass of the chain left accepted (their account in an outage)."""
     records = ctx.data.records
-    ids = records.batch_item_ids(batch_id, cursor, cursor + CHUNK - 1)
+    ids = records.admission_ids(batch_id, cursor, cursor + CHUNK - 1)
     by_account: dict[str, list[ReplicationItem]] = defaultdict(list)
     for item in records.get_items(ids):
         if item.state is ItemState.ACCEPTED:

@@ -125,6 +125,21 @@ def test_an_admit_chain_records_its_progress(store: RecordStore) -> None:
     assert store.overdue_admits(before=400.0, limit=10) == []
 
 
+def test_an_admit_chain_takes_a_batch_of_several_accounts_account_by_account(store: RecordStore) -> None:
+    accounts = ["b", "a", "c"] * 4  # interleaved, as a batch over many projects often is
+    items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), account) for account in accounts]
+    stored = store.create_batch(items)
+    order = store.admission_ids(stored.batch_id, 0, 4) + store.admission_ids(stored.batch_id, 5, 20)
+    assert [store.get_item(i).account for i in order] == sorted(accounts)
+    assert [i for i in order if store.get_item(i).account == "a"] == stored.item_ids[1::3]  # as given, per account
+    assert store.batch_item_ids(stored.batch_id) == stored.item_ids  # the batch's own order stays as submitted
+    store.admit_done(stored.batch_id)  # the grouped list lasts only while the batch is admitted
+    assert store.admission_ids(stored.batch_id, 0, -1) == stored.item_ids
+
+    single = store.create_batch(_items(3))
+    assert store.admission_ids(single.batch_id, 0, -1) == single.item_ids
+
+
 def test_batch_items_pages_with_state_filter(store: RecordStore) -> None:
     stored = store.create_batch(_items(7))
     for item_id in stored.item_ids[::2]:
