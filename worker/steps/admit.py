@@ -1,9 +1,10 @@
 """Admit: the batch's ``accepted`` items enter the pipeline, a chunk per task so a 10,000-item batch stays fast.
 
 Chunks are taken account by account (``RecordStore.admission_ids``: a batch over many projects is stored in the
-order given, often interleaved), and each chunk's items are validated together, account by account (``validate_many``: one listing page answers up to
-500 of them, where one task and one IMS call per item would crawl through a big batch); a few items of an account,
-and any the listing does not answer, get a validate task each.
+order given, often interleaved), and each chunk's items are validated together, account by account
+(``validate_many``: one listing page answers up to 500 of them, where one task and one IMS call per item would
+crawl through a big batch); a few items of an account, and any the listing does not answer, get a validate task
+each.
 
 Also what the API sends after a user's "retry" (failed -> accepted): only items still ``accepted`` are taken, so
 sending admit twice, or for a batch half under way, validates nothing twice that has moved on. Items of an account
