@@ -28,6 +28,9 @@ from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
 
 _PAGE = 1000  # item IDs per Redis command when a long list is written or walked
+# An account's first items admitted before any account's others: IMS runs 5 copies at a time per project by default
+# (docs/ims-api.md, IMG.0060), so every project's first copies start within the first admit chunks.
+FIRST_ROUND = 5
 BATCH = "batch"  # what an Idempotency-Key created (worker.data.idempotency)
 RUNNING, FINISHED = "running", "finished"  # a batch's states
 
@@ -38,6 +41,20 @@ class NewItem:
 
     spec: ItemSpec
     account: str
+
+
+def admission_order(ids: Sequence[str], accounts: Sequence[str]) -> list[str] | None:
+    """The order an admit chain takes a batch of several accounts in (None for one account: as submitted): each
+    account's first ``FIRST_ROUND`` items, then the rest account by account; accounts as they first appear, items
+    as given. An admit chunk then holds many items of few accounts, validated by one listing each, and still
+    starts every account's first copies early."""
+    by_account: dict[str, list[str]] = {}
+    for item_id, account in zip(ids, accounts, strict=True):
+        by_account.setdefault(account, []).append(item_id)
+    if len(by_account) < 2:
+        return None
+    lists = by_account.values()
+    return [i for group in lists for i in group[:FIRST_ROUND]] + [i for group in lists for i in group[FIRST_ROUND:]]
 
 
 @dataclass(frozen=True)
@@ -148,8 +165,7 @@ class RecordStore:
             pipe.delete(k.batch_items(batch_id), k.batch_admission(batch_id))
             for start in range(0, len(ids), _PAGE):
                 pipe.rpush(k.batch_items(batch_id), *ids[start : start + _PAGE])
-            if selection is None and len({new.account for new in items}) > 1:
-                grouped = [i for i, _ in sorted(zip(ids, items, strict=True), key=lambda pair: pair[1].account)]
+            if selection is None and (grouped := admission_order(ids, [new.account for new in items])):
                 for start in range(0, len(grouped), _PAGE):
                     pipe.rpush(k.batch_admission(batch_id), *grouped[start : start + _PAGE])
             for item_id, new in zip(ids, items, strict=True):

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support import walk_to
 from worker.data import NewItem, RecordStore
+from worker.data.records import FIRST_ROUND
 from worker.domain.followups import Followups, TagsResult
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
@@ -125,13 +126,16 @@ def test_an_admit_chain_records_its_progress(store: RecordStore) -> None:
     assert store.overdue_admits(before=400.0, limit=10) == []
 
 
-def test_an_admit_chain_takes_a_batch_of_several_accounts_account_by_account(store: RecordStore) -> None:
-    accounts = ["b", "a", "c"] * 4  # interleaved, as a batch over many projects often is
+def test_an_admit_chain_takes_every_accounts_first_items_then_the_rest_account_by_account(store: RecordStore) -> None:
+    accounts = ["b", "a", "c"] * (FIRST_ROUND + 2) + ["a"]  # interleaved, as a batch over many projects often is
     items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), account) for account in accounts]
     stored = store.create_batch(items)
-    order = store.admission_ids(stored.batch_id, 0, 4) + store.admission_ids(stored.batch_id, 5, 20)
-    assert [store.get_item(i).account for i in order] == sorted(accounts)
-    assert [i for i in order if store.get_item(i).account == "a"] == stored.item_ids[1::3]  # as given, per account
+    order = store.admission_ids(stored.batch_id, 0, 4) + store.admission_ids(stored.batch_id, 5, 100)
+    assert sorted(order) == sorted(stored.item_ids)
+    firsts = ["b"] * FIRST_ROUND + ["a"] * FIRST_ROUND + ["c"] * FIRST_ROUND  # accounts as they first appear
+    assert [store.get_item(i).account for i in order] == firsts + ["b"] * 2 + ["a"] * 3 + ["c"] * 2
+    given = [item_id for item_id, account in zip(stored.item_ids, accounts, strict=True) if account == "a"]
+    assert [i for i in order if store.get_item(i).account == "a"] == given  # each account's items as given
     assert store.batch_item_ids(stored.batch_id) == stored.item_ids  # the batch's own order stays as submitted
     store.admit_done(stored.batch_id)  # the grouped list lasts only while the batch is admitted
     assert store.admission_ids(stored.batch_id, 0, -1) == stored.item_ids
@@ -150,7 +154,6 @@ def test_batch_items_pages_with_state_filter(store: RecordStore) -> None:
     assert [i.id for i in cancelled] == stored.item_ids[0:4:2] and cursor is not None
     rest, cursor = store.batch_items(stored.batch_id, state=ItemState.CANCELLED, limit=10, cursor=cursor)
     assert [i.id for i in rest] == stored.item_ids[4::2] and cursor is None
-
 
 
 def test_lists_objects_and_follow_ups_round_trip_as_json(store: RecordStore) -> None:
