@@ -31,6 +31,7 @@ class TaskName(str, Enum):
     GRANT = "replication.grant"
     PROBE = "replication.probe"
     CHECK = "replication.check"
+    CONFIRM = "replication.confirm"  # the new images of an account's copies whose jobs ended, seen in one listing
 
 
 ROUTES: dict[TaskName, Queue] = {
@@ -40,6 +41,7 @@ ROUTES: dict[TaskName, Queue] = {
     TaskName.VALIDATE: Queue.VALIDATE,
     TaskName.SUBMIT: Queue.SUBMIT,
     TaskName.POLL: Queue.POLL,
+    TaskName.CONFIRM: Queue.POLL,
     TaskName.TAG: Queue.FOLLOWUP,
     TaskName.SHARE: Queue.FOLLOWUP,
     TaskName.RECONCILE: Queue.MAINTENANCE,

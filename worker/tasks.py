@@ -3,7 +3,8 @@
 Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll or a follow-up
 (``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
 ``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after; a
-plan ``{"plan_id", "stage", "marker"}``; a grant ``{"pool"}``, a probe or check ``{"account"}``), never a secret.
+plan ``{"plan_id", "stage", "marker"}``; a grant ``{"pool"}``, a probe, check or confirm ``{"account"}``), never a
+secret.
 Rescheduling (the next poll, a retry after an error) is a NEW message sent with ``send_task`` and a countdown,
 not ``self.retry``: the step decides what comes next, so polls and error retries take one path; a poll is not an
 error and must not inflate Celery's retry count; and the error budget lives on the item (``error_retries``)
@@ -189,6 +190,11 @@ def probe(self: Task, account: str) -> None:
 @app.task(name=TaskName.CHECK.value, bind=True)
 def check(self: Task, account: str) -> None:
     _run(self, account, lambda ctx: steps.check(ctx, account), None)
+
+
+@app.task(name=TaskName.CONFIRM.value, bind=True)
+def confirm(self: Task, account: str) -> None:
+    _run(self, account, lambda ctx: steps.confirm(ctx, account), None)
 
 
 @app.task(name=TaskName.RECONCILE.value, bind=True)

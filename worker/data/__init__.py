@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import redis
 
 from worker.data.accounts import AccountState, Health, health_from
+from worker.data.checks import ImageChecks
 from worker.data.connection import Durability, NotReplicated, RedisTarget, connect, redis_target, unavailable
 from worker.data.control import Control
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
@@ -39,6 +40,7 @@ __all__ = [
     "Earlier",
     "Histogram",
     "IdempotencyKeys",
+    "ImageChecks",
     "Keyspace",
     "NewItem",
     "NotReplicated",
@@ -97,6 +99,7 @@ class DataLayer:
     records: RecordStore
     slots: SlotPool
     accounts: AccountState
+    checks: ImageChecks
     telemetry: Telemetry
     control: Control
     idempotency: IdempotencyKeys
@@ -115,6 +118,7 @@ class DataLayer:
             records=records,
             slots=SlotPool(client, keys),
             accounts=AccountState(client, keys),
+            checks=ImageChecks(client, keys),
             telemetry=Telemetry(client, keys),
             control=Control(client, keys),
             idempotency=IdempotencyKeys(client, keys, durability),

@@ -35,6 +35,9 @@ key                                type    what it holds (owner module in ``work
 ``P:quota:<project>``              hash    image quota, used, granted since read, blocked since (slots)
 ``P:health:<account>``             hash    circuit state, failures, next probe, outage seconds, last check (accounts)
 ``P:probe:<account>``              string  set while a probe task is scheduled for an open circuit (accounts)
+``P:checks:<account>``             zset    item ID -> when its job ended, copies whose new image is yet to be seen
+                                           active (checks)
+``P:checks:<account>:sent``        string  set while a check of those is scheduled (checks)
 ``P:hold:<account>``               string  why the account's credentials were refused; expires (accounts)
 ``P:durations:<pool>``             list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
 ``P:ratelimit:<account>``          hash    token bucket ``tokens``, ``ts`` (accounts)
@@ -169,6 +172,12 @@ class Keyspace:
 
     def health(self, account: str) -> str:
         return f"{self.prefix}:health:{account}"
+
+    def checks(self, account: str) -> str:
+        return f"{self.prefix}:checks:{account}"
+
+    def checks_sent(self, account: str) -> str:
+        return f"{self.prefix}:checks:{account}:sent"
 
     def probe(self, account: str) -> str:
         return f"{self.prefix}:probe:{account}"

@@ -80,6 +80,12 @@ class ReplicationItem(BaseModel):
         return self.state.terminal
 
     @property
+    def job_done(self) -> bool:
+        """IMS's job ended well and named the new image, which is still to be seen active: the job no longer counts
+        against the project's concurrent copies, so the item holds no replication slot."""
+        return self.job_id is not None and self.new_image_id is not None
+
+    @property
     def mode(self) -> str:
         """``in-region`` or ``cross-region``: IMS counts the two kinds of copy apart."""
         return CROSS_REGION if self.target_region else IN_REGION

@@ -38,7 +38,7 @@ PLACEHOLDERS = ("name", "region", "id8", "date")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DATE_FORMAT = "%Y%m%d"  # {date}: the batch's day (UTC), e.g. 20261128
 _SAMPLE = {"id8": "0123abcd", "date": "20261128"}  # what {id8} and {date} look like, for checks before any image
-_IMS_TIME = "%Y-%m-%dT%H:%M:%SZ"  # the listing's created_at filter form
+IMS_TIME = "%Y-%m-%dT%H:%M:%SZ"  # the listing's created_at filter form
 
 
 class Selector(BaseModel):
@@ -129,10 +129,10 @@ class Selector(BaseModel):
             "__system__cmkid": cmk_id,
         }
         if self.created_after is not None:
-            filters["created_at"] = f"gte:{self.created_after.strftime(_IMS_TIME)}"
+            filters["created_at"] = f"gte:{self.created_after.strftime(IMS_TIME)}"
         elif self.created_before is not None:
             # IMS keeps whole seconds: every image created before it is at or before its whole second.
-            filters["created_at"] = f"lte:{self.created_before.strftime(_IMS_TIME)}"
+            filters["created_at"] = f"lte:{self.created_before.strftime(IMS_TIME)}"
         return {key: value for key, value in filters.items() if value is not None}
 
     def matches(self, image: Image, cmk_id: str | None) -> bool:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 _LEGACY_TIME = "%d-%b-%Y %H:%M:%S:%f"  # "04-Jun-2015 18:11:06:586", an old IMS job format
 GONE = frozenset({"killed", "deleted"})  # image statuses that will never become active
+CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock and IMS's created_at
 
 
 def parse_time(value: Any) -> datetime | None:

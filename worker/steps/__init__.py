@@ -6,6 +6,7 @@ past it does nothing.
 """
 
 from worker.steps.admit import admit
+from worker.steps.confirm import confirm
 from worker.steps.context import Next, StepContext, expect
 from worker.steps.followup import followup, give_up
 from worker.steps.outcomes import finish
@@ -23,6 +24,7 @@ __all__ = [
     "StepContext",
     "admit",
     "check",
+    "confirm",
     "expand",
     "expect",
     "expire_batches",

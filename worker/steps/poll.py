@@ -5,8 +5,10 @@ never sleeps. The first one is due when the account's finished copies of that si
 has finished, after ``poll_initial_delay``); a later one when ``process_percent`` says. Either aims a little past
 the predicted end: an early poll costs a call and ``poll_min_interval`` more, a late one only that little.
 
-After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too). A cross-region
-copy's job is polled in the source region and its image looked at in the destination (Terraform does the same).
+After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too); the slot is
+freed at once, since a finished job no longer counts against the project's copies. An in-region copy's image is
+looked at with the account's other copies that end about then (``worker.steps.confirm``). A cross-region copy's
+job is polled in the source region and its image looked at in the destination (Terraform does the same).
 An active copy with tags or sharing to apply moves on to its follow-ups (``worker.steps.followup``). Each poll
 carries a sequence number; only the task whose number matches the item's ``poll_seq`` may schedule the next one, so
 a duplicate ends the extra chain instead of doubling the polling for the rest of the copy.
@@ -28,6 +30,7 @@ from worker.ims.client import ImsClient
 from worker.ims.models import GONE
 from worker.queues import TaskName
 from worker.steps import forecast
+from worker.steps.confirm import confirm_later
 from worker.steps.context import Next, StepContext
 from worker.steps.followup import copied
 from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
@@ -90,7 +93,9 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
         forecast.record(ctx, pool_name_of(item), item.source_size, job)
-        return _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
+        if item.target_region is None:  # looked at with the account's other copies that end about now
+            return confirm_later(ctx, item)
+        return release_slot(ctx, item) + _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
     if fraction is not None:
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, progress=fraction)

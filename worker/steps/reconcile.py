@@ -147,6 +147,7 @@ def _restore_slots(ctx: StepContext, repairs: Counter[str]) -> None:
         item
         for state in (ItemState.SUBMITTING, ItemState.REPLICATING)
         for item in ctx.data.records.in_state(state, limit=MAX_SLOTTED)
+        if not item.job_done  # its job ended: it holds no slot while its new image is looked at
     ]
     by_pool: dict[str, list[str]] = {}
     for item, held in zip(items, _holding(ctx, items), strict=True):

@@ -30,7 +30,7 @@ from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
 from worker.errors import ImsRefusedError, PermanentError, RetryableError, ThrottledError
 from worker.ims.client import ImsClient
-from worker.ims.models import GONE, Image
+from worker.ims.models import CLOCK_SKEW, GONE, Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, release_slot, retry_later
@@ -39,7 +39,6 @@ from worker.steps.scheduling import FULL, QUOTA_FULL, hand_back, pool_of, waits_
 
 log = logging.getLogger("worker.steps")
 
-ADOPT_CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock and IMS's created_at
 LOCK_MARGIN = 0.1  # seconds after a held submit lock expires that the delivery which found it held looks again
 
 
@@ -169,7 +168,7 @@ def find_copy(client: ImsClient, item: ReplicationItem, since: float, *, usable_
         for image in client.list_images(name=item.target_name)
         if (image.data_origin or "").startswith("image,")
         and (image.data_origin or "").endswith(origin_suffix)
-        and (image.created_at is None or image.created_at.timestamp() >= since - ADOPT_CLOCK_SKEW)
+        and (image.created_at is None or image.created_at.timestamp() >= since - CLOCK_SKEW)
         and not (usable_only and image.status in GONE)
     ]
     candidates.sort(key=lambda image: image.created_at.timestamp() if image.created_at else 0.0)

@@ -106,6 +106,8 @@ def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
         nexts = steps.followup(ctx, str(k["item_id"]), int(k["seq"]))
     elif nxt.task is TaskName.GRANT:
         nexts = steps.grant(ctx, str(k["pool"]))
+    elif nxt.task is TaskName.CONFIRM:
+        nexts = steps.confirm(ctx, str(k["account"]))
     elif nxt.task is TaskName.PROBE:
         nexts = steps.probe(ctx, str(k["account"]))
     else:
