@@ -58,7 +58,7 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
         copies = ctx.destination(item)  # where the new image is: the account's project or a cross-region destination
         if item.job_id and not item.new_image_id:
             return _follow_job(ctx, client, copies, item, seq)
-        return _follow_image(ctx, copies, item, item.new_image_id or "", seq, after_job=False)
+        return _follow_image(ctx, copies, item, item.new_image_id or "", seq, after_job=item.job_done)
     except PermanentError as error:
         return fail_permanently(ctx, item, error, ItemState.FAILED)
     except RetryableError as error:
