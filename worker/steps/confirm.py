@@ -30,7 +30,7 @@ from worker.steps.followup import copied
 from worker.steps.outcomes import release_slot
 
 GATHER_SHARE = 0.05  # of a copy's duration: how long its check waits for others of the account to end
-MAX_WAIT = 1.0  # seconds a check waits at most
+MAX_WAIT = 2.0  # seconds a check waits at most
 
 
 def confirm_later(ctx: StepContext, item: ReplicationItem) -> list[Next]:
