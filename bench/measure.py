@@ -41,14 +41,15 @@ def completion_latencies(jobs: Iterable[dict[str, Any]], items: Iterable[dict[st
     return [done[job["job_id"]] - job["end"] for job in jobs if job["job_id"] in done]
 
 
-def handoff_gaps(jobs: Sequence[dict[str, Any]], items: Iterable[dict[str, Any]], slots: int) -> list[float]:
-    """Seconds from a slot's release (an item of the project ending) to the next copy call in that project.
+def handoff_gaps(jobs: Sequence[dict[str, Any]], slots: int) -> list[float]:
+    """Seconds a slot stood idle: from an IMS job's end in the project to the next copy call there (the next job's
+    begin), the poll that sees the end and the submit it frees included.
 
-    Slots go to waiting items oldest first, so the k-th release lets the (slots + k)-th job begin.
+    A slot is free for IMS as soon as its job ends, so the k-th end lets the (slots + k)-th job begin.
     """
-    releases = sorted(epoch(item["updated_at"]) for item in items if item["job_id"])
+    ends = sorted(job["end"] for job in jobs)
     begins = sorted(job["begin"] for job in jobs)
-    return [begin - release for begin, release in zip(begins[slots:], releases, strict=False)]
+    return [begin - end for begin, end in zip(begins[slots:], ends, strict=False)]
 
 
 def calls(stats: dict[str, Any], project_id: str) -> int:

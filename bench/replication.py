@@ -36,10 +36,8 @@ class Outcome:
     def handoff_gaps(self, slots: int) -> list[float]:
         """Slot hand-off gaps, project by project."""
         gaps: list[float] = []
-        for account, project in self.projects.items():
-            jobs = [job for job in self.jobs if job["project_id"] == project]
-            items = [item for item in self.items if item["account"] == account]
-            gaps += measure.handoff_gaps(jobs, items, slots)
+        for project in self.projects.values():
+            gaps += measure.handoff_gaps([job for job in self.jobs if job["project_id"] == project], slots)
         return gaps
 
 

@@ -66,7 +66,7 @@ def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str
     ]
     figures += [
         Figure(
-            name, "slot hand-off (release to next copy), median / D", measure.percentile(gaps, 50) / d, goal="<= 0.10"
+            name, "slot hand-off (job end to next copy), median / D", measure.percentile(gaps, 50) / d, goal="<= 0.10"
         ),
         Figure(name, "slot hand-off, p95 / D", measure.percentile(gaps, 95) / d, goal="<= 0.25"),
         Figure(name, "makespan (POST to last verdict)", out.makespan, "s", baseline=naive_text),
