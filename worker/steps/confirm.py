@@ -8,7 +8,8 @@ they are looked at with one listing page of the images created since the earlies
 The poll that sees the job end frees the copy's slot at once (a finished job no longer counts against the
 project's concurrent copies), puts the copy in the account's line (``worker.data.checks``) and, unless a check is
 scheduled, sends one, due in ``GATHER_SHARE`` of the copy's duration (at most ``MAX_WAIT``): the copies that end
-meanwhile are looked at with it, and no copy waits longer than that share of its own duration. A copy that the
+meanwhile are looked at with it, and no copy waits longer than that share of its own duration. A copy shorter than
+10 s has its image read by its poll at once, as before. A copy that the
 listing does not show active gets a poll of its own (one read, with the poll's retries and deadline), and so does
 one whose check was lost: its due time is the check's, so the reconciler resends its poll. Cross-region copies are
 still looked at one by one, in their destination (``worker.steps.poll``).
@@ -27,22 +28,25 @@ from worker.ims.models import CLOCK_SKEW, Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.followup import copied
-from worker.steps.outcomes import release_slot
 
 GATHER_SHARE = 0.05  # of a copy's duration: how long its check waits for others of the account to end
 MAX_WAIT = 2.0  # seconds a check waits at most
+# A copy shorter than MIN_WAIT / GATHER_SHARE (10 s) has its image read at once: its check would be one more task
+# hop, which under load costs more than the wait, and short copies seldom end together.
+MIN_WAIT = 0.5
 
 
-def confirm_later(ctx: StepContext, item: ReplicationItem) -> list[Next]:
-    """The copy's job ended (its new image recorded): free its slot, and look at the image with the account's next
-    check."""
+def confirm_later(ctx: StepContext, item: ReplicationItem) -> list[Next] | None:
+    """The in-region copy's job ended (its new image recorded, its slot freed): look at the image with the account's
+    next check; None for a short copy, whose image is read at once."""
     now = ctx.clock()
     wait = min(MAX_WAIT, GATHER_SHARE * max(0.0, now - (item.job_started_at or now)))
+    if wait < MIN_WAIT:
+        return None
     ctx.data.records.set_due({item.id: now + wait})  # its check lost: the reconciler resends the copy's poll
-    nexts = release_slot(ctx, item)
     if ctx.data.checks.add(item.account, item.id, now, within=wait):
-        nexts.append(Next(TaskName.CONFIRM, {"account": item.account}, wait))
-    return nexts
+        return [Next(TaskName.CONFIRM, {"account": item.account}, wait)]
+    return []
 
 
 def confirm(ctx: StepContext, account: str) -> list[Next]:

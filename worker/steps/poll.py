@@ -7,8 +7,9 @@ the predicted end: an early poll costs a call and ``poll_min_interval`` more, a 
 
 After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too); the slot is
 freed at once, since a finished job no longer counts against the project's copies. An in-region copy's image is
-looked at with the account's other copies that end about then (``worker.steps.confirm``). A cross-region copy's
-job is polled in the source region and its image looked at in the destination (Terraform does the same).
+looked at with the account's other copies that end about then (``worker.steps.confirm``), unless it is short. A
+cross-region copy's job is polled in the source region and its image looked at in the destination (Terraform does
+the same).
 An active copy with tags or sharing to apply moves on to its follow-ups (``worker.steps.followup``). Each poll
 carries a sequence number; only the task whose number matches the item's ``poll_seq`` may schedule the next one, so
 a duplicate ends the extra chain instead of doubling the polling for the rest of the copy.
@@ -93,9 +94,10 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
         forecast.record(ctx, pool_name_of(item), item.source_size, job)
-        if item.target_region is None:  # looked at with the account's other copies that end about now
-            return confirm_later(ctx, item)
-        return release_slot(ctx, item) + _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
+        nexts = release_slot(ctx, item)  # a finished job no longer counts against the project's copies
+        if item.target_region is None and (check := confirm_later(ctx, item)) is not None:
+            return nexts + check  # looked at with the account's other copies that end about now
+        return nexts + _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
     if fraction is not None:
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, progress=fraction)

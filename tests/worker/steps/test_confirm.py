@@ -26,12 +26,18 @@ def _ended(ctx, ims, n: int) -> list[str]:
     return ids
 
 
+def _long(ctx) -> None:
+    """From now on the copies look 20 s old: long enough for their images to be looked at together."""
+    ctx.clock = lambda: time.time() + 20
+
+
 def _calls(ctx) -> dict[str, int]:
     return {f"{endpoint}:{outcome}": n for (endpoint, outcome), n in ctx.data.telemetry.ims_outcomes().items()}
 
 
 def test_copies_that_end_together_are_looked_at_with_one_listing(ctx, ims) -> None:
     ids = _ended(ctx, ims, 3)
+    _long(ctx)
     sent = [n for item_id in ids for n in steps.poll(ctx, item_id, 0)]
     # Each poll that sees its job end frees the slot at once; the first sends the account's check, the rest join it.
     assert [n.kwargs for n in sent if n.task is TaskName.CONFIRM] == [{"account": "default"}]
@@ -48,8 +54,15 @@ def test_copies_that_end_together_are_looked_at_with_one_listing(ctx, ims) -> No
     assert steps.confirm(ctx, "default") == []  # the line is empty: nothing is looked at twice
 
 
+def test_a_short_copys_image_is_read_by_its_poll_at_once(ctx, ims) -> None:
+    (item_id,) = _ended(ctx, ims, 1)  # half a second: a check's wait and hop would cost more than they save
+    assert [n.task for n in steps.poll(ctx, item_id, 0)] == []
+    assert ctx.data.records.get_item(item_id).state is ItemState.SUCCEEDED
+
+
 def test_a_copy_the_listing_does_not_show_active_gets_a_poll_of_its_own(ctx, ims) -> None:
     (item_id,) = _ended(ctx, ims, 1)
+    _long(ctx)
     steps.poll(ctx, item_id, 0)
     ctx.data.records.update_if(item_id, ItemState.REPLICATING, new_image_id=str(uuid.uuid4()))  # not in the page
     (own,) = steps.confirm(ctx, "default")
@@ -58,8 +71,9 @@ def test_a_copy_the_listing_does_not_show_active_gets_a_poll_of_its_own(ctx, ims
 
 def test_a_lost_check_ends_in_the_copys_own_poll_and_no_slot_is_taken_back(ctx, ims) -> None:
     (item_id,) = _ended(ctx, ims, 1)
+    _long(ctx)
     steps.poll(ctx, item_id, 0)  # its check is sent, and lost
-    ctx.clock = lambda: time.time() + ctx.settings.stall_seconds + 2
+    ctx.clock = lambda: time.time() + 20 + ctx.settings.stall_seconds + 2
     resent = steps.reconcile(ctx)
     assert [(n.task, n.kwargs["item_id"]) for n in resent if "item_id" in n.kwargs] == [(TaskName.POLL, item_id)]
     assert ctx.data.slots.in_use("default") == 0  # a copy whose job ended holds no slot, even for the reconciler
