@@ -17,6 +17,7 @@ and ``NotReplicated`` when fewer replicas confirm in time (``Durability``).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ SOCKET_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 5  # seconds a pooled connection may sit idle before it is PINGed on reuse
 MASTER_CHECK_INTERVAL = 2.0  # seconds between a Sentinel-managed connection's checks that its server is still master
 FAILOVER_PAUSE = 0.5  # seconds a connection waits before it asks again while the Sentinels call the master down
+SENTINEL_RETRY_AFTER = 10.0  # seconds a Sentinel that did not answer is left out while enough others answer
+_SENTINEL_FAILED: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()  # Sentinel client -> when
 
 
 class NotReplicated(redis.RedisError):
@@ -83,36 +86,37 @@ class MasterDown(MasterNotFoundError):
 
 
 def newest_master(sentinel: Sentinel, service: str) -> tuple[str, int]:
-    """The master that the newest configuration among a majority of the Sentinels names (more are asked while none
-    of those names a master it can reach; ``MasterDown`` if a majority answered and none does).
+    """The master that the newest configuration among the Sentinels names (``MasterDown`` if a majority answered and
+    none names a master it can reach).
 
     redis-py takes the first Sentinel's word, but a Sentinel learns of a failover another one led only from its
-    hello messages (every 2 s): until then it still names the old master, and once a partitioned old master is back
-    it names it as healthy. The configuration with the highest epoch is the one Sentinel itself goes by. Sentinels
-    that do not answer move to the end of the list, so a dead one costs its timeout once, not on every check.
+    hello messages (every 2 s): until then it still names the old master, healthy again once a partition heals, and
+    for a moment such Sentinels can be the majority. So every Sentinel is asked and the configuration with the
+    highest epoch wins, as it does among the Sentinels themselves. One that did not answer is left out for
+    ``SENTINEL_RETRY_AFTER`` while a majority answers without it, so a hung one costs its timeout once in a while,
+    not on every check.
     """
-    sentinels = sentinel.sentinels
-    needed = len(sentinels) // 2 + 1
-    answered: list[Any] = []
-    failed: list[Any] = []
+    now = time.monotonic()
+    needed = len(sentinel.sentinels) // 2 + 1
+    recent = [node for node in sentinel.sentinels if now - _SENTINEL_FAILED.get(node, -1e9) < SENTINEL_RETRY_AFTER]
+    answered = 0
     newest: tuple[int, tuple[str, int]] | None = None
-    for node in list(sentinels):
-        if len(answered) >= needed and newest is not None:
+    for node in [node for node in sentinel.sentinels if node not in recent] + recent:
+        if node in recent and answered >= needed:
             break
         try:
             state = node.sentinel_masters().get(service)
         except (RedisConnectionError, RedisTimeoutError):
-            failed.append(node)
+            _SENTINEL_FAILED[node] = now
             continue
-        answered.append(node)
+        answered += 1
         if state and sentinel.check_master_state(state, service):
             epoch = state.get("config-epoch", 0)
             if newest is None or epoch > newest[0]:
                 newest = (epoch, (state["ip"], state["port"]))
-    sentinels[:] = [node for node in sentinels if node not in failed] + failed
     if newest is None:
-        if len(answered) >= needed:
-            raise MasterDown(f"{len(answered)} Sentinels answered and none names a master up for {service!r}")
+        if answered >= needed:
+            raise MasterDown(f"{answered} Sentinels answered and none names a master up for {service!r}")
         raise MasterNotFoundError(f"No master found for {service!r}: too few Sentinels answered")
     return newest[1]
 

@@ -9,7 +9,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from worker.data.connection import newest_master
+from worker.data.connection import MasterDown, newest_master
 
 
 class _Node:
@@ -40,22 +40,24 @@ def test_the_newest_configuration_wins_over_the_first_sentinels_word() -> None:
     assert newest_master(_sentinel(stale, told, _Node("s3", ("10.0.0.2", 6379), 4)), "m") == ("10.0.0.2", 6379)
 
 
-def test_a_majority_is_enough() -> None:
-    third = _Node("s3", ("10.0.0.9", 6379), epoch=9)
-    assert newest_master(_sentinel(_Node("s1", ("a", 1), 1), _Node("s2", ("a", 1), 1), third), "m") == ("a", 1)
-    assert third.asked == 0
+def test_every_sentinel_is_asked_and_a_stale_majority_loses_to_the_newest() -> None:
+    told = _Node("s3", ("10.0.0.9", 6379), epoch=9)
+    stale = (_Node("s1", ("a", 1), 1), _Node("s2", ("a", 1), 1))  # voted, but not yet heard the new configuration
+    assert newest_master(_sentinel(*stale, told), "m") == ("10.0.0.9", 6379)
 
 
-def test_more_are_asked_while_the_majority_names_no_master() -> None:
-    nodes = (_Node("s1"), _Node("s2"), _Node("s3", ("b", 2), 5))
-    assert newest_master(_sentinel(*nodes), "m") == ("b", 2)
-    with pytest.raises(MasterNotFoundError):
-        newest_master(_sentinel(_Node("s1"), _Node("s2", down=True)), "m")
+def test_none_naming_a_master_is_down_for_a_majority_and_unknown_for_fewer() -> None:
+    with pytest.raises(MasterDown):
+        newest_master(_sentinel(_Node("s1"), _Node("s2"), _Node("s3", down=True)), "m")
+    with pytest.raises(MasterNotFoundError) as unknown:
+        newest_master(_sentinel(_Node("s1"), _Node("s2", down=True), _Node("s3", down=True)), "m")
+    assert not isinstance(unknown.value, MasterDown)
 
 
-def test_a_sentinel_that_does_not_answer_goes_to_the_end() -> None:
+def test_a_sentinel_that_does_not_answer_is_left_out_while_a_majority_answers() -> None:
     dead, s2, s3 = _Node("s1", down=True), _Node("s2", ("a", 1), 2), _Node("s3", ("a", 1), 2)
     sentinel = _sentinel(dead, s2, s3)
     assert newest_master(sentinel, "m") == ("a", 1)
-    assert sentinel.sentinels == [s2, s3, dead]
-    assert newest_master(sentinel, "m") == ("a", 1) and dead.asked == 1  # not asked again while the others answer
+    assert newest_master(sentinel, "m") == ("a", 1) and dead.asked == 1  # not asked again for a while
+    s3.down = True  # now it is needed again: asked, though it failed a moment ago
+    assert newest_master(sentinel, "m") == ("a", 1) and dead.asked == 2
