@@ -1,5 +1,5 @@
 """The per-process pieces a worker builds once: Redis connections, one ImsClient per account (and per cross-region
-destination of an account, all sharing one TLS context), the StepContext.
+destination of an account, all sharing one HTTP connection pool), the StepContext.
 
 Built lazily on first use inside each pool process (never inherited across a fork: sockets must not be shared),
 with secrets read only from the settings.
@@ -7,14 +7,13 @@ with secrets read only from the settings.
 
 from __future__ import annotations
 
-import ssl
 import threading
 
 import httpx
 
 from config.settings import Settings
 from worker.data import DataLayer, open_data_layer, redis_target
-from worker.ims.client import ImsClient
+from worker.ims.client import ImsClient, shared_http
 from worker.ratelimit import RateLimitHooks
 from worker.steps import StepContext
 
@@ -27,7 +26,7 @@ class AccountClients:
         self.data = data
         self._clients: dict[str, ImsClient] = {}
         self._lock = threading.Lock()
-        self._ssl_context: ssl.SSLContext | None = None  # httpx's default, built on first use
+        self._http: httpx.Client | None = None  # shared by every account's client, built on first use
 
     def __call__(self, account: str) -> ImsClient:
         return self._client(account, account)
@@ -39,14 +38,17 @@ class AccountClients:
                 config = self.settings.account(account)
                 if region is not None and project_id is not None:
                     config = config.in_region(region, project_id)
-                if self._ssl_context is None:
-                    self._ssl_context = httpx.create_ssl_context()
+                if self._http is None:
+                    self._http = shared_http(
+                        connect_timeout=self.settings.http_connect_timeout,
+                        read_timeout=self.settings.http_read_timeout,
+                    )
                 client = ImsClient(
                     config,
                     connect_timeout=self.settings.http_connect_timeout,
                     read_timeout=self.settings.http_read_timeout,
                     hooks=RateLimitHooks(self.data, account, config, self.settings),
-                    ssl_context=self._ssl_context,
+                    http=self._http,
                 )
                 self._clients[key] = client
             return client
@@ -57,9 +59,10 @@ class AccountClients:
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
-                client.close()
             self._clients.clear()
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
 
 def build_context(settings: Settings) -> StepContext:

@@ -18,7 +18,7 @@ from worker.errors import (
     ImsRefusedError,
     ThrottledError,
 )
-from worker.ims.client import ImsClient
+from worker.ims.client import ImsClient, shared_http
 from worker.ims.hooks import ClientHooks
 
 PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
@@ -131,6 +131,34 @@ def test_token_accounts_send_x_auth_token() -> None:
     assert str(rec.requests[0].url).startswith("https://iam.cn-north-4.myhuaweicloud.com/v3/auth/tokens")
     assert rec.last.headers["X-Auth-Token"] == "tok-1"
     assert "Authorization" not in rec.last.headers
+
+
+def test_clients_sharing_one_http_client_each_send_their_own_credentials() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/auth/tokens":
+            return httpx.Response(201, headers={"X-Subject-Token": "tok-1"}, json={"token": {}})
+        return ok({"images": []})
+
+    rec = Recorder(answer)
+    http = shared_http(connect_timeout=1.0, read_timeout=2.0, transport=httpx.MockTransport(rec))
+    signed = ImsClient(aksk_account(), connect_timeout=1.0, read_timeout=2.0, http=http)
+    other = ImsClient(
+        AccountSettings(project_id="f" * 32, access_key="AKOTHER", secret_key="SKOTHER"),
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        http=http,
+    )
+    token = ImsClient(token_account(), connect_timeout=1.0, read_timeout=2.0, http=http)
+    for client in (signed, other, token, signed):
+        client.list_images()
+        client.close()  # the shared client stays open: its owner closes it
+    calls = [r for r in rec.requests if r.url.path == "/v2/cloudimages"]
+    assert [r.headers.get("X-Project-Id") for r in calls] == [PROJECT, "f" * 32, None, PROJECT]
+    assert "Access=AKEXAMPLE" in calls[0].headers["Authorization"]
+    assert "Access=AKOTHER" in calls[1].headers["Authorization"]
+    assert calls[2].headers["X-Auth-Token"] == "tok-1" and "Authorization" not in calls[2].headers
+    assert "Access=AKEXAMPLE" in calls[3].headers["Authorization"] and "X-Auth-Token" not in calls[3].headers
+    http.close()
 
 
 def test_a_token_refused_twice_is_an_authentication_error() -> None:
