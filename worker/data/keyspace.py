@@ -74,6 +74,7 @@ from dataclasses import dataclass
 
 # kombu's Redis transport keeps a queue's prioritised messages in extra lists: name + "\x06\x16" + step (3, 6, 9).
 _PRIORITY_SEP = "\x06\x16"
+WAITING_QUEUE_MARK = ".waiting."  # in the name of every pool's waiting-line queue, and of no stage queue
 _PRIORITY_SUFFIXES = ("", f"{_PRIORITY_SEP}3", f"{_PRIORITY_SEP}6", f"{_PRIORITY_SEP}9")
 
 
@@ -151,8 +152,9 @@ class Keyspace:
         return f"{self.prefix}:pool:{pool}"
 
     def waiting_queue(self, pool: str) -> str:
-        """The Celery queue each worker subscribes to so that Flower lists the pool's waiting line (it stays empty)."""
-        return f"{self.prefix}.waiting.{pool}"
+        """The Celery queue each worker subscribes to so that Flower lists the pool's waiting line (it stays empty,
+        and a worker's BRPOP leaves it out: ``worker.broker.MessageQueues``)."""
+        return f"{self.prefix}{WAITING_QUEUE_MARK}{pool}"
 
     def waiting(self, pool: str) -> str:
         """The list that holds one entry per waiting item: the queue's priority-9 list, which Flower's Broker page
