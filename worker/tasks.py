@@ -22,8 +22,12 @@ worker after worker.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -39,6 +43,7 @@ from worker.pressure import REFUSALS
 from worker.queues import ROUTES, TaskName
 from worker.runtime import build_context
 from worker.steps import Next, StepContext
+from worker.steps.bundles import SIZE, bundle, unbundle
 
 log = logging.getLogger("worker.tasks")
 
@@ -58,30 +63,68 @@ def _after_fork(**_: Any) -> None:
     _context = None  # each pool process opens its own connections
 
 
-def send(ctx: StepContext, nexts: list[Next]) -> None:
-    """Record when each message's step is due (the reconciler resends one that never ran), then send them."""
+def send(ctx: StepContext, nexts: list[Next], *, bundled: bool = True) -> None:
+    """Record when each message's step is due (the reconciler resends one that never ran), then send them: the
+    items' submits and polls in bundles (``worker.steps.bundles``) unless ``bundled`` is False."""
+    if not nexts:
+        return
     steps.expect(ctx, nexts)
-    for nxt in nexts:
-        app.send_task(
-            nxt.task.value, kwargs=dict(nxt.kwargs), countdown=nxt.countdown or None, queue=ROUTES[nxt.task].value
-        )
+    with app.producer_or_acquire() as producer:  # one producer for the lot, not one acquired per message
+        for nxt in bundle(nexts) if bundled else nexts:
+            app.send_task(
+                nxt.task.value,
+                kwargs=dict(nxt.kwargs),
+                countdown=nxt.countdown or None,
+                queue=ROUTES[nxt.task].value,
+                producer=producer,
+            )
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One step a message carries: a bundle carries one per item."""
+
+    subject: str
+    step: Callable[[StepContext], list[Next]]
+    item_id: str | None
+    message: Next  # the step as a message of its own: to send it again
+
+
+def _one(task: Task, subject: str, step: Callable[[StepContext], list[Next]], item_id: str | None) -> list[_Part]:
+    return [_Part(subject, step, item_id, Next(TaskName(task.name), dict(task.request.kwargs)))]
+
+
+def _items(task: Task, step: Callable[[StepContext, dict[str, Any]], list[Next]]) -> list[_Part]:
+    """The parts of a message about items: each item of a bundle, or the message's own item."""
+    name = TaskName(task.name)
+    parts = []
+    for kwargs in unbundle(dict(task.request.kwargs)):
+        item_id = str(kwargs["item_id"])
+        parts.append(_Part(item_id, functools.partial(step, kwargs=kwargs), item_id, Next(name, kwargs)))
+    return parts
 
 
 def _run(task: Task, subject: str, step: Callable[[StepContext], list[Next]], item_id: str | None) -> None:
-    """Run the step; when Redis cannot take its writes, keep the message instead of losing it with a failed task.
+    """Run the message's one step (see ``_run_parts``)."""
+    _run_parts(task, _one(task, subject, step, item_id))
 
-    Short of replicas (``NotReplicated``: the master takes writes, its replicas do not confirm them), the step is
+
+def _run_parts(task: Task, parts: list[_Part]) -> None:
+    """Run the steps; when Redis cannot take their writes, keep the message instead of losing it with a failed task.
+
+    Short of replicas (``NotReplicated``: the master takes writes, its replicas do not confirm them), the steps are
     sent again after a backoff. Refusing writes or unreachable (memory limit, failover, stall), nothing can be sent:
     the message is handed back (``Reject(requeue=True)``), or, if Redis refuses that too, left in kombu's unacked
     hash, where the visibility-timeout sweep finds it once Redis takes writes again (worker/broker.py). Steps are
     idempotent, so running one again after a half-done attempt is safe.
     """
+    subject = ", ".join(part.subject for part in parts)
     try:
-        _run_step(task, subject, step, item_id)
+        _run_steps(task, parts)
     except NotReplicated as exc:
         REFUSALS.refused(f"{task.name} for {subject} sent again later", exc)
         ctx = context()
-        send(ctx, [Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))])
+        send(ctx, [dataclasses.replace(part.message, countdown=ctx.backoff(1)) for part in parts])
         return
     except Exception as exc:
         if not unavailable(exc):
@@ -91,19 +134,64 @@ def _run(task: Task, subject: str, step: Callable[[StepContext], list[Next]], it
     REFUSALS.accepted()
 
 
-def _run_step(task: Task, subject: str, step: Callable[[StepContext], list[Next]], item_id: str | None) -> None:
+def _run_steps(task: Task, parts: list[_Part]) -> None:
     ctx = context()
-    if _redelivered(task) and _poisoned(ctx, task.name, task.request.id, subject, item_id):
-        return
-    if item_id is not None:  # at work on it: not overdue before this task's hard time limit
-        ctx.data.records.mark_running(item_id, ctx.clock() + ctx.settings.task_time_limit)
+    if _redelivered(task):
+        if len(parts) > 1:  # its worker died holding it: each item goes on alone, so one that kills workers is told
+            send(ctx, [_alone(part.message) for part in parts], bundled=False)
+            return
+        if _poisoned(ctx, task.name, task.request.id, parts[0].subject, parts[0].item_id):
+            return
+    if item_ids := [part.item_id for part in parts if part.item_id]:  # at work on them: not overdue before
+        ctx.data.records.mark_running(*item_ids, until=ctx.clock() + ctx.settings.task_time_limit)  # the hard limit
+    nexts: list[Next] = []
+    started = time.monotonic()
     try:
-        nexts = step(ctx)
-    except SoftTimeLimitExceeded:
-        # Stuck on the network past the soft limit: run the (idempotent) step again shortly rather than lose it.
-        log.warning("%s for %s hit the soft time limit; sending it again", task.name, subject)
-        nexts = [Next(TaskName(task.name), dict(task.request.kwargs), ctx.backoff(1))]
-    send(ctx, nexts)
+        if _run_each(ctx, task, parts, nexts, started) and (handed := _handed_on(ctx, task, nexts)):
+            _run_each(ctx, task, handed, nexts, started)
+    finally:
+        if nexts:  # what the steps that ran asked for, even when a later one failed
+            send(ctx, nexts)
+
+
+def _run_each(ctx: StepContext, task: Task, parts: list[_Part], nexts: list[Next], started: float) -> bool:
+    """Run the parts in turn, adding what they ask for to ``nexts``; False when some were left to a message."""
+    for k, part in enumerate(parts):
+        if (k or nexts) and time.monotonic() - started > ctx.settings.task_soft_time_limit / 2:
+            nexts += [rest.message for rest in parts[k:]]  # a slow cloud: the rest go on in a message of their own
+            return False
+        try:
+            nexts += part.step(ctx)
+        except SoftTimeLimitExceeded:
+            # Stuck on the network past the soft limit: run the (idempotent) steps again shortly, not lose them.
+            log.warning("%s for %s hit the soft time limit; sending it again", task.name, part.subject)
+            nexts += [dataclasses.replace(rest.message, countdown=ctx.backoff(1)) for rest in parts[k:]]
+            return False
+    return True
+
+
+def _handed_on(ctx: StepContext, task: Task, nexts: list[Next]) -> list[_Part]:
+    """The submits of slots that polls freed and handed on (at most a bundle's), taken out of ``nexts`` to run in
+    this task: a message would wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once
+    the job ends). Their items are due by this task's hard limit, so a worker lost meanwhile leaves them to the
+    reconciler."""
+    if task.name != TaskName.POLL.value:
+        return []
+    submits = [n for n in nexts if n.task is TaskName.SUBMIT and not n.countdown and "item_id" in n.kwargs]
+    if not submits or len(submits) > SIZE:
+        return []
+    nexts[:] = [n for n in nexts if all(n is not s for s in submits)]
+    ids = [str(n.kwargs["item_id"]) for n in submits]
+    ctx.data.records.set_due(dict.fromkeys(ids, ctx.clock() + ctx.settings.task_time_limit))
+    return [
+        _Part(item_id, functools.partial(steps.submit, item_id=item_id), item_id, n)
+        for item_id, n in zip(ids, submits, strict=True)
+    ]
+
+
+def _alone(message: Next) -> Next:
+    """A redelivered bundle's item as a message of its own; a poll keeps its right to take over its chain."""
+    return Next(message.task, {**message.kwargs, "redelivered": 1} if message.task is TaskName.POLL else message.kwargs)
 
 
 def _redelivered(task: Task) -> bool:
@@ -148,15 +236,23 @@ def validate(self: Task, item_id: str, **shown: object) -> None:  # noqa: ARG001
     _run(self, item_id, lambda ctx: steps.validate(ctx, item_id), item_id)
 
 
+# A submit or a poll carries one item (``item_id``...) or several (``bundle``: each item's arguments).
+
+
 @app.task(name=TaskName.SUBMIT.value, bind=True)
-def submit(self: Task, item_id: str, **shown: object) -> None:  # noqa: ARG001
-    _run(self, item_id, lambda ctx: steps.submit(ctx, item_id), item_id)
+def submit(self: Task, **message: object) -> None:  # noqa: ARG001 - read through the request
+    _run_parts(self, _items(self, lambda ctx, kwargs: steps.submit(ctx, str(kwargs["item_id"]))))
 
 
 @app.task(name=TaskName.POLL.value, bind=True)
-def poll(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noqa: ARG001
+def poll(self: Task, **message: object) -> None:  # noqa: ARG001 - read through the request
     redelivered = _redelivered(self)  # may take over a chain whose next poll died with its worker
-    _run(self, item_id, lambda ctx: steps.poll(ctx, item_id, seq, redelivered=redelivered), item_id)
+
+    def step(ctx: StepContext, kwargs: dict[str, Any]) -> list[Next]:
+        seq, taken_over = int(kwargs.get("seq", 0)), redelivered or bool(kwargs.get("redelivered"))
+        return steps.poll(ctx, str(kwargs["item_id"]), seq, redelivered=taken_over)
+
+    _run_parts(self, _items(self, step))
 
 
 @app.task(name=TaskName.EXPIRE_BATCHES.value, bind=True)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import redis
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from config.settings import load_settings
 from tests.support import walk_to
@@ -77,3 +77,102 @@ def test_a_step_short_of_replicas_is_sent_again_later(monkeypatch: pytest.Monkey
     assert to is ctx
     assert again.task is TaskName.SUBMIT and dict(again.kwargs) == {"item_id": "i-1", "seq": 3}
     assert again.countdown == 0.5
+
+
+# -- bundles: one message, several items' steps (worker.steps.bundles) ------------------------------------------
+
+
+class _Records:
+    def __init__(self) -> None:
+        self.running: list[str] = []
+
+    def mark_running(self, *item_ids: str, until: float) -> None:
+        self.running += item_ids
+
+    def set_due(self, dues: dict[str, float]) -> None:
+        self.running += dues
+
+
+def _bundle_ctx(monkeypatch: pytest.MonkeyPatch) -> tuple[SimpleNamespace, list]:
+    settings = SimpleNamespace(task_time_limit=90.0, task_soft_time_limit=60.0)
+    ctx = SimpleNamespace(data=SimpleNamespace(records=_Records()), settings=settings, clock=lambda: 0.0)
+    ctx.backoff = lambda attempt: 0.5
+    sent: list = []
+    monkeypatch.setattr(tasks, "context", lambda: ctx)
+    monkeypatch.setattr(tasks, "send", lambda to, nexts, bundled=True: sent.append((nexts, bundled)))
+    return ctx, sent
+
+
+def _bundle_task(redelivered: bool = False) -> SimpleNamespace:
+    items = [{"item_id": f"i-{n}", "image_id": f"img-{n}", "seq": n} for n in range(3)]
+    request = SimpleNamespace(kwargs={"bundle": items}, delivery_info={"redelivered": redelivered}, id="message-b")
+    return SimpleNamespace(name="replication.poll", request=request)
+
+
+def test_a_bundle_runs_every_items_step_and_sends_what_they_asked_for_together(monkeypatch) -> None:
+    ctx, sent = _bundle_ctx(monkeypatch)
+    ran: list = []
+
+    def step(_ctx, kwargs):
+        ran.append((kwargs["item_id"], kwargs["seq"]))
+        return [tasks.Next(TaskName.POLL, {"item_id": kwargs["item_id"], "seq": kwargs["seq"] + 1}, 5.0)]
+
+    tasks._run_parts(_bundle_task(), tasks._items(_bundle_task(), step))
+    assert ran == [("i-0", 0), ("i-1", 1), ("i-2", 2)]
+    assert ctx.data.records.running == ["i-0", "i-1", "i-2"]
+    [(nexts, bundled)] = sent  # one send: the next polls can go as one message again
+    assert bundled and [dict(n.kwargs) for n in nexts] == [{"item_id": f"i-{n}", "seq": n + 1} for n in range(3)]
+
+
+def test_a_redelivered_bundle_goes_on_as_a_message_per_item(monkeypatch) -> None:
+    # Its worker died holding it: were one item's step the killer, a bundle would take the others down with it.
+    _, sent = _bundle_ctx(monkeypatch)
+    task = _bundle_task(redelivered=True)
+    tasks._run_parts(task, tasks._items(task, lambda ctx, kwargs: pytest.fail("no step runs before the split")))
+    [(messages, bundled)] = sent
+    assert not bundled
+    assert [dict(m.kwargs) for m in messages] == [
+        {"item_id": f"i-{n}", "image_id": f"img-{n}", "seq": n, "redelivered": 1} for n in range(3)
+    ]  # a poll keeps its right to take over its chain
+
+
+def test_a_bundle_stuck_past_the_soft_limit_sends_its_unfinished_items_again(monkeypatch) -> None:
+    _, sent = _bundle_ctx(monkeypatch)
+    done = tasks.Next(TaskName.POLL, {"item_id": "i-0", "seq": 1}, 5.0)
+
+    def step(_ctx, kwargs):
+        if kwargs["item_id"] == "i-1":
+            raise SoftTimeLimitExceeded()
+        return [done]
+
+    task = _bundle_task()
+    tasks._run_parts(task, tasks._items(task, step))
+    [(nexts, _)] = sent
+    assert nexts[0] == done
+    assert [(dict(n.kwargs)["item_id"], n.countdown) for n in nexts[1:]] == [("i-1", 0.5), ("i-2", 0.5)]
+
+
+def test_a_poll_that_hands_its_slot_on_runs_the_submit_itself(monkeypatch) -> None:
+    # The submit of a freed slot, sent as a message, waited behind every poll due meanwhile, and the slot with it.
+    ctx, sent = _bundle_ctx(monkeypatch)
+    submitted: list[str] = []
+    polled_next = tasks.Next(TaskName.POLL, {"item_id": "copy-2", "seq": 4}, 30.0)
+    monkeypatch.setattr(
+        tasks.steps, "submit", lambda _ctx, item_id: submitted.append(item_id) or [polled_next] * (item_id == "w-2")
+    )
+
+    def step(_ctx, kwargs):  # each poll saw its job end and handed its slot to a waiting item
+        return [tasks.Next(TaskName.SUBMIT, {"item_id": f"w-{kwargs['seq']}", "image_id": "x"})]
+
+    task = _bundle_task()
+    tasks._run_parts(task, tasks._items(task, step))
+    assert submitted == ["w-0", "w-1", "w-2"]
+    assert ctx.data.records.running == ["i-0", "i-1", "i-2", "w-0", "w-1", "w-2"]  # all due by this task's limit
+    [(nexts, _)] = sent
+    assert nexts == [polled_next]  # the submits ran here; what they asked for is sent
+
+    sent.clear()
+    submitted.clear()
+    task.name = TaskName.SUBMIT.value  # a submit's own retry is a message, as is an admit chunk's lot of grants
+    tasks._run_parts(task, tasks._items(task, step))
+    assert not submitted and [len(n.kwargs) for n in sent[0][0]] == [2, 2, 2]

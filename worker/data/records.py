@@ -308,9 +308,10 @@ class RecordStore:
         if dues:
             self._redis.zadd(self._keys.due(), dict(dues))
 
-    def mark_running(self, item_id: str, until: float) -> None:
-        """A step of the item is running and will be done by ``until`` (items with no step due are left out)."""
-        self._redis.zadd(self._keys.due(), {item_id: until}, xx=True)
+    def mark_running(self, *item_ids: str, until: float) -> None:
+        """A step of each item is running and will be done by ``until`` (items with no step due are left out)."""
+        if item_ids:
+            self._redis.zadd(self._keys.due(), dict.fromkeys(item_ids, until), xx=True)
 
     def overdue(self, before: float, *, limit: int) -> list[tuple[ReplicationItem | None, str]]:
         """Items whose next step was due before ``before``, most overdue first: (item or None if gone, ID)."""

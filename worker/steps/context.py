@@ -22,7 +22,7 @@ class Next:
     """A task to send, with its keyword arguments and countdown: what a step asks the Celery layer to do."""
 
     task: TaskName
-    kwargs: Mapping[str, str | int]
+    kwargs: Mapping[str, object]  # a bundle's are its items' (worker.steps.bundles)
     countdown: float = 0.0
 
     @classmethod

@@ -91,7 +91,7 @@ def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
     """Run one step the way ``worker.tasks`` does: its item marked as worked on, its nexts' due times recorded."""
     k = nxt.kwargs
     if "item_id" in k:
-        ctx.data.records.mark_running(str(k["item_id"]), ctx.clock() + ctx.settings.task_time_limit)
+        ctx.data.records.mark_running(str(k["item_id"]), until=ctx.clock() + ctx.settings.task_time_limit)
     if nxt.task is TaskName.ADMIT:
         nexts = steps.admit(ctx, str(k["batch_id"]), int(k.get("cursor", 0)), int(k.get("held", 0)))
     elif nxt.task is TaskName.EXPAND:

@@ -77,7 +77,7 @@ def test_a_step_being_worked_on_is_not_resent_before_its_time_limit(ctx, ims) ->
     item = ctx.data.records.get_item(item_id)
     ctx.data.records.move(item, Event.START_VALIDATION)
     ctx.data.records.admit_done(item.batch_id)
-    ctx.data.records.mark_running(item_id, time.time() + ctx.settings.task_time_limit)
+    ctx.data.records.mark_running(item_id, until=time.time() + ctx.settings.task_time_limit)
     _later(ctx, ctx.settings.task_time_limit - 1)
     assert _reconcile(ctx) == []
     _later(ctx, ctx.settings.task_time_limit + ctx.settings.stall_seconds + 1)
@@ -131,11 +131,11 @@ def test_the_pass_that_meets_a_new_server_resends_running_steps_too(ctx, ims, re
     assert _reconcile(ctx) == []  # the server met first
     # Its poll started (marked until its hard time limit) and then the server was replaced: the worker may have died
     # with the old one, or the failover lost what the poll wrote.
-    ctx.data.records.mark_running(item_id, ctx.clock() + ctx.settings.task_time_limit - 0.5)
+    ctx.data.records.mark_running(item_id, until=ctx.clock() + ctx.settings.task_time_limit - 0.5)
     redis_server.client().hset(ctx.data.keys.primary(), "run_id", "0" * 40)
     (resent,) = _reconcile(ctx)
     assert resent.task is TaskName.POLL and resent.kwargs == poll.kwargs
-    ctx.data.records.mark_running(item_id, ctx.clock() + ctx.settings.task_time_limit - 0.5)  # the resend runs
+    ctx.data.records.mark_running(item_id, until=ctx.clock() + ctx.settings.task_time_limit - 0.5)  # the resend runs
     _later(ctx, 1.0)
     assert _reconcile(ctx) == []  # once: later passes leave running steps their time limit again
     assert _repairs(ctx) == {"poll_resent": 1}
