@@ -7,6 +7,8 @@ request sees and leaves a consistent state without locks.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +87,10 @@ class SimState:
         self.agencies = {agency.name: agency for agency in agencies}
         # Who sees whose images: member project -> image -> owner project.
         self.memberships: dict[str, dict[str, str]] = {}
-        self._pending: list[Job] = []  # jobs whose effects are not final yet
+        # Jobs whose effects are not final yet, by when they next change (a job's times are fixed when it starts):
+        # a request looks only at those due, not at every running job (1,000 copies made each request walk 1,000).
+        self._pending: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()  # ties go in start order
 
     @property
     def region(self) -> str:
@@ -127,7 +132,10 @@ class SimState:
         if image is not None:
             self.projects[job.image_project_id or project.id].add_image(image)
         if image is not None or job.member_changes:
-            self._pending.append(job)
+            self._due(job, job.begin)
+
+    def _due(self, job: Job, at: float) -> None:
+        heapq.heappush(self._pending, (at, next(self._order), job))
 
     def delete_image(self, project: Project, image_id: str) -> None:
         """What deleting an image asks of it (https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_0706.html
@@ -152,12 +160,12 @@ class SimState:
     def tick(self, now: float) -> None:
         """Bring every job's effects to where its status is at ``now``: copies move their image along, member
         jobs change the members when they end."""
-        pending = []
-        for job in self._pending:
+        while self._pending and self._pending[0][0] <= now:
+            _, _, job = heapq.heappop(self._pending)
             status = job.status(now)
             if job.member_changes:
                 if status in ("INIT", "RUNNING"):
-                    pending.append(job)
+                    self._due(job, job.end)
                 else:
                     self._apply_members(job.member_changes, job.end)
                 continue
@@ -166,15 +174,14 @@ class SimState:
                 continue
             if status == "INIT":
                 _set_status(image, "queued", job.begin)
+                self._due(job, job.running_at)
             elif status == "RUNNING":
                 _set_status(image, "saving", job.running_at)
+                self._due(job, job.end)
             else:
                 _set_status(image, "active" if status == "SUCCESS" else "killed", job.end)
                 if status == "SUCCESS":
                     image["active_at"] = image["updated_at"]
-                continue
-            pending.append(job)
-        self._pending = pending
 
     def _apply_members(self, changes: Iterable[MemberChange], at: float) -> None:
         stamp = image_time(at)
