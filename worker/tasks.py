@@ -147,40 +147,42 @@ def _run_steps(task: Task, parts: list[_Part]) -> None:
     nexts: list[Next] = []
     started = time.monotonic()
     try:
-        if _run_each(ctx, task, parts, nexts, started) and (handed := _handed_on(ctx, task, nexts)):
-            _run_each(ctx, task, handed, nexts, started)
+        _run_each(ctx, task, parts, nexts, started, hand_on=task.name == TaskName.POLL.value)
     finally:
         if nexts:  # what the steps that ran asked for, even when a later one failed
             send(ctx, nexts)
 
 
-def _run_each(ctx: StepContext, task: Task, parts: list[_Part], nexts: list[Next], started: float) -> bool:
-    """Run the parts in turn, adding what they ask for to ``nexts``; False when some were left to a message."""
+def _run_each(
+    ctx: StepContext, task: Task, parts: list[_Part], nexts: list[Next], started: float, *, hand_on: bool = False
+) -> None:
+    """Run the parts in turn, adding what they ask for to ``nexts`` (the rest go in a message of their own when the
+    cloud is slow); with ``hand_on``, a poll's submits of the slots it freed run right after it."""
     for k, part in enumerate(parts):
         if (k or nexts) and time.monotonic() - started > ctx.settings.task_soft_time_limit / 2:
-            nexts += [rest.message for rest in parts[k:]]  # a slow cloud: the rest go on in a message of their own
-            return False
+            nexts += [rest.message for rest in parts[k:]]
+            return
         try:
-            nexts += part.step(ctx)
+            asked = part.step(ctx)
         except SoftTimeLimitExceeded:
             # Stuck on the network past the soft limit: run the (idempotent) steps again shortly, not lose them.
             log.warning("%s for %s hit the soft time limit; sending it again", task.name, part.subject)
             nexts += [dataclasses.replace(rest.message, countdown=ctx.backoff(1)) for rest in parts[k:]]
-            return False
-    return True
+            return
+        handed = _handed_on(ctx, asked) if hand_on else []
+        nexts += asked
+        _run_each(ctx, task, handed, nexts, started)
 
 
-def _handed_on(ctx: StepContext, task: Task, nexts: list[Next]) -> list[_Part]:
-    """The submits of slots that polls freed and handed on (at most a bundle's), taken out of ``nexts`` to run in
-    this task: a message would wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once
-    the job ends). Their items are due by this task's hard limit, so a worker lost meanwhile leaves them to the
+def _handed_on(ctx: StepContext, asked: list[Next]) -> list[_Part]:
+    """The submits of slots a poll freed and handed on (at most a bundle's), taken out of ``asked`` to run in this
+    task: a message would wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once the
+    job ends). Their items are due by this task's hard limit, so a worker lost meanwhile leaves them to the
     reconciler."""
-    if task.name != TaskName.POLL.value:
-        return []
-    submits = [n for n in nexts if n.task is TaskName.SUBMIT and not n.countdown and "item_id" in n.kwargs]
+    submits = [n for n in asked if n.task is TaskName.SUBMIT and not n.countdown and "item_id" in n.kwargs]
     if not submits or len(submits) > SIZE:
         return []
-    nexts[:] = [n for n in nexts if all(n is not s for s in submits)]
+    asked[:] = [n for n in asked if all(n is not s for s in submits)]
     ids = [str(n.kwargs["item_id"]) for n in submits]
     ctx.data.records.set_due(dict.fromkeys(ids, ctx.clock() + ctx.settings.task_time_limit))
     return [

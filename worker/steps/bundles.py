@@ -5,9 +5,9 @@ and hand-over to a pool process, the ``task-received``/``-started``/``-succeeded
 half of a submit's CPU. An account's grant hands out up to five slots at once, whose submits, and then those copies'
 first polls (all due after the same delay, or the same forecast), were five messages each; so were the end polls of
 copies that started together. Such messages go as one (``{"bundle": [kwargs, ...]}``) of up to ``SIZE`` items; a
-poll may wait ``SLACK`` past its own due time to go with others, never less than its own. Every item still runs its
-own step, with its own checks, locks and poll sequence: a bundle changes only how many messages carry them
-(``worker.tasks`` splits a bundle that comes back redelivered, so that an item that kills its worker is told from
+poll may wait a little past its own due time to go with others (``SLACK``), never less than its own. Every item
+still runs its own step, with its own checks, locks and poll sequence: a bundle changes only how many messages carry
+them (``worker.tasks`` splits a bundle that comes back redelivered, so that an item that kills its worker is told from
 the others).
 """
 
@@ -18,7 +18,10 @@ from worker.steps.context import Next
 
 BUNDLED = (TaskName.SUBMIT, TaskName.POLL)
 SIZE = 5  # IMS's default concurrent copies per project: one grant's submits, or their copies' polls
-SLACK = 0.25  # seconds a poll may be held past its due time to share a message
+# A poll may be held past its due time to share a message: by a quarter second at most, and by no more than its
+# own safety margin (a 2 s copy's poll by 0.04 s, where a quarter second would be an eighth of the copy).
+SLACK = 0.25
+SLACK_SHARE = 0.02
 
 
 def bundle(nexts: list[Next]) -> list[Next]:
@@ -27,7 +30,7 @@ def bundle(nexts: list[Next]) -> list[Next]:
     for task in BUNDLED:
         group: list[Next] = []
         for n in sorted((n for n in nexts if n.task is task and _bundled(n)), key=lambda n: n.countdown):
-            if group and (len(group) == SIZE or n.countdown > group[0].countdown + SLACK):
+            if group and (len(group) == SIZE or n.countdown > group[0].countdown + _slack(group[0].countdown)):
                 out.append(_message(group))
                 group = []
             group.append(n)
@@ -40,6 +43,10 @@ def unbundle(kwargs: dict[str, object]) -> list[dict[str, object]]:
     """The items' own keyword arguments carried by one message: a bundle's, or the message's own."""
     items = kwargs.get("bundle")
     return [dict(item) for item in items] if isinstance(items, list) else [kwargs]
+
+
+def _slack(countdown: float) -> float:
+    return min(SLACK, SLACK_SHARE * countdown)
 
 
 def _bundled(n: Next) -> bool:
