@@ -1,5 +1,6 @@
 """What the cluster knows about each account beyond its items: its circuit (is the cloud answering it?), a hold on
-refused credentials, how long its copies take, and its request-rate bucket.
+refused credentials, how long its copies take (and, before any has finished, how far the first ones got), and its
+request-rate bucket.
 
 The circuit: ``record_outcome`` counts consecutive transient failures of the account's requests and opens the
 circuit at ``failures_to_open``; while it is open ``take_token`` refuses every request but one probe per probe
@@ -34,6 +35,16 @@ class Token:
 
     verdict: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A first look at a copy its pool has no forecast for: ``fraction`` done ``elapsed`` seconds after ``started``."""
+
+    started: float
+    size: int | None
+    fraction: float
+    elapsed: float
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,17 @@ class AccountState:
         pipe.lpush(key, f"{size} {seconds:.3f}")
         pipe.ltrim(key, 0, DURATION_SAMPLES - 1)
         pipe.execute()
+
+    def record_reading(self, pool: str, reading: Reading, ttl: float) -> None:
+        value = f"{reading.started} {reading.size or 0} {reading.fraction} {reading.elapsed}"
+        self._redis.set(self._keys.reading(pool), value, px=max(1, round(ttl * 1000)))
+
+    def reading(self, pool: str) -> Reading | None:
+        value = self._redis.get(self._keys.reading(pool))
+        if value is None:
+            return None
+        started, size, fraction, elapsed = value.split()
+        return Reading(float(started), int(size) or None, float(fraction), float(elapsed))
 
     def durations(self, account: str) -> list[tuple[float, float]]:
         """(bytes, seconds) of the account's latest successful copies, newest first."""

@@ -40,6 +40,9 @@ key                                type    what it holds (owner module in ``work
 ``P:checks:<account>:sent``        string  set while a check of those is scheduled (checks)
 ``P:hold:<account>``               string  why the account's credentials were refused; expires (accounts)
 ``P:durations:<pool>``             list    ``"<bytes> <seconds>"`` of the latest successful copies (accounts)
+``P:reading:<pool>``               string  ``"<started> <bytes> <fraction> <elapsed>"``: the first look at a copy the
+                                           pool has no forecast for, for the copies started with it; expires
+                                           (accounts)
 ``P:ratelimit:<account>``          hash    token bucket ``tokens``, ``ts`` (accounts)
 ``P:deliveries:<message id>``      string  deliveries of one Celery message, expires after a day (control)
 ``P:idempotency:<digest>``         hash    ``fingerprint``, ``kind``, ``id`` its request created (idempotency)
@@ -189,6 +192,9 @@ class Keyspace:
 
     def durations(self, pool: str) -> str:
         return f"{self.prefix}:durations:{pool}"
+
+    def reading(self, pool: str) -> str:
+        return f"{self.prefix}:reading:{pool}"
 
     def ratelimit(self, account: str) -> str:
         return f"{self.prefix}:ratelimit:{account}"

@@ -3,7 +3,9 @@
 Each poll is due about when the job should end, clamped to [``poll_min_interval``, ``poll_max_interval``]; a task
 never sleeps. The first one is due when the account's finished copies of that size say (``forecast``; before any
 has finished, after ``poll_initial_delay``); a later one when ``process_percent`` says. Either aims a little past
-the predicted end: an early poll costs a call and ``poll_min_interval`` more, a late one only that little.
+the predicted end: an early poll costs a call and ``poll_min_interval`` more, a late one only that little. Copies
+started together with no forecast (a grant's) share that first look: one of them is read, the others go by its
+reading (``SIBLINGS``).
 
 After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too); the slot is
 freed at once, since a finished job no longer counts against the project's copies. An in-region copy's image is
@@ -22,6 +24,7 @@ lets only one of the two go on, so the chain is never doubled.
 
 from __future__ import annotations
 
+from worker.data.accounts import Reading
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import pool_name_of
 from worker.domain.reasons import ReasonCode
@@ -41,6 +44,11 @@ PERCENT_STEP = 0.005  # half the step of process_percent (hundredths): its low e
 # Below this share done, one step of process_percent is more than a tenth of it: an end reckoned from it may be
 # far too late (1 % after 1 s of a 60 s copy reads as 100 s), so the next poll goes at the earliest end it allows.
 COARSE_FRACTION = 0.1
+# Copies of a pool with no forecast yet, of one size and started within this many seconds of each other (a grant's),
+# share the first look at one of them (``P:reading:<pool>``, kept READING_TTL seconds). A copy that failed at once
+# is then seen failed at its second look.
+SIBLINGS = 1.0
+READING_TTL = 10.0
 
 
 def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
@@ -72,6 +80,10 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
 
 
 def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
+    pool = pool_name_of(item)
+    first_look = seq == 0 and item.job_started_at is not None and forecast.predict(ctx, pool, item.source_size) is None
+    if first_look and (wait := _from_siblings(ctx, item)) is not None:
+        return _again(ctx, item, seq, wait)
     job = client.get_job_progress(item.job_id or "")  # a job of the source region, whatever the copy's
     if job.failed:
         detail = ": ".join(part for part in (job.error_code, job.fail_reason) if part) or "no reason given"
@@ -99,10 +111,24 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
             return nexts + check  # looked at with the account's other copies that end about now
         return nexts + _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)
+    elapsed = ctx.clock() - (item.job_started_at or ctx.clock())
     if fraction is not None:
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, progress=fraction)
-    elapsed = ctx.clock() - (item.job_started_at or ctx.clock())
+        if first_look:  # for the copies started with it
+            reading = Reading(item.job_started_at or 0.0, item.source_size, fraction, elapsed)
+            ctx.data.accounts.record_reading(pool, reading, READING_TTL)
     return _again(ctx, item, seq, _remaining(ctx, item, fraction, elapsed))
+
+
+def _from_siblings(ctx: StepContext, item: ReplicationItem) -> float | None:
+    """The wait of a copy's first look taken from another copy's: copies of one size started together (one grant)
+    progress alike, so one job's early reading serves them all, and theirs make no call. None: no such reading."""
+    reading = ctx.data.accounts.reading(pool_name_of(item))
+    started = item.job_started_at or 0.0
+    if reading is None or reading.size != item.source_size or abs(reading.started - started) > SIBLINGS:
+        return None
+    elapsed = ctx.clock() - started
+    return _remaining(ctx, item, min(reading.fraction * elapsed / reading.elapsed, 0.999), elapsed)
 
 
 def first_poll_delay(ctx: StepContext, item: ReplicationItem) -> float:

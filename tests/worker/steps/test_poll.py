@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from cli.processes import wait_until
 from tests.support import walk_to
 from worker import steps
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
-from worker.steps.poll import _remaining
+from worker.runtime import build_context
+from worker.steps import StepContext
+from worker.steps.poll import SIBLINGS, _remaining
 
-from .conftest import image_id, store_items
+from .conftest import image_id, sim_settings, store_items
 
 
 def _replicating(ctx, ims) -> str:
@@ -65,3 +75,61 @@ def test_a_coarse_early_reading_polls_again_by_the_earliest_end_it_allows(ctx, i
     assert _remaining(ctx, item, 0.01, 1.0) <= 1.0 * (1 - 0.02) / 0.02
     # A reading that says enough (half done after 30 s) is taken at its low end: the poll lands just after the end.
     assert 30.0 <= _remaining(ctx, item, 0.5, 30.0) <= 31.0
+
+
+# -- copies started together, before the pool has a forecast, share their first look ------------------------------
+
+
+@pytest.fixture
+def slow_sim(start_simulator):
+    return start_simulator(copy_seconds=20, image_quota=1000, seed=7)
+
+
+@pytest.fixture
+def slow_ctx(redis_server, slow_sim) -> Iterator[StepContext]:
+    ctx = build_context(sim_settings(redis_server.url, slow_sim, f"t{uuid.uuid4().hex[:8]}"))
+    yield ctx
+    ctx.clients.close()
+
+
+def _job_reads(sim) -> int:
+    return sum(httpx.get(f"{sim.url}/_sim/stats").json()["by_endpoint"].get("job_progress", {}).values())
+
+
+def _started(ctx, ims, names: list[str]) -> list[str]:
+    ids = store_items(ctx, *(ItemSpec(image_id=image_id(ims, "debian-12-base"), name=n) for n in names))
+    for item_id in ids:
+        steps.validate(ctx, item_id)
+    for item_id in ids:
+        steps.submit(ctx, item_id)
+    return ids
+
+
+def _running_for(ctx, ids: list[str], seconds: float) -> None:
+    # 1 % of a 20 s copy takes 0.2 s: read before that, process_percent says nothing to share.
+    started = max(ctx.data.records.get_item(i).job_started_at for i in ids)
+    wait_until(lambda: time.time() - started > seconds, 10, f"copies {seconds} s under way")
+
+
+def test_copies_started_together_share_the_first_look_at_one_of_them(slow_ctx, slow_sim) -> None:
+    ctx = slow_ctx
+    ids = _started(ctx, ctx.clients("default"), ["together-1", "together-2", "together-3"])
+    _running_for(ctx, ids, 0.5)
+    before = _job_reads(slow_sim)
+    waits = [steps.poll(ctx, item_id, 0)[0].countdown for item_id in ids]
+    assert _job_reads(slow_sim) - before == 1  # one job read for the three
+    # All three look again by the earliest end the reading allows, about when the one that was read does.
+    assert all(ctx.settings.poll_min_interval <= w < 20 for w in waits) and max(waits) - min(waits) < 0.5
+
+
+def test_a_copy_started_apart_from_the_others_takes_its_own_first_look(slow_ctx, slow_sim) -> None:
+    ctx = slow_ctx
+    ims = ctx.clients("default")
+    (first,) = _started(ctx, ims, ["apart-1"])
+    _running_for(ctx, [first], SIBLINGS + 0.2)
+    (later,) = _started(ctx, ims, ["apart-2"])
+    _running_for(ctx, [later], 0.5)
+    before = _job_reads(slow_sim)
+    steps.poll(ctx, first, 0)
+    steps.poll(ctx, later, 0)  # started more than SIBLINGS after the first: its own reading
+    assert _job_reads(slow_sim) - before == 2
