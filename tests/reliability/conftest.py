@@ -12,6 +12,7 @@ names a file, there too; ``tests/reliability/report.py`` turns that file into th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -203,6 +204,14 @@ class Cluster:
         if raw:
             r.rpush(queue, *raw)
         return [json.loads(message)["headers"]["id"] for message in raw]
+
+    def queued_items(self, queue: str) -> int:
+        """The items the messages waiting in ``queue`` carry: a bundle's each (worker/steps/bundles.py)."""
+        count = 0
+        for message in self.redis().lrange(queue, 0, -1):
+            _args, kwargs, _embed = json.loads(base64.b64decode(json.loads(message)["body"]))
+            count += len(kwargs.get("bundle", [kwargs]))
+        return count
 
     def received_counts(self) -> Counter[str]:
         """How many times the worker received each task ID (its log says ``Task <name>[<id>] received``)."""
