@@ -1,11 +1,27 @@
 """What a worker's log record is about: the Celery task running in this process (name and ID) and the batch and
-item it works on (its arguments), added to every record so that the text and JSON formats can show them."""
+item it works on (its arguments, or the item of a bundle whose step runs: ``working_on``), added to every record so
+that the text and JSON formats can show them."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from celery import current_task
+
+_ITEM: ContextVar[str | None] = ContextVar("item", default=None)
+
+
+@contextmanager
+def working_on(item_id: str | None) -> Iterator[None]:
+    """Records logged meanwhile are about ``item_id`` (one item of a message that carries several)."""
+    token = _ITEM.set(item_id)
+    try:
+        yield
+    finally:
+        _ITEM.reset(token)
 
 
 class TaskContext(logging.Filter):
@@ -17,7 +33,7 @@ class TaskContext(logging.Filter):
                 "task_name": task.name,
                 "task_id": task.request.id,
                 "batch_id": kwargs.get("batch_id"),
-                "item_id": kwargs.get("item_id"),
+                "item_id": _ITEM.get() or kwargs.get("item_id"),
             }
             for name, value in context.items():
                 if value is not None and getattr(record, name, None) is None:

@@ -39,6 +39,7 @@ from worker.celery_app import app, settings
 from worker.data import NotReplicated, unavailable
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
+from worker.logcontext import working_on
 from worker.pressure import REFUSALS
 from worker.queues import ROUTES, TaskName
 from worker.runtime import build_context
@@ -163,7 +164,8 @@ def _run_each(
             nexts += [rest.message for rest in parts[k:]]
             return
         try:
-            asked = part.step(ctx)
+            with working_on(part.item_id):
+                asked = part.step(ctx)
         except SoftTimeLimitExceeded:
             # Stuck on the network past the soft limit: run the (idempotent) steps again shortly, not lose them.
             log.warning("%s for %s hit the soft time limit; sending it again", task.name, part.subject)

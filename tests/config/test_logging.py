@@ -13,7 +13,7 @@ from celery import Celery
 
 from config.logging import MASK, JsonFormatter, Redactor, TextFormatter, configure_logging
 from config.settings import load_settings
-from worker.logcontext import TaskContext
+from worker.logcontext import TaskContext, working_on
 
 # One of each kind of secret the settings hold.
 SECRETS = {
@@ -110,3 +110,21 @@ def test_a_tasks_records_carry_its_name_id_item_and_batch(captured, log_format: 
     else:
         assert f"worker.steps.test replication.test-text[task-1] batch={'b' * 32} item={'i' * 32}: working on" in first
         assert second.endswith("INFO outside: no task here")
+
+
+def test_the_records_of_a_bundles_steps_name_the_item_each_is_about(captured) -> None:
+    root, stream = captured
+    configure_logging("INFO", [], log_format="json", context=TaskContext())
+    root.handlers[0].stream = stream
+    app = Celery("log-test-bundle", broker="memory://", set_as_current=False)
+
+    @app.task(name="replication.test-bundle")
+    def step(bundle: list[dict[str, str]]) -> None:
+        for kwargs in bundle:
+            with working_on(kwargs["item_id"]):
+                logging.getLogger("worker.steps.test").info("working on it")
+
+    assert step.apply(kwargs={"bundle": [{"item_id": "a" * 32}, {"item_id": "c" * 32}]}, task_id="task-2").successful()
+    entries = [json.loads(line) for line in stream.getvalue().splitlines() if "working on it" in line]
+    assert [e["item_id"] for e in entries] == ["a" * 32, "c" * 32]
+    assert all(e["task_id"] == "task-2" for e in entries)
