@@ -4,7 +4,8 @@ Arguments name the item and its source image (``{"item_id", "image_id"}``, plus 
 (``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
 ``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after; a
 plan ``{"plan_id", "stage", "marker"}``; a grant ``{"pool"}``, a probe, check or confirm ``{"account"}``), never a
-secret.
+secret. A submit or a poll may carry several items instead (``{"bundle": [<an item's arguments>, ...]}``,
+``worker.steps.bundles``), each item's step run in turn.
 Rescheduling (the next poll, a retry after an error) is a NEW message sent with ``send_task`` and a countdown,
 not ``self.retry``: the step decides what comes next, so polls and error retries take one path; a poll is not an
 error and must not inflate Celery's retry count; and the error budget lives on the item (``error_retries``)
