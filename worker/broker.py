@@ -35,7 +35,7 @@ the URL (see the end of this module), and its connections leave a master that Se
 
 **The savings**: a worker subscribes to every pool's waiting line as a queue, so that Flower lists it
 (``worker.celery_app``), but no message ever goes there; kombu's BRPOP named them all each time, 400 keys with 200
-accounts, which Redis answered in about 140 us instead of 3 and the worker spent a tenth of its main process's CPU
+accounts, which Redis answered in about 140 us instead of 10 and the worker spent a tenth of its main process's CPU
 packing. ``MessageQueues`` leaves them out of it. And kombu builds a new ``redis.Redis`` client object around the
 channel's connection pool for every publish, ack and event (each builds a table of 164 response callbacks: about
 50 us of CPU), several times per task in the worker's main process and in every pool process. The client holds

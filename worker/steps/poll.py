@@ -82,7 +82,7 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
 def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
     pool = pool_name_of(item)
     first_look = seq == 0 and item.job_started_at is not None and forecast.predict(ctx, pool, item.source_size) is None
-    if first_look and (wait := _from_siblings(ctx, item)) is not None:
+    if first_look and (wait := _from_siblings(ctx, item, pool)) is not None:
         return _again(ctx, item, seq, wait)
     job = client.get_job_progress(item.job_id or "")  # a job of the source region, whatever the copy's
     if job.failed:
@@ -114,16 +114,16 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
     elapsed = ctx.clock() - (item.job_started_at or ctx.clock())
     if fraction is not None:
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, progress=fraction)
-        if first_look:  # for the copies started with it
+        if first_look and elapsed > 0:  # for the copies started with it
             reading = Reading(item.job_started_at or 0.0, item.source_size, fraction, elapsed)
             ctx.data.accounts.record_reading(pool, reading, READING_TTL)
     return _again(ctx, item, seq, _remaining(ctx, item, fraction, elapsed))
 
 
-def _from_siblings(ctx: StepContext, item: ReplicationItem) -> float | None:
+def _from_siblings(ctx: StepContext, item: ReplicationItem, pool: str) -> float | None:
     """The wait of a copy's first look taken from another copy's: copies of one size started together (one grant)
     progress alike, so one job's early reading serves them all, and theirs make no call. None: no such reading."""
-    reading = ctx.data.accounts.reading(pool_name_of(item))
+    reading = ctx.data.accounts.reading(pool)
     started = item.job_started_at or 0.0
     if reading is None or reading.size != item.source_size or abs(reading.started - started) > SIBLINGS:
         return None
