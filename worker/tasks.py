@@ -70,6 +70,7 @@ def send(ctx: StepContext, nexts: list[Next], *, bundled: bool = True) -> None:
     items' submits and polls in bundles (``worker.steps.bundles``) unless ``bundled`` is False."""
     if not nexts:
         return
+    nexts = [n.from_now() for n in nexts]
     steps.expect(ctx, nexts)
     with app.producer_or_acquire() as producer:  # one producer for the lot, not one acquired per message
         for nxt in bundle(nexts) if bundled else nexts:

@@ -3,6 +3,7 @@ cannot take the writes of keeps its message."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from types import SimpleNamespace
 
@@ -176,3 +177,17 @@ def test_a_poll_that_hands_its_slot_on_runs_the_submit_itself(monkeypatch) -> No
     task.name = TaskName.SUBMIT.value  # a submit's own retry is a message, as is an admit chunk's lot of grants
     tasks._run_parts(task, tasks._items(task, step))
     assert not submitted and [len(n.kwargs) for n in sent[0][0]] == [2, 2, 2]
+
+
+def test_a_countdown_runs_from_when_its_step_asked_not_from_when_the_task_sends_it(monkeypatch) -> None:
+    # A bundle sends after its last item: the first item's poll, asked for 0.3 s before, is due 0.3 s sooner.
+    sent: list = []
+    monkeypatch.setattr(tasks.steps, "expect", lambda ctx, nexts: None)
+    monkeypatch.setattr(tasks.app, "producer_or_acquire", contextlib.nullcontext)
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, kwargs, countdown, **_: sent.append((name, countdown)))
+    early = tasks.Next(TaskName.TAG, {"item_id": "i-0", "seq": 1}, 2.0)
+    late = tasks.Next(TaskName.TAG, {"item_id": "i-1", "seq": 1}, 0.2)
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: early.asked + 0.3)
+    tasks.send(SimpleNamespace(), [early, late])
+    assert sent[0][0] == TaskName.TAG.value and sent[0][1] == pytest.approx(1.7)
+    assert sent[1][1] is None  # its time has come: no countdown at all

@@ -18,10 +18,10 @@ from worker.steps.context import Next
 
 BUNDLED = (TaskName.SUBMIT, TaskName.POLL)
 SIZE = 5  # IMS's default concurrent copies per project: one grant's submits, or their copies' polls
-# A poll may be held past its due time to share a message: by a quarter second at most, and by no more than its
-# own safety margin (a 2 s copy's poll by 0.04 s, where a quarter second would be an eighth of the copy).
+# A poll may be held past its due time to share a message: by a quarter second at most, and by 1 % of its countdown
+# (a 2 s copy's poll by 0.02 s, where a quarter second would be an eighth of the copy): no more than half its margin.
 SLACK = 0.25
-SLACK_SHARE = 0.02
+SLACK_SHARE = 0.01
 
 
 def bundle(nexts: list[Next]) -> list[Next]:

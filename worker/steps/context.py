@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from config.settings import AccountSettings, Settings
 from worker.data import DataLayer
@@ -24,6 +24,13 @@ class Next:
     task: TaskName
     kwargs: Mapping[str, object]  # a bundle's are its items' (worker.steps.bundles)
     countdown: float = 0.0
+    # When the step asked (monotonic seconds): the countdown runs from then, not from when the task sends the
+    # message, which for a bundle's first item is after all the others have run.
+    asked: float = field(default_factory=time.monotonic, init=False, compare=False, repr=False)
+
+    def from_now(self) -> Next:
+        """The same message with the countdown left of it now."""
+        return replace(self, countdown=max(0.0, self.countdown - (time.monotonic() - self.asked)))
 
     @classmethod
     def for_item(cls, task: TaskName, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:

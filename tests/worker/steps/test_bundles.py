@@ -47,6 +47,6 @@ def test_a_lone_item_message_and_the_other_steps_are_sent_as_they_were() -> None
 
 
 def test_a_short_copys_poll_waits_for_others_no_longer_than_its_own_margin() -> None:
-    # 2 s copies: a quarter second would be an eighth of the copy; 2 % of the wait is what its own margin adds.
-    sent = bundle([_poll(0, 2.0), _poll(1, 2.03), _poll(2, 2.05)])
+    # 2 s copies: a quarter second would be an eighth of the copy; 1 % of the wait (0.02 s) at most.
+    sent = bundle([_poll(0, 2.0), _poll(1, 2.015), _poll(2, 2.03)])
     assert [[item["item_id"] for item in unbundle(dict(b.kwargs))] for b in sent] == [["p-0", "p-1"], ["p-2"]]

@@ -40,3 +40,13 @@ def test_recorded_jobs_predict_the_next(ctx) -> None:
     forecast.record(ctx, "default", None, _job(99.0))  # no size: not a sample
     assert forecast.predict(ctx, "default", GIB) == pytest.approx(10.5)
     assert len(ctx.data.accounts.durations("default")) == DURATION_SAMPLES
+
+
+def test_how_far_past_the_estimate_the_pools_copies_ran(ctx) -> None:
+    for _ in range(4):
+        forecast.record(ctx, "default", GIB, _job(10.0))
+    assert forecast.forecast(ctx, "default", GIB) == forecast.Forecast(10.0, 0.0)  # all kept to it
+    forecast.record(ctx, "default", GIB, _job(15.0))
+    expected = forecast.forecast(ctx, "default", GIB)
+    assert expected is not None and expected.seconds == pytest.approx(11.0)
+    assert expected.late == pytest.approx(15.0 / 11.0 - 1)  # the 15 s copy, against the 11 s estimate

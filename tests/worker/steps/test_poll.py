@@ -12,13 +12,14 @@ import pytest
 from cli.processes import wait_until
 from tests.support import walk_to
 from worker import steps
+from worker.domain.pools import pool_name_of
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
 from worker.runtime import build_context
-from worker.steps import StepContext
-from worker.steps.poll import SIBLINGS, _remaining
+from worker.steps import StepContext, forecast
+from worker.steps.poll import END_MARGIN, LEAST_MARGIN, SIBLINGS, _remaining, first_poll_delay
 
 from .conftest import image_id, sim_settings, store_items
 
@@ -75,6 +76,19 @@ def test_a_coarse_early_reading_polls_again_by_the_earliest_end_it_allows(ctx, i
     assert _remaining(ctx, item, 0.01, 1.0) <= 1.0 * (1 - 0.02) / 0.02
     # A reading that says enough (half done after 30 s) is taken at its low end: the poll lands just after the end.
     assert 30.0 <= _remaining(ctx, item, 0.5, 30.0) <= 31.0
+
+
+def test_a_forecast_poll_aims_as_far_past_the_end_as_the_pools_copies_ran_late(ctx, ims) -> None:
+    item = ctx.data.records.get_item(_replicating(ctx, ims))
+    ctx.settings = ctx.settings.model_copy(update={"poll_max_interval": 300.0})  # the suite's polls are capped short
+    pool, expected = pool_name_of(item), lambda: forecast.predict(ctx, pool, item.source_size)
+    for seconds in (100.0, 100.0, 100.0, 100.0):
+        ctx.data.accounts.record_duration(pool, item.source_size, seconds)
+    assert first_poll_delay(ctx, item) == pytest.approx(100.0 * (1 + LEAST_MARGIN))  # they keep to it: just past
+    ctx.data.accounts.record_duration(pool, item.source_size, 101.0)  # 0.8 % past the 100.2 s estimate
+    assert first_poll_delay(ctx, item) == pytest.approx(101.0)
+    ctx.data.accounts.record_duration(pool, item.source_size, 150.0)  # copies that vary: no more than END_MARGIN
+    assert first_poll_delay(ctx, item) == pytest.approx(expected() * (1 + END_MARGIN))
 
 
 # -- copies started together, before the pool has a forecast, share their first look ------------------------------
