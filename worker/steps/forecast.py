@@ -34,8 +34,8 @@ class Forecast:
 
 def predict(ctx: StepContext, pool: str, size: int | None) -> float | None:
     """Expected seconds for a copy of ``size`` bytes in this pool; None before any copy of it has finished."""
-    expected = forecast(ctx, pool, size)
-    return None if expected is None else expected.seconds
+    samples = ctx.data.accounts.durations(pool)
+    return duration(samples, size) if samples else None
 
 
 def forecast(ctx: StepContext, pool: str, size: int | None) -> Forecast | None:
