@@ -1,9 +1,11 @@
-"""What every request of an account passes through: its circuit and its request rate, cluster-wide, in Redis.
+"""What every request of an account passes through: its credentials' hold, its circuit and its request rate,
+cluster-wide, in Redis.
 
-Before a request (``before_request``): while the account's circuit is open (its requests kept failing: an outage)
-nothing is sent but one probe per probe interval (``CircuitOpen``); otherwise a token of the account's bucket is
-taken (``worker.data.accounts``, ``lua/take_token.lua``: ``request_rate`` tokens a second up to
-``request_burst``, on Redis's clock). A wait of at most ``MAX_WAIT`` seconds is slept through; a longer one is
+Before a request (``before_request``): nothing while the account's credentials are on hold (refused a moment ago:
+``AuthenticationError``, as the cloud's own refusal would be); while its circuit is open (its requests kept
+failing: an outage) nothing is sent but one probe per probe interval (``CircuitOpen``); otherwise a token of the
+account's bucket is taken (``worker.data.accounts``, ``lua/take_token.lua``: ``request_rate`` tokens a second up
+to ``request_burst``, on Redis's clock). A wait of at most ``MAX_WAIT`` seconds is slept through; a longer one is
 refused (``RateLimited``), and the pipeline reschedules the step rather than sleep inside a worker slot. After it
 (``after_response``): every answer is counted for ``/metrics`` and tells the circuit whether the cloud answered.
 """
@@ -16,7 +18,7 @@ import time
 from config.settings import AccountSettings, Settings
 from worker.data import DataLayer
 from worker.data.accounts import CircuitPolicy
-from worker.errors import ThrottledError
+from worker.errors import AuthenticationError, ThrottledError
 from worker.ims.hooks import ClientHooks
 
 log = logging.getLogger("worker.circuit")
@@ -61,6 +63,8 @@ class RateLimitHooks(ClientHooks):
 
     def before_request(self, endpoint: str) -> None:
         token = self.data.accounts.take_token(self.account_name, self.rate, self.burst, MAX_WAIT)
+        if token.verdict == "held":  # no endpoint: the cloud did not refuse this one, nothing to hold again
+            raise AuthenticationError(f"credentials of account {self.account_name} were refused recently: {token.why}")
         if token.verdict == "circuit":
             raise CircuitOpen(
                 f"account {self.account_name} is in an outage; next probe in {token.seconds:.1f}s",

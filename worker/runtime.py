@@ -1,7 +1,7 @@
 """The per-process pieces a worker builds once: Redis connections, one ImsClient per account (and per cross-region
 destination of an account, all sharing one HTTP connection pool), the StepContext.
 
-Built lazily on first use inside each pool process (never inherited across a fork: sockets must not be shared),
+Built when each pool process starts (``worker.tasks``; never inherited across a fork: sockets must not be shared),
 with secrets read only from the settings.
 """
 
@@ -26,7 +26,11 @@ class AccountClients:
         self.data = data
         self._clients: dict[str, ImsClient] = {}
         self._lock = threading.Lock()
-        self._http: httpx.Client | None = None  # shared by every account's client, built on first use
+        # Shared by every account's client. Built now, with the process: the CA bundle and httpcore's import took
+        # 30-40 ms of CPU in each pool process's first task, which at a batch's start is when 2 cores are busiest.
+        self._http: httpx.Client = shared_http(
+            connect_timeout=settings.http_connect_timeout, read_timeout=settings.http_read_timeout
+        )
 
     def __call__(self, account: str) -> ImsClient:
         return self._client(account, account)
@@ -38,11 +42,6 @@ class AccountClients:
                 config = self.settings.account(account)
                 if region is not None and project_id is not None:
                     config = config.in_region(region, project_id)
-                if self._http is None:
-                    self._http = shared_http(
-                        connect_timeout=self.settings.http_connect_timeout,
-                        read_timeout=self.settings.http_read_timeout,
-                    )
                 client = ImsClient(
                     config,
                     connect_timeout=self.settings.http_connect_timeout,
@@ -60,9 +59,7 @@ class AccountClients:
     def close(self) -> None:
         with self._lock:
             self._clients.clear()
-            if self._http is not None:
-                self._http.close()
-                self._http = None
+            self._http.close()
 
 
 def build_context(settings: Settings) -> StepContext:

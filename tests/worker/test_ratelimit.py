@@ -10,6 +10,7 @@ import pytest
 
 from cli.processes import wait_until
 from config.settings import AccountSettings, load_settings
+from worker.errors import AuthenticationError
 from worker.ratelimit import CircuitOpen, RateLimited, RateLimitHooks, outcome_kind
 
 SETTINGS = load_settings()
@@ -48,6 +49,16 @@ def test_rate_is_kept_across_clients_and_threads(redis_server) -> None:
         t.join()
     allowed = burst + rate * seconds
     assert allowed * 0.8 <= granted <= allowed + 3
+
+
+def test_a_held_account_sends_nothing_until_the_hold_ends(redis_server) -> None:
+    data = redis_server.data(f"t{uuid.uuid4().hex[:8]}")
+    hooks = RateLimitHooks(data, "acct", _account(), SETTINGS)
+    data.accounts.hold("acct", "APIGW.0301 incorrect IAM authentication information", seconds=60)
+    with pytest.raises(AuthenticationError, match="refused recently: APIGW.0301") as refused:
+        hooks.before_request("copy")
+    assert refused.value.endpoint is None  # not the cloud's refusal: nothing to hold again
+    assert RateLimitHooks(data, "other", _account(), SETTINGS).before_request("copy") is None
 
 
 def test_after_response_counts_outcomes(redis_server) -> None:

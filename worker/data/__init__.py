@@ -47,6 +47,7 @@ __all__ = [
     "PlanRecord",
     "Plans",
     "PoolStatus",
+    "Queued",
     "Quota",
     "Capacity",
     "RecordStore",
@@ -63,6 +64,16 @@ __all__ = [
     "redis_target",
     "unavailable",
 ]
+
+
+@dataclass(frozen=True)
+class Queued:
+    """An item joining its pool's line (``DataLayer.wait_for_slots``), with its batch's stride and fields to set."""
+
+    item: ReplicationItem
+    pool: Pool
+    stride: float
+    fields: dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -144,11 +155,33 @@ class DataLayer:
         waiting but unqueued). A hand-back (IMS was full) also frees its slot and keeps its place (``arrival``)."""
         arrival = now if arrival is None else arrival
         pipe = self._client.pipeline(transaction=True)
+        self._queue(pipe, item, event, pool, stride, now, arrival, fields)
+        return RecordStore.result_of(pipe.execute()[0])
+
+    def wait_for_slots(self, entries: Sequence[Queued], now: float) -> list[bool]:
+        """``wait_for_slot`` of validated items, many in one round trip (each still moved and queued in the same
+        transaction: one account's items in an admit chunk can be hundreds); whether each moved."""
+        pipe = self._client.pipeline(transaction=True)
+        for entry in entries:
+            self._queue(pipe, entry.item, Event.VALIDATED, entry.pool, entry.stride, now, now, entry.fields)
+        answers = pipe.execute()
+        return [RecordStore.result_of(answers[2 * i]).ok for i in range(len(entries))]
+
+    def _queue(
+        self,
+        pipe: redis.client.Pipeline,
+        item: ReplicationItem,
+        event: Event,
+        pool: Pool,
+        stride: float,
+        now: float,
+        arrival: float,
+        fields: dict[str, object],
+    ) -> None:
         self.records.move(item, event, now=now, pipe=pipe, queued_at=arrival, **fields)
         if event is Event.HAND_BACK:
             self.slots.release(pool.name, item, pipe=pipe)
         self.slots.enqueue(pool, item, arrival, stride, pipe=pipe)
-        return RecordStore.result_of(pipe.execute()[0])
 
     def pool_statuses(self, pools: Sequence[Pool], now: float) -> list[PoolStatus]:
         """Every pool's status in one round trip (``/metrics`` and the account view read them all)."""

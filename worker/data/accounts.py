@@ -31,10 +31,12 @@ class CircuitPolicy:
 
 @dataclass(frozen=True)
 class Token:
-    """What ``take_token`` said: ``go`` after ``seconds``, or stay away that long (``rate``, ``circuit``)."""
+    """What ``take_token`` said: ``go`` after ``seconds``, or stay away that long (``rate``, ``circuit``), or
+    ``held`` (the credentials were refused: ``why``)."""
 
     verdict: str
     seconds: float
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,15 @@ class AccountState:
         """Stop using the account for ``seconds``: its credentials were refused (``reason`` says how)."""
         self._redis.set(self._keys.hold(account), reason, ex=max(1, round(seconds)))
 
-    def held(self, account: str) -> str | None:
-        """Why the account is on hold, or None."""
-        return self._redis.get(self._keys.hold(account))
-
     # Requests and the circuit -------------------------------------------------------------------------------
     def take_token(self, account: str, rate: float, burst: int, max_wait: float) -> Token:
-        """Whether one request may go now (or after a short sleep): the circuit first, then the rate."""
-        keys = [self._keys.ratelimit(account), self._keys.health(account)]
-        verdict, seconds = self._take_token(keys=keys, args=[rate, burst, max_wait, OPEN, PROBE_LOST_AFTER])
-        return Token(verdict, float(seconds))
+        """Whether one request may go now (or after a short sleep): not while the account is on hold (``hold``),
+        then the circuit, then the rate."""
+        keys = [self._keys.ratelimit(account), self._keys.health(account), self._keys.hold(account)]
+        verdict, value = self._take_token(keys=keys, args=[rate, burst, max_wait, OPEN, PROBE_LOST_AFTER])
+        if verdict == "held":
+            return Token(verdict, 0.0, value)
+        return Token(verdict, float(value))
 
     def record_outcome(self, account: str, endpoint: str, outcome: str, kind: str, policy: CircuitPolicy) -> str:
         """Count an answer (``kind``: ``answer``, ``transient`` or ``neither``); returns ``opened``/``closed``/''."""

@@ -56,10 +56,8 @@ class StepContext:
         return self.settings.accounts.get(name)
 
     def client(self, account: str) -> ImsClient:
-        """The account's client, unless its credentials were refused a moment ago (then raise at once)."""
-        refused = self.data.accounts.held(account)
-        if refused is not None:
-            raise AuthenticationError(f"credentials of account {account} were refused recently: {refused}")
+        """The account's client; while its credentials are on hold (refused a moment ago), each of its requests
+        raises ``AuthenticationError`` before it is sent (``worker.ratelimit``)."""
         return self.clients(account)
 
     def destination(self, item: ReplicationItem) -> ImsClient:
@@ -67,12 +65,11 @@ class StepContext:
         credentials and under the same hold; the account's own client for an in-region item."""
         if item.target_region is None:
             return self.client(item.account)
-        self.client(item.account)  # raises at once while the account's credentials are on hold
         assert self.destinations is not None and item.target_project_id, item.id
         return self.destinations(item.account, item.target_region, item.target_project_id)
 
     def credentials_refused(self, account: str, error: AuthenticationError) -> None:
-        if error.endpoint is None:  # raised by client() above, not by the cloud: the hold is already set
+        if error.endpoint is None:  # the hold refused it before it was sent (worker.ratelimit): already held
             return
         self.data.accounts.hold(account, str(error), AUTH_FAILURE_HOLD)
 

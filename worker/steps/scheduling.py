@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from worker.data import Queued
 from worker.domain import pools
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool
@@ -84,10 +85,23 @@ def _pending(ctx: StepContext, pool: Pool) -> int:
 
 def wait_for_slot(ctx: StepContext, item: ReplicationItem, now: float, **fields: object) -> bool:
     """A validated item joins its pool's line (``validated``); False if it had moved on meanwhile."""
-    pool = pool_of(ctx, item)
-    assert pool is not None, item.account  # validation refuses items of unknown accounts first
-    stride = ctx.data.records.priority(item.batch_id).stride
-    return ctx.data.wait_for_slot(item, Event.VALIDATED, pool, stride, now, error_retries=0, **fields).ok
+    return wait_for_slots(ctx, [(item, fields)], now)[0]
+
+
+def wait_for_slots(
+    ctx: StepContext, validated: list[tuple[ReplicationItem, dict[str, object]]], now: float
+) -> list[bool]:
+    """Validated items join their pools' lines, each with its fields, in one round trip; whether each moved (False:
+    it had moved on meanwhile)."""
+    strides: dict[str, float] = {}  # a batch's priority, read once for its items
+    entries = []
+    for item, fields in validated:
+        pool = pool_of(ctx, item)
+        assert pool is not None, item.account  # validation refuses items of unknown accounts first
+        if item.batch_id not in strides:
+            strides[item.batch_id] = ctx.data.records.priority(item.batch_id).stride
+        entries.append(Queued(item, pool, strides[item.batch_id], {"error_retries": 0, **fields}))
+    return ctx.data.wait_for_slots(entries, now)
 
 
 def waits_for_quota(ctx: StepContext, item: ReplicationItem) -> bool:

@@ -36,7 +36,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, finish, retry_later
-from worker.steps.scheduling import grant_slots, pool_named, pool_of, wait_for_slot
+from worker.steps.scheduling import grant_slots, pool_named, pool_of, wait_for_slot, wait_for_slots
 
 MAX_IMAGE_BYTES = 128 * 1024**3
 # Cross-region copies out of CN-Guangzhou, CN-Shanghai2, CN-Shanghai1 and CN-Beijing4 may be up to 300 GB
@@ -109,15 +109,16 @@ def validate_listed(
     keys: Mapping[str, KmsKey | None],
 ) -> list[Next]:
     """Validate accepted items of one account from listed image records and looked-up keys (every key reference
-    of the items in ``keys``); an item whose image is not among them gets a validate task of its own."""
-    nexts: list[Next] = []
-    for item in items:
-        image = images.get(item.image_id)
-        if image is None:  # not among the pages walked: maybe shared, maybe missing; one look-up decides
-            nexts.append(Next.for_item(TaskName.VALIDATE, item))
-            continue
-        if not _start(ctx, item):
-            continue
+    of the items in ``keys``); an item whose image is not among them gets a validate task of its own.
+
+    The items' moves go in a round trip for the lot, not four per item (into ``validating``, then the batch's
+    priority and the line, in a transaction): at a batch's start the admit chunks' validation shares the cores
+    with the first copy calls, and the last account's first copies waited for it."""
+    # Not among the pages walked: maybe shared, maybe missing; one look-up decides.
+    nexts = [Next.for_item(TaskName.VALIDATE, item) for item in items if item.image_id not in images]
+    validated: list[tuple[ReplicationItem, dict[str, object]]] = []
+    for item in _start_all(ctx, [item for item in items if item.image_id in images]):
+        image = images[item.image_id]
         problems, resolved = check_image(item, image, account.region)
         key_problems, cmk_id = check_key(keys.__getitem__, item, image)
         try:
@@ -126,7 +127,12 @@ def validate_listed(
             nexts.append(Next.for_item(TaskName.VALIDATE, item))
             continue
         problems += key_problems + destination_problems
-        nexts += _conclude(ctx, item, image, problems, resolved, grant=False, cmk_id=cmk_id, **destination)
+        if problems:
+            nexts += _conclude(ctx, item, image, problems, resolved, grant=False)
+        else:
+            assert resolved is not None
+            validated.append((item, _waiting_fields(image, resolved, cmk_id=cmk_id, **destination)))
+    wait_for_slots(ctx, validated, ctx.clock())
     for name in sorted({pool_name_of(item) for item in items}):  # once for the lot
         nexts += grant_slots(ctx, pool_named(ctx, name))
     return nexts
@@ -156,6 +162,15 @@ def _start(ctx: StepContext, item: ReplicationItem) -> bool:
     return False
 
 
+def _start_all(ctx: StepContext, items: list[ReplicationItem]) -> list[ReplicationItem]:
+    """``_start`` for many items in one round trip: those now ``validating``. Items already there (a redelivered
+    admit chunk) are taken as they are; their validation is repeated, as one by one."""
+    fresh = [item for item in items if item.state is ItemState.ACCEPTED]
+    moved = ctx.data.records.move_all(fresh, Event.START_VALIDATION, ctx.clock(), error_retries=0)
+    started = {item.id for item, ok in zip(fresh, moved, strict=True) if ok}
+    return [item for item in items if item.id in started or item.state is ItemState.VALIDATING]
+
+
 def _conclude(
     ctx: StepContext,
     item: ReplicationItem,
@@ -170,10 +185,14 @@ def _conclude(
     if problems:
         return finish(ctx, item, ItemState.REJECTED, reason=problems[0][0], message="; ".join(m for _, m in problems))
     assert image is not None and resolved is not None
-    fields = {"source_name": image.name, "source_size": image.size_bytes, "target_name": resolved, **fields}
-    if not wait_for_slot(ctx, item, ctx.clock(), **fields):
+    if not wait_for_slot(ctx, item, ctx.clock(), **_waiting_fields(image, resolved, **fields)):
         return []  # cancelled while we were asking IMS
     return grant_slots(ctx, pool_of(ctx, item)) if grant else []
+
+
+def _waiting_fields(image: Image, resolved: str, **fields: str | None) -> dict[str, object]:
+    """What a validated item keeps of its image and the checks, for its copy."""
+    return {"source_name": image.name, "source_size": image.size_bytes, "target_name": resolved, **fields}
 
 
 def check_image(item: ReplicationItem, image: Image | None, region: str) -> tuple[list[Problem], str | None]:

@@ -70,12 +70,16 @@ def test_one_probe_task_per_account(accounts: AccountState) -> None:
     assert accounts.schedule_probe("b", 5)
 
 
-def test_a_hold_says_why_and_ends_by_itself(accounts: AccountState) -> None:
-    assert accounts.held("a") is None
+def test_a_hold_refuses_every_token_says_why_and_ends_by_itself(accounts: AccountState) -> None:
+    def verdict(account: str) -> tuple[str, str]:
+        token = accounts.take_token(account, rate=100, burst=100, max_wait=1)
+        return token.verdict, token.why
+
+    assert verdict("a") == ("go", "")
     accounts.hold("a", "APIGW.0301 incorrect IAM authentication information", seconds=1)
-    assert accounts.held("a") == "APIGW.0301 incorrect IAM authentication information"
-    assert accounts.held("b") is None
-    wait_until(lambda: accounts.held("a") is None, 5, "the hold to expire")
+    assert verdict("a") == ("held", "APIGW.0301 incorrect IAM authentication information")
+    assert verdict("b") == ("go", "")
+    wait_until(lambda: verdict("a") == ("go", ""), 5, "the hold to expire")
 
 
 def test_durations_keep_the_latest_copies_newest_first(accounts: AccountState) -> None:

@@ -2,12 +2,21 @@
 -- interval), and within its request rate. The bucket refills at ARGV[1] tokens a second up to ARGV[2], on
 -- Redis's clock (workers on hosts with skewed clocks share one timeline).
 --
+-- Nothing at all while the account's credentials are on hold (they were refused: IAM locks a key out after a few
+-- refusals), checked here rather than in a read of its own before every request.
+--
 -- KEYS[1]  P:ratelimit:<account>  hash  tokens, ts
 -- KEYS[2]  P:health:<account>     hash  state, probe_at, probe_taken_at
+-- KEYS[3]  P:hold:<account>       string  why the credentials are on hold (expires with the hold)
 -- ARGV[1] rate, ARGV[2] burst, ARGV[3] longest wait the caller accepts (seconds), ARGV[4] the open circuit's
 -- state name, ARGV[5] seconds after which a probe that never answered counts as lost.
 -- Returns {verdict, seconds}: 'go' after sleeping that many seconds (the token is reserved: the bucket goes into
--- debt), 'rate' to stay away that long (nothing taken), 'circuit' to wait for the circuit's next probe.
+-- debt), 'rate' to stay away that long (nothing taken), 'circuit' to wait for the circuit's next probe; or
+-- {'held', why}.
+local held = redis.call('GET', KEYS[3])
+if held then
+  return {'held', held}
+end
 local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
