@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import report
 from bench.options import BenchOptions
 from bench.scenarios import SCENARIOS
+from cli.stack import sigterm_as_interrupt
 
 log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the results
     started = time.monotonic()
     figures: list[report.Figure] = []
-    with tempfile.TemporaryDirectory(prefix="imsrep-bench-") as tmp:
+    # SIGTERM (``timeout``, a CI job cancelled) unwinds like Ctrl-C: each scenario's stack is stopped, not orphaned.
+    with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="imsrep-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         opts = replace(opts, workdir=workdir)
         for name in args.scenarios.split(","):

@@ -361,10 +361,10 @@ class LocalStack:
         if previous is not None and previous.running():
             raise ServiceError(f"{service.name} is already running")
         env = {**self.service_env(), **service.env} if service.app else dict(service.env)
-        proc = ManagedProcess(service.name, service.argv, self.log_dir / f"{service.name}.log", env=env).start()
+        proc = ManagedProcess(service.name, service.argv, self.log_dir / f"{service.name}.log", env=env)
         self.services[service.name] = service
-        self.processes[service.name] = proc
-        return proc
+        self.processes[service.name] = proc  # before it starts: an interrupt from here on still stops it
+        return proc.start()
 
     def restart(self, name: str) -> ManagedProcess:
         """Start a stopped or killed service again exactly as before: same command line, port and data directory

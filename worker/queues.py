@@ -52,3 +52,17 @@ ROUTES: dict[TaskName, Queue] = {
 }
 
 ALL_QUEUES = [q.value for q in Queue]
+
+# What a worker takes first when several stage queues hold messages (``worker.broker.MessageQueues``): what keeps a
+# slot busy (a granted copy's call, a poll that sees a copy end and hands its slot on), then the reconciler, timed
+# grants and the probes that end an outage, then follow-ups, and last the validation of items that would only wait
+# for a slot: in turn, a big batch's admit chunks kept slot hand-offs waiting behind their validation.
+TAKEN_FIRST = [Queue.SUBMIT, Queue.POLL, Queue.MAINTENANCE, Queue.FOLLOWUP, Queue.VALIDATE, Queue.ADMIT]
+
+
+_RANKS = {q.value: n for n, q in enumerate(TAKEN_FIRST)}
+
+
+def taken_rank(queue: str) -> int:
+    """A queue's place in ``TAKEN_FIRST``; any other queue after them."""
+    return _RANKS.get(queue, len(TAKEN_FIRST))

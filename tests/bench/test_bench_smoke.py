@@ -4,13 +4,17 @@ stack and the table comes out. Its figures mean nothing at these sizes and are n
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.scenarios import SCENARIOS
+from cli.processes import wait_until
+from cli.stack import STACK_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +55,43 @@ def test_the_benchmark_writes_its_table(tmp_path: Path) -> None:
         assert f"\n| {name}: " in text, f"no rows for scenario {name}"
     for figure in ("slot utilisation", "IMS calls per succeeded item", "time to 202", "Redis memory per stored item"):
         assert figure in text
+
+
+def test_sigterm_stops_the_benchmark_and_its_stack(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--scenarios", "slots", "--items", "500", "--naive-items", "0"]
+    command += ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out.md")]
+    bench = subprocess.Popen(command, cwd=ROOT)
+    stack: list[psutil.Process] = []
+    try:
+        wait_until((tmp_path / "work" / "slots" / "state" / STACK_FILE).exists, 60, "the scenario's stack to be up")
+        stack = _descendants(bench.pid)
+        assert any("celery" in " ".join(_cmdline(p)) for p in stack)
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=60) != 0
+        wait_until(lambda: not any(_alive(p) for p in stack), 30, "every process of its stack to end")
+    finally:
+        for process in [*stack, psutil.Process(bench.pid)] if bench.poll() is None else stack:
+            if _alive(process):
+                process.kill()
+        bench.wait()
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -30,6 +30,7 @@ from config.celery import SENTINEL_TRANSPORT, TRANSPORT
 from worker.broker import Channel, QoS, SentinelChannel, SentinelTransport
 from worker.data import unavailable
 from worker.data.keyspace import Keyspace
+from worker.queues import TAKEN_FIRST
 
 
 @pytest.mark.parametrize("connection", [SimpleNamespace(client=None), None])
@@ -140,6 +141,25 @@ def test_a_worker_waits_for_messages_on_the_stage_queues_only(full_redis) -> Non
     with pytest.raises(TimeoutError):
         conn.drain_events(timeout=1.5)
     assert r.llen(Keyspace().waiting("a000")) == 1
+
+
+def test_a_worker_takes_what_keeps_slots_busy_before_validation(full_redis) -> None:
+    _, conn = full_redis
+    received: list[str] = []
+    names = ["admit", "validate", "followup", "maintenance", "poll", "submit"]
+    with conn.Producer() as producer:
+        for name in names:  # sent in the opposite order to the one they are taken in
+            producer.publish({"queue": name}, routing_key=name, declare=[KombuQueue(name)])
+    consumer = kombu.Consumer(
+        conn.default_channel,
+        [KombuQueue(name) for name in names],
+        callbacks=[lambda body, message: received.append(body["queue"])],
+        no_ack=True,
+    )
+    consumer.consume()
+    for _ in names:
+        conn.drain_events(timeout=5)
+    assert received == [queue.value for queue in TAKEN_FIRST]
 
 
 def _deliver(conn: Connection) -> Any:

@@ -75,8 +75,8 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
         fields = dict.fromkeys(("submit_started_at", "job_id", "job_started_at", "new_image_id", "progress"))
         if not ctx.data.records.move(item, Event.START_SUBMIT, error_retries=0, **fields).ok:
             return []
-        item = ctx.data.records.get_item(item_id)
-    if item is None or item.state is not ItemState.SUBMITTING:
+        item = item.model_copy(update={"state": ItemState.SUBMITTING, "error_retries": 0, **fields})  # as stored
+    if item.state is not ItemState.SUBMITTING:
         return []
     earlier = item.submit_started_at or item.prior_submit_at
     try:
