@@ -25,10 +25,8 @@ SLACK_SHARE = 0.01
 
 
 def bundle(nexts: list[Next]) -> list[Next]:
-    """``nexts`` with the item messages of each bundled step grouped, then the others in their order: an admit
-    chunk's submits are queued before the chain's next chunk, which a worker then takes after them
-    (``worker.queues.TAKEN_FIRST``) rather than beside them."""
-    out: list[Next] = []
+    """``nexts`` with the item messages of each bundled step grouped: the others first, in their order."""
+    out = [n for n in nexts if not _bundled(n)]
     for task in BUNDLED:
         group: list[Next] = []
         for n in sorted((n for n in nexts if n.task is task and _bundled(n)), key=lambda n: n.countdown):
@@ -38,7 +36,7 @@ def bundle(nexts: list[Next]) -> list[Next]:
             group.append(n)
         if group:
             out.append(_message(group))
-    return out + [n for n in nexts if not _bundled(n)]
+    return out
 
 
 def unbundle(kwargs: dict[str, object]) -> list[dict[str, object]]:

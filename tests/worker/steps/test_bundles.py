@@ -19,8 +19,8 @@ def test_a_grants_submits_go_in_messages_of_five_after_the_other_messages() -> N
     admit = Next(TaskName.ADMIT, {"batch_id": "b", "cursor": 500})
     confirm = Next(TaskName.CONFIRM, {"account": "a"}, 2.0)
     sent = bundle([admit, *(_submit(n) for n in range(12)), confirm])
-    assert sent[-2:] == [admit, confirm]  # after the bundles: the chain's next chunk is taken after its submits
-    bundles = sent[:-2]
+    assert sent[:2] == [admit, confirm]
+    bundles = sent[2:]
     assert [len(b.kwargs["bundle"]) if "bundle" in b.kwargs else 1 for b in bundles] == [SIZE, SIZE, 2]
     assert all(b.task is TaskName.SUBMIT and b.countdown == 0 for b in bundles)
     carried = [item for b in bundles for item in unbundle(dict(b.kwargs))]
@@ -42,7 +42,7 @@ def test_polls_go_together_only_when_due_within_the_slack_and_never_early() -> N
 def test_a_lone_item_message_and_the_other_steps_are_sent_as_they_were() -> None:
     tag = Next(TaskName.TAG, {"item_id": "t", "seq": 0})
     validate = Next(TaskName.VALIDATE, {"item_id": "v"})
-    assert bundle([tag, _submit(1), validate]) == [_submit(1), tag, validate]
+    assert bundle([tag, _submit(1), validate]) == [tag, validate, _submit(1)]
     assert unbundle({"item_id": "x", "seq": 2}) == [{"item_id": "x", "seq": 2}]
 
 
