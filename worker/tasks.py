@@ -62,7 +62,7 @@ def context() -> StepContext:
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     global _context
-    _context = build_context(settings)  # each pool process its own connections, ready before its first task
+    _context = build_context(settings)  # each pool process builds its own, before its first task
 
 
 def send(ctx: StepContext, nexts: list[Next], *, bundled: bool = True) -> None:

@@ -91,8 +91,8 @@ def wait_for_slot(ctx: StepContext, item: ReplicationItem, now: float, **fields:
 def wait_for_slots(
     ctx: StepContext, validated: list[tuple[ReplicationItem, dict[str, object]]], now: float
 ) -> list[bool]:
-    """Validated items join their pools' lines, each with its fields, in one round trip; whether each moved (False:
-    it had moved on meanwhile)."""
+    """Validated items join their pools' lines, each with its fields, in one transaction (after one read of each
+    batch's priority); whether each moved (False: it had moved on meanwhile)."""
     strides: dict[str, float] = {}  # a batch's priority, read once for its items
     entries = []
     for item, fields in validated:

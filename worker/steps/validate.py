@@ -111,9 +111,9 @@ def validate_listed(
     """Validate accepted items of one account from listed image records and looked-up keys (every key reference
     of the items in ``keys``); an item whose image is not among them gets a validate task of its own.
 
-    The items' moves go in a round trip for the lot, not four per item (into ``validating``, then the batch's
-    priority and the line, in a transaction): at a batch's start the admit chunks' validation shares the cores
-    with the first copy calls, and the last account's first copies waited for it."""
+    The items move in two round trips for the lot (into ``validating``; then into ``waiting`` and their pool's
+    line, in one transaction), where one by one took four each: at a batch's start the admit chunks' validation
+    shares the cores with the first copy calls."""
     # Not among the pages walked: maybe shared, maybe missing; one look-up decides.
     nexts = [Next.for_item(TaskName.VALIDATE, item) for item in items if item.image_id not in images]
     validated: list[tuple[ReplicationItem, dict[str, object]]] = []
