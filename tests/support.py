@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections import deque
 
 from worker.data import RecordStore
@@ -31,3 +34,18 @@ def walk_to(records: RecordStore, item_id: str, target: ItemState, **fields: obj
     for index, event in enumerate(events):
         extra = fields if index == len(events) - 1 else {}
         assert records.move(item, event, **extra).ok, (item_id, event)
+
+
+def debian_package(program: str, package: str) -> str | None:
+    """Install Debian's ``package`` when ``program`` is missing and we may (root with apt-get: a fresh machine);
+    return why it is not there, or None. It can take minutes: call it from a session fixture, before anything timed."""
+    if shutil.which(program):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"Debian's {package} is not installed and we are not root with apt-get to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+        if done.returncode != 0:
+            return f"{' '.join(argv)} failed: {done.stderr.strip()[-500:]}"
+    return None

@@ -8,7 +8,6 @@ import importlib
 import inspect
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from cli import services
 from config.settings import ENV_PREFIX, AccountSettings, Settings, redis_nodes
 from simulator.cli import simulator_command
+from tests.support import debian_package
 from worker.queues import ALL_QUEUES
 from worker.run import WORKER_ENV
 
@@ -256,7 +256,14 @@ def test_the_ha_profile_is_a_replica_and_three_sentinels_that_every_service_reac
     assert svc["worker"]["command"][svc["worker"]["command"].index("-n") + 1] == "worker@%h"
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+@pytest.fixture(scope="session")
+def docker_compose() -> None:
+    """Debian's docker-compose (installed on a fresh machine): it validates the file offline, with no engine."""
+    if missing := debian_package("docker-compose", "docker-compose"):
+        pytest.skip(missing)
+
+
+@pytest.mark.usefixtures("docker_compose")
 @pytest.mark.parametrize(
     "extra",
     [

@@ -8,9 +8,7 @@ simulator injects some transient errors so the retry counters have something to 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ import pytest
 from cli.demo import SCENARIOS, build_specs, resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
+from tests.support import debian_package
 
 COPY_SECONDS = 8
 CHROMIUM = "/usr/bin/chromium"
@@ -63,7 +62,7 @@ class OpsStack:
 def chromium_missing() -> str | None:
     """Install Debian's chromium when it is missing and we may, before any stack of this tier starts (it can take
     minutes); why it is not there, or None."""
-    return _install_chromium()
+    return debian_package(CHROMIUM, "chromium")
 
 
 @pytest.fixture(scope="session")
@@ -124,20 +123,6 @@ class Chromium:
 
         wait_until(ready, timeout, what, interval=0.5)
         return seen["dom"]
-
-
-def _install_chromium() -> str | None:
-    """Install Debian's chromium when it is missing and we may; return why not, or None."""
-    if shutil.which(CHROMIUM):
-        return None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "Debian's chromium is not installed and we are not root with apt-get to install it"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
-        if done.returncode != 0:
-            return f"{' '.join(argv)} failed: {done.stderr.strip()[-500:]}"
-    return None
 
 
 @pytest.fixture(scope="session")
