@@ -48,6 +48,26 @@ class Quota:
         return None if self.quota is None else max(0, self.quota - self.used - self.pending)
 
 
+@dataclass(frozen=True)
+class QuotaAge:
+    """How old a project's quota reading may be at a grant: ``refresh`` seconds once ``tight`` or less headroom is
+    left (or IMS refused a copy for it), ten times that with more room. Before the first reading, none will do."""
+
+    refresh: float
+    tight: int
+
+
+@dataclass(frozen=True)
+class Granted:
+    """What one grant did: the items given a slot, with their source images and (cross-region) destinations; or
+    nothing, because the quota must be read first (``stale``)."""
+
+    ids: list[str]
+    image_ids: list[str]
+    regions: list[str | None]
+    stale: bool = False
+
+
 def quota_from(data: dict[str, str]) -> Quota:
     """A ``P:quota:<project>`` hash as a ``Quota``."""
 
@@ -85,8 +105,9 @@ class SlotPool:
         args = [item.id, arrival, item.batch_id, stride, pool.limit]
         return bool(self._enqueue(keys=keys, args=args, client=pipe or self._redis))
 
-    def grant(self, pool: Pool, now: float) -> list[str]:
-        """Grant free slots of ``pool``; returns the IDs whose submit must be sent (their due time is set)."""
+    def grant(self, pool: Pool, now: float, quota_age: QuotaAge | None = None) -> Granted:
+        """Grant free slots of ``pool``: the items whose submit must be sent (their due time is set). With
+        ``quota_age``, nothing is granted (``stale``) while the pool's quota reading is older than it allows."""
         k = self._keys
         keys = [
             k.slots(pool.name),
@@ -105,8 +126,10 @@ class SlotPool:
             k.item(""),
             k.batch_queue(pool.name, ""),
             OPEN,
+            *((quota_age.refresh, quota_age.tight) if quota_age and pool.project else ("", 0)),
         ]
-        return self._grant(keys=keys, args=args)
+        stale, ids, image_ids, regions = self._grant(keys=keys, args=args)
+        return Granted(ids, image_ids, [region or None for region in regions], bool(stale))
 
     def release(self, pool: str, item: ReplicationItem, *, pipe=None) -> bool:
         """Take the item out of ``pool``: its slot, or its place in line. True if it held a slot."""

@@ -34,10 +34,16 @@ class Next:
 
     @classmethod
     def for_item(cls, task: TaskName, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:
+        return cls.for_ids(task, item.id, item.image_id, item.target_region, countdown, **extra)
+
+    @classmethod
+    def for_ids(
+        cls, task: TaskName, item_id: str, image_id: str, region: str | None, countdown: float = 0.0, **extra: str | int
+    ) -> Next:
         # The image ID (and a cross-region copy's destination) ride along only so Flower shows what a task is
         # about; steps read the stored item.
-        where = {"to_region": item.target_region} if item.target_region else {}
-        return cls(task, {"item_id": item.id, "image_id": item.image_id, **where, **extra}, max(0.0, countdown))
+        where = {"to_region": region} if region else {}
+        return cls(task, {"item_id": item_id, "image_id": image_id, **where, **extra}, max(0.0, countdown))
 
 
 @dataclass
@@ -81,9 +87,9 @@ class StepContext:
 
 def expect(ctx: StepContext, nexts: list[Next]) -> None:
     """Record when the steps about to be sent are due, so the reconciler can tell a lost step from a slow one:
-    an item's next step, or a batch's next admit chunk."""
+    an item's next step, or a batch's next admit chunk (and add up the cloud's answers counted meanwhile)."""
     now = ctx.clock()
-    ctx.data.records.set_due({str(n.kwargs["item_id"]): now + n.countdown for n in nexts if "item_id" in n.kwargs})
+    ctx.data.steps_sent({str(n.kwargs["item_id"]): now + n.countdown for n in nexts if "item_id" in n.kwargs})
     for n in nexts:
         if n.task is TaskName.ADMIT:
             batch_id, cursor = str(n.kwargs["batch_id"]), int(n.kwargs.get("cursor", 0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from worker.data import Queued
+from worker.data import Queued, QuotaAge
 from worker.domain import pools
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool
@@ -38,28 +38,23 @@ def pool_of(ctx: StepContext, item: ReplicationItem) -> Pool | None:
 
 
 def grant_slots(ctx: StepContext, pool: Pool | None) -> list[Next]:
-    """Grant the pool's free slots; the granted items' submits are what to send next."""
+    """Grant the pool's free slots; the granted items' submits are what to send next.
+
+    The quota is read before the first grant; again after ``quota_refresh_seconds`` once little room is left (a
+    few sets of slots) or IMS refused a copy for it; and, with room to spare, only every ten refresh periods (a
+    quota lowered, or images made elsewhere). The grant script says when (``QuotaAge``), so a grant with a fresh
+    reading is one round trip. A pool whose copies land in other regions' projects has no quota of its own."""
     if pool is None:
         return []
-    if _quota_stale(ctx, pool):
+    age = QuotaAge(ctx.settings.quota_refresh_seconds, QUOTA_MARGIN_SETS * pool.limit)
+    granted = ctx.data.slots.grant(pool, ctx.clock(), age)
+    if granted.stale:
         read_quota(ctx, pool)
-    granted = ctx.data.slots.grant(pool, ctx.clock())
-    return [Next.for_item(TaskName.SUBMIT, item) for item in ctx.data.records.get_items(granted)]
-
-
-def _quota_stale(ctx: StepContext, pool: Pool) -> bool:
-    """Read the quota before the first grant; again after ``quota_refresh_seconds`` once little room is left (a
-    few sets of slots) or IMS refused a copy for it; and, with room to spare, only every ten refresh periods (a
-    quota lowered, or images made elsewhere). A pool whose copies land in other regions' projects has none."""
-    if pool.project is None:
-        return False
-    quota = ctx.data.slots.quota(pool.project)
-    if quota.checked_at is None:
-        return True
-    age = ctx.clock() - quota.checked_at
-    refresh = ctx.settings.quota_refresh_seconds
-    tight = quota.headroom is not None and quota.headroom <= QUOTA_MARGIN_SETS * pool.limit
-    return age >= (refresh if tight else 10 * refresh)
+        granted = ctx.data.slots.grant(pool, ctx.clock())  # with what it knows, if the read failed
+    return [
+        Next.for_ids(TaskName.SUBMIT, item_id, image_id, region)
+        for item_id, image_id, region in zip(granted.ids, granted.image_ids, granted.regions, strict=True)
+    ]
 
 
 def read_quota(ctx: StepContext, pool: Pool | None, *, found: ImageQuota | None = None) -> None:

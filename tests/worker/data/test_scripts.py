@@ -43,6 +43,6 @@ def test_scripts_are_loaded_again_after_the_server_forgot_them(redis_server) -> 
     redis_server.client().script_flush()
     pool = Pool("default", "default", 5, "p")
     data.slots.enqueue(pool, records.get_item(ids[0]), 1.0, 0.5)
-    assert data.slots.grant(pool, 2.0) == [ids[0]]
+    assert data.slots.grant(pool, 2.0).ids == [ids[0]]
     redis_server.client().script_flush()
     assert data.accounts.take_token("default", 10.0, 5, 1.0).verdict == "go"

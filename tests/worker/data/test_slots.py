@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.support import walk_to
-from worker.data import DataLayer, NewItem, RecordStore, SlotPool
+from worker.data import DataLayer, NewItem, QuotaAge, RecordStore, SlotPool
 from worker.data.accounts import CircuitPolicy
 from worker.domain.pools import Pool, pool_name_of
 from worker.domain.priority import Priority
@@ -56,7 +56,7 @@ def _drain(pool: SlotPool, data: DataLayer, p: Pool = POOL, rounds: int = 100) -
     """Grant one slot at a time, finishing each granted item at once: the order slots go to items."""
     order: list[str] = []
     for _ in range(rounds):
-        granted = pool.grant(p, 0.0)
+        granted = pool.grant(p, 0.0).ids
         if not granted:
             break
         for item_id in granted:
@@ -68,44 +68,44 @@ def _drain(pool: SlotPool, data: DataLayer, p: Pool = POOL, rounds: int = 100) -
 
 def test_grant_goes_to_the_oldest_up_to_the_limit(data, pool) -> None:
     ids = _waiting(data, 8)
-    assert pool.grant(POOL, 0.0) == ids[:5]
-    assert pool.grant(POOL, 0.0) == []
+    assert pool.grant(POOL, 0.0).ids == ids[:5]
+    assert pool.grant(POOL, 0.0).ids == []
     assert pool.in_use("default") == 5 and pool.queued("default") == 3
 
 
 def test_enqueue_keeps_the_first_arrival(data, pool) -> None:
     ids = _waiting(data, 2)
     assert not pool.enqueue(POOL, data.records.get_item(ids[0]), 99, 1.0)
-    assert pool.grant(Pool("default", "default", 1, POOL.project), 0.0) == [ids[0]]
+    assert pool.grant(Pool("default", "default", 1, POOL.project), 0.0).ids == [ids[0]]
 
 
 def test_cancelled_items_are_dropped_not_granted(data, store, pool) -> None:
     ids = _waiting(data, 4)
     walk_to(store, ids[0], ItemState.CANCELLED)
     walk_to(store, ids[2], ItemState.CANCELLED)
-    assert pool.grant(POOL, 0.0) == [ids[1], ids[3]]
+    assert pool.grant(POOL, 0.0).ids == [ids[1], ids[3]]
     assert pool.queued("default") == 0
 
 
 def test_release_takes_an_item_out_of_line_or_frees_its_slot(data, store, pool) -> None:
     ids = _waiting(data, 3)
     one = Pool("default", "default", 1, POOL.project)
-    assert pool.grant(one, 0.0) == [ids[0]]
+    assert pool.grant(one, 0.0).ids == [ids[0]]
     assert pool.release("default", store.get_item(ids[0]))
     assert not pool.release("default", store.get_item(ids[0]))
     assert not pool.release("default", store.get_item(ids[1]))  # it waited: out of line, no slot held
     assert pool.queued("default") == 1
-    assert pool.grant(one, 0.0) == [ids[2]]
+    assert pool.grant(one, 0.0).ids == [ids[2]]
 
 
 def test_a_batch_behind_a_long_one_takes_the_next_slots_then_they_alternate(data, pool) -> None:
     long = _waiting(data, 20)
-    assert pool.grant(POOL, 0.0) == long[:5]  # every slot busy with the long batch
+    assert pool.grant(POOL, 0.0).ids == long[:5]  # every slot busy with the long batch
     short = _waiting(data, 6, start=100.0)
     for item_id in long[:5]:  # its copies end one by one
         walk_to(data.records, item_id, ItemState.FAILED)
         pool.release("default", data.records.get_item(item_id))
-    assert pool.grant(POOL, 0.0) == short[:5]  # the newcomer takes the slots that free up next
+    assert pool.grant(POOL, 0.0).ids == short[:5]  # the newcomer takes the slots that free up next
     for item_id in short[:5]:
         walk_to(data.records, item_id, ItemState.FAILED)
         pool.release("default", data.records.get_item(item_id))
@@ -128,8 +128,8 @@ def test_priority_weighs_the_share(data, pool) -> None:
 def test_accounts_are_separate(data, pool) -> None:
     a, b = Pool("a", "a", 2, "pa"), Pool("b", "b", 2, "pb")
     ids_a, ids_b = _waiting(data, 3, a), _waiting(data, 3, b)
-    assert pool.grant(a, 0.0) == ids_a[:2]
-    assert pool.grant(b, 0.0) == ids_b[:2]
+    assert pool.grant(a, 0.0).ids == ids_a[:2]
+    assert pool.grant(b, 0.0).ids == ids_b[:2]
     assert pool.pools() >= {"a", "b"}
     assert pool.usage(["a", "b", "c"]) == {"a": (2, 1), "b": (2, 1), "c": (0, 0)}
     items = data.records.get_items([ids_a[0], ids_a[2], ids_b[1]])
@@ -138,36 +138,52 @@ def test_accounts_are_separate(data, pool) -> None:
 
 def test_ims_full_lowers_the_limit_and_probes_it_back_up(data, pool) -> None:
     ids = _waiting(data, 10)
-    assert pool.grant(POOL, 0.0) == ids[:5]
+    assert pool.grant(POOL, 0.0).ids == ids[:5]
     for item_id in ids[3:5]:  # IMS said full for two of them: two copies made elsewhere hold slots
         pool.release("default", data.records.get_item(item_id))
         wait = pool.lower_capacity("default", 0.0, first_raise=10.0, longest_raise=60.0)
     assert wait == 20.0 and pool.capacity("default").effective == 3
-    assert pool.grant(POOL, 5.0) == []
-    assert pool.grant(POOL, 20.5) == [ids[5]]  # one more tried after the raise interval...
-    assert pool.grant(POOL, 21.0) == []  # ...and no other until the next one
-    assert pool.grant(POOL, 41.0) == [ids[6]]
+    assert pool.grant(POOL, 5.0).ids == []
+    assert pool.grant(POOL, 20.5).ids == [ids[5]]  # one more tried after the raise interval...
+    assert pool.grant(POOL, 21.0).ids == []  # ...and no other until the next one
+    assert pool.grant(POOL, 41.0).ids == [ids[6]]
     assert pool.capacity("default").effective is None  # back to the configured limit
 
 
 def test_the_image_quota_bounds_grants(data, pool) -> None:
     ids = _waiting(data, 6)
     pool.set_quota(POOL.project, quota=50, used=48, pending=0, now=0.0)
-    assert pool.grant(POOL, 0.0) == ids[:2]
+    assert pool.grant(POOL, 0.0).ids == ids[:2]
     assert pool.quota(POOL.project).headroom == 0 and pool.quota(POOL.project).blocked_since is None
     pool.set_quota(POOL.project, quota=50, used=50, pending=0, now=1.0)
     assert pool.quota(POOL.project).blocked_since == 1.0
     pool.set_quota(POOL.project, quota=60, used=50, pending=2, now=2.0)  # raised; two copies not yet counted
-    assert pool.grant(POOL, 2.0) == ids[2:5]  # the slot limit bounds it now
+    assert pool.grant(POOL, 2.0).ids == ids[2:5]  # the slot limit bounds it now
     pool.exhaust_quota(POOL.project, 3.0)  # IMS refused a copy for the quota after all
     assert pool.quota(POOL.project).headroom == 0
+
+
+def test_a_grant_waits_for_a_quota_reading_as_fresh_as_its_headroom_asks(data, pool) -> None:
+    ids = _waiting(data, 3)
+    age = QuotaAge(refresh=10.0, tight=20)
+    first = pool.grant(POOL, 0.0, age)
+    assert first.stale and first.ids == []  # never read: read before any grant
+    pool.set_quota(POOL.project, quota=50, used=0, pending=0, now=0.0)  # room to spare
+    assert pool.grant(POOL, 99.0, age).ids == ids
+    assert pool.grant(POOL, 100.0, age).stale  # ten periods later
+    pool.set_quota(POOL.project, quota=50, used=30, pending=0, now=100.0)  # 20 free: little
+    assert not pool.grant(POOL, 109.0, age).stale
+    assert pool.grant(POOL, 110.0, age).stale  # one period later
+    assert not pool.grant(POOL, 110.0).stale  # without an age: with what it knows
+    # Another region's project has no quota of ours: never stale.
+    assert not pool.grant(Pool("x", "default", 5, None), 0.0, age).stale
 
 
 def test_grants_made_while_the_quota_was_being_read_stay_pending(data, pool) -> None:
     ids = _waiting(data, 3)
     pool.set_quota(POOL.project, quota=50, used=40, pending=0, now=0.0)
     since = pool.quota(POOL.project).pending  # a read begins: nothing granted since the last one
-    assert pool.grant(POOL, 1.0) == ids  # three grants while IMS answers
+    assert pool.grant(POOL, 1.0).ids == ids  # three grants while IMS answers
     # The read saw 1 copy not yet counted when it began; the 3 granted during it are not in IMS's figure either.
     pool.set_quota(POOL.project, quota=50, used=40, pending=1, now=2.0, granted_since=since)
     assert pool.quota(POOL.project).pending == 4 and pool.quota(POOL.project).headroom == 6
@@ -177,9 +193,9 @@ def test_nothing_is_granted_while_the_account_circuit_is_open(data, pool) -> Non
     ids = _waiting(data, 2)
     policy = CircuitPolicy(failures_to_open=1, first_probe=0.2, longest_probe=1.0)
     data.accounts.record_outcome("default", "copy", "503", "transient", policy)
-    assert pool.grant(POOL, 0.0) == []
+    assert pool.grant(POOL, 0.0).ids == []
     data.accounts.record_outcome("default", "quota", "200", "answer", policy)
-    assert pool.grant(POOL, 0.0) == ids
+    assert pool.grant(POOL, 0.0).ids == ids
 
 
 def test_a_granted_item_is_due_at_once(data, pool) -> None:
@@ -199,7 +215,7 @@ def test_concurrent_grants_never_exceed_the_limit(redis_server, data, store, poo
         nonlocal peak
         mine = redis_server.data(prefix)
         for _ in range(40):
-            got = mine.slots.grant(POOL, 0.0)
+            got = mine.slots.grant(POOL, 0.0).ids
             with lock:
                 granted.extend(got)
                 peak = max(peak, mine.slots.in_use("default"))
@@ -226,8 +242,8 @@ def test_in_region_and_cross_region_pools_fill_apart(data, store, pool) -> None:
         assert data.wait_for_slot(item, Event.VALIDATED, cross_pool, 0.5, arrival).ok
     local = _waiting(data, 6)
     assert pool_name_of(store.get_item(cross[0])) == "default:cross-region"
-    assert pool.grant(cross_pool, 100.0) == cross[:5]
-    assert pool.grant(POOL, 100.0) == local[:5]
+    assert pool.grant(cross_pool, 100.0).ids == cross[:5]
+    assert pool.grant(POOL, 100.0).ids == local[:5]
     items = store.get_items([cross[0], cross[6], local[0]])
     assert pool.holding(
         [("default:cross-region", items[0]), ("default:cross-region", items[1]), ("default", items[2])]

@@ -88,10 +88,10 @@ def test_ims_full_hands_the_item_back_without_spending_its_budget(make_context, 
     assert item.state is ItemState.WAITING and item.error_retries == 0 and item.queued_at == queued_at
     assert not ctx.data.slots.holds("default", ids[0])
     assert ctx.data.slots.capacity("default").effective == 1  # only the other item's slot: ours now
-    assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()) == []  # nothing more until the raise
+    assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()).ids == []  # nothing more until the raise
     _with_client(ctx, ims)
     later = time.time() + ctx.settings.probe_interval + 0.1
-    assert ctx.data.slots.grant(pool_named(ctx, "default"), later) == [ids[0]]  # first in line again
+    assert ctx.data.slots.grant(pool_named(ctx, "default"), later).ids == [ids[0]]  # first in line again
     assert fake.copies == 1
 
 
@@ -162,7 +162,7 @@ def test_a_full_image_quota_makes_items_wait_not_fail(ctx, ims) -> None:
     assert steps.submit(ctx, ids[0]) == []  # back in line; nothing granted while the quota is full
     assert ctx.data.records.get_item(ids[0]).state is ItemState.WAITING
     assert ctx.data.slots.quota(ctx.account("default").project_id).headroom == 0
-    assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()) == []
+    assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()).ids == []
 
 
 def test_refused_credentials_fail_the_account_items_without_more_requests(ctx, ims) -> None:
