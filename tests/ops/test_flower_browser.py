@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 STEP_TASKS = [TaskName.VALIDATE.value, TaskName.SUBMIT.value, TaskName.POLL.value]
 # IDs, counters, a region; a poll sent again alone after its worker died says so (worker/tasks.py).
-TASK_ARGUMENTS = {"item_id", "image_id", "seq", "batch_id", "cursor", "to_region", "redelivered"}
+TASK_ARGUMENTS = {"item_id", "image_id", "seq", "first_look", "batch_id", "cursor", "to_region", "redelivered"}
 
 
 @pytest.fixture

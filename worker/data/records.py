@@ -373,6 +373,8 @@ class RecordStore:
         ``IMSREP_REDIS_MIN_REPLICAS`` replicas: made before the copy call, so that no failover can make the pipeline
         forget that it asked IMS for a copy (the next attempt looks for that copy before making another). False if
         the item has moved on; ``NotReplicated`` if the replicas did not confirm in time (then no copy call)."""
+        if not self._durability.replicas:  # nothing to wait for: one call (a script in a pipeline costs two)
+            return self.update_if(item_id, ItemState.SUBMITTING, submit_started_at=at)
         pipe = self._durability.pipeline(self._redis)
         with pipe:
             self._update_if(

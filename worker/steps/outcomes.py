@@ -39,7 +39,10 @@ def finish(
 
 
 def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:
-    """Free a finished item's slot (or its place in line) and hand it on; nothing more when it held none."""
+    """Free a finished item's slot (or its place in line) and hand it on; nothing more when it held none (an item
+    whose job is recorded done had its slot freed before that record: ``worker.steps.poll``)."""
+    if item.job_done:
+        return []
     pool = pool_of(ctx, item)
     if pool is None or not ctx.data.slots.release(pool.name, item):
         return []

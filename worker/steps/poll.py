@@ -55,7 +55,11 @@ SIBLINGS = 1.0
 READING_TTL = 10.0
 
 
-def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False) -> list[Next]:
+def poll(
+    ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False, first_look: bool = False
+) -> list[Next]:
+    """One look at the item's copy. ``first_look``: the copy's first poll, sent with no forecast to go by (a
+    grant's copies share it: ``SIBLINGS``)."""
     item = ctx.data.records.get_item(item_id)
     if item is None:
         return []
@@ -70,7 +74,7 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
         client = ctx.client(item.account)
         copies = ctx.destination(item)  # where the new image is: the account's project or a cross-region destination
         if item.job_id and not item.new_image_id:
-            return _follow_job(ctx, client, copies, item, seq)
+            return _follow_job(ctx, client, copies, item, seq, first_look=first_look and seq == 0)
         return _follow_image(ctx, copies, item, item.new_image_id or "", seq, after_job=item.job_done)
     except PermanentError as error:
         return fail_permanently(ctx, item, error, ItemState.FAILED)
@@ -83,9 +87,11 @@ def poll(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = False)
         return retry_later(ctx, item, error, TaskName.POLL, budget=False, seq=seq + 1)
 
 
-def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, seq: int) -> list[Next]:
+def _follow_job(
+    ctx: StepContext, client: ImsClient, copies: ImsClient, item: ReplicationItem, seq: int, *, first_look: bool
+) -> list[Next]:
     pool = pool_name_of(item)
-    first_look = seq == 0 and item.job_started_at is not None and forecast.predict(ctx, pool, item.source_size) is None
+    first_look = first_look and item.job_started_at is not None
     if first_look and (wait := _from_siblings(ctx, item, pool)) is not None:
         return _again(ctx, item, seq, wait)
     job = client.get_job_progress(item.job_id or "")  # a job of the source region, whatever the copy's
@@ -107,10 +113,13 @@ def _follow_job(ctx: StepContext, client: ImsClient, copies: ImsClient, item: Re
                 reason=ReasonCode.COPY_NOT_ACTIVE,
                 message=f"IMS job {item.job_id} succeeded without naming the new image",
             )
+        # A finished job no longer counts against the project's copies. The slot goes first: an item whose job is
+        # recorded done holds none (``job_done``), so a crash in between leaves the slot to the poll redelivered.
+        nexts = release_slot(ctx, item)
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
+        item = item.model_copy(update={"new_image_id": job.image_id, "progress": 1.0})  # as stored
         forecast.record(ctx, pool_name_of(item), item.source_size, job)
-        nexts = release_slot(ctx, item)  # a finished job no longer counts against the project's copies
         if item.target_region is None and (check := confirm_later(ctx, item)) is not None:
             return nexts + check  # looked at with the account's other copies that end about now
         return nexts + _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
@@ -135,12 +144,14 @@ def _from_siblings(ctx: StepContext, item: ReplicationItem, pool: str) -> float 
     return _remaining(ctx, item, min(reading.fraction * elapsed / reading.elapsed, 0.999), elapsed)
 
 
-def first_poll_delay(ctx: StepContext, item: ReplicationItem) -> float:
-    """Countdown of a new copy's first poll: its forecast end, or ``poll_initial_delay`` with nothing to go by."""
+def first_poll(ctx: StepContext, item: ReplicationItem) -> Next:
+    """A new copy's first poll: due at its forecast end, or after ``poll_initial_delay`` with nothing to go by
+    (then a first look, which the copies started with it share)."""
     expected = forecast.forecast(ctx, pool_name_of(item), item.source_size)
     if expected is None:
-        return ctx.settings.poll_initial_delay
-    return _countdown(ctx, expected.seconds, min(END_MARGIN, max(LEAST_MARGIN, expected.late)))
+        return Next.for_item(TaskName.POLL, item, ctx.settings.poll_initial_delay, seq=0, first_look=1)
+    countdown = _countdown(ctx, expected.seconds, min(END_MARGIN, max(LEAST_MARGIN, expected.late)))
+    return Next.for_item(TaskName.POLL, item, countdown, seq=0)
 
 
 def _remaining(ctx: StepContext, item: ReplicationItem, fraction: float | None, elapsed: float) -> float:

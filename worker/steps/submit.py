@@ -34,7 +34,7 @@ from worker.ims.models import CLOCK_SKEW, GONE, Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, release_slot, retry_later
-from worker.steps.poll import first_poll_delay
+from worker.steps.poll import first_poll
 from worker.steps.scheduling import FULL, QUOTA_FULL, hand_back, pool_of, waits_for_quota
 
 log = logging.getLogger("worker.steps")
@@ -199,4 +199,4 @@ def start_polling(
     if not moved.ok:
         log.error("item %s: copy started (job %s) but the item was moved to %s", item.id, job_id, moved.previous)
         return []
-    return [Next.for_item(TaskName.POLL, item, first_poll_delay(ctx, item), seq=0)]
+    return [first_poll(ctx, item)]

@@ -19,7 +19,7 @@ from worker.domain.states import ItemState
 from worker.queues import TaskName
 from worker.runtime import build_context
 from worker.steps import StepContext, forecast
-from worker.steps.poll import END_MARGIN, LEAST_MARGIN, SIBLINGS, _remaining, first_poll_delay
+from worker.steps.poll import END_MARGIN, LEAST_MARGIN, SIBLINGS, _remaining, first_poll
 
 from .conftest import image_id, sim_settings, store_items
 
@@ -84,11 +84,11 @@ def test_a_forecast_poll_aims_as_far_past_the_end_as_the_pools_copies_ran_late(c
     pool, expected = pool_name_of(item), lambda: forecast.predict(ctx, pool, item.source_size)
     for seconds in (100.0, 100.0, 100.0, 100.0):
         ctx.data.accounts.record_duration(pool, item.source_size, seconds)
-    assert first_poll_delay(ctx, item) == pytest.approx(100.0 * (1 + LEAST_MARGIN))  # they keep to it: just past
+    assert first_poll(ctx, item).countdown == pytest.approx(100.0 * (1 + LEAST_MARGIN))  # they keep to it: just past
     ctx.data.accounts.record_duration(pool, item.source_size, 101.0)  # 0.8 % past the 100.2 s estimate
-    assert first_poll_delay(ctx, item) == pytest.approx(101.0)
+    assert first_poll(ctx, item).countdown == pytest.approx(101.0)
     ctx.data.accounts.record_duration(pool, item.source_size, 150.0)  # copies that vary: no more than END_MARGIN
-    assert first_poll_delay(ctx, item) == pytest.approx(expected() * (1 + END_MARGIN))
+    assert first_poll(ctx, item).countdown == pytest.approx(expected() * (1 + END_MARGIN))
 
 
 # -- copies started together, before the pool has a forecast, share their first look ------------------------------
@@ -130,7 +130,7 @@ def test_copies_started_together_share_the_first_look_at_one_of_them(slow_ctx, s
     ids = _started(ctx, ctx.clients("default"), ["together-1", "together-2", "together-3"])
     _running_for(ctx, ids, 0.5)
     before = _job_reads(slow_sim)
-    waits = [steps.poll(ctx, item_id, 0)[0].countdown for item_id in ids]
+    waits = [steps.poll(ctx, item_id, 0, first_look=True)[0].countdown for item_id in ids]
     assert _job_reads(slow_sim) - before == 1  # one job read for the three
     # All three look again by the earliest end the reading allows, about when the one that was read does.
     assert all(ctx.settings.poll_min_interval <= w < 20 for w in waits) and max(waits) - min(waits) < 0.5
@@ -144,6 +144,6 @@ def test_a_copy_started_apart_from_the_others_takes_its_own_first_look(slow_ctx,
     (later,) = _started(ctx, ims, ["apart-2"])
     _running_for(ctx, [later], 0.5)
     before = _job_reads(slow_sim)
-    steps.poll(ctx, first, 0)
-    steps.poll(ctx, later, 0)  # started more than SIBLINGS after the first: its own reading
+    steps.poll(ctx, first, 0, first_look=True)
+    steps.poll(ctx, later, 0, first_look=True)  # started more than SIBLINGS after the first: its own reading
     assert _job_reads(slow_sim) - before == 2
