@@ -7,7 +7,9 @@ failing: an outage) nothing is sent but one probe per probe interval (``CircuitO
 account's bucket is taken (``worker.data.accounts``, ``lua/take_token.lua``: ``request_rate`` tokens a second up
 to ``request_burst``, on Redis's clock). A wait of at most ``MAX_WAIT`` seconds is slept through; a longer one is
 refused (``RateLimited``), and the pipeline reschedules the step rather than sleep inside a worker slot. After it
-(``after_response``): every answer is counted for ``/metrics`` and tells the circuit whether the cloud answered.
+(``after_response``): every answer is counted for ``/metrics`` and tells the circuit whether the cloud answered;
+an answer while the circuit is closed with no failure counted (``Token.clean``) only counts, added up with the
+next request's token (``worker.data.accounts``).
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ class RateLimitHooks(ClientHooks):
         self.rate = account.request_rate
         self.burst = account.request_burst
         self.policy = CircuitPolicy(settings.circuit_failures, settings.probe_interval, settings.probe_max_interval)
+        self.clean = False  # what the last token said: an answer to its request changes nothing in the circuit
 
     def before_request(self, endpoint: str) -> None:
         token = self.data.accounts.take_token(self.account_name, self.rate, self.burst, MAX_WAIT)
+        self.clean = token.clean
         if token.verdict == "held":  # no endpoint: the cloud did not refuse this one, nothing to hold again
             raise AuthenticationError(f"credentials of account {self.account_name} were refused recently: {token.why}")
         if token.verdict == "circuit":
@@ -81,9 +85,11 @@ class RateLimitHooks(ClientHooks):
             time.sleep(token.seconds)
 
     def after_response(self, endpoint: str, outcome: str) -> None:
-        change = self.data.accounts.record_outcome(
-            self.account_name, endpoint, outcome, outcome_kind(outcome), self.policy
-        )
+        kind = outcome_kind(outcome)
+        if kind == "answer" and self.clean:
+            self.data.accounts.count_answer(endpoint, outcome)
+            return
+        change = self.data.accounts.record_outcome(self.account_name, endpoint, outcome, kind, self.policy)
         if change == "opened":
             log.warning(
                 "account %s: requests keep failing (%s %s); holding its items back",

@@ -1,11 +1,11 @@
 """The Celery tasks: thin wrappers that run one step of ``worker.steps`` and send the tasks it asks for.
 
 Arguments name the item and its source image (``{"item_id", "image_id"}``, plus ``seq`` for a poll or a follow-up
-(``replication.tag``, ``replication.share``); a cross-region copy's also ``to_region``; an admit takes
-``{"batch_id", "cursor"}``, an expand ``{"batch_id", "marker"}``: the image ID its listing page starts after; a
-plan ``{"plan_id", "stage", "marker"}``; a grant ``{"pool"}``, a probe, check or confirm ``{"account"}``), never a
-secret. A submit or a poll may carry several items instead (``{"bundle": [<an item's arguments>, ...]}``,
-``worker.steps.bundles``), each item's step run in turn.
+(``replication.tag``, ``replication.share``), and ``first_look`` for a copy's first poll sent with no forecast; a
+cross-region copy's also ``to_region``; an admit takes ``{"batch_id", "cursor"}``, an expand
+``{"batch_id", "marker"}``: the image ID its listing page starts after; a plan ``{"plan_id", "stage", "marker"}``; a
+grant ``{"pool"}``, a probe, check or confirm ``{"account"}``), never a secret. A submit or a poll may carry several
+items instead (``{"bundle": [<an item's arguments>, ...]}``, ``worker.steps.bundles``), each item's step run in turn.
 Rescheduling (the next poll, a retry after an error) is a NEW message sent with ``send_task`` and a countdown,
 not ``self.retry``: the step decides what comes next, so polls and error retries take one path; a poll is not an
 error and must not inflate Celery's retry count; and the error budget lives on the item (``error_retries``)
@@ -152,8 +152,10 @@ def _run_steps(task: Task, parts: list[_Part]) -> None:
     try:
         _run_each(ctx, task, parts, nexts, started, hand_on=task.name == TaskName.POLL.value)
     finally:
-        if nexts:  # what the steps that ran asked for, even when a later one failed
+        if nexts:  # what the steps that ran asked for, even when a later one failed (with the metrics counted)
             send(ctx, nexts)
+    if not nexts:
+        ctx.data.flush()  # the metrics counted meanwhile (worker.data.tally); after a failure, with the next task's
 
 
 def _run_each(
@@ -256,7 +258,8 @@ def poll(self: Task, **message: object) -> None:  # noqa: ARG001 - read through 
 
     def step(ctx: StepContext, kwargs: dict[str, Any]) -> list[Next]:
         seq, taken_over = int(kwargs.get("seq", 0)), redelivered or bool(kwargs.get("redelivered"))
-        return steps.poll(ctx, str(kwargs["item_id"]), seq, redelivered=taken_over)
+        first_look = bool(kwargs.get("first_look"))
+        return steps.poll(ctx, str(kwargs["item_id"]), seq, redelivered=taken_over, first_look=first_look)
 
     _run_parts(self, _items(self, step))
 

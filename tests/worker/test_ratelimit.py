@@ -69,6 +69,30 @@ def test_after_response_counts_outcomes(redis_server) -> None:
     assert data.telemetry.ims_outcomes() == {("copy", "200"): 2}
 
 
+def test_answers_while_the_circuit_is_clean_are_only_counted_until_the_task_ends(redis_server) -> None:
+    data = redis_server.data(f"t{uuid.uuid4().hex[:8]}")
+    hooks = RateLimitHooks(data, "acct", _account(), SETTINGS)
+    hooks.before_request("copy")
+    hooks.after_response("copy", "200")
+    assert data.telemetry.ims_outcomes() == {}  # nothing for the circuit to hear: only counted, in the process
+    hooks.before_request("job")
+    hooks.after_response("job", "503")  # a failure: the circuit hears it at once
+    assert data.accounts.health("acct", time.time()).failures == 1
+    hooks.before_request("job")
+    assert not hooks.clean  # a failure is counted: the next answer must reset it
+    hooks.after_response("job", "200")
+    assert data.accounts.health("acct", time.time()).failures == 0
+    hooks.before_request("copy")
+    hooks.after_response("copy", "IMG.0060")  # a refusal is an answer too
+    data.flush()  # as a task's end does
+    assert data.telemetry.ims_outcomes() == {
+        ("copy", "200"): 1,
+        ("job", "503"): 1,
+        ("job", "200"): 1,
+        ("copy", "IMG.0060"): 1,
+    }
+
+
 @pytest.mark.parametrize(
     ("outcome", "kind"),
     [

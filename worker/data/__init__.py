@@ -6,7 +6,7 @@ Layers: routes and tasks -> steps (``worker.steps``) -> this package -> Redis. K
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -21,7 +21,8 @@ from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
 from worker.data.plans import PlanRecord, Plans, StoredPlan
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.selections import Selection, SelectionProgress, Selections
-from worker.data.slots import Capacity, Quota, SlotPool, quota_from
+from worker.data.slots import Capacity, Granted, Quota, QuotaAge, SlotPool, quota_from
+from worker.data.tally import Tally
 from worker.data.telemetry import Histogram, Telemetry
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool
@@ -38,6 +39,7 @@ __all__ = [
     "Deleted",
     "Durability",
     "Earlier",
+    "Granted",
     "Histogram",
     "IdempotencyKeys",
     "ImageChecks",
@@ -49,6 +51,7 @@ __all__ = [
     "PoolStatus",
     "Queued",
     "Quota",
+    "QuotaAge",
     "Capacity",
     "RecordStore",
     "RedisTarget",
@@ -119,18 +122,20 @@ class DataLayer:
     plans: Plans
     keys: Keyspace
     _client: redis.Redis
+    _tally: Tally
 
     @classmethod
     def over(cls, client: redis.Redis, prefix: str, durability: Durability | None = None) -> DataLayer:
         keys = Keyspace(prefix)
         durability = durability or Durability()
         records = RecordStore(client, keys, durability)
+        tally = Tally()
         return cls(
             records=records,
             slots=SlotPool(client, keys),
-            accounts=AccountState(client, keys),
+            accounts=AccountState(client, keys, tally),
             checks=ImageChecks(client, keys),
-            telemetry=Telemetry(client, keys),
+            telemetry=Telemetry(client, keys, tally),
             control=Control(client, keys),
             idempotency=IdempotencyKeys(client, keys, durability),
             lifecycle=BatchLifecycle(client, keys, records),
@@ -138,6 +143,7 @@ class DataLayer:
             plans=Plans(client, keys),
             keys=keys,
             _client=client,
+            _tally=tally,
         )
 
     def wait_for_slot(
@@ -182,6 +188,21 @@ class DataLayer:
         if event is Event.HAND_BACK:
             self.slots.release(pool.name, item, pipe=pipe)
         self.slots.enqueue(pool, item, arrival, stride, pipe=pipe)
+
+    def steps_sent(self, dues: Mapping[str, float]) -> None:
+        """Record when each item's next step is due (a message was just sent for it) and add up the metrics
+        counted meanwhile (``Tally``), in one round trip."""
+        pipe = self._client.pipeline(transaction=True)  # a histogram's buckets, sum and count move together
+        if dues:
+            pipe.zadd(self.keys.due(), dict(dues))
+        self._tally.into(pipe)
+        if len(pipe):
+            pipe.execute()
+
+    def flush(self) -> None:
+        """Add up the metrics counted since the last time (``Tally``): at the end of a task that sent nothing."""
+        if self._tally:
+            self.steps_sent({})
 
     def pool_statuses(self, pools: Sequence[Pool], now: float) -> list[PoolStatus]:
         """Every pool's status in one round trip (``/metrics`` and the account view read them all)."""

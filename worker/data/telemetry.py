@@ -15,6 +15,7 @@ import redis
 from prometheus_client.utils import floatToGoString
 
 from worker.data.keyspace import Keyspace
+from worker.data.tally import Tally
 from worker.domain.item import IN_REGION
 
 # Seconds from acceptance to a terminal state: a rejection takes seconds, a copy minutes, a big batch hours.
@@ -32,9 +33,10 @@ class Histogram:
 
 
 class Telemetry:
-    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+    def __init__(self, client: redis.Redis, keys: Keyspace, tally: Tally) -> None:
         self._redis = client
         self._keys = keys
+        self._tally = tally
 
     # Recording (workers) -------------------------------------------------------------------------------------
     def record_retry(self, task: str, cause: str) -> None:
@@ -43,18 +45,16 @@ class Telemetry:
 
     def record_latency(self, state: str, seconds: float, mode: str = IN_REGION) -> None:
         """An item (an ``in-region`` or ``cross-region`` copy) reached terminal ``state`` this many seconds after
-        it was accepted."""
+        it was accepted (added up when the task ends: ``Tally``)."""
         seconds = max(0.0, seconds)
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         bucket = _bound(LATENCY_BUCKETS[index]) if index < len(LATENCY_BUCKETS) else INF
         key = self._keys.latency()
         # In-region fields keep their first form ("<state>:<bucket>"); other modes say theirs ("<state>@<mode>:").
         label = state if mode == IN_REGION else f"{state}@{mode}"
-        pipe = self._redis.pipeline(transaction=True)  # the buckets, sum and count move together
-        pipe.hincrby(key, f"{label}:{bucket}", 1)
-        pipe.hincrbyfloat(key, f"{label}:sum", seconds)
-        pipe.hincrby(key, f"{label}:count", 1)
-        pipe.execute()
+        self._tally.count(key, f"{label}:{bucket}")
+        self._tally.add(key, f"{label}:sum", seconds)
+        self._tally.count(key, f"{label}:count")
 
     def record_followup(self, kind: str, outcome: str) -> None:
         """A copy's follow-up (``tags``, ``share``) ended ``applied`` or ``failed``."""

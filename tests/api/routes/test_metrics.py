@@ -58,7 +58,8 @@ def test_metrics_export_the_workers_counters(api) -> None:
 
 def test_metrics_export_retries_and_the_latency_histogram(api) -> None:
     # Recorded by the workers' own verbs (worker/data/telemetry.py), exported by the API's collector.
-    telemetry = api.data().telemetry
+    data = api.data()
+    telemetry = data.telemetry
     telemetry.record_retry("replication.poll", "transient")
     telemetry.record_retry("replication.poll", "transient")
     telemetry.record_retry("replication.submit", "rate_limited")
@@ -67,6 +68,7 @@ def test_metrics_export_retries_and_the_latency_histogram(api) -> None:
     telemetry.record_latency("rejected", 2.0)
     telemetry.record_latency("succeeded", 800.0, "cross-region")
     telemetry.record_followup("share", "failed")
+    data.flush()  # as the end of a worker's task does
 
     m = _scrape(api)
     assert m[("imsrep_retries_total", (("cause", "transient"), ("task", "replication.poll")))] == 2

@@ -9,6 +9,7 @@ import heapq
 import itertools
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import pytest
@@ -81,6 +82,13 @@ def ims(ctx) -> ImsClient:
 
 def image_id(client: ImsClient, name: str) -> str:
     return next(i.id for i in client.list_images(name=name))
+
+
+def ims_calls(ctx: StepContext) -> Counter[str]:
+    """Every IMS call the context's steps made so far, by ``<endpoint>:<outcome>`` (the answers its process
+    counted itself added up first, as a task's end does)."""
+    ctx.data.flush()
+    return Counter({f"{endpoint}:{outcome}": n for (endpoint, outcome), n in ctx.data.telemetry.ims_outcomes().items()})
 
 
 def store_items(ctx: StepContext, *specs: ItemSpec) -> list[str]:

@@ -12,7 +12,7 @@ from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
 
-from .conftest import image_id, store_items
+from .conftest import image_id, ims_calls, store_items
 
 
 def _ended(ctx, ims, n: int) -> list[str]:
@@ -31,9 +31,6 @@ def _long(ctx) -> None:
     ctx.clock = lambda: time.time() + 20
 
 
-def _calls(ctx) -> dict[str, int]:
-    return {f"{endpoint}:{outcome}": n for (endpoint, outcome), n in ctx.data.telemetry.ims_outcomes().items()}
-
 
 def test_copies_that_end_together_are_looked_at_with_one_listing(ctx, ims) -> None:
     ids = _ended(ctx, ims, 3)
@@ -44,11 +41,11 @@ def test_copies_that_end_together_are_looked_at_with_one_listing(ctx, ims) -> No
     assert ctx.data.slots.in_use("default") == 0
     assert {ctx.data.records.get_item(i).state for i in ids} == {ItemState.REPLICATING}
 
-    before = _calls(ctx)
+    before = ims_calls(ctx)
     steps.confirm(ctx, "default")
     items = [ctx.data.records.get_item(i) for i in ids]
     assert {i.state for i in items} == {ItemState.SUCCEEDED} and all(i.new_image_id for i in items)
-    assert {k: n - before.get(k, 0) for k, n in _calls(ctx).items() if n != before.get(k, 0)} == {
+    assert {k: n - before.get(k, 0) for k, n in ims_calls(ctx).items() if n != before.get(k, 0)} == {
         "list_images:200": 1
     }
     assert steps.confirm(ctx, "default") == []  # the line is empty: nothing is looked at twice

@@ -20,7 +20,7 @@ from worker.queues import TaskName
 from worker.steps import StepContext
 from worker.steps.plan import forecast
 
-from .conftest import store_items
+from .conftest import ims_calls, store_items
 
 UNKNOWN = str(uuid.UUID(int=11))
 
@@ -50,9 +50,6 @@ def _plan(ctx: StepContext, specs: list[ItemSpec], selection: dict | None = None
     return stored.plan_id, ran
 
 
-def _calls(ctx: StepContext) -> Counter:
-    return Counter({f"{e}:{o}": n for (e, o), n in ctx.data.telemetry.ims_outcomes().items()})
-
 
 def _verdict(item) -> tuple:
     if item.state is ItemState.REJECTED:
@@ -69,14 +66,14 @@ def test_a_plan_gives_each_item_the_verdict_validation_gives_it(make_context) ->
     expected = [_verdict(run.data.records.get_item(i)) for i in ids]
 
     specs = _specs(dry)
-    before = _calls(dry)
+    before = ims_calls(dry)
     plan_id, stages = _plan(dry, specs)
     record = dry.data.plans.load(plan_id)
     got = [(v["verdict"], v.get("reason"), v.get("message"), v.get("target_name"), v.get("cmk_id"))
            for v in dry.data.plans.verdicts(plan_id)]  # fmt: skip
     assert got == expected
     assert record.state == "done" and stages == 2  # the items (and the summary, in the same task), one look-up
-    calls = _calls(dry)
+    calls = ims_calls(dry)
     calls.subtract(before)
     # One listing page, key look-ups by alias, one show_image for the unknown image, one quota read.
     assert +calls == Counter({"list_images:200": 1, "list_keys:200": 3, "show_image:200": 1, "quota:200": 1})

@@ -24,7 +24,7 @@ from worker.queues import TaskName
 from worker.runtime import build_context
 from worker.steps import Next, StepContext
 
-from .conftest import sim_settings
+from .conftest import ims_calls, sim_settings
 
 MIX = {"ordinary": 0.55, "encrypted": 0.2, "legacy": 0.1, "iso": 0.05, "full_ecs": 0.05, "not_active": 0.05}
 IMAGES = 1200
@@ -95,7 +95,7 @@ def test_a_selector_makes_one_validated_item_per_image_its_filters_imply(make) -
     expected = {i.id: i for i in _listing(ctx) if i.cmk_id == key}
     assert 100 < len(expected) < IMAGES / 4
     batch_id = _select(ctx, Selector(kms_key="old-key"), Template(kms_key="app-key", name="{name}-rekeyed"))
-    before = ctx.data.telemetry.ims_outcomes()
+    before = ims_calls(ctx)
     pages, others = _expand_all(ctx, batch_id)
 
     items = _items(ctx, batch_id)
@@ -109,8 +109,8 @@ def test_a_selector_makes_one_validated_item_per_image_its_filters_imply(make) -
     summary = ctx.data.records.batch(batch_id)
     assert summary.selection.state == "done" and summary.total == len(expected)
     assert (summary.selection.matched, summary.selection.created) == (len(expected), len(expected))
-    calls = Counter({f"{e}:{o}": n for (e, o), n in ctx.data.telemetry.ims_outcomes().items()})
-    calls.subtract({f"{e}:{o}": n for (e, o), n in before.items()})
+    calls = ims_calls(ctx)
+    calls.subtract(before)
     # IMS filtered by key: one page held them all; then one key look-up per page for each alias.
     assert pages == 1 and calls["list_images:200"] == 1 and calls["show_image:200"] == 0
     assert calls["quota:200"] == 1 and ctx.data.slots.quota(ctx.account("default").project_id).quota == 100_000

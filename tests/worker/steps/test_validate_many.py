@@ -10,7 +10,7 @@ from worker.queues import TaskName
 from worker.steps import StepContext
 from worker.steps.validate import LISTING_MIN_ITEMS
 
-from .conftest import store_items
+from .conftest import ims_calls, store_items
 
 UNKNOWN = str(uuid.UUID(int=7))
 
@@ -30,9 +30,6 @@ def _verdicts(ctx: StepContext, ids: list[str]) -> list[tuple]:
     return [(i.state, i.reason, i.target_name, i.cmk_id, i.source_size) for i in items]
 
 
-def _calls(ctx: StepContext) -> dict[str, int]:
-    return {f"{endpoint}:{outcome}": n for (endpoint, outcome), n in ctx.data.telemetry.ims_outcomes().items()}
-
 
 def test_a_chunk_gets_the_verdicts_one_by_one_would_with_listing_pages(make_context) -> None:
     one_by_one, together = make_context(), make_context()
@@ -41,7 +38,7 @@ def test_a_chunk_gets_the_verdicts_one_by_one_would_with_listing_pages(make_cont
         steps.validate(one_by_one, item_id)
 
     chunk = store_items(together, *_specs(together))
-    before = _calls(together)
+    before = ims_calls(together)
     nexts = steps.admit(together, together.data.records.get_item(chunk[0]).batch_id)
     fallbacks = [n for n in nexts if n.task is TaskName.VALIDATE]
     assert [n.kwargs["image_id"] for n in fallbacks] == [UNKNOWN]  # only what the listing cannot answer
@@ -49,7 +46,7 @@ def test_a_chunk_gets_the_verdicts_one_by_one_would_with_listing_pages(make_cont
         steps.validate(together, str(nxt.kwargs["item_id"]))
 
     assert _verdicts(together, chunk) == _verdicts(one_by_one, alone)
-    calls = {key: n - before.get(key, 0) for key, n in _calls(together).items()}
+    calls = {key: n - before.get(key, 0) for key, n in ims_calls(together).items()}
     # One listing page for the whole catalogue, one look-up per key alias, one get_image for the unknown image.
     # ... and the image quota, read once before the first grant.
     assert calls == {"list_images:200": 1, "list_keys:200": 2, "show_image:200": 1, "quota:200": 1}

@@ -5,26 +5,31 @@
 -- Nothing at all while the account's credentials are on hold (they were refused: IAM locks a key out after a few
 -- refusals), checked here rather than in a read of its own before every request.
 --
+-- Also says whether the circuit has anything to hear of the request's answer (else the caller only counts it).
+--
 -- KEYS[1]  P:ratelimit:<account>  hash  tokens, ts
--- KEYS[2]  P:health:<account>     hash  state, probe_at, probe_taken_at
+-- KEYS[2]  P:health:<account>     hash  state, failures, probe_at, probe_taken_at
 -- KEYS[3]  P:hold:<account>       string  why the credentials are on hold (expires with the hold)
 -- ARGV[1] rate, ARGV[2] burst, ARGV[3] longest wait the caller accepts (seconds), ARGV[4] the open circuit's
 -- state name, ARGV[5] seconds after which a probe that never answered counts as lost.
--- Returns {verdict, seconds}: 'go' after sleeping that many seconds (the token is reserved: the bucket goes into
--- debt), 'rate' to stay away that long (nothing taken), 'circuit' to wait for the circuit's next probe; or
--- {'held', why}.
+-- Returns {verdict, seconds, clean}: 'go' after sleeping that many seconds (the token is reserved: the bucket goes
+-- into debt), 'rate' to stay away that long (nothing taken), 'circuit' to wait for the circuit's next probe; or
+-- {'held', why, clean}. clean = 1: the circuit is closed with no failure counted, so an answer changes nothing.
+local health = redis.call('HMGET', KEYS[2], 'state', 'failures')
+local clean = 0
+if health[1] ~= ARGV[4] and (not health[2] or health[2] == '0') then clean = 1 end
 local held = redis.call('GET', KEYS[3])
 if held then
-  return {'held', held}
+  return {'held', held, clean}
 end
 local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-if redis.call('HGET', KEYS[2], 'state') == ARGV[4] then
+if health[1] == ARGV[4] then
   local probe_at = tonumber(redis.call('HGET', KEYS[2], 'probe_at') or '0')
   local taken = tonumber(redis.call('HGET', KEYS[2], 'probe_taken_at') or '0')
   if now < probe_at or now < taken + tonumber(ARGV[5]) then
-    return {'circuit', tostring(math.max(probe_at, taken + tonumber(ARGV[5])) - now)}
+    return {'circuit', tostring(math.max(probe_at, taken + tonumber(ARGV[5])) - now), clean}
   end
   redis.call('HSET', KEYS[2], 'probe_taken_at', tostring(now))  -- this request is the probe
 end
@@ -37,10 +42,10 @@ if tokens < 1 then
   wait = (1 - tokens) / rate
   if wait > max_wait then
     redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-    return {'rate', tostring(wait)}
+    return {'rate', tostring(wait), clean}
   end
 end
 tokens = tokens - 1
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {'go', tostring(wait)}
+return {'go', tostring(wait), clean}

@@ -1,0 +1,37 @@
+"""Increments a process adds to Redis hashes later, all in one go: metrics that would otherwise cost a round trip
+each, several times per item (the cloud's answers, item latencies).
+
+A worker adds them up when a task sends its next steps (``DataLayer.steps_sent``, in the same round trip) or ends
+(``DataLayer.flush``); a worker killed in between loses its last task's increments, which metrics can bear and
+items never depend on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import redis
+
+
+class Tally:
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._sums: Counter[tuple[str, str]] = Counter()
+
+    def count(self, key: str, field: str, n: int = 1) -> None:
+        self._counts[(key, field)] += n
+
+    def add(self, key: str, field: str, amount: float) -> None:
+        self._sums[(key, field)] += amount
+
+    def __bool__(self) -> bool:
+        return bool(self._counts or self._sums)
+
+    def into(self, pipe: redis.client.Pipeline) -> None:
+        """Queue the increments in ``pipe`` (the caller executes it) and start again from nothing."""
+        for (key, field), n in self._counts.items():
+            pipe.hincrby(key, field, n)
+        for (key, field), amount in self._sums.items():
+            pipe.hincrbyfloat(key, field, amount)
+        self._counts.clear()
+        self._sums.clear()
