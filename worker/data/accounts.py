@@ -14,6 +14,7 @@ up when its task ends: one round trip a request instead of two, in the common ca
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis
@@ -23,6 +24,9 @@ from worker.data.scripts import register
 from worker.data.tally import Tally
 
 DURATION_SAMPLES = 20  # latest successful copies an account's duration forecast is fitted on
+# Seconds a process goes by the durations it last read or wrote: another process's copy finished meanwhile moves a
+# fit over 20 copies by little, and a forecast read per copy cost a round trip.
+DURATIONS_FRESH = 1.0
 OPEN = "open"  # the circuit's state while the account's requests are held back
 PROBE_LOST_AFTER = 60.0  # seconds: a probe that never answered (its worker died) lets another one go
 
@@ -83,6 +87,7 @@ class AccountState:
         self._tally = tally
         self._take_token = register(client, "take_token")
         self._record_outcome = register(client, "record_outcome")
+        self._seen: dict[str, tuple[float, list[tuple[float, float]]]] = {}  # pool -> (when, durations)
 
     # Credentials ---------------------------------------------------------------------------------------------
     def hold(self, account: str, reason: str, seconds: float) -> None:
@@ -129,7 +134,8 @@ class AccountState:
         pipe = self._redis.pipeline(transaction=False)
         pipe.lpush(key, f"{size} {seconds:.3f}")
         pipe.ltrim(key, 0, DURATION_SAMPLES - 1)
-        pipe.execute()
+        pipe.lrange(key, 0, -1)
+        self._seen[account] = (time.monotonic(), _samples(pipe.execute()[-1]))
 
     def record_reading(self, pool: str, reading: Reading, ttl: float) -> None:
         value = f"{reading.started} {reading.size or 0} {reading.fraction} {reading.elapsed}"
@@ -143,10 +149,20 @@ class AccountState:
         return Reading(float(started), int(size) or None, float(fraction), float(elapsed))
 
     def durations(self, account: str) -> list[tuple[float, float]]:
-        """(bytes, seconds) of the account's latest successful copies, newest first."""
-        samples = []
-        for entry in self._redis.lrange(self._keys.durations(account), 0, -1):
-            size, seconds = entry.split()
-            samples.append((float(size), float(seconds)))
+        """(bytes, seconds) of the account's latest successful copies, newest first; as this process last read or
+        wrote them if that was less than ``DURATIONS_FRESH`` ago (a hand-off records a copy's duration and then
+        forecasts the next copy's, of the same pool)."""
+        at, samples = self._seen.get(account, (0.0, []))
+        if time.monotonic() - at > DURATIONS_FRESH:
+            samples = _samples(self._redis.lrange(self._keys.durations(account), 0, -1))
+            self._seen[account] = (time.monotonic(), samples)
         return samples
+
+
+def _samples(entries: list[str]) -> list[tuple[float, float]]:
+    samples = []
+    for entry in entries:
+        size, seconds = entry.split()
+        samples.append((float(size), float(seconds)))
+    return samples
 
