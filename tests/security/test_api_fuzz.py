@@ -33,6 +33,10 @@ def test_api_answers_every_generated_request_within_its_contract(secret_stack) -
     # Driven through Hypothesis directly: schemathesis' pytest plugin does not run under pytest 9 yet.
     headers = {"Authorization": f"Bearer {secret_stack.info.api_token}"}
     schema = schemathesis.openapi.from_url(f"{secret_stack.info.api_url}/openapi.json")
+    # Every request carries our token (``headers`` wins over a generated one), so a case "broken" only in its
+    # Authorization header is a valid request; and unknown query parameters are ignored, as by most APIs. Either,
+    # alone with the other, made a valid request count as bad data accepted (seen once in a run of the suite).
+    schema.config.generation.update(with_security_parameters=False, allow_extra_parameters=False)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 9, [op.label for op in operations]
     failures = {}
