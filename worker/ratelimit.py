@@ -8,8 +8,8 @@ account's bucket is taken (``worker.data.accounts``, ``lua/take_token.lua``: ``r
 to ``request_burst``, on Redis's clock). A wait of at most ``MAX_WAIT`` seconds is slept through; a longer one is
 refused (``RateLimited``), and the pipeline reschedules the step rather than sleep inside a worker slot. After it
 (``after_response``): every answer is counted for ``/metrics`` and tells the circuit whether the cloud answered;
-an answer while the circuit is closed with no failure counted (``Token.clean``) only counts, added up with the
-next request's token (``worker.data.accounts``).
+an answer while the circuit is closed with no failure counted (``Token.clean``) only counts, in the process's
+tally, added up when its task ends (``worker.data.tally``).
 """
 
 from __future__ import annotations

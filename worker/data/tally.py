@@ -18,8 +18,8 @@ class Tally:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._sums: Counter[tuple[str, str]] = Counter()
 
-    def count(self, key: str, field: str, n: int = 1) -> None:
-        self._counts[(key, field)] += n
+    def count(self, key: str, field: str) -> None:
+        self._counts[(key, field)] += 1
 
     def add(self, key: str, field: str, amount: float) -> None:
         self._sums[(key, field)] += amount
