@@ -2,8 +2,10 @@
 quota, and failed items whose copies IMS finished after all. In every one: nothing lost, copied twice, stuck, and
 no item failed for a reason that was not its own.
 
-Outages last ``IMSREP_RELIABILITY_OUTAGE_SECONDS`` (20 s by default, several times the tier's retry budget of a
-dozen short backoffs; ``docs/reliability.md`` records a 600 s run made by setting it).
+Outages last ``IMSREP_RELIABILITY_OUTAGE_SECONDS`` (10 s by default; ``docs/reliability.md`` records a 600 s run made
+by setting it). The outage test, and the one with slots held elsewhere, halve the tier's backoffs (``OUTAGE_RETRIES``):
+their retry budget of a dozen short backoffs is 9.5 s at the very most (about 5 s on average), so that a 10 s outage
+outlasts it as a 20 s one outlasts the tier's (19 s at most, about 10 s on average).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from worker.domain.states import ItemState
 pytestmark = pytest.mark.integration
 
 OUTAGE_ENV = "IMSREP_RELIABILITY_OUTAGE_SECONDS"
-OUTAGE_SECONDS = float(os.environ.get(OUTAGE_ENV, "20"))
+OUTAGE_SECONDS = float(os.environ.get(OUTAGE_ENV, "10"))
+# The tier's backoffs halved: a dozen retries of at most 0.1, 0.2, 0.4, 0.8 and then 1 s each, 9.5 s in all.
+OUTAGE_RETRIES = {"IMSREP_RETRY_BASE_DELAY": "0.1", "IMSREP_RETRY_MAX_DELAY": "1", "IMSREP_RETRY_MAX_ATTEMPTS": "12"}
+OUTAGE_ITEMS = 20
 SLOT_LIMIT = 5
 PROBE_MAX = 2.0  # IMSREP_PROBE_MAX_INTERVAL of the tier (conftest.TIMINGS)
 
@@ -54,8 +59,8 @@ def _no_item_failed(figures: dict[str, Any]) -> bool:
 @pytest.mark.timeout(OUTAGE_SECONDS + 240)  # a 600 s outage outlasts the suite's 300 s per test
 @pytest.mark.parametrize("mode", ["error", "hang"])
 def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, mode: str) -> None:
-    c = cluster(copy_seconds=3.0)
-    sources = c.sources(40)
+    c = cluster(copy_seconds=3.0, env=OUTAGE_RETRIES)
+    sources = c.sources(OUTAGE_ITEMS)
     item_ids = c.submit(sources)["item_ids"]
     wait_until(lambda: c.project()["jobs_total"] >= 8, 60, "copies under way", interval=0.2)
     started = time.time()
@@ -77,7 +82,8 @@ def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, m
     what = "every request answered 5xx" if mode == "error" else "every request hung past the read timeout"
     env = f"{OUTAGE_ENV}={OUTAGE_SECONDS:g}" if OUTAGE_ENV in os.environ else ""
     scenario = f"IMS outage ({mode}, {OUTAGE_SECONDS:.0f} s)"
-    record(scenario, f"{what} for {OUTAGE_SECONDS:.0f} s mid-batch (40 items, 3 s copies)", figures, env=env)
+    faults = f"{what} for {OUTAGE_SECONDS:.0f} s mid-batch ({OUTAGE_ITEMS} items, 3 s copies)"
+    record(scenario, faults, figures, env=env)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert _no_item_failed(figures), figures  # not those replicating when it began, nor those that waited
     assert figures["recovery_to_first_copy_seconds"] <= PROBE_MAX + 1, figures
@@ -85,10 +91,12 @@ def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, m
 
 
 def test_slots_held_by_copies_made_elsewhere_make_items_wait_not_fail(cluster, record) -> None:
-    held = 15.0  # longer than the tier's whole retry budget, and shorter than the batch's work on 3 slots
-    c = cluster(copy_seconds=2.0)
+    # Longer than the retry budget of the halved backoffs (OUTAGE_RETRIES: about 5 s on average, 9.5 s at most), and
+    # shorter than the batch's work on 3 slots (20 copies of 2 s: 13 s).
+    held = 8.0
+    c = cluster(copy_seconds=2.0, env=OUTAGE_RETRIES)
     project = c.project()["project_id"]
-    sources = c.sources(40)
+    sources = c.sources(20)
     _sim(c, "POST", "/_sim/external_jobs", project_id=project, count=2, seconds=held)
     freed_at = time.time() + held
     item_ids = c.submit(sources)["item_ids"]
@@ -135,7 +143,7 @@ def test_a_full_image_quota_makes_items_wait_then_go_when_raised(cluster, record
     project = c.project()
     room = 50  # Huawei Cloud's default private-image quota, as if the project had no image yet
     _sim(c, "POST", f"/_sim/projects/{project['project_id']}", image_quota=project["quota_used"] + room)
-    sources = c.sources(200)
+    sources = c.sources(2 * room)
     submitted = c.submit(sources)
     item_ids = submitted["item_ids"]
     wait_until(lambda: c.project()["jobs_total"] >= room, 60, "the copies that fit", interval=0.2)
@@ -151,7 +159,7 @@ def test_a_full_image_quota_makes_items_wait_then_go_when_raised(cluster, record
         "copy_calls_refused_for_quota": refused,
         "copies": c.project()["jobs_total"],
     }
-    record("image quota full", f"room for {room} of 200 copies, then the quota raised", figures)
+    record("image quota full", f"room for {room} of {len(item_ids)} copies, then the quota raised", figures)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert _no_item_failed(figures) and figures["copies"] == len(item_ids), figures
     assert refused == 0, figures  # no copy call wasted on IMG.0015
