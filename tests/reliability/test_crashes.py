@@ -45,7 +45,7 @@ def test_worker_sigkilled_at_random_moments(cluster, record) -> None:
 
 
 def test_redis_sigkilled_mid_batch_and_restarted_on_its_data(cluster, record) -> None:
-    c = cluster(copy_seconds=1.0)
+    c = cluster(copy_seconds=0.5)  # half a second: at the kill, copies of every step are still in flight
     sources = c.sources(ITEMS + 10)
     item_ids = c.submit(sources[:ITEMS])["item_ids"]
     wait_until(lambda: _terminal(c, item_ids) >= 20, 60, "a fifth of the batch to finish", interval=0.2)

@@ -1,4 +1,4 @@
-"""Redis at its memory limit (``noeviction``) mid-batch (a minute for the table, 20 s in the suite): every process
+"""Redis at its memory limit (``noeviction``) mid-batch (a minute for the table, 12 s in the suite): every process
 rides it out by itself.
 
 While Redis refuses writes the API answers 503 (and stores nothing), ``/readyz`` says why, workers and beat stay up
@@ -23,10 +23,11 @@ pytestmark = pytest.mark.integration
 
 ITEMS = 200
 SLOTS = 20
-# Seconds Redis stays at its limit: 20 in the suite; docs/reliability.md's row is the minute the issue asks for, with
-# IMSREP_RELIABILITY_PRESSURE_SECONDS=60.
+# Seconds Redis stays at its limit: 12 in the suite, longer than the tier's visibility timeout (10 s), its task time
+# limit (6 s) and the cap of the backoff while Redis refuses writes (5 s); docs/reliability.md's row is the minute the
+# issue asks for, with IMSREP_RELIABILITY_PRESSURE_SECONDS=60.
 PRESSURE_ENV = "IMSREP_RELIABILITY_PRESSURE_SECONDS"
-HELD = float(os.environ.get(PRESSURE_ENV, "20"))
+HELD = float(os.environ.get(PRESSURE_ENV, "12"))
 
 
 def test_redis_at_its_memory_limit_mid_batch(cluster, record) -> None:
