@@ -27,7 +27,7 @@ from .conftest import PREFIX
 pytestmark = pytest.mark.integration
 
 ITEMS = 200
-SLOTS = 20  # one project whose IMS allows 20 copies at a time, so 200 one-second copies take seconds, not minutes
+SLOTS = 20  # one project whose IMS allows 20 copies at a time, so 200 copies take seconds, not minutes
 WORKERS = ("w1", "w2")
 # Sentinel notices a dead master after 1 s (30 s by default) and may fail over again 4 s later.
 SENTINEL = SentinelSpec(master="imsrep", replicas=2, sentinels=3, down_after_ms=1000, failover_timeout_ms=2000)
@@ -40,9 +40,11 @@ HA_ENV = {
 }
 
 
-def _ha_cluster(cluster):
+def _ha_cluster(cluster, copy_seconds: float = 0.5):
+    """Half-second copies: 200 of them on 20 slots still run for several seconds after a quarter of them ended, so
+    the fault comes mid-batch, with items in flight in every step."""
     return cluster(
-        copy_seconds=1.0, job_limit=SLOTS, workers=WORKERS, sentinel=SENTINEL, sources=ITEMS + 10, env=HA_ENV
+        copy_seconds=copy_seconds, job_limit=SLOTS, workers=WORKERS, sentinel=SENTINEL, sources=ITEMS + 10, env=HA_ENV
     )
 
 
@@ -182,7 +184,7 @@ def test_master_paused_past_the_down_after(cluster, record) -> None:
 
 
 def test_two_failovers_in_one_run(cluster, record) -> None:
-    c = _ha_cluster(cluster)
+    c = _ha_cluster(cluster, copy_seconds=1.0)  # one-second copies: the batch outlasts the first failover and then some
     sources = c.sources(ITEMS + 2)
     item_ids = c.submit(sources[:ITEMS])["item_ids"]
     _mid_batch(c, item_ids, 0.2)
