@@ -38,7 +38,14 @@ MIX = {
     "oversized": 0.02,
 }  # fmt: skip
 IMAGES = 2000
-FAST = {"IMSREP_POLL_INITIAL_DELAY": "0.2", "IMSREP_POLL_MIN_INTERVAL": "0.2"}
+# Quick polls, and the account's request rate of the reliability tier (100/s, bursts of 50; production's default is
+# 20/s): a campaign makes several IMS calls per item for hundreds of items, and the simulator enforces no gateway limit.
+FAST = {
+    "IMSREP_POLL_INITIAL_DELAY": "0.2",
+    "IMSREP_POLL_MIN_INTERVAL": "0.2",
+    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_RATE": "100",
+    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_BURST": "50",
+}
 COPYABLE_REASONS = {"ISO_IMAGE", "FULL_ECS_IMAGE", "IMAGE_NOT_ACTIVE", "IMAGE_TOO_LARGE"}
 
 
