@@ -21,7 +21,7 @@ def _terminal(c, item_ids: list[str]) -> int:
 
 
 def test_worker_sigkilled_at_random_moments(cluster, record) -> None:
-    c = cluster(copy_seconds=1.0)
+    c = cluster(copy_seconds=0.5)
     sources = c.sources(ITEMS)
     item_ids = c.submit(sources)["item_ids"]
     rng = random.Random(20240611)
@@ -79,7 +79,7 @@ def test_worker_sigkilled_during_cross_region_copies(cluster, record) -> None:
     """Cross-region copies (made and polled in cn-north-4, active in cn-south-1, then tagged there) with the
     worker SIGKILLed three times: none lost, none copied twice in the destination, none stuck (finishing included),
     and IMS's 5 cross-region copies never exceeded."""
-    c = cluster(copy_seconds=1.5, regions=(SOUTH,))
+    c = cluster(copy_seconds=1.0, regions=(SOUTH,))
     sources = c.sources(CROSS_REGION_ITEMS)
     item_ids = c.submit(sources, target_region=SOUTH, tags={"run": "reliability"})["item_ids"]
     rng = random.Random(20261128)
