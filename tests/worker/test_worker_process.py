@@ -112,7 +112,8 @@ def test_sixty_items_through_real_workers_keep_five_slots(stack) -> None:
 
 
 def test_a_worker_started_while_redis_refuses_writes_waits_quietly_and_starts(tmp_path: Path) -> None:
-    with LocalStack(StackOptions(state_dir=tmp_path, env={"IMSREP_KEY_PREFIX": "full"})) as stack:
+    # stop_grace: the state is thrown away, no need to wait out the worker's 10 s soft shutdown.
+    with LocalStack(StackOptions(state_dir=tmp_path, env={"IMSREP_KEY_PREFIX": "full"}, stop_grace=2)) as stack:
         url = stack.start_redis()
         raw = redis.Redis.from_url(url)
         raw.config_set("maxmemory", 1)  # full from the start: every write, and every command in a MULTI, refused
