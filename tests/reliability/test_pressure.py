@@ -21,7 +21,7 @@ from worker.domain.states import ItemState
 
 pytestmark = pytest.mark.integration
 
-ITEMS = 200
+ITEMS = 100
 SLOTS = 20
 # Seconds Redis stays at its limit: 12 in the suite, longer than the tier's visibility timeout (10 s), its task time
 # limit (6 s) and the cap of the backoff while Redis refuses writes (5 s); docs/reliability.md's row is the minute the
