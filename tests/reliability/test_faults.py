@@ -18,7 +18,7 @@ def test_simulator_faults_fail_only_the_items_whose_job_failed(cluster, record) 
     # 50 items, each with many requests, meet every kind of fault; 10% of their jobs fail (5 expected, none in about
     # 1 run in 200), so that some items have a failed job to tell apart from those whose requests merely failed.
     faults = {"error_rate": 0.1, "throttle_rate": 0.1, "hang_rate": 0.05, "hang_seconds": 5, "fail_rate": 0.1}
-    c = cluster(copy_seconds=1.0, env={"IMSREP_RETRY_MAX_ATTEMPTS": "30"})
+    c = cluster(copy_seconds=0.5, env={"IMSREP_RETRY_MAX_ATTEMPTS": "30"})
     sources = c.sources(50)
     c.set_faults(**faults)  # on for the worker's calls only, not for the test's own listings
     item_ids = c.submit(sources)["item_ids"]
