@@ -59,7 +59,7 @@ def _no_item_failed(figures: dict[str, Any]) -> bool:
 @pytest.mark.timeout(OUTAGE_SECONDS + 240)  # a 600 s outage outlasts the suite's 300 s per test
 @pytest.mark.parametrize("mode", ["error", "hang"])
 def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, mode: str) -> None:
-    c = cluster(copy_seconds=3.0, env=OUTAGE_RETRIES)
+    c = cluster(copy_seconds=2.0, env=OUTAGE_RETRIES)
     sources = c.sources(OUTAGE_ITEMS)
     item_ids = c.submit(sources)["item_ids"]
     wait_until(lambda: c.project()["jobs_total"] >= 8, 60, "copies under way", interval=0.2)
@@ -82,7 +82,7 @@ def test_an_outage_longer_than_the_retry_budget_fails_nothing(cluster, record, m
     what = "every request answered 5xx" if mode == "error" else "every request hung past the read timeout"
     env = f"{OUTAGE_ENV}={OUTAGE_SECONDS:g}" if OUTAGE_ENV in os.environ else ""
     scenario = f"IMS outage ({mode}, {OUTAGE_SECONDS:.0f} s)"
-    faults = f"{what} for {OUTAGE_SECONDS:.0f} s mid-batch ({OUTAGE_ITEMS} items, 3 s copies)"
+    faults = f"{what} for {OUTAGE_SECONDS:.0f} s mid-batch ({OUTAGE_ITEMS} items, 2 s copies)"
     record(scenario, faults, figures, env=env)
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert _no_item_failed(figures), figures  # not those replicating when it began, nor those that waited
