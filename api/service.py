@@ -293,25 +293,29 @@ class ReplicationService:
         selector still listing is stopped first, so no item is added after the cancellation."""
         self.batch(batch_id)
         self.data.selections.stop(batch_id, CANCELLED, "cancelled by the user")
-        cancelled = terminal = running = 0
+        terminal = running = 0
+        latencies: list[tuple[str, float, str]] = []  # each item cancelled, timed like a worker's verdicts
         for item in self._all_items(batch_id):
             state = item.state
             if state in CANCELLABLE:
+                now = time.time()
                 result = self.records.move(
                     item,
                     Event.CANCEL,
                     reason=ReasonCode.CANCELLED,
                     message="cancelled by the user",
+                    now=now,
                 )
                 if result.ok:
-                    cancelled += 1
+                    latencies.append((ItemState.CANCELLED.value, now - item.created_at, item.mode))
                     continue
                 state = result.previous  # a worker moved it on since we read it
             if state is not None and state.terminal:
                 terminal += 1
             else:
                 running += 1
-        return CancelCounts(cancelled, terminal, running)
+        self.data.telemetry.record_latencies(latencies)
+        return CancelCounts(len(latencies), terminal, running)
 
     def retry(self, batch_id: str) -> int:
         """Put the batch's failed items back to ``accepted`` as a new attempt, then admit them with one message."""

@@ -8,7 +8,7 @@ workers are alive; queue backlogs are read from kombu's lists.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import redis
@@ -46,15 +46,29 @@ class Telemetry:
     def record_latency(self, state: str, seconds: float, mode: str = IN_REGION) -> None:
         """An item (an ``in-region`` or ``cross-region`` copy) reached terminal ``state`` this many seconds after
         it was accepted (added up when the task ends: ``Tally``)."""
+        self._count_latency(self._tally, state, seconds, mode)
+
+    def record_latencies(self, latencies: Iterable[tuple[str, float, str]]) -> None:
+        """Many items' ``(state, seconds, mode)`` at once, in one round trip: the items a user cancelled (the API
+        has no task end to add a tally up at)."""
+        tally = Tally()  # the call's own: API requests run on many threads
+        for state, seconds, mode in latencies:
+            self._count_latency(tally, state, seconds, mode)
+        if tally:
+            pipe = self._redis.pipeline(transaction=False)
+            tally.into(pipe)
+            pipe.execute()
+
+    def _count_latency(self, tally: Tally, state: str, seconds: float, mode: str) -> None:
         seconds = max(0.0, seconds)
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         bucket = _bound(LATENCY_BUCKETS[index]) if index < len(LATENCY_BUCKETS) else INF
         key = self._keys.latency()
         # In-region fields keep their first form ("<state>:<bucket>"); other modes say theirs ("<state>@<mode>:").
         label = state if mode == IN_REGION else f"{state}@{mode}"
-        self._tally.count(key, f"{label}:{bucket}")
-        self._tally.add(key, f"{label}:sum", seconds)
-        self._tally.count(key, f"{label}:count")
+        tally.count(key, f"{label}:{bucket}")
+        tally.add(key, f"{label}:sum", seconds)
+        tally.count(key, f"{label}:count")
 
     def record_followup(self, kind: str, outcome: str) -> None:
         """A copy's follow-up (``tags``, ``share``) ended ``applied`` or ``failed``."""

@@ -91,6 +91,20 @@ def test_metrics_export_retries_and_the_latency_histogram(api) -> None:
     assert m[("imsrep_followups_total", (("kind", "share"), ("outcome", "failed")))] == 1
 
 
+def test_items_a_user_cancels_are_timed_like_every_other_ending(api, client) -> None:
+    # The API moves them itself, with no worker's verdict to time them: the histogram still counts each one once.
+    cancelled = (("mode", "in-region"), ("state", "cancelled"))
+    before = _scrape(api)
+    body = client.post("/v1/batches", json={"items": [{"image_id": str(uuid.uuid4())} for _ in range(3)]}).json()
+    walk_to(api.data().records, body["item_ids"][0], ItemState.VALIDATING)
+    assert client.post(f"/v1/batches/{body['batch_id']}/cancel").json()["cancelled"] == 3
+    after = _scrape(api)
+    count, total = "imsrep_item_latency_seconds_count", "imsrep_item_latency_seconds_sum"
+    assert after[(count, cancelled)] == before.get((count, cancelled), 0) + 3
+    assert after[(total, cancelled)] > before.get((total, cancelled), 0)
+    assert after[("imsrep_items", (("state", "cancelled"),))] == before[("imsrep_items", (("state", "cancelled"),))] + 3
+
+
 def test_metrics_hold_no_state_in_the_api(api) -> None:
     r = api.redis()
     r.delete(f"{api.prefix}:slots:default")
