@@ -105,7 +105,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # past this many the worker takes nothing more (see ETA_TASK_LIMIT).
         "worker_eta_task_limit": ETA_TASK_LIMIT,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "worker_soft_shutdown_timeout": 10.0,
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_seconds,
         "worker_enable_soft_shutdown_on_idle": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,

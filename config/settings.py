@@ -239,6 +239,9 @@ class Settings(BaseSettings):
     # holder died, or whose release a failover lost, keeps the item's next submit waiting at most this long.
     submit_lease_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    # On SIGTERM a worker lets running tasks finish for this long, then hands the rest back to Redis (worker/run.py):
+    # keep it under the stop's grace period (docker compose: 30 s), or the stop ends in a SIGKILL.
+    worker_soft_shutdown_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
 
     # Maintenance: the reconciler resends a step that is this many seconds past its due time (its message was
     # lost), and frees or restores slots that disagree with their items.

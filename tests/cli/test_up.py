@@ -46,6 +46,7 @@ def up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subproc
     ports = [f"--{name}-port={free_port()}" for name in ("api", "flower", "redis", "simulator")]
     flags = list(getattr(request, "param", ()))
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
+    env["IMSREP_WORKER_SOFT_SHUTDOWN_SECONDS"] = "1"  # the default 10 s is all waiting here: the stack is idle
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(state), *ports, *flags],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

@@ -118,6 +118,13 @@ def test_celery_config_sets_visibility_timeout_everywhere() -> None:
     assert conf["worker_send_task_events"] and conf["task_send_sent_event"]
 
 
+def test_the_soft_shutdown_lasts_as_long_as_the_settings_say() -> None:
+    assert celery_config(load_settings())["worker_soft_shutdown_timeout"] == 10.0
+    assert celery_config(load_settings(worker_soft_shutdown_seconds=2))["worker_soft_shutdown_timeout"] == 2
+    with pytest.raises(SettingsError, match="IMSREP_WORKER_SOFT_SHUTDOWN_SECONDS"):
+        load_settings(worker_soft_shutdown_seconds=0)
+
+
 def test_secret_values_cover_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     _aksk(monkeypatch)
     monkeypatch.setenv("IMSREP_API_TOKENS", "tok-123456789")

@@ -61,6 +61,7 @@ TIMINGS = {
     "IMSREP_PROBE_INTERVAL": "0.5",
     "IMSREP_PROBE_MAX_INTERVAL": "2",
     "IMSREP_SUBMIT_LEASE_SECONDS": "2",
+    "IMSREP_WORKER_SOFT_SHUTDOWN_SECONDS": "2",  # a stopped worker's tasks (6 s at most) are handed back sooner
 }
 SERVICE_ENV = {
     "IMSREP_KEY_PREFIX": PREFIX,
