@@ -7,13 +7,20 @@ that package on its own within pyproject.toml's bounds.
 
 from __future__ import annotations
 
+import re
 import sys
-from importlib.metadata import distributions
+from importlib.metadata import distributions, metadata
 
 from packaging.specifiers import SpecifierSet
 
 PROJECT = "ims-replicator"
-PYTHONS = ["3.10", "3.11", "3.12"]  # pyproject.toml: requires-python = ">=3.10,<3.13"
+# The Pythons the project supports: its "Programming Language :: Python :: 3.N" classifiers (pyproject.toml), read
+# from the copy installed in this environment.
+PYTHONS = [
+    m.group(1)
+    for c in metadata(PROJECT).get_all("Classifier") or []
+    if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))
+]
 SKIP = {PROJECT, "pip", "setuptools", "wheel"}
 
 

