@@ -284,10 +284,17 @@ class LocalStack:
     def _topology_not_ready(self, spec: SentinelSpec) -> str | None:
         replicas = [name for name in self.services if name.startswith("redis-replica-")]
         try:
+            masters = []
             for name in ("redis", *replicas):
                 state = topology.replication(HOST, self.port(name), self._secret("redis_password"))
                 if state.role == "slave" and not state.link_up:
                     return f"{name} has not synced with the master yet"
+                if state.role == "master":
+                    masters.append(name)
+            # A failed master started again comes back a master of its own, stale data and all, until Sentinel
+            # turns it into a replica (about 8 s later): Sentinels count it among the replicas meanwhile.
+            if len(masters) > 1:
+                return f"{' and '.join(masters)} both say they are the master"
             for n in range(1, spec.sentinels + 1):
                 view = topology.sentinel_view(
                     HOST, self.port(f"sentinel-{n}"), spec.master, self._secret("redis_sentinel_password")
