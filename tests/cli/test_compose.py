@@ -194,7 +194,10 @@ def test_published_ports_are_the_commands_on_loopback_only(compose: dict[str, An
 def test_redis_is_durable_and_pinned(compose: dict[str, Any]) -> None:
     redis = compose["redis"]
     command = " ".join(redis["command"])
-    assert re.fullmatch(r"redis:7\.\d+\.\d+", redis["image"]), redis["image"]
+    # Valkey, pinned to a release, 9.0 or later: fixed for CVE-2025-21605 and CVE-2025-49844 (Redis 7.4.2 was not).
+    pinned = re.fullmatch(r"valkey/valkey:(\d+)\.(\d+)\.(\d+)(-trixie)?", redis["image"])
+    assert pinned and tuple(map(int, pinned.groups()[:3])) >= (9, 0, 0), redis["image"]
+    assert redis["command"][0] == "valkey-server"
     for option in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
         assert option in command
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
@@ -243,6 +246,7 @@ def test_the_ha_profile_is_a_replica_and_three_sentinels_that_every_service_reac
     assert replica[replica.index("--replicaof") + 1 :] == ["redis", "6379"] and "--appendonly" in replica
     volumes = {svc[name]["volumes"][0] for name in ha}
     assert len(volumes) == 4  # each Redis and each Sentinel keeps its own state
+    assert {svc[name]["image"] for name in ha} == {svc["redis"]["image"]}  # one server binary, Sentinels included
     script = svc["sentinel-3"]["command"][-1]
     assert "sentinel monitor imsrep redis 6379 2" in script and "sentinel resolve-hostnames yes" in script
     assert script.index("resolve-hostnames") < script.index("monitor")  # a host name needs it first
