@@ -194,7 +194,7 @@ class BatchStatus(BaseModel):
     counts: dict[ItemState, int] = Field(..., description="Number of items in each state (every state listed)")
     done: bool = Field(..., description="True once every item is in a terminal state")
     finished_at: datetime | None = Field(
-        None, description="When its last item ended, once the retention sweep has seen it finished"
+        None, description="When it finished: its last item ended (null while it runs; a retry clears it)"
     )
     selection: SelectionOut | None = Field(None, description="A batch that selects images by filter")
 

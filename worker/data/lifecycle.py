@@ -78,17 +78,15 @@ class BatchLifecycle:
 
     # Finishing --------------------------------------------------------------------------------------------------
     def note_finished(self, summary: BatchSummary) -> float | None:
-        """Record when a finished batch's last item ended (the latest ``updated_at`` of its items); clear it when
-        the batch is running again (a retry). Returns the recorded time."""
-        key = self._keys.batch(summary.batch_id)
+        """When a finished batch ended (None while it runs): its ``finished_at``, which the scripts that move its
+        items keep. A batch that ended before they kept it (stored by an earlier version) has none: the latest
+        ``updated_at`` of its items is recorded instead."""
         if summary.state != FINISHED:
-            if summary.finished_at is not None:
-                self._redis.hdel(key, "finished_at")
             return None
         if summary.finished_at is not None:
             return summary.finished_at
         ended = max((i.updated_at for i in self._items(summary.batch_id)), default=summary.created_at)
-        self._redis.hset(key, "finished_at", ended)
+        self._redis.hset(self._keys.batch(summary.batch_id), "finished_at", ended)
         return ended
 
     def _items(self, batch_id: str) -> Iterator:

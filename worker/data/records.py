@@ -79,7 +79,7 @@ class BatchSummary:
     total: int
     counts: dict[ItemState, int]
     label: str | None = None
-    finished_at: float | None = None  # when its last item ended, once the retention sweep has seen it finished
+    finished_at: float | None = None  # when it ended: its last item did, with no selector adding more (lua/lib/)
     selection: SelectionProgress | None = None  # a batch that selects images by filter
     priority: Priority = Priority.NORMAL
 
@@ -288,6 +288,7 @@ class RecordStore:
             k.batch_counts(item.batch_id),
             k.due(),
             k.state(move.target.value),
+            k.batch(item.batch_id),
             *(k.state(s) for s in sources),
         ]
         # Terminal, or waiting for a slot: no step of its own is due until something else happens to it.

@@ -125,11 +125,12 @@ class Selections:
         status, created = self._add(keys=keys, args=args)
         return status, int(created)
 
-    def stop(self, batch_id: str, state: str, message: str) -> bool:
+    def stop(self, batch_id: str, state: str, message: str, now: float | None = None) -> bool:
         """End a selection still expanding (``cancelled`` or ``failed``); False if it had already ended."""
+        now = time.time() if now is None else now
         k = self._keys
-        keys = [k.batch(batch_id), k.selection_seen(batch_id), k.expanding()]
-        return bool(self._stop(keys=keys, args=[batch_id, state, message]))
+        keys = [k.batch(batch_id), k.selection_seen(batch_id), k.expanding(), k.batch_counts(batch_id)]
+        return bool(self._stop(keys=keys, args=[batch_id, state, message, now]))
 
     def count_error(self, batch_id: str) -> int:
         """One more failed attempt at the next page; returns how many in a row."""

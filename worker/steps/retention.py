@@ -1,8 +1,9 @@
 """Retention: finished batches are deleted with their items ``retention_days`` after their last item ended, so
 Redis memory stays bounded (it runs with ``noeviction``: full, it would refuse new batches).
 
-Runs every ``retention_sweep_seconds`` (Celery beat). A batch counts as finished when every item is terminal; the
-sweep records when its last item ended (``finished_at``) and forgets that time if a retry sets it running again.
+Runs every ``retention_sweep_seconds`` (Celery beat). A batch counts as finished when every item is terminal; when
+its last item ended is its ``finished_at``, kept by the moves of its items (a retry clears it), and recorded by the
+sweep for a batch that ended before the moves kept it.
 The deletion itself re-checks, atomically, that every item is still terminal (``worker.data.lifecycle``): an item
 that is running is never touched.
 """

@@ -190,6 +190,6 @@ def _retry(ctx: StepContext, batch_id: str, marker: str, error: RetryableError) 
 
 
 def _fail(ctx: StepContext, batch_id: str, message: str) -> list[Next]:
-    if ctx.data.selections.stop(batch_id, FAILED, message):
+    if ctx.data.selections.stop(batch_id, FAILED, message, ctx.clock()):
         log.warning("batch %s: selection failed: %s", batch_id, message)
     return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -191,6 +192,29 @@ def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
     assert [t["state"] for t in item["history"]][-2:] == ["failed", "accepted"]
     assert len(api.admits_for(body["batch_id"])) == 2
     assert client.post(f"/v1/batches/{body['batch_id']}/retry").json() == {"retried": 0}
+
+
+def test_a_batch_shows_when_it_finished_and_not_once_a_retry_runs_it_again(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(2)}).json()
+    path, (failed, other), store = f"/v1/batches/{body['batch_id']}", body["item_ids"], api.store()
+    walk_to(store, failed, ItemState.VALIDATING)
+    walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMAGE_NOT_FOUND)
+    assert client.get(path).json()["finished_at"] is None  # one item is still accepted
+    assert client.post(f"{path}/cancel").json()["cancelled"] == 1
+    shown = client.get(path).json()
+    ended = store.get_item(other).updated_at  # the last item to end
+    assert shown["state"] == "finished" and shown["finished_at"] is not None
+    assert datetime.fromisoformat(shown["finished_at"]) == datetime.fromtimestamp(ended, timezone.utc)
+    listed = client.get("/v1/batches", params={"state": "finished"}).json()["batches"]
+    assert next(b for b in listed if b["batch_id"] == body["batch_id"])["finished_at"] == shown["finished_at"]
+    assert client.post(f"{path}/retry").json() == {"retried": 1}
+    shown = client.get(path).json()
+    assert shown["state"] == "running" and shown["finished_at"] is None
+
+    selector = client.post("/v1/batches", json={"selector": {"fast_create": False}}).json()["batch_id"]
+    assert client.post(f"/v1/batches/{selector}/cancel").status_code == 200  # stops the selector: nothing left
+    shown = client.get(f"/v1/batches/{selector}").json()
+    assert shown["state"] == "finished" and shown["total"] == 0 and shown["finished_at"] is not None
 
 
 def test_cancel_and_retry_of_unknown_batches_are_404(client) -> None:

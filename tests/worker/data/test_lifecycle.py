@@ -110,11 +110,47 @@ def test_a_retry_after_the_check_makes_the_delete_look_again(data: DataLayer, mo
     assert raced == [True] and data.records.get_item(ids[0]).state is ItemState.ACCEPTED
 
 
-def test_note_finished_records_the_last_end_and_forgets_it_on_a_retry(data: DataLayer) -> None:
+def _end(data: DataLayer, item_id: str, event: Event, now: float) -> None:
+    walk_to(data.records, item_id, ItemState.VALIDATING)
+    assert data.records.move(data.records.get_item(item_id), event, now=now).ok
+
+
+def test_a_batch_is_finished_at_its_last_items_end_and_running_again_after_a_retry(data: DataLayer) -> None:
+    ids = _batch(data, 2)
+    batch_id = _batch_of(data, ids)
+    _end(data, ids[0], Event.FAIL, 1000.0)
+    assert data.records.batch(batch_id).finished_at is None  # the other item is still accepted
+    _end(data, ids[1], Event.REJECT, 1005.0)
+    assert data.records.batch(batch_id).finished_at == 1005.0
+    assert data.records.move(data.records.get_item(ids[0]), Event.RETRY, now=1010.0).ok
+    assert data.records.batch(batch_id).finished_at is None
+    _end(data, ids[0], Event.FAIL, 1020.0)
+    assert data.records.batch(batch_id).finished_at == 1020.0
+
+
+def test_a_selection_ends_its_batch_when_every_item_has_ended(data: DataLayer) -> None:
+    def selecting() -> tuple[str, str]:
+        own = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default")]
+        stored = data.records.create_batch(own, 900.0, selection={"selector": {}, "template": {}})
+        _end(data, stored.item_ids[0], Event.REJECT, 1000.0)
+        assert data.records.batch(stored.batch_id).finished_at is None  # its selector may still add items
+        return stored.batch_id, stored.item_ids[0]
+
+    listed, _ = selecting()
+    status, created = data.selections.add_page(listed, "", [], next_marker="", listed=0, matched=0, last=True,
+                                               now=1010.0)  # fmt: skip
+    assert (status, created) == ("ok", 0) and data.records.batch(listed).finished_at == 1010.0
+    stopped, _ = selecting()
+    assert data.selections.stop(stopped, "failed", "listing failed", now=1020.0)
+    assert data.records.batch(stopped).finished_at == 1020.0
+
+
+def test_note_finished_records_when_a_batch_ended_before_its_moves_kept_it(data: DataLayer, redis_server) -> None:
     ids = _batch(data, 2)
     batch_id = _batch_of(data, ids)
     assert data.lifecycle.note_finished(data.records.batch(batch_id)) is None
     _finish(data, ids, ItemState.FAILED)
+    redis_server.client().hdel(data.keys.batch(batch_id), "finished_at")  # as an earlier version left it
     last = max(data.records.get_item(i).updated_at for i in ids)
     assert data.lifecycle.note_finished(data.records.batch(batch_id)) == last
     assert data.records.batch(batch_id).finished_at == last

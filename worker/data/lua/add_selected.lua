@@ -2,6 +2,7 @@
 -- and selection progress. The page applies only while the selection is expanding and only if it starts at the
 -- marker the batch expects: a redelivered page (or one sent again after a lost reply) changes nothing. An image
 -- already in the batch (the seen set: images of the batch's own items and of earlier pages) is skipped.
+-- Uses lib/batch_end.lua: the last page may end the batch (every item it had is terminal, and it adds none).
 --
 -- KEYS[1]      P:batch:<batch>          hash
 -- KEYS[2]      P:batch:<batch>:items    list
@@ -47,6 +48,7 @@ if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'sel_state', 'done')
   redis.call('ZREM', KEYS[6], batch_id)
   redis.call('DEL', KEYS[4])
+  settle_batch(KEYS[1], KEYS[3], now)
 else
   redis.call('ZADD', KEYS[6], now, batch_id)
 end

@@ -1,12 +1,15 @@
--- Move one item from an allowed source state to a target state, atomically with its batch counts, its state
--- indexes, its history and its due time, so no reader sees them disagree and two racing workers cannot both win.
+-- Move one item from an allowed source state to a target state, atomically with its batch counts (and the batch's
+-- end: finished_at), its state indexes, its history and its due time, so no reader sees them disagree and two racing
+-- workers cannot both win.
+-- Uses lib/batch_end.lua: an item entering or leaving a terminal state may end its batch, or set it running again.
 --
 -- KEYS[1]      P:item:<id>            hash
 -- KEYS[2]      P:item:<id>:log        list
 -- KEYS[3]      P:batch:<batch>:counts hash
 -- KEYS[4]      P:due                  zset  item ID -> when its next step is due
 -- KEYS[5]      P:state:<target>       zset
--- KEYS[5+i]    P:state:<source i>     zset, one per allowed source (same order as the sources in ARGV)
+-- KEYS[6]      P:batch:<batch>        hash
+-- KEYS[6+i]    P:state:<source i>     zset, one per allowed source (same order as the sources in ARGV)
 -- ARGV[1] item ID, ARGV[2] target state, ARGV[3] now, ARGV[4] history entry (JSON), ARGV[5] '1' when the target
 -- has no step of its own to wait for (terminal, or waiting for a slot), ARGV[6] n = number of sources,
 -- ARGV[7 .. 6+n] the sources, then field/value pairs to set on the item.
@@ -23,10 +26,11 @@ local fields = {}
 for i = 7 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', now, unpack(fields))
 if current ~= target then
-  redis.call('ZREM', KEYS[5 + source_index], id)
+  redis.call('ZREM', KEYS[6 + source_index], id)
   redis.call('HINCRBY', KEYS[3], current, -1)
   redis.call('HINCRBY', KEYS[3], target, 1)
   redis.call('RPUSH', KEYS[2], entry)
+  if is_terminal(current) or is_terminal(target) then settle_batch(KEYS[6], KEYS[3], now) end
 end
 redis.call('ZADD', KEYS[5], now, id)
 -- The step that moved it is at work on it now; it will say when the next step is due (or there is none).
