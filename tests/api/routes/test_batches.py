@@ -90,7 +90,9 @@ def test_too_many_items_is_422(start_api) -> None:
         (b'{"items": [', "body", "must be valid JSON"),
         (b"\xff\xfe{}", "body", "must be valid JSON"),
         (b"", "body", "is required"),
-        (b"[" * 50_000 + b"]" * 50_000, "body", "must be valid JSON (nested too deeply)"),
+        (b"[" * 50_000 + b"]" * 50_000, "body", "must be valid JSON (nested too deeply"),
+        # Parsed by every Python, refused by the API's own rule (Python 3.14 parses the one above too).
+        (b'{"items": ' + b"[" * 40 + b"]" * 40 + b"}", "body", "must be valid JSON (nested too deeply: at most 32"),
         (b'{"items": [{"image_id": "x", "description": "\\ud800"}]}', "body", "must be valid Unicode"),
         (b'"items"', "body", "must be a JSON object"),
         (b'{"items": "all of them"}', "items", "Input should be a valid list"),
