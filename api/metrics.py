@@ -72,7 +72,9 @@ class RedisCollector(Collector):
             labels=[*labels, "blocked_by"],
         )
         circuit = GaugeMetricFamily(
-            "imsrep_account_circuit_open", "1 while the account is in an outage", labels=["account"]
+            "imsrep_account_circuit_open",
+            "1 while the account is in an outage (one circuit per account: both of its modes show it)",
+            labels=labels,
         )
         quota_used = GaugeMetricFamily("imsrep_image_quota_used", "Private images counted by IMS", labels=["account"])
         quota_limit = GaugeMetricFamily("imsrep_image_quota", "Private-image quota of the project", labels=["account"])
@@ -82,11 +84,11 @@ class RedisCollector(Collector):
             limit.add_metric(pool, status.pool.limit)
             others.add_metric(pool, status.taken_by_others)
             waiting.add_metric([*pool, status.blocked_by or "slots"], status.queued)
-            if status.pool.project is not None:  # once per account: its in-region pool
-                circuit.add_metric([status.pool.account], int(status.health.open))
-                if status.quota.quota is not None:
-                    quota_used.add_metric([status.pool.account], status.quota.used)
-                    quota_limit.add_metric([status.pool.account], status.quota.quota)
+            circuit.add_metric(pool, int(status.health.open))
+            # Once per account: its in-region pool, whose copies the project's quota counts.
+            if status.pool.project is not None and status.quota.quota is not None:
+                quota_used.add_metric([status.pool.account], status.quota.used)
+                quota_limit.add_metric([status.pool.account], status.quota.quota)
 
         backlog = GaugeMetricFamily("imsrep_queue_backlog", "Messages waiting in a stage queue", labels=["queue"])
         for queue in Queue:

@@ -9,6 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import walk_to
+from worker.data.accounts import CircuitPolicy
 from worker.domain.states import ItemState
 
 
@@ -109,3 +110,15 @@ def test_metrics_hold_no_state_in_the_api(api) -> None:
     r = api.redis()
     r.delete(f"{api.prefix}:slots:default")
     assert _scrape(api)[("imsrep_slots_in_use", (("account", "default"), ("mode", "in-region")))] == 0
+
+
+def test_an_accounts_outage_shows_with_the_mode_of_each_of_its_pools(api) -> None:
+    # One circuit per account holds both its pools: each mode's series says so, next to that mode's slots and line.
+    local, cross = (("account", "default"), ("mode", "in-region")), (("account", "default"), ("mode", "cross-region"))
+    before = _scrape(api)
+    assert before[("imsrep_account_circuit_open", local)] == before[("imsrep_account_circuit_open", cross)] == 0
+    opened = api.data().accounts.record_outcome("default", "copy", "503", "transient", CircuitPolicy(1, 60.0, 60.0))
+    assert opened == "opened"
+    after = _scrape(api)
+    assert after[("imsrep_account_circuit_open", local)] == after[("imsrep_account_circuit_open", cross)] == 1
+    assert ("imsrep_account_circuit_open", (("account", "default"),)) not in after
