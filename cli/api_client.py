@@ -11,13 +11,13 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from cli.stack import read_stack_file
+from cli.stack import STACK_FILE, read_stack_file
 from config.settings import ENV_PREFIX, Settings
 from worker.domain.spec import ItemSpec
 
@@ -54,10 +54,16 @@ class NoApiConfigured(ValueError):
     pass
 
 
+class UnknownAccount(ValueError):
+    """An account the API has no configuration for was asked for by name."""
+
+
 @dataclass(frozen=True)
 class ApiTarget:
     url: str
     token: str
+    # Where the token came from and how to give another: what a 401 adds to its message (never the token itself).
+    token_hint: str = field(default="", compare=False)
 
 
 def state_dir_default() -> Path:
@@ -67,15 +73,21 @@ def state_dir_default() -> Path:
 def resolve_target(url: str | None, token: str | None, state_dir: Path | None = None) -> ApiTarget:
     """The given address and token (the CLI's options, or ``IMSREP_API_URL``/``IMSREP_API_TOKEN``), else the
     running local stack's stack.json."""
+    stack_file = (state_dir or state_dir_default()) / STACK_FILE
+    if token:
+        hint = f"the token sent came from --token or {TOKEN_ENV}: give the API's token there, or unset both to use "
+        hint += f"the one imsrep up wrote to {stack_file}"
+    else:
+        hint = f"the token sent is the one imsrep up wrote to {stack_file}: give the API's with --token or {TOKEN_ENV}"
     if not (url and token):
-        stack = read_stack_file(state_dir or state_dir_default())
+        stack = read_stack_file(stack_file.parent)
         if stack is not None:
             url, token = url or stack.api_url, token or stack.api_token
     if not url:
         raise NoApiConfigured(f"no API address: pass --api, set {URL_ENV}, or start the local stack (imsrep up)")
     if not token:
         raise NoApiConfigured(f"no API token: pass --token or set {TOKEN_ENV}")
-    return ApiTarget(url.rstrip("/"), token)
+    return ApiTarget(url.rstrip("/"), token, hint)
 
 
 # Backoff of retried reads: exponential from the first delay, capped, with full jitter.
@@ -174,9 +186,16 @@ class ApiClient:
     def retry(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/batches/{batch_id}/retry")
 
-    def accounts(self) -> list[dict[str, Any]]:
-        """``GET /v1/accounts``: each account's credentials, quota, slots, outage and line, per mode."""
-        return self._call("GET", "/v1/accounts")["accounts"]
+    def accounts(self, name: str | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/accounts``: each account's credentials, quota, slots, outage and line, per mode; with ``name``
+        only that account's (``UnknownAccount`` when the API has no account of that name)."""
+        accounts = self._call("GET", "/v1/accounts")["accounts"]
+        if name is None:
+            return accounts
+        if shown := [a for a in accounts if a["name"] == name]:
+            return shown
+        configured = ", ".join(sorted({a["name"] for a in accounts})) or "none"
+        raise UnknownAccount(f"--account {name}: no such account is configured; the configured ones: {configured}")
 
     def check_accounts(self, account: str | None = None) -> list[str]:
         """``POST /v1/accounts/check``: the accounts a worker now checks with one signed read each."""
@@ -212,7 +231,7 @@ class ApiClient:
             raise ApiUnreachable(f"API unreachable at {self.target.url}: {exc or type(exc).__name__}") from None
         if response.is_success:
             return response
-        raise _error(method, path, response)
+        raise _error(method, path, response, self.target)
 
 
 def _json(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
@@ -223,8 +242,9 @@ def _json(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
         raise ApiCallError(problem, response.status_code) from None
 
 
-def _error(method: str, path: str, response: httpx.Response) -> ApiCallError:
-    """From the API's problem document (RFC 9457: ``detail``, ``title``, ``errors``), or whatever came back."""
+def _error(method: str, path: str, response: httpx.Response, target: ApiTarget) -> ApiCallError:
+    """From the API's problem document (RFC 9457: ``detail``, ``title``, ``errors``), or whatever came back; a 401
+    also says where the token came from and how to give another."""
     try:
         body = response.json()
     except ValueError:
@@ -233,4 +253,6 @@ def _error(method: str, path: str, response: httpx.Response) -> ApiCallError:
     message = str(body.get("detail") or body.get("title") or response.reason_phrase or "no message")
     problems = body.get("errors") if isinstance(body.get("errors"), list) else []
     text = f"API refused {method} {path} ({response.status_code}): {message}"
+    if response.status_code == 401 and target.token_hint:
+        text += f"; {target.token_hint}"
     return ApiCallError(text, response.status_code, problems)

@@ -1,18 +1,18 @@
 """The ``imsrep`` command: the local stack, the simulator, the demo and the API client.
 
 Exit codes: 0 everything succeeded, 1 some items did not (or a service died), 2 usage or input errors (a bad
-manifest, a refused request), 3 the API is unreachable.
+manifest, a refused request), 3 the API is unreachable, 130 watching was stopped with Ctrl-C (the batches go on).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,10 +27,12 @@ from cli.api_client import (
     ApiClient,
     ApiUnreachable,
     NoApiConfigured,
+    UnknownAccount,
     resolve_target,
     state_dir_default,
 )
 from cli.demo import run_demo
+from cli.helpflags import show_flags_bare
 from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError, wait_until
 from cli.progress import accounts_table, batches_table, items_table, summary_table, watch
@@ -45,13 +47,16 @@ from worker.domain.priority import Priority
 from worker.domain.states import TERMINAL, ItemState
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 UNSUCCESSFUL = {s.value for s in TERMINAL} - {ItemState.SUCCEEDED.value}
 # How long ``watch`` and ``submit --wait`` ride out an API that does not answer (restarting, overloaded).
 WAIT_PATIENCE = 600.0
 
+show_flags_bare()  # typer's rich help shows `--wait <bool>`, as if a flag took a value
 app = typer.Typer(
     name="imsrep",
-    help="Bulk in-region replication of Huawei Cloud IMS images.",
+    help="Bulk replication of Huawei Cloud IMS images, in a region or across regions: copy, encrypt, decrypt or "
+    "re-key, enable Fast Create, tag and share.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -75,7 +80,7 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit")
     ] = False,
 ) -> None:
-    """Bulk in-region replication of Huawei Cloud IMS images."""
+    """The options of imsrep itself (its description is the app's ``help``)."""
 
 
 # typer shows each option's environment variable in --help (``envvar=``, ``show_envvar``).
@@ -120,12 +125,24 @@ def _errors() -> Iterator[None]:
     except ApiCallError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE if exc.status and exc.status < 500 else EXIT_SOME_FAILED) from None
-    except (ManifestError, NoApiConfigured, SettingsError) as exc:
+    except (ManifestError, NoApiConfigured, SettingsError, UnknownAccount) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     except (ServiceError, TimeoutError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_SOME_FAILED) from None
+
+
+@contextmanager
+def _watching(batch_ids: Sequence[str]) -> Iterator[None]:
+    """Ctrl-C stops the watching, not the batches: say so, and how to watch them again."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        what = "the batch goes" if len(batch_ids) == 1 else "the batches go"
+        again = "; ".join(f"imsrep watch {batch_id}" for batch_id in batch_ids)
+        err.print(f"Stopped watching; {what} on in the background. To watch again: {again}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _client(api: str | None, token: str | None, state_dir: Path | None, *, patient: bool = False) -> ApiClient:
@@ -220,11 +237,11 @@ def submit(
             err.print(f"[yellow]{manifest}:{error.line}:[/] {error.message}", highlight=False)
         for lines in parsed.duplicates():
             same = ", ".join(str(line) for line in lines)
-            err.print(f"[yellow]warning:[/] {manifest}: lines {same} are identical (same image and target name); "
-                      "each is submitted, so the same copy would be made more than once", highlight=False)  # fmt: skip
+            err.print(f"[yellow]warning:[/] {manifest}: lines {same} ask for the same copy (no field but the agency "
+                      "tells them apart); each is submitted, so the same copy would be made more than once",
+                      highlight=False)  # fmt: skip
         if not parsed.rows:
-            err.print(f"[red]error:[/] no valid rows in {manifest}; nothing was submitted")
-            raise typer.Exit(EXIT_USAGE)
+            _nothing_submitted(manifest, "every row has a problem (listed above)")
         key_base = f"imsrep-submit:{parsed.digest[:40]}" + (f":{secrets.token_hex(8)}" if resubmit else "")
         with _client(api, token, state_dir, patient=wait) as client:
             batch = _batch_fields(label, priority)
@@ -235,13 +252,16 @@ def submit(
                 err.print(f"[yellow]{manifest}:{error.line}:[/] refused by the API: {error.message}", highlight=False)
             for warning in submission.warnings:
                 err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            if not submission.batch_ids:
+                _nothing_submitted(manifest, "the API refused every row (listed above)")
             bad = len(parsed.errors) + len(submission.errors)
             replayed = submission.replayed
             earlier = f" ({replayed} of them already accepted by an earlier run)" if replayed else ""
             console.print(f"Submitted {submission.submitted} items{earlier} in batch {', '.join(submission.batch_ids)}"
                           + (f"; {bad} bad rows skipped" if bad else ""), soft_wrap=True)  # fmt: skip
             if wait:
-                watch(client, submission.batch_ids, console)
+                with _watching(submission.batch_ids):
+                    watch(client, submission.batch_ids, console)
             if not (wait or results):
                 raise typer.Exit(EXIT_SOME_FAILED if bad else EXIT_OK)
             outcome = collect_results(client, submission, parsed.errors)
@@ -250,6 +270,11 @@ def submit(
             console.print(f"Results written to {results}")
         console.print(summary_table(outcome))
         raise typer.Exit(EXIT_OK if all(r.complete for r in outcome) else EXIT_SOME_FAILED)
+
+
+def _nothing_submitted(manifest: Path, why: str) -> NoReturn:
+    err.print(f"[red]error:[/] no valid rows in {manifest}: {why}; nothing was submitted", highlight=False)
+    raise typer.Exit(EXIT_USAGE)
 
 
 def _print_chunk(chunk: Chunk) -> None:
@@ -349,7 +374,8 @@ def select(
         if not (wait or results):
             return
         if wait:
-            watch(client, [batch_id], console)
+            with _watching([batch_id]):
+                watch(client, [batch_id], console)
         batch = client.batch(batch_id)
         items = list(client.items(batch_id))
     outcome = [ItemResult.of(item) for item in items]
@@ -514,7 +540,7 @@ def _batch_exit(batch: dict, items: list[dict]) -> int:
 @app.command("watch")
 def watch_command(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
     """Show a live progress bar until every item of the batch is done."""
-    with _errors(), _client(api, token, state_dir, patient=True) as client:
+    with _errors(), _client(api, token, state_dir, patient=True) as client, _watching([batch_id]):
         watch(client, [batch_id], console)
         items = list(client.items(batch_id))
         batch = client.batch(batch_id)
@@ -577,13 +603,15 @@ def accounts(
 ) -> None:
     """Each account's credentials, image quota, slots (and those taken elsewhere), outage and waiting items.
 
-    Exit 0 when every account shown is usable (credentials not refused, no outage), 1 otherwise."""
+    Exit 0 when every account shown is usable (credentials not refused, no outage), 1 otherwise, 2 for an --account
+    that is not configured."""
     with _errors(), _client(api, token, state_dir) as client:
+        shown = client.accounts(account)  # an unknown account is refused before any check is asked for
         if check:
             started = datetime.now(timezone.utc)  # before asking: a held account's check is done in a moment
             asked = set(client.check_accounts(account))
             wait_until(lambda: _checked(client.accounts(), asked, started), 60, "the credentials checks")
-        shown = [a for a in client.accounts() if account is None or a["name"] == account]
+            shown = client.accounts(account)
     console.print(accounts_table(shown))
     usable = all(a["credentials"]["state"] != "refused" and a["outage"]["state"] == "closed" for a in shown)
     raise typer.Exit(EXIT_OK if usable else EXIT_SOME_FAILED)

@@ -117,12 +117,21 @@ class Manifest:
         self.rows.append(ManifestRow(line, spec))
 
     def duplicates(self) -> list[list[int]]:
-        """Lines of rows that ask for the same copy (same account, image and target name), each group in order:
-        submitted together, they would make the same copy twice."""
-        groups: dict[tuple[str | None, str, str | None], list[int]] = {}
+        """Lines of rows that ask for the same copy (``_copy_key``), each group in order: submitted together, they
+        would make the same copy twice."""
+        groups: dict[tuple[object, ...], list[int]] = {}
         for row in self.rows:
-            groups.setdefault((row.spec.account, row.spec.image_id, row.spec.name), []).append(row.line)
+            groups.setdefault(_copy_key(row.spec), []).append(row.line)
         return [lines for lines in groups.values() if len(lines) > 1]
+
+
+def _copy_key(spec: ItemSpec) -> tuple[object, ...]:
+    """What the copy a row asks for is: every field of the row but the agency, which only says who makes a
+    cross-region copy. Tags and the projects it is shared with compare as sets."""
+    fields = spec.model_dump(exclude={"agency"})
+    fields["share_with"] = frozenset(spec.share_with or ())
+    fields["tags"] = frozenset((spec.tags or {}).items())
+    return tuple(fields.items())
 
 
 _RULES = {"missing": "is required", "extra_forbidden": "is not a known field"}

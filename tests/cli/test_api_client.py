@@ -41,6 +41,21 @@ def test_target_from_options_then_stack_file(tmp_path: Path, no_api_env: None) -
     assert resolve_target("http://opt:3", "opt-token", tmp_path) == ApiTarget("http://opt:3", "opt-token")
 
 
+def test_a_refused_token_names_every_place_a_token_comes_from(no_api_env: None) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"detail": "missing or invalid bearer token"})
+
+    target = resolve_target("http://api.test", "t")
+    with ApiClient(target, transport=httpx.MockTransport(refuse)) as client, pytest.raises(ApiCallError) as caught:
+        client.batch("b")
+    assert caught.value.status == 401
+    assert str(caught.value) == (
+        "API refused GET /v1/batches/b (401): missing or invalid bearer token; the token sent came from --token or "
+        "IMSREP_API_TOKEN: give the API's token there, or unset both to use the one imsrep up wrote to "
+        ".state/stack.json"
+    )
+
+
 def test_a_url_without_a_token_is_a_usage_error(tmp_path: Path, no_api_env: None) -> None:
     with pytest.raises(NoApiConfigured, match="token"):
         resolve_target("http://api:1", None, tmp_path)

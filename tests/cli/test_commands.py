@@ -8,9 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from cli.main import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app
+from cli import progress
+from cli.main import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app
 from cli.processes import free_port
 
 IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
@@ -64,11 +66,30 @@ def test_missing_manifest_is_an_input_error(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_USAGE and "cannot read" in result.stderr
 
 
-def test_wrong_token_is_one_line(api_server) -> None:
+def test_wrong_token_is_one_line_saying_where_it_came_from_and_how_to_give_another(tmp_path, api_server) -> None:
     result = runner.invoke(app, ["status", "a" * 32, "--api", api_server.url, "--token", "wrong"])
     assert result.exit_code == EXIT_USAGE
-    expected = f"error: API refused GET /v1/batches/{'a' * 32} (401): missing or invalid bearer token"
+    expected = (
+        f"error: API refused GET /v1/batches/{'a' * 32} (401): missing or invalid bearer token; the token sent came "
+        "from --token or IMSREP_API_TOKEN: give the API's token there, or unset both to use the one imsrep up wrote "
+        f"to {tmp_path}/state/stack.json"
+    )
     assert result.stderr.strip() == expected
+
+
+def test_a_stale_stack_file_token_is_named_as_the_one_sent(tmp_path: Path, api_server) -> None:
+    # ``imsrep up`` of another stack left its token behind: the CLI read it, and says so.
+    stack = {"api_url": api_server.url, "api_token": "an-old-stack-token", "flower_url": "", "flower_user": "",
+             "flower_password": "", "redis_url": "", "state_dir": "state", "log_dir": ""}  # fmt: skip
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "stack.json").write_text(json.dumps(stack))
+    result = runner.invoke(app, ["batches"])
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr.strip() == (
+        "error: API refused GET /v1/batches (401): missing or invalid bearer token; the token sent is the one imsrep "
+        f"up wrote to {tmp_path}/state/stack.json: give the API's with --token or IMSREP_API_TOKEN"
+    )
+    assert "an-old-stack-token" not in result.output
 
 
 def test_unknown_batch(api_server) -> None:
@@ -185,7 +206,7 @@ def test_identical_rows_are_warned_about_with_their_lines(tmp_path: Path, api_se
     manifest = _manifest(tmp_path, f"image_id,name\n{IMG},a\n{IMG},b\n{IMG},a\n")
     result = runner.invoke(app, ["submit", manifest, *_api(api_server)])
     assert result.exit_code == EXIT_OK, result.output
-    assert "lines 2, 4 are identical" in " ".join(result.stderr.split())
+    assert "lines 2, 4 ask for the same copy" in " ".join(result.stderr.split())
 
 
 def test_each_accepted_chunk_is_printed_as_it_is_accepted(tmp_path: Path, api_server) -> None:
@@ -212,3 +233,60 @@ def test_select_submits_a_selector_once_a_day_and_refuses_an_impossible_template
 
     bad = runner.invoke(app, ["select", "--no-fast-create", "--name", "{name}<old>", *_api(api_server)])
     assert bad.exit_code == EXIT_USAGE and "(422)" in bad.stderr and "template.name" in bad.stderr
+
+
+def test_a_manifest_whose_every_row_the_api_refuses_submits_nothing_and_exits_2(tmp_path: Path, api_server) -> None:
+    manifest = _manifest(tmp_path, f"image_id,account\n{IMG},nowhere\n")
+    result = runner.invoke(app, ["submit", manifest, *_api(api_server)])
+    assert result.exit_code == EXIT_USAGE, result.output
+    stderr = " ".join(result.stderr.split())
+    assert f"{manifest}:2: refused by the API: account:" in stderr
+    assert f"error: no valid rows in {manifest}: the API refused every row (listed above); nothing was submitted" \
+        in stderr  # fmt: skip
+    assert "Submitted" not in result.stdout and "batch" not in result.stdout
+
+
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_an_unknown_account_is_an_error_naming_the_configured_ones(api_server, check: list[str]) -> None:
+    result = runner.invoke(app, ["accounts", "--account", "nosuch", *check, *_api(api_server)])
+    assert result.exit_code == EXIT_USAGE, result.output
+    expected = "error: --account nosuch: no such account is configured; the configured ones: default"
+    assert result.stderr.strip() == expected and result.stdout == ""
+
+
+def _commands() -> list[list[str]]:
+    return [[], *([name] for name in sorted(typer.main.get_command(app).commands))]
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda command: " ".join(["imsrep", *command]))
+def test_help_shows_each_flag_as_a_flag_without_a_value(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_OK and "--help" in result.stdout
+    valued = [line.strip() for line in result.stdout.splitlines() if re.search(r"<bool>|\bBOOLEAN\b", line)]
+    assert valued == []
+
+
+def test_help_says_what_imsrep_does() -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    said = " ".join(result.stdout.split())
+    assert "in a region or across regions: copy, encrypt, decrypt or re-key, enable Fast Create, tag and share" in said
+
+
+@pytest.mark.parametrize("command", [["watch"], ["submit", "--wait"]], ids=" ".join)
+def test_ctrl_c_while_watching_says_the_batch_goes_on_and_how_to_watch_it_again(
+    tmp_path: Path, api_server, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    manifest = _manifest(tmp_path, f"image_id,name\n{IMG},watched\n")
+    submitted = runner.invoke(app, ["submit", manifest, *_api(api_server)])
+    batch_id = re.search(r"in batch ([0-9a-f]{32})", submitted.stdout).group(1)
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt  # where a Ctrl-C lands: between two looks at the batch (no worker ends it here)
+
+    monkeypatch.setattr(progress.time, "sleep", ctrl_c)
+    argv = [command[0], batch_id if command == ["watch"] else manifest, *command[1:], *_api(api_server)]
+    result = runner.invoke(app, argv)  # submit: the same manifest again, answered with the same batch
+    assert result.exit_code == EXIT_INTERRUPTED, result.output
+    assert result.stderr.strip().endswith(
+        f"Stopped watching; the batch goes on in the background. To watch again: imsrep watch {batch_id}"
+    )

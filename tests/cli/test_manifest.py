@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,30 @@ def test_identical_rows_are_found_by_line() -> None:
         f"{IMG},web,prod\n"  # 8: another account
     )
     assert parse_manifest(text, "csv").duplicates() == [[2, 3], [5, 6]]
+
+
+def test_rows_that_differ_in_any_field_of_the_copy_are_not_duplicates() -> None:
+    p1, p2 = "a" * 32, "b" * 32
+    base = {"image_id": IMG, "name": "web"}
+    rows = [
+        base,  # 2
+        {**base, "target_region": "cn-south-1"},  # 3: another region
+        {**base, "target_region": "cn-south-1", "agency": "other_agency"},  # 4: the same copy, made by another agency
+        {**base, "target_region": "cn-south-1", "target_project": "cn-south-1_apps"},  # 5: another project
+        {**base, "kms_key": "app-key"},  # 6: another key
+        {**base, "description": "d"},  # 7
+        {**base, "enterprise_project_id": "0"},  # 8
+        {**base, "tags": {"team": "web", "env": "prod"}},  # 9
+        {**base, "tags": {"env": "prod", "team": "web"}},  # 10: the same tags
+        {**base, "tags": {"team": "db"}},  # 11
+        {**base, "share_with": [p1, p2]},  # 12
+        {**base, "share_with": [p2, p1]},  # 13: the same projects
+        {**base, "share_with": [p1]},  # 14
+        {**base, "provenance": False},  # 15
+        base,  # 16
+    ]
+    text = "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"
+    assert parse_manifest(text, "json").duplicates() == [[2, 16], [3, 4], [9, 10], [12, 13]]
 
 
 def test_a_deeply_nested_json_manifest_is_an_error_not_a_crash(tmp_path: Path) -> None:
