@@ -28,8 +28,8 @@ from worker.domain.spec import ItemSpec
 from worker.pressure import REFUSALS
 
 DESCRIPTION = """
-Bulk in-region replication of Huawei Cloud IMS images. Submit a batch (or one image), get `202` with IDs at once,
-then follow each item to its verdict: the new image ID, or a stable reason code and a message.
+Bulk replication of Huawei Cloud IMS images, in a region or across regions. Submit a batch (or one image), get `202`
+with IDs at once, then follow each item to its verdict: the new image ID, or a stable reason code and a message.
 
 Every `/v1` call needs `Authorization: Bearer <token>`. `/healthz`, `/readyz` and `/metrics` are open.
 
