@@ -1,5 +1,6 @@
 # One image for every Python service of docker-compose.yml (api, worker, beat, flower, simulator).
-FROM python:3.12.8-slim-bookworm
+# Python 3.14 (3.14.10, as Debian unstable packages it in 2026-12) on Debian 13: supported lines, patched, pinned.
+FROM python:3.14.10-slim-trixie
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

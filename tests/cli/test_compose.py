@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from cli import services
 from config.settings import ENV_PREFIX, AccountSettings, Settings, redis_nodes
@@ -24,6 +25,7 @@ from worker.run import WORKER_ENV
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BROKER = "redis://redis:6379/0"
 PYTHON_SERVICES = ("api", "worker", "beat", "flower", "simulator")
 SECRETS = {"IMSREP_API_TOKENS": "compose-check-token", "IMSREP_FLOWER_PASSWORD": "compose-check-password"}
@@ -228,7 +230,8 @@ def test_one_pinned_image_for_the_python_services_installed_from_the_lock(compos
     images = {compose[name]["image"] for name in PYTHON_SERVICES}
     assert images == {"ims-replicator:local"}
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.12\.\d+-slim", dockerfile, re.MULTILINE), dockerfile
+    base = re.search(r"^FROM python:(3\.\d+)\.\d+-slim-trixie$", dockerfile, re.MULTILINE)  # a patch release, pinned
+    assert base and f"Programming Language :: Python :: {base[1]}" in PYPROJECT["project"]["classifiers"], dockerfile
     assert "pip install -c constraints.txt ." in dockerfile and "constraints.txt ./" in dockerfile
 
 
