@@ -14,7 +14,7 @@ else
 INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
 endif
 
-.PHONY: demo test lint simulator up lock clean
+.PHONY: demo test lint simulator up lock clean matrix
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,3 +48,8 @@ lock:
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache
+
+# The demo and the fast test tiers on Python 3.13, 3.14 and 3.15, each in a fresh clone inside a minimal Debian root
+# (no compiler); needs root. `make matrix MATRIX_ARGS="--fresh 3.15"`; usage in .ci/matrix.
+matrix:
+	bash .ci/matrix $(MATRIX_ARGS)
