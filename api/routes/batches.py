@@ -161,7 +161,10 @@ def list_items(
 )
 def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
     counts = service.cancel(batch_id)
+    # Every item is counted once: cancelled, ended before the cancel came, or running on at IMS.
     message = f"{counts.cancelled} cancelled"
+    if counts.already_terminal:
+        message += f"; {counts.already_terminal} had already ended"
     if counts.not_cancellable_running:
         message += f"; {counts.not_cancellable_running} not cancelled: {RUNNING_NOT_CANCELLABLE}"
     return CancelOutcome(
