@@ -44,11 +44,11 @@ from config.settings import ENV_PREFIX, SettingsError
 from config.version import VERSION
 from simulator.cli import simulator_command
 from worker.domain.priority import Priority
-from worker.domain.states import TERMINAL, ItemState
+from worker.domain.states import TERMINAL
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-UNSUCCESSFUL = {s.value for s in TERMINAL} - {ItemState.SUCCEEDED.value}
+ENDED = {s.value for s in TERMINAL}
 # How long ``watch`` and ``submit --wait`` ride out an API that does not answer (restarting, overloaded).
 WAIT_PATIENCE = 600.0
 
@@ -504,7 +504,12 @@ def _selection_line(batch: dict) -> str:
 def status(
     batch_id: str,
     failed: Annotated[
-        bool, typer.Option("--failed", help="Only the items that ended without a copy (failed, rejected, cancelled)")
+        bool,
+        typer.Option(
+            "--failed",
+            help="Only the items that did not end complete: no copy (failed, rejected, cancelled), or a copy whose "
+            "tags or sharing failed",
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch and all its items as JSON")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write the items shown (.csv or .json)")] = None,
@@ -517,7 +522,7 @@ def status(
         batch = client.batch(batch_id)
         items = list(client.items(batch_id))
     if failed:
-        items = [item for item in items if item["state"] in UNSUCCESSFUL]
+        items = [i for i in items if i["state"] in ENDED and not ItemResult.of(i).complete]  # what exits 1
     if results:
         write_results(results, [ItemResult.of(item) for item in items])
         err.print(f"Results written to {results}")
@@ -533,7 +538,7 @@ def _batch_exit(batch: dict, items: list[dict]) -> int:
     """0 when every item succeeded with all its follow-ups (a copy whose sharing failed says so: 1)."""
     all_ok = batch["done"] and batch["counts"].get("succeeded", 0) == batch["total"]
     failed_selection = (batch.get("selection") or {}).get("state") == "failed"
-    ok = all_ok and not failed_selection and not any(item.get("reason") for item in items)
+    ok = all_ok and not failed_selection and all(ItemResult.of(item).complete for item in items)
     return EXIT_OK if ok else EXIT_SOME_FAILED
 
 

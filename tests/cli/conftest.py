@@ -16,6 +16,7 @@ import pytest
 from cli import services
 from cli.processes import ManagedProcess, free_port
 from cli.stack import not_ready_reason
+from worker.data import RecordStore, open_data_layer
 
 TOKEN = "cli-test-token-4d8e1a"
 CLI_DB = 8
@@ -25,14 +26,21 @@ CLI_DB = 8
 class ApiServer:
     url: str
     token: str
+    redis_url: str
+    prefix: str
+
+    def store(self) -> RecordStore:
+        """The API's records, to put an item where a worker would have."""
+        return open_data_layer(self.redis_url, self.prefix).records
 
 
 @pytest.fixture(scope="session")
 def api_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     port = free_port()
+    redis_url, prefix = f"redis://127.0.0.1:{redis_server.port}/{CLI_DB}", f"cli{uuid.uuid4().hex[:8]}"
     env = {
-        "IMSREP_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/{CLI_DB}",
-        "IMSREP_KEY_PREFIX": f"cli{uuid.uuid4().hex[:8]}",
+        "IMSREP_REDIS_URL": redis_url,
+        "IMSREP_KEY_PREFIX": prefix,
         "IMSREP_API_TOKENS": TOKEN,
         "IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID": uuid.uuid4().hex,
         "IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY": "AKCLITEST",
@@ -43,6 +51,6 @@ def api_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = f"http://127.0.0.1:{port}"
     try:
         proc.wait_ready(lambda: not_ready_reason(f"{url}/healthz") is None, timeout=30)
-        yield ApiServer(url, TOKEN)
+        yield ApiServer(url, TOKEN, redis_url, prefix)
     finally:
         proc.stop()

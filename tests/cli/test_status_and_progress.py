@@ -12,6 +12,9 @@ from typer.testing import CliRunner
 
 from cli.main import EXIT_SOME_FAILED, app
 from cli.progress import RateColumn
+from tests.support import walk_to
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
 
 IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
 runner = CliRunner()
@@ -39,6 +42,20 @@ def test_status_failed_shows_only_items_that_ended_without_a_copy(tmp_path: Path
 
     pending = runner.invoke(app, ["status", running, "--failed", "--json", *api])
     assert pending.exit_code == EXIT_SOME_FAILED and json.loads(pending.stdout)["items"] == []
+
+
+def test_status_failed_also_shows_a_copy_whose_sharing_failed(tmp_path: Path, api_server) -> None:
+    api = ["--api", api_server.url, "--token", api_server.token]
+    batch = _submit(tmp_path, api, 3)
+    ids = [i["item_id"] for i in json.loads(runner.invoke(app, ["status", batch, "--json", *api]).stdout)["items"]]
+    store = api_server.store()
+    walk_to(store, ids[0], ItemState.SUCCEEDED, new_image_id="img-copy-0")
+    walk_to(store, ids[1], ItemState.SUCCEEDED, new_image_id="img-copy-1", reason=ReasonCode.NOT_SHARED)
+    walk_to(store, ids[2], ItemState.VALIDATING)  # still under way: not shown
+
+    shown = runner.invoke(app, ["status", batch, "--failed", "--json", *api])
+    assert shown.exit_code == EXIT_SOME_FAILED
+    assert [(i["item_id"], i["reason"]) for i in json.loads(shown.stdout)["items"]] == [(ids[1], "NOT_SHARED")]
 
 
 def test_rate_column_shows_items_per_minute() -> None:
