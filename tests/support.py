@@ -7,6 +7,9 @@ import shutil
 import subprocess
 from collections import deque
 
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+
 from worker.data import RecordStore
 from worker.domain.states import MOVES, Event, ItemState
 
@@ -49,3 +52,14 @@ def debian_package(program: str, package: str) -> str | None:
         if done.returncode != 0:
             return f"{' '.join(argv)} failed: {done.stderr.strip()[-500:]}"
     return None
+
+
+def locked_pins(constraints: str) -> dict[str, str]:
+    """constraints.txt's pins that apply to this Python (their markers evaluated), name -> version."""
+    pins = {}
+    for line in constraints.splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            if requirement.marker is None or Marker(str(requirement.marker)).evaluate():
+                pins[requirement.name] = str(requirement.specifier).removeprefix("==")
+    return pins

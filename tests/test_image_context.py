@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
-from packaging.markers import Marker
-from packaging.requirements import Requirement
+
+from tests.support import locked_pins
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCKED = ("celery", "kombu", "redis")
@@ -355,16 +355,6 @@ def _pip_install_argv(dockerfile: str) -> list[str]:
     return installs[0]
 
 
-def _pins(constraints: str) -> dict[str, str]:
-    pins = {}
-    for line in constraints.splitlines():
-        if line.strip() and not line.startswith("#"):
-            requirement = Requirement(line)
-            if requirement.marker is None or Marker(str(requirement.marker)).evaluate():
-                pins[requirement.name.lower()] = str(requirement.specifier).removeprefix("==")
-    return pins
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(600)
 def test_the_dockerfile_install_succeeds_on_the_build_context(tmp_path: Path) -> None:
@@ -397,5 +387,5 @@ def test_the_dockerfile_install_succeeds_on_the_build_context(tmp_path: Path) ->
     versions = json.loads(
         subprocess.run([str(python), "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     )
-    pins = _pins((context / "constraints.txt").read_text())
+    pins = locked_pins((context / "constraints.txt").read_text())
     assert versions == {name: pins[name] for name in LOCKED}

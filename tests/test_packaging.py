@@ -10,8 +10,9 @@ from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 import tomllib
-from packaging.markers import Marker
 from packaging.requirements import Requirement
+
+from tests.support import locked_pins
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -65,12 +66,7 @@ def test_the_lock_is_used_by_every_install_and_was_installed_here() -> None:
     assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "-c constraints.txt" in (ROOT / "Dockerfile").read_text()
-    pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            requirement = Requirement(line)
-            if requirement.marker is None or Marker(str(requirement.marker)).evaluate():
-                pins[requirement.name] = str(requirement.specifier).removeprefix("==")
+    pins = locked_pins((ROOT / "constraints.txt").read_text())
     assert {"celery", "kombu", "redis", "fastapi", "pytest"} <= set(pins)
     differ = {name: (pin, version(name)) for name, pin in pins.items() if version(name) != pin}
     assert not differ, f"this environment was not installed from constraints.txt (make): {differ}"
