@@ -64,6 +64,8 @@ class ApiTarget:
     token: str
     # Where the token came from and how to give another: what a 401 adds to its message (never the token itself).
     token_hint: str = field(default="", compare=False)
+    # Where the address came from and what to do when nothing answers there: what "unreachable" adds.
+    address_hint: str = field(default="", compare=False)
 
 
 def state_dir_default() -> Path:
@@ -79,15 +81,18 @@ def resolve_target(url: str | None, token: str | None, state_dir: Path | None = 
         hint += f"the one imsrep up wrote to {stack_file}"
     else:
         hint = f"the token sent is the one imsrep up wrote to {stack_file}: give the API's with --token or {TOKEN_ENV}"
+    where = f"the address came from --api or {URL_ENV}: start the API there, or unset both to use imsrep up's"
     if not (url and token):
         stack = read_stack_file(stack_file.parent)
         if stack is not None:
+            if not url:
+                where = f"the address is from {stack_file}: is imsrep up still running? (its logs: {stack.log_dir})"
             url, token = url or stack.api_url, token or stack.api_token
     if not url:
         raise NoApiConfigured(f"no API address: pass --api, set {URL_ENV}, or start the local stack (imsrep up)")
     if not token:
         raise NoApiConfigured(f"no API token: pass --token or set {TOKEN_ENV}")
-    return ApiTarget(url.rstrip("/"), token, hint)
+    return ApiTarget(url.rstrip("/"), token, hint, where)
 
 
 # Backoff of retried reads: exponential from the first delay, capped, with full jitter.
@@ -228,7 +233,8 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiUnreachable(f"API unreachable at {self.target.url}: {exc or type(exc).__name__}") from None
+            why = f"API unreachable at {self.target.url}: {exc or type(exc).__name__}"
+            raise ApiUnreachable(f"{why}; {self.target.address_hint}" if self.target.address_hint else why) from None
         if response.is_success:
             return response
         raise _error(method, path, response, self.target)

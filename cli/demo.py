@@ -23,6 +23,7 @@ from cli.api_client import ApiClient, ApiTarget
 from cli.manifest import read_manifest, write_manifest
 from cli.progress import STATE_STYLE, summary_table, watch
 from cli.results import ItemResult, write_results
+from cli.services import SIMULATOR_SECOND_REGION, SIMULATOR_SHARE_PROJECT
 from cli.stack import LocalStack, StackInfo, StackOptions
 from cli.submission import collect_results, submit_rows
 from config.settings import AccountSettings
@@ -36,10 +37,6 @@ UNKNOWN_IMAGE_ID = "00000000-0000-4000-8000-00000000dead"
 UNKNOWN = "no such image"
 
 SIMULATOR_OPTIONS = {"copy_seconds": 3, "image_quota": 100_000}
-# The simulator's second region (a cross-region copy's destination) and a project of the first region that copies
-# are shared with (not an account: only a member).
-DEMO_REGION = "cn-south-1"
-SHARE_PROJECT = "0123456789abcdef0123456789abcdef"
 # Poll soon and often: demo copies take seconds, not the minutes the defaults are made for.
 DEMO_ENV = {"IMSREP_POLL_INITIAL_DELAY": "1", "IMSREP_POLL_MIN_INTERVAL": "0.5"}
 
@@ -100,11 +97,12 @@ SCENARIOS: list[Scenario] = [
              kms_key="disabled-key"),  # fmt: skip
     _refused("unknown key", "ubuntu-22.04-web", ReasonCode.KEY_NOT_FOUND, name="web-unknown-key",
              kms_key="no-such-key"),  # fmt: skip
-    Scenario(f"cross-region copy to {DEMO_REGION}", "debian-12-base", OK, target_region=DEMO_REGION),
+    Scenario(f"cross-region copy to {SIMULATOR_SECOND_REGION}", "debian-12-base", OK,
+             target_region=SIMULATOR_SECOND_REGION),  # fmt: skip
     _refused("encrypted source across regions", "euleros-encrypted", ReasonCode.ENCRYPTED_CROSS_REGION,
-             name="euleros-south", target_region=DEMO_REGION),  # fmt: skip
+             name="euleros-south", target_region=SIMULATOR_SECOND_REGION),  # fmt: skip
     Scenario("decrypt, then tag and share with another project", "euleros-encrypted", OK, name="euleros-shared",
-             share_with=(SHARE_PROJECT,), tags=(("purpose", "shared"),)),  # fmt: skip
+             share_with=(SIMULATOR_SHARE_PROJECT,), tags=(("purpose", "shared"),)),  # fmt: skip
 ]
 
 
@@ -171,8 +169,8 @@ def run_demo(state_dir: Path, console: Console, *, keep: bool = False, ports: di
         state_dir=state_dir,
         demo=True,
         simulator=dict(SIMULATOR_OPTIONS),
-        simulator_project_ids=(services.SIMULATOR_PROJECT_ID, SHARE_PROJECT),
-        simulator_regions=(DEMO_REGION,),
+        simulator_project_ids=services.EXAMPLE_PROJECTS,
+        simulator_regions=services.EXAMPLE_REGIONS,
         env=dict(DEMO_ENV),
     )
     if ports:

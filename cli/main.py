@@ -17,7 +17,6 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.status import Status
-from rich.table import Table
 
 from cli import campaign, planning
 from cli.api_client import (
@@ -37,7 +36,7 @@ from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError, wait_until
 from cli.progress import accounts_table, batches_table, items_table, summary_table, watch
 from cli.results import ItemResult, write_results
-from cli.services import DEFAULT_PORTS
+from cli.services import DEFAULT_PORTS, EXAMPLE_PROJECTS, EXAMPLE_REGIONS, SIMULATOR_SHARE_PROJECT
 from cli.stack import LocalStack, SentinelSpec, StackInfo, StackOptions, sigterm_as_interrupt
 from cli.submission import DEFAULT_CHUNK, Chunk, collect_results, submit_rows
 from config.settings import ENV_PREFIX, SettingsError
@@ -176,13 +175,19 @@ def up(
     ports = {"api": api_port, "flower": flower_port, "redis": redis_port, "simulator": simulator_port}
     with _errors(), sigterm_as_interrupt():
         options = StackOptions(
-            state_dir=state_dir or state_dir_default(), ports=ports, sentinel=SentinelSpec() if sentinel else None
+            state_dir=state_dir or state_dir_default(),
+            ports=ports,
+            sentinel=SentinelSpec() if sentinel else None,
+            # What examples/ and the README use: a second region (with the agency) and a project to share with.
+            simulator_project_ids=EXAMPLE_PROJECTS,
+            simulator_regions=EXAMPLE_REGIONS,
         )
         stack = LocalStack(options)
         try:
             with console.status("Starting the services..."):
                 info = stack.start()
-            console.print(_addresses(info, stack.simulator_mode))
+            for line in _addresses(info, stack.simulator_mode):
+                console.print(line, soft_wrap=True, highlight=False)
             console.print(f"Written to {info.state_dir}/stack.json (mode 0600); logs in {info.log_dir}. Ctrl-C stops.")
             dead = stack.supervise()
             err.print(f"[red]error:[/] {dead.name} exited; stopping everything. Last lines of {dead.log_path}:")
@@ -194,17 +199,22 @@ def up(
             stack.stop()
 
 
-def _addresses(info: StackInfo, simulator_mode: bool) -> Table:
-    table = Table(title="imsrep is running", show_header=False)
-    table.add_row("API", info.api_url, f"token {info.api_token}")
-    table.add_row("API docs", f"{info.api_url}/docs", "")
-    table.add_row("Flower", info.flower_url, f"user {info.flower_user}  password {info.flower_password}")
-    master = f"Sentinel master {info.redis_sentinel_master}" if info.redis_sentinel_master else ""
-    table.add_row("Redis", info.redis_url, master)
+def _addresses(info: StackInfo, simulator_mode: bool) -> list[str]:
+    """One line per service: lines, not a table, so that no narrow terminal cuts a token or a key in two."""
+    master = f"  (Sentinel master {info.redis_sentinel_master})" if info.redis_sentinel_master else ""
+    lines = [
+        "[bold]imsrep is running[/]",
+        f"  API        {info.api_url}  token {info.api_token}",
+        f"  API docs   {info.api_url}/docs",
+        f"  Flower     {info.flower_url}  user {info.flower_user}  password {info.flower_password}",
+        f"  Redis      {info.redis_url}{master}",
+    ]
     if simulator_mode:
-        keys = f"AK {info.simulator_access_key}  SK {info.simulator_secret_key}"
-        table.add_row("Simulator", info.simulator_url, keys)
-    return table
+        lines.append(f"  Simulator  {info.simulator_url} ({info.simulator_region}, project {info.simulator_project_id})"
+                     f"  AK {info.simulator_access_key}  SK {info.simulator_secret_key}")  # fmt: skip
+        lines += [f"             {url} ({region})" for region, url in info.simulator_regions.items()]
+        lines.append(f"             a second project to share with: {SIMULATOR_SHARE_PROJECT}")
+    return lines
 
 
 @app.command()

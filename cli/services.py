@@ -27,7 +27,7 @@ FLOWER_CONFIG = "worker.flower_config"  # the stage queues and the broker, read 
 # The well-known ports of ``imsrep up`` and docker-compose.yml.
 DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
 
-# The simulator's single region and project in the local stack: fixed, so that its deterministic image IDs (and the
+# The simulator's home region and project in the local stack: fixed, so that its deterministic image IDs (and the
 # sample manifests in examples/) stay the same from run to run.
 SIMULATOR_REGION = "cn-north-4"
 SIMULATOR_PROJECT_ID = "ac234de25c6741d2b1273da49eea1b9e"
@@ -35,6 +35,12 @@ SIMULATOR_PROJECT_ID = "ac234de25c6741d2b1273da49eea1b9e"
 SIMULATOR_SECRETS = ("access_key", "secret_key", "iam_password")
 # The agency the simulator knows in every region (docs/simulator.md), named by its accounts' cross-region copies.
 SIMULATOR_AGENCY = "ims_admin_agency"
+# What examples/ needs besides: a second region (a cross-region copy's destination) and a second project of the first
+# region that copies are shared with (a member, not an account). ``imsrep up`` and the demo both serve them.
+SIMULATOR_SECOND_REGION = "cn-south-1"
+SIMULATOR_SHARE_PROJECT = "0123456789abcdef0123456789abcdef"
+EXAMPLE_PROJECTS = (SIMULATOR_PROJECT_ID, SIMULATOR_SHARE_PROJECT)
+EXAMPLE_REGIONS = (SIMULATOR_SECOND_REGION,)
 
 
 @dataclass(frozen=True)

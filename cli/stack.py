@@ -31,8 +31,8 @@ import redis
 from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
 from cli.services import Service
-from config.settings import ENV_PREFIX, Settings, load_settings
-from worker.data import RedisTarget, open_data_layer, topology
+from config.settings import ENV_PREFIX, Settings, load_settings, redis_nodes
+from worker.data import RedisTarget, open_data_layer, redis_target, topology
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
@@ -214,6 +214,9 @@ class LocalStack:
             raise
 
     def _start(self) -> StackInfo:
+        self._refuse_taken_ports()
+        if not self.own_redis:
+            self._check_configured_redis()
         for service in self.plan():
             if not service.data_store and self.options.sentinel is not None and self.own_redis:
                 self.wait_topology()  # once, before the first service that uses Redis
@@ -410,8 +413,45 @@ class LocalStack:
         if port == 0:
             return free_port(HOST)
         if tcp_open(HOST, port):
-            raise ServiceError(f"port {port} for {name} is already in use; choose another with --{name}-port")
+            raise ServiceError(_ports_taken({name: port}))
         return port
+
+    def _refuse_taken_ports(self) -> None:
+        """Every fixed port the stack would listen on that something else holds, named at once (not one per try)."""
+        runs = {"redis": self.own_redis, "simulator": self.simulator_mode, "api": True, "flower": self.options.flower}
+        wanted = {name for name, yes in runs.items() if yes}
+        taken = {
+            name: port
+            for name, port in self.options.ports.items()
+            if name in wanted and port and name not in self.ports and tcp_open(HOST, port)
+        }
+        if taken:
+            raise ServiceError(_ports_taken(taken))
+
+    def _check_configured_redis(self, timeout: float = 5.0) -> None:
+        """A Redis given by IMSREP_REDIS_URL must answer before anything starts: otherwise every service would wait
+        on it in silence and ``up`` would only time out, the cause in the services' logs."""
+        nodes = redis_nodes(self.settings.redis_url)
+        where = ", ".join(f"{host}:{port}" for host, port in nodes.hosts)
+        deadline = time.monotonic() + timeout
+        data = open_data_layer(redis_target(self.settings), "ready")
+        try:
+            while True:
+                try:
+                    data.ping()
+                    return
+                except redis.BusyLoadingError:
+                    return  # it answers; the services wait for the load like any other
+                except redis.RedisError as exc:
+                    if time.monotonic() >= deadline:
+                        raise ServiceError(
+                            f"the Redis that {ENV_PREFIX}REDIS_URL names ({where}) does not answer: "
+                            f"{type(exc).__name__}: {str(exc).rstrip('.')}; start it, correct {ENV_PREFIX}REDIS_URL, "
+                            "or unset it (and REDIS_URL) so that imsrep up runs a Redis of its own"
+                        ) from None
+                    time.sleep(0.2)
+        finally:
+            data.close()
 
     # -- readiness and supervision -----------------------------------------------------------------------------
 
@@ -571,6 +611,11 @@ class LocalStack:
         with os.fdopen(fd, "w") as f:
             json.dump(asdict(self.info), f, indent=2)
         self._stack_file_written = True
+
+
+def _ports_taken(taken: dict[str, int]) -> str:
+    listed = ", ".join(f"{port} ({name}; --{name}-port)" for name, port in taken.items())
+    return f"already in use: {listed}; stop what listens there or choose other ports with the options named"
 
 
 @contextmanager

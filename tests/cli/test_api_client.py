@@ -97,6 +97,23 @@ def test_unreachable_api() -> None:
     assert str(caught.value).startswith(f"API unreachable at http://127.0.0.1:{port}: ")
 
 
+@pytest.mark.parametrize("source", ["stack.json", "--api"])
+def test_an_unreachable_api_says_where_its_address_came_from(tmp_path: Path, no_api_env: None, source: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: imsrep up has stopped
+    (tmp_path / "stack.json").write_text(json.dumps({
+        "api_url": url, "api_token": "t", "flower_url": "", "flower_user": "", "flower_password": "",
+        "redis_url": "", "state_dir": str(tmp_path), "log_dir": str(tmp_path / "logs"),
+    }))  # fmt: skip
+    target = resolve_target(None if source == "stack.json" else url, None, tmp_path)
+    with ApiClient(target) as client, pytest.raises(ApiUnreachable) as caught:
+        client.batch("b")
+    if source == "stack.json":
+        assert f"the address is from {tmp_path / 'stack.json'}: is imsrep up still running?" in str(caught.value)
+        assert str(tmp_path / "logs") in str(caught.value)
+    else:
+        assert "the address came from --api or IMSREP_API_URL" in str(caught.value)
+
+
 def test_items_follow_the_cursor() -> None:
     pages = {"0": ([{"item_id": "1"}, {"item_id": "2"}], 2), "2": ([{"item_id": "3"}], None)}
 

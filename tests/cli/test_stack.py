@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.processes import ServiceError
+from cli.processes import ServiceError, free_port
 from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from config.settings import load_settings
 
@@ -122,8 +122,32 @@ def test_a_port_in_use_is_refused_with_the_option_to_change_it(tmp_path: Path) -
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(ServiceError, match=f"port {port} for api is already in use.*--api-port"):
+        with pytest.raises(ServiceError, match=rf"already in use: {port} \(api; --api-port\)"):
             _stack(tmp_path)._port("api", port)
+
+
+def test_every_port_in_use_is_named_at_once_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as api, socket.socket() as flower:
+        for s in (api, flower):
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        ports = {"api": api.getsockname()[1], "flower": flower.getsockname()[1], "redis": free_port()}
+        stack = LocalStack(StackOptions(state_dir=tmp_path, ports={**ports, "simulator": free_port()}))
+        with pytest.raises(ServiceError) as caught:
+            stack.start()
+    assert f"{ports['api']} (api; --api-port), {ports['flower']} (flower; --flower-port);" in str(caught.value)
+    assert not stack.processes  # nothing was started
+
+
+def test_a_configured_redis_that_does_not_answer_stops_up_at_once_naming_the_setting(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    stack = _stack(tmp_path, redis_url=f"redis://:secret-pw@127.0.0.1:{port}/0")
+    with pytest.raises(ServiceError) as caught:
+        stack._check_configured_redis(timeout=0.5)
+    message = str(caught.value)
+    assert f"IMSREP_REDIS_URL names (127.0.0.1:{port}) does not answer: ConnectionError" in message
+    assert "unset it (and REDIS_URL) so that imsrep up runs a Redis of its own" in message
+    assert "secret-pw" not in message
 
 
 def test_more_simulator_regions_are_every_accounts_destinations(tmp_path: Path) -> None:

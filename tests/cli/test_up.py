@@ -85,6 +85,13 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     assert proc.wait(timeout=60) == 0
     assert not [pid for pid in children if _group_members(pid)]
     assert not (state / "stack.json").exists()
+    # Every secret printed whole on one line, however narrow the terminal (a pipe here: rich's 80 columns).
+    lines = (proc.stdout.read().decode() if proc.stdout else "").splitlines()
+    for secret in ("api_token", "flower_password", "simulator_access_key", "simulator_secret_key"):
+        assert any(info[secret] in line for line in lines), secret
+    # What examples/ needs: the second region, and the project that copies are shared with.
+    assert any(f"{info['simulator_regions']['cn-south-1']} (cn-south-1)" in line for line in lines)
+    assert any("a second project to share with: 0123456789abcdef0123456789abcdef" in line for line in lines)
 
 
 def test_up_stops_everything_when_a_service_dies(up: tuple[subprocess.Popen[bytes], Path]) -> None:
