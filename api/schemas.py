@@ -373,6 +373,7 @@ class CancelOutcome(BaseModel):
 
 class RetryOutcome(BaseModel):
     retried: int = Field(..., description="Failed items put back to `accepted` as a new attempt")
+    resumed: int = Field(0, description="Cancelled items put back to `accepted` (only with `?cancelled=true`)")
 
 
 class Health(BaseModel):

@@ -36,7 +36,7 @@ from worker.domain.pools import pool_of
 from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
 from worker.domain.selector import batch_day
-from worker.domain.states import CANCELLABLE, MOVES, Event, ItemState
+from worker.domain.states import CANCELLABLE, Event, ItemState
 from worker.pressure import REFUSALS
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,12 @@ class QuotaNote:
     waiting: int  # the account's items already waiting for a slot
     reading: Quota
     over_quota: int
+
+
+@dataclass(frozen=True)
+class RetryCounts:
+    retried: int  # failed items
+    resumed: int  # cancelled items (only when asked)
 
 
 @dataclass(frozen=True)
@@ -317,19 +323,22 @@ class ReplicationService:
         self.data.telemetry.record_latencies(latencies)
         return CancelCounts(len(latencies), terminal, running)
 
-    def retry(self, batch_id: str) -> int:
-        """Put the batch's failed items back to ``accepted`` as a new attempt, then admit them with one message."""
+    def retry(self, batch_id: str, *, cancelled: bool = False) -> RetryCounts:
+        """Put the batch's failed items (and with ``cancelled`` its cancelled ones) back to ``accepted`` as a new
+        attempt, then admit them with one message."""
         self.batch(batch_id)
         cleared = dict.fromkeys(_ATTEMPT_FIELDS)
-        retried = 0
+        events = {ItemState.FAILED: Event.RETRY} | ({ItemState.CANCELLED: Event.RESUME} if cancelled else {})
+        moved = {Event.RETRY: 0, Event.RESUME: 0}
         for item in self._all_items(batch_id):
-            if item.state not in MOVES[Event.RETRY].sources:
+            event = events.get(item.state)
+            if event is None:
                 continue
             # The checked transition makes a concurrent second retry of the same item a no-op. What the failed
             # attempt left in IMS is remembered, so the new one follows a copy that went on instead of making another.
             result = self.records.move(
                 item,
-                Event.RETRY,
+                event,
                 attempt=item.attempt + 1,
                 error_retries=0,
                 prior_job_id=item.job_id or item.prior_job_id,
@@ -339,11 +348,11 @@ class ReplicationService:
             )
             if result.ok and (pool := pool_of(self.settings, item)) is not None:
                 self.data.slots.release(pool.name, item)  # a slot its failed attempt still held
-            retried += result.ok
-        if retried:
+            moved[event] += result.ok
+        if any(moved.values()):
             self.records.admit_progress(batch_id, 0, time.time())  # the reconciler resends it if it is lost
             self.enqueuer.send_admit(batch_id)
-        return retried
+        return RetryCounts(moved[Event.RETRY], moved[Event.RESUME])
 
     def _all_items(self, batch_id: str) -> Iterator[ReplicationItem]:
         cursor: int | None = 0

@@ -188,8 +188,9 @@ class ApiClient:
     def cancel(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/batches/{batch_id}/cancel")
 
-    def retry(self, batch_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/batches/{batch_id}/retry")
+    def retry(self, batch_id: str, *, cancelled: bool = False) -> dict[str, Any]:
+        params = {"cancelled": "true"} if cancelled else None
+        return self._call("POST", f"/v1/batches/{batch_id}/retry", params=params)
 
     def accounts(self, name: str | None = None) -> list[dict[str, Any]]:
         """``GET /v1/accounts``: each account's credentials, quota, slots, outage and line, per mode; with ``name``

@@ -599,11 +599,25 @@ def cancel(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: St
 
 
 @app.command()
-def retry(batch_id: str, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None) -> None:
-    """Retry the batch's failed items as a new attempt."""
+def retry(
+    batch_id: str,
+    cancelled: Annotated[
+        bool, typer.Option("--cancelled", help="Also resume the cancelled items (validated again, then copied)")
+    ] = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Retry the batch's failed items as a new attempt; --cancelled resumes its cancelled items too."""
     with _errors(), _client(api, token, state_dir) as client:
-        outcome = client.retry(batch_id)
-    console.print(f"retried {outcome.get('retried', 0)} failed items of batch {batch_id}")
+        outcome = client.retry(batch_id, cancelled=cancelled)
+        message = f"retried {outcome.get('retried', 0)} failed items"
+        if cancelled:
+            message += f" and resumed {outcome.get('resumed', 0)} cancelled items"
+        message += f" of batch {batch_id}"
+        if not cancelled and (left := client.batch(batch_id).get("counts", {}).get("cancelled", 0)):
+            message += f"; {left} cancelled items stay cancelled: imsrep retry --cancelled {batch_id} resumes them"
+    console.print(message, highlight=False, soft_wrap=True)
 
 
 @app.command()

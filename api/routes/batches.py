@@ -178,13 +178,20 @@ def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
 @router.post(
     "/{batch_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Retry the batch's failed items as a new attempt",
+    summary="Retry the batch's failed items (and, asked, resume its cancelled ones) as a new attempt",
     responses={202: {"description": "Retried; `Location` is the batch", "headers": LOCATION}, **_NOT_FOUND},
 )
-def retry_batch(batch_id: BatchId, service: ServiceDep, response: Response) -> RetryOutcome:
-    retried = service.retry(batch_id)
+def retry_batch(
+    batch_id: BatchId,
+    service: ServiceDep,
+    response: Response,
+    cancelled: Annotated[
+        bool, Query(description="Also resume the cancelled items: each goes through validation again")
+    ] = False,
+) -> RetryOutcome:
+    counts = service.retry(batch_id, cancelled=cancelled)
     response.headers["Location"] = f"/v1/batches/{batch_id}"
-    return RetryOutcome(retried=retried)
+    return RetryOutcome(retried=counts.retried, resumed=counts.resumed)
 
 
 @router.delete(

@@ -128,7 +128,14 @@ def test_status_cancel_retry(tmp_path: Path, api_server) -> None:
     assert table.exit_code == EXIT_SOME_FAILED and "cancelled" in table.stdout
 
     retried = runner.invoke(app, ["retry", batch_id, *_api(api_server)])
-    assert retried.exit_code == EXIT_OK and "retried 0" in retried.stdout
+    assert retried.exit_code == EXIT_OK and f"retried 0 failed items of batch {batch_id}" in retried.stdout
+    assert f"2 cancelled items stay cancelled: imsrep retry --cancelled {batch_id} resumes them" in retried.stdout
+
+    resumed = runner.invoke(app, ["retry", batch_id, "--cancelled", *_api(api_server)])
+    assert resumed.exit_code == EXIT_OK
+    assert f"retried 0 failed items and resumed 2 cancelled items of batch {batch_id}" in resumed.stdout
+    shown = json.loads(runner.invoke(app, ["status", batch_id, "--json", *_api(api_server)]).stdout)
+    assert {(i["state"], i["attempt"]) for i in shown["items"]} == {("accepted", 2)}
 
 
 def test_submitting_a_manifest_again_submits_nothing_twice(tmp_path: Path, api_server) -> None:

@@ -43,6 +43,7 @@ class Event(str, Enum):
     FAIL = "fail"  # IMS failed the copy, refused it, or the item ran out of retries
     CANCEL = "cancel"  # the user cancelled before the copy call
     RETRY = "retry"  # the user retries a failed item as a new attempt
+    RESUME = "resume"  # the user resumes a cancelled item as a new attempt
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ MOVES: dict[Event, Move] = {
     Event.FAIL: _move({S.VALIDATING, S.WAITING, S.SUBMITTING, S.REPLICATING}, S.FAILED),
     Event.CANCEL: _move(set(CANCELLABLE), S.CANCELLED),
     Event.RETRY: _move({S.FAILED}, S.ACCEPTED),
+    Event.RESUME: _move({S.CANCELLED}, S.ACCEPTED),
 }
 
 # The event that ends an item in each terminal state a step can reach.

@@ -185,7 +185,7 @@ def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
     walk_to(store, failed, ItemState.REPLICATING, job_id="job-9", progress=0.3)
     walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="FAIL")
     response = client.post(f"/v1/batches/{body['batch_id']}/retry")
-    assert response.status_code == 202 and response.json() == {"retried": 1}
+    assert response.status_code == 202 and response.json() == {"retried": 1, "resumed": 0}
     assert response.headers["location"] == f"/v1/batches/{body['batch_id']}"
     item = client.get(f"/v1/replications/{failed}").json()
     assert item["state"] == "accepted" and item["attempt"] == 2
@@ -193,7 +193,24 @@ def test_retry_puts_failed_items_back_as_attempt_two(api, client) -> None:
     assert item["progress_percent"] is None
     assert [t["state"] for t in item["history"]][-2:] == ["failed", "accepted"]
     assert len(api.admits_for(body["batch_id"])) == 2
-    assert client.post(f"/v1/batches/{body['batch_id']}/retry").json() == {"retried": 0}
+    assert client.post(f"/v1/batches/{body['batch_id']}/retry").json() == {"retried": 0, "resumed": 0}
+
+
+def test_cancelled_items_are_resumed_only_when_asked(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(3)}).json()
+    path, (cancelled, _, failed), store = f"/v1/batches/{body['batch_id']}", body["item_ids"], api.store()
+    walk_to(store, failed, ItemState.VALIDATING)
+    walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMAGE_NOT_FOUND)
+    assert client.post(f"{path}/cancel").json()["cancelled"] == 2
+    assert client.post(f"{path}/retry").json() == {"retried": 1, "resumed": 0}
+    assert store.get_item(cancelled).state is ItemState.CANCELLED
+    response = client.post(f"{path}/retry", params={"cancelled": "true"})
+    assert response.status_code == 202 and response.json() == {"retried": 0, "resumed": 2}
+    item = client.get(f"/v1/replications/{cancelled}").json()
+    assert (item["state"], item["attempt"], item["reason"]) == ("accepted", 2, None)
+    assert [t["state"] for t in item["history"]][-2:] == ["cancelled", "accepted"]
+    assert client.get(path).json()["counts"]["accepted"] == 3
+    assert client.post(f"{path}/retry", params={"cancelled": "maybe"}).status_code == 422
 
 
 def test_a_batch_shows_when_it_finished_and_not_once_a_retry_runs_it_again(api, client) -> None:
@@ -209,7 +226,7 @@ def test_a_batch_shows_when_it_finished_and_not_once_a_retry_runs_it_again(api, 
     assert datetime.fromisoformat(shown["finished_at"]) == datetime.fromtimestamp(ended, timezone.utc)
     listed = client.get("/v1/batches", params={"state": "finished"}).json()["batches"]
     assert next(b for b in listed if b["batch_id"] == body["batch_id"])["finished_at"] == shown["finished_at"]
-    assert client.post(f"{path}/retry").json() == {"retried": 1}
+    assert client.post(f"{path}/retry").json() == {"retried": 1, "resumed": 0}
     shown = client.get(path).json()
     assert shown["state"] == "running" and shown["finished_at"] is None
 

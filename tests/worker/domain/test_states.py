@@ -11,10 +11,10 @@ def test_the_happy_path_is_allowed_step_by_step() -> None:
         assert allowed(ItemState(a), ItemState(b))
 
 
-def test_terminal_states_only_lead_back_to_accepted_as_a_retry_of_a_failure() -> None:
+def test_terminal_states_only_lead_back_to_accepted_as_a_retry_of_a_failure_or_a_cancel() -> None:
     assert {ItemState.SUCCEEDED, ItemState.REJECTED, ItemState.FAILED, ItemState.CANCELLED} == TERMINAL
     leaving = {(s, m.target) for m in MOVES.values() for s in m.sources if s in TERMINAL}
-    assert leaving == {(ItemState.FAILED, ItemState.ACCEPTED)}
+    assert leaving == {(ItemState.FAILED, ItemState.ACCEPTED), (ItemState.CANCELLED, ItemState.ACCEPTED)}
 
 
 def test_only_items_before_the_copy_call_can_be_cancelled() -> None:
