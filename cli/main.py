@@ -24,6 +24,7 @@ from cli.api_client import (
     URL_ENV,
     ApiCallError,
     ApiClient,
+    ApiTarget,
     ApiUnreachable,
     NoApiConfigured,
     UnknownAccount,
@@ -188,6 +189,8 @@ def up(
                 info = stack.start()
             for line in _addresses(info, stack.simulator_mode):
                 console.print(line, soft_wrap=True, highlight=False)
+            if not stack.simulator_mode:
+                _report_credentials(info)
             console.print(f"Written to {info.state_dir}/stack.json (mode 0600); logs in {info.log_dir}. Ctrl-C stops.")
             dead = stack.supervise()
             err.print(f"[red]error:[/] {dead.name} exited; stopping everything. Last lines of {dead.log_path}:")
@@ -197,6 +200,20 @@ def up(
             console.print("Stopping...")
         finally:
             stack.stop()
+
+
+def _report_credentials(info: StackInfo) -> None:
+    """The configured accounts' credentials, checked once at start: a wrong key or project ID shows now, with the
+    setting that fixes it, not at the first copy."""
+    target = ApiTarget(info.api_url, info.api_token)
+    with console.status("Checking the accounts' credentials..."), ApiClient(target) as client:
+        checked = _check_accounts(client)
+    for account in checked:
+        credentials = account["credentials"]
+        style = "green" if credentials["state"] == "ok" else "red"
+        about = f": {credentials['message']}" if credentials["message"] else ""
+        console.print(f"  account {account['name']} ({account['mode']}): [{style}]{credentials['state']}[/]{about}",
+                      soft_wrap=True, highlight=False)  # fmt: skip
 
 
 def _addresses(info: StackInfo, simulator_mode: bool) -> list[str]:
@@ -637,13 +654,18 @@ def accounts(
     with _errors(), _client(api, token, state_dir) as client:
         shown = client.accounts(account)  # an unknown account is refused before any check is asked for
         if check:
-            started = datetime.now(timezone.utc)  # before asking: a held account's check is done in a moment
-            asked = set(client.check_accounts(account))
-            wait_until(lambda: _checked(client.accounts(), asked, started), 60, "the credentials checks")
-            shown = client.accounts(account)
+            shown = _check_accounts(client, account)
     console.print(accounts_table(shown))
     usable = all(a["credentials"]["state"] != "refused" and a["outage"]["state"] == "closed" for a in shown)
     raise typer.Exit(EXIT_OK if usable else EXIT_SOME_FAILED)
+
+
+def _check_accounts(client: ApiClient, account: str | None = None) -> list[dict]:
+    """Have a worker check the accounts' credentials (one signed read each); the accounts once it has."""
+    started = datetime.now(timezone.utc)  # before asking: a held account's check is done in a moment
+    asked = set(client.check_accounts(account))
+    wait_until(lambda: _checked(client.accounts(), asked, started), 60, "the credentials checks")
+    return client.accounts(account)
 
 
 def _checked(accounts: list[dict], asked: set[str], since: datetime) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.settings import ENV_PREFIX
 from worker.domain.reasons import ReasonCode
 
 _MAX_MESSAGE = 300
@@ -166,3 +167,20 @@ class AuthenticationError(PermanentError):
 
     def __init__(self, message: str, *, reason: ReasonCode = ReasonCode.ACCOUNT_AUTH_FAILED, **cloud: Any) -> None:
         super().__init__(message, reason=reason, **cloud)
+
+    def for_account(self, account: str) -> str:
+        """The message with what fixes it: the account's settings to correct, named as variables (a refusal raised
+        locally, which repeats an earlier one, has nothing to add)."""
+        setting = f"{ENV_PREFIX}ACCOUNTS__{account.upper()}__"
+        if self.code == "APIGW.0310":
+            remedy = f"the gateway knows no such project in this region: correct {setting}PROJECT_ID or {setting}REGION"
+        elif self.status_code == 401:
+            remedy = (
+                f"correct the credentials: {setting}ACCESS_KEY and {setting}SECRET_KEY, or {setting}IAM_USER, "
+                f"{setting}IAM_PASSWORD and {setting}IAM_DOMAIN"
+            )
+        elif self.status_code == 403:
+            remedy = "grant the account's IAM user the IMS (and, for keys, KMS) permissions it was refused"
+        else:
+            return str(self)
+        return f"{self}; {remedy}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +42,20 @@ def _group_members(pgid: int) -> list[int]:
 
 
 @pytest.fixture
-def up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def up_env() -> dict[str, str]:
+    """The environment ``up`` runs with: no IMSREP_ setting from outside but what a test adds."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
+
+
+@pytest.fixture
+def up(
+    request: pytest.FixtureRequest, tmp_path: Path, up_env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """``imsrep up`` on free ports, with the flags the test is parametrized with (none by default)."""
     state = tmp_path / "state"
     ports = [f"--{name}-port={free_port()}" for name in ("api", "flower", "redis", "simulator")]
     flags = list(getattr(request, "param", ()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
+    env = up_env
     env["IMSREP_WORKER_SOFT_SHUTDOWN_SECONDS"] = "1"  # the default 10 s is all waiting here: the stack is idle
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(state), *ports, *flags],
@@ -63,6 +73,19 @@ def _started(proc: subprocess.Popen[bytes], state: Path) -> dict:
     wait_until(lambda: (state / "stack.json").exists() or proc.poll() is not None, 90, "stack.json")
     assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
     return json.loads((state / "stack.json").read_text())
+
+
+def _line_with(proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
+    """The first line of the process's output that holds ``text``, read as it comes."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            line = proc.stdout.readline().decode()
+            if text in line:
+                return line
+            assert line, f"output ended before a line with {text!r}"
+    raise AssertionError(f"no line with {text!r} within {timeout}s")
 
 
 def _children(pid: int) -> list[int]:
@@ -121,3 +144,25 @@ def test_up_with_sentinel_runs_a_master_a_replica_and_three_sentinels(up: tuple[
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert not [pid for pid in children if _group_members(pid)]
+
+
+@pytest.fixture
+def wrong_project(up_env: dict[str, str], start_simulator) -> str:
+    """An account ``prod`` on a running simulator, with a project ID the simulator does not know."""
+    sim = start_simulator()
+    wrong = "f" * 32
+    account = "IMSREP_ACCOUNTS__PROD__"
+    fields = {"REGION": sim.region, "PROJECT_ID": wrong, "ACCESS_KEY": sim.access_key, "SECRET_KEY": sim.secret_key}
+    fields |= {f"{api}_ENDPOINT": sim.url for api in ("IMS", "KMS", "IAM")}
+    up_env.update({f"{account}{name}": value for name, value in fields.items()})
+    return wrong
+
+
+def test_up_checks_configured_accounts_and_names_the_setting_a_refusal_needs(
+    wrong_project: str, up: tuple[subprocess.Popen[bytes], Path]
+) -> None:
+    proc, state = up
+    _started(proc, state)
+    line = _line_with(proc, "account prod (in-region)", timeout=60)
+    assert "refused" in line and "APIGW.0310" in line
+    assert "correct IMSREP_ACCOUNTS__PROD__PROJECT_ID or IMSREP_ACCOUNTS__PROD__REGION" in line

@@ -77,7 +77,7 @@ class StepContext:
     def credentials_refused(self, account: str, error: AuthenticationError) -> None:
         if error.endpoint is None:  # the hold refused it before it was sent (worker.ratelimit): already held
             return
-        self.data.accounts.hold(account, str(error), AUTH_FAILURE_HOLD)
+        self.data.accounts.hold(account, error.for_account(account), AUTH_FAILURE_HOLD)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""

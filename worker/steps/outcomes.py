@@ -51,10 +51,12 @@ def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:
 
 def fail_permanently(ctx: StepContext, item: ReplicationItem, error: PermanentError, state: ItemState) -> list[Next]:
     """A refusal that trying again cannot change: the item ends in ``state`` with the error's reason."""
+    message = str(error)
     if isinstance(error, AuthenticationError):
         ctx.credentials_refused(item.account, error)
         state = ItemState.FAILED  # the account is broken, not the item's request
-    return finish(ctx, item, state, reason=error.reason, message=str(error))
+        message = error.for_account(item.account)
+    return finish(ctx, item, state, reason=error.reason, message=message)
 
 
 def retry_later(

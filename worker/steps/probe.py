@@ -78,7 +78,7 @@ def check(ctx: StepContext, account: str) -> list[Next]:
         quota = ctx.client(account).get_quota()
     except AuthenticationError as error:
         ctx.credentials_refused(account, error)
-        ctx.data.accounts.record_check(account, f"refused: {error}", now)
+        ctx.data.accounts.record_check(account, f"refused: {error.for_account(account)}", now)
     except ReplicatorError as error:
         ctx.data.accounts.record_check(account, f"unreachable: {error}", now)
     else:

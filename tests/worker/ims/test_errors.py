@@ -197,3 +197,23 @@ def test_errors_survive_pickling(err: ReplicatorError) -> None:
     assert type(back) is type(err)
     assert back.__dict__ == err.__dict__
     assert str(back) == str(err)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "remedy"),
+    [
+        (403, "APIGW.0310", "correct IMSREP_ACCOUNTS__PROD_EU__PROJECT_ID or IMSREP_ACCOUNTS__PROD_EU__REGION"),
+        (401, "APIGW.0301", "IMSREP_ACCOUNTS__PROD_EU__ACCESS_KEY and IMSREP_ACCOUNTS__PROD_EU__SECRET_KEY, or"),
+        (403, "APIGW.0302", "grant the account's IAM user the IMS (and, for keys, KMS) permissions"),
+    ],
+)
+def test_an_account_refusal_names_the_settings_that_fix_it(status: int, code: str, remedy: str) -> None:
+    body = {"error_code": code, "error_msg": "refused"}
+    error = error_from_response("list_images", httpx.Response(status, json=body), SECRETS)
+    assert isinstance(error, AuthenticationError)
+    assert error.for_account("prod_eu").startswith(f"{error}; ") and remedy in error.for_account("prod_eu")
+
+
+def test_a_refusal_repeated_locally_adds_no_remedy_twice() -> None:
+    error = AuthenticationError("credentials of account prod were refused recently: ...; correct ...")
+    assert error.for_account("prod") == str(error)
