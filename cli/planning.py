@@ -96,6 +96,15 @@ def add(outcome: PlanOutcome, plan: dict[str, Any], verdicts: list[dict[str, Any
         outcome.verdicts.append({**verdict, "line": line})
 
 
+def share_targets(bodies: Sequence[dict[str, Any]]) -> list[str]:
+    """The projects the planned copies would be shared with (the manifest's items, or a selector's template)."""
+    targets: set[str] = set()
+    for body in bodies:
+        for item in body.get("items") or [body.get("template") or {}]:
+            targets.update(item.get("share_with") or ())
+    return sorted(targets)
+
+
 def verdicts_table(verdicts: Sequence[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for column in ("Line", "Image", "Source name", "Verdict", "Reason"):
