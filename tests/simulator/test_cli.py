@@ -146,6 +146,7 @@ def test_python_dash_m_and_imsrep_run_the_same_command() -> None:
     result = subprocess.run([sys.executable, "-m", "simulator", "--help"], capture_output=True, text=True,
                             env={"COLUMNS": "250", "PATH": ""}, check=True)
     assert "IMSREP_SIM_COPY_SECONDS" in result.stdout
+    assert "--shared-job-pool" in result.stdout and "<bool>" not in result.stdout  # a flag takes no value
     from cli.main import app
 
     help_text = CliRunner().invoke(app, ["simulator", "--help"], env={"COLUMNS": "250"}).output
