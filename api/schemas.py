@@ -13,7 +13,7 @@ from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
 from worker.domain.priority import Priority
-from worker.domain.reasons import ReasonCode
+from worker.domain.reasons import ReasonCode, next_step
 from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec
 from worker.domain.states import ItemState
@@ -291,6 +291,8 @@ class ReplicationOut(BaseModel):
     batch_id: str = Field(..., **_ID)
     account: str
     image_id: str = Field(..., examples=[_IMAGE])
+    source_name: str | None = Field(None, description="The source image's name, once validation read it")
+    line: int | None = Field(None, description="Its line in the submitter's manifest, when the submitter gave it")
     state: ItemState
     reason: ReasonCode | None = Field(
         None,
@@ -298,9 +300,13 @@ class ReplicationOut(BaseModel):
         "follow-ups did not apply (TAGS_NOT_APPLIED, NOT_SHARED)",
     )
     message: str | None = Field(None, description="Human explanation that goes with the reason")
+    next_step: str | None = Field(
+        None, description="What to do about the reason, once the item has ended without everything it asked for"
+    )
     new_image_id: str | None = Field(None, description="ID of the copy, once the replication succeeded")
     progress_percent: float | None = Field(None, ge=0, le=100, description="IMS job progress, 0-100")
     job_id: str | None = Field(None, description="IMS copy job ID")
+    job_started_at: datetime | None = Field(None, description="When IMS accepted the copy job")
     name: str | None = Field(None, description="Name asked for (null: the default)")
     target_name: str | None = Field(None, description="Name the copy gets, once resolved by validation")
     kms_key: str | None = None
@@ -320,6 +326,9 @@ class ReplicationOut(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+    history: list[TransitionOut] | None = Field(
+        None, description="Every state the item entered, oldest first (in a batch's listing only with history=true)"
+    )
 
     @classmethod
     def of(cls, item: ReplicationItem, **extra: object) -> ReplicationOut:
@@ -330,12 +339,16 @@ class ReplicationOut(BaseModel):
             batch_id=item.batch_id,
             account=item.account,
             image_id=item.image_id,
+            source_name=item.source_name,
+            line=item.line,
             state=item.state,
             reason=item.reason,
             message=item.message,
+            next_step=next_step(item.reason) if item.reason and item.terminal else None,
             new_image_id=item.new_image_id,
             progress_percent=progress,
             job_id=item.job_id,
+            job_started_at=None if item.job_started_at is None else _utc(item.job_started_at),
             name=item.name,
             target_name=item.target_name,
             kms_key=item.kms_key,

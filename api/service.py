@@ -279,6 +279,10 @@ class ReplicationService:
             raise NotFound(f"replication {item_id} not found")
         return item, self.records.history(item_id)
 
+    def histories(self, items: list[ReplicationItem]) -> dict[str, list[Transition]]:
+        """Each item's history by item ID, read in one round trip."""
+        return dict(zip((i.id for i in items), self.records.histories([i.id for i in items]), strict=True))
+
     def blocked_by(self, items: list[ReplicationItem]) -> dict[str, str]:
         """Why each waiting item has no slot yet (``slots``, ``outage``, ``quota``, ``ims_full``), by item ID."""
         waiting = [item for item in items if item.state is ItemState.WAITING]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -145,15 +146,20 @@ class ApiClient:
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """``GET /v1/batches/{id}``: ``{batch_id, total, counts, done, ...}``."""
-        return self._call("GET", f"/v1/batches/{batch_id}")
+        return self._call("GET", f"/v1/batches/{_segment(batch_id)}")
 
-    def items(self, batch_id: str) -> Iterator[dict[str, Any]]:
-        """Every item of a batch, page by page."""
+    def items(self, batch_id: str, *, history: bool = False) -> Iterator[dict[str, Any]]:
+        """Every item of a batch, page by page; with ``history`` each item's transitions too (read with its page)."""
         cursor: int | None = 0
         while cursor is not None:
-            page = self._call("GET", f"/v1/batches/{batch_id}/items", params={"cursor": cursor, "limit": ITEMS_PAGE})
+            params: dict[str, Any] = {"cursor": cursor, "limit": ITEMS_PAGE, **({"history": "true"} if history else {})}
+            page = self._call("GET", f"/v1/batches/{_segment(batch_id)}/items", params=params)
             yield from page["items"]
             cursor = page.get("next_cursor")
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        """``GET /v1/replications/{id}``: one item with its history and, once it ended short, its next step."""
+        return self._call("GET", f"/v1/replications/{_segment(item_id)}")
 
     def batches(
         self, *, state: str | None = None, label: str | None = None, limit: int = 50
@@ -172,7 +178,7 @@ class ApiClient:
 
     def plan(self, plan_id: str, cursor: int = 0, limit: int = ITEMS_PAGE) -> dict[str, Any]:
         """``GET /v1/plans/{id}``: its state, summary once done, and a page of verdicts."""
-        return self._call("GET", f"/v1/plans/{plan_id}", params={"cursor": cursor, "limit": limit})
+        return self._call("GET", f"/v1/plans/{_segment(plan_id)}", params={"cursor": cursor, "limit": limit})
 
     def plan_verdicts(self, plan_id: str) -> Iterator[dict[str, Any]]:
         """Every verdict of a plan, page by page."""
@@ -183,14 +189,14 @@ class ApiClient:
             cursor = page.get("next_cursor")
 
     def delete(self, batch_id: str) -> None:
-        self._send("DELETE", f"/v1/batches/{batch_id}")
+        self._send("DELETE", f"/v1/batches/{_segment(batch_id)}")
 
     def cancel(self, batch_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/batches/{batch_id}/cancel")
+        return self._call("POST", f"/v1/batches/{_segment(batch_id)}/cancel")
 
     def retry(self, batch_id: str, *, cancelled: bool = False) -> dict[str, Any]:
         params = {"cancelled": "true"} if cancelled else None
-        return self._call("POST", f"/v1/batches/{batch_id}/retry", params=params)
+        return self._call("POST", f"/v1/batches/{_segment(batch_id)}/retry", params=params)
 
     def accounts(self, name: str | None = None) -> list[dict[str, Any]]:
         """``GET /v1/accounts``: each account's credentials, quota, slots, outage and line, per mode; with ``name``
@@ -239,6 +245,11 @@ class ApiClient:
         if response.is_success:
             return response
         raise _error(method, path, response, self.target)
+
+
+def _segment(value: str) -> str:
+    """An ID as typed, as one path segment: ``../batches`` must not become another endpoint's path."""
+    return quote(value, safe="")
 
 
 def _json(method: str, path: str, response: httpx.Response) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from cli.api_client import (
 )
 from cli.demo import run_demo
 from cli.helpflags import show_flags_bare
+from cli.item_view import item_view
 from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError, wait_until
 from cli.progress import accounts_table, batches_table, items_table, summary_table, watch
@@ -543,7 +544,9 @@ def status(
             "tags or sharing failed",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the batch and all its items as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the batch and all its items, each with its history, as JSON")
+    ] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write the items shown (.csv or .json)")] = None,
     api: ApiUrl = None,
     token: Token = None,
@@ -552,7 +555,8 @@ def status(
     """Show a batch: counts by state and every item (exit 0 only when all of them succeeded)."""
     with _errors(), _client(api, token, state_dir) as client:
         batch = client.batch(batch_id)
-        items = list(client.items(batch_id))
+        # Histories come with each page of items (one more Redis round trip a page), and only for JSON to read.
+        items = list(client.items(batch_id, history=as_json))
     if failed:
         items = [i for i in items if i["state"] in ENDED and not ItemResult.of(i).complete]  # what exits 1
     if results:
@@ -572,6 +576,26 @@ def _batch_exit(batch: dict, items: list[dict]) -> int:
     failed_selection = (batch.get("selection") or {}).get("state") == "failed"
     ok = all_ok and not failed_selection and all(ItemResult.of(item).complete for item in items)
     return EXIT_OK if ok else EXIT_SOME_FAILED
+
+
+@app.command()
+def item(
+    item_id: Annotated[str, typer.Argument(help="The item's ID (imsrep status BATCH_ID lists them)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the item as the API shows it (with history)")] = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Show one item: what was asked, where it stands (and what it waits for), its IMS job, its tags and sharing,
+    its history and, when it ended short, what to do. Exit 0 when it succeeded with everything asked, 1 otherwise
+    (still under way included), 2 for an unknown item."""
+    with _errors(), _client(api, token, state_dir) as client:
+        shown = client.item(item_id)
+    if as_json:
+        print(json.dumps(shown, indent=2))
+    else:
+        console.print(item_view(shown))
+    raise typer.Exit(EXIT_OK if ItemResult.of(shown).complete else EXIT_SOME_FAILED)
 
 
 @app.command("watch")

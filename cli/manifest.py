@@ -105,6 +105,9 @@ class Manifest:
             return
         image_id = raw.get("image_id")
         shown = image_id if isinstance(image_id, str) else None
+        if "line" in raw:  # an item field, but the submitter's to fill: each row is sent with its own line
+            self.errors.append(RowError(line, "line: is not a manifest field (imsrep sends each row's line)", shown))
+            return
         try:
             spec = ItemSpec.model_validate(raw)
         except ValidationError as exc:

@@ -37,6 +37,23 @@ _TERMINAL = {s.value for s in TERMINAL}
 _ORDER = [s.value for s in ItemState]
 
 
+def styled_state(state: str) -> str:
+    """The state in its colour (rich markup)."""
+    style = STATE_STYLE.get(state)
+    return f"[{style}]{state}[/]" if style else state
+
+
+def new_image(item: dict[str, Any]) -> str:
+    """The copy's ID, and its region when that is not the source's."""
+    image = item.get("new_image_id") or ""
+    return f"{image} ({item['target_region']})" if image and item.get("target_region") else image
+
+
+def short_time(iso: str) -> str:
+    """An API time (ISO 8601, UTC) to the second: ``2026-01-31 12:00:05``."""
+    return iso[:19].replace("T", " ")
+
+
 def total_counts(statuses: Sequence[dict[str, Any]]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for status in statuses:
@@ -96,8 +113,7 @@ def summary_table(results: Sequence[ItemResult], title: str = "Summary") -> Tabl
     table.add_column("Items", justify="right")
     tally = Counter((r.state, r.reason or "") for r in results)
     for (state, reason), n in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])):
-        style = STATE_STYLE.get(state, "")
-        table.add_row(f"[{style}]{state}[/]" if style else state, reason, str(n))
+        table.add_row(styled_state(state), reason, str(n))
     table.add_section()
     table.add_row("total", "", str(len(results)))
     return table
@@ -109,17 +125,12 @@ def items_table(items: Sequence[dict[str, Any]], title: str) -> Table:
     for column in ("Item", "Image", "State", "Reason", "New image", "Tags and sharing", "Message"):
         table.add_column(column, overflow="fold")
     for item in items:
-        state = item["state"]
-        style = STATE_STYLE.get(state)
-        new_image = item.get("new_image_id") or ""
-        if new_image and item.get("target_region"):
-            new_image += f" ({item['target_region']})"
         table.add_row(
             item["item_id"],
             item["image_id"],
-            f"[{style}]{state}[/]" if style else state,
+            styled_state(item["state"]),
             item.get("reason") or "",
-            new_image,
+            new_image(item),
             followups_summary(item.get("followups")) or "",
             item.get("message") or "",
         )
@@ -139,7 +150,7 @@ def batches_table(batches: Sequence[dict[str, Any]]) -> Table:
         style = "green" if batch["state"] == "finished" else "yellow"
         table.add_row(
             batch["batch_id"],
-            batch["created_at"][:19].replace("T", " "),
+            short_time(batch["created_at"]),
             batch.get("label") or "",
             f"[{style}]{batch['state']}[/]",
             str(batch["total"]),

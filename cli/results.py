@@ -69,9 +69,9 @@ class ItemResult:
 
     @classmethod
     def of(cls, item: dict[str, Any], line: int | None = None) -> ItemResult:
-        """From an item as the API shows it."""
+        """From an item as the API shows it; ``line`` when the caller knows it better than the item's own."""
         return cls(
-            line=line,
+            line=item.get("line") if line is None else line,
             item_id=item.get("item_id"),
             image_id=item.get("image_id"),
             state=item["state"],

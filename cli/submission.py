@@ -18,6 +18,7 @@ from cli.api_client import ApiCallError, ApiClient
 from cli.manifest import ManifestRow, RowError
 from cli.results import INVALID, ItemResult
 from config.settings import Settings
+from worker.domain.spec import ItemSpec
 
 # The API's default limit on items per batch; a server configured lower is matched with --chunk-size.
 DEFAULT_CHUNK = Settings.model_fields["max_batch_items"].default
@@ -91,7 +92,7 @@ def _submit_chunk(
     batch: dict[str, str] | None,
 ) -> Chunk | None:
     try:
-        accepted = client.submit([row.spec for row in chunk], key, batch)
+        accepted = client.submit(_specs(chunk), key, batch)
     except ApiCallError as exc:
         refused = _refused_rows(exc, chunk)
         if not refused:
@@ -101,7 +102,7 @@ def _submit_chunk(
         if not chunk:
             return None
         # The rest is another request, with a key of its own (the same one on every run: the refusals repeat).
-        accepted = client.submit([row.spec for row in chunk], f"{key}:rest" if key else None, batch)
+        accepted = client.submit(_specs(chunk), f"{key}:rest" if key else None, batch)
     submission.batch_ids.append(accepted["batch_id"])
     submission.warnings += accepted.get("warnings") or []
     submission.item_lines.update(zip(accepted["item_ids"], (row.line for row in chunk), strict=True))
@@ -115,6 +116,11 @@ def _submit_chunk(
     )
     submission.chunks.append(done)
     return done
+
+
+def _specs(rows: list[ManifestRow]) -> list[ItemSpec]:
+    """The rows as sent: each with its manifest line, which the API keeps on the item (for status --results)."""
+    return [row.spec.model_copy(update={"line": row.line}) for row in rows]
 
 
 def _refused_rows(exc: ApiCallError, chunk: list[ManifestRow]) -> dict[int, RowError]:

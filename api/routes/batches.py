@@ -20,6 +20,7 @@ from api.schemas import (
     QuotaNoteOut,
     ReplicationOut,
     RetryOutcome,
+    TransitionOut,
 )
 from api.service import RUNNING_NOT_CANCELLABLE, QuotaNote
 from worker.data import StoredPlan
@@ -146,10 +147,15 @@ def list_items(
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
     # Bounded so that no client value can reach Redis as an out-of-range index.
     cursor: Annotated[int, Query(ge=0, le=10_000_000, description="`next_cursor` of the previous page")] = 0,
+    history: Annotated[
+        bool, Query(description="Also each item's history (one more Redis round trip per page, not per item)")
+    ] = False,
 ) -> ItemsPage:
     items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
     blocked = service.blocked_by(items)
-    page = [ReplicationOut.of(i, blocked_by=blocked.get(i.id)) for i in items]
+    logs = service.histories(items) if history else {}
+    shown = {item_id: [TransitionOut.of(t) for t in log] for item_id, log in logs.items()}
+    page = [ReplicationOut.of(i, blocked_by=blocked.get(i.id), history=shown.get(i.id)) for i in items]
     return ItemsPage(batch_id=batch_id, items=page, next_cursor=next_cursor)
 
 

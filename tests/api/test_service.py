@@ -93,12 +93,12 @@ def test_retry_starts_a_new_attempt_for_failed_items_only(service, admits) -> No
     walk_to(store, failed, ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message="IMS said FAIL")
     walk_to(store, rejected, ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE)
 
-    assert service.retry(stored.batch_id) == 1
+    assert service.retry(stored.batch_id).retried == 1
     item = store.get_item(failed)
     assert item.state is ItemState.ACCEPTED and item.attempt == 2
     assert (item.reason, item.message, item.job_id, item.progress, item.target_name) == (None,) * 5
     assert store.get_item(rejected).state is ItemState.REJECTED
     assert [t.state for t in store.history(failed)][-2:] == [ItemState.FAILED, ItemState.ACCEPTED]
     assert len(admits(stored.batch_id)) == 2  # one at submission, one for the retry
-    assert service.retry(stored.batch_id) == 0
+    assert service.retry(stored.batch_id).retried == 0
     assert len(admits(stored.batch_id)) == 2  # nothing retried, nothing sent

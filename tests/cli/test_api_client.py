@@ -125,11 +125,25 @@ def test_items_follow_the_cursor() -> None:
         assert [i["item_id"] for i in client.items("b")] == ["1", "2", "3"]
 
 
+def test_items_with_history_ask_for_it_on_every_page() -> None:
+    asked: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("history"))
+        next_cursor = 1 if request.url.params["cursor"] == "0" else None
+        return httpx.Response(200, json={"batch_id": "b", "items": [{"item_id": "1"}], "next_cursor": next_cursor})
+
+    with _client(handler) as client:
+        assert len(list(client.items("b", history=True))) == 2
+        list(client.items("b"))
+    assert asked == ["true", "true", None, None]
+
+
 def _rows(n: int, first_line: int = 2) -> list[ManifestRow]:
     return [ManifestRow(first_line + i, ItemSpec(image_id=IMG, name=f"n{i}")) for i in range(n)]
 
 
-def test_submission_is_chunked_and_remembers_lines() -> None:
+def test_submission_is_chunked_sends_each_rows_line_and_remembers_lines() -> None:
     bodies: list[list[dict]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -141,7 +155,7 @@ def test_submission_is_chunked_and_remembers_lines() -> None:
     with _client(handler) as client:
         submission = submit_rows(client, _rows(5), chunk_size=2)
     assert [len(b) for b in bodies] == [2, 2, 1]
-    assert bodies[0][1] == {"image_id": IMG, "name": "n1"}
+    assert bodies[0][1] == {"image_id": IMG, "name": "n1", "line": 3}  # the API keeps it on the item
     assert submission.batch_ids == ["batch1", "batch2", "batch3"]
     assert submission.item_lines == {"1-0": 2, "1-1": 3, "2-0": 4, "2-1": 5, "3-0": 6}
 

@@ -63,6 +63,12 @@ def test_json_items_keep_their_line_numbers() -> None:
     ]
 
 
+def test_a_row_may_not_set_its_own_line() -> None:
+    manifest = parse_manifest(f'[\n{{"image_id": "{IMG}", "line": 9}}\n]', "json")
+    assert not manifest.rows
+    assert [str(e) for e in manifest.errors] == ["line 2: line: is not a manifest field (imsrep sends each row's line)"]
+
+
 def test_json_list_form() -> None:
     manifest = parse_manifest(f'[\n{{"image_id": "{IMG}", "kms_key": "app-key"}}\n]', "json")
     assert [(r.line, r.spec.kms_key) for r in manifest.rows] == [(2, "app-key")]

@@ -39,6 +39,8 @@ def test_result_from_an_api_item() -> None:
     item = {"item_id": "c" * 32, "image_id": "img", "state": "failed", "reason": "IMS_JOB_FAILED", "message": "m",
             "new_image_id": None, "attempt": 1}
     assert ItemResult.of(item, 7) == ItemResult(7, "c" * 32, "img", "failed", "IMS_JOB_FAILED", "m", None)
+    # The item's own line (recorded at submission) when the caller knows none, e.g. imsrep status --results.
+    assert ItemResult.of({**item, "line": 9}).line == 9 and ItemResult.of(item).line is None
 
 
 def test_a_copys_tags_and_sharing_in_a_few_words() -> None:

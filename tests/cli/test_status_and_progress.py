@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -56,6 +57,26 @@ def test_status_failed_also_shows_a_copy_whose_sharing_failed(tmp_path: Path, ap
     shown = runner.invoke(app, ["status", batch, "--failed", "--json", *api])
     assert shown.exit_code == EXIT_SOME_FAILED
     assert [(i["item_id"], i["reason"]) for i in json.loads(shown.stdout)["items"]] == [(ids[1], "NOT_SHARED")]
+
+
+def test_status_results_match_each_item_to_its_manifest_line_and_json_carries_history(
+    tmp_path: Path, api_server
+) -> None:
+    api = ["--api", api_server.url, "--token", api_server.token]
+    manifest = tmp_path / "lines.csv"
+    manifest.write_text(f"image_id,name\n{IMG},first\nnot-an-id,bad\n\n{IMG},third\n")  # rows on lines 2 and 5
+    submitted = runner.invoke(app, ["submit", str(manifest), *api])
+    batch = re.search(r"in batch ([0-9a-f]{32})", submitted.stdout).group(1)
+
+    results = tmp_path / "r.csv"
+    shown = runner.invoke(app, ["status", batch, "--json", "--results", str(results), *api])
+    assert shown.exit_code == EXIT_SOME_FAILED  # not done: no worker runs here
+    with results.open() as f:
+        rows = list(csv.DictReader(f))
+    items = json.loads(shown.stdout)["items"]
+    assert [(r["line"], r["item_id"]) for r in rows] == [("2", items[0]["item_id"]), ("5", items[1]["item_id"])]
+    assert [i["line"] for i in items] == [2, 5]
+    assert [[t["state"] for t in i["history"]] for i in items] == [["accepted"], ["accepted"]]
 
 
 def test_rate_column_shows_items_per_minute() -> None:

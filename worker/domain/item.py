@@ -40,6 +40,7 @@ class ReplicationItem(BaseModel):
     share_with: list[str] | None = None
     tags: dict[str, str] | None = None
     provenance: bool | None = None  # provenance tags; None: the server's IMSREP_PROVENANCE_TAGS
+    line: int | None = None  # its line in the submitter's manifest (absent from records stored before it existed)
     # Where it stands.
     state: ItemState
     reason: ReasonCode | None = None

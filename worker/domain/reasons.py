@@ -1,5 +1,5 @@
 """Stable reason codes carried by every terminal item that did not succeed (and by cancellations), and by a succeeded
-item whose copy exists but whose tags or sharing did not all apply."""
+item whose copy exists but whose tags or sharing did not all apply; and what to do about each (``next_step``)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,82 @@ class ReasonCode(str, Enum):
     FOLLOWUP_DEADLINE = "FOLLOWUP_DEADLINE"
     # Cancellation by the user.
     CANCELLED = "CANCELLED"
+
+
+# What to do about each reason, in a sentence: shown with an item that ended without everything it asked for (the
+# API's ``next_step``, ``imsrep item``). One table, so every code has its advice (a test walks ReasonCode).
+# "Retry" means the batch's retry (imsrep retry, POST /v1/batches/{id}/retry), which takes failed items (and,
+# asked with --cancelled, cancelled ones).
+_NEXT_STEPS: dict[ReasonCode, str] = {
+    ReasonCode.IMAGE_NOT_FOUND: "Check the image ID and the account: the image must be in the account's project "
+    "and region. Fix the row and submit it again.",
+    ReasonCode.IMAGE_NOT_ACTIVE: "Wait until the image is active (Normal in the console), then submit it again.",
+    ReasonCode.FULL_ECS_IMAGE: "IMS does not copy full-ECS images this way: replicate the server's system-disk image "
+    "instead.",
+    ReasonCode.ISO_IMAGE: "IMS does not copy ISO images: make a system-disk image of a server installed from it and "
+    "replicate that.",
+    ReasonCode.IMAGE_TOO_LARGE: "The image is over IMS's copy limit (the message says which): it cannot be copied "
+    "this way; export it to OBS and import it where it is needed.",
+    ReasonCode.NOT_IMAGE_OWNER: "Only the project that owns an image can copy it: submit it with that project's "
+    "account.",
+    ReasonCode.INVALID_NAME: "Give a name IMS accepts (the message says which rule it broke) and submit again.",
+    ReasonCode.INVALID_DESCRIPTION: "Fix the description as the message says and submit again.",
+    ReasonCode.KEY_NOT_FOUND: "Check kms_key: the key ID or alias must exist in the account's region. Fix it and "
+    "submit again.",
+    ReasonCode.KEY_DISABLED: "Enable the KMS key (or name another one) and submit again.",
+    ReasonCode.KEY_NO_ACCESS: "Give the account's IMS use of the key (a KMS grant or an IAM policy), or name another "
+    "key, and submit again.",
+    ReasonCode.KEY_SAME_AS_SOURCE: "The image is already encrypted with that key: nothing to re-key. Name another "
+    "kms_key if a re-key was meant.",
+    ReasonCode.SOURCE_KEY_UNUSABLE: "The source image's own KMS key is disabled, deleted or out of the account's "
+    "reach: enable it or restore access, then submit again.",
+    ReasonCode.UNKNOWN_ACCOUNT: "Name a configured account (imsrep accounts lists them) or configure this one, then "
+    "submit again.",
+    ReasonCode.ENCRYPTED_CROSS_REGION: "IMS does not copy an encrypted image across regions: make an unencrypted "
+    "copy in its region first (no kms_key), then copy that one across.",
+    ReasonCode.AGENCY_NOT_CONFIGURED: "Give the item an agency, or set the account's agency_name, then submit again.",
+    ReasonCode.TARGET_PROJECT_NOT_FOUND: "Check target_project: a project of target_region that the account can "
+    "use (default: the region's own). Fix it and submit again.",
+    ReasonCode.TARGET_REGION_INVALID: "IMS does not copy from this region to target_region: name a region it "
+    "copies to and submit again.",
+    ReasonCode.SHARE_PROJECT_INVALID: "Check share_with: existing project IDs of the copy's region, not the one "
+    "that owns the copy. Fix them and submit again, or share the copy by hand.",
+    ReasonCode.NAME_EXISTS: "An image of that name is already where the copy goes: delete or rename it and retry "
+    "the batch, or submit again with another name.",
+    ReasonCode.QUOTA_EXCEEDED: "The image quota stayed full: delete images or have the quota raised, then retry "
+    "the batch.",
+    ReasonCode.IMS_REFUSED: "IMS refused the copy (its code and words are in the message): fix what it names, then "
+    "retry the batch.",
+    ReasonCode.IMS_JOB_FAILED: "IMS's copy job failed: look the job up in the IMS console for why, then retry the "
+    "batch.",
+    ReasonCode.COPY_NOT_ACTIVE: "The new image never became active: check it in the IMS console (delete it if it "
+    "is broken), then retry the batch.",
+    ReasonCode.POLL_DEADLINE: "The copy outran IMSREP_POLL_DEADLINE_SECONDS: check its job in the IMS console; "
+    "retrying the batch adopts the copy if IMS made it.",
+    ReasonCode.RETRIES_EXHAUSTED: "The cloud kept failing (the last error is in the message): once the account "
+    "answers again (imsrep accounts), retry the batch.",
+    ReasonCode.ACCOUNT_AUTH_FAILED: "The account's credentials or roles were refused: fix them (imsrep accounts "
+    "--check tells), then retry the batch.",
+    ReasonCode.REDELIVERY_LIMIT: "Its worker kept dying on this item: read the worker's log for why, then retry "
+    "the batch.",
+    ReasonCode.AGENCY_NOT_PERMITTED: "The agency may not copy images to target_region: grant it IMS rights there "
+    "(IAM), then retry the batch.",
+    ReasonCode.TAGS_NOT_APPLIED: "The copy exists; the message names the tags it lacks: add them to the copy in "
+    "IMS (a succeeded item is not retried).",
+    ReasonCode.NOT_SHARED: "The copy exists; the message names the projects it is not shared with and why: share "
+    "it with them in IMS (a succeeded item is not retried).",
+    ReasonCode.TAG_INVALID: "Fix the tag as the message says and add it to the copy in IMS.",
+    ReasonCode.NOT_SHAREABLE_ENCRYPTED: "An encrypted copy cannot be shared: make an unencrypted copy (no kms_key) "
+    "to share.",
+    ReasonCode.TOO_MANY_MEMBERS: "The image has as many member projects as IMS allows: remove some, then share it "
+    "by hand.",
+    ReasonCode.FOLLOWUP_DEADLINE: "Its tags or sharing did not finish in time: check the copy in IMS and add what "
+    "is missing by hand.",
+    ReasonCode.CANCELLED: "Cancelled by the user: if the copy is still wanted, resume the batch's cancelled items "
+    "(imsrep retry --cancelled).",
+}
+
+
+def next_step(reason: ReasonCode) -> str:
+    """What to do about ``reason``, in a sentence or two."""
+    return _NEXT_STEPS[reason]

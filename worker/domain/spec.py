@@ -23,6 +23,7 @@ from worker.domain.naming import (
 )
 
 MAX_MEMBERS = 128  # member projects of one (system- or data-disk) image, docs/ims-api.md §9
+MAX_LINE = 1_000_000_000  # a manifest line number; bounded so that no value is absurd
 
 
 class ItemOptions(BaseModel):
@@ -130,6 +131,14 @@ class ItemSpec(ItemOptions):
     """One image to replicate."""
 
     image_id: str = Field(..., description="Source image ID (UUID)")
+    # Only the submitter knows where an item came from: kept so its results can be matched back to the manifest.
+    line: int | None = Field(
+        None,
+        strict=True,  # a number, not "12" or true
+        ge=1,
+        le=MAX_LINE,
+        description="The item's line in the submitter's manifest (imsrep submit sends it); shown with the item",
+    )
 
     @field_validator("image_id")
     @classmethod

@@ -354,3 +354,24 @@ def test_an_impossible_template_is_refused_and_nothing_stored(api, client) -> No
     [problem] = response.json()["errors"]
     assert problem["field"] == "template.name" and "over 128 characters" in problem["rule"]
     assert _stored_batches(api) == before
+
+
+def test_items_come_with_their_history_only_when_asked(api, client) -> None:
+    body = client.post("/v1/batches", json={"items": _items(3)}).json()
+    batch_id, ids = body["batch_id"], body["item_ids"]
+    walk_to(api.store(), ids[1], ItemState.REJECTED, reason=ReasonCode.ISO_IMAGE, message="an ISO")
+    plain = client.get(f"/v1/batches/{batch_id}/items").json()["items"]
+    assert [i["history"] for i in plain] == [None, None, None]
+    seen, cursor = [], 0
+    while cursor is not None:
+        page = client.get(f"/v1/batches/{batch_id}/items", params={"history": "true", "limit": 2, "cursor": cursor})
+        seen += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+    assert [[t["state"] for t in i["history"]] for i in seen] == [
+        ["accepted"],
+        ["accepted", "validating", "rejected"],
+        ["accepted"],
+    ]
+    assert seen[1]["history"][-1]["reason"] == "ISO_IMAGE" and seen[1]["history"][-1]["message"] == "an ISO"
+    bad = client.get(f"/v1/batches/{batch_id}/items", params={"history": "maybe"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "history"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import pytest
+
 from tests.support import walk_to
 from worker.domain.followups import Followups, Member, ShareResult, Status, TagsResult
-from worker.domain.reasons import ReasonCode
+from worker.domain.reasons import ReasonCode, next_step
 from worker.domain.states import ItemState
 
 
@@ -119,3 +121,44 @@ def test_a_copy_whose_sharing_failed_shows_what_was_and_was_not_done(api, client
     assert share["members"] == [{"project_id": friend, "status": "pending"}] and share["not_shared"] == [stranger]
     assert share["status"] == "failed" and share["reason"] == "SHARE_PROJECT_INVALID"
     assert [t["state"] for t in shown["history"]][-2:] == ["finishing", "succeeded"]
+
+
+def test_an_items_manifest_line_is_kept_and_shown(api, client) -> None:
+    item_id = client.post("/v1/replications", json={"image_id": str(uuid.uuid4()), "line": 12}).json()["item_id"]
+    assert api.store().get_item(item_id).line == 12
+    assert client.get(f"/v1/replications/{item_id}").json()["line"] == 12
+    # A record stored before items had a line (or sent without one) reads as having none.
+    api.redis().hdel(f"{api.prefix}:item:{item_id}", "line")
+    assert client.get(f"/v1/replications/{item_id}").json()["line"] is None
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        (0, "Input should be greater than or equal to 1"),
+        (-4, "Input should be greater than or equal to 1"),
+        (10**10, "Input should be less than or equal to 1000000000"),
+        ("12", "Input should be a valid integer"),
+        (True, "Input should be a valid integer"),
+        (1.5, "Input should be a valid integer"),
+    ],
+)
+def test_a_bad_line_is_422_naming_the_field_and_rule(api, client, line, rule) -> None:
+    one = client.post("/v1/replications", json={"image_id": str(uuid.uuid4()), "line": line})
+    assert one.status_code == 422 and one.json()["errors"] == [{"index": None, "field": "line", "rule": rule}]
+    batch = client.post("/v1/batches", json={"items": [{"image_id": str(uuid.uuid4())},
+                                                       {"image_id": str(uuid.uuid4()), "line": line}]})  # fmt: skip
+    assert batch.status_code == 422 and batch.json()["errors"] == [{"index": 1, "field": "line", "rule": rule}]
+
+
+def test_an_item_that_ended_short_says_what_to_do_and_others_do_not(api, client) -> None:
+    store = api.store()
+    rejected, running = (client.post("/v1/replications", json={"image_id": str(uuid.uuid4())}).json()["item_id"]
+                         for _ in range(2))  # fmt: skip
+    walk_to(store, rejected, ItemState.REJECTED, reason=ReasonCode.KEY_DISABLED, message="key off")
+    walk_to(store, running, ItemState.REPLICATING, job_id="j1", job_started_at=1_700_000_000.0, source_name="web")
+    shown = client.get(f"/v1/replications/{rejected}").json()
+    assert shown["next_step"] == next_step(ReasonCode.KEY_DISABLED)
+    under_way = client.get(f"/v1/replications/{running}").json()
+    assert under_way["next_step"] is None and under_way["source_name"] == "web"
+    assert under_way["job_started_at"] == "2023-11-14T22:13:20Z"
