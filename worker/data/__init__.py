@@ -158,7 +158,8 @@ class DataLayer:
         **fields: object,
     ) -> TransitionResult:
         """Move the item to ``waiting`` and into its pool's line in one transaction (a crash cannot leave it
-        waiting but unqueued). A hand-back (IMS was full) also frees its slot and keeps its place (``arrival``)."""
+        waiting but unqueued). A hand-back (IMS was full) also frees its slot; it keeps its place (its position,
+        and its first ``arrival`` as ``queued_at``)."""
         arrival = now if arrival is None else arrival
         pipe = self._client.pipeline(transaction=True)
         self._queue(pipe, item, event, pool, stride, now, arrival, fields)

@@ -29,7 +29,8 @@ key                                type    what it holds (owner module in ``work
 ``P:admitting``                    zset    batch ID -> when its admit chain's next chunk is due (records)
 ``P:slots:<pool>``                 zset    item ID -> time its replication slot was granted (slots)
 ``P:ring:<pool>``                  zset    batch ID -> its pass in the pool's fair share (slots)
-``P:queue:<pool>:<batch>``         zset    item ID -> arrival, a batch's waiting items in a pool (slots)
+``P:queue:<pool>:<batch>``         zset    item ID -> its position in the batch, a batch's waiting items in a pool
+                                           (slots)
 ``P:pool:<pool>``                  hash    effective limit, its next raise, virtual time, strides (slots)
 ``P.waiting.<pool>\\x06\\x169``     list    one entry per queued item: the backlog Flower shows (slots)
 ``P:quota:<project>``              hash    image quota, used, granted since read, blocked since (slots)

@@ -168,11 +168,12 @@ class RecordStore:
             if selection is None and (grouped := admission_order(ids, [new.account for new in items])):
                 for start in range(0, len(grouped), _PAGE):
                     pipe.rpush(k.batch_admission(batch_id), *grouped[start : start + _PAGE])
-            for item_id, new in zip(ids, items, strict=True):
+            for position, (item_id, new) in enumerate(zip(ids, items, strict=True)):
                 record = ReplicationItem(
                     id=item_id,
                     batch_id=batch_id,
                     account=new.account,
+                    position=position,
                     state=ItemState.ACCEPTED,
                     created_at=now,
                     updated_at=now,

@@ -5,10 +5,10 @@ A slot belongs to an ITEM, from the grant (just before its submit) to its termin
 IMS says it is full), not to a worker process: a crashed worker neither frees the slot of a copy IMS is still
 running nor keeps one forever (the reconciler frees the slots of finished or missing items). Granting is one script
 (``lua/grant.lua``), so concurrent grants on any number of workers never exceed the limit. Waiting items are kept
-per batch (``lua/enqueue.lua``): the batch with the lowest pass goes next, its pass grows by its stride, and a
-batch that starts waiting joins one set of slots behind the pool's virtual time, so it takes the next slots that
-free up and then alternates with the others (weighted by priority). ``P:waiting:<pool>`` holds one entry per
-queued item, so the backlog shows as a queue length in Flower.
+per batch (``lua/enqueue.lua``), in the order of the batch's rows: the batch with the lowest pass goes next, its
+pass grows by its stride, and a batch that starts waiting joins one set of slots behind the pool's virtual time,
+so it takes the next slots that free up and then alternates with the others (weighted by priority).
+``P:waiting:<pool>`` holds one entry per queued item, so the backlog shows as a queue length in Flower.
 """
 
 from __future__ import annotations
@@ -98,11 +98,14 @@ class SlotPool:
 
     # Queueing and granting ------------------------------------------------------------------------------------
     def enqueue(self, pool: Pool, item: ReplicationItem, arrival: float, stride: float, *, pipe=None) -> bool:
-        """Queue a waiting item in its batch's line of ``pool``; a second call keeps its first place. True if
-        it was added. ``pipe`` runs it inside a caller's transaction (then the answer comes from ``execute``)."""
+        """Queue a waiting item in its batch's line of ``pool`` at its position in the batch, so that however late
+        it was validated it goes ahead of the batch's later rows (a record stored before positions were kept: at
+        its ``arrival``, behind them); a second call keeps its first place. True if it was added. ``pipe`` runs it
+        inside a caller's transaction (then the answer comes from ``execute``)."""
         k = self._keys
         keys = [k.batch_queue(pool.name, item.batch_id), k.ring(pool.name), k.pool(pool.name), k.waiting(pool.name)]
-        args = [item.id, arrival, item.batch_id, stride, pool.limit]
+        place = arrival if item.position is None else item.position
+        args = [item.id, place, item.batch_id, stride, pool.limit]
         return bool(self._enqueue(keys=keys, args=args, client=pipe or self._redis))
 
     def grant(self, pool: Pool, now: float, quota_age: QuotaAge | None = None) -> Granted:

@@ -67,6 +67,9 @@ class ReplicationItem(BaseModel):
     error_retries: int = 0
     # Tags and sharing once the copy is active (worker.domain.followups); None while there is nothing to report.
     followups: Followups | None = None
+    # Its row in its batch (0-based: the manifest's order, then a selector's as it lists): its place in its pool's
+    # line. None on records stored before positions were kept (such an item queues by its arrival).
+    position: int | None = None
     # When it joined its pool's line (it keeps its place when IMS hands it back), and the account's outage
     # seconds when its copy started (a copy's deadline counts the cloud's time, not an outage's).
     queued_at: float | None = None

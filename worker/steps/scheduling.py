@@ -107,7 +107,7 @@ def waits_for_quota(ctx: StepContext, item: ReplicationItem) -> bool:
 
 
 def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -> list[Next]:
-    """IMS had no room for the copy: the item goes back to the head of its line, and its pool grants less
+    """IMS had no room for the copy: the item goes back to its row's place in its line, and its pool grants less
     (``IMG.0060``: slots held elsewhere, probed back up) or waits for quota (``IMG.0015``, read again later)."""
     pool = pool_of(ctx, item)
     if pool is None:

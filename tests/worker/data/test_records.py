@@ -34,6 +34,7 @@ def test_create_batch_stores_every_item_accepted(store: RecordStore) -> None:
     assert item.kms_key is None and item.account == "default"
     assert [t.state for t in store.history(item.id)] == [ItemState.ACCEPTED]
     assert store.batch_item_ids(stored.batch_id) == stored.item_ids
+    assert [i.position for i in store.get_items(stored.item_ids)] == [0, 1, 2]  # its place in line (issue 31)
 
 
 def test_tags_are_stored_and_read_back_as_a_mapping(store: RecordStore) -> None:

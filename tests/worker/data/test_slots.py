@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from tests.support import walk_to
-from worker.data import DataLayer, NewItem, QuotaAge, RecordStore, SlotPool
+from worker.data import DataLayer, NewItem, Queued, QuotaAge, RecordStore, SlotPool
 from worker.data.accounts import CircuitPolicy
+from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool, pool_name_of
 from worker.domain.priority import Priority
 from worker.domain.spec import ItemSpec
@@ -73,10 +74,64 @@ def test_grant_goes_to_the_oldest_up_to_the_limit(data, pool) -> None:
     assert pool.in_use("default") == 5 and pool.queued("default") == 3
 
 
-def test_enqueue_keeps_the_first_arrival(data, pool) -> None:
+def test_enqueue_keeps_the_first_place(data, pool) -> None:
     ids = _waiting(data, 2)
     assert not pool.enqueue(POOL, data.records.get_item(ids[0]), 99, 1.0)
     assert pool.grant(Pool("default", "default", 1, POOL.project), 0.0).ids == [ids[0]]
+
+
+def _validating(data: DataLayer, n: int) -> list[ReplicationItem]:
+    """A batch of ``n`` items, each just validated (not queued yet), in the batch's order."""
+    ids = data.records.create_batch(
+        [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default") for _ in range(n)]
+    ).item_ids
+    for item_id in ids:
+        walk_to(data.records, item_id, ItemState.VALIDATING)
+    return data.records.get_items(ids)
+
+
+def _finish(data: DataLayer, item_ids: list[str]) -> None:
+    for item_id in item_ids:
+        walk_to(data.records, item_id, ItemState.FAILED)
+        data.slots.release(POOL.name, data.records.get_item(item_id))
+
+
+def test_a_batch_takes_slots_in_the_order_of_its_rows_however_they_were_validated(data, pool) -> None:
+    """Issue 31: rows validated together (one transaction, one arrival time) or one by one, in any order, take
+    slots row by row; a row validated late goes ahead of the later rows still waiting."""
+    items = _validating(data, 12)
+    rows = [item.id for item in items]
+    together = [Queued(items[row], POOL, 0.5, {}) for row in (8, 0, 10, 5, 1, 7, 2, 6, 4)]
+    assert data.wait_for_slots(together, now=1.0) == [True] * 9
+    first = pool.grant(POOL, 1.0).ids
+    assert first == [rows[r] for r in (0, 1, 2, 4, 5)]
+    for arrival, row in enumerate((9, 3, 11), start=2):  # validated one by one, later
+        assert data.wait_for_slot(items[row], Event.VALIDATED, POOL, 0.5, float(arrival)).ok
+    _finish(data, first)
+    assert _drain(pool, data) == [rows[r] for r in (3, 6, 7, 8, 9, 10, 11)]
+
+
+def test_a_handed_back_item_keeps_its_rows_place(data, pool) -> None:
+    ids = _waiting(data, 8)
+    assert pool.grant(POOL, 0.0).ids == ids[:5]
+    handed = data.records.get_item(ids[2])  # IMS said full for its copy
+    walk_to(data.records, handed.id, ItemState.SUBMITTING)
+    assert data.wait_for_slot(handed, Event.HAND_BACK, POOL, 0.5, 9.0, arrival=handed.queued_at).ok
+    assert data.records.get_item(handed.id).queued_at == handed.queued_at
+    _finish(data, [ids[0]])
+    assert pool.grant(POOL, 9.0).ids == [ids[2], ids[5]]  # the two slots free: its own, and one after it
+
+
+def test_a_record_stored_before_positions_queues_by_arrival(redis_server, data, pool) -> None:
+    items = _validating(data, 3)
+    raw = redis_server.client()
+    for item in items:
+        raw.hdel(data.keys.item(item.id), "position")
+    old = data.records.get_items([item.id for item in items])
+    assert [item.position for item in old] == [None] * 3
+    for arrival, row in enumerate((2, 0, 1)):
+        assert data.wait_for_slot(old[row], Event.VALIDATED, POOL, 0.5, float(arrival)).ok
+    assert pool.grant(POOL, 3.0).ids == [old[row].id for row in (2, 0, 1)]
 
 
 def test_cancelled_items_are_dropped_not_granted(data, store, pool) -> None:

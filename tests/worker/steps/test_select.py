@@ -153,6 +153,8 @@ def test_an_image_the_batch_already_has_is_not_made_twice(make) -> None:
     assert Counter(i.image_id for i in items)[legacy[0].id] == 1
     assert next(i for i in items if i.image_id == legacy[0].id).name == "mine"
     assert Counter(i.image_id for i in items)[legacy[1].id] == 1
+    # Each item's position is its row in the batch: its own items first, then the pages' as they were listed.
+    assert [i.position for i in items] == list(range(len(items)))
 
 
 def test_a_selector_stops_at_the_batch_limit_and_says_so(make) -> None:

@@ -1,7 +1,8 @@
 -- Add one listing page's selected images to a batch as accepted items, atomically with the batch's counts, total
 -- and selection progress. The page applies only while the selection is expanding and only if it starts at the
 -- marker the batch expects: a redelivered page (or one sent again after a lost reply) changes nothing. An image
--- already in the batch (the seen set: images of the batch's own items and of earlier pages) is skipped.
+-- already in the batch (the seen set: images of the batch's own items and of earlier pages) is skipped. Each item
+-- created gets its position: its index in the batch's items list.
 -- Uses lib/batch_end.lua: the last page may end the batch (every item it had is terminal, and it adds none).
 --
 -- KEYS[1]      P:batch:<batch>          hash
@@ -29,7 +30,7 @@ for i = 1, n do
     redis.call('HSET', KEYS[5 + 2 * i], unpack(fields))
     redis.call('DEL', KEYS[6 + 2 * i])
     redis.call('RPUSH', KEYS[6 + 2 * i], ARGV[8])
-    redis.call('RPUSH', KEYS[2], item_id)
+    redis.call('HSET', KEYS[5 + 2 * i], 'position', redis.call('RPUSH', KEYS[2], item_id) - 1)
     redis.call('ZADD', KEYS[5], now, item_id)
     created = created + 1
   end
