@@ -133,9 +133,14 @@ def list_batches(
     return BatchesPage(batches=[BatchStatus.of(b) for b in page.batches], next_cursor=page.next_cursor)
 
 
-@router.get("/{batch_id}", summary="Progress of a batch: counts by state", responses=_NOT_FOUND)
+@router.get(
+    "/{batch_id}",
+    summary="Progress of a batch: counts by state, and what its waiting items wait for",
+    responses=_NOT_FOUND,
+)
 def get_batch(batch_id: BatchId, service: ServiceDep) -> BatchStatus:
-    return BatchStatus.of(service.batch(batch_id))
+    summary = service.batch(batch_id)
+    return BatchStatus.of(summary, lines=[] if summary.done else service.lines(batch_id))
 
 
 @router.get("/{batch_id}/items", summary="A page of a batch's items, optionally in one state", responses=_NOT_FOUND)
@@ -148,8 +153,8 @@ def list_items(
     cursor: Annotated[int, Query(ge=0, le=10_000_000, description="`next_cursor` of the previous page")] = 0,
 ) -> ItemsPage:
     items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
-    blocked = service.blocked_by(items)
-    page = [ReplicationOut.of(i, blocked_by=blocked.get(i.id)) for i in items]
+    waits = service.waits(items)
+    page = [ReplicationOut.of(i, wait=waits.get(i.id)) for i in items]
     return ItemsPage(batch_id=batch_id, items=page, next_cursor=next_cursor)
 
 
