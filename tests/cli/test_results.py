@@ -41,6 +41,12 @@ def test_result_from_an_api_item() -> None:
     assert ItemResult.of(item, 7) == ItemResult(7, "c" * 32, "img", "failed", "IMS_JOB_FAILED", "m", None)
 
 
+def test_a_waiting_items_reason_is_what_holds_it() -> None:
+    item = {"item_id": "c" * 32, "image_id": "img", "state": "waiting", "reason": None, "blocked_by": "quota"}
+    assert ItemResult.of(item).reason == "quota"
+    assert ItemResult.of({**item, "blocked_by": None}).reason is None
+
+
 def test_a_copys_tags_and_sharing_in_a_few_words() -> None:
     friend = "0" * 31 + "1"
     item = {
