@@ -11,6 +11,7 @@ from api.errors import NotFound
 from config.settings import Settings
 from worker.data import DataLayer, PoolStatus
 from worker.domain.pools import pools, split_pool
+from worker.domain.waits import stalls
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,17 @@ class AccountView:
     mean_copy_seconds: float | None  # of its latest successful copies; None before any has finished
 
     @property
+    def drain_unknown(self) -> str | None:
+        """Why no drain time can be forecast: ``blocked`` (the line waits on something no copy's end moves: an
+        outage, the quota, slots held elsewhere), ``no_history`` (no copy has finished yet); None when one can."""
+        if stalls(self.status.blocked_by):
+            return "blocked"
+        return "no_history" if self.mean_copy_seconds is None else None
+
+    @property
     def drain_seconds(self) -> float | None:
         """A forecast of the time to copy every waiting item at the current number of slots."""
-        if self.mean_copy_seconds is None:
+        if self.drain_unknown or self.mean_copy_seconds is None:
             return None
         slots = max(1, self.status.effective)
         return self.status.queued * self.mean_copy_seconds / slots

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from config.settings import Settings
 from worker.data import DataLayer
 from worker.domain.pools import pools, split_pool
+from worker.domain.waits import BlockedBy
 from worker.queues import Queue
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class RedisCollector(Collector):
             in_use.add_metric(pool, status.in_use)
             limit.add_metric(pool, status.pool.limit)
             others.add_metric(pool, status.taken_by_others)
-            waiting.add_metric([*pool, status.blocked_by or "slots"], status.queued)
+            waiting.add_metric([*pool, (status.blocked_by or BlockedBy.SLOTS).value], status.queued)
             circuit.add_metric(pool, int(status.health.open))
             # Once per account: its in-region pool, whose copies the project's quota counts.
             if status.pool.project is not None and status.quota.quota is not None:

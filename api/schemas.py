@@ -8,15 +8,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
 
 from api.accounts import AccountView
-from worker.data import BatchSummary
+from worker.data import BatchSummary, PoolStatus
 from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
+from worker.domain.pools import split_pool
 from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode, next_step
 from worker.domain.selector import Selector, Template
 from worker.domain.spec import ItemOptions, ItemSpec
 from worker.domain.states import ItemState
+from worker.domain.waits import WAITS, BlockedBy
 
 _ID = {"pattern": r"^[0-9a-f]{32}$", "examples": ["3f2a9c0e5b7d4e1f8a6c2b9d0e4f7a13"]}
 _IMAGE = "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81"
@@ -24,6 +26,21 @@ _IMAGE = "b6f1a7de-37d4-4f2c-9a0e-3c7e1d2f5a81"
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+_BLOCKED_BY = (
+    "slots (every slot busy with this system's copies: the line moves as they end), outage (the account's circuit "
+    "is open), quota (the project's image quota has no room) or ims_full (IMS counts copies made elsewhere "
+    "against the slots)"
+)
+_HINT = "What holds the wait and the next step a user can take (raise the quota, wait for the outage, ...)"
+
+
+def _wait(status: PoolStatus | None) -> dict[str, Any]:
+    """``blocked_by`` and ``blocked_hint`` of something waiting in ``status``'s line (nothing: both null)."""
+    if status is None:
+        return {"blocked_by": None, "blocked_hint": None}
+    return {"blocked_by": status.wait_reason, "blocked_hint": status.hint}
 
 
 # Requests ------------------------------------------------------------------------------------------------------
@@ -185,6 +202,28 @@ class ReplicationAccepted(BaseModel):
     item_id: str = Field(..., **_ID)
 
 
+class LineOut(BaseModel):
+    """A pool's line as one batch meets it: the batch's items in it, what holds them and what to do."""
+
+    account: str
+    mode: str = Field(..., description="in-region or cross-region: IMS counts the two kinds of copy apart")
+    items: int = Field(..., description="This batch's items in the line, waiting for a slot")
+    blocked_by: BlockedBy = Field(..., description=_BLOCKED_BY)
+    next_step: str = Field(..., description="The next step in a few words", examples=[WAITS[BlockedBy.QUOTA].next_step])
+    blocked_hint: str = Field(..., description=_HINT)
+
+    @classmethod
+    def of(cls, status: PoolStatus, items: int) -> LineOut:
+        account, mode = split_pool(status.pool.name)
+        return cls(
+            account=account,
+            mode=mode,
+            items=items,
+            next_step=WAITS[status.wait_reason].next_step,
+            **_wait(status),
+        )
+
+
 class BatchStatus(BaseModel):
     batch_id: str = Field(..., **_ID)
     created_at: datetime
@@ -197,9 +236,15 @@ class BatchStatus(BaseModel):
         None, description="When it finished: its last item ended (null while it runs; a retry clears it)"
     )
     selection: SelectionOut | None = Field(None, description="A batch that selects images by filter")
+    lines: list[LineOut] | None = Field(
+        None,
+        description="Per account and mode where the batch has items waiting in line for a slot: how many, what "
+        "holds them and the next step. Only `GET /v1/batches/{batch_id}` fills it (null in lists; empty when "
+        "nothing waits)",
+    )
 
     @classmethod
-    def of(cls, summary: BatchSummary) -> BatchStatus:
+    def of(cls, summary: BatchSummary, lines: list[tuple[PoolStatus, int]] | None = None) -> BatchStatus:
         progress = summary.selection
         return cls(
             batch_id=summary.batch_id,
@@ -219,6 +264,7 @@ class BatchStatus(BaseModel):
                 created=progress.created,
                 message=progress.message,
             ),
+            lines=None if lines is None else [LineOut.of(status, items) for status, items in lines],
         )
 
 
@@ -321,9 +367,8 @@ class ReplicationOut(BaseModel):
         None, description="Tags and sharing of the copy, from the moment it is active (state finishing)"
     )
     attempt: int = Field(..., description="1, plus one per retry")
-    blocked_by: str | None = Field(
-        None, description="A waiting item's wait: slots (all busy), outage, quota (no room for images) or ims_full"
-    )
+    blocked_by: BlockedBy | None = Field(None, description=f"Why a waiting item has no slot yet: {_BLOCKED_BY}")
+    blocked_hint: str | None = Field(None, description=_HINT)
     created_at: datetime
     updated_at: datetime
     history: list[TransitionOut] | None = Field(
@@ -331,7 +376,8 @@ class ReplicationOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, item: ReplicationItem, **extra: object) -> ReplicationOut:
+    def of(cls, item: ReplicationItem, wait: PoolStatus | None = None, **extra: object) -> ReplicationOut:
+        """``wait``: the pool a waiting item is in line for (``ReplicationService.waits``)."""
         # The store keeps IMS's fraction (process_percent 0.24 means 24 %).
         progress = None if item.progress is None else round(min(max(item.progress, 0.0), 1.0) * 100, 1)
         return cls(
@@ -363,6 +409,7 @@ class ReplicationOut(BaseModel):
             attempt=item.attempt,
             created_at=_utc(item.created_at),
             updated_at=_utc(item.updated_at),
+            **_wait(wait),
             **extra,
         )
 
@@ -436,8 +483,16 @@ class AccountOut(BaseModel):
     slots: SlotsOut
     outage: OutageOut
     waiting: int = Field(..., description="Items in line for a slot")
-    blocked_by: str | None = Field(None, description="What holds the line: slots, outage, quota or ims_full")
-    drain_seconds: float | None = Field(None, description="Forecast to copy every waiting item; null without history")
+    blocked_by: BlockedBy | None = Field(None, description=f"What holds the line (null: nobody waits): {_BLOCKED_BY}")
+    blocked_hint: str | None = Field(None, description=_HINT)
+    drain_seconds: float | None = Field(
+        None, description="Forecast to copy every waiting item at the current slots; null: see drain_unknown"
+    )
+    drain_unknown: Literal["blocked", "no_history"] | None = Field(
+        None,
+        description="Why drain_seconds is null: blocked (the line waits on an outage, the quota or slots held "
+        "elsewhere, which no copy's end moves: no time can be forecast), no_history (no copy has finished yet)",
+    )
 
     @classmethod
     def of(cls, view: AccountView) -> AccountOut:
@@ -468,8 +523,9 @@ class AccountOut(BaseModel):
                 outage_seconds=round(health.outage_seconds, 1),
             ),
             waiting=status.queued,
-            blocked_by=status.blocked_by,
+            **_wait(status if status.queued else None),
             drain_seconds=None if view.drain_seconds is None else round(view.drain_seconds, 1),
+            drain_unknown=view.drain_unknown,
         )
 
 

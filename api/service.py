@@ -24,6 +24,7 @@ from worker.data import (
     Earlier,
     NewItem,
     PlanRecord,
+    PoolStatus,
     Quota,
     StoredBatch,
     StoredPlan,
@@ -283,19 +284,26 @@ class ReplicationService:
         """Each item's history by item ID, read in one round trip."""
         return dict(zip((i.id for i in items), self.records.histories([i.id for i in items]), strict=True))
 
-    def blocked_by(self, items: list[ReplicationItem]) -> dict[str, str]:
-        """Why each waiting item has no slot yet (``slots``, ``outage``, ``quota``, ``ims_full``), by item ID."""
+    def waits(self, items: list[ReplicationItem]) -> dict[str, PoolStatus]:
+        """The status of the pool each waiting item waits in line for (its ``wait_reason`` says why), by item ID."""
         waiting = [item for item in items if item.state is ItemState.WAITING]
         if not waiting:
             return {}
         found = {pool.name: pool for item in waiting if (pool := pool_of(self.settings, item)) is not None}
         statuses = {s.pool.name: s for s in self.data.pool_statuses(list(found.values()), time.time())}
         pairs = [(pool.name, item) for item in waiting if (pool := pool_of(self.settings, item)) is not None]
-        reasons = {}
-        for (pool, item), granted in zip(pairs, self.data.slots.holding(pairs), strict=True):
-            if not granted:  # granted: its copy call is on its way
-                reasons[item.id] = statuses[pool].blocked_by or "slots"
-        return reasons
+        return {
+            item.id: statuses[pool]
+            for (pool, item), granted in zip(pairs, self.data.slots.holding(pairs), strict=True)
+            if not granted  # granted: its copy call is on its way
+        }
+
+    def lines(self, batch_id: str) -> list[tuple[PoolStatus, int]]:
+        """Each pool in whose line the batch has items, with how many (one round trip for the counts)."""
+        configured = pools.pools(self.settings)
+        counts = self.data.slots.batch_queued([p.name for p in configured], batch_id)
+        held = [pool for pool in configured if counts[pool.name]]
+        return [(status, counts[status.pool.name]) for status in self.data.pool_statuses(held, time.time())]
 
     # Changing ---------------------------------------------------------------------------------------------------
     def cancel(self, batch_id: str) -> CancelCounts:

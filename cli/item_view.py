@@ -12,14 +12,6 @@ from rich.text import Text
 from cli.progress import new_image, short_time, styled_state
 from cli.results import followups_summary
 
-# What holds a waiting item (the API's ``blocked_by``), in words.
-BLOCKED = {
-    "slots": "every replication slot of its account is taken; it goes when one frees up",
-    "outage": "its account's cloud is in an outage; it goes when a probe is answered",
-    "quota": "the account's image quota is full; delete images or have the quota raised",
-    "ims_full": "IMS is running as many copies as it allows, some made elsewhere; it goes when one ends",
-}
-
 
 def item_view(item: dict[str, Any]) -> Group:
     """The item's fields, then its history."""
@@ -58,7 +50,7 @@ def _rows(item: dict[str, Any]) -> list[tuple[str, str | Text | None]]:
         ("Tags", ", ".join(f"{k}={v}" for k, v in (item.get("tags") or {}).items())),
         ("State", Text.assemble(Text.from_markup(styled_state(state)), attempt)),
         ("Reason", why),
-        ("Waiting for", BLOCKED.get(item.get("blocked_by") or "", item.get("blocked_by"))),
+        ("Waiting on", ": ".join(filter(None, (item.get("blocked_by"), item.get("blocked_hint"))))),
         ("IMS job", _job(item)),
         ("New image", new_image(item)),
         ("Tags and sharing", followups_summary(item.get("followups"))),

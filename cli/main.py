@@ -36,7 +36,7 @@ from cli.helpflags import show_flags_bare
 from cli.item_view import item_view
 from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError, wait_until
-from cli.progress import accounts_table, batches_table, items_table, summary_table, watch
+from cli.progress import accounts_table, batches_table, hints, items_table, summary_table, watch
 from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS, EXAMPLE_PROJECTS, EXAMPLE_REGIONS, SIMULATOR_SHARE_PROJECT
 from cli.stack import LocalStack, SentinelSpec, StackInfo, StackOptions, sigterm_as_interrupt
@@ -566,8 +566,15 @@ def status(
         print(json.dumps({"batch": batch, "items": items}, indent=2))
     else:
         console.print(items_table(items, f"Batch {batch_id}"))
+        _print_hints(items)
         console.print(summary_table([ItemResult.of(i) for i in items], title="By state"))
     raise typer.Exit(_batch_exit(batch, items))
+
+
+def _print_hints(rows: list[dict]) -> None:
+    """What each distinct wait among the rows shown is, and what to do about it."""
+    for text in hints(rows):
+        console.print(text, style="yellow", markup=False, highlight=False, soft_wrap=False)
 
 
 def _batch_exit(batch: dict, items: list[dict]) -> int:
@@ -685,6 +692,7 @@ def accounts(
         if check:
             shown = _check_accounts(client, account)
     console.print(accounts_table(shown))
+    _print_hints(shown)
     usable = all(a["credentials"]["state"] != "refused" and a["outage"]["state"] == "closed" for a in shown)
     raise typer.Exit(EXIT_OK if usable else EXIT_SOME_FAILED)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,8 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.api_client import ApiClient
-from cli.results import ItemResult, followups_summary
+from cli.results import ItemResult, followups_summary, reason_of
 from worker.domain.states import TERMINAL, ItemState
+from worker.domain.waits import stalls
 
 STATE_STYLE = {
     ItemState.SUCCEEDED.value: "green",
@@ -61,13 +63,48 @@ def total_counts(statuses: Sequence[dict[str, Any]]) -> Counter[str]:
     return counts
 
 
-def describe_counts(counts: Counter[str]) -> str:
+def describe_counts(counts: Counter[str], waiting: str = "") -> str:
+    """Counts by state in the states' order; ``waiting`` follows the waiting items' count (``describe_waits``)."""
     parts = []
     for state in sorted(counts, key=lambda s: _ORDER.index(s) if s in _ORDER else len(_ORDER)):
         style = STATE_STYLE.get(state)
-        text = f"{state} {counts[state]}"
+        text = f"{state} {counts[state]}" + (f" {escape(waiting)}" if waiting and state == ItemState.WAITING else "")
         parts.append(f"[{style}]{text}[/]" if style else text)
     return "  ".join(parts)
+
+
+def describe_waits(lines: Sequence[dict[str, Any]]) -> str:
+    """What a batch's waiting items wait for, for the status line: ``(quota: delete images or raise the image
+    quota)``; with several reasons, how many items each one holds."""
+    held: dict[str, list[Any]] = {}
+    for line in lines:
+        held.setdefault(line["blocked_by"], [0, line["next_step"]])[0] += line["items"]
+    if not held:
+        return ""
+    if len(held) == 1:
+        ((reason, (_, step)),) = held.items()
+        return f"({reason}: {step})"
+    return "(" + "; ".join(f"{n} {reason}: {step}" for reason, (n, step) in held.items()) + ")"
+
+
+def hints(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Each distinct wait among the rows (items, accounts, a batch's lines) in words, once: what holds it and the
+    next step, as the API gives them."""
+    said = (f"Waiting on {r['blocked_by']}: {r['blocked_hint']}" for r in rows if r.get("blocked_hint"))
+    return list(dict.fromkeys(said))
+
+
+class EtaColumn(TimeRemainingColumn):
+    """The time left, or ``blocked`` while items wait on what no copy's end moves (an outage, the quota, slots held
+    elsewhere): the rate of finished items says nothing about when those go."""
+
+    def __call__(self, task: Task) -> Text:
+        if task.fields.get("blocked"):  # before rich's cache of the last estimate, which may be from before
+            return Text("ETA blocked", style="yellow")
+        return super().__call__(task)
+
+    def render(self, task: Task) -> Text:
+        return Text.assemble("ETA ", super().render(task))
 
 
 class RateColumn(ProgressColumn):
@@ -87,10 +124,10 @@ def watch(client: ApiClient, batch_ids: Sequence[str], console: Console, interva
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        EtaColumn(),
         TextColumn("{task.description}"),
     )
+    explained: set[tuple[str, str, str]] = set()  # the stalled lines whose hint was printed
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=total)
         while True:
@@ -98,7 +135,15 @@ def watch(client: ApiClient, batch_ids: Sequence[str], console: Console, interva
             done = sum(n for state, n in counts.items() if state in _TERMINAL)
             # A selecting batch grows while its selector's pages are listed.
             total = sum(s["total"] for s in statuses)
-            progress.update(task, total=total, completed=done, description=describe_counts(counts))
+            lines = [line for s in statuses for line in s.get("lines") or []]
+            stalled = [line for line in lines if stalls(line["blocked_by"])]
+            description = describe_counts(counts, describe_waits(lines))
+            progress.update(task, total=total, completed=done, description=description, blocked=bool(stalled))
+            # What to do about a stalled line, once (above the bar): the status line has room for a few words.
+            new = [line for line in stalled if (line["account"], line["mode"], line["blocked_by"]) not in explained]
+            for text in hints(new):
+                progress.console.print(text, style="yellow", markup=False, highlight=False)
+            explained.update((line["account"], line["mode"], line["blocked_by"]) for line in new)
             if all(s["done"] for s in statuses):
                 return counts
             time.sleep(interval)
@@ -129,7 +174,7 @@ def items_table(items: Sequence[dict[str, Any]], title: str) -> Table:
             item["item_id"],
             item["image_id"],
             styled_state(item["state"]),
-            item.get("reason") or "",
+            reason_of(item) or "",
             new_image(item),
             followups_summary(item.get("followups")) or "",
             item.get("message") or "",
@@ -163,7 +208,7 @@ def batches_table(batches: Sequence[dict[str, Any]]) -> Table:
 def accounts_table(accounts: Sequence[dict[str, Any]]) -> Table:
     """One row per account and mode, for ``imsrep accounts``."""
     table = Table(title="Accounts")
-    for column in ("Account", "Mode", "Credentials", "Quota", "Slots", "Outage", "Waiting", "Drains in"):
+    for column in ("Account", "Mode", "Credentials", "Quota", "Slots", "Outage", "Waiting", "Drains"):
         table.add_column(column, overflow="fold")
     for a in accounts:
         quota = a["quota"]
@@ -179,6 +224,13 @@ def accounts_table(accounts: Sequence[dict[str, Any]]) -> Table:
             + (f", {slots['taken_by_others']} elsewhere" if slots["taken_by_others"] else ""),
             outage["state"] + (f" (next probe {outage['next_probe_at']})" if outage["next_probe_at"] else ""),
             waiting,
-            "-" if a["drain_seconds"] is None else f"{a['drain_seconds']:.0f}s",
+            _drains(a),
         )
     return table
+
+
+def _drains(account: dict[str, Any]) -> str:
+    """When the line will have drained: in a forecast time, ``blocked`` while no copy's end moves it, or ``-``."""
+    if account.get("drain_unknown") == "blocked":
+        return f"blocked ({account['blocked_by']})"
+    return "-" if account["drain_seconds"] is None else f"in {account['drain_seconds']:.0f}s"

@@ -37,6 +37,11 @@ def followups_summary(followups: dict[str, Any] | None) -> str | None:
     return "; ".join(parts)
 
 
+def reason_of(item: dict[str, Any]) -> str | None:
+    """An item's reason code; a waiting item's is what holds it (``blocked_by``: quota, outage...)."""
+    return item.get("reason") or item.get("blocked_by")
+
+
 @dataclass(frozen=True)
 class ItemResult:
     line: int | None
@@ -75,7 +80,7 @@ class ItemResult:
             item_id=item.get("item_id"),
             image_id=item.get("image_id"),
             state=item["state"],
-            reason=item.get("reason"),
+            reason=reason_of(item),
             message=item.get("message"),
             new_image_id=item.get("new_image_id"),
             target_region=item.get("target_region"),

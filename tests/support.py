@@ -6,11 +6,14 @@ import os
 import shutil
 import subprocess
 from collections import deque
+from collections.abc import Sequence
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-from worker.data import RecordStore
+from worker.data import DataLayer, PoolStatus, Quota, RecordStore
+from worker.data.accounts import Health
+from worker.domain.pools import Pool
 from worker.domain.states import MOVES, Event, ItemState
 
 
@@ -37,6 +40,35 @@ def walk_to(records: RecordStore, item_id: str, target: ItemState, **fields: obj
     for index, event in enumerate(events):
         extra = fields if index == len(events) - 1 else {}
         assert records.move(item, event, **extra).ok, (item_id, event)
+
+
+def queue_items(data: DataLayer, item_ids: Sequence[str], pool: Pool, stride: float = 1.0, start: float = 0.0) -> None:
+    """Put stored items in ``pool``'s line as validation does (``waiting``), in order: arrivals ``start``,
+    ``start + 1``..."""
+    for arrival, item in enumerate(data.records.get_items(item_ids)):
+        walk_to(data.records, item.id, ItemState.VALIDATING)
+        assert data.wait_for_slot(item, Event.VALIDATED, pool, stride, start + arrival).ok, item.id
+
+
+CLOSED = Health(open=False, failures=0, probe_at=None, outage_seconds=0.0)
+
+
+def pool_status(
+    pool: Pool,
+    *,
+    queued: int = 3,
+    in_use: int = 5,
+    effective: int = 5,
+    health: Health = CLOSED,
+    headroom: int | None = 10,
+) -> PoolStatus:
+    """A pool's status as ``DataLayer.pool_statuses`` reads it; its project's quota of 50 with ``headroom`` left
+    (None: not read yet)."""
+    if headroom is None:
+        quota = Quota(None, 0, 0, None, None, exhausted=False)
+    else:
+        quota = Quota(50, 50 - headroom, 0, 1.0, None, exhausted=False)
+    return PoolStatus(pool, in_use, queued, effective, health, quota)
 
 
 def debian_package(program: str, package: str) -> str | None:

@@ -282,13 +282,18 @@ def tag(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noq
 @app.task(name=TaskName.SHARE.value, bind=True)
 def share(self: Task, item_id: str, seq: int = 0, **shown: object) -> None:  # noqa: ARG001
     _followup(self, item_id, seq)
+
+
+# ``shown`` of a timed grant or a probe: what its pool's line waits on (``blocked_by``), for Flower to show.
+
+
 @app.task(name=TaskName.GRANT.value, bind=True)
-def grant(self: Task, pool: str) -> None:
+def grant(self: Task, pool: str, **shown: object) -> None:  # noqa: ARG001
     _run(self, pool, lambda ctx: steps.grant(ctx, pool), None)
 
 
 @app.task(name=TaskName.PROBE.value, bind=True)
-def probe(self: Task, account: str) -> None:
+def probe(self: Task, account: str, **shown: object) -> None:  # noqa: ARG001
     _run(self, account, lambda ctx: steps.probe(ctx, account), None)
 
 

@@ -134,9 +134,14 @@ def list_batches(
     return BatchesPage(batches=[BatchStatus.of(b) for b in page.batches], next_cursor=page.next_cursor)
 
 
-@router.get("/{batch_id}", summary="Progress of a batch: counts by state", responses=_NOT_FOUND)
+@router.get(
+    "/{batch_id}",
+    summary="Progress of a batch: counts by state, and what its waiting items wait for",
+    responses=_NOT_FOUND,
+)
 def get_batch(batch_id: BatchId, service: ServiceDep) -> BatchStatus:
-    return BatchStatus.of(service.batch(batch_id))
+    summary = service.batch(batch_id)
+    return BatchStatus.of(summary, lines=[] if summary.done else service.lines(batch_id))
 
 
 @router.get("/{batch_id}/items", summary="A page of a batch's items, optionally in one state", responses=_NOT_FOUND)
@@ -152,10 +157,10 @@ def list_items(
     ] = False,
 ) -> ItemsPage:
     items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
-    blocked = service.blocked_by(items)
+    waits = service.waits(items)
     logs = service.histories(items) if history else {}
     shown = {item_id: [TransitionOut.of(t) for t in log] for item_id, log in logs.items()}
-    page = [ReplicationOut.of(i, blocked_by=blocked.get(i.id), history=shown.get(i.id)) for i in items]
+    page = [ReplicationOut.of(i, wait=waits.get(i.id), history=shown.get(i.id)) for i in items]
     return ItemsPage(batch_id=batch_id, items=page, next_cursor=next_cursor)
 
 

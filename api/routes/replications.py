@@ -55,4 +55,4 @@ def submit_replication(
 def get_replication(item_id: ItemId, service: ServiceDep) -> ReplicationDetail:
     item, history = service.replication(item_id)
     history_out = [TransitionOut.of(t) for t in history]
-    return ReplicationDetail.of(item, history=history_out, blocked_by=service.blocked_by([item]).get(item.id))
+    return ReplicationDetail.of(item, wait=service.waits([item]).get(item.id), history=history_out)

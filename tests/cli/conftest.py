@@ -16,7 +16,7 @@ import pytest
 from cli import services
 from cli.processes import ManagedProcess, free_port
 from cli.stack import not_ready_reason
-from worker.data import RecordStore, open_data_layer
+from worker.data import DataLayer, RecordStore, open_data_layer
 
 TOKEN = "cli-test-token-4d8e1a"
 CLI_DB = 8
@@ -29,9 +29,13 @@ class ApiServer:
     redis_url: str
     prefix: str
 
+    def data(self) -> DataLayer:
+        """The API's data layer, to put things where a worker would have."""
+        return open_data_layer(self.redis_url, self.prefix)
+
     def store(self) -> RecordStore:
         """The API's records, to put an item where a worker would have."""
-        return open_data_layer(self.redis_url, self.prefix).records
+        return self.data().records
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import main
 from cli.main import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app
 from cli.processes import free_port
 from tests.support import walk_to
@@ -23,8 +22,9 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def wide(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wide enough that no cell is folded: the assertions read whole sentences."""
-    monkeypatch.setattr(main.console, "width", 400)
+    """Wide enough that no cell is folded: the assertions read whole sentences. Through COLUMNS, which rich reads
+    at each print: setting the console's width would outlive the test (undoing it fixes the width it had)."""
+    monkeypatch.setenv("COLUMNS", "400")
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_a_waiting_item_says_what_it_waits_for(tmp_path: Path, api, api_server) 
     assert f"Item {item_id}" in out and f"{batch_id}, line 2 of its manifest" in out
     assert f"{IMG} (web)" in out and "web-copy" in out and "team=web" in out
     assert "none: an unencrypted copy" in out and "the account's own region and project" in out
-    assert "waiting" in out and "every replication slot of its account is taken" in out
+    assert "waiting" in out and "slots: every slot is busy with imsrep's own copies" in out
     assert "Next step" not in out and "IMS job" not in out
 
 

@@ -43,6 +43,12 @@ def test_result_from_an_api_item() -> None:
     assert ItemResult.of({**item, "line": 9}).line == 9 and ItemResult.of(item).line is None
 
 
+def test_a_waiting_items_reason_is_what_holds_it() -> None:
+    item = {"item_id": "c" * 32, "image_id": "img", "state": "waiting", "reason": None, "blocked_by": "quota"}
+    assert ItemResult.of(item).reason == "quota"
+    assert ItemResult.of({**item, "blocked_by": None}).reason is None
+
+
 def test_a_copys_tags_and_sharing_in_a_few_words() -> None:
     friend = "0" * 31 + "1"
     item = {

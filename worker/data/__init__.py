@@ -27,6 +27,7 @@ from worker.data.telemetry import Histogram, Telemetry
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool
 from worker.domain.states import Event
+from worker.domain.waits import BlockedBy, hint
 
 __all__ = [
     "AccountState",
@@ -95,17 +96,25 @@ class PoolStatus:
         return self.pool.limit - self.effective
 
     @property
-    def blocked_by(self) -> str | None:
-        """Why queued items are not granted a slot right now: ``outage``, ``quota``, ``ims_full`` or ``slots``."""
-        if not self.queued:
-            return None
+    def wait_reason(self) -> BlockedBy:
+        """What keeps an item in this pool's line from a slot right now (``worker.domain.waits``), line or none."""
         if self.health.open:
-            return "outage"
+            return BlockedBy.OUTAGE
         if self.quota.headroom == 0:
-            return "quota"
+            return BlockedBy.QUOTA
         if self.in_use >= self.effective and self.effective < self.pool.limit:
-            return "ims_full"
-        return "slots"
+            return BlockedBy.IMS_FULL
+        return BlockedBy.SLOTS
+
+    @property
+    def blocked_by(self) -> BlockedBy | None:
+        """What holds the line: ``wait_reason`` while items are queued, else None."""
+        return self.wait_reason if self.queued else None
+
+    @property
+    def hint(self) -> str:
+        """``wait_reason`` in words, with this pool's project and next probe."""
+        return hint(self.wait_reason, project=self.pool.project, next_probe_at=self.health.probe_at)
 
 
 @dataclass

@@ -231,6 +231,13 @@ class SlotPool:
         found = pipe.execute()
         return {pool: (int(found[2 * i]), int(found[2 * i + 1])) for i, pool in enumerate(pools)}
 
+    def batch_queued(self, pools: Sequence[str], batch_id: str) -> dict[str, int]:
+        """Items of one batch in each pool's line, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for pool in pools:
+            pipe.zcard(self._keys.batch_queue(pool, batch_id))
+        return {pool: int(n) for pool, n in zip(pools, pipe.execute(), strict=True)}
+
     def queued_items(self, pool: str, limit: int = 10_000) -> list[str]:
         """IDs of items in the pool's lines, batch by batch, at most ``limit``."""
         found: list[str] = []

@@ -13,6 +13,7 @@ import logging
 
 from worker.domain.pools import Pool
 from worker.domain.states import ItemState
+from worker.domain.waits import BlockedBy
 from worker.errors import AuthenticationError, ReplicatorError
 from worker.queues import TaskName
 from worker.ratelimit import CircuitOpen
@@ -26,7 +27,7 @@ def ensure_probe(ctx: StepContext, account: str, wait: float) -> list[Next]:
     """A probe task for the account in ``wait`` seconds, unless one is already scheduled."""
     if not ctx.data.accounts.schedule_probe(account, wait):
         return []
-    return [Next(TaskName.PROBE, {"account": account}, wait)]
+    return [Next(TaskName.PROBE, {"account": account, "blocked_by": BlockedBy.OUTAGE.value}, wait)]
 
 
 def probe(ctx: StepContext, account: str) -> list[Next]:
@@ -65,7 +66,7 @@ def _resume(ctx: StepContext, pool: Pool | None) -> list[Next]:
 
 def _next_probe(ctx: StepContext, account: str, wait: float) -> list[Next]:
     ctx.data.accounts.schedule_probe(account, wait, renew=True)  # the claim lasts until this probe is due
-    return [Next(TaskName.PROBE, {"account": account}, wait)]
+    return [Next(TaskName.PROBE, {"account": account, "blocked_by": BlockedBy.OUTAGE.value}, wait)]
 
 
 def check(ctx: StepContext, account: str) -> list[Next]:

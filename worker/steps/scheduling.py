@@ -16,6 +16,7 @@ from worker.domain import pools
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool
 from worker.domain.states import Event, ItemState
+from worker.domain.waits import BlockedBy
 from worker.errors import ReplicatorError
 from worker.ims.models import ImageQuota
 from worker.queues import TaskName
@@ -127,5 +128,5 @@ def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -
     wait = ctx.data.slots.lower_capacity(pool.name, now, s.probe_interval, s.probe_max_interval)
     log.info("item %s: IMS says %s is full (copies made elsewhere?); one more slot in %.0fs", item.id, pool.name, wait)
     # Nothing else may free a slot of this pool meanwhile: a grant task is due when the next slot may be tried.
-    return [Next(TaskName.GRANT, {"pool": pool.name}, wait)]
+    return [Next(TaskName.GRANT, {"pool": pool.name, "blocked_by": BlockedBy.IMS_FULL.value}, wait)]
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.support import walk_to
+from tests.support import queue_items, walk_to
 from worker.data import DataLayer, NewItem, Queued, QuotaAge, RecordStore, SlotPool
 from worker.data.accounts import CircuitPolicy
 from worker.domain.item import ReplicationItem
@@ -46,10 +46,7 @@ def _waiting(
     """A batch of ``n`` items, validated and queued in ``pool`` in order (arrival ``start``, ``start + 1``...)."""
     items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), pool.account) for _ in range(n)]
     ids = data.records.create_batch(items, priority=priority).item_ids
-    for arrival, item in enumerate(data.records.get_items(ids)):
-        walk_to(data.records, item.id, ItemState.VALIDATING)
-        result = data.wait_for_slot(item, Event.VALIDATED, pool, priority.stride, start + arrival)
-        assert result.ok
+    queue_items(data, ids, pool, priority.stride, start)
     return ids
 
 
@@ -151,6 +148,16 @@ def test_release_takes_an_item_out_of_line_or_frees_its_slot(data, store, pool) 
     assert not pool.release("default", store.get_item(ids[1]))  # it waited: out of line, no slot held
     assert pool.queued("default") == 1
     assert pool.grant(one, 0.0).ids == [ids[2]]
+
+
+def test_a_batchs_items_in_each_line_are_counted_apart_from_other_batches(data, pool) -> None:
+    other = Pool("other", "other", 2, "po")
+    first = _waiting(data, 7)
+    assert pool.grant(POOL, 0.0).ids == first[:5]  # granted: out of the line
+    _waiting(data, 3)  # another batch in the same line
+    batch_id = data.records.get_item(first[0]).batch_id
+    assert pool.batch_queued(["default", "other"], batch_id) == {"default": 2, "other": 0}
+    assert pool.batch_queued([other.name], "0" * 32) == {"other": 0}
 
 
 def test_a_batch_behind_a_long_one_takes_the_next_slots_then_they_alternate(data, pool) -> None:

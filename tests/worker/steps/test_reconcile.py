@@ -6,6 +6,7 @@ import time
 
 from tests.support import walk_to
 from worker import steps
+from worker.data.accounts import CircuitPolicy
 from worker.domain.spec import ItemSpec
 from worker.domain.states import Event, ItemState
 from worker.queues import TaskName
@@ -176,3 +177,11 @@ def test_after_a_failover_a_step_due_before_it_is_resent_without_the_stall_margi
 def _as_resent(poll: Next) -> dict[str, object]:
     """A poll's arguments as the reconciler sends it again: a resent first look reads its own job."""
     return {k: v for k, v in poll.kwargs.items() if k != "first_look"}
+
+
+def test_an_account_in_an_outage_gets_one_probe_that_says_what_its_line_waits_for(ctx) -> None:
+    policy = CircuitPolicy(1, ctx.settings.probe_interval, ctx.settings.probe_max_interval)
+    assert ctx.data.accounts.record_outcome("default", "copy", "503", "transient", policy) == "opened"
+    (probe,) = [n for n in _reconcile(ctx) if n.task is TaskName.PROBE]
+    assert probe.kwargs == {"account": "default", "blocked_by": "outage"}  # what Flower shows of it
+    assert not [n for n in _reconcile(ctx) if n.task is TaskName.PROBE]  # one is scheduled already

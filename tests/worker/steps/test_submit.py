@@ -82,7 +82,7 @@ def test_ims_full_hands_the_item_back_without_spending_its_budget(make_context, 
     fake = FakeClient(ims, ThrottledError("IMG.0060 too many tasks", code="IMG.0060", endpoint="copy"))
     _with_client(ctx, fake)
     (grant,) = steps.submit(ctx, ids[0])  # IMS is full: copies made elsewhere hold its slots
-    assert grant.task is TaskName.GRANT and grant.kwargs == {"pool": "default"}
+    assert grant.task is TaskName.GRANT and grant.kwargs == {"pool": "default", "blocked_by": "ims_full"}
     assert grant.countdown == ctx.settings.probe_interval
     item = ctx.data.records.get_item(ids[0])
     assert item.state is ItemState.WAITING and item.error_retries == 0 and item.queued_at == queued_at
