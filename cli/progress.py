@@ -233,4 +233,6 @@ def _drains(account: dict[str, Any]) -> str:
     """When the line will have drained: in a forecast time, ``blocked`` while no copy's end moves it, or ``-``."""
     if account.get("drain_unknown") == "blocked":
         return f"blocked ({account['blocked_by']})"
-    return "-" if account["drain_seconds"] is None else f"in {account['drain_seconds']:.0f}s"
+    if not account["waiting"] or account["drain_seconds"] is None:
+        return "-"  # nothing in line, or no copy timed yet
+    return f"in {account['drain_seconds']:.0f}s"

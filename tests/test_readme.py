@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,8 @@ HEX_ID = r"[0-9a-f]{32}"
 # What an earlier command printed that a placeholder stands for (the last one printed wins).
 FOUND = {
     "BATCH_ID": re.compile(rf"(?:batch|\"batch_id\": ?\")\s*({HEX_ID})"),
-    "ITEM_ID": re.compile(rf"(?:item|\"item_id\": ?\")\s*({HEX_ID})"),
+    # ... or the second column of a results CSV row
+    "ITEM_ID": re.compile(rf"(?:\bitem\s+|\"item_id\": ?\"|^\d+,)({HEX_ID})", re.M),
 }
 # Masked before quoted and actual output are compared: IDs, and what changes from run to run.
 MASKS = [
@@ -44,6 +46,7 @@ MASKS = [
     (re.compile(r"\d+(\.\d+)?/min"), "<rate>"),
     (re.compile(r"\d+(\.\d+)?\s?s\b"), "<seconds>"),
     (re.compile(r"\d{4}-\d\d-\d\d[ T][\d:.]+(\+00:00|Z)?"), "<time>"),
+    (re.compile(r"\b\d+/\d+\b"), "<used/limit>"),  # quota and slots: read at moments a test cannot pin down
 ]
 
 
@@ -127,22 +130,24 @@ class Readme:
         return result
 
 
-@pytest.fixture
-def readme(tmp_path: Path) -> Iterator[Readme]:
-    """A fresh ``imsrep up`` on free ports in a directory laid out like a checkout after ``make``."""
-    root = Path(__file__).parents[1]
-    (tmp_path / "examples").symlink_to(root / "examples")
-    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
+@contextmanager
+def _up(root: Path) -> Iterator[Readme]:
+    """A fresh ``imsrep up`` on free ports in ``root``, laid out like a checkout after ``make``."""
+    checkout = Path(__file__).parents[1]
+    (root / "examples").symlink_to(checkout / "examples")
+    (root / ".venv").symlink_to(Path(sys.prefix))
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
     env |= {"PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}", "COLUMNS": "120", "NO_COLOR": "1"}
+    # Nothing to finish at the end: the default 10 s a stopping worker grants its tasks would all be waiting.
+    env["IMSREP_WORKER_SOFT_SHUTDOWN_SECONDS"] = "1"
     ports = [f"--{name}-port={free_port()}" for name in ("api", "flower", "redis", "simulator")]
-    up = subprocess.Popen([".venv/bin/imsrep", "up", *ports], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+    up = subprocess.Popen([".venv/bin/imsrep", "up", *ports], cwd=root, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
-        wait_until(lambda: read_stack_file(tmp_path / ".state") is not None or up.poll() is not None, 90, "imsrep up")
-        info = read_stack_file(tmp_path / ".state")
-        assert info is not None, f"imsrep up exited {up.returncode}; logs in {tmp_path / '.state' / 'logs'}"
-        yield Readme(tmp_path, env, info.api_url, info.flower_url, [])
+        wait_until(lambda: read_stack_file(root / ".state") is not None or up.poll() is not None, 90, "imsrep up")
+        info = read_stack_file(root / ".state")
+        assert info is not None, f"imsrep up exited {up.returncode}; logs in {root / '.state' / 'logs'}"
+        yield Readme(root, env, info.api_url, info.flower_url, [])
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGTERM)
@@ -153,13 +158,28 @@ def readme(tmp_path: Path) -> Iterator[Readme]:
             up.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def shared_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readme]:
+    """One stack for the shell examples: each only has to run and be answered without an error."""
+    with _up(tmp_path_factory.mktemp("readme")) as readme:
+        yield readme
+
+
+@pytest.fixture
+def fresh_up(tmp_path: Path) -> Iterator[Readme]:
+    """A stack of its own for a quoted session: what it prints depends on what ran before on the stack."""
+    with _up(tmp_path) as readme:
+        yield readme
+
+
 @pytest.mark.parametrize("block", SHELL, ids=_id)
 def test_each_shell_example_runs(block: Block, request: pytest.FixtureRequest) -> None:
     if block.skip:
         pytest.skip(block.skip)
     if any(line.split()[0] == "curl" for line in block.commands) and shutil.which("curl") is None:
         pytest.skip("needs curl, which this machine lacks")
-    readme: Readme = request.getfixturevalue("readme")  # only now: a skipped block starts no stack
+    readme: Readme = request.getfixturevalue("shared_up")  # only now: a skipped block starts no stack
+    readme.outputs.clear()  # placeholders are filled from this block's outputs only
     prelude: list[str] = []  # assignments (TOKEN=...) hold for the rest of the block, as in one shell
     for command in block.commands:
         result = readme.run(command, prelude)
@@ -170,7 +190,8 @@ def test_each_shell_example_runs(block: Block, request: pytest.FixtureRequest) -
 
 
 @pytest.mark.parametrize("block", SESSIONS, ids=_id)
-def test_each_quoted_session_prints_what_the_readme_quotes(block: Block, readme: Readme) -> None:
+def test_each_quoted_session_prints_what_the_readme_quotes(block: Block, fresh_up: Readme) -> None:
+    readme = fresh_up
     for command, quoted in block.session():
         result = readme.run(command, [])
         actual = [masked(line) for line in (result.stdout + result.stderr).splitlines()]
