@@ -14,7 +14,7 @@ import pytest
 
 from cli import services
 from cli.api_client import ApiClient, ApiTarget
-from cli.demo import DEMO_REGION, SHARE_PROJECT, resolve_image_ids, simulator_account
+from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
 from simulator.catalog.default import DEFAULT_IMAGES
@@ -72,8 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         state_dir=tmp_path_factory.mktemp("stack"),
         use_simulator=True,
         simulator=dict(SIMULATOR),
-        simulator_project_ids=(services.SIMULATOR_PROJECT_ID, SHARE_PROJECT),
-        simulator_regions=(DEMO_REGION,),
+        simulator_project_ids=services.EXAMPLE_PROJECTS,
+        simulator_regions=services.EXAMPLE_REGIONS,
         env={**FAST_POLLS, **FAST_RATE},
         stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
