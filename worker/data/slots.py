@@ -191,11 +191,12 @@ class SlotPool:
                     continue
         return self.quota(project)
 
-    def exhaust_quota(self, project: str, now: float) -> None:
-        """IMS refused a copy for the quota: nothing more until the next read says otherwise."""
+    def exhaust_quota(self, project: str, now: float, *, checked_at: float | None = None) -> None:
+        """IMS refused a copy for the quota: nothing more until the next read says otherwise. ``checked_at`` (``now``
+        unless given) is when the reading counts as made, which sets when the grant script asks for the next."""
         key = self._keys.quota(project)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(key, mapping={"exhausted": 1, "checked_at": now})
+        pipe.hset(key, mapping={"exhausted": 1, "checked_at": now if checked_at is None else checked_at})
         pipe.hsetnx(key, "blocked_since", now)
         pipe.execute()
 

@@ -109,7 +109,8 @@ def waits_for_quota(ctx: StepContext, item: ReplicationItem) -> bool:
 
 def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -> list[Next]:
     """IMS had no room for the copy: the item goes back to its row's place in its line, and its pool grants less
-    (``IMG.0060``: slots held elsewhere, probed back up) or waits for quota (``IMG.0015``, read again later)."""
+    (``IMG.0060``: slots held elsewhere, probed back up) or waits for quota (``IMG.0015``: a grant is due when the
+    quota is read again). Either way a timed grant is what to send next."""
     pool = pool_of(ctx, item)
     if pool is None:
         return []
@@ -122,9 +123,13 @@ def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -
     if not moved.ok:
         return []
     if error.code == QUOTA_FULL and pool.project is not None:  # (waits_for_quota said so)
-        ctx.data.slots.exhaust_quota(pool.project, now)
-        log.info("item %s: image quota of %s is full; waiting for room", item.id, pool.project)
-        return []
+        # A grant reads the quota again a refresh period from now: with no copy of the pool left to end, nothing else
+        # would look before the reconciler. Its countdown is capped like every other (the visibility timeout), and the
+        # reading is dated so that it is due when that grant runs.
+        wait = min(s.quota_refresh_seconds, s.longest_countdown)
+        ctx.data.slots.exhaust_quota(pool.project, now, checked_at=now + wait - s.quota_refresh_seconds)
+        log.info("item %s: image quota of %s is full; read again in %.0fs", item.id, pool.project, wait)
+        return [Next(TaskName.GRANT, {"pool": pool.name, "blocked_by": BlockedBy.QUOTA.value}, wait)]
     wait = ctx.data.slots.lower_capacity(pool.name, now, s.probe_interval, s.probe_max_interval)
     log.info("item %s: IMS says %s is full (copies made elsewhere?); one more slot in %.0fs", item.id, pool.name, wait)
     # Nothing else may free a slot of this pool meanwhile: a grant task is due when the next slot may be tried.

@@ -159,10 +159,29 @@ def test_a_full_image_quota_makes_items_wait_not_fail(ctx, ims) -> None:
         steps.validate(ctx, item_id)
     quota = ImsRefusedError("IMG.0015 quota", reason=ReasonCode.QUOTA_EXCEEDED, code="IMG.0015", endpoint="copy")
     _with_client(ctx, FakeClient(ims, quota))
-    assert steps.submit(ctx, ids[0]) == []  # back in line; nothing granted while the quota is full
+    (grant,) = steps.submit(ctx, ids[0])  # back in line; nothing granted while the quota is full
+    assert grant.task is TaskName.GRANT and grant.kwargs == {"pool": "default", "blocked_by": "quota"}
+    # The grant that reads the quota again: a refresh period later, or the longest countdown (the test stacks' 2 s)
+    assert grant.countdown == min(ctx.settings.quota_refresh_seconds, ctx.settings.longest_countdown)
     assert ctx.data.records.get_item(ids[0]).state is ItemState.WAITING
     assert ctx.data.slots.quota(ctx.account("default").project_id).headroom == 0
     assert ctx.data.slots.grant(pool_named(ctx, "default"), time.time()).ids == []
+    _with_client(ctx, ims)  # images deleted meanwhile: the simulator's project has room
+    ctx.clock = lambda: time.time() + grant.countdown  # when that grant runs, it reads the quota again
+    assert [n.kwargs["item_id"] for n in steps.grant(ctx, "default")] == [ids[0]]
+
+
+def test_a_quota_hand_back_goes_on_when_the_quota_read_again_has_room(make_context, ims) -> None:
+    # Issue 25: the only item of its pool, refused for the quota, waited for the reconciler: nothing else was due.
+    ctx = make_context(quota_refresh_seconds=0.3)
+    item_id, _ = _validated(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base"), name="room-later"))
+    quota = ImsRefusedError("IMG.0015 quota", reason=ReasonCode.QUOTA_EXCEEDED, code="IMG.0015", endpoint="copy")
+    _with_client(ctx, FakeClient(ims, quota))
+    nexts = steps.submit(ctx, item_id)
+    _with_client(ctx, ims)  # images deleted meanwhile: the simulator's project has room
+    ran = drive(ctx, nexts, cap=ctx.settings.quota_refresh_seconds)
+    assert [n.task for n in ran][:2] == [TaskName.GRANT, TaskName.SUBMIT]
+    assert ctx.data.records.get_item(item_id).state is ItemState.SUCCEEDED
 
 
 def test_refused_credentials_fail_the_account_items_without_more_requests(ctx, ims) -> None:
