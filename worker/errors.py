@@ -73,10 +73,11 @@ IMS_REASONS: dict[str, ReasonCode] = {
     "IMG.0116": ReasonCode.TAG_INVALID,
 }
 
-# Codes that mean "slow down", whatever HTTP status carries them (IMG.0060, IMG.0149 and IMG.0187 come as 400):
-# IMG.0060 and IMG.0149 say IMS is full (its in-region and cross-region copies at their limit), not that the item is
-# wrong.
-THROTTLE_CODES = frozenset({"APIGW.0308", "APIG.0308", "IMG.0060", "IMG.0149", "IMG.0187"})
+# IMS is full: its in-region (IMG.0060) and cross-region (IMG.0149) copies are at their limit, which says nothing
+# about the item (the submit step hands it back to its line: ``worker.steps.scheduling``).
+IMS_FULL_CODES = frozenset({"IMG.0060", "IMG.0149"})
+# Codes that mean "slow down", whatever HTTP status carries them (IMG.0060, IMG.0149 and IMG.0187 come as 400).
+THROTTLE_CODES = frozenset({"APIGW.0308", "APIG.0308", "IMG.0187"}) | IMS_FULL_CODES
 
 
 def reason_for_code(code: str | None) -> ReasonCode:

@@ -25,8 +25,8 @@ from worker.steps.context import Next, StepContext
 log = logging.getLogger("worker.steps")
 
 QUOTA_MARGIN_SETS = 4  # headroom for this many sets of slots or less: the quota is read every refresh period
-# IMS codes that mean "no room now" on a copy call: the concurrent-copy limit (in-region, cross-region), the quota.
-FULL = frozenset({"IMG.0060", "IMG.0149"})
+# The IMS code that means "no room now" for the image quota on a copy call (the concurrent-copy limit's:
+# ``worker.errors.IMS_FULL_CODES``).
 QUOTA_FULL = "IMG.0015"
 
 

@@ -28,14 +28,14 @@ import logging
 from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
-from worker.errors import ImsRefusedError, PermanentError, RetryableError, ThrottledError
+from worker.errors import IMS_FULL_CODES, ImsRefusedError, PermanentError, RetryableError, ThrottledError
 from worker.ims.client import ImsClient
 from worker.ims.models import CLOCK_SKEW, GONE, Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, release_slot, retry_later
 from worker.steps.poll import first_poll
-from worker.steps.scheduling import FULL, QUOTA_FULL, hand_back, pool_of, waits_for_quota
+from worker.steps.scheduling import QUOTA_FULL, hand_back, pool_of, waits_for_quota
 
 log = logging.getLogger("worker.steps")
 
@@ -102,7 +102,7 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
                 return start_polling(ctx, item, new_image_id=found.id)
             raise
         except ThrottledError as error:
-            if error.code in FULL:
+            if error.code in IMS_FULL_CODES:
                 return hand_back(ctx, item, error)
             raise
     except PermanentError as error:
