@@ -63,19 +63,34 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``check`` until it is true; raise ``TimeoutError`` naming ``what`` at the deadline."""
+    """Poll ``check`` until it is true; raise ``TimeoutError`` naming ``what`` at the deadline.
+
+    A check that raises a "not yet" (``not_yet``: the service it asks cannot answer for now) is tried again; any other
+    exception is the check's own fault (a ``KeyError``, a failed assertion, a ``ServiceError``) and ends the wait at
+    once, rather than reading as a timeout after the whole wait."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if check():
                 return
-        except ServiceError:
-            raise
-        except Exception:  # noqa: BLE001 - a check that raises is simply "not yet"
-            pass
+        except Exception as exc:
+            if not not_yet(exc):
+                raise
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def not_yet(exc: Exception) -> bool:
+    """Whether a check's exception says the service it polls cannot answer for now (starting, restarting, failing
+    over): a connection refused, reset or timed out (a socket's, HTTP's), a file not written yet, or Redis not taking
+    commands (``worker.data.unavailable``: unreachable, loading, read-only, short of replicas)."""
+    # Imported here: the common case (a check that answers) should not load the worker's data layer.
+    import httpx
+
+    from worker.data.connection import unavailable
+
+    return isinstance(exc, (OSError, httpx.TransportError)) or unavailable(exc)
 
 
 def tcp_open(host: str, port: int) -> bool:
