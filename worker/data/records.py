@@ -117,6 +117,7 @@ class RecordStore:
         self._move = register(client, "move")
         self._update_if = register(client, "update_if")
         self._claim_poll = register(client, "claim_poll")
+        self._spend_retry = register(client, "spend_retry")
 
     # Writing ----------------------------------------------------------------------------------------------------
     def create_batch(
@@ -393,9 +394,12 @@ class RecordStore:
         (``NotReplicated`` if not in time)."""
         self._durability.confirm(self._redis, self._keys.fence())
 
-    def count_error(self, item_id: str) -> int:
-        """One more transient cloud error for the item; returns how many it has met in this attempt."""
-        return int(self._redis.hincrby(self._keys.item(item_id), "error_retries", 1))
+    def spend_retry(self, item_id: str, budget: int) -> int | None:
+        """Spend one of the item's ``budget`` retries after a transient cloud error: how many it has spent in this
+        attempt, or None when none was left. Checked and spent atomically (``lua/spend_retry.lua``), so two
+        deliveries of a step failing side by side cannot take the count past the budget."""
+        spent = int(self._spend_retry(keys=[self._keys.item(item_id)], args=[budget]))
+        return None if spent < 0 else spent
 
     def claim_poll(self, item_id: str, seq: int, now: float, state: ItemState = ItemState.REPLICATING) -> bool:
         """Advance the item's chain of polls (or of follow-ups, in ``finishing``) from ``seq``; False if another

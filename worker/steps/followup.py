@@ -102,13 +102,14 @@ def followup(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = Fa
             continue
         except RetryableError as error:
             _save(ctx, item, followups)
-            # retry_later would fail the item past its budget, and a finishing item cannot fail: stop here instead.
+            # A finishing item cannot fail: the follow-up ends here once the retries are spent (retry_later, told
+            # budget=False, never fails the item; it spends them).
             if not isinstance(error, RateLimited) and item.error_retries >= ctx.settings.retry_max_attempts:
                 _fail(result, ReasonCode.RETRIES_EXHAUSTED, f"gave up after {item.error_retries} retries: {error}")
                 continue
             if not _claim(ctx, item, seq):
                 return []
-            return retry_later(ctx, item, error, TASKS[kind], seq=seq + 1)
+            return retry_later(ctx, item, error, TASKS[kind], budget=False, seq=seq + 1)
         if wait is not None:  # IMS is still at it (a member job): look again later
             _save(ctx, item, followups)
             if not _claim(ctx, item, seq):

@@ -68,35 +68,55 @@ def retry_later(
     budget: bool = True,
     **extra: str | int,
 ) -> list[Next]:
-    """Send ``task`` again after a backoff; after ``retry_max_attempts`` cloud errors the item fails.
+    """Send ``task`` again after a backoff, spending one of the item's ``retry_max_attempts`` retries; an error that
+    finds none left fails the item.
 
-    Only the item's own failures count, and only while its account is healthy: a request our side held back (the
-    rate limiter, or the account's open circuit during an outage) or that the cloud throttled was not the item's
-    fault, and comes back when the wait it named is over, with jitter so held tasks do not all return in the same
-    instant. ``budget=False`` never fails the item (a poll of a copy IMS accepted: only IMS says it failed). Every
-    countdown is capped at ``retry_max_delay`` or the longest probe interval (a long Retry-After included): a
-    countdown longer than the visibility timeout allows would make Redis hand the message out twice.
+    Only the item's own failures spend a retry, and only while its account is healthy: a request our side held back
+    (the rate limiter, or the account's open circuit during an outage), that the cloud throttled, or that failed
+    while the account's circuit is open (the failure that opened it, or a probe) was not the item's fault, and comes
+    back when the wait it named is over (an outage's: just after the next probe), with jitter so held tasks do not
+    all return in the same instant. The retry is checked and spent in one step (``RecordStore.spend_retry``), so
+    deliveries failing side by side never spend more than the budget. ``budget=False`` never fails the item (a poll
+    of a copy IMS accepted: only IMS says it failed; a follow-up, whose step checks its own budget): with its
+    retries spent it goes on at the longest backoff. Every countdown is capped at ``retry_max_delay`` or the longest
+    probe interval (a long Retry-After included): a countdown longer than the visibility timeout allows would make
+    Redis hand the message out twice.
     """
     s = ctx.settings
     if isinstance(error, (HeldBack, ThrottledError)):
         cause = "held" if isinstance(error, HeldBack) else "throttled"
-        wait = min(error.retry_after or s.retry_base_delay, max(s.retry_max_delay, s.probe_max_interval))
-        ctx.data.telemetry.record_retry(task.value, cause)
-        countdown = min(max(s.retry_max_delay, s.probe_max_interval), wait + ctx.rng.uniform(0, min(wait, 2.0)))
-        nexts = [Next.for_item(task, item, countdown, **extra)]
-        if isinstance(error, CircuitOpen):  # the probe goes first; the item comes back just after it
-            nexts += ensure_probe(ctx, item.account, wait)
-        return nexts
-    attempts = ctx.data.records.count_error(item.id)
-    if budget and attempts > s.retry_max_attempts:
+        wait = error.retry_after or s.retry_base_delay
+        return _come_back(ctx, item, task, wait, cause, probe=isinstance(error, CircuitOpen), **extra)
+    now = ctx.clock()
+    health = ctx.data.accounts.health(item.account, now)
+    if health.open:  # an outage, not the item: the probe goes first
+        wait = max(0.0, (health.probe_at or now) - now) or s.retry_base_delay
+        return _come_back(ctx, item, task, wait, "transient", probe=True, **extra)
+    spent = ctx.data.records.spend_retry(item.id, s.retry_max_attempts)
+    if spent is None and budget:
         return finish(
             ctx,
             item,
             ItemState.FAILED,
             reason=ReasonCode.RETRIES_EXHAUSTED,
-            message=f"gave up after {attempts - 1} retries; last error: {error}",
+            message=f"gave up after {s.retry_max_attempts} retries; last error: {error}",
         )
-    delay = min(s.retry_max_delay, max(error.retry_after or 0.0, ctx.backoff(attempts)))
+    attempt = s.retry_max_attempts + 1 if spent is None else spent
+    delay = min(s.retry_max_delay, max(error.retry_after or 0.0, ctx.backoff(attempt)))
     ctx.data.telemetry.record_retry(task.value, "transient")
-    log.info("item %s: %s; retry %d in %.1fs", item.id, error, attempts, delay)
+    log.info("item %s: %s; retry %d in %.1fs", item.id, error, attempt, delay)
     return [Next.for_item(task, item, delay, **extra)]
+
+
+def _come_back(
+    ctx: StepContext, item: ReplicationItem, task: TaskName, wait: float, cause: str, *, probe: bool, **extra: str | int
+) -> list[Next]:
+    """``task`` again after ``wait`` (with jitter, capped) and no retry spent; with ``probe``, the probe first."""
+    s = ctx.settings
+    longest = max(s.retry_max_delay, s.probe_max_interval)
+    wait = min(wait, longest)
+    ctx.data.telemetry.record_retry(task.value, cause)
+    nexts = [Next.for_item(task, item, min(longest, wait + ctx.rng.uniform(0, min(wait, 2.0))), **extra)]
+    if probe:  # the probe goes first; the item comes back just after it
+        nexts += ensure_probe(ctx, item.account, wait)
+    return nexts
