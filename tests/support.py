@@ -11,10 +11,38 @@ from collections.abc import Sequence
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+from config.settings import ENV_PREFIX
 from worker.data import DataLayer, PoolStatus, Quota, RecordStore
 from worker.data.accounts import Health
 from worker.domain.pools import Pool
 from worker.domain.states import MOVES, Event, ItemState
+
+# The one timing profile of test stacks (Settings names): polls, retries and the maintenance that repairs what faults
+# upset (the reconciler, probes of an account or a full pool, the submit lock's lease) in tenths of a second to
+# seconds, not production's minutes, so a test that waits for a repair waits seconds, not a reconcile interval (30 s)
+# or a probe interval (60 s). Every countdown stays within 2 s, well inside any visibility timeout Settings accepts.
+FAST_TIMINGS: dict[str, float] = {
+    "poll_initial_delay": 0.5,
+    "poll_min_interval": 0.2,
+    "poll_max_interval": 2.0,
+    "retry_base_delay": 0.2,
+    "retry_max_delay": 2.0,
+    "stall_seconds": 4.0,
+    "reconcile_interval": 2.0,
+    "probe_interval": 0.5,
+    "probe_max_interval": 2.0,
+    "submit_lease_seconds": 2.0,
+}
+# The default account's request rate in test stacks (production's default is 20/s, bursts of 20): a 200-item batch
+# makes some 700 IMS calls, which at 20/s took half a minute of waiting on the rate limiter alone. The simulator
+# enforces no gateway limit unless a test asks it to; tests/worker/test_ratelimit.py covers the limiter.
+_DEFAULT_ACCOUNT = f"{ENV_PREFIX}ACCOUNTS__DEFAULT__"
+FAST_RATE_ENV = {f"{_DEFAULT_ACCOUNT}REQUEST_RATE": "100", f"{_DEFAULT_ACCOUNT}REQUEST_BURST": "50"}
+
+
+def fast_env(**overrides: float) -> dict[str, str]:
+    """``FAST_TIMINGS`` with ``overrides`` (Settings names), as a stack's environment."""
+    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in {**FAST_TIMINGS, **overrides}.items()}
 
 
 def events_to(source: ItemState, target: ItemState) -> list[Event]:

@@ -18,15 +18,13 @@ from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
 from simulator.catalog.default import DEFAULT_IMAGES
+from tests.support import FAST_RATE_ENV, fast_env
 from worker.ims.client import ImsClient
 
 # Short copies and quick polls keep the suite fast; the quota is out of the way except where a test wants it.
 SIMULATOR = {"copy_seconds": 0.25, "image_quota": 100_000}
-FAST_POLLS = {"IMSREP_POLL_INITIAL_DELAY": "0.25", "IMSREP_POLL_MIN_INTERVAL": "0.2"}
-# The account's request rate as in the reliability tier (100/s, bursts of 50; production's default is 20/s): a
-# 200-item batch makes some 700 IMS calls, which at 20/s took half a minute of waiting on the rate limiter alone.
-# The simulator enforces no gateway limit here, so no 429 is risked; tests/worker/test_ratelimit.py covers the limiter.
-FAST_RATE = {"IMSREP_ACCOUNTS__DEFAULT__REQUEST_RATE": "100", "IMSREP_ACCOUNTS__DEFAULT__REQUEST_BURST": "50"}
+# The test stacks' timing profile, with the first poll sooner for copies this short (the pool has no forecast yet).
+STACK_ENV = {**fast_env(poll_initial_delay=0.25), **FAST_RATE_ENV}
 
 
 @dataclass
@@ -74,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator=dict(SIMULATOR),
         simulator_project_ids=services.EXAMPLE_PROJECTS,
         simulator_regions=services.EXAMPLE_REGIONS,
-        env={**FAST_POLLS, **FAST_RATE},
+        env=STACK_ENV,
         stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
     with LocalStack(options) as local:  # stops every process on the way out, whatever happened

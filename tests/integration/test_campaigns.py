@@ -28,6 +28,7 @@ from cli.main import app
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
 from simulator.catalog.generate import generate
+from tests.support import FAST_RATE_ENV, fast_env
 from worker.ims.client import ImsClient
 from worker.ims.models import Image
 
@@ -38,14 +39,8 @@ MIX = {
     "oversized": 0.02,
 }  # fmt: skip
 IMAGES = 2000
-# Quick polls, and the account's request rate of the reliability tier (100/s, bursts of 50; production's default is
-# 20/s): a campaign makes several IMS calls per item for hundreds of items, and the simulator enforces no gateway limit.
-FAST = {
-    "IMSREP_POLL_INITIAL_DELAY": "0.2",
-    "IMSREP_POLL_MIN_INTERVAL": "0.2",
-    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_RATE": "100",
-    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_BURST": "50",
-}
+# The test stacks' timing profile and request rate, the first poll sooner for copies this short (0.2 s).
+FAST = {**fast_env(poll_initial_delay=0.2), **FAST_RATE_ENV}
 COPYABLE_REASONS = {"ISO_IMAGE", "FULL_ECS_IMAGE", "IMAGE_NOT_ACTIVE", "IMAGE_TOO_LARGE"}
 
 

@@ -21,22 +21,13 @@ import pytest
 from cli.demo import SCENARIOS, build_specs, resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
-from tests.support import debian_package
+from tests.support import debian_package, fast_env
 
 COPY_SECONDS = 5  # three rounds of 5 slots (15 s) outlast the browser test's look at Flower (about 7 s here)
-# Polls, retries and the maintenance that repairs what the injected errors upset (the reconciler, the probes of a
-# full pool, the submit lock's lease) at the reliability tier's pace, not the production minutes: the test that
-# waits for every batch to end waits seconds, not up to a reconcile interval (30 s) or a probe interval (60 s).
-OPS_ENV = {
-    "IMSREP_POLL_INITIAL_DELAY": "1",
-    "IMSREP_POLL_MIN_INTERVAL": "0.5",
-    "IMSREP_RETRY_MAX_DELAY": "2",
-    "IMSREP_STALL_SECONDS": "4",
-    "IMSREP_RECONCILE_INTERVAL": "2",
-    "IMSREP_PROBE_INTERVAL": "0.5",
-    "IMSREP_PROBE_MAX_INTERVAL": "2",
-    "IMSREP_SUBMIT_LEASE_SECONDS": "2",
-}
+# The test stacks' timing profile (tests.support.FAST_TIMINGS): the test that waits for every batch to end waits
+# seconds, not up to a reconcile interval (30 s) or a probe interval (60 s). Polls of these 5 s copies need not be
+# quicker than one a second.
+OPS_ENV = fast_env(poll_initial_delay=1, poll_min_interval=0.5)
 CHROMIUM = "/usr/bin/chromium"
 # Headless, no sandbox (we run as root in CI), and nothing that reaches the network on its own.
 CHROMIUM_FLAGS = [

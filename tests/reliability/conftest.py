@@ -32,6 +32,7 @@ from cli.demo import simulator_account
 from cli.processes import ServiceError, wait_until
 from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
+from tests.support import FAST_RATE_ENV, fast_env
 from worker.data import DataLayer, RecordStore, RedisTarget, open_data_layer
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
@@ -42,34 +43,19 @@ PREFIX = "rel"
 IN_FLIGHT = (ItemState.VALIDATING, ItemState.SUBMITTING, ItemState.REPLICATING, ItemState.FINISHING)
 SOURCES = 220  # distinct source images, so a second copy of any of them shows in the listing
 
-# Short, but visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands; the
-# reconciler resends a step 4 s past its due time (a running one: past its 6 s time limit), every 2 s; a submit
-# lock lapses 2 s after its holder is gone.
-TIMINGS = {
-    "IMSREP_POLL_INITIAL_DELAY": "0.5",
-    "IMSREP_POLL_MIN_INTERVAL": "0.2",
-    "IMSREP_POLL_MAX_INTERVAL": "2",
-    "IMSREP_RETRY_BASE_DELAY": "0.2",
-    "IMSREP_RETRY_MAX_DELAY": "2",
-    "IMSREP_TASK_SOFT_TIME_LIMIT": "5",
-    "IMSREP_TASK_TIME_LIMIT": "6",
-    "IMSREP_VISIBILITY_TIMEOUT": "10",
-    "IMSREP_HTTP_CONNECT_TIMEOUT": "2",
-    "IMSREP_HTTP_READ_TIMEOUT": "3",
-    "IMSREP_STALL_SECONDS": "4",
-    "IMSREP_RECONCILE_INTERVAL": "2",
-    "IMSREP_PROBE_INTERVAL": "0.5",
-    "IMSREP_PROBE_MAX_INTERVAL": "2",
-    "IMSREP_SUBMIT_LEASE_SECONDS": "2",
-    "IMSREP_WORKER_SOFT_SHUTDOWN_SECONDS": "2",  # a stopped worker's tasks (6 s at most) are handed back sooner
-}
-SERVICE_ENV = {
-    "IMSREP_KEY_PREFIX": PREFIX,
-    "IMSREP_WORKER_CONCURRENCY": "4",
-    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_RATE": "100",
-    "IMSREP_ACCOUNTS__DEFAULT__REQUEST_BURST": "50",
-    **TIMINGS,
-}
+# The test stacks' timing profile (tests.support.FAST_TIMINGS: the reconciler resends a step 4 s past its due time,
+# every 2 s; a submit lock lapses 2 s after its holder is gone), and short limits, so that a killed worker's work comes
+# back in seconds: visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands (a
+# running step is resent past its 6 s time limit).
+TIMINGS = fast_env(
+    task_soft_time_limit=5,
+    task_time_limit=6,
+    visibility_timeout=10,
+    http_connect_timeout=2,
+    http_read_timeout=3,
+    worker_soft_shutdown_seconds=2,  # a stopped worker's tasks (6 s at most) are handed back sooner
+)
+SERVICE_ENV = {"IMSREP_KEY_PREFIX": PREFIX, "IMSREP_WORKER_CONCURRENCY": "4", **TIMINGS, **FAST_RATE_ENV}
 
 
 @dataclass

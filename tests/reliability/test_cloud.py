@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from cli.main import EXIT_SOME_FAILED, app
 from cli.processes import wait_until
-from tests.support import walk_to
+from tests.support import FAST_TIMINGS, fast_env, walk_to
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 
@@ -29,10 +29,13 @@ pytestmark = pytest.mark.integration
 OUTAGE_ENV = "IMSREP_RELIABILITY_OUTAGE_SECONDS"
 OUTAGE_SECONDS = float(os.environ.get(OUTAGE_ENV, "10"))
 # The tier's backoffs halved: a dozen retries of at most 0.1, 0.2, 0.4, 0.8 and then 1 s each, 9.5 s in all.
-OUTAGE_RETRIES = {"IMSREP_RETRY_BASE_DELAY": "0.1", "IMSREP_RETRY_MAX_DELAY": "1", "IMSREP_RETRY_MAX_ATTEMPTS": "12"}
+OUTAGE_RETRIES = {
+    **fast_env(**{name: FAST_TIMINGS[name] / 2 for name in ("retry_base_delay", "retry_max_delay")}),
+    "IMSREP_RETRY_MAX_ATTEMPTS": "12",
+}
 OUTAGE_ITEMS = 20
 SLOT_LIMIT = 5
-PROBE_MAX = 2.0  # IMSREP_PROBE_MAX_INTERVAL of the tier (conftest.TIMINGS)
+PROBE_MAX = FAST_TIMINGS["probe_max_interval"]  # the longest probe interval of the tier's stacks
 
 
 def _sim(c, method: str, path: str, **body: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 from cli.processes import free_port
 from cli.services import SIMULATOR_PROJECT_ID
 from cli.stack import HOST, LocalStack, StackInfo, StackOptions
+from tests.support import fast_env
 
 IAM_USER, IAM_DOMAIN = "ops-user", "ops-domain"
 
@@ -43,8 +44,7 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
     sim_url = f"http://{HOST}:{sim_port}"
     password, wrong = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     env = {
-        "IMSREP_POLL_INITIAL_DELAY": "0.5",
-        "IMSREP_POLL_MIN_INTERVAL": "0.2",
+        **fast_env(),
         "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": "3",
         **_iam_account("iam", sim_url, password, 2),
         **_iam_account("badiam", sim_url, wrong, 1),

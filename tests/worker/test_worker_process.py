@@ -16,6 +16,7 @@ from cli import services
 from cli.processes import ManagedProcess, wait_until
 from cli.stack import LocalStack, StackOptions
 from config.settings import AccountSettings, Settings
+from tests.support import FAST_RATE_ENV, fast_env
 from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
@@ -40,11 +41,7 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
         "IMSREP_KEY_PREFIX": prefix,
         "IMSREP_DEMO": "true",
         "IMSREP_STATE_DIR": str(tmp_path / "state"),
-        "IMSREP_POLL_INITIAL_DELAY": "0.3",
-        "IMSREP_POLL_MIN_INTERVAL": "0.1",
-        "IMSREP_POLL_MAX_INTERVAL": "1",
-        "IMSREP_RETRY_BASE_DELAY": "0.1",
-        "IMSREP_RETRY_MAX_DELAY": "2",
+        **fast_env(),
         "IMSREP_LOG_FORMAT": "json",
         f"{account}REGION": sim.region,
         f"{account}PROJECT_ID": sim.project_id,
@@ -53,8 +50,7 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
         f"{account}IAM_ENDPOINT": sim.url,
         f"{account}ACCESS_KEY": sim.access_key,
         f"{account}SECRET_KEY": sim.secret_key,
-        f"{account}REQUEST_RATE": "100",
-        f"{account}REQUEST_BURST": "50",
+        **FAST_RATE_ENV,
     }
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()

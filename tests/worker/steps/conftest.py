@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from config.settings import Settings, load_settings
+from tests.support import FAST_TIMINGS
 from worker import steps
 from worker.data import NewItem
 from worker.domain.item import ReplicationItem
@@ -23,14 +24,6 @@ from worker.ims.client import ImsClient
 from worker.queues import TaskName
 from worker.runtime import build_context
 from worker.steps import Next, StepContext
-
-FAST = {
-    "poll_initial_delay": 0.2,
-    "poll_min_interval": 0.1,
-    "poll_max_interval": 0.5,
-    "retry_base_delay": 0.05,
-    "retry_max_delay": 0.2,
-}
 
 
 def sim_settings(redis_url: str, sim, prefix: str, **overrides: object) -> Settings:
@@ -46,9 +39,8 @@ def sim_settings(redis_url: str, sim, prefix: str, **overrides: object) -> Setti
         "request_burst": 50,
     }
     account.update(overrides.pop("account", {}))
-    return load_settings(
-        redis_url=redis_url, key_prefix=prefix, demo=True, accounts={"default": account}, **{**FAST, **overrides}
-    )
+    timings = {**FAST_TIMINGS, **overrides}  # the test stacks' profile: every countdown within 2 s
+    return load_settings(redis_url=redis_url, key_prefix=prefix, demo=True, accounts={"default": account}, **timings)
 
 
 @pytest.fixture

@@ -74,7 +74,8 @@ def _with_client(ctx, fake) -> None:
 
 
 def test_ims_full_hands_the_item_back_without_spending_its_budget(make_context, ims) -> None:
-    ctx = make_context(retry_max_attempts=1)
+    # A probe interval the test's own steps cannot outlast (the profile's half second could, on a busy machine).
+    ctx = make_context(retry_max_attempts=1, probe_interval=5.0, probe_max_interval=60.0)
     ids = store_items(ctx, *[ItemSpec(image_id=image_id(ims, "debian-12-base"), name=f"f{i}") for i in range(2)])
     steps.validate(ctx, ids[0])
     steps.validate(ctx, ids[1])
