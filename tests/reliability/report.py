@@ -22,7 +22,8 @@ EXTRA = ("worker_kills", "tagged", "api_status_while_down", "ims_failed_jobs", "
          "copies_adopted", "recovery_to_first_copy_seconds", "most_of_ours_while_held",
          "recovery_to_first_extra_copy_seconds", "copy_calls_refused_for_quota", "ims_copy_jobs", "transitions_lost",
          "reconciler_repairs", "api_answers_during", "readyz_during", "refusal_log_lines", "refusal_episodes",
-         "restart_s", "resumed_median_s", "resumed_by_state_s", "finished_s")  # fmt: skip
+         "restart_s", "resumed_median_s", "resumed_by_state_s", "finished_s", "terminal_at_each_freeze",
+         "hard_time_limits", "soft_time_limits", "leases_released_for_holders")  # fmt: skip
 # Seconds from the fault: until Sentinel named a new master, until the API answered 202 again, until every item in
 # flight at the fault had moved on. A scenario with two faults has first_ and second_ figures.
 TIMINGS = ("failover_s", "intake_s", "resumed_s")

@@ -18,7 +18,8 @@ class Control:
 
     def submit_lock(self, item_id: str, lease: float) -> Lease:
         """Held while one delivery of an item's submit runs, so two cannot call copy side by side; in leases of
-        ``lease`` seconds, so that one whose holder is gone (or whose release a failover lost) frees soon."""
+        ``lease`` seconds, so that one whose holder is gone (or whose release a failover lost) frees soon. Taken by
+        a ``with`` statement (``as``: whether it was), and held no longer than that statement runs."""
         return Lease(self._redis.lock(self._keys.submit_lock(item_id), timeout=lease, thread_local=False))
 
     def submit_lock_left(self, item_id: str) -> float:

@@ -140,6 +140,32 @@ class SlotPool:
         keys = [k.slots(pool), k.batch_queue(pool, item.batch_id), k.ring(pool), k.pool(pool), k.waiting(pool)]
         return bool(self._dequeue(keys=keys, args=[item.id, item.batch_id], client=pipe or self._redis))
 
+    def hand_on(self, pool: Pool, item: ReplicationItem, stride: float, now: float) -> bool:
+        """Free the slot of a waiting item that nothing will submit (no step of it is due, no delivery holds its
+        submit lock) and put it back in its batch's line at its place, for the next grant; True if it did. The item
+        and its lock are watched, so that a submit that starts meanwhile keeps the slot (the next reconciler pass
+        looks again); the busy due and slot sets are not: only a message for the item sets its due time, and only
+        its own moves (watched) free its slot, while it holds one and waits."""
+        k = self._keys
+        with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(k.item(item.id), k.submit_lock(item.id))
+                idle = (
+                    pipe.hget(k.item(item.id), "state") == ItemState.WAITING.value
+                    and pipe.zscore(k.due(), item.id) is None
+                    and not pipe.exists(k.submit_lock(item.id))
+                    and pipe.zscore(k.slots(pool.name), item.id) is not None
+                )
+                if not idle:
+                    return False
+                pipe.multi()
+                self.release(pool.name, item, pipe=pipe)
+                self.enqueue(pool, item, item.queued_at or now, stride, pipe=pipe)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
+
     def free(self, pool: str, item_id: str) -> bool:
         """Free a slot whose item is finished or gone (the reconciler's repair); True if it was held."""
         return bool(self._redis.zrem(self._keys.slots(pool), item_id))

@@ -9,8 +9,9 @@ records a new one), and only while its stage's queue is empty (in a deep queue a
 its due time). A batch's admit chain is watched the same way: one lost chunk is one resend, never one per item; a
 selector whose next listing page, or a plan whose next stage, has made no progress is sent again
 (``worker.steps.select``: a page stored twice adds nothing). Per pool: slots held by finished, missing or finishing
-items are freed (a copy's follow-ups hold no slot), ``submitting``/``replicating`` items whose slot entry was lost
-get it back, free slots are granted; per account: an open circuit has a probe scheduled, and items that waited for
+items are freed (a copy's follow-ups hold no slot), and those of waiting items with no step due and no live submit
+lock go back to the pool (the item to its place in line); ``submitting``/``replicating`` items whose slot entry was
+lost get it back, free slots are granted; per account: an open circuit has a probe scheduled, and items that waited for
 image quota longer than ``quota_wait_seconds`` fail. Work per pass is bounded (``MAX_RESENDS``); every repair is
 counted for ``/metrics``.
 """
@@ -161,11 +162,29 @@ def _restore_slots(ctx: StepContext, repairs: Counter[str]) -> None:
 def _free_slots(ctx: StepContext, pool: str, repairs: Counter[str]) -> None:
     holders = ctx.data.slots.holders(pool)
     found = {item.id: item for item in ctx.data.records.get_items(holders)}
+    granted = []
     for item_id in holders:
         item = found.get(item_id)
         if item is None or item.state not in _SLOTTED:
             ctx.data.slots.free(pool, item_id)
             repairs["slot_freed"] += 1
+        elif item.state is ItemState.WAITING:
+            granted.append(item)
+    _hand_on(ctx, pool, granted, repairs)
+
+
+def _hand_on(ctx: StepContext, pool: str, granted: list[ReplicationItem], repairs: Counter[str]) -> None:
+    """Waiting items granted a slot whose submit nothing will send (no step due, no live submit lock: its due time
+    was lost, or a lease outlived its task) go back to their place in line, so the slot is granted on (issue 25).
+    A lost submit that is merely overdue is not one of them: it is resent (``_overdue_steps``)."""
+    resolved = pool_named(ctx, pool)
+    if resolved is None:
+        return
+    for item in granted:
+        stride = ctx.data.records.priority(item.batch_id).stride
+        if ctx.data.slots.hand_on(resolved, item, stride, ctx.clock()):
+            log.warning("item %s held a slot of %s with nothing due; handed it on", item.id, pool)
+            repairs["slot_handed_on"] += 1
 
 
 def _expire_quota_waits(ctx: StepContext, pool: str, repairs: Counter[str]) -> list[Next]:

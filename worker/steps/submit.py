@@ -43,13 +43,11 @@ LOCK_MARGIN = 0.1  # seconds after a held submit lock expires that the delivery 
 
 
 def submit(ctx: StepContext, item_id: str) -> list[Next]:
-    lock = ctx.data.control.submit_lock(item_id, lease=ctx.settings.submit_lease_seconds)
-    if not lock.acquire():
-        return _after_lock(ctx, item_id)
-    try:
-        return _submit(ctx, item_id)
-    finally:
-        lock.release()
+    # The lease is the with statement's: no exception, however it lands (a soft time limit), leaves it renewed.
+    with ctx.data.control.submit_lock(item_id, lease=ctx.settings.submit_lease_seconds) as taken:
+        if taken:
+            return _submit(ctx, item_id)
+    return _after_lock(ctx, item_id)
 
 
 def _after_lock(ctx: StepContext, item_id: str) -> list[Next]:

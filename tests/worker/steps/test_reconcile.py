@@ -107,6 +107,25 @@ def test_a_granted_submit_that_was_lost_is_sent_again(ctx, ims) -> None:
     assert _repairs(ctx) == {"submit_resent": 1}
 
 
+def test_a_granted_item_with_nothing_due_and_no_live_lease_hands_its_slot_on(ctx, ims) -> None:
+    ids = store_items(ctx, *[ItemSpec(image_id=image_id(ims, "debian-12-base"), name=f"h{i}") for i in range(6)])
+    for item_id in ids:
+        steps.validate(ctx, item_id)
+    # The first item was granted a slot, then its submit and its due time were lost (issue 25: the reconciler only
+    # resends what is due, so nothing would ever send it): the slot is held by an item nothing will move.
+    ctx.data.records.forget_due([ids[0]])
+    with ctx.data.control.submit_lock(ids[0], lease=5) as held:  # a delivery at work on it keeps the slot
+        assert held and steps.reconcile(ctx) == []
+    nexts = steps.reconcile(ctx)
+    # Back at its place in line, the first of its batch: granted again, with its submit due this time.
+    assert [(n.task, n.kwargs["item_id"]) for n in nexts] == [(TaskName.SUBMIT, ids[0])]
+    assert _repairs(ctx) == {"slot_handed_on": 1} and ctx.data.slots.in_use("default") == 5
+    steps.expect(ctx, nexts)
+    assert steps.reconcile(ctx) == [] and _repairs(ctx) == {"slot_handed_on": 1}  # due now: left to its submit
+    drive(ctx, nexts)
+    assert ctx.data.records.get_item(ids[0]).state is ItemState.SUCCEEDED
+
+
 def test_lost_poll_is_sent_with_the_current_sequence_and_the_copy_finishes(ctx, ims) -> None:
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     steps.validate(ctx, item_id)

@@ -216,13 +216,12 @@ def test_a_submit_that_finds_the_lock_held_looks_again_when_it_expires(ctx, ims)
     (item_id,) = store_items(ctx, ItemSpec(image_id=image_id(ims, "debian-12-base")))
     steps.validate(ctx, item_id)
     # Held by another delivery, or by one whose release a failover lost: no copy call now, another look later.
-    held = ctx.data.control.submit_lock(item_id, lease=5)
-    assert held.acquire()
-    (again,) = steps.submit(ctx, item_id)
-    assert again.task is TaskName.SUBMIT and again.kwargs["item_id"] == item_id
-    assert 4 < again.countdown <= 5 + 0.1
-    assert ctx.data.records.get_item(item_id).job_id is None
-    held.release()
+    with ctx.data.control.submit_lock(item_id, lease=5) as held:
+        assert held
+        (again,) = steps.submit(ctx, item_id)
+        assert again.task is TaskName.SUBMIT and again.kwargs["item_id"] == item_id
+        assert 4 < again.countdown <= 5 + 0.1
+        assert ctx.data.records.get_item(item_id).job_id is None
     (poll,) = steps.submit(ctx, item_id)  # the look after it expired makes the copy
     assert poll.task is TaskName.POLL and ctx.data.records.get_item(item_id).state is ItemState.REPLICATING
     assert steps.submit(ctx, item_id) == []  # and a look once the item has moved on ends there
