@@ -6,8 +6,10 @@ first freeze (5 s) is just past the soft limit (5 s), the second past every limi
 lease, the visibility timeout). Nothing is lost, copied twice or left stuck, no slot stays held and no submit lock
 outlives its task.
 
-The second freeze lasts ``IMSREP_RELIABILITY_FREEZE_SECONDS`` (12 s by default; the issue's run froze for 25 s).
-Ten runs in a row, as docs/reliability.md reports them::
+Run by hand: the second freeze lasts ``IMSREP_RELIABILITY_FREEZE_SECONDS`` (the issue's run froze for 25 s), and the
+test runs only when it is set. It takes over a minute and the code before the fix passed it too (the fault needs a
+time limit to land in a few bytecodes), so ``make test`` relies on tests/worker/data/test_lease_time_limit.py, which
+raises the time limit at every one of those points. Ten runs in a row, as docs/reliability.md reports them::
 
     for i in $(seq 10); do IMSREP_RELIABILITY_FREEZE_SECONDS=25 .venv/bin/pytest tests/reliability/test_freezes.py; done
 """
@@ -22,13 +24,16 @@ import pytest
 from cli.processes import wait_until
 from worker.domain.states import ItemState
 
-pytestmark = pytest.mark.integration
+FREEZE_ENV = "IMSREP_RELIABILITY_FREEZE_SECONDS"
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not os.environ.get(FREEZE_ENV), reason=f"run by hand with {FREEZE_ENV}=25 (over a minute)"),
+]
 
 ITEMS = 100
 SLOT_LIMIT = 5
 SOFT_WINDOW = 5.0  # s: every task stopped wakes past the tier's soft time limit (5 s)
-FREEZE_ENV = "IMSREP_RELIABILITY_FREEZE_SECONDS"
-FROZEN = float(os.environ.get(FREEZE_ENV, "12"))
+FROZEN = float(os.environ.get(FREEZE_ENV) or "25")
 
 
 def _freeze(c, item_ids: list[str], seconds: float) -> int:
