@@ -181,9 +181,7 @@ class ReplicationService:
         or a selector's first page); a batch whose message cannot be stored is taken back, and nothing of it is
         accepted (503): a 202 means both are in Redis."""
         # One MULTI/EXEC: all of the batch or none of it; NotReplicated (503) when replicas do not confirm it.
-        stored = self.records.create_batch(
-            items, now, label=label, selection=selection, claim=claim, priority=priority
-        )
+        stored = self.records.create_batch(items, now, label=label, selection=selection, claim=claim, priority=priority)
         if stored.earlier is not None:  # the same key won a race with this request
             assert claim is not None
             return self._answer_earlier(claim, stored.earlier)
@@ -264,9 +262,7 @@ class ReplicationService:
             summary = self.batch(batch_id)
             busy = {s.value: n for s, n in summary.counts.items() if n and not s.terminal}
             detail = ", ".join(f"{n} {state}" for state, n in busy.items()) or "its selector is still listing images"
-            raise Conflict(
-                f"batch {batch_id} is not finished ({detail}); cancel it or wait until every item has ended"
-            )
+            raise Conflict(f"batch {batch_id} is not finished ({detail}); cancel it or wait until every item has ended")
 
     def batch_items(
         self, batch_id: str, state: ItemState | None, limit: int, cursor: int

@@ -24,9 +24,7 @@ Shape = "Template (what each copy is)"
 SourceName = Annotated[str | None, typer.Option("--source-name", help="Exact image name", rich_help_panel=Filter)]
 NamePrefix = Annotated[str | None, typer.Option(help="Image name starts with this", rich_help_panel=Filter)]
 Status = Annotated[str | None, typer.Option(help="IMS status, e.g. active", rich_help_panel=Filter)]
-ImageType = Annotated[
-    str | None, typer.Option(help="IMS __imagetype (default: private)", rich_help_panel=Filter)
-]
+ImageType = Annotated[str | None, typer.Option(help="IMS __imagetype (default: private)", rich_help_panel=Filter)]
 Visibility = Annotated[str | None, typer.Option(help="private, public or shared", rich_help_panel=Filter)]
 OsType = Annotated[str | None, typer.Option(help="Linux, Windows or Other", rich_help_panel=Filter)]
 Platform = Annotated[str | None, typer.Option(help="IMS __platform, e.g. CentOS", rich_help_panel=Filter)]

@@ -93,16 +93,30 @@ SCENARIOS: list[Scenario] = [
     _refused("larger than 128 GB", "bigdata-200g", ReasonCode.IMAGE_TOO_LARGE),
     _refused("not active (still uploading)", "uploading-image", ReasonCode.IMAGE_NOT_ACTIVE),
     _refused("unknown image", UNKNOWN, ReasonCode.IMAGE_NOT_FOUND),
-    _refused("disabled key", "ubuntu-22.04-web", ReasonCode.KEY_DISABLED, name="web-disabled-key",
-             kms_key="disabled-key"),  # fmt: skip
-    _refused("unknown key", "ubuntu-22.04-web", ReasonCode.KEY_NOT_FOUND, name="web-unknown-key",
-             kms_key="no-such-key"),  # fmt: skip
-    Scenario(f"cross-region copy to {SIMULATOR_SECOND_REGION}", "debian-12-base", OK,
-             target_region=SIMULATOR_SECOND_REGION),  # fmt: skip
-    _refused("encrypted source across regions", "euleros-encrypted", ReasonCode.ENCRYPTED_CROSS_REGION,
-             name="euleros-south", target_region=SIMULATOR_SECOND_REGION),  # fmt: skip
-    Scenario("decrypt, then tag and share with another project", "euleros-encrypted", OK, name="euleros-shared",
-             share_with=(SIMULATOR_SHARE_PROJECT,), tags=(("purpose", "shared"),)),  # fmt: skip
+    _refused(
+        "disabled key", "ubuntu-22.04-web", ReasonCode.KEY_DISABLED, name="web-disabled-key", kms_key="disabled-key"
+    ),  # fmt: skip
+    _refused(
+        "unknown key", "ubuntu-22.04-web", ReasonCode.KEY_NOT_FOUND, name="web-unknown-key", kms_key="no-such-key"
+    ),  # fmt: skip
+    Scenario(
+        f"cross-region copy to {SIMULATOR_SECOND_REGION}", "debian-12-base", OK, target_region=SIMULATOR_SECOND_REGION
+    ),  # fmt: skip
+    _refused(
+        "encrypted source across regions",
+        "euleros-encrypted",
+        ReasonCode.ENCRYPTED_CROSS_REGION,
+        name="euleros-south",
+        target_region=SIMULATOR_SECOND_REGION,
+    ),  # fmt: skip
+    Scenario(
+        "decrypt, then tag and share with another project",
+        "euleros-encrypted",
+        OK,
+        name="euleros-shared",
+        share_with=(SIMULATOR_SHARE_PROJECT,),
+        tags=(("purpose", "shared"),),
+    ),  # fmt: skip
 ]
 
 

@@ -95,7 +95,6 @@ class Manifest:
     errors: list[RowError] = field(default_factory=list)
     digest: str = ""  # SHA-256 of the text: what a submission's idempotency keys derive from
 
-
     def add(self, line: int, raw: Any) -> None:
         if isinstance(raw, _BadRow):
             self.errors.append(RowError(line, raw.message))

@@ -294,9 +294,7 @@ class Settings(BaseSettings):
         if self.default_account is None and self.accounts:
             self.default_account = sorted(self.accounts)[0] if "default" not in self.accounts else "default"
         if self.default_account is not None and self.default_account not in self.accounts:
-            raise ValueError(
-                f"IMSREP_DEFAULT_ACCOUNT: {self.default_account!r} is not one of the configured accounts"
-            )
+            raise ValueError(f"IMSREP_DEFAULT_ACCOUNT: {self.default_account!r} is not one of the configured accounts")
         if is_sentinel_url(self.redis_url) and not self.redis_sentinel_master:
             raise ValueError("IMSREP_REDIS_SENTINEL_MASTER: is required with a sentinel:// IMSREP_REDIS_URL")
         if self.redis_replica_timeout >= self.redis_socket_timeout:

@@ -29,8 +29,9 @@ class Authenticator:
         self._failures: dict[str, int] = {}
         self._locked_until: dict[str, float] = {}
 
-    def authenticate(self, *, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
-                     body: bytes, now: float) -> Principal:
+    def authenticate(
+        self, *, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], body: bytes, now: float
+    ) -> Principal:
         """``headers`` maps lower-case names to values. Raise a 401 ``GatewayError`` when not authenticated."""
         if "x-auth-token" in headers:
             return self._token(headers["x-auth-token"], now)
@@ -44,8 +45,16 @@ class Authenticator:
         if self._locked_until.get(access_key, 0.0) > now:
             raise errors.auth_failed(errors.AK_LOCKED)
         try:
-            verify(method=method, raw_path=raw_path, raw_query=raw_query, headers=headers, body=body,
-                   authorization=authorization, secret_key=secret_key, now=now)
+            verify(
+                method=method,
+                raw_path=raw_path,
+                raw_query=raw_query,
+                headers=headers,
+                body=body,
+                authorization=authorization,
+                secret_key=secret_key,
+                now=now,
+            )
         except SignatureError as exc:
             self._fail(access_key, now, str(exc))
             raise errors.auth_failed() from exc

@@ -55,8 +55,14 @@ class Simulator:
         for index, project_id in enumerate(spec.project_ids):
             # The first project is the region's default project, named after the region (as on Huawei Cloud).
             name = spec.name if index == 0 else f"{spec.name}_{index + 1}"
-            project = Project(project_id, name, self.config.job_limit, self.config.image_quota, region=spec.name,
-                              cross_region_job_limit=self.config.cross_region_job_limit)
+            project = Project(
+                project_id,
+                name,
+                self.config.job_limit,
+                self.config.image_quota,
+                region=spec.name,
+                cross_region_job_limit=self.config.cross_region_job_limit,
+            )
             catalog = project_catalog(source, project_id, spec.name, self.domain_id)
             for image in catalog.images:
                 project.add_image(image)
@@ -86,8 +92,10 @@ class Simulator:
         by host name if it used a regional one (``ims.<region>.…``), else at the same host on each region's port."""
         match = REGIONAL_HOST.fullmatch(host_header)
         if match and match["region"] in self.state.regions:
-            return {region: f"{scheme}://{match['service']}.{region}.{match['domain']}{match['port'] or ''}"
-                    for region in self.state.regions}
+            return {
+                region: f"{scheme}://{match['service']}.{region}.{match['domain']}{match['port'] or ''}"
+                for region in self.state.regions
+            }
         hostname = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
         return {region: f"{scheme}://{hostname}:{port}" for region, port in self.ports.items()}
 

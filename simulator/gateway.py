@@ -56,8 +56,7 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id",
-                                                                                 request_id.encode())]}
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -85,7 +84,9 @@ def authenticate(sim: Simulator, request: Request, body: bytes, now: float) -> P
         method=request.method,
         raw_path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
         raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-        headers=lower_headers(request), body=body, now=now,
+        headers=lower_headers(request),
+        body=body,
+        now=now,
     )
 
 
@@ -123,8 +124,9 @@ async def _outage_answer(sim: Simulator, request: Request, plan: FaultPlan, name
     return response
 
 
-def api_route(sim: Simulator, path: str, handler: Handler, *, name: str, method: str,
-              authenticated: bool = True) -> Route:
+def api_route(
+    sim: Simulator, path: str, handler: Handler, *, name: str, method: str, authenticated: bool = True
+) -> Route:
     async def endpoint(request: Request) -> Response:
         request_id = request.state.request_id
         plan = sim.faults.plan()

@@ -91,8 +91,12 @@ class Job:
 
     def _entities(self) -> dict[str, Any]:
         if self.member_changes:
-            return {"results": [{"image_id": c.image_id, "project_id": c.member_id, "status": "success"}
-                                for c in self.member_changes]}
+            return {
+                "results": [
+                    {"image_id": c.image_id, "project_id": c.member_id, "status": "success"}
+                    for c in self.member_changes
+                ]
+            }
         if self.image_id is None:
             return {}
         return {"image_id": self.image_id, "image_name": self.image_name}

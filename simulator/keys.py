@@ -44,10 +44,11 @@ def list_keys(project: Project, raw: bytes) -> dict[str, Any]:
     state = body.get("key_state")
     spec = body.get("key_spec") or "AES_256"
     matching = [
-        key for key in project.keys.values()
+        key
+        for key in project.keys.values()
         if (state in (None, "") or key["key_state"] == str(state)) and (spec == "ALL" or key["key_spec"] == spec)
     ]
-    page = matching[offset:offset + limit]
+    page = matching[offset : offset + limit]
     truncated = offset + limit < len(matching)
     return {
         "keys": [key["key_id"] for key in page],

@@ -20,19 +20,46 @@ from simulator.timefmt import parse_image_time
 DEFAULT_LIMIT = 500
 # Documented filters compared by equality with the record's value (booleans as "true"/"false").
 EQUALITY_FILTERS = (
-    "id", "name", "status", "__imagetype", "visibility", "owner", "virtual_env_type", "__system__cmkid",
-    "__isregistered", "protected", "container_format", "disk_format", "min_ram", "min_disk", "__os_bit",
-    "__platform", "__os_type", "__support_kvm", "__support_xen", "__support_largememory",
-    "__support_diskintensive", "__support_highperformance", "__support_xen_gpu_type", "__support_kvm_gpu_type",
-    "__support_xen_hana", "__support_kvm_infiniband", "architecture", "flavor_id",
+    "id",
+    "name",
+    "status",
+    "__imagetype",
+    "visibility",
+    "owner",
+    "virtual_env_type",
+    "__system__cmkid",
+    "__isregistered",
+    "protected",
+    "container_format",
+    "disk_format",
+    "min_ram",
+    "min_disk",
+    "__os_bit",
+    "__platform",
+    "__os_type",
+    "__support_kvm",
+    "__support_xen",
+    "__support_largememory",
+    "__support_diskintensive",
+    "__support_highperformance",
+    "__support_xen_gpu_type",
+    "__support_kvm_gpu_type",
+    "__support_xen_hana",
+    "__support_kvm_infiniband",
+    "architecture",
+    "flavor_id",
 )
 SORT_KEYS = ("created_at", "name", "container_format", "disk_format", "status", "id", "size")
 TIME_FILTER = re.compile(r"(gt|gte|lt|lte|eq|neq):(.+)")
 # The two time forms the page documents: 2018-10-28T10:00:00Z and 2018-10-28 10:00:00 (both UTC).
 SPACED_TIME = "%Y-%m-%d %H:%M:%S"
 TIME_OPS = {
-    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
 }
 SHARED_MEMBER_STATUSES = ("accepted", "rejected", "pending")
 
@@ -103,8 +130,9 @@ def _shared_status_wanted(query: Mapping[str, str]) -> str:
     return "accepted"
 
 
-def list_images(project: Project, query: Mapping[str, str],
-                shared: Sequence[tuple[dict[str, Any], dict[str, Any]]] = ()) -> list[dict[str, Any]]:
+def list_images(
+    project: Project, query: Mapping[str, str], shared: Sequence[tuple[dict[str, Any], dict[str, Any]]] = ()
+) -> list[dict[str, Any]]:
     """Filtered page: sorted (default ``created_at`` desc), starting after ``marker``, at most ``limit``.
 
     ``shared`` holds (image, this project's member record) for images of other projects shared with it.
@@ -121,13 +149,15 @@ def list_images(project: Project, query: Mapping[str, str],
     order.update(project.image_order)
     ordered = sorted(
         visible,
-        key=lambda image: (_text(image.get(sort_key)) if sort_key != "size" else image.get("size", 0),
-                           order[image["id"]]),
+        key=lambda image: (
+            _text(image.get(sort_key)) if sort_key != "size" else image.get("size", 0),
+            order[image["id"]],
+        ),
         reverse=descending,
     )
     marker = query.get("marker")
     if marker is not None:
         ids = [image["id"] for image in ordered]
         # An unknown marker yields an empty page (a simulator choice; Glance would answer 400).
-        ordered = ordered[ids.index(marker) + 1:] if marker in ids else []
+        ordered = ordered[ids.index(marker) + 1 :] if marker in ids else []
     return [image for image in ordered if _matches(image, query, times)][:limit]

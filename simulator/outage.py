@@ -59,8 +59,11 @@ class Outages:
 
     def view(self) -> dict[str, Any]:
         now = self._clock()
-        return {region: {"mode": outage.mode, "remaining_seconds": round(outage.until - now, 3)}
-                for region in list(self._by_region) if (outage := self.active(region, now)) is not None}
+        return {
+            region: {"mode": outage.mode, "remaining_seconds": round(outage.until - now, 3)}
+            for region in list(self._by_region)
+            if (outage := self.active(region, now)) is not None
+        }
 
 
 def refusing_protocol(sim: Any) -> type[AutoHTTPProtocol]:

@@ -119,8 +119,9 @@ def parse_cross_region_body(raw: bytes) -> CrossRegionRequest:
 
 
 def is_full_ecs(image: dict[str, Any]) -> bool:
-    return str(image.get("__whole_image", "")).lower() == "true" or str(
-        image.get("__data_origin") or "").startswith("server_backup,")
+    return str(image.get("__whole_image", "")).lower() == "true" or str(image.get("__data_origin") or "").startswith(
+        "server_backup,"
+    )
 
 
 def is_iso(image: dict[str, Any]) -> bool:
@@ -230,7 +231,8 @@ class Replicator:
         pools = self._pools(CROSS_REGION)
         running = len(project.active_jobs(now, pools))
         if len(project.active_jobs(now, [CROSS_REGION])) >= project.cross_region_job_limit or (
-                self.config.shared_job_pool and running >= project.job_limit):
+            self.config.shared_job_pool and running >= project.job_limit
+        ):
             raise ImsError("IMG.0149")
         copy_request = CopyRequest(request.name, request.description, None, "0")
         job = self._start(project, destination, source, copy_request, now, CROSS_REGION_JOB_TYPE)
@@ -253,22 +255,48 @@ class Replicator:
         project that hold places for ``seconds`` and then succeed; they make no image, so the quota is untouched.
         They take no draws from the job stream, so the fates of the client's own copies do not move."""
         job_type = JOB_TYPE if slot == IN_REGION else CROSS_REGION_JOB_TYPE
-        jobs = [Job.plan(begin=now, duration=seconds, fails=False, fail_point=1.0, job_id=self.streams.job_id(),
-                         project_id=project.id, job_type=job_type, external=True) for _ in range(count)]
+        jobs = [
+            Job.plan(
+                begin=now,
+                duration=seconds,
+                fails=False,
+                fail_point=1.0,
+                job_id=self.streams.job_id(),
+                project_id=project.id,
+                job_type=job_type,
+                external=True,
+            )
+            for _ in range(count)
+        ]
         for job in jobs:
             self.state.start_job(project, job)
         return jobs
 
-    def _start(self, project: Project, destination: Project, source: dict[str, Any], request: CopyRequest,
-               now: float, job_type: str) -> Job:
+    def _start(
+        self,
+        project: Project,
+        destination: Project,
+        source: dict[str, Any],
+        request: CopyRequest,
+        now: float,
+        job_type: str,
+    ) -> Job:
         # Always two draws per accepted copy, so the n-th copy's fate depends only on the seed and n.
         fail_draw, fail_point = self.streams.jobs.random(), self.streams.jobs.uniform(0.3, 0.95)
         duration = self.config.copy_seconds + self.config.copy_seconds_per_gb * image_bytes(source) / GIB
         image = new_image(source, request, self.streams.image_id(), destination.id, project.region, now)
         job = Job.plan(
-            begin=now, duration=duration, fails=fail_draw < self.knobs.fail_rate, fail_point=fail_point,
-            job_id=self.streams.job_id(), project_id=project.id, source_image_id=source["id"],
-            image_id=image["id"], image_name=request.name, cmk_id=request.cmk_id, job_type=job_type,
+            begin=now,
+            duration=duration,
+            fails=fail_draw < self.knobs.fail_rate,
+            fail_point=fail_point,
+            job_id=self.streams.job_id(),
+            project_id=project.id,
+            source_image_id=source["id"],
+            image_id=image["id"],
+            image_name=request.name,
+            cmk_id=request.cmk_id,
+            job_type=job_type,
             image_project_id=destination.id,
         )
         self.state.start_job(project, job, image)
@@ -276,33 +304,36 @@ class Replicator:
         return job
 
 
-def new_image(source: dict[str, Any], request: CopyRequest, image_id: str, project_id: str, region: str,
-              now: float) -> dict[str, Any]:
+def new_image(
+    source: dict[str, Any], request: CopyRequest, image_id: str, project_id: str, region: str, now: float
+) -> dict[str, Any]:
     """The copy's record (docs/simulator.md, "Jobs and new images"): source attributes, request fields, Fast
     Create on; ``region`` is the source's, named in ``__data_origin``."""
     record = {k: v for k, v in copy.deepcopy(source).items() if k not in NOT_INHERITED}
     stamp = image_time(now)
-    record.update({
-        "id": image_id,
-        "name": request.name,
-        "__description": request.description,
-        "status": "queued",
-        "visibility": "private",
-        "__imagetype": "private",
-        "owner": project_id,
-        "protected": False,
-        "tags": [],
-        "__lazyloading": "true",
-        "__data_origin": f"image,{region},{source['id']}",
-        "__originalimagename": source["id"],
-        "__backup_id": "",
-        "__productcode": "",
-        "enterprise_project_id": request.enterprise_project_id,
-        "file": f"/v2/images/{image_id}/file",
-        "self": f"/v2/images/{image_id}",
-        "created_at": stamp,
-        "updated_at": stamp,
-    })
+    record.update(
+        {
+            "id": image_id,
+            "name": request.name,
+            "__description": request.description,
+            "status": "queued",
+            "visibility": "private",
+            "__imagetype": "private",
+            "owner": project_id,
+            "protected": False,
+            "tags": [],
+            "__lazyloading": "true",
+            "__data_origin": f"image,{region},{source['id']}",
+            "__originalimagename": source["id"],
+            "__backup_id": "",
+            "__productcode": "",
+            "enterprise_project_id": request.enterprise_project_id,
+            "file": f"/v2/images/{image_id}/file",
+            "self": f"/v2/images/{image_id}",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+    )
     if request.cmk_id is not None:
         record["__system__cmkid"] = request.cmk_id
     return record

@@ -52,9 +52,16 @@ class Sharing:
         return image
 
     def _job(self, project: Project, job_type: str, changes: list[MemberChange], now: float) -> Job:
-        job = Job.plan(begin=now, duration=self.config.member_job_seconds, fails=False, fail_point=1.0,
-                       job_id=self.streams.job_id(), project_id=project.id, job_type=job_type,
-                       member_changes=tuple(changes))
+        job = Job.plan(
+            begin=now,
+            duration=self.config.member_job_seconds,
+            fails=False,
+            fail_point=1.0,
+            job_id=self.streams.job_id(),
+            project_id=project.id,
+            job_type=job_type,
+            member_changes=tuple(changes),
+        )
         self.state.start_job(project, job)
         self.state.tick(now)
         return job
@@ -62,9 +69,13 @@ class Sharing:
     @staticmethod
     def _pending_additions(project: Project, image_id: str, now: float) -> set[str]:
         """Members that add-jobs still running will bring: they count towards the limit already."""
-        return {change.member_id for job in project.jobs.values()
-                if job.job_type == ADD_MEMBERS_JOB_TYPE and job.active(now)
-                for change in job.member_changes if change.image_id == image_id}
+        return {
+            change.member_id
+            for job in project.jobs.values()
+            if job.job_type == ADD_MEMBERS_JOB_TYPE and job.active(now)
+            for change in job.member_changes
+            if change.image_id == image_id
+        }
 
     def add(self, project: Project, raw: bytes, now: float) -> Job:
         """``POST /v1/cloudimages/members``: every image and project is checked before the job starts."""
@@ -91,8 +102,9 @@ class Sharing:
             limit = MAX_MEMBERS_FULL_ECS if is_full_ecs(image) else MAX_MEMBERS
             if len(members | set(member_ids)) > limit:
                 raise ImsError("IMG.0088")
-        changes = [MemberChange(project.id, image_id, member_id, "add")
-                   for image_id in image_ids for member_id in member_ids]
+        changes = [
+            MemberChange(project.id, image_id, member_id, "add") for image_id in image_ids for member_id in member_ids
+        ]
         return self._job(project, ADD_MEMBERS_JOB_TYPE, changes, now)
 
     def remove(self, project: Project, raw: bytes, now: float) -> Job:
@@ -101,8 +113,11 @@ class Sharing:
         image_ids, member_ids = _id_list(body, "images"), _id_list(body, "projects")
         for image_id in image_ids:
             self._owned(project, image_id)
-        changes = [MemberChange(project.id, image_id, member_id, "delete")
-                   for image_id in image_ids for member_id in member_ids]
+        changes = [
+            MemberChange(project.id, image_id, member_id, "delete")
+            for image_id in image_ids
+            for member_id in member_ids
+        ]
         return self._job(project, DELETE_MEMBERS_JOB_TYPE, changes, now)
 
     def _status_change(self, project: Project, image_id: str, status: Any, vault_id: Any) -> MemberChange:
@@ -122,12 +137,12 @@ class Sharing:
         image_ids = _id_list(body, "images")
         if body.get("project_id") != project.id:
             raise ImsError("IMG.0067")
-        changes = [self._status_change(project, image_id, body.get("status"), body.get("vault_id"))
-                   for image_id in image_ids]
+        changes = [
+            self._status_change(project, image_id, body.get("status"), body.get("vault_id")) for image_id in image_ids
+        ]
         return self._job(project, UPDATE_MEMBERS_JOB_TYPE, changes, now)
 
-    def update_one(self, project: Project, image_id: str, member_id: str, raw: bytes, now: float
-                   ) -> dict[str, Any]:
+    def update_one(self, project: Project, image_id: str, member_id: str, raw: bytes, now: float) -> dict[str, Any]:
         """``PUT /v2/images/{image_id}/members/{member_id}`` (the native call): at once, no job."""
         body = json_object(raw)
         if member_id != project.id:
@@ -165,7 +180,7 @@ class Sharing:
             raise ImsError("IMG.0001")
         ids = [m["member_id"] for m in members]
         start = ids.index(after) + 1 if after in ids else (0 if after is None else len(ids))
-        page = members[start:start + limit]
+        page = members[start : start + limit]
         info: dict[str, Any] = {"current_count": len(page)}
         if start + limit < len(members):
             info["next_marker"] = base64.urlsafe_b64encode(page[-1]["member_id"].encode()).decode()

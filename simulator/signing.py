@@ -56,8 +56,14 @@ def canonical_request(
 ) -> str:
     block = "".join(f"{name}:{headers[name].strip()}\n" for name in signed_headers)
     return "\n".join(
-        [method.upper(), canonical_uri(raw_path), canonical_query(raw_query), block, ";".join(signed_headers),
-         payload_hash]
+        [
+            method.upper(),
+            canonical_uri(raw_path),
+            canonical_query(raw_query),
+            block,
+            ";".join(signed_headers),
+            payload_hash,
+        ]
     )
 
 

@@ -55,7 +55,8 @@ class Project:
 
     def quota_used(self) -> int:
         return sum(
-            1 for image in self.images.values()
+            1
+            for image in self.images.values()
             if image.get("visibility") != "public" and image.get("status") not in NOT_COUNTED_STATUSES
         )
 
@@ -192,8 +193,13 @@ class SimState:
             members = owner.members.setdefault(change.image_id, {})
             if change.action == "add" and change.member_id not in members:
                 members[change.member_id] = {
-                    "status": "pending", "created_at": stamp, "updated_at": stamp, "image_id": change.image_id,
-                    "member_id": change.member_id, "schema": MEMBER_SCHEMA, "member_type": "project",
+                    "status": "pending",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                    "image_id": change.image_id,
+                    "member_id": change.member_id,
+                    "schema": MEMBER_SCHEMA,
+                    "member_type": "project",
                 }
                 self.memberships.setdefault(change.member_id, {})[change.image_id] = owner.id
             elif change.action == "delete" and change.member_id in members:

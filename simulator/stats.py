@@ -29,5 +29,7 @@ class Stats:
 
 
 def _nested(table: dict[str, dict[str, Counter[str]]]) -> dict[str, Any]:
-    return {key: {name: dict(counts) for name, counts in sorted(endpoints.items())}
-            for key, endpoints in sorted(table.items())}
+    return {
+        key: {name: dict(counts) for name, counts in sorted(endpoints.items())}
+        for key, endpoints in sorted(table.items())
+    }

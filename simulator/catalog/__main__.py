@@ -23,17 +23,28 @@ def generate_command(
         str, typer.Option(help=f"Weights per kind, e.g. ordinary=0.9,iso=0.02. Kinds: {', '.join(KINDS)}.")
     ] = "ordinary=1",
     seed: Annotated[int, typer.Option(help="Drives every choice, reproducibly.")] = 0,
-    keys: Annotated[str, typer.Option(help="Key aliases encrypted images are spread over, comma-separated; "
-                                           "new aliases become enabled keys.")] = "old-key",
-    platforms: Annotated[str | None, typer.Option(
-        help=f"Weights per __platform, e.g. Ubuntu=3,Windows=1 (default: each kind's own). Platforms: "
-             f"{', '.join(PLATFORMS)}.")] = None,
-    tagged: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of images with one to three tags "
-                                                                   "(team, env, cost-center).")] = 0.0,
-    created_from: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"],
-                                                          help="Spread created_at from this day (UTC)...")] = None,
-    created_to: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"],
-                                                        help="...to this one (exclusive).")] = None,
+    keys: Annotated[
+        str,
+        typer.Option(
+            help="Key aliases encrypted images are spread over, comma-separated; new aliases become enabled keys."
+        ),
+    ] = "old-key",
+    platforms: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Weights per __platform, e.g. Ubuntu=3,Windows=1 (default: each kind's own). Platforms: "
+            f"{', '.join(PLATFORMS)}."
+        ),
+    ] = None,
+    tagged: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of images with one to three tags (team, env, cost-center).")
+    ] = 0.0,
+    created_from: Annotated[
+        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="Spread created_at from this day (UTC)...")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="...to this one (exclusive).")
+    ] = None,
 ) -> None:
     """Write a catalogue whose 'default' entry every project of the simulator uses."""
     try:
@@ -54,8 +65,7 @@ def generate_command(
         if created_to <= created_from:
             raise typer.BadParameter("--to must come after --from", param_hint="--to")
         created = (created_from.replace(tzinfo=timezone.utc), created_to.replace(tzinfo=timezone.utc))
-    data = generate(images, weights, seed, keys=aliases, platforms=platform_weights, tagged=tagged,
-                    created=created)
+    data = generate(images, weights, seed, keys=aliases, platforms=platform_weights, tagged=tagged, created=created)
     out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 

@@ -16,8 +16,13 @@ def _at(day: int) -> dict[str, str]:
 DEFAULT_IMAGES: list[dict[str, Any]] = [
     {**kinds.ordinary("ubuntu-22.04-web"), **_at(1)},
     {**kinds.ordinary("centos-7-app"), "__os_version": "CentOS 7.9 64bit", "__platform": "CentOS", **_at(2)},
-    {**kinds.ordinary("debian-12-base"), "__os_version": "Debian 12.0 64bit", "__platform": "Debian",
-     "__image_size": str(1 * GIB), **_at(3)},
+    {
+        **kinds.ordinary("debian-12-base"),
+        "__os_version": "Debian 12.0 64bit",
+        "__platform": "Debian",
+        "__image_size": str(1 * GIB),
+        **_at(3),
+    },
     {**kinds.encrypted("euleros-encrypted"), **_at(4)},
     {**kinds.legacy("centos-6-legacy"), **_at(5)},
     {**kinds.full_ecs("ecs-full-backup"), **_at(6)},

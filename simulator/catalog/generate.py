@@ -78,9 +78,16 @@ def _tags(rng: random.Random) -> list[str]:
     return [f"{key}={rng.choice(TAG_VOCABULARY[key])}" for key in sorted(keys)]
 
 
-def generate(total: int, mix: dict[str, float], seed: int = 0, *, keys: Sequence[str] = ("old-key",),
-             platforms: dict[str, float] | None = None, tagged: float = 0.0,
-             created: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+def generate(
+    total: int,
+    mix: dict[str, float],
+    seed: int = 0,
+    *,
+    keys: Sequence[str] = ("old-key",),
+    platforms: dict[str, float] | None = None,
+    tagged: float = 0.0,
+    created: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
     """A catalogue whose ``default`` entry holds ``total`` images in the given mix, shuffled by ``seed``.
 
     ``keys``: the aliases encrypted images are spread over (aliases not in the default key set are added as
@@ -88,11 +95,16 @@ def generate(total: int, mix: dict[str, float], seed: int = 0, *, keys: Sequence
     of images given one to three tags. ``created``: spread ``created_at`` over [start, end) (else one minute
     apart from 2023-01-01).
     """
-    entries = [(f"{kind.replace('_', '-')}-{i:05d}", kind) for kind, count in allocate(total, mix).items()
-               for i in range(count)]
+    entries = [
+        (f"{kind.replace('_', '-')}-{i:05d}", kind)
+        for kind, count in allocate(total, mix).items()
+        for i in range(count)
+    ]
     random.Random(seed).shuffle(entries)
-    images = [{**KINDS[kind](name), "created_at": (FIRST_CREATED + timedelta(minutes=index)).strftime(TIME_FORMAT)}
-              for index, (name, kind) in enumerate(entries)]
+    images = [
+        {**KINDS[kind](name), "created_at": (FIRST_CREATED + timedelta(minutes=index)).strftime(TIME_FORMAT)}
+        for index, (name, kind) in enumerate(entries)
+    ]
     encrypted = [image for image in images if "encrypted_with" in image]
     aliases = _spread(len(encrypted), dict.fromkeys(keys, 1.0), random.Random(f"{seed}/keys"))
     for image, alias in zip(encrypted, aliases, strict=True):
@@ -113,6 +125,9 @@ def generate(total: int, mix: dict[str, float], seed: int = 0, *, keys: Sequence
         for image in images:
             image["created_at"] = (start + timedelta(seconds=int(date_rng.random() * span))).strftime(TIME_FORMAT)
     known = {key["key_alias"] for key in DEFAULT_KEYS}
-    extra = [{"key_alias": alias, "key_state": "2", "creation_date": "1704412800000"}
-             for alias in dict.fromkeys(keys) if alias not in known]
+    extra = [
+        {"key_alias": alias, "key_state": "2", "creation_date": "1704412800000"}
+        for alias in dict.fromkeys(keys)
+        if alias not in known
+    ]
     return {"default": {"images": images, "keys": [*DEFAULT_KEYS, *extra]}}

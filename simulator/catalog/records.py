@@ -82,7 +82,7 @@ def tag_pairs(tags: Any) -> dict[str, str]:
     elif isinstance(tags, list) and all(isinstance(t, str) for t in tags):
         pairs = [tuple(t.split("=", 1)) if "=" in t else (t, "") for t in tags]
     else:
-        raise ValueError("tags are {\"key\": \"value\"} or [\"key=value\"]")
+        raise ValueError('tags are {"key": "value"} or ["key=value"]')
     result = dict(pairs)
     if len(result) != len(pairs) or len(result) > MAX_TAGS:
         raise ValueError(f"tags: at most {MAX_TAGS}, each key once")

@@ -58,9 +58,15 @@ def _catalog(sim: Simulator, call: Call) -> list[dict[str, Any]]:
     that starts from IAM finds the other regions' endpoints."""
     endpoints = region_endpoints(sim, call.request)
     return [
-        {"type": kind, "name": name, "id": f"{name}-endpoint",
-         "endpoints": [{"url": url, "region": region, "region_id": region, "interface": "public",
-                        "id": f"{name}-{region}"} for region, url in endpoints.items()]}
+        {
+            "type": kind,
+            "name": name,
+            "id": f"{name}-endpoint",
+            "endpoints": [
+                {"url": url, "region": region, "region_id": region, "interface": "public", "id": f"{name}-{region}"}
+                for region, url in endpoints.items()
+            ],
+        }
         for kind, name in (("image", "ims"), ("kms", "kms"), ("identity", "iam"))
     ]
 
@@ -97,21 +103,28 @@ def list_projects_handler(call: Call) -> Response:
     query = call.request.query_params
     base = f"{call.request.url.scheme}://{call.request.headers.get('host') or call.request.url.netloc}"
     projects = [
-        {"id": project.id, "name": project.name, "domain_id": sim.domain_id, "parent_id": sim.domain_id,
-         "description": "", "enabled": True, "is_domain": False,
-         "links": {"self": f"{base}/v3/projects/{project.id}"}}
+        {
+            "id": project.id,
+            "name": project.name,
+            "domain_id": sim.domain_id,
+            "parent_id": sim.domain_id,
+            "description": "",
+            "enabled": True,
+            "is_domain": False,
+            "links": {"self": f"{base}/v3/projects/{project.id}"},
+        }
         for project in sim.state.projects.values()
         if query.get("name", project.name) == project.name
     ]
     if query.get("domain_id", sim.domain_id) != sim.domain_id or query.get("enabled", "true").lower() == "false":
         projects = []
-    return JSONResponse({"projects": projects,
-                         "links": {"self": str(call.request.url), "previous": None, "next": None}})
+    return JSONResponse(
+        {"projects": projects, "links": {"self": str(call.request.url), "previous": None, "next": None}}
+    )
 
 
 def routes(sim: Simulator) -> list[Route]:
     return [
         api_route(sim, "/v3/auth/tokens", issue_token_handler, name="tokens", method="POST", authenticated=False),
-        api_route(sim, "/v3/projects", list_projects_handler, name="list_projects", method="GET",
-                  authenticated=False),
+        api_route(sim, "/v3/projects", list_projects_handler, name="list_projects", method="GET", authenticated=False),
     ]

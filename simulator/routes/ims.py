@@ -59,8 +59,9 @@ def list_tags_handler(call: Call) -> Response:
 
 
 def cross_region_copy_handler(call: Call) -> Response:
-    job = call.sim.replicator.submit_cross_region(_project(call), call.request.path_params["image_id"], call.body,
-                                                  call.now)
+    job = call.sim.replicator.submit_cross_region(
+        _project(call), call.request.path_params["image_id"], call.body, call.now
+    )
     return JSONResponse({"job_id": job.job_id})
 
 
@@ -91,15 +92,24 @@ def routes(sim: Simulator) -> list[Route]:
         api_route(sim, "/v2/cloudimages", list_images_handler, name="list_images", method="GET"),
         api_route(sim, "/v2/images/{image_id}", show_image_handler, name="show_image", method="GET"),
         api_route(sim, "/v2/images/{image_id}", delete_image_handler, name="delete_image", method="DELETE"),
-        api_route(sim, "/v2/{project_id}/images/{image_id}/tags/action", tags_action_handler, name="tags_action",
-                  method="POST"),
-        api_route(sim, "/v2/{project_id}/images/{image_id}/tags", list_tags_handler, name="list_tags",
-                  method="GET"),
+        api_route(
+            sim,
+            "/v2/{project_id}/images/{image_id}/tags/action",
+            tags_action_handler,
+            name="tags_action",
+            method="POST",
+        ),
+        api_route(sim, "/v2/{project_id}/images/{image_id}/tags", list_tags_handler, name="list_tags", method="GET"),
         api_route(sim, "/v1/cloudimages/quota", quota_handler, name="quota", method="GET"),
         api_route(sim, "/v1/cloudimages/{image_id}/copy", copy_handler, name="copy", method="POST"),
         api_route(sim, "/v2.1/cloudimages/{image_id}/copy", copy_handler, name="copy", method="POST"),
-        api_route(sim, "/v1/cloudimages/{image_id}/cross_region_copy", cross_region_copy_handler,
-                  name="cross_region_copy", method="POST"),
+        api_route(
+            sim,
+            "/v1/cloudimages/{image_id}/cross_region_copy",
+            cross_region_copy_handler,
+            name="cross_region_copy",
+            method="POST",
+        ),
         api_route(sim, "/v1/cloudimages/job/{job_id}", job_progress_handler, name="job_progress", method="GET"),
         api_route(sim, "/v1/{project_id}/jobs/{job_id}", job_handler, name="job", method="GET"),
     ]

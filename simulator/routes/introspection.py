@@ -127,16 +127,18 @@ def routes(sim: Simulator) -> list[Route]:
 
     async def health(_request: Request) -> Response:
         now = sim.clock()
-        return JSONResponse({
-            "status": "ok",
-            "region": sim.config.region,
-            "regions": list(sim.state.regions),
-            "project_ids": list(sim.state.projects),
-            "seed": sim.config.seed,
-            "started_at": job_time(sim.started_at),
-            "now": job_time(now),
-            "locked_access_keys": sim.auth.locked(now),
-        })
+        return JSONResponse(
+            {
+                "status": "ok",
+                "region": sim.config.region,
+                "regions": list(sim.state.regions),
+                "project_ids": list(sim.state.projects),
+                "seed": sim.config.seed,
+                "started_at": job_time(sim.started_at),
+                "now": job_time(now),
+                "locked_access_keys": sim.auth.locked(now),
+            }
+        )
 
     async def stats(_request: Request) -> Response:
         return JSONResponse({**sim.stats.snapshot(), "faults": dict(sim.faults.counts)})
@@ -147,20 +149,27 @@ def routes(sim: Simulator) -> list[Route]:
         wanted = request.query_params.get("project_id")
         projects = [project_or_404(wanted)] if wanted else list(sim.state.projects.values())
         selected = sorted((job for p in projects for job in p.jobs.values()), key=lambda job: job.begin)
-        return JSONResponse({
-            "jobs": [job_record(job, now) for job in selected],
-            "peak_concurrent_jobs": {p.id: peak_concurrency(p.slot_jobs([IN_REGION])) for p in projects},
-            "peak_concurrent_cross_region_jobs": {p.id: peak_concurrency(p.slot_jobs([CROSS_REGION]))
-                                                  for p in projects},
-        })
+        return JSONResponse(
+            {
+                "jobs": [job_record(job, now) for job in selected],
+                "peak_concurrent_jobs": {p.id: peak_concurrency(p.slot_jobs([IN_REGION])) for p in projects},
+                "peak_concurrent_cross_region_jobs": {
+                    p.id: peak_concurrency(p.slot_jobs([CROSS_REGION])) for p in projects
+                },
+            }
+        )
 
     async def projects(_request: Request) -> Response:
         now = sim.clock()
         sim.state.tick(now)
-        return JSONResponse({"projects": [
-            {**project.summary(now), "request_rate": sim.knobs.request_rate}
-            for project in sim.state.projects.values()
-        ]})
+        return JSONResponse(
+            {
+                "projects": [
+                    {**project.summary(now), "request_rate": sim.knobs.request_rate}
+                    for project in sim.state.projects.values()
+                ]
+            }
+        )
 
     async def change_project(request: Request) -> Response:
         project = project_or_404(request.path_params["project_id"])
@@ -173,7 +182,7 @@ def routes(sim: Simulator) -> list[Route]:
         """Delete images as their owner would (the same refusals), wherever they are."""
         image_ids = (await _json_object(request)).get("image_ids")
         if not isinstance(image_ids, list) or not all(isinstance(i, str) for i in image_ids):
-            raise BadControl("send {\"image_ids\": [\"<id>\", ...]}")
+            raise BadControl('send {"image_ids": ["<id>", ...]}')
         now = sim.clock()
         sim.state.tick(now)
         deleted, refused = [], {}
@@ -251,7 +260,7 @@ def routes(sim: Simulator) -> list[Route]:
         try:
             body = await _json_object(request)
         except BadControl:
-            return _bad("send {} to revoke every token, or {\"token\": \"...\"}")
+            return _bad('send {} to revoke every token, or {"token": "..."}')
         return JSONResponse({"revoked": sim.tokens.revoke(body.get("token"))})
 
     def guarded(handler: Any) -> Any:

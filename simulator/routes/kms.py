@@ -23,6 +23,5 @@ def describe_key_handler(call: Call) -> Response:
 def routes(sim: Simulator) -> list[Route]:
     return [
         api_route(sim, "/v1.0/{project_id}/kms/list-keys", list_keys_handler, name="list_keys", method="POST"),
-        api_route(sim, "/v1.0/{project_id}/kms/describe-key", describe_key_handler, name="describe_key",
-                  method="POST"),
+        api_route(sim, "/v1.0/{project_id}/kms/describe-key", describe_key_handler, name="describe_key", method="POST"),
     ]

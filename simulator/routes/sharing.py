@@ -39,8 +39,9 @@ def show_member_handler(call: Call) -> Response:
 
 def update_member_handler(call: Call) -> Response:
     params = call.request.path_params
-    return JSONResponse(call.sim.sharing.update_one(_project(call), params["image_id"], params["member_id"],
-                                                    call.body, call.now))
+    return JSONResponse(
+        call.sim.sharing.update_one(_project(call), params["image_id"], params["member_id"], call.body, call.now)
+    )
 
 
 def routes(sim: Simulator) -> list[Route]:
@@ -49,14 +50,33 @@ def routes(sim: Simulator) -> list[Route]:
         api_route(sim, members, add_members_handler, name="add_members", method="POST"),
         api_route(sim, members, delete_members_handler, name="delete_members", method="DELETE"),
         api_route(sim, members, update_members_handler, name="update_members", method="PUT"),
-        api_route(sim, "/v1/{project_id}/cloudimages/{image_id}/members", list_members_handler,
-                  name="list_members", method="GET"),
-        api_route(sim, "/v1/{project_id}/cloudimages/{image_id}/members/{member_id}", show_member_handler,
-                  name="show_member", method="GET"),
-        api_route(sim, "/v2/images/{image_id}/members", list_members_handler, name="glance_list_members",
-                  method="GET"),
-        api_route(sim, "/v2/images/{image_id}/members/{member_id}", show_member_handler,
-                  name="glance_show_member", method="GET"),
-        api_route(sim, "/v2/images/{image_id}/members/{member_id}", update_member_handler,
-                  name="glance_update_member", method="PUT"),
+        api_route(
+            sim,
+            "/v1/{project_id}/cloudimages/{image_id}/members",
+            list_members_handler,
+            name="list_members",
+            method="GET",
+        ),
+        api_route(
+            sim,
+            "/v1/{project_id}/cloudimages/{image_id}/members/{member_id}",
+            show_member_handler,
+            name="show_member",
+            method="GET",
+        ),
+        api_route(sim, "/v2/images/{image_id}/members", list_members_handler, name="glance_list_members", method="GET"),
+        api_route(
+            sim,
+            "/v2/images/{image_id}/members/{member_id}",
+            show_member_handler,
+            name="glance_show_member",
+            method="GET",
+        ),
+        api_route(
+            sim,
+            "/v2/images/{image_id}/members/{member_id}",
+            update_member_handler,
+            name="glance_update_member",
+            method="PUT",
+        ),
     ]

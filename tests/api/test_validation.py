@@ -219,8 +219,11 @@ def test_a_selector_alone_is_a_batch_and_its_template_is_checked_against_the_acc
         ({"selector": {}, "template": {"kms_key": "k", "decrypt": True}}, "template", "cannot be combined"),
         ({"selector": {"kms_key": "old-key", "encrypted": False}}, "selector", "cannot be combined"),
         ({"selector": {}, "template": {"target_region": "south"}}, "template.target_region", "region ID"),
-        ({"selector": {}, "template": {"kms_key": "k", "target_region": "cn-south-1"}}, "template.kms_key",
-         "cannot be encrypted"),
+        (
+            {"selector": {}, "template": {"kms_key": "k", "target_region": "cn-south-1"}},
+            "template.kms_key",
+            "cannot be encrypted",
+        ),
         ({"selector": {}, "template": {"kms_key": "k", "share_with": ["a" * 32]}}, "template.share_with", "IMG.0098"),
         ({"selector": {}, "template": {"target_region": "cn-north-4"}}, "template.target_region", "own region"),
     ],

@@ -230,6 +230,8 @@ def test_the_rest_of_a_chunk_with_refused_rows_has_a_key_of_its_own() -> None:
     with _client(handler) as client:
         submit_rows(client, _rows(2), key_base="m:abc")
     assert keys == [f"m:abc:{DEFAULT_CHUNK}:1", f"m:abc:{DEFAULT_CHUNK}:1:rest"]
+
+
 def test_batches_accepted_before_a_failing_chunk_are_told_at_once() -> None:
     calls: list[int] = []
     told: list[Chunk] = []

@@ -179,6 +179,8 @@ def test_batches_lists_newest_first_by_label_and_delete_refuses_a_running_batch(
     deleted = runner.invoke(app, ["delete", made[0], *_api(api_server)])
     assert deleted.exit_code == EXIT_OK and f"deleted batch {made[0]}" in deleted.stdout
     assert runner.invoke(app, ["status", made[0], *_api(api_server)]).exit_code == EXIT_USAGE
+
+
 def test_the_api_address_and_token_come_from_the_environment(api_server) -> None:
     env = {"IMSREP_API_URL": api_server.url, "IMSREP_API_TOKEN": api_server.token}
     result = runner.invoke(app, ["status", "a" * 32], env=env)

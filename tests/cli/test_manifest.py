@@ -141,6 +141,8 @@ def test_cross_region_share_and_tag_columns(tmp_path) -> None:
         assert [row.spec for row in again.rows] == [cross, shared] and not again.errors
     header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
     assert header[6:] == ["target_region", "agency", "share_with", "tags", "provenance"] and len(header) == 11
+
+
 def test_identical_rows_are_found_by_line() -> None:
     other = "1d0e3b8a-5c2f-4a6e-9b7d-2f4c6e8a0b1c"
     text = (

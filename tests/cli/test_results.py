@@ -22,8 +22,17 @@ def test_csv_results(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == COLUMNS
     assert [r["line"] for r in rows] == ["2", "3", "4"]
-    assert rows[0] == {"line": "2", "item_id": "a" * 32, "image_id": "img-1", "state": "succeeded", "reason": "",
-                       "message": "", "new_image_id": "new-1", "target_region": "", "followups": ""}
+    assert rows[0] == {
+        "line": "2",
+        "item_id": "a" * 32,
+        "image_id": "img-1",
+        "state": "succeeded",
+        "reason": "",
+        "message": "",
+        "new_image_id": "new-1",
+        "target_region": "",
+        "followups": "",
+    }
     assert rows[2]["state"] == INVALID and rows[2]["item_id"] == ""
 
 
@@ -36,8 +45,15 @@ def test_json_results(tmp_path: Path) -> None:
 
 
 def test_result_from_an_api_item() -> None:
-    item = {"item_id": "c" * 32, "image_id": "img", "state": "failed", "reason": "IMS_JOB_FAILED", "message": "m",
-            "new_image_id": None, "attempt": 1}
+    item = {
+        "item_id": "c" * 32,
+        "image_id": "img",
+        "state": "failed",
+        "reason": "IMS_JOB_FAILED",
+        "message": "m",
+        "new_image_id": None,
+        "attempt": 1,
+    }
     assert ItemResult.of(item, 7) == ItemResult(7, "c" * 32, "img", "failed", "IMS_JOB_FAILED", "m", None)
     # The item's own line (recorded at submission) when the caller knows none, e.g. imsrep status --results.
     assert ItemResult.of({**item, "line": 9}).line == 9 and ItemResult.of(item).line is None

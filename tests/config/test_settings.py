@@ -132,7 +132,12 @@ def test_secret_values_cover_every_secret(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("IMSREP_REDIS_PASSWORD", "redis-pass-1")
     monkeypatch.setenv("IMSREP_REDIS_SENTINEL_PASSWORD", "sentinel-pass-2")
     assert set(load_settings().secret_values()) == {
-        "AK-FROM-ENV", "SK-FROM-ENV-SECRET", "tok-123456789", "flower-pass-9", "redis-pass-1", "sentinel-pass-2"
+        "AK-FROM-ENV",
+        "SK-FROM-ENV-SECRET",
+        "tok-123456789",
+        "flower-pass-9",
+        "redis-pass-1",
+        "sentinel-pass-2",
     }
     monkeypatch.delenv("IMSREP_REDIS_PASSWORD")
     monkeypatch.setenv("IMSREP_REDIS_URL", "redis://:url-pass-3@example:6379/0")

@@ -313,4 +313,3 @@ def test_retention_removes_a_finished_batch_and_nothing_else(short_retention: Ca
         assert slow_item["state"] == "replicating" and c.api.get(f"/v1/batches/{slow['batch_id']}").status_code == 200
         assert r.exists(f"imsrep:item:{slow['item_ids'][0]}")
     assert c.api.get(f"/v1/replications/{quick['item_ids'][0]}").status_code == 404
-

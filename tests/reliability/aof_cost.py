@@ -63,9 +63,10 @@ def measure_replicas(replicas: int, items: int, batch: int, runs: int) -> list[f
     """The same ingest on a primary with one replica (AOF everysec on both), confirmed by ``replicas`` of them."""
     times = []
     for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp, LocalStack(
-            StackOptions(state_dir=Path(tmp), sentinel=SentinelSpec(master="bench"))
-        ) as stack:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            LocalStack(StackOptions(state_dir=Path(tmp), sentinel=SentinelSpec(master="bench"))) as stack,
+        ):
             target = RedisTarget(stack.start_redis(), sentinel_master="bench", min_replicas=replicas)
             times.append(_ingest(open_data_layer(target, "bench").records, items, batch))
     return times

@@ -40,21 +40,31 @@ def _q(text: str) -> str:
     return quote(text, safe="~")
 
 
-def sign(method: str, host: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes,
-         ak: str, sk: str) -> str:
+def sign(
+    method: str,
+    host: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: bytes,
+    ak: str,
+    sk: str,
+) -> str:
     """The ``Authorization`` value for a request; ``headers`` must hold X-Sdk-Date; names with ``_`` are skipped."""
     lowered = {name.lower(): value.strip() for name, value in {**headers, "Host": host}.items() if "_" not in name}
     names = sorted(lowered)
     uri = "/".join(_q(part) for part in path.split("/"))
     uri += "" if uri.endswith("/") else "/"
-    canonical = "\n".join([
-        method,
-        uri,
-        "&".join(f"{_q(k)}={_q(v)}" for k, v in sorted(query)),
-        "".join(f"{n}:{lowered[n]}\n" for n in names),
-        ";".join(names),
-        hashlib.sha256(body).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            uri,
+            "&".join(f"{_q(k)}={_q(v)}" for k, v in sorted(query)),
+            "".join(f"{n}:{lowered[n]}\n" for n in names),
+            ";".join(names),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     to_sign = f"SDK-HMAC-SHA256\n{lowered['x-sdk-date']}\n{digest}"
     signature = hmac.new(sk.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
@@ -65,8 +75,7 @@ def sdk_date(offset_seconds: float = 0.0) -> str:
     return datetime.fromtimestamp(time.time() + offset_seconds, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
-             ) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> Any:
     """Poll until ``check`` returns something truthy; fail at the deadline (never a bare sleep)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -81,17 +90,34 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 
 class SimClient:
     """Signs with AK/SK (``project`` in X-Project-Id when given) or sends ``token`` as X-Auth-Token."""
 
-    def __init__(self, base_url: str, project: str | None, *, ak: str = "AKEXAMPLE", sk: str = "SKEXAMPLE",
-                 token: str | None = None, timeout: float = 10.0, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        project: str | None,
+        *,
+        ak: str = "AKEXAMPLE",
+        sk: str = "SKEXAMPLE",
+        token: str | None = None,
+        timeout: float = 10.0,
+        http: httpx.Client | None = None,
+    ) -> None:
         self.host = base_url.split("://", 1)[1]
         self.project = project
         self.ak, self.sk, self.token = ak, sk, token
         self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
 
-    def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None, body: Any = None,
-                raw: bytes | None = None, date_offset: float = 0.0,
-                tamper: Callable[[dict[str, str]], None] | None = None, timeout: float | None = None
-                ) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        date_offset: float = 0.0,
+        tamper: Callable[[dict[str, str]], None] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
         query = query or []
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         if self.token is not None:
@@ -195,14 +221,20 @@ class Sim(Controls):
         self.plain.close()
 
 
-def password_body(project_name: str | None = "cn-north-4", password: str = "demo-password",
-                  project_id: str | None = None) -> dict[str, Any]:
+def password_body(
+    project_name: str | None = "cn-north-4", password: str = "demo-password", project_id: str | None = None
+) -> dict[str, Any]:
     """IAM's body for a project-scoped password token (https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html)."""
     project = {"id": project_id} if project_id else {"name": project_name}
-    return {"auth": {"identity": {"methods": ["password"],
-                                  "password": {"user": {"name": "demo-user", "password": password,
-                                                        "domain": {"name": "demo-domain"}}}},
-                     "scope": {"project": project}}}
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": "demo-user", "password": password, "domain": {"name": "demo-domain"}}},
+            },
+            "scope": {"project": project},
+        }
+    }
 
 
 @pytest.fixture
@@ -339,7 +371,12 @@ def _regions_factory(base: Path) -> tuple[Callable[..., RegionsSim], Callable[[]
     def start(regions: list[str], *args: str) -> RegionsSim:
         port = free_port()
         service = services.simulator(
-            "127.0.0.1", port, (), home_region=regions[0], regions=dict.fromkeys(regions[1:], 0), seed=1,
+            "127.0.0.1",
+            port,
+            (),
+            home_region=regions[0],
+            regions=dict.fromkeys(regions[1:], 0),
+            seed=1,
             log_level="warning",
         )
         log = base / f"simulator-{port}.log"

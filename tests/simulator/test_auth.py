@@ -32,8 +32,9 @@ def test_signed_requests_pass_and_anything_else_is_refused(server: Any) -> None:
     client = server.client()
     assert client.get("/v2/cloudimages").status_code == 200
     # Query values that need encoding, sent in unsorted order, still verify.
-    assert client.get("/v2/cloudimages", query=[("name", "with inner space"), ("__imagetype", "private")]
-                      ).json() == {"images": []}
+    assert client.get("/v2/cloudimages", query=[("name", "with inner space"), ("__imagetype", "private")]).json() == {
+        "images": []
+    }
     cases: list[tuple[dict[str, Any], str]] = [
         ({"tamper": lambda h: h.pop("Authorization")}, AUTH_FAILED),
         ({"tamper": corrupt_signature}, AUTH_FAILED),
@@ -48,11 +49,13 @@ def test_signed_requests_pass_and_anything_else_is_refused(server: Any) -> None:
         client.get("/v2/cloudimages")  # a success between failures keeps the AK from locking
     # Changing the body after signing breaks the signature.
     image = client.image_named("centos-7-app")["id"]
-    assert_refused(client.copy(image, None, raw=b'{"name": "a"}',
-                               tamper=lambda h: h.update({"Content-Type": "text/plain"})))
-    assert_refused(server.client(ak="AKUNKNOWN").get("/v2/cloudimages"),
-                   message="Incorrect IAM authentication information: Get secretKey failed,ak:AKUNKNOWN,"
-                           "err:ak not exist")
+    assert_refused(
+        client.copy(image, None, raw=b'{"name": "a"}', tamper=lambda h: h.update({"Content-Type": "text/plain"}))
+    )
+    assert_refused(
+        server.client(ak="AKUNKNOWN").get("/v2/cloudimages"),
+        message="Incorrect IAM authentication information: Get secretKey failed,ak:AKUNKNOWN,err:ak not exist",
+    )
     assert_refused(server.client(sk="SKWRONG").get("/v2/cloudimages"))
     # Skew just inside the 15 minutes is fine.
     assert client.get("/v2/cloudimages", date_offset=14 * 60).status_code == 200
@@ -82,7 +85,10 @@ def test_x_project_id_selects_the_project(server: Any) -> None:
     anonymous = server.client(None)
     assert anonymous.images(name="in other") == []
     assert anonymous.post(f"/v1.0/{OTHER}/kms/list-keys", {}).status_code == 200
-    assert_refused(server.client("f" * 32).get("/v2/cloudimages"), "APIGW.0310", "The project is unavailable.",
-                   403)
-    assert_refused(mine.post(f"/v1.0/{OTHER}/kms/list-keys", {}), "APIGW.0302",
-                   "The IAM user is not authorized to access the API.", 403)
+    assert_refused(server.client("f" * 32).get("/v2/cloudimages"), "APIGW.0310", "The project is unavailable.", 403)
+    assert_refused(
+        mine.post(f"/v1.0/{OTHER}/kms/list-keys", {}),
+        "APIGW.0302",
+        "The IAM user is not authorized to access the API.",
+        403,
+    )

@@ -83,11 +83,18 @@ def write(tmp_path: Path, data: object) -> Path:
 
 
 def test_file_entries_per_project_and_default(tmp_path: Path) -> None:
-    path = write(tmp_path, {
-        "default": {"images": [{"name": "shared-base"}]},
-        "projects": {OTHER: {"images": [{"name": "own", "encrypted_with": "k1", "__image_size": 5, "id": "x-1"}],
-                             "keys": [{"key_alias": "k1"}, {"key_alias": "k2", "key_state": "3"}]}},
-    })
+    path = write(
+        tmp_path,
+        {
+            "default": {"images": [{"name": "shared-base"}]},
+            "projects": {
+                OTHER: {
+                    "images": [{"name": "own", "encrypted_with": "k1", "__image_size": 5, "id": "x-1"}],
+                    "keys": [{"key_alias": "k1"}, {"key_alias": "k2", "key_state": "3"}],
+                }
+            },
+        },
+    )
     source = load_catalog(path)
     mine = project_catalog(source, PROJECT, "cn-north-4", "d" * 32)
     assert [i["name"] for i in mine.images] == ["shared-base"]
@@ -99,16 +106,19 @@ def test_file_entries_per_project_and_default(tmp_path: Path) -> None:
     assert [k["key_alias"] for k in other.keys] == ["ims/default", "k1", "k2"]
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ([], "top level"),
-    ({"images": []}, "top level"),
-    ({"default": {"images": [{"title": "x"}]}}, "'name'"),
-    ({"default": {"images": [{"name": "a"}, {"name": "a"}]}}, "duplicate image"),
-    ({"default": {"images": [{"name": "a", "encrypted_with": "nope"}]}}, "unknown key"),
-    ({"default": {"keys": [{"key_alias": "k", "key_state": "9"}]}}, "key_state"),
-    ({"default": {"keys": [{"key_alias": "k"}, {"key_alias": "k"}]}}, "duplicate key"),
-    ({"default": {"images": [{"name": "a", "min_disk": "forty"}]}}, "min_disk|invalid literal"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "top level"),
+        ({"images": []}, "top level"),
+        ({"default": {"images": [{"title": "x"}]}}, "'name'"),
+        ({"default": {"images": [{"name": "a"}, {"name": "a"}]}}, "duplicate image"),
+        ({"default": {"images": [{"name": "a", "encrypted_with": "nope"}]}}, "unknown key"),
+        ({"default": {"keys": [{"key_alias": "k", "key_state": "9"}]}}, "key_state"),
+        ({"default": {"keys": [{"key_alias": "k"}, {"key_alias": "k"}]}}, "duplicate key"),
+        ({"default": {"images": [{"name": "a", "min_disk": "forty"}]}}, "min_disk|invalid literal"),
+    ],
+)
 def test_bad_files_are_refused_with_the_place_named(tmp_path: Path, data: object, message: str) -> None:
     with pytest.raises(CatalogError, match=message):
         project_catalog(load_catalog(write(tmp_path, data)), PROJECT, "r", "d" * 32)
@@ -145,8 +155,9 @@ def test_generated_catalogue_loads_and_is_reproducible(tmp_path: Path) -> None:
 
 def test_generator_command_writes_a_file(tmp_path: Path) -> None:
     out = tmp_path / "big.json"
-    result = CliRunner().invoke(catalog_app, ["generate", "--images", "50", "--mix", "ordinary=0.8,iso=0.2",
-                                              "--out", str(out)])
+    result = CliRunner().invoke(
+        catalog_app, ["generate", "--images", "50", "--mix", "ordinary=0.8,iso=0.2", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert len(json.loads(out.read_text())["default"]["images"]) == 50
     result = CliRunner().invoke(catalog_app, ["generate", "--images", "5", "--mix", "bogus=1", "--out", str(out)])
@@ -156,9 +167,12 @@ def test_generator_command_writes_a_file(tmp_path: Path) -> None:
 def test_generated_variety_for_selectors(tmp_path: Path) -> None:
     mix = parse_mix("ordinary=0.6,encrypted=0.2,legacy=0.1,huge=0.1")
     start, end = datetime(2022, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 1, tzinfo=timezone.utc)
-    options: dict[str, Any] = {"keys": ["old-key", "app-key", "team-key"],
-                               "platforms": {"Ubuntu": 2, "Windows": 1, "CentOS": 1},
-                               "tagged": 0.5, "created": (start, end)}
+    options: dict[str, Any] = {
+        "keys": ["old-key", "app-key", "team-key"],
+        "platforms": {"Ubuntu": 2, "Windows": 1, "CentOS": 1},
+        "tagged": 0.5,
+        "created": (start, end),
+    }
     plain, varied = generate(400, mix, seed=3), generate(400, mix, seed=3, **options)
     assert varied == generate(400, mix, seed=3, **options)
     # The options vary attributes only: the same names, kinds and order.
@@ -180,8 +194,18 @@ def test_generated_variety_for_selectors(tmp_path: Path) -> None:
 
 
 def test_catalogue_tags_reach_the_tags_api_and_the_filter(tmp_path: Path, app_sim: Callable[..., Any]) -> None:
-    path = write(tmp_path, {"default": {"images": [{"name": "a", "tags": {"team": "web", "env": ""}},
-                                                   {"name": "b", "tags": ["team=api", "solo"]}, {"name": "c"}]}})
+    path = write(
+        tmp_path,
+        {
+            "default": {
+                "images": [
+                    {"name": "a", "tags": {"team": "web", "env": ""}},
+                    {"name": "b", "tags": ["team=api", "solo"]},
+                    {"name": "c"},
+                ]
+            }
+        },
+    )
     client = app_sim(catalog=path).client()
     a = client.image_named("a")
     assert a["tags"] == ["team=web", "env="] and client.image_named("b")["tags"] == ["team=api", "solo="]
@@ -190,31 +214,58 @@ def test_catalogue_tags_reach_the_tags_api_and_the_filter(tmp_path: Path, app_si
     assert [i["name"] for i in client.images(tag="team=api")] == ["b"]
 
 
-@pytest.mark.parametrize(("tags", "message"), [
-    ("team", "tags are"),
-    ({"k" * 37: "v"}, "tag key"),
-    ({"k": "v" * 44}, "value"),
-    ([f"k{n}=v" for n in range(11)], "at most 10"),
-    (["a=1", "a=2"], "each key once"),
-])
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        ("team", "tags are"),
+        ({"k" * 37: "v"}, "tag key"),
+        ({"k": "v" * 44}, "value"),
+        ([f"k{n}=v" for n in range(11)], "at most 10"),
+        (["a=1", "a=2"], "each key once"),
+    ],
+)
 def test_bad_catalogue_tags(tmp_path: Path, tags: object, message: str) -> None:
     with pytest.raises(CatalogError, match=message):
-        project_catalog(load_catalog(write(tmp_path, {"default": {"images": [{"name": "x", "tags": tags}]}})),
-                        PROJECT, "r", "d" * 32)
+        project_catalog(
+            load_catalog(write(tmp_path, {"default": {"images": [{"name": "x", "tags": tags}]}})),
+            PROJECT,
+            "r",
+            "d" * 32,
+        )
 
 
 def test_generator_command_options(tmp_path: Path) -> None:
     out = tmp_path / "varied.json"
-    args = ["generate", "--images", "60", "--mix", "ordinary=1,encrypted=1", "--keys", "old-key,new-key",
-            "--platforms", "Red Hat=1,Oracle Linux=1", "--tagged", "1", "--from", "2023-06-01", "--to",
-            "2023-07-01", "--out", str(out)]
+    args = [
+        "generate",
+        "--images",
+        "60",
+        "--mix",
+        "ordinary=1,encrypted=1",
+        "--keys",
+        "old-key,new-key",
+        "--platforms",
+        "Red Hat=1,Oracle Linux=1",
+        "--tagged",
+        "1",
+        "--from",
+        "2023-06-01",
+        "--to",
+        "2023-07-01",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(catalog_app, args)
     assert result.exit_code == 0, result.output
     images = json.loads(out.read_text())["default"]["images"]
     assert {i["__platform"] for i in images} == {"Red Hat", "Oracle Linux"} and all(i["tags"] for i in images)
     assert {i["encrypted_with"] for i in images if "encrypted_with" in i} == {"old-key", "new-key"}
     assert all(i["created_at"].startswith("2023-06") for i in images)
-    for bad in (["--platforms", "Plan9=1"], ["--from", "2023-06-01"], ["--from", "2023-06-02", "--to", "2023-06-01"],
-                ["--keys", ","]):
+    for bad in (
+        ["--platforms", "Plan9=1"],
+        ["--from", "2023-06-01"],
+        ["--from", "2023-06-02", "--to", "2023-06-01"],
+        ["--keys", ","],
+    ):
         result = CliRunner().invoke(catalog_app, ["generate", "--images", "5", "--out", str(out), *bad])
         assert result.exit_code == 2, bad

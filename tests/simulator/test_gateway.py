@@ -17,12 +17,19 @@ NO_API = "The API does not exist or has not been published in the environment"
 def test_unknown_apis_answer_like_the_gateway(sim: Callable[..., Any]) -> None:
     server = sim()
     client = server.client()
-    for response in (server.plain.get("/v2/nothing"), server.plain.delete("/v2/cloudimages"),
-                     client.get("/v1/cloudimages/x/copy"), server.plain.get("/"),
-                     server.plain.get("/v2/cloudimages/")):
+    for response in (
+        server.plain.get("/v2/nothing"),
+        server.plain.delete("/v2/cloudimages"),
+        client.get("/v1/cloudimages/x/copy"),
+        server.plain.get("/"),
+        server.plain.get("/v2/cloudimages/"),
+    ):
         assert response.status_code == 404
-        assert response.json() == {"error_code": "APIGW.0101", "error_msg": NO_API,
-                                   "request_id": response.headers["x-request-id"]}
+        assert response.json() == {
+            "error_code": "APIGW.0101",
+            "error_msg": NO_API,
+            "request_id": response.headers["x-request-id"],
+        }
     assert server.introspect("stats")["by_endpoint"]["unknown"] == {"404": 5}
     ids = {client.get("/v2/cloudimages").headers["x-request-id"] for _ in range(5)}
     assert len(ids) == 5
@@ -42,17 +49,26 @@ def test_rate_limit_per_project(sim: Callable[..., Any]) -> None:
         assert throttled.json() == {
             "error_code": "APIGW.0308",
             "error_msg": "The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 second",
-            "request_id": throttled.headers["x-request-id"]}
+            "request_id": throttled.headers["x-request-id"],
+        }
     assert theirs.get("/v2/cloudimages").status_code == 200  # each project has its own bucket
-    assert server.introspect("stats")["faults"]["rate_limited"] == statuses.count(429) + (
-        throttled.status_code == 429)
+    assert server.introspect("stats")["faults"]["rate_limited"] == statuses.count(429) + (throttled.status_code == 429)
 
 
-@pytest.mark.parametrize(("knob", "check"), [
-    ("error_rate", lambda r: r.status_code in (502, 503, 504)
-     and r.json()["error_code"] in ("APIGW.0201", "APIGW.0613") and r.json()["request_id"]),
-    ("throttle_rate", lambda r: r.status_code == 429 and r.json()["error_code"] == "APIGW.0308"),
-])
+@pytest.mark.parametrize(
+    ("knob", "check"),
+    [
+        (
+            "error_rate",
+            lambda r: (
+                r.status_code in (502, 503, 504)
+                and r.json()["error_code"] in ("APIGW.0201", "APIGW.0613")
+                and r.json()["request_id"]
+            ),
+        ),
+        ("throttle_rate", lambda r: r.status_code == 429 and r.json()["error_code"] == "APIGW.0308"),
+    ],
+)
 def test_error_and_throttle_knobs(sim: Callable[..., Any], knob: str, check: Callable[[Any], bool]) -> None:
     server = sim(**{knob: 1.0})
     client = server.client()
@@ -123,5 +139,11 @@ def test_bad_knob_changes_are_refused(sim: Callable[..., Any]) -> None:
         response = server.control("faults", body)
         assert response.status_code == 400 and response.json()["error"]
     assert server.plain.get("/_sim/faults").json() == {
-        "fail_rate": 0.0, "error_rate": 0.0, "throttle_rate": 0.0, "latency": 0.0, "hang_rate": 0.0,
-        "hang_seconds": 120.0, "request_rate": 0.0}
+        "fail_rate": 0.0,
+        "error_rate": 0.0,
+        "throttle_rate": 0.0,
+        "latency": 0.0,
+        "hang_rate": 0.0,
+        "hang_seconds": 120.0,
+        "request_rate": 0.0,
+    }

@@ -8,14 +8,29 @@ from simulator.jobs import Job, peak_concurrency
 
 
 def job(begin: float, duration: float, *, fails: bool = False, fail_point: float = 0.5, job_id: str = "j") -> Job:
-    return Job.plan(begin=begin, duration=duration, fails=fails, fail_point=fail_point, job_id=job_id,
-                    project_id="p", source_image_id="s", image_id="i", image_name="n", cmk_id=None)
+    return Job.plan(
+        begin=begin,
+        duration=duration,
+        fails=fails,
+        fail_point=fail_point,
+        job_id=job_id,
+        project_id="p",
+        source_image_id="s",
+        image_id="i",
+        image_name="n",
+        cmk_id=None,
+    )
 
 
 def test_success_path_init_running_success() -> None:
     j = job(1000.0, 10.0)
     assert [j.status(t) for t in (1000.0, 1000.5, 1001.0, 1009.9, 1010.0)] == [
-        "INIT", "INIT", "RUNNING", "RUNNING", "SUCCESS"]
+        "INIT",
+        "INIT",
+        "RUNNING",
+        "RUNNING",
+        "SUCCESS",
+    ]
     assert j.view(1005.0)["end_time"] == "" and j.view(1005.0)["entities"] == {}
     done = j.view(1010.0)
     assert done["entities"] == {"image_id": "i", "image_name": "n"}
@@ -45,14 +60,17 @@ def test_init_is_brief() -> None:
     assert job(0.0, 1.0).running_at == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize(("intervals", "peak"), [
-    ([], 0),
-    ([(0, 1)], 1),
-    ([(0, 2), (1, 3), (2, 4)], 2),  # the first ends exactly when the third begins
-    ([(0, 10), (1, 2), (1, 3), (2.5, 4)], 3),
-    ([(0, 1), (1, 2), (2, 3)], 1),
-    ([(0, 5)] * 5, 5),
-])
+@pytest.mark.parametrize(
+    ("intervals", "peak"),
+    [
+        ([], 0),
+        ([(0, 1)], 1),
+        ([(0, 2), (1, 3), (2, 4)], 2),  # the first ends exactly when the third begins
+        ([(0, 10), (1, 2), (1, 3), (2.5, 4)], 3),
+        ([(0, 1), (1, 2), (2, 3)], 1),
+        ([(0, 5)] * 5, 5),
+    ],
+)
 def test_peak_concurrency_is_exact(intervals: list[tuple[float, float]], peak: int) -> None:
     jobs = [job(begin, end - begin, job_id=str(i)) for i, (begin, end) in enumerate(intervals)]
     assert peak_concurrency(jobs) == peak

@@ -17,32 +17,35 @@ def code_of(body: object | bytes) -> str:
     return caught.value.code
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b"", "IMG.0007"),
-    (b"  \n", "IMG.0007"),
-    (b"{not json", "IMG.0001"),
-    ([], "IMG.0001"),
-    ("a string", "IMG.0001"),
-    ({}, "IMG.0013"),
-    ({"name": None}, "IMG.0013"),
-    ({"name": ""}, "IMG.0013"),
-    ({"name": 12}, "IMG.0003"),
-    ({"name": "x" * 129}, "IMG.0002"),
-    ({"name": " lead"}, "IMG.0003"),
-    ({"name": "trail "}, "IMG.0003"),
-    ({"name": "bad/slash"}, "IMG.0003"),
-    ({"name": "tab\there"}, "IMG.0003"),
-    ({"name": "émoji"}, "IMG.0003"),
-    ({"name": "ok", "description": "d" * 1025}, "IMG.0004"),
-    ({"name": "ok", "description": "a<b"}, "IMG.0054"),
-    ({"name": "ok", "description": "a>b"}, "IMG.0054"),
-    ({"name": "ok", "description": "line\nbreak"}, "IMG.0054"),
-    ({"name": "ok", "description": "carriage\rreturn"}, "IMG.0054"),
-    ({"name": "ok", "description": 5}, "IMG.0054"),
-    ({"name": "ok", "cmk_id": 5}, "IMG.0001"),
-    # Order: the name is checked before the description.
-    ({"name": " bad", "description": "<"}, "IMG.0003"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"", "IMG.0007"),
+        (b"  \n", "IMG.0007"),
+        (b"{not json", "IMG.0001"),
+        ([], "IMG.0001"),
+        ("a string", "IMG.0001"),
+        ({}, "IMG.0013"),
+        ({"name": None}, "IMG.0013"),
+        ({"name": ""}, "IMG.0013"),
+        ({"name": 12}, "IMG.0003"),
+        ({"name": "x" * 129}, "IMG.0002"),
+        ({"name": " lead"}, "IMG.0003"),
+        ({"name": "trail "}, "IMG.0003"),
+        ({"name": "bad/slash"}, "IMG.0003"),
+        ({"name": "tab\there"}, "IMG.0003"),
+        ({"name": "émoji"}, "IMG.0003"),
+        ({"name": "ok", "description": "d" * 1025}, "IMG.0004"),
+        ({"name": "ok", "description": "a<b"}, "IMG.0054"),
+        ({"name": "ok", "description": "a>b"}, "IMG.0054"),
+        ({"name": "ok", "description": "line\nbreak"}, "IMG.0054"),
+        ({"name": "ok", "description": "carriage\rreturn"}, "IMG.0054"),
+        ({"name": "ok", "description": 5}, "IMG.0054"),
+        ({"name": "ok", "cmk_id": 5}, "IMG.0001"),
+        # Order: the name is checked before the description.
+        ({"name": " bad", "description": "<"}, "IMG.0003"),
+    ],
+)
 def test_refusals(body: object, code: str) -> None:
     assert code_of(body) == code
 

@@ -24,15 +24,29 @@ def sdk_client(endpoint: str, project_id: str) -> Any:
     config = core_http.HttpConfig.get_default_config()
     config.timeout = (5, 30)
     credentials = core_auth.BasicCredentials("AKEXAMPLE", "SKEXAMPLE", project_id)
-    return (ims.ImsClient.new_builder().with_http_config(config).with_credentials(credentials)
-            .with_endpoints([endpoint]).build())
+    return (
+        ims.ImsClient.new_builder()
+        .with_http_config(config)
+        .with_credentials(credentials)
+        .with_endpoints([endpoint])
+        .build()
+    )
 
 
 @pytest.fixture(scope="module")
 def clouds(module_regions_sim: Callable[..., Any]) -> Any:
     """One process for the module: each test makes its own images and names them apart."""
-    return module_regions_sim([NORTH, SOUTH], "--copy-seconds", "0.5", "--member-job-seconds", "0.2",
-                              "--project-id", OWNER, "--project-id", FRIEND)
+    return module_regions_sim(
+        [NORTH, SOUTH],
+        "--copy-seconds",
+        "0.5",
+        "--member-job-seconds",
+        "0.2",
+        "--project-id",
+        OWNER,
+        "--project-id",
+        FRIEND,
+    )
 
 
 def wait_job(client: Any, job_id: str, waiter: Callable[..., Any]) -> Any:
@@ -52,8 +66,9 @@ def test_cross_region_copy_job_and_destination_image(clouds: Any, waiter: Callab
     north = sdk_client(clouds.regions[NORTH]["endpoint"], clouds.regions[NORTH]["project_id"])
     south = sdk_client(clouds.regions[SOUTH]["endpoint"], clouds.regions[SOUTH]["project_id"])
     source = image_named(north, "debian-12-base")
-    body = ims.CopyImageCrossRegionRequestBody(name="sdk-cross", description="by the SDK", region=SOUTH,
-                                               project_name=SOUTH, agency_name="ims_admin_agency")
+    body = ims.CopyImageCrossRegionRequestBody(
+        name="sdk-cross", description="by the SDK", region=SOUTH, project_name=SOUTH, agency_name="ims_admin_agency"
+    )
     response = north.copy_image_cross_region(ims.CopyImageCrossRegionRequest(image_id=source.id, body=body))
     assert len(response.job_id) == 32
     job = wait_job(north, response.job_id, waiter)
@@ -96,8 +111,9 @@ def test_members_add_list_accept(clouds: Any, waiter: Callable[..., Any]) -> Non
     owner = sdk_client(clouds.regions[NORTH]["endpoint"], owner_project)
     friend = sdk_client(clouds.regions[NORTH]["endpoint"], FRIEND)
     image = image_named(owner, "ubuntu-22.04-web")
-    added = owner.batch_add_members(ims.BatchAddMembersRequest(
-        body=ims.BatchAddMembersRequestBody(images=[image.id], projects=[FRIEND])))
+    added = owner.batch_add_members(
+        ims.BatchAddMembersRequest(body=ims.BatchAddMembersRequestBody(images=[image.id], projects=[FRIEND]))
+    )
     job = wait_job(owner, added.job_id, waiter)
     assert job.status == "SUCCESS" and job.job_type == "imsAddImageMembersJob"
     assert [(r.image_id, r.project_id, r.status) for r in job.entities.results] == [(image.id, FRIEND, "success")]
@@ -108,40 +124,57 @@ def test_members_add_list_accept(clouds: Any, waiter: Callable[..., Any]) -> Non
     assert [m.member_id for m in glance.members] == [FRIEND]
     pending = friend.list_images(ims.ListImagesRequest(visibility="shared", member_status="pending")).images
     assert [i.id for i in pending] == [image.id] and pending[0].imagetype == "shared"
-    accepted = friend.batch_update_members(ims.BatchUpdateMembersRequest(
-        body=ims.BatchUpdateMembersRequestBody(images=[image.id], project_id=FRIEND, status="accepted")))
+    accepted = friend.batch_update_members(
+        ims.BatchUpdateMembersRequest(
+            body=ims.BatchUpdateMembersRequestBody(images=[image.id], project_id=FRIEND, status="accepted")
+        )
+    )
     assert wait_job(friend, accepted.job_id, waiter).job_type == "imsUpdateImageMembersJob"
     shown = owner.show_image_member(ims.ShowImageMemberRequest(image_id=image.id, member_id=FRIEND))
     assert shown.status == "accepted"
     assert [i.id for i in friend.list_images(ims.ListImagesRequest(imagetype="shared")).images] == [image.id]
     encrypted = image_named(owner, "euleros-encrypted")
     with pytest.raises(core_exceptions.ClientRequestException) as refused:
-        owner.batch_add_members(ims.BatchAddMembersRequest(
-            body=ims.BatchAddMembersRequestBody(images=[encrypted.id], projects=[FRIEND])))
+        owner.batch_add_members(
+            ims.BatchAddMembersRequest(body=ims.BatchAddMembersRequestBody(images=[encrypted.id], projects=[FRIEND]))
+        )
     assert refused.value.error_code == "IMG.0098"
 
 
 def test_tags_and_the_list_filters(clouds: Any) -> None:
     north = sdk_client(clouds.regions[NORTH]["endpoint"], clouds.regions[NORTH]["project_id"])
     image = image_named(north, "centos-6-legacy")
-    body = ims.BatchAddOrDeleteTagsRequestBody(action="create", tags=[
-        ims.ResourceTag(key="team", value="web"), ims.ResourceTag(key="env", value="")])
+    body = ims.BatchAddOrDeleteTagsRequestBody(
+        action="create", tags=[ims.ResourceTag(key="team", value="web"), ims.ResourceTag(key="env", value="")]
+    )
     north.batch_add_or_delete_tags(ims.BatchAddOrDeleteTagsRequest(image_id=image.id, body=body))
     tags = north.list_image_tags(ims.ListImageTagsRequest(image_id=image.id)).tags
     assert [(t.key, t.value) for t in tags] == [("team", "web"), ("env", "")]
     assert [i.id for i in north.list_images(ims.ListImagesRequest(tag="team=web")).images] == [image.id]
-    too_many = ims.BatchAddOrDeleteTagsRequestBody(action="create", tags=[
-        ims.ResourceTag(key=f"k{n}", value="v") for n in range(9)])
+    too_many = ims.BatchAddOrDeleteTagsRequestBody(
+        action="create", tags=[ims.ResourceTag(key=f"k{n}", value="v") for n in range(9)]
+    )
     with pytest.raises(core_exceptions.ClientRequestException) as refused:
         north.batch_add_or_delete_tags(ims.BatchAddOrDeleteTagsRequest(image_id=image.id, body=too_many))
     assert refused.value.error_code == "IMG.0116"
     # The selector's filters, as the SDK sends them.
-    listed = north.list_images(ims.ListImagesRequest(
-        imagetype="private", status="active", os_type="Linux", platform="CentOS", disk_format="zvhd2",
-        enterprise_project_id="0", created_at="lte:2024-03-05 08:00:00", sort_key="name", sort_dir="asc",
-        limit=10)).images
+    listed = north.list_images(
+        ims.ListImagesRequest(
+            imagetype="private",
+            status="active",
+            os_type="Linux",
+            platform="CentOS",
+            disk_format="zvhd2",
+            enterprise_project_id="0",
+            created_at="lte:2024-03-05 08:00:00",
+            sort_key="name",
+            sort_dir="asc",
+            limit=10,
+        )
+    ).images
     assert [i.name for i in listed] == ["centos-6-legacy", "centos-7-app"]
     assert listed[0].lazyloading == "false" and listed[0].tags == ["team=web", "env="]
-    page = north.list_images(ims.ListImagesRequest(limit=2, marker=listed[0].id, sort_key="name",
-                                                   sort_dir="asc")).images
+    page = north.list_images(
+        ims.ListImagesRequest(limit=2, marker=listed[0].id, sort_key="name", sort_dir="asc")
+    ).images
     assert [i.name for i in page] == ["centos-7-app", "debian-12-base"]

@@ -165,4 +165,3 @@ def _samples(entries: list[str]) -> list[tuple[float, float]]:
         size, seconds = entry.split()
         samples.append((float(size), float(seconds)))
     return samples
-

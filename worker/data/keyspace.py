@@ -126,7 +126,6 @@ class Keyspace:
     def planning(self) -> str:
         return f"{self.prefix}:planning"
 
-
     def batches(self) -> str:
         return f"{self.prefix}:batches"
 

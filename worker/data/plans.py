@@ -289,4 +289,3 @@ class Plans:
                     return True
                 except redis.WatchError:
                     continue
-

@@ -218,9 +218,7 @@ def _judge(
     }
 
 
-def _refused(
-    item: ReplicationItem, problems: list, image: Image | None, index: int | None = None
-) -> dict[str, Any]:
+def _refused(item: ReplicationItem, problems: list, image: Image | None, index: int | None = None) -> dict[str, Any]:
     reason = problems[0][0]
     return {
         **({"index": index} if index is not None else {}),

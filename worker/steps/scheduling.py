@@ -134,4 +134,3 @@ def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -
     log.info("item %s: IMS says %s is full (copies made elsewhere?); one more slot in %.0fs", item.id, pool.name, wait)
     # Nothing else may free a slot of this pool meanwhile: a grant task is due when the next slot may be tried.
     return [Next(TaskName.GRANT, {"pool": pool.name, "blocked_by": BlockedBy.IMS_FULL.value}, wait)]
-

@@ -279,8 +279,14 @@ def test_batches_are_listed_newest_first_in_pages_with_label_and_state_filters(a
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"state": "paused"}, "state"), ({"label": "no spaces"}, "label"), ({"limit": 0}, "limit"),
-     ({"cursor": "x"}, "cursor"), ({"stat": "running"}, "stat"), ({"": "x"}, "(empty name)")],  # fmt: skip
+    [
+        ({"state": "paused"}, "state"),
+        ({"label": "no spaces"}, "label"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "x"}, "cursor"),
+        ({"stat": "running"}, "stat"),
+        ({"": "x"}, "(empty name)"),
+    ],  # fmt: skip
 )
 def test_bad_list_parameters_are_422(client, params: dict, field: str) -> None:
     response = client.get("/v1/batches", params=params)

@@ -105,8 +105,7 @@ def test_accepted_copy_job_lives_in_the_source_and_the_image_in_the_destination(
     assert north.job(job_id)["status"] == "RUNNING" and south.images(name="debian south")[0]["status"] == "saving"
     server.clock.advance(5)
     done = north.job(job_id)
-    assert done["status"] == "SUCCESS" and done["entities"] == {"image_id": image["id"],
-                                                                 "image_name": "debian south"}
+    assert done["status"] == "SUCCESS" and done["entities"] == {"image_id": image["id"], "image_name": "debian south"}
     assert south.images(id=image["id"])[0]["status"] == "active"
     assert north.images(name="debian south") == []
     summary = {p["project_id"]: p for p in server.introspect("projects")["projects"]}

@@ -51,8 +51,9 @@ def test_bad_credentials_and_bodies(sim: Callable[..., Any], token_body: Callabl
     server = sim()
     wrong = server.token(password="guess")
     assert wrong.status_code == 401 and "x-subject-token" not in wrong.headers
-    assert wrong.json() == {"error": {"code": 401, "message": "The username or password is wrong.",
-                                      "title": "Unauthorized"}}
+    assert wrong.json() == {
+        "error": {"code": 401, "message": "The username or password is wrong.", "title": "Unauthorized"}
+    }
     assert server.token("no-such-project").status_code == 400
     assert server.plain.post("/v3/auth/tokens", content=b"{").status_code == 400
     no_scope = token_body()
@@ -99,10 +100,20 @@ def test_project_list_by_name_under_aksk_and_token(app_sim: Callable[..., Any]) 
     assert [p["id"] for p in second] == [OTHER]
     assert unscoped.get("/v3/projects", query=[("name", "nowhere")]).json()["projects"] == []
     assert len(unscoped.get("/v3/projects").json()["projects"]) == 3
-    token = server.plain.post("/v3/auth/tokens", json={"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "demo-user", "password": "demo-password", "domain": {"name": "demo-domain"}}}},
-        "scope": {"project": {"name": "cn-north-4"}}}}).headers["x-subject-token"]
+    token = server.plain.post(
+        "/v3/auth/tokens",
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": "demo-user", "password": "demo-password", "domain": {"name": "demo-domain"}}
+                    },
+                },
+                "scope": {"project": {"name": "cn-north-4"}},
+            }
+        },
+    ).headers["x-subject-token"]
     by_token = server.client(project=None, token=token).get("/v3/projects", query=[("name", "cn-south-1")])
     assert [p["id"] for p in by_token.json()["projects"]] == [server.project_of("cn-south-1")]
     refused = server.client(project=None, sk="wrong").get("/v3/projects")

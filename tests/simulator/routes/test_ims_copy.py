@@ -82,8 +82,10 @@ def test_job_limit_answers_img_0060_until_a_slot_frees(sim: Callable[..., Any], 
     client.copy_named("centos-7-app", "c2")
     assert_ims_error(client.copy(client.image_named("centos-7-app")["id"], {"name": "c3"}), "IMG.0060")
     waiter(lambda: client.job(first)["status"] == "SUCCESS", what="a slot to free")
-    waiter(lambda: client.copy(client.image_named("centos-7-app")["id"], {"name": "c3"}).status_code == 200,
-           what="the third copy to be accepted")
+    waiter(
+        lambda: client.copy(client.image_named("centos-7-app")["id"], {"name": "c3"}).status_code == 200,
+        what="the third copy to be accepted",
+    )
 
 
 def test_quota_counts_in_progress_copies(sim: Callable[..., Any]) -> None:

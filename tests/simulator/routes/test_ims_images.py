@@ -8,8 +8,16 @@ from typing import Any
 import pytest
 
 DEFAULT_NAMES_NEWEST_FIRST = [
-    "uploading-image", "edge-128g", "bigdata-200g", "install-iso", "ecs-full-backup", "centos-6-legacy",
-    "euleros-encrypted", "debian-12-base", "centos-7-app", "ubuntu-22.04-web",
+    "uploading-image",
+    "edge-128g",
+    "bigdata-200g",
+    "install-iso",
+    "ecs-full-backup",
+    "centos-6-legacy",
+    "euleros-encrypted",
+    "debian-12-base",
+    "centos-7-app",
+    "ubuntu-22.04-web",
 ]
 
 
@@ -84,16 +92,18 @@ def test_bad_query_values_single_view_and_quota(client: Any) -> None:
     assert response.status_code == 404
     assert response.json() == {"error": {"code": "IMG.0144", "message": "The image does not exist."}}
     response = client.get("/v1/cloudimages/quota")
-    assert response.json() == {"quotas": {"resources": [
-        {"type": "image", "used": 10, "quota": 50, "min": 1, "max": 1000}]}}
+    assert response.json() == {
+        "quotas": {"resources": [{"type": "image", "used": 10, "quota": 50, "min": 1, "max": 1000}]}
+    }
 
 
 def test_selector_filters_as_documented_and_nothing_more(app_sim: Callable[..., Any]) -> None:
     client = app_sim().client()
     # Both documented time forms; a range needs two conditions, and IMS documents one: the last one counts.
     assert names(client.images(created_at="gt:2024-03-08 08:00:00")) == ["uploading-image", "edge-128g"]
-    both = client.get("/v2/cloudimages", query=[("created_at", "gt:2024-03-08T08:00:00Z"),
-                                                ("created_at", "lt:2024-03-02T08:00:00Z")])
+    both = client.get(
+        "/v2/cloudimages", query=[("created_at", "gt:2024-03-08T08:00:00Z"), ("created_at", "lt:2024-03-02T08:00:00Z")]
+    )
     assert names(both.json()["images"]) == ["ubuntu-22.04-web"]
     assert names(client.images(__os_type="Linux", __platform="EulerOS")) == ["euleros-encrypted"]
     assert client.images(__os_type="Windows") == []

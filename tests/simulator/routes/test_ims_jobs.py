@@ -9,8 +9,9 @@ JOB_KEYS = {"status", "entities", "job_id", "job_type", "begin_time", "end_time"
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
-def test_job_runs_init_running_success_and_the_image_follows(sim: Callable[..., Any],
-                                                              waiter: Callable[..., Any]) -> None:
+def test_job_runs_init_running_success_and_the_image_follows(
+    sim: Callable[..., Any], waiter: Callable[..., Any]
+) -> None:
     import re
 
     client = sim(copy_seconds=1.0).client()
@@ -58,8 +59,12 @@ def test_encryption_follows_the_key_given(sim: Callable[..., Any], waiter: Calla
     keys = client.keys()
     plain = client.copy_named("euleros-encrypted", "decrypted")
     rekeyed = client.copy_named("euleros-encrypted", "rekeyed", cmk_id=keys["app-key"]["key_id"])
-    encrypted = client.copy_named("debian-12-base", "encrypted", cmk_id=keys["ims/default"]["key_id"],
-                                  enterprise_project_id="5a9b3c3e-2f6b-4e8e-9c4e-1c2d3e4f5a6b")
+    encrypted = client.copy_named(
+        "debian-12-base",
+        "encrypted",
+        cmk_id=keys["ims/default"]["key_id"],
+        enterprise_project_id="5a9b3c3e-2f6b-4e8e-9c4e-1c2d3e4f5a6b",
+    )
     for job_id in (plain, rekeyed, encrypted):
         waiter(lambda job_id=job_id: client.job(job_id)["status"] == "SUCCESS", what=f"job {job_id}")
     assert "__system__cmkid" not in client.image_named("decrypted")
@@ -92,8 +97,11 @@ def test_jobs_of_other_projects_and_unknown_jobs_are_404(sim: Callable[..., Any]
     server = sim(project_ids=["ac234de25c6741d2b1273da49eea1b9e", other], copy_seconds=30)
     mine, theirs = server.client(), server.client(other)
     job_id = theirs.copy_named("centos-7-app", "theirs")
-    for path in (f"/v1/{mine.project}/jobs/{job_id}", f"/v1/cloudimages/job/{job_id}",
-                 f"/v1/{mine.project}/jobs/{'0' * 32}"):
+    for path in (
+        f"/v1/{mine.project}/jobs/{job_id}",
+        f"/v1/cloudimages/job/{job_id}",
+        f"/v1/{mine.project}/jobs/{'0' * 32}",
+    ):
         response = mine.get(path)
         assert response.status_code == 404
         assert response.json() == {"error": {"code": "IMG.0404", "message": "The job does not exist."}}

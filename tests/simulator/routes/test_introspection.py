@@ -57,7 +57,12 @@ def test_jobs_and_exact_peak_concurrency(sim: Callable[..., Any], waiter: Callab
     view = server.introspect("jobs", project_id=PROJECT)
     assert view["peak_concurrent_jobs"] == {PROJECT: 3}
     assert [job["image_name"] for job in view["jobs"]] == [
-        "wave one 0", "wave one 1", "wave one 2", "wave two 0", "wave two 1"]
+        "wave one 0",
+        "wave one 1",
+        "wave one 2",
+        "wave two 0",
+        "wave two 1",
+    ]
     first = view["jobs"][0]
     assert first["status"] == "SUCCESS" and first["end_time"] and first["end"] > first["begin"]
     assert first["source_image_id"] == client.image_named("debian-12-base")["id"]

@@ -59,21 +59,24 @@ def test_share_then_accept_then_copy(server: Any) -> None:
     assert [i["id"] for i in friend.images(visibility="shared", member_status="pending")] == [image]
     assert friend.get(f"/v2/images/{image}").json()["owner"] == OWNER
     assert_ims_error(friend.copy(image, {"name": "too early"}), "IMG.0196")
-    accepted = friend.put("/v1/cloudimages/members", {"images": [image], "project_id": FRIEND,
-                                                       "status": "accepted"})
+    accepted = friend.put("/v1/cloudimages/members", {"images": [image], "project_id": FRIEND, "status": "accepted"})
     assert accepted.status_code == 200, accepted.text
     assert friend.job(accepted.json()["job_id"])["job_type"] == "imsUpdateImageMembersJob"
     server.clock.advance(2)
     assert [i["id"] for i in friend.images(__imagetype="shared")] == [image]
     assert friend.get(f"/v2/images/{image}/members").json()["members"][0]["status"] == "accepted"
-    assert_ims_error(friend.copy(image, {"name": "mine", "cmk_id": friend.keys()["app-key"]["key_id"]}),
-                     "IMG.0197")
+    assert_ims_error(friend.copy(image, {"name": "mine", "cmk_id": friend.keys()["app-key"]["key_id"]}), "IMG.0197")
     copied = friend.copy(image, {"name": "mine"})
     assert copied.status_code == 200, copied.text
     assert friend.image_named("mine")["owner"] == FRIEND
     # Only the owner copies it to another region, or shares it further.
-    assert_ims_error(friend.cross_region(image, {"name": "x", "region": "cn-south-1", "project_name": "cn-south-1",
-                                                 "agency_name": "ims_admin_agency"}), "IMG.0047")
+    assert_ims_error(
+        friend.cross_region(
+            image,
+            {"name": "x", "region": "cn-south-1", "project_name": "cn-south-1", "agency_name": "ims_admin_agency"},
+        ),
+        "IMG.0047",
+    )
     assert_ims_error(share(friend, [image], [STRANGER]), "IMG.0047")
 
 
@@ -119,8 +122,7 @@ def test_member_limits_count_running_additions(app_sim: Callable[..., Any]) -> N
     assert len(owner.get(f"/v2/images/{web}/members").json()["members"]) == 128
     # Accepting a full-ECS image needs the vault to keep its backups in.
     member = server.client(projects[1])
-    refused = member.put("/v1/cloudimages/members", {"images": [full], "project_id": projects[1],
-                                                      "status": "accepted"})
+    refused = member.put("/v1/cloudimages/members", {"images": [full], "project_id": projects[1], "status": "accepted"})
     assert_ims_error(refused, "IMG.0184")
 
 

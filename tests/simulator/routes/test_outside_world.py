@@ -25,8 +25,7 @@ def test_external_copies_hold_slots_as_ordinary_jobs(app_sim: Callable[..., Any]
     assert held.status_code == 200, held.text
     jobs = held.json()["jobs"]
     assert held.json()["project_id"] == server.project and len(jobs) == 2
-    assert all(j["external"] and j["job_type"] == "imsCopyImageInRegionJob" and j["slot"] == "in_region"
-               for j in jobs)
+    assert all(j["external"] and j["job_type"] == "imsCopyImageInRegionJob" and j["slot"] == "in_region" for j in jobs)
     # A client polling such a job sees an ordinary job.
     assert client.job(jobs[0]["job_id"])["status"] in ("INIT", "RUNNING")
     for n in range(3):
@@ -47,27 +46,38 @@ def test_external_cross_region_copies_and_bad_requests(app_sim: Callable[..., An
     held = server.control("external_jobs", {"region": SOUTH, "count": 5, "seconds": 10, "mode": "cross_region"})
     assert held.status_code == 200 and held.json()["project_id"] == south_project
     south = server.client(region=SOUTH)
-    refused = south.cross_region(south.image_named("debian-12-base")["id"], {
-        "name": "x", "region": NORTH, "project_name": NORTH, "agency_name": "ims_admin_agency"})
+    refused = south.cross_region(
+        south.image_named("debian-12-base")["id"],
+        {"name": "x", "region": NORTH, "project_name": NORTH, "agency_name": "ims_admin_agency"},
+    )
     assert code_of(refused) == "IMG.0149"
     assert south.copy(south.image_named("debian-12-base")["id"], {"name": "in region"}).status_code == 200
-    for body in ({"seconds": 0}, {"count": 0, "seconds": 1}, {"mode": "sideways", "seconds": 1},
-                 {"region": "mars-1", "seconds": 1}, {"colour": "red", "seconds": 1},
-                 {"project_id": server.project, "region": SOUTH, "seconds": 1}):
+    for body in (
+        {"seconds": 0},
+        {"count": 0, "seconds": 1},
+        {"mode": "sideways", "seconds": 1},
+        {"region": "mars-1", "seconds": 1},
+        {"colour": "red", "seconds": 1},
+        {"project_id": server.project, "region": SOUTH, "seconds": 1},
+    ):
         assert server.control("external_jobs", body).status_code == 400, body
     assert server.control("external_jobs", {"project_id": "f" * 32, "seconds": 1}).status_code == 404
 
 
-def test_an_error_outage_fails_every_call_unprocessed_then_ends(app_sim: Callable[..., Any],
-                                                                token_body: Callable[..., Any]) -> None:
+def test_an_error_outage_fails_every_call_unprocessed_then_ends(
+    app_sim: Callable[..., Any], token_body: Callable[..., Any]
+) -> None:
     server = app_sim(regions=True, copy_seconds=60)
     client, south = server.client(), server.client(region=SOUTH)
     source = client.image_named("debian-12-base")["id"]
     started = server.control("outage", {"mode": "error", "seconds": 10, "region": NORTH})
     assert started.json() == {"outages": {NORTH: {"mode": "error", "remaining_seconds": 10.0}}}
-    answers = [client.copy(source, {"name": "during"}), client.get("/v2/cloudimages"),
-               server.plain.post("/v3/auth/tokens", json=token_body()),
-               client.get("/v2/cloudimages", tamper=lambda h: h.pop("Authorization"))]  # before authentication
+    answers = [
+        client.copy(source, {"name": "during"}),
+        client.get("/v2/cloudimages"),
+        server.plain.post("/v3/auth/tokens", json=token_body()),
+        client.get("/v2/cloudimages", tamper=lambda h: h.pop("Authorization")),
+    ]  # before authentication
     for answer in answers:
         assert answer.status_code in (502, 503, 504), answer.text
         assert answer.json()["error_code"] in ("APIGW.0201", "APIGW.0613") and answer.headers["x-request-id"]
@@ -83,8 +93,12 @@ def test_an_error_outage_fails_every_call_unprocessed_then_ends(app_sim: Callabl
     assert set(server.introspect("outage")["outages"]) == {NORTH, SOUTH}
     assert server.control("outage", {"seconds": 0}).json() == {"outages": {}}
     assert client.get("/v2/cloudimages").status_code == 200
-    for bad in ({"mode": "flood", "seconds": 1}, {"mode": "error"}, {"mode": "error", "seconds": -1},
-                {"mode": "error", "seconds": 1, "region": "mars-1"}):
+    for bad in (
+        {"mode": "flood", "seconds": 1},
+        {"mode": "error"},
+        {"mode": "error", "seconds": -1},
+        {"mode": "error", "seconds": 1, "region": "mars-1"},
+    ):
         assert server.control("outage", bad).status_code == 400, bad
 
 
@@ -93,8 +107,9 @@ def process(sim: Callable[..., Any]) -> Any:
     return sim(copy_seconds=30)
 
 
-def test_a_hang_outage_outlasts_the_read_timeout_and_processes_nothing(process: Any,
-                                                                        waiter: Callable[..., Any]) -> None:
+def test_a_hang_outage_outlasts_the_read_timeout_and_processes_nothing(
+    process: Any, waiter: Callable[..., Any]
+) -> None:
     client = process.client()
     source = client.image_named("debian-12-base")["id"]
     assert process.control("outage", {"mode": "hang", "seconds": 2}).status_code == 200

@@ -110,8 +110,9 @@ def test_quota_changes_and_deleting_images_make_room(server: Any) -> None:
     server.clock.advance(10)
     assert client.job(job)["status"] == "SUCCESS"
     friend_image = server.client(FRIEND).image_named("centos-7-app")["id"]
-    answer = server.control("images/delete", {"image_ids": [copy_id, friend_image, "nope",
-                                                            client.image_named("uploading-image")["id"]]})
+    answer = server.control(
+        "images/delete", {"image_ids": [copy_id, friend_image, "nope", client.image_named("uploading-image")["id"]]}
+    )
     assert answer.status_code == 200
     assert answer.json()["deleted"] == [copy_id, friend_image]
     assert answer.json()["refused"] == {"nope": "IMG.0144", client.image_named("uploading-image")["id"]: "IMG.0090"}

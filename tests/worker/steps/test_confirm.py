@@ -31,7 +31,6 @@ def _long(ctx) -> None:
     ctx.clock = lambda: time.time() + 20
 
 
-
 def test_copies_that_end_together_are_looked_at_with_one_listing(ctx, ims) -> None:
     ids = _ended(ctx, ims, 3)
     _long(ctx)

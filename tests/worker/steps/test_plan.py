@@ -50,7 +50,6 @@ def _plan(ctx: StepContext, specs: list[ItemSpec], selection: dict | None = None
     return stored.plan_id, ran
 
 
-
 def _verdict(item) -> tuple:
     if item.state is ItemState.REJECTED:
         return ("refused", item.reason.value, item.message, None, None)

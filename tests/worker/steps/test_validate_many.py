@@ -30,7 +30,6 @@ def _verdicts(ctx: StepContext, ids: list[str]) -> list[tuple]:
     return [(i.state, i.reason, i.target_name, i.cmk_id, i.source_size) for i in items]
 
 
-
 def test_a_chunk_gets_the_verdicts_one_by_one_would_with_listing_pages(make_context) -> None:
     one_by_one, together = make_context(), make_context()
     alone = store_items(one_by_one, *_specs(one_by_one))
