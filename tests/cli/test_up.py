@@ -64,9 +64,15 @@ def up(
     try:
         yield proc, state
     finally:
+        # SIGTERM: up stops its services, each in a process group of its own, which a SIGKILL of up's group alone
+        # would leave running.
         if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+            proc.wait(timeout=30)
 
 
 def _started(proc: subprocess.Popen[bytes], state: Path) -> dict:
@@ -163,6 +169,10 @@ def test_up_checks_configured_accounts_and_names_the_setting_a_refusal_needs(
 ) -> None:
     proc, state = up
     _started(proc, state)
+    children = _children(proc.pid)
     line = _line_with(proc, "account prod (in-region)", timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert not [pid for pid in children if _group_members(pid)]  # every service stopped with it
     assert "refused" in line and "APIGW.0310" in line
     assert "correct IMSREP_ACCOUNTS__PROD__PROJECT_ID or IMSREP_ACCOUNTS__PROD__REGION" in line
