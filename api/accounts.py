@@ -56,7 +56,7 @@ class AccountService:
             views.append(AccountView(status.pool.account, mode, account.region, account.project_id, status, mean))
         return views
 
-    def check(self, name: str | None) -> list[str]:
+    def request_check(self, name: str | None) -> list[str]:
         """Ask for a check of one account's credentials (or of every account's); returns the accounts asked."""
         if name is not None and name not in self.settings.accounts:
             raise NotFound(f"account {name} is not configured")

@@ -1,4 +1,5 @@
-"""Sends pipeline messages by task name, so the API never imports (or needs) the worker's task code."""
+"""Sends pipeline messages by task name to their queues (``worker.registry``); the API never imports the Celery
+tasks (``worker.tasks``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from config.celery import celery_config
 from config.settings import Settings
 from worker.data import unavailable
 from worker.pressure import REFUSALS
-from worker.queues import Queue, TaskName
+from worker.queues import TaskName
+from worker.registry import ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class Enqueuer:
             self.app.send_task(
                 task.value,
                 kwargs=kwargs,
-                queue=Queue.ADMIT.value,
+                queue=ROUTES[task].value,
                 retry_policy=_PUBLISH_RETRY,
             )
         except Exception as exc:  # noqa: BLE001 - any failure here must not turn a stored request into an error
@@ -63,7 +65,7 @@ class Enqueuer:
 
     def send_check(self, account: str) -> None:
         """Ask a worker to check the account's credentials with one signed read (the API never calls IMS)."""
-        self.app.send_task(TaskName.CHECK.value, kwargs={"account": account}, queue=Queue.MAINTENANCE.value)
+        self.app.send_task(TaskName.CHECK.value, kwargs={"account": account}, queue=ROUTES[TaskName.CHECK].value)
 
     def close(self) -> None:
         self.app.close()

@@ -25,7 +25,8 @@ from worker.domain.pools import pools
 from worker.heartbeat import Heartbeat
 from worker.logcontext import TaskContext
 from worker.pressure import REFUSALS
-from worker.queues import ROUTES, Queue, TaskName
+from worker.queues import Queue
+from worker.registry import ROUTES, beat_schedule
 
 BEAT_TICK = 5.0
 
@@ -40,19 +41,7 @@ def create_app(settings: Settings) -> Celery:
         beat_max_loop_interval=BEAT_TICK,
         task_routes={task.value: {"queue": queue.value} for task, queue in ROUTES.items()},
         task_default_queue=Queue.ADMIT.value,
-        beat_schedule={
-            "reconcile": {
-                "task": TaskName.RECONCILE.value,
-                "schedule": settings.reconcile_interval,
-                # A run nobody picked up in time is superseded by the next one.
-                "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.reconcile_interval},
-            },
-            "expire-batches": {
-                "task": TaskName.EXPIRE_BATCHES.value,
-                "schedule": settings.retention_sweep_seconds,
-                "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.retention_sweep_seconds},
-            },
-        },
+        beat_schedule=beat_schedule(settings),
     )
     return app
 

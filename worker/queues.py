@@ -1,6 +1,5 @@
-"""Task names and queues: one queue per pipeline stage, so Flower and /metrics show each stage's backlog.
-
-Producers outside the worker (the API) send tasks by these names, so they never import the task code.
+"""Task names and queues: one queue per pipeline stage, so Flower and /metrics show each stage's backlog. What each
+task is (its queue, arguments and step) is the step registry's (``worker.registry``).
 """
 
 from __future__ import annotations
@@ -31,25 +30,8 @@ class TaskName(str, Enum):
     GRANT = "replication.grant"
     PROBE = "replication.probe"
     CHECK = "replication.check"
-    CONFIRM = "replication.confirm"  # the new images of an account's copies whose jobs ended, seen in one listing
+    NEW_IMAGES = "replication.new_images"  # the new images of an account's copies whose jobs ended, seen in one listing
 
-
-ROUTES: dict[TaskName, Queue] = {
-    TaskName.ADMIT: Queue.ADMIT,
-    TaskName.EXPAND: Queue.ADMIT,
-    TaskName.PLAN: Queue.ADMIT,
-    TaskName.VALIDATE: Queue.VALIDATE,
-    TaskName.SUBMIT: Queue.SUBMIT,
-    TaskName.POLL: Queue.POLL,
-    TaskName.CONFIRM: Queue.POLL,
-    TaskName.TAG: Queue.FOLLOWUP,
-    TaskName.SHARE: Queue.FOLLOWUP,
-    TaskName.RECONCILE: Queue.MAINTENANCE,
-    TaskName.EXPIRE_BATCHES: Queue.MAINTENANCE,
-    TaskName.GRANT: Queue.MAINTENANCE,
-    TaskName.PROBE: Queue.MAINTENANCE,
-    TaskName.CHECK: Queue.MAINTENANCE,
-}
 
 ALL_QUEUES = [q.value for q in Queue]
 

@@ -42,4 +42,4 @@ def check_accounts(
     account: Annotated[str | None, Query(description="Only this account")] = None,
 ) -> CheckRequested:
     response.headers["Location"] = "/v1/accounts"
-    return CheckRequested(accounts=_service(request).check(account))
+    return CheckRequested(accounts=_service(request).request_check(account))

@@ -92,7 +92,7 @@ def test_flower_task_arguments_are_ids_never_secrets(ops_stack) -> None:
     bundles = 0
     for task in tasks.values():
         kwargs = ast.literal_eval(task["kwargs"])  # Flower shows them as a Python repr
-        # A submit or poll may carry several items (worker/steps/bundles.py): each with the same arguments.
+        # A submit or poll may carry several items (worker/bundles.py): each with the same arguments.
         carried = kwargs.pop("bundle", None) or [kwargs]
         bundles += len(carried) > 1
         for item in carried:

@@ -193,7 +193,7 @@ class Cluster:
         return [json.loads(message)["headers"]["id"] for message in raw]
 
     def queued_items(self, queue: str) -> int:
-        """The items the messages waiting in ``queue`` carry: a bundle's each (worker/steps/bundles.py)."""
+        """The items the messages waiting in ``queue`` carry: a bundle's each (worker/bundles.py)."""
         count = 0
         for message in self.redis().lrange(queue, 0, -1):
             _args, kwargs, _embed = json.loads(base64.b64decode(json.loads(message)["body"]))

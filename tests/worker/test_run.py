@@ -7,7 +7,8 @@ from pathlib import Path
 
 from config.settings import Settings
 from worker.celery_app import app, settings
-from worker.queues import ALL_QUEUES, ROUTES
+from worker.queues import ALL_QUEUES
+from worker.registry import ROUTES
 from worker.run import beat_argv, worker_argv
 
 

@@ -1,5 +1,5 @@
 """Image checks made together: the copies of an account whose IMS job ended well and whose new image is still to
-be seen ``active`` wait here, and one check task looks at all of them with one listing (``worker.steps.confirm``).
+be seen ``active`` wait here, and one check task looks at all of them with one listing (``worker.steps.new_images``).
 
 At most one check task per account is scheduled at a time (``P:checks:<account>:sent``, which expires, so a check
 task that was lost is sent again by the next copy that ends). Taking the line is atomic, so two check tasks never

@@ -254,7 +254,7 @@ class Durability:
 
     def pipeline(self, client: redis.Redis) -> Pipeline:
         """A MULTI/EXEC pipeline (WATCH works as usual) whose ``execute`` then waits for the replicas on the same
-        connection; pass it to ``check`` afterwards."""
+        connection; pass it to ``require_replicas`` afterwards."""
         pipe = _ConfirmedPipeline(client.connection_pool, client.response_callbacks, True, None)
         pipe.replicas, pipe.timeout_ms = self.replicas, max(1, int(self.timeout * 1000))
         return pipe
@@ -269,9 +269,9 @@ class Durability:
         with pipe:
             pipe.incr(fence)
             pipe.execute()
-        self.check(pipe)
+        self.require_replicas(pipe)
 
-    def check(self, pipe: Pipeline) -> None:
+    def require_replicas(self, pipe: Pipeline) -> None:
         """Raise ``NotReplicated`` unless the pipeline's last transaction reached enough replicas. The write stands
         on the master either way: every caller's write is safe to send again."""
         acked = getattr(pipe, "acked", 0)

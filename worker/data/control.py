@@ -26,9 +26,9 @@ class Control:
         """Seconds until an item's submit lock expires (0 if it is not held)."""
         return max(0.0, self._redis.pttl(self._keys.submit_lock(item_id)) / 1000)
 
-    def reconcile_lock(self, timeout: float) -> Lock:
-        """Held while a reconciler pass runs: with several beats, one pass at a time."""
-        return self._redis.lock(self._keys.reconcile_lock(), timeout=timeout)
+    def step_lock(self, task: str, timeout: float) -> Lock:
+        """Held while an exclusive step runs (the reconciler, ``worker.registry``): one run at a time cluster-wide."""
+        return self._redis.lock(self._keys.step_lock(task), timeout=timeout)
 
     def beat_lock(self, timeout: float) -> Lock:
         """Held (and renewed) by the one beat that sends the schedule; the others stand by until it expires."""

@@ -79,7 +79,7 @@ class IdempotencyKeys:
                     break
                 except redis.WatchError:
                     continue  # another request took the key, or the reply was lost: look again
-        self._durability.check(pipe)
+        self._durability.require_replicas(pipe)
         return None
 
 

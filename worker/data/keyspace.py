@@ -164,7 +164,7 @@ class Keyspace:
         adds to the queue's length and which workers never read (their transport has one priority step)."""
         return f"{self.waiting_queue(pool)}{_PRIORITY_SEP}9"
 
-    def pool_of(self, key: str) -> str:
+    def pool_in_key(self, key: str) -> str:
         """The pool a ``slots`` or ``ring`` key belongs to."""
         return key.split(":", 2)[2]
 
@@ -210,8 +210,8 @@ class Keyspace:
     def submit_lock(self, item_id: str) -> str:
         return f"{self.prefix}:lock:submit:{item_id}"
 
-    def reconcile_lock(self) -> str:
-        return f"{self.prefix}:lock:reconcile"
+    def step_lock(self, task: str) -> str:
+        return f"{self.prefix}:lock:{task.rsplit('.', 1)[-1]}"  # replication.reconcile: lock:reconcile
 
     def beat_lock(self) -> str:
         return f"{self.prefix}:lock:beat"

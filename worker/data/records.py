@@ -194,7 +194,7 @@ class RecordStore:
                 with pipe:
                     write(pipe)
                     pipe.execute()
-                self._durability.check(pipe)
+                self._durability.require_replicas(pipe)
                 return StoredBatch(batch_id, ids, selecting=selection is not None)
             created = Earlier(claim.fingerprint, BATCH, batch_id)
             idempotency = IdempotencyKeys(self._redis, k, self._durability)
@@ -386,7 +386,7 @@ class RecordStore:
                 client=pipe,
             )
             (recorded,) = pipe.execute()
-        self._durability.check(pipe)
+        self._durability.require_replicas(pipe)
         return bool(recorded)
 
     def confirm(self) -> None:

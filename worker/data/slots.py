@@ -279,5 +279,5 @@ class SlotPool:
         found = set(configured)
         for pattern in self._keys.pool_patterns():
             for key in self._redis.scan_iter(match=pattern, count=500):
-                found.add(self._keys.pool_of(key))
+                found.add(self._keys.pool_in_key(key))
         return found

@@ -1,20 +1,23 @@
 """The pipeline's steps, testable without Celery: each loads the item, does one step, records the transition via
-the data layer and returns the tasks to send next (``Next``); the Celery tasks in ``worker.tasks`` only send them.
+the data layer and returns the tasks to send next (``Next``); ``worker.dispatch`` runs them (``worker.registry``
+says which task runs which step) and sends what they return.
 
 Every step is idempotent under redelivery: transitions are conditional, and a step that finds its item already
 past it does nothing.
 """
 
 from worker.steps.admit import admit
-from worker.steps.confirm import confirm
 from worker.steps.context import Next, StepContext, expect
+from worker.steps.credentials import check_credentials
 from worker.steps.followup import followup, give_up
+from worker.steps.new_images import see_new_images
 from worker.steps.outcomes import finish
 from worker.steps.plan import plan
 from worker.steps.poll import poll
-from worker.steps.probe import check, grant, probe
+from worker.steps.probe import probe
 from worker.steps.reconcile import reconcile
 from worker.steps.retention import expire_batches
+from worker.steps.scheduling import grant
 from worker.steps.select import expand
 from worker.steps.submit import submit
 from worker.steps.validate import validate
@@ -23,8 +26,8 @@ __all__ = [
     "Next",
     "StepContext",
     "admit",
-    "check",
-    "confirm",
+    "check_credentials",
+    "see_new_images",
     "expand",
     "expect",
     "expire_batches",

@@ -22,7 +22,7 @@ class Next:
     """A task to send, with its keyword arguments and countdown: what a step asks the Celery layer to do."""
 
     task: TaskName
-    kwargs: Mapping[str, object]  # a bundle's are its items' (worker.steps.bundles)
+    kwargs: Mapping[str, object]  # a bundle's are its items' (worker.bundles)
     countdown: float = 0.0
     # When the step asked (monotonic seconds): the countdown runs from then, not from when the task sends the
     # message, which for a bundle's first item is after all the others have run.

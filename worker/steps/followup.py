@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 
+from worker import registry
 from worker.domain.followups import (
     Followups,
     Kind,
@@ -35,14 +36,11 @@ from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
 from worker.errors import AuthenticationError, PermanentError, ReplicatorError, RetryableError
 from worker.ims.client import ImsClient
-from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import finish, release_slot, retry_later
 
 log = logging.getLogger("worker.steps")
-
-TASKS = {Kind.TAGS: TaskName.TAG, Kind.SHARE: TaskName.SHARE}
 
 
 def copied(ctx: StepContext, item: ReplicationItem, image_id: str) -> list[Next]:
@@ -109,7 +107,7 @@ def followup(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = Fa
                 continue
             if not _claim(ctx, item, seq):
                 return []
-            return retry_later(ctx, item, error, TASKS[kind], budget=False, seq=seq + 1)
+            return retry_later(ctx, item, error, registry.followup_task(kind), budget=False, seq=seq + 1)
         if wait is not None:  # IMS is still at it (a member job): look again later
             _save(ctx, item, followups)
             if not _claim(ctx, item, seq):
@@ -212,4 +210,4 @@ def _claim(ctx: StepContext, item: ReplicationItem, seq: int) -> bool:
 
 def _task(item: ReplicationItem, followups: Followups, seq: int, countdown: float) -> Next:
     kind = followups.next_kind() or Kind.TAGS
-    return Next.for_item(TASKS[kind], item, countdown, seq=seq)
+    return Next.for_item(registry.followup_task(kind), item, countdown, seq=seq)

@@ -12,7 +12,7 @@ from worker.queues import TaskName
 from worker.ratelimit import CircuitOpen, HeldBack
 from worker.steps.context import Next, StepContext
 from worker.steps.probe import ensure_probe
-from worker.steps.scheduling import grant_slots, pool_of
+from worker.steps.scheduling import grant_slots, item_pool
 
 log = logging.getLogger("worker.steps")
 
@@ -43,7 +43,7 @@ def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:
     whose job is recorded done had its slot freed before that record: ``worker.steps.poll``)."""
     if item.job_done:
         return []
-    pool = pool_of(ctx, item)
+    pool = item_pool(ctx, item)
     if pool is None or not ctx.data.slots.release(pool.name, item):
         return []
     return grant_slots(ctx, pool)

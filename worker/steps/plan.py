@@ -276,7 +276,7 @@ def summarise(ctx: StepContext, verdicts: list[dict[str, Any]]) -> dict[str, Any
     for name, entry in accounts.items():
         pools = {pool: items for pool, items in copies.items() if split_pool(pool)[0] == name}
         entry["quota"] = _quota(ctx, name, len(pools.get(name, [])))
-        entry["forecast"] = [forecast(ctx, pool, items) for pool, items in sorted(pools.items())]
+        entry["forecast"] = [duration_estimate(ctx, pool, items) for pool, items in sorted(pools.items())]
     would_copy = sum(e["would_copy"] for e in accounts.values())
     over = sum((e["quota"] or {}).get("over_quota", 0) for e in accounts.values())
     return {
@@ -306,7 +306,7 @@ def _quota(ctx: StepContext, account: str, copies: int) -> dict[str, Any] | None
     }
 
 
-def forecast(ctx: StepContext, pool: str, copies: list[dict[str, Any]]) -> dict[str, Any]:
+def duration_estimate(ctx: StepContext, pool: str, copies: list[dict[str, Any]]) -> dict[str, Any]:
     """How long the pool's copies would take: their predicted durations over its slots."""
     slots = slot_limit(ctx.settings, pool) or 1
     samples = ctx.data.accounts.durations(pool)

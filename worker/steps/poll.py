@@ -10,7 +10,7 @@ reading (``SIBLINGS``).
 
 After ``SUCCESS`` the new image must be ``active`` before the item succeeds (Terraform's check too); the slot is
 freed at once, since a finished job no longer counts against the project's copies. An in-region copy's image is
-looked at with the account's other copies that end about then (``worker.steps.confirm``), unless it is short. A
+looked at with the account's other copies that end about then (``worker.steps.new_images``), unless it is short. A
 cross-region copy's job is polled in the source region and its image looked at in the destination (Terraform does
 the same).
 An active copy with tags or sharing to apply moves on to its follow-ups (``worker.steps.followup``). Each poll
@@ -35,9 +35,9 @@ from worker.ims.client import ImsClient
 from worker.ims.models import GONE
 from worker.queues import TaskName
 from worker.steps import forecast
-from worker.steps.confirm import confirm_later
 from worker.steps.context import Next, StepContext
 from worker.steps.followup import copied
+from worker.steps.new_images import see_later
 from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
 
 END_MARGIN = 0.02  # share of a predicted wait added, so the poll lands just after the end rather than before it
@@ -120,7 +120,7 @@ def _follow_job(
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
         item = item.model_copy(update={"new_image_id": job.image_id, "progress": 1.0})  # as stored
         forecast.record(ctx, pool_name_of(item), item.source_size, job)
-        if item.target_region is None and (check := confirm_later(ctx, item)) is not None:
+        if item.target_region is None and (check := see_later(ctx, item)) is not None:
             return nexts + check  # looked at with the account's other copies that end about now
         return nexts + _follow_image(ctx, copies, item, job.image_id, seq, after_job=True)
     fraction = _fraction(job.entities.process_percent)

@@ -4,7 +4,7 @@ While an account's circuit is open (``worker/ratelimit.py``), steps that meet it
 their retries, and one ``replication.probe`` task per account makes one cheap signed read when the next probe is
 due. Its answer closes the circuit (the waiting items' grants follow at once) or pushes the next probe further
 out, up to the longest probe interval. A timed ``replication.grant`` tries one more slot of a pool that IMS said
-was full, when its probe interval is over.
+was full, when its probe interval is over (``worker.steps.scheduling.grant``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import logging
 from worker.domain.pools import Pool
 from worker.domain.states import ItemState
 from worker.domain.waits import BlockedBy
-from worker.errors import AuthenticationError, ReplicatorError
+from worker.errors import ReplicatorError
 from worker.queues import TaskName
 from worker.ratelimit import CircuitOpen
 from worker.steps.context import Next, StepContext
-from worker.steps.scheduling import grant_slots, pool_named, read_quota
+from worker.steps.scheduling import grant_slots, pool_named
 
 log = logging.getLogger("worker.steps")
 
@@ -67,26 +67,3 @@ def _resume(ctx: StepContext, pool: Pool | None) -> list[Next]:
 def _next_probe(ctx: StepContext, account: str, wait: float) -> list[Next]:
     ctx.data.accounts.schedule_probe(account, wait, renew=True)  # the claim lasts until this probe is due
     return [Next(TaskName.PROBE, {"account": account, "blocked_by": BlockedBy.OUTAGE.value}, wait)]
-
-
-def check(ctx: StepContext, account: str) -> list[Next]:
-    """Check the account's credentials with one signed read (its image quota, recorded too). An account whose
-    credentials were refused a moment ago is not asked again: IAM locks a key out after a few refusals."""
-    if ctx.account(account) is None:
-        return []
-    now = ctx.clock()
-    try:
-        quota = ctx.client(account).get_quota()
-    except AuthenticationError as error:
-        ctx.credentials_refused(account, error)
-        ctx.data.accounts.record_check(account, f"refused: {error.for_account(account)}", now)
-    except ReplicatorError as error:
-        ctx.data.accounts.record_check(account, f"unreachable: {error}", now)
-    else:
-        ctx.data.accounts.record_check(account, "ok", now)
-        read_quota(ctx, pool_named(ctx, account), found=quota)
-    return []
-
-
-def grant(ctx: StepContext, pool: str) -> list[Next]:
-    return grant_slots(ctx, pool_named(ctx, pool))

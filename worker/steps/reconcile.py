@@ -1,7 +1,7 @@
 """Reconcile: resend the steps that are overdue, keep the slot pools true to the items, wake what waits on time.
 
 Runs every ``reconcile_interval`` (Celery beat). Every message a step sends records when it is due, and every task
-marks its item as worked on until its hard time limit (``worker.steps.expect``, ``worker.tasks``), so an item's due
+marks its item as worked on until its hard time limit (``worker.steps.expect``, ``worker.dispatch``), so an item's due
 time says when something should next happen to it. A step more than ``stall_seconds`` past its due time was lost
 (its worker died holding it, Redis lost it in a failover), and so was an item's step due before the reconciler met a
 new Redis server process (a failover, a restart), running or not. It is sent again, once per due time (sending it
@@ -21,30 +21,22 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from worker import registry
+from worker.domain.followups import Kind
 from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
-from worker.queues import ROUTES, Queue, TaskName
+from worker.queues import Queue, TaskName
 from worker.steps.context import Next, StepContext
-from worker.steps.followup import TASKS
 from worker.steps.outcomes import finish
 from worker.steps.probe import ensure_probe
-from worker.steps.scheduling import grant_slots, pool_named, pool_of
+from worker.steps.scheduling import grant_slots, item_pool, pool_named
 
 log = logging.getLogger("worker.reconcile")
 
 MAX_RESENDS = 2_000  # overdue steps looked at per pass; the rest wait for the next pass
 MAX_SLOTTED = 20_000  # submitting/replicating items checked for their slot entry per pass
 _SLOTTED = frozenset({ItemState.WAITING, ItemState.SUBMITTING, ItemState.REPLICATING})
-# The step an overdue item is waiting for, by state (a waiting item is overdue only when it holds a slot).
-_STEP = {
-    ItemState.ACCEPTED: TaskName.VALIDATE,  # due only once its admit chunk sent it a validate task of its own
-    ItemState.VALIDATING: TaskName.VALIDATE,
-    ItemState.WAITING: TaskName.SUBMIT,
-    ItemState.SUBMITTING: TaskName.SUBMIT,
-    ItemState.REPLICATING: TaskName.POLL,
-}
-_SEQUENCED = frozenset({TaskName.POLL, *TASKS.values()})  # chains whose messages carry the item's poll_seq
 
 
 def reconcile(ctx: StepContext) -> list[Next]:
@@ -119,9 +111,9 @@ def _overdue_steps(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter
         if item is None or task is None or (item.state is ItemState.WAITING and not holding[item.id]):
             settled.append(item_id)  # finished, gone, or waiting in line: nothing of its own is due
             continue
-        if backlog[ROUTES[task]]:
+        if backlog[registry.ROUTES[task]]:
             continue  # its message may be in that queue still
-        extra = {"seq": item.poll_seq or 0} if task in _SEQUENCED else {}
+        extra = {"seq": item.poll_seq or 0} if registry.STEPS[task].sequenced else {}
         nexts.append(Next.for_item(task, item, **extra))
         repairs[f"{task.value.rsplit('.', 1)[1]}_resent"] += 1
     ctx.data.records.forget_due(settled)
@@ -129,16 +121,17 @@ def _overdue_steps(ctx: StepContext, backlog: dict[Queue, int], repairs: Counter
 
 
 def _step_of(item: ReplicationItem) -> TaskName | None:
-    """The step an overdue item waits for; a finishing item's is its next follow-up (tags, then sharing)."""
+    """The step an overdue item waits for (``worker.registry``); a finishing item's is its next follow-up (tags,
+    then sharing)."""
     if item.state is ItemState.FINISHING:
         kind = item.followups.next_kind() if item.followups else None
-        return TASKS[kind] if kind else TaskName.TAG
-    return _STEP.get(item.state)
+        return registry.followup_task(kind or Kind.TAGS)
+    return registry.resend_for(item.state)
 
 
 def _holding(ctx: StepContext, items: list[ReplicationItem]) -> list[bool]:
     """Whether each item holds a slot of its pool (an item whose account is gone: of a pool named after it)."""
-    names = [pool.name if (pool := pool_of(ctx, item)) else item.account for item in items]
+    names = [pool.name if (pool := item_pool(ctx, item)) else item.account for item in items]
     return ctx.data.slots.holding(list(zip(names, items, strict=True)))
 
 
@@ -152,7 +145,7 @@ def _restore_slots(ctx: StepContext, repairs: Counter[str]) -> None:
     ]
     by_pool: dict[str, list[str]] = {}
     for item, held in zip(items, _holding(ctx, items), strict=True):
-        pool = pool_of(ctx, item)
+        pool = item_pool(ctx, item)
         if not held and pool is not None:
             by_pool.setdefault(pool.name, []).append(item.id)
     for pool, ids in by_pool.items():

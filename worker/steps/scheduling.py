@@ -34,7 +34,7 @@ def pool_named(ctx: StepContext, name: str) -> Pool | None:
     return pools.pool_named(ctx.settings, name)
 
 
-def pool_of(ctx: StepContext, item: ReplicationItem) -> Pool | None:
+def item_pool(ctx: StepContext, item: ReplicationItem) -> Pool | None:
     return pools.pool_of(ctx.settings, item)
 
 
@@ -92,7 +92,7 @@ def wait_for_slots(
     strides: dict[str, float] = {}  # a batch's priority, read once for its items
     entries = []
     for item, fields in validated:
-        pool = pool_of(ctx, item)
+        pool = item_pool(ctx, item)
         assert pool is not None, item.account  # validation refuses items of unknown accounts first
         if item.batch_id not in strides:
             strides[item.batch_id] = ctx.data.records.priority(item.batch_id).stride
@@ -103,7 +103,7 @@ def wait_for_slots(
 def waits_for_quota(ctx: StepContext, item: ReplicationItem) -> bool:
     """Whether the item waits for image quota when IMS has none (its pool's quota is known: in-region copies);
     a cross-region copy refused for its destination's quota fails instead."""
-    pool = pool_of(ctx, item)
+    pool = item_pool(ctx, item)
     return pool is not None and pool.project is not None
 
 
@@ -111,7 +111,7 @@ def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -
     """IMS had no room for the copy: the item goes back to its row's place in its line, and its pool grants less
     (``IMG.0060``: slots held elsewhere, probed back up) or waits for quota (``IMG.0015``: a grant is due when the
     quota is read again). Either way a timed grant is what to send next."""
-    pool = pool_of(ctx, item)
+    pool = item_pool(ctx, item)
     if pool is None:
         return []
     now = ctx.clock()
@@ -134,3 +134,8 @@ def hand_back(ctx: StepContext, item: ReplicationItem, error: ReplicatorError) -
     log.info("item %s: IMS says %s is full (copies made elsewhere?); one more slot in %.0fs", item.id, pool.name, wait)
     # Nothing else may free a slot of this pool meanwhile: a grant task is due when the next slot may be tried.
     return [Next(TaskName.GRANT, {"pool": pool.name, "blocked_by": BlockedBy.IMS_FULL.value}, wait)]
+
+
+def grant(ctx: StepContext, pool: str) -> list[Next]:
+    """A timed grant (``replication.grant``): one more try at the pool's free slots."""
+    return grant_slots(ctx, pool_named(ctx, pool))

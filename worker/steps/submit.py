@@ -35,7 +35,7 @@ from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, release_slot, retry_later
 from worker.steps.poll import first_poll
-from worker.steps.scheduling import QUOTA_FULL, hand_back, pool_of, waits_for_quota
+from worker.steps.scheduling import QUOTA_FULL, hand_back, item_pool, waits_for_quota
 
 log = logging.getLogger("worker.steps")
 
@@ -66,7 +66,7 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
     if item.state.terminal:  # cancelled while it held a slot: hand the slot on
         return release_slot(ctx, item)
     if item.state is ItemState.WAITING:
-        pool = pool_of(ctx, item)
+        pool = item_pool(ctx, item)
         if pool is None or not ctx.data.slots.holds(pool.name, item.id):
             return []  # not its turn: the slot pool sends its submit when a slot frees up
         # A new attempt starts clean of the previous attempt's copy (a retried item remembers it as prior_*).

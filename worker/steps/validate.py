@@ -36,7 +36,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import fail_permanently, finish, retry_later
-from worker.steps.scheduling import grant_slots, pool_named, pool_of, wait_for_slot, wait_for_slots
+from worker.steps.scheduling import grant_slots, item_pool, pool_named, wait_for_slot, wait_for_slots
 
 MAX_IMAGE_BYTES = 128 * 1024**3
 # Cross-region copies out of CN-Guangzhou, CN-Shanghai2, CN-Shanghai1 and CN-Beijing4 may be up to 300 GB
@@ -187,7 +187,7 @@ def _conclude(
     assert image is not None and resolved is not None
     if not wait_for_slot(ctx, item, ctx.clock(), **_waiting_fields(image, resolved, **fields)):
         return []  # cancelled while we were asking IMS
-    return grant_slots(ctx, pool_of(ctx, item)) if grant else []
+    return grant_slots(ctx, item_pool(ctx, item)) if grant else []
 
 
 def _waiting_fields(image: Image, resolved: str, **fields: str | None) -> dict[str, object]:

@@ -18,7 +18,7 @@ DATA_LAYER = ROOT / "worker" / "data"
 RAW_REDIS = re.compile(r"redis\.(Strict)?Redis\(|\.from_url\(|register_script\(|decode_responses|\.redis\.\w+\(")
 # Our key names: what every key method of ``worker/data/keyspace.py`` puts after the prefix before its first argument
 # (``:item``, ``:lock:submit``, ``.waiting.``), derived, so a key added there is covered here at once.
-NOT_KEYS = frozenset({"pool_of", "pool_patterns", "broker_queue_lists"})  # Keyspace's helpers that make no key
+NOT_KEYS = frozenset({"pool_in_key", "pool_patterns", "broker_queue_lists"})  # Keyspace's helpers that make no key
 _ARG = "\x00"  # stands for each argument of a key method
 
 

@@ -10,7 +10,7 @@ from worker.data import keyspace
 from worker.data.keyspace import Keyspace
 
 DOC = Path(__file__).parents[3] / "docs" / "architecture.md"
-HELPERS = {"pool_of", "pool_patterns", "broker_queue_lists", "waiting_queue"}  # read keys, or name kombu's
+HELPERS = {"pool_in_key", "pool_patterns", "broker_queue_lists", "waiting_queue"}  # read keys, or name kombu's
 
 
 def _documented(text: str) -> list[str]:
@@ -27,5 +27,5 @@ def test_the_architecture_table_is_the_module_table_with_a_row_per_key_method() 
 def test_every_key_starts_with_the_prefix() -> None:
     keys = Keyspace("someprefix")
     assert keys.item("x").startswith("someprefix:") and keys.workers() == "someprefix:workers"
-    assert keys.pool_of(keys.slots("acct-1")) == "acct-1"
-    assert keys.pool_of(keys.ring("a:cross-region")) == "a:cross-region"
+    assert keys.pool_in_key(keys.slots("acct-1")) == "acct-1"
+    assert keys.pool_in_key(keys.ring("a:cross-region")) == "a:cross-region"

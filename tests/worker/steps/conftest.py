@@ -1,6 +1,7 @@
 """Fixtures for the pipeline steps: a real Redis, the simulator over real HTTP, no Celery.
 
-``drive`` runs the steps the way the workers would, in due order, with countdowns capped so tests stay fast.
+``drive`` runs the messages the way the workers would (``worker.dispatch``, production's middleware), in due order,
+with countdowns capped so tests stay fast.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pytest
 
 from config.settings import Settings, load_settings
 from tests.support import FAST_TIMINGS
-from worker import steps
+from worker.call import Message
 from worker.data import NewItem
+from worker.dispatch import dispatch
 from worker.domain.item import ReplicationItem
 from worker.domain.spec import ItemSpec
 from worker.ims.client import ImsClient
@@ -87,33 +89,12 @@ def store_items(ctx: StepContext, *specs: ItemSpec) -> list[str]:
     return ctx.data.records.create_batch([NewItem(spec, "default") for spec in specs]).item_ids
 
 
-def run_step(ctx: StepContext, nxt: Next) -> list[Next]:
-    """Run one step the way ``worker.tasks`` does: its item marked as worked on, its nexts' due times recorded."""
-    k = nxt.kwargs
-    if "item_id" in k:
-        ctx.data.records.mark_running(str(k["item_id"]), until=ctx.clock() + ctx.settings.task_time_limit)
-    if nxt.task is TaskName.ADMIT:
-        nexts = steps.admit(ctx, str(k["batch_id"]), int(k.get("cursor", 0)), int(k.get("held", 0)))
-    elif nxt.task is TaskName.EXPAND:
-        nexts = steps.expand(ctx, str(k["batch_id"]), str(k.get("marker", "")))
-    elif nxt.task is TaskName.VALIDATE:
-        nexts = steps.validate(ctx, str(k["item_id"]))
-    elif nxt.task is TaskName.SUBMIT:
-        nexts = steps.submit(ctx, str(k["item_id"]))
-    elif nxt.task is TaskName.POLL:
-        nexts = steps.poll(ctx, str(k["item_id"]), int(k["seq"]))
-    elif nxt.task in (TaskName.TAG, TaskName.SHARE):
-        nexts = steps.followup(ctx, str(k["item_id"]), int(k["seq"]))
-    elif nxt.task is TaskName.GRANT:
-        nexts = steps.grant(ctx, str(k["pool"]))
-    elif nxt.task is TaskName.CONFIRM:
-        nexts = steps.confirm(ctx, str(k["account"]))
-    elif nxt.task is TaskName.PROBE:
-        nexts = steps.probe(ctx, str(k["account"]))
-    else:
-        nexts = steps.reconcile(ctx)
-    steps.expect(ctx, nexts)
-    return nexts
+def run_step(ctx: StepContext, nxt: Next, *, redelivered: bool = False) -> list[Next]:
+    """Run one message the way a worker does (``worker.dispatch``: every middleware, a bundle's items, the submits a
+    poll hands on); returns the messages it published, their due times recorded."""
+    published: list[Next] = []
+    dispatch(ctx, Message.of(nxt, id=uuid.uuid4().hex, redelivered=redelivered), published.extend)
+    return published
 
 
 def drive(

@@ -18,7 +18,7 @@ from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
 from worker.steps import StepContext
-from worker.steps.plan import forecast
+from worker.steps.plan import duration_estimate
 
 from .conftest import ims_calls, store_items
 
@@ -102,7 +102,7 @@ def test_a_forecast_uses_the_pools_learned_copy_times(make_context) -> None:
     for size, seconds in ((1 * 1024**3, 100.0), (3 * 1024**3, 300.0)):
         ctx.data.accounts.record_duration("default", size, seconds)
     copies = [{"size_bytes": 2 * 1024**3}] * 10
-    predicted = forecast(ctx, "default", copies)
+    predicted = duration_estimate(ctx, "default", copies)
     assert predicted["learned"] and predicted["per_copy_seconds"] == 200.0
     assert predicted["seconds"] == 10 * 200.0 / 5
 

@@ -36,18 +36,18 @@ def test_copies_that_end_together_are_looked_at_with_one_listing(ctx, ims) -> No
     _long(ctx)
     sent = [n for item_id in ids for n in steps.poll(ctx, item_id, 0)]
     # Each poll that sees its job end frees the slot at once; the first sends the account's check, the rest join it.
-    assert [n.kwargs for n in sent if n.task is TaskName.CONFIRM] == [{"account": "default"}]
+    assert [n.kwargs for n in sent if n.task is TaskName.NEW_IMAGES] == [{"account": "default"}]
     assert ctx.data.slots.in_use("default") == 0
     assert {ctx.data.records.get_item(i).state for i in ids} == {ItemState.REPLICATING}
 
     before = ims_calls(ctx)
-    steps.confirm(ctx, "default")
+    steps.see_new_images(ctx, "default")
     items = [ctx.data.records.get_item(i) for i in ids]
     assert {i.state for i in items} == {ItemState.SUCCEEDED} and all(i.new_image_id for i in items)
     assert {k: n - before.get(k, 0) for k, n in ims_calls(ctx).items() if n != before.get(k, 0)} == {
         "list_images:200": 1
     }
-    assert steps.confirm(ctx, "default") == []  # the line is empty: nothing is looked at twice
+    assert steps.see_new_images(ctx, "default") == []  # the line is empty: nothing is looked at twice
 
 
 def test_a_short_copys_image_is_read_by_its_poll_at_once(ctx, ims) -> None:
@@ -61,7 +61,7 @@ def test_a_copy_the_listing_does_not_show_active_gets_a_poll_of_its_own(ctx, ims
     _long(ctx)
     steps.poll(ctx, item_id, 0)
     ctx.data.records.update_if(item_id, ItemState.REPLICATING, new_image_id=str(uuid.uuid4()))  # not in the page
-    (own,) = steps.confirm(ctx, "default")
+    (own,) = steps.see_new_images(ctx, "default")
     assert (own.task, own.kwargs["item_id"], own.kwargs["seq"]) == (TaskName.POLL, item_id, 0)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from worker.bundles import SIZE, SLACK, bundle, unbundle
 from worker.queues import TaskName
-from worker.steps.bundles import SIZE, SLACK, bundle, unbundle
 from worker.steps.context import Next
 
 
@@ -17,7 +17,7 @@ def _poll(n: int, countdown: float) -> Next:
 
 def test_a_grants_submits_go_in_messages_of_five_after_the_other_messages() -> None:
     admit = Next(TaskName.ADMIT, {"batch_id": "b", "cursor": 500})
-    confirm = Next(TaskName.CONFIRM, {"account": "a"}, 2.0)
+    confirm = Next(TaskName.NEW_IMAGES, {"account": "a"}, 2.0)
     sent = bundle([admit, *(_submit(n) for n in range(12)), confirm])
     assert sent[:2] == [admit, confirm]
     bundles = sent[2:]

@@ -7,16 +7,15 @@ first polls (all due after the same delay, or the same forecast), were five mess
 copies that started together. Such messages go as one (``{"bundle": [kwargs, ...]}``) of up to ``SIZE`` items; a
 poll may wait a little past its own due time to go with others (``SLACK``), never less than its own. Every item
 still runs its own step, with its own checks, locks and poll sequence: a bundle changes only how many messages carry
-them (``worker.tasks`` splits a bundle that comes back redelivered, so that an item that kills its worker is told from
-the others).
+them (``worker.dispatch.poison_guard`` splits a bundle that comes back redelivered, so that an item that kills its
+worker is told from the others).
 """
 
 from __future__ import annotations
 
-from worker.queues import TaskName
+from worker.registry import BUNDLED
 from worker.steps.context import Next
 
-BUNDLED = (TaskName.SUBMIT, TaskName.POLL)
 SIZE = 5  # IMS's default concurrent copies per project: one grant's submits, or their copies' polls
 # A poll may be held past its due time to share a message: by a quarter second at most, and by 1 % of its countdown
 # (a 2 s copy's poll by 0.02 s, where a quarter second would be an eighth of the copy): no more than half its margin.

@@ -36,7 +36,7 @@ MAX_WAIT = 2.0  # seconds a check waits at most
 MIN_WAIT = 0.5
 
 
-def confirm_later(ctx: StepContext, item: ReplicationItem) -> list[Next] | None:
+def see_later(ctx: StepContext, item: ReplicationItem) -> list[Next] | None:
     """The in-region copy's job ended (its new image recorded, its slot freed): look at the image with the account's
     next check; None for a short copy, whose image is read at once."""
     now = ctx.clock()
@@ -45,11 +45,11 @@ def confirm_later(ctx: StepContext, item: ReplicationItem) -> list[Next] | None:
         return None
     ctx.data.records.set_due({item.id: now + wait})  # its check lost: the reconciler resends the copy's poll
     if ctx.data.checks.add(item.account, item.id, now, within=wait):
-        return [Next(TaskName.CONFIRM, {"account": item.account}, wait)]
+        return [Next(TaskName.NEW_IMAGES, {"account": item.account}, wait)]
     return []
 
 
-def confirm(ctx: StepContext, account: str) -> list[Next]:
+def see_new_images(ctx: StepContext, account: str) -> list[Next]:
     items = [
         item
         for item in ctx.data.records.get_items(ctx.data.checks.take(account))

@@ -1,0 +1,116 @@
+"""One message being run: what it carries (its parts: one per item of a bundle), what its steps asked to send, and
+how messages are sent (their due times recorded first, items' submits and polls bundled). See ``worker.dispatch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.bundles import bundle, unbundle
+from worker.queues import TaskName
+from worker.registry import STEPS, Step
+from worker.steps.context import Next, StepContext, expect
+
+# Puts messages on their queues (Celery's producer in a worker; a test's own queue in the steps tier).
+Publish = Callable[[list[Next]], None]
+
+
+class HandBack(Exception):
+    """Redis refuses writes: the message goes back to the broker as it came (``Reject(requeue=True)`` in Celery)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    task: TaskName
+    kwargs: Mapping[str, object]
+    id: str = ""
+    redelivered: bool = False  # handed out again: its worker died, was killed or shut down holding it
+
+    @classmethod
+    def of(cls, nxt: Next, **delivery: Any) -> Message:
+        return cls(nxt.task, nxt.kwargs, **delivery)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One step a message carries."""
+
+    step: Step[Any]
+    args: Any  # the step's typed arguments (worker.registry)
+    message: Next  # the step as a message of its own: to send it again
+
+    @property
+    def subject(self) -> str:
+        return str(self.args.subject)
+
+    @property
+    def item_id(self) -> str | None:
+        return self.args.item_id if self.step.item_scoped else None
+
+    def run(self, ctx: StepContext) -> list[Next]:
+        return self.step.run(ctx, self.args)
+
+
+def part(nxt: Next, *, redelivered: bool = False) -> Part:
+    """``nxt`` as a part; a redelivered chain step may take its chain over (``worker.registry.ChainArgs``)."""
+    step = STEPS[nxt.task]
+    args = step.parse(nxt.kwargs)
+    if redelivered and step.sequenced:
+        args = dataclasses.replace(args, redelivered=True)
+    return Part(step, args, Next(nxt.task, dict(nxt.kwargs)))
+
+
+def parts(message: Message) -> list[Part]:
+    kwargs = unbundle(dict(message.kwargs)) if STEPS[message.task].bundled else [dict(message.kwargs)]
+    return [part(Next(message.task, k), redelivered=message.redelivered) for k in kwargs]
+
+
+def send(ctx: StepContext, publish: Publish, nexts: list[Next], *, bundled: bool = True) -> None:
+    """Record when each message's step is due (the reconciler resends one that never ran), then publish them: the
+    items' submits and polls in bundles (``worker.bundles``) unless ``bundled`` is False."""
+    if not nexts:
+        return
+    nexts = [n.from_now() for n in nexts]
+    expect(ctx, nexts)
+    publish(bundle(nexts) if bundled else nexts)
+
+
+@dataclass
+class Call:
+    """A message at work: its parts still to run (``pending``) and what the steps that ran asked for (``nexts``)."""
+
+    ctx: StepContext
+    message: Message
+    publish: Publish
+    parts: list[Part]
+    pending: deque[Part] = field(init=False)
+    running: Part | None = None  # the part at work, out of ``pending``
+    nexts: list[Next] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.pending = deque(self.parts)
+
+    @property
+    def step(self) -> Step[Any]:
+        return STEPS[self.message.task]
+
+    @property
+    def subject(self) -> str:
+        return ", ".join(p.subject for p in self.parts)
+
+    def send(self, nexts: list[Next], *, bundled: bool = True) -> None:
+        send(self.ctx, self.publish, nexts, bundled=bundled)
+
+    def unfinished(self) -> list[Part]:
+        return ([self.running] if self.running else []) + list(self.pending)
+
+    def defer_rest(self, countdown: float = 0.0) -> None:
+        """The parts not yet run go in a message of their own, ``countdown`` seconds from now."""
+        self.nexts += [dataclasses.replace(p.message, countdown=countdown) for p in self.pending]
+        self.pending.clear()

@@ -1,0 +1,210 @@
+"""How a step runs: ``dispatch`` takes a message through the middleware, in order (``MIDDLEWARE``, outermost
+first), to its parts, each run through ``PART_MIDDLEWARE``. The Celery tasks (``worker.tasks``) and the steps tier of
+the tests both run messages this way.
+
+A message middleware is ``(call, inner) -> None`` and calls ``inner(call)`` to go on; a part middleware is
+``(call, part, inner) -> nexts``. Each is testable alone; docs/architecture.md ("How a step runs") tells the order
+and why.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from worker import steps
+from worker.bundles import SIZE
+from worker.call import Call, HandBack, Message, Next, Part, Publish, part, parts
+from worker.data import NotReplicated, unavailable
+from worker.domain.reasons import ReasonCode
+from worker.domain.states import ItemState
+from worker.logcontext import working_on
+from worker.pressure import REFUSALS
+from worker.queues import TaskName
+from worker.steps.context import StepContext
+
+log = logging.getLogger("worker.tasks")
+
+Inner = Callable[[Call], None]
+PartInner = Callable[[Part], list[Next]]
+
+
+def one_at_a_time(call: Call, inner: Inner) -> None:
+    """An exclusive step (the reconciler) runs once at a time cluster-wide; a second run, or one Redis cannot lock
+    for, is skipped: the next interval runs it. The lock outlives a killed task by at most ``task_time_limit``."""
+    if not call.step.exclusive:
+        inner(call)
+        return
+    lock = call.ctx.data.control.step_lock(call.message.task.value, timeout=call.ctx.settings.task_time_limit + 10)
+    try:
+        if not lock.acquire(blocking=False):
+            return  # another beat's run is under way
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        REFUSALS.refused(f"{call.message.task.value} skipped; the next interval runs it", exc)
+        return
+    try:
+        inner(call)
+    finally:
+        lock.release()
+
+
+def keep_when_redis_refuses(call: Call, inner: Inner) -> None:
+    """When Redis cannot take the steps' writes, keep the message instead of losing it with a failed task.
+
+    Short of replicas (``NotReplicated``: the master takes writes, its replicas do not confirm them), the steps not
+    yet done (the one that met it, the rest; what the others asked for is sent by ``send_asked``) are sent again
+    after a backoff. Refusing writes or unreachable (memory limit, failover, stall), nothing can be sent:
+    the message is handed back (``HandBack``), or, if Redis refuses that too, left in kombu's unacked hash, where the
+    visibility-timeout sweep finds it once Redis takes writes again (worker/broker.py). Steps are idempotent, so
+    running one again after a half-done attempt is safe.
+    """
+    what = f"{call.message.task.value} for {call.subject}"
+    try:
+        inner(call)
+    except NotReplicated as exc:
+        REFUSALS.refused(f"{what} sent again later", exc)
+        backoff = call.ctx.backoff(1)
+        call.send([Next(p.message.task, p.message.kwargs, backoff) for p in call.unfinished()])
+        return
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        REFUSALS.refused(f"{what} handed back", exc)
+        raise HandBack(str(exc)) from exc
+    REFUSALS.accepted()
+
+
+def poison_guard(call: Call, inner: Inner) -> None:
+    """A message Redis hands out again (its worker died, was killed or shut down holding it) is counted per
+    message, not per item, so an item whose many polls each met one worker restart is not mistaken for poison; past
+    ``max_redeliveries`` deliveries its item fails with ``REDELIVERY_LIMIT`` instead of killing worker after worker.
+    A redelivered bundle goes on as a message per item first, so that an item that kills its worker is told."""
+    if not call.message.redelivered:
+        inner(call)
+        return
+    if len(call.parts) > 1:
+        call.send([_alone(p) for p in call.parts], bundled=False)
+        return
+    if not _poisoned(call, call.parts[0]):
+        inner(call)
+
+
+def _alone(p: Part) -> Next:
+    """A redelivered bundle's item as a message of its own; a chain step keeps its right to take its chain over."""
+    return Next(p.message.task, {**p.message.kwargs, "redelivered": 1} if p.step.sequenced else p.message.kwargs)
+
+
+def _poisoned(call: Call, p: Part) -> bool:
+    ctx, name = call.ctx, call.message.task.value
+    count = ctx.data.control.count_delivery(call.message.id)
+    if count <= ctx.settings.max_redeliveries:
+        return False
+    log.error("%s for %s redelivered %d times; giving up on it", name, p.subject, count)
+    item = ctx.data.records.get_item(p.item_id) if p.item_id else None
+    if item is not None and not item.terminal:
+        message = f"{name} was redelivered {count} times (its worker kept dying); gave up"
+        if item.state is ItemState.FINISHING:  # the copy exists: only its follow-ups are given up
+            call.send(steps.give_up(ctx, item, ReasonCode.REDELIVERY_LIMIT, message))
+        else:
+            call.send(steps.finish(ctx, item, ItemState.FAILED, reason=ReasonCode.REDELIVERY_LIMIT, message=message))
+    return True
+
+
+def send_asked(call: Call, inner: Inner) -> None:
+    """Send what the steps that ran asked for, even when a later one failed; with nothing to send, add up the
+    metrics counted meanwhile (``worker.data.tally``; sending does it too)."""
+    try:
+        inner(call)
+    finally:
+        call.send(call.nexts)
+    if not call.nexts:
+        call.ctx.data.flush()
+
+
+def mark_running(call: Call, inner: Inner) -> None:
+    """The message's items are at work until the hard time limit: the reconciler does not take them for lost."""
+    if item_ids := [p.item_id for p in call.parts if p.item_id]:
+        call.ctx.data.records.mark_running(*item_ids, until=call.ctx.clock() + call.ctx.settings.task_time_limit)
+    inner(call)
+
+
+def run_parts(call: Call) -> None:
+    """Run the parts in turn, through ``PART_MIDDLEWARE``; once half the soft time limit is spent (the cloud is
+    slow), the rest go in a message of their own rather than risk the limit."""
+    ran = False
+    while call.pending:
+        if (ran or call.nexts) and time.monotonic() - call.started > call.ctx.settings.task_soft_time_limit / 2:
+            call.defer_rest()
+            return
+        call.running = call.pending.popleft()
+        call.nexts += compose_part(PART_MIDDLEWARE)(call, call.running)
+        call.running, ran = None, True
+
+
+def resend_past_soft_limit(call: Call, p: Part, inner: PartInner) -> list[Next]:
+    """Stuck on the network past the soft time limit: this part and the rest run again shortly (they are
+    idempotent), rather than being lost with the task."""
+    try:
+        return inner(p)
+    except SoftTimeLimitExceeded:
+        log.warning("%s for %s hit the soft time limit; sending it again", call.message.task.value, p.subject)
+        call.pending.appendleft(p)
+        call.running = None
+        call.defer_rest(call.ctx.backoff(1))
+        return []
+
+
+def hand_on(call: Call, p: Part, inner: PartInner) -> list[Next]:
+    """The submits of slots a poll freed and handed on (at most a bundle's) run next in this task: a message would
+    wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once the job ends). Their items
+    are due by this task's hard limit, so a worker lost meanwhile leaves them to the reconciler."""
+    asked = inner(p)
+    if not p.step.hands_on:
+        return asked
+    submits = [n for n in asked if n.task is TaskName.SUBMIT and not n.countdown and "item_id" in n.kwargs]
+    if not submits or len(submits) > SIZE:
+        return asked
+    ids = [str(n.kwargs["item_id"]) for n in submits]
+    call.ctx.data.records.set_due(dict.fromkeys(ids, call.ctx.clock() + call.ctx.settings.task_time_limit))
+    call.pending.extendleft(reversed([part(n) for n in submits]))
+    return [n for n in asked if all(n is not s for s in submits)]
+
+
+Middleware = Callable[[Call, Inner], None]
+PartMiddleware = Callable[[Call, Part, PartInner], list[Next]]
+
+MIDDLEWARE: list[Middleware] = [one_at_a_time, keep_when_redis_refuses, poison_guard, send_asked, mark_running]
+PART_MIDDLEWARE: list[PartMiddleware] = [resend_past_soft_limit, hand_on]
+
+
+def compose(middleware: list[Middleware], innermost: Inner = run_parts) -> Inner:
+    handler = innermost
+    for m in reversed(middleware):
+        handler = functools.partial(m, inner=handler)
+    return handler
+
+
+def compose_part(middleware: list[PartMiddleware]) -> Callable[[Call, Part], list[Next]]:
+    def handler(call: Call, p: Part) -> list[Next]:
+        inner: PartInner = functools.partial(_run_part, call)
+        for m in reversed(middleware):
+            inner = functools.partial(m, call, inner=inner)
+        return inner(p)
+
+    return handler
+
+
+def _run_part(call: Call, p: Part) -> list[Next]:
+    with working_on(p.item_id):  # its log lines name the item
+        return p.run(call.ctx)
+
+
+def dispatch(ctx: StepContext, message: Message, publish: Publish, middleware: list[Middleware] = MIDDLEWARE) -> None:
+    """Run the message's steps; what they ask for is published (``worker.call.send``)."""
+    compose(middleware)(Call(ctx, message, publish, parts(message)))
