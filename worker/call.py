@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,8 @@ class Call:
     publish: Publish
     parts: list[Part]
     pending: deque[Part] = field(init=False)
-    running: Part | None = None  # the part at work, out of ``pending``
+    inline: Part | None = None  # the part at work in this thread
+    running: dict[Future[list[Next]], Part] = field(default_factory=dict)  # the parts at work on step threads
     nexts: list[Next] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -108,7 +110,8 @@ class Call:
         send(self.ctx, self.publish, nexts, bundled=bundled)
 
     def unfinished(self) -> list[Part]:
-        return ([self.running] if self.running else []) + list(self.pending)
+        """The parts not done: at work, then not started."""
+        return ([self.inline] if self.inline else []) + list(self.running.values()) + list(self.pending)
 
     def defer_rest(self, countdown: float = 0.0) -> None:
         """The parts not yet run go in a message of their own, ``countdown`` seconds from now."""

@@ -9,10 +9,13 @@ and why.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -134,30 +137,62 @@ def mark_running(call: Call, inner: Inner) -> None:
     inner(call)
 
 
-def run_parts(call: Call) -> None:
-    """Run the parts in turn, through ``PART_MIDDLEWARE``; once half the soft time limit is spent (the cloud is
-    slow), the rest go in a message of their own rather than risk the limit."""
-    ran = False
-    while call.pending:
-        if (ran or call.nexts) and time.monotonic() - call.started > call.ctx.settings.task_soft_time_limit / 2:
-            call.defer_rest()
-            return
-        call.running = call.pending.popleft()
-        call.nexts += compose_part(PART_MIDDLEWARE)(call, call.running)
-        call.running, ran = None, True
-
-
-def resend_past_soft_limit(call: Call, p: Part, inner: PartInner) -> list[Next]:
-    """Stuck on the network past the soft time limit: this part and the rest run again shortly (they are
-    idempotent), rather than being lost with the task."""
+def resend_past_soft_limit(call: Call, inner: Inner) -> None:
+    """Stuck on the network past the soft time limit: the parts not done run again shortly (they are idempotent),
+    rather than being lost with the task. What the parts done asked for is sent (``send_asked``); one still at work
+    on a step thread is left to end on its own, its result unused (its resend meets what it did)."""
     try:
-        return inner(p)
+        inner(call)
     except SoftTimeLimitExceeded:
-        log.warning("%s for %s hit the soft time limit; sending it again", call.message.task.value, p.subject)
-        call.pending.appendleft(p)
-        call.running = None
+        log.warning("%s for %s hit the soft time limit; sending it again", call.message.task.value, call.subject)
+        call.pending, call.inline = deque(call.unfinished()), None
+        call.running.clear()
         call.defer_rest(call.ctx.backoff(1))
-        return []
+
+
+def run_parts(call: Call) -> None:
+    """Run the parts through ``PART_MIDDLEWARE``: one alone in this thread (where the soft time limit lands); several
+    (a bundle's, the submits a poll hands on) side by side on the process's step threads, since each mostly waits
+    on the cloud. Once half the soft time limit is spent (the cloud is slow), the parts not yet started go in a
+    message of their own rather than risk the limit."""
+    run = compose_part(PART_MIDDLEWARE)
+    started = False
+    while call.pending or call.running:
+        while call.pending:
+            if (started or call.nexts) and _half_spent(call):
+                call.defer_rest()
+                break
+            p = call.pending.popleft()
+            started = True
+            if call.ctx.parallel is None or not (call.pending or call.running):
+                call.inline = p
+                call.nexts += run(call, p)
+                call.inline = None
+            else:
+                call.running[call.ctx.parallel.submit(contextvars.copy_context().run, run, call, p)] = p
+        if call.running:
+            _collect(call, wait(call.running, return_when=FIRST_COMPLETED).done)
+
+
+def _collect(call: Call, done: set[Future[list[Next]]]) -> None:
+    """Add what the finished parts asked for; a part that failed fails the message once the others have ended (what
+    they asked for is sent: ``send_asked``), and is not done (``Call.unfinished``)."""
+    failed: BaseException | None = None
+    for future in done:
+        p = call.running.pop(future)
+        if (error := future.exception()) is not None:
+            failed = failed or error
+            call.pending.appendleft(p)
+        else:
+            call.nexts += future.result()
+    if failed is not None:
+        while call.running:
+            _collect(call, wait(call.running).done)
+        raise failed
+
+
+def _half_spent(call: Call) -> bool:
+    return time.monotonic() - call.started > call.ctx.settings.task_soft_time_limit / 2
 
 
 def hand_on(call: Call, p: Part, inner: PartInner) -> list[Next]:
@@ -179,8 +214,15 @@ def hand_on(call: Call, p: Part, inner: PartInner) -> list[Next]:
 Middleware = Callable[[Call, Inner], None]
 PartMiddleware = Callable[[Call, Part, PartInner], list[Next]]
 
-MIDDLEWARE: list[Middleware] = [one_at_a_time, keep_when_redis_refuses, poison_guard, send_asked, mark_running]
-PART_MIDDLEWARE: list[PartMiddleware] = [resend_past_soft_limit, hand_on]
+MIDDLEWARE: list[Middleware] = [
+    one_at_a_time,
+    keep_when_redis_refuses,
+    poison_guard,
+    send_asked,
+    mark_running,
+    resend_past_soft_limit,
+]
+PART_MIDDLEWARE: list[PartMiddleware] = [hand_on]
 
 
 def compose(middleware: list[Middleware], innermost: Inner = run_parts) -> Inner:

@@ -8,6 +8,7 @@ with secrets read only from the settings.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -65,4 +66,7 @@ class AccountClients:
 def build_context(settings: Settings) -> StepContext:
     data = open_data_layer(redis_target(settings), settings.key_prefix)
     clients = AccountClients(settings, data)
-    return StepContext(settings=settings, data=data, clients=clients, destinations=clients.in_region)
+    # Threads start on first use, so a context built before a fork hands none to the children.
+    threads = settings.step_threads
+    parallel = ThreadPoolExecutor(threads, thread_name_prefix="step") if threads > 1 else None
+    return StepContext(settings=settings, data=data, clients=clients, destinations=clients.in_region, parallel=parallel)

@@ -21,6 +21,7 @@ from celery.signals import worker_process_init
 from worker.call import HandBack, Message
 from worker.celery_app import app, settings
 from worker.dispatch import dispatch
+from worker.logcontext import running_task
 from worker.registry import ROUTES, STEPS, Step
 from worker.runtime import build_context
 from worker.steps import Next, StepContext
@@ -58,7 +59,8 @@ def _task(step: Step[Any]) -> Task:
         delivery = self.request.delivery_info or {}
         message = Message(step.name, kwargs, self.request.id, bool(delivery.get("redelivered")))
         try:
-            dispatch(context(), message, publish)
+            with running_task(step.name.value, self.request.id, kwargs):
+                dispatch(context(), message, publish)
         except HandBack as exc:
             raise Reject(str(exc), requeue=True) from exc
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,7 +42,7 @@ class _Records:
 def _ctx() -> SimpleNamespace:
     settings = SimpleNamespace(task_time_limit=90.0, task_soft_time_limit=60.0)
     data = SimpleNamespace(records=_Records(), steps_sent=lambda dues: None, flush=lambda: None)
-    return SimpleNamespace(data=data, settings=settings, clock=lambda: 0.0, backoff=lambda attempt: 0.5)
+    return SimpleNamespace(data=data, settings=settings, clock=lambda: 0.0, backoff=lambda attempt: 0.5, parallel=None)
 
 
 def _bundle(task: TaskName = TaskName.POLL, redelivered: bool = False) -> Message:
@@ -161,7 +164,7 @@ def test_a_bundle_stuck_past_the_soft_limit_sends_its_unfinished_items_again() -
         return [done]
 
     call, _ = _call(_bundle(), step)
-    dispatch.run_parts(call)
+    dispatch.resend_past_soft_limit(call, dispatch.run_parts)
     assert call.nexts[0] == done
     assert [(n.kwargs["item_id"], n.countdown) for n in call.nexts[1:]] == [("i-1", 0.5), ("i-2", 0.5)]
     assert not call.pending
@@ -204,8 +207,9 @@ def test_the_middleware_runs_in_the_documented_order() -> None:
         "poison_guard",
         "send_asked",
         "mark_running",
+        "resend_past_soft_limit",
     ]
-    assert [m.__name__ for m in dispatch.PART_MIDDLEWARE] == ["resend_past_soft_limit", "hand_on"]
+    assert [m.__name__ for m in dispatch.PART_MIDDLEWARE] == ["hand_on"]
 
 
 def test_a_part_is_its_steps_typed_arguments() -> None:
@@ -230,3 +234,72 @@ def test_short_of_replicas_only_the_steps_not_done_are_sent_again() -> None:
     [resent] = again  # one bundle of the two not done, after a backoff
     assert sorted(k["item_id"] for k in resent.kwargs["bundle"]) == ["i-1", "i-2"]
     assert resent.countdown == pytest.approx(0.5, abs=0.01)
+
+
+def _parallel_ctx() -> SimpleNamespace:
+    ctx = _ctx()
+    ctx.parallel = ThreadPoolExecutor(4)
+    return ctx
+
+
+def test_a_bundles_steps_run_side_by_side_on_the_step_threads() -> None:
+    # Each waits for the other two: run in turn, the first would wait for ever (here: the barrier's timeout).
+    barrier = threading.Barrier(3, timeout=10)
+    threads: set[str] = set()
+
+    def step(_ctx, args):
+        threads.add(threading.current_thread().name)
+        barrier.wait()
+        return [Next(TaskName.POLL, {"item_id": args.item_id, "seq": args.seq + 1}, 5.0)]
+
+    call, published = _call(_bundle(), step, ctx=_parallel_ctx())
+    dispatch.compose(dispatch.MIDDLEWARE[1:])(call)
+    assert len(threads) == 3 and threading.current_thread().name not in threads
+    [[message]] = published  # what they asked for still goes as one message
+    assert sorted(k["item_id"] for k in message.kwargs["bundle"]) == ["i-0", "i-1", "i-2"]
+
+
+def test_a_step_that_fails_beside_others_fails_the_message_after_they_end() -> None:
+    ended: list[str] = []
+
+    def step(_ctx, args):
+        if args.item_id == "i-0":
+            raise NotReplicated(0, 1)
+        time.sleep(0.05)  # still at work when i-0 fails
+        ended.append(args.item_id)
+        return [Next(TaskName.POLL, {"item_id": args.item_id, "seq": 9}, 5.0)]
+
+    call, published = _call(_bundle(), step, ctx=_parallel_ctx())
+    dispatch.compose([dispatch.keep_when_redis_refuses, dispatch.send_asked])(call)
+    asked, again = published
+    [bundled] = asked
+    assert sorted(ended) == ["i-1", "i-2"] and sorted(k["item_id"] for k in bundled.kwargs["bundle"]) == ["i-1", "i-2"]
+    assert [n.kwargs["item_id"] for n in again] == ["i-0"]  # only the failed one is sent again
+
+
+def test_the_soft_time_limit_in_the_wait_sends_every_unfinished_part_again() -> None:
+    release = threading.Event()
+
+    def step(_ctx, args):
+        if args.item_id == "i-0":
+            return []
+        release.wait(10)  # stuck on the network
+        return [Next(TaskName.POLL, {"item_id": args.item_id, "seq": 9}, 5.0)]
+
+    call, _ = _call(_bundle(), step, ctx=_parallel_ctx())
+    real_wait = dispatch.wait
+
+    def wait_then_limit(futures, return_when):  # the signal lands while the task waits for its stuck parts
+        done = real_wait(futures, timeout=0.2, return_when=return_when)
+        if done.done:
+            return done
+        raise SoftTimeLimitExceeded()
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dispatch, "wait", wait_then_limit)
+            dispatch.resend_past_soft_limit(call, dispatch.run_parts)
+    finally:
+        release.set()
+    assert sorted((n.kwargs["item_id"], n.countdown) for n in call.nexts) == [("i-1", 0.5), ("i-2", 0.5)]
+    assert not call.running and not call.pending

@@ -8,6 +8,7 @@ items never depend on.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import redis
@@ -17,21 +18,25 @@ class Tally:
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._sums: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()  # a message's steps may run side by side on the process's step threads
 
     def count(self, key: str, field: str) -> None:
-        self._counts[(key, field)] += 1
+        with self._lock:
+            self._counts[(key, field)] += 1
 
     def add(self, key: str, field: str, amount: float) -> None:
-        self._sums[(key, field)] += amount
+        with self._lock:
+            self._sums[(key, field)] += amount
 
     def __bool__(self) -> bool:
         return bool(self._counts or self._sums)
 
     def into(self, pipe: redis.client.Pipeline) -> None:
         """Queue the increments in ``pipe`` (the caller executes it) and start again from nothing."""
-        for (key, field), n in self._counts.items():
+        with self._lock:
+            counts, sums = self._counts, self._sums
+            self._counts, self._sums = Counter(), Counter()
+        for (key, field), n in counts.items():
             pipe.hincrby(key, field, n)
-        for (key, field), amount in self._sums.items():
+        for (key, field), amount in sums.items():
             pipe.hincrbyfloat(key, field, amount)
-        self._counts.clear()
-        self._sums.clear()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from config.settings import AccountSettings, Settings
 from worker.data import DataLayer
@@ -14,6 +17,8 @@ from worker.errors import AuthenticationError
 from worker.ims.client import ImsClient
 from worker.queues import TaskName
 
+T = TypeVar("T")
+R = TypeVar("R")
 AUTH_FAILURE_HOLD = 300  # seconds; 5 bad AK/SK signatures lock the key for 5 minutes, so don't add more
 
 
@@ -57,6 +62,8 @@ class StepContext:
     rng: random.Random = field(default_factory=random.Random)
     # (account, region, project name) -> project ID, as IAM answered (names and IDs of projects do not change)
     project_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # The process's step threads: a message's several steps run on them side by side (worker.dispatch.run_parts)
+    parallel: Executor | None = None
 
     def account(self, name: str) -> AccountSettings | None:
         return self.settings.accounts.get(name)
@@ -78,6 +85,15 @@ class StepContext:
         if error.endpoint is None:  # the hold refused it before it was sent (worker.ratelimit): already held
             return
         self.data.accounts.hold(account, error.for_account(account), AUTH_FAILURE_HOLD)
+
+    def each(self, fn: Callable[[T], R], args: Iterable[T]) -> list[R]:
+        """``fn`` of each of ``args``, side by side on the step threads (each mostly waits on the cloud), in turn
+        without them; in ``args``' order. The first exception is raised once all have ended."""
+        if self.parallel is None:
+            return [fn(a) for a in args]
+        futures = [self.parallel.submit(contextvars.copy_context().run, fn, a) for a in args]
+        wait(futures)
+        return [f.result() for f in futures]
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
