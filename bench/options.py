@@ -31,3 +31,5 @@ class BenchOptions:
     fair_large_items: int = 1000  # ... a large one, in the same account
     account_counts: str = "1,20,100,200"  # accounts: one run per number of projects
     scale_copy_seconds: float = 60.0  # accounts: D of those runs
+    latencies: str = "0,0.15,0.3"  # latency: seconds the simulator waits before each answer, one run each (0 first)
+    latency_accounts: int = 200  # latency: projects (two copies per slot, D = scale_copy_seconds)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.options import BenchOptions
 from bench.report import Figure
-from bench.scenarios import accounts, calls, campaigns, fairness, ingest, projects, slots
+from bench.scenarios import accounts, calls, campaigns, fairness, ingest, latency, projects, slots
 
 Scenario = Callable[[BenchOptions], list[Figure]]
 
@@ -19,4 +19,5 @@ SCENARIOS: dict[str, Scenario] = {
     "campaigns": campaigns.run,
     "fairness": fairness.run,
     "accounts": accounts.run,
+    "latency": latency.run,
 }

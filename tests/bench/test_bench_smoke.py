@@ -39,6 +39,8 @@ TINY = {
     "--fair-large-items": "12",
     "--account-counts": "1,2",
     "--scale-copy-seconds": "0.5",
+    "--latencies": "0,0.05",
+    "--latency-accounts": "2",
 }
 
 
