@@ -9,7 +9,6 @@ and why.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import time
@@ -28,7 +27,7 @@ from worker.domain.states import ItemState
 from worker.logcontext import working_on
 from worker.pressure import REFUSALS
 from worker.queues import TaskName
-from worker.steps.context import StepContext
+from worker.steps.context import StepContext, on_step_thread
 
 log = logging.getLogger("worker.tasks")
 
@@ -169,7 +168,7 @@ def run_parts(call: Call) -> None:
                 call.nexts += run(call, p)
                 call.inline = None
             else:
-                call.running[call.ctx.parallel.submit(contextvars.copy_context().run, run, call, p)] = p
+                call.running[on_step_thread(call.ctx.parallel, run, call, p)] = p
         if call.running:
             _collect(call, wait(call.running, return_when=FIRST_COMPLETED).done)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -261,11 +260,13 @@ def test_a_bundles_steps_run_side_by_side_on_the_step_threads() -> None:
 
 def test_a_step_that_fails_beside_others_fails_the_message_after_they_end() -> None:
     ended: list[str] = []
+    failing = threading.Event()
 
     def step(_ctx, args):
         if args.item_id == "i-0":
+            failing.set()
             raise NotReplicated(0, 1)
-        time.sleep(0.05)  # still at work when i-0 fails
+        assert failing.wait(10)  # still at work when i-0 fails
         ended.append(args.item_id)
         return [Next(TaskName.POLL, {"item_id": args.item_id, "seq": 9}, 5.0)]
 

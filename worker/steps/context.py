@@ -6,7 +6,7 @@ import contextvars
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor, wait
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -91,7 +91,7 @@ class StepContext:
         without them; in ``args``' order. The first exception is raised once all have ended."""
         if self.parallel is None:
             return [fn(a) for a in args]
-        futures = [self.parallel.submit(contextvars.copy_context().run, fn, a) for a in args]
+        futures = [on_step_thread(self.parallel, fn, a) for a in args]
         wait(futures)
         return [f.result() for f in futures]
 
@@ -99,6 +99,12 @@ class StepContext:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
         ceiling = min(self.settings.retry_max_delay, self.settings.retry_base_delay * 2 ** max(0, attempt - 1))
         return self.rng.uniform(0, ceiling)
+
+
+def on_step_thread(pool: Executor, fn: Callable[..., R], *args: object) -> Future[R]:
+    """``fn(*args)`` on one of the step threads, in a copy of this thread's context (its log records keep the task
+    and item they are about)."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
 def expect(ctx: StepContext, nexts: list[Next]) -> None:
