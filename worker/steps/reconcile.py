@@ -53,12 +53,16 @@ def reconcile(ctx: StepContext) -> list[Next]:
         nexts.append(Next(TaskName.PLAN, {"plan_id": plan_id, "stage": stage, "marker": marker}))
         repairs["plan_resent"] += 1
     _restore_slots(ctx, repairs)
+    granting = []
     for name in sorted(ctx.data.slots.pools(ctx.settings.accounts)):
         _free_slots(ctx, name, repairs)
-        pool = pool_named(ctx, name)
-        if pool is None:
-            continue
-        nexts += _expire_quota_waits(ctx, name, repairs) + grant_slots(ctx, pool)
+        if (pool := pool_named(ctx, name)) is not None:
+            nexts += _expire_quota_waits(ctx, name, repairs)
+            granting.append(pool)
+    # A grant may read its project's quota first (one call each, at start-up for every pool): side by side, not a
+    # pool process held for 200 round trips while the first copies wait for it.
+    for granted in ctx.each(lambda pool: grant_slots(ctx, pool), granting):
+        nexts += granted
     for account in ctx.settings.accounts:
         health = ctx.data.accounts.health(account, ctx.clock())
         if health.open:
