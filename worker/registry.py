@@ -183,7 +183,13 @@ STEPS: dict[TaskName, Step[Any]] = {
             hands_on=True,
             resends=frozenset({ItemState.REPLICATING}),
         ),
-        Step(TaskName.NEW_IMAGES, Queue.POLL, AccountArgs, lambda ctx, a: steps.see_new_images(ctx, a.account)),
+        Step(
+            TaskName.NEW_IMAGES,
+            Queue.FOLLOWUP,  # holds no slot (the poll freed it): after the polls that hand slots on
+            AccountArgs,
+            lambda ctx, a: steps.see_new_images(ctx, a.account),
+            bundled=True,  # the checks of accounts whose copies ended together (each one listing call)
+        ),
         Step(
             TaskName.TAG,
             Queue.FOLLOWUP,

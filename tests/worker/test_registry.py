@@ -41,7 +41,7 @@ def test_the_reconcilers_resends_and_the_followup_chain_come_from_the_table() ->
     assert resend_for(ItemState.REPLICATING) is TaskName.POLL and resend_for(ItemState.SUCCEEDED) is None
     assert (followup_task(Kind.TAGS), followup_task(Kind.SHARE)) == (TaskName.TAG, TaskName.SHARE)
     assert {n for n, s in STEPS.items() if s.sequenced} == {TaskName.POLL, TaskName.TAG, TaskName.SHARE}
-    assert {n for n, s in STEPS.items() if s.bundled} == {TaskName.SUBMIT, TaskName.POLL}
+    assert {n for n, s in STEPS.items() if s.bundled} == {TaskName.SUBMIT, TaskName.POLL, TaskName.NEW_IMAGES}
     assert {n for n, s in STEPS.items() if s.item_scoped} == {
         TaskName.VALIDATE,
         TaskName.SUBMIT,
