@@ -241,7 +241,7 @@ class Settings(BaseSettings):
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     # Threads per pool process on which a message's several steps (a bundle, the submits a poll hands on) run side by
     # side: each mostly waits on the cloud, 150-300 ms away (docs/performance.md, "Latency"); 1 runs them in turn.
-    step_threads: Annotated[int, Field(ge=1, le=64)] = 8
+    step_threads: Annotated[int, Field(ge=1, le=64)] = 32
     # On SIGTERM a worker lets running tasks finish for this long, then hands the rest back to Redis (worker/run.py):
     # keep it under the stop's grace period (docker compose: 30 s), or the stop ends in a SIGKILL.
     worker_soft_shutdown_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0

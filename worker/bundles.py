@@ -1,14 +1,16 @@
-"""Bundles: the messages of one step for several items sent as one message, run one item after the other.
+"""Bundles: the messages of one step for several items (or accounts) sent as one message, their steps run side by side.
 
 Each message costs more than the step it carries on a busy worker: its publish and ``task-sent`` event, the BRPOP
 and hand-over to a pool process, the ``task-received``/``-started``/``-succeeded`` events, the ack (a MULTI), about
-half of a submit's CPU. An account's grant hands out up to five slots at once, whose submits, and then those copies'
-first polls (all due after the same delay, or the same forecast), were five messages each; so were the end polls of
-copies that started together. Such messages go as one (``{"bundle": [kwargs, ...]}``) of up to ``SIZE`` items; a
-poll may wait a little past its own due time to go with others (``SLACK``), never less than its own. Every item
-still runs its own step, with its own checks, locks and poll sequence: a bundle changes only how many messages carry
-them (``worker.dispatch.poison_guard`` splits a bundle that comes back redelivered, so that an item that kills its
-worker is told from the others).
+half of a submit's CPU. And a pool process holds a message while its steps wait on the cloud: with IMS 150-300 ms
+away, how many steps wait at once is how many a message carries, times the pool processes. An admit chunk's grants
+(five slots each, for every account in the chunk), those copies' first polls (all due after the same delay, or the
+same forecast), the end polls of copies that started together, and the new-image checks of accounts whose copies
+ended together go as one message (``{"bundle": [kwargs, ...]}``) of up to ``SIZE``; a poll may wait a little past
+its own due time to go with others (``SLACK``), never less than its own. Every item still runs its own step, with
+its own checks, locks and poll sequence: a bundle changes only how many messages carry them
+(``worker.dispatch.poison_guard`` splits a bundle that comes back redelivered, so that an item that kills its worker
+is told from the others).
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ from __future__ import annotations
 from worker.registry import BUNDLED
 from worker.steps.context import Next
 
-SIZE = 5  # IMS's default concurrent copies per project: one grant's submits, or their copies' polls
-# A poll may be held past its due time to share a message: by a quarter second at most, and by 1 % of its countdown
-# (a 2 s copy's poll by 0.02 s, where a quarter second would be an eighth of the copy): no more than half its margin.
-SLACK = 0.25
-SLACK_SHARE = 0.01
+# Five accounts' grants: a message's steps run side by side on the step threads (``IMSREP_STEP_THREADS``, more than
+# SIZE so that the submits a poll bundle hands on start at once), so a bundle waits on the cloud about as long as one.
+SIZE = 25
+# A poll may be held past its due time to share a message: by a second at most, and by 2 % of the copy's age then
+# (its ``span``; a 2 s copy's poll by 0.04 s, a 60 s copy's by a second, about as much as the estimate of its end
+# from progress in hundredths is uncertain), or by as long as the message's steps took to ask (``spread``). Measured
+# at 150 ms (docs/performance.md, "Latency"): 1 % and a quarter second left the end polls of a first wave in
+# messages of three or four, and the slots idle for 7 s waiting on pool processes.
+SLACK = 1.0
+SLACK_SHARE = 0.02
 
 
-def bundle(nexts: list[Next]) -> list[Next]:
-    """``nexts`` with the item messages of each bundled step grouped: the others first, in their order."""
+def bundle(nexts: list[Next], spread: float = 0.0) -> list[Next]:
+    """``nexts`` with the item messages of each bundled step grouped: the others first, in their order. ``spread``:
+    how far apart their steps asked (a message's parts run side by side and end at different moments)."""
     out = [n for n in nexts if not _bundled(n)]
     for task in BUNDLED:
         group: list[Next] = []
         for n in sorted((n for n in nexts if n.task is task and _bundled(n)), key=lambda n: n.countdown):
-            if group and (len(group) == SIZE or n.countdown > group[0].countdown + _slack(group[0].countdown)):
+            if group and (len(group) == SIZE or n.countdown > group[0].countdown + _slack(group[0], spread)):
                 out.append(_message(group))
                 group = []
             group.append(n)
@@ -44,12 +52,12 @@ def unbundle(kwargs: dict[str, object]) -> list[dict[str, object]]:
     return [dict(item) for item in items] if isinstance(items, list) else [kwargs]
 
 
-def _slack(countdown: float) -> float:
-    return min(SLACK, SLACK_SHARE * countdown)
+def _slack(n: Next, spread: float) -> float:
+    return min(SLACK, max(spread, SLACK_SHARE * (n.countdown if n.span is None else n.span)))
 
 
 def _bundled(n: Next) -> bool:
-    return n.task in BUNDLED and "item_id" in n.kwargs
+    return n.task in BUNDLED and "bundle" not in n.kwargs
 
 
 def _message(group: list[Next]) -> Next:

@@ -76,9 +76,10 @@ def send(ctx: StepContext, publish: Publish, nexts: list[Next], *, bundled: bool
     items' submits and polls in bundles (``worker.bundles``) unless ``bundled`` is False."""
     if not nexts:
         return
+    spread = max(n.asked for n in nexts) - min(n.asked for n in nexts)
     nexts = [n.from_now() for n in nexts]
     expect(ctx, nexts)
-    publish(bundle(nexts) if bundled else nexts)
+    publish(bundle(nexts, spread) if bundled else nexts)
 
 
 @dataclass

@@ -29,6 +29,9 @@ class Next:
     task: TaskName
     kwargs: Mapping[str, object]  # a bundle's are its items' (worker.bundles)
     countdown: float = 0.0
+    # Seconds from the start of what the message waits on to when it is due (a poll's: the copy's age then), if
+    # longer than its countdown: it may be held past its due time by a share of that to go with others (worker.bundles).
+    span: float | None = None
     # When the step asked (monotonic seconds): the countdown runs from then, not from when the task sends the
     # message, which for a bundle's first item is after all the others have run.
     asked: float = field(default_factory=time.monotonic, init=False, compare=False, repr=False)

@@ -25,6 +25,8 @@ lets only one of the two go on, so the chain is never doubled.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from worker.data.accounts import Reading
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import pool_name_of
@@ -192,7 +194,9 @@ def _again(ctx: StepContext, item: ReplicationItem, seq: int, wait: float) -> li
         return late
     if not _claim(ctx, item, seq):
         return []
-    return [Next.for_item(TaskName.POLL, item, _countdown(ctx, wait), seq=seq + 1)]
+    countdown = _countdown(ctx, wait)
+    age = ctx.clock() - (item.job_started_at or ctx.clock())
+    return [replace(Next.for_item(TaskName.POLL, item, countdown, seq=seq + 1), span=age + countdown)]
 
 
 def _past_deadline(ctx: StepContext, item: ReplicationItem) -> list[Next] | None:
