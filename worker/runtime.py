@@ -30,7 +30,9 @@ class AccountClients:
         # Shared by every account's client. Built now, with the process: the CA bundle and httpcore's import took
         # 30-40 ms of CPU in each pool process's first task, which at a batch's start is when 2 cores are busiest.
         self._http: httpx.Client = shared_http(
-            connect_timeout=settings.http_connect_timeout, read_timeout=settings.http_read_timeout
+            connect_timeout=settings.http_connect_timeout,
+            read_timeout=settings.http_read_timeout,
+            keepalive=settings.step_threads,
         )
 
     def __call__(self, account: str) -> ImsClient:
