@@ -24,6 +24,7 @@ from worker.data.selections import Selection, SelectionProgress, Selections
 from worker.data.slots import Capacity, Granted, Quota, QuotaAge, SlotPool, quota_from
 from worker.data.tally import Tally
 from worker.data.telemetry import Histogram, Telemetry
+from worker.data.walks import ListingWalks
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import Pool
 from worker.domain.states import Event
@@ -44,6 +45,7 @@ __all__ = [
     "Histogram",
     "IdempotencyKeys",
     "ImageChecks",
+    "ListingWalks",
     "Keyspace",
     "NewItem",
     "NotReplicated",
@@ -123,6 +125,7 @@ class DataLayer:
     slots: SlotPool
     accounts: AccountState
     checks: ImageChecks
+    walks: ListingWalks
     telemetry: Telemetry
     control: Control
     idempotency: IdempotencyKeys
@@ -144,6 +147,7 @@ class DataLayer:
             slots=SlotPool(client, keys),
             accounts=AccountState(client, keys, tally),
             checks=ImageChecks(client, keys),
+            walks=ListingWalks(client, keys),
             telemetry=Telemetry(client, keys, tally),
             control=Control(client, keys),
             idempotency=IdempotencyKeys(client, keys, durability),

@@ -27,6 +27,9 @@ key                                type    what it holds (owner module in ``work
 ``P:state:<state>``                zset    item ID -> time it entered that state (records; metrics)
 ``P:due``                          zset    item ID -> when its next step is due (records; reconciler)
 ``P:admitting``                    zset    batch ID -> when its admit chain's next chunk is due (records)
+``P:walk:<batch>``                 hash    account -> where its admit pass's listing walk goes on, ``""`` at the
+                                           end; expires (walks)
+``P:walk:<batch>:<account>``       hash    image ID -> its record as the pass's walk listed it; expires (walks)
 ``P:slots:<pool>``                 zset    item ID -> time its replication slot was granted (slots)
 ``P:ring:<pool>``                  zset    batch ID -> its pass in the pool's fair share (slots)
 ``P:queue:<pool>:<batch>``         zset    item ID -> its position in the batch, a batch's waiting items in a pool
@@ -140,6 +143,12 @@ class Keyspace:
 
     def admitting(self) -> str:
         return f"{self.prefix}:admitting"
+
+    def walk(self, batch_id: str) -> str:
+        return f"{self.prefix}:walk:{batch_id}"
+
+    def walked(self, batch_id: str, account: str) -> str:
+        return f"{self.prefix}:walk:{batch_id}:{account}"
 
     # Pools and accounts.
     def slots(self, pool: str) -> str:

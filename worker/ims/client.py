@@ -165,12 +165,17 @@ class ImsClient:
         return self._list("list_images", filters)
 
     def iter_images(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[Image]:
-        """Every image matching ``filters``, page by page: the answer has no next link, so the last ID of a page
-        is the next ``marker``, until a page comes back shorter than ``page_size``."""
+        """Every image matching ``filters`` (``image_pages``, one after the other)."""
+        for page in self.image_pages(page_size=page_size, **filters):
+            yield from page
+
+    def image_pages(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[list[Image]]:
+        """The pages of images matching ``filters``: the answer has no next link, so the last ID of a page is the
+        next ``marker``, until a page comes back shorter than ``page_size`` (the last one)."""
         marker = filters.pop("marker", None)
         while True:
             page = self._list("list_images", {**filters, "limit": page_size, "marker": marker})
-            yield from page
+            yield page
             if len(page) < page_size:
                 return
             if page[-1].id == marker:

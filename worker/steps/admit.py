@@ -4,7 +4,8 @@ Chunks are taken account by account (``RecordStore.admission_ids``: a batch over
 order given, often interleaved), and each chunk's items are validated together, account by account
 (``validate_many``: one listing page answers up to 500 of them, where one task and one IMS call per item would
 crawl through a big batch); a few items of an account, and any the listing does not answer, get a validate task
-each.
+each. The chunks of one pass share the walk of each account's listing (``worker.data.walks``): a chunk looks first
+among the pages the pass has walked, and walks on from where it stopped; the pass's first chunk starts afresh.
 
 Also what the API sends after a user's "retry" (failed -> accepted): only items still ``accepted`` are taken, so
 sending admit twice, or for a batch half under way, validates nothing twice that has moved on. Items of an account
@@ -30,6 +31,8 @@ def admit(ctx: StepContext, batch_id: str, cursor: int = 0, held: int = 0) -> li
     """Validate one chunk of the batch's accepted items, then an admit task for the next chunk. ``held`` counts
     items this pass of the chain left accepted (their account in an outage)."""
     records = ctx.data.records
+    if cursor == 0:  # a new pass over the batch: its chunks' listing walk starts from the first page
+        ctx.data.walks.forget(batch_id)
     ids = records.admission_ids(batch_id, cursor, cursor + CHUNK - 1)
     by_account: dict[str, list[ReplicationItem]] = defaultdict(list)
     for item in records.get_items(ids):

@@ -23,8 +23,10 @@ listing fails, goes the one-by-one way instead, where errors are retried and rep
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 from config.settings import AccountSettings
+from worker.data.walks import ListingWalks
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import default_copy_name, description_problem, name_problem
 from worker.domain.pools import pool_name_of
@@ -89,7 +91,8 @@ def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next] 
         return [Next.for_item(TaskName.VALIDATE, item) for item in items]
     try:
         client = ctx.client(items[0].account)
-        images = listed_images(client, {item.image_id for item in items})
+        batch_id, account_name = items[0].batch_id, items[0].account
+        images = listed_images(client, {item.image_id for item in items}, Walk(ctx.data.walks, batch_id, account_name))
         keys = {ref: client.find_key(ref) for ref in {item.kms_key for item in items if item.kms_key}}
         for item in {(i.target_region, i.destination_project): i for i in items if i.target_region}.values():
             check_destination(ctx, item, account, client)  # once per destination; the items' checks reuse it
@@ -138,16 +141,35 @@ def validate_listed(
     return nexts
 
 
-def listed_images(client: ImsClient, wanted: Collection[str]) -> dict[str, Image]:
-    """The wanted images found in the account's private-image listing, walked while it pays its way."""
+@dataclass(frozen=True)
+class Walk:
+    """An admit pass's walk of an account's listing, shared by its chunks (``worker.data.walks``)."""
+
+    walks: ListingWalks
+    batch_id: str
+    account: str
+
+
+def listed_images(client: ImsClient, wanted: Collection[str], walk: Walk | None = None) -> dict[str, Image]:
+    """The wanted images found in the account's private-image listing, walked while it pays its way: with a
+    ``walk``, first among the pages its pass has walked, then on from where it stopped."""
     found: dict[str, Image] = {}
-    budget = max(1, len(wanted) // HITS_PER_PAGE) * DEFAULT_PAGE_SIZE  # images to look through at most
-    for seen, image in enumerate(client.iter_images(**{"__imagetype": "private"}), 1):
-        if image.id in wanted:
-            found[image.id] = image
-            if len(found) == len(wanted):
-                break
-        if seen >= budget:
+    marker: str | None = None
+    if walk is not None:
+        found, marker, ended = walk.walks.known(walk.batch_id, walk.account, set(wanted))
+        if ended:
+            return found  # the pass has seen the whole listing: the others are not in it
+    if len(found) == len(wanted):
+        return found
+    budget = max(1, (len(wanted) - len(found)) // HITS_PER_PAGE) * DEFAULT_PAGE_SIZE  # images to look through
+    seen = 0
+    for page in client.image_pages(marker=marker, **{"__imagetype": "private"}):
+        if walk is not None:
+            last = len(page) < DEFAULT_PAGE_SIZE
+            walk.walks.record(walk.batch_id, walk.account, page, None if last else page[-1].id)
+        found.update((image.id, image) for image in page if image.id in wanted)
+        seen += len(page)
+        if len(found) == len(wanted) or seen >= budget:
             break
     return found
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from worker import steps
 from worker.domain.spec import ItemSpec
+from worker.domain.states import ItemState
 from worker.queues import TaskName
-from worker.steps import StepContext
+from worker.runtime import build_context
+from worker.steps import Next, StepContext
 from worker.steps.validate import LISTING_MIN_ITEMS
 
-from .conftest import ims_calls, store_items
+from .conftest import ims_calls, sim_settings, store_items
 
 UNKNOWN = str(uuid.UUID(int=7))
 
@@ -56,3 +59,33 @@ def test_a_small_group_goes_one_by_one(ctx) -> None:
     ids = store_items(ctx, *_specs(ctx)[: LISTING_MIN_ITEMS - 1])
     nexts = steps.admit(ctx, ctx.data.records.get_item(ids[0]).batch_id)
     assert [n.task for n in nexts] == [TaskName.VALIDATE] * len(ids)
+
+
+def test_an_admit_pass_walks_the_listing_once_for_all_its_chunks(start_simulator, redis_server, tmp_path) -> None:
+    # 1,100 images: three listing pages. The batch takes them in an order of its own, so that each 500-item chunk
+    # has items on every page: walked chunk by chunk, that was three pages a chunk.
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"default": {"images": [{"name": f"w-{n:04d}"} for n in range(1_100)]}}))
+    sim = start_simulator(copy_seconds=600, image_quota=10_000, seed=7, catalog=str(catalog))
+    ctx = build_context(sim_settings(redis_server.url, sim, f"t{uuid.uuid4().hex[:8]}"))
+    try:
+        images = sorted(i.id for i in ctx.clients("default").iter_images(**{"__imagetype": "private"}))
+        assert len(images) == 1_100
+        batch_id = ctx.data.records.get_item(store_items(ctx, *(ItemSpec(image_id=i) for i in images))[0]).batch_id
+        before = ims_calls(ctx)
+        pending = [Next(TaskName.ADMIT, {"batch_id": batch_id})]
+        validates = []
+        while pending:  # the chain, chunk after chunk; the grants' submits are not run
+            nexts = steps.admit(ctx, **dict(pending.pop().kwargs))
+            pending += [n for n in nexts if n.task is TaskName.ADMIT]
+            validates += [n for n in nexts if n.task is TaskName.VALIDATE]
+        assert validates == []  # every item answered by the listing
+        ids = ctx.data.records.admission_ids(batch_id, 0, -1)
+        assert {item.state for item in ctx.data.records.get_items(ids)} == {ItemState.WAITING}
+        assert ims_calls(ctx)["list_images:200"] - before["list_images:200"] == 3  # each page once
+
+        assert ctx.data.walks.known(batch_id, "default", set())[2]  # the pass saw the whole listing
+        steps.admit(ctx, batch_id)  # a new pass (a user's retry, say) walks afresh
+        assert ctx.data.walks.known(batch_id, "default", set()) == ({}, None, False)
+    finally:
+        ctx.clients.close()
