@@ -6,6 +6,7 @@ Pure functions over plain records, so a figure can be checked by hand: ``jobs`` 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -60,3 +61,13 @@ def calls(stats: dict[str, Any], project_id: str) -> int:
 
 def calls_between(before: dict[str, Any], after: dict[str, Any], project_id: str) -> int:
     return calls(after, project_id) - calls(before, project_id)
+
+
+def endpoint_calls_between(before: dict[str, Any], after: dict[str, Any], project_ids: list[str]) -> dict[str, int]:
+    """The projects' calls by endpoint, whatever their status."""
+    counts: Counter[str] = Counter()
+    for stats, sign in ((after, 1), (before, -1)):
+        for project_id in project_ids:
+            for endpoint, statuses in stats["by_project"].get(project_id, {}).items():
+                counts[endpoint] += sign * sum(statuses.values())
+    return {endpoint: n for endpoint, n in sorted(counts.items()) if n}

@@ -22,6 +22,7 @@ class Outcome:
     items: list[dict[str, Any]]
     makespan: float  # seconds from the POST to the last item's verdict
     calls: int  # IMS calls of the system's projects, 429s included
+    endpoints: dict[str, int]  # those calls by endpoint
     worker_cpu: float  # CPU seconds of the worker processes
     naive: NaiveRun | None
     projects: dict[str, str]  # account -> project ID
@@ -72,6 +73,7 @@ def replicate(
         items=stack.items(accepted["batch_id"]),
         makespan=makespan,
         calls=sum(measure.calls_between(before, after, stack.projects[a]) for a in accounts),
+        endpoints=measure.endpoint_calls_between(before, after, [stack.projects[a] for a in accounts]),
         worker_cpu=cpu,
         naive=naive_run,
         projects=projects,
