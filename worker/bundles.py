@@ -15,12 +15,16 @@ is told from the others).
 
 from __future__ import annotations
 
+from worker.queues import TaskName
 from worker.registry import BUNDLED
 from worker.steps.context import Next
 
 # Five accounts' grants: a message's steps run side by side on the step threads (``IMSREP_STEP_THREADS``, more than
 # SIZE so that the submits a poll bundle hands on start at once), so a bundle waits on the cloud about as long as one.
 SIZE = 25
+SHORT = 5  # IMS's concurrent copies per project: one grant's
+LONG = 10.0  # seconds: a copy at least this long (a poll's span) has its polls bundled SIZE at a time
+FAR = 0.05  # seconds: IMS round trips at least this long make the cloud far (a loopback simulator's take 1-5 ms)
 # A poll may be held past its due time to share a message: by a second at most, and by 2 % of the copy's age then
 # (its ``span``; a 2 s copy's poll by 0.04 s, a 60 s copy's by a second, about as much as the estimate of its end
 # from progress in hundredths is uncertain), or by as long as the message's steps took to ask (``spread``). Measured
@@ -30,14 +34,16 @@ SLACK = 1.0
 SLACK_SHARE = 0.02
 
 
-def bundle(nexts: list[Next], spread: float = 0.0) -> list[Next]:
+def bundle(nexts: list[Next], spread: float = 0.0, *, far: bool = True) -> list[Next]:
     """``nexts`` with the item messages of each bundled step grouped: the others first, in their order. ``spread``:
-    how far apart their steps asked (a message's parts run side by side and end at different moments)."""
+    how far apart their steps asked (a message's parts run side by side and end at different moments); ``far``:
+    the cloud's round trips take ``FAR`` or more (``worker.ims.roundtrip``), else messages carry ``SHORT``."""
     out = [n for n in nexts if not _bundled(n)]
     for task in BUNDLED:
         group: list[Next] = []
         for n in sorted((n for n in nexts if n.task is task and _bundled(n)), key=lambda n: n.countdown):
-            if group and (len(group) == SIZE or n.countdown > group[0].countdown + _slack(group[0], spread)):
+            due_apart = n.countdown > group[0].countdown + _slack(group[0], spread) if group else False
+            if group and (len(group) == _size(group[0], far) or due_apart):
                 out.append(_message(group))
                 group = []
             group.append(n)
@@ -52,8 +58,24 @@ def unbundle(kwargs: dict[str, object]) -> list[dict[str, object]]:
     return [dict(item) for item in items] if isinstance(items, list) else [kwargs]
 
 
+def _span(n: Next) -> float:
+    return n.countdown if n.span is None else n.span
+
+
 def _slack(n: Next, spread: float) -> float:
-    return min(SLACK, max(spread, SLACK_SHARE * (n.countdown if n.span is None else n.span)))
+    """How long past its due time the message may be held. A copy's first look (no forecast yet: its length is
+    unknown) may also wait as long as its message's steps took to ask, so that a grant's copies stay together."""
+    held = SLACK_SHARE * _span(n)
+    return min(SLACK, max(held, spread) if n.kwargs.get("first_look") else held)
+
+
+def _size(n: Next, far: bool) -> int:
+    """The most steps a message carries: a message's steps wait on the cloud side by side, but their own work runs
+    one after another (4-8 ms each), so 25 polls hand their last slot on about 0.2 s late: a tenth of a 2 s copy.
+    On a near cloud, and for the polls of copies shorter than ``LONG``, messages carry ``SHORT``."""
+    if not far or (n.task is TaskName.POLL and not n.kwargs.get("first_look") and _span(n) < LONG):
+        return SHORT
+    return SIZE
 
 
 def _bundled(n: Next) -> bool:

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.bundles import bundle, unbundle
+from worker.bundles import FAR, bundle, unbundle
 from worker.queues import TaskName
 from worker.registry import STEPS, Step
 from worker.steps.context import Next, StepContext, expect
@@ -79,7 +79,7 @@ def send(ctx: StepContext, publish: Publish, nexts: list[Next], *, bundled: bool
     spread = max(n.asked for n in nexts) - min(n.asked for n in nexts)
     nexts = [n.from_now() for n in nexts]
     expect(ctx, nexts)
-    publish(bundle(nexts, spread) if bundled else nexts)
+    publish(bundle(nexts, spread, far=ctx.round_trip.seconds >= FAR) if bundled else nexts)
 
 
 @dataclass

@@ -15,6 +15,7 @@ tally, added up when its task ends (``worker.data.tally``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from config.settings import AccountSettings, Settings
@@ -22,6 +23,7 @@ from worker.data import DataLayer
 from worker.data.accounts import CircuitPolicy
 from worker.errors import AuthenticationError, ThrottledError
 from worker.ims.hooks import ClientHooks
+from worker.ims.roundtrip import RoundTrip
 
 log = logging.getLogger("worker.circuit")
 
@@ -56,17 +58,31 @@ def outcome_kind(outcome: str) -> str:
 class RateLimitHooks(ClientHooks):
     """``ClientHooks`` for one account's ImsClient: the circuit and the rate before, counting after."""
 
-    def __init__(self, data: DataLayer, account_name: str, account: AccountSettings, settings: Settings) -> None:
+    def __init__(
+        self,
+        data: DataLayer,
+        account_name: str,
+        account: AccountSettings,
+        settings: Settings,
+        round_trip: RoundTrip | None = None,
+    ) -> None:
         self.data = data
         self.account_name = account_name
         self.rate = account.request_rate
         self.burst = account.request_burst
         self.policy = CircuitPolicy(settings.circuit_failures, settings.probe_interval, settings.probe_max_interval)
-        self.clean = False  # what the last token said: an answer to its request changes nothing in the circuit
+        self.round_trip = round_trip or RoundTrip()
+        # Per thread (a process's step threads share the account's client): what this thread's last token said (an
+        # answer to its request changes nothing in the circuit) and when its request went out.
+        self._call = threading.local()
+
+    @property
+    def clean(self) -> bool:
+        return getattr(self._call, "clean", False)
 
     def before_request(self, endpoint: str) -> None:
         token = self.data.accounts.take_token(self.account_name, self.rate, self.burst, MAX_WAIT)
-        self.clean = token.clean
+        self._call.clean = token.clean
         if token.verdict == "held":  # no endpoint: the cloud did not refuse this one, nothing to hold again
             raise AuthenticationError(f"credentials of account {self.account_name} were refused recently: {token.why}")
         if token.verdict == "circuit":
@@ -83,9 +99,12 @@ class RateLimitHooks(ClientHooks):
             )
         if token.seconds > 0:
             time.sleep(token.seconds)
+        self._call.sent = time.monotonic()
 
     def after_response(self, endpoint: str, outcome: str) -> None:
         kind = outcome_kind(outcome)
+        if kind == "answer":
+            self.round_trip.add(time.monotonic() - getattr(self._call, "sent", time.monotonic()))
         if kind == "answer" and self.clean:
             self.data.accounts.count_answer(endpoint, outcome)
             return

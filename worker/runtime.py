@@ -15,6 +15,7 @@ import httpx
 from config.settings import Settings
 from worker.data import DataLayer, open_data_layer, redis_target
 from worker.ims.client import ImsClient, shared_http
+from worker.ims.roundtrip import RoundTrip
 from worker.ratelimit import RateLimitHooks
 from worker.steps import StepContext
 
@@ -22,9 +23,10 @@ from worker.steps import StepContext
 class AccountClients:
     """One ImsClient per configured account, built on first use and reused; each request takes a token first."""
 
-    def __init__(self, settings: Settings, data: DataLayer) -> None:
+    def __init__(self, settings: Settings, data: DataLayer, round_trip: RoundTrip | None = None) -> None:
         self.settings = settings
         self.data = data
+        self.round_trip = round_trip or RoundTrip()  # every account's calls: how far the cloud is
         self._clients: dict[str, ImsClient] = {}
         self._lock = threading.Lock()
         # Shared by every account's client. Built now, with the process: the CA bundle and httpcore's import took
@@ -49,7 +51,7 @@ class AccountClients:
                     config,
                     connect_timeout=self.settings.http_connect_timeout,
                     read_timeout=self.settings.http_read_timeout,
-                    hooks=RateLimitHooks(self.data, account, config, self.settings),
+                    hooks=RateLimitHooks(self.data, account, config, self.settings, self.round_trip),
                     http=self._http,
                 )
                 self._clients[key] = client
@@ -67,8 +69,16 @@ class AccountClients:
 
 def build_context(settings: Settings) -> StepContext:
     data = open_data_layer(redis_target(settings), settings.key_prefix)
-    clients = AccountClients(settings, data)
+    round_trip = RoundTrip()
+    clients = AccountClients(settings, data, round_trip)
     # Threads start on first use, so a context built before a fork hands none to the children.
     threads = settings.step_threads
     parallel = ThreadPoolExecutor(threads, thread_name_prefix="step") if threads > 1 else None
-    return StepContext(settings=settings, data=data, clients=clients, destinations=clients.in_region, parallel=parallel)
+    return StepContext(
+        settings=settings,
+        data=data,
+        clients=clients,
+        destinations=clients.in_region,
+        parallel=parallel,
+        round_trip=round_trip,
+    )

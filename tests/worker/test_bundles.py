@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from worker.bundles import SIZE, SLACK, SLACK_SHARE, bundle, unbundle
+from worker.bundles import SHORT, SIZE, SLACK, SLACK_SHARE, bundle, unbundle
 from worker.queues import TaskName
 from worker.steps.context import Next
 
@@ -15,6 +15,10 @@ def _submit(n: int, countdown: float = 0.0) -> Next:
 
 def _poll(n: int, countdown: float) -> Next:
     return Next(TaskName.POLL, {"item_id": f"p-{n}", "image_id": f"img-{n}", "seq": 1}, countdown)
+
+
+def _look(n: int, countdown: float) -> Next:
+    return Next(TaskName.POLL, {"item_id": f"l-{n}", "image_id": f"img-{n}", "seq": 0, "first_look": 1}, countdown)
 
 
 def test_grants_submits_go_in_messages_of_size_after_the_other_messages() -> None:
@@ -59,12 +63,23 @@ def test_a_short_copys_poll_waits_for_others_no_longer_than_its_own_margin() -> 
     assert [[item["item_id"] for item in unbundle(dict(b.kwargs))] for b in sent] == [["p-0", "p-1"], ["p-2"]]
 
 
-def test_polls_asked_while_a_messages_parts_ran_go_together_when_due_within_that_spread() -> None:
-    # A bundle's first polls (1 s after their copy calls, which returned over 0.15 s): 1 % of 1 s would split them.
-    polls = [_poll(0, 1.0), _poll(1, 1.1), _poll(2, 1.15)]
-    assert len(bundle(polls)) == 3
-    (sent,) = bundle(polls, spread=0.15)
+def test_first_looks_asked_while_a_messages_parts_ran_go_together_when_due_within_that_spread() -> None:
+    # A grant's first looks (1 s after their copy calls, which returned over 0.15 s): 2 % of 1 s would split them.
+    looks = [_look(0, 1.0), _look(1, 1.1), _look(2, 1.15)]
+    assert len(bundle(looks)) == 3
+    (sent,) = bundle(looks, spread=0.15)
     assert len(unbundle(dict(sent.kwargs))) == 3 and sent.countdown == 1.15
+    # A poll aimed at a copy's end is not held by the spread: its hand-off would wait for it.
+    assert len(bundle([_poll(0, 1.0), _poll(1, 1.1)], spread=0.15)) == 2
+
+
+def test_the_polls_of_short_copies_go_five_at_a_time_as_one_grants() -> None:
+    short = [_poll(n, 2.0) for n in range(12)]  # 2 s copies: 25 steps' own work would hold the last hand-off 0.2 s
+    assert [len(unbundle(dict(b.kwargs))) for b in bundle(short)] == [SHORT, SHORT, 2]
+    long = [_poll(n, 60.0) for n in range(30)]
+    assert [len(unbundle(dict(b.kwargs))) for b in bundle(long)] == [SIZE, 5]
+    looks = [_look(n, 1.0) for n in range(30)]  # first looks: the copies' length is not known yet
+    assert [len(unbundle(dict(b.kwargs))) for b in bundle(looks)] == [SIZE, 5]
 
 
 def test_an_end_poll_is_held_by_a_share_of_the_copys_age_not_of_its_countdown() -> None:
@@ -75,3 +90,9 @@ def test_an_end_poll_is_held_by_a_share_of_the_copys_age_not_of_its_countdown() 
     assert [len(unbundle(dict(b.kwargs))) for b in sent] == [3, 1]  # by 2 % of 60 s, a second at most
     assert sent[0].countdown == 10.8
     assert min(SLACK, SLACK_SHARE * 600) == SLACK == 1.0  # a 10 minute copy's poll too
+
+
+def test_on_a_near_cloud_messages_carry_one_grants_steps() -> None:
+    # A few milliseconds away, 25 steps' own work one after another is most of a message: five at a time.
+    assert [len(unbundle(dict(b.kwargs))) for b in bundle([_submit(n) for n in range(12)], far=False)] == [5, 5, 2]
+    assert [len(unbundle(dict(b.kwargs))) for b in bundle([_look(n, 1.0) for n in range(6)], far=False)] == [5, 1]

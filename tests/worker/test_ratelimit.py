@@ -132,3 +132,19 @@ def _probe_allowed(hooks: RateLimitHooks) -> bool:
     except CircuitOpen:
         return False
     return True
+
+
+def test_each_step_thread_keeps_its_own_tokens_verdict_and_answers_time_the_round_trip(redis_server) -> None:
+    data = redis_server.data(f"t{uuid.uuid4().hex[:8]}")
+    hooks = RateLimitHooks(data, "acct", _account(), SETTINGS)
+    hooks.before_request("job")
+    hooks.after_response("job", "503")  # a failure counted: this thread's next token is not clean
+    hooks.before_request("job")
+    other = threading.Thread(target=hooks.before_request, args=("copy",))  # a clean token on another thread
+    other.start()
+    other.join()
+    assert not hooks.clean  # this thread's answer still goes to the circuit
+    time.sleep(0.05)  # the request's time on the wire
+    hooks.after_response("job", "200")
+    assert data.accounts.health("acct", time.time()).failures == 0
+    assert hooks.round_trip.seconds >= 0.05

@@ -15,6 +15,7 @@ from worker.data import DataLayer
 from worker.domain.item import ReplicationItem
 from worker.errors import AuthenticationError
 from worker.ims.client import ImsClient
+from worker.ims.roundtrip import RoundTrip
 from worker.queues import TaskName
 
 T = TypeVar("T")
@@ -67,6 +68,7 @@ class StepContext:
     project_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The process's step threads: a message's several steps run on them side by side (worker.dispatch.run_parts)
     parallel: Executor | None = None
+    round_trip: RoundTrip = field(default_factory=RoundTrip)  # the clients' IMS round trips (worker.bundles)
 
     def account(self, name: str) -> AccountSettings | None:
         return self.settings.accounts.get(name)

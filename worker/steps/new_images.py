@@ -8,7 +8,9 @@ they are looked at with one listing page of the images created since the earlies
 The poll that sees the job end frees the copy's slot at once (a finished job no longer counts against the
 project's concurrent copies), puts the copy in the account's line (``worker.data.checks``) and, unless a check is
 scheduled, sends one, due in ``GATHER_SHARE`` of the copy's duration (at most ``MAX_WAIT``): the copies that end
-meanwhile are looked at with it, and no copy waits longer than that share of its own duration. A copy shorter than
+meanwhile are looked at with it, and no copy waits longer than that share of its own duration. The checks of
+accounts whose copies ended together go in one message (``worker.bundles``), on the ``followup`` queue: a check
+holds no slot, so the polls that hand slots on are taken first. A copy shorter than
 10 s has its image read by its poll at once, as before. A copy that the
 listing does not show active gets a poll of its own (one read, with the poll's retries and deadline), and so does
 one whose check was lost: its due time is the check's, so the reconciler resends its poll. Cross-region copies are
