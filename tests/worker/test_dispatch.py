@@ -21,6 +21,7 @@ from worker.data import NewItem, NotReplicated
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
+from worker.ims.roundtrip import RoundTrip
 from worker.queues import TaskName
 from worker.registry import STEPS
 from worker.runtime import build_context
@@ -41,7 +42,14 @@ class _Records:
 def _ctx() -> SimpleNamespace:
     settings = SimpleNamespace(task_time_limit=90.0, task_soft_time_limit=60.0)
     data = SimpleNamespace(records=_Records(), steps_sent=lambda dues: None, flush=lambda: None)
-    return SimpleNamespace(data=data, settings=settings, clock=lambda: 0.0, backoff=lambda attempt: 0.5, parallel=None)
+    return SimpleNamespace(
+        data=data,
+        settings=settings,
+        clock=lambda: 0.0,
+        backoff=lambda attempt: 0.5,
+        parallel=None,
+        round_trip=RoundTrip(),
+    )
 
 
 def _bundle(task: TaskName = TaskName.POLL, redelivered: bool = False) -> Message:
