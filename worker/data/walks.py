@@ -5,8 +5,8 @@ over the listing, so each chunk walked it again from the first page: the 20 chun
 10,000-image project fetched about 200 pages, two seconds a chunk with IMS 150 ms away. The pages a pass has walked
 are kept instead (each image's record, and where the walk stopped); the next chunk looks there first, then walks on
 from where the last one stopped. The first chunk of a pass (cursor 0: a new batch, the pass after an outage, a
-user's retry) starts afresh, and the keys expire ``TTL`` seconds after the last page, so a record is never older
-than its pass: what an item is validated by is as fresh as its own chunk's walk would be, give or take the pass.
+user's retry) starts afresh, the last one forgets the walk, and the keys expire ``TTL`` seconds after the last page
+in case that chunk is lost: a record is never older than its pass, and takes Redis memory only while it runs.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ order given, often interleaved), and each chunk's items are validated together, 
 (``validate_many``: one listing page answers up to 500 of them, where one task and one IMS call per item would
 crawl through a big batch); a few items of an account, and any the listing does not answer, get a validate task
 each. The chunks of one pass share the walk of each account's listing (``worker.data.walks``): a chunk looks first
-among the pages the pass has walked, and walks on from where it stopped; the pass's first chunk starts afresh.
+among the pages the pass has walked, and walks on from where it stopped; the pass's first chunk starts afresh
+and its last one forgets the walk.
 
 Also what the API sends after a user's "retry" (failed -> accepted): only items still ``accepted`` are taken, so
 sending admit twice, or for a batch half under way, validates nothing twice that has moved on. Items of an account
@@ -48,6 +49,7 @@ def admit(ctx: StepContext, batch_id: str, cursor: int = 0, held: int = 0) -> li
             nexts += dispatched
     if len(ids) == CHUNK:
         return [Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": cursor + CHUNK, "held": held}), *nexts]
+    ctx.data.walks.forget(batch_id)  # the pass is over: its pages would only take Redis memory until they expire
     if held:  # another pass over the batch later, for the items an outage held back
         return [Next(TaskName.ADMIT, {"batch_id": batch_id, "cursor": 0}, ctx.settings.retry_max_delay), *nexts]
     records.admit_done(batch_id)
