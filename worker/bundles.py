@@ -27,7 +27,7 @@ LONG = 10.0  # seconds: a copy at least this long (a poll's span) has its polls 
 FAR = 0.05  # seconds: IMS round trips at least this long make the cloud far (a loopback simulator's take 1-5 ms)
 # A poll may be held past its due time to share a message: by a second at most, and by 2 % of the copy's age then
 # (its ``span``; a 2 s copy's poll by 0.04 s, a 60 s copy's by a second, about as much as the estimate of its end
-# from progress in hundredths is uncertain), or by as long as the message's steps took to ask (``spread``). Measured
+# from progress in hundredths is uncertain), and a first look by as long as its message's steps took to ask. Measured
 # at 150 ms (docs/performance.md, "Latency"): 1 % and a quarter second left the end polls of a first wave in
 # messages of three or four, and the slots idle for 7 s waiting on pool processes.
 SLACK = 1.0
@@ -42,8 +42,7 @@ def bundle(nexts: list[Next], spread: float = 0.0, *, far: bool = True) -> list[
     for task in BUNDLED:
         group: list[Next] = []
         for n in sorted((n for n in nexts if n.task is task and _bundled(n)), key=lambda n: n.countdown):
-            due_apart = n.countdown > group[0].countdown + _slack(group[0], spread) if group else False
-            if group and (len(group) == _size(group[0], far) or due_apart):
+            if group and not _joins(group, n, spread, far):
                 out.append(_message(group))
                 group = []
             group.append(n)
@@ -56,6 +55,12 @@ def unbundle(kwargs: dict[str, object]) -> list[dict[str, object]]:
     """The items' own keyword arguments carried by one message: a bundle's, or the message's own."""
     items = kwargs.get("bundle")
     return [dict(item) for item in items] if isinstance(items, list) else [kwargs]
+
+
+def _joins(group: list[Next], n: Next, spread: float, far: bool) -> bool:
+    """Whether ``n`` goes in the message of ``group`` (sorted by countdown): room left, and due within its slack."""
+    first = group[0]
+    return len(group) < _size(first, far) and n.countdown <= first.countdown + _slack(first, spread)
 
 
 def _span(n: Next) -> float:
