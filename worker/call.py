@@ -77,7 +77,8 @@ def send(ctx: StepContext, publish: Publish, nexts: list[Next], *, bundled: bool
     if not nexts:
         return
     spread = max(n.asked for n in nexts) - min(n.asked for n in nexts)
-    nexts = [n.from_now() for n in nexts]
+    now = time.monotonic()
+    nexts = [n.from_now(now) for n in nexts]
     expect(ctx, nexts)
     publish(bundle(nexts, spread, far=ctx.round_trip.seconds >= FAR) if bundled else nexts)
 

@@ -37,9 +37,11 @@ class Next:
     # message, which for a bundle's first item is after all the others have run.
     asked: float = field(default_factory=time.monotonic, init=False, compare=False, repr=False)
 
-    def from_now(self) -> Next:
-        """The same message with the countdown left of it now."""
-        return replace(self, countdown=max(0.0, self.countdown - (time.monotonic() - self.asked)))
+    def from_now(self, now: float | None = None) -> Next:
+        """The same message with the countdown left of it at ``now`` (monotonic seconds; the present by default:
+        messages sent together are given one, so that their due times compare as the steps asked for them)."""
+        now = time.monotonic() if now is None else now
+        return replace(self, countdown=max(0.0, self.countdown - (now - self.asked)))
 
     @classmethod
     def for_item(cls, task: TaskName, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:
