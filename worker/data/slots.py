@@ -40,6 +40,7 @@ class Quota:
     checked_at: float | None
     blocked_since: float | None  # since when no headroom has been left, if none is
     exhausted: bool  # IMS refused a copy for the quota since the last read
+    granted: int = 0  # slots ever granted in the project's pools: what a read counts the grants during it by
 
     @property
     def headroom(self) -> int | None:
@@ -82,6 +83,7 @@ def quota_from(data: dict[str, str]) -> Quota:
         checked_at=number("checked_at"),
         blocked_since=number("blocked_since"),
         exhausted="exhausted" in data,
+        granted=int(number("granted") or 0),
     )
 
 
@@ -130,6 +132,7 @@ class SlotPool:
             k.batch_queue(pool.name, ""),
             OPEN,
             *((quota_age.refresh, quota_age.tight) if quota_age and pool.project else ("", 0)),
+            "1" if pool.project else "",
         ]
         stale, ids, image_ids, regions = self._grant(keys=keys, args=args)
         return Granted(ids, image_ids, [region or None for region in regions], bool(stale))
@@ -196,14 +199,15 @@ class SlotPool:
         self, project: str, quota: int, used: int, pending: int, now: float, *, granted_since: int | None = None
     ) -> Quota:
         """Record a fresh read of the project's image quota; ``pending`` copies granted but not yet counted. With
-        ``granted_since`` (the grant counter when the read began), grants made during the read are added."""
+        ``granted_since`` (``Quota.granted`` when the read began), grants made during the read are added: counted
+        by a total that only grows, so reads that overlap (step threads of one pool) each count them all."""
         key = self._keys.quota(project)
         with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)
                     if granted_since is not None:
-                        pending += max(0, int(pipe.hget(key, "pending") or 0) - granted_since)
+                        pending += max(0, int(pipe.hget(key, "granted") or 0) - granted_since)
                     pipe.multi()
                     pipe.hset(key, mapping={"quota": quota, "used": used, "pending": pending, "checked_at": now})
                     pipe.hdel(key, "exhausted")

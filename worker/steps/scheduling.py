@@ -64,7 +64,9 @@ def read_quota(ctx: StepContext, pool: Pool | None, *, found: ImageQuota | None 
     the read is counted at least once) and those granted while it was under way."""
     if pool is None or pool.project is None:
         return
-    pending, since = _pending(ctx, pool), ctx.data.slots.quota(pool.project).pending
+    # The grant total first: a grant between the two reads is then counted twice, never missed.
+    since = ctx.data.slots.quota(pool.project).granted
+    pending = _pending(ctx, pool)
     if found is None:
         try:
             found = ctx.client(pool.account).get_quota()

@@ -244,11 +244,26 @@ def test_a_grant_waits_for_a_quota_reading_as_fresh_as_its_headroom_asks(data, p
 def test_grants_made_while_the_quota_was_being_read_stay_pending(data, pool) -> None:
     ids = _waiting(data, 3)
     pool.set_quota(POOL.project, quota=50, used=40, pending=0, now=0.0)
-    since = pool.quota(POOL.project).pending  # a read begins: nothing granted since the last one
+    since = pool.quota(POOL.project).granted  # a read begins: nothing granted since the last one
     assert pool.grant(POOL, 1.0).ids == ids  # three grants while IMS answers
     # The read saw 1 copy not yet counted when it began; the 3 granted during it are not in IMS's figure either.
     pool.set_quota(POOL.project, quota=50, used=40, pending=1, now=2.0, granted_since=since)
     assert pool.quota(POOL.project).pending == 4 and pool.quota(POOL.project).headroom == 6
+
+
+def test_reads_that_overlap_each_count_the_grants_made_during_them(data, pool) -> None:
+    early = _waiting(data, 2)
+    pool.set_quota(POOL.project, quota=50, used=40, pending=0, now=0.0)
+    first = pool.quota(POOL.project).granted  # one step thread begins a read...
+    assert pool.grant(POOL, 1.0).ids == early
+    second = pool.quota(POOL.project).granted  # ...another begins one
+    pool.set_quota(POOL.project, quota=50, used=40, pending=2, now=2.0, granted_since=second)  # it ends first
+    late = _waiting(data, 3, start=10.0)
+    assert pool.grant(POOL, 2.5).ids == late
+    # The first read's IMS figure counted none of the five copies: all five stay pending (the second read's reset
+    # of the pending count must not hide the three granted after it from the first).
+    pool.set_quota(POOL.project, quota=50, used=40, pending=0, now=3.0, granted_since=first)
+    assert pool.quota(POOL.project).pending == 5 and pool.quota(POOL.project).headroom == 5
 
 
 def test_nothing_is_granted_while_the_account_circuit_is_open(data, pool) -> None:

@@ -9,12 +9,14 @@
 -- KEYS[3]  P:pool:<pool>      hash  effective, raise_at, raise_interval, vt, stride:<batch>
 -- KEYS[4]  P.waiting.<pool>\x06\x169 list
 -- KEYS[5]  P:health:<account> hash  state ('open' while the circuit is open)
--- KEYS[6]  P:quota:<project>  hash  quota, used, pending (granted since used was read), exhausted
+-- KEYS[6]  P:quota:<project>  hash  quota, used, pending (granted since used was read), exhausted, granted (every
+--                                  slot ever granted: a read counts the grants made while it was under way by it)
 -- KEYS[7]  P:due              zset  item ID -> when its next step is due
 -- ARGV[1] configured limit, ARGV[2] now, ARGV[3] most queue entries to look at, ARGV[4] the waiting state,
 -- ARGV[5] the item key prefix (P:item:), ARGV[6] the pool's queue key prefix (P:queue:<pool>:), ARGV[7] the open
 -- circuit's state name, ARGV[8] the quota's refresh period ('': not checked here), ARGV[9] the headroom from which
--- down it counts as little (the quota is then read every period; with more, every ten periods).
+-- down it counts as little (the quota is then read every period; with more, every ten periods), ARGV[10] '1' when
+-- the pool has a project (a quota of its own).
 -- Discovers keys at run time: the chosen batch's queue and each candidate's item hash, named from IDs read
 -- inside the script, because which batch and which item come next is only known there (fine on one Redis server
 -- or a Sentinel-managed master; not on Redis Cluster, which this project does not use).
@@ -55,7 +57,7 @@ if quota >= 0 then
 end
 if redis.call('HEXISTS', KEYS[6], 'exhausted') == 1 then free = 0 end
 local granted, images, regions = {}, {}, {}
-local scanned = 0
+local scanned, given = 0, 0
 while free > 0 and scanned < max_scan do
   local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if #head == 0 then break end
@@ -83,7 +85,7 @@ while free > 0 and scanned < max_scan do
       if not redis.call('ZSCORE', KEYS[1], id) then
         redis.call('ZADD', KEYS[1], now, id)
         free = free - 1
-        pending = pending + 1
+        given = given + 1
       end
       redis.call('ZADD', KEYS[7], now, id)  -- its submit is due now: the reconciler resends it if it is lost
       granted[#granted + 1] = id
@@ -92,5 +94,6 @@ while free > 0 and scanned < max_scan do
     end
   end
 end
-if quota >= 0 then redis.call('HSET', KEYS[6], 'pending', pending) end
+if quota >= 0 then redis.call('HSET', KEYS[6], 'pending', pending + given) end
+if given > 0 and ARGV[10] == '1' then redis.call('HINCRBY', KEYS[6], 'granted', given) end
 return {0, granted, images, regions}
