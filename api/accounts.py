@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from api import access
 from api.enqueue import Enqueuer
 from api.errors import NotFound
-from config.settings import Settings
+from api.principals import Principal
+from config.settings import Role, Settings
 from worker.data import DataLayer, PoolStatus
 from worker.domain.pools import pools, split_pool
 from worker.domain.waits import stalls
@@ -46,9 +48,11 @@ class AccountService:
         self.enqueuer = enqueuer
         self.settings = settings
 
-    def accounts(self) -> list[AccountView]:
+    def accounts(self, who: Principal) -> list[AccountView]:
+        """The accounts in ``who``'s scope (others' project IDs are not disclosed)."""
         views = []
-        for status in self.data.pool_statuses(pools(self.settings), time.time()):
+        mine = [pool for pool in pools(self.settings) if not who.outside([pool.account])]
+        for status in self.data.pool_statuses(mine, time.time()):
             account = self.settings.accounts[status.pool.account]
             samples = self.data.accounts.durations(status.pool.name)
             mean = sum(seconds for _, seconds in samples) / len(samples) if samples else None
@@ -56,11 +60,13 @@ class AccountService:
             views.append(AccountView(status.pool.account, mode, account.region, account.project_id, status, mean))
         return views
 
-    def request_check(self, name: str | None) -> list[str]:
-        """Ask for a check of one account's credentials (or of every account's); returns the accounts asked."""
-        if name is not None and name not in self.settings.accounts:
+    def request_check(self, who: Principal, name: str | None) -> list[str]:
+        """Ask for a check of one account's credentials (or of every account in ``who``'s scope); returns the
+        accounts asked."""
+        if name is not None and (name not in self.settings.accounts or who.outside([name])):
             raise NotFound(f"account {name} is not configured")
-        names = [name] if name else sorted(self.settings.accounts)
+        access.need(who, Role.OPERATOR, "checking account credentials")
+        names = [name] if name else sorted(a for a in self.settings.accounts if not who.outside([a]))
         for account in names:
             self.enqueuer.send_check(account)
         return names

@@ -12,16 +12,17 @@ from prometheus_client import CollectorRegistry, Info, ProcessCollector
 
 from api.accounts import AccountService
 from api.body_limit import BodySizeLimit
-from api.deps import known_query_only, require_token
+from api.deps import authenticate, known_query_only
 from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
 from api.openapi import add_body_schemas, errors_doc
+from api.principals import PrincipalRegistry
 from api.routes import accounts, batches, health, metrics, plans, replications
 from api.schemas import BatchRequest
 from api.service import ReplicationService
 from config.logging import configure_logging
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, load_settings
 from config.version import VERSION
 from worker.data import open_data_layer, redis_target
 from worker.domain.spec import ItemSpec
@@ -31,7 +32,9 @@ DESCRIPTION = """
 Bulk replication of Huawei Cloud IMS images, in a region or across regions. Submit a batch (or one image), get `202`
 with IDs at once, then follow each item to its verdict: the new image ID, or a stable reason code and a message.
 
-Every `/v1` call needs `Authorization: Bearer <token>`. `/healthz`, `/readyz` and `/metrics` are open.
+Every `/v1` call needs `Authorization: Bearer <token>`: a principal's token, whose role (reader, submitter, operator,
+admin) says what it may do and whose accounts what it sees. A batch, plan, item or account outside them answers `404`
+(its existence is not disclosed). `/healthz`, `/readyz` and `/metrics` are open.
 
 Errors are RFC 9457 problem details (`application/problem+json`): `title`, `status`, `detail` (one sentence) and,
 when a request is refused, `errors` with the `index`, `field` and `rule` of each broken rule.
@@ -39,6 +42,7 @@ when a request is refused, `errors` with the `index`, `field` and `rule` of each
 
 V1_ERRORS: dict[int | str, dict[str, Any]] = errors_doc(
     e401="Missing or wrong bearer token",
+    e403="The principal's role does not allow this, or an item names an account outside its scope",
     e422="A parameter or the body breaks a rule (each one is listed in `errors`)",
     e503="Redis is unreachable or refused the request; nothing was changed",
 )
@@ -52,9 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is None:
         settings = load_settings()
         _setup_logging(settings)
-    if not settings.api_tokens:
-        raise SettingsError("no API tokens configured: set IMSREP_API_TOKENS (comma-separated) to at least one token")
-
+    principals = PrincipalRegistry(settings)  # refuses to start without any principal, or with a bad file
     data = open_data_layer(redis_target(settings), settings.key_prefix)
     enqueuer = Enqueuer(settings)
     REFUSALS.configure("api", data.telemetry.record_refusal)  # episodes of Redis refusing writes, counted
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=APP_ERRORS,
     )
     app.state.settings = settings
+    app.state.principals = principals
     app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.accounts = AccountService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
@@ -80,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ProcessCollector(registry=app.state.metrics)
     Info("imsrep_build", "The running version of ims-replicator", registry=app.state.metrics).info({"version": VERSION})
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token), Depends(known_query_only)], responses=V1_ERRORS)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate), Depends(known_query_only)], responses=V1_ERRORS)
     v1.include_router(batches.router)
     v1.include_router(replications.router)
     v1.include_router(plans.router)

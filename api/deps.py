@@ -1,4 +1,4 @@
-"""Dependencies the routes declare: the settings, the service, the caller's token and a JSON body."""
+"""Dependencies the routes declare: the settings, the service, the calling principal and a JSON body."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import token_matches
 from api.errors import FieldError, InvalidRequest, Unauthorized
+from api.principals import Principal, PrincipalRegistry
 from api.service import ReplicationService
 from config.settings import Settings
 
@@ -28,7 +28,7 @@ def get_service(request: Request) -> ReplicationService:
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 ServiceDep = Annotated[ReplicationService, Depends(get_service)]
 
-_bearer = HTTPBearer(auto_error=False, description="One of the tokens in IMSREP_API_TOKENS")
+_bearer = HTTPBearer(auto_error=False, description="A principal's token (docs/teams.md), or one of IMSREP_API_TOKENS")
 
 
 def known_query_only(request: Request) -> None:
@@ -52,12 +52,20 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def require_token(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    if credentials is None or not token_matches(credentials.credentials, settings.api_tokens):
+def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The principal whose bearer token the request carries (401 without one); kept on the request for the audit
+    trail and the access log."""
+    registry: PrincipalRegistry = request.app.state.principals
+    principal = None if credentials is None else registry.authenticate(credentials.credentials)
+    if principal is None:
         raise Unauthorized()
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
 # Deeper than any body the API takes (a batch's items' tags are four levels down). Pythons before 3.14 stop parsing

@@ -90,6 +90,12 @@ class Conflict(ProblemError):
     status_code = 409
 
 
+class Forbidden(ProblemError):
+    """The principal's role or accounts do not allow this (what it cannot see at all is a 404 instead)."""
+
+    status_code = 403
+
+
 class Unavailable(ProblemError):
     """Nothing was accepted because Redis could not keep it; the client may send the same request again."""
 

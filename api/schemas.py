@@ -228,6 +228,8 @@ class BatchStatus(BaseModel):
     batch_id: str = Field(..., **_ID)
     created_at: datetime
     label: str | None = None
+    submitted_by: str | None = Field(None, description="The principal that submitted it (null: before teams)")
+    accounts: list[str] | None = Field(None, description="The accounts its items act in")
     state: Literal["running", "finished"] = Field(..., description="`finished` once every item is terminal")
     total: int
     counts: dict[ItemState, int] = Field(..., description="Number of items in each state (every state listed)")
@@ -250,6 +252,8 @@ class BatchStatus(BaseModel):
             batch_id=summary.batch_id,
             created_at=_utc(summary.created_at),
             label=summary.label,
+            submitted_by=None if summary.owner is None else summary.owner.principal,
+            accounts=None if summary.owner is None else list(summary.owner.accounts),
             state=summary.state,
             total=summary.total,
             counts=summary.counts,

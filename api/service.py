@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from api import access
 from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound, Unavailable
+from api.principals import Principal
 from api.validation import parse_batch, parse_item
-from config.settings import Settings
+from config.settings import Role, Settings
 from worker.data import (
     BatchPage,
     BatchSummary,
@@ -33,6 +35,7 @@ from worker.data.plans import ITEMS, PAGE, PLAN
 from worker.data.selections import CANCELLED
 from worker.domain import pools
 from worker.domain.item import ReplicationItem, Transition
+from worker.domain.ownership import Owner
 from worker.domain.pools import pool_of
 from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
@@ -92,13 +95,19 @@ class ReplicationService:
         self.settings = settings
 
     # Submitting -------------------------------------------------------------------------------------------------
-    def submit_batch(self, payload: Any, key: str | None = None) -> StoredBatch | StoredPlan:
-        """Store a batch, or with ``"plan": true`` a plan of it; with an ``Idempotency-Key`` already used, what it
-        created (``earlier`` set)."""
-        claim = self._claim(key, "POST /v1/batches", payload)
+    def submit_batch(self, who: Principal, payload: Any, key: str | None = None) -> StoredBatch | StoredPlan:
+        """Store a batch, or with ``"plan": true`` a plan of it, owned by ``who``; with an ``Idempotency-Key`` it
+        already used, what it created (``earlier`` set)."""
+        access.need(who, Role.SUBMITTER, "submitting a batch or a plan")
+        claim = self._claim(who, key, "POST /v1/batches", payload)
         if claim is not None and (replay := self._replay(claim)) is not None:
             return replay
         submission = parse_batch(payload, self.settings)
+        accounts = {new.account for new in submission.items}
+        if submission.selection is not None:
+            accounts.add(submission.selection.account)
+        access.may_act_in(who, accounts)
+        owner = Owner.of(who.name, accounts)
         now = time.time()
         selection = None
         if submission.selection is not None:
@@ -111,15 +120,24 @@ class ReplicationService:
                 "day": batch_day(now),
             }
         if submission.plan:
-            return self._store_plan(submission.items, claim, now=now, label=submission.label, selection=selection)
+            return self._store_plan(
+                submission.items, claim, owner, now=now, label=submission.label, selection=selection
+            )
         return self._store_and_admit(
-            submission.items, claim, now=now, label=submission.label, selection=selection, priority=submission.priority
+            submission.items,
+            claim,
+            owner,
+            now=now,
+            label=submission.label,
+            selection=selection,
+            priority=submission.priority,
         )
 
     def _store_plan(
         self,
         items: list[NewItem],
         claim: Claim | None,
+        owner: Owner,
         *,
         now: float,
         label: str | None,
@@ -134,6 +152,7 @@ class ReplicationService:
             label=label,
             claim=claim,
             now=now,
+            owner=owner,
         )
         if stored.earlier is not None:
             assert claim is not None
@@ -161,16 +180,20 @@ class ReplicationService:
             notes.append(QuotaNote(account, count, waiting, reading, over))
         return notes
 
-    def submit_one(self, payload: Any, key: str | None = None) -> StoredBatch:
-        claim = self._claim(key, "POST /v1/replications", payload)
+    def submit_one(self, who: Principal, payload: Any, key: str | None = None) -> StoredBatch:
+        access.need(who, Role.SUBMITTER, "submitting a replication")
+        claim = self._claim(who, key, "POST /v1/replications", payload)
         if claim is not None and (replay := self._replay(claim)) is not None:
             return replay
-        return self._store_and_admit([parse_item(payload, self.settings)], claim)
+        item = parse_item(payload, self.settings)
+        access.may_act_in(who, [item.account])
+        return self._store_and_admit([item], claim, Owner.of(who.name, [item.account]))
 
     def _store_and_admit(
         self,
         items: list[NewItem],
         claim: Claim | None,
+        owner: Owner,
         *,
         now: float | None = None,
         label: str | None = None,
@@ -181,7 +204,9 @@ class ReplicationService:
         or a selector's first page); a batch whose message cannot be stored is taken back, and nothing of it is
         accepted (503): a 202 means both are in Redis."""
         # One MULTI/EXEC: all of the batch or none of it; NotReplicated (503) when replicas do not confirm it.
-        stored = self.records.create_batch(items, now, label=label, selection=selection, claim=claim, priority=priority)
+        stored = self.records.create_batch(
+            items, now, label=label, selection=selection, claim=claim, priority=priority, owner=owner
+        )
         if stored.earlier is not None:  # the same key won a race with this request
             assert claim is not None
             return self._answer_earlier(claim, stored.earlier)
@@ -197,13 +222,14 @@ class ReplicationService:
         REFUSALS.accepted()
         return stored
 
-    def _claim(self, key: str | None, route: str, payload: Any) -> Claim | None:
-        """The request's fingerprint: its route and its body as JSON in one canonical form."""
+    def _claim(self, who: Principal, key: str | None, route: str, payload: Any) -> Claim | None:
+        """The request's fingerprint: its route and its body as JSON in one canonical form. Keys are the principal's
+        own: another's same key neither replays nor discloses what it made."""
         if key is None:
             return None
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         fingerprint = hashlib.sha256(f"{route}\n{body}".encode()).hexdigest()
-        return Claim(key, fingerprint, self.settings.idempotency_seconds)
+        return Claim(f"{who.name}:{key}", fingerprint, self.settings.idempotency_seconds)
 
     def _replay(self, claim: Claim) -> Any:
         earlier = self.data.idempotency.find(claim.key)
@@ -232,47 +258,58 @@ class ReplicationService:
         return StoredBatch(earlier.id, item_ids, earlier=earlier, selecting=summary.selection is not None)
 
     # Reading ----------------------------------------------------------------------------------------------------
-    def plan(self, plan_id: str) -> PlanRecord:
+    def plan(self, who: Principal, plan_id: str) -> PlanRecord:
         record = self.data.plans.load(plan_id)
+        missing = f"plan {plan_id} not found (plans are kept {self.settings.plan_seconds} s)"
         if record is None:
-            raise NotFound(f"plan {plan_id} not found (plans are kept {self.settings.plan_seconds} s)")
+            raise NotFound(missing)
+        access.in_scope(who, record.owner, missing)
         return record
 
-    def plan_verdicts(self, plan_id: str, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
-        record = self.plan(plan_id)
+    def plan_verdicts(
+        self, who: Principal, plan_id: str, cursor: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        record = self.plan(who, plan_id)
         verdicts = self.data.plans.verdicts(plan_id, cursor, limit)
         following = cursor + limit
         return verdicts, following if following < record.judged else None
 
-    def batch(self, batch_id: str) -> BatchSummary:
+    def batch(self, who: Principal, batch_id: str) -> BatchSummary:
         summary = self.records.batch(batch_id)
+        missing = f"batch {batch_id} not found"
         if summary is None:
-            raise NotFound(f"batch {batch_id} not found")
+            raise NotFound(missing)
+        access.in_scope(who, summary.owner, missing)
         return summary
 
-    def batches(self, *, limit: int, cursor: str | None, label: str | None, state: str | None) -> BatchPage:
-        return self.data.lifecycle.page(limit=limit, cursor=cursor, label=label, state=state)
+    def batches(
+        self, who: Principal, *, limit: int, cursor: str | None, label: str | None, state: str | None
+    ) -> BatchPage:
+        visible = None if who.accounts is None else (lambda summary: access.sees(who, summary.owner))
+        return self.data.lifecycle.page(limit=limit, cursor=cursor, label=label, state=state, visible=visible)
 
-    def delete(self, batch_id: str) -> None:
+    def delete(self, who: Principal, batch_id: str) -> None:
         """Delete a finished batch and its items; a batch with any item not yet terminal is refused (409)."""
+        self.batch(who, batch_id)
+        access.need(who, Role.OPERATOR, "deleting a batch")
         outcome = self.data.lifecycle.delete(batch_id)
         if outcome is Deleted.MISSING:
             raise NotFound(f"batch {batch_id} not found")
         if outcome is Deleted.NOT_FINISHED:
-            summary = self.batch(batch_id)
+            summary = self.batch(who, batch_id)
             busy = {s.value: n for s, n in summary.counts.items() if n and not s.terminal}
             detail = ", ".join(f"{n} {state}" for state, n in busy.items()) or "its selector is still listing images"
             raise Conflict(f"batch {batch_id} is not finished ({detail}); cancel it or wait until every item has ended")
 
     def batch_items(
-        self, batch_id: str, state: ItemState | None, limit: int, cursor: int
+        self, who: Principal, batch_id: str, state: ItemState | None, limit: int, cursor: int
     ) -> tuple[list[ReplicationItem], int | None]:
-        self.batch(batch_id)
+        self.batch(who, batch_id)
         return self.records.batch_items(batch_id, state=state, limit=limit, cursor=cursor)
 
-    def replication(self, item_id: str) -> tuple[ReplicationItem, list[Transition]]:
+    def replication(self, who: Principal, item_id: str) -> tuple[ReplicationItem, list[Transition]]:
         item = self.records.get_item(item_id)
-        if item is None:
+        if item is None or who.outside([item.account]):
             raise NotFound(f"replication {item_id} not found")
         return item, self.records.history(item_id)
 
@@ -302,11 +339,12 @@ class ReplicationService:
         return [(status, counts[status.pool.name]) for status in self.data.pool_statuses(held, time.time())]
 
     # Changing ---------------------------------------------------------------------------------------------------
-    def cancel(self, batch_id: str) -> CancelCounts:
+    def cancel(self, who: Principal, batch_id: str) -> CancelCounts:
         """Cancel every item that has not reached IMS's copy call; each one is an atomic, checked transition. A
         selector still listing is stopped first, so no item is added after the cancellation."""
-        self.batch(batch_id)
-        self.data.selections.stop(batch_id, CANCELLED, "cancelled by the user")
+        access.may_change(who, self.batch(who, batch_id).owner, "cancelling a batch")
+        by = f"cancelled by {who.name}"
+        self.data.selections.stop(batch_id, CANCELLED, by)
         terminal = running = 0
         latencies: list[tuple[str, float, str]] = []  # each item cancelled, timed like a worker's verdicts
         for item in self._all_items(batch_id):
@@ -317,7 +355,7 @@ class ReplicationService:
                     item,
                     Event.CANCEL,
                     reason=ReasonCode.CANCELLED,
-                    message="cancelled by the user",
+                    message=by,
                     now=now,
                 )
                 if result.ok:
@@ -331,10 +369,10 @@ class ReplicationService:
         self.data.telemetry.record_latencies(latencies)
         return CancelCounts(len(latencies), terminal, running)
 
-    def retry(self, batch_id: str, *, cancelled: bool = False) -> RetryCounts:
+    def retry(self, who: Principal, batch_id: str, *, cancelled: bool = False) -> RetryCounts:
         """Put the batch's failed items (and with ``cancelled`` its cancelled ones) back to ``accepted`` as a new
         attempt, then admit them with one message."""
-        self.batch(batch_id)
+        access.may_change(who, self.batch(who, batch_id).owner, "retrying a batch")
         cleared = dict.fromkeys(_ATTEMPT_FIELDS)
         events = {ItemState.FAILED: Event.RETRY} | ({ItemState.CANCELLED: Event.RESUME} if cancelled else {})
         moved = {Event.RETRY: 0, Event.RESUME: 0}

@@ -10,8 +10,10 @@ never written to Redis, task arguments or logs.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -161,6 +163,58 @@ class AccountSettings(BaseModel):
         return AccountSettings(**fields)
 
 
+class Role(str, Enum):
+    """What a principal may do, each role everything the one before may (docs/teams.md)."""
+
+    READER = "reader"  # read what is in its accounts
+    SUBMITTER = "submitter"  # also create batches and plans; cancel and retry its own
+    OPERATOR = "operator"  # also cancel, retry and delete any batch in its accounts; account checks
+    ADMIN = "admin"  # everything, and the audit trail
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+EVERY_ACCOUNT = "*"
+_TOKEN_SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _comma_list(v: object) -> object:
+    """A list from the environment: comma-separated (``prod,dev``) or a JSON array."""
+    if isinstance(v, str):
+        if v.lstrip().startswith("["):
+            return json.loads(v)
+        return [part.strip() for part in v.split(",") if part.strip()]
+    return v
+
+
+class PrincipalSettings(BaseModel):
+    """A named caller of the API: its token (as its SHA-256, so the configuration never holds the token; a plain
+    token is accepted for local use), its role and the accounts it may act in (``*``: every one)."""
+
+    token_sha256: Annotated[str | None, Field(pattern=_TOKEN_SHA256)] = None
+    token: SecretStr | None = None
+    role: Role = Role.READER
+    accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _split_accounts(cls, v: object) -> object:
+        return _comma_list(v)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> PrincipalSettings:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token_sha256 (hex SHA-256 of the token) or token")
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("token must be at least 16 characters (use token_sha256 outside local set-ups)")
+        return self
+
+    def secret_values(self) -> list[str]:
+        return [self.token.get_secret_value()] if self.token else []
+
+
 class Settings(BaseSettings):
     """Everything the API, the workers and the CLI read, validated once at start-up."""
 
@@ -197,8 +251,12 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     default_account: str | None = None
 
-    # The submission API.
+    # The submission API. Callers are principals (by name: IMSREP_PRINCIPALS__<NAME>__ROLE=...), those of
+    # principals_file (re-read when it changes: a token is rotated without a restart), and IMSREP_API_TOKENS, each
+    # an admin of every account.
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    principals: dict[str, PrincipalSettings] = Field(default_factory=dict)
+    principals_file: Path | None = None
     max_batch_items: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     # Tag every copy with where it came from (imsrep_source, imsrep_batch) unless its item says otherwise.
     provenance_tags: bool = False
@@ -284,12 +342,12 @@ class Settings(BaseSettings):
             return [t.strip() for t in v.split(",") if t.strip()]
         return v
 
-    @field_validator("accounts")
+    @field_validator("accounts", "principals")
     @classmethod
-    def _account_names(cls, v: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+    def _names(cls, v: dict[str, object]) -> dict[str, object]:
         for name in v:
             if not ACCOUNT_NAME.fullmatch(name):
-                raise ValueError(f"account name {name!r} must match {ACCOUNT_NAME.pattern}")
+                raise ValueError(f"name {name!r} must match {ACCOUNT_NAME.pattern}")
         return v
 
     @model_validator(mode="after")
@@ -298,6 +356,9 @@ class Settings(BaseSettings):
             self.default_account = sorted(self.accounts)[0] if "default" not in self.accounts else "default"
         if self.default_account is not None and self.default_account not in self.accounts:
             raise ValueError(f"IMSREP_DEFAULT_ACCOUNT: {self.default_account!r} is not one of the configured accounts")
+        for name, principal in self.principals.items():
+            if unknown := principal_accounts_unknown(principal, self.accounts):
+                raise ValueError(f"IMSREP_PRINCIPALS__{name.upper()}__ACCOUNTS: {unknown}")
         if is_sentinel_url(self.redis_url) and not self.redis_sentinel_master:
             raise ValueError("IMSREP_REDIS_SENTINEL_MASTER: is required with a sentinel:// IMSREP_REDIS_URL")
         if self.redis_replica_timeout >= self.redis_socket_timeout:
@@ -341,6 +402,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction filters and the secret-leak tests."""
         values = [t.get_secret_value() for t in self.api_tokens]
+        for principal in self.principals.values():
+            values.extend(principal.secret_values())
         values.append(self.flower_password.get_secret_value())
         values.extend(p.get_secret_value() for p in (self.redis_password, self.redis_sentinel_password) if p)
         if password := redis_nodes(self.redis_url).password:
@@ -348,6 +411,14 @@ class Settings(BaseSettings):
         for acct in self.accounts.values():
             values.extend(acct.secret_values())
         return [v for v in values if v]
+
+
+def principal_accounts_unknown(principal: PrincipalSettings, accounts: dict[str, AccountSettings]) -> str | None:
+    """What is wrong with a principal's accounts (None: nothing): each must be configured, or ``*`` alone."""
+    if EVERY_ACCOUNT in principal.accounts:
+        return None if principal.accounts == [EVERY_ACCOUNT] else f"{EVERY_ACCOUNT!r} must stand alone"
+    unknown = sorted(set(principal.accounts) - set(accounts))
+    return f"not configured accounts: {', '.join(unknown)}" if unknown else None
 
 
 @dataclass(frozen=True)
@@ -397,7 +468,7 @@ def _db(path: str) -> int:
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
     """Name the environment variable a validation error location comes from."""
-    if loc[0] == "accounts" and len(loc) >= 2:
+    if loc[0] in ("accounts", "principals") and len(loc) >= 2:
         return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
     name = str(loc[0]).upper()
     return name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name  # an alias is already a variable's name

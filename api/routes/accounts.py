@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from api.accounts import AccountService
+from api.deps import PrincipalDep
 from api.openapi import LOCATION, errors_doc
 from api.schemas import AccountOut, AccountsPage, CheckRequested
 
@@ -18,8 +19,8 @@ def _service(request: Request) -> AccountService:
 
 
 @router.get("", summary="Every configured account: credentials, image quota, slots, outage, waiting items")
-def list_accounts(request: Request) -> AccountsPage:
-    return AccountsPage(accounts=[AccountOut.of(view) for view in _service(request).accounts()])
+def list_accounts(request: Request, who: PrincipalDep) -> AccountsPage:
+    return AccountsPage(accounts=[AccountOut.of(view) for view in _service(request).accounts(who)])
 
 
 @router.post(
@@ -38,8 +39,9 @@ def list_accounts(request: Request) -> AccountsPage:
 )
 def check_accounts(
     request: Request,
+    who: PrincipalDep,
     response: Response,
     account: Annotated[str | None, Query(description="Only this account")] = None,
 ) -> CheckRequested:
     response.headers["Location"] = "/v1/accounts"
-    return CheckRequested(accounts=_service(request).request_check(account))
+    return CheckRequested(accounts=_service(request).request_check(who, account))

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
+from api.deps import REPLAYED, IdempotencyKey, JsonBody, PrincipalDep, ServiceDep
 from api.openapi import LOCATION, errors_doc, json_body_doc
 from api.schemas import (
     BatchAcceptedWithQuota,
@@ -79,9 +79,9 @@ _EXAMPLES = {
     },
 )
 def submit_batch(
-    body: JsonBody, service: ServiceDep, response: Response, idempotency_key: IdempotencyKey = None
+    body: JsonBody, service: ServiceDep, who: PrincipalDep, response: Response, idempotency_key: IdempotencyKey = None
 ) -> BatchAcceptedWithQuota | PlanAccepted:
-    stored = service.submit_batch(body, idempotency_key)
+    stored = service.submit_batch(who, body, idempotency_key)
     if stored.earlier is not None:
         response.headers[REPLAYED] = "true"
     if isinstance(stored, StoredPlan):
@@ -125,12 +125,13 @@ def _over_quota(note: QuotaNote) -> str:
 @router.get("", summary="Batches, newest first, a page at a time; by state and label")
 def list_batches(
     service: ServiceDep,
+    who: PrincipalDep,
     state: Annotated[Literal["running", "finished"] | None, Query(description="Only batches in this state")] = None,
     label: Annotated[str | None, Query(pattern=LABEL_RE.pattern, description="Only batches with this label")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Batches per page")] = 50,
     cursor: Annotated[str | None, Query(pattern=_BATCH_CURSOR, description="A page's `next_cursor`")] = None,
 ) -> BatchesPage:
-    page = service.batches(limit=limit, cursor=cursor, label=label, state=state)
+    page = service.batches(who, limit=limit, cursor=cursor, label=label, state=state)
     return BatchesPage(batches=[BatchStatus.of(b) for b in page.batches], next_cursor=page.next_cursor)
 
 
@@ -139,8 +140,8 @@ def list_batches(
     summary="Progress of a batch: counts by state, and what its waiting items wait for",
     responses=_NOT_FOUND,
 )
-def get_batch(batch_id: BatchId, service: ServiceDep) -> BatchStatus:
-    summary = service.batch(batch_id)
+def get_batch(batch_id: BatchId, service: ServiceDep, who: PrincipalDep) -> BatchStatus:
+    summary = service.batch(who, batch_id)
     return BatchStatus.of(summary, lines=[] if summary.done else service.lines(batch_id))
 
 
@@ -148,6 +149,7 @@ def get_batch(batch_id: BatchId, service: ServiceDep) -> BatchStatus:
 def list_items(
     batch_id: BatchId,
     service: ServiceDep,
+    who: PrincipalDep,
     state: Annotated[ItemState | None, Query(description="Only items in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
     # Bounded so that no client value can reach Redis as an out-of-range index.
@@ -156,7 +158,7 @@ def list_items(
         bool, Query(description="Also each item's history (one more Redis round trip per page, not per item)")
     ] = False,
 ) -> ItemsPage:
-    items, next_cursor = service.batch_items(batch_id, state, limit, cursor)
+    items, next_cursor = service.batch_items(who, batch_id, state, limit, cursor)
     waits = service.waits(items)
     logs = service.histories(items) if history else {}
     shown = {item_id: [TransitionOut.of(t) for t in log] for item_id, log in logs.items()}
@@ -170,8 +172,8 @@ def list_items(
     description="Items in accepted, validating or waiting are cancelled. " + RUNNING_NOT_CANCELLABLE + ".",
     responses=_NOT_FOUND,
 )
-def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
-    counts = service.cancel(batch_id)
+def cancel_batch(batch_id: BatchId, service: ServiceDep, who: PrincipalDep) -> CancelOutcome:
+    counts = service.cancel(who, batch_id)
     # Every item is counted once: cancelled, ended before the cancel came, or running on at IMS.
     message = f"{counts.cancelled} cancelled"
     if counts.already_terminal:
@@ -195,12 +197,13 @@ def cancel_batch(batch_id: BatchId, service: ServiceDep) -> CancelOutcome:
 def retry_batch(
     batch_id: BatchId,
     service: ServiceDep,
+    who: PrincipalDep,
     response: Response,
     cancelled: Annotated[
         bool, Query(description="Also resume the cancelled items: each goes through validation again")
     ] = False,
 ) -> RetryOutcome:
-    counts = service.retry(batch_id, cancelled=cancelled)
+    counts = service.retry(who, batch_id, cancelled=cancelled)
     response.headers["Location"] = f"/v1/batches/{batch_id}"
     return RetryOutcome(retried=counts.retried, resumed=counts.resumed)
 
@@ -216,6 +219,6 @@ def retry_batch(
     ),
     responses={**_NOT_FOUND, **errors_doc(e409="Some items have not ended; nothing deleted")},
 )
-def delete_batch(batch_id: BatchId, service: ServiceDep) -> Response:
-    service.delete(batch_id)
+def delete_batch(batch_id: BatchId, service: ServiceDep, who: PrincipalDep) -> Response:
+    service.delete(who, batch_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

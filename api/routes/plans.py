@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ServiceDep
+from api.deps import PrincipalDep, ServiceDep
 from api.openapi import errors_doc
 from api.schemas import PlanOut, VerdictOut
 
@@ -29,11 +29,12 @@ PlanId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Plan ID (32
 def get_plan(
     plan_id: PlanId,
     service: ServiceDep,
+    who: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Verdicts per page")] = 100,
     cursor: Annotated[int, Query(ge=0, le=10_000_000, description="`next_cursor` of the previous page")] = 0,
 ) -> PlanOut:
-    record = service.plan(plan_id)
-    verdicts, next_cursor = service.plan_verdicts(plan_id, cursor, limit)
+    record = service.plan(who, plan_id)
+    verdicts, next_cursor = service.plan_verdicts(who, plan_id, cursor, limit)
     return PlanOut(
         plan_id=plan_id,
         created_at=datetime.fromtimestamp(record.created_at, tz=timezone.utc),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from api.deps import REPLAYED, IdempotencyKey, JsonBody, ServiceDep
+from api.deps import REPLAYED, IdempotencyKey, JsonBody, PrincipalDep, ServiceDep
 from api.openapi import LOCATION, errors_doc, json_body_doc
 from api.schemas import ReplicationAccepted, ReplicationDetail, TransitionOut
 from worker.domain.spec import ItemSpec
@@ -38,9 +38,9 @@ _EXAMPLES = {
     },
 )
 def submit_replication(
-    body: JsonBody, service: ServiceDep, response: Response, idempotency_key: IdempotencyKey = None
+    body: JsonBody, service: ServiceDep, who: PrincipalDep, response: Response, idempotency_key: IdempotencyKey = None
 ) -> ReplicationAccepted:
-    stored = service.submit_one(body, idempotency_key)
+    stored = service.submit_one(who, body, idempotency_key)
     if stored.earlier is not None:
         response.headers[REPLAYED] = "true"
     response.headers["Location"] = f"/v1/replications/{stored.item_ids[0]}"
@@ -52,7 +52,7 @@ def submit_replication(
     summary="One item: state, reason, new image ID, progress and history",
     responses=errors_doc(e404="No such item"),
 )
-def get_replication(item_id: ItemId, service: ServiceDep) -> ReplicationDetail:
-    item, history = service.replication(item_id)
+def get_replication(item_id: ItemId, service: ServiceDep, who: PrincipalDep) -> ReplicationDetail:
+    item, history = service.replication(who, item_id)
     history_out = [TransitionOut.of(t) for t in history]
     return ReplicationDetail.of(item, wait=service.waits([item]).get(item.id), history=history_out)

@@ -13,11 +13,11 @@ from api.app import create_app
 from cli.processes import wait_until
 
 
-def test_refuses_to_start_without_api_tokens(start_api) -> None:
+def test_refuses_to_start_without_principals(start_api) -> None:
     server = start_api(wait=False, IMSREP_API_TOKENS="")
     wait_until(lambda: not server.process.running(), timeout=30, what="the API to exit")
     assert server.process.proc.returncode != 0
-    assert "no API tokens configured: set IMSREP_API_TOKENS" in server.log()
+    assert "no API principals configured: set IMSREP_API_TOKENS (admin tokens)" in server.log()
 
 
 def test_openapi_document_is_complete_and_resolvable(api) -> None:
@@ -160,7 +160,7 @@ def test_an_unexpected_error_is_a_logged_500_that_reveals_nothing(settings, capl
     """The last-resort handler, provoked from inside (no client input reaches it: see the tests above)."""
 
     class BrokenService:
-        def batch(self, batch_id: str) -> None:
+        def batch(self, who: object, batch_id: str) -> None:
             raise RuntimeError("internal detail that must stay in the log")
 
     app = create_app(settings)

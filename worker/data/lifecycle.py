@@ -8,7 +8,7 @@ A retry that puts a failed item back to work makes the transaction fail, and the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -42,16 +42,25 @@ class BatchLifecycle:
 
     # Listing ----------------------------------------------------------------------------------------------------
     def page(
-        self, *, limit: int, cursor: str | None = None, label: str | None = None, state: str | None = None
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        label: str | None = None,
+        state: str | None = None,
+        visible: Callable[[BatchSummary], bool] | None = None,
     ) -> BatchPage:
-        """Batches newest first, ``limit`` at most, after ``cursor`` (a previous page's ``next_cursor``)."""
+        """Batches newest first, ``limit`` at most, after ``cursor`` (a previous page's ``next_cursor``); only those
+        ``visible`` says the caller may see, when given."""
         index = self._keys.label(label) if label else self._keys.batches()
         found: list[BatchSummary] = []
         for ids in self._newest_first(index, _parse_cursor(cursor)):
             for summary in self._records.batches(ids):
                 if len(found) == limit:  # one more exists: there is a next page (it may turn out empty)
                     return BatchPage(found, _cursor(found[-1]))
-                if summary is not None and (state is None or summary.state == state):
+                if summary is None or (visible is not None and not visible(summary)):
+                    continue
+                if state is None or summary.state == state:
                     found.append(summary)
         return BatchPage(found, None)
 

@@ -25,6 +25,7 @@ from redis.client import Pipeline
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.records import NewItem
+from worker.domain.ownership import Owner
 
 PLAN = "plan"  # what an Idempotency-Key created (worker.data.idempotency)
 PLANNING, DONE, FAILED = "planning", "done", "failed"
@@ -50,6 +51,7 @@ class PlanRecord:
     message: str | None
     summary: dict[str, Any] | None
     label: str | None
+    owner: Owner | None = None
 
     @classmethod
     def of(cls, plan_id: str, meta: dict[str, str]) -> PlanRecord:
@@ -71,6 +73,7 @@ class PlanRecord:
             message=meta.get("message") or None,
             summary=loaded("summary"),
             label=meta.get("label") or None,
+            owner=Owner.from_meta(meta),
         )
 
 
@@ -98,6 +101,7 @@ class Plans:
         label: str | None = None,
         claim: Claim | None = None,
         now: float | None = None,
+        owner: Owner | None = None,
     ) -> StoredPlan:
         """Store a plan request in one transaction (with its Idempotency-Key's record, when it has one)."""
         now = time.time() if now is None else now
@@ -118,6 +122,8 @@ class Plans:
                 meta["selection"] = json.dumps(selection, separators=(",", ":"))
             if label:
                 meta["label"] = label
+            if owner:
+                meta.update(owner.to_meta())
             pipe.hset(k.plan(plan_id), mapping=meta)
             pipe.delete(k.plan_items(plan_id))
             rows = [json.dumps({**new.spec.model_dump(mode="json"), "account": new.account}) for new in items]

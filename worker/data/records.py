@@ -22,6 +22,7 @@ from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.data.selections import EXPANDING, SelectionProgress
 from worker.domain.item import ReplicationItem, Transition, redis_value
+from worker.domain.ownership import Owner
 from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
@@ -82,6 +83,7 @@ class BatchSummary:
     finished_at: float | None = None  # when it ended: its last item did, with no selector adding more (lua/lib/)
     selection: SelectionProgress | None = None  # a batch that selects images by filter
     priority: Priority = Priority.NORMAL
+    owner: Owner | None = None
 
     @property
     def done(self) -> bool:
@@ -106,6 +108,7 @@ class BatchSummary:
             finished_at=float(meta["finished_at"]) if meta.get("finished_at") else None,
             selection=SelectionProgress.of(meta),
             priority=Priority(meta.get("priority") or Priority.NORMAL.value),
+            owner=Owner.from_meta(meta),
         )
 
 
@@ -129,6 +132,7 @@ class RecordStore:
         selection: dict[str, Any] | None = None,
         claim: Claim | None = None,
         priority: Priority = Priority.NORMAL,
+        owner: Owner | None = None,
     ) -> StoredBatch:
         """Store a batch and all its items in one MULTI/EXEC round trip: all of it or none of it.
 
@@ -156,6 +160,7 @@ class RecordStore:
                 "priority": priority.value,
                 "admit_cursor": 0,
                 **({"label": label} if label else {}),
+                **(owner.to_meta() if owner else {}),
             }
             pipe.hset(k.batch(batch_id), mapping=meta)
             pipe.zadd(k.admitting(), {batch_id: now})

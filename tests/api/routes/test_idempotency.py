@@ -86,8 +86,20 @@ def test_malformed_keys_are_422_naming_the_header(client, value: str) -> None:
 def test_keys_expire_after_the_configured_time(api, client) -> None:
     key = f"ttl-{uuid.uuid4()}"
     client.post("/v1/batches", json={"items": _items(1)}, headers={"Idempotency-Key": key})
-    name = f"{api.prefix}:idempotency:{hashlib.sha256(key.encode()).hexdigest()}"
+    scoped = f"api-token-1:{key}"  # the principal's own key (IMSREP_API_TOKENS' first token)
+    name = f"{api.prefix}:idempotency:{hashlib.sha256(scoped.encode()).hexdigest()}"
     assert 86_000 < api.redis().ttl(name) <= 86_400
+
+
+def test_one_key_of_two_principals_makes_two_batches(api, client) -> None:
+    key = {"Idempotency-Key": f"mine-{uuid.uuid4()}"}
+    body = {"items": _items(1)}
+    first = client.post("/v1/batches", json=body, headers=key)
+    with api.client(api.other_token) as other:
+        second = other.post("/v1/batches", json=body, headers=key)
+    assert first.status_code == second.status_code == 202, second.text
+    assert first.json()["batch_id"] != second.json()["batch_id"]
+    assert "idempotent-replayed" not in second.headers
 
 
 def test_a_key_whose_batch_was_deleted_is_409(api, client) -> None:
