@@ -252,6 +252,9 @@ def write_manifest(path: Path, specs: Sequence[ItemSpec]) -> None:
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps({"items": rows}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return
+    # Cells as they are, not through cli.csv_cells.neutralise as exported results are: a manifest is imsrep's input,
+    # read back as written (the demo reads the one it writes), and a leading ' would change it (a name -web would
+    # come back '-web, which IMS refuses).
     # The first six columns always, the others when a row uses them: an in-region manifest looks as it always did.
     used = [k for i, k in enumerate(FIELDS) if i < _BASIC_COLUMNS or any(k in row for row in rows)]
     with path.open("w", newline="", encoding="utf-8") as f:

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cli.csv_cells import neutralise
+
 COLUMNS = ("line", "item_id", "image_id", "state", "reason", "message", "new_image_id", "target_region", "followups")
 INVALID = "invalid"  # the state of a manifest row that was never submitted
 
@@ -89,6 +91,8 @@ class ItemResult:
 
 
 def write_results(path: Path, results: Sequence[ItemResult]) -> None:
+    """Every result as a row, by manifest line; in a CSV, a cell a spreadsheet would run as a formula starts with
+    ``'`` (``neutralise``). JSON, read by programs, keeps every value as it is."""
     rows = [asdict(r) for r in sorted(results, key=lambda r: (r.line is None, r.line or 0))]
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -96,4 +100,4 @@ def write_results(path: Path, results: Sequence[ItemResult]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+        writer.writerows({k: "" if v is None else neutralise(v) for k, v in row.items()} for row in rows)

@@ -107,6 +107,13 @@ def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
     assert [r.spec for r in read_manifest(path).rows] == specs
 
 
+def test_a_written_manifest_keeps_cells_that_start_like_a_formula(tmp_path: Path) -> None:
+    # Unlike exported results (no leading '): imsrep reads its manifests back, and they must say what was asked.
+    spec = ItemSpec(image_id=IMG, name="-web", description="=1+2", kms_key="-key", tags={"@k": "+v"})
+    write_manifest(tmp_path / "m.csv", [spec])
+    assert [r.spec for r in read_manifest(tmp_path / "m.csv").rows] == [spec]
+
+
 def test_the_example_manifests_are_valid_and_agree() -> None:
     csv_rows = read_manifest(EXAMPLES / "demo-manifest.csv")
     json_rows = read_manifest(EXAMPLES / "demo-manifest.json")

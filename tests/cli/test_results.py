@@ -83,3 +83,14 @@ def test_a_copys_tags_and_sharing_in_a_few_words() -> None:
     failed_tags = {"tags": {"status": "failed", "not_applied": {"k": "v"}}}
     assert followups_summary(failed_tags) == "tags not applied: k=v"
     assert ItemResult.of({**item, "reason": None, "followups": None}).complete
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text_and_json_keeps_them(tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://x","y")'
+    results = [ItemResult(line=2, item_id=None, image_id=formula, state=INVALID, message="-1+2", followups="@x")]
+    write_results(tmp_path / "r.csv", results)
+    with (tmp_path / "r.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["line"], row["image_id"], row["message"], row["followups"]) == ("2", f"'{formula}", "'-1+2", "'@x")
+    write_results(tmp_path / "r.json", results)
+    assert json.loads((tmp_path / "r.json").read_text())[0]["image_id"] == formula

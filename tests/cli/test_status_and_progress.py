@@ -79,6 +79,27 @@ def test_status_results_match_each_item_to_its_manifest_line_and_json_carries_hi
     assert [[t["state"] for t in i["history"]] for i in items] == [["accepted"], ["accepted"]]
 
 
+def test_results_csv_cells_a_spreadsheet_would_run_start_with_a_quote(tmp_path: Path, api_server) -> None:
+    """From the manifest (an image ID submit reports as invalid) and from the API (an item's message)."""
+    api = ["--api", api_server.url, "--token", api_server.token]
+    formula = '=HYPERLINK("http://x","y")'
+    manifest = tmp_path / "m.json"
+    manifest.write_text("[\n" + ",\n".join(json.dumps({"image_id": i}) for i in (IMG, formula)) + "\n]\n")  # lines 2, 3
+    submitted = runner.invoke(app, ["submit", str(manifest), "--results", str(tmp_path / "s.csv"), *api])
+    assert submitted.exit_code == EXIT_SOME_FAILED, submitted.output
+    with (tmp_path / "s.csv").open(newline="") as f:
+        assert [(r["line"], r["image_id"]) for r in csv.DictReader(f)] == [("2", IMG), ("3", f"'{formula}")]
+
+    batch = re.search(r"in batch ([0-9a-f]{32})", submitted.stdout).group(1)
+    (item,) = json.loads(runner.invoke(app, ["status", batch, "--json", *api]).stdout)["items"]
+    walk_to(api_server.store(), item["item_id"], ItemState.FAILED, reason=ReasonCode.IMS_JOB_FAILED, message=formula)
+    shown = runner.invoke(app, ["status", batch, "--results", str(tmp_path / "r.csv"), *api])
+    assert shown.exit_code == EXIT_SOME_FAILED, shown.output
+    with (tmp_path / "r.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["message"] == f"'{formula}" and row["reason"] == "IMS_JOB_FAILED"
+
+
 def test_rate_column_shows_items_per_minute() -> None:
     now = [0.0]
     progress = Progress(RateColumn(), console=Console(record=True, width=40), get_time=lambda: now[0])
