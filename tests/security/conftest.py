@@ -26,6 +26,7 @@ class SecretStack:
     info: StackInfo
     iam_password: str
     wrong_iam_password: str
+    role_tokens: dict[str, str]  # by role, principals of every account (the admin's is info.api_token)
 
 
 def _iam_account(name: str, sim_url: str, password: str, slot_limit: int) -> dict[str, str]:
@@ -43,8 +44,15 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
     sim_port = free_port(HOST)
     sim_url = f"http://{HOST}:{sim_port}"
     password, wrong = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    roles = {role: secrets.token_urlsafe(24) for role in ("reader", "submitter", "operator")}
+    principals = {
+        f"IMSREP_PRINCIPALS__{role.upper()}__{field}": value
+        for role, token in roles.items()
+        for field, value in (("TOKEN", token), ("ROLE", role), ("ACCOUNTS", "*"))
+    }
     env = {
         **fast_env(),
+        **principals,
         "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": "3",
         **_iam_account("iam", sim_url, password, 2),
         **_iam_account("badiam", sim_url, wrong, 1),
@@ -64,4 +72,4 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
         stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
     with LocalStack(options) as local:
-        yield SecretStack(local, local.start(), password, wrong)
+        yield SecretStack(local, local.start(), password, wrong, roles)
