@@ -220,9 +220,11 @@ def _report_credentials(info: StackInfo) -> None:
 def _addresses(info: StackInfo, simulator_mode: bool) -> list[str]:
     """One line per service: lines, not a table, so that no narrow terminal cuts a token or a key in two."""
     master = f"  (Sentinel master {info.redis_sentinel_master})" if info.redis_sentinel_master else ""
+    own = info.admin_token != info.api_token  # the stack's own principals: the CLI's an operator, and an admin
     lines = [
         "[bold]imsrep is running[/]",
-        f"  API        {info.api_url}  token {info.api_token}",
+        f"  API        {info.api_url}  token {info.api_token}" + ("  (operator)" if own else ""),
+        *([f"             admin token {info.admin_token}  (the audit trail)"] if own else []),
         f"  API docs   {info.api_url}/docs",
         f"  Flower     {info.flower_url}  user {info.flower_user}  password {info.flower_password}",
         f"  Redis      {info.redis_url}{master}",

@@ -31,11 +31,12 @@ import redis
 from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
 from cli.services import Service
-from config.settings import ENV_PREFIX, Settings, load_settings, redis_nodes
+from config.settings import ENV_PREFIX, EVERY_ACCOUNT, Role, Settings, load_settings, redis_nodes
 from worker.data import RedisTarget, open_data_layer, redis_target, topology
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
+LOCAL_PRINCIPAL = "local"  # the CLI's principal on a stack of its own
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class StackInfo:
     """What a client needs to use the stack; this is the content of stack.json."""
 
     api_url: str
-    api_token: str
+    api_token: str  # what the CLI uses: an operator of every account (or the configured admin token)
     flower_url: str
     flower_user: str
     flower_password: str
@@ -112,6 +113,7 @@ class StackInfo:
     simulator_project_id: str | None = None
     simulator_region: str | None = None
     simulator_regions: dict[str, str] = field(default_factory=dict)  # the other regions' endpoints
+    admin_token: str | None = None  # an admin's: the audit trail (None in a stack.json of an earlier version)
 
 
 def read_stack_file(state_dir: Path) -> StackInfo | None:
@@ -158,12 +160,13 @@ class LocalStack:
         self.services: dict[str, Service] = {}  # what was started, by name, to restart it the same way
         self.processes: dict[str, ManagedProcess] = {}
         self.ports: dict[str, int] = {}
-        token, flower_password = self._secrets()
+        token, admin_token, flower_password = self._secrets()
         simulator_keys = {"access_key": "AK" + secrets.token_hex(9).upper(), "secret_key": secrets.token_urlsafe(30)}
         simulator_keys.update({k: str(v) for k, v in options.simulator.items() if k in simulator_keys})
         self.info = StackInfo(
             api_url="",
             api_token=token,
+            admin_token=admin_token,
             flower_url="",
             flower_user=self.settings.flower_user,
             flower_password=flower_password,
@@ -523,13 +526,17 @@ class LocalStack:
 
     # -- what the services are given ---------------------------------------------------------------------------
 
-    def _secrets(self) -> tuple[str, str]:
-        """The API token and Flower password: the configured ones, or strong random ones (always for the demo)."""
+    def _secrets(self) -> tuple[str, str, str]:
+        """The CLI's token, the admin's and the Flower password: the configured admin token (for both), or strong
+        random ones, the CLI's an operator's (always for the demo); the configured Flower password, or a random one."""
         configured = not self.options.demo
         tokens = self.settings.api_tokens if configured else []
-        token = tokens[0].get_secret_value() if tokens else secrets.token_urlsafe(24)
+        if tokens:
+            token = admin = tokens[0].get_secret_value()
+        else:
+            token, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         password = self.settings.flower_password.get_secret_value() if configured else ""
-        return token, password or secrets.token_urlsafe(18)
+        return token, admin, password or secrets.token_urlsafe(18)
 
     def _secret(self, name: str) -> str | None:
         """A password setting of the stack's own Redis servers or Sentinels (None: they ask for none)."""
@@ -567,7 +574,12 @@ class LocalStack:
             if (secret := self._secret(name)) is not None:
                 env[f"{ENV_PREFIX}{name.upper()}"] = secret
         if self.options.demo or not self.settings.api_tokens:
-            env[f"{ENV_PREFIX}API_TOKENS"] = self.info.api_token
+            # The CLI's token is an operator's, of every account: it submits, cancels, retries and deletes, and
+            # checks accounts; the audit trail takes the admin's.
+            env[f"{ENV_PREFIX}API_TOKENS"] = self.info.admin_token
+            env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__TOKEN"] = self.info.api_token
+            env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__ROLE"] = Role.OPERATOR.value
+            env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__ACCOUNTS"] = EVERY_ACCOUNT
         if self.options.demo:
             env[f"{ENV_PREFIX}DEMO"] = "true"
         if self.simulator_mode and self.info.simulator_url:

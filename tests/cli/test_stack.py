@@ -35,10 +35,12 @@ def test_simulator_when_no_account_is_configured_or_for_the_demo(tmp_path: Path)
 
 def test_configured_secrets_are_used_except_by_the_demo(tmp_path: Path) -> None:
     configured = {"api_tokens": "a-long-configured-token", "flower_password": "a-long-flower-password"}
-    assert _stack(tmp_path, **configured)._secrets() == ("a-long-configured-token", "a-long-flower-password")
-    token, password = _stack(tmp_path, demo=True, **configured)._secrets()
-    assert token != "a-long-configured-token" and password != "a-long-flower-password"
-    assert len(token) >= 24 and len(password) >= 18
+    configured_token = "a-long-configured-token"
+    assert _stack(tmp_path, **configured)._secrets() == (configured_token, configured_token, "a-long-flower-password")
+    token, admin, password = _stack(tmp_path, demo=True, **configured)._secrets()
+    assert configured_token not in (token, admin) and password != "a-long-flower-password"
+    assert token != admin  # the CLI's operator token, and the admin's
+    assert len(token) >= 24 and len(admin) >= 24 and len(password) >= 18
     assert _stack(tmp_path)._secrets() != _stack(tmp_path)._secrets()  # random each time
 
 

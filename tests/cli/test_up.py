@@ -116,7 +116,7 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     assert not (state / "stack.json").exists()
     # Every secret printed whole on one line, however narrow the terminal (a pipe here: rich's 80 columns).
     lines = (proc.stdout.read().decode() if proc.stdout else "").splitlines()
-    for secret in ("api_token", "flower_password", "simulator_access_key", "simulator_secret_key"):
+    for secret in ("api_token", "admin_token", "flower_password", "simulator_access_key", "simulator_secret_key"):
         assert any(info[secret] in line for line in lines), secret
     # What examples/ needs: the second region, and the project that copies are shared with.
     assert any(f"{info['simulator_regions']['cn-south-1']} (cn-south-1)" in line for line in lines)
