@@ -37,6 +37,15 @@ from worker.data import RedisTarget, open_data_layer, redis_target, topology
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
 LOCAL_PRINCIPAL = "local"  # the CLI's principal on a stack of its own
+PRINCIPALS_FILE = "principals.toml"  # the teams' principals, re-read by the API when it changes
+PRINCIPALS_HEADER = """\
+# The principals of this stack's API, a table each; the API re-reads this file when it changes (docs/teams.md).
+#
+# [web-team]
+# token_sha256 = "..."      # printf %s "$TOKEN" | sha256sum
+# role = "submitter"        # reader, submitter, operator or admin
+# accounts = ["default"]    # or ["*"]: every account
+"""
 
 
 @dataclass(frozen=True)
@@ -218,6 +227,8 @@ class LocalStack:
 
     def _start(self) -> StackInfo:
         self._refuse_taken_ports()
+        if not self.settings.principals_file:
+            self._principals_file()
         if not self.own_redis:
             self._check_configured_redis()
         for service in self.plan():
@@ -580,6 +591,8 @@ class LocalStack:
             env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__TOKEN"] = self.info.api_token
             env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__ROLE"] = Role.OPERATOR.value
             env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__ACCOUNTS"] = EVERY_ACCOUNT
+        if not self.settings.principals_file:
+            env[f"{ENV_PREFIX}PRINCIPALS_FILE"] = str(self.state_dir / PRINCIPALS_FILE)
         if self.options.demo:
             env[f"{ENV_PREFIX}DEMO"] = "true"
         if self.simulator_mode and self.info.simulator_url:
@@ -614,6 +627,16 @@ class LocalStack:
                 env[f"{acct}AGENCY_NAME"] = services.SIMULATOR_AGENCY
         env[f"{ENV_PREFIX}DEFAULT_ACCOUNT"] = "default"
         return env
+
+    def _principals_file(self) -> None:
+        """The stack's principals file, kept across restarts (what teams were given stays valid); begun with a
+        commented example."""
+        path = self.state_dir / PRINCIPALS_FILE
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a plain token may be put in it
+            with os.fdopen(fd, "w") as f:
+                f.write(PRINCIPALS_HEADER)
 
     def _write_stack_file(self) -> None:
         path = self.state_dir / STACK_FILE

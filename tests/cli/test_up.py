@@ -3,6 +3,7 @@ when one service dies."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -94,6 +95,24 @@ def _line_with(proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
     raise AssertionError(f"no line with {text!r} within {timeout}s")
 
 
+def _a_team_is_added_without_a_restart(info: dict, state: Path) -> None:
+    """The stack's principals file: a reader added to it is known at its next request, with its role's rights; the
+    CLI's token is an operator's (it checks accounts), and the admin's is another."""
+    path = state / "principals.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text().startswith("# The principals")
+    token = "a-readers-token-" + os.urandom(8).hex()
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    with path.open("a") as f:
+        f.write(f'[auditors]\ntoken_sha256 = "{digest}"\nrole = "reader"\naccounts = ["default"]\n')
+    reader = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{info['api_url']}/v1/accounts", headers=reader).status_code == 200
+    refused = httpx.post(f"{info['api_url']}/v1/batches", headers=reader, json={"items": []})
+    assert refused.status_code == 403 and "principal auditors is a reader" in refused.text
+    operator = {"Authorization": f"Bearer {info['api_token']}"}
+    assert httpx.post(f"{info['api_url']}/v1/accounts/check", headers=operator).status_code == 202
+    assert info["admin_token"] not in (info["api_token"], token)
+
+
 def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -108,6 +127,7 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     assert httpx.get(f"{info['flower_url']}/api/workers").status_code == 401
     queues = httpx.get(f"{info['flower_url']}/api/queues/length", auth=(info["flower_user"], info["flower_password"]))
     assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted([*ALL_QUEUES, *WAITING_LINES])
+    _a_team_is_added_without_a_restart(info, state)
     children = _children(proc.pid)
     assert len(children) == 6  # redis, simulator, worker, beat, api, flower
     proc.send_signal(signal.SIGTERM)
