@@ -145,7 +145,14 @@ def test_a_full_image_quota_makes_items_wait_then_go_when_raised(cluster, record
     c = cluster(copy_seconds=0.5, env={"IMSREP_QUOTA_REFRESH_SECONDS": "2"})
     project = c.project()
     room = 50  # Huawei Cloud's default private-image quota, as if the project had no image yet
-    _sim(c, "POST", f"/_sim/projects/{project['project_id']}", image_quota=project["quota_used"] + room)
+    limit = project["quota_used"] + room
+    _sim(c, "POST", f"/_sim/projects/{project['project_id']}", image_quota=limit)
+    # The workers read the quota at start-up, before it was lowered, and with room to spare trust that reading for
+    # ten refresh periods: an account check makes them read it now, as an operator would after changing it.
+    with c.api() as api:
+        assert api.post("/v1/accounts/check", params={"account": "default"}).status_code == 202
+        read = lambda: any(a["quota"]["limit"] == limit for a in api.get("/v1/accounts").json()["accounts"])  # noqa: E731
+        wait_until(read, 30, "the lowered quota read")
     sources = c.sources(2 * room)
     submitted = c.submit(sources)
     item_ids = submitted["item_ids"]

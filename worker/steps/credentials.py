@@ -15,7 +15,8 @@ def check_credentials(ctx: StepContext, account: str) -> list[Next]:
         return []
     now = ctx.clock()
     try:
-        quota = ctx.client(account).get_quota()
+        # One signed read, recorded as the pool's quota reading (the grants counted around it).
+        read_quota(ctx, pool_named(ctx, account), read=ctx.client(account).get_quota)
     except AuthenticationError as error:
         ctx.credentials_refused(account, error)
         ctx.data.accounts.record_check(account, f"refused: {error.for_account(account)}", now)
@@ -23,5 +24,4 @@ def check_credentials(ctx: StepContext, account: str) -> list[Next]:
         ctx.data.accounts.record_check(account, f"unreachable: {error}", now)
     else:
         ctx.data.accounts.record_check(account, "ok", now)
-        read_quota(ctx, pool_named(ctx, account), found=quota)
     return []

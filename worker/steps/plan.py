@@ -294,8 +294,8 @@ def _quota(ctx: StepContext, account: str, copies: int) -> dict[str, Any] | None
     destination project's quota, which is not read here)."""
     if ctx.account(account) is None:
         return None
-    reading = ctx.client(account).get_quota()
-    read_quota(ctx, pool_named(ctx, account), found=reading)
+    reading = read_quota(ctx, pool_named(ctx, account), read=ctx.client(account).get_quota)
+    assert reading is not None  # read by the call given, whose errors reach the caller
     waiting = ctx.data.slots.queued(account)  # items of other batches already in line for the same headroom
     return {
         "quota": reading.quota,

@@ -10,6 +10,7 @@ line (keeping its place) when the copy call finds IMS full: ``IMG.0060`` (the co
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from worker.data import Queued, QuotaAge
 from worker.domain import pools
@@ -58,22 +59,28 @@ def grant_slots(ctx: StepContext, pool: Pool | None) -> list[Next]:
     ]
 
 
-def read_quota(ctx: StepContext, pool: Pool | None, *, found: ImageQuota | None = None) -> None:
-    """Read the project's image quota (or record ``found``, read already). Slots granted whose copies IMS may not
-    count yet are pending: those granted before the read began (counted first, so that a copy IMS accepts during
-    the read is counted at least once) and those granted while it was under way."""
+def read_quota(
+    ctx: StepContext, pool: Pool | None, *, read: Callable[[], ImageQuota] | None = None
+) -> ImageQuota | None:
+    """Read the project's image quota and record it; with ``read``, by the caller's own call (whose errors reach
+    it), else by the pool's account (an error is logged: None). Slots granted whose copies IMS may not count yet are
+    pending: those granted before the read began (counted first, so that a copy IMS accepts during the read is
+    counted at least once) and those granted while it was under way."""
     if pool is None or pool.project is None:
-        return
+        return None if read is None else read()
     # The grant total first: a grant between the two reads is then counted twice, never missed.
     since = ctx.data.slots.quota(pool.project).granted
     pending = _pending(ctx, pool)
-    if found is None:
+    if read is None:
         try:
             found = ctx.client(pool.account).get_quota()
         except ReplicatorError as error:  # the grant goes on with what it knew; the next one tries again
             log.info("pool %s: image quota not read (%s)", pool.name, error)
-            return
+            return None
+    else:
+        found = read()
     ctx.data.slots.set_quota(pool.project, found.quota, found.used, pending, ctx.clock(), granted_since=since)
+    return found
 
 
 def _pending(ctx: StepContext, pool: Pool) -> int:

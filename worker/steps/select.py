@@ -77,7 +77,7 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         page, matched, cmk_id = list_page(client, spec.selector, marker)
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
         if not marker:  # one quota reading per selection, for the warning the next submissions give
-            read_quota(ctx, pool_named(ctx, spec.account), found=client.get_quota())
+            read_quota(ctx, pool_named(ctx, spec.account), read=client.get_quota)
     except SelectionRefused as refused:
         return _fail(ctx, batch_id, str(refused))
     except PermanentError as error:
