@@ -166,6 +166,8 @@ class RecordStore:
             pipe.zadd(k.admitting(), {batch_id: now})
             pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
             pipe.zadd(k.batches(), {batch_id: now})
+            if owner:  # counted against its principal's unfinished items (worker.data.limits)
+                pipe.zadd(k.running(owner.principal), {batch_id: now})
             if label:
                 pipe.zadd(k.label(label), {batch_id: now})
             pipe.delete(k.batch_items(batch_id), k.batch_admission(batch_id))
