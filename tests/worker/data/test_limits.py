@@ -19,6 +19,9 @@ def data(redis_server) -> DataLayer:
     return redis_server.data()
 
 
+ALICE = Owner.of("alice", ["default"])
+
+
 def _batch(data: DataLayer, principal: str, n: int) -> list[str]:
     items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default") for _ in range(n)]
     return data.records.create_batch(items, owner=Owner.of(principal, ["default"])).item_ids
@@ -58,10 +61,12 @@ def test_an_ended_batch_leaves_the_index_and_a_retry_puts_it_back(data: DataLaye
     assert data.limits.unfinished("alice") == 1
 
 
-def test_a_deleted_batch_leaves_the_index(data: DataLayer, redis_server) -> None:
+def test_a_deleted_or_withdrawn_batch_leaves_the_index(data: DataLayer, redis_server) -> None:
     (only,) = _batch(data, "alice", 1)
     batch_id = data.records.get_item(only).batch_id
     walk_to(data.records, only, ItemState.SUCCEEDED)
-    data.lifecycle.delete(batch_id)
-    assert data.limits.unfinished("alice") == 0
+    data.lifecycle.delete(batch_id)  # before any count dropped it: the deletion does
+    assert redis_server.client().zcard(data.keys.running("alice")) == 0
+    stored = data.records.create_batch([NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default")], owner=ALICE)
+    assert data.records.withdraw(stored)
     assert redis_server.client().zcard(data.keys.running("alice")) == 0
