@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.principals = principals
+    app.state.limits = data.limits
     app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.accounts = AccountService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()

@@ -71,7 +71,7 @@ PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 def within_rate(request: Request, who: PrincipalDep) -> None:
     """Every ``/v1`` request takes one of its principal's request tokens (429 when there is none: ``api.limits``)."""
-    limits.take_request(get_service(request).data.limits, who, request.url.path)
+    limits.take_request(request.app.state.limits, who, request.url.path)
 
 
 # Deeper than any body the API takes (a batch's items' tags are four levels down). Pythons before 3.14 stop parsing
