@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Info, ProcessCollector
 
 from api.accounts import AccountService
 from api.body_limit import BodySizeLimit
-from api.deps import authenticate, known_query_only
+from api.deps import authenticate, known_query_only, within_rate
 from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
@@ -44,6 +44,8 @@ V1_ERRORS: dict[int | str, dict[str, Any]] = errors_doc(
     e401="Missing or wrong bearer token",
     e403="The principal's role does not allow this, or an item names an account outside its scope",
     e422="A parameter or the body breaks a rule (each one is listed in `errors`)",
+    e429="The principal is over its request rate, or a submission over its unfinished items (`Retry-After` says "
+    "when to send again)",
     e503="Redis is unreachable or refused the request; nothing was changed",
 )
 # Any route may end in an internal error (logged; the tests show no input reaches it).
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.principals = principals
+    app.state.limits = data.limits
     app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.accounts = AccountService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
@@ -83,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ProcessCollector(registry=app.state.metrics)
     Info("imsrep_build", "The running version of ims-replicator", registry=app.state.metrics).info({"version": VERSION})
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate), Depends(known_query_only)], responses=V1_ERRORS)
+    v1_checks = [Depends(authenticate), Depends(within_rate), Depends(known_query_only)]
+    v1 = APIRouter(prefix="/v1", dependencies=v1_checks, responses=V1_ERRORS)
     v1.include_router(batches.router)
     v1.include_router(replications.router)
     v1.include_router(plans.router)

@@ -10,6 +10,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api import limits
 from api.errors import FieldError, InvalidRequest, Unauthorized
 from api.principals import Principal, PrincipalRegistry
 from api.service import ReplicationService
@@ -66,6 +67,11 @@ def authenticate(
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def within_rate(request: Request, who: PrincipalDep) -> None:
+    """Every ``/v1`` request takes one of its principal's request tokens (429 when there is none: ``api.limits``)."""
+    limits.take_request(request.app.state.limits, who, request.url.path)
 
 
 # Deeper than any body the API takes (a batch's items' tags are four levels down). Pythons before 3.14 stop parsing

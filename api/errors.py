@@ -9,6 +9,7 @@ a 503; anything else is a logged 500, the last resort that the tests show no inp
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 
@@ -111,6 +112,16 @@ class Unauthorized(ProblemError):
     def __init__(self) -> None:
         # Deliberately generic: never echo what the client sent in its Authorization header.
         super().__init__("missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+class TooManyRequests(ProblemError):
+    """The principal is over one of its limits (docs/teams.md, "Limits"); nothing was done or stored."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        # Retry-After takes whole seconds: rounded up, so a client that waits that long finds room.
+        super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 class PayloadTooLarge(ProblemError):

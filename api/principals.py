@@ -21,10 +21,20 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one principal may take of the service (``PrincipalSettings``; enforced by ``api.limits``)."""
+
+    requests_per_second: float
+    request_burst: int
+    max_unfinished_items: int
+
+
+@dataclass(frozen=True)
 class Principal:
     name: str
     role: Role
     accounts: frozenset[str] | None  # None: every account, now and later
+    limits: Limits | None = None  # None: no limits (the admins of IMSREP_API_TOKENS)
 
     def at_least(self, role: Role) -> bool:
         return self.role.rank >= role.rank
@@ -56,7 +66,8 @@ def _entry(name: str, spec: PrincipalSettings) -> _Entry:
         assert spec.token_sha256 is not None  # PrincipalSettings requires one of the two
         digest = bytes.fromhex(spec.token_sha256)
     accounts = None if EVERY_ACCOUNT in spec.accounts else frozenset(spec.accounts)
-    return _Entry(Principal(name, spec.role, accounts), digest)
+    limits = Limits(spec.requests_per_second, spec.request_burst, spec.max_unfinished_items)
+    return _Entry(Principal(name, spec.role, accounts, limits), digest)
 
 
 def _token_entries(tokens: Iterable[SecretStr]) -> list[_Entry]:

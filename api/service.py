@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from api import access
+from api import access, limits
 from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound, Unavailable
 from api.principals import Principal
@@ -119,10 +119,12 @@ class ReplicationService:
                 "region": chosen.region,
                 "day": batch_day(now),
             }
-        if submission.plan:
+        if submission.plan:  # a plan stores verdicts, not items: it takes nothing of the limit
             return self._store_plan(
                 submission.items, claim, owner, now=now, label=submission.label, selection=selection
             )
+        # A selector's items are not known yet: the listed ones count, those it adds count once added.
+        limits.room_for(self.data.limits, who, len(submission.items))
         return self._store_and_admit(
             submission.items,
             claim,
@@ -187,6 +189,7 @@ class ReplicationService:
             return replay
         item = parse_item(payload, self.settings)
         access.may_act_in(who, [item.account])
+        limits.room_for(self.data.limits, who, 1)
         return self._store_and_admit([item], claim, Owner.of(who.name, [item.account]))
 
     def _store_and_admit(
@@ -372,7 +375,8 @@ class ReplicationService:
     def retry(self, who: Principal, batch_id: str, *, cancelled: bool = False) -> RetryCounts:
         """Put the batch's failed items (and with ``cancelled`` its cancelled ones) back to ``accepted`` as a new
         attempt, then admit them with one message."""
-        access.may_change(who, self.batch(who, batch_id).owner, "retrying a batch")
+        summary = self.batch(who, batch_id)
+        access.may_change(who, summary.owner, "retrying a batch")
         cleared = dict.fromkeys(_ATTEMPT_FIELDS)
         events = {ItemState.FAILED: Event.RETRY} | ({ItemState.CANCELLED: Event.RESUME} if cancelled else {})
         moved = {Event.RETRY: 0, Event.RESUME: 0}
@@ -396,6 +400,8 @@ class ReplicationService:
                 self.data.slots.release(pool.name, item)  # a slot its failed attempt still held
             moved[event] += result.ok
         if any(moved.values()):
+            if summary.owner is not None:  # unfinished again: its owner's count reads it again
+                self.data.limits.reopen(summary.owner.principal, batch_id, summary.created_at)
             self.records.admit_progress(batch_id, 0, time.time())  # the reconciler resends it if it is lost
             self.enqueuer.send_admit(batch_id)
         return RetryCounts(moved[Event.RETRY], moved[Event.RESUME])

@@ -191,12 +191,17 @@ def _comma_list(v: object) -> object:
 
 class PrincipalSettings(BaseModel):
     """A named caller of the API: its token (as its SHA-256, so the configuration never holds the token; a plain
-    token is accepted for local use), its role and the accounts it may act in (``*``: every one)."""
+    token is accepted for local use), its role, the accounts it may act in (``*``: every one) and its limits, so that
+    one client cannot fill Redis for everyone: requests a second (bursts of ``request_burst``, across every API
+    replica) and items not yet finished (docs/teams.md, "Limits")."""
 
     token_sha256: Annotated[str | None, Field(pattern=_TOKEN_SHA256)] = None
     token: SecretStr | None = None
     role: Role = Role.READER
     accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    requests_per_second: Annotated[float, Field(gt=0, le=10_000)] = 50.0
+    request_burst: Annotated[int, Field(ge=1, le=10_000)] = 100
+    max_unfinished_items: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
 
     @field_validator("accounts", mode="before")
     @classmethod
@@ -253,7 +258,7 @@ class Settings(BaseSettings):
 
     # The submission API. Callers are principals (by name: IMSREP_PRINCIPALS__<NAME>__ROLE=...), those of
     # principals_file (re-read when it changes: a token is rotated without a restart), and IMSREP_API_TOKENS, each
-    # an admin of every account.
+    # an admin of every account with no limits (the deployment's own tokens; a client to hold back is a principal).
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     principals: dict[str, PrincipalSettings] = Field(default_factory=dict)
     principals_file: Path | None = None

@@ -105,3 +105,20 @@ def test_redis_refusing_writes_is_503_and_stores_nothing(start_api, own_redis) -
         accepted = c.post("/v1/batches", json=_batch(2))
         assert accepted.status_code == 202
         assert _records(r, api.prefix)[0] == {accepted.json()["batch_id"]}
+
+
+def test_a_principals_request_limit_lets_reads_through_while_redis_refuses_writes(start_api, own_redis) -> None:
+    """The bucket is a write: at Redis's memory limit it cannot be kept, and a read Redis can serve still goes."""
+    _stack, port = own_redis
+    url = f"redis://127.0.0.1:{port}/0"
+    token = "limited-reader-token-01"
+    api = start_api(redis_url=url, IMSREP_PRINCIPALS__READER__TOKEN=token, IMSREP_PRINCIPALS__READER__ACCOUNTS="*")
+    r = redis.Redis.from_url(url, decode_responses=True)
+    with api.client(token) as c:
+        r.config_set("maxmemory", 1)
+        try:
+            answer = c.get("/v1/batches")
+        finally:
+            r.config_set("maxmemory", 0)
+        assert answer.status_code == 200, answer.text
+    assert "Redis refuses writes" in api.log() and "request limit of principal reader" in api.log()

@@ -18,6 +18,7 @@ from worker.data.control import Control
 from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
+from worker.data.limits import PrincipalLimits
 from worker.data.plans import PlanRecord, Plans, StoredPlan
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.selections import Selection, SelectionProgress, Selections
@@ -52,6 +53,7 @@ __all__ = [
     "PlanRecord",
     "Plans",
     "PoolStatus",
+    "PrincipalLimits",
     "Queued",
     "Quota",
     "QuotaAge",
@@ -132,6 +134,7 @@ class DataLayer:
     lifecycle: BatchLifecycle
     selections: Selections
     plans: Plans
+    limits: PrincipalLimits
     keys: Keyspace
     _client: redis.Redis
     _tally: Tally
@@ -154,6 +157,7 @@ class DataLayer:
             lifecycle=BatchLifecycle(client, keys, records),
             selections=Selections(client, keys),
             plans=Plans(client, keys),
+            limits=PrincipalLimits(client, keys),
             keys=keys,
             _client=client,
             _tally=tally,

@@ -48,6 +48,9 @@ key                                type    what it holds (owner module in ``work
                                            pool has no forecast for, for the copies started with it; expires
                                            (accounts)
 ``P:ratelimit:<account>``          hash    token bucket ``tokens``, ``ts`` (accounts)
+``P:requests:<principal>``         hash    token bucket ``tokens``, ``ts`` of a principal's API requests (limits)
+``P:running:<principal>``          zset    batch ID -> created_at, the principal's batches that may have unfinished
+                                           items (records; limits)
 ``P:deliveries:<message id>``      string  deliveries of one Celery message, expires after a day (control)
 ``P:idempotency:<digest>``         hash    ``fingerprint``, ``kind``, ``id`` its request created (idempotency)
 ``P:lock:submit:<item id>``        string  held while a submit runs (control)
@@ -207,6 +210,13 @@ class Keyspace:
 
     def ratelimit(self, account: str) -> str:
         return f"{self.prefix}:ratelimit:{account}"
+
+    # Principals (the API's callers).
+    def requests(self, principal: str) -> str:
+        return f"{self.prefix}:requests:{principal}"
+
+    def running(self, principal: str) -> str:
+        return f"{self.prefix}:running:{principal}"
 
     # Control.
     def deliveries(self, message_id: str) -> str:

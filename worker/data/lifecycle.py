@@ -141,6 +141,8 @@ class BatchLifecycle:
         pipe.zrem(k.expanding(), batch_id)
         if summary.label:
             pipe.zrem(k.label(summary.label), batch_id)
+        if summary.owner:  # an ended batch may not have been counted (and dropped) since it ended
+            pipe.zrem(k.running(summary.owner.principal), batch_id)
 
 
 def _cursor(summary: BatchSummary) -> str:

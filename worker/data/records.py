@@ -166,6 +166,8 @@ class RecordStore:
             pipe.zadd(k.admitting(), {batch_id: now})
             pipe.hset(k.batch_counts(batch_id), ItemState.ACCEPTED.value, len(items))
             pipe.zadd(k.batches(), {batch_id: now})
+            if owner:  # counted against its principal's unfinished items (worker.data.limits)
+                pipe.zadd(k.running(owner.principal), {batch_id: now})
             if label:
                 pipe.zadd(k.label(label), {batch_id: now})
             pipe.delete(k.batch_items(batch_id), k.batch_admission(batch_id))
@@ -233,7 +235,7 @@ class RecordStore:
                     accepted = {ItemState.ACCEPTED.value: str(len(stored.item_ids))} if stored.item_ids else {}
                     if not pipe.exists(k.batch(batch_id)) or counts != accepted:
                         return False
-                    label = pipe.hget(k.batch(batch_id), "label")
+                    label, principal = pipe.hmget(k.batch(batch_id), "label", "principal")
                     pipe.multi()
                     pipe.delete(k.batch(batch_id), k.batch_items(batch_id), k.batch_counts(batch_id))
                     pipe.delete(k.selection_seen(batch_id), k.batch_admission(batch_id))
@@ -242,6 +244,8 @@ class RecordStore:
                     pipe.zrem(k.admitting(), batch_id)
                     if label:
                         pipe.zrem(k.label(label), batch_id)
+                    if principal:
+                        pipe.zrem(k.running(principal), batch_id)
                     for start in range(0, len(stored.item_ids), _PAGE):
                         page = stored.item_ids[start : start + _PAGE]
                         pipe.delete(*(k.item(i) for i in page), *(k.item_log(i) for i in page))

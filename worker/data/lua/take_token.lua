@@ -1,6 +1,6 @@
 -- Let one request of an account go to the cloud: not while its circuit is open (except one probe per probe
--- interval), and within its request rate. The bucket refills at ARGV[1] tokens a second up to ARGV[2], on
--- Redis's clock (workers on hosts with skewed clocks share one timeline).
+-- interval), and within its request rate. The bucket refills at ARGV[1] tokens a second up to ARGV[2].
+-- Uses lib/bucket.lua: the bucket itself, on Redis's clock.
 --
 -- Nothing at all while the account's credentials are on hold (they were refused: IAM locks a key out after a few
 -- refusals), checked here rather than in a read of its own before every request.
@@ -22,9 +22,7 @@ local held = redis.call('GET', KEYS[3])
 if held then
   return {'held', held, clean}
 end
-local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = redis_now()
 if health[1] == ARGV[4] then
   local probe_at = tonumber(redis.call('HGET', KEYS[2], 'probe_at') or '0')
   local taken = tonumber(redis.call('HGET', KEYS[2], 'probe_taken_at') or '0')
@@ -33,19 +31,8 @@ if health[1] == ARGV[4] then
   end
   redis.call('HSET', KEYS[2], 'probe_taken_at', tostring(now))  -- this request is the probe
 end
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens < 1 then
-  wait = (1 - tokens) / rate
-  if wait > max_wait then
-    redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-    return {'rate', tostring(wait), clean}
-  end
+local wait, granted = take_from_bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+if not granted then
+  return {'rate', tostring(wait), clean}
 end
-tokens = tokens - 1
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return {'go', tostring(wait), clean}
