@@ -31,12 +31,16 @@ import redis
 from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
 from cli.services import Service
-from config.settings import ENV_PREFIX, EVERY_ACCOUNT, Role, Settings, load_settings, redis_nodes
+from config.settings import ENV_PREFIX, EVERY_ACCOUNT, PrincipalSettings, Role, Settings, load_settings, redis_nodes
 from worker.data import RedisTarget, open_data_layer, redis_target, topology
 
 HOST = "127.0.0.1"
 STACK_FILE = "stack.json"
 LOCAL_PRINCIPAL = "local"  # the CLI's principal on a stack of its own
+LOCAL_LIMITS = {
+    name: next(rule.le for rule in PrincipalSettings.model_fields[name].metadata if hasattr(rule, "le"))
+    for name in ("requests_per_second", "request_burst", "max_unfinished_items")
+}
 PRINCIPALS_FILE = "principals.toml"  # the teams' principals, re-read by the API when it changes
 PRINCIPALS_HEADER = """\
 # The principals of this stack's API, a table each; the API re-reads this file when it changes (docs/teams.md).
@@ -591,6 +595,9 @@ class LocalStack:
             env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__TOKEN"] = self.info.api_token
             env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__ROLE"] = Role.OPERATOR.value
             env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__ACCOUNTS"] = EVERY_ACCOUNT
+            # The stack's own operator, as little held back as the settings allow: the teams' limits are for teams.
+            for field, most in LOCAL_LIMITS.items():
+                env[f"{ENV_PREFIX}PRINCIPALS__{LOCAL_PRINCIPAL.upper()}__{field.upper()}"] = str(most)
         if not self.settings.principals_file:
             env[f"{ENV_PREFIX}PRINCIPALS_FILE"] = str(self.state_dir / PRINCIPALS_FILE)
         if self.options.demo:
