@@ -11,6 +11,7 @@ never written to Redis, task arguments or logs.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,7 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "IMSREP_"
 _WEAK_SECRETS = {"", "demo", "changeme", "changethis", "password", "admin", "secret", "token"}
@@ -220,6 +221,56 @@ class PrincipalSettings(BaseModel):
         return [self.token.get_secret_value()] if self.token else []
 
 
+FILE_SUFFIX = "_FILE"
+
+
+def _secret_field(model: type[BaseModel], name: str) -> bool:
+    field = model.model_fields.get(name)
+    return field is not None and "SecretStr" in repr(field.annotation)
+
+
+def _names_secret(path: list[str]) -> bool:
+    """Whether a setting's path (``["flower_password"]``, ``["accounts", "prod", "secret_key"]``) is a secret."""
+    if len(path) == 1:
+        return _secret_field(Settings, path[0])
+    if len(path) == 3 and path[0] == "accounts":
+        return _secret_field(AccountSettings, path[2])
+    if len(path) == 3 and path[0] == "principals":
+        return _secret_field(PrincipalSettings, path[2])
+    return False
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """Every secret setting also from a file, as Docker and Kubernetes mount secrets: ``IMSREP_FLOWER_PASSWORD_FILE``,
+    ``IMSREP_ACCOUNTS__PROD__SECRET_KEY_FILE``... name the file; its content, without trailing line breaks, is the
+    value. A secret given both ways is refused: which one wins would be a guess."""
+
+    def get_field_value(self, field: object, field_name: str) -> tuple[object, str, bool]:
+        return None, field_name, False  # read as a whole in __call__
+
+    def __call__(self) -> dict[str, object]:
+        found: dict[str, object] = {}
+        environ = {name.upper(): value for name, value in os.environ.items() if value}
+        for variable, location in sorted(environ.items()):
+            if not (variable.startswith(ENV_PREFIX) and variable.endswith(FILE_SUFFIX)):
+                continue
+            direct = variable.removesuffix(FILE_SUFFIX)
+            path = direct.removeprefix(ENV_PREFIX).lower().split("__")
+            if not _names_secret(path):
+                continue
+            if direct in environ:
+                raise SettingsError(f"{variable}: give the secret once, in {direct} or in {variable}, not both")
+            try:
+                value = Path(location).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(f"{variable}: cannot read {location} ({type(exc).__name__})") from None
+            node = found
+            for part in path[:-1]:
+                node = node.setdefault(part, {})  # type: ignore[assignment]
+            node[path[-1]] = value  # type: ignore[index]
+        return found
+
+
 class Settings(BaseSettings):
     """Everything the API, the workers and the CLI read, validated once at start-up."""
 
@@ -333,6 +384,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # text: one readable line per record; json: one JSON object per line, for a log shipper (config/logging.py).
     log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SecretFiles(settings_cls), dotenv_settings, file_secret_settings
 
     @field_validator("redis_url")
     @classmethod

@@ -224,3 +224,46 @@ def test_destination_regions_from_the_environment_and_their_defaults(monkeypatch
     monkeypatch.setenv(f"{prefix}REGIONS__NOWHERE__IMS_ENDPOINT", "http://127.0.0.1:9")
     with pytest.raises(SettingsError, match="region 'nowhere'"):
         load_settings(demo=True)
+
+
+def test_every_secret_also_reads_a_file_as_docker_secrets_mount_them(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    files = {
+        "IMSREP_FLOWER_PASSWORD_FILE": "a-long-flower-password\n",  # a trailing line break is not part of it
+        "IMSREP_API_TOKENS_FILE": "first-token-aaaa,second-token-bbbb\n",
+        "IMSREP_REDIS_PASSWORD_FILE": "redis-secret-from-file",
+        "IMSREP_ACCOUNTS__PROD__SECRET_KEY_FILE": "SK-FROM-A-FILE\r\n",
+        "IMSREP_PRINCIPALS__WEB__TOKEN_FILE": "web-team-token-from-file",
+    }
+    for variable, content in files.items():
+        (tmp_path / variable).write_text(content)
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    monkeypatch.setenv("IMSREP_ACCOUNTS__PROD__PROJECT_ID", PROJECT)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__PROD__ACCESS_KEY", "AK-FROM-ENV")
+    monkeypatch.setenv("IMSREP_PRINCIPALS__WEB__ACCOUNTS", "prod")
+    settings = load_settings()
+    assert settings.flower_password.get_secret_value() == "a-long-flower-password"
+    assert [t.get_secret_value() for t in settings.api_tokens] == ["first-token-aaaa", "second-token-bbbb"]
+    assert settings.redis_password.get_secret_value() == "redis-secret-from-file"
+    assert settings.accounts["prod"].secret_key.get_secret_value() == "SK-FROM-A-FILE"
+    assert settings.principals["web"].token.get_secret_value() == "web-team-token-from-file"
+    assert "SK-FROM-A-FILE" in settings.secret_values()
+
+
+def test_a_secret_given_twice_or_in_an_unreadable_file_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    secret = tmp_path / "flower"
+    secret.write_text("a-long-flower-password")
+    monkeypatch.setenv("IMSREP_FLOWER_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("IMSREP_FLOWER_PASSWORD", "another-long-password")
+    with pytest.raises(SettingsError, match="IMSREP_FLOWER_PASSWORD_FILE: give the secret once"):
+        load_settings()
+    monkeypatch.delenv("IMSREP_FLOWER_PASSWORD")
+    monkeypatch.setenv("IMSREP_FLOWER_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="IMSREP_FLOWER_PASSWORD_FILE: cannot read .*missing"):
+        load_settings()
+
+
+def test_a_file_setting_that_is_no_secret_keeps_its_meaning(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("IMSREP_PRINCIPALS_FILE", str(tmp_path / "principals.toml"))  # a path, not a secret's file
+    assert load_settings().principals_file == tmp_path / "principals.toml"
