@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import redis
 
 from worker.data.accounts import AccountState, Health, health_from
+from worker.data.audit import AuditPage, AuditRecord, AuditTrail
 from worker.data.checks import ImageChecks
 from worker.data.connection import Durability, NotReplicated, RedisTarget, connect, redis_target, unavailable
 from worker.data.control import Control
@@ -32,6 +33,9 @@ from worker.domain.waits import BlockedBy, hint
 
 __all__ = [
     "AccountState",
+    "AuditPage",
+    "AuditRecord",
+    "AuditTrail",
     "BatchLifecycle",
     "BatchPage",
     "BatchSummary",
@@ -132,6 +136,7 @@ class DataLayer:
     lifecycle: BatchLifecycle
     selections: Selections
     plans: Plans
+    audit: AuditTrail
     keys: Keyspace
     _client: redis.Redis
     _tally: Tally
@@ -154,6 +159,7 @@ class DataLayer:
             lifecycle=BatchLifecycle(client, keys, records),
             selections=Selections(client, keys),
             plans=Plans(client, keys),
+            audit=AuditTrail(client, keys),
             keys=keys,
             _client=client,
             _tally=tally,
