@@ -62,7 +62,8 @@ class Auditor:
     def record(self, record: AuditRecord, now: float) -> None:
         fields = asdict(record)
         del fields["id"]
-        trail_log.info(record.to_json(), extra={"audit": fields})
+        by = f" by {record.principal}" if record.principal else ""
+        trail_log.info("%s %s (%d)%s", record.action, record.outcome, record.status, by, extra={"audit": fields})
         try:
             self.trail.append(record, keep_seconds=self.keep_seconds, now=now)
         except redis.RedisError as exc:

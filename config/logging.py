@@ -85,7 +85,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class AuditFormatter(logging.Formatter):
-    """An audit record (the ``audit`` mapping a record carries) as one JSON object, each string redacted."""
+    """An audit record (the ``audit`` mapping a log record carries) as one JSON object: the level, logger and message
+    a JSON log line has, then the audit record's fields, each string redacted."""
 
     def __init__(self, redact: Redactor) -> None:
         super().__init__()
@@ -95,7 +96,7 @@ class AuditFormatter(logging.Formatter):
         fields = getattr(record, "audit", None)
         if not isinstance(fields, dict):
             return self.redact(record.getMessage())
-        entry = {"logger": record.name, **fields}
+        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage(), **fields}
         return json.dumps({key: self._redacted(value) for key, value in entry.items()}, ensure_ascii=False)
 
     def _redacted(self, value: object) -> object:

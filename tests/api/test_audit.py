@@ -3,7 +3,6 @@ service and the access checks note, and a record Redis refuses (logged and count
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
@@ -95,10 +94,16 @@ def test_a_record_redis_refuses_is_still_logged_and_is_counted(settings, caplog)
     registry = CollectorRegistry()
     auditor = Auditor(_Refusing(), settings, registry)  # type: ignore[arg-type]
     call = audit.Call("alice", "10.0.0.1", "req-1", "POST", "/v1/batches", "batch.submit", 202)
-    with caplog.at_level(logging.INFO):
-        auditor.record(audit.record_of(call, audit.Facts(batch_id="b" * 32), 1_767_225_600.0), 1_767_225_600.0)
-    [line] = [r for r in caplog.records if r.name == AUDIT_LOGGER]
-    logged = json.loads(line.getMessage())
+    trail_log = logging.getLogger(AUDIT_LOGGER)
+    trail_log.addHandler(caplog.handler)  # whether or not logging was configured (its own handler, not the root's)
+    try:
+        with caplog.at_level(logging.INFO):
+            auditor.record(audit.record_of(call, audit.Facts(batch_id="b" * 32), 1_767_225_600.0), 1_767_225_600.0)
+    finally:
+        trail_log.removeHandler(caplog.handler)
+    [line, *_] = [r for r in caplog.records if r.name == AUDIT_LOGGER]
+    assert line.getMessage() == "batch.submit ok (202) by alice"
+    logged = line.audit  # what the imsrep.audit handler writes as one JSON object (config/logging.py)
     assert logged["request_id"] == "req-1" and logged["batch_id"] == "b" * 32 and logged["outcome"] == "ok"
     assert logged["time"] == "2026-01-01T00:00:00.000+00:00"
     assert registry.get_sample_value("imsrep_audit_unstored_total") == 1
