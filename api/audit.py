@@ -40,7 +40,7 @@ READS: dict[str, str] = {
 ACTIONS = sorted({*CHANGES.values(), *READS.values()})
 
 _OUTCOMES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}
-_OUTCOMES |= {413: "too_large", 422: "invalid", 503: "unavailable"}
+_OUTCOMES |= {413: "too_large", 422: "invalid", 429: "limited", 503: "unavailable"}
 OUTCOMES = sorted({"ok", "error", *_OUTCOMES.values()})
 
 

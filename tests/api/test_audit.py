@@ -40,7 +40,7 @@ def test_every_v1_route_has_an_action_and_every_action_a_route(settings) -> None
 @pytest.mark.parametrize(
     ("status", "outcome"),
     [(200, "ok"), (202, "ok"), (204, "ok"), (403, "forbidden"), (404, "not_found"), (409, "conflict")]
-    + [(422, "invalid"), (413, "too_large"), (503, "unavailable"), (500, "error"), (405, "invalid")],
+    + [(422, "invalid"), (413, "too_large"), (429, "limited"), (503, "unavailable"), (500, "error"), (405, "invalid")],
 )
 def test_outcomes_by_status(status: int, outcome: str) -> None:
     assert audit.outcome(status) == outcome and outcome in audit.OUTCOMES
