@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from api import access
+from api import access, audit
 from api.enqueue import Enqueuer
 from api.errors import NotFound
 from api.principals import Principal
@@ -63,10 +63,14 @@ class AccountService:
     def request_check(self, who: Principal, name: str | None) -> list[str]:
         """Ask for a check of one account's credentials (or of every account in ``who``'s scope); returns the
         accounts asked."""
-        if name is not None and (name not in self.settings.accounts or who.outside([name])):
-            raise NotFound(f"account {name} is not configured")
-        access.need(who, Role.OPERATOR, "checking account credentials")
+        missing = f"account {name} is not configured"
+        if name is not None and name not in self.settings.accounts:
+            raise NotFound(missing)
+        if name is not None and who.outside([name]):
+            raise access.hidden(who, missing)
         names = [name] if name else sorted(a for a in self.settings.accounts if not who.outside([a]))
+        audit.facts().accounts.update(names)
+        access.need(who, Role.OPERATOR, "checking account credentials")
         for account in names:
             self.enqueuer.send_check(account)
         return names

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import CollectorRegistry, Info, ProcessCollector
 
 from api.accounts import AccountService
+from api.auditing import AuditCalls
+from api.auditor import Auditor
 from api.body_limit import BodySizeLimit
 from api.deps import authenticate, known_query_only, within_rate
 from api.enqueue import Enqueuer
@@ -18,7 +20,8 @@ from api.errors import install_error_handlers
 from api.metrics import RedisCollector
 from api.openapi import add_body_schemas, errors_doc
 from api.principals import PrincipalRegistry
-from api.routes import accounts, batches, health, metrics, plans, replications
+from api.request_id import RequestIds
+from api.routes import accounts, audit, batches, health, metrics, plans, replications
 from api.schemas import BatchRequest
 from api.service import ReplicationService
 from config.logging import configure_logging
@@ -37,7 +40,9 @@ admin) says what it may do and whose accounts what it sees. A batch, plan, item 
 (its existence is not disclosed). `/healthz`, `/readyz` and `/metrics` are open.
 
 Errors are RFC 9457 problem details (`application/problem+json`): `title`, `status`, `detail` (one sentence) and,
-when a request is refused, `errors` with the `index`, `field` and `rule` of each broken rule.
+when a request is refused, `errors` with the `index`, `field` and `rule` of each broken rule. Every answer carries
+`X-Request-ID`: the client's own (1-128 visible ASCII characters), or one the API made; the audit trail
+(`GET /v1/audit`) records it.
 """
 
 V1_ERRORS: dict[int | str, dict[str, Any]] = errors_doc(
@@ -82,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.accounts = AccountService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
+    app.state.auditor = Auditor(data.audit, settings, app.state.metrics)
     app.state.metrics.register(RedisCollector(data, settings))
     ProcessCollector(registry=app.state.metrics)
     Info("imsrep_build", "The running version of ims-replicator", registry=app.state.metrics).info({"version": VERSION})
@@ -92,10 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(replications.router)
     v1.include_router(plans.router)
     v1.include_router(accounts.router)
+    v1.include_router(audit.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AuditCalls, auditor=app.state.auditor)
+    app.add_middleware(RequestIds)  # outermost: every answer carries the ID, and the audit records it
     install_error_handlers(app)
     add_body_schemas(app, [BatchRequest, ItemSpec])
     return app

@@ -539,3 +539,33 @@ class AccountsPage(BaseModel):
 
 class CheckRequested(BaseModel):
     accounts: list[str] = Field(..., description="Accounts whose credentials a worker now checks")
+
+
+class AuditRecordOut(BaseModel):
+    """One call in the audit trail (docs/teams.md)."""
+
+    id: str = Field(..., description="The record's ID in the trail (newest is greatest)", examples=["1767225600000-0"])
+    time: datetime = Field(..., description="When the call's outcome was known")
+    request_id: str = Field(..., description="The call's `X-Request-ID` (the client's, or one the API made)")
+    principal: str | None
+    source: str | None = Field(..., description="The client's address")
+    method: str
+    path: str
+    action: str = Field(..., examples=["batch.submit"])
+    outcome: str = Field(..., examples=["ok", "forbidden"])
+    status: int = Field(..., description="The HTTP status answered")
+    batch_id: str | None
+    plan_id: str | None
+    accounts: list[str] = Field(..., description="The accounts the call acted in (or asked to)")
+    items: int | None = Field(..., description="Items stored or changed (cancelled, retried, deleted)")
+    share_targets: list[str] = Field(..., description="Project IDs the items are to be shared with (their union)")
+    unencrypted_copies: int | None = Field(..., description="Items asking for a copy without a KMS key (`kms_key`)")
+    selector: Literal["encrypted", "unencrypted"] | None = Field(
+        ..., description="A selector's copies, whose number is known only as it lists images; null without one"
+    )
+    detail: str | None = Field(..., description="Why a refusal for scope or role was made")
+
+
+class AuditPageOut(BaseModel):
+    records: list[AuditRecordOut] = Field(..., description="Newest first")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (older) page; null on the last")

@@ -9,9 +9,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from api import access, limits
+from api import access, audit, limits
 from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound, Unavailable
 from api.principals import Principal
@@ -44,6 +44,7 @@ from worker.domain.states import CANCELLABLE, Event, ItemState
 from worker.pressure import REFUSALS
 
 log = logging.getLogger(__name__)
+_Stored = TypeVar("_Stored", StoredBatch, StoredPlan)
 
 _PAGE = 500  # items read per round trip when a whole batch is walked
 RUNNING_NOT_CANCELLABLE = "a running IMS copy job cannot be cancelled; items already submitted to IMS will finish"
@@ -101,11 +102,13 @@ class ReplicationService:
         access.need(who, Role.SUBMITTER, "submitting a batch or a plan")
         claim = self._claim(who, key, "POST /v1/batches", payload)
         if claim is not None and (replay := self._replay(claim)) is not None:
-            return replay
+            return _noted(replay)
         submission = parse_batch(payload, self.settings)
         accounts = {new.account for new in submission.items}
         if submission.selection is not None:
             accounts.add(submission.selection.account)
+        template = None if submission.selection is None else submission.selection.template
+        audit.facts().asked(submission.items, accounts, template)
         access.may_act_in(who, accounts)
         owner = Owner.of(who.name, accounts)
         now = time.time()
@@ -120,12 +123,12 @@ class ReplicationService:
                 "day": batch_day(now),
             }
         if submission.plan:  # a plan stores verdicts, not items: it takes nothing of the limit
-            return self._store_plan(
-                submission.items, claim, owner, now=now, label=submission.label, selection=selection
+            return _noted(
+                self._store_plan(submission.items, claim, owner, now=now, label=submission.label, selection=selection)
             )
         # A selector's items are not known yet: the listed ones count, those it adds count once added.
         limits.room_for(self.data.limits, who, len(submission.items))
-        return self._store_and_admit(
+        stored = self._store_and_admit(
             submission.items,
             claim,
             owner,
@@ -134,6 +137,7 @@ class ReplicationService:
             selection=selection,
             priority=submission.priority,
         )
+        return _noted(stored)
 
     def _store_plan(
         self,
@@ -186,11 +190,12 @@ class ReplicationService:
         access.need(who, Role.SUBMITTER, "submitting a replication")
         claim = self._claim(who, key, "POST /v1/replications", payload)
         if claim is not None and (replay := self._replay(claim)) is not None:
-            return replay
+            return _noted(replay)
         item = parse_item(payload, self.settings)
+        audit.facts().asked([item], [item.account])
         access.may_act_in(who, [item.account])
         limits.room_for(self.data.limits, who, 1)
-        return self._store_and_admit([item], claim, Owner.of(who.name, [item.account]))
+        return _noted(self._store_and_admit([item], claim, Owner.of(who.name, [item.account])))
 
     def _store_and_admit(
         self,
@@ -293,7 +298,8 @@ class ReplicationService:
 
     def delete(self, who: Principal, batch_id: str) -> None:
         """Delete a finished batch and its items; a batch with any item not yet terminal is refused (409)."""
-        self.batch(who, batch_id)
+        summary = self.batch(who, batch_id)
+        audit.facts().acted_on(summary.owner)
         access.need(who, Role.OPERATOR, "deleting a batch")
         outcome = self.data.lifecycle.delete(batch_id)
         if outcome is Deleted.MISSING:
@@ -303,6 +309,7 @@ class ReplicationService:
             busy = {s.value: n for s, n in summary.counts.items() if n and not s.terminal}
             detail = ", ".join(f"{n} {state}" for state, n in busy.items()) or "its selector is still listing images"
             raise Conflict(f"batch {batch_id} is not finished ({detail}); cancel it or wait until every item has ended")
+        audit.facts().items = summary.total
 
     def batch_items(
         self, who: Principal, batch_id: str, state: ItemState | None, limit: int, cursor: int
@@ -312,8 +319,11 @@ class ReplicationService:
 
     def replication(self, who: Principal, item_id: str) -> tuple[ReplicationItem, list[Transition]]:
         item = self.records.get_item(item_id)
-        if item is None or who.outside([item.account]):
-            raise NotFound(f"replication {item_id} not found")
+        missing = f"replication {item_id} not found"
+        if item is None:
+            raise NotFound(missing)
+        if who.outside([item.account]):
+            raise access.hidden(who, missing)
         return item, self.records.history(item_id)
 
     def histories(self, items: list[ReplicationItem]) -> dict[str, list[Transition]]:
@@ -345,7 +355,9 @@ class ReplicationService:
     def cancel(self, who: Principal, batch_id: str) -> CancelCounts:
         """Cancel every item that has not reached IMS's copy call; each one is an atomic, checked transition. A
         selector still listing is stopped first, so no item is added after the cancellation."""
-        access.may_change(who, self.batch(who, batch_id).owner, "cancelling a batch")
+        owner = self.batch(who, batch_id).owner
+        audit.facts().acted_on(owner)
+        access.may_change(who, owner, "cancelling a batch")
         by = f"cancelled by {who.name}"
         self.data.selections.stop(batch_id, CANCELLED, by)
         terminal = running = 0
@@ -370,12 +382,14 @@ class ReplicationService:
             else:
                 running += 1
         self.data.telemetry.record_latencies(latencies)
+        audit.facts().items = len(latencies)
         return CancelCounts(len(latencies), terminal, running)
 
     def retry(self, who: Principal, batch_id: str, *, cancelled: bool = False) -> RetryCounts:
         """Put the batch's failed items (and with ``cancelled`` its cancelled ones) back to ``accepted`` as a new
         attempt, then admit them with one message."""
         summary = self.batch(who, batch_id)
+        audit.facts().acted_on(summary.owner)
         access.may_change(who, summary.owner, "retrying a batch")
         cleared = dict.fromkeys(_ATTEMPT_FIELDS)
         events = {ItemState.FAILED: Event.RETRY} | ({ItemState.CANCELLED: Event.RESUME} if cancelled else {})
@@ -404,6 +418,7 @@ class ReplicationService:
                 self.data.limits.reopen(summary.owner.principal, batch_id, summary.created_at)
             self.records.admit_progress(batch_id, 0, time.time())  # the reconciler resends it if it is lost
             self.enqueuer.send_admit(batch_id)
+        audit.facts().items = moved[Event.RETRY] + moved[Event.RESUME]
         return RetryCounts(moved[Event.RETRY], moved[Event.RESUME])
 
     def _all_items(self, batch_id: str) -> Iterator[ReplicationItem]:
@@ -411,3 +426,12 @@ class ReplicationService:
         while cursor is not None:
             page, cursor = self.records.batch_items(batch_id, limit=_PAGE, cursor=cursor)
             yield from page
+
+
+def _noted(stored: _Stored) -> _Stored:
+    """``stored``, its ID noted for the audit trail (a replayed request's too: the batch its first request made)."""
+    if isinstance(stored, StoredPlan):
+        audit.facts().plan_id = stored.plan_id
+    else:
+        audit.facts().batch_id = stored.batch_id
+    return stored

@@ -214,6 +214,21 @@ class ApiClient:
         params = {"account": account} if account else None
         return self._call("POST", "/v1/accounts/check", params=params)["accounts"]
 
+    def audit(self, *, limit: int = 50, **filters: str | None) -> Iterator[dict[str, Any]]:
+        """``GET /v1/audit`` (admins only): records newest first, at most ``limit``, page by page; ``filters`` are
+        its query parameters (``principal``, ``action``, ``batch``, ``outcome``, ``since``, ``until``)."""
+        cursor: str | None = None
+        left = limit
+        given = {name: value for name, value in filters.items() if value is not None}
+        while left > 0:
+            params: dict[str, Any] = {**given, "limit": min(left, 500), **({"cursor": cursor} if cursor else {})}
+            page = self._call("GET", "/v1/audit", params=params)
+            yield from page["records"][:left]
+            left -= len(page["records"])
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                return
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(method, path, self._send(method, path, **kwargs))
 

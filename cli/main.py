@@ -31,6 +31,7 @@ from cli.api_client import (
     resolve_target,
     state_dir_default,
 )
+from cli.audit_view import audit_table
 from cli.demo import run_demo
 from cli.helpflags import show_flags_bare
 from cli.item_view import item_view
@@ -712,6 +713,31 @@ def _checked(accounts: list[dict], asked: set[str], since: datetime) -> bool:
         a["name"] for a in accounts if (at := a["credentials"]["checked_at"]) and datetime.fromisoformat(at) >= since
     }
     return asked <= done
+
+
+@app.command()
+def audit(
+    principal: Annotated[str | None, typer.Option(help="Only this principal's calls")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action: batch.submit, batch.cancel, ...")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only the calls about this batch or plan")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Only calls that ended so: ok, forbidden, not_found, ...")] = None,
+    since: Annotated[str | None, typer.Option(help="Not before this time (ISO 8601, UTC if no zone)")] = None,
+    until: Annotated[str | None, typer.Option(help="Not after this time (ISO 8601, UTC if no zone)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON")] = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
+) -> None:
+    """The audit trail, newest first: who submitted, cancelled, retried or deleted what, and who was refused (an
+    admin's token only)."""
+    filters = {"principal": principal, "action": action, "batch": batch, "outcome": outcome}
+    with _errors(), _client(api, token, state_dir) as client:
+        found = list(client.audit(limit=limit, since=since, until=until, **filters))
+    if as_json:
+        print(json.dumps(found, indent=2))
+    else:
+        console.print(audit_table(found))
 
 
 @app.command()

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from typing import Literal
 
 MASK = "**********"
+# The audit trail's logger: one JSON object per line whatever IMSREP_LOG_FORMAT says, for a log shipper to keep.
+AUDIT_LOGGER = "imsrep.audit"
 # What a record may carry about the work it belongs to, in this order.
 CONTEXT_FIELDS = ("task_name", "task_id", "batch_id", "item_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -82,6 +84,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(redacted, ensure_ascii=False)
 
 
+class AuditFormatter(logging.Formatter):
+    """An audit record (the ``audit`` mapping a log record carries) as one JSON object: the level, logger and message
+    a JSON log line has, then the audit record's fields, each string redacted."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "audit", None)
+        if not isinstance(fields, dict):
+            return self.redact(record.getMessage())
+        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage(), **fields}
+        return json.dumps({key: self._redacted(value) for key, value in entry.items()}, ensure_ascii=False)
+
+    def _redacted(self, value: object) -> object:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self._redacted(v) for v in value]
+        return value
+
+
 def configure_logging(
     level: str,
     secrets: Iterable[str] = (),
@@ -98,4 +123,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    audit = logging.StreamHandler()
+    audit.setFormatter(AuditFormatter(redact))
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    audit_logger.handlers[:] = [audit]
+    audit_logger.setLevel(logging.INFO)  # kept whatever IMSREP_LOG_LEVEL drops
+    audit_logger.propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)

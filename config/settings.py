@@ -380,6 +380,9 @@ class Settings(BaseSettings):
     # item ended; a sweep looks every retention_sweep_seconds. Running items are never touched.
     retention_days: Annotated[float, Field(gt=0)] = 30.0
     retention_sweep_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # The audit trail (docs/teams.md) is kept apart from the batches, and this long: deleting or expiring a batch
+    # leaves its records.
+    audit_retention_days: Annotated[float, Field(gt=0)] = 365.0
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # text: one readable line per record; json: one JSON object per line, for a log shipper (config/logging.py).

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from config.logging import MASK, JsonFormatter, Redactor, TextFormatter, configure_logging
+from config.logging import AUDIT_LOGGER, MASK, JsonFormatter, Redactor, TextFormatter, configure_logging
 from config.settings import load_settings
 from worker.logcontext import TaskContext, working_on
 
@@ -43,11 +43,11 @@ def settings_secrets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    root, audit = logging.getLogger(), logging.getLogger(AUDIT_LOGGER)
+    saved = root.handlers[:], root.level, audit.handlers[:], audit.level, audit.propagate
     stream = io.StringIO()
     yield root, stream
-    root.handlers[:], root.level = saved
+    root.handlers[:], root.level, audit.handlers[:], audit.level, audit.propagate = saved
 
 
 def _log_everywhere(logger: logging.Logger, secret: str) -> None:
@@ -76,6 +76,22 @@ def test_a_secret_in_message_exception_and_stack_is_masked(
         assert json.dumps(SECRETS[kind], ensure_ascii=False)[1:-1] not in output  # not even JSON-escaped
     else:
         assert output.count(MASK) >= 2
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_audit_record_is_one_json_object_a_line_whatever_the_format(captured, log_format: str) -> None:
+    root, stream = captured
+    configure_logging("WARNING", ["leaked-token-1234"], log_format=log_format)
+    audit = logging.getLogger(AUDIT_LOGGER)
+    audit.handlers[0].stream = stream  # type: ignore[attr-defined]
+    fields = {"action": "batch.submit", "principal": "leaked-token-1234", "accounts": ["a", "leaked-token-1234"]}
+    audit.info("batch.submit ok (202)", extra={"audit": fields})  # kept although the level is WARNING
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry == {
+        "level": "INFO", "logger": AUDIT_LOGGER, "message": "batch.submit ok (202)", "action": "batch.submit",
+        "principal": MASK, "accounts": ["a", MASK],
+    }  # fmt: skip
 
 
 def test_the_formatters_redact_what_they_are_handed() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import redis
 
 from worker.data.accounts import AccountState, Health, health_from
+from worker.data.audit import AuditPage, AuditRecord, AuditTrail
 from worker.data.checks import ImageChecks
 from worker.data.connection import Durability, NotReplicated, RedisTarget, connect, redis_target, unavailable
 from worker.data.control import Control
@@ -33,6 +34,9 @@ from worker.domain.waits import BlockedBy, hint
 
 __all__ = [
     "AccountState",
+    "AuditPage",
+    "AuditRecord",
+    "AuditTrail",
     "BatchLifecycle",
     "BatchPage",
     "BatchSummary",
@@ -135,6 +139,7 @@ class DataLayer:
     selections: Selections
     plans: Plans
     limits: PrincipalLimits
+    audit: AuditTrail
     keys: Keyspace
     _client: redis.Redis
     _tally: Tally
@@ -158,6 +163,7 @@ class DataLayer:
             selections=Selections(client, keys),
             plans=Plans(client, keys),
             limits=PrincipalLimits(client, keys),
+            audit=AuditTrail(client, keys),
             keys=keys,
             _client=client,
             _tally=tally,

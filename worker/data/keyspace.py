@@ -70,6 +70,8 @@ key                                type    what it holds (owner module in ``work
 ``P:latency``                      hash    ``"<state>[@<mode>]:<bucket>"``, ``...:sum``, ``...:count`` (telemetry)
 ``P:repairs``                      hash    reconciler repair kind -> count (telemetry)
 ``P:followups``                    hash    ``"<kind>:<outcome>"`` -> copies' follow-ups ended so (telemetry)
+``P:audit``                        stream  one JSON record per API call that changed something or was refused
+                                           for scope or role; trimmed by time, never by batch (audit)
 =================================  ======  =====================================================================
 
 A pool (``worker.domain.pools``) is an account's name (its in-region copies) or ``<account>:cross-region``.
@@ -265,6 +267,10 @@ class Keyspace:
 
     def followups(self) -> str:
         return f"{self.prefix}:followups"
+
+    # The audit trail: apart from the batches, so deleting one leaves its records.
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
 
     @staticmethod
     def broker_queue_lists(queue: str) -> list[str]:
