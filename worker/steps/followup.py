@@ -1,14 +1,14 @@
 """Follow-ups: what happens to a copy once it is active, its tags and then its sharing (``worker.domain.followups``).
 
-``copied`` is called by the poll that finds the new image active. Without follow-ups the item simply succeeds. With them
-it moves to ``finishing`` (event ``copied``) and its replication slot is freed at once (tag and member calls are not IMS
-replication tasks), then ``followup`` tasks (``replication.tag``, ``replication.share``) work through them in order,
-each with its own retries. Tags: one idempotent ``tags/action`` call with the item's tags (and the provenance tags),
-then the copy's tags are read back, so the item says exactly what IMS holds. Sharing: ``POST /v1/cloudimages/members``,
-its job followed like a copy's (a countdown, never a sleep), then the members listed with their status (``pending``
-until each project accepts); before the member call the account's ``share_projects`` are checked again (a refusal is
-``SHARE_NOT_ALLOWED``, and no member is added). A cross-region copy's follow-ups use the destination's client, where the
-copy is.
+``copied`` is called by the poll that finds the new image active. Without follow-ups the item simply succeeds.
+With them it moves to ``finishing`` (event ``copied``) and its replication slot is freed at once (tag and member
+calls are not IMS replication tasks), then ``followup`` tasks (``replication.tag``, ``replication.share``) work
+through them in order, each with its own retries. Tags: one idempotent ``tags/action`` call with the item's tags
+(and the provenance tags), then the copy's tags are read back, so the item says exactly what IMS holds. Sharing:
+``POST /v1/cloudimages/members``, its job followed like a copy's (a countdown, never a sleep), then the members
+listed with their status (``pending`` until each project accepts); before the member call the account's
+``share_projects`` are checked again (a refusal is ``SHARE_NOT_ALLOWED``, and no member is added). A cross-region
+copy's follow-ups use the destination's client, where the copy is.
 
 A follow-up that IMS refuses, or that runs out of retries or time, is ``failed`` with its reason, and the next one
 still runs. Then the item ends ``succeeded`` either way, since the copy exists; a failed follow-up is named by the

@@ -1,14 +1,15 @@
 """Plan: a batch request judged exactly as a real run would judge it, with nothing copied.
 
-The verdicts come from the validation rules themselves (``check_guardrails``, ``check_image``, ``check_decrypt``,
-``check_key``, ``check_destination`` of ``worker.steps.validate``) on the same records a run would read: the asked
-items' images from listing pages of the account (``listed_images``; one walk for all of an account's items), those the
-pages do not show one by one (``get_image``), each key reference looked up once; a selector's images from its listing
-pages (as ``replication.expand`` lists them) made into items by its template. Then, per account, the private-image quota
-(``get_quota``: one call) against the in-region copies the plan would make (and the items of the account already waiting
-for a slot), and per pool a duration forecast: the items' predicted copy times (the pool's learned ``seconds = a + b *
-bytes`` model, ``worker.steps.forecast``, or before any copy has finished a stated default of ``DEFAULT_COPY_SECONDS``
-plus ``DEFAULT_SECONDS_PER_GIB``) over the pool's slots.
+The verdicts come from the validation rules themselves (``check_image``, ``check_key``, ``check_destination`` of
+``worker.steps.validate``) on the same records a run would read: the asked items' images from listing pages of the
+account (``listed_images``; one walk for all of an account's items), those the pages do not show one by one
+(``get_image``), each key reference looked up once; a selector's images from its listing pages (as
+``replication.expand`` lists them) made into items by its template. Then, per account, the private-image quota
+(``get_quota``: one call) against the in-region copies the plan would make (and the items of the account already
+waiting for a slot), and per pool a duration forecast: the items' predicted copy times (the pool's learned
+``seconds = a + b * bytes`` model, ``worker.steps.forecast``, or before any copy has finished a stated default of
+``DEFAULT_COPY_SECONDS`` plus ``DEFAULT_SECONDS_PER_GIB``) over the pool's slots. The account's guardrails are
+judged first, as validation judges them (``check_guardrails``, then ``check_decrypt`` with the image).
 
 One ``replication.plan`` task per stage (``worker.data.plans``): ``items`` (all asked items), ``lookup`` (up to
 ``LOOKUPS`` items the pages did not show, then the next lookup task), ``page`` (one listing page of the selector),
