@@ -1,9 +1,10 @@
 """Checks a submission's syntax and turns it into items ready to store, or reports every problem at once.
 
 The body is parsed here rather than by FastAPI so that one bad item does not hide the others: each item is
-checked on its own (``ItemSpec``), then against the configured accounts, and a request with any problem is
-refused whole with the index, field and rule of each. A selector and its template are checked the same way, the
-template's name pattern against the region of the account whose images it selects.
+checked on its own (``ItemSpec``), then against the configured accounts and their guardrails
+(``worker.domain.guardrails``), and a request with any problem is refused whole with the index, field and rule of
+each. A selector and its template are checked the same way, the template's name pattern against the region of the
+account whose images it selects.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from api.errors import FieldError, InvalidRequest, field_errors_from_pydantic
 from api.schemas import BatchRequest
 from config.settings import Settings
 from worker.data import NewItem
+from worker.domain.guardrails import decrypt_breach, item_breaches, selection_decrypts
 from worker.domain.naming import LABEL_RE, LABEL_RULE
 from worker.domain.priority import Priority
 from worker.domain.selector import Selector, Template
@@ -137,7 +139,10 @@ def _selection(
     except ValidationError as exc:
         problems += field_errors_from_pydantic(list(exc.errors()), prefix="template")
         return None
-    found = cross_field_problems(sample, settings.accounts[account], settings.provenance_tags)
+    found = _account_rules(sample, account, settings)
+    decrypts = selection_decrypts(selector, template)
+    if breach := decrypt_breach(account, settings.accounts[account], source_encrypted=decrypts, kms_key=None):
+        found.append(("decrypt" if template.decrypt else breach.field, breach.rule))
     problems += [FieldError(None, f"template.{field}", rule) for field, rule in found]
     return None if found else Selection(selector, template, account, region)
 
@@ -161,8 +166,16 @@ def parse_item(payload: Any, settings: Settings) -> NewItem:
 
 def _cross_field(spec: ItemSpec, account: str, settings: Settings, index: int | None) -> list[FieldError]:
     """The rules between an item's fields (with its batch's defaults) and against its account."""
-    found = cross_field_problems(spec, settings.accounts[account], settings.provenance_tags)
-    return [FieldError(index, field, rule) for field, rule in found]
+    return [FieldError(index, field, rule) for field, rule in _account_rules(spec, account, settings)]
+
+
+def _account_rules(spec: ItemSpec, name: str, settings: Settings) -> list[tuple[str, str]]:
+    """(field, rule) pairs: the rules between fields and against account ``name``, its guardrails among them (an
+    item's decryption cannot be judged here: its source's encryption is read by the worker's validation)."""
+    account = settings.accounts[name]
+    found = cross_field_problems(spec, account, settings.provenance_tags)
+    breaches = item_breaches(name, account, share_with=spec.share_with, target_region=spec.target_region)
+    return found + [(breach.field, breach.rule) for breach in breaches]
 
 
 def _unknown_account(settings: Settings) -> str:

@@ -615,6 +615,9 @@ class LocalStack:
             k: None for k in os.environ if k.startswith(f"{ENV_PREFIX}ACCOUNTS") or k == f"{ENV_PREFIX}DEFAULT_ACCOUNT"
         }
         projects = {"default": info.simulator_project_id, **self.options.simulator_accounts}
+        # Each account may share with the simulator's other projects (examples/ shares with one); its copy_regions
+        # are left to their default, the regions configured below.
+        members = self.options.simulator_project_ids
         for name, project_id in projects.items():
             acct = f"{ENV_PREFIX}ACCOUNTS__{name.upper()}__"
             env.update(
@@ -632,6 +635,8 @@ class LocalStack:
                 env[f"{acct}REGIONS__{region.upper().replace('-', '_')}__IMS_ENDPOINT"] = endpoint
             if info.simulator_regions:
                 env[f"{acct}AGENCY_NAME"] = services.SIMULATOR_AGENCY
+            if shared := [p for p in members if p != project_id]:
+                env[f"{acct}SHARE_PROJECTS"] = ",".join(shared)
         env[f"{ENV_PREFIX}DEFAULT_ACCOUNT"] = "default"
         return env
 

@@ -44,6 +44,8 @@ class SettingsError(RuntimeError):
 
 
 _PROJECT_ID = r"^[0-9a-f]{32}$"
+_PROJECT_ID_SHAPE = re.compile(_PROJECT_ID)
+ANY = "*"  # a guardrail's allow-list entry that allows any project or region
 # IAM agency names: letters, digits, '_', '-' and '.', at most 64 characters.
 AGENCY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
@@ -51,6 +53,25 @@ AGENCY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 def _region_key(name: str) -> str:
     """A region ID from a settings key: ``CN_SOUTH_1`` (an environment variable cannot hold '-') is cn-south-1."""
     return name.strip().lower().replace("_", "-")
+
+
+def _comma_list(v: object) -> object:
+    """A list from the environment: comma-separated, blanks dropped (as ``IMSREP_API_TOKENS``)."""
+    if isinstance(v, str):
+        return [part.strip() for part in v.split(",") if part.strip()]
+    return v
+
+
+def _allow_list(values: list[str], shape: re.Pattern[str], what: str) -> list[str]:
+    """A guardrail's allow-list: each entry shaped like ``what``, or ``*`` alone (any)."""
+    if ANY in values:
+        if len(values) > 1:
+            raise ValueError(f"'{ANY}' allows any and must stand alone")
+        return values
+    for value in values:
+        if not shape.fullmatch(value):
+            raise ValueError(f"{value!r} must be {what}, or '{ANY}' alone for any")
+    return values
 
 
 def default_endpoint(service: str, region: str) -> str:
@@ -105,6 +126,17 @@ class AccountSettings(BaseModel):
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
     request_rate: Annotated[float, Field(gt=0, le=10_000)] = 20.0
     request_burst: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # Guardrails (worker.domain.guardrails), checked at the API and again by the worker before the cloud call; from
+    # the environment, lists are comma-separated. ``*`` alone allows any: an explicit escape hatch, never a default.
+    # The projects copies may be shared with. Empty (the default) refuses sharing: handing an image to another
+    # project is what leaks it, so nobody gets it without being named here.
+    share_projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The regions copies may go to. None (the default): the regions listed under ``regions``, the destinations this
+    # account was set up for; a region reached only through Huawei's default endpoints must be named here (or ``*``).
+    copy_regions: Annotated[list[str] | None, NoDecode] = None
+    # Whether an encrypted source may be copied unencrypted. True keeps deployments that decrypt working; a shared
+    # deployment should set it false where encrypted images must stay encrypted.
+    allow_decrypt: bool = True
 
     @field_validator("region")
     @classmethod
@@ -117,6 +149,21 @@ class AccountSettings(BaseModel):
     @classmethod
     def _endpoint_shape(cls, v: str | None) -> str | None:
         return _endpoint(v)
+
+    @field_validator("share_projects", "copy_regions", mode="before")
+    @classmethod
+    def _split_list(cls, v: object) -> object:
+        return _comma_list(v)
+
+    @field_validator("share_projects")
+    @classmethod
+    def _share_projects_shape(cls, v: list[str]) -> list[str]:
+        return _allow_list(v, _PROJECT_ID_SHAPE, "a project ID of 32 lowercase hex characters")
+
+    @field_validator("copy_regions")
+    @classmethod
+    def _copy_regions_shape(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _allow_list(v, _REGION, "a region ID such as cn-south-1")
 
     @field_validator("regions")
     @classmethod
@@ -408,9 +455,7 @@ class Settings(BaseSettings):
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, v: object) -> object:
-        if isinstance(v, str):
-            return [t.strip() for t in v.split(",") if t.strip()]
-        return v
+        return _comma_list(v)
 
     @field_validator("accounts", "principals")
     @classmethod

@@ -27,6 +27,7 @@ from worker.data import DataLayer, RecordStore, open_data_layer
 TOKEN = "api-test-token-7f3a9c"
 OTHER_TOKEN = "api-second-token-b21e"
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
+STRANGER = "fedcba9876543210fedcba9876543210"
 ACCESS_KEY = "AKAPITESTEXAMPLE"
 SECRET_KEY = "SKAPITESTSECRETEXAMPLE"
 API_DB = 9
@@ -40,6 +41,9 @@ def api_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID": PROJECT_ID,
         "IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY": ACCESS_KEY,
         "IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY": SECRET_KEY,
+        # The guardrails the routes' tests need: the projects they share with, the region they copy to.
+        "IMSREP_ACCOUNTS__DEFAULT__SHARE_PROJECTS": f"{PROJECT_ID},{STRANGER}",
+        "IMSREP_ACCOUNTS__DEFAULT__COPY_REGIONS": "cn-south-1",
         **extra,
     }
 

@@ -12,6 +12,9 @@ from config.settings import load_settings
 from worker.domain.naming import LABEL_RULE
 
 ACCOUNT = {"project_id": "0123456789abcdef0123456789abcdef", "access_key": "AKX1", "secret_key": "SKX1"}
+# The guardrails the tests of other rules need: the projects they share with, the region they copy to.
+OPEN = {"share_projects": ["fedcba9876543210fedcba9876543210", "a" * 32], "copy_regions": ["cn-south-1"]}
+FRIEND, STRANGER = "b" * 32, "c" * 32
 
 
 @pytest.fixture
@@ -19,8 +22,22 @@ def settings():
     return load_settings(
         redis_url="redis://127.0.0.1:1/0",
         api_tokens="validation-token-1",
-        accounts={"default": ACCOUNT, "prod": ACCOUNT},
+        accounts={"default": {**ACCOUNT, **OPEN}, "prod": {**ACCOUNT, **OPEN}},
         max_batch_items=5,
+    )
+
+
+@pytest.fixture
+def guarded():
+    """``prod`` shares with FRIEND only and copies to cn-south-1 only; ``locked`` has every guardrail's default
+    (no sharing, no region besides its own, none configured) and no decryption."""
+    return load_settings(
+        redis_url="redis://127.0.0.1:1/0",
+        api_tokens="validation-token-1",
+        accounts={
+            "prod": {**ACCOUNT, "share_projects": [FRIEND], "copy_regions": ["cn-south-1"]},
+            "locked": {**ACCOUNT, "allow_decrypt": False},
+        },
     )
 
 
@@ -232,3 +249,71 @@ def test_bad_selectors_and_templates_name_the_field_and_rule(settings, body: dic
     error = _refusal(parse_batch, body, settings)
     assert [p.field for p in error.errors] == [field]
     assert rule in error.errors[0].rule
+
+
+def test_an_item_breaking_a_guardrail_refuses_the_batch_naming_the_account_and_the_guardrail(guarded) -> None:
+    refusal = _refusal(
+        parse_batch,
+        {
+            "items": [
+                {"image_id": _image(), "share_with": [FRIEND]},  # allowed
+                {"image_id": _image(), "share_with": [FRIEND, STRANGER]},
+                {"image_id": _image(), "target_region": "cn-east-3"},
+                {"image_id": _image(), "account": "locked", "share_with": [FRIEND]},
+                {"image_id": _image(), "account": "locked", "target_region": "cn-south-1"},
+            ],
+            "defaults": {"account": "prod"},
+        },
+        guarded,
+    )
+    rules = {(p.index, p.field): p.rule for p in refusal.errors}
+    assert rules == {
+        (1, "share_with"): f"project {STRANGER} is not in account prod's share_projects "
+        "(sharing is refused when the list is empty)",
+        (2, "target_region"): "region cn-east-3 is not in account prod's copy_regions (cn-south-1)",
+        (3, "share_with"): f"project {FRIEND} is not in account locked's share_projects "
+        "(sharing is refused when the list is empty)",
+        (4, "target_region"): "region cn-south-1 is not in account locked's copy_regions (none: copies stay in the "
+        "account's region); unset, it is the regions configured under the account's regions",
+    }
+    assert refusal.detail == "4 of 5 items are invalid; nothing was stored"
+
+
+def test_one_item_breaking_a_guardrail_is_refused_without_an_index(guarded) -> None:
+    refusal = _refusal(parse_item, {"image_id": _image(), "account": "prod", "share_with": [STRANGER]}, guarded)
+    assert _fields(refusal) == {(None, "share_with")} and "account prod's share_projects" in refusal.errors[0].rule
+
+
+def test_the_allow_lists_let_their_projects_and_regions_through_and_a_star_lets_any() -> None:
+    accounts = {
+        "listed": {**ACCOUNT, "share_projects": [FRIEND], "copy_regions": ["cn-south-1", "ap-southeast-1"]},
+        "star": {**ACCOUNT, "share_projects": ["*"], "copy_regions": ["*"]},
+        "mapped": {**ACCOUNT, "regions": {"CN_SOUTH_1": {}}},  # copy_regions unset: the regions configured
+    }
+    settings = load_settings(redis_url="redis://127.0.0.1:1/0", api_tokens="validation-token-1", accounts=accounts)
+    items = [
+        {"image_id": _image(), "account": "listed", "share_with": [FRIEND], "target_region": "ap-southeast-1"},
+        {"image_id": _image(), "account": "star", "share_with": [STRANGER], "target_region": "eu-west-101"},
+        {"image_id": _image(), "account": "mapped", "target_region": "cn-south-1"},
+    ]
+    assert len(parse_batch({"items": items}, settings).items) == 3
+
+
+def test_a_template_breaking_a_guardrail_is_refused(guarded) -> None:
+    cases = [
+        ({"account": "prod"}, {"share_with": [STRANGER]}, "template.share_with", "account prod's share_projects"),
+        ({"account": "prod"}, {"target_region": "cn-east-3"}, "template.target_region", "account prod's copy_regions"),
+        # Decryption said outright: the template's decrypt, or no key for images selected as encrypted.
+        ({"account": "locked"}, {"decrypt": True}, "template.decrypt", "account locked's allow_decrypt is false"),
+        ({"account": "locked", "encrypted": True}, {}, "template.kms_key", "account locked's allow_decrypt is false"),
+        ({"account": "locked", "kms_key": "old"}, {}, "template.kms_key", "allow_decrypt"),
+    ]
+    for selector, template, field, rule in cases:
+        refusal = _refusal(parse_batch, {"selector": selector, "template": template}, guarded)
+        assert [(p.field, rule in p.rule) for p in refusal.errors] == [(field, True)], (selector, template)
+    # Re-keying, or selecting images that may or may not be encrypted, says no decryption: each copy is judged by
+    # the worker once its source is read.
+    for selector, template in [({"encrypted": True}, {"kms_key": "new"}), ({}, {})]:
+        assert parse_batch({"selector": {"account": "locked", **selector}, "template": template}, guarded).selection
+    # Where decryption is allowed (prod), the same template passes.
+    assert parse_batch({"selector": {"account": "prod"}, "template": {"decrypt": True}}, guarded).selection

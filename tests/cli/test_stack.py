@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from cli import services
 from cli.processes import ServiceError, free_port
 from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from config.settings import load_settings
+from worker.domain.guardrails import region_breach
 
 ACCOUNT = {"prod": {"project_id": "f" * 32, "access_key": "AK", "secret_key": "SK"}}
 
@@ -161,6 +163,28 @@ def test_more_simulator_regions_are_every_accounts_destinations(tmp_path: Path) 
     assert env["IMSREP_ACCOUNTS__DEFAULT__REGIONS__CN_SOUTH_1__IMS_ENDPOINT"] == f"http://127.0.0.1:{port}"
     assert env["IMSREP_ACCOUNTS__DEFAULT__AGENCY_NAME"] == "ims_admin_agency"
     assert stack.info.simulator_regions == {"cn-south-1": f"http://127.0.0.1:{port}"}
+
+
+def test_the_simulators_accounts_may_share_with_its_other_projects_and_copy_to_its_regions(tmp_path: Path) -> None:
+    options = StackOptions(
+        state_dir=tmp_path,
+        demo=True,
+        simulator_project_ids=services.EXAMPLE_PROJECTS,
+        simulator_regions=services.EXAMPLE_REGIONS,
+        simulator_accounts={"extra": "e" * 32},
+    )
+    stack = LocalStack(options)
+    stack.plan()
+    env = {k: v for k, v in stack.service_env().items() if v is not None}
+    assert env["IMSREP_ACCOUNTS__DEFAULT__SHARE_PROJECTS"] == services.SIMULATOR_SHARE_PROJECT
+    assert env["IMSREP_ACCOUNTS__EXTRA__SHARE_PROJECTS"] == ",".join(services.EXAMPLE_PROJECTS)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        account = load_settings().accounts["default"]
+    # The guardrails the examples need: the share project, and the second region by copy_regions' default.
+    assert account.share_projects == [services.SIMULATOR_SHARE_PROJECT]
+    assert region_breach("default", account, services.SIMULATOR_SECOND_REGION) is None
 
 
 def test_a_sentinel_topology_is_a_master_its_replicas_and_sentinels(tmp_path: Path) -> None:

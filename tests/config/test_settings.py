@@ -267,3 +267,44 @@ def test_a_secret_given_twice_or_in_an_unreadable_file_is_refused_naming_the_var
 def test_a_file_setting_that_is_no_secret_keeps_its_meaning(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("IMSREP_PRINCIPALS_FILE", str(tmp_path / "principals.toml"))  # a path, not a secret's file
     assert load_settings().principals_file == tmp_path / "principals.toml"
+
+
+def test_guardrails_from_the_environment_are_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    _aksk(monkeypatch, "PROD")
+    prefix = "IMSREP_ACCOUNTS__PROD__"
+    monkeypatch.setenv(f"{prefix}SHARE_PROJECTS", f"{'b' * 32}, {'c' * 32},")
+    monkeypatch.setenv(f"{prefix}COPY_REGIONS", "cn-south-1,ap-southeast-1")
+    monkeypatch.setenv(f"{prefix}ALLOW_DECRYPT", "false")
+    account = load_settings().accounts["prod"]
+    assert account.share_projects == ["b" * 32, "c" * 32]
+    assert account.copy_regions == ["cn-south-1", "ap-southeast-1"] and account.allow_decrypt is False
+    monkeypatch.setenv(f"{prefix}SHARE_PROJECTS", "*")
+    monkeypatch.setenv(f"{prefix}COPY_REGIONS", "*")
+    account = load_settings().accounts["prod"]
+    assert (account.share_projects, account.copy_regions) == (["*"], ["*"])
+
+
+def test_guardrails_default_to_no_sharing_configured_regions_and_decryption_allowed(monkeypatch) -> None:
+    _aksk(monkeypatch)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__SHARE_PROJECTS", "")  # empty: ignored, the default
+    account = load_settings().account()
+    assert (account.share_projects, account.copy_regions, account.allow_decrypt) == ([], None, True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "rule"),
+    [
+        ("SHARE_PROJECTS", "ABCDEF0123456789ABCDEF0123456789", "must be a project ID of 32 lowercase hex characters"),
+        ("SHARE_PROJECTS", "0123", "must be a project ID"),
+        ("SHARE_PROJECTS", f"{'b' * 32},*", "'*' allows any and must stand alone"),
+        ("COPY_REGIONS", "cn_south_1", "must be a region ID such as cn-south-1"),
+        ("COPY_REGIONS", "*,cn-south-1", "'*' allows any and must stand alone"),
+        ("ALLOW_DECRYPT", "perhaps", "valid boolean"),
+    ],
+)
+def test_a_bad_guardrail_names_the_variable_and_the_rule(monkeypatch, name: str, value: str, rule: str) -> None:
+    _aksk(monkeypatch)
+    monkeypatch.setenv(f"IMSREP_ACCOUNTS__DEFAULT__{name}", value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert f"IMSREP_ACCOUNTS__DEFAULT__{name}: " in str(info.value) and rule in str(info.value)

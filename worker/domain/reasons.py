@@ -28,6 +28,11 @@ class ReasonCode(str, Enum):
     TARGET_PROJECT_NOT_FOUND = "TARGET_PROJECT_NOT_FOUND"
     TARGET_REGION_INVALID = "TARGET_REGION_INVALID"
     SHARE_PROJECT_INVALID = "SHARE_PROJECT_INVALID"
+    # The account's guardrails (worker.domain.guardrails): refused at validation (``rejected``), or met again before
+    # the copy call (``failed``) or before the member call (a share follow-up's reason, the item ``NOT_SHARED``).
+    SHARE_NOT_ALLOWED = "SHARE_NOT_ALLOWED"
+    REGION_NOT_ALLOWED = "REGION_NOT_ALLOWED"
+    DECRYPT_NOT_ALLOWED = "DECRYPT_NOT_ALLOWED"
     # Refusals or failures at or after the copy call: state ``failed``.
     NAME_EXISTS = "NAME_EXISTS"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
@@ -89,6 +94,12 @@ _NEXT_STEPS: dict[ReasonCode, str] = {
     "copies to and submit again.",
     ReasonCode.SHARE_PROJECT_INVALID: "Check share_with: existing project IDs of the copy's region, not the one "
     "that owns the copy. Fix them and submit again, or share the copy by hand.",
+    ReasonCode.SHARE_NOT_ALLOWED: "The account may not share copies with that project: leave it out of share_with, "
+    "or have an operator add it to the account's share_projects, then submit again.",
+    ReasonCode.REGION_NOT_ALLOWED: "The account may not copy into that region: choose one of its copy_regions, or "
+    "have an operator add it, then submit again.",
+    ReasonCode.DECRYPT_NOT_ALLOWED: "The account may not make an unencrypted copy of an encrypted image: name a "
+    "kms_key to re-key it instead, then submit again.",
     ReasonCode.NAME_EXISTS: "An image of that name is already where the copy goes: delete or rename it and retry "
     "the batch, or submit again with another name.",
     ReasonCode.QUOTA_EXCEEDED: "The image quota stayed full: delete images or have the quota raised, then retry "

@@ -41,7 +41,9 @@ class ItemOptions(BaseModel):
         None, pattern=ACCOUNT_NAME.pattern, description="Configured account name; default if omitted"
     )
     target_region: str | None = Field(
-        None, description="Copy into this region (cross-region replication); omit for a copy in the account's region"
+        None,
+        description="Copy into this region (cross-region replication), one of the account's copy_regions; omit for a "
+        "copy in the account's region",
     )
     target_project: str | None = Field(
         None, description="Destination project name (with target_region); default the region's default project"
@@ -52,7 +54,9 @@ class ItemOptions(BaseModel):
         description="IAM agency for a cross-region copy; default the account's agency_name",
     )
     share_with: list[str] | None = Field(
-        None, description="Project IDs to share the copy with once it is active (the copy must be unencrypted)"
+        None,
+        description="Project IDs to share the copy with once it is active (the copy must be unencrypted), each in "
+        "the account's share_projects",
     )
     tags: dict[str, str] | None = Field(
         None,

@@ -6,8 +6,9 @@ calls are not IMS replication tasks), then ``followup`` tasks (``replication.tag
 through them in order, each with its own retries. Tags: one idempotent ``tags/action`` call with the item's tags
 (and the provenance tags), then the copy's tags are read back, so the item says exactly what IMS holds. Sharing:
 ``POST /v1/cloudimages/members``, its job followed like a copy's (a countdown, never a sleep), then the members
-listed with their status (``pending`` until each project accepts). A cross-region copy's follow-ups use the
-destination's client, where the copy is.
+listed with their status (``pending`` until each project accepts); before the member call the account's
+``share_projects`` are checked again (a refusal is ``SHARE_NOT_ALLOWED``, and no member is added). A cross-region
+copy's follow-ups use the destination's client, where the copy is.
 
 A follow-up that IMS refuses, or that runs out of retries or time, is ``failed`` with its reason, and the next one
 still runs. Then the item ends ``succeeded`` either way, since the copy exists; a failed follow-up is named by the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 
 from worker import registry
+from worker.domain import guardrails
 from worker.domain.followups import (
     Followups,
     Kind,
@@ -147,6 +149,11 @@ def _share(ctx: StepContext, client: ImsClient, item: ReplicationItem, result: S
     to look again, or None when this follow-up is over."""
     image_id = item.new_image_id or ""
     if result.job_id is None:
+        # The account's share_projects, as they are now, before any member is added (worker.domain.guardrails).
+        account = ctx.account(item.account)
+        if account is not None and (breach := guardrails.share_breach(item.account, account, result.wanted)):
+            _fail(result, breach.reason, str(breach))
+            return None
         # Sent again after a crash before the job ID was saved, IMS only adds members already there again.
         result.job_id = client.add_members([image_id], result.wanted)
         return ctx.settings.poll_initial_delay

@@ -8,7 +8,8 @@ account (``listed_images``; one walk for all of an account's items), those the p
 (``get_quota``: one call) against the in-region copies the plan would make (and the items of the account already
 waiting for a slot), and per pool a duration forecast: the items' predicted copy times (the pool's learned
 ``seconds = a + b * bytes`` model, ``worker.steps.forecast``, or before any copy has finished a stated default of
-``DEFAULT_COPY_SECONDS`` plus ``DEFAULT_SECONDS_PER_GIB``) over the pool's slots.
+``DEFAULT_COPY_SECONDS`` plus ``DEFAULT_SECONDS_PER_GIB``) over the pool's slots. The account's guardrails are
+judged first, as validation judges them (``check_guardrails``, then ``check_decrypt`` with the image).
 
 One ``replication.plan`` task per stage (``worker.data.plans``): ``items`` (all asked items), ``lookup`` (up to
 ``LOOKUPS`` items the pages did not show, then the next lookup task), ``page`` (one listing page of the selector),
@@ -40,7 +41,15 @@ from worker.steps.forecast import duration
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.select import PAGE as PAGE_SIZE
 from worker.steps.select import SelectionRefused, SelectionSpec, list_page
-from worker.steps.validate import LISTING_MIN_ITEMS, check_destination, check_image, check_key, listed_images
+from worker.steps.validate import (
+    LISTING_MIN_ITEMS,
+    check_decrypt,
+    check_destination,
+    check_guardrails,
+    check_image,
+    check_key,
+    listed_images,
+)
 
 log = logging.getLogger("worker.plan")
 
@@ -197,8 +206,11 @@ def _judge(
     find_key: Callable[[str], KmsKey | None],
 ) -> dict[str, Any]:
     """The verdict a run would reach: the same rules, in the same order, the first problem's reason."""
+    if refused := check_guardrails(item, account):
+        return _refused(item, refused, image)
     try:
         problems, resolved = check_image(item, image, account.region)
+        problems = check_decrypt(item, account, image) + problems
         key_problems, cmk_id = check_key(find_key, item, image)
         destination_problems, destination = check_destination(ctx, item, account, client)
     except AuthenticationError:

@@ -15,6 +15,9 @@ project and agency, and its new image appears in the destination project: that i
 is looked for, with the destination's client, whose credentials are checked before the copy call (an IAM user's
 token scoped to the destination project is obtained first).
 
+Just before the copy call the account's guardrails (``worker.domain.guardrails``) are judged again: an item that
+breaks them ends ``failed`` (``SHARE_NOT_ALLOWED``, ``REGION_NOT_ALLOWED``) with no copy made.
+
 A retried item first looks at what its failed attempt left (``prior_job_id``, ``prior_image_id``,
 ``prior_submit_at``): a job that went on, or a copy that exists, is followed instead of copying again. IMS full
 (``IMG.0060``, ``IMG.0149`` across regions) or the image quota full (``IMG.0015``) hands the item back to its line
@@ -33,9 +36,10 @@ from worker.ims.client import ImsClient
 from worker.ims.models import CLOCK_SKEW, GONE, Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
-from worker.steps.outcomes import fail_permanently, release_slot, retry_later
+from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
 from worker.steps.poll import first_poll
 from worker.steps.scheduling import QUOTA_FULL, hand_back, item_pool, waits_for_quota
+from worker.steps.validate import Problem, check_guardrails
 
 log = logging.getLogger("worker.steps")
 
@@ -83,6 +87,8 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
         copies.authenticate()
         if (adopted := _earlier_copy(ctx, client, copies, item, earlier)) is not None:
             return adopted
+        if refused := _guardrails(ctx, item):
+            return finish(ctx, item, ItemState.FAILED, reason=refused[0][0], message="; ".join(m for _, m in refused))
         # The attempt is on the replicas before the copy call (IMSREP_REDIS_MIN_REPLICAS), so that no failover can
         # make the pipeline forget it asked for a copy; NotReplicated: no call now (the task sends the step again).
         if item.submit_started_at is None:
@@ -108,6 +114,13 @@ def _submit(ctx: StepContext, item_id: str) -> list[Next]:
     except RetryableError as error:
         return retry_later(ctx, item, error, TaskName.SUBMIT)
     return start_polling(ctx, item, job_id=job_id)
+
+
+def _guardrails(ctx: StepContext, item: ReplicationItem) -> list[Problem]:
+    """The account's guardrails, judged again with the settings of now just before the copy call: an item validated
+    under looser ones, or put in line by anything but validation, makes no copy they forbid."""
+    account = ctx.account(item.account)
+    return check_guardrails(item, account) if account is not None else []
 
 
 def _copy(client: ImsClient, item: ReplicationItem) -> str:

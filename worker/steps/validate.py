@@ -7,6 +7,11 @@ alias such as ``ims/default`` resolved to its key ID. Encryption follows from th
 copy (re-keyed when the source was encrypted), no key an unencrypted one. Every rule is checked, so a rejected
 item names all its problems at once (the reason code is the first one's).
 
+The account's guardrails (``worker.domain.guardrails``) come first: an item whose ``share_with`` or
+``target_region`` breaks them is rejected before any call (``SHARE_NOT_ALLOWED``, ``REGION_NOT_ALLOWED``), whatever
+the API let through or whoever wrote it into Redis; an unencrypted copy of an encrypted source, once the image is
+read, while the account's ``allow_decrypt`` is off (``DECRYPT_NOT_ALLOWED``).
+
 Across regions (docs/ims-api.md §3) the same image rules hold, with the size limit of the source region, and also:
 the source is not encrypted (``ENCRYPTED_CROSS_REGION``: IMS takes no key for such a copy, and the API refuses a
 ``kms_key`` with ``target_region`` at submission), an agency is configured (``AGENCY_NOT_CONFIGURED``), the
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 
 from config.settings import AccountSettings
 from worker.data.walks import ListingWalks
+from worker.domain import guardrails
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import default_copy_name, description_problem, name_problem
 from worker.domain.pools import pool_name_of
@@ -69,10 +75,13 @@ def validate(ctx: StepContext, item_id: str) -> list[Next]:
             reason=ReasonCode.UNKNOWN_ACCOUNT,
             message=f"account {item.account!r} is not configured on the workers",
         )
+    if refused := check_guardrails(item, account):  # what the item asks breaks a guardrail: no call at all
+        return _conclude(ctx, item, None, refused, None, grant=True)
     try:
         client = ctx.client(item.account)
         image = client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)
+        problems = check_decrypt(item, account, image) + problems
         key_problems, cmk_id = check_key(client.find_key, item, image)
         destination_problems, destination = check_destination(ctx, item, account, client)
     except PermanentError as error:
@@ -94,7 +103,8 @@ def validate_many(ctx: StepContext, items: list[ReplicationItem]) -> list[Next] 
         batch_id, account_name = items[0].batch_id, items[0].account
         images = listed_images(client, {item.image_id for item in items}, Walk(ctx.data.walks, batch_id, account_name))
         keys = {ref: client.find_key(ref) for ref in {item.kms_key for item in items if item.kms_key}}
-        for item in {(i.target_region, i.destination_project): i for i in items if i.target_region}.values():
+        going = [i for i in items if i.target_region and not check_guardrails(i, account)]
+        for item in {(i.target_region, i.destination_project): i for i in going}.values():
             check_destination(ctx, item, account, client)  # once per destination; the items' checks reuse it
     except RetryableError:  # an outage or throttling: they stay accepted; the batch's admit chain comes back
         return None
@@ -122,7 +132,11 @@ def validate_listed(
     validated: list[tuple[ReplicationItem, dict[str, object]]] = []
     for item in _start_all(ctx, [item for item in items if item.image_id in images]):
         image = images[item.image_id]
+        if refused := check_guardrails(item, account):  # no look-up in its destination
+            nexts += _conclude(ctx, item, image, refused, None, grant=False)
+            continue
         problems, resolved = check_image(item, image, account.region)
+        problems = check_decrypt(item, account, image) + problems
         key_problems, cmk_id = check_key(keys.__getitem__, item, image)
         try:
             destination_problems, destination = check_destination(ctx, item, account, client)
@@ -245,6 +259,26 @@ def check_image(item: ReplicationItem, image: Image | None, region: str) -> tupl
     if item.description and (problem := description_problem(item.description)):
         problems.append((ReasonCode.INVALID_DESCRIPTION, f"description {problem}"))
     return problems, target
+
+
+def check_guardrails(item: ReplicationItem, account: AccountSettings) -> list[Problem]:
+    """The account's guardrails that what the item asks breaks: sharing, a destination region
+    (``worker.domain.guardrails``). Checked first, so that such an item makes no call."""
+    breaches = guardrails.item_breaches(
+        item.account, account, share_with=item.share_with, target_region=item.target_region
+    )
+    return [(breach.reason, str(breach)) for breach in breaches]
+
+
+def check_decrypt(item: ReplicationItem, account: AccountSettings, image: Image | None) -> list[Problem]:
+    """The guardrail only the source can decide: an unencrypted copy of an encrypted image while the account's
+    ``allow_decrypt`` is off. Not across regions, where an encrypted source is refused whatever the setting
+    (``ENCRYPTED_CROSS_REGION``)."""
+    if image is None or item.target_region is not None:
+        return []
+    encrypted = image.is_encrypted
+    breach = guardrails.decrypt_breach(item.account, account, source_encrypted=encrypted, kms_key=item.kms_key)
+    return [(breach.reason, str(breach))] if breach else []
 
 
 def max_copy_bytes(source_region: str, cross_region: bool) -> int:

@@ -74,6 +74,23 @@ def test_unknown_account_is_422(api, client) -> None:
     ]
 
 
+def test_an_item_breaking_a_guardrail_is_422_naming_the_account_and_nothing_is_stored(api, client) -> None:
+    # The test API's account shares with two projects and copies to cn-south-1 only (tests/api/conftest.py).
+    before = _stored_batches(api)
+    outsider = "1" * 32
+    items = _items(1) + _items(1, share_with=[outsider]) + _items(1, target_region="cn-east-3")
+    response = client.post("/v1/batches", json={"items": items})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"index": 1, "field": "share_with", "rule": f"project {outsider} is not in account default's share_projects "
+         "(sharing is refused when the list is empty)"},
+        {"index": 2, "field": "target_region", "rule": "region cn-east-3 is not in account default's copy_regions "
+         "(cn-south-1)"},
+    ]  # fmt: skip
+    assert response.json()["detail"] == "2 of 3 items are invalid; nothing was stored"
+    assert _stored_batches(api) == before
+
+
 def test_too_many_items_is_422(start_api) -> None:
     small = start_api(IMSREP_MAX_BATCH_ITEMS="3")
     with small.client() as c:

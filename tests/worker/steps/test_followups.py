@@ -24,6 +24,7 @@ from .conftest import drive, image_id, run_batch, store_items
 FRIEND = "0123456789abcdef0123456789abcdef"
 SOUTH = "cn-south-1"
 SOUTH_FRIEND = "5b1e3c6a9f0d4e2b8a7c6d5e4f3a2b1c"
+STRANGER = "fedcba9876543210fedcba9876543210"  # a project the simulator does not know
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ def sim(start_simulator):
 def ctx(make_context, sim):
     south = httpx.get(f"{sim.url}/_sim/regions").json()[SOUTH]
     regions = {SOUTH: {"ims_endpoint": south["endpoint"]}}
-    return make_context(account={"regions": regions, "agency_name": "ims_admin_agency"}, provenance_tags=True)
+    shares = [FRIEND, SOUTH_FRIEND, STRANGER]
+    account = {"regions": regions, "agency_name": "ims_admin_agency", "share_projects": shares}
+    return make_context(account=account, provenance_tags=True)
 
 
 def test_decrypt_then_share_and_tag_frees_the_slot_at_once(ctx, ims, sim) -> None:
@@ -70,7 +73,7 @@ def test_decrypt_then_share_and_tag_frees_the_slot_at_once(ctx, ims, sim) -> Non
 
 
 def test_a_refused_share_keeps_the_copy_and_says_what_was_not_shared(ctx, ims) -> None:
-    stranger = "fedcba9876543210fedcba9876543210"
+    stranger = STRANGER  # allowed by the account, unknown to IMS
     spec = ItemSpec(image_id=image_id(ims, "centos-7-app"), share_with=[stranger], tags={"t": "1"})
     (item,) = run_batch(ctx, spec)
     assert item.state is ItemState.SUCCEEDED and item.new_image_id
@@ -97,7 +100,7 @@ def test_a_refused_tagging_keeps_the_copy_and_sharing_still_runs(ctx, ims, monke
 
 
 def test_follow_ups_have_their_own_retry_budget(make_context, sim, monkeypatch) -> None:
-    ctx = make_context(retry_max_attempts=2)
+    ctx = make_context(retry_max_attempts=2, account={"share_projects": [FRIEND]})
     ims = ctx.clients("default")
     monkeypatch.setattr(ImsClient, "add_members", lambda *a: (_ for _ in ()).throw(
         CloudUnavailableError("connection failed", endpoint="add_members")))  # fmt: skip
