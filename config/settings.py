@@ -10,7 +10,6 @@ never written to Redis, task arguments or logs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ class SettingsError(RuntimeError):
 
 _PROJECT_ID = r"^[0-9a-f]{32}$"
 _PROJECT_ID_SHAPE = re.compile(_PROJECT_ID)
-ANY = "*"  # a guardrail's allow-list entry that allows any project or region
+ANY = "*"  # an allow-list entry that allows any (a guardrail's project or region, a principal's account)
 # IAM agency names: letters, digits, '_', '-' and '.', at most 64 characters.
 AGENCY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
@@ -224,17 +223,8 @@ class Role(str, Enum):
         return list(Role).index(self)
 
 
-EVERY_ACCOUNT = "*"
+EVERY_ACCOUNT = ANY  # a principal's accounts: every one, now and later
 _TOKEN_SHA256 = r"^[0-9a-f]{64}$"
-
-
-def _comma_list(v: object) -> object:
-    """A list from the environment: comma-separated (``prod,dev``) or a JSON array."""
-    if isinstance(v, str):
-        if v.lstrip().startswith("["):
-            return json.loads(v)
-        return [part.strip() for part in v.split(",") if part.strip()]
-    return v
 
 
 class PrincipalSettings(BaseModel):
