@@ -73,9 +73,11 @@ def state_dir_default() -> Path:
     return Path(os.environ.get(f"{ENV_PREFIX}STATE_DIR") or Settings.model_fields["state_dir"].default)
 
 
-def resolve_target(url: str | None, token: str | None, state_dir: Path | None = None) -> ApiTarget:
+def resolve_target(
+    url: str | None, token: str | None, state_dir: Path | None = None, *, admin: bool = False
+) -> ApiTarget:
     """The given address and token (the CLI's options, or ``IMSREP_API_URL``/``IMSREP_API_TOKEN``), else the
-    running local stack's stack.json."""
+    running local stack's stack.json: its operator's token, or with ``admin`` its admin's (the audit trail)."""
     stack_file = (state_dir or state_dir_default()) / STACK_FILE
     if token:
         hint = f"the token sent came from --token or {TOKEN_ENV}: give the API's token there, or unset both to use "
@@ -88,7 +90,7 @@ def resolve_target(url: str | None, token: str | None, state_dir: Path | None = 
         if stack is not None:
             if not url:
                 where = f"the address is from {stack_file}: is imsrep up still running? (its logs: {stack.log_dir})"
-            url, token = url or stack.api_url, token or stack.api_token
+            url, token = url or stack.api_url, token or (admin and stack.admin_token) or stack.api_token
     if not url:
         raise NoApiConfigured(f"no API address: pass --api, set {URL_ENV}, or start the local stack (imsrep up)")
     if not token:

@@ -147,10 +147,13 @@ def _watching(batch_ids: Sequence[str]) -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _client(api: str | None, token: str | None, state_dir: Path | None, *, patient: bool = False) -> ApiClient:
-    """A client of the API; a ``patient`` one rides out an API that is briefly away (retrying its reads)."""
+def _client(
+    api: str | None, token: str | None, state_dir: Path | None, *, patient: bool = False, admin: bool = False
+) -> ApiClient:
+    """A client of the API; a ``patient`` one rides out an API that is briefly away (retrying its reads); an
+    ``admin`` one takes the local stack's admin token when none is given."""
     if not patient:
-        return ApiClient(resolve_target(api, token, state_dir))
+        return ApiClient(resolve_target(api, token, state_dir, admin=admin))
 
     def retrying(exc: ApiCallError, delay: float) -> None:
         err.print(f"[yellow]warning:[/] {exc}; retrying in {delay:.1f}s", highlight=False)
@@ -732,7 +735,7 @@ def audit(
     """The audit trail, newest first: who submitted, cancelled, retried or deleted what, and who was refused (an
     admin's token only)."""
     filters = {"principal": principal, "action": action, "batch": batch, "outcome": outcome}
-    with _errors(), _client(api, token, state_dir) as client:
+    with _errors(), _client(api, token, state_dir, admin=True) as client:
         found = list(client.audit(limit=limit, since=since, until=until, **filters))
     if as_json:
         print(json.dumps(found, indent=2))

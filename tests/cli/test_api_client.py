@@ -39,6 +39,18 @@ def test_target_from_options_then_stack_file(tmp_path: Path, no_api_env: None) -
     }))  # fmt: skip
     assert resolve_target(None, None, tmp_path) == ApiTarget("http://stack:1", "stack-token")
     assert resolve_target("http://opt:3", "opt-token", tmp_path) == ApiTarget("http://opt:3", "opt-token")
+    # An earlier stack.json has no admin token: the audit trail is asked with the one it has.
+    assert resolve_target(None, None, tmp_path, admin=True) == ApiTarget("http://stack:1", "stack-token")
+
+
+def test_the_audit_trail_takes_the_local_stacks_admin_token(tmp_path: Path, no_api_env: None) -> None:
+    (tmp_path / "stack.json").write_text(json.dumps({
+        "api_url": "http://stack:1/", "api_token": "operator-token", "admin_token": "admin-token", "flower_url": "",
+        "flower_user": "", "flower_password": "", "redis_url": "", "state_dir": str(tmp_path), "log_dir": "",
+    }))  # fmt: skip
+    assert resolve_target(None, None, tmp_path).token == "operator-token"
+    assert resolve_target(None, None, tmp_path, admin=True).token == "admin-token"
+    assert resolve_target(None, "given-token", tmp_path, admin=True).token == "given-token"
 
 
 def test_a_refused_token_names_every_place_a_token_comes_from(no_api_env: None) -> None:

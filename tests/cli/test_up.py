@@ -111,6 +111,10 @@ def _a_team_is_added_without_a_restart(info: dict, state: Path) -> None:
     operator = {"Authorization": f"Bearer {info['api_token']}"}
     assert httpx.post(f"{info['api_url']}/v1/accounts/check", headers=operator).status_code == 202
     assert info["admin_token"] not in (info["api_token"], token)
+    admin = {"Authorization": f"Bearer {info['admin_token']}"}
+    assert httpx.get(f"{info['api_url']}/v1/audit", headers=operator).status_code == 403
+    trail = httpx.get(f"{info['api_url']}/v1/audit", headers=admin, params={"principal": "auditors"}).json()
+    assert [(r["action"], r["outcome"]) for r in trail["records"]] == [("batch.submit", "forbidden")]
 
 
 def _children(pid: int) -> list[int]:
