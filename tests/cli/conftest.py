@@ -58,3 +58,12 @@ def api_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield ApiServer(url, TOKEN, redis_url, prefix)
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API from the environment or a stack.json: each test says which API it means."""
+    monkeypatch.delenv("IMSREP_API_URL", raising=False)
+    monkeypatch.delenv("IMSREP_API_TOKEN", raising=False)
+    monkeypatch.setenv("IMSREP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)

@@ -12,14 +12,7 @@ from cli.main import EXIT_OK, EXIT_USAGE, app
 
 IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("IMSREP_API_URL", raising=False)
-    monkeypatch.delenv("IMSREP_API_TOKEN", raising=False)
-    monkeypatch.setenv("IMSREP_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated")  # tests/cli/conftest.py
 
 
 def _api(server) -> list[str]:

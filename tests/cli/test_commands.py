@@ -17,15 +17,7 @@ from cli.processes import free_port
 
 IMG = "0b6c3e52-6b0a-4bd4-8a70-4c0ec2f6a9b1"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No API from the environment or a stack.json: each test says which API it means."""
-    monkeypatch.delenv("IMSREP_API_URL", raising=False)
-    monkeypatch.delenv("IMSREP_API_TOKEN", raising=False)
-    monkeypatch.setenv("IMSREP_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated")  # tests/cli/conftest.py
 
 
 def _manifest(tmp_path: Path, text: str, name: str = "m.csv") -> str:
