@@ -4,8 +4,8 @@ Every value comes from the environment (prefix ``IMSREP_``) or an optional ``.en
 keyed by a short name, so a multi-account set-up needs no JSON: ``IMSREP_ACCOUNTS__PROD__PROJECT_ID=...`` sets the
 ``project_id`` of the account ``prod`` (``IMSREP_ACCOUNTS`` may also hold the whole mapping as JSON).
 
-Secrets (AK/SK, IAM passwords, API tokens, the Flower password) are ``SecretStr``: they print as ``**********`` and are
-never written to Redis, task arguments or logs.
+Secrets (AK/SK, security tokens, IAM passwords, API tokens, the Flower password) are ``SecretStr``: they print as
+``**********`` and are never written to Redis, task arguments or logs.
 """
 
 from __future__ import annotations
