@@ -189,6 +189,8 @@ def up(
             simulator_regions=EXAMPLE_REGIONS,
         )
         stack = LocalStack(options)
+        if not stack.simulator_mode:
+            stack.settings.require_credentials()  # the worker would refuse to start: say so before starting anything
         try:
             with console.status("Starting the services..."):
                 info = stack.start()

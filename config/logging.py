@@ -25,7 +25,14 @@ class Redactor:
     """Replaces every configured secret (of 4 characters or more) in a text, longest first."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets: tuple[str, ...] = ()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these too. The tuple is replaced whole, so a record formatted meanwhile in another thread sees the
+        old list or the new one, never half of it."""
+        known = {*self._secrets, *(s for s in secrets if len(s) >= 4)}
+        self._secrets = tuple(sorted(known, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -130,3 +137,12 @@ def configure_logging(
     audit_logger.setLevel(logging.INFO)  # kept whatever IMSREP_LOG_LEVEL drops
     audit_logger.propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def mask_secrets(secrets: Iterable[str]) -> None:
+    """Have the handlers ``configure_logging`` installed mask these too: secrets learnt at run time (temporary
+    credentials from the metadata service), which the settings could not name at start-up."""
+    values = list(secrets)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, (TextFormatter, JsonFormatter)):
+            handler.formatter.redact.add(values)

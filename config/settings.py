@@ -4,8 +4,8 @@ Every value comes from the environment (prefix ``IMSREP_``) or an optional ``.en
 keyed by a short name, so a multi-account set-up needs no JSON: ``IMSREP_ACCOUNTS__PROD__PROJECT_ID=...`` sets the
 ``project_id`` of the account ``prod`` (``IMSREP_ACCOUNTS`` may also hold the whole mapping as JSON).
 
-Secrets (AK/SK, IAM passwords, API tokens, the Flower password) are ``SecretStr``: they print as ``**********`` and are
-never written to Redis, task arguments or logs.
+Secrets (AK/SK, security tokens, IAM passwords, API tokens, the Flower password) are ``SecretStr``: they print as
+``**********`` and are never written to Redis, task arguments or logs.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ _WEAK_SECRETS = {"", "demo", "changeme", "changethis", "password", "admin", "sec
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # also the API's rule for an item's account
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
 _ENDPOINT = re.compile(r"https?://[^\s/]+(:\d+)?/?")
+# The ECS metadata service, where a server's agency hands out temporary AK/SK (docs/ims-api.md §8).
+METADATA_ENDPOINT = "http://169.254.169.254"
 
 
 class SettingsError(RuntimeError):
@@ -101,21 +103,35 @@ class RegionSettings(BaseModel):
         return _endpoint(v)
 
 
+class CredentialsSource(str, Enum):
+    """Where an account's credentials come from."""
+
+    SETTINGS = "settings"  # access_key/secret_key (and security_token), or iam_user/iam_password/iam_domain
+    METADATA = "metadata"  # the ECS metadata service: the temporary AK/SK of the server's agency, renewed in time
+
+
 class AccountSettings(BaseModel):
-    """One Huawei Cloud project that images are replicated in (and, across regions, copied out of)."""
+    """One Huawei Cloud project that images are replicated in (and, across regions, copied out of).
+
+    Credentials are checked for consistency here, not for presence: the API needs only an account's name and
+    limits. The workers and ``imsrep up`` ask ``Settings.require_credentials``."""
 
     region: str = "cn-north-4"
     project_id: Annotated[str, Field(pattern=_PROJECT_ID)]
     ims_endpoint: str | None = None
     kms_endpoint: str | None = None
     iam_endpoint: str | None = None
-    # AK/SK credentials (signed requests) ...
+    # AK/SK credentials (signed requests); a temporary AK/SK comes with its security token ...
     access_key: SecretStr | None = None
     secret_key: SecretStr | None = None
-    # ... or an IAM user whose password buys a project-scoped token.
+    security_token: SecretStr | None = None
+    # ... or an IAM user whose password buys a project-scoped token ...
     iam_user: str | None = None
     iam_password: SecretStr | None = None
     iam_domain: str | None = None
+    # ... or the metadata service of the ECS the worker runs on (an agency attached to the server).
+    credentials_source: CredentialsSource = CredentialsSource.SETTINGS
+    metadata_endpoint: str = METADATA_ENDPOINT
     slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
     # Cross-region copies: IMS counts them apart from in-region ones, 5 at a time per tenant (IMG.0149).
     cross_region_slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
@@ -144,7 +160,7 @@ class AccountSettings(BaseModel):
             raise ValueError("must look like a Huawei Cloud region ID, e.g. cn-north-4")
         return v
 
-    @field_validator("ims_endpoint", "kms_endpoint", "iam_endpoint")
+    @field_validator("ims_endpoint", "kms_endpoint", "iam_endpoint", "metadata_endpoint")
     @classmethod
     def _endpoint_shape(cls, v: str | None) -> str | None:
         return _endpoint(v)
@@ -180,18 +196,33 @@ class AccountSettings(BaseModel):
         self.iam_endpoint = self.iam_endpoint or default_endpoint("iam", self.region)
         aksk = self.access_key is not None or self.secret_key is not None
         password = self.iam_user is not None or self.iam_password is not None
+        if self.credentials_source is CredentialsSource.METADATA and (aksk or password or self.security_token):
+            raise ValueError(
+                "credentials_source=metadata takes the credentials from the metadata service: leave access_key, "
+                "secret_key, security_token and iam_user/iam_password/iam_domain unset"
+            )
         if aksk and password:
             raise ValueError("give either access_key/secret_key or iam_user/iam_password/iam_domain, not both")
         if aksk and not (self.access_key and self.secret_key):
             raise ValueError("access_key and secret_key must be given together")
+        if self.security_token is not None and not aksk:
+            raise ValueError("security_token goes with the temporary access_key and secret_key it was issued with")
         if password and not (self.iam_user and self.iam_password and self.iam_domain):
             raise ValueError("iam_user, iam_password and iam_domain must be given together")
-        if not (aksk or password):
-            raise ValueError("credentials missing: set access_key/secret_key or iam_user/iam_password/iam_domain")
         return self
 
+    @property
+    def has_credentials(self) -> bool:
+        """What "credentials configured" means (the checks above make each kind complete when present)."""
+        return (
+            self.credentials_source is CredentialsSource.METADATA
+            or self.access_key is not None
+            or self.iam_user is not None
+        )
+
     def secret_values(self) -> list[str]:
-        return [s.get_secret_value() for s in (self.access_key, self.secret_key, self.iam_password) if s]
+        secrets = (self.access_key, self.secret_key, self.security_token, self.iam_password)
+        return [s.get_secret_value() for s in secrets if s]
 
     def region_endpoints(self, region: str) -> tuple[str, str]:
         """The IMS and IAM endpoints this account uses in ``region``: a ``regions`` entry's, else Huawei's IMS
@@ -503,6 +534,21 @@ class Settings(BaseSettings):
         if key is None or key not in self.accounts:
             raise KeyError(name or "<default>")
         return self.accounts[key]
+
+    def require_credentials(self) -> None:
+        """Raise ``SettingsError`` naming the variables to set when an account has no credentials: the workers
+        (and ``imsrep up``) need them; the API, which never calls the cloud, does not."""
+        missing = []
+        for name, account in sorted(self.accounts.items()):
+            if not account.has_credentials:
+                var = f"{ENV_PREFIX}ACCOUNTS__{name.upper()}__"
+                missing.append(
+                    f"account {name!r} has no credentials: set {var}ACCESS_KEY and {var}SECRET_KEY (with "
+                    f"{var}SECURITY_TOKEN for a temporary pair), or {var}IAM_USER, {var}IAM_PASSWORD and "
+                    f"{var}IAM_DOMAIN, or {var}CREDENTIALS_SOURCE=metadata (an ECS agency)"
+                )
+        if missing:
+            raise SettingsError("invalid settings:\n  " + "\n  ".join(missing))
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction filters and the secret-leak tests."""

@@ -1,4 +1,5 @@
-"""The ASGI application: IMS, KMS, IAM and ``/_sim/`` routes; anything else answers like the gateway."""
+"""The ASGI application: IMS, KMS, IAM, the metadata service's credentials and ``/_sim/`` routes; anything else
+answers like the gateway."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from simulator.config import SimConfig
 from simulator.context import Simulator
 from simulator.errors import no_such_api
 from simulator.gateway import RequestIdMiddleware
-from simulator.routes import iam, ims, introspection, kms, sharing
+from simulator.routes import iam, ims, introspection, kms, metadata, sharing
 
 
 def create_app(config: SimConfig, sim: Simulator | None = None) -> Starlette:
@@ -24,7 +25,14 @@ def create_app(config: SimConfig, sim: Simulator | None = None) -> Starlette:
         return no_such_api().response(request.state.request_id)
 
     app = Starlette(
-        routes=[*ims.routes(sim), *sharing.routes(sim), *kms.routes(sim), *iam.routes(sim), *introspection.routes(sim)],
+        routes=[
+            *ims.routes(sim),
+            *sharing.routes(sim),
+            *kms.routes(sim),
+            *iam.routes(sim),
+            *metadata.routes(sim),
+            *introspection.routes(sim),
+        ],
         middleware=[Middleware(RequestIdMiddleware, sim=sim)],
         exception_handlers={HTTPException: unknown_api},
     )

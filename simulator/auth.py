@@ -1,4 +1,5 @@
-"""Who is calling: an AK/SK signature (with the gateway's lock-out) or an IAM token this simulator issued."""
+"""Who is calling: an AK/SK signature (with the gateway's lock-out; a temporary AK/SK with its security token) or an
+IAM token this simulator issued."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from simulator import errors
 from simulator.signing import SignatureError, parse_authorization, verify
+from simulator.temporary import TemporaryKeys
 from simulator.tokens import TokenStore
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,12 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, credentials: Mapping[str, str], tokens: TokenStore, lockout_seconds: float) -> None:
+    def __init__(
+        self, credentials: Mapping[str, str], tokens: TokenStore, temporary: TemporaryKeys, lockout_seconds: float
+    ) -> None:
         self._credentials = dict(credentials)
         self._tokens = tokens
+        self._temporary = temporary
         self.lockout_seconds = lockout_seconds
         self._failures: dict[str, int] = {}
         self._locked_until: dict[str, float] = {}
@@ -39,11 +44,14 @@ class Authenticator:
         if authorization is None:
             raise errors.auth_failed()
         access_key = authorization.access_key
-        secret_key = self._credentials.get(access_key)
+        temporary = self._temporary.get(access_key)
+        secret_key = temporary.secret_key if temporary is not None else self._credentials.get(access_key)
         if secret_key is None:
             raise errors.auth_failed(errors.AK_UNKNOWN.format(ak=access_key))
         if self._locked_until.get(access_key, 0.0) > now:
             raise errors.auth_failed(errors.AK_LOCKED)
+        if temporary is not None and temporary.expired(now):
+            raise errors.auth_failed(errors.AK_EXPIRED)
         try:
             verify(
                 method=method,
@@ -55,6 +63,9 @@ class Authenticator:
                 secret_key=secret_key,
                 now=now,
             )
+            # A temporary AK is good only with the token it was issued with (a permanent AK's token is ignored).
+            if temporary is not None and headers.get("x-security-token", "").strip() != temporary.security_token:
+                raise SignatureError("X-Security-Token missing or not the one issued with this AK")
         except SignatureError as exc:
             self._fail(access_key, now, str(exc))
             raise errors.auth_failed() from exc

@@ -282,6 +282,14 @@ def simulator_command(
     token_ttl: Annotated[
         float, typer.Option(min=0.0, envvar=_env("TOKEN_TTL"), help="IAM token lifetime in seconds.")
     ] = 86_400.0,
+    temporary_credentials_seconds: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            envvar=_env("TEMPORARY_CREDENTIALS_SECONDS"),
+            help="Lifetime of the temporary AK/SK the metadata service hands out (GET /openstack/latest/securitykey).",
+        ),
+    ] = 86_400.0,
     lockout_seconds: Annotated[
         float, typer.Option(min=0.0, envvar=_env("LOCKOUT_SECONDS"), help="How long 5 failed signatures lock an AK.")
     ] = 300.0,
@@ -313,6 +321,7 @@ def simulator_command(
         member_job_seconds=member_job_seconds,
         seed=secrets.randbits(32) if seed is None else seed,
         token_ttl=token_ttl,
+        temporary_credentials_seconds=temporary_credentials_seconds,
         lockout_seconds=lockout_seconds,
         log_level=log_level.value,
         knobs=FaultKnobs(

@@ -89,6 +89,7 @@ class SimConfig:
     member_job_seconds: float = 1.0
     seed: int = 0
     token_ttl: float = 86_400.0
+    temporary_credentials_seconds: float = 86_400.0  # lifetime of the metadata service's temporary AK/SK
     lockout_seconds: float = 300.0
     log_level: str = "info"
     knobs: FaultKnobs = field(default_factory=FaultKnobs)

@@ -20,6 +20,7 @@ from simulator.replication import Replicator
 from simulator.sharing import Sharing
 from simulator.state import Project, SimState
 from simulator.stats import Stats
+from simulator.temporary import TemporaryKeys
 from simulator.tokens import TokenStore
 
 # A Huawei Cloud host names its region second: ims.cn-north-4.myhuaweicloud.com, kms.<region>..., iam.<region>...
@@ -36,7 +37,10 @@ class Simulator:
         self.domain_id = domain_id_for(config.iam_domain)
         self.state = SimState(self._regions(), config.agency_specs())
         self.tokens = TokenStore(self.streams, config.token_ttl)
-        self.auth = Authenticator({config.access_key: config.secret_key}, self.tokens, config.lockout_seconds)
+        self.temporary_keys = TemporaryKeys(self.streams.temporary_keys, config.temporary_credentials_seconds)
+        self.auth = Authenticator(
+            {config.access_key: config.secret_key}, self.tokens, self.temporary_keys, config.lockout_seconds
+        )
         self.faults = FaultInjector(self.knobs, self.streams.faults)
         self.outages = Outages(clock)
         self.stats = Stats()

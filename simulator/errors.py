@@ -60,6 +60,8 @@ AUTH_FAILED = "Incorrect IAM authentication information: verify aksk signature f
 AK_LOCKED = "Incorrect IAM authentication information: AK access failed to reach the limit,forbidden"
 AK_UNKNOWN = "Incorrect IAM authentication information: Get secretKey failed,ak:{ak},err:ak not exist"
 TOKEN_INVALID = "Incorrect IAM authentication information: decrypt token fail"
+# A temporary AK/SK past its expiry (https://support.huaweicloud.com/intl/en-us/sis_faq/sis_04_0087.html).
+AK_EXPIRED = "Incorrect IAM authentication information: calc ak sk signature fail:signature expired"
 TOKEN_EXPIRED = "The token must be updated."
 THROTTLED = "The throttling threshold has been reached: policy user over ratelimit,limit:{limit},time:1 second"
 NO_SUCH_API = "The API does not exist or has not been published in the environment"

@@ -18,6 +18,7 @@ class SeededStreams:
         self.ids = self._stream("ids")  # job and image IDs
         self.request_ids = self._stream("request-ids")
         self.tokens = self._stream("tokens")
+        self.temporary_keys = self._stream("temporary-keys")
 
     def _stream(self, purpose: str) -> random.Random:
         # A str seed is hashed with SHA-512, so it does not depend on PYTHONHASHSEED.

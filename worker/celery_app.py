@@ -19,7 +19,7 @@ from celery import Celery, signals
 
 from config.celery import celery_config
 from config.logging import configure_logging
-from config.settings import Settings, get_settings
+from config.settings import Settings, SettingsError, get_settings
 from worker.data import Keyspace, open_data_layer, redis_target
 from worker.domain.pools import pools
 from worker.heartbeat import Heartbeat
@@ -61,6 +61,16 @@ def _logging(**_: Any) -> None:
 
 def telemetry() -> Any:
     return open_data_layer(redis_target(settings), settings.key_prefix).telemetry
+
+
+@signals.celeryd_init.connect
+def _require_credentials(**_: Any) -> None:
+    # A worker (not beat, not Flower, which import this app too) calls the cloud: it needs every account's
+    # credentials. SystemExit, because Celery logs and ignores a signal handler's ordinary exceptions.
+    try:
+        settings.require_credentials()
+    except SettingsError as exc:
+        raise SystemExit(f"worker: {exc}") from None
 
 
 @signals.worker_init.connect

@@ -5,7 +5,9 @@ ReplicatorError                 any failure the worker reports; carries the clou
  ├── RetryableError             transient: try again later (``retry_after`` seconds when known)
  │    ├── ThrottledError        429 APIGW.0308 / APIG.0308, IMG.0060 / IMG.0149 (IMS full), IMG.0187 (KMS
  │    │                         throttled), or the cluster-wide rate limiter refusing a request locally
- │    └── CloudUnavailableError 5xx, timeouts, connection errors, a 2xx whose body cannot be understood
+ │    ├── CloudUnavailableError 5xx, timeouts, connection errors, a 2xx whose body cannot be understood
+ │    └── CredentialsUnavailableError  temporary credentials expired and could not be renewed (the metadata
+ │                              service is away): nothing was sent; the step tries again later
  └── PermanentError             trying again gives the same answer; carries a stable ``ReasonCode``
       ├── ImsRefusedError       an IMS (``IMG.*``) or KMS refusal of this one request
       └── AuthenticationError   the account's credentials or roles are refused (401 APIGW.0301/0307 after one
@@ -149,6 +151,11 @@ class ThrottledError(RetryableError):
 class CloudUnavailableError(RetryableError):
     """The cloud did not give a usable answer. A write such as ``copy`` may still have been carried out: the
     submit step looks for the copy before it sends the write again."""
+
+
+class CredentialsUnavailableError(RetryableError):
+    """The account's temporary credentials have expired and no new ones could be obtained; the request was not
+    sent. The metadata service may answer again: the step waits and tries again, like any transient failure."""
 
 
 class PermanentError(ReplicatorError):

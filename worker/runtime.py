@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from config.settings import Settings
+from config.settings import AccountSettings, CredentialsSource, Settings
 from worker.data import DataLayer, open_data_layer, redis_target
 from worker.ims.client import ImsClient, shared_http
+from worker.ims.credentials import MetadataCredentials
 from worker.ims.roundtrip import RoundTrip
 from worker.ratelimit import RateLimitHooks
 from worker.steps import StepContext
@@ -28,6 +29,8 @@ class AccountClients:
         self.data = data
         self.round_trip = round_trip or RoundTrip()  # every account's calls: how far the cloud is
         self._clients: dict[str, ImsClient] = {}
+        # One reader per metadata service: every step thread and account of the process shares its renewals.
+        self._metadata: dict[str, MetadataCredentials] = {}
         self._lock = threading.Lock()
         # Shared by every account's client. Built now, with the process: the CA bundle and httpcore's import took
         # 30-40 ms of CPU in each pool process's first task, which at a batch's start is when 2 cores are busiest.
@@ -53,9 +56,20 @@ class AccountClients:
                     read_timeout=self.settings.http_read_timeout,
                     hooks=RateLimitHooks(self.data, account, config, self.settings, self.round_trip),
                     http=self._http,
+                    metadata=self._metadata_reader(config),
                 )
                 self._clients[key] = client
             return client
+
+    def _metadata_reader(self, config: AccountSettings) -> MetadataCredentials | None:
+        if config.credentials_source is not CredentialsSource.METADATA:
+            return None
+        reader = self._metadata.get(config.metadata_endpoint)
+        if reader is None:
+            reader = self._metadata[config.metadata_endpoint] = MetadataCredentials.from_endpoint(
+                config.metadata_endpoint
+            )
+        return reader
 
     def in_region(self, account: str, region: str, project_id: str) -> ImsClient:
         """The account's credentials working in another region's project (a cross-region copy's destination)."""
@@ -65,6 +79,9 @@ class AccountClients:
         with self._lock:
             self._clients.clear()
             self._http.close()
+            for reader in self._metadata.values():
+                reader.close()
+            self._metadata.clear()
 
 
 def build_context(settings: Settings) -> StepContext:

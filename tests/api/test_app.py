@@ -20,6 +20,26 @@ def test_refuses_to_start_without_principals(start_api) -> None:
     assert "no API principals configured: set IMSREP_API_TOKENS (admin tokens)" in server.log()
 
 
+def test_starts_and_takes_submissions_for_accounts_without_credentials(start_api) -> None:
+    """The API needs an account's name, project and limits, never its credentials: only the workers call the cloud."""
+    server = start_api(
+        IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY="",  # empty: not set
+        IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY="",
+        IMSREP_ACCOUNTS__SOUTH__PROJECT_ID="fedcba9876543210fedcba9876543210",
+        IMSREP_ACCOUNTS__SOUTH__REGION="cn-south-1",
+    )
+    items = [{"image_id": str(uuid.uuid4()), "account": "south"}, {"image_id": str(uuid.uuid4())}]
+    with server.client() as client:
+        response = client.post("/v1/batches", json={"items": items})
+        assert response.status_code == 202, response.text
+        batch_id = response.json()["batch_id"]
+        assert client.get(f"/v1/batches/{batch_id}").json()["counts"]["accepted"] == 2
+        names = {account["name"] for account in client.get("/v1/accounts").json()["accounts"]}
+    assert names == {"default", "south"}
+    assert len(server.admits_for(batch_id)) == 1
+    assert {item.account for item in server.store().batch_items(batch_id)[0]} == {"default", "south"}
+
+
 def test_openapi_document_is_complete_and_resolvable(api) -> None:
     doc = httpx.get(f"{api.url}/openapi.json").json()
     paths = doc["paths"]

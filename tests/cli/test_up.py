@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.main import EXIT_USAGE
 from cli.processes import free_port, wait_until
 from worker.data import Keyspace
 from worker.queues import ALL_QUEUES
@@ -200,3 +201,22 @@ def test_up_checks_configured_accounts_and_names_the_setting_a_refusal_needs(
     assert not [pid for pid in children if _group_members(pid)]  # every service stopped with it
     assert "refused" in line and "APIGW.0310" in line
     assert "correct IMSREP_ACCOUNTS__PROD__PROJECT_ID or IMSREP_ACCOUNTS__PROD__REGION" in line
+
+
+def test_up_refuses_an_account_without_credentials_before_starting_anything(
+    up_env: dict[str, str], tmp_path: Path
+) -> None:
+    up_env["IMSREP_ACCOUNTS__PROD__PROJECT_ID"] = "f" * 32
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(state)],
+        env=up_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "account 'prod' has no credentials" in message
+    assert (
+        "IMSREP_ACCOUNTS__PROD__ACCESS_KEY" in message
+        and "IMSREP_ACCOUNTS__PROD__CREDENTIALS_SOURCE=metadata" in message
+    )
+    assert not (state / "stack.json").exists()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from config.logging import AUDIT_LOGGER, MASK, JsonFormatter, Redactor, TextFormatter, configure_logging
+from config.logging import AUDIT_LOGGER, MASK, JsonFormatter, Redactor, TextFormatter, configure_logging, mask_secrets
 from config.settings import load_settings
 from worker.logcontext import TaskContext, working_on
 
@@ -19,6 +19,9 @@ from worker.logcontext import TaskContext, working_on
 SECRETS = {
     "access key": "AKLOGTEST0123456789",
     "secret key": "sk-log-test/with+odd=chars",
+    "temporary access key": "AKTEMPLOGTEST0123",
+    "temporary secret key": "sk-temp-log-test",
+    "security token": "gQpjbi1ub3J0aC00security+token/log=test",
     "IAM password": 'pässwörd "quoted" \\ back',
     "API token": "api-token-for-the-log-test",
     "Flower password": "flower-password-log-test",
@@ -30,6 +33,10 @@ def settings_secrets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID", "0" * 32)
     monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY", SECRETS["access key"])
     monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY", SECRETS["secret key"])
+    monkeypatch.setenv("IMSREP_ACCOUNTS__TEMP__PROJECT_ID", "2" * 32)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__TEMP__ACCESS_KEY", SECRETS["temporary access key"])
+    monkeypatch.setenv("IMSREP_ACCOUNTS__TEMP__SECRET_KEY", SECRETS["temporary secret key"])
+    monkeypatch.setenv("IMSREP_ACCOUNTS__TEMP__SECURITY_TOKEN", SECRETS["security token"])
     monkeypatch.setenv("IMSREP_ACCOUNTS__IAM__PROJECT_ID", "1" * 32)
     monkeypatch.setenv("IMSREP_ACCOUNTS__IAM__IAM_USER", "user")
     monkeypatch.setenv("IMSREP_ACCOUNTS__IAM__IAM_DOMAIN", "domain")
@@ -92,6 +99,20 @@ def test_an_audit_record_is_one_json_object_a_line_whatever_the_format(captured,
         "level": "INFO", "logger": AUDIT_LOGGER, "message": "batch.submit ok (202)", "action": "batch.submit",
         "principal": MASK, "accounts": ["a", MASK],
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_secrets_learnt_at_run_time_are_masked_from_then_on(captured, log_format: str) -> None:
+    root, stream = captured
+    configure_logging("INFO", [], log_format=log_format)
+    root.handlers[0].stream = stream
+    logger = logging.getLogger("imsrep.test")
+    logger.info("before: %s", "TOKEN-FROM-METADATA")
+    mask_secrets(["TOKEN-FROM-METADATA", "AK-FROM-METADATA"])
+    logger.info("after: %s and %s", "TOKEN-FROM-METADATA", "AK-FROM-METADATA")
+    before, after = stream.getvalue().splitlines()
+    assert "TOKEN-FROM-METADATA" in before
+    assert "METADATA" not in after and after.count(MASK) == 2
 
 
 def test_the_formatters_redact_what_they_are_handed() -> None:

@@ -308,3 +308,49 @@ def test_a_bad_guardrail_names_the_variable_and_the_rule(monkeypatch, name: str,
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert f"IMSREP_ACCOUNTS__DEFAULT__{name}: " in str(info.value) and rule in str(info.value)
+
+
+def test_a_temporary_ak_sk_carries_its_security_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    _aksk(monkeypatch)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__SECURITY_TOKEN", "security-token-from-env")
+    settings = load_settings()
+    assert "security-token-from-env" in settings.secret_values()
+    assert "security-token-from-env" not in repr(settings)
+
+
+def test_a_security_token_needs_its_ak_sk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID", PROJECT)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__SECURITY_TOKEN", "security-token-from-env")
+    with pytest.raises(SettingsError, match="IMSREP_ACCOUNTS__DEFAULT.*security_token goes with"):
+        load_settings()
+
+
+def test_metadata_credentials_take_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID", PROJECT)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__CREDENTIALS_SOURCE", "metadata")
+    account = load_settings().account()
+    assert account.metadata_endpoint == "http://169.254.169.254" and account.has_credentials
+    load_settings().require_credentials()
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__METADATA_ENDPOINT", "http://127.0.0.1:8780/")
+    assert load_settings().account().metadata_endpoint == "http://127.0.0.1:8780"
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY", "AK")
+    monkeypatch.setenv("IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY", "SK-SECRET-1234")
+    with pytest.raises(SettingsError, match="credentials_source=metadata takes"):
+        load_settings()
+
+
+def test_an_account_without_credentials_is_valid_until_credentials_are_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API reads accounts without credentials (names and limits); the workers and imsrep up require them."""
+    _aksk(monkeypatch, "PROD")
+    monkeypatch.setenv("IMSREP_ACCOUNTS__NAMES_ONLY__PROJECT_ID", PROJECT)
+    monkeypatch.setenv("IMSREP_ACCOUNTS__NAMES_ONLY__REGION", "cn-south-1")
+    settings = load_settings()
+    assert not settings.account("names_only").has_credentials and settings.account("prod").has_credentials
+    with pytest.raises(SettingsError) as info:
+        settings.require_credentials()
+    message = str(info.value)
+    assert "'names_only'" in message and "'prod'" not in message
+    for variable in ("ACCESS_KEY", "SECRET_KEY", "SECURITY_TOKEN", "IAM_USER", "CREDENTIALS_SOURCE=metadata"):
+        assert f"IMSREP_ACCOUNTS__NAMES_ONLY__{variable}" in message

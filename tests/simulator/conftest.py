@@ -88,7 +88,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 
 
 
 class SimClient:
-    """Signs with AK/SK (``project`` in X-Project-Id when given) or sends ``token`` as X-Auth-Token."""
+    """Signs with AK/SK (``project`` in X-Project-Id when given; a temporary AK/SK's ``security_token`` in
+    X-Security-Token, signed like the SDK signs it) or sends ``token`` as X-Auth-Token."""
 
     def __init__(
         self,
@@ -98,12 +99,13 @@ class SimClient:
         ak: str = "AKEXAMPLE",
         sk: str = "SKEXAMPLE",
         token: str | None = None,
+        security_token: str | None = None,
         timeout: float = 10.0,
         http: httpx.Client | None = None,
     ) -> None:
         self.host = base_url.split("://", 1)[1]
         self.project = project
-        self.ak, self.sk, self.token = ak, sk, token
+        self.ak, self.sk, self.token, self.security_token = ak, sk, token, security_token
         self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
 
     def request(
@@ -128,6 +130,8 @@ class SimClient:
                 headers["Content-Type"] = "application/json;charset=UTF-8"
             if self.project:
                 headers["X-Project-Id"] = self.project
+            if self.security_token is not None:
+                headers["X-Security-Token"] = self.security_token
             headers["Authorization"] = sign(method, self.host, path, query, headers, data, self.ak, self.sk)
         if tamper is not None:
             tamper(headers)

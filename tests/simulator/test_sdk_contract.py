@@ -178,3 +178,22 @@ def test_tags_and_the_list_filters(clouds: Any) -> None:
         ims.ListImagesRequest(limit=2, marker=listed[0].id, sort_key="name", sort_dir="asc")
     ).images
     assert [i.name for i in page] == ["centos-7-app", "debian-12-base"]
+
+
+def test_temporary_credentials_from_the_metadata_service(clouds: Any) -> None:
+    """The SDK signs with a temporary AK/SK and its X-Security-Token; the simulator verifies both."""
+    endpoint = clouds.regions[NORTH]["endpoint"]
+    credential = clouds.plain.get("/openstack/latest/securitykey").json()["credential"]
+    credentials = core_auth.BasicCredentials(credential["access"], credential["secret"], clouds.project)
+    client = (
+        ims.ImsClient.new_builder()
+        .with_http_config(core_http.HttpConfig.get_default_config())
+        .with_credentials(credentials.with_security_token(credential["securitytoken"]))
+        .with_endpoints([endpoint])
+        .build()
+    )
+    assert image_named(client, "debian-12-base").status == "active"
+    credentials.with_security_token("not-the-one-issued")
+    with pytest.raises(core_exceptions.ClientRequestException) as refused:
+        client.list_images(ims.ListImagesRequest(name="debian-12-base"))
+    assert (refused.value.status_code, refused.value.error_code) == (401, "APIGW.0301")

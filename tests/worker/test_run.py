@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,7 +11,7 @@ from config.settings import Settings
 from worker.celery_app import app, settings
 from worker.queues import ALL_QUEUES
 from worker.registry import ROUTES
-from worker.run import beat_argv, worker_argv
+from worker.run import WORKER_ENV, beat_argv, worker_argv
 
 
 def test_worker_argv_consumes_every_stage_queue_with_events_at_the_configured_concurrency() -> None:
@@ -38,3 +40,18 @@ def test_every_task_is_registered_on_its_stage_queue_and_maintenance_is_schedule
     assert set(scheduled) == {"replication.reconcile", "replication.expire_batches"}
     assert {entry["options"]["queue"] for entry in scheduled.values()} == {"maintenance"}
     assert scheduled["replication.expire_batches"]["schedule"] == settings.retention_sweep_seconds
+
+
+def test_a_worker_refuses_to_start_without_an_accounts_credentials(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
+    env |= {"IMSREP_ACCOUNTS__PROD__PROJECT_ID": "f" * 32, "IMSREP_ACCOUNTS__PROD__REGION": "cn-south-1"}
+    # Redis is never reached: the check comes first (a worker that cannot sign must not take work).
+    env |= {"IMSREP_REDIS_URL": "redis://127.0.0.1:1/0", **WORKER_ENV}
+    done = subprocess.run(
+        worker_argv(Settings(), concurrency=1), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    message = " ".join(done.stderr.split())
+    assert "worker: invalid settings: account 'prod' has no credentials" in message
+    for variable in ("ACCESS_KEY", "SECRET_KEY", "SECURITY_TOKEN", "IAM_USER", "CREDENTIALS_SOURCE=metadata"):
+        assert f"IMSREP_ACCOUNTS__PROD__{variable}" in message

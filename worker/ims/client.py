@@ -15,10 +15,11 @@ from urllib.parse import quote
 
 import httpx
 
-from config.settings import AccountSettings
+from config.settings import AccountSettings, CredentialsSource
 from config.version import DISTRIBUTION, VERSION
 from worker.domain.naming import is_uuid
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
+from worker.ims.credentials import Credentials, MetadataCredentials, StaticCredentials
 from worker.ims.hooks import ClientHooks
 from worker.ims.models import Image, ImageMember, ImageQuota, Job, KmsKey
 from worker.ims.responses import error_from_response, json_body, outcome, request_id
@@ -123,8 +124,10 @@ class ImsClient:
     ``httpx.Client`` (``shared_http``), whose pool keeps a few connections to each endpoint alive for all of them:
     with a client each, 200 accounts meant a TLS context (the CA bundle loaded: about 17 ms of CPU), an environment
     scan for proxies and a new connection per account, and the idle connections were closed by the server between
-    an account's calls. Credentials go with each request: AK/SK signing when the account has an access key,
-    otherwise an IAM token bought with the user's password.
+    an account's calls. Credentials go with each request: AK/SK signing when the account has an access key (with
+    its security token for a temporary one), temporary AK/SK from the metadata service (``metadata``: the process's
+    shared reader of it, one made for this client when not given), otherwise an IAM token bought with the user's
+    password.
     """
 
     def __init__(
@@ -136,18 +139,25 @@ class ImsClient:
         transport: httpx.BaseTransport | None = None,
         hooks: ClientHooks | None = None,
         http: httpx.Client | None = None,
+        metadata: MetadataCredentials | None = None,
     ) -> None:
         self._account = account
         self._hooks = hooks or ClientHooks()
-        self._auth = self._make_auth(account)
+        self._own_metadata: MetadataCredentials | None = None
+        self._auth = self._make_auth(account, metadata)
         self._owns_http = http is None
         self._http = http or shared_http(
             connect_timeout=connect_timeout, read_timeout=read_timeout, transport=transport
         )
 
-    def _make_auth(self, account: AccountSettings) -> AkSkAuth | TokenAuth:
+    def _make_auth(self, account: AccountSettings, metadata: MetadataCredentials | None) -> AkSkAuth | TokenAuth:
+        if account.credentials_source is CredentialsSource.METADATA:
+            if metadata is None:
+                metadata = self._own_metadata = MetadataCredentials.from_endpoint(account.metadata_endpoint)
+            return AkSkAuth(metadata, account.project_id)
         if account.access_key and account.secret_key:
-            return AkSkAuth(account.access_key, account.secret_key, account.project_id)
+            fixed = Credentials(account.access_key, account.secret_key, account.security_token)
+            return AkSkAuth(StaticCredentials(fixed), account.project_id)
         assert account.iam_user and account.iam_password and account.iam_domain and account.iam_endpoint
         return TokenAuth(
             account.iam_endpoint,
@@ -402,6 +412,8 @@ class ImsClient:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+        if self._own_metadata is not None:
+            self._own_metadata.close()
 
     def __enter__(self) -> ImsClient:
         return self

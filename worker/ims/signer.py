@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
 import httpx
-from pydantic import SecretStr
+
+from worker.ims.credentials import Credentials, CredentialSource
+from worker.ims.responses import parse_error_body
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_HEADER = "X-Sdk-Date"
@@ -118,50 +120,65 @@ def _utc_now() -> datetime:
 
 # A request extension: sign without ``X-Project-Id`` (IAM's account-wide calls, such as the project list).
 UNSCOPED = "imsrep_unscoped"
+SECURITY_TOKEN_HEADER = "X-Security-Token"
+# A 401 that says the gateway no longer takes these credentials: temporary ones are renewed once and the request
+# sent again (a clock ahead of ours may see them expire before we renew them).
+_REFUSED_CODES = frozenset({"APIGW.0301", "APIGW.0307"})
 
 
 class AkSkAuth(httpx.Auth):
-    """Signs each request with the account's AK/SK, adding ``X-Sdk-Date`` and ``X-Project-Id`` first (unless the
-    request carries the ``UNSCOPED`` extension).
+    """Signs each request with the AK/SK ``credentials`` hold, adding ``X-Sdk-Date``, ``X-Project-Id`` (unless the
+    request carries the ``UNSCOPED`` extension) and, for a temporary AK/SK, ``X-Security-Token`` first: as in the
+    SDK's ``Credentials.sign_request``, the token is a header like any other, so it is signed.
 
     The request's query is rewritten to its canonical form, so the string signed is the string sent.
     """
 
     requires_request_body = True
+    requires_response_body = True  # to read the error code of a 401
 
     def __init__(
         self,
-        ak: SecretStr,
-        sk: SecretStr,
+        credentials: CredentialSource,
         project_id: str,
         *,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._ak = ak
-        self._sk = sk
+        self._credentials = credentials
         self._project_id = project_id
         self._clock = clock
 
     def secret_values(self) -> list[str]:
-        return [self._ak.get_secret_value(), self._sk.get_secret_value()]
+        return self._credentials.secret_values()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        credentials = self._credentials.current()
+        response = yield self._sign(request, credentials)
+        if response.status_code != 401 or parse_error_body(response.content)[0] not in _REFUSED_CODES:
+            return
+        renewed = self._credentials.renewed(credentials)
+        if renewed is not None:
+            yield self._sign(request, renewed)
+
+    def _sign(self, request: httpx.Request, credentials: Credentials) -> httpx.Request:
         if DATE_HEADER not in request.headers:
             request.headers[DATE_HEADER] = self._clock().astimezone(timezone.utc).strftime(DATE_FORMAT)
         if not request.extensions.get(UNSCOPED):
             request.headers["X-Project-Id"] = self._project_id
+        if credentials.security_token is not None:
+            request.headers[SECURITY_TOKEN_HEADER] = credentials.security_token.get_secret_value()
         query = canonical_query(request.url.params.multi_items())
         if query:
             request.url = request.url.copy_with(query=query.encode("ascii"))
         path = request.url.raw_path.partition(b"?")[0].decode("ascii")
         to_sign = {k: v for k, v in request.headers.items() if k.lower() not in UNSIGNED_HEADERS}
         request.headers["Authorization"] = authorization(
-            self._ak.get_secret_value(),
-            self._sk.get_secret_value(),
+            credentials.access_key.get_secret_value(),
+            credentials.secret_key.get_secret_value(),
             request.method,
             path,
             query,
             to_sign,
             request.content,
         )
-        yield request
+        return request

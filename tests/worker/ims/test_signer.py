@@ -9,6 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from worker.ims.credentials import Credentials, StaticCredentials
 from worker.ims.signer import (
     AkSkAuth,
     authorization,
@@ -110,7 +111,8 @@ def test_ims_list_vector_sorts_underscore_first() -> None:
 
 def _auth(clock_value: datetime | None = None) -> AkSkAuth:
     when = clock_value or datetime(2024, 1, 1, tzinfo=timezone.utc)
-    return AkSkAuth(SecretStr("AKEXAMPLE"), SecretStr("SKEXAMPLE"), IMS_PROJECT, clock=lambda: when)
+    credentials = StaticCredentials(Credentials(SecretStr("AKEXAMPLE"), SecretStr("SKEXAMPLE")))
+    return AkSkAuth(credentials, IMS_PROJECT, clock=lambda: when)
 
 
 def _signed(request: httpx.Request, auth: AkSkAuth) -> httpx.Request:
@@ -175,3 +177,89 @@ def test_auth_replaces_a_stale_authorization_header() -> None:
     auth = _auth()
     first = _signed(request, auth).headers["Authorization"]
     assert _signed(request, auth).headers["Authorization"] == first
+
+
+# Computed with the official SDK: BasicCredentials("AKEXAMPLE", "SKEXAMPLE", IMS_PROJECT)
+# .with_security_token("SECURITYTOKENEXAMPLE").sign_request(...) (huaweicloudsdkcore 3.1.219) on the job query with
+# X-Sdk-Date pinned. The SDK adds X-Security-Token before signing, so the token is one of the signed headers.
+TOKEN_SIGNATURE = "7a07bb80d2bf5f1b94f9129579061f7d989d30510114273d2901a717c55e38db"
+
+
+def _temporary(ak: str = "AKEXAMPLE", token: str = "SECURITYTOKENEXAMPLE") -> Credentials:
+    return Credentials(SecretStr(ak), SecretStr("SKEXAMPLE"), SecretStr(token))
+
+
+def test_a_temporary_ak_sends_its_security_token_signed_as_the_sdk_does() -> None:
+    auth = AkSkAuth(
+        StaticCredentials(_temporary()), IMS_PROJECT, clock=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc)
+    )
+    signed = _signed(httpx.Request("GET", f"https://ims.cn-north-4.myhuaweicloud.com{JOB_PATH}"), auth)
+    assert signed.headers["X-Security-Token"] == "SECURITYTOKENEXAMPLE"
+    assert signed.headers["Authorization"] == (
+        "SDK-HMAC-SHA256 Access=AKEXAMPLE, SignedHeaders=host;x-project-id;x-sdk-date;x-security-token, "
+        f"Signature={TOKEN_SIGNATURE}"
+    )
+
+
+def test_a_permanent_ak_sends_no_security_token() -> None:
+    signed = _signed(httpx.Request("GET", f"https://ims.cn-north-4.myhuaweicloud.com{JOB_PATH}"), _auth())
+    assert "X-Security-Token" not in signed.headers
+
+
+class _Rotating:
+    """A credential source whose credentials the gateway refuses once; ``renewed`` hands out the next ones."""
+
+    def __init__(self, renewals: list[Credentials]) -> None:
+        self.held = _temporary("AKOLD", "TOKENOLD")
+        self.renewals = renewals
+        self.refused: list[Credentials] = []
+
+    def current(self) -> Credentials:
+        return self.held
+
+    def renewed(self, refused: Credentials) -> Credentials | None:
+        self.refused.append(refused)
+        if not self.renewals:
+            return None
+        self.held = self.renewals.pop(0)
+        return self.held
+
+    def secret_values(self) -> list[str]:
+        return self.held.secret_values()
+
+
+def _refused(code: str = "APIGW.0301") -> httpx.Response:
+    return httpx.Response(401, json={"error_code": code, "error_msg": "Incorrect IAM authentication information"})
+
+
+def test_refused_temporary_credentials_are_renewed_once_and_the_request_sent_again() -> None:
+    source = _Rotating([_temporary("AKNEW", "TOKENNEW")])
+    flow = AkSkAuth(source, IMS_PROJECT).sync_auth_flow(
+        httpx.Request("GET", f"https://ims.cn-north-4.myhuaweicloud.com{JOB_PATH}")
+    )
+    first = next(flow)
+    assert "Access=AKOLD" in first.headers["Authorization"] and first.headers["X-Security-Token"] == "TOKENOLD"
+    again = flow.send(_refused())
+    assert "Access=AKNEW" in again.headers["Authorization"] and again.headers["X-Security-Token"] == "TOKENNEW"
+    with pytest.raises(StopIteration):
+        flow.send(_refused())  # refused again: that answer is the caller's, no third attempt
+    assert [c.access_key.get_secret_value() for c in source.refused] == ["AKOLD"]
+
+
+@pytest.mark.parametrize("answer", [httpx.Response(200, json={}), _refused("APIGW.0302"), httpx.Response(403)])
+def test_other_answers_are_not_sent_again(answer: httpx.Response) -> None:
+    source = _Rotating([_temporary("AKNEW", "TOKENNEW")])
+    flow = AkSkAuth(source, IMS_PROJECT).sync_auth_flow(httpx.Request("GET", "https://ims.example.com/v2/cloudimages"))
+    next(flow)
+    with pytest.raises(StopIteration):
+        flow.send(answer)
+    assert source.refused == []
+
+
+def test_with_no_renewal_the_refusal_stands() -> None:
+    source = _Rotating([])
+    flow = AkSkAuth(source, IMS_PROJECT).sync_auth_flow(httpx.Request("GET", "https://ims.example.com/v2/cloudimages"))
+    next(flow)
+    with pytest.raises(StopIteration):
+        flow.send(_refused())
+    assert len(source.refused) == 1
