@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.catalog.records import tag_pairs
 from simulator.config import AgencySpec
 from simulator.errors import ImsError
 from simulator.jobs import CROSS_REGION, IN_REGION, Job, MemberChange, peak_concurrency
@@ -42,8 +43,11 @@ class Project:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> key -> value
 
     def add_image(self, record: dict[str, Any]) -> None:
+        """Add a full record; the tags it lists (``"key=value"``) become the tags API's."""
         self.images[record["id"]] = record
         self.image_order[record["id"]] = len(self.image_order)
+        if record.get("tags"):
+            self.tags[record["id"]] = tag_pairs(record["tags"])
 
     def slot_jobs(self, slots: Iterable[str]) -> list[Job]:
         wanted = set(slots)
