@@ -43,7 +43,9 @@ class Simulator:
         self.stats = Stats()
         self.replicator = Replicator(self.state, self.streams, self.knobs, config)
         self.sharing = Sharing(self.state, self.streams, config)
-        self.new_images = NewImages(self.streams)
+        self.new_images = NewImages(self.streams, config.new_images_every, config.new_images_count, self.started_at)
+        # Scheduled images go to the home project (the first region's default), brought in lazily by the tick.
+        self.state.tick_hooks.append(lambda now: self.new_images.tick(self.state.first_project, now))
         self._buckets: dict[str, TokenBucket] = {}
         # The port each region answers on, once the server has bound them (see bind).
         self.ports: dict[str, int] = {spec.name: spec.port for spec in config.regions}

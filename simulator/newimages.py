@@ -7,6 +7,7 @@ They are shaped like the catalogue's ordinary images and named to continue a lin
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter
@@ -96,9 +97,13 @@ def _check_names(names: list[str]) -> None:
 
 
 class NewImages:
-    def __init__(self, streams: SeededStreams) -> None:
-        self._rngs = {"requested": streams.requested_images}
-        self.counts: Counter[str] = Counter(requested=0)
+    def __init__(self, streams: SeededStreams, every: float = 0.0, count: int = 1, start: float = 0.0) -> None:
+        self._rngs = {"requested": streams.requested_images, "scheduled": streams.scheduled_images}
+        # The schedule: ``count`` images every ``every`` seconds after ``start`` (0: none); batches made so far.
+        self.every, self.count, self._start = every, count, start
+        self._batches = 0
+        # Images added on request and on schedule, and scheduled ones left out because the quota was full.
+        self.counts: Counter[str] = Counter(requested=0, scheduled=0, skipped_at_quota=0)
 
     def request(self, project: Project, count: int, spec: ImageSpec, now: float) -> list[dict[str, Any]]:
         """Add ``count`` images now, all or none (``NoRoom`` beyond the quota)."""
@@ -111,6 +116,28 @@ class NewImages:
         made = [self._add(project, spec, now, "requested") for _ in range(count)]
         self.counts["requested"] += count
         return made
+
+    def tick(self, project: Project, now: float) -> None:
+        """Add the scheduled batches due by ``now``, each made at its own instant, as far as the quota allows (the
+        rest are skipped, as a user's upload would be refused)."""
+        while self.every > 0 and self._due(self._batches + 1) <= now:
+            fits = min(self.count, room(project))
+            if fits == 0:
+                # A full quota stays full within a tick: skip every batch due by now at once.
+                skipped = max(1, math.floor((now - self._start) / self.every) - self._batches)
+                self.counts["skipped_at_quota"] += skipped * self.count
+                self._batches += skipped
+                return
+            at = self._due(self._batches + 1)
+            for _ in range(fits):
+                self._add(project, ImageSpec(), at, "scheduled")
+            self.counts["scheduled"] += fits
+            self.counts["skipped_at_quota"] += self.count - fits
+            self._batches += 1
+
+    def _due(self, batch: int) -> float:
+        # From the start, not by adding up intervals: no drift over a long run.
+        return self._start + batch * self.every
 
     def _add(self, project: Project, spec: ImageSpec, at: float, origin: str) -> dict[str, Any]:
         rng = self._rngs[origin]

@@ -18,8 +18,10 @@ class SeededStreams:
         self.ids = self._stream("ids")  # job and image IDs
         self.request_ids = self._stream("request-ids")
         self.tokens = self._stream("tokens")
-        # Images added by POST /_sim/images: names, IDs and keys, apart from the copies' IDs.
+        # Images added by POST /_sim/images and by the schedule: names, IDs and keys, apart from the copies' IDs
+        # (and from each other, so when a test asks for images does not change the scheduled ones).
         self.requested_images = self._stream("requested-images")
+        self.scheduled_images = self._stream("scheduled-images")
 
     def _stream(self, purpose: str) -> random.Random:
         # A str seed is hashed with SHA-512, so it does not depend on PYTHONHASHSEED.

@@ -171,6 +171,7 @@ def routes(sim: Simulator) -> list[Route]:
         )
 
     async def stats(_request: Request) -> Response:
+        sim.state.tick(sim.clock())  # scheduled images due by now are counted
         return JSONResponse(
             {**sim.stats.snapshot(), "faults": dict(sim.faults.counts), "new_images": dict(sim.new_images.counts)}
         )
