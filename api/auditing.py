@@ -4,10 +4,10 @@ has its answer finds the record."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import audit
@@ -72,4 +72,4 @@ class AuditCalls:
         )
         now = time.time()
         # The store is synchronous Redis: off the event loop, as the routes' own calls are.
-        await anyio.to_thread.run_sync(self.auditor.record, audit.record_of(call, gathered, now), now)
+        await asyncio.to_thread(self.auditor.record, audit.record_of(call, gathered, now), now)

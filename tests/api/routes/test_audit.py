@@ -15,7 +15,7 @@ READER = "reader-token-0123456789"
 SAM = "submitter-token-sam-0123"  # a submitter of the default account
 EVE = "operator-token-eve-0123"  # an operator of the other account only
 OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
-SHARE = "0123456789abcdef0123456789abcdee"
+SHARE = "fedcba9876543210fedcba9876543210"  # in the test account's share_projects (tests/api/conftest.py)
 
 
 @pytest.fixture(scope="module")
