@@ -36,6 +36,7 @@ class SelectionProgress:
     created: int  # items made from them (an image already in the batch makes none)
     message: str | None = None  # why it failed, or that it stopped at the batch's item limit
     marker: str = ""  # where the next page starts ("" before the first)
+    copied: int = 0  # a policy's run: selected sources left out, as the policy's copies of them exist
 
     @classmethod
     def of(cls, meta: dict[str, str]) -> SelectionProgress | None:
@@ -48,6 +49,7 @@ class SelectionProgress:
             created=int(meta.get("sel_created", 0)),
             message=meta.get("sel_message") or None,
             marker=meta.get("sel_marker", ""),
+            copied=int(meta.get("sel_copied", 0)),
         )
 
 
