@@ -255,6 +255,24 @@ def simulator_command(
     member_job_seconds: Annotated[
         float, typer.Option(min=0.0, envvar=_env("MEMBER_JOB_SECONDS"), help="Duration of an image-member job.")
     ] = 1.0,
+    new_images_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            envvar=_env("NEW_IMAGES_EVERY"),
+            help="Every so many seconds, add new private images to the home project (the first region's default); "
+            "0: never.",
+        ),
+    ] = 0.0,
+    new_images_count: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar=_env("NEW_IMAGES_COUNT"),
+            help="How many images each --new-images-every adds. [default: 1]",
+            show_default=False,
+        ),
+    ] = None,
     request_rate: Annotated[
         float,
         typer.Option(
@@ -288,6 +306,8 @@ def simulator_command(
     log_level: Annotated[LogLevel, typer.Option(envvar=_env("LOG_LEVEL"), help="Log level.")] = LogLevel.info,
 ) -> None:
     """Run the IMS + KMS + IAM simulator. Every option is also read from IMSREP_SIM_<NAME>."""
+    if new_images_count is not None and not new_images_every:
+        raise typer.BadParameter("give --new-images-every too", param_hint="--new-images-count")
     names = region or ["cn-north-4"]
     first, *others = region_specs(names, port, region_port or [], project_id or [])
     config = SimConfig(
@@ -311,6 +331,8 @@ def simulator_command(
         shared_job_pool=shared_job_pool,
         cross_region_max_gb=cross_region_max_gb,
         member_job_seconds=member_job_seconds,
+        new_images_every=new_images_every,
+        new_images_count=new_images_count or 1,
         seed=secrets.randbits(32) if seed is None else seed,
         token_ttl=token_ttl,
         lockout_seconds=lockout_seconds,

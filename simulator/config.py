@@ -87,6 +87,8 @@ class SimConfig:
     shared_job_pool: bool = False  # cross-region copies also take in-region slots (and the reverse)
     cross_region_max_gb: float = 0.0  # 0: Huawei's per-region limit (128 GB, 300 GB in four regions)
     member_job_seconds: float = 1.0
+    new_images_every: float = 0.0  # seconds between scheduled batches of new images in the home project; 0: none
+    new_images_count: int = 1  # images per batch
     seed: int = 0
     token_ttl: float = 86_400.0
     lockout_seconds: float = 300.0

@@ -9,10 +9,11 @@ from typing import Any
 
 from simulator.auth import Authenticator
 from simulator.catalog.loader import load_catalog, project_catalog
-from simulator.catalog.records import domain_id_for, tag_pairs
+from simulator.catalog.records import domain_id_for
 from simulator.config import FaultKnobs, RegionSpec, SimConfig
 from simulator.errors import throttled
 from simulator.faults import FaultInjector
+from simulator.newimages import NewImages
 from simulator.outage import Outages
 from simulator.randomness import SeededStreams
 from simulator.ratelimit import TokenBucket
@@ -42,6 +43,9 @@ class Simulator:
         self.stats = Stats()
         self.replicator = Replicator(self.state, self.streams, self.knobs, config)
         self.sharing = Sharing(self.state, self.streams, config)
+        self.new_images = NewImages(self.streams, config.new_images_every, config.new_images_count, self.started_at)
+        # Scheduled images go to the home project (the first region's default), brought in lazily by the tick.
+        self.state.tick_hooks.append(lambda now: self.new_images.tick(self.state.first_project, now))
         self._buckets: dict[str, TokenBucket] = {}
         # The port each region answers on, once the server has bound them (see bind).
         self.ports: dict[str, int] = {spec.name: spec.port for spec in config.regions}
@@ -66,8 +70,6 @@ class Simulator:
             catalog = project_catalog(source, project_id, spec.name, self.domain_id)
             for image in catalog.images:
                 project.add_image(image)
-                if image["tags"]:
-                    project.tags[image["id"]] = tag_pairs(image["tags"])
             project.keys = {key["key_id"]: key for key in catalog.keys}
             projects.append(project)
         return projects

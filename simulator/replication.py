@@ -66,8 +66,9 @@ def json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _name_and_description(body: dict[str, Any]) -> tuple[str, str]:
-    name = body.get("name")
+def check_image_name(name: Any) -> str:
+    """An image name as IMS takes it: present (IMG.0013), at most 128 characters (IMG.0002), of the allowed
+    characters and without leading or trailing spaces (IMG.0003)."""
     if name is None or name == "":
         raise ImsError("IMG.0013")
     if not isinstance(name, str):
@@ -76,6 +77,11 @@ def _name_and_description(body: dict[str, Any]) -> tuple[str, str]:
         raise ImsError("IMG.0002")
     if not NAME_CHARS.fullmatch(name) or name != name.strip(" "):
         raise ImsError("IMG.0003")
+    return name
+
+
+def _name_and_description(body: dict[str, Any]) -> tuple[str, str]:
+    name = check_image_name(body.get("name"))
     description = body.get("description") or ""
     if not isinstance(description, str):
         raise ImsError("IMG.0054")

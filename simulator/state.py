@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.catalog.records import tag_pairs
 from simulator.config import AgencySpec
 from simulator.errors import ImsError
 from simulator.jobs import CROSS_REGION, IN_REGION, Job, MemberChange, peak_concurrency
@@ -42,8 +43,11 @@ class Project:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> key -> value
 
     def add_image(self, record: dict[str, Any]) -> None:
+        """Add a full record; the tags it lists (``"key=value"``) become the tags API's."""
         self.images[record["id"]] = record
         self.image_order[record["id"]] = len(self.image_order)
+        if record.get("tags"):
+            self.tags[record["id"]] = tag_pairs(record["tags"])
 
     def slot_jobs(self, slots: Iterable[str]) -> list[Job]:
         wanted = set(slots)
@@ -92,6 +96,8 @@ class SimState:
         # a request looks only at those due, not at every running job (1,000 copies made each request walk 1,000).
         self._pending: list[tuple[float, int, Job]] = []
         self._order = itertools.count()  # ties go in start order
+        # Whatever else the clock drives (the new-image schedule), brought up to ``now`` after the jobs.
+        self.tick_hooks: list[Callable[[float], None]] = []
 
     @property
     def region(self) -> str:
@@ -159,8 +165,8 @@ class SimState:
             self.memberships.get(member_id, {}).pop(image_id, None)
 
     def tick(self, now: float) -> None:
-        """Bring every job's effects to where its status is at ``now``: copies move their image along, member
-        jobs change the members when they end."""
+        """Bring every job's effects to where its status is at ``now`` (copies move their image along, member
+        jobs change the members when they end), then the tick hooks."""
         while self._pending and self._pending[0][0] <= now:
             _, _, job = heapq.heappop(self._pending)
             status = job.status(now)
@@ -183,6 +189,8 @@ class SimState:
                 _set_status(image, "active" if status == "SUCCESS" else "killed", job.end)
                 if status == "SUCCESS":
                     image["active_at"] = image["updated_at"]
+        for hook in self.tick_hooks:
+            hook(now)
 
     def _apply_members(self, changes: Iterable[MemberChange], at: float) -> None:
         stamp = image_time(at)

@@ -9,11 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulator.catalog.records import tag_pairs
 from simulator.config import AgencySpec
 from simulator.context import Simulator
 from simulator.errors import ImsError
 from simulator.gateway import region_endpoints
 from simulator.jobs import CROSS_REGION, IN_REGION, Job, peak_concurrency
+from simulator.newimages import NUMBER, ImageSpec, NoRoom
 from simulator.outage import MODES
 from simulator.state import Project
 from simulator.timefmt import job_time
@@ -118,6 +120,34 @@ def _project_changes(project: Project, body: dict[str, Any]) -> None:
         setattr(project, name, value)
 
 
+NEW_IMAGE_FIELDS = ("count", "project_id", "name", "encrypted", "tags")
+MAX_NEW_IMAGES = 1000  # per request: a guard against a typo, not a rule of IMS
+
+
+def _new_images_request(body: dict[str, Any]) -> tuple[int, ImageSpec]:
+    """``POST /_sim/images``'s count and what the images are to be; ``BadControl`` names the field and the rule."""
+    unknown = sorted(set(body) - set(NEW_IMAGE_FIELDS))
+    if unknown:
+        raise BadControl(f"unknown fields {unknown}; fields are {list(NEW_IMAGE_FIELDS)}")
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_NEW_IMAGES:
+        raise BadControl(f"count must be an integer from 1 to {MAX_NEW_IMAGES}")
+    template = body.get("name")
+    if template is not None and (not isinstance(template, str) or not template or template.count(NUMBER) > 1):
+        raise BadControl(f"name must be a non-empty string, with {NUMBER} at most once")
+    encrypted = body.get("encrypted", False)
+    if not isinstance(encrypted, bool):
+        raise BadControl("encrypted must be true or false")
+    tags = body.get("tags", {})
+    if not isinstance(tags, dict):
+        raise BadControl('tags must be an object {"key": "value"}')
+    try:
+        tag_pairs(tags)
+    except ValueError as exc:
+        raise BadControl(f"tags: {exc}") from exc
+    return count, ImageSpec(template, encrypted, tags)
+
+
 def routes(sim: Simulator) -> list[Route]:
     def project_or_404(project_id: str) -> Project:
         project = sim.state.projects.get(project_id)
@@ -141,7 +171,10 @@ def routes(sim: Simulator) -> list[Route]:
         )
 
     async def stats(_request: Request) -> Response:
-        return JSONResponse({**sim.stats.snapshot(), "faults": dict(sim.faults.counts)})
+        sim.state.tick(sim.clock())  # scheduled images due by now are counted
+        return JSONResponse(
+            {**sim.stats.snapshot(), "faults": dict(sim.faults.counts), "new_images": dict(sim.new_images.counts)}
+        )
 
     async def jobs(request: Request) -> Response:
         now = sim.clock()
@@ -196,6 +229,24 @@ def routes(sim: Simulator) -> list[Route]:
             except ImsError as exc:
                 refused[image_id] = exc.code
         return JSONResponse({"deleted": deleted, "refused": refused})
+
+    async def add_images(request: Request) -> Response:
+        """Add private images now, as the project's users would (see simulator.newimages)."""
+        body = await _json_object(request)
+        count, spec = _new_images_request(body)
+        project_id = body.get("project_id", sim.state.first_project.id)
+        if not isinstance(project_id, str):
+            raise BadControl("project_id must be a project ID string")
+        project = project_or_404(project_id)
+        now = sim.clock()
+        sim.state.tick(now)
+        try:
+            made = sim.new_images.request(project, count, spec, now)
+        except NoRoom as exc:
+            raise BadControl(str(exc), 409) from exc
+        except ValueError as exc:
+            raise BadControl(str(exc)) from exc
+        return JSONResponse({"images": [{key: image[key] for key in ("id", "name", "created_at")} for image in made]})
 
     async def external_jobs(request: Request) -> Response:
         body = await _json_object(request)
@@ -278,6 +329,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/jobs", guarded(jobs), methods=["GET"]),
         Route("/_sim/projects", projects, methods=["GET"]),
         Route("/_sim/projects/{project_id}", guarded(change_project), methods=["POST"]),
+        Route("/_sim/images", guarded(add_images), methods=["POST"]),
         Route("/_sim/images/delete", guarded(delete_images), methods=["POST"]),
         Route("/_sim/regions", regions, methods=["GET"]),
         Route("/_sim/external_jobs", guarded(external_jobs), methods=["POST"]),

@@ -38,6 +38,8 @@ OPTIONS = [
     "shared-job-pool",
     "cross-region-max-gb",
     "member-job-seconds",
+    "new-images-every",
+    "new-images-count",
     "request-rate",
     "fail-rate",
     "error-rate",
@@ -89,6 +91,7 @@ def test_defaults(run: Any) -> None:
     assert config.extra_regions == () and list(sim.state.regions) == ["cn-north-4"]
     assert (config.cross_region_job_limit, config.shared_job_pool, config.member_job_seconds) == (5, False, 1)
     assert list(sim.state.agencies) == ["ims_admin_agency"]
+    assert (config.new_images_every, config.new_images_count) == (0, 1)
     assert sim.knobs.as_dict() == {
         "fail_rate": 0,
         "error_rate": 0,
@@ -129,6 +132,8 @@ def test_environment_sets_every_kind_of_option(run: Any, tmp_path: Path) -> None
     assert sim.knobs.fail_rate == 0.25 and sim.knobs.request_rate == 7.5
     assert [i["name"] for i in sim.state.first_project.images.values()] == ["only"]
     assert sim.state.first_project.name == "ap-southeast-1"
+    result, sim = run(["--new-images-every", "30"], env={"IMSREP_SIM_NEW_IMAGES_COUNT": "3"})
+    assert (sim.config.new_images_every, sim.new_images.count) == (30, 3)
     # A flag beats the environment.
     result, sim = run(["--job-limit", "4"], env={"IMSREP_SIM_JOB_LIMIT": "2"})
     assert sim.config.job_limit == 4
@@ -194,6 +199,8 @@ def test_several_regions_with_their_projects_ports_and_agencies(run: Any) -> Non
         (["--fail-rate", "1.5"], "fail-rate"),
         (["--copy-seconds", "-1"], "copy-seconds"),
         (["--log-level", "loud"], "log-level"),
+        (["--new-images-count", "2"], "--new-images-every"),
+        (["--new-images-every", "5", "--new-images-count", "0"], "new-images-count"),
     ],
 )
 def test_bad_values_are_refused(run: Any, args: list[str], message: str) -> None:

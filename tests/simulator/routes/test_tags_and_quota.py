@@ -135,3 +135,38 @@ def test_a_member_cannot_delete_a_shared_image(server: Any) -> None:
     assert owner.delete(f"/v2/images/{image}").status_code == 204
     # Deleting it ends the sharing.
     assert server.client(FRIEND).images(visibility="shared", member_status="pending") == []
+
+
+def test_deleting_follows_the_contract(server: Any) -> None:
+    """ims-contract.md §12: owner only, 204, members lose the image, it leaves the quota; a member's copy of it
+    survives."""
+    owner, friend = server.client(OWNER), server.client(FRIEND)
+    (added,) = server.control("images", {"name": "shared-v{n}"}).json()["images"]
+    image = added["id"]
+    assert owner.post("/v1/cloudimages/members", {"images": [image], "projects": [FRIEND]}).status_code == 200
+    accepted = friend.put(f"/v2/images/{image}/members/{FRIEND}", {"status": "accepted"})
+    assert accepted.status_code == 200, accepted.text
+    assert [i["id"] for i in friend.images(name="shared-v1")] == [image]
+    copy_job = friend.copy_named("shared-v1", "friends own")
+    server.clock.advance(10)
+    assert friend.job(copy_job)["status"] == "SUCCESS"
+
+    def used(client: Any) -> int:
+        return client.get("/v1/cloudimages/quota").json()["quotas"]["resources"][0]["used"]
+
+    before = used(owner), used(friend)
+    # Only the owner deletes it: a member is refused, anyone else does not see it.
+    assert_ims_error(friend.delete(f"/v2/images/{image}"), "IMG.0092")
+    gone = owner.delete(f"/v2/images/{image}")
+    assert gone.status_code == 204 and gone.content == b""
+    assert (used(owner), used(friend)) == (before[0] - 1, before[1])
+    # The member loses it everywhere: listing, view, members, tags; its copy stays.
+    assert friend.images(name="shared-v1") == [] and owner.images(id=image) == []
+    assert friend.images(visibility="shared", member_status="accepted") == []
+    assert_ims_error(friend.get(f"/v2/images/{image}"), "IMG.0144", 404)
+    assert_ims_error(friend.get(f"/v2/images/{image}/members"), "IMG.0144", 404)
+    assert_ims_error(owner.get(f"/v2/{OWNER}/images/{image}/tags"), "IMG.0144", 404)
+    assert friend.image_named("friends own")["status"] == "active"
+    # Deleted once is gone: a second delete is a 404, by the owner too.
+    assert_ims_error(owner.delete(f"/v2/images/{image}"), "IMG.0144", 404)
+    assert_ims_error(friend.delete(f"/v2/images/{image}"), "IMG.0144", 404)
