@@ -15,6 +15,7 @@ from config.settings import Settings
 from worker.domain.followups import POLICY_TAGS
 from worker.domain.naming import LABEL_RE, LABEL_RULE
 from worker.domain.policy import POLICY_TAG_ROOM, PolicyDefinition
+from worker.domain.selector import selection_record
 
 
 def parse_policy(
@@ -44,4 +45,6 @@ def parse_policy(
         problems.append(FieldError(None, "template.tags", rule))
     if problems or selection is None:
         raise refusal(problems, 0)
-    return definition, selection
+    # Kept as parsed, defaults filled in: what each run's batch stores of its selection.
+    normal = selection_record(selection.selector, selection.template, selection.account, selection.region, 0)
+    return definition.model_copy(update={"selector": normal["selector"], "template": normal["template"]}), selection
