@@ -23,7 +23,7 @@ POLICY_TAGS = (PROVENANCE_POLICY, *PROVENANCE_KEYS)  # every tag a policy's copy
 
 
 def policy_tags(policy_id: str, source_image_id: str) -> dict[str, str]:
-    """The tags by which a policy's later runs find its copy, whatever Redis has forgotten (docs/policies)."""
+    """The tags by which a policy's later runs find its copy, whatever Redis has forgotten (worker.steps.provenance)."""
     return {PROVENANCE_POLICY: policy_id, PROVENANCE_SOURCE: source_image_id}
 
 

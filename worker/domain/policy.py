@@ -1,4 +1,4 @@
-"""Standing replication policies: a campaign's selector and template, run on a schedule (docs/policies in the README).
+"""Standing replication policies: a campaign's selector and template, run on a schedule (the README's Policies).
 
 A policy's runs are selector batches. What it already copied is read from the cloud, by the provenance tags its
 copies carry (``imsrep_policy`` and ``imsrep_source``, ``worker.domain.followups.policy_tags``), so that a run

@@ -31,7 +31,9 @@ class Copied:
         return self.copies | self.sources
 
 
-def copied(ctx: StepContext, policy: str, account: str, client: ImsClient, region: str | None, project: str | None):
+def copied(
+    ctx: StepContext, policy: str, account: str, client: ImsClient, region: str | None, project: str | None
+) -> Copied:
     """The policy's copies in its destination (the account's own project, or ``project`` in ``region``)."""
     destination = _destination(ctx, account, client, region, project)
     if destination is None:  # a destination IAM does not know: no copy can be there (its items are refused)
