@@ -19,9 +19,11 @@ from api.enqueue import Enqueuer
 from api.errors import install_error_handlers
 from api.metrics import RedisCollector
 from api.openapi import add_body_schemas, errors_doc
+from api.policies import PolicyService
+from api.policy_schemas import PolicyRequest
 from api.principals import PrincipalRegistry
 from api.request_id import RequestIds
-from api.routes import accounts, audit, batches, health, metrics, plans, replications
+from api.routes import accounts, audit, batches, health, metrics, plans, policies, replications
 from api.schemas import BatchRequest
 from api.service import ReplicationService
 from config.logging import configure_logging
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limits = data.limits
     app.state.service = ReplicationService(data, enqueuer, settings)
     app.state.accounts = AccountService(data, enqueuer, settings)
+    app.state.policies = PolicyService(data, enqueuer, settings)
     app.state.metrics = CollectorRegistry()
     app.state.auditor = Auditor(data.audit, settings, app.state.metrics)
     app.state.metrics.register(RedisCollector(data, settings))
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(plans.router)
     v1.include_router(accounts.router)
     v1.include_router(audit.router)
+    v1.include_router(policies.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -106,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuditCalls, auditor=app.state.auditor)
     app.add_middleware(RequestIds)  # outermost: every answer carries the ID, and the audit records it
     install_error_handlers(app)
-    add_body_schemas(app, [BatchRequest, ItemSpec])
+    add_body_schemas(app, [BatchRequest, ItemSpec, PolicyRequest])
     return app
 
 

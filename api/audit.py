@@ -27,6 +27,13 @@ CHANGES: dict[str, str] = {
     "retry_batch": "batch.retry",
     "delete_batch": "batch.delete",
     "check_accounts": "accounts.check",
+    "create_policy": "policy.create",
+    "update_policy": "policy.update",
+    "pause_policy": "policy.pause",
+    "resume_policy": "policy.resume",
+    "delete_policy": "policy.delete",
+    "run_policy": "policy.run",
+    "plan_policy": "policy.plan",  # its record has the plan_id too
 }
 READS: dict[str, str] = {
     "list_batches": "batch.list",
@@ -36,6 +43,9 @@ READS: dict[str, str] = {
     "get_replication": "replication.read",
     "list_accounts": "accounts.list",
     "read_audit": "audit.read",
+    "list_policies": "policy.list",
+    "get_policy": "policy.read",
+    "list_policy_runs": "policy.runs",
 }
 ACTIONS = sorted({*CHANGES.values(), *READS.values()})
 
@@ -56,6 +66,7 @@ class Facts:
 
     batch_id: str | None = None
     plan_id: str | None = None
+    policy_id: str | None = None
     accounts: set[str] = field(default_factory=set)
     items: int | None = None
     share_targets: set[str] = field(default_factory=set)
@@ -144,6 +155,7 @@ def record_of(call: Call, gathered: Facts, now: float) -> AuditRecord:
         status=call.status,
         batch_id=gathered.batch_id,
         plan_id=gathered.plan_id,
+        policy_id=gathered.policy_id,
         accounts=sorted(gathered.accounts),
         items=gathered.items,
         share_targets=sorted(gathered.share_targets),

@@ -57,7 +57,7 @@ class AuditCalls:
         if action is None or principal is None or not audit.recorded(changes, status, gathered):
             return
         params = scope.get("path_params", {})
-        for name in ("batch_id", "plan_id"):
+        for name in ("batch_id", "plan_id", "policy_id"):
             if _ID.fullmatch(value := str(params.get(name, ""))) and getattr(gathered, name) is None:
                 setattr(gathered, name, value)
         client = scope.get("client")

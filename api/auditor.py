@@ -35,7 +35,7 @@ class AuditQuery:
     cursor: str | None = None
     principal: str | None = None
     action: str | None = None
-    batch: str | None = None  # a batch's or a plan's ID
+    batch: str | None = None  # a batch's, a plan's or a policy's ID
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -44,7 +44,7 @@ class AuditQuery:
         return (
             (self.principal is None or record.principal == self.principal)
             and (self.action is None or record.action == self.action)
-            and (self.batch is None or self.batch in (record.batch_id, record.plan_id))
+            and (self.batch is None or self.batch in (record.batch_id, record.plan_id, record.policy_id))
             and (self.outcome is None or record.outcome == self.outcome)
         )
 

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import limits
 from api.errors import FieldError, InvalidRequest, Unauthorized
+from api.policies import PolicyService
 from api.principals import Principal, PrincipalRegistry
 from api.service import ReplicationService
 from config.settings import Settings
@@ -26,8 +27,13 @@ def get_service(request: Request) -> ReplicationService:
     return request.app.state.service
 
 
+def get_policies(request: Request) -> PolicyService:
+    return request.app.state.policies
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 ServiceDep = Annotated[ReplicationService, Depends(get_service)]
+PoliciesDep = Annotated[PolicyService, Depends(get_policies)]
 
 _bearer = HTTPBearer(auto_error=False, description="A principal's token (docs/teams.md), or one of IMSREP_API_TOKENS")
 

@@ -63,6 +63,10 @@ class Enqueuer:
             return False
         return True
 
+    def send_runs(self) -> None:
+        """Ask a worker to start the policies' due runs now rather than at beat's next tick (run now)."""
+        self.app.send_task(TaskName.START_RUNS.value, queue=ROUTES[TaskName.START_RUNS].value)
+
     def send_check(self, account: str) -> None:
         """Ask a worker to check the account's credentials with one signed read (the API never calls IMS)."""
         self.app.send_task(TaskName.CHECK.value, kwargs={"account": account}, queue=ROUTES[TaskName.CHECK].value)

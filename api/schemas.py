@@ -556,6 +556,7 @@ class AuditRecordOut(BaseModel):
     status: int = Field(..., description="The HTTP status answered")
     batch_id: str | None
     plan_id: str | None
+    policy_id: str | None = Field(None, description="The standing policy the call made or acted on")
     accounts: list[str] = Field(..., description="The accounts the call acted in (or asked to)")
     items: int | None = Field(..., description="Items stored or changed (cancelled, retried, deleted)")
     share_targets: list[str] = Field(..., description="Project IDs the items are to be shared with (their union)")

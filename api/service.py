@@ -39,7 +39,7 @@ from worker.domain.ownership import Owner
 from worker.domain.pools import pool_of
 from worker.domain.priority import Priority
 from worker.domain.reasons import ReasonCode
-from worker.domain.selector import batch_day
+from worker.domain.selector import selection_record
 from worker.domain.states import CANCELLABLE, Event, ItemState
 from worker.pressure import REFUSALS
 
@@ -113,15 +113,8 @@ class ReplicationService:
         owner = Owner.of(who.name, accounts)
         now = time.time()
         selection = None
-        if submission.selection is not None:
-            chosen = submission.selection
-            selection = {
-                "selector": chosen.selector.model_dump(mode="json", exclude_none=True),
-                "template": chosen.template.model_dump(mode="json", exclude_none=True),
-                "account": chosen.account,
-                "region": chosen.region,
-                "day": batch_day(now),
-            }
+        if (chosen := submission.selection) is not None:
+            selection = selection_record(chosen.selector, chosen.template, chosen.account, chosen.region, now)
         if submission.plan:  # a plan stores verdicts, not items: it takes nothing of the limit
             return _noted(
                 self._store_plan(submission.items, claim, owner, now=now, label=submission.label, selection=selection)

@@ -53,15 +53,15 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
     try:
         envelope = BatchRequest.model_validate(payload)
     except ValidationError as exc:
-        raise _refusal(field_errors_from_pydantic(list(exc.errors()), root="body"), 0) from None
+        raise refusal(field_errors_from_pydantic(list(exc.errors()), root="body"), 0) from None
     if "items" not in envelope.model_fields_set and envelope.selector is None:
-        raise _refusal([FieldError(None, "items", "is required (or a selector)")], 0)
+        raise refusal([FieldError(None, "items", "is required (or a selector)")], 0)
     raw_items = envelope.items or []
     count, limit, least = len(raw_items), settings.max_batch_items, 0 if envelope.selector is not None else 1
     if envelope.plan is True and limit > PLAN_MAX_ITEMS:
         limit = PLAN_MAX_ITEMS  # one plan's items are judged in one task; imsrep plan sends a big manifest in chunks
     if not least <= count <= limit:
-        raise _refusal([FieldError(None, "items", f"must hold {least} to {limit} items (got {count})")], count)
+        raise refusal([FieldError(None, "items", f"must hold {least} to {limit} items (got {count})")], count)
 
     problems: list[FieldError] = []
     if envelope.plan is not None and not isinstance(envelope.plan, bool):
@@ -101,7 +101,7 @@ def parse_batch(payload: Any, settings: Settings) -> BatchSubmission:
         elif not inherits_account:  # a bad default account is reported once, above
             problems.append(FieldError(index, "account", _unknown_account(settings)))
     if problems:
-        raise _refusal(problems, count)
+        raise refusal(problems, count)
     return BatchSubmission(items, label, selection, envelope.plan is True, envelope.priority)
 
 
@@ -114,18 +114,26 @@ def _selection(
             rule = "needs a selector: a template describes the images it selects"
             problems.append(FieldError(None, "template", rule))
         return None
+    default_account = defaults.account if defaults else None
+    return parse_selection(envelope.selector, envelope.template, default_account, settings, problems)
+
+
+def parse_selection(
+    raw_selector: Any, raw_template: Any, default_account: str | None, settings: Settings, problems: list[FieldError]
+) -> Selection | None:
+    """A selector and its template (a batch's or a policy's), checked; their problems are added to ``problems``."""
     selector = template = None
     try:
-        selector = Selector.model_validate(envelope.selector)
+        selector = Selector.model_validate(raw_selector)
     except ValidationError as exc:
         problems += field_errors_from_pydantic(list(exc.errors()), prefix="selector")
     try:
-        template = Template.model_validate(envelope.template or {})
+        template = Template.model_validate(raw_template or {})
     except ValidationError as exc:
         problems += field_errors_from_pydantic(list(exc.errors()), prefix="template")
     if selector is None or template is None:
         return None
-    account = selector.account or (defaults.account if defaults else None) or settings.default_account
+    account = selector.account or default_account or settings.default_account
     if account is None or account not in settings.accounts:
         problems.append(FieldError(None, "selector.account", _unknown_account(settings)))
         return None
@@ -155,12 +163,12 @@ def parse_item(payload: Any, settings: Settings) -> NewItem:
     try:
         spec = ItemSpec.model_validate(payload)
     except ValidationError as exc:
-        raise _refusal(field_errors_from_pydantic(list(exc.errors()), root="body"), 1) from None
+        raise refusal(field_errors_from_pydantic(list(exc.errors()), root="body"), 1) from None
     account = spec.account or settings.default_account
     if account not in settings.accounts:
-        raise _refusal([FieldError(None, "account", _unknown_account(settings))], 1)
+        raise refusal([FieldError(None, "account", _unknown_account(settings))], 1)
     if found := _cross_field(spec, account, settings, None):
-        raise _refusal(found, 1)
+        raise refusal(found, 1)
     return NewItem(spec, account)
 
 
@@ -184,7 +192,7 @@ def _unknown_account(settings: Settings) -> str:
     return f"must be one of the configured accounts: {', '.join(sorted(settings.accounts))}"
 
 
-def _refusal(problems: list[FieldError], total: int) -> InvalidRequest:
+def refusal(problems: list[FieldError], total: int) -> InvalidRequest:
     """The 422: every broken rule in ``errors``; ``detail`` counts bad items and spells out request-level ones."""
     parts = [f"{p.field}: {p.rule}" for p in problems if p.index is None]
     bad_items = len({p.index for p in problems if p.index is not None})

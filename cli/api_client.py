@@ -231,6 +231,29 @@ class ApiClient:
             if cursor is None:
                 return
 
+    # Standing policies ---------------------------------------------------------------------------------------------
+    def policies(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/policies")["policies"]
+
+    def policy(self, policy_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/policies/{_segment(policy_id)}")
+
+    def create_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/policies", json=body)
+
+    def update_policy(self, policy_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"/v1/policies/{_segment(policy_id)}", json=body)
+
+    def policy_action(self, policy_id: str, action: str) -> dict[str, Any]:
+        """``POST /v1/policies/{id}/<action>``: ``pause``, ``resume``, ``run`` or ``plan``."""
+        return self._call("POST", f"/v1/policies/{_segment(policy_id)}/{action}")
+
+    def delete_policy(self, policy_id: str) -> None:
+        self._send("DELETE", f"/v1/policies/{_segment(policy_id)}")
+
+    def policy_runs(self, policy_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/policies/{_segment(policy_id)}/runs")["runs"]
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(method, path, self._send(method, path, **kwargs))
 

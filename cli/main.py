@@ -753,3 +753,9 @@ def demo(
     """Run the local stack on the simulator, submit a batch covering every scenario and refusal, and check it."""
     with _errors(), sigterm_as_interrupt():
         raise typer.Exit(run_demo(state_dir or state_dir_default() / "demo", console, keep=keep))
+
+
+# Registered last: its commands use this module's options and helpers.
+from cli.policy_commands import policy_app  # noqa: E402
+
+app.add_typer(policy_app, name="policy")

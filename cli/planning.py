@@ -68,7 +68,14 @@ def run_plan(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
     """Post a plan request and wait for it; returns the finished plan, its verdicts, and whether it was replayed."""
     accepted = client.post_batch({**body, "plan": True}, key)
-    plan_id = accepted["plan_id"]
+    plan, verdicts = wait_plan(client, accepted["plan_id"], timeout, on_wait)
+    return plan, verdicts, bool(accepted.get("replayed"))
+
+
+def wait_plan(
+    client: ApiClient, plan_id: str, timeout: float, on_wait: Callable[[dict[str, Any]], None]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Wait for a plan the workers work out; returns it finished, with its verdicts."""
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
@@ -80,7 +87,7 @@ def run_plan(
             raise ApiCallError(f"plan {plan_id} still being worked out after {timeout:.0f}s; see imsrep plan --show")
         time.sleep(delay)
         delay = min(2.0, delay * 1.5)
-    return plan, list(client.plan_verdicts(plan_id)), bool(accepted.get("replayed"))
+    return plan, list(client.plan_verdicts(plan_id))
 
 
 def add(outcome: PlanOutcome, plan: dict[str, Any], verdicts: list[dict[str, Any]], lines: Sequence[int] = ()):

@@ -448,6 +448,10 @@ class Settings(BaseSettings):
     # item ended; a sweep looks every retention_sweep_seconds. Running items are never touched.
     retention_days: Annotated[float, Field(gt=0)] = 30.0
     retention_sweep_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # Standing policies: beat looks for due runs every policy_tick_seconds (a run starts at most that late); a
+    # policy's interval may not be shorter than policy_min_interval (each run lists the whole selection).
+    policy_tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    policy_min_interval: Annotated[int, Field(ge=1)] = 60
     # The audit trail (docs/teams.md) is kept apart from the batches, and this long: deleting or expiring a batch
     # leaves its records.
     audit_retention_days: Annotated[float, Field(gt=0)] = 365.0

@@ -13,7 +13,7 @@ class Queue(str, Enum):
     SUBMIT = "submit"  # the copy call, once the item holds one of its account's slots
     POLL = "poll"  # IMS job status polls, each a short countdown, never a sleep
     FOLLOWUP = "followup"  # what happens to an active copy: its tags, then its sharing (no replication slot)
-    MAINTENANCE = "maintenance"  # the reconciler, the retention sweep, slot grants on a timer, account probes
+    MAINTENANCE = "maintenance"  # the reconciler, the retention sweep, policies' runs, timed slot grants, probes
 
 
 class TaskName(str, Enum):
@@ -31,6 +31,7 @@ class TaskName(str, Enum):
     PROBE = "replication.probe"
     CHECK = "replication.check"
     NEW_IMAGES = "replication.new_images"  # the new images of an account's copies whose jobs ended, seen in one listing
+    START_RUNS = "replication.start_runs"  # the standing policies' due runs, each started once cluster-wide
 
 
 ALL_QUEUES = [q.value for q in Queue]

@@ -219,6 +219,14 @@ STEPS: dict[TaskName, Step[Any]] = {
             lambda ctx, _: steps.expire_batches(ctx),
             every=lambda settings: settings.retention_sweep_seconds,
         ),
+        Step(
+            TaskName.START_RUNS,
+            Queue.MAINTENANCE,
+            ClusterArgs,
+            lambda ctx, _: steps.start_runs(ctx),
+            exclusive=True,  # the claim starts each run once anyway; one tick at a time spares the work
+            every=lambda settings: settings.policy_tick_seconds,
+        ),
         Step(TaskName.GRANT, Queue.MAINTENANCE, PoolArgs, lambda ctx, a: steps.grant(ctx, a.pool)),
         Step(TaskName.PROBE, Queue.MAINTENANCE, AccountArgs, lambda ctx, a: steps.probe(ctx, a.account)),
         Step(TaskName.CHECK, Queue.MAINTENANCE, AccountArgs, lambda ctx, a: steps.check_credentials(ctx, a.account)),

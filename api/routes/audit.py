@@ -42,7 +42,9 @@ def read_audit(
     who: PrincipalDep,
     principal: Annotated[str | None, Query(pattern=ACCOUNT_NAME.pattern, description="Only this principal's")] = None,
     action: Annotated[Action | None, Query(description="Only this action")] = None,
-    batch: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$", description="Only this batch's or plan's")] = None,
+    batch: Annotated[
+        str | None, Query(pattern=r"^[0-9a-f]{32}$", description="Only this batch's, plan's or policy's")
+    ] = None,
     outcome: Annotated[Outcome | None, Query(description="Only calls that ended so")] = None,
     since: Annotated[datetime | None, Query(description="Not before this time (ISO 8601; UTC if no zone)")] = None,
     until: Annotated[datetime | None, Query(description="Not after this time (ISO 8601; UTC if no zone)")] = None,

@@ -71,7 +71,7 @@ def test_openapi_document_is_complete_and_resolvable(api) -> None:
             assert "500" in statuses, (path, method)  # any route may fail internally
             if path.startswith("/v1"):
                 assert {"401", "422", "503"} <= statuses, (path, method)
-            if "{batch_id}" in path or "{item_id}" in path:
+            if "{batch_id}" in path or "{item_id}" in path or "{policy_id}" in path:
                 assert "404" in statuses, (path, method)
             if "requestBody" in operation:
                 assert "413" in statuses, (path, method)

@@ -28,11 +28,12 @@ def test_the_celery_app_registers_and_routes_exactly_the_registrys_tasks() -> No
 
 
 def test_beat_sends_the_periodic_steps_at_their_settings_intervals() -> None:
-    settings = load_settings(demo=True, reconcile_interval=7, retention_sweep_seconds=600)
+    settings = load_settings(demo=True, reconcile_interval=7, retention_sweep_seconds=600, policy_tick_seconds=3)
     schedule = beat_schedule(settings)
     assert schedule["reconcile"]["task"] == TaskName.RECONCILE.value and schedule["reconcile"]["schedule"] == 7
     assert schedule["expire-batches"]["options"] == {"queue": "maintenance", "expires": 600}
-    assert set(schedule) == {"reconcile", "expire-batches"}
+    assert schedule["start-runs"]["schedule"] == 3 and schedule["start-runs"]["options"]["queue"] == "maintenance"
+    assert set(schedule) == {"reconcile", "expire-batches", "start-runs"}
 
 
 def test_the_reconcilers_resends_and_the_followup_chain_come_from_the_table() -> None:

@@ -37,7 +37,7 @@ def test_every_task_is_registered_on_its_stage_queue_and_maintenance_is_schedule
         assert task.value in app.tasks
         assert app.conf.task_routes[task.value] == {"queue": queue.value}
     scheduled = {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
-    assert set(scheduled) == {"replication.reconcile", "replication.expire_batches"}
+    assert set(scheduled) == {"replication.reconcile", "replication.expire_batches", "replication.start_runs"}
     assert {entry["options"]["queue"] for entry in scheduled.values()} == {"maintenance"}
     assert scheduled["replication.expire_batches"]["schedule"] == settings.retention_sweep_seconds
 

@@ -21,6 +21,7 @@ from worker.data.keyspace import Keyspace
 from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
 from worker.data.limits import PrincipalLimits
 from worker.data.plans import PlanRecord, Plans, StoredPlan
+from worker.data.policies import Policies, Run
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.selections import Selection, SelectionProgress, Selections
 from worker.data.slots import Capacity, Granted, Quota, QuotaAge, SlotPool, quota_from
@@ -56,6 +57,7 @@ __all__ = [
     "NotReplicated",
     "PlanRecord",
     "Plans",
+    "Policies",
     "PoolStatus",
     "PrincipalLimits",
     "Queued",
@@ -64,6 +66,7 @@ __all__ = [
     "Capacity",
     "RecordStore",
     "RedisTarget",
+    "Run",
     "Selection",
     "SelectionProgress",
     "Selections",
@@ -138,6 +141,7 @@ class DataLayer:
     lifecycle: BatchLifecycle
     selections: Selections
     plans: Plans
+    policies: Policies
     limits: PrincipalLimits
     audit: AuditTrail
     keys: Keyspace
@@ -162,6 +166,7 @@ class DataLayer:
             lifecycle=BatchLifecycle(client, keys, records),
             selections=Selections(client, keys),
             plans=Plans(client, keys),
+            policies=Policies(client, keys),
             limits=PrincipalLimits(client, keys),
             audit=AuditTrail(client, keys),
             keys=keys,

@@ -36,6 +36,7 @@ class AuditRecord:
     status: int
     batch_id: str | None = None
     plan_id: str | None = None
+    policy_id: str | None = None
     accounts: list[str] = field(default_factory=list)
     items: int | None = None  # the items stored or changed; None when the call got no further
     share_targets: list[str] = field(default_factory=list)

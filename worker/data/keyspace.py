@@ -72,6 +72,11 @@ key                                type    what it holds (owner module in ``work
 ``P:followups``                    hash    ``"<kind>:<outcome>"`` -> copies' follow-ups ended so (telemetry)
 ``P:audit``                        stream  one JSON record per API call that changed something or was refused
                                            for scope or role; trimmed by time, never by batch (audit)
+``P:policy:<id>``                  hash    a policy: ``definition`` (JSON), ``account``, ``region``, owner,
+                                           ``next_run_at``, ``runs``, ``starting``, ``last_batch`` (policies)
+``P:policy:<id>:runs``             hash    run number -> JSON ``{run, at, batch_id, skipped, message}`` (policies)
+``P:policies``                     zset    policy ID -> created_at, every policy (policies)
+``P:policies:due``                 zset    policy ID -> when its next run is due, the active policies (policies)
 =================================  ======  =====================================================================
 
 A pool (``worker.domain.pools``) is an account's name (its in-region copies) or ``<account>:cross-region``.
@@ -271,6 +276,19 @@ class Keyspace:
     # The audit trail: apart from the batches, so deleting one leaves its records.
     def audit(self) -> str:
         return f"{self.prefix}:audit"
+
+    # Standing policies.
+    def policy(self, policy_id: str) -> str:
+        return f"{self.prefix}:policy:{policy_id}"
+
+    def policy_runs(self, policy_id: str) -> str:
+        return f"{self.prefix}:policy:{policy_id}:runs"
+
+    def policies(self) -> str:
+        return f"{self.prefix}:policies"
+
+    def policies_due(self) -> str:
+        return f"{self.prefix}:policies:due"
 
     @staticmethod
     def broker_queue_lists(queue: str) -> list[str]:

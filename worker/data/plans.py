@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +229,14 @@ class Plans:
             pipe.hincrby(k.plan(plan_id), "matched", matched)
 
         return self._at(plan_id, (PAGE, marker), write, watch=[k.plan_seen(plan_id)], started=True)
+
+    def leave_out(self, plan_id: str, image_ids: Collection[str], *, ttl: int) -> None:
+        """Images a selector plan is not to judge (a policy's copies and their sources), as if judged already."""
+        if image_ids:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.sadd(self._keys.plan_seen(plan_id), *image_ids)
+            pipe.expire(self._keys.plan_seen(plan_id), ttl)
+            pipe.execute()
 
     def finish(self, plan_id: str, summary: dict[str, Any], now: float) -> bool:
         fields = {"state": DONE, "summary": json.dumps(summary, separators=(",", ":"))}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ class SelectionProgress:
     created: int  # items made from them (an image already in the batch makes none)
     message: str | None = None  # why it failed, or that it stopped at the batch's item limit
     marker: str = ""  # where the next page starts ("" before the first)
+    copied: int = 0  # a policy's run: selected sources left out, as the policy's copies of them exist
+    copies_read: bool = False  # a policy's run: its copies have been listed (once, before the first page)
 
     @classmethod
     def of(cls, meta: dict[str, str]) -> SelectionProgress | None:
@@ -48,6 +50,8 @@ class SelectionProgress:
             created=int(meta.get("sel_created", 0)),
             message=meta.get("sel_message") or None,
             marker=meta.get("sel_marker", ""),
+            copied=int(meta.get("sel_copied", 0)),
+            copies_read="sel_copied" in meta,
         )
 
 
@@ -131,6 +135,15 @@ class Selections:
         k = self._keys
         keys = [k.batch(batch_id), k.selection_seen(batch_id), k.expanding(), k.batch_counts(batch_id)]
         return bool(self._stop(keys=keys, args=[batch_id, state, message, now]))
+
+    def leave_out(self, batch_id: str, image_ids: Collection[str], *, copied: int) -> None:
+        """A policy's run: images its selection must not make items of (the policy's copies and their sources),
+        read once before its first page (``copied`` of its sources)."""
+        pipe = self._redis.pipeline(transaction=True)
+        if image_ids:
+            pipe.sadd(self._keys.selection_seen(batch_id), *image_ids)
+        pipe.hset(self._keys.batch(batch_id), "sel_copied", copied)
+        pipe.execute()
 
     def count_error(self, batch_id: str) -> int:
         """One more failed attempt at the next page; returns how many in a row."""

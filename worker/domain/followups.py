@@ -18,6 +18,13 @@ from worker.domain.reasons import ReasonCode
 PROVENANCE_SOURCE = "imsrep_source"  # the source image ID
 PROVENANCE_BATCH = "imsrep_batch"  # the batch ID
 PROVENANCE_KEYS = (PROVENANCE_SOURCE, PROVENANCE_BATCH)
+PROVENANCE_POLICY = "imsrep_policy"  # the policy whose run made the copy (its ID): what a run lists by
+POLICY_TAGS = (PROVENANCE_POLICY, *PROVENANCE_KEYS)  # every tag a policy's copy may carry besides its own
+
+
+def policy_tags(policy_id: str, source_image_id: str) -> dict[str, str]:
+    """The tags by which a policy's later runs find its copy, whatever Redis has forgotten (worker.steps.provenance)."""
+    return {PROVENANCE_POLICY: policy_id, PROVENANCE_SOURCE: source_image_id}
 
 
 class Kind(str, Enum):

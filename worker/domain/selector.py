@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -237,3 +237,18 @@ def render_name(pattern: str, name: str, id8: str, region: str, day: str, *, cut
 def batch_day(created_at: float) -> str:
     """``{date}`` for a batch created at ``created_at`` (UTC)."""
     return datetime.fromtimestamp(created_at, tz=timezone.utc).strftime(DATE_FORMAT)
+
+
+def selection_record(
+    selector: Selector, template: Template, account: str, region: str, created_at: float, policy: str | None = None
+) -> dict[str, Any]:
+    """What a selecting batch or plan stores of its selection (``worker.steps.select.SelectionSpec`` reads it); a
+    policy's run also names its policy, whose copies the run leaves out."""
+    record = {
+        "selector": selector.model_dump(mode="json", exclude_none=True),
+        "template": template.model_dump(mode="json", exclude_none=True),
+        "account": account,
+        "region": region,
+        "day": batch_day(created_at),
+    }
+    return record if policy is None else {**record, "policy": policy}

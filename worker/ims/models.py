@@ -46,6 +46,10 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Time = Annotated[datetime | None, BeforeValidator(parse_time)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
@@ -80,6 +84,16 @@ class Image(_Lenient):
     owner: str | None = None
     created_at: Time = None
     updated_at: Time = None
+    # As the listing shows them: "key=value" strings (docs/ims-api.md §5 says a list of strings, not their form).
+    tags: Annotated[list[str], BeforeValidator(_strings)] = Field(default_factory=list)
+
+    def tag(self, key: str) -> str | None:
+        """The value of tag ``key`` as listed (None when the listing does not show it)."""
+        for listed in self.tags:
+            name, sep, value = listed.partition("=")
+            if sep and name == key:
+                return value
+        return None
 
     @property
     def is_full_ecs(self) -> bool:

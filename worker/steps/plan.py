@@ -151,6 +151,8 @@ def _page(ctx: StepContext, record: PlanRecord) -> list[Next]:
     if account is None:
         raise PlanFailed(f"account {spec.account!r} is not configured on the workers")
     client = ctx.client(spec.account)
+    if spec.policy is not None and not record.marker:  # a policy's run leaves out what it copied: so does its plan
+        ctx.data.plans.leave_out(record.plan_id, spec.copied(ctx, client).left_out, ttl=ctx.settings.plan_seconds)
     page, matched, _ = list_page(client, spec.selector, record.marker)
     keys = _keys(client, [spec.template.kms_key])
     last = len(page) < PAGE_SIZE

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from config.settings import AccountSettings
 from worker.data.selections import EXPANDING, FAILED, Selection, selected_item_id
+from worker.domain.followups import policy_tags
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import UUID_RE
 from worker.domain.selector import Selector, Template
@@ -31,6 +32,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
+from worker.steps.provenance import Copied, copied
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.validate import validate_listed
 
@@ -52,6 +54,7 @@ class SelectionSpec:
     account: str
     region: str
     day: str
+    policy: str | None = None  # a policy's run: its copies carry the policy's provenance tags
 
     @classmethod
     def of(cls, spec: dict) -> SelectionSpec:
@@ -61,7 +64,14 @@ class SelectionSpec:
             spec["account"],
             spec["region"],
             spec["day"],
+            spec.get("policy"),
         )
+
+    def copied(self, ctx: StepContext, client: ImsClient) -> Copied:
+        """What the policy already copied, as its copies' tags say (``worker.steps.provenance``)."""
+        assert self.policy is not None
+        target = self.template
+        return copied(ctx, self.policy, self.account, client, target.target_region, target.target_project)
 
 
 def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
@@ -74,6 +84,9 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         return _fail(ctx, batch_id, f"account {spec.account!r} is not configured on the workers")
     try:
         client = ctx.client(spec.account)
+        if spec.policy is not None and not selection.progress.copies_read:  # once per run, before its first page
+            found = spec.copied(ctx, client)
+            ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources))
         page, matched, cmk_id = list_page(client, spec.selector, marker)
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
         if not marker:  # one quota reading per selection, for the warning the next submissions give
@@ -163,6 +176,8 @@ def _store_page(ctx: StepContext, selection: Selection, spec: SelectionSpec, lis
 
 def _item(batch_id: str, spec: SelectionSpec, image: Image, now: float) -> ReplicationItem:
     asked = spec.template.item(image, spec.account, spec.region, spec.day)
+    if spec.policy is not None:  # how the policy's later runs know this source is copied
+        asked = asked.model_copy(update={"tags": {**(asked.tags or {}), **policy_tags(spec.policy, image.id)}})
     return ReplicationItem(
         id=selected_item_id(batch_id, image.id),
         batch_id=batch_id,

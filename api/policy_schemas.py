@@ -1,0 +1,121 @@
+"""The policy routes' bodies as the OpenAPI document shows them (``api.schemas`` holds the batches')."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.data import BatchSummary, Run
+from worker.domain.policy import Overlap, Policy, Schedule
+from worker.domain.selector import Selector, Template
+from worker.domain.states import ItemState
+
+_ID = {"pattern": r"^[0-9a-f]{32}$", "examples": ["5d1e0c7a9b3f4e2d8c6a1b0f9e8d7c6b"]}
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class PolicyRequest(BaseModel):
+    """A standing policy: a campaign's selector and template, run on a schedule. ``PATCH`` takes any of the fields
+    and checks the whole definition again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., description="1-64 letters, digits, '.', '_', ':' or '-': each run's batch label")
+    selector: Selector = Field(..., description="Which images each run selects (as a campaign's; with `account`)")
+    template: Template = Field(
+        default_factory=Template,
+        description="What each copy is (as a campaign's template); at most 7 tags, the copies also get "
+        "imsrep_policy, imsrep_source (and imsrep_batch with provenance tags on)",
+    )
+    schedule: Schedule
+    overlap: Overlap = Field(
+        Overlap.SKIP, description="While the previous run's batch has not finished: skip the run, or wait for it"
+    )
+    paused: bool = Field(False, description="A paused policy starts no run")
+
+
+class PolicyOut(BaseModel):
+    policy_id: str = Field(..., **_ID)
+    name: str
+    selector: dict[str, Any]
+    template: dict[str, Any]
+    schedule: Schedule
+    overlap: Overlap
+    paused: bool
+    account: str = Field(..., description="Whose images it selects (the selector's account, or the default)")
+    submitted_by: str = Field(..., description="The principal that created it: its runs' batches are its")
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None = Field(..., description="When its next run is due; null while paused")
+    runs: int = Field(..., description="Runs so far (skipped ones included)")
+    last_batch_id: str | None = Field(..., description="The latest started run's batch")
+
+    @classmethod
+    def of(cls, policy: Policy) -> PolicyOut:
+        definition = policy.definition
+        return cls(
+            policy_id=policy.id,
+            name=definition.name,
+            selector=definition.selector,
+            template=definition.template,
+            schedule=definition.schedule,
+            overlap=definition.overlap,
+            paused=definition.paused,
+            account=policy.account,
+            submitted_by=policy.owner.principal,
+            created_at=_utc(policy.created_at),
+            updated_at=_utc(policy.updated_at),
+            next_run_at=_utc(policy.next_run_at),
+            runs=policy.runs,
+            last_batch_id=policy.last_batch,
+        )
+
+
+class PoliciesOut(BaseModel):
+    policies: list[PolicyOut] = Field(..., description="Oldest first, those in the caller's scope")
+
+
+class RunOut(BaseModel):
+    run: int = Field(..., description="The run's number, from 1")
+    started_at: datetime
+    state: Literal["skipped", "running", "finished", "deleted"] = Field(
+        ..., description="`deleted`: its batch has been deleted (or expired) since"
+    )
+    batch_id: str | None
+    message: str | None = Field(None, description="Why it was skipped")
+    total: int = Field(0, description="Items its selection made")
+    counts: dict[ItemState, int] = Field(default_factory=dict, description="Its items by state")
+    listed: int = Field(0, description="Images its selection listed")
+    already_copied: int = Field(0, description="Selected sources left out: the policy's copies of them exist")
+
+    @classmethod
+    def of(cls, run: Run, batch: BatchSummary | None) -> RunOut:
+        common = {"run": run.run, "started_at": _utc(run.at), "batch_id": run.batch_id, "message": run.message}
+        if run.skipped:
+            return cls(state="skipped", **common)
+        if batch is None:
+            return cls(state="deleted", **common)
+        selection = batch.selection
+        return cls(
+            state=batch.state,  # type: ignore[arg-type]
+            total=batch.total,
+            counts={state: n for state, n in batch.counts.items() if n},
+            listed=selection.listed if selection else 0,
+            already_copied=selection.copied if selection else 0,
+            **common,
+        )
+
+
+class RunsOut(BaseModel):
+    policy_id: str = Field(..., **_ID)
+    runs: list[RunOut] = Field(..., description="The latest 100, newest first")
+
+
+class RunRequested(BaseModel):
+    policy_id: str = Field(..., **_ID)
+    run: int = Field(..., description="The number the run will have (unless the overlap rule skips or delays it)")

@@ -1,0 +1,105 @@
+"""A standing policy end to end, on real processes (Redis, simulator, API, worker, beat): a policy every few seconds
+over a simulator to which images are added between runs. Every new matching image gets exactly one copy across
+the runs, including after Redis loses every batch, item and idempotency key (only the policy itself kept): the
+copies' provenance tags are the memory. Its own stack, since it wipes Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from cli import services
+from cli.demo import simulator_account
+from cli.processes import wait_until
+from cli.stack import LocalStack, StackInfo, StackOptions
+from tests.support import FAST_RATE_ENV, fast_env
+from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
+from worker.ims.client import ImsClient
+
+EVERY = 3  # seconds between runs
+ENV = {
+    **fast_env(poll_initial_delay=0.25),
+    **FAST_RATE_ENV,
+    "IMSREP_POLICY_MIN_INTERVAL": str(EVERY),
+    "IMSREP_POLICY_TICK_SECONDS": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("policies"),
+        use_simulator=True,
+        simulator={"copy_seconds": 0.25, "image_quota": 100_000},
+        simulator_project_ids=services.EXAMPLE_PROJECTS,
+        simulator_regions=services.EXAMPLE_REGIONS,
+        env=ENV,
+        stop_grace=2,
+    )
+    with LocalStack(options) as local:
+        yield local.start()
+
+
+def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stack: StackInfo) -> None:
+    prefix = f"pol{uuid.uuid4().hex[:6]}-"
+    headers = {"Authorization": f"Bearer {stack.api_token}"}
+    with (
+        httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api,
+        httpx.Client(base_url=stack.simulator_url, timeout=30) as sim,
+        ImsClient(simulator_account(stack), connect_timeout=5, read_timeout=30) as ims,
+    ):
+
+        def add(count: int) -> list[str]:
+            answer = sim.post("/_sim/images", json={"count": count, "name": prefix + "{n}"})
+            assert answer.status_code == 200, answer.text
+            return [image["id"] for image in answer.json()["images"]]
+
+        def sources() -> Counter[str]:
+            """The source of each of the policy's copies, as the cloud has them."""
+            copies = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
+            return Counter(ims.image_tags(copy.id)[PROVENANCE_SOURCE] for copy in copies)
+
+        def runs() -> list[dict[str, Any]]:
+            return api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
+
+        def copied(expected: list[str], after_run: int) -> bool:
+            """Every expected source has its copy, and a run begun after ``after_run`` has finished."""
+            done = [r for r in runs() if r["run"] > after_run and r["state"] == "finished"]
+            return bool(done) and set(sources()) == set(expected)
+
+        added = add(3)
+        body = {
+            "name": "e2e-policy",
+            "selector": {"name_prefix": prefix},
+            "template": {"name": "{name}-copy"},  # its copies match the selector as well: they must not be copied
+            "schedule": {"every": EVERY},
+        }
+        created = api.post("/v1/policies", json=body)
+        assert created.status_code == 201, created.text
+        policy_id = created.json()["policy_id"]
+
+        wait_until(lambda: copied(added, 0), 30, "the first run's copies")
+        added += add(2)
+        last = runs()[0]["run"]
+        wait_until(lambda: copied(added, last), 30, "the new images' copies")
+
+        # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
+        r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+        kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
+        for key in r.scan_iter("imsrep:*"):
+            if key not in kept:
+                r.delete(key)
+        added += add(2)
+        wait_until(lambda: copied(added, 0), 30, "the copies after the wipe")
+        last = runs()[0]["run"]
+        wait_until(lambda: any(r["run"] > last and r["state"] == "finished" for r in runs()), 30, "one more run")
+
+        assert sources() == Counter(dict.fromkeys(added, 1))  # each source copied exactly once, nothing else
+        latest = next(r for r in runs() if r["state"] == "finished")
+        assert latest["total"] == 0 and latest["already_copied"] == len(added)

@@ -1,0 +1,114 @@
+"""Standing policies in Redis: their definitions, which are due, the claim that starts a run once cluster-wide, and
+each policy's runs.
+
+A policy's hash holds its definition (written by the API) and its run fields (written only by the two scripts:
+``lua/claim_run.lua`` takes a due run, ``lua/record_run.lua`` records its batch), so saving a changed definition
+never undoes a claim. ``P:policies:due`` holds the active policies by when their next run is due.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from worker.data.keyspace import Keyspace
+from worker.data.scripts import register
+from worker.domain.policy import Policy
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a policy: its batch, or why it was skipped."""
+
+    run: int
+    at: float
+    batch_id: str | None = None
+    skipped: bool = False
+    message: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def of(cls, raw: str) -> Run:
+        fields: dict[str, Any] = json.loads(raw)
+        return cls(**fields)
+
+
+class Policies:
+    def __init__(self, client: redis.Redis, keys: Keyspace) -> None:
+        self._redis = client
+        self._keys = keys
+        self._claim = register(client, "claim_run")
+        self._record = register(client, "record_run")
+
+    def save(self, policy: Policy) -> None:
+        """Store a new policy, or a changed definition of one (its run fields are left as they are)."""
+        k = self._keys
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(k.policy(policy.id), mapping=policy.to_meta())
+        pipe.zadd(k.policies(), {policy.id: policy.created_at}, nx=True)
+        if policy.next_run_at is None:
+            pipe.zrem(k.policies_due(), policy.id)
+        else:
+            pipe.zadd(k.policies_due(), {policy.id: policy.next_run_at})
+        pipe.execute()
+
+    def load(self, policy_id: str) -> Policy | None:
+        meta = self._redis.hgetall(self._keys.policy(policy_id))
+        return Policy.from_meta(meta) if meta.get("id") == policy_id else None
+
+    def every(self, visible: Callable[[Policy], bool] = lambda _: True) -> list[Policy]:
+        """Every policy ``visible`` keeps, oldest first (one round trip for their records)."""
+        return [p for p in self._many(self._redis.zrange(self._keys.policies(), 0, -1)) if visible(p)]
+
+    def due(self, now: float, *, limit: int) -> list[Policy]:
+        """Active policies whose next run is due at ``now`` (those with a run starting included), soonest first."""
+        return self._many(self._redis.zrangebyscore(self._keys.policies_due(), "-inf", now, start=0, num=limit))
+
+    def _many(self, ids: list[str]) -> list[Policy]:
+        pipe = self._redis.pipeline(transaction=False)
+        for policy_id in ids:
+            pipe.hgetall(self._keys.policy(policy_id))
+        return [Policy.from_meta(meta) for meta in pipe.execute() if meta.get("id")]
+
+    def delete(self, policy_id: str) -> bool:
+        """Delete a policy and its runs' history (its batches are batches like any: they stay); False if none."""
+        k = self._keys
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(k.policy(policy_id), k.policy_runs(policy_id))
+        pipe.zrem(k.policies(), policy_id)
+        pipe.zrem(k.policies_due(), policy_id)
+        return bool(pipe.execute()[0])
+
+    def due_now(self, policy_id: str, now: float) -> None:
+        """Make an active policy's next run due now (run now): the next tick starts it."""
+        self._redis.zadd(self._keys.policies_due(), {policy_id: now}, xx=True)
+
+    def claim(self, policy: Policy, now: float, next_run_at: float, *, skipped: str | None = None) -> int | None:
+        """Take the policy's due run (``skipped``: record it as skipped, saying why); its number, or None when it
+        is not due, or another tick took it first."""
+        k = self._keys
+        run = Run(policy.runs + 1, now, skipped=skipped is not None, message=skipped)
+        keys = [k.policy(policy.id), k.policy_runs(policy.id), k.policies_due()]
+        args = [policy.id, policy.runs, now, next_run_at, "1" if skipped else "0", run.to_json()]
+        return int(self._claim(keys=keys, args=args)) or None
+
+    def record(self, policy_id: str, run: Run) -> bool:
+        """Record the batch of a claimed run and make the next one due; False if it was already recorded."""
+        k = self._keys
+        keys = [k.policy(policy_id), k.policy_runs(policy_id), k.policies_due()]
+        return bool(self._record(keys=keys, args=[policy_id, run.run, run.batch_id or "", run.to_json()]))
+
+    def run(self, policy_id: str, run: int) -> Run | None:
+        raw = self._redis.hget(self._keys.policy_runs(policy_id), str(run))
+        return None if raw is None else Run.of(raw)
+
+    def runs(self, policy_id: str, *, limit: int) -> list[Run]:
+        """The policy's latest runs, newest first."""
+        found = [Run.of(raw) for raw in self._redis.hvals(self._keys.policy_runs(policy_id))]
+        return sorted(found, key=lambda r: r.run, reverse=True)[:limit]
