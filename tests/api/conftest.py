@@ -33,6 +33,10 @@ SECRET_KEY = "SKAPITESTSECRETEXAMPLE"
 API_DB = 9
 
 
+# The guardrails the tests need: the projects they share with, the region they copy to.
+GUARDRAILS = {"share_projects": [PROJECT_ID, STRANGER], "copy_regions": ["cn-south-1"]}
+
+
 def api_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     return {
         "IMSREP_REDIS_URL": redis_url,
@@ -41,15 +45,14 @@ def api_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "IMSREP_ACCOUNTS__DEFAULT__PROJECT_ID": PROJECT_ID,
         "IMSREP_ACCOUNTS__DEFAULT__ACCESS_KEY": ACCESS_KEY,
         "IMSREP_ACCOUNTS__DEFAULT__SECRET_KEY": SECRET_KEY,
-        # The guardrails the routes' tests need: the projects they share with, the region they copy to.
-        "IMSREP_ACCOUNTS__DEFAULT__SHARE_PROJECTS": f"{PROJECT_ID},{STRANGER}",
-        "IMSREP_ACCOUNTS__DEFAULT__COPY_REGIONS": "cn-south-1",
+        **{f"IMSREP_ACCOUNTS__DEFAULT__{name.upper()}": ",".join(value) for name, value in GUARDRAILS.items()},
         **extra,
     }
 
 
 def api_settings(redis_url: str, prefix: str, **overrides: object) -> Settings:
-    accounts = {"default": {"project_id": PROJECT_ID, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY}}
+    account = {"project_id": PROJECT_ID, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, **GUARDRAILS}
+    accounts = {"default": account}
     values = {"redis_url": redis_url, "key_prefix": prefix, "api_tokens": TOKEN, "accounts": accounts}
     return load_settings(**{**values, **overrides})
 

@@ -20,7 +20,7 @@ from config.settings import Role
 from worker.data import AuditRecord
 
 ROOT = Principal("root", Role.ADMIN, None)
-SHARE = "0123456789abcdef0123456789abcdee"
+SHARE = "fedcba9876543210fedcba9876543210"  # in the test account's share_projects (tests/api/conftest.py)
 
 
 def test_every_v1_route_has_an_action_and_every_action_a_route(settings) -> None:
