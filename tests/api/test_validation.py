@@ -18,6 +18,7 @@ ACCOUNT = {"project_id": "0123456789abcdef0123456789abcdef", "access_key": "AKX1
 def settings():
     return load_settings(
         redis_url="redis://127.0.0.1:1/0",
+        redis_allow_no_password=True,  # never reached
         api_tokens="validation-token-1",
         accounts={"default": ACCOUNT, "prod": ACCOUNT},
         max_batch_items=5,
