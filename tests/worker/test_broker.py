@@ -27,6 +27,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackOptions
 from config.celery import SENTINEL_TRANSPORT, TRANSPORT
+from tests.support import password_url
 from worker.broker import Channel, QoS, SentinelChannel, SentinelTransport
 from worker.data import unavailable
 from worker.data.keyspace import Keyspace
@@ -114,7 +115,8 @@ def test_the_sentinel_channel_has_the_same_fixes() -> None:
 def full_redis(tmp_path: Path) -> Iterator[tuple[Redis, Connection]]:
     """A Redis of this test's own, and a kombu connection to it through the worker's transport."""
     with LocalStack(StackOptions(state_dir=tmp_path)) as stack:
-        url = stack.start_redis()
+        stack.start_redis()
+        url = password_url(stack)
         conn = Connection(url, transport=TRANSPORT, transport_options={"visibility_timeout": 1})
         try:
             yield Redis.from_url(url, decode_responses=True), conn
