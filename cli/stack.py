@@ -608,6 +608,8 @@ class LocalStack:
             f"{ENV_PREFIX}FLOWER_USER": self.info.flower_user,
             f"{ENV_PREFIX}FLOWER_PASSWORD": self.info.flower_password,
         }
+        ca_file = self.settings.redis_tls_ca_file
+        env[f"{ENV_PREFIX}REDIS_TLS_CA_FILE"] = str(ca_file.resolve()) if ca_file else None
         # In the environment, never on a command line; read from files or not, the services get the passwords here.
         passwords = {"REDIS_PASSWORD": self.passwords.server, "REDIS_SENTINEL_PASSWORD": self.passwords.sentinel}
         for name, password in passwords.items():

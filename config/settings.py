@@ -23,6 +23,7 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     Field,
+    FilePath,
     SecretStr,
     ValidationError,
     field_validator,
@@ -250,7 +251,7 @@ class Settings(BaseSettings):
     redis_allow_no_password: bool = False
     # TLS (a rediss:// URL): the servers' certificates are checked, host name included, against this CA bundle
     # (None: the system's).
-    redis_tls_ca_file: Path | None = None
+    redis_tls_ca_file: FilePath | None = None
     # Every Redis command gives up after this long without an answer (a dead or partitioned master is noticed in
     # seconds, then Sentinel is asked again); connecting gives up sooner.
     redis_socket_timeout: Annotated[float, Field(gt=1, le=120)] = 5.0
@@ -397,6 +398,8 @@ class Settings(BaseSettings):
             raise ValueError("IMSREP_REDIS_SENTINEL_MASTER: is required with a sentinel:// IMSREP_REDIS_URL")
         if self.redis_replica_timeout >= self.redis_socket_timeout:
             raise ValueError("IMSREP_REDIS_REPLICA_TIMEOUT must be below IMSREP_REDIS_SOCKET_TIMEOUT")
+        if self.redis_tls_ca_file is not None and not is_tls_url(self.redis_url):
+            raise ValueError("IMSREP_REDIS_TLS_CA_FILE: is for TLS, which needs a rediss:// IMSREP_REDIS_URL")
         if self.redis_password is not None and redis_nodes(self.redis_url).password:
             raise ValueError("IMSREP_REDIS_PASSWORD: give the password once, here or in IMSREP_REDIS_URL, not both")
         if unlocked := self._unlocked_redis():
@@ -490,6 +493,10 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 def is_sentinel_url(url: str) -> bool:
     return url.startswith("sentinel://")
+
+
+def is_tls_url(url: str) -> bool:
+    return url.startswith("rediss://")
 
 
 def redis_nodes(url: str) -> RedisNodes:
