@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+from redis.connection import SSLConnection
 
 from config.celery import celery_config
 from config.settings import SettingsError, load_settings, redis_nodes, without_password
+from worker.data.connection import connect, redis_target
 
 PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
 
@@ -276,3 +280,18 @@ def test_destination_regions_from_the_environment_and_their_defaults(monkeypatch
     monkeypatch.setenv(f"{prefix}REGIONS__NOWHERE__IMS_ENDPOINT", "http://127.0.0.1:9")
     with pytest.raises(SettingsError, match="region 'nowhere'"):
         load_settings(demo=True)
+
+
+def test_tls_checks_the_servers_certificate_against_the_ca_given(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_TLS_CA_FILE: is for TLS, which needs a rediss://"):
+        load_settings(redis_url="redis://example:6379/0", redis_tls_ca_file=ca)
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_TLS_CA_FILE: Path does not point to a file"):
+        load_settings(redis_url="rediss://example:6379/0", redis_tls_ca_file=tmp_path / "missing.crt")
+    settings = load_settings(redis_url="rediss://example:6379/0", redis_tls_ca_file=ca)
+    tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(ca), "ssl_check_hostname": True}
+    assert celery_config(settings)["broker_use_ssl"] == tls  # the broker, and Flower's Broker tab, which reads it
+    pool = connect(redis_target(settings)).connection_pool
+    assert pool.connection_class is SSLConnection and tls.items() <= pool.connection_kwargs.items()
+    assert celery_config(load_settings(redis_url="redis://example:6379/0"))["broker_use_ssl"] is None
