@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import Settings, redis_nodes
+from worker.data import redis_target
 
 SERVER_PASSWORD_FILE = "redis.password"
 SENTINEL_PASSWORD_FILE = "sentinel.password"
@@ -30,8 +31,9 @@ class RedisPasswords:
 def stack_passwords(settings: Settings, *, own_redis: bool, sentinel: bool) -> RedisPasswords:
     """The configured passwords (a URL's included); for a Redis the stack runs itself, a strong random one for each
     that is not configured."""
-    server = _secret(settings.redis_password) or redis_nodes(settings.redis_url).password
-    sentinel_password = _secret(settings.redis_sentinel_password)
+    configured = redis_target(settings)
+    server = configured.password or redis_nodes(settings.redis_url).password
+    sentinel_password = configured.sentinel_password
     if own_redis:
         server = server or secrets.token_urlsafe(32)
         if sentinel:
@@ -42,7 +44,3 @@ def stack_passwords(settings: Settings, *, own_redis: bool, sentinel: bool) -> R
 def read_password(path: str | None) -> str | None:
     """A password file's password (None: no file)."""
     return Path(path).read_text().strip() if path else None
-
-
-def _secret(value: object) -> str | None:
-    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
