@@ -5,8 +5,8 @@ what a user runs. Services are named entries (``cli.services.Service``): the sta
 (``start``), or the ones a test needs (``start_redis``, ``start_simulator``, ``start_worker``...), and can SIGKILL,
 stop or restart any one by name on the same port and data (``kill``, ``stop_service``, ``restart``). Each service is
 a process group of its own (``cli.processes``); ``start`` waits until each answers, writes the addresses and
-credentials to ``<state dir>/stack.json`` (mode 0600), and ``stop`` ends them all: SIGTERM to every group, SIGKILL
-after a grace period, data stores (Redis) last so in-flight acks still land.
+credentials to ``<state dir>/stack.json`` (mode 0600; Redis's passwords apart, ``cli.redis_auth``), and ``stop`` ends
+them all: SIGTERM to every group, SIGKILL after a grace period, data stores (Redis) last so in-flight acks still land.
 
 Simulator mode (the simulator is started and one account ``default`` points at it) is chosen when no account is
 configured, always for the demo, or when asked (tests); with accounts configured, they are used as they are (real
