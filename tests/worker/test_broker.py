@@ -34,6 +34,17 @@ from worker.data.keyspace import Keyspace
 from worker.queues import TAKEN_FIRST
 
 
+def test_the_password_outlives_a_switch_to_the_next_sentinel() -> None:
+    # After a failed connection kombu re-reads the next Sentinel's URL, which holds no password (it travels apart):
+    # the new master then refused every command of a worker, and of the API's enqueuer, after a failover.
+    conn = Connection("sentinel://127.0.0.1:1;sentinel://127.0.0.1:2", password="broker-pw-1")
+    conn.switch("sentinel://127.0.0.1:2")
+    assert conn.password is None  # kombu's doing
+    channel = SentinelChannel.__new__(SentinelChannel)
+    channel.connection = SimpleNamespace(client=conn, default_port=26379)
+    assert channel._connparams()["password"] == "broker-pw-1"
+
+
 @pytest.mark.parametrize("connection", [SimpleNamespace(client=None), None])
 def test_a_channel_of_a_torn_down_connection_raises_a_connection_error(connection: Any) -> None:
     # As left after Celery collected the connection (client None), or after kombu closed the channel on a
