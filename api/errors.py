@@ -183,7 +183,8 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            detail = f"Redis is unreachable: {exc}"
+            # Its words name the host and port (and an AUTH refusal, the set-up): the log has them, not the caller.
+            detail = "Redis is unavailable"
         elif isinstance(exc, NotReplicated):
             detail = f"Redis could not keep the request safe from a failover ({exc}); nothing was accepted"
         else:

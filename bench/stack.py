@@ -89,7 +89,7 @@ class BenchStack:
 
     @cached_property
     def data(self) -> DataLayer:
-        return open_data_layer(self.info.redis_url, self.local.settings.key_prefix)
+        return open_data_layer(self.info.redis_target(), self.local.settings.key_prefix)
 
     def processes(self, name: str) -> list[psutil.Process]:
         """The service's process and its children (a worker's pool processes)."""

@@ -235,6 +235,11 @@ def _addresses(info: StackInfo, simulator_mode: bool) -> list[str]:
         f"  Flower     {info.flower_url}  user {info.flower_user}  password {info.flower_password}",
         f"  Redis      {info.redis_url}{master}",
     ]
+    # Redis's passwords are not printed: they are in files only the user can read, for redis-cli and the like.
+    if info.redis_password_file:
+        lines.append(f"             password in {info.redis_password_file}")
+    if info.redis_sentinel_password_file:
+        lines.append(f"             the Sentinels' in {info.redis_sentinel_password_file}")
     if simulator_mode:
         lines.append(f"  Simulator  {info.simulator_url} ({info.simulator_region}, project {info.simulator_project_id})"
                      f"  AK {info.simulator_access_key}  SK {info.simulator_secret_key}")  # fmt: skip

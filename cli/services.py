@@ -92,7 +92,7 @@ def redis(
     """A durable Redis: AOF fsynced every second, no eviction (evicting queue keys loses work). With ``password``
     (``IMSREP_REDIS_PASSWORD``) it asks for it, and a replica gives it to its primary: both from a configuration file
     only its owner can read, never from the command line."""
-    auth = f"requirepass {password}\nmasterauth {password}\n"
+    auth = f"requirepass {config_value(password)}\nmasterauth {config_value(password)}\n" if password else ""
     config = [private_file(data_dir / "redis.conf", auth)] if password else []
     argv = [
         redis_server_binary(), *config,
@@ -138,10 +138,15 @@ def sentinel_config(
         f"sentinel parallel-syncs {master} 1",
     ]
     if redis_password:
-        lines.append(f"sentinel auth-pass {master} {redis_password}")
+        lines.append(f"sentinel auth-pass {master} {config_value(redis_password)}")
     if password:
-        lines.append(f"requirepass {password}")
+        lines.append(f"requirepass {config_value(password)}")
     return "\n".join([*lines, ""])
+
+
+def config_value(value: str) -> str:
+    """A value for a Redis configuration file, quoted: a configured password may hold spaces or quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def private_file(path: Path, text: str) -> str:
@@ -152,6 +157,13 @@ def private_file(path: Path, text: str) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     return str(path)
+
+
+def private_dir(path: Path) -> Path:
+    """A directory only its owner can enter (made if missing); returns it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
 
 
 def sentinel(name: str, host: str, port: int, config: Path) -> Service:

@@ -5,8 +5,8 @@ what a user runs. Services are named entries (``cli.services.Service``): the sta
 (``start``), or the ones a test needs (``start_redis``, ``start_simulator``, ``start_worker``...), and can SIGKILL,
 stop or restart any one by name on the same port and data (``kill``, ``stop_service``, ``restart``). Each service is
 a process group of its own (``cli.processes``); ``start`` waits until each answers, writes the addresses and
-credentials to ``<state dir>/stack.json`` (mode 0600), and ``stop`` ends them all: SIGTERM to every group, SIGKILL
-after a grace period, data stores (Redis) last so in-flight acks still land.
+credentials to ``<state dir>/stack.json`` (mode 0600; Redis's passwords apart, ``cli.redis_auth``), and ``stop`` ends
+them all: SIGTERM to every group, SIGKILL after a grace period, data stores (Redis) last so in-flight acks still land.
 
 Simulator mode (the simulator is started and one account ``default`` points at it) is chosen when no account is
 configured, always for the demo, or when asked (tests); with accounts configured, they are used as they are (real
@@ -24,14 +24,25 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 
 from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
+from cli.redis_auth import SENTINEL_PASSWORD_FILE, SERVER_PASSWORD_FILE, read_password, stack_passwords
 from cli.services import Service
-from config.settings import ENV_PREFIX, EVERY_ACCOUNT, PrincipalSettings, Role, Settings, load_settings, redis_nodes
+from config.settings import (
+    ENV_PREFIX,
+    EVERY_ACCOUNT,
+    PrincipalSettings,
+    Role,
+    Settings,
+    load_settings,
+    redis_nodes,
+    without_password,
+)
 from worker.data import RedisTarget, open_data_layer, redis_target, topology
 
 HOST = "127.0.0.1"
@@ -116,10 +127,13 @@ class StackInfo:
     flower_url: str
     flower_user: str
     flower_password: str
-    redis_url: str
+    redis_url: str  # never with a password in it
     state_dir: str
     log_dir: str
     redis_sentinel_master: str | None = None  # set when redis_url names Sentinels
+    # The stack's own Redis: the files (0600) that hold its password and its Sentinels'.
+    redis_password_file: str | None = None
+    redis_sentinel_password_file: str | None = None
     simulator_url: str | None = None
     simulator_access_key: str | None = None
     simulator_secret_key: str | None = None
@@ -127,6 +141,16 @@ class StackInfo:
     simulator_region: str | None = None
     simulator_regions: dict[str, str] = field(default_factory=dict)  # the other regions' endpoints
     admin_token: str | None = None  # an admin's: the audit trail (None in a stack.json of an earlier version)
+
+    def redis_target(self, **options: Any) -> RedisTarget:
+        """How a client of the stack (the tests, the benchmarks) reaches its Redis, passwords read from their files."""
+        return RedisTarget(
+            self.redis_url,
+            self.redis_sentinel_master,
+            password=read_password(self.redis_password_file),
+            sentinel_password=read_password(self.redis_sentinel_password_file),
+            **options,
+        )
 
 
 def read_stack_file(state_dir: Path) -> StackInfo | None:
@@ -168,8 +192,9 @@ class LocalStack:
         self.log_dir = self.state_dir / "logs"
         auto = options.demo or not self.settings.accounts
         self.simulator_mode = auto if options.use_simulator is None else options.use_simulator
-        # An explicitly configured Redis is used as it is; otherwise the stack runs its own.
+        # An explicitly configured Redis is used as it is; otherwise the stack runs its own, locked.
         self.own_redis = "redis_url" not in self.settings.model_fields_set
+        self.passwords = stack_passwords(self.settings, own_redis=self.own_redis, sentinel=options.sentinel is not None)
         self.services: dict[str, Service] = {}  # what was started, by name, to restart it the same way
         self.processes: dict[str, ManagedProcess] = {}
         self.ports: dict[str, int] = {}
@@ -183,7 +208,7 @@ class LocalStack:
             flower_url="",
             flower_user=self.settings.flower_user,
             flower_password=flower_password,
-            redis_url=self.settings.redis_url,
+            redis_url=without_password(self.settings.redis_url),
             redis_sentinel_master=self.settings.redis_sentinel_master,
             state_dir=str(self.state_dir),
             log_dir=str(self.log_dir),
@@ -254,21 +279,23 @@ class LocalStack:
     # -- one service at a time ---------------------------------------------------------------------------------
 
     def _redis_service(self) -> Service:
-        data = self.state_dir / "redis"
-        data.mkdir(parents=True, exist_ok=True)
+        data = services.private_dir(self.state_dir / "redis")
         self.info.redis_url = f"redis://{HOST}:{self.port('redis')}/0"
-        return services.redis("redis", HOST, self.port("redis"), data, password=self._secret("redis_password"))
+        self.info.redis_password_file = self._password_file(SERVER_PASSWORD_FILE, self.passwords.server)
+        return services.redis("redis", HOST, self.port("redis"), data, password=self.passwords.server)
+
+    def _password_file(self, name: str, password: str | None) -> str | None:
+        return services.private_file(self.state_dir / name, password + "\n") if password else None
 
     def _sentinel_services(self, spec: SentinelSpec) -> list[Service]:
         """The master, its replicas and the Sentinels, each with a data directory of its own; the Sentinels'
         configurations are written afresh (a Sentinel rewrites its own as it learns the topology)."""
         master = (HOST, self.port("redis"))
         planned = [self._redis_service()]
+        password = self.passwords.server
         for n in range(1, spec.replicas + 1):
             name = f"redis-replica-{n}"
-            data = self.state_dir / name
-            data.mkdir(parents=True, exist_ok=True)
-            password = self._secret("redis_password")
+            data = services.private_dir(self.state_dir / name)
             planned.append(services.redis_replica(name, HOST, self.port(name), data, master, password=password))
         config = services.sentinel_config(
             spec.master,
@@ -276,13 +303,15 @@ class LocalStack:
             spec.sentinels // 2 + 1,
             spec.down_after_ms,
             spec.failover_timeout_ms,
-            redis_password=self._secret("redis_password"),
-            password=self._secret("redis_sentinel_password"),
+            redis_password=password,
+            password=self.passwords.sentinel,
         )
         for n in range(1, spec.sentinels + 1):
             name = f"sentinel-{n}"
-            path = Path(services.private_file(self.state_dir / name / "sentinel.conf", config))
+            # A directory only its owner enters: Sentinel rewrites its configuration (passwords included) mode 0644.
+            path = Path(services.private_file(services.private_dir(self.state_dir / name) / "sentinel.conf", config))
             planned.append(services.sentinel(name, HOST, self.port(name), path))
+        self.info.redis_sentinel_password_file = self._password_file(SENTINEL_PASSWORD_FILE, self.passwords.sentinel)
         nodes = ";".join(f"sentinel://{HOST}:{self.port(f'sentinel-{n}')}" for n in range(1, spec.sentinels + 1))
         self.info.redis_url = f"{nodes}/0"
         self.info.redis_sentinel_master = spec.master
@@ -307,7 +336,7 @@ class LocalStack:
         try:
             masters = []
             for name in ("redis", *replicas):
-                state = topology.replication(HOST, self.port(name), self._secret("redis_password"))
+                state = topology.replication(HOST, self.port(name), self.passwords.server)
                 if state.role == "slave" and not state.link_up:
                     return f"{name} has not synced with the master yet"
                 if state.role == "master":
@@ -317,9 +346,7 @@ class LocalStack:
             if len(masters) > 1:
                 return f"{' and '.join(masters)} both say they are the master"
             for n in range(1, spec.sentinels + 1):
-                view = topology.sentinel_view(
-                    HOST, self.port(f"sentinel-{n}"), spec.master, self._secret("redis_sentinel_password")
-                )
+                view = topology.sentinel_view(HOST, self.port(f"sentinel-{n}"), spec.master, self.passwords.sentinel)
                 if view.master is None or len(view.replicas_up) < spec.replicas:
                     return f"sentinel-{n} knows {len(view.replicas_up)} of {spec.replicas} replicas"
                 if view.other_sentinels < spec.sentinels - 1:
@@ -338,8 +365,7 @@ class LocalStack:
             if name not in self.processes or not self.processes[name].running():
                 continue
             try:
-                password = self._secret("redis_sentinel_password")
-                view = topology.sentinel_view(HOST, self.port(name), spec.master, password)
+                view = topology.sentinel_view(HOST, self.port(name), spec.master, self.passwords.sentinel)
             except redis.RedisError:
                 continue
             for service in self.services:
@@ -499,8 +525,8 @@ class LocalStack:
             return not_ready_reason(f"{self.info.api_url}/healthz")
         if self.services[name].data_store:
             # A PING needs no key; a Sentinel asks for its own password, a server for the servers'.
-            secret = "redis_sentinel_password" if name.startswith("sentinel-") else "redis_password"
-            target = RedisTarget(f"redis://{HOST}:{self.port(name)}/0", password=self._secret(secret))
+            password = self.passwords.sentinel if name.startswith("sentinel-") else self.passwords.server
+            target = RedisTarget(f"redis://{HOST}:{self.port(name)}/0", password=password)
             data = open_data_layer(target, "ready")
             try:
                 data.ping()
@@ -553,11 +579,6 @@ class LocalStack:
         password = self.settings.flower_password.get_secret_value() if configured else ""
         return token, admin, password or secrets.token_urlsafe(18)
 
-    def _secret(self, name: str) -> str | None:
-        """A password setting of the stack's own Redis servers or Sentinels (None: they ask for none)."""
-        value = getattr(self.settings, name)
-        return value.get_secret_value() if value is not None else None
-
     def service_settings(self) -> Settings:
         """The settings the services run with (this stack's Redis, state directory and Flower credentials, and the
         options' settings), from which their command lines are built."""
@@ -565,6 +586,8 @@ class LocalStack:
         values.update(
             redis_url=self.info.redis_url,
             redis_sentinel_master=self.info.redis_sentinel_master,
+            redis_password=self.passwords.server,
+            redis_sentinel_password=self.passwords.sentinel,
             state_dir=self.state_dir,
             flower_user=self.info.flower_user,
             flower_password=self.info.flower_password,
@@ -585,9 +608,13 @@ class LocalStack:
             f"{ENV_PREFIX}FLOWER_USER": self.info.flower_user,
             f"{ENV_PREFIX}FLOWER_PASSWORD": self.info.flower_password,
         }
-        for name in ("redis_password", "redis_sentinel_password"):  # in the environment, never on a command line
-            if (secret := self._secret(name)) is not None:
-                env[f"{ENV_PREFIX}{name.upper()}"] = secret
+        ca_file = self.settings.redis_tls_ca_file
+        env[f"{ENV_PREFIX}REDIS_TLS_CA_FILE"] = str(ca_file.resolve()) if ca_file else None
+        # In the environment, never on a command line; read from files or not, the services get the passwords here.
+        passwords = {"REDIS_PASSWORD": self.passwords.server, "REDIS_SENTINEL_PASSWORD": self.passwords.sentinel}
+        for name, password in passwords.items():
+            env[f"{ENV_PREFIX}{name}"] = password
+            env[f"{ENV_PREFIX}{name}_FILE"] = None
         if self.options.demo or not self.settings.api_tokens:
             # The CLI's token is an operator's, of every account: it submits, cancels, retries and deletes, and
             # checks accounts; the audit trail takes the admin's.

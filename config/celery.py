@@ -12,12 +12,13 @@ worker's environment (read by billiard before any app code runs: ``worker.run.WO
 from __future__ import annotations
 
 import socket
+import ssl
 from typing import Any
 
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.settings import Settings, is_sentinel_url
+from config.settings import Settings, is_sentinel_url, is_tls_url
 
 # Countdown messages (polls, retries) one worker holds; one per copy in flight. At the limit the worker takes no
 # message at all until one is due, submits of freed slots included: at 1,000 was the limit of 200 accounts x 5
@@ -41,6 +42,13 @@ TCP_KEEPALIVE = {
     for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
     if hasattr(socket, name)
 }
+
+
+def tls_options(ca_file: str | None) -> dict[str, Any]:
+    """TLS of every Redis client of ours (the data layer, the broker, Flower's Broker tab): the server's certificate
+    and host name checked against ``ca_file`` (None: the system's CAs). kombu would check nothing for a rediss:// URL
+    without them."""
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": ca_file, "ssl_check_hostname": True}
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:
@@ -73,12 +81,14 @@ def broker_config(settings: Settings) -> dict[str, Any]:
             **({"password": sentinel_password.get_secret_value()} if sentinel_password else {}),
         }
     password = settings.redis_password
+    ca_file = settings.redis_tls_ca_file
     return {
         "broker_url": settings.redis_url,
         "broker_transport": SENTINEL_TRANSPORT if sentinel else TRANSPORT,
         # The password travels as a setting of its own, never in a URL that a banner or Flower could show.
         "broker_password": password.get_secret_value() if password else None,
         "broker_transport_options": transport,
+        "broker_use_ssl": tls_options(str(ca_file) if ca_file else None) if is_tls_url(settings.redis_url) else None,
     }
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     Field,
+    FilePath,
     SecretStr,
     ValidationError,
     field_validator,
@@ -332,6 +333,8 @@ class SecretFiles(PydanticBaseSettingsSource):
                 value = Path(location).read_text(encoding="utf-8").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 raise SettingsError(f"{variable}: cannot read {location} ({type(exc).__name__})") from None
+            if not value.strip():
+                raise SettingsError(f"{variable}: {location} is empty")
             node = found
             for part in path[:-1]:
                 node = node.setdefault(part, {})  # type: ignore[assignment]
@@ -361,6 +364,12 @@ class Settings(BaseSettings):
     redis_sentinel_master: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
     redis_password: SecretStr | None = None  # the Redis servers' (AUTH); with Sentinel, the master's and replicas'
     redis_sentinel_password: SecretStr | None = None  # the Sentinels' own, when they ask for one
+    # Anyone who reaches a Redis without a password can queue copies and shares: outside the demo, such a Redis (or
+    # Sentinels without one) is refused unless this says it is meant.
+    redis_allow_no_password: bool = False
+    # TLS (a rediss:// URL): the servers' certificates are checked, host name included, against this CA bundle
+    # (None: the system's).
+    redis_tls_ca_file: FilePath | None = None
     # Every Redis command gives up after this long without an answer (a dead or partitioned master is noticed in
     # seconds, then Sentinel is asked again); connecting gives up sooner.
     redis_socket_timeout: Annotated[float, Field(gt=1, le=120)] = 5.0
@@ -503,8 +512,12 @@ class Settings(BaseSettings):
             raise ValueError("IMSREP_REDIS_SENTINEL_MASTER: is required with a sentinel:// IMSREP_REDIS_URL")
         if self.redis_replica_timeout >= self.redis_socket_timeout:
             raise ValueError("IMSREP_REDIS_REPLICA_TIMEOUT must be below IMSREP_REDIS_SOCKET_TIMEOUT")
+        if self.redis_tls_ca_file is not None and not is_tls_url(self.redis_url):
+            raise ValueError("IMSREP_REDIS_TLS_CA_FILE: is for TLS, which needs a rediss:// IMSREP_REDIS_URL")
         if self.redis_password is not None and redis_nodes(self.redis_url).password:
             raise ValueError("IMSREP_REDIS_PASSWORD: give the password once, here or in IMSREP_REDIS_URL, not both")
+        if unlocked := self._unlocked_redis():
+            raise ValueError(unlocked)
         if self.poll_min_interval > self.poll_max_interval:
             raise ValueError("IMSREP_POLL_MIN_INTERVAL must not exceed IMSREP_POLL_MAX_INTERVAL")
         if self.probe_interval > self.probe_max_interval:
@@ -522,6 +535,24 @@ class Settings(BaseSettings):
             if self.flower_password.get_secret_value() in _WEAK_SECRETS - {""}:
                 raise ValueError("IMSREP_FLOWER_PASSWORD: a default or demo password is refused outside demo mode")
         return self
+
+    def _unlocked_redis(self) -> str | None:
+        """Why the configured Redis is open to anyone who reaches it (None: it is not, or that is allowed). An unset
+        IMSREP_REDIS_URL is ``imsrep up``'s own Redis, which the stack locks with a password of its own."""
+        if self.demo or self.redis_allow_no_password or "redis_url" not in self.model_fields_set:
+            return None
+        allow = f"or set {ENV_PREFIX}REDIS_ALLOW_NO_PASSWORD=true to use it without one"
+        if self.redis_password is None and not redis_nodes(self.redis_url).password:
+            return (
+                f"{ENV_PREFIX}REDIS_PASSWORD: required, as anyone who reaches a Redis without a password can queue "
+                f"copies and shares: set it (or {ENV_PREFIX}REDIS_PASSWORD_FILE), {allow}"
+            )
+        if is_sentinel_url(self.redis_url) and self.redis_sentinel_password is None:
+            return (
+                f"{ENV_PREFIX}REDIS_SENTINEL_PASSWORD: required, as anyone who reaches a Sentinel without a password "
+                f"can move the master: set it (or {ENV_PREFIX}REDIS_SENTINEL_PASSWORD_FILE), {allow}"
+            )
+        return None
 
     @property
     def longest_countdown(self) -> float:
@@ -593,6 +624,10 @@ def is_sentinel_url(url: str) -> bool:
     return url.startswith("sentinel://")
 
 
+def is_tls_url(url: str) -> bool:
+    return url.startswith("rediss://")
+
+
 def redis_nodes(url: str) -> RedisNodes:
     """Parse ``IMSREP_REDIS_URL``: ``redis://[:password@]host[:port][/db]`` (or ``rediss://``, ``unix://``) or
     ``sentinel://host:port;sentinel://host:port[/db]`` (kombu's form: the database, if any, on the last one).
@@ -612,6 +647,19 @@ def redis_nodes(url: str) -> RedisNodes:
         db = _db(parts.path) if parts.path.strip("/") else db
         password = parts.password or password
     return RedisNodes(True, tuple(hosts), db, password)
+
+
+def without_password(url: str) -> str:
+    """``IMSREP_REDIS_URL`` with any password taken out (each part of a Sentinel URL): the form to print or store."""
+    parts = []
+    for part in url.split(";"):
+        split = urlsplit(part)
+        if split.password is None:
+            parts.append(part)
+            continue
+        user = f"{split.username}@" if split.username else ""
+        parts.append(split._replace(netloc=user + split.netloc.rsplit("@", 1)[1]).geturl())
+    return ";".join(parts)
 
 
 def _db(path: str) -> int:

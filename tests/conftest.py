@@ -16,6 +16,7 @@ import redis
 
 from cli.services import SIMULATOR_PROJECT_ID, SIMULATOR_REGION
 from cli.stack import LocalStack, StackOptions
+from tests.support import password_url
 from worker.data import DataLayer, open_data_layer
 
 SIM_REGION = SIMULATOR_REGION
@@ -27,13 +28,18 @@ SIM_SK = "SKEXAMPLE"
 
 @dataclass
 class RedisServer:
+    """The session's Redis, locked like ``imsrep up``'s: its URLs carry the password the stack made for it."""
+
     stack: LocalStack
     port: int
     data_dir: Path
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.db_url(0)
+
+    def db_url(self, db: int) -> str:
+        return password_url(self.stack, db)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True)

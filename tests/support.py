@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+from cli.stack import HOST, LocalStack
 from config.settings import ENV_PREFIX
 from worker.data import DataLayer, PoolStatus, Quota, RecordStore
 from worker.data.accounts import Health
@@ -97,6 +98,11 @@ def pool_status(
     else:
         quota = Quota(50, 50 - headroom, 0, 1.0, None, exhausted=False)
     return PoolStatus(pool, in_use, queued, effective, health, quota)
+
+
+def password_url(stack: LocalStack, db: int = 0) -> str:
+    """The stack's one Redis as one string with its password in it: what a test hands a process or a client."""
+    return f"redis://:{stack.passwords.server}@{HOST}:{stack.port('redis')}/{db}"
 
 
 def debian_package(program: str, package: str) -> str | None:

@@ -80,7 +80,8 @@ def test_one_version_everywhere() -> None:
 
     assert VERSION == version("ims-replicator") == PYPROJECT["project"]["version"]
     assert f"ims-replicator/{VERSION}" == USER_AGENT
-    app = create_app(load_settings(api_tokens="packaging-test-token", redis_url="redis://127.0.0.1:1/0"))
+    never_reached = {"redis_url": "redis://127.0.0.1:1/0", "redis_allow_no_password": True}
+    app = create_app(load_settings(api_tokens="packaging-test-token", **never_reached))
     assert app.openapi()["info"]["version"] == VERSION
     from prometheus_client import generate_latest  # noqa: PLC0415
 

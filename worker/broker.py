@@ -189,9 +189,15 @@ class _Fixes:
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         # Torn down: Celery collected the connection (client None), or kombu closed the channel after a connection
         # error (connection None) while a task still sent through it (a failover mid-task).
-        if self.connection is None or self.connection.client is None:  # type: ignore[attr-defined]
+        client = None if self.connection is None else self.connection.client  # type: ignore[attr-defined]
+        if client is None:
             raise RedisConnectionError("the broker connection was already torn down")
-        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
+        params = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
+        # After a failed connection kombu switches to the next Sentinel's URL and takes the password from it (none:
+        # it travels apart, broker_password), so the new master refused every command; the password given is kept.
+        if params.get("password") is None:
+            params["password"] = client._initial_params.get("password")
+        return params
 
 
 class Channel(_Fixes, kombu_redis.Channel):

@@ -34,7 +34,7 @@ def readyz(service: ServiceDep, request: Request) -> Readiness | JSONResponse:
         service.data.ping()
     except redis.RedisError:
         # Anyone may call this probe: say what is wrong, not where Redis is (the exception names host and port).
-        return problem(503, "Redis is unreachable", request.url.path)
+        return problem(503, "Redis is unavailable", request.url.path)
     try:
         service.data.telemetry.probe_writes()
         workers = workers_seen(service.data, settings)

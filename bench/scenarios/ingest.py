@@ -15,16 +15,16 @@ from bench.report import Figure, fmt
 from bench.stack import BenchStack, bench_stack, write_catalog
 from cli.processes import wait_until
 from config.celery import celery_config
-from config.settings import load_settings
+from config.settings import Settings
 
 FLOW = "flow"  # the account whose copies are already running when the big batch arrives
 BASELINE_QUEUE = "bench-apply-async"  # nobody consumes it; purged after the loop
 
 
-def publish_loop(redis_url: str, count: int) -> float:
-    """Seconds a plain loop takes to publish ``count`` task messages with ``apply_async``."""
+def publish_loop(settings: Settings, count: int) -> float:
+    """Seconds a plain loop takes to publish ``count`` task messages with ``apply_async`` (to the services' Redis)."""
     app = celery.Celery("bench", set_as_current=False)
-    app.conf.update(celery_config(load_settings(redis_url=redis_url)))
+    app.conf.update(celery_config(settings))
 
     @app.task(name="bench.noop")
     def noop(item_id: str, image_id: str) -> None:  # never run
@@ -71,7 +71,7 @@ def run(opts: BenchOptions) -> list[Figure]:
     with bench_stack(workdir / "state", ["default", FLOW], {"copy_seconds": d, "catalog": catalog}) as stack:
         ids = stack.image_ids("default")[:n]
         flow_ids = stack.image_ids(FLOW)[: opts.flow_items]
-        loop = publish_loop(stack.info.redis_url, n)
+        loop = publish_loop(stack.local.service_settings(), n)
         mem0, api0, worker0 = stack.data.memory_used(), stack.rss_mib("api"), stack.rss_mib("worker")
 
         flow, _ = stack.submit([{"image_id": i, "account": FLOW} for i in flow_ids])

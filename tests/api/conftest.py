@@ -110,7 +110,7 @@ StartApi = Callable[..., ApiServer]
 
 @pytest.fixture(scope="module")
 def api_redis_url(redis_server) -> str:
-    return redis_server.url.rsplit("/", 1)[0] + f"/{API_DB}"
+    return redis_server.db_url(API_DB)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ FRIEND, STRANGER = "b" * 32, "c" * 32
 def settings():
     return load_settings(
         redis_url="redis://127.0.0.1:1/0",
+        redis_allow_no_password=True,  # never reached
         api_tokens="validation-token-1",
         accounts={"default": {**ACCOUNT, **OPEN}, "prod": {**ACCOUNT, **OPEN}},
         max_batch_items=5,

@@ -41,7 +41,7 @@ class ApiServer:
 @pytest.fixture(scope="session")
 def api_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     port = free_port()
-    redis_url, prefix = f"redis://127.0.0.1:{redis_server.port}/{CLI_DB}", f"cli{uuid.uuid4().hex[:8]}"
+    redis_url, prefix = redis_server.db_url(CLI_DB), f"cli{uuid.uuid4().hex[:8]}"
     env = {
         "IMSREP_REDIS_URL": redis_url,
         "IMSREP_KEY_PREFIX": prefix,

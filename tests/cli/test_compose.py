@@ -9,6 +9,7 @@ import inspect
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,17 @@ def compose() -> dict[str, dict[str, Any]]:
     return rendered()
 
 
+RUN_SECRETS = "/run/secrets/"  # where a container finds the compose file's secrets
+REDIS_SECRET = f"{RUN_SECRETS}redis_password"
+
+
 def _settings(environment: dict[str, str]) -> Settings:
-    """The settings a compose service reads from its environment."""
+    """The settings a compose service reads from its environment (its secrets in a folder of their own here)."""
     values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in environment.items() if k.startswith(ENV_PREFIX)}
     values = {k: v for k, v in values.items() if k in Settings.model_fields and v != ""}
-    return Settings(**values)
+    with tempfile.TemporaryDirectory() as secrets:
+        Path(secrets, "redis_password").write_text("compose-check-redis-password\n")
+        return Settings(**{k: v.replace(RUN_SECRETS, f"{secrets}/") for k, v in values.items()})
 
 
 def _commands(svc: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -93,7 +100,7 @@ def test_commands_are_the_local_stacks(compose: dict[str, Any]) -> None:
 # default: compose and ``imsrep up`` must both carry it.
 LAUNCHER_SETTINGS = {
     "IMSREP_WORKER_CONCURRENCY": "7",
-    "IMSREP_REDIS_URL": "redis://:a-password@redis.internal:6380/2",
+    "IMSREP_REDIS_URL": "redis://redis.internal:6380/2",  # its password: the secret
     "IMSREP_FLOWER_USER": "ops",
     "IMSREP_LOG_LEVEL": "DEBUG",
     "IMSREP_LOG_FORMAT": "json",
@@ -174,6 +181,39 @@ def test_secrets_are_required_not_defaulted() -> None:
         assert raw[service]["environment"]["IMSREP_REDIS_URL"].startswith("${IMSREP_REDIS_URL:-")
 
 
+def _requires_the_secret(services: dict[str, dict[str, Any]]) -> None:
+    """Redis, its replica and the Sentinels ask for the password of the secret redis_password, which no command line
+    or environment holds, and the services read it from the same secret."""
+    for name in ("redis", "redis-replica"):
+        script = services[name]["command"][2]
+        assert 'requirepass "%s"\\nmasterauth "%s"' in script and script.count(f"$(cat {REDIS_SECRET})") == 2
+        assert "exec docker-entrypoint.sh valkey-server /tmp/auth.conf" in script  # it drops to the user valkey
+        assert f"--askpass ping < {REDIS_SECRET} | grep -q PONG" in services[name]["healthcheck"]["test"][1]
+    for n in (1, 2, 3):
+        script = services[f"sentinel-{n}"]["command"][2]
+        assert 'requirepass "%s"\\nsentinel auth-pass imsrep "%s"' in script
+        assert script.count(f"$(cat {REDIS_SECRET})") == 2
+        assert f"--askpass sentinel get-master-addr-by-name imsrep < {REDIS_SECRET}" in " ".join(
+            services[f"sentinel-{n}"]["healthcheck"]["test"]
+        )
+    for name in ("redis", "redis-replica", "sentinel-1", *PYTHON_SERVICES[:4]):
+        secrets = [s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]]
+        assert secrets == ["redis_password"], name
+    for name in PYTHON_SERVICES[:4]:
+        environment = services[name]["environment"]
+        assert environment["IMSREP_REDIS_PASSWORD_FILE"] == REDIS_SECRET, name
+        assert environment["IMSREP_REDIS_SENTINEL_PASSWORD_FILE"] == REDIS_SECRET, name
+        assert not [key for key in environment if key.endswith(("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"))], name
+        assert _settings(environment).redis_password.get_secret_value() == "compose-check-redis-password", name
+    assert not [line for line in (ROOT / "docker-compose.yml").read_text().splitlines() if "--requirepass" in line]
+
+
+def test_redis_its_replica_and_the_sentinels_require_the_password_secret() -> None:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert raw["secrets"] == {"redis_password": {"file": "./secrets/redis-password"}}
+    _requires_the_secret(interpolate(raw, {**SECRETS, **_env_file("ha.env")})["services"])
+
+
 def _bound_port(command: list[str]) -> int:
     for i, arg in enumerate(command):
         if arg == "--port":
@@ -199,7 +239,7 @@ def test_redis_is_durable_and_pinned(compose: dict[str, Any]) -> None:
     # Valkey, pinned to a release, 9.0 or later: fixed for CVE-2025-21605 and CVE-2025-49844 (Redis 7.4.2 was not).
     pinned = re.fullmatch(r"valkey/valkey:(\d+)\.(\d+)\.(\d+)(-trixie)?", redis["image"])
     assert pinned and tuple(map(int, pinned.groups()[:3])) >= (9, 0, 0), redis["image"]
-    assert redis["command"][0] == "valkey-server"
+    assert redis["command"][:2] == ["sh", "-c"] and redis["command"][3] == "valkey-server"
     for option in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
         assert option in command
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
@@ -286,3 +326,17 @@ def test_docker_compose_accepts_the_file(extra: list[str]) -> None:
         ["docker-compose", *extra, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.usefixtures("docker_compose")
+def test_docker_compose_gives_redis_the_secret() -> None:
+    """What docker-compose itself makes of the file: the secret, and each Redis and Sentinel asking for it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(SECRETS)
+    argv = ["docker-compose", "--env-file", "examples/ha.env", "--profile", "ha", "config"]
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["secrets"]["redis_password"]["file"] == str(ROOT / "secrets" / "redis-password")
+    # docker-compose shows $ doubled as written (a literal $ in the container).
+    _requires_the_secret(interpolate(config["services"], {}))

@@ -11,7 +11,7 @@ import pytest
 
 from cli import services
 from cli.processes import ServiceError, free_port
-from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
+from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec, read_stack_file
 from config.settings import load_settings
 from worker.domain.guardrails import region_breach
 
@@ -24,7 +24,7 @@ def _stack(tmp_path: Path, demo: bool = False, **settings: object) -> LocalStack
 
 def test_redis_is_started_unless_one_is_configured(tmp_path: Path) -> None:
     assert _stack(tmp_path).own_redis
-    assert not _stack(tmp_path, redis_url="redis://elsewhere:6379/0").own_redis
+    assert not _stack(tmp_path, redis_url="redis://elsewhere:6379/0", redis_password="elsewhere-pw").own_redis
 
 
 def test_simulator_when_no_account_is_configured_or_for_the_demo(tmp_path: Path) -> None:
@@ -217,11 +217,47 @@ def test_redis_passwords_reach_the_servers_and_sentinels_in_private_files_only(t
     assert not [name for name, s in plan.items() if any("pass-" in arg for arg in s.argv)]  # never on a command line
     for name in ("redis", "redis-replica-1"):
         config = Path(plan[name].argv[1])
-        assert config.read_text() == "requirepass redis-pass-9c1\nmasterauth redis-pass-9c1\n"
+        assert config.read_text() == 'requirepass "redis-pass-9c1"\nmasterauth "redis-pass-9c1"\n'
         assert stat.S_IMODE(config.stat().st_mode) == 0o600
     sentinel = Path(plan["sentinel-1"].argv[1])
-    assert "sentinel auth-pass imsrep redis-pass-9c1" in sentinel.read_text()
-    assert "requirepass sentinel-pass-4e7" in sentinel.read_text() and stat.S_IMODE(sentinel.stat().st_mode) == 0o600
+    assert 'sentinel auth-pass imsrep "redis-pass-9c1"' in sentinel.read_text()
+    assert 'requirepass "sentinel-pass-4e7"' in sentinel.read_text() and stat.S_IMODE(sentinel.stat().st_mode) == 0o600
+    # Sentinel rewrites its file mode 0644: its directory is the owner's alone, as is each server's.
+    stores = [s for s in plan.values() if s.data_store]
+    assert {stat.S_IMODE(Path(s.argv[1]).parent.stat().st_mode) for s in stores} == {0o700}
     env = stack.service_env()  # the services get them in their environment
     assert env["IMSREP_REDIS_PASSWORD"] == "redis-pass-9c1"
     assert env["IMSREP_REDIS_SENTINEL_PASSWORD"] == "sentinel-pass-4e7"
+
+
+def test_the_stacks_own_redis_gets_strong_random_passwords_that_no_stack_json_holds(tmp_path: Path) -> None:
+    stack = LocalStack(StackOptions(state_dir=tmp_path, sentinel=SentinelSpec()), settings=load_settings())
+    plan = {s.name: s for s in stack.plan()}
+    server, sentinel = stack.passwords.server, stack.passwords.sentinel
+    assert server and sentinel and server != sentinel and min(len(server), len(sentinel)) >= 40
+    other = LocalStack(StackOptions(state_dir=tmp_path / "other"), settings=load_settings())
+    assert other.passwords.server not in (None, server) and other.passwords.sentinel is None  # no Sentinel there
+    assert f'requirepass "{server}"' in Path(plan["redis"].argv[1]).read_text()
+    assert f'requirepass "{sentinel}"' in Path(plan["sentinel-3"].argv[1]).read_text()
+    assert not [name for name, s in plan.items() if any(p in arg for arg in s.argv for p in (server, sentinel))]
+    env, settings = stack.service_env(), stack.service_settings()
+    assert (env["IMSREP_REDIS_PASSWORD"], env["IMSREP_REDIS_SENTINEL_PASSWORD"]) == (server, sentinel)
+    assert env["IMSREP_REDIS_PASSWORD_FILE"] is None  # an inherited file would clash with the password given
+    assert {server, sentinel} <= set(settings.secret_values())  # what the log redaction hides
+    # A client of the stack reads them from files only the user can read, that stack.json names.
+    files = (stack.info.redis_password_file, stack.info.redis_sentinel_password_file)
+    assert [Path(f).read_text() for f in files] == [f"{server}\n", f"{sentinel}\n"]
+    assert {stat.S_IMODE(Path(f).stat().st_mode) for f in files} == {0o600}
+    stack._write_stack_file()
+    text = (tmp_path / "stack.json").read_text()
+    assert server not in text and sentinel not in text
+    target = read_stack_file(tmp_path).redis_target()
+    assert (target.password, target.sentinel_password, target.sentinel_master) == (server, sentinel, "imsrep")
+
+
+def test_a_configured_redis_url_is_kept_without_its_password_and_the_password_goes_apart(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, redis_url="redis://:url-pass-77@redis.internal:6380/2")
+    assert stack.info.redis_url == "redis://redis.internal:6380/2" and stack.info.redis_password_file is None
+    env = stack.service_env()
+    assert env["IMSREP_REDIS_URL"] == "redis://redis.internal:6380/2" and env["IMSREP_REDIS_PASSWORD"] == "url-pass-77"
+    assert stack.service_settings().redis_password.get_secret_value() == "url-pass-77"

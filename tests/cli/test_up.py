@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from cli.main import EXIT_USAGE
 from cli.processes import free_port, wait_until
+from config.settings import redis_nodes
 from worker.data import Keyspace
 from worker.queues import ALL_QUEUES
 
@@ -118,6 +120,46 @@ def _a_team_is_added_without_a_restart(info: dict, state: Path) -> None:
     assert [(r["action"], r["outcome"]) for r in trail["records"]] == [("batch.submit", "forbidden")]
 
 
+def _unauthenticated(port: int, command: bytes) -> bytes:
+    """What a Redis server or Sentinel on this machine answers anyone who sends ``command`` without a password."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(command + b"\r\n")
+        return s.recv(256)
+
+
+def _authenticated(port: int, password: str, command: bytes) -> bytes:
+    return _unauthenticated(port, b"AUTH " + password.encode() + b"\r\n" + command)
+
+
+def _locked(info: dict) -> list[str]:
+    """up's Redis (and Sentinels) refuse whoever has not its password, which is in a 0600 file that stack.json names
+    and not in stack.json; returns the passwords."""
+    password = Path(info["redis_password_file"]).read_text().strip()
+    assert stat.S_IMODE(Path(info["redis_password_file"]).stat().st_mode) == 0o600 and len(password) >= 40
+    ports = [port for _, port in redis_nodes(info["redis_url"]).hosts]
+    passwords = [password]
+    if info["redis_sentinel_master"]:
+        sentinel_password = Path(info["redis_sentinel_password_file"]).read_text().strip()
+        passwords.append(sentinel_password)
+        for port in ports:  # every Sentinel: it could be told to fail over, or to monitor another master
+            assert _unauthenticated(port, b"SENTINEL MASTERS").startswith(b"-NOAUTH"), port
+            assert _authenticated(port, sentinel_password, b"PING") == b"+OK\r\n+PONG\r\n"
+        master = _authenticated(ports[0], sentinel_password, b"SENTINEL GET-MASTER-ADDR-BY-NAME imsrep")
+        ports = [int(master.split(b"\r\n")[-2])]  # the master itself, the replica checked by the failover tier
+    for port in ports:
+        assert _unauthenticated(port, b"PING").startswith(b"-NOAUTH"), port
+        assert _authenticated(port, password, b"PING") == b"+OK\r\n+PONG\r\n"
+    assert not [p for p in passwords if p in json.dumps(info)]
+    return passwords
+
+
+def _output_without(proc: subprocess.Popen[bytes], passwords: list[str], info: dict) -> str:
+    """Everything up printed (it has ended): where the passwords are, never the passwords."""
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert not [p for p in passwords if p in output] and info["redis_password_file"] in output
+    return output
+
+
 def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -135,12 +177,13 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     _a_team_is_added_without_a_restart(info, state)
     children = _children(proc.pid)
     assert len(children) == 6  # redis, simulator, worker, beat, api, flower
+    passwords = _locked(info)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert not [pid for pid in children if _group_members(pid)]
     assert not (state / "stack.json").exists()
     # Every secret printed whole on one line, however narrow the terminal (a pipe here: rich's 80 columns).
-    lines = (proc.stdout.read().decode() if proc.stdout else "").splitlines()
+    lines = _output_without(proc, passwords, info).splitlines()
     for secret in ("api_token", "admin_token", "flower_password", "simulator_access_key", "simulator_secret_key"):
         assert any(info[secret] in line for line in lines), secret
     # What examples/ needs: the second region, and the project that copies are shared with.
@@ -172,8 +215,10 @@ def test_up_with_sentinel_runs_a_master_a_replica_and_three_sentinels(up: tuple[
     assert sorted(q["name"] for q in queues.json()["active_queues"]) == sorted([*ALL_QUEUES, *WAITING_LINES])
     children = _children(proc.pid)
     assert len(children) == 10  # redis, its replica, 3 Sentinels, simulator, worker, beat, api, flower
+    passwords = _locked(info)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
+    assert info["redis_sentinel_password_file"] in _output_without(proc, passwords, info)
     assert not [pid for pid in children if _group_members(pid)]
 
 

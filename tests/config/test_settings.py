@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+from redis.connection import SSLConnection
 
 from config.celery import celery_config
-from config.settings import SettingsError, load_settings, redis_nodes
+from config.settings import SettingsError, load_settings, redis_nodes, without_password
+from worker.data.connection import connect, redis_target
 
 PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
 
@@ -17,6 +21,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for name in list(os.environ):
         if name.startswith("IMSREP_") or name == "REDIS_URL":
             monkeypatch.delenv(name)
+    # The tests of other settings name Redis servers without a password; the tests of that rule unset this.
+    monkeypatch.setenv("IMSREP_REDIS_ALLOW_NO_PASSWORD", "true")
     monkeypatch.chdir(tmp_path)  # no stray .env
 
 
@@ -145,6 +151,58 @@ def test_secret_values_cover_every_secret(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 SENTINELS = "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26380;sentinel://10.0.0.3/2"
+
+
+def test_a_redis_without_a_password_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IMSREP_REDIS_ALLOW_NO_PASSWORD")
+    monkeypatch.setenv("IMSREP_REDIS_URL", "redis://redis.internal:6379/0")
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_PASSWORD: required, as anyone who reaches a Redis"):
+        load_settings()
+    assert load_settings(redis_password="a-password").redis_password is not None
+    assert load_settings(redis_url="redis://:in-url@redis.internal:6379/0")
+    assert load_settings(redis_allow_no_password=True) and load_settings(demo=True)  # said so, or the demo
+    monkeypatch.delenv("IMSREP_REDIS_URL")
+    assert load_settings()  # no Redis configured: imsrep up's own, which it locks itself
+    monkeypatch.setenv("IMSREP_REDIS_URL", SENTINELS)
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_MASTER", "imsrep")
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD", "a-password")
+    with pytest.raises(
+        SettingsError, match="IMSREP_REDIS_SENTINEL_PASSWORD: required, as anyone who reaches a Sentinel"
+    ):
+        load_settings()
+    assert load_settings(redis_sentinel_password="another-password")
+
+
+def test_passwords_from_files_and_their_mistakes(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("IMSREP_REDIS_ALLOW_NO_PASSWORD")
+    (tmp_path / "redis").write_text("from-a-file-1\n")  # as echo, or a Docker secret, leaves it
+    (tmp_path / "sentinel").write_text("from-a-file-2")
+    monkeypatch.setenv("IMSREP_REDIS_URL", SENTINELS)
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_MASTER", "imsrep")
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD_FILE", str(tmp_path / "redis"))
+    monkeypatch.setenv("IMSREP_REDIS_SENTINEL_PASSWORD_FILE", str(tmp_path / "sentinel"))
+    settings = load_settings()
+    assert settings.redis_password.get_secret_value() == "from-a-file-1"
+    assert settings.redis_sentinel_password.get_secret_value() == "from-a-file-2"
+    assert {"from-a-file-1", "from-a-file-2"} <= set(settings.secret_values())
+    assert settings.model_validate(settings.model_dump()) == settings  # read once: the copy holds no file
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD", "again")
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_PASSWORD_FILE: give the secret once"):
+        load_settings()
+    monkeypatch.delenv("IMSREP_REDIS_PASSWORD")
+    (tmp_path / "redis").write_text("\n")
+    with pytest.raises(SettingsError, match=f"IMSREP_REDIS_PASSWORD_FILE: {tmp_path / 'redis'} is empty"):
+        load_settings()
+    monkeypatch.setenv("IMSREP_REDIS_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_PASSWORD_FILE: cannot read .*missing .FileNotFoundError"):
+        load_settings()
+
+
+def test_a_redis_url_to_print_has_no_password() -> None:
+    assert without_password("redis://:pw-1@h:6380/2") == "redis://h:6380/2"
+    assert without_password("rediss://user:pw-1@h/0") == "rediss://user@h/0"
+    assert without_password("sentinel://:pw-2@a:1;sentinel://b:2/0") == "sentinel://a:1;sentinel://b:2/0"
+    assert without_password("unix:///run/redis.sock") == "unix:///run/redis.sock"
 
 
 def test_a_sentinel_url_lists_the_sentinels_and_needs_the_master(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,3 +412,18 @@ def test_an_account_without_credentials_is_valid_until_credentials_are_required(
     assert "'names_only'" in message and "'prod'" not in message
     for variable in ("ACCESS_KEY", "SECRET_KEY", "SECURITY_TOKEN", "IAM_USER", "CREDENTIALS_SOURCE=metadata"):
         assert f"IMSREP_ACCOUNTS__NAMES_ONLY__{variable}" in message
+
+
+def test_tls_checks_the_servers_certificate_against_the_ca_given(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_TLS_CA_FILE: is for TLS, which needs a rediss://"):
+        load_settings(redis_url="redis://example:6379/0", redis_tls_ca_file=ca)
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_TLS_CA_FILE: Path does not point to a file"):
+        load_settings(redis_url="rediss://example:6379/0", redis_tls_ca_file=tmp_path / "missing.crt")
+    settings = load_settings(redis_url="rediss://example:6379/0", redis_tls_ca_file=ca)
+    tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(ca), "ssl_check_hostname": True}
+    assert celery_config(settings)["broker_use_ssl"] == tls  # the broker, and Flower's Broker tab, which reads it
+    pool = connect(redis_target(settings)).connection_pool
+    assert pool.connection_class is SSLConnection and tls.items() <= pool.connection_kwargs.items()
+    assert celery_config(load_settings(redis_url="redis://example:6379/0"))["broker_use_ssl"] is None

@@ -19,7 +19,7 @@ from pathlib import Path
 from cli import services
 from cli.processes import ManagedProcess, free_port, tcp_open
 from cli.stack import LocalStack, SentinelSpec, StackOptions
-from worker.data import NewItem, RecordStore, RedisTarget, open_data_layer
+from worker.data import NewItem, RecordStore, open_data_layer
 from worker.domain.spec import ItemSpec
 
 MODES = {"no AOF": ("no", "everysec"), "AOF everysec": ("yes", "everysec"), "AOF always": ("yes", "always")}
@@ -67,7 +67,8 @@ def measure_replicas(replicas: int, items: int, batch: int, runs: int) -> list[f
             tempfile.TemporaryDirectory() as tmp,
             LocalStack(StackOptions(state_dir=Path(tmp), sentinel=SentinelSpec(master="bench"))) as stack,
         ):
-            target = RedisTarget(stack.start_redis(), sentinel_master="bench", min_replicas=replicas)
+            stack.start_redis()
+            target = stack.info.redis_target(min_replicas=replicas)
             times.append(_ingest(open_data_layer(target, "bench").records, items, batch))
     return times
 

@@ -33,7 +33,7 @@ from cli.processes import ServiceError, wait_until
 from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
 from tests.support import FAST_RATE_ENV, fast_env
-from worker.data import DataLayer, RecordStore, RedisTarget, open_data_layer
+from worker.data import DataLayer, RecordStore, open_data_layer
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
 
@@ -113,11 +113,13 @@ class Cluster:
         return self.stack.info.simulator_url or ""
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.stack.info.redis_url, decode_responses=True, socket_timeout=5)
+        password = self.stack.passwords.server
+        return redis.Redis.from_url(
+            self.stack.info.redis_url, password=password, decode_responses=True, socket_timeout=5
+        )
 
     def data(self) -> DataLayer:
-        info = self.stack.info  # one Redis, or the master the Sentinels name
-        return open_data_layer(RedisTarget(info.redis_url, sentinel_master=info.redis_sentinel_master), PREFIX)
+        return open_data_layer(self.stack.info.redis_target(), PREFIX)  # one Redis, or the master Sentinel names
 
     def store(self) -> RecordStore:
         return self.data().records

@@ -135,7 +135,9 @@ def test_master_sigkilled_mid_batch_while_its_replicas_lag(cluster, record) -> N
     # A paused replica would still find in its socket buffer what the primary sent after the pause, and read it on
     # resuming (Valkey does before it answers a client): the primary drops its replica links too, so what it takes
     # from now on reaches no replica.
-    primary = redis.Redis(port=c.stack.port(c.stack.redis_master()), socket_timeout=5)
+    primary = redis.Redis(
+        port=c.stack.port(c.stack.redis_master()), password=c.stack.passwords.server, socket_timeout=5
+    )
     assert primary.client_kill_filter(_type="replica") == len(replicas)
     ahead = c.terminal(item_ids) + 10
     wait_until(lambda: c.terminal(item_ids) >= ahead, 60, "the primary to get ahead of its replicas", interval=0.2)
@@ -148,7 +150,7 @@ def test_master_sigkilled_mid_batch_while_its_replicas_lag(cluster, record) -> N
         for name in replicas:
             c.stack.resume(name)
             # What this replica holds, read before a promotion lets the pipeline redo what it lacks.
-            target = RedisTarget(f"redis://127.0.0.1:{c.stack.port(name)}/0")
+            target = RedisTarget(f"redis://127.0.0.1:{c.stack.port(name)}/0", password=c.stack.passwords.server)
             done_on_replica[name] = _ended(open_data_layer(target, PREFIX).records, item_ids)
 
     fault_info = _fail_over(c, fault, sources[ITEMS])

@@ -1,5 +1,6 @@
 """A stack whose every secret is known, for the leak scan: the simulator's AK/SK account ``default``, an IAM-password
-account ``iam`` (tokens from the simulator's IAM), and ``badiam`` whose password IAM refuses.
+account ``iam`` (tokens from the simulator's IAM), and ``badiam`` whose password IAM refuses; Redis under Sentinel, so
+that the passwords the stack made for its servers and its Sentinels are looked for too.
 
 All three use the simulator's one project; their slot limits add up to its 5 jobs (badiam never gets a job).
 """
@@ -14,7 +15,7 @@ import pytest
 
 from cli.processes import free_port
 from cli.services import SIMULATOR_PROJECT_ID
-from cli.stack import HOST, LocalStack, StackInfo, StackOptions
+from cli.stack import HOST, LocalStack, SentinelSpec, StackInfo, StackOptions
 from tests.support import fast_env
 
 IAM_USER, IAM_DOMAIN = "ops-user", "ops-domain"
@@ -69,6 +70,7 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
             "iam_domain": IAM_DOMAIN,
         },  # fmt: skip
         env=env,
+        sentinel=SentinelSpec(),
         stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
     with LocalStack(options) as local:

@@ -21,7 +21,8 @@ import redis
 
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
-from cli.stack import STACK_FILE
+from cli.redis_auth import SENTINEL_PASSWORD_FILE, SERVER_PASSWORD_FILE
+from cli.stack import STACK_FILE, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,8 @@ def _secrets(stack) -> dict[str, bytes]:
         "refused IAM password": stack.wrong_iam_password,
         "API token": info.api_token,
         "Flower password": info.flower_password,
+        "Redis password": stack.local.passwords.server,
+        "Sentinel password": stack.local.passwords.sentinel,
     }
     assert all(value and len(value) >= 8 for value in named.values())
     return {name: value.encode() for name, value in named.items()}
@@ -85,13 +88,15 @@ def _redis_values(client: redis.Redis, key: bytes) -> list[bytes]:
     return []
 
 
-def scan_redis(url: str, secrets: dict[str, bytes]) -> tuple[list[str], int]:
-    """Leaks in every key and value of every database; and how many Celery messages were decoded and read."""
+def scan_redis(local: LocalStack, secrets: dict[str, bytes]) -> tuple[list[str], int]:
+    """Leaks in every key and value of every database of the master; and how many Celery messages were decoded and
+    read."""
     leaks, messages = [], 0
-    base = redis.Redis.from_url(url)
+    master = {"port": local.port(local.redis_master() or "redis"), "password": local.passwords.server}
+    base = redis.Redis(**master)
     databases = [int(db.removeprefix("db")) for db in base.info("keyspace")]
     for db in databases:
-        client = redis.Redis.from_url(url, db=db)
+        client = redis.Redis(**master, db=db)
         for key in client.scan_iter(count=1000):
             where = f"Redis db {db} key {key[:80]!r}"
             leaks += _leaks(where, key, secrets)
@@ -106,9 +111,14 @@ def scan_redis(url: str, secrets: dict[str, bytes]) -> tuple[list[str], int]:
 # Files, Flower, the API ----------------------------------------------------------------------------------------
 
 
+# Files that hold secrets by design, each only its owner can read: stack.json (the API token, the Flower password),
+# the Redis passwords' files and the servers' and Sentinels' configurations.
+HOLDERS = {STACK_FILE, SERVER_PASSWORD_FILE, SENTINEL_PASSWORD_FILE, "redis.conf", "sentinel.conf"}
+
+
 def scan_files(state_dir: Path, secrets: dict[str, bytes]) -> tuple[list[str], list[Path]]:
-    """Every file the stack wrote but stack.json (0600, and there to hold the API token and Flower password)."""
-    files = [p for p in state_dir.rglob("*") if p.is_file() and p.name != STACK_FILE]
+    """Every file the stack wrote but those that hold secrets by design."""
+    files = [p for p in state_dir.rglob("*") if p.is_file() and p.name not in HOLDERS]
     leaks = [leak for path in files for leak in _leaks(str(path.relative_to(state_dir)), path.read_bytes(), secrets)]
     return leaks, files
 
@@ -133,7 +143,7 @@ def test_no_secret_reaches_redis_tasks_files_flower_or_the_api(secret_stack) -> 
 
     # Mid-run, while messages are queued or held unacked by the worker (polls wait on a countdown).
     wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["counts"].get("replicating", 0) > 0, 60, "copies")
-    leaks, messages_mid = scan_redis(info.redis_url, secrets)
+    leaks, messages_mid = scan_redis(secret_stack.local, secrets)
     wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["done"], 90, f"batch {batch_id} done")
 
     # The batch did what it should, through every kind of credential.
@@ -143,20 +153,26 @@ def test_no_secret_reaches_redis_tasks_files_flower_or_the_api(secret_stack) -> 
     stats = httpx.get(f"{info.simulator_url}/_sim/stats").json()
     assert stats["by_endpoint"]["tokens"].get("201", 0) >= 1  # the iam account really used IAM tokens
 
-    more, messages_end = scan_redis(info.redis_url, secrets)
+    more, messages_end = scan_redis(secret_stack.local, secrets)
     leaks += more
     assert messages_mid + messages_end > 0, "no Celery message was decoded: the scan did not look inside the queues"
 
     file_leaks, files = scan_files(Path(info.state_dir), secrets)
     leaks += file_leaks
     names = {p.name for p in files}
-    assert {"api.log", "worker.log", "beat.log", "flower.log", "simulator.log"} <= names, names
-    # The scanner finds what is there: stack.json holds the API token and the Flower password by design.
-    stack_json = (Path(info.state_dir) / STACK_FILE).read_bytes()
-    assert set(_leaks(STACK_FILE, stack_json, secrets)) >= {
-        f"API token in {STACK_FILE}",
-        f"Flower password in {STACK_FILE}",
+    logs = {"api", "worker", "beat", "flower", "simulator", "redis", "redis-replica-1", "sentinel-1", "sentinel-3"}
+    assert {f"{name}.log" for name in logs} <= names, names
+    # The scanner finds what is there: the holders hold what they are for, and only that (stack.json no password).
+    state = Path(info.state_dir)
+    held = {
+        STACK_FILE: {"API token", "Flower password", "access key", "secret key"},  # the simulator's, to sign with
+        SERVER_PASSWORD_FILE: {"Redis password"},
+        SENTINEL_PASSWORD_FILE: {"Sentinel password"},
+        "redis/redis.conf": {"Redis password"},
+        "sentinel-2/sentinel.conf": {"Redis password", "Sentinel password"},
     }
+    for path, what in held.items():
+        assert set(_leaks(path, (state / path).read_bytes(), secrets)) == {f"{name} in {path}" for name in what}
 
     flower_auth = (info.flower_user, info.flower_password)
     flower = [

@@ -32,8 +32,8 @@ WEAK = [
 def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
     # An unreachable Redis: a process that got past its settings would hang on it instead of exiting.
-    redis_url = f"redis://127.0.0.1:{free_port()}/0"
-    return {**clean, **ACCOUNT, "IMSREP_REDIS_URL": redis_url, "IMSREP_STATE_DIR": str(tmp_path), **settings}
+    redis = {"IMSREP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "IMSREP_REDIS_PASSWORD": STRONG}
+    return {**clean, **ACCOUNT, **redis, "IMSREP_STATE_DIR": str(tmp_path), **settings}
 
 
 def _refused(argv: list[str], env: dict[str, str], variable: str, secret: str) -> None:
@@ -62,12 +62,29 @@ def test_the_stack_refuses_to_start_and_leaves_nothing_running(
     argv = [imsrep, "up", "--state-dir", str(tmp_path / "state")]
     argv += [f"--{name}-port={free_port()}" for name in ("api", "flower", "redis", "simulator")]
     env = _env(tmp_path, **settings)
-    del env["IMSREP_REDIS_URL"]  # the stack would run its own
+    del env["IMSREP_REDIS_URL"], env["IMSREP_REDIS_PASSWORD"]  # the stack would run its own
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert variable in done.stderr and "Traceback" not in done.stderr
     assert secret not in done.stdout + done.stderr
     assert not (tmp_path / "state" / "logs").exists()  # refused before any service started
+
+
+def test_the_services_and_the_stack_refuse_a_redis_without_a_password(tmp_path: Path) -> None:
+    env = _env(tmp_path, IMSREP_API_TOKENS=STRONG)
+    del env["IMSREP_REDIS_PASSWORD"]
+    imsrep = [str(Path(sys.executable).parent / "imsrep"), "up", "--state-dir", str(tmp_path / "state")]
+    for argv in (services.api("127.0.0.1", free_port()).argv, services.worker(Settings(), concurrency=1).argv, imsrep):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        output = done.stdout + done.stderr
+        assert done.returncode != 0 and "IMSREP_REDIS_PASSWORD: required" in output, output
+        assert "IMSREP_REDIS_ALLOW_NO_PASSWORD=true" in output and "Traceback" not in done.stderr[-2000:], output
+    assert not (tmp_path / "state" / "logs").exists()  # up refused before any service started
+    allowed = subprocess.run(
+        [sys.executable, "-c", "from config.settings import load_settings; load_settings()"],
+        env={**env, "IMSREP_REDIS_ALLOW_NO_PASSWORD": "true"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_demo_mode_accepts_the_demo_secrets(tmp_path: Path) -> None:

@@ -27,10 +27,22 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackOptions
 from config.celery import SENTINEL_TRANSPORT, TRANSPORT
+from tests.support import password_url
 from worker.broker import Channel, QoS, SentinelChannel, SentinelTransport
 from worker.data import unavailable
 from worker.data.keyspace import Keyspace
 from worker.queues import TAKEN_FIRST
+
+
+def test_the_password_outlives_a_switch_to_the_next_sentinel() -> None:
+    # After a failed connection kombu re-reads the next Sentinel's URL, which holds no password (it travels apart):
+    # the new master then refused every command of a worker, and of the API's enqueuer, after a failover.
+    conn = Connection("sentinel://127.0.0.1:1;sentinel://127.0.0.1:2", password="broker-pw-1")
+    conn.switch("sentinel://127.0.0.1:2")
+    assert conn.password is None  # kombu's doing
+    channel = SentinelChannel.__new__(SentinelChannel)
+    channel.connection = SimpleNamespace(client=conn, default_port=26379)
+    assert channel._connparams()["password"] == "broker-pw-1"
 
 
 @pytest.mark.parametrize("connection", [SimpleNamespace(client=None), None])
@@ -114,7 +126,8 @@ def test_the_sentinel_channel_has_the_same_fixes() -> None:
 def full_redis(tmp_path: Path) -> Iterator[tuple[Redis, Connection]]:
     """A Redis of this test's own, and a kombu connection to it through the worker's transport."""
     with LocalStack(StackOptions(state_dir=tmp_path)) as stack:
-        url = stack.start_redis()
+        stack.start_redis()
+        url = password_url(stack)
         conn = Connection(url, transport=TRANSPORT, transport_options={"visibility_timeout": 1})
         try:
             yield Redis.from_url(url, decode_responses=True), conn

@@ -16,7 +16,7 @@ from cli import services
 from cli.processes import ManagedProcess, wait_until
 from cli.stack import LocalStack, StackOptions
 from config.settings import AccountSettings, Settings
-from tests.support import FAST_RATE_ENV, fast_env
+from tests.support import FAST_RATE_ENV, fast_env, password_url
 from worker.data import NewItem, open_data_layer
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
@@ -33,7 +33,7 @@ ITEMS = 60
 def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
     sim = start_simulator(copy_seconds=0.5, image_quota=1000, seed=11)
     db = 1 + uuid.uuid4().int % 15  # its own database: the broker's queue keys are not prefixed
-    url = f"redis://127.0.0.1:{redis_server.port}/{db}"
+    url = redis_server.db_url(db)
     prefix = f"it{uuid.uuid4().hex[:6]}"
     account = "IMSREP_ACCOUNTS__DEFAULT__"
     env = {
@@ -110,7 +110,8 @@ def test_sixty_items_through_real_workers_keep_five_slots(stack) -> None:
 def test_a_worker_started_while_redis_refuses_writes_waits_quietly_and_starts(tmp_path: Path) -> None:
     # stop_grace: the state is thrown away, no need to wait out the worker's 10 s soft shutdown.
     with LocalStack(StackOptions(state_dir=tmp_path, env={"IMSREP_KEY_PREFIX": "full"}, stop_grace=2)) as stack:
-        url = stack.start_redis()
+        stack.start_redis()
+        url = password_url(stack)
         raw = redis.Redis.from_url(url)
         raw.config_set("maxmemory", 1)  # full from the start: every write, and every command in a MULTI, refused
         worker = stack.start_worker()

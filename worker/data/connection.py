@@ -29,8 +29,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
-from config.celery import SENTINEL_RETRY, TCP_KEEPALIVE
-from config.settings import Settings, redis_nodes
+from config.celery import SENTINEL_RETRY, TCP_KEEPALIVE, tls_options
+from config.settings import Settings, is_tls_url, redis_nodes
 
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
@@ -177,12 +177,14 @@ class FollowingConnection(SentinelManagedConnection):
 @dataclass(frozen=True)
 class RedisTarget:
     """Where Redis is and how to reach it: a URL (one server or Sentinels), the Sentinel master's name, the
-    passwords, timeouts, and how many replicas confirm a write that must outlive a failover."""
+    passwords, the CA that signed a TLS server's certificate (rediss://; None: the system's), timeouts, and how many
+    replicas confirm a write that must outlive a failover."""
 
     url: str
     sentinel_master: str | None = None
     password: str | None = field(default=None, repr=False)
     sentinel_password: str | None = field(default=None, repr=False)
+    tls_ca_file: str | None = None
     socket_timeout: float = SOCKET_TIMEOUT
     connect_timeout: float = CONNECT_TIMEOUT
     min_replicas: int = 0
@@ -198,6 +200,7 @@ def redis_target(settings: Settings) -> RedisTarget:
         sentinel_master=settings.redis_sentinel_master,
         password=secret(settings.redis_password),
         sentinel_password=secret(settings.redis_sentinel_password),
+        tls_ca_file=str(settings.redis_tls_ca_file) if settings.redis_tls_ca_file else None,
         socket_timeout=settings.redis_socket_timeout,
         connect_timeout=settings.redis_connect_timeout,
         min_replicas=settings.redis_min_replicas,
@@ -228,6 +231,8 @@ def connect(target: RedisTarget | str) -> redis.Redis:
     if not nodes.sentinel:
         if target.password is not None:
             options["password"] = target.password
+        if is_tls_url(target.url):
+            options.update(tls_options(target.tls_ca_file))
         return redis.Redis.from_url(target.url, **options)
     if target.sentinel_master is None:
         raise ValueError("a sentinel:// URL needs the master's name (IMSREP_REDIS_SENTINEL_MASTER)")

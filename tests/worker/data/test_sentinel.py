@@ -44,9 +44,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def _data(stack: LocalStack, replicas: int = 0, prefix: str | None = None) -> DataLayer:
-    target = RedisTarget(
-        stack.info.redis_url, sentinel_master=MASTER, min_replicas=replicas, replica_timeout=0.5, socket_timeout=2
-    )
+    target = stack.info.redis_target(min_replicas=replicas, replica_timeout=0.5, socket_timeout=2)
     return open_data_layer(target, prefix or f"s{uuid.uuid4().hex[:6]}")
 
 
@@ -153,7 +151,7 @@ def test_a_partitioned_master_back_before_its_demotion_gets_no_more_writes(tmp_p
         # A partition outlasts a connection's master check (down-after is 1 s here, 5 s in compose, 30 s by default).
         wait_until(lambda: time.monotonic() - written > MASTER_CHECK_INTERVAL, 5, "the check interval to pass")
         stack.resume("redis")  # back, and still answering as master until Sentinel demotes it (about 8 s)
-        old = redis.Redis(port=stack.port("redis"), decode_responses=True)
+        old = redis.Redis(port=stack.port("redis"), password=stack.passwords.server, decode_responses=True)
         assert old.info("replication")["role"] == "master"
         after = None
 
@@ -164,6 +162,7 @@ def test_a_partitioned_master_back_before_its_demotion_gets_no_more_writes(tmp_p
 
         wait_until(write, 10, "a write on the new master", interval=0.2)
         assert after is not None
-        new = open_data_layer(RedisTarget(f"redis://127.0.0.1:{stack.port('redis-replica-1')}/0"), "healed")
+        replica = f"redis://127.0.0.1:{stack.port('redis-replica-1')}/0"
+        new = open_data_layer(RedisTarget(replica, password=stack.passwords.server), "healed")
         assert new.records.batch(after.batch_id) is not None and new.records.batch(first.batch_id) is not None
         assert old.info("replication")["role"] == "master"  # the write went to the new master while it was not yet

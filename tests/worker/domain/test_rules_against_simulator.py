@@ -31,6 +31,7 @@ IMAGE = "0d944950-f21f-5d2f-93dd-72353bf37a89"
 TOKEN = "rules-test-token-0b4c7e"
 SETTINGS = load_settings(
     redis_url=f"redis://127.0.0.1:{free_port()}/0",  # never reached: a refused request stores nothing
+    redis_allow_no_password=True,
     api_tokens=TOKEN,
     accounts={"default": {"project_id": "0" * 32, "access_key": "AKRULES", "secret_key": "SKRULES"}},
 )
