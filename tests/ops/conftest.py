@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from cli import services
 from cli.demo import SCENARIOS, build_specs, resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.stack import LocalStack, StackInfo, StackOptions
@@ -87,6 +88,9 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | 
         state_dir=tmp_path_factory.mktemp("ops-stack"),
         use_simulator=True,
         simulator={"copy_seconds": COPY_SECONDS, "image_quota": 100_000},
+        # What the demo batch's rows need, as imsrep up and the demo serve it: the second region, the share project.
+        simulator_project_ids=services.EXAMPLE_PROJECTS,
+        simulator_regions=services.EXAMPLE_REGIONS,
         env=OPS_ENV,
         stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
     )
