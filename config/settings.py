@@ -298,7 +298,7 @@ def _secret_field(model: type[BaseModel], name: str) -> bool:
     return field is not None and "SecretStr" in repr(field.annotation)
 
 
-def _names_secret(path: list[str]) -> bool:
+def names_secret(path: list[str]) -> bool:
     """Whether a setting's path (``["flower_password"]``, ``["accounts", "prod", "secret_key"]``) is a secret."""
     if len(path) == 1:
         return _secret_field(Settings, path[0])
@@ -325,7 +325,7 @@ class SecretFiles(PydanticBaseSettingsSource):
                 continue
             direct = variable.removesuffix(FILE_SUFFIX)
             path = direct.removeprefix(ENV_PREFIX).lower().split("__")
-            if not _names_secret(path):
+            if not names_secret(path):
                 continue
             if direct in environ:
                 raise SettingsError(f"{variable}: give the secret once, in {direct} or in {variable}, not both")

@@ -12,12 +12,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import tomllib
 
 from cli import services
-from config.settings import ENV_PREFIX, AccountSettings, Settings, redis_nodes
+from config.settings import ENV_PREFIX, AccountSettings, Settings, names_secret, redis_nodes
 from simulator.cli import simulator_command
 from tests.support import debian_package
 from worker.queues import ALL_QUEUES
@@ -72,11 +73,12 @@ REDIS_SECRET = f"{RUN_SECRETS}redis_password"
 
 def _settings(environment: dict[str, str]) -> Settings:
     """The settings a compose service reads from its environment (its secrets in a folder of their own here)."""
-    values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in environment.items() if k.startswith(ENV_PREFIX)}
-    values = {k: v for k, v in values.items() if k in Settings.model_fields and v != ""}
     with tempfile.TemporaryDirectory() as secrets:
         Path(secrets, "redis_password").write_text("compose-check-redis-password\n")
-        return Settings(**{k: v.replace(RUN_SECRETS, f"{secrets}/") for k, v in values.items()})
+        given = {k: v.replace(RUN_SECRETS, f"{secrets}/") for k, v in environment.items() if k.startswith(ENV_PREFIX)}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "REDIS_URL"}
+        with mock.patch.dict(os.environ, {**inherited, **given}, clear=True):
+            return Settings()
 
 
 def _commands(svc: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -164,7 +166,9 @@ def test_every_imsrep_variable_is_a_real_setting() -> None:
                 account, field = name.removeprefix(f"{ENV_PREFIX}ACCOUNTS__").split("__")
                 assert re.fullmatch(r"[A-Z0-9_]+", account) and field.lower() in AccountSettings.model_fields, name
             elif name.startswith(ENV_PREFIX):
-                assert name.removeprefix(ENV_PREFIX).lower() in Settings.model_fields, name
+                setting = name.removeprefix(ENV_PREFIX).lower()
+                secret_file = setting.endswith("_file") and names_secret(setting.removesuffix("_file").split("__"))
+                assert setting in Settings.model_fields or secret_file, name  # a secret's file: config.settings
             else:
                 assert (service, name) in {("flower", "FLOWER_BASIC_AUTH"), ("worker", "REMAP_SIGTERM")}, name
             checked += 1
@@ -340,3 +344,14 @@ def test_docker_compose_gives_redis_the_secret() -> None:
     assert config["secrets"]["redis_password"]["file"] == str(ROOT / "secrets" / "redis-password")
     # docker-compose shows $ doubled as written (a literal $ in the container).
     _requires_the_secret(interpolate(config["services"], {}))
+
+
+def test_only_the_workers_get_the_cloud_credentials() -> None:
+    services = rendered(_env_file("simulator.env"))  # an account with AK/SK in the shell
+    secrets = ("ACCESS_KEY", "SECRET_KEY", "SECURITY_TOKEN", "IAM_PASSWORD")
+    for name in ("api", "beat", "flower"):
+        held = [k for k in services[name]["environment"] if k.endswith(secrets)]
+        assert not held, (name, held)
+    assert _settings(services["worker"]["environment"]).accounts["default"].has_credentials
+    api = _settings(services["api"]["environment"])  # it starts: names, projects and limits are all it needs
+    assert api.accounts["default"].project_id and not api.accounts["default"].has_credentials
