@@ -44,3 +44,7 @@ class TemporaryKeys:
 
     def get(self, access_key: str) -> TemporaryKey | None:
         return self._keys.get(access_key)
+
+    def issued(self) -> list[TemporaryKey]:
+        """Every key handed out, oldest first (the secret scan looks for each of them)."""
+        return list(self._keys.values())

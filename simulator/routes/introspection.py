@@ -293,6 +293,15 @@ def routes(sim: Simulator) -> list[Route]:
     async def regions(request: Request) -> Response:
         return JSONResponse(_regions_view(sim, request))
 
+    async def temporary_credentials(_request: Request) -> Response:
+        # The whole credentials, as a test of this machine must find them wherever they leak to; a control endpoint
+        # of the simulator's own, on loopback, like the rest of /_sim.
+        keys = [
+            {"access": key.access_key, "secret": key.secret_key, "securitytoken": key.security_token}
+            for key in sim.temporary_keys.issued()
+        ]
+        return JSONResponse({"credentials": keys})
+
     async def agencies(request: Request) -> Response:
         if request.method == "POST":
             agency = _agency_from(await _json_object(request), set(sim.state.regions))
@@ -332,6 +341,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/images", guarded(add_images), methods=["POST"]),
         Route("/_sim/images/delete", guarded(delete_images), methods=["POST"]),
         Route("/_sim/regions", regions, methods=["GET"]),
+        Route("/_sim/temporary-credentials", temporary_credentials, methods=["GET"]),
         Route("/_sim/external_jobs", guarded(external_jobs), methods=["POST"]),
         Route("/_sim/outage", guarded(outage), methods=["GET", "POST"]),
         Route("/_sim/agencies", guarded(agencies), methods=["GET", "POST"]),

@@ -1,8 +1,9 @@
-"""A stack whose every secret is known, for the leak scan: the simulator's AK/SK account ``default``, an IAM-password
+"""A stack whose every secret is known, for the leak scan: the simulator's AK/SK account ``default``, ``sts`` whose
+temporary AK/SK and security token come from the metadata service (renewed every few seconds), an IAM-password
 account ``iam`` (tokens from the simulator's IAM), and ``badiam`` whose password IAM refuses; Redis under Sentinel, so
 that the passwords the stack made for its servers and its Sentinels are looked for too.
 
-All three use the simulator's one project; their slot limits add up to its 5 jobs (badiam never gets a job).
+All four use the simulator's one project; their slot limits add up to its 5 jobs (badiam never gets a job).
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def _iam_account(name: str, sim_url: str, password: str, slot_limit: int) -> dic
     return {prefix + key: value for key, value in values.items()}
 
 
+def _metadata_account(name: str, sim_url: str) -> dict[str, str]:
+    """An account whose temporary AK/SK and security token come from the (simulated) ECS metadata service."""
+    prefix = f"IMSREP_ACCOUNTS__{name.upper()}__"
+    values = {
+        "REGION": "cn-north-4", "PROJECT_ID": SIMULATOR_PROJECT_ID, "IMS_ENDPOINT": sim_url, "KMS_ENDPOINT": sim_url,
+        "IAM_ENDPOINT": sim_url, "CREDENTIALS_SOURCE": "metadata", "METADATA_ENDPOINT": sim_url, "SLOT_LIMIT": "1",
+    }  # fmt: skip
+    return {prefix + key: value for key, value in values.items()}
+
+
 @pytest.fixture(scope="session")
 def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretStack]:
     sim_port = free_port(HOST)
@@ -54,7 +65,8 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
     env = {
         **fast_env(),
         **principals,
-        "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": "3",
+        "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": "2",
+        **_metadata_account("sts", sim_url),
         **_iam_account("iam", sim_url, password, 2),
         **_iam_account("badiam", sim_url, wrong, 1),
     }
@@ -68,6 +80,7 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
             "iam_user": IAM_USER,
             "iam_password": password,
             "iam_domain": IAM_DOMAIN,
+            "temporary_credentials_seconds": 6,  # renewed while the scan's batch runs
         },  # fmt: skip
         env=env,
         sentinel=SentinelSpec(),

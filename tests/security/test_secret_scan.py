@@ -46,6 +46,19 @@ def _secrets(stack) -> dict[str, bytes]:
     return {name: value.encode() for name, value in named.items()}
 
 
+def _with_temporary(stack, secrets: dict[str, bytes]) -> dict[str, bytes]:
+    """``secrets`` and every temporary AK/SK and security token the simulator's metadata service handed out so far."""
+    issued = httpx.get(f"{stack.info.simulator_url}/_sim/temporary-credentials", timeout=10).json()["credentials"]
+    found = dict(secrets)
+    for n, credential in enumerate(issued):
+        found |= {
+            f"temporary access key {n}": credential["access"].encode(),
+            f"temporary secret key {n}": credential["secret"].encode(),
+            f"security token {n}": credential["securitytoken"].encode(),
+        }
+    return found
+
+
 def _leaks(where: str, data: bytes, secrets: dict[str, bytes]) -> list[str]:
     found = [f"{name} in {where}" for name, value in secrets.items() if value in data]
     return found + [f"an IAM token in {where}" for _ in IAM_TOKEN.finditer(data)][:1]
@@ -136,6 +149,7 @@ def test_no_secret_reaches_redis_tasks_files_flower_or_the_api(secret_stack) -> 
     items = [{"image_id": ids[name], "name": f"scan-{name}"} for name in OK_IMAGES]
     items += [{"image_id": ids[name], "name": f"scan-iam-{name}", "account": "iam"} for name in OK_IMAGES[:2]]
     items += [{"image_id": ids["centos-7-app"], "name": "scan-badiam", "account": "badiam"}]
+    items += [{"image_id": ids[name], "name": f"scan-sts-{name}", "account": "sts"} for name in OK_IMAGES]
     api = httpx.Client(base_url=info.api_url, headers={"Authorization": f"Bearer {info.api_token}"}, timeout=30)
     accepted = api.post("/v1/batches", json={"items": items})
     assert accepted.status_code == 202, accepted.text
@@ -143,15 +157,19 @@ def test_no_secret_reaches_redis_tasks_files_flower_or_the_api(secret_stack) -> 
 
     # Mid-run, while messages are queued or held unacked by the worker (polls wait on a countdown).
     wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["counts"].get("replicating", 0) > 0, 60, "copies")
-    leaks, messages_mid = scan_redis(secret_stack.local, secrets)
+    leaks, messages_mid = scan_redis(secret_stack.local, _with_temporary(secret_stack, secrets))
     wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["done"], 90, f"batch {batch_id} done")
 
     # The batch did what it should, through every kind of credential.
     results = api.get(f"/v1/batches/{batch_id}/items", params={"limit": 100})
     by_account = {(i["account"], i["state"]) for i in results.json()["items"]}
-    assert by_account == {("default", "succeeded"), ("iam", "succeeded"), ("badiam", "failed")}, by_account
+    assert by_account == {
+        ("default", "succeeded"), ("sts", "succeeded"), ("iam", "succeeded"), ("badiam", "failed")
+    }, by_account  # fmt: skip
     stats = httpx.get(f"{info.simulator_url}/_sim/stats").json()
     assert stats["by_endpoint"]["tokens"].get("201", 0) >= 1  # the iam account really used IAM tokens
+    assert stats["by_endpoint"]["securitykey"].get("200", 0) >= 1  # and sts the metadata service's credentials
+    secrets = _with_temporary(secret_stack, secrets)
 
     more, messages_end = scan_redis(secret_stack.local, secrets)
     leaks += more

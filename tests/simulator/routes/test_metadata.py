@@ -76,3 +76,9 @@ def test_an_expired_temporary_ak_is_refused_as_expired(server: Any) -> None:
 
 def test_a_permanent_ak_ignores_a_security_token(server: Any) -> None:
     assert server.client(security_token="whatever").get("/v2/cloudimages").status_code == 200
+
+
+def test_every_credential_handed_out_is_listed_whole_for_the_secret_scan(server: Any) -> None:
+    first, second = _issue(server), _issue(server)
+    listed = server.plain.get("/_sim/temporary-credentials").json()["credentials"]
+    assert listed == [{k: c[k] for k in ("access", "secret", "securitytoken")} for c in (first, second)]
