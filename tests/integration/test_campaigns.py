@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from cli.demo import simulator_account
 from cli.main import app
 from cli.processes import wait_until
+from cli.redis_auth import read_password
 from cli.stack import LocalStack, StackInfo, StackOptions
 from simulator.catalog.generate import generate
 from tests.support import FAST_RATE_ENV, fast_env
@@ -305,7 +306,8 @@ def test_retention_removes_a_finished_batch_and_nothing_else(short_retention: Ca
     # 128 GiB at a second per GiB: still copying while the quick batch expires.
     slow = c.api.post("/v1/batches", json={"items": [{"image_id": images["edge-128g"]}]}).json()
     c.wait_done(quick["batch_id"])
-    with redis.Redis.from_url(c.info.redis_url, password=c.local.passwords.server, decode_responses=True) as r:
+    password = read_password(c.info.redis_password_file)  # the stack's own Redis asks for one
+    with redis.Redis.from_url(c.info.redis_url, password=password, decode_responses=True) as r:
         wait_until(lambda: c.api.get(f"/v1/batches/{quick['batch_id']}").status_code == 404, 30, "expiry")
         leftovers = [k for k in r.scan_iter("imsrep:*") if quick["batch_id"] in k or quick["item_ids"][0] in k]
         assert leftovers == []
