@@ -34,6 +34,7 @@ def guarded():
     (no sharing, no region besides its own, none configured) and no decryption."""
     return load_settings(
         redis_url="redis://127.0.0.1:1/0",
+        redis_allow_no_password=True,  # never reached
         api_tokens="validation-token-1",
         accounts={
             "prod": {**ACCOUNT, "share_projects": [FRIEND], "copy_regions": ["cn-south-1"]},
@@ -291,7 +292,12 @@ def test_the_allow_lists_let_their_projects_and_regions_through_and_a_star_lets_
         "star": {**ACCOUNT, "share_projects": ["*"], "copy_regions": ["*"]},
         "mapped": {**ACCOUNT, "regions": {"CN_SOUTH_1": {}}},  # copy_regions unset: the regions configured
     }
-    settings = load_settings(redis_url="redis://127.0.0.1:1/0", api_tokens="validation-token-1", accounts=accounts)
+    settings = load_settings(
+        redis_url="redis://127.0.0.1:1/0",
+        redis_allow_no_password=True,
+        api_tokens="validation-token-1",
+        accounts=accounts,
+    )
     items = [
         {"image_id": _image(), "account": "listed", "share_with": [FRIEND], "target_region": "ap-southeast-1"},
         {"image_id": _image(), "account": "star", "share_with": [STRANGER], "target_region": "eu-west-101"},

@@ -10,7 +10,7 @@ import pytest
 
 from api.enqueue import Enqueuer
 from cli.processes import wait_until
-from worker.data import NewItem, open_data_layer
+from worker.data import NewItem, open_data_layer, redis_target
 from worker.domain.spec import ItemSpec
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _member_calls(stack: Stack) -> dict[str, int]:
 
 def test_a_forged_item_sharing_outside_the_allow_list_ends_share_not_allowed_and_is_never_shared(stack: Stack) -> None:
     settings = stack.local.service_settings()
-    data = open_data_layer(settings.redis_url, settings.key_prefix)
+    data = open_data_layer(redis_target(settings), settings.key_prefix)
     enqueuer = Enqueuer(settings)
     try:
         before = _member_calls(stack)

@@ -17,6 +17,7 @@ import redis
 from cli import services
 from cli.demo import simulator_account
 from cli.processes import wait_until
+from cli.redis_auth import read_password
 from cli.stack import LocalStack, StackInfo, StackOptions
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
@@ -90,7 +91,9 @@ def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stac
         wait_until(lambda: copied(added, last), 30, "the new images' copies")
 
         # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
-        r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+        r = redis.Redis.from_url(
+            stack.redis_url, password=read_password(stack.redis_password_file), decode_responses=True
+        )
         kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
         for key in r.scan_iter("imsrep:*"):
             if key not in kept:
