@@ -46,7 +46,7 @@ def test_a_worker_refuses_to_start_without_an_accounts_credentials(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
     env |= {"IMSREP_ACCOUNTS__PROD__PROJECT_ID": "f" * 32, "IMSREP_ACCOUNTS__PROD__REGION": "cn-south-1"}
     # Redis is never reached: the check comes first (a worker that cannot sign must not take work).
-    env |= {"IMSREP_REDIS_URL": "redis://127.0.0.1:1/0", **WORKER_ENV}
+    env |= {"IMSREP_REDIS_URL": "redis://127.0.0.1:1/0", "IMSREP_REDIS_ALLOW_NO_PASSWORD": "true", **WORKER_ENV}
     done = subprocess.run(
         worker_argv(Settings(), concurrency=1), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
