@@ -46,6 +46,7 @@ MASKS = [
     (re.compile(r"\d+(\.\d+)?/min"), "<rate>"),
     (re.compile(r"\d+(\.\d+)?\s?s\b"), "<seconds>"),
     (re.compile(r"\d{4}-\d\d-\d\d[ T][\d:.]+(\+00:00|Z)?"), "<time>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\d\b"), "<date>"),  # a date whose clock was masked already (a day turns over)
     (re.compile(r"\b\d+/\d+\b"), "<used/limit>"),  # quota and slots: read at moments a test cannot pin down
 ]
 
