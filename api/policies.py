@@ -19,7 +19,6 @@ from worker.data import BatchSummary, DataLayer, Run, StoredPlan
 from worker.data.plans import PAGE
 from worker.domain.ownership import Owner
 from worker.domain.policy import Policy
-from worker.domain.selector import Selector, Template, selection_record
 
 RUNS_SHOWN = 100  # the latest runs GET .../runs answers
 
@@ -113,21 +112,13 @@ class PolicyService:
         """A plan of the next run: the policy's selection judged like a batch plan's, the images it already
         copied left out as a run leaves them out."""
         policy = self._changing(who, policy_id, "planning a policy")
-        definition, now = policy.definition, time.time()
-        selection = selection_record(
-            Selector.model_validate(definition.selector),
-            Template.model_validate(definition.template),
-            policy.account,
-            policy.region,
-            now,
-            policy=policy.id,
-        )
+        now = time.time()
         stored = self.data.plans.create(
             [],
             ttl=self.settings.plan_seconds,
             first_stage=PAGE,
-            selection=selection,
-            label=definition.name,
+            selection=policy.selection(now),
+            label=policy.name,
             now=now,
             owner=policy.owner,
         )

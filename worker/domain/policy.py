@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from worker.domain.followups import POLICY_TAGS
 from worker.domain.naming import TAGS_MAX
 from worker.domain.ownership import Owner
+from worker.domain.selector import Selector, Template, selection_record
 
 MAX_EVERY = 366 * 86_400  # a year and a day: anything longer is not a standing policy
 POLICY_TAG_ROOM = TAGS_MAX - len(POLICY_TAGS)  # the template's own tags beside the provenance tags
@@ -118,6 +119,17 @@ class Policy:
     @property
     def paused(self) -> bool:
         return self.definition.paused
+
+    def selection(self, now: float) -> dict[str, Any]:
+        """Its selector batch's selection (a run's, or a plan of the next run's), as the API stores a campaign's."""
+        return selection_record(
+            Selector.model_validate(self.definition.selector),
+            Template.model_validate(self.definition.template),
+            self.account,
+            self.region,
+            now,
+            policy=self.id,
+        )
 
     def to_meta(self) -> dict[str, str]:
         """The definition's fields of its hash (the run fields are written by the claim and the record alone)."""

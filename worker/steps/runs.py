@@ -19,7 +19,6 @@ import logging
 
 from worker.data import Claim, Run
 from worker.domain.policy import Overlap, Policy, run_key
-from worker.domain.selector import Selector, Template, selection_record
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 
@@ -69,21 +68,12 @@ def _unfinished(ctx: StepContext, policy: Policy) -> str | None:
 def _create_batch(ctx: StepContext, policy: Policy, run: int, started_at: float) -> str:
     """The run's batch, as the API stores a selector batch: labelled with the policy's name, owned by its
     principal; created once per run whatever the retries (the run's idempotency key)."""
-    definition = policy.definition
-    selection = selection_record(
-        Selector.model_validate(definition.selector),
-        Template.model_validate(definition.template),
-        policy.account,
-        policy.region,
-        started_at,
-        policy=policy.id,
-    )
     key = run_key(policy.id, run)
     stored = ctx.data.records.create_batch(
         [],
         started_at,
-        label=definition.name,
-        selection=selection,
+        label=policy.name,
+        selection=policy.selection(started_at),
         claim=Claim(key, key, ctx.settings.idempotency_seconds),
         owner=policy.owner,
     )
