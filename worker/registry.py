@@ -28,8 +28,8 @@ from worker.queues import Queue, TaskName
 from worker.steps.context import Next, StepContext
 
 # Sent only for Flower to show what a task is about (the source image, a cross-region copy's destination, what a
-# pool's line waits on); steps read the stored item, so these never reach a step.
-SHOWN = frozenset({"image_id", "to_region", "blocked_by"})
+# pool's line waits on, the policy whose run it is); steps read the stored item, so these never reach a step.
+SHOWN = frozenset({"image_id", "to_region", "blocked_by", "policy"})
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 

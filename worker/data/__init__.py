@@ -21,7 +21,8 @@ from worker.data.keyspace import Keyspace
 from worker.data.lifecycle import BatchLifecycle, BatchPage, Deleted
 from worker.data.limits import PrincipalLimits
 from worker.data.plans import PlanRecord, Plans, StoredPlan
-from worker.data.policies import Policies, Run
+from worker.data.policies import Finished, Policies, Run
+from worker.data.policy_status import Outcome, PolicyStatus, statuses
 from worker.data.records import BatchSummary, NewItem, RecordStore, StoredBatch, TransitionResult
 from worker.data.selections import Selection, SelectionProgress, Selections
 from worker.data.slots import Capacity, Granted, Quota, QuotaAge, SlotPool, quota_from
@@ -29,6 +30,7 @@ from worker.data.tally import Tally
 from worker.data.telemetry import Histogram, Telemetry
 from worker.data.walks import ListingWalks
 from worker.domain.item import ReplicationItem
+from worker.domain.policy import Policy
 from worker.domain.pools import Pool
 from worker.domain.states import Event
 from worker.domain.waits import BlockedBy, hint
@@ -47,6 +49,7 @@ __all__ = [
     "Deleted",
     "Durability",
     "Earlier",
+    "Finished",
     "Granted",
     "Histogram",
     "IdempotencyKeys",
@@ -55,9 +58,11 @@ __all__ = [
     "Keyspace",
     "NewItem",
     "NotReplicated",
+    "Outcome",
     "PlanRecord",
     "Plans",
     "Policies",
+    "PolicyStatus",
     "PoolStatus",
     "PrincipalLimits",
     "Queued",
@@ -232,6 +237,10 @@ class DataLayer:
         """Add up the metrics counted since the last time (``Tally``): at the end of a task that sent nothing."""
         if self._tally:
             self.steps_sent({})
+
+    def policy_statuses(self, policies: Sequence[Policy]) -> list[PolicyStatus]:
+        """Each policy's latest run, outcome, lag and copies (``worker.data.policy_status``)."""
+        return statuses(self.policies, self.records, policies)
 
     def pool_statuses(self, pools: Sequence[Pool], now: float) -> list[PoolStatus]:
         """Every pool's status in one round trip (``/metrics`` and the account view read them all)."""

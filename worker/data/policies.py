@@ -9,7 +9,7 @@ never undoes a claim. ``P:policies:due`` holds the active policies by when their
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,13 +22,14 @@ from worker.domain.policy import Policy
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a policy: its batch, or why it was skipped."""
+    """One run of a policy: its batch, or why it was skipped; ``retired``: the copies it retired."""
 
     run: int
     at: float
     batch_id: str | None = None
     skipped: bool = False
     message: str | None = None
+    retired: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -37,6 +38,15 @@ class Run:
     def of(cls, raw: str) -> Run:
         fields: dict[str, Any] = json.loads(raw)
         return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run's batch once it has ended, and the copies its run made and retired."""
+
+    batch_id: str
+    made: int
+    retired: int
 
 
 class Policies:
@@ -89,13 +99,23 @@ class Policies:
         """Make an active policy's next run due now (run now): the next tick starts it."""
         self._redis.zadd(self._keys.policies_due(), {policy_id: now}, xx=True)
 
-    def claim(self, policy: Policy, now: float, next_run_at: float, *, skipped: str | None = None) -> int | None:
+    def claim(
+        self,
+        policy: Policy,
+        now: float,
+        next_run_at: float,
+        *,
+        skipped: str | None = None,
+        finished: Finished | None = None,
+    ) -> int | None:
         """Take the policy's due run (``skipped``: record it as skipped, saying why); its number, or None when it
-        is not due, or another tick took it first."""
+        is not due, or another tick took it first. ``finished``: the previous run's batch, ended, whose copies are
+        added to the policy's totals with this claim (so once, whoever claims)."""
         k = self._keys
         run = Run(policy.runs + 1, now, skipped=skipped is not None, message=skipped)
         keys = [k.policy(policy.id), k.policy_runs(policy.id), k.policies_due()]
         args = [policy.id, policy.runs, now, next_run_at, "1" if skipped else "0", run.to_json()]
+        args += [finished.batch_id, finished.made, finished.retired] if finished else ["", 0, 0]
         return int(self._claim(keys=keys, args=args)) or None
 
     def record(self, policy_id: str, run: Run) -> bool:
@@ -107,6 +127,13 @@ class Policies:
     def run(self, policy_id: str, run: int) -> Run | None:
         raw = self._redis.hget(self._keys.policy_runs(policy_id), str(run))
         return None if raw is None else Run.of(raw)
+
+    def runs_numbered(self, wanted: Sequence[tuple[str, int | None]]) -> list[Run | None]:
+        """The runs asked for as (policy ID, run number), in one round trip (None: no number, or no such run)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for policy_id, run in wanted:
+            pipe.hget(self._keys.policy_runs(policy_id), str(run or 0))
+        return [None if raw is None else Run.of(raw) for raw in pipe.execute()]
 
     def runs(self, policy_id: str, *, limit: int) -> list[Run]:
         """The policy's latest runs, newest first."""

@@ -38,6 +38,9 @@ class SelectionProgress:
     marker: str = ""  # where the next page starts ("" before the first)
     copied: int = 0  # a policy's run: selected sources left out, as the policy's copies of them exist
     copies_read: bool = False  # a policy's run: its copies have been listed (once, before the first page)
+    # A policy's run: when the oldest image it selected that had no copy was created (None: every one had); the
+    # run's lag (``worker.data.policy_status``) is measured from it, without a call of its own.
+    oldest_uncopied: float | None = None
 
     @classmethod
     def of(cls, meta: dict[str, str]) -> SelectionProgress | None:
@@ -52,6 +55,7 @@ class SelectionProgress:
             marker=meta.get("sel_marker", ""),
             copied=int(meta.get("sel_copied", 0)),
             copies_read="sel_copied" in meta,
+            oldest_uncopied=float(meta["sel_oldest"]) if meta.get("sel_oldest") else None,
         )
 
 
@@ -86,6 +90,7 @@ class Selections:
         self._keys = keys
         self._add = register(client, "add_selected")
         self._stop = register(client, "stop_selection")
+        self._oldest = register(client, "keep_oldest")
 
     def load(self, batch_id: str) -> Selection | None:
         meta = self._redis.hgetall(self._keys.batch(batch_id))
@@ -144,6 +149,11 @@ class Selections:
             pipe.sadd(self._keys.selection_seen(batch_id), *image_ids)
         pipe.hset(self._keys.batch(batch_id), "sel_copied", copied)
         pipe.execute()
+
+    def note_uncopied(self, batch_id: str, created_at: float) -> None:
+        """A policy's run selected an image without a copy, created then: kept if the oldest so far (a page
+        handled twice notes the same images again, which changes nothing)."""
+        self._oldest(keys=[self._keys.batch(batch_id)], args=["sel_oldest", created_at])
 
     def count_error(self, batch_id: str) -> int:
         """One more failed attempt at the next page; returns how many in a row."""

@@ -98,7 +98,11 @@ class PolicyDefinition(BaseModel):
 @dataclass(frozen=True)
 class Policy:
     """A stored policy: its definition, whose it is, the account (and region) whose images it selects, and where
-    its runs are (``runs``: the last run number; ``starting``: a run claimed whose batch is not recorded yet)."""
+    its runs are (``runs``: the last run number; ``starting``: a run claimed whose batch is not recorded yet).
+
+    ``max_unfinished`` is its principal's unfinished-items limit as the API last saw it (the workers do not read the
+    principals): a run is not started while the principal is at it. ``made`` and ``retired`` add up the copies of
+    its runs whose batches have been counted (``counted``: the latest), each once, as the next run is claimed."""
 
     id: str
     definition: PolicyDefinition
@@ -110,7 +114,12 @@ class Policy:
     next_run_at: float | None  # None while paused
     runs: int = 0
     last_batch: str | None = None
+    last_started: int | None = None  # the number of the run whose batch ``last_batch`` is
     starting: int | None = None
+    max_unfinished: int | None = None  # None: its principal has no limit
+    made: int = 0
+    retired: int = 0
+    counted: str | None = None
 
     @property
     def name(self) -> str:
@@ -141,6 +150,7 @@ class Policy:
             "created_at": repr(self.created_at),
             "updated_at": repr(self.updated_at),
             "next_run_at": "" if self.next_run_at is None else repr(self.next_run_at),
+            "max_unfinished": "" if self.max_unfinished is None else str(self.max_unfinished),
             **self.owner.to_meta(),
         }
 
@@ -159,7 +169,12 @@ class Policy:
             next_run_at=float(meta["next_run_at"]) if meta.get("next_run_at") else None,
             runs=int(meta.get("runs") or 0),
             last_batch=meta.get("last_batch") or None,
+            last_started=int(meta["last_started"]) if meta.get("last_started") else None,
             starting=int(meta["starting"]) if meta.get("starting") else None,
+            max_unfinished=int(meta["max_unfinished"]) if meta.get("max_unfinished") else None,
+            made=int(meta.get("made") or 0),
+            retired=int(meta.get("retired") or 0),
+            counted=meta.get("counted") or None,
         )
 
     def changed(self, definition: PolicyDefinition, now: float) -> Policy:

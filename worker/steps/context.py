@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from config.settings import AccountSettings, Settings
 from worker.data import DataLayer
+from worker.domain.followups import PROVENANCE_POLICY
 from worker.domain.item import ReplicationItem
 from worker.errors import AuthenticationError
 from worker.ims.client import ImsClient
@@ -45,6 +46,9 @@ class Next:
 
     @classmethod
     def for_item(cls, task: TaskName, item: ReplicationItem, countdown: float = 0.0, **extra: str | int) -> Next:
+        # A policy's item names its policy too (its provenance tag), for Flower alone, like the image ID below.
+        if policy := (item.tags or {}).get(PROVENANCE_POLICY):
+            extra = {"policy": policy, **extra}
         return cls.for_ids(task, item.id, item.image_id, item.target_region, countdown, **extra)
 
     @classmethod

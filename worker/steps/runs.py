@@ -10,7 +10,9 @@ should that be lost, the reconciler resends a selection that makes no progress, 
 
 While the previous run's batch has not finished, a due run waits (``overlap: wait``, looked at again each tick)
 or is recorded as skipped (``skip``). So no run starts while copies of the one before are still being made and
-tagged: the tags that the next run reads (``worker.steps.select``) are on every copy of a finished run.
+tagged: the tags that the next run reads (``worker.steps.select``) are on every copy of a finished run. A run is
+also skipped while its principal is at its unfinished-items limit (``_over_limit``). The claim that follows a
+finished run adds that run's copies to the policy's totals (``worker.data.policy_status``), once.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from __future__ import annotations
 import logging
 
 from worker.data import Claim, Run
+from worker.data.policy_status import finished
 from worker.domain.policy import Overlap, Policy, run_key
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
+from worker.steps.select import expand_args
 
 log = logging.getLogger("worker.runs")
 
@@ -39,12 +43,19 @@ def start_run(ctx: StepContext, policy: Policy, now: float) -> list[Next]:
     """Start the policy's due run (or finish starting a claimed one); its first message, or nothing."""
     run = policy.starting
     if run is None:
-        running = _unfinished(ctx, policy)
-        if running is not None and policy.definition.overlap is Overlap.WAIT:
+        previous = None if policy.last_batch is None else ctx.data.records.batch(policy.last_batch)
+        running = previous is not None and not previous.done
+        if running and policy.definition.overlap is Overlap.WAIT:
             return []  # still due: the next tick looks again
         next_run_at = policy.definition.schedule.next_after(now)
-        skipped = None if running is None else f"the previous run's batch {running} had not finished"
-        run = ctx.data.policies.claim(policy, now, next_run_at, skipped=skipped)
+        ended = None
+        if running:
+            skipped = f"the previous run's batch {policy.last_batch} had not finished"
+        else:
+            skipped = _over_limit(ctx, policy)
+            if previous is not None:
+                ended = finished(previous, ctx.data.policies.run(policy.id, policy.last_started or 0))
+        run = ctx.data.policies.claim(policy, now, next_run_at, skipped=skipped, finished=ended)
         if run is None or skipped is not None:
             if run is not None:
                 log.info("policy %s: run %d skipped (%s)", policy.id, run, skipped)
@@ -54,15 +65,25 @@ def start_run(ctx: StepContext, policy: Policy, now: float) -> list[Next]:
     batch_id = _create_batch(ctx, policy, run, started_at)
     if ctx.data.policies.record(policy.id, Run(run, started_at, batch_id=batch_id)):
         log.info("policy %s: run %d started, batch %s", policy.id, run, batch_id)
-    return [Next(TaskName.EXPAND, {"batch_id": batch_id})]
+    return [Next(TaskName.EXPAND, expand_args(batch_id, "", policy.id))]
 
 
-def _unfinished(ctx: StepContext, policy: Policy) -> str | None:
-    """The previous run's batch while it has not finished (a deleted or forgotten one has)."""
-    if policy.last_batch is None:
+def _over_limit(ctx: StepContext, policy: Policy) -> str | None:
+    """Why the run may not start for its principal's unfinished-items limit (docs/teams.md, "Limits"), if so.
+
+    A run's items are not known before it lists them, so it starts only while the principal has room for one more,
+    as a selector batch is accepted by the API. Skipped, it loses nothing: the next run selects every source still
+    without a copy; meanwhile the policy's lag grows, which is what its owner watches."""
+    limit = policy.max_unfinished
+    if limit is None:
         return None
-    summary = ctx.data.records.batch(policy.last_batch)
-    return None if summary is None or summary.done else policy.last_batch
+    unfinished = ctx.data.limits.unfinished(policy.owner.principal)
+    if unfinished < limit:
+        return None
+    return (
+        f"principal {policy.owner.principal} has {unfinished} unfinished items, at its limit of {limit}: "
+        "the next run selects what this one would have"
+    )
 
 
 def _create_batch(ctx: StepContext, policy: Policy, run: int, started_at: float) -> str:

@@ -98,7 +98,7 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
             ctx.credentials_refused(spec.account, error)
         return _fail(ctx, batch_id, f"IMS refused the listing: {error}")
     except RetryableError as error:
-        return _retry(ctx, batch_id, marker, error)
+        return _retry(ctx, batch_id, marker, error, spec.policy)
     return _store_page(ctx, selection, spec, Listed(account, client, marker, page, matched, keys))
 
 
@@ -166,12 +166,28 @@ def _store_page(ctx: StepContext, selection: Selection, spec: SelectionSpec, lis
         return []
     if created:
         log.info("batch %s: %d items from %d images listed", batch_id, created, len(page))
+    stored = ctx.data.records.get_items([i.id for i in items])
+    if spec.policy is not None:
+        _note_uncopied(ctx, batch_id, [unique[i.image_id] for i in stored])
     # Validate what is still accepted: made now, or by an earlier delivery of this page that did not get that far.
-    waiting = [i for i in ctx.data.records.get_items([i.id for i in items]) if i.state is ItemState.ACCEPTED]
+    waiting = [i for i in stored if i.state is ItemState.ACCEPTED]
     nexts = validate_listed(ctx, listed.account, listed.client, waiting, unique, listed.keys) if waiting else []
     if status == "ok" and not last:
-        nexts.insert(0, Next(TaskName.EXPAND, {"batch_id": batch_id, "marker": next_marker}))
+        nexts.insert(0, Next(TaskName.EXPAND, expand_args(batch_id, next_marker, spec.policy)))
     return nexts
+
+
+def expand_args(batch_id: str, marker: str, policy: str | None) -> dict[str, str]:
+    """An expand task's arguments; a policy's run also names its policy, for Flower only (``registry.SHOWN``)."""
+    return {"batch_id": batch_id, "marker": marker, **({"policy": policy} if policy else {})}
+
+
+def _note_uncopied(ctx: StepContext, batch_id: str, images: list[Image]) -> None:
+    """A policy's run: the page's images it makes items of are those without a copy (the copied ones are left
+    out); the oldest of them, for the policy's lag. From the records listed: no call of its own."""
+    created = [image.created_at.timestamp() for image in images if image.created_at is not None]
+    if created:
+        ctx.data.selections.note_uncopied(batch_id, min(created))
 
 
 def _item(batch_id: str, spec: SelectionSpec, image: Image, now: float) -> ReplicationItem:
@@ -189,10 +205,10 @@ def _item(batch_id: str, spec: SelectionSpec, image: Image, now: float) -> Repli
     )
 
 
-def _retry(ctx: StepContext, batch_id: str, marker: str, error: RetryableError) -> list[Next]:
+def _retry(ctx: StepContext, batch_id: str, marker: str, error: RetryableError, policy: str | None) -> list[Next]:
     """The same page again after a backoff (our own limiter's refusals are not counted: nothing was sent)."""
     ctx.data.selections.touch(batch_id, ctx.clock())
-    kwargs = {"batch_id": batch_id, "marker": marker}
+    kwargs = expand_args(batch_id, marker, policy)
     if isinstance(error, RateLimited):
         wait = min(error.retry_after or 1.0, ctx.settings.retry_max_delay / 2)
         return [Next(TaskName.EXPAND, kwargs, wait + ctx.rng.uniform(0, wait))]

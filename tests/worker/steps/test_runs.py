@@ -7,14 +7,19 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import httpx
+import pytest
 
+from tests.support import walk_to
 from worker import steps
+from worker.data import NewItem, Outcome
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.domain.ownership import Owner
 from worker.domain.policy import Overlap, Policy, PolicyDefinition, Schedule
 from worker.domain.selector import Selector, Template, selection_record
+from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
 from worker.steps import Next, StepContext
@@ -175,3 +180,40 @@ def _selection(ctx: StepContext, policy: Policy) -> dict:
         time.time(),
         policy=policy.id,
     )
+
+
+def test_a_run_notes_its_lag_and_its_copies_are_counted_once(ctx, sim, ims) -> None:
+    prefix = f"l{uuid.uuid4().hex[:6]}-"
+    _add_images(sim, prefix, 3)
+    policy = _policy(ctx, prefix)
+    first = _run(ctx, policy)
+    [status] = ctx.data.policy_statuses([ctx.data.policies.load(policy.id)])
+    oldest = min(i.created_at.timestamp() for i in ims.list_images() if i.name.startswith(prefix))
+    batch = ctx.data.records.batch(first)
+    assert status.outcome is Outcome.SUCCEEDED and status.made == 3 and status.retired == 0
+    assert status.lag == pytest.approx(batch.created_at - oldest) and 0 < status.lag < 60
+    assert ctx.data.policies.load(policy.id).made == 0  # counted live until the next claim
+
+    # Nothing new: no image without a copy, and the first run's copies are counted by the claim, once.
+    _run(ctx, policy)
+    stored = ctx.data.policies.load(policy.id)
+    [status] = ctx.data.policy_statuses([stored])
+    assert (stored.made, stored.counted) == (3, first)
+    assert (status.made, status.lag, status.outcome, status.last.run) == (3, 0.0, Outcome.SUCCEEDED, 2)
+
+
+def test_a_run_is_skipped_while_its_principal_is_at_its_unfinished_items_limit(ctx, sim) -> None:
+    policy = replace(_policy(ctx, f"m{uuid.uuid4().hex[:6]}-"), max_unfinished=2)
+    ctx.data.policies.save(policy)
+    items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), "default") for _ in range(2)]
+    held = ctx.data.records.create_batch(items, owner=policy.owner).item_ids
+    assert steps.start_runs(ctx) == []
+    [skipped] = ctx.data.policies.runs(policy.id, limit=5)
+    assert skipped.skipped and "principal alice has 2 unfinished items, at its limit of 2" in skipped.message
+    [status] = ctx.data.policy_statuses([ctx.data.policies.load(policy.id)])
+    assert status.outcome is Outcome.SKIPPED and status.lag is None
+
+    walk_to(ctx.data.records, held[0], ItemState.FAILED)  # room for one more: the next run starts
+    _due(ctx, policy)
+    [expand] = steps.start_runs(ctx)
+    assert expand.kwargs["policy"] == policy.id  # shown in Flower, with the batch

@@ -8,7 +8,7 @@
 -- ARGV[1] policy ID, ARGV[2] run number, ARGV[3] batch ID, ARGV[4] the run's record (JSON). Returns 1 if recorded.
 if redis.call('HGET', KEYS[1], 'starting') ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], 'starting')
-redis.call('HSET', KEYS[1], 'last_batch', ARGV[3])
+redis.call('HSET', KEYS[1], 'last_batch', ARGV[3], 'last_started', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 local paused = cjson.decode(redis.call('HGET', KEYS[1], 'definition'))['paused']
 local next_at = redis.call('HGET', KEYS[1], 'next_run_at')

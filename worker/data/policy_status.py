@@ -1,0 +1,99 @@
+"""A policy as its users watch it (``imsrep policy status``, ``GET /v1/policies``, the ``imsrep_policy_*`` metrics):
+its latest run and that run's outcome, the lag its latest started run measured, and the copies its runs made and
+retired. Read from Redis in three round trips for any number of policies, with no cloud call.
+
+The lag is the age of the oldest image the run selected that had no copy yet, at the run's start: the run notes it
+as it pages through the listing it makes anyway (``worker.steps.select``). A policy that keeps up shows less than
+one interval (images made since the run before); one that falls behind, or whose copies fail, shows more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from worker.data.policies import Finished, Policies, Run
+from worker.data.records import BatchSummary, RecordStore
+from worker.domain.policy import Policy
+from worker.domain.states import ItemState
+
+
+class Outcome(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # every item it made succeeded (or it had nothing to copy)
+    FAILED = "failed"  # some item failed, was refused or was cancelled: its source has no copy yet
+    SKIPPED = "skipped"  # not started: its message says why
+    DELETED = "deleted"  # its batch has been deleted (or has expired) since
+
+
+def finished(batch: BatchSummary, run: Run | None) -> Finished:
+    """An ended run's batch and the copies its run made and retired, as the next claim counts them."""
+    return Finished(batch.batch_id, batch.counts.get(ItemState.SUCCEEDED, 0), run.retired if run else 0)
+
+
+@dataclass(frozen=True)
+class PolicyStatus:
+    policy: Policy
+    last: Run | None  # the latest run, skipped or not
+    started: Run | None  # the latest run that started a batch
+    batch: BatchSummary | None  # that batch as it is now (None: none yet, or deleted since)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The latest run's outcome (None before the first)."""
+        if self.last is None:
+            return None
+        if self.last.skipped:
+            return Outcome.SKIPPED
+        return self.batch_outcome
+
+    @property
+    def batch_outcome(self) -> Outcome:
+        """The latest started run's outcome."""
+        batch = self.batch
+        if batch is None:
+            return Outcome.DELETED
+        if not batch.done:
+            return Outcome.RUNNING
+        return Outcome.SUCCEEDED if batch.counts.get(ItemState.SUCCEEDED, 0) >= batch.total else Outcome.FAILED
+
+    @property
+    def lag(self) -> float | None:
+        """Seconds (see the module's docstring); 0 when every image the run selected had a copy; None before a run
+        has read its copies, or once its batch is gone."""
+        selection = None if self.batch is None else self.batch.selection
+        if self.batch is None or selection is None or not selection.copies_read:
+            return None
+        if selection.oldest_uncopied is None:
+            return 0.0
+        return max(0.0, self.batch.created_at - selection.oldest_uncopied)
+
+    @property
+    def _uncounted(self) -> Finished | None:
+        """The latest started run's copies so far, while the totals do not hold them yet."""
+        if self.batch is None or self.batch.batch_id == self.policy.counted:
+            return None
+        return finished(self.batch, self.started)
+
+    @property
+    def made(self) -> int:
+        """Copies its runs made (a total that only grows while their batches are kept)."""
+        return self.policy.made + (self._uncounted.made if self._uncounted else 0)
+
+    @property
+    def retired(self) -> int:
+        """Copies its runs retired."""
+        return self.policy.retired + (self._uncounted.retired if self._uncounted else 0)
+
+
+def statuses(store: Policies, records: RecordStore, policies: Sequence[Policy]) -> list[PolicyStatus]:
+    """Each policy's status, in ``policies``' order."""
+    numbers = [(p.id, p.runs or None) for p in policies] + [(p.id, p.last_started) for p in policies]
+    runs = store.runs_numbered(numbers)
+    batches = records.batches([p.last_batch or "" for p in policies])
+    n = len(policies)
+    return [
+        PolicyStatus(policy, runs[i], runs[n + i], batches[i] if policy.last_batch else None)
+        for i, policy in enumerate(policies)
+    ]
