@@ -13,6 +13,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.policy_metrics import policy_metrics
 from config.settings import Settings
 from worker.data import DataLayer
 from worker.domain.pools import pools, split_pool
@@ -144,4 +145,5 @@ class RedisCollector(Collector):
             followups.add_metric([kind, outcome], n)
         health = [workers, beats, episodes, refused]
         scheduling = [in_use, limit, others, waiting, circuit, quota_used, quota_limit]
-        return [items, *scheduling, backlog, *health, calls, repairs, retries, latency, followups]
+        outcomes = [calls, repairs, retries, latency, followups]
+        return [items, *scheduling, backlog, *health, *outcomes, *policy_metrics(data)]

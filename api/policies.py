@@ -15,12 +15,18 @@ from api.errors import Conflict, NotFound
 from api.policy_validation import parse_policy
 from api.principals import Principal
 from config.settings import Role, Settings
-from worker.data import BatchSummary, DataLayer, Run, StoredPlan
+from worker.data import BatchSummary, DataLayer, PolicyStatus, Run, StoredPlan
 from worker.data.plans import PAGE
 from worker.domain.ownership import Owner
 from worker.domain.policy import Policy
 
 RUNS_SHOWN = 100  # the latest runs GET .../runs answers
+
+
+def _limit(who: Principal) -> int | None:
+    """The unfinished-items limit the workers hold the principal's runs to (``worker.steps.runs``): they do not
+    read the principals, so the policy carries it."""
+    return None if who.limits is None else who.limits.max_unfinished_items
 
 
 class PolicyService:
@@ -47,6 +53,7 @@ class PolicyService:
             created_at=now,
             updated_at=now,
             next_run_at=None if definition.paused else first,
+            max_unfinished=_limit(who),
         )
         self.data.policies.save(policy)
         audit.facts().policy_id = policy.id
@@ -54,6 +61,10 @@ class PolicyService:
 
     def every(self, who: Principal) -> list[Policy]:
         return self.data.policies.every(lambda policy: access.sees(who, policy.owner))
+
+    def statuses(self, policies: list[Policy]) -> list[PolicyStatus]:
+        """Each policy with its latest run, outcome, lag and copies (read in three round trips for all)."""
+        return self.data.policy_statuses(policies)
 
     def get(self, who: Principal, policy_id: str) -> Policy:
         policy = self.data.policies.load(policy_id)
@@ -64,10 +75,12 @@ class PolicyService:
         return policy
 
     def _changing(self, who: Principal, policy_id: str, action: str) -> Policy:
+        """The policy ``who`` may act on; when ``who`` is its principal, with the limit ``who`` has now (a changed
+        limit reaches the runs when the principal next changes, pauses or resumes its policy)."""
         policy = self.get(who, policy_id)
         audit.facts().acted_on(policy.owner)
         access.may_change(who, policy.owner, action)
-        return policy
+        return replace(policy, max_unfinished=_limit(who)) if who.name == policy.owner.principal else policy
 
     def update(self, who: Principal, policy_id: str, payload: Any) -> Policy:
         """Replace the fields ``payload`` gives; the whole definition is checked again, as at creation."""

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.data import BatchSummary, Run
-from worker.domain.policy import Overlap, Policy, Schedule
+from worker.data import BatchSummary, Outcome, PolicyStatus, Run
+from worker.data.policy_status import run_lag
+from worker.domain.policy import Overlap, Schedule
 from worker.domain.selector import Selector, Template
 from worker.domain.states import ItemState
 
@@ -39,47 +40,6 @@ class PolicyRequest(BaseModel):
     paused: bool = Field(False, description="A paused policy starts no run")
 
 
-class PolicyOut(BaseModel):
-    policy_id: str = Field(..., **_ID)
-    name: str
-    selector: dict[str, Any]
-    template: dict[str, Any]
-    schedule: Schedule
-    overlap: Overlap
-    paused: bool
-    account: str = Field(..., description="Whose images it selects (the selector's account, or the default)")
-    submitted_by: str = Field(..., description="The principal that created it: its runs' batches are its")
-    created_at: datetime
-    updated_at: datetime
-    next_run_at: datetime | None = Field(..., description="When its next run is due; null while paused")
-    runs: int = Field(..., description="Runs so far (skipped ones included)")
-    last_batch_id: str | None = Field(..., description="The latest started run's batch")
-
-    @classmethod
-    def of(cls, policy: Policy) -> PolicyOut:
-        definition = policy.definition
-        return cls(
-            policy_id=policy.id,
-            name=definition.name,
-            selector=definition.selector,
-            template=definition.template,
-            schedule=definition.schedule,
-            overlap=definition.overlap,
-            paused=definition.paused,
-            account=policy.account,
-            submitted_by=policy.owner.principal,
-            created_at=_utc(policy.created_at),
-            updated_at=_utc(policy.updated_at),
-            next_run_at=_utc(policy.next_run_at),
-            runs=policy.runs,
-            last_batch_id=policy.last_batch,
-        )
-
-
-class PoliciesOut(BaseModel):
-    policies: list[PolicyOut] = Field(..., description="Oldest first, those in the caller's scope")
-
-
 class RunOut(BaseModel):
     run: int = Field(..., description="The run's number, from 1")
     started_at: datetime
@@ -92,6 +52,9 @@ class RunOut(BaseModel):
     counts: dict[ItemState, int] = Field(default_factory=dict, description="Its items by state")
     listed: int = Field(0, description="Images its selection listed")
     already_copied: int = Field(0, description="Selected sources left out: the policy's copies of them exist")
+    lag_seconds: float | None = Field(
+        None, description="Age of the oldest image it selected that had no copy, at its start (0: none)"
+    )
 
     @classmethod
     def of(cls, run: Run, batch: BatchSummary | None) -> RunOut:
@@ -107,8 +70,69 @@ class RunOut(BaseModel):
             counts={state: n for state, n in batch.counts.items() if n},
             listed=selection.listed if selection else 0,
             already_copied=selection.copied if selection else 0,
+            lag_seconds=run_lag(batch),
             **common,
         )
+
+
+class PolicyOut(BaseModel):
+    policy_id: str = Field(..., **_ID)
+    name: str
+    selector: dict[str, Any]
+    template: dict[str, Any]
+    schedule: Schedule
+    overlap: Overlap
+    paused: bool
+    account: str = Field(..., description="Whose images it selects (the selector's account, or the default)")
+    submitted_by: str = Field(..., description="The principal that created it: its runs' batches are its")
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None = Field(..., description="When its next run is due; null while paused")
+    runs: int = Field(..., description="Runs so far (skipped ones included)")
+    last_batch_id: str | None = Field(..., description="The latest started run's batch")
+    last_run: RunOut | None = Field(..., description="The latest run, as `GET .../runs` shows it; null before one")
+    last_run_outcome: Outcome | None = Field(
+        ...,
+        description="`succeeded`: every item it made succeeded (or it had nothing to copy); `failed`: some source "
+        "was not copied (an item failed, was refused or cancelled); `running`, `skipped` (its message says why), "
+        "`deleted` (its batch is gone); null before the first run",
+    )
+    lag_seconds: float | None = Field(
+        ...,
+        description="Age of the oldest image the latest started run selected that had no copy, at that run's start "
+        "(0: every image it selected had one); null before a run has listed its copies",
+    )
+    copies_made: int = Field(..., description="Copies the policy's runs made")
+    copies_retired: int = Field(..., description="Copies the policy's runs retired")
+
+    @classmethod
+    def of(cls, status: PolicyStatus) -> PolicyOut:
+        policy, definition, last = status.policy, status.policy.definition, status.last
+        return cls(
+            policy_id=policy.id,
+            name=definition.name,
+            selector=definition.selector,
+            template=definition.template,
+            schedule=definition.schedule,
+            overlap=definition.overlap,
+            paused=definition.paused,
+            account=policy.account,
+            submitted_by=policy.owner.principal,
+            created_at=_utc(policy.created_at),
+            updated_at=_utc(policy.updated_at),
+            next_run_at=_utc(policy.next_run_at),
+            runs=policy.runs,
+            last_batch_id=policy.last_batch,
+            last_run=None if last is None else RunOut.of(last, status.batch if last == status.started else None),
+            last_run_outcome=status.outcome,
+            lag_seconds=status.lag,
+            copies_made=status.made,
+            copies_retired=status.retired,
+        )
+
+
+class PoliciesOut(BaseModel):
+    policies: list[PolicyOut] = Field(..., description="Oldest first, those in the caller's scope")
 
 
 class RunsOut(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 
@@ -13,9 +15,10 @@ from packaging.requirements import Requirement
 
 from cli.stack import HOST, LocalStack
 from config.settings import ENV_PREFIX
-from worker.data import DataLayer, PoolStatus, Quota, RecordStore
+from worker.data import DataLayer, NewItem, PoolStatus, Quota, RecordStore, Run
 from worker.data.accounts import Health
 from worker.domain.pools import Pool
+from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
 
 # The one timing profile of test stacks (Settings names): polls, retries and the maintenance that repairs what faults
@@ -77,6 +80,25 @@ def queue_items(data: DataLayer, item_ids: Sequence[str], pool: Pool, stride: fl
     for arrival, item in enumerate(data.records.get_items(item_ids)):
         walk_to(data.records, item.id, ItemState.VALIDATING)
         assert data.wait_for_slot(item, Event.VALIDATED, pool, stride, start + arrival).ok, item.id
+
+
+def ended_run(data: DataLayer, policy_id: str, states: Sequence[ItemState], *, oldest_age: float) -> str:
+    """A policy's next run as a worker leaves it, without one: claimed and recorded, its selection listed (its
+    oldest uncopied image ``oldest_age`` seconds old at its start) and ended, an item per state in ``states``."""
+    policy = data.policies.load(policy_id)
+    assert policy is not None, policy_id
+    now = time.time()
+    run = data.policies.claim(policy, now, now + 60)
+    assert run is not None, policy_id
+    items = [NewItem(ItemSpec(image_id=str(uuid.uuid4())), policy.account) for _ in states]
+    batch = data.records.create_batch(items, now, selection=policy.selection(now), owner=policy.owner)
+    assert data.policies.record(policy_id, Run(run, now, batch_id=batch.batch_id))
+    data.selections.leave_out(batch.batch_id, [], copied=0)
+    data.selections.note_uncopied(batch.batch_id, now - oldest_age)
+    data.selections.add_page(batch.batch_id, "", [], next_marker="", listed=0, matched=0, last=True)
+    for item_id, state in zip(batch.item_ids, states, strict=True):
+        walk_to(data.records, item_id, state)
+    return batch.batch_id
 
 
 CLOSED = Health(open=False, failures=0, probe_at=None, outage_seconds=0.0)

@@ -10,7 +10,7 @@ router = APIRouter(tags=["health"])
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: items by state, slots, queue backlogs, workers, IMS calls, retries, item latency",
+    summary="Prometheus metrics: items by state, slots, queue backlogs, workers, IMS calls, retries, latency, policies",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
 )

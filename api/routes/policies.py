@@ -8,8 +8,10 @@ from fastapi import APIRouter, Path, Response, status
 
 from api.deps import JsonBody, PoliciesDep, PrincipalDep
 from api.openapi import LOCATION, errors_doc, json_body_doc
+from api.policies import PolicyService
 from api.policy_schemas import PoliciesOut, PolicyOut, PolicyRequest, RunOut, RunRequested, RunsOut
 from api.schemas import PlanAccepted
+from worker.domain.policy import Policy
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 
@@ -39,6 +41,11 @@ _EXAMPLES = {
 }
 
 
+def _shown(policies: PolicyService, policy: Policy) -> PolicyOut:
+    [shown] = policies.statuses([policy])
+    return PolicyOut.of(shown)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -56,17 +63,17 @@ _EXAMPLES = {
 def create_policy(body: JsonBody, policies: PoliciesDep, who: PrincipalDep, response: Response) -> PolicyOut:
     policy = policies.create(who, body)
     response.headers["Location"] = f"/v1/policies/{policy.id}"
-    return PolicyOut.of(policy)
+    return _shown(policies, policy)
 
 
 @router.get("", summary="The policies in the caller's scope, oldest first")
 def list_policies(policies: PoliciesDep, who: PrincipalDep) -> PoliciesOut:
-    return PoliciesOut(policies=[PolicyOut.of(p) for p in policies.every(who)])
+    return PoliciesOut(policies=[PolicyOut.of(shown) for shown in policies.statuses(policies.every(who))])
 
 
 @router.get("/{policy_id}", summary="One policy", responses=_NOT_FOUND)
 def get_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep) -> PolicyOut:
-    return PolicyOut.of(policies.get(who, policy_id))
+    return _shown(policies, policies.get(who, policy_id))
 
 
 @router.patch(
@@ -77,17 +84,17 @@ def get_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep) ->
     responses={**_CHANGE, **errors_doc(e422="A bad definition; nothing changed", e413="Body too large")},
 )
 def update_policy(policy_id: PolicyId, body: JsonBody, policies: PoliciesDep, who: PrincipalDep) -> PolicyOut:
-    return PolicyOut.of(policies.update(who, policy_id, body))
+    return _shown(policies, policies.update(who, policy_id, body))
 
 
 @router.post("/{policy_id}/pause", summary="Pause: no run starts (one under way goes on)", responses=_CHANGE)
 def pause_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep) -> PolicyOut:
-    return PolicyOut.of(policies.pause(who, policy_id, paused=True))
+    return _shown(policies, policies.pause(who, policy_id, paused=True))
 
 
 @router.post("/{policy_id}/resume", summary="Resume: the next run is due by the schedule from now", responses=_CHANGE)
 def resume_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep) -> PolicyOut:
-    return PolicyOut.of(policies.pause(who, policy_id, paused=False))
+    return _shown(policies, policies.pause(who, policy_id, paused=False))
 
 
 @router.delete(

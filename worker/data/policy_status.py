@@ -32,6 +32,17 @@ def finished(batch: BatchSummary, run: Run | None) -> Finished:
     return Finished(batch.batch_id, batch.counts.get(ItemState.SUCCEEDED, 0), run.retired if run else 0)
 
 
+def run_lag(batch: BatchSummary | None) -> float | None:
+    """A run's lag in seconds (see the module's docstring), from its batch: 0 when every image it selected had a
+    copy; None before it has read its copies, or once its batch is gone."""
+    selection = None if batch is None else batch.selection
+    if batch is None or selection is None or not selection.copies_read:
+        return None
+    if selection.oldest_uncopied is None:
+        return 0.0
+    return max(0.0, batch.created_at - selection.oldest_uncopied)
+
+
 @dataclass(frozen=True)
 class PolicyStatus:
     policy: Policy
@@ -60,14 +71,8 @@ class PolicyStatus:
 
     @property
     def lag(self) -> float | None:
-        """Seconds (see the module's docstring); 0 when every image the run selected had a copy; None before a run
-        has read its copies, or once its batch is gone."""
-        selection = None if self.batch is None else self.batch.selection
-        if self.batch is None or selection is None or not selection.copies_read:
-            return None
-        if selection.oldest_uncopied is None:
-            return 0.0
-        return max(0.0, self.batch.created_at - selection.oldest_uncopied)
+        """The latest started run's lag (``run_lag``)."""
+        return run_lag(self.batch)
 
     @property
     def _uncounted(self) -> Finished | None:

@@ -6,9 +6,10 @@ import time
 import uuid
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import walk_to
+from tests.support import ended_run, walk_to
 from worker.data.accounts import CircuitPolicy
 from worker.domain.states import ItemState
 
@@ -104,6 +105,27 @@ def test_items_a_user_cancels_are_timed_like_every_other_ending(api, client) -> 
     assert after[(count, cancelled)] == before.get((count, cancelled), 0) + 3
     assert after[(total, cancelled)] > before.get((total, cancelled), 0)
     assert after[("imsrep_items", (("state", "cancelled"),))] == before[("imsrep_items", (("state", "cancelled"),))] + 3
+
+
+def test_metrics_export_each_policys_runs_outcome_copies_and_lag(api, client) -> None:
+    body = {"name": "watched", "selector": {}, "template": {"name": "{name}-c"}, "schedule": {"every": 3600}}
+    answer = client.post("/v1/policies", json=body)
+    assert answer.status_code == 201, answer.text
+    policy = (("policy", answer.json()["policy_id"]),)
+    m = _scrape(api)
+    assert m[("imsrep_policy_runs_total", policy)] == 0 and m[("imsrep_policy_copies_made_total", policy)] == 0
+    assert ("imsrep_policy_lag_seconds", policy) not in m  # no run has looked yet
+
+    ended_run(api.data(), policy[0][1], [ItemState.SUCCEEDED, ItemState.SUCCEEDED], oldest_age=30)
+    m = _scrape(api)
+    assert m[("imsrep_policy_runs_total", policy)] == 1 and m[("imsrep_policy_copies_made_total", policy)] == 2
+    assert m[("imsrep_policy_copies_retired_total", policy)] == 0
+    assert m[("imsrep_policy_lag_seconds", policy)] == pytest.approx(30)
+    name = "imsrep_policy_last_run_outcome"  # a state set: one sample per outcome, labelled with the metric's name
+    outcome = {s: m[(name, ((name, s), *policy))] for s in ("succeeded", "failed", "running", "skipped", "deleted")}
+    assert outcome == {"succeeded": 1, "failed": 0, "running": 0, "skipped": 0, "deleted": 0}
+    assert time.time() - 60 < m[("imsrep_policy_last_run_timestamp_seconds", policy)] <= time.time()
+    assert m[("imsrep_policy_next_run_timestamp_seconds", policy)] > time.time()
 
 
 def test_metrics_hold_no_state_in_the_api(api) -> None:

@@ -12,6 +12,8 @@ import uuid
 import pytest
 
 from tests.api.conftest import admit_messages
+from tests.support import ended_run
+from worker.domain.states import ItemState
 
 OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
 ROLES = {
@@ -185,6 +187,37 @@ def test_runs_lists_each_run_with_its_batch(teams) -> None:
     [run] = answer.json()["runs"]
     assert run["run"] == 1 and run["state"] == "skipped" and run["batch_id"] is None
     assert run["message"].startswith("the previous run's batch")
+
+
+def test_a_policy_shows_its_latest_run_outcome_lag_and_copies(teams) -> None:
+    policy = _create(teams)
+    path = f"/v1/policies/{policy['policy_id']}"
+    data = teams.data()
+    assert data.policies.load(policy["policy_id"]).max_unfinished == 100_000  # the submitter's limit, for its runs
+    batch_id = ended_run(data, policy["policy_id"], [ItemState.SUCCEEDED, ItemState.FAILED], oldest_age=42)
+    shown = _call(teams, "reader", "GET", path).json()
+    assert (shown["last_run_outcome"], shown["copies_made"], shown["copies_retired"]) == ("failed", 1, 0)
+    assert shown["lag_seconds"] == pytest.approx(42)
+    last = shown["last_run"]
+    assert (last["run"], last["state"], last["batch_id"], last["lag_seconds"]) == (
+        1,
+        "finished",
+        batch_id,
+        shown["lag_seconds"],
+    )
+    [listed] = [
+        p
+        for p in _call(teams, "reader", "GET", "/v1/policies").json()["policies"]
+        if p["policy_id"] == policy["policy_id"]
+    ]
+    assert listed == shown
+
+    # The next run skipped (over the limit, say): the outcome says so; the lag and copies are the last batch's.
+    data.policies.due_now(policy["policy_id"], time.time())
+    assert data.policies.claim(data.policies.load(policy["policy_id"]), time.time(), time.time() + 30, skipped="over")
+    shown = _call(teams, "reader", "GET", path).json()
+    assert (shown["last_run_outcome"], shown["last_run"]["message"], shown["copies_made"]) == ("skipped", "over", 1)
+    assert shown["lag_seconds"] == pytest.approx(42)
 
 
 def test_delete_removes_the_policy_and_its_runs(teams) -> None:
