@@ -162,10 +162,10 @@ def reasons_table(outcome: PlanOutcome) -> Table:
 
 def _forecast(f: dict[str, Any]) -> str:
     copies = f"{f['copies']} cop{'y' if f['copies'] == 1 else 'ies'}"
-    return f"{copies} on {f['slots']} slots: about {_duration(f['seconds'])} ({f['basis']})"
+    return f"{copies} on {f['slots']} slots: about {duration(f['seconds'])} ({f['basis']})"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"

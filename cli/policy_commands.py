@@ -1,7 +1,8 @@
 """``imsrep policy …``: standing policies from the command line (the API's ``/v1/policies``).
 
 A policy is a campaign's filters and template (the same options as ``imsrep select``/``imsrep plan --filter``) with
-a schedule. ``status`` shows the policy and its latest runs, ``plan`` what the next run would copy.
+a schedule. ``status`` shows where every policy is (or one policy and its latest runs), ``plan`` what the next
+run would copy.
 """
 
 from __future__ import annotations
@@ -195,26 +196,66 @@ def plan(
 
 @policy_app.command("status")
 def status(
-    policy_id: str, as_json: AsJson = False, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None
+    policy_id: Annotated[
+        str | None, typer.Argument(help="One policy, with its latest runs (default: every policy, a line each)")
+    ] = None,
+    as_json: AsJson = False,
+    api: ApiUrl = None,
+    token: Token = None,
+    state_dir: StateDir = None,
 ) -> None:
-    """The policy and its latest runs: each run's batch, state, items by state and the sources left out as copied."""
+    """Where policies are: each one's last run and outcome, next run, lag and copies made; or one policy and its
+    latest runs (each run's batch, state, items by state, the sources left out as copied and its lag)."""
     with _errors(), _client(api, token, state_dir) as client:
-        policy, runs = client.policy(policy_id), client.policy_runs(policy_id)
+        if policy_id is None:
+            found = client.policies()
+        else:
+            policy, runs = client.policy(policy_id), client.policy_runs(policy_id)
+    if policy_id is None:
+        if as_json:
+            print(json.dumps(found, indent=2))
+        else:
+            console.print(_overview(found))
+        return
     if as_json:
         print(json.dumps({"policy": policy, "runs": runs}, indent=2))
         return
     state = "paused" if policy["paused"] else f"active, next run {_when(policy['next_run_at'])}"
     console.print(f"Policy {policy_id} ({policy['name']}): {_schedule(policy)}, {state}", highlight=False)
+    console.print(
+        f"Last run: {policy['last_run_outcome'] or '-'}; lag {_lag(policy['lag_seconds'])}; "
+        f"copies made {policy['copies_made']}, retired {policy['copies_retired']}",
+        highlight=False,
+    )
     table = Table(title="Runs, newest first")
-    for column in ("Run", "Started", "State", "Batch", "Listed", "Already copied", "Items", "By state"):
+    for column in ("Run", "Started", "State", "Batch", "Listed", "Already copied", "Items", "By state", "Lag"):
         table.add_column(column, overflow="fold")
     for r in runs:
         counts = ", ".join(f"{state} {n}" for state, n in sorted(r["counts"].items()))
         table.add_row(
             str(r["run"]), short_time(r["started_at"]), r["state"], r["batch_id"] or r["message"] or "",
-            str(r["listed"]), str(r["already_copied"]), str(r["total"]), counts,
+            str(r["listed"]), str(r["already_copied"]), str(r["total"]), counts, _lag(r["lag_seconds"]),
         )  # fmt: skip
     console.print(table)
+
+
+def _overview(policies: list[dict[str, Any]]) -> Table:
+    table = Table(title="Policies")
+    for column in ("Policy", "Name", "Schedule", "Last run", "Outcome", "Next run", "Lag", "Copies made", "Retired"):
+        table.add_column(column, overflow="fold")
+    for p in policies:
+        last = p["last_run"]
+        ran = "-" if last is None else f"{last['run']}, {_when(last['started_at'])}"
+        table.add_row(
+            p["policy_id"], p["name"], _schedule(p), ran, p["last_run_outcome"] or "-",
+            "paused" if p["paused"] else _when(p["next_run_at"]), _lag(p["lag_seconds"]),
+            str(p["copies_made"]), str(p["copies_retired"]),
+        )  # fmt: skip
+    return table
+
+
+def _lag(seconds: float | None) -> str:
+    return "-" if seconds is None else planning.duration(seconds)
 
 
 def _schedule(policy: dict[str, Any]) -> str:

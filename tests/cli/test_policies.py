@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import EXIT_OK, EXIT_USAGE, app
+from tests.support import ended_run
+from worker.domain.states import ItemState
 
 runner = CliRunner()
 
@@ -59,6 +61,25 @@ def test_a_policy_from_create_to_delete(api_server) -> None:
     assert _run(api_server, "delete", policy_id).exit_code == EXIT_OK
     gone = _run(api_server, "show", policy_id)
     assert gone.exit_code == EXIT_USAGE and "not found" in gone.stderr
+
+
+def test_status_shows_every_policys_last_run_outcome_next_run_lag_and_copies(api_server) -> None:
+    made = _run(api_server, "create", "watched", "--every", "3600", "--name", "{name}-w")
+    policy_id = re.search(r"created policy ([0-9a-f]{32})", made.output).group(1)
+    ended_run(api_server.data(), policy_id, [ItemState.SUCCEEDED, ItemState.SUCCEEDED], oldest_age=125)
+    overview = runner.invoke(
+        app, ["policy", "status", "--api", api_server.url, "--token", api_server.token], env={"COLUMNS": "250"}
+    )
+    assert overview.exit_code == EXIT_OK, overview.output
+    [row] = [line for line in overview.output.splitlines() if policy_id in line]
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[1:3] == ["watched", "every 3600 s"] and cells[3].startswith("1, ") and cells[4:5] == ["succeeded"]
+    assert cells[5].endswith("UTC") and cells[6:] == ["2m 05s", "2", "0"]  # next run, lag, copies made, retired
+    [listed] = [p for p in json.loads(_run(api_server, "status", "--json").output) if p["policy_id"] == policy_id]
+    assert (listed["copies_made"], listed["last_run_outcome"]) == (2, "succeeded")
+
+    one = _run(api_server, "status", policy_id)
+    assert "Last run: succeeded; lag 2m 05s; copies made 2, retired 0" in one.output
 
 
 def test_a_bad_definition_names_the_field_and_rule(api_server) -> None:
