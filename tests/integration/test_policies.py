@@ -1,7 +1,8 @@
 """A standing policy end to end, on real processes (Redis, simulator, API, worker, beat): a policy every few seconds
 over a simulator to which images are added between runs. Every new matching image gets exactly one copy across
 the runs, including after Redis loses every batch, item and idempotency key (only the policy itself kept): the
-copies' provenance tags are the memory. Its own stack, since it wipes Redis."""
+copies' provenance tags are the memory. Each run's lag, the policy's metrics and its tasks in Flower show it. Its
+own stack, since it wipes Redis."""
 
 from __future__ import annotations
 
@@ -106,3 +107,12 @@ def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stac
         assert sources() == Counter(dict.fromkeys(added, 1))  # each source copied exactly once, nothing else
         latest = next(r for r in runs() if r["state"] == "finished")
         assert latest["total"] == 0 and latest["already_copied"] == len(added)
+
+        # Where users look: each run's lag (none left once every source has its copy), the metrics, and Flower,
+        # whose tasks of a run name the policy.
+        assert all(r["lag_seconds"] > 0 for r in runs() if r["total"]) and latest["lag_seconds"] == 0
+        assert f'imsrep_policy_lag_seconds{{policy="{policy_id}"}} 0.0' in api.get("/metrics").text
+        auth = (stack.flower_user, stack.flower_password)
+        tasks = httpx.get(f"{stack.flower_url}/api/tasks", params={"limit": 2000}, auth=auth, timeout=30).json()
+        named = {t["name"] for t in tasks.values() if f"'policy': '{policy_id}'" in (t["kwargs"] or "")}
+        assert {"replication.expand", "replication.poll"} <= named, named
