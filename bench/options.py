@@ -33,3 +33,8 @@ class BenchOptions:
     scale_copy_seconds: float = 60.0  # accounts: D of those runs
     latencies: str = "0,0.15,0.3"  # latency: seconds the simulator waits before each answer, one run each (0 first)
     latency_accounts: int = 200  # latency: projects (two copies per slot, D = scale_copy_seconds)
+    policy_images: int = 10_000  # policy: the catalogue its selector covers (copied by its first run)
+    policy_new_images: int = 100  # policy: images the simulator adds every interval
+    policy_every: float = 30.0  # policy: its interval (seconds)
+    policy_runs: int = 5  # policy: steady runs measured
+    policy_copy_seconds: float = 1.0  # policy: D of its copies

@@ -1,5 +1,5 @@
-"""``python -m bench`` with tiny sizes, end to end, so the benchmark cannot rot: every scenario runs against a real
-stack and the table comes out. Its figures mean nothing at these sizes and are not checked."""
+"""``python -m bench`` with tiny sizes, end to end, so the benchmark cannot rot: every scenario (but ``LEFT_OUT``)
+runs against a real stack and the table comes out. Its figures mean nothing at these sizes and are not checked."""
 
 from __future__ import annotations
 
@@ -44,16 +44,22 @@ TINY = {
 }
 
 
+# Scenarios this smoke leaves out: ``policy`` waits out several policy intervals however small it is made (45 s at
+# 50 images and a 3 s interval, more than a third of this test's whole run), so it is run by hand only.
+LEFT_OUT = {"policy"}
+SMOKED = [name for name in SCENARIOS if name not in LEFT_OUT]
+
+
 def test_the_benchmark_writes_its_table(tmp_path: Path) -> None:
     out = tmp_path / "performance.md"
-    args = [arg for pair in TINY.items() for arg in pair]
+    args = ["--scenarios", ",".join(SMOKED), *(arg for pair in TINY.items() for arg in pair)]
     command = [sys.executable, "-m", "bench", *args, "--workdir", str(tmp_path / "work"), "--out", str(out)]
     done = _run(command, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text()
     assert "| Scenario | Figure | Measured | Goal | Baseline (same run) | Verdict |" in text
     assert f"{os.cpu_count()} cores" in text
-    for name in SCENARIOS:
+    for name in SMOKED:
         assert f"\n| {name}: " in text, f"no rows for scenario {name}"
     for figure in ("slot utilisation", "IMS calls per succeeded item", "time to 202", "Redis memory per stored item"):
         assert figure in text
