@@ -1,17 +1,28 @@
 """Policies in Redis: stored, listed, deleted; a due run claimed once however many ticks race for it, recorded
-once, and skipped runs recorded as such."""
+once, and skipped runs recorded as such; a finished run's copies counted once; a policy's status."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
-from worker.data import DataLayer, Run, open_data_layer
+from worker.data import (
+    BatchSummary,
+    DataLayer,
+    Finished,
+    Outcome,
+    PolicyStatus,
+    Run,
+    SelectionProgress,
+    open_data_layer,
+)
 from worker.domain.ownership import Owner
 from worker.domain.policy import Policy, PolicyDefinition, Schedule
+from worker.domain.states import ItemState
 
 
 @pytest.fixture
@@ -88,3 +99,42 @@ def test_a_policy_deleted_while_its_run_starts_is_not_brought_back(data) -> None
     data.policies.delete(policy.id)
     assert not data.policies.record(policy.id, Run(1, time.time(), batch_id="b" * 32))
     assert data.policies.load(policy.id) is None and data.policies.every() == []
+
+
+def test_a_finished_runs_copies_are_added_once_whoever_claims_next(data) -> None:
+    policy = _policy(time.time() - 1)
+    data.policies.save(policy)
+    now = time.time()
+    ended = Finished("b" * 32, made=7, retired=2)
+    assert data.policies.claim(policy, now, now - 1, skipped="busy", finished=ended) == 1
+    stored = data.policies.load(policy.id)
+    assert (stored.made, stored.retired, stored.counted) == (7, 2, "b" * 32)
+    assert data.policies.claim(stored, now, now + 60, skipped="busy", finished=ended) == 2  # the same batch again
+    assert (data.policies.load(policy.id).made, data.policies.load(policy.id).retired) == (7, 2)
+
+
+def _batch(total: int, counts: dict[ItemState, int], *, copies_read: bool = True, oldest: float | None = None):
+    selection = SelectionProgress(
+        "done", 0, 0, total, copied=1 if copies_read else 0, copies_read=copies_read, oldest_uncopied=oldest
+    )
+    return BatchSummary("c" * 32, 1000.0, total, counts, selection=selection)
+
+
+@pytest.mark.parametrize(
+    ("batch", "outcome", "lag"),
+    [
+        (None, Outcome.DELETED, None),
+        (_batch(2, {ItemState.SUCCEEDED: 1, ItemState.REPLICATING: 1}, oldest=900.0), Outcome.RUNNING, 100.0),
+        (_batch(2, {ItemState.SUCCEEDED: 1, ItemState.REJECTED: 1}, oldest=1200.0), Outcome.FAILED, 0.0),
+        (_batch(0, {}), Outcome.SUCCEEDED, 0.0),
+        (_batch(0, {}, copies_read=False), Outcome.SUCCEEDED, None),
+    ],
+)
+def test_a_status_reads_outcome_and_lag_from_the_latest_batch(batch, outcome, lag) -> None:
+    policy = replace(_policy(None), runs=1, last_batch="c" * 32, last_started=1, made=5)
+    run = Run(1, 1000.0, batch_id="c" * 32)
+    status = PolicyStatus(policy, run, run, batch)
+    assert (status.outcome, status.lag) == (outcome, lag)  # a clock a little ahead of IMS's gives 0, not less
+    assert status.made == 5 + (batch.counts.get(ItemState.SUCCEEDED, 0) if batch else 0)  # counted live, not yet
+    skipped = PolicyStatus(policy, Run(2, 1060.0, skipped=True, message="busy"), run, batch)
+    assert (skipped.outcome, skipped.lag) == (Outcome.SKIPPED, lag)
