@@ -87,6 +87,9 @@ class SimConfig:
     shared_job_pool: bool = False  # cross-region copies also take in-region slots (and the reverse)
     cross_region_max_gb: float = 0.0  # 0: Huawei's per-region limit (128 GB, 300 GB in four regions)
     member_job_seconds: float = 1.0
+    # A copy of a shared image refuses a cmk_id (IMG.0197), as Huawei's Chinese user guide has it; by default the
+    # member re-keys it with its own key (ims-contract.md §12, OTC's user guide).
+    unencrypted_shared_copies: bool = False
     new_images_every: float = 0.0  # seconds between scheduled batches of new images in the home project; 0: none
     new_images_count: int = 1  # images per batch
     seed: int = 0
