@@ -193,8 +193,12 @@ def test_only_the_member_accepts_then_copies_the_share_under_its_own_key(
     assert image_id in [i.id for i in friend.list_images(accepted).images]
     (listed,) = friend.list_images(ims.ListImagesRequest(id=image_id)).images
     assert (listed.id, listed.owner, listed.imagetype) == (image_id, owner_project, "shared")
-    # In an enterprise project it may not copy it; in its IAM project it may, under its own key.
+    # In an enterprise project it may not copy it (by the v1 call or the newer v2.1 one); in its IAM project it may,
+    # under its own key.
     assert refusal(lambda: copy(name="sdk-ep", enterprise_project_id=ENTERPRISE_PROJECT)).error_code == "IMG.0155"
+    in_ep = ims.CopyImageInRegionRequestBody(name="sdk-ep", enterprise_project_id=ENTERPRISE_PROJECT)
+    safe_mode = ims.CopyImageInRegionInSafeModeRequest(image_id=image_id, body=in_ep)
+    assert refusal(lambda: friend.copy_image_in_region_in_safe_mode(safe_mode)).error_code == "IMG.0155"
     copied = wait_job(friend, copy(name="sdk-golden-mine", cmk_id=key).job_id, waiter)
     assert (copied.status, copied.job_type) == ("SUCCESS", "imsCopyImageInRegionJob")
     (mine,) = friend.list_images(ims.ListImagesRequest(id=copied.entities.image_id)).images
