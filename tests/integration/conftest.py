@@ -16,7 +16,7 @@ from cli import services
 from cli.api_client import ApiClient, ApiTarget
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from simulator.catalog.default import DEFAULT_IMAGES
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.ims.client import ImsClient
@@ -73,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator_project_ids=services.EXAMPLE_PROJECTS,
         simulator_regions=services.EXAMPLE_REGIONS,
         env=STACK_ENV,
-        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:  # stops every process on the way out, whatever happened
         info = local.start()

@@ -18,7 +18,7 @@ from cli import services
 from cli.demo import simulator_account
 from cli.processes import wait_until
 from cli.redis_auth import read_password
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.ims.client import ImsClient
@@ -41,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         simulator_project_ids=services.EXAMPLE_PROJECTS,
         simulator_regions=services.EXAMPLE_REGIONS,
         env=ENV,
-        stop_grace=2,
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
         yield local.start()
