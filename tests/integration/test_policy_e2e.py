@@ -20,29 +20,20 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from cli import services
 from cli.demo import simulator_account
 from cli.processes import wait_until
-from cli.redis_auth import read_password
 from cli.stack import LocalStack, StackOptions
-from tests.support import FAST_RATE_ENV, fast_env
+from tests.integration.conftest import SIMULATOR, forget_all_but_policy, policy_env
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.ims.client import ImsClient
 
 EVERY = 2  # seconds between a policy's runs
 NEW_EVERY = 1.0  # seconds between the simulator's new images: two or so per run
-COPY_SECONDS = 0.25
 RUNS = 20
 # Between these runs (after the run of that number has finished): the faults the issue names.
 KILL_WORKER, RESTART_API, FLUSH_REDIS = 5, 10, 15
-ENV = {
-    **fast_env(poll_initial_delay=COPY_SECONDS),
-    **FAST_RATE_ENV,
-    "IMSREP_POLICY_MIN_INTERVAL": str(EVERY),
-    "IMSREP_POLICY_TICK_SECONDS": "0.25",
-}
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +41,9 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("policy-e2e"),
         use_simulator=True,
-        simulator={
-            "copy_seconds": COPY_SECONDS,
-            "image_quota": 100_000,
-            "new_images_every": NEW_EVERY,
-            "new_images_count": 1,
-        },
+        simulator={**SIMULATOR, "new_images_every": NEW_EVERY, "new_images_count": 1},
         simulator_project_ids=services.EXAMPLE_PROJECTS,
-        env=ENV,
+        env=policy_env(EVERY, 0.25),
         flower=False,
         stop_grace=2,
     )
@@ -129,22 +115,12 @@ def test_a_policy_copies_each_new_image_once_and_in_time_through_faults(local: L
                 # idempotency key goes (test_policies.py does the same).
                 pause(True)
                 wait_until(lambda: all(r["state"] != "running" for r in runs()), 60, "the run under way")
-                _forget_all_but_the_policy(local, policy_id)
+                forget_all_but_policy(info, policy_id)
                 pause(False)
 
         jobs = sim.get("/_sim/jobs", params={"project_id": info.simulator_project_id}).json()["jobs"]
         listed = list(ims.iter_images())
     _check(since.timestamp(), seen, jobs, listed, policy_id)
-
-
-def _forget_all_but_the_policy(local: LocalStack, policy_id: str) -> None:
-    info = local.info
-    r = redis.Redis.from_url(info.redis_url, password=read_password(info.redis_password_file), decode_responses=True)
-    kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
-    for key in r.scan_iter("imsrep:*"):
-        if key not in kept:
-            r.delete(key)
-    r.close()
 
 
 def _check(since: float, seen: dict[int, RunSeen], jobs: list[dict[str, Any]], listed: list, policy_id: str) -> None:
