@@ -168,6 +168,7 @@ def test_a_copy_whose_tags_failed_is_tagged_by_a_later_run_not_copied_again(make
     first, _ = ctx.data.records.batch_items(_run(ctx, policy), limit=10, cursor=0)
     assert {(i.state, i.reason) for i in first} == {(ItemState.SUCCEEDED, ReasonCode.TAGS_NOT_APPLIED)}
     assert _sources_of_copies(ims, policy) == []  # the copies carry no provenance: a listing by tag misses them
+    assert _plan(ctx, policy).summary["items"] == 2  # a plan judges the sources again, and not their copies
 
     # The tags work again, and Redis forgets every batch and item: only the cloud knows the copies are the policy's.
     assert httpx.post(f"{sim.url}/_sim/faults", json={"error_rate": 0.0}, timeout=10).status_code == 200
@@ -186,14 +187,19 @@ def test_a_plan_of_a_policy_leaves_out_what_it_copied(ctx, sim, ims) -> None:
     images = _add_images(sim, prefix, 2)
     policy = _policy(ctx, prefix)
     _run(ctx, policy)
+    record = _plan(ctx, policy)
+    assert record.state == "done" and record.summary["items"] == 0  # both sources copied: nothing to judge
+    assert sorted(images) == _sources_of_copies(ims, policy)
+
+
+def _plan(ctx: StepContext, policy: Policy):
+    """A plan of the policy's next run, worked out; its record."""
     stored = ctx.data.policies.load(policy.id)
     plan = ctx.data.plans.create(
         [], ttl=600, first_stage="page", selection=_selection(ctx, stored), now=ctx.clock(), owner=stored.owner
     )
     drive(ctx, [Next(TaskName.PLAN, {"plan_id": plan.plan_id, "stage": "page", "marker": ""})])
-    record = ctx.data.plans.load(plan.plan_id)
-    assert record.state == "done" and record.summary["items"] == 0  # both sources copied: nothing to judge
-    assert sorted(images) == _sources_of_copies(ims, policy)
+    return ctx.data.plans.load(plan.plan_id)
 
 
 def _selection(ctx: StepContext, policy: Policy) -> dict:
