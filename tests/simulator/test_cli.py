@@ -97,6 +97,7 @@ def test_defaults(run: Any) -> None:
     assert sim.knobs.as_dict() == {
         "fail_rate": 0,
         "error_rate": 0,
+        "error_apis": (),
         "throttle_rate": 0,
         "latency": 0,
         "hang_rate": 0,

@@ -98,6 +98,13 @@ class Image(_Lenient):
         return None
 
     @property
+    def copied_from(self) -> str | None:
+        """The source image of a copy: IMS records ``__data_origin`` ``image,<region>,<source image ID>`` at its
+        creation (docs/ims-api.md §5); None for any other image."""
+        kind, _, rest = (self.data_origin or "").partition(",")
+        return rest.rpartition(",")[2] or None if kind == "image" else None
+
+    @property
     def is_full_ecs(self) -> bool:
         # The flag may be missing from list answers (docs/ims-api.md §5); the origin and backup ID also give it away.
         return self.whole_image or (self.data_origin or "").startswith("server_backup,") or bool(self.backup_id)
