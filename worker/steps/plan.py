@@ -40,7 +40,7 @@ from worker.steps.context import Next, StepContext
 from worker.steps.forecast import duration
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.select import PAGE as PAGE_SIZE
-from worker.steps.select import SelectionRefused, SelectionSpec, list_page
+from worker.steps.select import SelectionRefused, SelectionSpec
 from worker.steps.validate import (
     LISTING_MIN_ITEMS,
     check_decrypt,
@@ -153,7 +153,7 @@ def _page(ctx: StepContext, record: PlanRecord) -> list[Next]:
     client = ctx.client(spec.account)
     if spec.policy is not None and not record.marker:  # a policy's run leaves out what it copied: so does its plan
         ctx.data.plans.leave_out(record.plan_id, spec.copied(ctx, client).left_out, ttl=ctx.settings.plan_seconds)
-    page, matched, _ = list_page(client, spec.selector, record.marker)
+    page, matched, _ = spec.listing(client, record.marker)
     keys = _keys(client, [spec.template.kms_key])
     last = len(page) < PAGE_SIZE
     room = max(0, ctx.settings.max_batch_items - record.judged)

@@ -32,7 +32,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
-from worker.steps.provenance import Copied, copied
+from worker.steps.provenance import Copied, copied, untagged_copies
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.validate import validate_listed
 
@@ -73,6 +73,15 @@ class SelectionSpec:
         target = self.template
         return copied(ctx, self.policy, self.account, client, target.target_region, target.target_project)
 
+    def listing(self, client: ImsClient, marker: str) -> tuple[list[Image], list[Image], str | None]:
+        """``list_page``, a policy's own copies that lack its tags left out of what it keeps (they are no new
+        sources: ``worker.steps.provenance.untagged_copies``)."""
+        page, matched, cmk_id = list_page(client, self.selector, marker)
+        if self.policy is not None:
+            own = untagged_copies(client, self.template, self.region, page, matched)
+            matched = [image for image in matched if image.id not in own]
+        return page, matched, cmk_id
+
 
 def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
     selection = ctx.data.selections.load(batch_id)
@@ -87,7 +96,7 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         if spec.policy is not None and not selection.progress.copies_read:  # once per run, before its first page
             found = spec.copied(ctx, client)
             ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources))
-        page, matched, cmk_id = list_page(client, spec.selector, marker)
+        page, matched, cmk_id = spec.listing(client, marker)
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
         if not marker:  # one quota reading per selection, for the warning the next submissions give
             read_quota(ctx, pool_named(ctx, spec.account), read=client.get_quota)

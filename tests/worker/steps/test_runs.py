@@ -18,6 +18,7 @@ from worker.data import NewItem, Outcome
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.domain.ownership import Owner
 from worker.domain.policy import Overlap, Policy, PolicyDefinition, Schedule
+from worker.domain.reasons import ReasonCode
 from worker.domain.selector import Selector, Template, selection_record
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
@@ -68,6 +69,14 @@ def _run(ctx: StepContext, policy: Policy) -> str:
     assert batch_id == first.kwargs["batch_id"]
     assert ctx.data.records.batch(batch_id).done
     return batch_id
+
+
+def _forget_all_but_policies(ctx: StepContext) -> None:
+    """Redis loses every batch, item and idempotency key; the policies keep their definitions, due times and runs."""
+    r = ctx.data._client
+    for key in r.scan_iter(f"{ctx.settings.key_prefix}:*"):
+        if ":polic" not in key:
+            r.delete(key)
 
 
 def _sources_of_copies(ims, policy: Policy) -> list[str]:
@@ -143,10 +152,7 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
     assert calls == {"list_images:200": 2, "quota:200": 1}  # its copies, then its one page of sources
 
     # Redis forgets every batch, item and idempotency key (the policy itself kept): still nothing copied twice.
-    r = ctx.data._client
-    for key in r.scan_iter(f"{ctx.settings.key_prefix}:*"):
-        if ":polic" not in key:  # the policy: its definition, due time and runs
-            r.delete(key)
+    _forget_all_but_policies(ctx)
     fresh = _add_images(sim, prefix, 2)
     third = _run(ctx, policy)
     items, _ = ctx.data.records.batch_items(third, limit=10, cursor=0)
@@ -155,19 +161,50 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
     assert _sources_of_copies(ims, policy) == sorted(first + fresh)
 
 
+def test_a_copy_whose_tags_failed_is_tagged_by_a_later_run_not_copied_again(make_context, sim) -> None:
+    # One retry, so the failed tagging gives up quickly.
+    ctx = make_context(retry_max_attempts=1)
+    ims = ctx.clients("default")
+    prefix = f"u{uuid.uuid4().hex[:6]}-"
+    sources = _add_images(sim, prefix, 2)
+    policy = _policy(ctx, prefix)  # its copies match its selector: an untagged one must not pass for a source
+    faults = {"error_rate": 1.0, "error_apis": ["tags_action"]}
+    assert httpx.post(f"{sim.url}/_sim/faults", json=faults, timeout=10).status_code == 200
+    first, _ = ctx.data.records.batch_items(_run(ctx, policy), limit=10, cursor=0)
+    assert {(i.state, i.reason) for i in first} == {(ItemState.SUCCEEDED, ReasonCode.TAGS_NOT_APPLIED)}
+    assert _sources_of_copies(ims, policy) == []  # the copies carry no provenance: a listing by tag misses them
+    assert _plan(ctx, policy).summary["items"] == 2  # a plan judges the sources again, and not their copies
+
+    # The tags work again, and Redis forgets every batch and item: only the cloud knows the copies are the policy's.
+    assert httpx.post(f"{sim.url}/_sim/faults", json={"error_rate": 0.0}, timeout=10).status_code == 200
+    _forget_all_but_policies(ctx)
+    second, _ = ctx.data.records.batch_items(_run(ctx, policy), limit=10, cursor=0)
+    assert sorted(i.image_id for i in second) == sorted(sources)  # the untagged copies are no sources of their own
+    assert {(i.state, i.reason) for i in second} == {(ItemState.SUCCEEDED, None)}
+    assert {i.new_image_id for i in second} == {i.new_image_id for i in first}  # adopted, not copied again
+    jobs = httpx.get(f"{sim.url}/_sim/jobs", timeout=10).json()["jobs"]
+    assert sorted(job["source_image_id"] for job in jobs) == sorted(sources)  # one copy each, ever
+    assert _sources_of_copies(ims, policy) == sorted(sources)
+
+
 def test_a_plan_of_a_policy_leaves_out_what_it_copied(ctx, sim, ims) -> None:
     prefix = f"k{uuid.uuid4().hex[:6]}-"
     images = _add_images(sim, prefix, 2)
     policy = _policy(ctx, prefix)
     _run(ctx, policy)
+    record = _plan(ctx, policy)
+    assert record.state == "done" and record.summary["items"] == 0  # both sources copied: nothing to judge
+    assert sorted(images) == _sources_of_copies(ims, policy)
+
+
+def _plan(ctx: StepContext, policy: Policy):
+    """A plan of the policy's next run, worked out; its record."""
     stored = ctx.data.policies.load(policy.id)
     plan = ctx.data.plans.create(
         [], ttl=600, first_stage="page", selection=_selection(ctx, stored), now=ctx.clock(), owner=stored.owner
     )
     drive(ctx, [Next(TaskName.PLAN, {"plan_id": plan.plan_id, "stage": "page", "marker": ""})])
-    record = ctx.data.plans.load(plan.plan_id)
-    assert record.state == "done" and record.summary["items"] == 0  # both sources copied: nothing to judge
-    assert sorted(images) == _sources_of_copies(ims, policy)
+    return ctx.data.plans.load(plan.plan_id)
 
 
 def _selection(ctx: StepContext, policy: Policy) -> dict:
