@@ -2,8 +2,8 @@
 ``--policy-new-images`` (100) new ones arrive every interval, against the issue's goal: its lag stays under one
 interval, at no more than 0.05 IMS calls per unchanged image per run.
 
-Its first run copies the whole catalogue (the catch-up, measured too); the run after it copies what arrived
-meanwhile; then ``--policy-runs`` runs are measured in steady state. The lag is each run's own figure (the age of
+Its first run copies the whole catalogue (the catch-up, measured too); new images arrive from its end on; the run
+after it is not measured, then ``--policy-runs`` runs are, in steady state. The lag is each run's own figure (the age of
 the oldest image it selected without a copy, at its start: ``GET /v1/policies/{id}/runs``), and, from the cloud's
 side, the age of each new image when its copy was made. New images arrive through ``POST /_sim/images`` every
 interval (the simulator's ``--new-images-every``, but stoppable): once they stop, one more run copies the last ones
@@ -48,11 +48,11 @@ def run(opts: BenchOptions) -> list[Figure]:
         created = stack.api.post("/v1/policies", json=body)
         created.raise_for_status()
         policy = Watched(stack, created.json()["policy_id"], timeout=every * 3 + 300)
-        with Arrivals(stack, opts.policy_new_images, every):
-            started = time.perf_counter()
-            first = policy.wait_run(1, timeout=n / 5 + 300)
-            catch_up = time.perf_counter() - started
-            runs = [policy.next_run(first)]  # it copies what arrived during the catch-up: not measured
+        started = time.perf_counter()
+        first = policy.wait_run(1, timeout=n / 2 + 300)
+        catch_up = time.perf_counter() - started
+        with Arrivals(stack, opts.policy_new_images, every):  # from the catch-up's end: steady state
+            runs = [policy.next_run(first)]  # its first arrivals: not measured
             before = stack.stats()
             for _ in range(opts.policy_runs):
                 runs.append(policy.next_run(runs[-1]))
