@@ -133,5 +133,5 @@ def plan_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep, r
     responses=_NOT_FOUND,
 )
 def list_policy_runs(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep) -> RunsOut:
-    runs = [RunOut.of(run, batch) for run, batch in policies.runs(who, policy_id)]
+    runs = [RunOut.of(run, batch, retired) for run, batch, retired in policies.runs(who, policy_id)]
     return RunsOut(policy_id=policy_id, runs=runs)

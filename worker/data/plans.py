@@ -52,6 +52,7 @@ class PlanRecord:
     summary: dict[str, Any] | None
     label: str | None
     owner: Owner | None = None
+    retirements: list[dict[str, Any]] | None = None  # a policy's plan: its rule's verdicts on the policy's copies
 
     @classmethod
     def of(cls, plan_id: str, meta: dict[str, str]) -> PlanRecord:
@@ -74,6 +75,7 @@ class PlanRecord:
             summary=loaded("summary"),
             label=meta.get("label") or None,
             owner=Owner.from_meta(meta),
+            retirements=loaded("retirements"),
         )
 
 
@@ -237,6 +239,10 @@ class Plans:
             pipe.sadd(self._keys.plan_seen(plan_id), *image_ids)
             pipe.expire(self._keys.plan_seen(plan_id), ttl)
             pipe.execute()
+
+    def note_retirements(self, plan_id: str, judged: list[dict[str, Any]]) -> None:
+        """A policy's plan: what the next run's retention would say of the policy's copies (the summary shows it)."""
+        self._redis.hset(self._keys.plan(plan_id), "retirements", json.dumps(judged, separators=(",", ":")))
 
     def finish(self, plan_id: str, summary: dict[str, Any], now: float) -> bool:
         fields = {"state": DONE, "summary": json.dumps(summary, separators=(",", ":"))}

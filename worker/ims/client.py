@@ -262,6 +262,12 @@ class ImsClient:
         body = {"action": "create", "tags": [{"key": key, "value": value} for key, value in tags.items()]}
         self._call("tag_action", "POST", url, _nothing, body=body, empty_ok=True)
 
+    def delete_image(self, image_id: str) -> None:
+        """Delete an image the project owns: ``DELETE /v2/images/{image_id}``, answered ``204`` once it is gone
+        (docs/ims-api.md; ims-contract §12). IMS refuses one being made (IMG.0090), a protected one (IMG.0091)."""
+        url = f"{self._account.ims_endpoint}/v2/images/{_segment(image_id)}"
+        self._call("delete_image", "DELETE", url, _nothing, empty_ok=True)
+
     def image_tags(self, image_id: str) -> dict[str, str]:
         url = f"{self._account.ims_endpoint}/v2/{self._account.project_id}/images/{_segment(image_id)}/tags"
         return self._call("list_tags", "GET", url, _tags)
