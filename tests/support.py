@@ -8,15 +8,21 @@ import subprocess
 from collections import deque
 from collections.abc import Sequence
 
+import httpx
 from packaging.markers import Marker
 from packaging.requirements import Requirement
+from pydantic import SecretStr
 
+from cli.processes import wait_until
 from cli.stack import HOST, LocalStack
 from config.settings import ENV_PREFIX
 from worker.data import DataLayer, PoolStatus, Quota, RecordStore
 from worker.data.accounts import Health
 from worker.domain.pools import Pool
 from worker.domain.states import MOVES, Event, ItemState
+from worker.ims.client import ImsClient
+from worker.ims.credentials import Credentials, StaticCredentials
+from worker.ims.signer import AkSkAuth
 
 # The one timing profile of test stacks (Settings names): polls, retries and the maintenance that repairs what faults
 # upset (the reconciler, probes of an account or a full pool, the submit lock's lease) in tenths of a second to
@@ -129,3 +135,17 @@ def locked_pins(constraints: str) -> dict[str, str]:
             if requirement.marker is None or Marker(str(requirement.marker)).evaluate():
                 pins[requirement.name] = str(requirement.specifier).removeprefix("==")
     return pins
+
+
+def accept_share(ims: ImsClient, endpoint: str, access_key: str, secret_key: str, member: str, image_id: str) -> None:
+    """Project ``member`` accepts ``image_id`` as its own users would (``PUT /v1/cloudimages/members`` signed in
+    that project, ims-contract §12), and the owner's client ``ims`` then sees it accepted."""
+    auth = AkSkAuth(StaticCredentials(Credentials(SecretStr(access_key), SecretStr(secret_key))), member)
+    body = {"images": [image_id], "project_id": member, "status": "accepted"}
+    answer = httpx.put(f"{endpoint}/v1/cloudimages/members", json=body, auth=auth, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+    def seen() -> bool:
+        return [(m.member_id, m.status) for m in ims.image_members(image_id)] == [(member, "accepted")]
+
+    wait_until(seen, 10, f"{member} accepting {image_id}")

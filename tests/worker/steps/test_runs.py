@@ -8,61 +8,16 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-
 from worker import steps
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
-from worker.domain.ownership import Owner
-from worker.domain.policy import Overlap, Policy, PolicyDefinition, Schedule
+from worker.domain.policy import Overlap, Policy
+from worker.domain.retirement import PROVENANCE_BORN, PROVENANCE_LINEAGE
 from worker.domain.selector import Selector, Template, selection_record
 from worker.domain.states import ItemState
 from worker.queues import TaskName
 from worker.steps import Next, StepContext
 
-from .conftest import drive, ims_calls
-
-
-def _policy(ctx: StepContext, prefix: str, **definition) -> Policy:
-    fields = {
-        "name": "nightly",
-        "selector": {"name_prefix": prefix},
-        "template": {"name": "{name}-copy", "tags": {"team": "web"}},  # its copies match the selector too
-        "schedule": Schedule(every=60),
-        **definition,
-    }
-    policy = Policy(
-        id=uuid.uuid4().hex,
-        definition=PolicyDefinition(**fields),
-        account="default",
-        region=ctx.settings.accounts["default"].region,
-        owner=Owner.of("alice", ["default"]),
-        created_at=ctx.clock(),
-        updated_at=ctx.clock(),
-        next_run_at=ctx.clock(),
-    )
-    ctx.data.policies.save(policy)
-    return policy
-
-
-def _add_images(sim, name: str, count: int) -> list[str]:
-    answer = httpx.post(f"{sim.url}/_sim/images", json={"count": count, "name": name + "{n}"}, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return [image["id"] for image in answer.json()["images"]]
-
-
-def _due(ctx: StepContext, policy: Policy) -> None:
-    ctx.data.policies.due_now(policy.id, ctx.clock())
-
-
-def _run(ctx: StepContext, policy: Policy) -> str:
-    """One run, driven to its end like the workers would; its batch."""
-    _due(ctx, policy)
-    [first] = steps.start_runs(ctx)
-    drive(ctx, [first], timeout=60)
-    batch_id = ctx.data.policies.load(policy.id).last_batch
-    assert batch_id == first.kwargs["batch_id"]
-    assert ctx.data.records.batch(batch_id).done
-    return batch_id
+from .conftest import add_images, drive, ims_calls, make_due, run_policy, store_policy
 
 
 def _sources_of_copies(ims, policy: Policy) -> list[str]:
@@ -71,7 +26,7 @@ def _sources_of_copies(ims, policy: Policy) -> list[str]:
 
 
 def test_a_due_run_is_a_selector_batch_of_the_policys_owner_and_label(ctx, sim) -> None:
-    policy = _policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
+    policy = store_policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
     [expand] = steps.start_runs(ctx)
     assert expand.task is TaskName.EXPAND
     batch_id = expand.kwargs["batch_id"]
@@ -86,7 +41,7 @@ def test_a_due_run_is_a_selector_batch_of_the_policys_owner_and_label(ctx, sim) 
 
 
 def test_ticks_racing_start_one_run_and_a_lost_tick_is_finished_by_the_next(ctx, sim) -> None:
-    policy = _policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
+    policy = store_policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
     with ThreadPoolExecutor(6) as pool:
         sent = [n for nexts in pool.map(lambda _: steps.start_runs(ctx), range(6)) for n in nexts]
     assert len({n.kwargs["batch_id"] for n in sent}) == 1  # each tick that got it names the one batch
@@ -94,7 +49,7 @@ def test_ticks_racing_start_one_run_and_a_lost_tick_is_finished_by_the_next(ctx,
     assert len(ctx.data.lifecycle.page(limit=50, cursor=None, label="nightly", state=None).batches) == 1
 
     # A tick that died after its claim: the run stays due, and the next tick creates its batch (once).
-    _due(ctx, policy)
+    make_due(ctx, policy)
     claimed = ctx.data.policies.load(policy.id)
     assert ctx.data.policies.claim(claimed, ctx.clock(), ctx.clock() + 60) == 2
     first, again = steps.start_runs(ctx), steps.start_runs(ctx)
@@ -105,11 +60,11 @@ def test_ticks_racing_start_one_run_and_a_lost_tick_is_finished_by_the_next(ctx,
 
 
 def test_a_run_overlapping_an_unfinished_one_is_skipped_or_waits(ctx, sim) -> None:
-    skipping = _policy(ctx, f"s{uuid.uuid4().hex[:6]}-")
-    waiting = _policy(ctx, f"w{uuid.uuid4().hex[:6]}-", overlap=Overlap.WAIT)
+    skipping = store_policy(ctx, f"s{uuid.uuid4().hex[:6]}-")
+    waiting = store_policy(ctx, f"w{uuid.uuid4().hex[:6]}-", overlap=Overlap.WAIT)
     assert len(steps.start_runs(ctx)) == 2  # both first runs; their selections never run here: unfinished
     for policy in (skipping, waiting):
-        _due(ctx, policy)
+        make_due(ctx, policy)
     assert steps.start_runs(ctx) == []
     [skipped, started] = ctx.data.policies.runs(skipping.id, limit=5)
     assert skipped.skipped and skipped.message.startswith("the previous run's batch") and started.batch_id
@@ -119,19 +74,25 @@ def test_a_run_overlapping_an_unfinished_one_is_skipped_or_waits(ctx, sim) -> No
 
 def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batches(ctx, sim, ims) -> None:
     prefix = f"p{uuid.uuid4().hex[:6]}-"
-    first = _add_images(sim, prefix, 3)
-    policy = _policy(ctx, prefix)
+    first = add_images(sim, prefix, 3)
+    policy = store_policy(ctx, prefix)
 
-    batch = _run(ctx, policy)
+    batch = run_policy(ctx, policy)
     items, _ = ctx.data.records.batch_items(batch, limit=10, cursor=0)
     assert sorted(i.image_id for i in items) == sorted(first)
     assert {i.state for i in items} == {ItemState.SUCCEEDED}
     copy = ims.image_tags(items[0].new_image_id)
-    assert copy == {"team": "web", PROVENANCE_POLICY: policy.id, PROVENANCE_SOURCE: items[0].image_id}
+    born = copy.pop(PROVENANCE_BORN)  # the source's creation time, for retention (tests/worker/steps/test_retire.py)
+    assert born.endswith("Z") and copy == {
+        "team": "web",
+        PROVENANCE_POLICY: policy.id,
+        PROVENANCE_SOURCE: items[0].image_id,
+        PROVENANCE_LINEAGE: prefix.rstrip("-"),  # "<prefix>1" and so on: the name without its number
+    }
 
     # Nothing new: the second run lists its copies (which its selector also matches) and makes no item.
     before = ims_calls(ctx)
-    again = _run(ctx, policy)
+    again = run_policy(ctx, policy)
     summary = ctx.data.records.batch(again)
     assert summary.total == 0 and summary.selection.copied == 3
     calls = ims_calls(ctx) - before
@@ -142,8 +103,8 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
     for key in r.scan_iter(f"{ctx.settings.key_prefix}:*"):
         if ":polic" not in key:  # the policy: its definition, due time and runs
             r.delete(key)
-    fresh = _add_images(sim, prefix, 2)
-    third = _run(ctx, policy)
+    fresh = add_images(sim, prefix, 2)
+    third = run_policy(ctx, policy)
     items, _ = ctx.data.records.batch_items(third, limit=10, cursor=0)
     assert sorted(i.image_id for i in items) == sorted(fresh)
     assert ctx.data.records.batch(third).selection.copied == 3
@@ -152,9 +113,9 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
 
 def test_a_plan_of_a_policy_leaves_out_what_it_copied(ctx, sim, ims) -> None:
     prefix = f"k{uuid.uuid4().hex[:6]}-"
-    images = _add_images(sim, prefix, 2)
-    policy = _policy(ctx, prefix)
-    _run(ctx, policy)
+    images = add_images(sim, prefix, 2)
+    policy = store_policy(ctx, prefix)
+    run_policy(ctx, policy)
     stored = ctx.data.policies.load(policy.id)
     plan = ctx.data.plans.create(
         [], ttl=600, first_stage="page", selection=_selection(ctx, stored), now=ctx.clock(), owner=stored.owner

@@ -1,0 +1,167 @@
+"""A policy's retention against the simulator over HTTP: each run's ``replication.retire`` deletes exactly the
+older copies the policy made (listed by its tag), keeps a copy a member has accepted, reports without deleting, and
+a later run never copies again what it retired; a plan says the same. And each deletion's verdict when IMS refuses
+it or keeps failing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from cli.processes import wait_until
+from tests.conftest import SIM_PROJECT
+from tests.support import accept_share
+from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
+from worker.domain.reasons import ReasonCode
+from worker.domain.retirement import Action, Copy, Judged, Retention, Verdict
+from worker.errors import CloudUnavailableError, ImsRefusedError
+from worker.queues import TaskName
+from worker.steps import Next
+from worker.steps.provenance import Copied
+from worker.steps.retire import judge
+
+from .conftest import add_images, drive, run_policy, store_policy
+
+FRIEND = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def sim(start_simulator):
+    return start_simulator(
+        project_ids=[SIM_PROJECT, FRIEND], copy_seconds=0.3, member_job_seconds=0.2, image_quota=1000, seed=7
+    )
+
+
+@pytest.fixture
+def ctx(make_context):
+    return make_context(account={"share_projects": [FRIEND]})
+
+
+def _versions(sim, name: str, count: int) -> list[str]:
+    """``count`` new versions named ``name`` and a number, each made in a second of its own: IMS times images to
+    the second, and versions of one second rank by ID (tests/worker/domain/test_retirement.py)."""
+    made: list[str] = []
+    for _ in range(count):
+        made += add_images(sim, name, 1)
+        second = int(time.time())
+        wait_until(lambda: int(time.time()) > second, 2, "the next second")  # noqa: B023 (called at once)
+    return made
+
+
+def _copies(ims, policy_id: str) -> dict[str, str]:
+    """The policy's copies in the cloud: source -> copy."""
+    return {
+        ims.image_tags(c.id)[PROVENANCE_SOURCE]: c.id for c in ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
+    }
+
+
+def _verdicts(ctx, policy_id: str, run: int) -> dict[str, str]:
+    """What run ``run``'s retention said: source -> verdict."""
+    return {j["source"]: j["verdict"] for j in ctx.data.policies.retirements(policy_id, [run]).get(run, [])}
+
+
+def test_keep_two_deletes_exactly_the_older_copies_it_made_and_never_copies_them_again(ctx, sim, ims) -> None:
+    prefix = f"r{uuid.uuid4().hex[:6]}-"
+    web = _versions(sim, f"{prefix}web-v", 3)
+    db = add_images(sim, f"{prefix}db-v", 1)
+    # A user's image named as the policy's copy of web-v2 will be: the same name, not made by the policy.
+    made = httpx.post(f"{sim.url}/_sim/images", json={"name": f"old-{prefix}web-v2"}, timeout=10)
+    twin = made.json()["images"][0]["id"]
+    rule = Retention(keep_last=2, action="delete")
+    policy = store_policy(ctx, prefix, retention=rule, template={"name": "old-{name}"})
+
+    run_policy(ctx, policy)  # catching up: only the newest two of each lineage are copied
+    assert set(_copies(ims, policy.id)) == {web[1], web[2], db[0]}
+    web += _versions(sim, f"{prefix}web-v", 1)  # web-v4
+    run_policy(ctx, policy)  # copies web-v4; its retention judged the copies before it: all kept
+    assert set(_copies(ims, policy.id)) == {web[1], web[2], web[3], db[0]} and _verdicts(ctx, policy.id, 2) == {}
+
+    run_policy(ctx, policy)  # run 3 retires web-v2's copy
+    assert _verdicts(ctx, policy.id, 3) == {web[1]: "retired"}
+    assert set(_copies(ims, policy.id)) == {web[2], web[3], db[0]}
+    assert ims.get_image(twin) is not None  # same name, not the policy's: untouched
+
+    batch = run_policy(ctx, policy)  # web-v2 still matches the selector, and its copy is not made again
+    assert ctx.data.records.batch(batch).total == 0 and _verdicts(ctx, policy.id, 4) == {}
+    assert set(_copies(ims, policy.id)) == {web[2], web[3], db[0]}
+
+
+def test_a_copy_a_member_accepted_is_kept_unless_the_rule_says_so_and_report_deletes_nothing(ctx, sim, ims) -> None:
+    prefix = f"s{uuid.uuid4().hex[:6]}-"
+    app = _versions(sim, f"{prefix}app-v", 1)
+    report = Retention(keep_last=1)
+    policy = store_policy(ctx, prefix, retention=report, template={"name": "{name}-copy", "share_with": [FRIEND]})
+    run_policy(ctx, policy)
+    app += _versions(sim, f"{prefix}app-v", 1)
+    run_policy(ctx, policy)
+    assert _planned(ctx, policy) == [(app[0], "retirable")]  # what run 3 will say
+    run_policy(ctx, policy)  # run 3: v1's copy is past keep_last 1; reported only, its member still pending
+    assert _verdicts(ctx, policy.id, 3) == {app[0]: "retirable"}
+    old = _copies(ims, policy.id)[app[0]]
+
+    accept_share(ims, sim.url, sim.access_key, sim.secret_key, FRIEND, old)
+    deleting = report.model_copy(update={"action": Action.DELETE})
+    _change(ctx, policy, deleting)
+    assert _planned(ctx, policy) == [(app[0], "kept_shared")]
+    run_policy(ctx, policy)
+    assert _verdicts(ctx, policy.id, 4) == {app[0]: "kept_shared"} and ims.get_image(old) is not None
+
+    _change(ctx, policy, deleting.model_copy(update={"delete_shared": True}))
+    assert _planned(ctx, policy) == [(app[0], "retired")]  # a plan deletes nothing
+    assert ims.get_image(old) is not None
+    run_policy(ctx, policy)
+    assert _verdicts(ctx, policy.id, 5) == {app[0]: "retired"} and set(_copies(ims, policy.id)) == {app[1]}
+
+
+def _planned(ctx, policy) -> list[tuple[str, str]]:
+    """A plan of the policy's next run, worked out: its retention's verdicts (source, verdict)."""
+    now = ctx.clock()
+    selection = ctx.data.policies.load(policy.id).selection(now)
+    stored = ctx.data.plans.create([], ttl=60, first_stage="page", selection=selection, now=now)
+    drive(ctx, [Next(TaskName.PLAN, {"plan_id": stored.plan_id, "stage": "page"})])
+    summary = ctx.data.plans.load(stored.plan_id).summary
+    assert summary["would_copy"] == 0
+    return [(j["source"], j["verdict"]) for j in summary["retirements"]]
+
+
+def _change(ctx, policy, rule: Retention) -> None:
+    stored = ctx.data.policies.load(policy.id)
+    ctx.data.policies.save(stored.changed(stored.definition.model_copy(update={"retention": rule}), ctx.clock()))
+
+
+class _Refusing:
+    """A destination whose deletions IMS refuses: one protected image, one gone already, one that keeps failing."""
+
+    def delete_image(self, image_id: str) -> None:
+        if image_id == "protected":
+            raise ImsRefusedError("protected image", reason=ReasonCode.IMS_REFUSED, code="IMG.0091")
+        if image_id == "gone":
+            raise ImsRefusedError("no such image", reason=ReasonCode.IMAGE_NOT_FOUND, code="IMG.0144")
+        raise CloudUnavailableError("backend timeout", endpoint="delete_image")
+
+    def image_members(self, image_id: str) -> list:
+        return []
+
+
+def test_each_deletion_gets_a_verdict_a_refusal_with_its_reason_and_retries_then_give_up() -> None:
+    old = [Copy(i, f"src-{i}", "app", float(n)) for n, i in enumerate(("protected", "gone", "flaky"))]
+    found = Copied(frozenset(), frozenset(), (*old, Copy("newest", "src-newest", "app", 10.0)))
+    rule = Retention(keep_last=1, action="delete")
+    judged: list[Judged] = []
+    with pytest.raises(CloudUnavailableError):  # not the last attempt: the step is sent again
+        judge(_Refusing(), rule, found, 100.0, judged, act=True, final=False)
+    assert [(j.copy.image_id, j.verdict, j.reason) for j in judged] == [
+        ("protected", Verdict.FAILED, "IMS_REFUSED"),
+        ("gone", Verdict.RETIRED, None),
+    ]
+    assert "IMG.0091" in judged[0].message
+    judged.clear()
+    judge(_Refusing(), rule, found, 100.0, judged, act=True, final=True)
+    assert (judged[-1].copy.image_id, judged[-1].verdict, judged[-1].reason) == (
+        "flaky",
+        Verdict.FAILED,
+        "RETRIES_EXHAUSTED",
+    )
