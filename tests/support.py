@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -140,6 +141,7 @@ def locked_pins(constraints: str) -> dict[str, str]:
 def accept_share(ims: ImsClient, endpoint: str, access_key: str, secret_key: str, member: str, image_id: str) -> None:
     """Project ``member`` accepts ``image_id`` as its own users would (``PUT /v1/cloudimages/members`` signed in
     that project, ims-contract §12), and the owner's client ``ims`` then sees it accepted."""
+    wait_until(lambda: bool(ims.image_members(image_id)), 10, f"{image_id} shared")  # a member job: asynchronous
     auth = AkSkAuth(StaticCredentials(Credentials(SecretStr(access_key), SecretStr(secret_key))), member)
     body = {"images": [image_id], "project_id": member, "status": "accepted"}
     answer = httpx.put(f"{endpoint}/v1/cloudimages/members", json=body, auth=auth, timeout=10)
@@ -149,3 +151,17 @@ def accept_share(ims: ImsClient, endpoint: str, access_key: str, secret_key: str
         return [(m.member_id, m.status) for m in ims.image_members(image_id)] == [(member, "accepted")]
 
     wait_until(seen, 10, f"{member} accepting {image_id}")
+
+
+def add_versions(simulator_url: str, name: str, count: int) -> list[str]:
+    """``count`` new images named ``name`` and the next number (``POST /_sim/images``), each made in a second of its
+    own: IMS times images to the second, and a retention rule ranks versions of one second by ID
+    (worker.domain.retirement)."""
+    made: list[str] = []
+    for _ in range(count):
+        answer = httpx.post(f"{simulator_url}/_sim/images", json={"name": name + "{n}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        made += [image["id"] for image in answer.json()["images"]]
+        second = int(time.time())
+        wait_until(lambda: int(time.time()) > second, 2, "the next second")  # noqa: B023 (called at once)
+    return made

@@ -5,15 +5,13 @@ it or keeps failing."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 import pytest
 
-from cli.processes import wait_until
 from tests.conftest import SIM_PROJECT
-from tests.support import accept_share
+from tests.support import accept_share, add_versions
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.domain.reasons import ReasonCode
 from worker.domain.retirement import Action, Copy, Judged, Retention, Verdict
@@ -40,17 +38,6 @@ def ctx(make_context):
     return make_context(account={"share_projects": [FRIEND]})
 
 
-def _versions(sim, name: str, count: int) -> list[str]:
-    """``count`` new versions named ``name`` and a number, each made in a second of its own: IMS times images to
-    the second, and versions of one second rank by ID (tests/worker/domain/test_retirement.py)."""
-    made: list[str] = []
-    for _ in range(count):
-        made += add_images(sim, name, 1)
-        second = int(time.time())
-        wait_until(lambda: int(time.time()) > second, 2, "the next second")  # noqa: B023 (called at once)
-    return made
-
-
 def _copies(ims, policy_id: str) -> dict[str, str]:
     """The policy's copies in the cloud: source -> copy."""
     return {
@@ -65,7 +52,7 @@ def _verdicts(ctx, policy_id: str, run: int) -> dict[str, str]:
 
 def test_keep_two_deletes_exactly_the_older_copies_it_made_and_never_copies_them_again(ctx, sim, ims) -> None:
     prefix = f"r{uuid.uuid4().hex[:6]}-"
-    web = _versions(sim, f"{prefix}web-v", 3)
+    web = add_versions(sim.url, f"{prefix}web-v", 3)
     db = add_images(sim, f"{prefix}db-v", 1)
     # A user's image named as the policy's copy of web-v2 will be: the same name, not made by the policy.
     made = httpx.post(f"{sim.url}/_sim/images", json={"name": f"old-{prefix}web-v2"}, timeout=10)
@@ -75,7 +62,7 @@ def test_keep_two_deletes_exactly_the_older_copies_it_made_and_never_copies_them
 
     run_policy(ctx, policy)  # catching up: only the newest two of each lineage are copied
     assert set(_copies(ims, policy.id)) == {web[1], web[2], db[0]}
-    web += _versions(sim, f"{prefix}web-v", 1)  # web-v4
+    web += add_versions(sim.url, f"{prefix}web-v", 1)  # web-v4
     run_policy(ctx, policy)  # copies web-v4; its retention judged the copies before it: all kept
     assert set(_copies(ims, policy.id)) == {web[1], web[2], web[3], db[0]} and _verdicts(ctx, policy.id, 2) == {}
 
@@ -91,11 +78,11 @@ def test_keep_two_deletes_exactly_the_older_copies_it_made_and_never_copies_them
 
 def test_a_copy_a_member_accepted_is_kept_unless_the_rule_says_so_and_report_deletes_nothing(ctx, sim, ims) -> None:
     prefix = f"s{uuid.uuid4().hex[:6]}-"
-    app = _versions(sim, f"{prefix}app-v", 1)
+    app = add_versions(sim.url, f"{prefix}app-v", 1)
     report = Retention(keep_last=1)
     policy = store_policy(ctx, prefix, retention=report, template={"name": "{name}-copy", "share_with": [FRIEND]})
     run_policy(ctx, policy)
-    app += _versions(sim, f"{prefix}app-v", 1)
+    app += add_versions(sim.url, f"{prefix}app-v", 1)
     run_policy(ctx, policy)
     assert _planned(ctx, policy) == [(app[0], "retirable")]  # what run 3 will say
     run_policy(ctx, policy)  # run 3: v1's copy is past keep_last 1; reported only, its member still pending
