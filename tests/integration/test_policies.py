@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -50,111 +50,116 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         yield local.start()
 
 
-def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stack: StackInfo) -> None:
+class Clients(NamedTuple):
+    api: httpx.Client  # the stack's API, as its admin
+    sim: httpx.Client  # the simulator's controls
+    ims: ImsClient  # the simulator as IMS, in the stack's project
+
+
+@pytest.fixture
+def clients(stack: StackInfo) -> Iterator[Clients]:
+    headers = {"Authorization": f"Bearer {stack.api_token}"}
+    with (
+        httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api,
+        httpx.Client(base_url=stack.simulator_url, timeout=30) as sim,
+        ImsClient(simulator_account(stack), connect_timeout=5, read_timeout=30) as ims,
+    ):
+        yield Clients(api, sim, ims)
+
+
+def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stack: StackInfo, clients: Clients) -> None:
     prefix = f"pol{uuid.uuid4().hex[:6]}-"
-    headers = {"Authorization": f"Bearer {stack.api_token}"}
-    with (
-        httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api,
-        httpx.Client(base_url=stack.simulator_url, timeout=30) as sim,
-        ImsClient(simulator_account(stack), connect_timeout=5, read_timeout=30) as ims,
-    ):
+    api, sim, ims = clients
 
-        def add(count: int) -> list[str]:
-            answer = sim.post("/_sim/images", json={"count": count, "name": prefix + "{n}"})
-            assert answer.status_code == 200, answer.text
-            return [image["id"] for image in answer.json()["images"]]
+    def add(count: int) -> list[str]:
+        answer = sim.post("/_sim/images", json={"count": count, "name": prefix + "{n}"})
+        assert answer.status_code == 200, answer.text
+        return [image["id"] for image in answer.json()["images"]]
 
-        def sources() -> Counter[str]:
-            """The source of each of the policy's copies, as the cloud has them."""
-            copies = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
-            return Counter(ims.image_tags(copy.id)[PROVENANCE_SOURCE] for copy in copies)
+    def sources() -> Counter[str]:
+        """The source of each of the policy's copies, as the cloud has them."""
+        copies = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
+        return Counter(ims.image_tags(copy.id)[PROVENANCE_SOURCE] for copy in copies)
 
-        def runs() -> list[dict[str, Any]]:
-            return api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
+    def runs() -> list[dict[str, Any]]:
+        return api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
 
-        def copied(expected: list[str], after_run: int) -> bool:
-            """Every expected source has its copy, and a run begun after ``after_run`` has finished."""
-            done = [r for r in runs() if r["run"] > after_run and r["state"] == "finished"]
-            return bool(done) and set(sources()) == set(expected)
+    def copied(expected: list[str], after_run: int) -> bool:
+        """Every expected source has its copy, and a run begun after ``after_run`` has finished."""
+        done = [r for r in runs() if r["run"] > after_run and r["state"] == "finished"]
+        return bool(done) and set(sources()) == set(expected)
 
-        added = add(3)
-        body = {
-            "name": "e2e-policy",
-            "selector": {"name_prefix": prefix},
-            "template": {"name": "{name}-copy"},  # its copies match the selector as well: they must not be copied
-            "schedule": {"every": EVERY},
-        }
-        created = api.post("/v1/policies", json=body)
-        assert created.status_code == 201, created.text
-        policy_id = created.json()["policy_id"]
+    added = add(3)
+    body = {
+        "name": "e2e-policy",
+        "selector": {"name_prefix": prefix},
+        "template": {"name": "{name}-copy"},  # its copies match the selector as well: they must not be copied
+        "schedule": {"every": EVERY},
+    }
+    created = api.post("/v1/policies", json=body)
+    assert created.status_code == 201, created.text
+    policy_id = created.json()["policy_id"]
 
-        wait_until(lambda: copied(added, 0), 30, "the first run's copies")
-        added += add(2)
-        last = runs()[0]["run"]
-        wait_until(lambda: copied(added, last), 30, "the new images' copies")
+    wait_until(lambda: copied(added, 0), 30, "the first run's copies")
+    added += add(2)
+    last = runs()[0]["run"]
+    wait_until(lambda: copied(added, last), 30, "the new images' copies")
 
-        # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
-        r = redis.Redis.from_url(
-            stack.redis_url, password=read_password(stack.redis_password_file), decode_responses=True
-        )
-        kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
-        for key in r.scan_iter("imsrep:*"):
-            if key not in kept:
-                r.delete(key)
-        added += add(2)
-        wait_until(lambda: copied(added, 0), 30, "the copies after the wipe")
-        last = runs()[0]["run"]
-        wait_until(lambda: any(r["run"] > last and r["state"] == "finished" for r in runs()), 30, "one more run")
+    # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
+    r = redis.Redis.from_url(stack.redis_url, password=read_password(stack.redis_password_file), decode_responses=True)
+    kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
+    for key in r.scan_iter("imsrep:*"):
+        if key not in kept:
+            r.delete(key)
+    added += add(2)
+    wait_until(lambda: copied(added, 0), 30, "the copies after the wipe")
+    last = runs()[0]["run"]
+    wait_until(lambda: any(r["run"] > last and r["state"] == "finished" for r in runs()), 30, "one more run")
 
-        assert sources() == Counter(dict.fromkeys(added, 1))  # each source copied exactly once, nothing else
-        latest = next(r for r in runs() if r["state"] == "finished")
-        assert latest["total"] == 0 and latest["already_copied"] == len(added)
+    assert sources() == Counter(dict.fromkeys(added, 1))  # each source copied exactly once, nothing else
+    latest = next(r for r in runs() if r["state"] == "finished")
+    assert latest["total"] == 0 and latest["already_copied"] == len(added)
 
 
-def test_keeping_two_per_lineage_deletes_only_the_older_copies_it_made(stack: StackInfo) -> None:
+def test_keeping_two_per_lineage_deletes_only_the_older_copies_it_made(stack: StackInfo, clients: Clients) -> None:
     prefix = f"ret{uuid.uuid4().hex[:6]}-app-v"
-    headers = {"Authorization": f"Bearer {stack.api_token}"}
-    with (
-        httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api,
-        httpx.Client(base_url=stack.simulator_url, timeout=30) as sim,
-        ImsClient(simulator_account(stack), connect_timeout=5, read_timeout=30) as ims,
-    ):
-        versions = add_versions(stack.simulator_url, prefix, 2)
-        # A user's image with the name the policy's copy of v2 gets, outside its selector: not the policy's.
-        twin = sim.post("/_sim/images", json={"name": f"old-{prefix}2"}).json()["images"][0]["id"]
-        body = {
-            "name": "retire-two",
-            "selector": {"name_prefix": prefix},
-            "template": {"name": "old-{name}", "share_with": [SIMULATOR_SHARE_PROJECT]},
-            "schedule": {"every": EVERY},
-            "retention": {"keep_last": 2, "action": "delete"},
-        }
-        created = api.post("/v1/policies", json=body)
-        assert created.status_code == 201, created.text
-        policy_id = created.json()["policy_id"]
+    api, sim, ims = clients
+    versions = add_versions(stack.simulator_url, prefix, 2)
+    # A user's image with the name the policy's copy of v2 gets, outside its selector: not the policy's.
+    twin = sim.post("/_sim/images", json={"name": f"old-{prefix}2"}).json()["images"][0]["id"]
+    body = {
+        "name": "retire-two",
+        "selector": {"name_prefix": prefix},
+        "template": {"name": "old-{name}", "share_with": [SIMULATOR_SHARE_PROJECT]},
+        "schedule": {"every": EVERY},
+        "retention": {"keep_last": 2, "action": "delete"},
+    }
+    created = api.post("/v1/policies", json=body)
+    assert created.status_code == 201, created.text
+    policy_id = created.json()["policy_id"]
 
-        def copies() -> dict[str, str]:
-            """The policy's copies in the cloud, by source."""
-            listed = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
-            return {ims.image_tags(c.id)[PROVENANCE_SOURCE]: c.id for c in listed if c.status == "active"}
+    def copies() -> dict[str, str]:
+        """The policy's copies in the cloud, by source."""
+        listed = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
+        return {ims.image_tags(c.id)[PROVENANCE_SOURCE]: c.id for c in listed if c.status == "active"}
 
-        def retirements() -> dict[str, str]:
-            """Every run's verdicts, by source (a later run's last)."""
-            runs = api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
-            return {j["source"]: j["verdict"] for r in reversed(runs) for j in r["retirements"]}
-
-        wait_until(lambda: set(copies()) == set(versions), 30, "the first two versions' copies")
-        first = copies()[versions[0]]
-        accept_share(ims, stack.simulator_url, stack.simulator_access_key, stack.simulator_secret_key,
-                     SIMULATOR_SHARE_PROJECT, first)  # fmt: skip
-        versions += add_versions(stack.simulator_url, prefix, 1)
-        wait_until(lambda: retirements().get(versions[0]) == "kept_shared", 30, "v1's copy kept, shared")
-        second = copies()[versions[1]]
-        versions += add_versions(stack.simulator_url, prefix, 1)
-        wait_until(lambda: retirements().get(versions[1]) == "retired", 30, "v2's copy retired")
-
-        assert set(copies()) == {versions[0], versions[2], versions[3]}  # v1 shared and accepted; v3, v4 the last two
-        assert ims.get_image(second) is None and ims.get_image(first) is not None
-        assert ims.get_image(twin) is not None
+    def retirements() -> dict[str, str]:
+        """Every run's verdicts, by source (a later run's last)."""
         runs = api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
-        assert sum(r["retired"] for r in runs) == 1 and sum(r["copies_made"] for r in runs) == 4
+        return {j["source"]: j["verdict"] for r in reversed(runs) for j in r["retirements"]}
+
+    wait_until(lambda: set(copies()) == set(versions), 30, "the first two versions' copies")
+    first = copies()[versions[0]]
+    accept_share(ims, stack.simulator_url, stack.simulator_access_key, stack.simulator_secret_key,
+                 SIMULATOR_SHARE_PROJECT, first)  # fmt: skip
+    versions += add_versions(stack.simulator_url, prefix, 1)
+    wait_until(lambda: retirements().get(versions[0]) == "kept_shared", 30, "v1's copy kept, shared")
+    second = copies()[versions[1]]
+    versions += add_versions(stack.simulator_url, prefix, 1)
+    wait_until(lambda: retirements().get(versions[1]) == "retired", 30, "v2's copy retired")
+
+    assert set(copies()) == {versions[0], versions[2], versions[3]}  # v1 shared and accepted; v3, v4 the last two
+    assert ims.get_image(second) is None and ims.get_image(first) is not None
+    assert ims.get_image(twin) is not None
+    runs = api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
+    assert sum(r["retired"] for r in runs) == 1 and sum(r["copies_made"] for r in runs) == 4
