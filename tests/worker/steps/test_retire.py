@@ -1,7 +1,8 @@
 """A policy's retention against the simulator over HTTP: each run's ``replication.retire`` deletes exactly the
-older copies the policy made (listed by its tag), keeps a copy a member has accepted, reports without deleting, and
-a later run never copies again what it retired; a plan says the same. And each deletion's verdict when IMS refuses
-it or keeps failing."""
+older copies the policy made (listed by its tag), keeps a copy a member has accepted unless the rule says
+otherwise, reports without deleting, and a later run never copies again what it retired; a plan says the same.
+Then, against stand-in destinations, each deletion's verdict when IMS refuses it or keeps failing, the members'
+say over a shared copy, and a source's lineage from the rule's tag or its name."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from tests.support import accept_share, add_versions
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.domain.reasons import ReasonCode
 from worker.domain.retirement import Action, Copy, Judged, Retention, Verdict
+from worker.domain.selector import Selector, Template, selection_record
 from worker.errors import CloudUnavailableError, ImsRefusedError
+from worker.ims.models import Image, ImageMember
 from worker.queues import TaskName
 from worker.steps import Next
 from worker.steps.provenance import Copied
 from worker.steps.retire import judge
+from worker.steps.select import SelectionSpec
 
 from .conftest import add_images, drive, run_policy, store_policy
 
@@ -120,17 +124,24 @@ def _change(ctx, policy, rule: Retention) -> None:
 
 
 class _Refusing:
-    """A destination whose deletions IMS refuses: one protected image, one gone already, one that keeps failing."""
+    """A destination whose deletions IMS refuses: one protected image, one gone already, one that keeps failing;
+    and one shared copy that a member accepted, which it deletes."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
 
     def delete_image(self, image_id: str) -> None:
+        if image_id == "shared":
+            self.deleted.append(image_id)
+            return
         if image_id == "protected":
             raise ImsRefusedError("protected image", reason=ReasonCode.IMS_REFUSED, code="IMG.0091")
         if image_id == "gone":
             raise ImsRefusedError("no such image", reason=ReasonCode.IMAGE_NOT_FOUND, code="IMG.0144")
         raise CloudUnavailableError("backend timeout", endpoint="delete_image")
 
-    def image_members(self, image_id: str) -> list:
-        return []
+    def image_members(self, image_id: str) -> list[ImageMember]:
+        return [ImageMember(member_id=FRIEND, status="accepted")] if image_id == "shared" else []
 
 
 def test_each_deletion_gets_a_verdict_a_refusal_with_its_reason_and_retries_then_give_up() -> None:
@@ -152,3 +163,26 @@ def test_each_deletion_gets_a_verdict_a_refusal_with_its_reason_and_retries_then
         Verdict.FAILED,
         "RETRIES_EXHAUSTED",
     )
+
+
+def test_a_shared_copy_is_deleted_only_when_no_member_accepted_it_or_the_rule_says_so() -> None:
+    shared = Copy("shared", "src-old", "app", 1.0, shared=True)
+    found = Copied(frozenset(), frozenset(), (shared, Copy("newest", "src-new", "app", 10.0)))
+    destination = _Refusing()
+    for rule, verdict in (
+        (Retention(keep_last=1), Verdict.KEPT_SHARED),  # report: still says it is kept
+        (Retention(keep_last=1, action=Action.DELETE), Verdict.KEPT_SHARED),
+        (Retention(keep_last=1, action=Action.DELETE, delete_shared=True), Verdict.RETIRED),
+    ):
+        judged: list[Judged] = []
+        judge(destination, rule, found, 100.0, judged, act=True)
+        assert [(j.copy.image_id, j.verdict) for j in judged] == [("shared", verdict)]
+    assert destination.deleted == ["shared"]  # once: by the rule that allows it
+
+
+def test_a_sources_lineage_is_the_value_of_the_rules_tag_or_its_name_without_versions() -> None:
+    record = selection_record(Selector(), Template(), "default", "cn-north-4", 0.0, policy="p" * 32)
+    spec = SelectionSpec.of({**record, "retention": {"keep_last": 1, "lineage_tag": "family"}})
+    tagged = Image(id="a", name="web-v1", tags=["family=gold"], created_at="2026-12-01T10:00:00Z")
+    assert spec.as_copy(tagged) == Copy("a", "a", "gold", tagged.created_at.timestamp())
+    assert spec.as_copy(Image(id="b", name="web-v2")).lineage == "web"
