@@ -5,11 +5,10 @@ names every source the policy has a copy of, whatever became of its batches, its
 
 A run (``worker.steps.select``) and a plan of one (``worker.steps.plan``) read it before their first page (with a
 retention rule, before every page: ``SelectionSpec.read_copies``), and leave out both the sources already copied
-and the copies themselves (a selector that matches its own copies
-must not copy them again). A copy IMS shows as killed or deleted does not count: its source is copied again. The
-source is read from the listed record's tags; a record that does not show them costs one tag read. The same
-listing gives retention (``worker.steps.retire``) each live copy's lineage and its source's age
-(``worker.domain.retirement``), from the tags the copy was made with.
+and the copies themselves (a selector that matches its own copies must not copy them again). A copy IMS shows as
+killed or deleted does not count: its source is copied again. The source is read from the listed record's tags; a
+record that does not show them costs one tag read. The same listing gives retention (``worker.steps.retire``)
+each live copy's lineage and its source's age (``worker.domain.retirement``), from the tags the copy was made with.
 """
 
 from __future__ import annotations
