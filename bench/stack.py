@@ -19,7 +19,7 @@ import psutil
 from cli.api_client import ApiClient, ApiTarget
 from cli.demo import simulator_account
 from cli.processes import wait_until
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from config.settings import AccountSettings
 from worker.data import DataLayer, open_data_layer
 from worker.ims.client import ImsClient
@@ -123,7 +123,7 @@ def bench_stack(
         simulator_accounts=extra,
         env=dict(env or {}),
         ready_timeout=120,
-        stop_grace=2,  # the run's state is thrown away: no need to wait out the worker's soft shutdown
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
         info = local.start()

@@ -255,6 +255,13 @@ def simulator_command(
     member_job_seconds: Annotated[
         float, typer.Option(min=0.0, envvar=_env("MEMBER_JOB_SECONDS"), help="Duration of an image-member job.")
     ] = 1.0,
+    unencrypted_shared_copies: Annotated[
+        bool,
+        typer.Option(
+            envvar=_env("UNENCRYPTED_SHARED_COPIES"),
+            help="A member's copy of a shared image refuses a cmk_id (IMG.0197); by default it may re-key it.",
+        ),
+    ] = False,
     new_images_every: Annotated[
         float,
         typer.Option(
@@ -339,6 +346,7 @@ def simulator_command(
         shared_job_pool=shared_job_pool,
         cross_region_max_gb=cross_region_max_gb,
         member_job_seconds=member_job_seconds,
+        unencrypted_shared_copies=unencrypted_shared_copies,
         new_images_every=new_images_every,
         new_images_count=new_images_count or 1,
         seed=secrets.randbits(32) if seed is None else seed,

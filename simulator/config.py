@@ -17,6 +17,9 @@ class FaultKnobs:
 
     fail_rate: float = 0.0
     error_rate: float = 0.0
+    # The APIs (by their /_sim/stats names, e.g. "tags_action") that error_rate applies to; empty: every API. So a
+    # test can make one call fail (a copy's tagging) while the copies themselves go through.
+    error_apis: tuple[str, ...] = ()
     throttle_rate: float = 0.0
     latency: float = 0.0
     hang_rate: float = 0.0
@@ -26,10 +29,15 @@ class FaultKnobs:
     def update(self, changes: dict[str, Any]) -> None:
         """Apply ``changes`` all or nothing; raise ``ValueError`` naming the first bad one."""
         known = {f.name for f in fields(self)}
-        checked: dict[str, float] = {}
+        checked: dict[str, Any] = {}
         for name, value in changes.items():
             if name not in known:
                 raise ValueError(f"unknown knob {name!r}; knobs are {sorted(known)}")
+            if name == "error_apis":
+                if not isinstance(value, list) or not all(isinstance(api, str) and api for api in value):
+                    raise ValueError("error_apis must be a list of API names (as /_sim/stats names them)")
+                checked[name] = tuple(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0")
             if name.endswith("_rate") and name != "request_rate" and value > 1:
@@ -38,7 +46,11 @@ class FaultKnobs:
         for name, value in checked.items():
             setattr(self, name, value)
 
-    def as_dict(self) -> dict[str, float]:
+    def errs_on(self, api: str) -> bool:
+        """Whether an injected 5xx (``error_rate``) may hit a request to ``api``."""
+        return not self.error_apis or api in self.error_apis
+
+    def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -87,6 +99,9 @@ class SimConfig:
     shared_job_pool: bool = False  # cross-region copies also take in-region slots (and the reverse)
     cross_region_max_gb: float = 0.0  # 0: Huawei's per-region limit (128 GB, 300 GB in four regions)
     member_job_seconds: float = 1.0
+    # A copy of a shared image refuses a cmk_id (IMG.0197), as Huawei's Chinese user guide has it; by default the
+    # member re-keys it with its own key (ims-contract.md §12, OTC's user guide).
+    unencrypted_shared_copies: bool = False
     new_images_every: float = 0.0  # seconds between scheduled batches of new images in the home project; 0: none
     new_images_count: int = 1  # images per batch
     seed: int = 0

@@ -45,6 +45,7 @@ IMS_MESSAGES = {
     "IMG.0147": "The entered region information is incorrect.",
     "IMG.0149": "The number of image replicated cross regions exceeds the maximum number allowed at a time.",
     "IMG.0151": "The agency does not have the needed permissions to perform this operation on the target project.",
+    "IMG.0155": "Failed to check the enterprise project ID validity.",
     "IMG.0167": "This operation cannot be performed for ISO images.",
     "IMG.0177": "The source and target tenants reside in different regions.",
     "IMG.0179": "The token of the source image agency is invalid.",

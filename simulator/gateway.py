@@ -146,7 +146,7 @@ def api_route(
             if plan.throttle:
                 sim.faults.count("throttle")
                 raise errors.throttled(sim.knobs.request_rate or 200)
-            if plan.error is not None:
+            if plan.error is not None and sim.knobs.errs_on(name):
                 sim.faults.count("error")
                 raise plan.error
             sim.state.tick(now)

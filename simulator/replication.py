@@ -33,6 +33,7 @@ NAME_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fff._\- ]+")
 DESCRIPTION_FORBIDDEN = re.compile(r"[\r\n<>]")
 # A copy starts afresh: encrypted only if asked, not a full-ECS or imported image, not yet active.
 NOT_INHERITED = ("__system__cmkid", "__whole_image", "__root_origin", "active_at")
+DEFAULT_ENTERPRISE_PROJECT = "0"  # ``enterprise_project_id`` absent or "0": the default one, no enterprise project
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,11 @@ class Replicator:
         """Check the request and the source; on success start the job and create the new image."""
         request = parse_copy_body(raw_body)
         source, shared = self._source(project, source_id)
+        if shared and request.enterprise_project_id != DEFAULT_ENTERPRISE_PROJECT:
+            # Shared images are copied in IAM projects only, not enterprise projects (ims-contract.md §12;
+            # https://support.huaweicloud.com/intl/en-us/api-ims/ims_03_appendix_09.html). No code of its own is
+            # documented: IMG.0155 is the enterprise-project refusal of the error table (docs/simulator.md).
+            raise ImsError("IMG.0155")
         if source.get("status") != "active":
             raise ImsError("IMG.0046")
         if is_full_ecs(source):
@@ -188,7 +194,7 @@ class Replicator:
         if image_bytes(source) > MAX_COPY_BYTES:
             raise ImsError("IMG.0059")
         if request.cmk_id is not None:
-            if shared:
+            if shared and self.config.unencrypted_shared_copies:
                 raise ImsError("IMG.0197")
             key = project.keys.get(request.cmk_id)
             if key is None:
@@ -240,7 +246,7 @@ class Replicator:
             self.config.shared_job_pool and running >= project.job_limit
         ):
             raise ImsError("IMG.0149")
-        copy_request = CopyRequest(request.name, request.description, None, "0")
+        copy_request = CopyRequest(request.name, request.description, None, DEFAULT_ENTERPRISE_PROJECT)
         job = self._start(project, destination, source, copy_request, now, CROSS_REGION_JOB_TYPE)
         if full_ecs:
             destination.images[job.image_id or ""]["__whole_image"] = "true"

@@ -12,18 +12,15 @@ from collections.abc import Sequence
 import httpx
 from packaging.markers import Marker
 from packaging.requirements import Requirement
-from pydantic import SecretStr
 
 from cli.processes import wait_until
 from cli.stack import HOST, LocalStack
-from config.settings import ENV_PREFIX
+from config.settings import ENV_PREFIX, AccountSettings
 from worker.data import DataLayer, PoolStatus, Quota, RecordStore
 from worker.data.accounts import Health
 from worker.domain.pools import Pool
 from worker.domain.states import MOVES, Event, ItemState
 from worker.ims.client import ImsClient
-from worker.ims.credentials import Credentials, StaticCredentials
-from worker.ims.signer import AkSkAuth
 
 # The one timing profile of test stacks (Settings names): polls, retries and the maintenance that repairs what faults
 # upset (the reconciler, probes of an account or a full pool, the submit lock's lease) in tenths of a second to
@@ -138,19 +135,18 @@ def locked_pins(constraints: str) -> dict[str, str]:
     return pins
 
 
-def accept_share(ims: ImsClient, endpoint: str, access_key: str, secret_key: str, member: str, image_id: str) -> None:
-    """Project ``member`` accepts ``image_id`` as its own users would (``PUT /v1/cloudimages/members`` signed in
-    that project, ims-contract §12), and the owner's client ``ims`` then sees it accepted."""
-    wait_until(lambda: bool(ims.image_members(image_id)), 10, f"{image_id} shared")  # a member job: asynchronous
-    auth = AkSkAuth(StaticCredentials(Credentials(SecretStr(access_key), SecretStr(secret_key))), member)
-    body = {"images": [image_id], "project_id": member, "status": "accepted"}
-    answer = httpx.put(f"{endpoint}/v1/cloudimages/members", json=body, auth=auth, timeout=10)
-    assert answer.status_code == 200, answer.text
+def accept_share(owner: ImsClient, account: AccountSettings, member: str, image_id: str) -> None:
+    """Project ``member`` of ``account`` accepts ``image_id`` as its own users would (``update_member_status``,
+    ims-contract §12), once the owner's member job has shared it; the owner's client ``owner`` then sees it
+    accepted."""
 
-    def seen() -> bool:
-        return [(m.member_id, m.status) for m in ims.image_members(image_id)] == [(member, "accepted")]
+    def members() -> list[tuple[str, str]]:
+        return [(m.member_id, m.status) for m in owner.image_members(image_id)]
 
-    wait_until(seen, 10, f"{member} accepting {image_id}")
+    wait_until(lambda: bool(members()), 10, f"{image_id} shared")  # the owner's member job is asynchronous
+    with ImsClient(account.model_copy(update={"project_id": member}), connect_timeout=5, read_timeout=10) as ims:
+        ims.update_member_status([image_id], "accepted")
+    wait_until(lambda: members() == [(member, "accepted")], 10, f"{member} accepting {image_id}")
 
 
 def add_versions(simulator_url: str, name: str, count: int) -> list[str]:

@@ -65,6 +65,11 @@ IMS_REASONS: dict[str, ReasonCode] = {
     "IMG.0145": ReasonCode.TARGET_PROJECT_NOT_FOUND,
     "IMG.0151": ReasonCode.AGENCY_NOT_PERMITTED,
     "IMG.0179": ReasonCode.AGENCY_NOT_PERMITTED,
+    # A receiving project's copy of a shared image (docs/ims-api.md §9): not accepted yet, a key IMS will not put on
+    # it, an enterprise project (shared images are copied in IAM projects only).
+    "IMG.0196": ReasonCode.SHARE_NOT_ACCEPTED,
+    "IMG.0197": ReasonCode.SHARED_COPY_KEY_REFUSED,
+    "IMG.0155": ReasonCode.ENTERPRISE_PROJECT_REFUSED,
     # Sharing and tags (docs/ims-api.md §9).
     "IMG.0098": ReasonCode.NOT_SHAREABLE_ENCRYPTED,
     "IMG.0088": ReasonCode.TOO_MANY_MEMBERS,

@@ -11,12 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from cli import services
 from cli.api_client import ApiClient, ApiTarget
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.redis_auth import read_password
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from simulator.catalog.default import DEFAULT_IMAGES
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.ims.client import ImsClient
@@ -25,6 +27,21 @@ from worker.ims.client import ImsClient
 SIMULATOR = {"copy_seconds": 0.25, "image_quota": 100_000}
 # The test stacks' timing profile, with the first poll sooner for copies this short (the pool has no forecast yet).
 STACK_ENV = {**fast_env(poll_initial_delay=0.25), **FAST_RATE_ENV}
+
+
+def policy_env(every: int, tick: float) -> dict[str, str]:
+    """``STACK_ENV`` for policies that run every ``every`` seconds, looked at by beat every ``tick``."""
+    return {**STACK_ENV, "IMSREP_POLICY_MIN_INTERVAL": str(every), "IMSREP_POLICY_TICK_SECONDS": str(tick)}
+
+
+def forget_all_but_policy(info: StackInfo, policy_id: str) -> None:
+    """Redis loses every batch, item, run record and idempotency key of the stack: the policy keeps its own keys."""
+    r = redis.Redis.from_url(info.redis_url, password=read_password(info.redis_password_file), decode_responses=True)
+    kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
+    for key in r.scan_iter("imsrep:*"):
+        if key not in kept:
+            r.delete(key)
+    r.close()
 
 
 @dataclass
@@ -73,7 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator_project_ids=services.EXAMPLE_PROJECTS,
         simulator_regions=services.EXAMPLE_REGIONS,
         env=STACK_ENV,
-        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:  # stops every process on the way out, whatever happened
         info = local.start()

@@ -27,7 +27,7 @@ from cli.demo import simulator_account
 from cli.main import app
 from cli.processes import wait_until
 from cli.redis_auth import read_password
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from simulator.catalog.generate import generate
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.ims.client import ImsClient
@@ -89,7 +89,9 @@ class Campaigns:
 
 
 def _stack(tmp: Path, simulator: dict[str, object], env: dict[str, str]) -> Iterator[Campaigns]:
-    options = StackOptions(state_dir=tmp / "state", use_simulator=True, simulator=simulator, env=env, stop_grace=3)
+    options = StackOptions(
+        state_dir=tmp / "state", use_simulator=True, simulator=simulator, env=env, stop_grace=DISCARD_STOP_GRACE
+    )
     with LocalStack(options) as local:
         info = local.start()
         headers = {"Authorization": f"Bearer {info.api_token}"}

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cli.services import SIMULATOR_PROJECT_ID
 from config.settings import AccountSettings
 from worker.domain.reasons import ReasonCode
 from worker.errors import AuthenticationError, CloudUnavailableError, ImsRefusedError, ThrottledError
@@ -226,6 +227,44 @@ def test_the_job_limit_is_throttling(start_simulator: SimulatorFactory) -> None:
         with pytest.raises(ThrottledError) as info:
             client.copy_image(source, name="second")
     assert info.value.code == "IMG.0060" and info.value.status_code == 400
+
+
+# -- the receiving side of a share (ims-contract.md §12) ---------------------------------------------------------
+
+
+def test_a_member_accepts_lists_and_copies_a_share_under_its_own_key(start_simulator: SimulatorFactory) -> None:
+    friend_project = "0123456789abcdef0123456789abcdef"
+    sim = _start(
+        start_simulator, project_ids=[SIMULATOR_PROJECT_ID, friend_project], copy_seconds=0.3, member_job_seconds=0.1
+    )
+    friend_account = _account(sim).model_copy(update={"project_id": friend_project})
+    with _client(sim) as owner, ImsClient(friend_account, connect_timeout=2.0, read_timeout=5.0) as friend:
+        image = _by_name(owner, "debian-12-base")
+        assert _wait_for_job(owner, owner.add_members([image.id], [friend_project])).succeeded
+        assert [i.id for i in friend.shared_images("pending")] == [image.id]
+        assert list(friend.shared_images()) == [] and list(owner.shared_images()) == []  # owner's own: left out
+        with pytest.raises(ImsRefusedError) as early:
+            friend.copy_shared_image(image.id, name="too early")
+        assert early.value.reason is ReasonCode.SHARE_NOT_ACCEPTED
+        accepted = _wait_for_job(friend, friend.update_member_status([image.id], "accepted"))
+        assert (accepted.succeeded, accepted.job_type) == (True, "imsUpdateImageMembersJob")
+        assert [(r.image_id, r.project_id) for r in accepted.entities.results] == [(image.id, friend_project)]
+        assert [i.id for i in friend.shared_images()] == [image.id]
+        with pytest.raises(ImsRefusedError) as enterprise:
+            friend.copy_image(image.id, name="ep", enterprise_project_id="b2f3c4d5-0000-4000-8000-000000000001")
+        assert enterprise.value.reason is ReasonCode.ENTERPRISE_PROJECT_REFUSED
+        key = friend.find_key("app-key")
+        assert key is not None
+        job = _wait_for_job(friend, friend.copy_shared_image(image.id, name="golden", cmk_id=key.key_id))
+        copy = friend.get_image(job.image_id or "")
+        assert copy is not None and (copy.owner, copy.cmk_id, copy.status) == (friend_project, key.key_id, "active")
+        # The owner deletes the image: the share is gone, the member's own copy stays.
+        httpx.post(f"{sim.url}/_sim/images/delete", json={"image_ids": [image.id]}, timeout=5).raise_for_status()
+        assert list(friend.shared_images()) == [] and friend.get_image(image.id) is None
+        with pytest.raises(ImsRefusedError) as gone:
+            friend.copy_shared_image(image.id, name="too late")
+        assert gone.value.reason is ReasonCode.IMAGE_NOT_FOUND
+        assert friend.get_image(copy.id) == copy
 
 
 # -- limits and faults -----------------------------------------------------------------------------------------

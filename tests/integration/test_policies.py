@@ -14,25 +14,18 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-import redis
 
 from cli import services
 from cli.demo import simulator_account
 from cli.processes import wait_until
-from cli.redis_auth import read_password
 from cli.services import SIMULATOR_SHARE_PROJECT
-from cli.stack import LocalStack, StackInfo, StackOptions
-from tests.support import FAST_RATE_ENV, accept_share, add_versions, fast_env
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
+from tests.integration.conftest import SIMULATOR, forget_all_but_policy, policy_env
+from tests.support import accept_share, add_versions
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.ims.client import ImsClient
 
 EVERY = 3  # seconds between runs
-ENV = {
-    **fast_env(poll_initial_delay=0.25),
-    **FAST_RATE_ENV,
-    "IMSREP_POLICY_MIN_INTERVAL": str(EVERY),
-    "IMSREP_POLICY_TICK_SECONDS": "0.5",
-}
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +33,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("policies"),
         use_simulator=True,
-        simulator={"copy_seconds": 0.25, "image_quota": 100_000},
+        simulator=dict(SIMULATOR),
         simulator_project_ids=services.EXAMPLE_PROJECTS,
         simulator_regions=services.EXAMPLE_REGIONS,
-        env=ENV,
-        stop_grace=2,
+        env=policy_env(EVERY, 0.5),
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
         yield local.start()
@@ -106,11 +99,7 @@ def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stac
     wait_until(lambda: copied(added, last), 30, "the new images' copies")
 
     # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
-    r = redis.Redis.from_url(stack.redis_url, password=read_password(stack.redis_password_file), decode_responses=True)
-    kept = (f"imsrep:policy:{policy_id}", "imsrep:policies", "imsrep:policies:due")
-    for key in r.scan_iter("imsrep:*"):
-        if key not in kept:
-            r.delete(key)
+    forget_all_but_policy(stack, policy_id)
     added += add(2)
     wait_until(lambda: copied(added, 0), 30, "the copies after the wipe")
     last = runs()[0]["run"]
@@ -150,8 +139,7 @@ def test_keeping_two_per_lineage_deletes_only_the_older_copies_it_made(stack: St
 
     wait_until(lambda: set(copies()) == set(versions), 30, "the first two versions' copies")
     first = copies()[versions[0]]
-    accept_share(ims, stack.simulator_url, stack.simulator_access_key, stack.simulator_secret_key,
-                 SIMULATOR_SHARE_PROJECT, first)  # fmt: skip
+    accept_share(ims, simulator_account(stack), SIMULATOR_SHARE_PROJECT, first)
     versions += add_versions(stack.simulator_url, prefix, 1)
     wait_until(lambda: retirements().get(versions[0]) == "kept_shared", 30, "v1's copy kept, shared")
     second = copies()[versions[1]]

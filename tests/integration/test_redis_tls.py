@@ -20,7 +20,7 @@ import redis
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import ManagedProcess, free_port, tcp_open, wait_until
 from cli.services import config_value, private_dir, private_file
-from cli.stack import LocalStack, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackOptions
 from config.settings import load_settings
 from tests.support import debian_package, fast_env
 from worker.data import RedisTarget, open_data_layer
@@ -79,7 +79,11 @@ def test_a_batch_runs_over_tls_and_a_client_without_the_ca_is_refused(tls_redis,
     url, password, ca = tls_redis
     settings = load_settings(redis_url=url, redis_password=password, redis_tls_ca_file=ca)
     options = StackOptions(
-        state_dir=tmp_path / "state", use_simulator=True, simulator={"copy_seconds": 0.5}, env=fast_env(), stop_grace=2
+        state_dir=tmp_path / "state",
+        use_simulator=True,
+        simulator={"copy_seconds": 0.5},
+        env=fast_env(),
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options, settings=settings) as local:
         info = local.start()  # the API answers ready once it has seen the worker and beat, over TLS

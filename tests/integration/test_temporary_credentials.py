@@ -12,7 +12,7 @@ import pytest
 
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import free_port, wait_until
-from cli.stack import LocalStack, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackOptions
 from tests.support import FAST_RATE_ENV, fast_env
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def stack(tmp_path: Path) -> Iterator[LocalStack]:
         },
         env=env,  # type: ignore[arg-type]  # None removes the simulator account's permanent AK/SK
         flower=False,
-        stop_grace=2,
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
         local.start()

@@ -21,7 +21,7 @@ import pytest
 from cli import services
 from cli.demo import SCENARIOS, build_specs, resolve_image_ids, simulator_account
 from cli.processes import wait_until
-from cli.stack import LocalStack, StackInfo, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from tests.support import debian_package, fast_env
 
 COPY_SECONDS = 5  # three rounds of 5 slots (15 s) outlast the browser test's look at Flower (about 7 s here)
@@ -92,7 +92,7 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory, chromium_missing: str | 
         simulator_project_ids=services.EXAMPLE_PROJECTS,
         simulator_regions=services.EXAMPLE_REGIONS,
         env=OPS_ENV,
-        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
         info = local.start()

@@ -30,7 +30,7 @@ import redis
 
 from cli.demo import simulator_account
 from cli.processes import ServiceError, wait_until
-from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.data import DataLayer, RecordStore, open_data_layer
@@ -332,7 +332,7 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
             workers=tuple(WorkerSpec(name) for name in workers) if worker else (),
             sentinel=sentinel,
             flower=False,
-            stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
+            stop_grace=DISCARD_STOP_GRACE,
         )
         c = Cluster(LocalStack(options), workers=workers)
         started.append(c)

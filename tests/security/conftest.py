@@ -16,7 +16,7 @@ import pytest
 
 from cli.processes import free_port
 from cli.services import SIMULATOR_PROJECT_ID
-from cli.stack import HOST, LocalStack, SentinelSpec, StackInfo, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, HOST, LocalStack, SentinelSpec, StackInfo, StackOptions
 from tests.support import fast_env
 
 IAM_USER, IAM_DOMAIN = "ops-user", "ops-domain"
@@ -84,7 +84,7 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
         },  # fmt: skip
         env=env,
         sentinel=SentinelSpec(),
-        stop_grace=2,  # the state is thrown away: no need to wait out the soft shutdown
+        stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
         yield SecretStack(local, local.start(), password, wrong, roles)

@@ -38,6 +38,7 @@ OPTIONS = [
     "shared-job-pool",
     "cross-region-max-gb",
     "member-job-seconds",
+    "unencrypted-shared-copies",
     "new-images-every",
     "new-images-count",
     "request-rate",
@@ -90,11 +91,13 @@ def test_defaults(run: Any) -> None:
     assert (config.copy_seconds, config.copy_seconds_per_gb, config.job_limit, config.image_quota) == (5, 0, 5, 50)
     assert config.extra_regions == () and list(sim.state.regions) == ["cn-north-4"]
     assert (config.cross_region_job_limit, config.shared_job_pool, config.member_job_seconds) == (5, False, 1)
+    assert config.unencrypted_shared_copies is False
     assert list(sim.state.agencies) == ["ims_admin_agency"]
     assert (config.new_images_every, config.new_images_count) == (0, 1)
     assert sim.knobs.as_dict() == {
         "fail_rate": 0,
         "error_rate": 0,
+        "error_apis": (),
         "throttle_rate": 0,
         "latency": 0,
         "hang_rate": 0,
@@ -137,6 +140,8 @@ def test_environment_sets_every_kind_of_option(run: Any, tmp_path: Path) -> None
     # A flag beats the environment.
     result, sim = run(["--job-limit", "4"], env={"IMSREP_SIM_JOB_LIMIT": "2"})
     assert sim.config.job_limit == 4
+    result, sim = run([], env={"IMSREP_SIM_UNENCRYPTED_SHARED_COPIES": "true"})
+    assert sim.config.unencrypted_shared_copies is True
 
 
 def test_several_regions_with_their_projects_ports_and_agencies(run: Any) -> None:

@@ -82,6 +82,22 @@ def test_error_and_throttle_knobs(sim: Callable[..., Any], knob: str, check: Cal
     assert server.introspect("stats")["faults"][knob.split("_")[0]] == 5
 
 
+def test_error_apis_confine_injected_errors_to_the_apis_named(sim: Callable[..., Any]) -> None:
+    server = sim()
+    client = server.client()
+    image = client.image_named("centos-7-app")["id"]
+    assert server.control("faults", {"error_rate": 1, "error_apis": ["tags_action"]}).status_code == 200
+    tag = {"action": "create", "tags": [{"key": "k", "value": "v"}]}
+    assert client.post(f"/v2/{PROJECT}/images/{image}/tags/action", tag).status_code in (502, 503, 504)
+    assert client.get("/v2/cloudimages").status_code == 200  # not named: untouched
+    assert server.control("faults", {"error_apis": []}).json()["error_apis"] == []  # empty: every API again
+    assert client.get("/v2/cloudimages").status_code in (502, 503, 504)
+    assert server.introspect("stats")["faults"]["error"] == 2
+    for bad in ("tags_action", [""], [1]):
+        response = server.control("faults", {"error_apis": bad})
+        assert response.status_code == 400 and "error_apis" in response.json()["error"]
+
+
 def test_latency_knob(sim: Callable[..., Any]) -> None:
     server = sim(latency=0.3)
     client = server.client()
@@ -141,6 +157,7 @@ def test_bad_knob_changes_are_refused(sim: Callable[..., Any]) -> None:
     assert server.plain.get("/_sim/faults").json() == {
         "fail_rate": 0.0,
         "error_rate": 0.0,
+        "error_apis": [],
         "throttle_rate": 0.0,
         "latency": 0.0,
         "hang_rate": 0.0,

@@ -18,6 +18,8 @@ NORTH = "cn-north-4"
 SOUTH = "cn-south-1"
 OWNER = "ac234de25c6741d2b1273da49eea1b9e"
 FRIEND = "0123456789abcdef0123456789abcdef"
+STRANGER = "fedcba9876543210fedcba9876543210"
+ENTERPRISE_PROJECT = "b2f3c4d5-0000-4000-8000-000000000001"
 
 
 def sdk_client(endpoint: str, project_id: str) -> Any:
@@ -46,6 +48,8 @@ def clouds(module_regions_sim: Callable[..., Any]) -> Any:
         OWNER,
         "--project-id",
         FRIEND,
+        "--project-id",
+        STRANGER,
     )
 
 
@@ -139,6 +143,67 @@ def test_members_add_list_accept(clouds: Any, waiter: Callable[..., Any]) -> Non
             ims.BatchAddMembersRequest(body=ims.BatchAddMembersRequestBody(images=[encrypted.id], projects=[FRIEND]))
         )
     assert refused.value.error_code == "IMG.0098"
+
+
+def refusal(call: Callable[[], Any]) -> Any:
+    """The SDK's exception for a call IMS refuses."""
+    with pytest.raises(core_exceptions.ClientRequestException) as refused:
+        call()
+    return refused.value
+
+
+def test_only_the_member_accepts_then_copies_the_share_under_its_own_key(
+    clouds: Any, waiter: Callable[..., Any]
+) -> None:
+    """ims-contract.md §12 through the SDK: the member accepts (no one else can), then copies the accepted share into
+    a private image of its own, under its own key, in its IAM project; each refusal reaches the SDK with IMS's code."""
+    endpoint, owner_project = clouds.regions[NORTH]["endpoint"], clouds.regions[NORTH]["project_id"]
+    owner, friend, stranger = (sdk_client(endpoint, project) for project in (owner_project, FRIEND, STRANGER))
+    (added,) = clouds.control("images", {"name": "sdk-golden-v{n}"}).json()["images"]
+    image_id = added["id"]
+    shared = owner.batch_add_members(
+        ims.BatchAddMembersRequest(body=ims.BatchAddMembersRequestBody(images=[image_id], projects=[FRIEND]))
+    )
+    assert wait_job(owner, shared.job_id, waiter).status == "SUCCESS"
+
+    def accept(client: Any, project_id: str) -> Any:
+        body = ims.BatchUpdateMembersRequestBody(images=[image_id], project_id=project_id, status="accepted")
+        return client.batch_update_members(ims.BatchUpdateMembersRequest(body=body))
+
+    def copy(**fields: str) -> Any:
+        body = ims.CopyImageInRegionRequestBody(**fields)
+        return friend.copy_image_in_region(ims.CopyImageInRegionRequest(image_id=image_id, body=body))
+
+    key = clouds.region_client(NORTH, FRIEND).keys()["app-key"]["key_id"]
+    # Not a member, or not for itself: refused, and the member is still pending.
+    assert refusal(lambda: accept(stranger, STRANGER)).error_code == "IMG.0027"
+    assert refusal(lambda: accept(owner, FRIEND)).error_code == "IMG.0067"
+    pending = owner.show_image_member(ims.ShowImageMemberRequest(image_id=image_id, member_id=FRIEND))
+    assert pending.status == "pending"
+    early = refusal(lambda: copy(name="sdk-early", cmk_id=key))
+    assert (early.status_code, early.error_code) == (400, "IMG.0196")
+    assert early.error_msg == "The image cannot be replicated because it is not accepted by the recipient."
+    # The member accepts: a job, polled like a copy, with a result per image and project.
+    job = wait_job(friend, accept(friend, FRIEND).job_id, waiter)
+    assert (job.status, job.job_type) == ("SUCCESS", "imsUpdateImageMembersJob")
+    assert [(r.image_id, r.project_id) for r in job.entities.results] == [(image_id, FRIEND)]
+    member = owner.show_image_member(ims.ShowImageMemberRequest(image_id=image_id, member_id=FRIEND))
+    assert member.status == "accepted"
+    accepted = ims.ListImagesRequest(visibility="shared", member_status="accepted")
+    assert image_id in [i.id for i in friend.list_images(accepted).images]
+    (listed,) = friend.list_images(ims.ListImagesRequest(id=image_id)).images
+    assert (listed.id, listed.owner, listed.imagetype) == (image_id, owner_project, "shared")
+    # In an enterprise project it may not copy it (by the v1 call or the newer v2.1 one); in its IAM project it may,
+    # under its own key.
+    assert refusal(lambda: copy(name="sdk-ep", enterprise_project_id=ENTERPRISE_PROJECT)).error_code == "IMG.0155"
+    in_ep = ims.CopyImageInRegionRequestBody(name="sdk-ep", enterprise_project_id=ENTERPRISE_PROJECT)
+    safe_mode = ims.CopyImageInRegionInSafeModeRequest(image_id=image_id, body=in_ep)
+    assert refusal(lambda: friend.copy_image_in_region_in_safe_mode(safe_mode)).error_code == "IMG.0155"
+    copied = wait_job(friend, copy(name="sdk-golden-mine", cmk_id=key).job_id, waiter)
+    assert (copied.status, copied.job_type) == ("SUCCESS", "imsCopyImageInRegionJob")
+    (mine,) = friend.list_images(ims.ListImagesRequest(id=copied.entities.image_id)).images
+    assert (mine.owner, mine.system__cmkid, mine.imagetype, mine.status) == (FRIEND, key, "private", "active")
+    assert mine.data_origin == f"image,{NORTH},{image_id}"
 
 
 def test_tags_and_the_list_filters(clouds: Any) -> None:

@@ -14,7 +14,7 @@ import redis
 
 from cli import services
 from cli.processes import ManagedProcess, wait_until
-from cli.stack import LocalStack, StackOptions
+from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackOptions
 from config.settings import AccountSettings, Settings
 from tests.support import FAST_RATE_ENV, fast_env, password_url
 from worker.data import NewItem, open_data_layer
@@ -63,7 +63,7 @@ def stack(redis_server, start_simulator, tmp_path: Path) -> Iterator[dict]:
         wait_until(lambda: data.telemetry.workers_seen(since=0) > 0, 60, "the worker's heartbeat")
         yield {"sim": sim, "url": url, "data": data, "worker": worker}
     finally:
-        worker.stop(timeout=2)
+        worker.stop(timeout=DISCARD_STOP_GRACE)
         client.flushdb()
 
 
@@ -108,8 +108,9 @@ def test_sixty_items_through_real_workers_keep_five_slots(stack) -> None:
 
 
 def test_a_worker_started_while_redis_refuses_writes_waits_quietly_and_starts(tmp_path: Path) -> None:
-    # stop_grace: the state is thrown away, no need to wait out the worker's 10 s soft shutdown.
-    with LocalStack(StackOptions(state_dir=tmp_path, env={"IMSREP_KEY_PREFIX": "full"}, stop_grace=2)) as stack:
+    with LocalStack(
+        StackOptions(state_dir=tmp_path, env={"IMSREP_KEY_PREFIX": "full"}, stop_grace=DISCARD_STOP_GRACE)
+    ) as stack:
         stack.start_redis()
         url = password_url(stack)
         raw = redis.Redis.from_url(url)

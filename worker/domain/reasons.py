@@ -44,6 +44,10 @@ class ReasonCode(str, Enum):
     ACCOUNT_AUTH_FAILED = "ACCOUNT_AUTH_FAILED"
     REDELIVERY_LIMIT = "REDELIVERY_LIMIT"
     AGENCY_NOT_PERMITTED = "AGENCY_NOT_PERMITTED"
+    # A receiving project's copy of an image shared with it (ims-contract.md §12, docs/ims-api.md §9).
+    SHARE_NOT_ACCEPTED = "SHARE_NOT_ACCEPTED"
+    SHARED_COPY_KEY_REFUSED = "SHARED_COPY_KEY_REFUSED"
+    ENTERPRISE_PROJECT_REFUSED = "ENTERPRISE_PROJECT_REFUSED"
     # A ``succeeded`` item whose copy exists but whose follow-ups did not all apply (``followups`` says which).
     TAGS_NOT_APPLIED = "TAGS_NOT_APPLIED"
     NOT_SHARED = "NOT_SHARED"
@@ -120,6 +124,12 @@ _NEXT_STEPS: dict[ReasonCode, str] = {
     "the batch.",
     ReasonCode.AGENCY_NOT_PERMITTED: "The agency may not copy images to target_region: grant it IMS rights there "
     "(IAM), then retry the batch.",
+    ReasonCode.SHARE_NOT_ACCEPTED: "The receiving project has not accepted the share: accept it as that project, "
+    "then retry the batch.",
+    ReasonCode.SHARED_COPY_KEY_REFUSED: "IMS would not encrypt this copy of a shared image: copy it without a key, "
+    "then copy that private image with the key.",
+    ReasonCode.ENTERPRISE_PROJECT_REFUSED: "IMS refused the enterprise project: check enterprise_project_id (leave "
+    "it out for a shared image, which is copied in IAM projects only), then retry the batch.",
     ReasonCode.TAGS_NOT_APPLIED: "The copy exists; the message names the tags it lacks: add them to the copy in "
     "IMS (a succeeded item is not retried).",
     ReasonCode.NOT_SHARED: "The copy exists; the message names the projects it is not shared with and why: share "

@@ -219,6 +219,19 @@ class Template(ItemOptions):
         fields = self.model_dump(include=_ITEM_FIELDS, exclude_none=True)
         return ItemSpec(image_id=image_id, name=name, account=account, **fields)
 
+    def copy_name(self, region: str, source_id: str, source_name: str | None = None) -> re.Pattern[str]:
+        """The names this template gives a copy of the source (``{date}``: any day; without ``source_name``, any
+        ``{name}``): how a policy knows its own copy when the copy lacks its tags (``worker.steps.provenance``)."""
+        pattern = self.name or DEFAULT_NAME
+        day = _SAMPLE["date"]  # a stand-in of the right length, for the cut
+        name = None if source_name is None else _cut_name(pattern, source_name, source_id[:8], region, day)
+        values = {"name": ".*" if name is None else re.escape(name), "region": re.escape(region)}
+        values |= {"id8": re.escape(source_id[:8]), "date": r"\d{8}"}
+        parts = _PLACEHOLDER.split(pattern)  # literal text and placeholders in turn
+        return re.compile("".join(values[p] if i % 2 else re.escape(p) for i, p in enumerate(parts)))
+
+
+DEFAULT_NAME = "copy_{region}_{name}"  # the console's default (worker.domain.naming.default_copy_name)
 
 # The template's fields that an item takes as they are.
 _ITEM_FIELDS = set(ItemOptions.model_fields) - {"name", "account"}
@@ -226,12 +239,19 @@ _ITEM_FIELDS = set(ItemOptions.model_fields) - {"name", "account"}
 
 def render_name(pattern: str, name: str, id8: str, region: str, day: str, *, cut: bool = True) -> str:
     """The pattern filled in; with ``cut``, a long source name is shortened so the result fits in 128 characters."""
-    values = {"name": name, "region": region, "id8": id8, "date": day}
-    if cut and "{name}" in pattern:
-        fixed = len(_PLACEHOLDER.sub(lambda m: "" if m.group(1) == "name" else values[m.group(1)], pattern))
-        room = max(1, (NAME_MAX - fixed) // pattern.count("{name}"))
-        values["name"] = name[:room].rstrip(" ")
+    values = {"name": _cut_name(pattern, name, id8, region, day) if cut else name, "region": region}
+    values |= {"id8": id8, "date": day}
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], pattern)
+
+
+def _cut_name(pattern: str, name: str, id8: str, region: str, day: str) -> str:
+    """``name`` shortened so that the pattern filled in fits in 128 characters."""
+    if "{name}" not in pattern:
+        return name
+    values = {"region": region, "id8": id8, "date": day}
+    fixed = len(_PLACEHOLDER.sub(lambda m: "" if m.group(1) == "name" else values[m.group(1)], pattern))
+    room = max(1, (NAME_MAX - fixed) // pattern.count("{name}"))
+    return name[:room].rstrip(" ")
 
 
 def batch_day(created_at: float) -> str:

@@ -21,7 +21,7 @@ from worker.domain.naming import is_uuid
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
 from worker.ims.credentials import Credentials, MetadataCredentials, StaticCredentials
 from worker.ims.hooks import ClientHooks
-from worker.ims.models import Image, ImageMember, ImageQuota, Job, KmsKey
+from worker.ims.models import MEMBER_ANSWERS, MEMBER_STATUSES, Image, ImageMember, ImageQuota, Job, KmsKey
 from worker.ims.responses import error_from_response, json_body, outcome, request_id
 from worker.ims.signer import UNSCOPED, AkSkAuth
 from worker.ims.token import TokenAuth, is_token_request
@@ -276,6 +276,34 @@ class ImsClient:
         """Share images with projects (asynchronous, docs/ims-api.md §9); returns the member job's ID."""
         url = f"{self._account.ims_endpoint}/v1/cloudimages/members"
         return self._call("add_members", "POST", url, _job_id, body={"images": image_ids, "projects": project_ids})
+
+    def update_member_status(self, image_ids: list[str], status: str, *, vault_id: str | None = None) -> str:
+        """Accept (``"accepted"``) or reject (``"rejected"``) images shared with this project, as the member: IMS
+        takes the answer only from the member itself, its own project named in the body (docs/ims-api.md §9).
+        Asynchronous: returns the member job's ID (``imsUpdateImageMembersJob``), polled with ``get_job``; a shared
+        full-ECS image is accepted into a CBR vault (``vault_id``)."""
+        if status not in MEMBER_ANSWERS:
+            raise ValueError(f"a member answers accepted or rejected, not {status!r}")
+        url = f"{self._account.ims_endpoint}/v1/cloudimages/members"
+        body = {"images": image_ids, "project_id": self._account.project_id, "status": status, "vault_id": vault_id}
+        return self._call("update_members", "PUT", url, _job_id, body=body)
+
+    def shared_images(self, member_status: str = "accepted", *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Image]:
+        """Images of other projects shared with this one whose member status here is ``member_status``
+        (``visibility=shared&member_status=…``, docs/ims-api.md §9). The project's own shared-out images answer the
+        same filter; their ``owner`` (this project) tells them apart, and they are left out."""
+        if member_status not in MEMBER_STATUSES:
+            raise ValueError(f"member_status is one of {', '.join(MEMBER_STATUSES)}, not {member_status!r}")
+        images = self.iter_images(page_size=page_size, visibility="shared", member_status=member_status)
+        return (image for image in images if image.owner != self._account.project_id)
+
+    def copy_shared_image(
+        self, image_id: str, *, name: str, description: str | None = None, cmk_id: str | None = None
+    ) -> str:
+        """Copy an image shared with this project, once accepted, into a private image of its own, encrypted with
+        this project's ``cmk_id`` if given (docs/ims-api.md §9), and return the job ID. It is the in-region copy,
+        made by the member, without ``enterprise_project_id``: IMS copies shared images in IAM projects only."""
+        return self.copy_image(image_id, name=name, description=description, cmk_id=cmk_id)
 
     def image_members(self, image_id: str) -> list[ImageMember]:
         """Every member of an image, page by page (``page_info.next_marker``)."""

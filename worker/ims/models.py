@@ -14,6 +14,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 _LEGACY_TIME = "%d-%b-%Y %H:%M:%S:%f"  # "04-Jun-2015 18:11:06:586", an old IMS job format
 GONE = frozenset({"killed", "deleted"})  # image statuses that will never become active
 CLOCK_SKEW = 60.0  # seconds of disagreement tolerated between our clock and IMS's created_at
+MEMBER_ANSWERS = ("accepted", "rejected")  # the statuses a member gives itself
+MEMBER_STATUSES = ("pending", *MEMBER_ANSWERS)  # pending until it answers
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -96,6 +98,13 @@ class Image(_Lenient):
         return None
 
     @property
+    def copied_from(self) -> str | None:
+        """The source image of a copy: IMS records ``__data_origin`` ``image,<region>,<source image ID>`` at its
+        creation (docs/ims-api.md §5); None for any other image."""
+        kind, _, rest = (self.data_origin or "").partition(",")
+        return rest.rpartition(",")[2] or None if kind == "image" else None
+
+    @property
     def is_full_ecs(self) -> bool:
         # The flag may be missing from list answers (docs/ims-api.md §5); the origin and backup ID also give it away.
         return self.whole_image or (self.data_origin or "").startswith("server_backup,") or bool(self.backup_id)
@@ -113,12 +122,26 @@ class Image(_Lenient):
         return self.lazyloading
 
 
+class JobResult(_Lenient):
+    """One (image, project) pair of a member job (the SDK's ``JobEntitiesResult``)."""
+
+    image_id: str | None = None
+    project_id: str | None = None
+    status: str | None = None
+
+
+def _results(value: Any) -> Any:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 class JobEntities(_Lenient):
     image_id: OptionalText = None
     image_name: str | None = None
     process_percent: float | None = None
     current_task: str | None = None
     sub_job_id: OptionalText = None
+    # Member jobs (add, remove, accept or reject): one result per image and project.
+    results: Annotated[list[JobResult], BeforeValidator(_results)] = Field(default_factory=list)
 
 
 def _entities(value: Any) -> Any:
@@ -180,7 +203,7 @@ class KmsKey(_Lenient):
 
 
 class ImageMember(_Lenient):
-    """A project an image is shared with (docs/ims-api.md §9): ``status`` pending, accepted or rejected."""
+    """A project an image is shared with (docs/ims-api.md §9): ``status`` one of ``MEMBER_STATUSES``."""
 
     member_id: str
     status: str = ""

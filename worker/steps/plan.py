@@ -42,7 +42,7 @@ from worker.steps.forecast import duration
 from worker.steps.retire import judge
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.select import PAGE as PAGE_SIZE
-from worker.steps.select import SelectionRefused, SelectionSpec, list_page
+from worker.steps.select import SelectionRefused, SelectionSpec
 from worker.steps.validate import (
     LISTING_MIN_ITEMS,
     check_decrypt,
@@ -161,7 +161,7 @@ def _page(ctx: StepContext, record: PlanRecord) -> list[Next]:
             judged: list[Judged] = []
             judge(destination, spec.retention, found, ctx.clock(), judged, act=False)
             ctx.data.plans.note_retirements(record.plan_id, [j.to_dict() for j in judged])
-    page, matched, _ = list_page(client, spec.selector, record.marker)
+    page, matched, _ = spec.listing(client, record.marker)
     if read is not None:
         matched = spec.retained(matched, read[1], ctx.clock())
     keys = _keys(client, [spec.template.kms_key])

@@ -9,6 +9,12 @@ and the copies themselves (a selector that matches its own copies must not copy 
 killed or deleted does not count: its source is copied again. The source is read from the listed record's tags; a
 record that does not show them costs one tag read. The same listing gives retention (``worker.steps.retire``)
 each live copy's lineage and its source's age (``worker.domain.retirement``), from the tags the copy was made with.
+
+A copy whose tags never landed (its tagging failed, or Redis lost its item while it was made: IMS's copy calls take
+no tags) is not in that listing. Its source's item adopts it (``worker.steps.submit``), and a selector that matches
+copies must not take it for a new source either: ``untagged_copies`` knows it by what IMS records at its creation,
+``__data_origin`` naming the source and the name the policy's template gives a copy of that source. Retention does
+not see it until a run has tagged it: what it cannot tell is the policy's, it never retires.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.domain.retirement import PROVENANCE_BORN, PROVENANCE_LINEAGE, Copy, parse_born
+from worker.domain.selector import Template
 from worker.ims.client import ImsClient
 from worker.ims.models import GONE, Image
 from worker.steps.context import StepContext
@@ -35,7 +42,7 @@ class Copied:
         return self.copies | self.sources
 
 
-def listed(destination: ImsClient, policy: str) -> Copied:
+def listed_copies(destination: ImsClient, policy: str) -> Copied:
     """The policy's copies as one listing by its tag in ``destination`` shows them."""
     copies: set[str] = set()
     sources: set[str] = set()
@@ -82,3 +89,24 @@ def destination(
     assert settings is not None and ctx.destinations is not None
     project_id = destination_project_id(ctx, account, settings, client, region, project or region)
     return None if project_id is None else ctx.destinations(account, region, project_id)
+
+
+def untagged_copies(
+    client: ImsClient, template: Template, region: str, page: list[Image], matched: list[Image]
+) -> set[str]:
+    """Images of ``matched`` that are the policy's own copies without its tags: a copy carrying no policy's tag,
+    named as ``template`` names a copy of its source (``region``: the source's). The source's name comes from the
+    page, or from one look-up (rare: only a copy this template could have named, until a run tags it); a source
+    since deleted leaves the name's pattern to decide."""
+    listed = {image.id: image for image in page}
+    found: set[str] = set()
+    for image in matched:
+        source_id = image.copied_from
+        if source_id is None or image.tag(PROVENANCE_POLICY) is not None:
+            continue
+        if not template.copy_name(region, source_id).fullmatch(image.name):
+            continue  # no name this template gives: a copy someone else made, a source like any
+        source = listed.get(source_id) or client.get_image(source_id)
+        if source is None or template.copy_name(region, source_id, source.name).fullmatch(image.name):
+            found.add(image.id)
+    return found

@@ -33,7 +33,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
-from worker.steps.provenance import Copied, destination, listed
+from worker.steps.provenance import Copied, destination, listed_copies, untagged_copies
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.validate import validate_listed
 
@@ -100,7 +100,16 @@ class SelectionSpec:
         assert self.policy is not None
         target = self.template
         found = destination(ctx, self.account, client, target.target_region, target.target_project)
-        return found, Copied(frozenset(), frozenset()) if found is None else listed(found, self.policy)
+        return found, Copied(frozenset(), frozenset()) if found is None else listed_copies(found, self.policy)
+
+    def listing(self, client: ImsClient, marker: str) -> tuple[list[Image], list[Image], str | None]:
+        """``list_page``, a policy's own copies that lack its tags left out of what it keeps (they are no new
+        sources: ``worker.steps.provenance.untagged_copies``)."""
+        page, matched, cmk_id = list_page(client, self.selector, marker)
+        if self.policy is not None:
+            own = untagged_copies(client, self.template, self.region, page, matched)
+            matched = [image for image in matched if image.id not in own]
+        return page, matched, cmk_id
 
 
 def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
@@ -117,7 +126,7 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         if read is not None and not selection.progress.copies_read:
             found = read[1]
             ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources))
-        page, matched, cmk_id = list_page(client, spec.selector, marker)
+        page, matched, cmk_id = spec.listing(client, marker)
         if read is not None:
             matched = spec.retained(matched, read[1], ctx.clock())
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}

@@ -19,7 +19,15 @@ Just before the copy call the account's guardrails (``worker.domain.guardrails``
 breaks them ends ``failed`` (``SHARE_NOT_ALLOWED``, ``REGION_NOT_ALLOWED``) with no copy made.
 
 A retried item first looks at what its failed attempt left (``prior_job_id``, ``prior_image_id``,
-``prior_submit_at``): a job that went on, or a copy that exists, is followed instead of copying again. IMS full
+``prior_submit_at``): a job that went on, or a copy that exists, is followed instead of copying again.
+
+A policy's item (its tags name the policy: ``worker.domain.followups.policy_tags``) also adopts a copy an earlier
+run made of its source whose provenance tags never landed: its tagging failed (``TAGS_NOT_APPLIED``), or Redis lost
+the item while the copy was being made. IMS's copy calls take no tags (``CopyImageInRegionRequestBody``: name,
+description, cmk_id, enterprise_project_id), so such a copy is invisible to the run's listing by tag
+(``worker.steps.provenance``); it is found as any adopted copy is, from what IMS itself records at creation: the
+name the template gives (``target_name``) and ``__data_origin`` naming the source, usable, and carrying no other
+policy's tag. Adopted, it gets its tags as a new copy would, so the run makes no second copy. IMS full
 (``IMG.0060``, ``IMG.0149`` across regions) or the image quota full (``IMG.0015``) hands the item back to its line
 (``worker.steps.scheduling``): no copy was made and the item is not at fault.
 """
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import logging
 
+from worker.domain.followups import PROVENANCE_POLICY
 from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import Event, ItemState
@@ -167,24 +176,35 @@ def _earlier_copy(
     usable_only = item.submit_started_at is None
     if since is not None and (found := find_copy(copies, item, since, usable_only=usable_only)):
         return start_polling(ctx, item, new_image_id=found.id)
+    policy = (item.tags or {}).get(PROVENANCE_POLICY)
+    if policy is not None and (found := find_copy(copies, item, None, usable_only=True, policy=policy)):
+        return start_polling(ctx, item, new_image_id=found.id)
     return None
 
 
-def find_copy(client: ImsClient, item: ReplicationItem, since: float, *, usable_only: bool = False) -> Image | None:
-    """The newest image IMS made from this item's copy attempt, if any (``client``: where copies appear;
-    ``usable_only``: not killed or deleted)."""
-    origin_suffix = f",{item.image_id}"
+def find_copy(
+    client: ImsClient,
+    item: ReplicationItem,
+    since: float | None,
+    *,
+    usable_only: bool = False,
+    policy: str | None = None,
+) -> Image | None:
+    """The newest image IMS made from this item's source under its new name, if any (``client``: where copies
+    appear): made at or after ``since`` (this item's attempt), or at any time by ``policy``'s earlier runs (one
+    carrying another policy's tag is that policy's); ``usable_only``: not killed or deleted."""
     candidates = [
         image
         for image in client.list_images(name=item.target_name)
-        if (image.data_origin or "").startswith("image,")
-        and (image.data_origin or "").endswith(origin_suffix)
-        and (image.created_at is None or image.created_at.timestamp() >= since - CLOCK_SKEW)
+        if image.copied_from == item.image_id
+        and (since is None or image.created_at is None or image.created_at.timestamp() >= since - CLOCK_SKEW)
         and not (usable_only and image.status in GONE)
+        and image.tag(PROVENANCE_POLICY) in (None, policy)
     ]
     candidates.sort(key=lambda image: image.created_at.timestamp() if image.created_at else 0.0)
     if candidates:
-        log.warning("item %s: adopting copy %s made by an earlier attempt", item.id, candidates[-1].id)
+        made_by = "an earlier attempt" if policy is None else f"an earlier run of policy {policy}"
+        log.warning("item %s: adopting copy %s made by %s", item.id, candidates[-1].id, made_by)
     return candidates[-1] if candidates else None
 
 

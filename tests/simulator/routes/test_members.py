@@ -65,7 +65,6 @@ def test_share_then_accept_then_copy(server: Any) -> None:
     server.clock.advance(2)
     assert [i["id"] for i in friend.images(__imagetype="shared")] == [image]
     assert friend.get(f"/v2/images/{image}/members").json()["members"][0]["status"] == "accepted"
-    assert_ims_error(friend.copy(image, {"name": "mine", "cmk_id": friend.keys()["app-key"]["key_id"]}), "IMG.0197")
     copied = friend.copy(image, {"name": "mine"})
     assert copied.status_code == 200, copied.text
     assert friend.image_named("mine")["owner"] == FRIEND
@@ -164,3 +163,65 @@ def test_removing_the_last_member_makes_the_image_private_again(server: Any) -> 
     assert owner.images(id=image)[0]["__imagetype"] == "private"
     assert friend.images(id=image, visibility="shared", member_status="pending") == []
     assert_ims_error(friend.get(f"/v2/images/{image}"), "IMG.0144", 404)
+
+
+def test_only_the_member_accepts_and_copies_under_its_own_key_in_its_iam_project(
+    server: Any, token_body: Callable[..., dict[str, Any]]
+) -> None:
+    """ims-contract.md §12: the receiving project accepts (its own project, from its credentials), then copies the
+    share into a private image under its own key; enterprise projects may not (IMG.0155)."""
+    owner, friend, stranger = server.client(OWNER), server.client(FRIEND), server.client(STRANGER)
+    image = owner.image_named("ubuntu-22.04-web")["id"]
+    share(owner, [image], [FRIEND])
+    server.clock.advance(2)
+    accept = {"images": [image], "project_id": FRIEND, "status": "accepted"}
+    # Nobody accepts for the member: not the owner, not another project, whatever project_id they name.
+    assert_ims_error(owner.put("/v1/cloudimages/members", accept), "IMG.0067")
+    assert_ims_error(stranger.put("/v1/cloudimages/members", accept), "IMG.0067")
+    assert_ims_error(stranger.put("/v1/cloudimages/members", {**accept, "project_id": STRANGER}), "IMG.0027")
+    assert_ims_error(owner.put(f"/v2/images/{image}/members/{FRIEND}", {"status": "accepted"}), "IMG.0067")
+    assert owner.get(f"/v2/images/{image}/members/{FRIEND}").json()["status"] == "pending"
+    # The member does, under a token scoped to its project as well as under AK/SK.
+    token = server.plain.post("/v3/auth/tokens", json=token_body("cn-north-4_2")).headers["X-Subject-Token"]
+    by_token = server.client(None, token=token)
+    accepted = by_token.put("/v1/cloudimages/members", accept)
+    assert accepted.status_code == 200, accepted.text
+    assert friend.job(accepted.json()["job_id"])["job_type"] == "imsUpdateImageMembersJob"
+    server.clock.advance(2)
+    assert owner.get(f"/v2/images/{image}/members/{FRIEND}").json()["status"] == "accepted"
+    # Accepted, it is listed as IMS lists shared images, by type or by member status; the stranger sees nothing.
+    assert [i["id"] for i in friend.images(__imagetype="shared")] == [image]
+    assert [i["id"] for i in friend.images(visibility="shared", member_status="accepted")] == [image]
+    assert friend.images(visibility="shared", member_status="pending") == []
+    assert friend.get(f"/v2/images/{image}").json()["__imagetype"] == "shared"
+    assert stranger.images(id=image) == [] and stranger.get(f"/v2/images/{image}").status_code == 404
+    assert_ims_error(stranger.copy(image, {"name": "not mine"}), "IMG.0027")
+    # Enterprise projects may not copy a shared image; the IAM project (no enterprise_project_id, or "0") may.
+    enterprise = "b2f3c4d5-0000-4000-8000-000000000001"
+    assert_ims_error(friend.copy(image, {"name": "ep", "enterprise_project_id": enterprise}), "IMG.0155")
+    key = friend.keys()["app-key"]["key_id"]
+    copied = friend.copy(image, {"name": "friends golden", "cmk_id": key, "enterprise_project_id": "0"})
+    assert copied.status_code == 200, copied.text
+    server.clock.advance(10)
+    assert friend.job(copied.json()["job_id"])["status"] == "SUCCESS"
+    mine = friend.image_named("friends golden")
+    assert (mine["owner"], mine["__system__cmkid"], mine["__imagetype"], mine["status"]) == (
+        FRIEND, key, "private", "active"
+    )  # fmt: skip
+    assert mine["__data_origin"] == f"image,cn-north-4,{image}"
+    # The owner's own copies keep their enterprise projects: the rule is for shared images only.
+    own = owner.copy(image, {"name": "owners ep copy", "enterprise_project_id": enterprise})
+    assert own.status_code == 200, own.text
+
+
+def test_copies_of_shared_images_can_be_held_to_no_key(app_sim: Callable[..., Any]) -> None:
+    """--unencrypted-shared-copies: Huawei's Chinese user guide ("暂不支持复制为加密镜像") against OTC's."""
+    server = app_sim(project_ids=(OWNER, FRIEND), member_job_seconds=0, unencrypted_shared_copies=True)
+    owner, friend = server.client(OWNER), server.client(FRIEND)
+    image = owner.image_named("debian-12-base")["id"]
+    share(owner, [image], [FRIEND])
+    assert friend.put(f"/v2/images/{image}/members/{FRIEND}", {"status": "accepted"}).status_code == 200
+    key = friend.keys()["app-key"]["key_id"]
+    assert_ims_error(friend.copy(image, {"name": "keyed", "cmk_id": key}), "IMG.0197")
+    assert friend.copy(image, {"name": "plain"}).status_code == 200
+    assert owner.copy(image, {"name": "owner keyed", "cmk_id": owner.keys()["app-key"]["key_id"]}).status_code == 200

@@ -165,6 +165,10 @@ def test_deleting_follows_the_contract(server: Any) -> None:
     assert friend.images(visibility="shared", member_status="accepted") == []
     assert_ims_error(friend.get(f"/v2/images/{image}"), "IMG.0144", 404)
     assert_ims_error(friend.get(f"/v2/images/{image}/members"), "IMG.0144", 404)
+    # Copying or answering the share now meets a missing image, as for any unknown ID.
+    assert_ims_error(friend.copy(image, {"name": "too late"}), "IMG.0027")
+    assert_ims_error(friend.put("/v1/cloudimages/members", {"images": [image], "project_id": FRIEND,
+                                                            "status": "accepted"}), "IMG.0027")  # fmt: skip
     assert_ims_error(owner.get(f"/v2/{OWNER}/images/{image}/tags"), "IMG.0144", 404)
     assert friend.image_named("friends own")["status"] == "active"
     # Deleted once is gone: a second delete is a 404, by the owner too.

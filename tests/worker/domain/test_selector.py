@@ -121,3 +121,38 @@ def test_decrypt_and_a_key_are_exclusive() -> None:
     with pytest.raises(ValidationError, match="cannot be combined with kms_key"):
         Template(decrypt=True, kms_key="app-key")
     assert Template(decrypt=True).item(_image(), "default", "r", "d").kms_key is None
+
+
+SOURCE = "0123abcd-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "source_name", "mine"),
+    [
+        ("{name}-copy", "web-v3-copy", "web-v3", True),
+        ("{name}-copy", "web-v3-copy", "db-v1", False),  # another source's name
+        ("{name}-copy", "web-v3-copy", None, True),  # the source's name unknown: the pattern decides
+        ("{name}-copy", "web-v3-plain", None, False),
+        ("{name}-{date}-{id8}", "web-20261128-0123abcd", "web", True),  # made on any day
+        ("{name}-{date}-{id8}", "web-20261128-ffffffff", "web", False),  # another source's ID
+        (None, "copy_cn-north-4_web", "web", True),  # the console's default
+        ("{region}.{name}", "cn-north-4xweb", None, False),  # literal text is literal
+    ],
+)
+def test_a_template_knows_the_names_it_gives_a_sources_copy(
+    pattern: str | None, name: str, source_name: str | None, mine: bool
+) -> None:
+    names = Template(name=pattern).copy_name("cn-north-4", SOURCE, source_name)
+    assert bool(names.fullmatch(name)) is mine
+
+
+def test_a_long_source_name_is_cut_in_the_names_known_as_in_the_names_given() -> None:
+    template = Template(name="{name}-copy")
+    given = render_name("{name}-copy", "x" * 200, SOURCE[:8], "cn-north-4", "20261128")
+    assert template.copy_name("cn-north-4", SOURCE, "x" * 200).fullmatch(given)
+
+
+def test_a_copy_names_its_source_by_its_data_origin() -> None:
+    assert Image(id="c", __data_origin=f"image,cn-north-4,{SOURCE}").copied_from == SOURCE
+    assert Image(id="i", __data_origin="instance,ecs-1").copied_from is None
+    assert Image(id="p").copied_from is None

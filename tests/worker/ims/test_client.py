@@ -516,6 +516,8 @@ def test_a_local_throttle_sends_nothing() -> None:
         (lambda c: c.list_keys(), "list_keys"),
         (lambda c: c.describe_key(KEY_ID), "describe_key"),
         (lambda c: c.copy_image(IMAGE_ID, name="n"), "copy"),
+        (lambda c: c.copy_shared_image(IMAGE_ID, name="n"), "copy"),
+        (lambda c: c.update_member_status([IMAGE_ID], "accepted"), "update_members"),
     ],
 )
 def test_endpoint_names(call: Callable[[ImsClient], object], endpoint: str) -> None:
@@ -632,6 +634,89 @@ def test_members_are_added_by_a_job_and_listed_page_by_page() -> None:
     with pytest.raises(ImsRefusedError) as info:
         make(ims_error("IMG.0098"))[0].add_members([IMAGE_ID], ["a" * 32])
     assert info.value.reason is ReasonCode.NOT_SHAREABLE_ENCRYPTED
+
+
+# -- the receiving side of a share: accept, list, copy under its own key (ims-contract.md §12) ----------------------
+
+OWNER = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_member_answers_a_share_with_a_job_naming_its_own_project() -> None:
+    results = [{"image_id": IMAGE_ID, "project_id": PROJECT, "status": "success"}, "not a result"]
+    done = {"status": "SUCCESS", "job_type": "imsUpdateImageMembersJob", "entities": {"results": results}}
+    client, rec = make([ok({"job_id": JOB_ID}), ok({"job_id": "f" * 32}), ok(done)])
+    assert client.update_member_status([IMAGE_ID], "accepted") == JOB_ID
+    assert (rec.last.method, rec.last.url) == ("PUT", f"{IMS}/v1/cloudimages/members")
+    assert rec.last.headers["X-Project-Id"] == PROJECT
+    assert json.loads(rec.last.content) == {"images": [IMAGE_ID], "project_id": PROJECT, "status": "accepted"}
+    client.update_member_status([IMAGE_ID], "rejected", vault_id="v-1")
+    assert json.loads(rec.last.content) == {
+        "images": [IMAGE_ID], "project_id": PROJECT, "status": "rejected", "vault_id": "v-1",
+    }  # fmt: skip
+    # The answer is a member job, polled like a copy: its results say how each pair went.
+    job = client.get_job(JOB_ID)
+    assert job.succeeded and job.image_id is None
+    assert [(r.image_id, r.project_id, r.status) for r in job.entities.results] == [(IMAGE_ID, PROJECT, "success")]
+    with pytest.raises(ValueError, match="accepted or rejected"):
+        client.update_member_status([IMAGE_ID], "pending")
+    assert len(rec.requests) == 3  # nothing sent for the bad status
+
+
+def test_shared_images_are_other_projects_images_in_the_member_status_asked() -> None:
+    mine = image("b" * 8, owner=PROJECT, visibility="shared")  # shared out by this project: not shared with it
+    theirs = image("a" * 8, owner=OWNER, visibility="shared", __imagetype="shared")
+    later = {**theirs, "id": "c" * 8}
+    client, rec = make([ok({"images": [theirs, mine]}), ok({"images": [later]})])
+    assert [i.id for i in client.shared_images(page_size=2)] == [theirs["id"], later["id"]]
+    first, second = rec.requests
+    assert dict(first.url.params) == {"visibility": "shared", "member_status": "accepted", "limit": "2"}
+    assert second.url.params["marker"] == mine["id"]  # paging goes on past the ones left out
+    pending, pending_rec = make(ok({"images": [theirs]}))
+    assert [i.owner for i in pending.shared_images("pending")] == [OWNER]
+    assert pending_rec.last.url.params["member_status"] == "pending"
+    with pytest.raises(ValueError, match="member_status"):
+        next(pending.shared_images("everything"))
+
+
+def test_a_shared_copy_is_the_members_in_region_copy_under_its_own_key_without_enterprise_project() -> None:
+    client, rec = make(ok({"job_id": JOB_ID}))
+    assert client.copy_shared_image(IMAGE_ID, name="golden", cmk_id=KEY_ID) == JOB_ID
+    assert (rec.last.method, rec.last.url) == ("POST", f"{IMS}/v1/cloudimages/{IMAGE_ID}/copy")
+    assert json.loads(rec.last.content) == {"name": "golden", "cmk_id": KEY_ID}
+    client.copy_shared_image(IMAGE_ID, name="golden", description="d")
+    assert json.loads(rec.last.content) == {"name": "golden", "description": "d"}
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("IMG.0196", ReasonCode.SHARE_NOT_ACCEPTED),
+        ("IMG.0197", ReasonCode.SHARED_COPY_KEY_REFUSED),
+        ("IMG.0155", ReasonCode.ENTERPRISE_PROJECT_REFUSED),
+        ("IMG.0027", ReasonCode.IMAGE_NOT_FOUND),  # no longer shared, or deleted by its owner
+    ],
+)
+def test_shared_copy_refusals_are_permanent_with_their_reason(code: str, reason: ReasonCode) -> None:
+    client, _ = make(ims_error(code))
+    with pytest.raises(ImsRefusedError) as info:
+        client.copy_shared_image(IMAGE_ID, name="n", cmk_id=KEY_ID)
+    assert (info.value.reason, info.value.code, info.value.endpoint) == (reason, code, "copy")
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "reason"),
+    [
+        (ims_error("IMG.0027"), ImsRefusedError, ReasonCode.IMAGE_NOT_FOUND),  # not shared with it (any more)
+        (ims_error("IMG.0067"), ImsRefusedError, ReasonCode.IMS_REFUSED),  # not its own project
+        (gateway_error("APIGW.0308", 429), ThrottledError, None),
+        (httpx.Response(503), CloudUnavailableError, None),
+    ],
+)
+def test_answering_a_share_fails_typed(answer: httpx.Response, kind: type, reason: ReasonCode | None) -> None:
+    client, _ = make(answer)
+    with pytest.raises(kind) as info:
+        client.update_member_status([IMAGE_ID], "accepted")
+    assert getattr(info.value, "reason", None) is reason and info.value.endpoint == "update_members"
 
 
 def test_project_ids_from_iam_under_aksk_are_looked_up_unscoped() -> None:

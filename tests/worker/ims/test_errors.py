@@ -51,7 +51,10 @@ def test_tree() -> None:
         (["IMG.0101", "IMG.0102", "IMG.0103"], ReasonCode.SOURCE_KEY_UNUSABLE),
         (["IMG.0015"], ReasonCode.QUOTA_EXCEEDED),
         (["IMG.0047", "IMG.0106"], ReasonCode.NOT_IMAGE_OWNER),
-        (["IMG.0001", "IMG.0196", "IMG.9999", None], ReasonCode.IMS_REFUSED),
+        (["IMG.0196"], ReasonCode.SHARE_NOT_ACCEPTED),
+        (["IMG.0197"], ReasonCode.SHARED_COPY_KEY_REFUSED),
+        (["IMG.0155"], ReasonCode.ENTERPRISE_PROJECT_REFUSED),
+        (["IMG.0001", "IMG.0067", "IMG.9999", None], ReasonCode.IMS_REFUSED),
     ],
 )
 def test_reason_for_code(codes: list[str | None], reason: ReasonCode) -> None:

@@ -21,6 +21,7 @@ from tests.support import FAST_TIMINGS
 from worker import steps
 from worker.call import Message
 from worker.data import NewItem
+from worker.data.plans import PlanRecord
 from worker.dispatch import dispatch
 from worker.domain.item import ReplicationItem
 from worker.domain.ownership import Owner
@@ -182,3 +183,14 @@ def run_policy(ctx: StepContext, policy: Policy) -> str:
     assert batch_id == started[0].kwargs["batch_id"]
     assert ctx.data.records.batch(batch_id).done
     return batch_id
+
+
+def plan_policy(ctx: StepContext, policy: Policy) -> PlanRecord:
+    """A plan of the policy's next run (as stored now), worked out; its record."""
+    stored = ctx.data.policies.load(policy.id)
+    selection = stored.selection(ctx.clock())
+    plan = ctx.data.plans.create(
+        [], ttl=600, first_stage="page", selection=selection, now=ctx.clock(), owner=stored.owner
+    )
+    drive(ctx, [Next(TaskName.PLAN, {"plan_id": plan.plan_id, "stage": "page", "marker": ""})])
+    return ctx.data.plans.load(plan.plan_id)

@@ -19,13 +19,11 @@ from worker.domain.retirement import Action, Copy, Judged, Retention, Verdict
 from worker.domain.selector import Selector, Template, selection_record
 from worker.errors import CloudUnavailableError, ImsRefusedError
 from worker.ims.models import Image, ImageMember
-from worker.queues import TaskName
-from worker.steps import Next
 from worker.steps.provenance import Copied
 from worker.steps.retire import judge
 from worker.steps.select import SelectionSpec
 
-from .conftest import add_images, drive, run_policy, store_policy
+from .conftest import add_images, plan_policy, run_policy, store_policy
 
 FRIEND = "0123456789abcdef0123456789abcdef"
 
@@ -93,7 +91,7 @@ def test_a_copy_a_member_accepted_is_kept_unless_the_rule_says_so_and_report_del
     assert _verdicts(ctx, policy.id, 3) == {app[0]: "retirable"}
     old = _copies(ims, policy.id)[app[0]]
 
-    accept_share(ims, sim.url, sim.access_key, sim.secret_key, FRIEND, old)
+    accept_share(ims, ctx.settings.accounts["default"], FRIEND, old)
     deleting = report.model_copy(update={"action": Action.DELETE})
     _change(ctx, policy, deleting)
     assert _planned(ctx, policy) == [(app[0], "kept_shared")]
@@ -108,12 +106,8 @@ def test_a_copy_a_member_accepted_is_kept_unless_the_rule_says_so_and_report_del
 
 
 def _planned(ctx, policy) -> list[tuple[str, str]]:
-    """A plan of the policy's next run, worked out: its retention's verdicts (source, verdict)."""
-    now = ctx.clock()
-    selection = ctx.data.policies.load(policy.id).selection(now)
-    stored = ctx.data.plans.create([], ttl=60, first_stage="page", selection=selection, now=now)
-    drive(ctx, [Next(TaskName.PLAN, {"plan_id": stored.plan_id, "stage": "page"})])
-    summary = ctx.data.plans.load(stored.plan_id).summary
+    """A plan of the policy's next run: its retention's verdicts (source, verdict)."""
+    summary = plan_policy(ctx, policy).summary
     assert summary["would_copy"] == 0
     return [(j["source"], j["verdict"]) for j in summary["retirements"]]
 

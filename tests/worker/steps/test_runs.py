@@ -4,20 +4,29 @@ a later run copies only new images, even after Redis has forgotten every batch."
 
 from __future__ import annotations
 
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 
 from worker import steps
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.domain.policy import Overlap, Policy
+from worker.domain.reasons import ReasonCode
 from worker.domain.retirement import PROVENANCE_BORN, PROVENANCE_LINEAGE
-from worker.domain.selector import Selector, Template, selection_record
 from worker.domain.states import ItemState
 from worker.queues import TaskName
-from worker.steps import Next, StepContext
+from worker.steps import StepContext
 
-from .conftest import add_images, drive, ims_calls, make_due, run_policy, store_policy
+from .conftest import add_images, ims_calls, make_due, plan_policy, run_policy, store_policy
+
+
+def _forget_all_but_policies(ctx: StepContext) -> None:
+    """Redis loses every batch, item and idempotency key; the policies keep their definitions, due times and runs."""
+    r = ctx.data._client
+    for key in r.scan_iter(f"{ctx.settings.key_prefix}:*"):
+        if ":polic" not in key:
+            r.delete(key)
 
 
 def _sources_of_copies(ims, policy: Policy) -> list[str]:
@@ -99,10 +108,7 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
     assert calls == {"list_images:200": 2, "quota:200": 1}  # its copies, then its one page of sources
 
     # Redis forgets every batch, item and idempotency key (the policy itself kept): still nothing copied twice.
-    r = ctx.data._client
-    for key in r.scan_iter(f"{ctx.settings.key_prefix}:*"):
-        if ":polic" not in key:  # the policy: its definition, due time and runs
-            r.delete(key)
+    _forget_all_but_policies(ctx)
     fresh = add_images(sim, prefix, 2)
     third = run_policy(ctx, policy)
     items, _ = ctx.data.records.batch_items(third, limit=10, cursor=0)
@@ -111,28 +117,37 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
     assert _sources_of_copies(ims, policy) == sorted(first + fresh)
 
 
+def test_a_copy_whose_tags_failed_is_tagged_by_a_later_run_not_copied_again(make_context, sim) -> None:
+    # One retry, so the failed tagging gives up quickly.
+    ctx = make_context(retry_max_attempts=1)
+    ims = ctx.clients("default")
+    prefix = f"u{uuid.uuid4().hex[:6]}-"
+    sources = add_images(sim, prefix, 2)
+    policy = store_policy(ctx, prefix)  # its copies match its selector: an untagged one must not pass for a source
+    faults = {"error_rate": 1.0, "error_apis": ["tags_action"]}
+    assert httpx.post(f"{sim.url}/_sim/faults", json=faults, timeout=10).status_code == 200
+    first, _ = ctx.data.records.batch_items(run_policy(ctx, policy), limit=10, cursor=0)
+    assert {(i.state, i.reason) for i in first} == {(ItemState.SUCCEEDED, ReasonCode.TAGS_NOT_APPLIED)}
+    assert _sources_of_copies(ims, policy) == []  # the copies carry no provenance: a listing by tag misses them
+    assert plan_policy(ctx, policy).summary["items"] == 2  # a plan judges the sources again, and not their copies
+
+    # The tags work again, and Redis forgets every batch and item: only the cloud knows the copies are the policy's.
+    assert httpx.post(f"{sim.url}/_sim/faults", json={"error_rate": 0.0}, timeout=10).status_code == 200
+    _forget_all_but_policies(ctx)
+    second, _ = ctx.data.records.batch_items(run_policy(ctx, policy), limit=10, cursor=0)
+    assert sorted(i.image_id for i in second) == sorted(sources)  # the untagged copies are no sources of their own
+    assert {(i.state, i.reason) for i in second} == {(ItemState.SUCCEEDED, None)}
+    assert {i.new_image_id for i in second} == {i.new_image_id for i in first}  # adopted, not copied again
+    jobs = httpx.get(f"{sim.url}/_sim/jobs", timeout=10).json()["jobs"]
+    assert sorted(job["source_image_id"] for job in jobs) == sorted(sources)  # one copy each, ever
+    assert _sources_of_copies(ims, policy) == sorted(sources)
+
+
 def test_a_plan_of_a_policy_leaves_out_what_it_copied(ctx, sim, ims) -> None:
     prefix = f"k{uuid.uuid4().hex[:6]}-"
     images = add_images(sim, prefix, 2)
     policy = store_policy(ctx, prefix)
     run_policy(ctx, policy)
-    stored = ctx.data.policies.load(policy.id)
-    plan = ctx.data.plans.create(
-        [], ttl=600, first_stage="page", selection=_selection(ctx, stored), now=ctx.clock(), owner=stored.owner
-    )
-    drive(ctx, [Next(TaskName.PLAN, {"plan_id": plan.plan_id, "stage": "page", "marker": ""})])
-    record = ctx.data.plans.load(plan.plan_id)
+    record = plan_policy(ctx, policy)
     assert record.state == "done" and record.summary["items"] == 0  # both sources copied: nothing to judge
     assert sorted(images) == _sources_of_copies(ims, policy)
-
-
-def _selection(ctx: StepContext, policy: Policy) -> dict:
-    definition = policy.definition
-    return selection_record(
-        Selector.model_validate(definition.selector),
-        Template.model_validate(definition.template),
-        policy.account,
-        policy.region,
-        time.time(),
-        policy=policy.id,
-    )
