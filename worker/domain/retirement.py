@@ -138,17 +138,39 @@ class Copy:
         """Newest first by this: the source's creation time, then its ID (ties broken the same way every run)."""
         return (self.born, self.source)
 
+    def ranked(self) -> list[str | float]:
+        """What ``ranking`` keeps of it between a run's pages: its lineage and rank."""
+        return [self.lineage, self.born, self.source]
+
+    @classmethod
+    def of_rank(cls, ranked: list[str | float]) -> Copy:
+        lineage, born, source = ranked
+        return cls(str(source), str(source), str(lineage), float(born))
+
 
 def retired(copies: Iterable[Copy], rule: Retention, now: float) -> list[Copy]:
     """The copies ``rule`` does not keep, oldest first within each lineage, lineages in name order."""
+    out: list[Copy] = []
+    for _, newest_first in sorted(_lineages(copies).items()):
+        out += [c for i, c in enumerate(newest_first) if not _kept(rule, i, c.born, now)][::-1]
+    return out
+
+
+def ranking(copies: Iterable[Copy], rule: Retention) -> list[Copy]:
+    """The copies that decide ``kept_sources``: the newest ``keep_last`` of each lineage (a source with that many
+    newer copies is not kept, whatever the older ones; none when only ``keep_for`` counts). A run keeps these
+    between its pages rather than list every copy again for each."""
+    if rule.keep_last is None:
+        return []
+    return [c for newest_first in _lineages(copies).values() for c in newest_first[: rule.keep_last]]
+
+
+def _lineages(copies: Iterable[Copy]) -> dict[str, list[Copy]]:
+    """The copies by lineage, newest first."""
     lineages: dict[str, list[Copy]] = defaultdict(list)
     for copy in copies:
         lineages[copy.lineage].append(copy)
-    out: list[Copy] = []
-    for name in sorted(lineages):
-        newest_first = sorted(lineages[name], key=lambda c: c.rank, reverse=True)
-        out += [c for i, c in enumerate(newest_first) if not _kept(rule, i, c.born, now)][::-1]
-    return out
+    return {name: sorted(group, key=lambda c: c.rank, reverse=True) for name, group in lineages.items()}
 
 
 def kept_sources(rule: Retention, candidates: Iterable[Copy], copies: Iterable[Copy], now: float) -> set[str]:
@@ -158,11 +180,12 @@ def kept_sources(rule: Retention, candidates: Iterable[Copy], copies: Iterable[C
     copies = list(copies)
     copied = {c.source for c in copies}
     everyone = copies + [c for c in candidates if c.source not in copied]
-    return {c.source for c in everyone if c.source not in copied and _kept(rule, _newer(c, everyone), c.born, now)}
-
-
-def _newer(copy: Copy, others: list[Copy]) -> int:
-    return sum(1 for o in others if o.lineage == copy.lineage and o.rank > copy.rank)
+    return {
+        c.source
+        for newest_first in _lineages(everyone).values()
+        for newer, c in enumerate(newest_first)
+        if c.source not in copied and _kept(rule, newer, c.born, now)
+    }
 
 
 def _kept(rule: Retention, newer: int, born: float, now: float) -> bool:

@@ -153,17 +153,17 @@ def _page(ctx: StepContext, record: PlanRecord) -> list[Next]:
     if account is None:
         raise PlanFailed(f"account {spec.account!r} is not configured on the workers")
     client = ctx.client(spec.account)
-    read = spec.read_copies(ctx, client, first=not record.marker)  # what a run leaves out, its plan leaves out
-    if read is not None and not record.marker:
-        destination, found = read
-        ctx.data.plans.leave_out(record.plan_id, found.left_out, ttl=ctx.settings.plan_seconds)
+    ranked = record.ranking
+    if spec.policy is not None and not record.marker:  # a policy's run leaves out what it copied: so does its plan
+        destination, found = spec.destination(ctx, client)
+        ranked = spec.ranking(found)
+        ctx.data.plans.leave_out(record.plan_id, found.left_out, ttl=ctx.settings.plan_seconds, ranking=ranked)
         if spec.retention is not None and destination is not None:  # and what the run's retention would do
             judged: list[Judged] = []
             judge(destination, spec.retention, found, ctx.clock(), judged, act=False)
             ctx.data.plans.note_retirements(record.plan_id, [j.to_dict() for j in judged])
     page, matched, _ = spec.listing(client, record.marker)
-    if read is not None:
-        matched = spec.retained(matched, read[1], ctx.clock())
+    matched = spec.retained(matched, ranked, ctx.clock())
     keys = _keys(client, [spec.template.kms_key])
     last = len(page) < PAGE_SIZE
     room = max(0, ctx.settings.max_batch_items - record.judged)

@@ -3,12 +3,12 @@
 listing by tag in the destination project (IMS filters it: ``GET /v2/cloudimages?tag=imsrep_policy=<id>``, paged)
 names every source the policy has a copy of, whatever became of its batches, its items or Redis itself.
 
-A run (``worker.steps.select``) and a plan of one (``worker.steps.plan``) read it before their first page (with a
-retention rule, before every page: ``SelectionSpec.read_copies``), and leave out both the sources already copied
-and the copies themselves (a selector that matches its own copies must not copy them again). A copy IMS shows as
-killed or deleted does not count: its source is copied again. The source is read from the listed record's tags; a
-record that does not show them costs one tag read. The same listing gives retention (``worker.steps.retire``)
-each live copy's lineage and its source's age (``worker.domain.retirement``), from the tags the copy was made with.
+A run (``worker.steps.select``) and a plan of one (``worker.steps.plan``) read it once, before their first page,
+and leave out both the sources already copied and the copies themselves (a selector that matches its own copies
+must not copy them again). A copy IMS shows as killed or deleted does not count: its source is copied again. The
+source is read from the listed record's tags; a record that does not show them costs one tag read. The same
+listing gives retention (``worker.steps.retire``, and a run's pages: ``SelectionSpec.retained``) each live copy's
+lineage and its source's age (``worker.domain.retirement``), from the tags the copy was made with.
 
 A copy whose tags never landed (its tagging failed, or Redis lost its item while it was made: IMS's copy calls take
 no tags) is not in that listing. Its source's item adopts it (``worker.steps.submit``), and a selector that matches

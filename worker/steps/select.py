@@ -24,7 +24,7 @@ from worker.data.selections import EXPANDING, FAILED, Selection, selected_item_i
 from worker.domain.followups import policy_tags
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import UUID_RE
-from worker.domain.retirement import Copy, Retention, kept_sources, lineage_tags, source_lineage
+from worker.domain.retirement import Copy, Retention, kept_sources, lineage_tags, ranking, source_lineage
 from worker.domain.selector import Selector, Template
 from worker.domain.states import ItemState
 from worker.errors import AuthenticationError, PermanentError, RetryableError
@@ -78,21 +78,23 @@ class SelectionSpec:
         born = image.created_at.timestamp() if image.created_at is not None else 0.0
         return Copy(image.id, image.id, lineage, born)
 
-    def retained(self, matched: list[Image], found: Copied, now: float) -> list[Image]:
-        """The images whose copies the retention rule would keep (all of them without one)."""
+    def ranking(self, found: Copied) -> list[Copy]:
+        """The policy's copies its retention judges new sources by (``worker.domain.retirement.ranking``), read
+        with its copies before a run's first page and kept for the others."""
+        return [] if self.retention is None else ranking(found.live, self.retention)
+
+    def retained(self, matched: list[Image], ranked: list[Copy], now: float) -> list[Image]:
+        """The images whose copies the retention rule would keep beside the ``ranked`` copies (all of them without
+        a rule): a retired copy's source is not copied again."""
         if self.retention is None:
             return matched
-        kept = kept_sources(self.retention, [self.as_copy(image) for image in matched], found.live, now)
-        return [image for image in matched if image.id in kept or image.id in found.sources]
+        kept = kept_sources(self.retention, [self.as_copy(image) for image in matched], ranked, now)
+        copied = {c.source for c in ranked}
+        return [image for image in matched if image.id in kept or image.id in copied]
 
-    def read_copies(
-        self, ctx: StepContext, client: ImsClient, *, first: bool
-    ) -> tuple[ImsClient | None, Copied] | None:
-        """A policy's copies when a page needs them (``destination``): the first page leaves them and their sources
-        out; with a retention rule, every page keeps only what the rule would keep (one call per 500 copies)."""
-        if self.policy is None or not (first or self.retention is not None):
-            return None
-        return self.destination(ctx, client)
+    def copied(self, ctx: StepContext, client: ImsClient) -> Copied:
+        """What the policy already copied, as its copies' tags say (``worker.steps.provenance``)."""
+        return self.destination(ctx, client)[1]
 
     def destination(self, ctx: StepContext, client: ImsClient) -> tuple[ImsClient | None, Copied]:
         """A client of the project the policy's copies are made in, and its copies there (none in a destination
@@ -122,13 +124,13 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         return _fail(ctx, batch_id, f"account {spec.account!r} is not configured on the workers")
     try:
         client = ctx.client(spec.account)
-        read = spec.read_copies(ctx, client, first=not selection.progress.copies_read)
-        if read is not None and not selection.progress.copies_read:
-            found = read[1]
-            ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources))
+        ranked = selection.progress.ranking
+        if spec.policy is not None and not selection.progress.copies_read:  # once per run, before its first page
+            found = spec.copied(ctx, client)
+            ranked = spec.ranking(found)
+            ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources), ranking=ranked)
         page, matched, cmk_id = spec.listing(client, marker)
-        if read is not None:
-            matched = spec.retained(matched, read[1], ctx.clock())
+        matched = spec.retained(matched, ranked, ctx.clock())
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
         if not marker:  # one quota reading per selection, for the warning the next submissions give
             read_quota(ctx, pool_named(ctx, spec.account), read=client.get_quota)

@@ -17,6 +17,7 @@ from worker.domain.retirement import (
     kept_sources,
     lineage_tags,
     parse_born,
+    ranking,
     retired,
     source_lineage,
     tag_value,
@@ -120,3 +121,14 @@ def test_a_rule_must_keep_something_and_say_what_to_do(rule: dict, message: str)
     with pytest.raises(ValidationError, match=message):
         Retention.model_validate(rule)
     assert Retention(keep_last=1).action.value == "report" and Retention(keep_last=1).delete_shared is False
+
+
+def test_a_runs_pages_judge_by_the_newest_copies_alone_as_by_all_of_them() -> None:
+    rule = Retention(keep_last=2)
+    copies = [_copy(f"w{n}", "web", 20 - n) for n in range(6)] + [_copy("d1", "db", 5)]
+    ranked = ranking(copies, rule)
+    assert sorted(_ids(ranked)) == ["d1", "w4", "w5"]  # the newest two per lineage (db has one)
+    assert [Copy.of_rank(c.ranked()).rank for c in ranked] == [c.rank for c in ranked]  # as Redis keeps them
+    candidates = [_copy(s, "web", age, s) for s, age in (("new", 1), ("mid", 15.5), ("old", 30))]
+    assert kept_sources(rule, candidates, ranked, NOW) == kept_sources(rule, candidates, copies, NOW) == {"new"}
+    assert ranking(copies, Retention(keep_for=60)) == []  # only age counts: no copy decides

@@ -68,8 +68,11 @@ def test_keep_two_deletes_exactly_the_older_copies_it_made_and_never_copies_them
     run_policy(ctx, policy)  # copies web-v4; its retention judged the copies before it: all kept
     assert set(_copies(ims, policy.id)) == {web[1], web[2], web[3], db[0]} and _verdicts(ctx, policy.id, 2) == {}
 
-    run_policy(ctx, policy)  # run 3 retires web-v2's copy
+    third = run_policy(ctx, policy)  # run 3 retires web-v2's copy
     assert _verdicts(ctx, policy.id, 3) == {web[1]: "retired"}
+    # What its pages judged new sources by, kept in Redis between them: the newest two copies of each lineage.
+    ranked = ctx.data.selections.load(third).progress.ranking
+    assert sorted(c.source for c in ranked) == sorted([web[2], web[3], db[0]])
     assert set(_copies(ims, policy.id)) == {web[2], web[3], db[0]}
     assert ims.get_image(twin) is not None  # same name, not the policy's: untouched
 
