@@ -132,6 +132,9 @@ class AccountSettings(BaseModel):
     iam_domain: str | None = None
     # ... or the metadata service of the ECS the worker runs on (an agency attached to the server).
     credentials_source: CredentialsSource = CredentialsSource.SETTINGS
+    # The files the secrets above were read from (``…_FILE`` settings; ``SecretFiles`` records them, by field): the
+    # worker reads AK/SK and security token there again when they change, so rotated credentials need no restart.
+    secret_files: dict[str, Path] = Field(default_factory=dict)
     metadata_endpoint: str = METADATA_ENDPOINT
     slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
     # Cross-region copies: IMS counts them apart from in-region ones, 5 at a time per tenant (IMG.0149).
@@ -210,6 +213,8 @@ class AccountSettings(BaseModel):
             raise ValueError("security_token goes with the temporary access_key and secret_key it was issued with")
         if password and not (self.iam_user and self.iam_password and self.iam_domain):
             raise ValueError("iam_user, iam_password and iam_domain must be given together")
+        if unknown := sorted(name for name in self.secret_files if not _secret_field(AccountSettings, name)):
+            raise ValueError(f"secret_files names what is not a secret of the account: {', '.join(unknown)}")
         return self
 
     @property
@@ -339,6 +344,8 @@ class SecretFiles(PydanticBaseSettingsSource):
             for part in path[:-1]:
                 node = node.setdefault(part, {})  # type: ignore[assignment]
             node[path[-1]] = value  # type: ignore[index]
+            if path[0] == "accounts":  # the worker reads an account's credentials again when the file changes
+                node.setdefault("secret_files", {})[path[-1]] = location  # type: ignore[union-attr]
         return found
 
 

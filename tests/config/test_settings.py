@@ -303,6 +303,10 @@ def test_every_secret_also_reads_a_file_as_docker_secrets_mount_them(monkeypatch
     assert [t.get_secret_value() for t in settings.api_tokens] == ["first-token-aaaa", "second-token-bbbb"]
     assert settings.redis_password.get_secret_value() == "redis-secret-from-file"
     assert settings.accounts["prod"].secret_key.get_secret_value() == "SK-FROM-A-FILE"
+    # Where it came from, for the worker to read again when it changes (worker.ims.credentials.FileCredentials).
+    secret_file = tmp_path / "IMSREP_ACCOUNTS__PROD__SECRET_KEY_FILE"
+    assert settings.accounts["prod"].secret_files == {"secret_key": secret_file}
+    assert settings.accounts["prod"].in_region("cn-south-1", "b" * 32).secret_files == {"secret_key": secret_file}
     assert settings.principals["web"].token.get_secret_value() == "web-team-token-from-file"
     assert "SK-FROM-A-FILE" in settings.secret_values()
 
