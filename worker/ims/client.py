@@ -129,9 +129,9 @@ class ImsClient:
     with a client each, 200 accounts meant a TLS context (the CA bundle loaded: about 17 ms of CPU), an environment
     scan for proxies and a new connection per account, and the idle connections were closed by the server between
     an account's calls. Credentials go with each request: AK/SK signing when the account has an access key (with
-    its security token for a temporary one; read again when their ``…_FILE`` files change), temporary AK/SK from the metadata service (``metadata``: the process's
-    shared reader of it, one made for this client when not given), otherwise an IAM token bought with the user's
-    password.
+    its security token for a temporary one; read again when their ``…_FILE`` files change), temporary AK/SK from the
+    metadata service (``metadata``: the process's shared reader of it, one made for this client when not given),
+    otherwise an IAM token bought with the user's password.
     """
 
     def __init__(
