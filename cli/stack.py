@@ -614,6 +614,7 @@ class LocalStack:
         }
         ca_file = self.settings.redis_tls_ca_file
         env[f"{ENV_PREFIX}REDIS_TLS_CA_FILE"] = str(ca_file.resolve()) if ca_file else None
+        env[f"{ENV_PREFIX}REDIS_SENTINEL_TLS"] = "true" if self.settings.redis_sentinel_tls else None
         # In the environment, never on a command line; read from files or not, the services get the passwords here.
         passwords = {"REDIS_PASSWORD": self.passwords.server, "REDIS_SENTINEL_PASSWORD": self.passwords.sentinel}
         for name, password in passwords.items():
