@@ -1,7 +1,8 @@
 """Temporary credentials, renewed while a batch runs (docs/ims-api.md §8, docs/simulator.md): the simulator hands out
 temporary AK/SK that live a few seconds, and a batch runs through a real worker across several renewals with none of
 its items failing. Renewed by the worker from the metadata service, as on an ECS with an agency; or rewritten in the
-files of its ``…_FILE`` settings, as Docker and Kubernetes rotate secrets, and read again by the worker."""
+files of its ``…_FILE`` settings, as Docker and Kubernetes rotate secrets, and read again by the worker. One stack
+serves both; each test runs a worker of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ import pytest
 
 from cli import services
 from cli.demo import resolve_image_ids, simulator_account
-from cli.processes import free_port, wait_until
+from cli.processes import wait_until
 from cli.stack import LocalStack, StackOptions
 from tests.support import FAST_RATE_ENV, fast_env
 from worker.ims.credentials import SECURITY_KEY_PATH
@@ -31,34 +33,52 @@ SOURCES = ["ubuntu-22.04-web", "centos-7-app", "debian-12-base", "centos-6-legac
 FILES = {"ACCESS_KEY": "access", "SECRET_KEY": "secret", "SECURITY_TOKEN": "securitytoken"}
 
 
-def _stack(tmp_path: Path, env: dict[str, str | None], **options: object) -> LocalStack:
-    """A stack on the simulator, its temporary credentials living ``LIFETIME`` seconds, the account's permanent AK/SK
-    removed (None) and ``env`` laid over."""
-    return LocalStack(
-        StackOptions(
-            state_dir=tmp_path / "stack",
-            use_simulator=True,
-            simulator={
-                "copy_seconds": 0.25,
-                "image_quota": 100_000,
-                "job_limit": SLOTS,
-                "temporary_credentials_seconds": LIFETIME,
-            },
-            env={  # type: ignore[arg-type]  # None removes the simulator account's permanent AK/SK
-                **fast_env(poll_initial_delay=0.25),
-                **FAST_RATE_ENV,
-                # One pool process: its reads of the credentials are then its first read and its renewals.
-                "IMSREP_WORKER_CONCURRENCY": "1",
-                f"{ACCOUNT}SLOT_LIMIT": str(SLOTS),
-                f"{ACCOUNT}ACCESS_KEY": None,
-                f"{ACCOUNT}SECRET_KEY": None,
-                **env,
-            },
-            flower=False,
-            stop_grace=2,
-            **options,  # type: ignore[arg-type]
-        )
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The simulator, its temporary credentials living ``LIFETIME`` seconds, Redis, the API and beat, shared by the
+    tests: each starts the worker whose credentials it tries (the simulator account's permanent AK/SK removed)."""
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("temporary") / "stack",
+        use_simulator=True,
+        simulator={
+            "copy_seconds": 0.25,
+            "image_quota": 100_000,
+            "job_limit": SLOTS,
+            "temporary_credentials_seconds": LIFETIME,
+        },
+        env={
+            **fast_env(poll_initial_delay=0.25),
+            **FAST_RATE_ENV,
+            # One pool process: its reads of the credentials are then its first read and its renewals.
+            "IMSREP_WORKER_CONCURRENCY": "1",
+            f"{ACCOUNT}SLOT_LIMIT": str(SLOTS),
+        },
+        workers=(),
+        flower=False,
+        stop_grace=2,
     )
+    with LocalStack(options) as local:
+        local.start()
+        yield local
+
+
+@contextmanager
+def worker(stack: LocalStack, name: str, credentials: dict[str, str]) -> Iterator[Path]:
+    """A worker whose account takes its credentials as ``credentials`` say, running until the block ends; its log.
+    Only the worker gets them: the API needs none."""
+    settings = {f"{ACCOUNT}ACCESS_KEY": None, f"{ACCOUNT}SECRET_KEY": None, **credentials}
+    service = services.worker(stack.service_settings(), name)
+    process = stack.launch(dataclasses.replace(service, env={**service.env, **settings}))
+    try:
+        stack.wait_ready(["api"])  # a worker's heartbeat seen
+        yield Path(stack.info.log_dir) / f"{name}.log"
+    finally:
+        process.stop(timeout=5)
+
+
+def _metadata_reads(stack: LocalStack) -> int:
+    stats = httpx.get(f"{stack.info.simulator_url}/_sim/stats", timeout=30).json()["by_endpoint"]
+    return stats.get("securitykey", {}).get("200", 0)
 
 
 def _run_batch(info: object, items: int, during: threading.Event | None = None) -> dict[str, int]:
@@ -77,24 +97,18 @@ def _run_batch(info: object, items: int, during: threading.Event | None = None) 
         return api.get(f"/v1/batches/{batch_id}").json()["counts"]
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[LocalStack]:
-    port = free_port()  # the metadata address must be known before the services start
-    env = {f"{ACCOUNT}CREDENTIALS_SOURCE": "metadata", f"{ACCOUNT}METADATA_ENDPOINT": f"http://127.0.0.1:{port}"}
-    with _stack(tmp_path, env, ports={"simulator": port}) as local:
-        local.start()
-        yield local
-
-
 def test_a_batch_finishes_across_credential_renewals_with_none_failed(stack: LocalStack) -> None:
-    info = stack.info
-    counts = _run_batch(info, 300)
-    with httpx.Client(base_url=info.simulator_url or "", timeout=30) as sim:
-        reads = sim.get("/_sim/stats").json()["by_endpoint"]["securitykey"]["200"]
+    """From the metadata service, as on an ECS with an agency."""
+    metadata = {f"{ACCOUNT}CREDENTIALS_SOURCE": "metadata", f"{ACCOUNT}METADATA_ENDPOINT": stack.info.simulator_url}
+    before = _metadata_reads(stack)
+    with worker(stack, "worker-metadata", metadata) as log:  # type: ignore[arg-type]
+        counts = _run_batch(stack.info, 300)
+        reads = _metadata_reads(stack) - before
+        obtained = log.read_text().count("temporary credentials obtained")
     assert counts["succeeded"] == 300 and counts["failed"] == 0, counts
     # The first read, then one per renewal: at least two renewals happened while the batch ran.
     assert reads - 1 >= 2, reads
-    assert (Path(info.log_dir) / "worker.log").read_text().count("temporary credentials obtained") == reads
+    assert obtained == reads
 
 
 class Rotation:
@@ -119,25 +133,24 @@ class Rotation:
             self.rotations += 1
 
 
-def test_a_batch_finishes_while_its_credential_files_are_rotated(tmp_path: Path) -> None:
+def test_a_batch_finishes_while_its_credential_files_are_rotated(stack: LocalStack, tmp_path: Path) -> None:
     """The worker reads the files of ``…_ACCESS_KEY_FILE``, ``…_SECRET_KEY_FILE`` and ``…_SECURITY_TOKEN_FILE`` again
     when they change: the batch outlives several sets of credentials, with none of its items failed."""
-    with _stack(tmp_path, {}, workers=()) as local:
-        local.start()  # the simulator, Redis, the API and beat: the files are written before the worker starts
-        rotation = Rotation(local.info.simulator_url or "", tmp_path)
-        rotation.write()
-        files = {f"{ACCOUNT}{name}_FILE": str(path) for name, path in rotation.paths.items()}
-        worker = services.worker(local.service_settings())
-        local.launch(dataclasses.replace(worker, env={**worker.env, **files}))  # the worker alone reads them
-        local.wait_ready(["api"])  # a worker's heartbeat seen
-        rotator = threading.Thread(target=rotation.run, daemon=True)
-        rotator.start()
-        try:
-            counts = _run_batch(local.info, 100, during=rotation.done)
-        finally:
-            rotation.done.set()
-            rotator.join(10)
-        log = (Path(local.info.log_dir) / "worker.log").read_text()
+    rotation = Rotation(stack.info.simulator_url or "", tmp_path)
+    rotation.write()  # before the worker starts, which reads them at its start
+    files = {f"{ACCOUNT}{name}_FILE": str(path) for name, path in rotation.paths.items()}
+    # Rotated from the start, as a sidecar does: credentials written before a slow start would expire meanwhile.
+    rotator = threading.Thread(target=rotation.run, daemon=True)
+    rotator.start()
+    try:
+        with worker(stack, "worker-files", files) as worker_log:
+            before = rotation.rotations
+            counts = _run_batch(stack.info, 100, during=rotation.done)
+            during = rotation.rotations - before
+            log = worker_log.read_text()
+    finally:
+        rotation.done.set()
+        rotator.join(10)
     assert counts["succeeded"] == 100 and counts["failed"] == 0, counts
-    assert rotation.rotations >= 2, rotation.rotations  # the batch outlived the first credentials by two lives
+    assert during >= 2, during  # the batch outlived the credentials it started with by a life
     assert log.count("credentials read again from") >= 2, log[-2000:]
