@@ -219,8 +219,8 @@ def test_every_imsrep_variable_is_a_real_setting() -> None:
 
 
 def test_secrets_are_required_not_defaulted() -> None:
-    """The API's tokens and Flower's password are files of secrets/, which the services refuse empty (and compose
-    refuses missing): there is no default to fall back on."""
+    """The API's tokens and Flower's password are files of secrets/, which the services refuse empty: there is no
+    default to fall back on."""
     svc = rendered()
     assert svc["api"]["environment"]["IMSREP_API_TOKENS_FILE"] == f"{RUN_SECRETS}api_tokens"
     assert svc["flower"]["environment"]["IMSREP_FLOWER_PASSWORD_FILE"] == f"{RUN_SECRETS}flower_password"
