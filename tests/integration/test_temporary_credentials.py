@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -81,8 +82,8 @@ def _metadata_reads(stack: LocalStack) -> int:
     return stats.get("securitykey", {}).get("200", 0)
 
 
-def _run_batch(info: object, items: int, during: threading.Event | None = None) -> dict[str, int]:
-    """Submit ``items`` copies and wait until the batch is done; its counts. ``during`` is set once it is done."""
+def _run_batch(info: object, items: int) -> dict[str, int]:
+    """Submit ``items`` copies and wait until the batch is done; its counts."""
     headers = {"Authorization": f"Bearer {info.api_token}"}  # type: ignore[attr-defined]
     # Sources the pipeline copies without a refusal (tests/integration/test_pipeline.py's bulk run).
     ids = resolve_image_ids(simulator_account(info), SOURCES)  # type: ignore[arg-type]
@@ -92,8 +93,6 @@ def _run_batch(info: object, items: int, during: threading.Event | None = None) 
         assert response.status_code == 202, response.text
         batch_id = response.json()["batch_id"]
         wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["done"], 240, f"batch {batch_id}")
-        if during is not None:
-            during.set()
         return api.get(f"/v1/batches/{batch_id}").json()["counts"]
 
 
@@ -119,23 +118,24 @@ class Rotation:
         self.url = simulator_url + SECURITY_KEY_PATH
         self.paths = {name: folder / name.lower() for name in FILES}
         self.done = threading.Event()
-        self.rotations = 0
+        self.first_expires_at: datetime | None = None  # of the credentials written before the worker started
 
     def write(self) -> None:
         credential = httpx.get(self.url, timeout=10).json()["credential"]
+        self.first_expires_at = self.first_expires_at or datetime.fromisoformat(credential["expires_at"])
         for name, path in self.paths.items():
             path.with_suffix(".new").write_text(credential[FILES[name]] + "\n")
             os.replace(path.with_suffix(".new"), path)
 
     def run(self) -> None:
-        while not self.done.wait(LIFETIME / 2):  # the rotation's own pace, until the batch is done
+        while not self.done.wait(LIFETIME / 2):  # the rotation's own pace, until the test is done
             self.write()
-            self.rotations += 1
 
 
 def test_a_batch_finishes_while_its_credential_files_are_rotated(stack: LocalStack, tmp_path: Path) -> None:
     """The worker reads the files of ``…_ACCESS_KEY_FILE``, ``…_SECRET_KEY_FILE`` and ``…_SECURITY_TOKEN_FILE`` again
-    when they change: the batch outlives several sets of credentials, with none of its items failed."""
+    when they change: a batch runs while they are rotated, and a second one, begun once the credentials the worker
+    started with have expired (which the simulator refuses), can only succeed on credentials read again."""
     rotation = Rotation(stack.info.simulator_url or "", tmp_path)
     rotation.write()  # before the worker starts, which reads them at its start
     files = {f"{ACCOUNT}{name}_FILE": str(path) for name, path in rotation.paths.items()}
@@ -144,13 +144,15 @@ def test_a_batch_finishes_while_its_credential_files_are_rotated(stack: LocalSta
     rotator.start()
     try:
         with worker(stack, "worker-files", files) as worker_log:
-            before = rotation.rotations
-            counts = _run_batch(stack.info, 100, during=rotation.done)
-            during = rotation.rotations - before
+            first = _run_batch(stack.info, 50)
+            assert rotation.first_expires_at is not None
+            expired = rotation.first_expires_at
+            wait_until(lambda: datetime.now(timezone.utc) > expired, 3 * LIFETIME, "the first credentials to expire")
+            second = _run_batch(stack.info, 50)
             log = worker_log.read_text()
     finally:
         rotation.done.set()
         rotator.join(10)
-    assert counts["succeeded"] == 100 and counts["failed"] == 0, counts
-    assert during >= 2, during  # the batch outlived the credentials it started with by a life
-    assert log.count("credentials read again from") >= 2, log[-2000:]
+    assert first["succeeded"] == 50 and first["failed"] == 0, first
+    assert second["succeeded"] == 50 and second["failed"] == 0, second
+    assert "credentials read again from" in log, log[-2000:]
