@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.data import BatchSummary, Outcome, PolicyStatus, Run
 from worker.data.policy_status import run_lag
 from worker.domain.policy import Overlap, Schedule
+from worker.domain.retirement import Retention, Verdict
 from worker.domain.selector import Selector, Template
 from worker.domain.states import ItemState
 
@@ -30,14 +31,33 @@ class PolicyRequest(BaseModel):
     selector: Selector = Field(..., description="Which images each run selects (as a campaign's; with `account`)")
     template: Template = Field(
         default_factory=Template,
-        description="What each copy is (as a campaign's template); at most 7 tags, the copies also get "
-        "imsrep_policy, imsrep_source (and imsrep_batch with provenance tags on)",
+        description="What each copy is (as a campaign's template); at most 5 tags, the copies also get "
+        "imsrep_policy, imsrep_source, imsrep_lineage, imsrep_source_created (and imsrep_batch with provenance "
+        "tags on)",
     )
     schedule: Schedule
     overlap: Overlap = Field(
         Overlap.SKIP, description="While the previous run's batch has not finished: skip the run, or wait for it"
     )
+    retention: Retention | None = Field(
+        None,
+        description="Which of its copies each run keeps (`keep_last` per lineage and/or `keep_for` seconds) and "
+        "what it does with the others (`action`: `report` or `delete`); none: every copy is kept",
+    )
     paused: bool = Field(False, description="A paused policy starts no run")
+
+
+class RetirementOut(BaseModel):
+    """A retention verdict on one of the policy's copies (README "Policies", Retention)."""
+
+    image_id: str = Field(..., description="The copy")
+    source: str = Field(..., description="The image it was copied from")
+    lineage: str
+    verdict: Verdict = Field(
+        ..., description="`retirable` (action report), `retired`, `kept_shared` (a member accepted it), `failed`"
+    )
+    reason: str | None = Field(None, description="Why a deletion failed (a reason code)")
+    message: str | None = None
 
 
 class RunOut(BaseModel):
@@ -52,13 +72,25 @@ class RunOut(BaseModel):
     counts: dict[ItemState, int] = Field(default_factory=dict, description="Its items by state")
     listed: int = Field(0, description="Images its selection listed")
     already_copied: int = Field(0, description="Selected sources left out: the policy's copies of them exist")
+    copies_made: int = Field(0, description="Copies its items made (items succeeded)")
+    retired: int = Field(0, description="Copies its retention deleted")
+    retirements: list[RetirementOut] = Field(
+        default_factory=list, description="Its retention's verdict on each copy the rule did not keep"
+    )
     lag_seconds: float | None = Field(
         None, description="Age of the oldest image it selected that had no copy, at its start (0: none)"
     )
 
     @classmethod
-    def of(cls, run: Run, batch: BatchSummary | None) -> RunOut:
-        common = {"run": run.run, "started_at": _utc(run.at), "batch_id": run.batch_id, "message": run.message}
+    def of(cls, run: Run, batch: BatchSummary | None, retirements: list[dict[str, Any]]) -> RunOut:
+        common = {
+            "run": run.run,
+            "started_at": _utc(run.at),
+            "batch_id": run.batch_id,
+            "message": run.message,
+            "retired": sum(1 for j in retirements if j["verdict"] == Verdict.RETIRED.value),
+            "retirements": retirements,
+        }
         if run.skipped:
             return cls(state="skipped", **common)
         if batch is None:
@@ -70,6 +102,7 @@ class RunOut(BaseModel):
             counts={state: n for state, n in batch.counts.items() if n},
             listed=selection.listed if selection else 0,
             already_copied=selection.copied if selection else 0,
+            copies_made=batch.counts.get(ItemState.SUCCEEDED, 0),
             lag_seconds=run_lag(batch),
             **common,
         )
@@ -82,6 +115,7 @@ class PolicyOut(BaseModel):
     template: dict[str, Any]
     schedule: Schedule
     overlap: Overlap
+    retention: Retention | None
     paused: bool
     account: str = Field(..., description="Whose images it selects (the selector's account, or the default)")
     submitted_by: str = Field(..., description="The principal that created it: its runs' batches are its")
@@ -103,7 +137,7 @@ class PolicyOut(BaseModel):
         "(0: every image it selected had one); null before a run has listed its copies",
     )
     copies_made: int = Field(..., description="Copies the policy's runs made")
-    copies_retired: int = Field(..., description="Copies the policy's runs retired")
+    copies_retired: int = Field(..., description="Copies the policy's retention deleted")
 
     @classmethod
     def of(cls, status: PolicyStatus) -> PolicyOut:
@@ -115,6 +149,7 @@ class PolicyOut(BaseModel):
             template=definition.template,
             schedule=definition.schedule,
             overlap=definition.overlap,
+            retention=definition.retention,
             paused=definition.paused,
             account=policy.account,
             submitted_by=policy.owner.principal,
@@ -123,7 +158,7 @@ class PolicyOut(BaseModel):
             next_run_at=_utc(policy.next_run_at),
             runs=policy.runs,
             last_batch_id=policy.last_batch,
-            last_run=None if last is None else RunOut.of(last, status.batch if last == status.started else None),
+            last_run=None if last is None else RunOut.of(last, status.last_batch, status.retirements),
             last_run_outcome=status.outcome,
             lag_seconds=status.lag,
             copies_made=status.made,

@@ -3,7 +3,8 @@ each policy's runs.
 
 A policy's hash holds its definition (written by the API) and its run fields (written only by the two scripts:
 ``lua/claim_run.lua`` takes a due run, ``lua/record_run.lua`` records its batch), so saving a changed definition
-never undoes a claim. ``P:policies:due`` holds the active policies by when their next run is due.
+never undoes a claim. ``P:policies:due`` holds the active policies by when their next run is due, and
+``P:policy:<id>:retired`` what each run's retention said of the copies it did not keep (by run, then image).
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import redis
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.domain.policy import Policy
+from worker.domain.retirement import Verdict
+
+RETIRED = Verdict.RETIRED.value
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a policy: its batch, or why it was skipped; ``retired``: the copies it retired."""
+    """One run of a policy: its batch, or why it was skipped."""
 
     run: int
     at: float
     batch_id: str | None = None
     skipped: bool = False
     message: str | None = None
-    retired: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -42,11 +45,10 @@ class Run:
 
 @dataclass(frozen=True)
 class Finished:
-    """A run's batch once it has ended, and the copies its run made and retired."""
+    """A run's batch once it has ended, and the copies it made."""
 
     batch_id: str
     made: int
-    retired: int
 
 
 class Policies:
@@ -90,7 +92,7 @@ class Policies:
         """Delete a policy and its runs' history (its batches are batches like any: they stay); False if none."""
         k = self._keys
         pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(k.policy(policy_id), k.policy_runs(policy_id))
+        pipe.delete(k.policy(policy_id), k.policy_runs(policy_id), k.policy_retirements(policy_id))
         pipe.zrem(k.policies(), policy_id)
         pipe.zrem(k.policies_due(), policy_id)
         return bool(pipe.execute()[0])
@@ -115,7 +117,7 @@ class Policies:
         run = Run(policy.runs + 1, now, skipped=skipped is not None, message=skipped)
         keys = [k.policy(policy.id), k.policy_runs(policy.id), k.policies_due()]
         args = [policy.id, policy.runs, now, next_run_at, "1" if skipped else "0", run.to_json()]
-        args += [finished.batch_id, finished.made, finished.retired] if finished else ["", 0, 0]
+        args += [finished.batch_id, finished.made] if finished else ["", 0]
         return int(self._claim(keys=keys, args=args)) or None
 
     def record(self, policy_id: str, run: Run) -> bool:
@@ -135,7 +137,42 @@ class Policies:
             pipe.hget(self._keys.policy_runs(policy_id), str(run or 0))
         return [None if raw is None else Run.of(raw) for raw in pipe.execute()]
 
+    def retirements_numbered(self, wanted: Sequence[tuple[str, int | None]]) -> list[list[dict[str, Any]]]:
+        """The retention verdicts of the runs asked for as (policy ID, run number), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for policy_id, run in wanted:
+            pipe.hget(self._keys.policy_retirements(policy_id), str(run or 0))
+        return [json.loads(raw) if raw else [] for raw in pipe.execute()]
+
     def runs(self, policy_id: str, *, limit: int) -> list[Run]:
         """The policy's latest runs, newest first."""
         found = [Run.of(raw) for raw in self._redis.hvals(self._keys.policy_runs(policy_id))]
         return sorted(found, key=lambda r: r.run, reverse=True)[:limit]
+
+    def record_retirements(self, policy_id: str, run: int, judged: list[dict[str, Any]]) -> None:
+        """Add a run's verdicts on copies it did not keep (by image: a step done again updates, never doubles), and
+        the copies newly retired to the policy's total (``retired``: what its status and metrics show)."""
+        if not judged:
+            return
+        key = self._keys.policy_retirements(policy_id)
+
+        def merge(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.hget(key, str(run))
+            merged = {j["image_id"]: j for j in (json.loads(raw) if raw else [])}
+            was = {image: j["verdict"] for image, j in merged.items()}
+            newly = sum(1 for j in judged if j["verdict"] == RETIRED and was.get(j["image_id"]) != RETIRED)
+            exists = pipe.exists(self._keys.policy(policy_id))
+            merged.update({j["image_id"]: j for j in judged})
+            pipe.multi()
+            pipe.hset(key, str(run), json.dumps(list(merged.values()), separators=(",", ":")))
+            if newly and exists:  # a policy deleted meanwhile is not brought back as a stray total
+                pipe.hincrby(self._keys.policy(policy_id), "retired", newly)
+
+        self._redis.transaction(merge, key)
+
+    def retirements(self, policy_id: str, runs: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """The verdicts of each of ``runs`` that has any."""
+        if not runs:
+            return {}
+        found = self._redis.hmget(self._keys.policy_retirements(policy_id), [str(r) for r in runs])
+        return {run: json.loads(raw) for run, raw in zip(runs, found, strict=True) if raw}

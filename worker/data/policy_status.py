@@ -1,6 +1,6 @@
 """A policy as its users watch it (``imsrep policy status``, ``GET /v1/policies``, the ``imsrep_policy_*`` metrics):
 its latest run and that run's outcome, the lag its latest started run measured, and the copies its runs made and
-retired. Read from Redis in three round trips for any number of policies, with no cloud call.
+retired. Read from Redis in four round trips for any number of policies, with no cloud call.
 
 The lag is the age of the oldest image the run selected that had no copy yet, at the run's start: the run notes it
 as it pages through the listing it makes anyway (``worker.steps.select``). A policy that keeps up shows less than
@@ -10,8 +10,9 @@ one interval (images made since the run before); one that falls behind, or whose
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from worker.data.policies import Finished, Policies, Run
 from worker.data.records import BatchSummary, RecordStore
@@ -27,9 +28,9 @@ class Outcome(str, Enum):
     DELETED = "deleted"  # its batch has been deleted (or has expired) since
 
 
-def finished(batch: BatchSummary, run: Run | None) -> Finished:
-    """An ended run's batch and the copies its run made and retired, as the next claim counts them."""
-    return Finished(batch.batch_id, batch.counts.get(ItemState.SUCCEEDED, 0), run.retired if run else 0)
+def finished(batch: BatchSummary) -> Finished:
+    """An ended run's batch and the copies it made, as the next claim counts them."""
+    return Finished(batch.batch_id, batch.counts.get(ItemState.SUCCEEDED, 0))
 
 
 def run_lag(batch: BatchSummary | None) -> float | None:
@@ -49,6 +50,12 @@ class PolicyStatus:
     last: Run | None  # the latest run, skipped or not
     started: Run | None  # the latest run that started a batch
     batch: BatchSummary | None  # that batch as it is now (None: none yet, or deleted since)
+    retirements: list[dict[str, Any]] = field(default_factory=list)  # the latest run's retention verdicts
+
+    @property
+    def last_batch(self) -> BatchSummary | None:
+        """The latest run's batch (None: it was skipped, or its batch is gone)."""
+        return self.batch if self.last is not None and self.last == self.started else None
 
     @property
     def outcome(self) -> Outcome | None:
@@ -75,30 +82,27 @@ class PolicyStatus:
         return run_lag(self.batch)
 
     @property
-    def _uncounted(self) -> Finished | None:
-        """The latest started run's copies so far, while the totals do not hold them yet."""
-        if self.batch is None or self.batch.batch_id == self.policy.counted:
-            return None
-        return finished(self.batch, self.started)
-
-    @property
     def made(self) -> int:
-        """Copies its runs made (a total that only grows while their batches are kept)."""
-        return self.policy.made + (self._uncounted.made if self._uncounted else 0)
+        """Copies its runs made: the total counted, and the latest started run's so far while it is not (a total
+        that only grows while their batches are kept)."""
+        if self.batch is None or self.batch.batch_id == self.policy.counted:
+            return self.policy.made
+        return self.policy.made + finished(self.batch).made
 
     @property
     def retired(self) -> int:
-        """Copies its runs retired."""
-        return self.policy.retired + (self._uncounted.retired if self._uncounted else 0)
+        """Copies its runs' retention retired (counted as each is: ``Policies.record_retirements``)."""
+        return self.policy.retired
 
 
 def statuses(store: Policies, records: RecordStore, policies: Sequence[Policy]) -> list[PolicyStatus]:
     """Each policy's status, in ``policies``' order."""
-    numbers = [(p.id, p.runs or None) for p in policies] + [(p.id, p.last_started) for p in policies]
-    runs = store.runs_numbered(numbers)
+    latest = [(p.id, p.runs or None) for p in policies]
+    runs = store.runs_numbered(latest + [(p.id, p.last_started) for p in policies])
+    retirements = store.retirements_numbered(latest)
     batches = records.batches([p.last_batch or "" for p in policies])
     n = len(policies)
     return [
-        PolicyStatus(policy, runs[i], runs[n + i], batches[i] if policy.last_batch else None)
+        PolicyStatus(policy, runs[i], runs[n + i], batches[i] if policy.last_batch else None, retirements[i])
         for i, policy in enumerate(policies)
     ]

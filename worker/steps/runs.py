@@ -54,7 +54,7 @@ def start_run(ctx: StepContext, policy: Policy, now: float) -> list[Next]:
         else:
             skipped = _over_limit(ctx, policy)
             if previous is not None:
-                ended = finished(previous, ctx.data.policies.run(policy.id, policy.last_started or 0))
+                ended = finished(previous)
         run = ctx.data.policies.claim(policy, now, next_run_at, skipped=skipped, finished=ended)
         if run is None or skipped is not None:
             if run is not None:
@@ -65,7 +65,10 @@ def start_run(ctx: StepContext, policy: Policy, now: float) -> list[Next]:
     batch_id = _create_batch(ctx, policy, run, started_at)
     if ctx.data.policies.record(policy.id, Run(run, started_at, batch_id=batch_id)):
         log.info("policy %s: run %d started, batch %s", policy.id, run, batch_id)
-    return [Next(TaskName.EXPAND, expand_args(batch_id, "", policy.id))]
+    nexts = [Next(TaskName.EXPAND, expand_args(batch_id, "", policy.id))]
+    if policy.definition.retention is not None:  # judged beside the run's selection (worker.steps.retire)
+        nexts.append(Next(TaskName.RETIRE, {"policy_id": policy.id, "run": run}))
+    return nexts
 
 
 def _over_limit(ctx: StepContext, policy: Policy) -> str | None:
