@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, ValidatorFunc
 
 from api.accounts import AccountView
 from worker.data import BatchSummary, PoolStatus
+from worker.domain.distribution import Receiver
 from worker.domain.followups import Followups, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
@@ -366,6 +367,7 @@ class ReplicationOut(BaseModel):
     target_project_id: str | None = Field(None, description="Destination project ID, once resolved by validation")
     agency: str | None = Field(None, description="Agency of the cross-region copy, once resolved by validation")
     share_with: list[str] | None = None
+    distribute: list[Receiver] | None = Field(None, description="The receivers asked for (docs/architecture.md)")
     tags: dict[str, str] | None = None
     followups: FollowupsOut | None = Field(
         None, description="Tags and sharing of the copy, from the moment it is active (state finishing)"
@@ -408,6 +410,7 @@ class ReplicationOut(BaseModel):
             target_project_id=item.target_project_id,
             agency=item.agency_name or item.agency,
             share_with=item.share_with,
+            distribute=item.distribute,
             tags=item.tags,
             followups=FollowupsOut.of(item.followups),
             attempt=item.attempt,

@@ -43,6 +43,11 @@ class NewItem:
     spec: ItemSpec
     account: str
 
+    @property
+    def accounts(self) -> list[str]:
+        """Every account it acts in: its own and its receivers' (each accepts and copies as itself)."""
+        return [self.account, *(r.account for r in self.spec.distribute or ())]
+
 
 def admission_order(ids: Sequence[str], accounts: Sequence[str]) -> list[str] | None:
     """The order an admit chain takes a batch of several accounts in (None for one account: as submitted): each

@@ -6,6 +6,7 @@ import json
 
 from pydantic import BaseModel
 
+from worker.domain.distribution import Receiver
 from worker.domain.followups import Followups
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
@@ -13,7 +14,7 @@ from worker.domain.states import ItemState
 IN_REGION = "in-region"
 CROSS_REGION = "cross-region"
 # Fields stored as JSON text in the item's hash (the rest are flat strings).
-JSON_FIELDS = frozenset({"share_with", "tags", "followups"})
+JSON_FIELDS = frozenset({"share_with", "distribute", "tags", "followups"})
 
 
 class Transition(BaseModel):
@@ -38,6 +39,7 @@ class ReplicationItem(BaseModel):
     target_project: str | None = None  # the destination project's name; None: the region's default project
     agency: str | None = None
     share_with: list[str] | None = None
+    distribute: list[Receiver] | None = None  # its receivers (worker.domain.distribution)
     tags: dict[str, str] | None = None
     provenance: bool | None = None  # provenance tags; None: the server's IMSREP_PROVENANCE_TAGS
     line: int | None = None  # its line in the submitter's manifest (absent from records stored before it existed)
@@ -120,6 +122,8 @@ def redis_value(value: object) -> str:
         return ""
     if isinstance(value, BaseModel):
         return value.model_dump_json()
+    if isinstance(value, list):
+        value = [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value.value) if hasattr(value, "value") else str(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.settings import ACCOUNT_NAME, AGENCY_NAME, AccountSettings
+from worker.domain.distribution import MAX_MEMBERS, Receiver, receivers_problem
 from worker.domain.followups import PROVENANCE_KEYS
 from worker.domain.naming import (
     PROJECT_ID_RE,
@@ -22,7 +23,6 @@ from worker.domain.naming import (
     tags_problem,
 )
 
-MAX_MEMBERS = 128  # member projects of one (system- or data-disk) image, docs/ims-api.md §9
 MAX_LINE = 1_000_000_000  # a manifest line number; bounded so that no value is absurd
 
 
@@ -57,6 +57,11 @@ class ItemOptions(BaseModel):
         None,
         description="Project IDs to share the copy with once it is active (the copy must be unencrypted), each in "
         "the account's share_projects",
+    )
+    distribute: list[Receiver] | None = Field(
+        None,
+        description="Receiving projects (configured accounts), each to accept the share and keep a private copy of "
+        "its own under its key (docs/architecture.md, A distribution); the source copy is unencrypted",
     )
     tags: dict[str, str] | None = Field(
         None,
@@ -123,6 +128,13 @@ class ItemOptions(BaseModel):
             raise ValueError("must not list a project twice")
         return v
 
+    @field_validator("distribute")
+    @classmethod
+    def _distribute(cls, v: list[Receiver] | None) -> list[Receiver] | None:
+        if v is not None and (problem := receivers_problem(v)):
+            raise ValueError(problem)
+        return v
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
@@ -176,6 +188,17 @@ def cross_field_problems(
     if spec.share_with is not None and spec.kms_key is not None:
         encrypted = "an encrypted copy cannot be shared (IMS refuses, IMG.0098): leave kms_key out to share"
         found.append(("share_with", encrypted))
+    if spec.distribute is not None:
+        if spec.kms_key is not None:
+            found.append(
+                (
+                    "kms_key",
+                    "a distribution shares the copy, which must be unencrypted (IMG.0098): leave "
+                    "kms_key out and give each receiver its key",
+                )
+            )
+        if cross:
+            found.append(("target_region", "a distribution's receivers say its regions: leave target_region out"))
     provenance = spec.provenance if spec.provenance is not None else provenance_default
     if provenance and spec.tags:
         if clash := sorted(set(spec.tags) & set(PROVENANCE_KEYS)):
