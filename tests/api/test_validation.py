@@ -367,6 +367,7 @@ def test_each_bad_receiver_is_refused_naming_its_field_and_rule(receivers) -> No
                 {"image_id": _image(), "kms_key": "ims/default", "distribute": [{"account": "team-a"}]},
                 {"image_id": _image(), "distribute": [{"account": "south"}]},
                 {"image_id": _image(), "distribute": []},
+                {"image_id": _image(), "withdraw_share": True},
             ],
             "defaults": {"account": "golden"},
         },
@@ -383,4 +384,5 @@ def test_each_bad_receiver_is_refused_naming_its_field_and_rule(receivers) -> No
         "give each receiver its key",
         (4, "distribute.0.region"): "account south's project is in region cn-south-1, not cn-north-4",
         (5, "distribute"): "must list 1 to 128 receivers, IMS's member limit (got 0)",
+        (6, "withdraw_share"): "is only for a distribution: give distribute too",
     }

@@ -40,9 +40,14 @@ class ReplicationItem(BaseModel):
     agency: str | None = None
     share_with: list[str] | None = None
     distribute: list[Receiver] | None = None  # its receivers (worker.domain.distribution)
+    withdraw_share: bool | None = None  # remove its receivers from the members once each has its own copy
     tags: dict[str, str] | None = None
     provenance: bool | None = None  # provenance tags; None: the server's IMSREP_PROVENANCE_TAGS
     line: int | None = None  # its line in the submitter's manifest (absent from records stored before it existed)
+    # A receiver item (worker.steps.distribute): the item whose shared copy it copies, and the member job by which
+    # its account accepted the share.
+    parent_id: str | None = None
+    accept_job_id: str | None = None
     # Where it stands.
     state: ItemState
     reason: ReasonCode | None = None

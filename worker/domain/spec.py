@@ -63,6 +63,9 @@ class ItemOptions(BaseModel):
         description="Receiving projects (configured accounts), each to accept the share and keep a private copy of "
         "its own under its key (docs/architecture.md, A distribution); the source copy is unencrypted",
     )
+    withdraw_share: bool | None = Field(
+        None, description="With distribute: remove the receivers from the copy's members once each has its own copy"
+    )
     tags: dict[str, str] | None = Field(
         None,
         description="Tags for the copy, applied once it is active: at most 10, key 1-36 and value 0-43 characters",
@@ -188,6 +191,8 @@ def cross_field_problems(
     if spec.share_with is not None and spec.kms_key is not None:
         encrypted = "an encrypted copy cannot be shared (IMS refuses, IMG.0098): leave kms_key out to share"
         found.append(("share_with", encrypted))
+    if spec.withdraw_share is not None and spec.distribute is None:
+        found.append(("withdraw_share", "is only for a distribution: give distribute too"))
     if spec.distribute is not None:
         if spec.kms_key is not None:
             found.append(

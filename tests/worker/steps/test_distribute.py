@@ -1,0 +1,113 @@
+"""A distribution through the production steps against the simulator: the parent's copy (decrypted) is shared with
+every receiver in one members call, each receiver accepts it as itself and copies it under its own key into its own
+project, and a receiver that is misconfigured fails alone, named by its verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SIM_PROJECT
+from worker import steps
+from worker.domain.distribution import Receiver
+from worker.domain.followups import Status
+from worker.domain.reasons import ReasonCode
+from worker.domain.spec import ItemSpec
+from worker.domain.states import ItemState
+from worker.queues import TaskName
+from worker.steps import Next
+from worker.steps.distribute import receiver_id
+
+from .conftest import drive, image_id, ims_calls, store_items
+
+TEAM_A, TEAM_B, TEAM_C = "a1" * 16, "b2" * 16, "c3" * 16
+
+
+@pytest.fixture
+def sim(start_simulator):
+    projects = [SIM_PROJECT, TEAM_A, TEAM_B, TEAM_C]
+    return start_simulator(project_ids=projects, copy_seconds=0.3, member_job_seconds=0.2, image_quota=1000, seed=7)
+
+
+@pytest.fixture
+def ctx(make_context):
+    teams = {"team-a": {"project_id": TEAM_A}, "team-b": {"project_id": TEAM_B}, "team-c": {"project_id": TEAM_C}}
+    return make_context(account={"share_projects": [TEAM_A, TEAM_B, TEAM_C]}, accounts=teams, provenance_tags=False)
+
+
+def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(ctx, ims) -> None:
+    source = ims.get_image(image_id(ims, "euleros-encrypted"))
+    assert source is not None and source.cmk_id
+    receivers = [
+        Receiver(account="team-a", key="ims/default", tags={"team": "a"}),
+        Receiver(account="team-b"),
+        Receiver(account="team-c", key="ims/no-such-key"),  # misconfigured: its branch alone fails
+    ]
+    (parent_id,) = store_items(ctx, ItemSpec(image_id=source.id, distribute=receivers))
+    batch_id = ctx.data.records.get_item(parent_id).batch_id
+    drive(ctx, [Next(TaskName.ADMIT, {"batch_id": batch_id})], timeout=60)
+
+    parent = ctx.data.records.get_item(parent_id)
+    assert parent.state is ItemState.SUCCEEDED and parent.reason is ReasonCode.NOT_DISTRIBUTED
+    shared = ims.get_image(parent.new_image_id)
+    assert shared is not None and not shared.cmk_id  # decrypted: a shared image is unencrypted
+    share, distribution = parent.followups.share, parent.followups.distribute
+    assert share.status is Status.APPLIED and sorted(share.wanted) == sorted([TEAM_A, TEAM_B, TEAM_C])
+    calls = ims_calls(ctx)
+    assert calls["add_members:200"] == 1 and calls["update_members:200"] == 3  # one members call; each accepts
+    verdicts = {v.account: v for v in distribution.receivers}
+    assert distribution.status is Status.FAILED and distribution.reason is ReasonCode.KEY_NOT_FOUND
+    assert "team-c: KEY_NOT_FOUND" in parent.message
+
+    for account, project, key in (("team-a", TEAM_A, "ims/default"), ("team-b", TEAM_B, None)):
+        child = ctx.data.records.get_item(receiver_id(parent_id, account))
+        assert child.state is ItemState.SUCCEEDED and child.parent_id == parent_id and child.batch_id == batch_id
+        assert verdicts[account].state == "succeeded" and verdicts[account].new_image_id == child.new_image_id
+        assert verdicts[account].project_id == project
+        client = ctx.clients(account)
+        copy = client.get_image(child.new_image_id)
+        assert copy is not None and copy.owner == project and copy.copied_from == parent.new_image_id
+        assert copy.cmk_id == (client.find_key(key).key_id if key else None)
+        assert {(m.member_id, m.status) for m in ims.image_members(parent.new_image_id)} >= {(project, "accepted")}
+    assert ctx.clients("team-a").get_image(receiver_copy(ctx, parent_id, "team-a")).tag("team") == "a"
+
+    failed = ctx.data.records.get_item(receiver_id(parent_id, "team-c"))
+    assert failed.state is ItemState.REJECTED and failed.reason is ReasonCode.KEY_NOT_FOUND
+    assert verdicts["team-c"].state == "rejected" and verdicts["team-c"].new_image_id is None
+    summary = ctx.data.records.batch(batch_id)
+    assert summary.total == 4 and summary.counts[ItemState.SUCCEEDED] == 3 and summary.done
+
+
+def receiver_copy(ctx, parent_id: str, account: str) -> str:
+    return ctx.data.records.get_item(receiver_id(parent_id, account)).new_image_id
+
+
+def test_the_share_is_withdrawn_once_every_receiver_has_its_copy_and_a_second_run_adds_no_receiver_twice(
+    ctx, ims
+) -> None:
+    source = image_id(ims, "debian-12-base")
+    (parent_id,) = store_items(
+        ctx, ItemSpec(image_id=source, distribute=[Receiver(account="team-a")], withdraw_share=True)
+    )
+    batch_id = ctx.data.records.get_item(parent_id).batch_id
+    ran: list[bool] = []
+    again: list[Next] = []
+
+    def run_it_twice() -> None:
+        """Once the receiver item is made, the distribution runs again beside its chain, as a redelivery would."""
+        parent = ctx.data.records.get_item(parent_id)
+        made = parent.followups and parent.followups.distribute and parent.followups.distribute.receivers[0].item_id
+        if parent.state is ItemState.FINISHING and made and not ran:
+            ran.append(True)
+            again.extend(steps.followup(ctx, parent_id, parent.poll_seq or 0, redelivered=True))
+
+    drive(ctx, [Next(TaskName.ADMIT, {"batch_id": batch_id})], watch=run_it_twice)
+    drive(ctx, again)
+    parent = ctx.data.records.get_item(parent_id)
+    distribution = parent.followups.distribute
+    assert ran and parent.state is ItemState.SUCCEEDED and parent.reason is None
+    assert distribution.status is Status.APPLIED and distribution.withdrawn
+    assert ims.image_members(parent.new_image_id) == []  # withdrawn; the receiver's own copy outlives the share
+    team_a = ctx.clients("team-a")
+    copies = [i for i in team_a.list_images(name=parent.target_name) if i.owner == TEAM_A]
+    assert [c.id for c in copies] == [receiver_copy(ctx, parent_id, "team-a")] and copies[0].status == "active"
+    assert ctx.data.records.batch(batch_id).total == 2
