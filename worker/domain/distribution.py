@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from config.settings import ACCOUNT_NAME, AccountSettings
 from worker.domain.guardrails import region_breach, share_breach
-from worker.domain.naming import REGION_RE, key_ref_problem, tags_problem
+from worker.domain.naming import KeyRef, RegionId, Tags
 
 MAX_MEMBERS = 128  # member projects of one (system- or data-disk) image, docs/ims-api.md §9
 
@@ -27,36 +27,15 @@ class Receiver(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     account: str = Field(..., pattern=ACCOUNT_NAME.pattern, description="Configured account of the receiving project")
-    region: str | None = Field(
+    region: RegionId | None = Field(
         None,
-        description="The receiver's region, which is its account's (a project lives in one region); default "
-        "the source account's",
+        description="The receiver's region, which is its account's (a project lives in one region); default the "
+        "source account's",
     )
-    key: str | None = Field(
+    key: KeyRef | None = Field(
         None, description="KMS key ID or alias (the receiver's own) its copy is encrypted with; omit for unencrypted"
     )
-    tags: dict[str, str] | None = Field(None, description="Tags for the receiver's copy (IMS's limits, as an item's)")
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str | None) -> str | None:
-        if v is not None and not REGION_RE.fullmatch(v):
-            raise ValueError("must be a region ID such as cn-south-1")
-        return v
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, v: str | None) -> str | None:
-        if v is not None and (problem := key_ref_problem(v)):
-            raise ValueError(problem)
-        return v
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None and (problem := tags_problem(v)):
-            raise ValueError(problem)
-        return v
+    tags: Tags | None = Field(None, description="Tags for the receiver's copy (IMS's limits, as an item's)")
 
 
 def receivers_problem(receivers: Sequence[Receiver]) -> str | None:

@@ -14,13 +14,13 @@ from worker.domain.followups import PROVENANCE_KEYS
 from worker.domain.naming import (
     PROJECT_ID_RE,
     PROJECT_NAME_RE,
-    REGION_RE,
     TAGS_MAX,
+    KeyRef,
+    RegionId,
+    Tags,
     description_problem,
     is_uuid,
-    key_ref_problem,
     name_problem,
-    tags_problem,
 )
 
 MAX_LINE = 1_000_000_000  # a manifest line number; bounded so that no value is absurd
@@ -33,14 +33,14 @@ class ItemOptions(BaseModel):
 
     name: str | None = Field(None, description="New image name; default copy_<region>_<source name>")
     description: str | None = Field(None, description="New image description (max 1024, no CR/LF, < or >)")
-    kms_key: str | None = Field(
+    kms_key: KeyRef | None = Field(
         None, description="KMS key ID or alias for an encrypted copy; omit for an unencrypted copy"
     )
     enterprise_project_id: str | None = Field(None, description='"0" (default project) or a UUID')
     account: str | None = Field(
         None, pattern=ACCOUNT_NAME.pattern, description="Configured account name; default if omitted"
     )
-    target_region: str | None = Field(
+    target_region: RegionId | None = Field(
         None,
         description="Copy into this region (cross-region replication), one of the account's copy_regions; omit for a "
         "copy in the account's region",
@@ -66,7 +66,7 @@ class ItemOptions(BaseModel):
     withdraw_share: bool | None = Field(
         None, description="With distribute: remove the receivers from the copy's members once each has its own copy"
     )
-    tags: dict[str, str] | None = Field(
+    tags: Tags | None = Field(
         None,
         description="Tags for the copy, applied once it is active: at most 10, key 1-36 and value 0-43 characters",
         examples=[{"campaign": "rekey-2026"}],
@@ -89,25 +89,11 @@ class ItemOptions(BaseModel):
             raise ValueError(problem)
         return v
 
-    @field_validator("kms_key")
-    @classmethod
-    def _key(cls, v: str | None) -> str | None:
-        if v is not None and (problem := key_ref_problem(v)):
-            raise ValueError(problem)
-        return v
-
     @field_validator("enterprise_project_id")
     @classmethod
     def _eps(cls, v: str | None) -> str | None:
         if v is not None and v != "0" and not is_uuid(v):
             raise ValueError('must be "0" or a UUID')
-        return v
-
-    @field_validator("target_region")
-    @classmethod
-    def _region(cls, v: str | None) -> str | None:
-        if v is not None and not REGION_RE.fullmatch(v):
-            raise ValueError("must be a region ID such as cn-south-1")
         return v
 
     @field_validator("target_project")
@@ -135,13 +121,6 @@ class ItemOptions(BaseModel):
     @classmethod
     def _distribute(cls, v: list[Receiver] | None) -> list[Receiver] | None:
         if v is not None and (problem := receivers_problem(v)):
-            raise ValueError(problem)
-        return v
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None and (problem := tags_problem(v)):
             raise ValueError(problem)
         return v
 

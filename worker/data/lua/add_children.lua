@@ -1,6 +1,7 @@
 -- Add a distribution's receiver items to their parent's batch as accepted items, atomically with the batch's counts
 -- and total. An item that exists already (a follow-up sent again after it added them) is left as it is, so a resend
 -- adds none twice. Each item created gets its position: its index in the batch's items list.
+-- Uses lib/new_item.lua: each item stored.
 --
 -- KEYS[1]      P:batch:<batch>          hash
 -- KEYS[2]      P:batch:<batch>:items    list
@@ -16,13 +17,7 @@ local created, pos = 0, 4
 for i = 1, n do
   local item_id, nfields = ARGV[pos], tonumber(ARGV[pos + 1])
   if redis.call('EXISTS', KEYS[3 + 2 * i]) == 0 then
-    local fields = {}
-    for j = pos + 2, pos + 1 + 2 * nfields do fields[#fields + 1] = ARGV[j] end
-    redis.call('HSET', KEYS[3 + 2 * i], unpack(fields))
-    redis.call('DEL', KEYS[4 + 2 * i])
-    redis.call('RPUSH', KEYS[4 + 2 * i], ARGV[2])
-    redis.call('HSET', KEYS[3 + 2 * i], 'position', redis.call('RPUSH', KEYS[2], item_id) - 1)
-    redis.call('ZADD', KEYS[4], now, item_id)
+    store_new_item(KEYS[3 + 2 * i], KEYS[4 + 2 * i], KEYS[2], KEYS[4], item_id, pos + 2, nfields, ARGV[2], now)
     created = created + 1
   end
   pos = pos + 2 + 2 * nfields
