@@ -74,7 +74,9 @@ def distribute(
         if (child := children.get(verdict.item_id or "")) is not None:
             _judge(verdict, child)
     if any(not ItemState(v.state).terminal for v in result.receivers if v.item_id is not None):
-        return ctx.settings.poll_max_interval, []
+        # One still accepted lost its first step (sent after the item was made; a worker died in between): again.
+        unstarted = [child for child in children.values() if child.state is ItemState.ACCEPTED]
+        return ctx.settings.poll_max_interval, [Next.for_item(TaskName.VALIDATE, child) for child in unstarted]
     missing = result.not_distributed
     if missing:
         # The share stays: a receiver retried (the batch's retry) accepts and copies it then.

@@ -4,6 +4,7 @@ project, and a receiver that is misconfigured fails alone, named by its verdict.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.conftest import SIM_PROJECT
@@ -17,21 +18,31 @@ from worker.queues import TaskName
 from worker.steps import Next
 from worker.steps.distribute import receiver_id
 
-from .conftest import drive, image_id, ims_calls, store_items
+from .conftest import drive, image_id, ims_calls, run_step, store_items
 
 TEAM_A, TEAM_B, TEAM_C = "a1" * 16, "b2" * 16, "c3" * 16
+SOUTH, SOUTH_DEFAULT, SOUTH_TEAM = "cn-south-1", "d4" * 16, "e5" * 16  # a receiver in another region
 
 
 @pytest.fixture
 def sim(start_simulator):
-    projects = [SIM_PROJECT, TEAM_A, TEAM_B, TEAM_C]
-    return start_simulator(project_ids=projects, copy_seconds=0.3, member_job_seconds=0.2, image_quota=1000, seed=7)
+    projects = [SIM_PROJECT, TEAM_A, TEAM_B, TEAM_C, f"{SOUTH}={SOUTH_DEFAULT}", f"{SOUTH}={SOUTH_TEAM}"]
+    return start_simulator(project_ids=projects, copy_seconds=0.3, member_job_seconds=0.2, image_quota=1000,
+                           seed=7, region=SOUTH, region_port=f"{SOUTH}=0")  # fmt: skip
 
 
 @pytest.fixture
-def ctx(make_context):
-    teams = {"team-a": {"project_id": TEAM_A}, "team-b": {"project_id": TEAM_B}, "team-c": {"project_id": TEAM_C}}
-    return make_context(account={"share_projects": [TEAM_A, TEAM_B, TEAM_C]}, accounts=teams, provenance_tags=False)
+def ctx(make_context, sim):
+    south = {"region": SOUTH, "ims_endpoint": httpx.get(f"{sim.url}/_sim/regions").json()[SOUTH]["endpoint"]}
+    teams = {
+        "team-a": {"project_id": TEAM_A},
+        "team-b": {"project_id": TEAM_B},
+        "team-c": {"project_id": TEAM_C},
+        "south": {"project_id": SOUTH_TEAM, **south},
+    }
+    shares = {"share_projects": [TEAM_A, TEAM_B, TEAM_C, SOUTH_TEAM]}
+    # Quota read again soon: a receiver whose quota is full waits for it, as any in-region copy does.
+    return make_context(account=shares, accounts=teams, provenance_tags=False, quota_refresh_seconds=0.5)
 
 
 def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(ctx, ims) -> None:
@@ -41,6 +52,7 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
         Receiver(account="team-a", key="ims/default", tags={"team": "a"}),
         Receiver(account="team-b"),
         Receiver(account="team-c", key="ims/no-such-key"),  # misconfigured: its branch alone fails
+        Receiver(account="south", region=SOUTH),  # another region: not served yet, fails alone without an item
     ]
     (parent_id,) = store_items(ctx, ItemSpec(image_id=source.id, distribute=receivers))
     batch_id = ctx.data.records.get_item(parent_id).batch_id
@@ -73,6 +85,8 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
     failed = ctx.data.records.get_item(receiver_id(parent_id, "team-c"))
     assert failed.state is ItemState.REJECTED and failed.reason is ReasonCode.KEY_NOT_FOUND
     assert verdicts["team-c"].state == "rejected" and verdicts["team-c"].new_image_id is None
+    assert (verdicts["south"].state, verdicts["south"].reason) == ("failed", ReasonCode.TARGET_REGION_INVALID)
+    assert verdicts["south"].item_id is None and "team-c: KEY_NOT_FOUND" in distribution.message
     summary = ctx.data.records.batch(batch_id)
     assert summary.total == 4 and summary.counts[ItemState.SUCCEEDED] == 3 and summary.done
 
@@ -111,3 +125,28 @@ def test_the_share_is_withdrawn_once_every_receiver_has_its_copy_and_a_second_ru
     copies = [i for i in team_a.list_images(name=parent.target_name) if i.owner == TEAM_A]
     assert [c.id for c in copies] == [receiver_copy(ctx, parent_id, "team-a")] and copies[0].status == "active"
     assert ctx.data.records.batch(batch_id).total == 2
+
+
+def test_a_receiver_whose_image_quota_is_full_waits_then_copies_once_it_is_raised(ctx, ims, sim) -> None:
+    team_a = ctx.clients("team-a")
+    limits = f"{sim.url}/_sim/projects/{TEAM_A}"
+    assert httpx.post(limits, json={"image_quota": team_a.get_quota().used}).status_code == 200  # full
+    (parent_id,) = store_items(
+        ctx, ItemSpec(image_id=image_id(ims, "debian-12-base"), distribute=[Receiver(account="team-a")])
+    )
+    batch_id = ctx.data.records.get_item(parent_id).batch_id
+    raised: list[bool] = []
+
+    def raise_once_it_waits() -> None:
+        """Once the receiver waits for its quota, the quota is raised and read (an operator's account check), and the
+        reconciler's next pass grants its slot."""
+        if not raised and ctx.data.slots.quota(TEAM_A).blocked_since is not None:
+            assert httpx.post(limits, json={"image_quota": 1000}).status_code == 200
+            raised.append(True)
+            run_step(ctx, Next(TaskName.CHECK, {"account": "team-a"}))
+            drive(ctx, run_step(ctx, Next(TaskName.RECONCILE, {})))
+
+    drive(ctx, [Next(TaskName.ADMIT, {"batch_id": batch_id})], watch=raise_once_it_waits)
+    child = ctx.data.records.get_item(receiver_id(parent_id, "team-a"))
+    assert raised and child.state is ItemState.SUCCEEDED  # it waited in its own account's line, never failed
+    assert ctx.data.records.get_item(parent_id).followups.distribute.status is Status.APPLIED
