@@ -590,7 +590,9 @@ class AuditRecordOut(BaseModel):
     policy_id: str | None = Field(None, description="The standing policy the call made or acted on")
     accounts: list[str] = Field(..., description="The accounts the call acted in (or asked to)")
     items: int | None = Field(..., description="Items stored or changed (cancelled, retried, deleted)")
-    share_targets: list[str] = Field(..., description="Project IDs the items are to be shared with (their union)")
+    share_targets: list[str] = Field(
+        ..., description="Project IDs the items are to be shared with (their union, distributions' receivers included)"
+    )
     unencrypted_copies: int | None = Field(..., description="Items asking for a copy without a KMS key (`kms_key`)")
     selector: Literal["encrypted", "unencrypted"] | None = Field(
         ..., description="A selector's copies, whose number is known only as it lists images; null without one"
