@@ -83,6 +83,7 @@ class ReceiverVerdict(BaseModel):
     region: str
     project_id: str | None = None  # None: its account is not configured on the workers
     item_id: str | None = None  # its receiver item, once made (worker.steps.distribute)
+    via: str | None = None  # in another region: the item carrying the copy there, whose receiver item it gets
     state: str = Status.PENDING.value  # its item's state once made
     new_image_id: str | None = None
     key: str | None = None

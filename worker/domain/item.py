@@ -97,6 +97,13 @@ class ReplicationItem(BaseModel):
         return self.job_id is not None and self.new_image_id is not None
 
     @property
+    def receives_share(self) -> bool:
+        """A distribution's receiver item: an in-region copy of its parent's shared copy, made by the receiver after
+        it accepted the share. (A parent's cross-region item, carrying its copy into its receivers' region, is a
+        copy of the parent's own image.)"""
+        return self.parent_id is not None and self.target_region is None
+
+    @property
     def mode(self) -> str:
         """``in-region`` or ``cross-region``: IMS counts the two kinds of copy apart."""
         return CROSS_REGION if self.target_region else IN_REGION

@@ -8,6 +8,11 @@ alone, with its own reason. ``distribute`` then looks at the receiver items, wit
 has ended, and ends with one verdict per receiver; a receiver the share did not reach, or whose account the workers
 do not know, fails here without an item.
 
+Receivers in another region than the copy's get it through a **cross-region item** per region (the parent's copy
+copied there by the source account, into its project of that region, IMS sharing within a region only): an item of
+the batch too, whose own follow-ups share it with the receivers there and distribute to them; the parent's verdicts
+follow their receiver items through it (``via``).
+
 ``accept_share`` is the start of a receiver item's validation: its account accepts the share as the member
 (``PUT /v1/cloudimages/members``, docs/ims-api.md §9), the member job followed by countdown (the validate task sent
 again), so that the reconciler's resend of a validating item covers it too.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 
+from worker.domain.distribution import Receiver
 from worker.domain.followups import DistributeResult, ReceiverVerdict, ShareResult, Status
 from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
@@ -49,11 +55,16 @@ def receiver_verdicts(ctx: StepContext, item: ReplicationItem) -> list[ReceiverV
 
 
 def members_of(ctx: StepContext, item: ReplicationItem, verdicts: list[ReceiverVerdict]) -> list[str]:
-    """The receivers' projects the copy is shared with: those in its region (IMS shares within a region,
-    IMG.0177 otherwise; a receiver elsewhere fails alone in ``_make``)."""
-    source = ctx.account(item.account)
-    region = source.region if source else None
+    """The receivers' projects the copy is shared with: those in its region (IMS shares within a region, IMG.0177
+    otherwise; the others get the copy of a cross-region item of their region, ``_make``)."""
+    region = _region(ctx, item)
     return [v.project_id for v in verdicts if v.project_id is not None and v.region == region]
+
+
+def _region(ctx: StepContext, item: ReplicationItem) -> str | None:
+    """Where the item's copy is: its destination region, or its account's."""
+    source = ctx.account(item.account)
+    return item.target_region or (source.region if source else None)
 
 
 def receiver_id(parent_id: str, account: str) -> str:
@@ -65,14 +76,16 @@ def distribute(
 ) -> tuple[float | None, list[Next]]:
     """Make the receiver items (once), follow them, then withdraw the share when asked; returns the countdown to look
     again (None: done) and the receiver items' first steps. ``client``: the owner of the shared copy."""
-    made = [v.item_id for v in result.receivers if v.item_id is not None]
+    made = [i for v in result.receivers for i in (v.item_id, v.via) if i is not None]
     if not made and all(v.state == Status.PENDING.value for v in result.receivers):
         children = _make(ctx, item, result, share)
         return ctx.settings.poll_initial_delay, [Next.for_item(TaskName.VALIDATE, child) for child in children]
-    children = {child.id: child for child in ctx.data.records.get_items(made)}
+    children = {child.id: child for child in ctx.data.records.get_items(list(dict.fromkeys(made)))}
     for verdict in result.receivers:
         if (child := children.get(verdict.item_id or "")) is not None:
             _judge(verdict, child)
+        elif (via := children.get(verdict.via or "")) is not None and via.state.terminal:
+            _judge_by_way(verdict, via)
     if any(not ItemState(v.state).terminal for v in result.receivers if v.item_id is not None):
         # One still accepted lost its first step (sent after the item was made; a worker died in between): again.
         unstarted = [child for child in children.values() if child.state is ItemState.ACCEPTED]
@@ -92,7 +105,7 @@ def distribute(
 def _withdraw(ctx: StepContext, client: ImsClient, item: ReplicationItem, result: DistributeResult) -> float | None:
     """Remove every receiver from the copy's members, now that each has a copy of its own (the copy outlives the
     share, docs/ims-api.md §9); the member job followed by countdown. None once it has ended."""
-    projects = [v.project_id for v in result.receivers if v.project_id is not None]
+    projects = members_of(ctx, item, result.receivers)
     if result.withdraw_job_id is None:
         # Sent again after a crash before the job ID was saved, IMS removes members already gone without complaint.
         result.withdraw_job_id = client.remove_members([item.new_image_id or ""], projects)
@@ -117,20 +130,22 @@ def _why(verdict: ReceiverVerdict) -> str:
 def _make(
     ctx: StepContext, item: ReplicationItem, result: DistributeResult, share: ShareResult | None
 ) -> list[ReplicationItem]:
-    """The receiver items of the receivers the share reached; the others fail here with their reason."""
+    """The receiver items of the receivers the share reached, and a cross-region item per other region its
+    receivers are in (that item distributes to them there); the others fail here with their reason."""
     shared = {m.project_id for m in share.members} if share is not None else set()
+    region = _region(ctx, item)
     now = ctx.clock()
     children = []
+    elsewhere: dict[str, list[ReceiverVerdict]] = {}
     for verdict in result.receivers:
         if verdict.project_id is None:
             verdict.state, verdict.reason = ItemState.FAILED.value, ReasonCode.UNKNOWN_ACCOUNT
             verdict.message = f"account {verdict.account!r} is not configured on the workers"
-        elif share is not None and verdict.project_id not in share.wanted:
-            # Not shared with: a receiver of another region (its cross-region branch is not built yet).
+        elif verdict.region != region and item.target_region is None:
+            elsewhere.setdefault(verdict.region, []).append(verdict)
+        elif verdict.region != region:  # a cross-region item's receivers are all in its region
             verdict.state, verdict.reason = ItemState.FAILED.value, ReasonCode.TARGET_REGION_INVALID
-            verdict.message = (
-                f"region {verdict.region}: receivers in another region than the source's are not served yet"
-            )
+            verdict.message = f"region {verdict.region} is not the copy's ({region})"
         elif verdict.project_id not in shared:
             verdict.state, verdict.reason = ItemState.FAILED.value, ReasonCode.NOT_SHARED
             why = share.message if share is not None and share.message else "not among the copy's members"
@@ -138,8 +153,40 @@ def _make(
         else:
             verdict.item_id, verdict.state = receiver_id(item.id, verdict.account), ItemState.ACCEPTED.value
             children.append(_receiver_item(item, verdict, now))
+    for target, verdicts in elsewhere.items():
+        carrier = _cross_region_item(item, target, verdicts, now)
+        for verdict in verdicts:
+            verdict.via, verdict.state = carrier.id, ItemState.ACCEPTED.value
+            verdict.item_id = receiver_id(carrier.id, verdict.account)  # made by the carrier's own distribution
+        children.append(carrier)
     ctx.data.records.add_children(item.batch_id, children, now)
     return children
+
+
+def _cross_region_item(
+    parent: ReplicationItem, region: str, verdicts: list[ReceiverVerdict], now: float
+) -> ReplicationItem:
+    """The parent's copy carried into ``region`` (a cross-region copy of the source account, made unencrypted as
+    any), which distributes to the receivers there as its own follow-up."""
+    receivers = [Receiver(account=v.account, region=region, key=v.key, tags=v.tags) for v in verdicts]
+    assert parent.new_image_id is not None
+    return ReplicationItem(
+        id=uuid.uuid5(_RECEIVERS, f"{parent.id}/region/{region}").hex,
+        batch_id=parent.batch_id,
+        account=parent.account,
+        image_id=parent.new_image_id,
+        name=parent.target_name,
+        description=parent.description,
+        target_region=region,
+        distribute=receivers,
+        withdraw_share=parent.withdraw_share,
+        provenance=parent.provenance,
+        parent_id=parent.id,
+        line=parent.line,
+        state=ItemState.ACCEPTED,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _receiver_item(parent: ReplicationItem, verdict: ReceiverVerdict, now: float) -> ReplicationItem:
@@ -161,6 +208,18 @@ def _receiver_item(parent: ReplicationItem, verdict: ReceiverVerdict, now: float
         created_at=now,
         updated_at=now,
     )
+
+
+def _judge_by_way(verdict: ReceiverVerdict, via: ReplicationItem) -> None:
+    """A receiver of another region whose receiver item was never made: what its region's carrier said of it (it
+    did not reach it), or why the carrier failed."""
+    inner = via.followups.distribute if via.followups is not None else None
+    said = next((v for v in inner.receivers if v.account == verdict.account), None) if inner is not None else None
+    if said is not None and said.item_id is None and said.state != Status.PENDING.value:
+        verdict.state, verdict.reason, verdict.message = said.state, said.reason, said.message
+    elif via.state is not ItemState.SUCCEEDED:
+        verdict.state, verdict.reason = ItemState.FAILED.value, via.reason
+        verdict.message = f"the copy into {verdict.region} (item {via.id}) ended {via.state.value}: {via.message}"
 
 
 def _judge(verdict: ReceiverVerdict, child: ReplicationItem) -> None:

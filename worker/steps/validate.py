@@ -81,7 +81,7 @@ def validate(ctx: StepContext, item_id: str) -> list[Next]:
     try:
         client = ctx.client(item.account)
         # A receiver item accepts its share first: until then IMS does not show it the image (docs/ims-api.md §9).
-        if item.parent_id is not None and (accepting := accept_share(ctx, item, client)) is not None:
+        if item.receives_share and (accepting := accept_share(ctx, item, client)) is not None:
             return accepting
         image = client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)

@@ -33,16 +33,19 @@ def sim(start_simulator):
 
 @pytest.fixture
 def ctx(make_context, sim):
-    south = {"region": SOUTH, "ims_endpoint": httpx.get(f"{sim.url}/_sim/regions").json()[SOUTH]["endpoint"]}
+    endpoint = httpx.get(f"{sim.url}/_sim/regions").json()[SOUTH]["endpoint"]
+    south = {"region": SOUTH, "ims_endpoint": endpoint, "kms_endpoint": endpoint}
     teams = {
         "team-a": {"project_id": TEAM_A},
         "team-b": {"project_id": TEAM_B},
         "team-c": {"project_id": TEAM_C},
         "south": {"project_id": SOUTH_TEAM, **south},
     }
-    shares = {"share_projects": [TEAM_A, TEAM_B, TEAM_C, SOUTH_TEAM]}
+    # The source account reaches cn-south-1 (its endpoint, an agency) and may share with every receiver.
+    source = {"share_projects": [TEAM_A, TEAM_B, TEAM_C, SOUTH_TEAM], "agency_name": "ims_admin_agency"}
+    source["regions"] = {SOUTH: {"ims_endpoint": south["ims_endpoint"]}}
     # Quota read again soon: a receiver whose quota is full waits for it, as any in-region copy does.
-    return make_context(account=shares, accounts=teams, provenance_tags=False, quota_refresh_seconds=0.5)
+    return make_context(account=source, accounts=teams, provenance_tags=False, quota_refresh_seconds=0.5)
 
 
 def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(ctx, ims) -> None:
@@ -52,7 +55,7 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
         Receiver(account="team-a", key="ims/default", tags={"team": "a"}),
         Receiver(account="team-b"),
         Receiver(account="team-c", key="ims/no-such-key"),  # misconfigured: its branch alone fails
-        Receiver(account="south", region=SOUTH),  # another region: not served yet, fails alone without an item
+        Receiver(account="south", region=SOUTH, key="ims/default"),  # another region: through a cross-region copy
     ]
     (parent_id,) = store_items(ctx, ItemSpec(image_id=source.id, distribute=receivers))
     batch_id = ctx.data.records.get_item(parent_id).batch_id
@@ -65,7 +68,7 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
     share, distribution = parent.followups.share, parent.followups.distribute
     assert share.status is Status.APPLIED and sorted(share.wanted) == sorted([TEAM_A, TEAM_B, TEAM_C])
     calls = ims_calls(ctx)
-    assert calls["add_members:200"] == 1 and calls["update_members:200"] == 3  # one members call; each accepts
+    assert calls["add_members:200"] == 2 and calls["update_members:200"] == 4  # one members call a region; each accepts
     verdicts = {v.account: v for v in distribution.receivers}
     assert distribution.status is Status.FAILED and distribution.reason is ReasonCode.KEY_NOT_FOUND
     assert "team-c: KEY_NOT_FOUND" in parent.message
@@ -85,10 +88,19 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
     failed = ctx.data.records.get_item(receiver_id(parent_id, "team-c"))
     assert failed.state is ItemState.REJECTED and failed.reason is ReasonCode.KEY_NOT_FOUND
     assert verdicts["team-c"].state == "rejected" and verdicts["team-c"].new_image_id is None
-    assert (verdicts["south"].state, verdicts["south"].reason) == ("failed", ReasonCode.TARGET_REGION_INVALID)
-    assert verdicts["south"].item_id is None and "team-c: KEY_NOT_FOUND" in distribution.message
+    assert "team-c: KEY_NOT_FOUND" in distribution.message and "south" not in distribution.message
+
+    # cn-south-1's receiver: the parent's copy carried there by a cross-region item, shared there, copied there.
+    south, carrier = (ctx.data.records.get_item(i) for i in (verdicts["south"].item_id, verdicts["south"].via))
+    assert (carrier.target_region, carrier.parent_id, carrier.state) == (SOUTH, parent_id, ItemState.SUCCEEDED)
+    assert carrier.image_id == parent.new_image_id and carrier.followups.share.wanted == [SOUTH_TEAM]
+    assert south.state is ItemState.SUCCEEDED and south.image_id == carrier.new_image_id
+    assert verdicts["south"].state == "succeeded" and verdicts["south"].new_image_id == south.new_image_id
+    own = ctx.clients("south")
+    copy = own.get_image(south.new_image_id)
+    assert copy is not None and copy.owner == SOUTH_TEAM and copy.cmk_id == own.find_key("ims/default").key_id
     summary = ctx.data.records.batch(batch_id)
-    assert summary.total == 4 and summary.counts[ItemState.SUCCEEDED] == 3 and summary.done
+    assert summary.total == 6 and summary.counts[ItemState.SUCCEEDED] == 5 and summary.done
 
 
 def receiver_copy(ctx, parent_id: str, account: str) -> str:
