@@ -169,44 +169,35 @@ def _cross_region_item(
     """The parent's copy carried into ``region`` (a cross-region copy of the source account, made unencrypted as
     any), which distributes to the receivers there as its own follow-up."""
     receivers = [Receiver(account=v.account, region=region, key=v.key, tags=v.tags) for v in verdicts]
+    carrier_id = uuid.uuid5(_RECEIVERS, f"{parent.id}/region/{region}").hex
+    fields = {"target_region": region, "distribute": receivers, "withdraw_share": parent.withdraw_share}
+    return _child(parent, carrier_id, parent.account, now, **fields)
+
+
+def _receiver_item(parent: ReplicationItem, verdict: ReceiverVerdict, now: float) -> ReplicationItem:
+    """The receiver's in-region copy of the parent's shared copy, under the receiver's key and tags."""
+    assert verdict.item_id is not None
+    return _child(parent, verdict.item_id, verdict.account, now, kms_key=verdict.key, tags=verdict.tags)
+
+
+def _child(parent: ReplicationItem, item_id: str, account: str, now: float, **fields: object) -> ReplicationItem:
+    """An item the parent's distribution adds to its batch: a copy of the parent's copy, named as it, its results
+    row beside the parent's (cli/results.py)."""
     assert parent.new_image_id is not None
     return ReplicationItem(
-        id=uuid.uuid5(_RECEIVERS, f"{parent.id}/region/{region}").hex,
+        id=item_id,
         batch_id=parent.batch_id,
-        account=parent.account,
+        account=account,
         image_id=parent.new_image_id,
         name=parent.target_name,
         description=parent.description,
-        target_region=region,
-        distribute=receivers,
-        withdraw_share=parent.withdraw_share,
         provenance=parent.provenance,
         parent_id=parent.id,
         line=parent.line,
         state=ItemState.ACCEPTED,
         created_at=now,
         updated_at=now,
-    )
-
-
-def _receiver_item(parent: ReplicationItem, verdict: ReceiverVerdict, now: float) -> ReplicationItem:
-    """The receiver's in-region copy of the parent's shared copy, named as it, under the receiver's key and tags."""
-    assert verdict.item_id is not None and parent.new_image_id is not None
-    return ReplicationItem(
-        id=verdict.item_id,
-        batch_id=parent.batch_id,
-        account=verdict.account,
-        image_id=parent.new_image_id,
-        name=parent.target_name,
-        description=parent.description,
-        kms_key=verdict.key,
-        tags=verdict.tags,
-        provenance=parent.provenance,
-        parent_id=parent.id,
-        line=parent.line,  # its results row beside its parent's (cli/results.py)
-        state=ItemState.ACCEPTED,
-        created_at=now,
-        updated_at=now,
+        **fields,
     )
 
 
