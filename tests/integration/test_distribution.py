@@ -1,7 +1,7 @@
 """A distribution through the real stack (API, worker, beat and the simulator as processes): one encrypted image
 decrypted, shared with three receiving projects in one members call, accepted and copied by each under its own key,
-one receiver misconfigured (a key it does not have) failing alone; the API, the simulator and each receiver's own
-listing agree."""
+one receiver misconfigured (a key it does not have) failing alone, the worker SIGKILLed once the receiver items are
+made; the API, the simulator and each receiver's own listing agree, and no receiver has a copy twice."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ TEAMS = {"team_a": "a1" * 16, "team_b": "b2" * 16, "team_c": "c3" * 16}  # recei
 
 
 @pytest.fixture(scope="module")
-def teams_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+def teams_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, StackInfo]]:
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("distribution"),
         use_simulator=True,
@@ -35,7 +35,7 @@ def teams_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]
         stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
-        yield local.start()
+        yield local, local.start()
 
 
 def _client(info: StackInfo, project_id: str) -> ImsClient:
@@ -44,9 +44,9 @@ def _client(info: StackInfo, project_id: str) -> ImsClient:
 
 
 def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_misconfigured_one_fails_alone(
-    teams_stack: StackInfo,
+    teams_stack: tuple[LocalStack, StackInfo],
 ) -> None:
-    info = teams_stack
+    local, info = teams_stack
     with _client(info, info.simulator_project_id) as ims:
         source = next(i for i in ims.list_images(name="euleros-encrypted"))
     assert source.cmk_id  # encrypted: the copy to share is decrypted first
@@ -61,6 +61,10 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_misconfigu
         answer = api.post("/v1/batches", json=body)
         assert answer.status_code == 202, answer.text
         batch_id, (parent_id,) = answer.json()["batch_id"], answer.json()["item_ids"]
+        # Mid-distribution (the receiver items made, none ended): a crash, then the worker again.
+        wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["total"] > 1, 60, "the receiver items")
+        local.kill("worker")
+        local.restart("worker")
         wait_until(lambda: api.get(f"/v1/batches/{batch_id}").json()["done"], 90, f"batch {batch_id}")
         parent = api.get(f"/v1/replications/{parent_id}").json()
         items = api.get(f"/v1/batches/{batch_id}/items", params={"limit": 10}).json()["items"]
@@ -85,5 +89,7 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_misconfigu
             copy = own.get_image(child["new_image_id"])
             assert copy is not None and copy.owner == TEAMS[account] and copy.status == "active"
             assert copy.cmk_id == (own.find_key(key).key_id if key else None)
+            copies = [i.id for i in own.list_images(name=parent["target_name"]) if i.owner == TEAMS[account]]
+            assert copies == [copy.id]  # one copy, whatever the crash interrupted
     team_a = children["team_a"]
     assert team_a["tags"] == {"team": "a"} and team_a["followups"]["tags"]["status"] == "applied"
