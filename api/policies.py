@@ -126,8 +126,13 @@ class PolicyService:
         self.enqueuer.send_plan(stored.plan_id, PAGE)  # a failure is logged; the reconciler sends it again
         return stored
 
-    def runs(self, who: Principal, policy_id: str) -> list[tuple[Run, BatchSummary | None]]:
-        """The latest runs, newest first, each with its batch as it is now (None: skipped, or deleted since)."""
+    def runs(self, who: Principal, policy_id: str) -> list[tuple[Run, BatchSummary | None, list[dict[str, Any]]]]:
+        """The latest runs, newest first, each with its batch as it is now (None: skipped, or deleted since) and
+        its retention's verdicts."""
         self.get(who, policy_id)
         runs = self.data.policies.runs(policy_id, limit=RUNS_SHOWN)
-        return [(run, self.data.records.batch(run.batch_id) if run.batch_id else None) for run in runs]
+        retirements = self.data.policies.retirements(policy_id, [run.run for run in runs])
+        return [
+            (run, self.data.records.batch(run.batch_id) if run.batch_id else None, retirements.get(run.run, []))
+            for run in runs
+        ]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.data import BatchSummary, Run
 from worker.domain.policy import Overlap, Policy, Schedule
+from worker.domain.retirement import Retention, Verdict
 from worker.domain.selector import Selector, Template
 from worker.domain.states import ItemState
 
@@ -29,12 +30,18 @@ class PolicyRequest(BaseModel):
     selector: Selector = Field(..., description="Which images each run selects (as a campaign's; with `account`)")
     template: Template = Field(
         default_factory=Template,
-        description="What each copy is (as a campaign's template); at most 7 tags, the copies also get "
-        "imsrep_policy, imsrep_source (and imsrep_batch with provenance tags on)",
+        description="What each copy is (as a campaign's template); at most 5 tags, the copies also get "
+        "imsrep_policy, imsrep_source, imsrep_lineage, imsrep_source_created (and imsrep_batch with provenance "
+        "tags on)",
     )
     schedule: Schedule
     overlap: Overlap = Field(
         Overlap.SKIP, description="While the previous run's batch has not finished: skip the run, or wait for it"
+    )
+    retention: Retention | None = Field(
+        None,
+        description="Which of its copies each run keeps (`keep_last` per lineage and/or `keep_for` seconds) and "
+        "what it does with the others (`action`: `report` or `delete`); none: every copy is kept",
     )
     paused: bool = Field(False, description="A paused policy starts no run")
 
@@ -46,6 +53,7 @@ class PolicyOut(BaseModel):
     template: dict[str, Any]
     schedule: Schedule
     overlap: Overlap
+    retention: Retention | None
     paused: bool
     account: str = Field(..., description="Whose images it selects (the selector's account, or the default)")
     submitted_by: str = Field(..., description="The principal that created it: its runs' batches are its")
@@ -65,6 +73,7 @@ class PolicyOut(BaseModel):
             template=definition.template,
             schedule=definition.schedule,
             overlap=definition.overlap,
+            retention=definition.retention,
             paused=definition.paused,
             account=policy.account,
             submitted_by=policy.owner.principal,
@@ -80,6 +89,19 @@ class PoliciesOut(BaseModel):
     policies: list[PolicyOut] = Field(..., description="Oldest first, those in the caller's scope")
 
 
+class RetirementOut(BaseModel):
+    """A retention verdict on one of the policy's copies (README "Policies", Retention)."""
+
+    image_id: str = Field(..., description="The copy")
+    source: str = Field(..., description="The image it was copied from")
+    lineage: str
+    verdict: Verdict = Field(
+        ..., description="`retirable` (action report), `retired`, `kept_shared` (a member accepted it), `failed`"
+    )
+    reason: str | None = Field(None, description="Why a deletion failed (a reason code)")
+    message: str | None = None
+
+
 class RunOut(BaseModel):
     run: int = Field(..., description="The run's number, from 1")
     started_at: datetime
@@ -92,10 +114,22 @@ class RunOut(BaseModel):
     counts: dict[ItemState, int] = Field(default_factory=dict, description="Its items by state")
     listed: int = Field(0, description="Images its selection listed")
     already_copied: int = Field(0, description="Selected sources left out: the policy's copies of them exist")
+    copies_made: int = Field(0, description="Copies its items made (items succeeded)")
+    retired: int = Field(0, description="Copies its retention deleted")
+    retirements: list[RetirementOut] = Field(
+        default_factory=list, description="Its retention's verdict on each copy the rule did not keep"
+    )
 
     @classmethod
-    def of(cls, run: Run, batch: BatchSummary | None) -> RunOut:
-        common = {"run": run.run, "started_at": _utc(run.at), "batch_id": run.batch_id, "message": run.message}
+    def of(cls, run: Run, batch: BatchSummary | None, retirements: list[dict[str, Any]]) -> RunOut:
+        common = {
+            "run": run.run,
+            "started_at": _utc(run.at),
+            "batch_id": run.batch_id,
+            "message": run.message,
+            "retired": sum(1 for j in retirements if j["verdict"] == Verdict.RETIRED.value),
+            "retirements": retirements,
+        }
         if run.skipped:
             return cls(state="skipped", **common)
         if batch is None:
@@ -107,6 +141,7 @@ class RunOut(BaseModel):
             counts={state: n for state, n in batch.counts.items() if n},
             listed=selection.listed if selection else 0,
             already_copied=selection.copied if selection else 0,
+            copies_made=batch.counts.get(ItemState.SUCCEEDED, 0),
             **common,
         )
 

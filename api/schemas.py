@@ -180,7 +180,8 @@ class PlanOut(BaseModel):
         None,
         description="Once done: items, would_copy, refused, by_reason, over_quota, and per account its quota "
         "(quota, used, headroom, waiting_before, over_quota) and per pool a forecast (copies, slots, seconds, "
-        "per_copy_seconds, learned, basis)",
+        "per_copy_seconds, learned, basis); a policy's plan with a retention rule also retirements (each copy the "
+        "rule would not keep: image_id, source, lineage, verdict) and would_retire",
     )
     items: list[VerdictOut] = Field(default_factory=list, description="A page of verdicts")
     next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page; null on the last page")

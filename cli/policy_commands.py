@@ -28,6 +28,32 @@ Filters = Annotated[
     typer.Option("--filter", help="A selector filter, key=value (repeatable; the API's names, account=… included)"),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON")]
+KeepLast = Annotated[int | None, typer.Option("--keep-last", help="Retention: copies kept per lineage, newest first")]
+KeepFor = Annotated[
+    int | None, typer.Option("--keep-for", help="Retention: seconds; copies of sources younger than this are kept")
+]
+Retire = Annotated[
+    str | None, typer.Option("--retire", help="Retention: report (default) or delete the copies not kept")
+]
+DeleteShared = Annotated[
+    bool, typer.Option("--delete-shared", help="Retention: delete a copy even while a member has accepted it")
+]
+LineageTag = Annotated[
+    str | None, typer.Option("--lineage-tag", help="Retention: the sources' tag naming their lineage")
+]
+
+
+def _retention(
+    keep_last: int | None, keep_for: int | None, action: str | None, delete_shared: bool, lineage_tag: str | None
+) -> dict[str, Any]:
+    """The retention rule the options give, as ``{"retention": ...}`` (none given: nothing, so an update keeps
+    the policy's rule); the API checks it."""
+    rule = campaign.compact(
+        {"keep_last": keep_last, "keep_for": keep_for, "action": action, "lineage_tag": lineage_tag}
+    )
+    if delete_shared:
+        rule["delete_shared"] = True
+    return {"retention": rule} if rule else {}
 
 
 def _definition(
@@ -54,6 +80,11 @@ def create(
     cron: Cron = None,
     overlap: OverlapOption = None,
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused")] = False,
+    keep_last: KeepLast = None,
+    keep_for: KeepFor = None,
+    retire: Retire = None,
+    delete_shared: DeleteShared = False,
+    lineage_tag: LineageTag = None,
     name_pattern: campaign.NamePattern = None,
     description: campaign.Description = None,
     kms_key: campaign.KmsKey = None,
@@ -66,12 +97,14 @@ def create(
     token: Token = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Create a policy: its filters (--filter), what each copy is (the template options) and --every or --cron."""
+    """Create a policy: its filters (--filter), what each copy is (the template options), --every or --cron, and
+    a retention rule (--keep-last and/or --keep-for)."""
     template = campaign.template(
         name_pattern, description, kms_key, decrypt, tag, None,
         target_region=target_region, target_project=target_project, share_with=share_with,
     )  # fmt: skip
     body = {"name": name, "selector": {}, **_definition(filters, every, cron, overlap, template), "paused": paused}
+    body |= _retention(keep_last, keep_for, retire, delete_shared, lineage_tag)
     with _errors(), _client(api, token, state_dir) as client:
         policy = client.create_policy(body)
     console.print(f"created policy {policy['policy_id']} ({policy['name']}); next run {_when(policy['next_run_at'])}")
@@ -111,6 +144,11 @@ def update(
     every: Every = None,
     cron: Cron = None,
     overlap: OverlapOption = None,
+    keep_last: KeepLast = None,
+    keep_for: KeepFor = None,
+    retire: Retire = None,
+    delete_shared: DeleteShared = False,
+    lineage_tag: LineageTag = None,
     name_pattern: campaign.NamePattern = None,
     description: campaign.Description = None,
     kms_key: campaign.KmsKey = None,
@@ -123,12 +161,14 @@ def update(
     token: Token = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Change a policy: --filter replaces its whole selector, any template option its whole template."""
+    """Change a policy: --filter replaces its whole selector, any template option its whole template, any
+    retention option its whole retention rule."""
     template = campaign.template(
         name_pattern, description, kms_key, decrypt, tag, None,
         target_region=target_region, target_project=target_project, share_with=share_with,
     )  # fmt: skip
     body = _definition(filters, every, cron, overlap, template) | ({"name": rename} if rename else {})
+    body |= _retention(keep_last, keep_for, retire, delete_shared, lineage_tag)
     with _errors(), _client(api, token, state_dir) as client:
         policy = client.update_policy(policy_id, body)
     console.print(f"updated policy {policy_id}; next run {_when(policy['next_run_at'])}")
@@ -177,8 +217,8 @@ def plan(
     token: Token = None,
     state_dir: StateDir = None,
 ) -> None:
-    """What the next run would copy (the sources already copied left out), with a batch plan's verdicts. Exit 0
-    when everything would copy, 1 otherwise."""
+    """What the next run would copy (the sources already copied left out), with a batch plan's verdicts, and what
+    its retention would retire. Exit 0 when everything would copy, 1 otherwise."""
     outcome = planning.PlanOutcome()
     with _errors(), _client(api, token, state_dir) as client, console.status("Planning...") as status:
         accepted = client.policy_action(policy_id, "plan")
@@ -190,6 +230,9 @@ def plan(
     if shown:
         console.print(planning.verdicts_table(shown, "Every item" if show_all else "Items that would not be copied"))
     console.print(planning.summary_table(outcome))
+    retirements = (found.get("summary") or {}).get("retirements")
+    if retirements:
+        console.print(_retirements_table(retirements, "What its retention would do"))
     raise typer.Exit(EXIT_OK if outcome.all_copy else EXIT_SOME_FAILED)
 
 
@@ -197,7 +240,8 @@ def plan(
 def status(
     policy_id: str, as_json: AsJson = False, api: ApiUrl = None, token: Token = None, state_dir: StateDir = None
 ) -> None:
-    """The policy and its latest runs: each run's batch, state, items by state and the sources left out as copied."""
+    """The policy and its latest runs: each run's batch, state, items by state, the sources left out as copied and
+    the copies retired; then the latest retention's verdicts."""
     with _errors(), _client(api, token, state_dir) as client:
         policy, runs = client.policy(policy_id), client.policy_runs(policy_id)
     if as_json:
@@ -209,12 +253,26 @@ def status(
     for column in ("Run", "Started", "State", "Batch", "Listed", "Already copied", "Items", "By state"):
         table.add_column(column, overflow="fold")
     for r in runs:
-        counts = ", ".join(f"{state} {n}" for state, n in sorted(r["counts"].items()))
+        retired = {"copies retired": r["retired"]} if r["retired"] else {}
+        counts = ", ".join(f"{state} {n}" for state, n in [*sorted(r["counts"].items()), *retired.items()])
         table.add_row(
             str(r["run"]), short_time(r["started_at"]), r["state"], r["batch_id"] or r["message"] or "",
             str(r["listed"]), str(r["already_copied"]), str(r["total"]), counts,
         )  # fmt: skip
     console.print(table)
+    latest = next((r for r in runs if r["retirements"]), None)
+    if latest is not None:
+        console.print(_retirements_table(latest["retirements"], f"Retention of run {latest['run']}"))
+
+
+def _retirements_table(retirements: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("Copy", "Source", "Lineage", "Verdict", "Why"):
+        table.add_column(column, overflow="fold")
+    for j in retirements:
+        why = " ".join(part for part in (j.get("reason"), j.get("message")) if part)
+        table.add_row(j["image_id"], j["source"], j["lineage"], j["verdict"], why)
+    return table
 
 
 def _schedule(policy: dict[str, Any]) -> str:

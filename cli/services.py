@@ -5,7 +5,8 @@ environment and how to tell it is ready.
 built with ``python="python"``, and ``tests/cli/test_compose.py`` checks that the two agree. Settings that a launcher
 must turn into a flag (concurrency, log level, where files go) are read from ``Settings`` here and nowhere else.
 Secrets never go on a command line (``ps`` shows it to every user of the machine): the simulator's AK/SK and IAM
-password, and Flower's password, travel in the environment.
+password travel in the environment, Flower's password in a file (``IMSREP_FLOWER_PASSWORD_FILE``) that Flower's
+options file reads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from worker.run import WORKER_ENV, beat_argv, worker_argv
 
 API_APP = "api.app:create_app"
 FLOWER_CONFIG = "worker.flower_config"  # the stage queues and the broker, read from the settings (that module)
+# Flower's own options (its basic_auth, from the settings), a file Flower executes: named by its path, this one
+# here; in the image of docker-compose.yml, the copy the Dockerfile puts in /app.
+FLOWER_OPTIONS = str(Path(__file__).resolve().parents[1] / "worker" / "flower_options.py")
 
 # The well-known ports of ``imsrep up`` and docker-compose.yml.
 DEFAULT_PORTS = {"redis": 6379, "simulator": 8780, "api": 8000, "flower": 5555}
@@ -201,19 +205,29 @@ def beat(settings: Settings, *, python: str = sys.executable) -> Service:
     return Service("beat", beat_argv(settings, python=python))
 
 
-def flower(settings: Settings, host: str, port: int, *, python: str = sys.executable) -> Service:
+def flower(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    password_file: str | None = None,
+    options: str = FLOWER_OPTIONS,
+    python: str = sys.executable,
+) -> Service:
     """Flower on the broker the settings name (read by ``worker.flower_config``, so a password in the Redis URL
     stays off the command line) with the stage queues. Celery options go before ``flower``; Flower's own take
     ``--name=value``. Task history is bounded (``max_tasks``) and saved every 10 s, not only at a clean shutdown.
-    The password comes from ``FLOWER_BASIC_AUTH`` in the environment."""
+    Its user and password are the settings', read by the ``options`` file (``worker/flower_options.py``); the
+    password from ``password_file`` when given (``IMSREP_FLOWER_PASSWORD_FILE``)."""
     argv = [
-        python, "-m", "celery", "--config", FLOWER_CONFIG, "flower",
+        python, "-m", "celery", "--config", FLOWER_CONFIG, "flower", f"--conf={options}",
         f"--port={port}", f"--address={host}",
         "--persistent=True", f"--db={settings.state_dir / 'flower.db'}", "--state_save_interval=10000",
         "--max_tasks=10000", "--purge_offline_workers=60",
     ]  # fmt: skip
-    auth = f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
-    env = {"FLOWER_BASIC_AUTH": auth, f"{ENV_PREFIX}REDIS_URL": settings.redis_url}
+    env = {f"{ENV_PREFIX}REDIS_URL": settings.redis_url}
+    if password_file is not None:
+        env[f"{ENV_PREFIX}FLOWER_PASSWORD_FILE"] = password_file
     return Service("flower", argv, env=env, ready=f"http://{host}:{port}/healthcheck")
 
 

@@ -52,6 +52,7 @@ LOCAL_LIMITS = {
     name: next(rule.le for rule in PrincipalSettings.model_fields[name].metadata if hasattr(rule, "le"))
     for name in ("requests_per_second", "request_burst", "max_unfinished_items")
 }
+FLOWER_PASSWORD_FILE = "flower.password"  # Flower's password (mode 0600), for Flower alone
 PRINCIPALS_FILE = "principals.toml"  # the teams' principals, re-read by the API when it changes
 PRINCIPALS_HEADER = """\
 # The principals of this stack's API, a table each; the API re-reads this file when it changes (docs/teams.md).
@@ -248,7 +249,8 @@ class LocalStack:
         planned.append(services.api(HOST, self.port("api")))
         self.info.api_url = f"http://{HOST}:{self.port('api')}"
         if self.options.flower:
-            planned.append(services.flower(settings, HOST, self.port("flower")))
+            password_file = self._password_file(FLOWER_PASSWORD_FILE, self.info.flower_password)
+            planned.append(services.flower(settings, HOST, self.port("flower"), password_file=password_file))
             self.info.flower_url = f"http://{HOST}:{self.port('flower')}"
         return planned
 
@@ -612,10 +614,13 @@ class LocalStack:
             f"{ENV_PREFIX}REDIS_SENTINEL_MASTER": self.info.redis_sentinel_master,
             f"{ENV_PREFIX}STATE_DIR": self.info.state_dir,
             f"{ENV_PREFIX}FLOWER_USER": self.info.flower_user,
-            f"{ENV_PREFIX}FLOWER_PASSWORD": self.info.flower_password,
+            # Flower's password is Flower's alone: it reads it from its file (plan).
+            f"{ENV_PREFIX}FLOWER_PASSWORD": None,
+            f"{ENV_PREFIX}FLOWER_PASSWORD_FILE": None,
         }
         ca_file = self.settings.redis_tls_ca_file
         env[f"{ENV_PREFIX}REDIS_TLS_CA_FILE"] = str(ca_file.resolve()) if ca_file else None
+        env[f"{ENV_PREFIX}REDIS_SENTINEL_TLS"] = "true" if self.settings.redis_sentinel_tls else None
         # In the environment, never on a command line; read from files or not, the services get the passwords here.
         passwords = {"REDIS_PASSWORD": self.passwords.server, "REDIS_SENTINEL_PASSWORD": self.passwords.sentinel}
         for name, password in passwords.items():

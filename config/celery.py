@@ -18,7 +18,7 @@ from typing import Any
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.settings import Settings, is_sentinel_url, is_tls_url
+from config.settings import Settings, is_sentinel_url
 
 # Countdown messages (polls, retries) one worker holds; one per copy in flight. At the limit the worker takes no
 # message at all until one is due, submits of freed slots included: at 1,000 was the limit of 200 accounts x 5
@@ -51,6 +51,12 @@ def tls_options(ca_file: str | None) -> dict[str, Any]:
     return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": ca_file, "ssl_check_hostname": True}
 
 
+def sentinel_tls_options(ca_file: str | None) -> dict[str, Any]:
+    """A Sentinel's own connections over TLS (``redis.Redis``'s ``ssl``, which a connection class gives the
+    servers'), checked as ``tls_options`` says."""
+    return {"ssl": True, **tls_options(ca_file)}
+
+
 def broker_config(settings: Settings) -> dict[str, Any]:
     """Where the broker is and how to reach it, for every Celery app of ours (worker, beat, the API's enqueuer,
     Flower): the same Redis or Sentinels, passwords and timeouts as the data layer (``worker.data.connection``)."""
@@ -71,6 +77,8 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         # priority-9 list, which Flower's Broker page adds up and workers never read: worker/data/keyspace.py.)
         "priority_steps": [0],
     }
+    ca_file = str(settings.redis_tls_ca_file) if settings.redis_tls_ca_file else None
+    tls = tls_options(ca_file) if settings.redis_tls else None
     sentinel = is_sentinel_url(settings.redis_url)
     if sentinel:
         transport["master_name"] = settings.redis_sentinel_master
@@ -79,16 +87,17 @@ def broker_config(settings: Settings) -> dict[str, Any]:
             **sockets,
             "retry": SENTINEL_RETRY,
             **({"password": sentinel_password.get_secret_value()} if sentinel_password else {}),
+            # The Sentinels over TLS too (kombu's broker_use_ssl reaches only the master's connections).
+            **(sentinel_tls_options(ca_file) if tls else {}),
         }
     password = settings.redis_password
-    ca_file = settings.redis_tls_ca_file
     return {
         "broker_url": settings.redis_url,
         "broker_transport": SENTINEL_TRANSPORT if sentinel else TRANSPORT,
         # The password travels as a setting of its own, never in a URL that a banner or Flower could show.
         "broker_password": password.get_secret_value() if password else None,
         "broker_transport_options": transport,
-        "broker_use_ssl": tls_options(str(ca_file) if ca_file else None) if is_tls_url(settings.redis_url) else None,
+        "broker_use_ssl": tls,
     }
 
 

@@ -132,6 +132,9 @@ class AccountSettings(BaseModel):
     iam_domain: str | None = None
     # ... or the metadata service of the ECS the worker runs on (an agency attached to the server).
     credentials_source: CredentialsSource = CredentialsSource.SETTINGS
+    # The files the secrets above were read from (``…_FILE`` settings; ``SecretFiles`` records them, by field): the
+    # worker reads AK/SK and security token there again when they change, so rotated credentials need no restart.
+    secret_files: dict[str, Path] = Field(default_factory=dict)
     metadata_endpoint: str = METADATA_ENDPOINT
     slot_limit: Annotated[int, Field(ge=1, le=100)] = 5
     # Cross-region copies: IMS counts them apart from in-region ones, 5 at a time per tenant (IMG.0149).
@@ -210,6 +213,8 @@ class AccountSettings(BaseModel):
             raise ValueError("security_token goes with the temporary access_key and secret_key it was issued with")
         if password and not (self.iam_user and self.iam_password and self.iam_domain):
             raise ValueError("iam_user, iam_password and iam_domain must be given together")
+        if unknown := sorted(name for name in self.secret_files if not _secret_field(AccountSettings, name)):
+            raise ValueError(f"secret_files names what is not a secret of the account: {', '.join(unknown)}")
         return self
 
     @property
@@ -339,6 +344,8 @@ class SecretFiles(PydanticBaseSettingsSource):
             for part in path[:-1]:
                 node = node.setdefault(part, {})  # type: ignore[assignment]
             node[path[-1]] = value  # type: ignore[index]
+            if path[0] == "accounts":  # the worker reads an account's credentials again when the file changes
+                node.setdefault("secret_files", {})[path[-1]] = location  # type: ignore[union-attr]
         return found
 
 
@@ -370,6 +377,9 @@ class Settings(BaseSettings):
     # TLS (a rediss:// URL): the servers' certificates are checked, host name included, against this CA bundle
     # (None: the system's).
     redis_tls_ca_file: FilePath | None = None
+    # TLS through Sentinel: the Sentinels, the master and its replicas all speak TLS only, checked the same way (a
+    # sentinel:// URL has no TLS scheme of its own).
+    redis_sentinel_tls: bool = False
     # Every Redis command gives up after this long without an answer (a dead or partitioned master is noticed in
     # seconds, then Sentinel is asked again); connecting gives up sooner.
     redis_socket_timeout: Annotated[float, Field(gt=1, le=120)] = 5.0
@@ -512,8 +522,15 @@ class Settings(BaseSettings):
             raise ValueError("IMSREP_REDIS_SENTINEL_MASTER: is required with a sentinel:// IMSREP_REDIS_URL")
         if self.redis_replica_timeout >= self.redis_socket_timeout:
             raise ValueError("IMSREP_REDIS_REPLICA_TIMEOUT must be below IMSREP_REDIS_SOCKET_TIMEOUT")
-        if self.redis_tls_ca_file is not None and not is_tls_url(self.redis_url):
-            raise ValueError("IMSREP_REDIS_TLS_CA_FILE: is for TLS, which needs a rediss:// IMSREP_REDIS_URL")
+        if self.redis_sentinel_tls and not is_sentinel_url(self.redis_url):
+            raise ValueError(
+                "IMSREP_REDIS_SENTINEL_TLS: is for a sentinel:// IMSREP_REDIS_URL (one server: give rediss://)"
+            )
+        if self.redis_tls_ca_file is not None and not self.redis_tls:
+            raise ValueError(
+                "IMSREP_REDIS_TLS_CA_FILE: is for TLS, which needs a rediss:// IMSREP_REDIS_URL "
+                "(or IMSREP_REDIS_SENTINEL_TLS=true)"
+            )
         if self.redis_password is not None and redis_nodes(self.redis_url).password:
             raise ValueError("IMSREP_REDIS_PASSWORD: give the password once, here or in IMSREP_REDIS_URL, not both")
         if unlocked := self._unlocked_redis():
@@ -553,6 +570,11 @@ class Settings(BaseSettings):
                 f"can move the master: set it (or {ENV_PREFIX}REDIS_SENTINEL_PASSWORD_FILE), {allow}"
             )
         return None
+
+    @property
+    def redis_tls(self) -> bool:
+        """Whether every connection to Redis (and to the Sentinels) is TLS."""
+        return is_tls_url(self.redis_url) or self.redis_sentinel_tls
 
     @property
     def longest_countdown(self) -> float:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections import deque
 from collections.abc import Sequence
 
+import httpx
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+from cli.processes import wait_until
 from cli.stack import HOST, LocalStack
-from config.settings import ENV_PREFIX
+from config.settings import ENV_PREFIX, AccountSettings
 from worker.data import DataLayer, PoolStatus, Quota, RecordStore
 from worker.data.accounts import Health
 from worker.domain.pools import Pool
 from worker.domain.states import MOVES, Event, ItemState
+from worker.ims.client import ImsClient
 
 # The one timing profile of test stacks (Settings names): polls, retries and the maintenance that repairs what faults
 # upset (the reconciler, probes of an account or a full pool, the submit lock's lease) in tenths of a second to
@@ -129,3 +133,31 @@ def locked_pins(constraints: str) -> dict[str, str]:
             if requirement.marker is None or Marker(str(requirement.marker)).evaluate():
                 pins[requirement.name] = str(requirement.specifier).removeprefix("==")
     return pins
+
+
+def accept_share(owner: ImsClient, account: AccountSettings, member: str, image_id: str) -> None:
+    """Project ``member`` of ``account`` accepts ``image_id`` as its own users would (``update_member_status``,
+    ims-contract §12), once the owner's member job has shared it; the owner's client ``owner`` then sees it
+    accepted."""
+
+    def members() -> list[tuple[str, str]]:
+        return [(m.member_id, m.status) for m in owner.image_members(image_id)]
+
+    wait_until(lambda: bool(members()), 10, f"{image_id} shared")  # the owner's member job is asynchronous
+    with ImsClient(account.model_copy(update={"project_id": member}), connect_timeout=5, read_timeout=10) as ims:
+        ims.update_member_status([image_id], "accepted")
+    wait_until(lambda: members() == [(member, "accepted")], 10, f"{member} accepting {image_id}")
+
+
+def add_versions(simulator_url: str, name: str, count: int) -> list[str]:
+    """``count`` new images named ``name`` and the next number (``POST /_sim/images``), each made in a second of its
+    own: IMS times images to the second, and a retention rule ranks versions of one second by ID
+    (worker.domain.retirement)."""
+    made: list[str] = []
+    for _ in range(count):
+        answer = httpx.post(f"{simulator_url}/_sim/images", json={"name": name + "{n}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        made += [image["id"] for image in answer.json()["images"]]
+        second = int(time.time())
+        wait_until(lambda: int(time.time()) > second, 2, "the next second")  # noqa: B023 (called at once)
+    return made

@@ -59,7 +59,7 @@ from kombu.utils.scheduling import priority_cycle
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from worker.data import unavailable
-from worker.data.connection import FollowingConnection
+from worker.data.connection import FollowingConnection, FollowingSSLConnection
 from worker.data.keyspace import WAITING_QUEUE_MARK
 from worker.pressure import REFUSALS, backoff
 from worker.queues import taken_rank
@@ -208,6 +208,7 @@ class SentinelChannel(_Fixes, kombu_redis.SentinelChannel):
     # Leaves a master Sentinel no longer names (a partitioned one back before its demotion), rather than waiting
     # there for messages that go to the new master.
     connection_class = FollowingConnection
+    connection_class_ssl = FollowingSSLConnection  # broker_use_ssl (TLS through Sentinel)
 
 
 class Transport(kombu_redis.Transport):

@@ -33,6 +33,7 @@ class TaskName(str, Enum):
     CHECK = "replication.check"
     NEW_IMAGES = "replication.new_images"  # the new images of an account's copies whose jobs ended, seen in one listing
     START_RUNS = "replication.start_runs"  # the standing policies' due runs, each started once cluster-wide
+    RETIRE = "replication.retire"  # a policy run's retention: the copies its rule no longer keeps reported or deleted
 
 
 ALL_QUEUES = [q.value for q in Queue]

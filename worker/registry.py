@@ -105,6 +105,14 @@ class AccountArgs(_Args):
 
 
 @typed(config=_STRICT)
+class RunArgs(_Args):
+    SUBJECT = "{policy_id}:{run}"
+    policy_id: str
+    run: int
+    attempt: int = 0
+
+
+@typed(config=_STRICT)
 class ClusterArgs(_Args):
     pass
 
@@ -233,6 +241,12 @@ STEPS: dict[TaskName, Step[Any]] = {
             lambda ctx, _: steps.start_runs(ctx),
             exclusive=True,  # the claim starts each run once anyway; one tick at a time spares the work
             every=lambda settings: settings.policy_tick_seconds,
+        ),
+        Step(
+            TaskName.RETIRE,
+            Queue.FOLLOWUP,  # holds no slot; after the polls and submits that keep copies moving
+            RunArgs,
+            lambda ctx, a: steps.retire(ctx, a.policy_id, a.run, a.attempt),
         ),
         Step(TaskName.GRANT, Queue.MAINTENANCE, PoolArgs, lambda ctx, a: steps.grant(ctx, a.pool)),
         Step(TaskName.PROBE, Queue.MAINTENANCE, AccountArgs, lambda ctx, a: steps.probe(ctx, a.account)),

@@ -24,6 +24,7 @@ _EXAMPLES = {
             "selector": {"fast_create": False},
             "template": {"name": "{name}-fc"},
             "schedule": {"every": 3600},
+            "retention": {"keep_last": 3, "action": "delete"},
         },
     },
     "golden": {
@@ -45,8 +46,9 @@ _EXAMPLES = {
     summary="Create a standing policy",
     description=(
         "The selector and template are checked as a campaign's (a 422 names each field and rule), the schedule "
-        "(`every` at least IMSREP_POLICY_MIN_INTERVAL seconds, or a 5-field `cron` in UTC) and the template's tags "
-        "(room for the provenance tags). An interval's first run is due at once, a cron schedule's at its next time."
+        "(`every` at least IMSREP_POLICY_MIN_INTERVAL seconds, or a 5-field `cron` in UTC), the template's tags "
+        "(room for the provenance tags) and the retention rule. An interval's first run is due at once, a cron "
+        "schedule's at its next time."
     ),
     openapi_extra=json_body_doc(PolicyRequest, _EXAMPLES),
     responses=errors_doc(
@@ -117,8 +119,9 @@ def run_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep, re
 @router.post(
     "/{policy_id}/plan",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Plan the next run: what it would copy, with a batch plan's verdicts",
-    description="Answers a plan (`GET /v1/plans/{plan_id}`); the sources the policy already copied are left out.",
+    summary="Plan the next run: what it would copy, with a batch plan's verdicts, and what it would retire",
+    description="Answers a plan (`GET /v1/plans/{plan_id}`); the sources the policy already copied are left out, "
+    "and with a retention rule its summary's `retirements` say what the run's retention would do.",
     responses={202: {"description": "A plan (`Location`)", "headers": LOCATION}, **_CHANGE},
 )
 def plan_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep, response: Response) -> PlanAccepted:
@@ -129,9 +132,9 @@ def plan_policy(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep, r
 
 @router.get(
     "/{policy_id}/runs",
-    summary="The policy's latest runs, newest first, with their batches' counts",
+    summary="The policy's latest runs, newest first, with their batches' counts, the copies made and retired",
     responses=_NOT_FOUND,
 )
 def list_policy_runs(policy_id: PolicyId, policies: PoliciesDep, who: PrincipalDep) -> RunsOut:
-    runs = [RunOut.of(run, batch) for run, batch in policies.runs(who, policy_id)]
+    runs = [RunOut.of(run, batch, retired) for run, batch, retired in policies.runs(who, policy_id)]
     return RunsOut(policy_id=policy_id, runs=runs)

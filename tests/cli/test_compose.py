@@ -1,6 +1,6 @@
 """docker-compose.yml agrees with the code: the same commands as ``LocalStack`` for any value of the settings they
-carry, real settings, matching ports and queues, a durable pinned Redis, healthchecks, log rotation; and
-``docker-compose config`` accepts it when the tool is installed."""
+carry, real settings, matching ports and queues, a durable pinned Redis, healthchecks, log rotation, every secret a
+Docker secret that reaches only its services; and ``docker-compose config`` accepts it when the tool is installed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 import inspect
 import os
 import re
+import runpy
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import tomllib
 
 from cli import services
-from config.settings import ENV_PREFIX, AccountSettings, Settings, names_secret, redis_nodes
+from config.settings import ENV_PREFIX, AccountSettings, Settings, SettingsError, names_secret, redis_nodes
 from simulator.cli import simulator_command
 from tests.support import debian_package
 from worker.queues import ALL_QUEUES
@@ -30,7 +31,28 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BROKER = "redis://redis:6379/0"
 PYTHON_SERVICES = ("api", "worker", "beat", "flower", "simulator")
-SECRETS = {"IMSREP_API_TOKENS": "compose-check-token", "IMSREP_FLOWER_PASSWORD": "compose-check-password"}
+REDIS_SERVERS = ("redis", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3")
+# Every secret of the file, the value the test gives it (each its own, to tell where it went) and the services that
+# get it: only those.
+SECRETS = {
+    "redis_password": ("compose-check-redis-password", {*REDIS_SERVERS, "api", "worker", "beat", "flower"}),
+    "api_tokens": ("compose-check-api-token", {"api"}),
+    "flower_password": ("compose-check-flower-password", {"flower"}),
+    "access_key": ("AKCOMPOSECHECK", {"worker"}),
+    "secret_key": ("compose-check-secret-key", {"worker"}),
+    "security_token": ("compose-check-security-token", {"worker"}),
+    "iam_password": ("compose-check-iam-password", {"worker"}),
+}
+# An account with a temporary AK/SK, each from its secret (the header's set-up).
+TEMPORARY_AKSK = {
+    f"{ENV_PREFIX}ACCOUNTS__DEFAULT__PROJECT_ID": "a" * 32,
+    **{
+        f"{ENV_PREFIX}ACCOUNTS__DEFAULT__{name.upper()}_FILE": f"/run/secrets/{name}"
+        for name in ("access_key", "secret_key", "security_token")
+    },
+}
+# Flower's options file in the image (the Dockerfile copies worker/ to /app/worker).
+IMAGE_FLOWER_OPTIONS = "/app/worker/flower_options.py"
 _VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
@@ -57,9 +79,9 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
 
 
 def rendered(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """The services as compose runs them with ``env`` in the shell (plus the two required secrets)."""
+    """The services as compose runs them with ``env`` in the shell."""
     raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    return interpolate(raw, {**SECRETS, **(env or {})})["services"]
+    return interpolate(raw, env or {})["services"]
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +93,31 @@ RUN_SECRETS = "/run/secrets/"  # where a container finds the compose file's secr
 REDIS_SECRET = f"{RUN_SECRETS}redis_password"
 
 
-def _settings(environment: dict[str, str]) -> Settings:
-    """The settings a compose service reads from its environment (its secrets in a folder of their own here)."""
-    with tempfile.TemporaryDirectory() as secrets:
-        Path(secrets, "redis_password").write_text("compose-check-redis-password\n")
-        given = {k: v.replace(RUN_SECRETS, f"{secrets}/") for k, v in environment.items() if k.startswith(ENV_PREFIX)}
+def _in_service(environment: dict[str, str], run: Any, secrets: Any = None) -> Any:
+    """``run()`` in the environment a compose service has (its IMSREP_ variables, its secrets in a folder of their
+    own here, ``secrets`` their values: ``SECRETS``' unless given)."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, value in (secrets or {name: value for name, (value, _) in SECRETS.items()}).items():
+            Path(folder, name).write_text(value + "\n")
+        given = {k: v.replace(RUN_SECRETS, f"{folder}/") for k, v in environment.items() if k.startswith(ENV_PREFIX)}
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "REDIS_URL"}
         with mock.patch.dict(os.environ, {**inherited, **given}, clear=True):
-            return Settings()
+            return run()
+
+
+def _settings(environment: dict[str, str]) -> Settings:
+    """The settings a compose service reads."""
+    return _in_service(environment, Settings)
+
+
+def _flower_auth(flower: dict[str, Any]) -> list[str]:
+    """The ``basic_auth`` compose's Flower runs with: its options file (``--conf``, the repository's copy of the
+    image's), run as Flower runs it, in Flower's environment."""
+    options = next(arg.removeprefix("--conf=") for arg in flower["command"] if arg.startswith("--conf="))
+    assert options == IMAGE_FLOWER_OPTIONS
+    return _in_service(flower["environment"], lambda: runpy.run_path(str(ROOT / "worker/flower_options.py")))[
+        "basic_auth"
+    ]
 
 
 def _commands(svc: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -87,7 +126,7 @@ def _commands(svc: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
         "api": services.api("0.0.0.0", 8000, python="python").argv,
         "worker": services.worker(settings, python="python").argv,
         "beat": services.beat(settings, python="python").argv,
-        "flower": services.flower(settings, "0.0.0.0", 5555, python="python").argv,
+        "flower": services.flower(settings, "0.0.0.0", 5555, options=IMAGE_FLOWER_OPTIONS, python="python").argv,
         "simulator": services.simulator("0.0.0.0", 8780, python="python").argv,
     }
 
@@ -114,12 +153,12 @@ def test_every_launcher_setting_reaches_the_compose_services(variable: str, valu
     svc = rendered({variable: value})
     for name, argv in _commands(svc).items():
         assert svc[name]["command"] == argv, name
-    for name in ("api", "worker", "beat"):
+    for name in ("flower",) if variable == "IMSREP_FLOWER_USER" else ("api", "worker", "beat"):
         assert svc[name]["environment"][variable] == value, name
     flower = svc["flower"]
     assert flower["environment"]["IMSREP_REDIS_URL"] == svc["api"]["environment"]["IMSREP_REDIS_URL"]
-    user = svc["api"]["environment"]["IMSREP_FLOWER_USER"]
-    assert flower["environment"]["FLOWER_BASIC_AUTH"] == f"{user}:{SECRETS['IMSREP_FLOWER_PASSWORD']}"
+    user = flower["environment"]["IMSREP_FLOWER_USER"]
+    assert _flower_auth(flower) == [f"{user}:{SECRETS['flower_password'][0]}"]
 
 
 def test_the_worker_command_follows_the_concurrency_setting() -> None:
@@ -163,26 +202,71 @@ def test_every_imsrep_variable_is_a_real_setting() -> None:
             if name.startswith(f"{ENV_PREFIX}SIM_"):
                 assert service == "simulator" and name.removeprefix(f"{ENV_PREFIX}SIM_").lower() in simulator_options
             elif name.startswith(f"{ENV_PREFIX}ACCOUNTS__"):
-                account, field = name.removeprefix(f"{ENV_PREFIX}ACCOUNTS__").split("__")
-                assert re.fullmatch(r"[A-Z0-9_]+", account) and field.lower() in AccountSettings.model_fields, name
+                account, field = name.removeprefix(f"{ENV_PREFIX}ACCOUNTS__").lower().split("__")
+                secret_file = field.endswith("_file") and names_secret(
+                    ["accounts", account, field.removesuffix("_file")]
+                )
+                assert re.fullmatch(r"[a-z0-9_]+", account), name
+                assert field in AccountSettings.model_fields or secret_file, name
             elif name.startswith(ENV_PREFIX):
                 setting = name.removeprefix(ENV_PREFIX).lower()
                 secret_file = setting.endswith("_file") and names_secret(setting.removesuffix("_file").split("__"))
                 assert setting in Settings.model_fields or secret_file, name  # a secret's file: config.settings
             else:
-                assert (service, name) in {("flower", "FLOWER_BASIC_AUTH"), ("worker", "REMAP_SIGTERM")}, name
+                assert (service, name) == ("worker", "REMAP_SIGTERM"), name
             checked += 1
     assert checked > 20
 
 
 def test_secrets_are_required_not_defaulted() -> None:
+    """The API's tokens and Flower's password are files of secrets/, which the services refuse empty: there is no
+    default to fall back on."""
+    svc = rendered()
+    assert svc["api"]["environment"]["IMSREP_API_TOKENS_FILE"] == f"{RUN_SECRETS}api_tokens"
+    assert svc["flower"]["environment"]["IMSREP_FLOWER_PASSWORD_FILE"] == f"{RUN_SECRETS}flower_password"
+    empty = dict.fromkeys(SECRETS, "")
+    with pytest.raises(SettingsError, match="IMSREP_API_TOKENS_FILE: .* is empty"):
+        _in_service(svc["api"]["environment"], Settings, empty)
+    with pytest.raises(SettingsError, match="IMSREP_FLOWER_PASSWORD_FILE: .* is empty"):
+        _in_service(svc["flower"]["environment"], Settings, empty)
     raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    env = raw["api"]["environment"]
-    assert env["IMSREP_API_TOKENS"].startswith("${IMSREP_API_TOKENS:?")
-    assert env["IMSREP_FLOWER_PASSWORD"].startswith("${IMSREP_FLOWER_PASSWORD:?")
-    assert "${IMSREP_FLOWER_PASSWORD:?" in raw["flower"]["environment"]["FLOWER_BASIC_AUTH"]
     for service in ("api", "worker", "beat"):
         assert raw[service]["environment"]["IMSREP_REDIS_URL"].startswith("${IMSREP_REDIS_URL:-")
+
+
+def _secrets_of(service: dict[str, Any]) -> set[str]:
+    return {s if isinstance(s, str) else s["source"] for s in service.get("secrets") or []}
+
+
+def _secret_variables(environment: dict[str, str]) -> list[str]:
+    """The variables of ``environment`` that would hold a secret's value (not its file's name)."""
+    return [
+        k for k in environment if k.startswith(ENV_PREFIX) and names_secret(k[len(ENV_PREFIX) :].lower().split("__"))
+    ]
+
+
+@pytest.mark.parametrize("env_file", [None, "simulator.env", "ha.env"])
+def test_every_secret_reaches_only_its_services_and_no_environment_variable(env_file: str | None) -> None:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert set(raw["secrets"]) == set(SECRETS)
+    assert all(secret["file"].startswith("./secrets/") for secret in raw["secrets"].values())
+    env = {**TEMPORARY_AKSK, **(_env_file(env_file) if env_file else {})}
+    svc = interpolate(raw, env)["services"]
+    for name, (_, holders) in SECRETS.items():
+        assert {service for service in svc if name in _secrets_of(svc[service])} == holders, name
+    values = [value for value, _ in SECRETS.values()]
+    for name, service in svc.items():
+        environment = service.get("environment") or {}
+        assert not _secret_variables(environment), name  # only ..._FILE
+        assert not [v for v in values if v in str(environment) or v in str(service["command"])], name
+        if name in PYTHON_SERVICES[:4]:  # what each reads: its own secrets and no other
+            read = _settings(environment).secret_values()
+            own = {SECRETS[secret][0] for secret in _secrets_of(service)}
+            assert set(read) <= own and SECRETS["redis_password"][0] in read, (name, read)
+    assert {"AKCOMPOSECHECK", "compose-check-security-token"} <= set(
+        _settings(svc["worker"]["environment"]).secret_values()
+    )
+    assert _settings(svc["api"]["environment"]).api_tokens[0].get_secret_value() == SECRETS["api_tokens"][0]
 
 
 def _requires_the_secret(services: dict[str, dict[str, Any]]) -> None:
@@ -201,21 +285,20 @@ def _requires_the_secret(services: dict[str, dict[str, Any]]) -> None:
             services[f"sentinel-{n}"]["healthcheck"]["test"]
         )
     for name in ("redis", "redis-replica", "sentinel-1", *PYTHON_SERVICES[:4]):
-        secrets = [s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]]
-        assert secrets == ["redis_password"], name
+        assert "redis_password" in _secrets_of(services[name]), name
     for name in PYTHON_SERVICES[:4]:
         environment = services[name]["environment"]
         assert environment["IMSREP_REDIS_PASSWORD_FILE"] == REDIS_SECRET, name
         assert environment["IMSREP_REDIS_SENTINEL_PASSWORD_FILE"] == REDIS_SECRET, name
         assert not [key for key in environment if key.endswith(("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"))], name
-        assert _settings(environment).redis_password.get_secret_value() == "compose-check-redis-password", name
+        assert _settings(environment).redis_password.get_secret_value() == SECRETS["redis_password"][0], name
     assert not [line for line in (ROOT / "docker-compose.yml").read_text().splitlines() if "--requirepass" in line]
 
 
 def test_redis_its_replica_and_the_sentinels_require_the_password_secret() -> None:
     raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert raw["secrets"] == {"redis_password": {"file": "./secrets/redis-password"}}
-    _requires_the_secret(interpolate(raw, {**SECRETS, **_env_file("ha.env")})["services"])
+    assert raw["secrets"]["redis_password"] == {"file": "./secrets/redis-password"}
+    _requires_the_secret(interpolate(raw, _env_file("ha.env"))["services"])
 
 
 def _bound_port(command: list[str]) -> int:
@@ -325,7 +408,6 @@ def docker_compose() -> None:
 )
 def test_docker_compose_accepts_the_file(extra: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(SECRETS)
     result = subprocess.run(
         ["docker-compose", *extra, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
@@ -333,25 +415,52 @@ def test_docker_compose_accepts_the_file(extra: list[str]) -> None:
 
 
 @pytest.mark.usefixtures("docker_compose")
-def test_docker_compose_gives_redis_the_secret() -> None:
-    """What docker-compose itself makes of the file: the secret, and each Redis and Sentinel asking for it."""
+def test_docker_compose_gives_each_secret_to_its_services_only() -> None:
+    """What docker-compose itself makes of the file: each secret from its file to its services and no other, no
+    secret's value in an environment variable, and each Redis and Sentinel asking for the password."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(SECRETS)
+    env.update(TEMPORARY_AKSK)
     argv = ["docker-compose", "--env-file", "examples/ha.env", "--profile", "ha", "config"]
     result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert config["secrets"]["redis_password"]["file"] == str(ROOT / "secrets" / "redis-password")
+    assert all(Path(secret["file"]).parent == ROOT / "secrets" for secret in config["secrets"].values())
+    for name, (_, holders) in SECRETS.items():
+        given = {service for service, svc in config["services"].items() if name in _secrets_of(svc)}
+        assert given == holders, name
+    for name, svc in config["services"].items():
+        assert not _secret_variables(svc.get("environment") or {}), name
+    assert config["services"]["worker"]["environment"].items() >= TEMPORARY_AKSK.items()
     # docker-compose shows $ doubled as written (a literal $ in the container).
     _requires_the_secret(interpolate(config["services"], {}))
 
 
 def test_only_the_workers_get_the_cloud_credentials() -> None:
-    services = rendered(_env_file("simulator.env"))  # an account with AK/SK in the shell
-    secrets = ("ACCESS_KEY", "SECRET_KEY", "SECURITY_TOKEN", "IAM_PASSWORD")
+    services = rendered(_env_file("simulator.env"))  # an account with AK/SK from the secrets
+    secrets = ("ACCESS_KEY_FILE", "SECRET_KEY_FILE", "SECURITY_TOKEN_FILE", "IAM_PASSWORD_FILE")
     for name in ("api", "beat", "flower"):
         held = [k for k in services[name]["environment"] if k.endswith(secrets)]
         assert not held, (name, held)
-    assert _settings(services["worker"]["environment"]).accounts["default"].has_credentials
+    worker = _settings(services["worker"]["environment"]).accounts["default"]
+    assert worker.access_key.get_secret_value() == SECRETS["access_key"][0] and worker.security_token is None
     api = _settings(services["api"]["environment"])  # it starts: names, projects and limits are all it needs
     assert api.accounts["default"].project_id and not api.accounts["default"].has_credentials
+
+
+def test_an_iam_password_account_reads_its_secret_alone() -> None:
+    """The kinds of credentials differ by the _FILE variables set: the secrets of the others stay unread (and may
+    be empty files)."""
+    account = f"{ENV_PREFIX}ACCOUNTS__DEFAULT__"
+    env = {f"{account}IAM_PASSWORD_FILE": f"{RUN_SECRETS}iam_password", f"{account}IAM_USER": "replicator"}
+    env.update({f"{account}IAM_DOMAIN": "example", f"{account}PROJECT_ID": "a" * 32})
+    worker = rendered(env)["worker"]["environment"]
+    empty = {name: value if name in ("redis_password", "iam_password") else "" for name, (value, _) in SECRETS.items()}
+    settings = _in_service(worker, Settings, empty).accounts["default"]
+    assert settings.iam_password.get_secret_value() == SECRETS["iam_password"][0] and settings.access_key is None
+
+
+def test_flowers_options_file_is_in_the_image() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /app\n" in dockerfile and "COPY worker ./worker\n" in dockerfile
+    assert Path(IMAGE_FLOWER_OPTIONS).relative_to("/app") == Path(services.FLOWER_OPTIONS).relative_to(ROOT)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import runpy
 import socket
 import stat
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from cli import services
 from cli.processes import ServiceError, free_port
+from cli.services import Service
 from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec, read_stack_file
 from config.settings import load_settings
 from worker.domain.guardrails import region_breach
@@ -102,12 +105,36 @@ def test_every_launcher_setting_reaches_the_services_command_lines(
     assert beat[beat.index("-s") + 1] == str(tmp_path / settings.state_dir / "celerybeat-schedule")
     assert f"--db={tmp_path / settings.state_dir / 'flower.db'}" in flower.argv
     assert plan["redis"].argv[plan["redis"].argv.index("--dir") + 1] == str(tmp_path / settings.state_dir / "redis")
-    user, password = flower.env["FLOWER_BASIC_AUTH"].split(":", 1)
-    assert (user, password) == (settings.flower_user, stack.info.flower_password)
+    assert flower_auth(stack, flower) == [f"{settings.flower_user}:{stack.info.flower_password}"]
     assert flower.env["IMSREP_REDIS_URL"] == stack.info.redis_url and "redis://" not in " ".join(flower.argv)
-    # Settings the processes read themselves reach them through the environment the stack gives them.
-    assert env.get(variable, os.environ[variable]) == value or variable == "IMSREP_STATE_DIR"
+    # Settings the processes read themselves reach them through the environment the stack gives them (Flower's
+    # password: through its file, to Flower alone).
+    own_path = ("IMSREP_STATE_DIR", "IMSREP_FLOWER_PASSWORD")
+    assert env.get(variable, os.environ[variable]) == value or variable in own_path
     assert getattr(stack.service_settings(), setting) == getattr(settings, setting) or setting == "state_dir"
+
+
+def flower_auth(stack: LocalStack, flower: Service) -> list[str]:
+    """The ``basic_auth`` Flower takes from its options file (``--conf``), run as Flower runs it, in the
+    environment the stack gives Flower."""
+    options = next(arg.removeprefix("--conf=") for arg in flower.argv if arg.startswith("--conf="))
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("IMSREP_")}
+    given = {k: v for k, v in {**stack.service_env(), **flower.env}.items() if v is not None}
+    with mock.patch.dict(os.environ, {**inherited, **given}, clear=True):
+        return runpy.run_path(options)["basic_auth"]
+
+
+def test_flowers_password_is_in_a_file_for_flower_alone(tmp_path: Path) -> None:
+    stack = LocalStack(StackOptions(state_dir=tmp_path), settings=load_settings())
+    plan = {s.name: s for s in stack.plan()}
+    flower = plan["flower"]
+    password = stack.info.flower_password
+    path = Path(flower.env["IMSREP_FLOWER_PASSWORD_FILE"])
+    assert path.read_text() == password + "\n" and path.stat().st_mode & 0o777 == 0o600
+    assert flower_auth(stack, flower) == [f"{stack.info.flower_user}:{password}"]
+    for service in plan.values():  # on no command line, in no environment
+        env = {**stack.service_env(), **service.env} if service.app else dict(service.env)
+        assert password not in " ".join(service.argv) and password not in str(env), service.name
 
 
 def test_the_simulator_secrets_never_reach_a_command_line(tmp_path: Path) -> None:

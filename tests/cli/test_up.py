@@ -177,6 +177,10 @@ def test_up_writes_stack_json_and_stops_cleanly_on_sigterm(up: tuple[subprocess.
     _a_team_is_added_without_a_restart(info, state)
     children = _children(proc.pid)
     assert len(children) == 6  # redis, simulator, worker, beat, api, flower
+    # Flower's password is on no command line and in no environment, Flower's included (it reads its file).
+    password = info["flower_password"].encode()
+    for pid in children:
+        assert password not in Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
     passwords = _locked(info)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0

@@ -9,7 +9,8 @@ from redis.connection import SSLConnection
 
 from config.celery import celery_config
 from config.settings import SettingsError, load_settings, redis_nodes, without_password
-from worker.data.connection import connect, redis_target
+from worker.broker import SentinelChannel
+from worker.data.connection import FollowingConnection, FollowingSSLConnection, connect, redis_target
 
 PROJECT = "ac234de25c6741d2b1273da49eea1b9e"
 
@@ -303,6 +304,10 @@ def test_every_secret_also_reads_a_file_as_docker_secrets_mount_them(monkeypatch
     assert [t.get_secret_value() for t in settings.api_tokens] == ["first-token-aaaa", "second-token-bbbb"]
     assert settings.redis_password.get_secret_value() == "redis-secret-from-file"
     assert settings.accounts["prod"].secret_key.get_secret_value() == "SK-FROM-A-FILE"
+    # Where it came from, for the worker to read again when it changes (worker.ims.credentials.FileCredentials).
+    secret_file = tmp_path / "IMSREP_ACCOUNTS__PROD__SECRET_KEY_FILE"
+    assert settings.accounts["prod"].secret_files == {"secret_key": secret_file}
+    assert settings.accounts["prod"].in_region("cn-south-1", "b" * 32).secret_files == {"secret_key": secret_file}
     assert settings.principals["web"].token.get_secret_value() == "web-team-token-from-file"
     assert "SK-FROM-A-FILE" in settings.secret_values()
 
@@ -427,3 +432,26 @@ def test_tls_checks_the_servers_certificate_against_the_ca_given(monkeypatch: py
     pool = connect(redis_target(settings)).connection_pool
     assert pool.connection_class is SSLConnection and tls.items() <= pool.connection_kwargs.items()
     assert celery_config(load_settings(redis_url="redis://example:6379/0"))["broker_use_ssl"] is None
+
+
+def test_tls_through_sentinel_reaches_the_sentinels_and_the_servers_they_name(tmp_path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(SettingsError, match="IMSREP_REDIS_SENTINEL_TLS: is for a sentinel://"):
+        load_settings(redis_url="redis://example:6379/0", redis_sentinel_tls=True, redis_allow_no_password=True)
+    url = "sentinel://s1:26379;sentinel://s2:26379/0"
+    settings = load_settings(
+        redis_url=url, redis_sentinel_master="imsrep", redis_sentinel_tls=True, redis_tls_ca_file=ca, demo=True
+    )
+    tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(ca), "ssl_check_hostname": True}
+    broker = celery_config(settings)
+    assert broker["broker_use_ssl"] == tls  # the master's connections (kombu: connection_class_ssl)
+    assert {"ssl": True, **tls}.items() <= broker["broker_transport_options"]["sentinel_kwargs"].items()
+    assert SentinelChannel.connection_class_ssl is FollowingSSLConnection
+    pool = connect(redis_target(settings)).connection_pool
+    assert pool.connection_class is FollowingSSLConnection and tls.items() <= pool.connection_kwargs.items()
+    sentinels = pool.sentinel_manager.sentinels
+    assert all(s.connection_pool.connection_class is SSLConnection for s in sentinels)
+    assert all(tls.items() <= s.connection_pool.connection_kwargs.items() for s in sentinels)
+    plain = connect(redis_target(load_settings(redis_url=url, redis_sentinel_master="imsrep", demo=True)))
+    assert plain.connection_pool.connection_class is FollowingConnection

@@ -1,14 +1,16 @@
 """A standing policy end to end, on real processes (Redis, simulator, API, worker, beat): a policy every few seconds
 over a simulator to which images are added between runs. Every new matching image gets exactly one copy across
 the runs, including after Redis loses every batch, item and idempotency key (only the policy itself kept): the
-copies' provenance tags are the memory. Its own stack, since it wipes Redis."""
+copies' provenance tags are the memory. And its retention: keeping two copies per lineage, it deletes exactly the
+older copies it made, not a same-named image it did not make, nor a copy a member project has accepted. Its own
+stack, since it wipes Redis."""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -16,8 +18,10 @@ import pytest
 from cli import services
 from cli.demo import simulator_account
 from cli.processes import wait_until
+from cli.services import SIMULATOR_SHARE_PROJECT
 from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackInfo, StackOptions
 from tests.integration.conftest import SIMULATOR, forget_all_but_policy, policy_env
+from tests.support import accept_share, add_versions
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
 from worker.ims.client import ImsClient
 
@@ -39,56 +43,111 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         yield local.start()
 
 
-def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stack: StackInfo) -> None:
-    prefix = f"pol{uuid.uuid4().hex[:6]}-"
+class Clients(NamedTuple):
+    api: httpx.Client  # the stack's API, as its admin
+    sim: httpx.Client  # the simulator's controls
+    ims: ImsClient  # the simulator as IMS, in the stack's project
+
+
+@pytest.fixture
+def clients(stack: StackInfo) -> Iterator[Clients]:
     headers = {"Authorization": f"Bearer {stack.api_token}"}
     with (
         httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api,
         httpx.Client(base_url=stack.simulator_url, timeout=30) as sim,
         ImsClient(simulator_account(stack), connect_timeout=5, read_timeout=30) as ims,
     ):
+        yield Clients(api, sim, ims)
 
-        def add(count: int) -> list[str]:
-            answer = sim.post("/_sim/images", json={"count": count, "name": prefix + "{n}"})
-            assert answer.status_code == 200, answer.text
-            return [image["id"] for image in answer.json()["images"]]
 
-        def sources() -> Counter[str]:
-            """The source of each of the policy's copies, as the cloud has them."""
-            copies = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
-            return Counter(ims.image_tags(copy.id)[PROVENANCE_SOURCE] for copy in copies)
+def test_every_new_image_gets_exactly_one_copy_across_runs_and_a_redis_wipe(stack: StackInfo, clients: Clients) -> None:
+    prefix = f"pol{uuid.uuid4().hex[:6]}-"
+    api, sim, ims = clients
 
-        def runs() -> list[dict[str, Any]]:
-            return api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
+    def add(count: int) -> list[str]:
+        answer = sim.post("/_sim/images", json={"count": count, "name": prefix + "{n}"})
+        assert answer.status_code == 200, answer.text
+        return [image["id"] for image in answer.json()["images"]]
 
-        def copied(expected: list[str], after_run: int) -> bool:
-            """Every expected source has its copy, and a run begun after ``after_run`` has finished."""
-            done = [r for r in runs() if r["run"] > after_run and r["state"] == "finished"]
-            return bool(done) and set(sources()) == set(expected)
+    def sources() -> Counter[str]:
+        """The source of each of the policy's copies, as the cloud has them."""
+        copies = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
+        return Counter(ims.image_tags(copy.id)[PROVENANCE_SOURCE] for copy in copies)
 
-        added = add(3)
-        body = {
-            "name": "e2e-policy",
-            "selector": {"name_prefix": prefix},
-            "template": {"name": "{name}-copy"},  # its copies match the selector as well: they must not be copied
-            "schedule": {"every": EVERY},
-        }
-        created = api.post("/v1/policies", json=body)
-        assert created.status_code == 201, created.text
-        policy_id = created.json()["policy_id"]
+    def runs() -> list[dict[str, Any]]:
+        return api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
 
-        wait_until(lambda: copied(added, 0), 30, "the first run's copies")
-        added += add(2)
-        last = runs()[0]["run"]
-        wait_until(lambda: copied(added, last), 30, "the new images' copies")
+    def copied(expected: list[str], after_run: int) -> bool:
+        """Every expected source has its copy, and a run begun after ``after_run`` has finished."""
+        done = [r for r in runs() if r["run"] > after_run and r["state"] == "finished"]
+        return bool(done) and set(sources()) == set(expected)
 
-        # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
-        forget_all_but_policy(stack, policy_id)
-        added += add(2)
-        wait_until(lambda: copied(added, 0), 30, "the copies after the wipe")
-        last = runs()[0]["run"]
-        wait_until(lambda: any(r["run"] > last and r["state"] == "finished" for r in runs()), 30, "one more run")
+    added = add(3)
+    body = {
+        "name": "e2e-policy",
+        "selector": {"name_prefix": prefix},
+        "template": {"name": "{name}-copy"},  # its copies match the selector as well: they must not be copied
+        "schedule": {"every": EVERY},
+    }
+    created = api.post("/v1/policies", json=body)
+    assert created.status_code == 201, created.text
+    policy_id = created.json()["policy_id"]
 
-        assert sources() == Counter(dict.fromkeys(added, 1))  # each source copied exactly once, nothing else
-        latest = next(r for r in runs() if r["state"] == "finished")
-        assert latest["total"] == 0 and latest["already_copied"] == len(added)
+    wait_until(lambda: copied(added, 0), 30, "the first run's copies")
+    added += add(2)
+    last = runs()[0]["run"]
+    wait_until(lambda: copied(added, last), 30, "the new images' copies")
+
+    # Redis forgets every batch, item, run and idempotency key: only the policy's own keys are kept.
+    forget_all_but_policy(stack, policy_id)
+    added += add(2)
+    wait_until(lambda: copied(added, 0), 30, "the copies after the wipe")
+    last = runs()[0]["run"]
+    wait_until(lambda: any(r["run"] > last and r["state"] == "finished" for r in runs()), 30, "one more run")
+
+    assert sources() == Counter(dict.fromkeys(added, 1))  # each source copied exactly once, nothing else
+    latest = next(r for r in runs() if r["state"] == "finished")
+    assert latest["total"] == 0 and latest["already_copied"] == len(added)
+
+
+def test_keeping_two_per_lineage_deletes_only_the_older_copies_it_made(stack: StackInfo, clients: Clients) -> None:
+    prefix = f"ret{uuid.uuid4().hex[:6]}-app-v"
+    api, sim, ims = clients
+    versions = add_versions(stack.simulator_url, prefix, 2)
+    # A user's image with the name the policy's copy of v2 gets, outside its selector: not the policy's.
+    twin = sim.post("/_sim/images", json={"name": f"old-{prefix}2"}).json()["images"][0]["id"]
+    body = {
+        "name": "retire-two",
+        "selector": {"name_prefix": prefix},
+        "template": {"name": "old-{name}", "share_with": [SIMULATOR_SHARE_PROJECT]},
+        "schedule": {"every": EVERY},
+        "retention": {"keep_last": 2, "action": "delete"},
+    }
+    created = api.post("/v1/policies", json=body)
+    assert created.status_code == 201, created.text
+    policy_id = created.json()["policy_id"]
+
+    def copies() -> dict[str, str]:
+        """The policy's copies in the cloud, by source."""
+        listed = ims.list_images(tag=f"{PROVENANCE_POLICY}={policy_id}")
+        return {ims.image_tags(c.id)[PROVENANCE_SOURCE]: c.id for c in listed if c.status == "active"}
+
+    def retirements() -> dict[str, str]:
+        """Every run's verdicts, by source (a later run's last)."""
+        runs = api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
+        return {j["source"]: j["verdict"] for r in reversed(runs) for j in r["retirements"]}
+
+    wait_until(lambda: set(copies()) == set(versions), 30, "the first two versions' copies")
+    first = copies()[versions[0]]
+    accept_share(ims, simulator_account(stack), SIMULATOR_SHARE_PROJECT, first)
+    versions += add_versions(stack.simulator_url, prefix, 1)
+    wait_until(lambda: retirements().get(versions[0]) == "kept_shared", 30, "v1's copy kept, shared")
+    second = copies()[versions[1]]
+    versions += add_versions(stack.simulator_url, prefix, 1)
+    wait_until(lambda: retirements().get(versions[1]) == "retired", 30, "v2's copy retired")
+
+    assert set(copies()) == {versions[0], versions[2], versions[3]}  # v1 shared and accepted; v3, v4 the last two
+    assert ims.get_image(second) is None and ims.get_image(first) is not None
+    assert ims.get_image(twin) is not None
+    runs = api.get(f"/v1/policies/{policy_id}/runs").json()["runs"]
+    assert sum(r["retired"] for r in runs) == 1 and sum(r["copies_made"] for r in runs) == 4

@@ -1,6 +1,7 @@
 """TLS to Redis through every client: the API, a worker, beat and Flower run a batch over ``rediss://`` against a
-Redis that speaks nothing but TLS, its certificate checked against a CA of this test's own; a client that does not
-know that CA is refused.
+Redis that speaks nothing but TLS, its certificate checked against a CA of this test's own, and again through a
+Sentinel on TLS only (``IMSREP_REDIS_SENTINEL_TLS``) that names such a Redis; a client that does not know that CA is
+refused.
 
 The embedded Valkey is built without TLS, so this runs Debian's redis-server (installed when missing and we are root
 with apt-get, as the ops tier installs chromium; skipped otherwise).
@@ -8,6 +9,7 @@ with apt-get, as the ops tier installs chromium; skipped otherwise).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from cli.services import config_value, private_dir, private_file
 from cli.stack import DISCARD_STOP_GRACE, LocalStack, StackOptions
 from config.settings import load_settings
 from tests.support import debian_package, fast_env
-from worker.data import RedisTarget, open_data_layer
+from worker.data import open_data_layer, redis_target
 
 pytestmark = pytest.mark.integration
 
@@ -54,30 +56,64 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
-@pytest.fixture
-def tls_redis(redis_server_with_tls: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """A Redis on TLS only (no plain port), with a password: its rediss:// URL, the password and the CA."""
-    ca, cert, key = _certificates(tmp_path / "tls")
-    password = secrets.token_urlsafe(32)
-    data = private_dir(tmp_path / "redis")
-    config = private_file(data / "redis.conf", f"requirepass {config_value(password)}\n")
+def _tls_server(
+    program: str, name: str, folder: Path, certificates: tuple[Path, Path, Path], config: str, *options: str
+) -> tuple[ManagedProcess, int]:
+    """``program`` on TLS only (no plain port) at a free port, ``config`` its configuration file's text (it holds a
+    password), started and answering."""
+    ca, cert, key = certificates
+    data = private_dir(folder / name)
     port = free_port()
     argv = [
-        redis_server_with_tls, config, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-        "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
-        "--tls-auth-clients", "no", "--dir", str(data), "--save", "", "--daemonize", "no",
+        program, private_file(data / f"{name}.conf", config), "--port", "0", "--tls-port", str(port),
+        "--bind", "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no", "--dir", str(data), "--daemonize", "no", *options,
     ]  # fmt: skip
-    server = ManagedProcess("redis-tls", argv, tmp_path / "redis-tls.log").start()
+    server = ManagedProcess(name, argv, folder / f"{name}.log").start()
     try:
         server.wait_ready(lambda: tcp_open("127.0.0.1", port), timeout=20)
-        yield f"rediss://127.0.0.1:{port}/0", password, ca
-    finally:
+    except BaseException:
         server.stop(timeout=5)
+        raise
+    return server, port
 
 
-def test_a_batch_runs_over_tls_and_a_client_without_the_ca_is_refused(tls_redis, tmp_path: Path) -> None:
-    url, password, ca = tls_redis
-    settings = load_settings(redis_url=url, redis_password=password, redis_tls_ca_file=ca)
+@pytest.fixture(params=["server", "sentinel"])
+def tls_redis(request: pytest.FixtureRequest, redis_server_with_tls: str, tmp_path: Path) -> Iterator[dict]:
+    """A Redis on TLS only, with a password, reached directly (rediss://) or through a Sentinel on TLS only, with a
+    password of its own, that watches it (over TLS: ``tls-replication``): the settings that reach it, and its CA."""
+    certificates = _certificates(tmp_path / "tls")
+    password, sentinel_password = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    started = []
+    try:
+        server, port = _tls_server(
+            redis_server_with_tls, "redis-tls", tmp_path, certificates, f"requirepass {config_value(password)}\n",
+            "--save", "",
+        )  # fmt: skip
+        started.append(server)
+        settings = {"redis_url": f"rediss://127.0.0.1:{port}/0", "redis_password": password}
+        if request.param == "sentinel":
+            watch = (
+                f"requirepass {config_value(sentinel_password)}\ntls-replication yes\n"
+                f"sentinel monitor imsrep 127.0.0.1 {port} 1\nsentinel auth-pass imsrep {config_value(password)}\n"
+            )
+            sentinel, sentinel_port = _tls_server(
+                redis_server_with_tls, "sentinel-tls", tmp_path, certificates, watch, "--sentinel"
+            )
+            started.append(sentinel)
+            settings.update(
+                redis_url=f"sentinel://127.0.0.1:{sentinel_port}/0", redis_sentinel_master="imsrep",
+                redis_sentinel_password=sentinel_password, redis_sentinel_tls=True,
+            )  # fmt: skip
+        yield {**settings, "redis_tls_ca_file": certificates[0]}
+    finally:
+        for process in reversed(started):
+            process.stop(timeout=5)
+
+
+def test_a_batch_runs_over_tls_and_a_client_without_the_ca_is_refused(tls_redis: dict, tmp_path: Path) -> None:
+    settings = load_settings(**tls_redis)
+    url, password = settings.redis_url, tls_redis["redis_password"]
     options = StackOptions(
         state_dir=tmp_path / "state",
         use_simulator=True,
@@ -99,11 +135,13 @@ def test_a_batch_runs_over_tls_and_a_client_without_the_ca_is_refused(tls_redis,
         assert queues.status_code == 200 and queues.json()["active_queues"], queues.text
         assert info.redis_url == url and password not in (tmp_path / "state" / "stack.json").read_text()
 
-    trusted = RedisTarget(url, password=password, tls_ca_file=str(ca))
+    trusted = redis_target(settings)
     open_data_layer(trusted, "tls").ping()  # raises unless it answers
-    # The system's CAs do not know the test's own: the certificate is refused before a command is sent.
-    with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
-        open_data_layer(RedisTarget(url, password=password), "tls").ping()
-    # Nor does the server talk in clear.
+    # The system's CAs do not know the test's own: the certificate is refused before a command is sent (the
+    # Sentinel's: then no Sentinel answers to name the master).
+    with pytest.raises(redis.ConnectionError, match="certificate verify failed|too few Sentinels answered"):
+        open_data_layer(dataclasses.replace(trusted, tls_ca_file=None), "tls").ping()
+    # Nor does the server (or the Sentinel) talk in clear.
+    clear = dataclasses.replace(trusted, url=url.replace("rediss://", "redis://"), sentinel_tls=False)
     with pytest.raises(redis.ConnectionError):
-        open_data_layer(RedisTarget(url.replace("rediss://", "redis://"), password=password), "tls").ping()
+        open_data_layer(clear, "tls").ping()

@@ -1,4 +1,5 @@
-"""A stack whose every secret is known, for the leak scan: the simulator's AK/SK account ``default``, ``sts`` whose
+"""A stack whose every secret is known, for the leak scan: the simulator's AK/SK account ``default`` (read from the
+files of its ``…_FILE`` settings, as Docker secrets give them), ``sts`` whose
 temporary AK/SK and security token come from the metadata service (renewed every few seconds), an IAM-password
 account ``iam`` (tokens from the simulator's IAM), and ``badiam`` whose password IAM refuses; Redis under Sentinel, so
 that the passwords the stack made for its servers and its Sentinels are looked for too.
@@ -62,10 +63,14 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
         for role, token in roles.items()
         for field, value in (("TOKEN", token), ("ROLE", role), ("ACCOUNTS", "*"))
     }
+    files = tmp_path_factory.mktemp("secret-files")  # not in the state directory, whose every file is scanned
+    credential_files = {"ACCESS_KEY": files / "access-key", "SECRET_KEY": files / "secret-key"}
     env = {
         **fast_env(),
         **principals,
         "IMSREP_ACCOUNTS__DEFAULT__SLOT_LIMIT": "2",
+        **{f"IMSREP_ACCOUNTS__DEFAULT__{name}": None for name in credential_files},  # the simulator's, replaced by:
+        **{f"IMSREP_ACCOUNTS__DEFAULT__{name}_FILE": str(path) for name, path in credential_files.items()},
         **_metadata_account("sts", sim_url),
         **_iam_account("iam", sim_url, password, 2),
         **_iam_account("badiam", sim_url, wrong, 1),
@@ -82,9 +87,11 @@ def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSta
             "iam_domain": IAM_DOMAIN,
             "temporary_credentials_seconds": 6,  # renewed while the scan's batch runs
         },  # fmt: skip
-        env=env,
+        env=env,  # type: ignore[arg-type]  # None removes a variable
         sentinel=SentinelSpec(),
         stop_grace=DISCARD_STOP_GRACE,
     )
     with LocalStack(options) as local:
+        credential_files["ACCESS_KEY"].write_text(local.info.simulator_access_key + "\n")
+        credential_files["SECRET_KEY"].write_text(local.info.simulator_secret_key + "\n")
         yield SecretStack(local, local.start(), password, wrong, roles)

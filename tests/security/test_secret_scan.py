@@ -22,7 +22,7 @@ import redis
 from cli.demo import resolve_image_ids, simulator_account
 from cli.processes import wait_until
 from cli.redis_auth import SENTINEL_PASSWORD_FILE, SERVER_PASSWORD_FILE
-from cli.stack import STACK_FILE, LocalStack
+from cli.stack import FLOWER_PASSWORD_FILE, STACK_FILE, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -125,8 +125,10 @@ def scan_redis(local: LocalStack, secrets: dict[str, bytes]) -> tuple[list[str],
 
 
 # Files that hold secrets by design, each only its owner can read: stack.json (the API token, the Flower password),
-# the Redis passwords' files and the servers' and Sentinels' configurations.
-HOLDERS = {STACK_FILE, SERVER_PASSWORD_FILE, SENTINEL_PASSWORD_FILE, "redis.conf", "sentinel.conf"}
+# the Redis passwords' files, Flower's and the servers' and Sentinels' configurations.
+HOLDERS = {
+    STACK_FILE, SERVER_PASSWORD_FILE, SENTINEL_PASSWORD_FILE, FLOWER_PASSWORD_FILE, "redis.conf", "sentinel.conf"
+}  # fmt: skip
 
 
 def scan_files(state_dir: Path, secrets: dict[str, bytes]) -> tuple[list[str], list[Path]]:
@@ -186,6 +188,7 @@ def test_no_secret_reaches_redis_tasks_files_flower_or_the_api(secret_stack) -> 
         STACK_FILE: {"API token", "Flower password", "access key", "secret key"},  # the simulator's, to sign with
         SERVER_PASSWORD_FILE: {"Redis password"},
         SENTINEL_PASSWORD_FILE: {"Sentinel password"},
+        FLOWER_PASSWORD_FILE: {"Flower password"},
         "redis/redis.conf": {"Redis password"},
         "sentinel-2/sentinel.conf": {"Redis password", "Sentinel password"},
     }

@@ -24,12 +24,13 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.client import Pipeline
+from redis.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
-from config.celery import SENTINEL_RETRY, TCP_KEEPALIVE, tls_options
+from config.celery import SENTINEL_RETRY, TCP_KEEPALIVE, sentinel_tls_options, tls_options
 from config.settings import Settings, is_tls_url, redis_nodes
 
 CONNECT_TIMEOUT = 2.0
@@ -174,17 +175,23 @@ class FollowingConnection(SentinelManagedConnection):
             raise RedisConnectionError(f"{self.host}:{self.port} is no longer the master Sentinel names")
 
 
+class FollowingSSLConnection(FollowingConnection, SSLConnection):
+    """``FollowingConnection`` over TLS, as redis-py's ``SentinelManagedSSLConnection`` is its own over TLS."""
+
+
 @dataclass(frozen=True)
 class RedisTarget:
     """Where Redis is and how to reach it: a URL (one server or Sentinels), the Sentinel master's name, the
-    passwords, the CA that signed a TLS server's certificate (rediss://; None: the system's), timeouts, and how many
-    replicas confirm a write that must outlive a failover."""
+    passwords, whether Sentinels and servers speak TLS (``sentinel_tls``; one server: rediss://) and the CA that signed
+    their certificates (None: the system's), timeouts, and how many replicas confirm a write that must outlive a
+    failover."""
 
     url: str
     sentinel_master: str | None = None
     password: str | None = field(default=None, repr=False)
     sentinel_password: str | None = field(default=None, repr=False)
     tls_ca_file: str | None = None
+    sentinel_tls: bool = False
     socket_timeout: float = SOCKET_TIMEOUT
     connect_timeout: float = CONNECT_TIMEOUT
     min_replicas: int = 0
@@ -201,6 +208,7 @@ def redis_target(settings: Settings) -> RedisTarget:
         password=secret(settings.redis_password),
         sentinel_password=secret(settings.redis_sentinel_password),
         tls_ca_file=str(settings.redis_tls_ca_file) if settings.redis_tls_ca_file else None,
+        sentinel_tls=settings.redis_sentinel_tls,
         socket_timeout=settings.redis_socket_timeout,
         connect_timeout=settings.redis_connect_timeout,
         min_replicas=settings.redis_min_replicas,
@@ -228,24 +236,26 @@ def connect(target: RedisTarget | str) -> redis.Redis:
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
     nodes = redis_nodes(target.url)
+    tls = tls_options(target.tls_ca_file) if is_tls_url(target.url) or target.sentinel_tls else {}
     if not nodes.sentinel:
         if target.password is not None:
             options["password"] = target.password
-        if is_tls_url(target.url):
-            options.update(tls_options(target.tls_ca_file))
-        return redis.Redis.from_url(target.url, **options)
+        return redis.Redis.from_url(target.url, **options, **tls)
     if target.sentinel_master is None:
         raise ValueError("a sentinel:// URL needs the master's name (IMSREP_REDIS_SENTINEL_MASTER)")
     # A Sentinel that does not answer is skipped at once for the next one (redis-py's default retries it with
     # backoff for seconds).
     sentinel_options = {**_socket_options(target), "password": target.sentinel_password, "retry": SENTINEL_RETRY}
+    if tls:
+        sentinel_options.update(sentinel_tls_options(target.tls_ca_file))
     sentinel = Sentinel(list(nodes.hosts), sentinel_kwargs=sentinel_options)
     return sentinel.master_for(
         target.sentinel_master,
         db=nodes.db,
         password=target.password or nodes.password,
-        connection_class=FollowingConnection,
+        connection_class=FollowingSSLConnection if tls else FollowingConnection,
         **options,
+        **tls,
     )
 
 

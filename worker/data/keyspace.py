@@ -75,6 +75,7 @@ key                                type    what it holds (owner module in ``work
 ``P:policy:<id>``                  hash    a policy: ``definition`` (JSON), ``account``, ``region``, owner,
                                            ``next_run_at``, ``runs``, ``starting``, ``last_batch`` (policies)
 ``P:policy:<id>:runs``             hash    run number -> JSON ``{run, at, batch_id, skipped, message}`` (policies)
+``P:policy:<id>:retired``          hash    run number -> JSON list of its retention's verdicts, by copy (policies)
 ``P:policies``                     zset    policy ID -> created_at, every policy (policies)
 ``P:policies:due``                 zset    policy ID -> when its next run is due, the active policies (policies)
 =================================  ======  =====================================================================
@@ -283,6 +284,9 @@ class Keyspace:
 
     def policy_runs(self, policy_id: str) -> str:
         return f"{self.prefix}:policy:{policy_id}:runs"
+
+    def policy_retirements(self, policy_id: str) -> str:
+        return f"{self.prefix}:policy:{policy_id}:retired"
 
     def policies(self) -> str:
         return f"{self.prefix}:policies"

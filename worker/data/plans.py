@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -26,6 +26,7 @@ from worker.data.idempotency import Claim, Earlier, IdempotencyKeys
 from worker.data.keyspace import Keyspace
 from worker.data.records import NewItem
 from worker.domain.ownership import Owner
+from worker.domain.retirement import Copy
 
 PLAN = "plan"  # what an Idempotency-Key created (worker.data.idempotency)
 PLANNING, DONE, FAILED = "planning", "done", "failed"
@@ -52,6 +53,8 @@ class PlanRecord:
     summary: dict[str, Any] | None
     label: str | None
     owner: Owner | None = None
+    retirements: list[dict[str, Any]] | None = None  # a policy's plan: its rule's verdicts on the policy's copies
+    ranking: list[Copy] = field(default_factory=list)  # a policy's plan: the copies its retention judges by
 
     @classmethod
     def of(cls, plan_id: str, meta: dict[str, str]) -> PlanRecord:
@@ -74,6 +77,8 @@ class PlanRecord:
             summary=loaded("summary"),
             label=meta.get("label") or None,
             owner=Owner.from_meta(meta),
+            retirements=loaded("retirements"),
+            ranking=[Copy.of_rank(r) for r in loaded("ranking") or []],
         )
 
 
@@ -230,13 +235,19 @@ class Plans:
 
         return self._at(plan_id, (PAGE, marker), write, watch=[k.plan_seen(plan_id)], started=True)
 
-    def leave_out(self, plan_id: str, image_ids: Collection[str], *, ttl: int) -> None:
-        """Images a selector plan is not to judge (a policy's copies and their sources), as if judged already."""
+    def leave_out(self, plan_id: str, image_ids: Collection[str], *, ttl: int, ranking: Sequence[Copy] = ()) -> None:
+        """Images a selector plan is not to judge (a policy's copies and their sources), as if judged already, and
+        the copies its retention judges the pages' sources by (as a run keeps them: ``Selections.leave_out``)."""
+        pipe = self._redis.pipeline(transaction=True)
         if image_ids:
-            pipe = self._redis.pipeline(transaction=True)
             pipe.sadd(self._keys.plan_seen(plan_id), *image_ids)
             pipe.expire(self._keys.plan_seen(plan_id), ttl)
-            pipe.execute()
+        pipe.hset(self._keys.plan(plan_id), "ranking", json.dumps([c.ranked() for c in ranking], separators=(",", ":")))
+        pipe.execute()
+
+    def note_retirements(self, plan_id: str, judged: list[dict[str, Any]]) -> None:
+        """A policy's plan: what the next run's retention would say of the policy's copies (the summary shows it)."""
+        self._redis.hset(self._keys.plan(plan_id), "retirements", json.dumps(judged, separators=(",", ":")))
 
     def finish(self, plan_id: str, summary: dict[str, Any], now: float) -> bool:
         fields = {"state": DONE, "summary": json.dumps(summary, separators=(",", ":"))}

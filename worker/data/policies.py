@@ -3,7 +3,8 @@ each policy's runs.
 
 A policy's hash holds its definition (written by the API) and its run fields (written only by the two scripts:
 ``lua/claim_run.lua`` takes a due run, ``lua/record_run.lua`` records its batch), so saving a changed definition
-never undoes a claim. ``P:policies:due`` holds the active policies by when their next run is due.
+never undoes a claim. ``P:policies:due`` holds the active policies by when their next run is due, and
+``P:policy:<id>:retired`` what each run's retention said of the copies it did not keep (by run, then image).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Policies:
         """Delete a policy and its runs' history (its batches are batches like any: they stay); False if none."""
         k = self._keys
         pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(k.policy(policy_id), k.policy_runs(policy_id))
+        pipe.delete(k.policy(policy_id), k.policy_runs(policy_id), k.policy_retirements(policy_id))
         pipe.zrem(k.policies(), policy_id)
         pipe.zrem(k.policies_due(), policy_id)
         return bool(pipe.execute()[0])
@@ -112,3 +113,25 @@ class Policies:
         """The policy's latest runs, newest first."""
         found = [Run.of(raw) for raw in self._redis.hvals(self._keys.policy_runs(policy_id))]
         return sorted(found, key=lambda r: r.run, reverse=True)[:limit]
+
+    def record_retirements(self, policy_id: str, run: int, judged: list[dict[str, Any]]) -> None:
+        """Add a run's verdicts on copies it did not keep (by image: a step done again updates, never doubles)."""
+        if not judged:
+            return
+        key = self._keys.policy_retirements(policy_id)
+
+        def merge(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.hget(key, str(run))
+            merged = {j["image_id"]: j for j in (json.loads(raw) if raw else [])}
+            merged.update({j["image_id"]: j for j in judged})
+            pipe.multi()
+            pipe.hset(key, str(run), json.dumps(list(merged.values()), separators=(",", ":")))
+
+        self._redis.transaction(merge, key)
+
+    def retirements(self, policy_id: str, runs: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """The verdicts of each of ``runs`` that has any."""
+        if not runs:
+            return {}
+        found = self._redis.hmget(self._keys.policy_retirements(policy_id), [str(r) for r in runs])
+        return {run: json.loads(raw) for run, raw in zip(runs, found, strict=True) if raw}

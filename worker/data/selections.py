@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -22,6 +22,7 @@ from redis.client import Pipeline
 from worker.data.keyspace import Keyspace
 from worker.data.scripts import register
 from worker.domain.item import ReplicationItem
+from worker.domain.retirement import Copy
 from worker.domain.states import ItemState
 
 EXPANDING, DONE, FAILED, CANCELLED = "expanding", "done", "failed", "cancelled"
@@ -38,6 +39,7 @@ class SelectionProgress:
     marker: str = ""  # where the next page starts ("" before the first)
     copied: int = 0  # a policy's run: selected sources left out, as the policy's copies of them exist
     copies_read: bool = False  # a policy's run: its copies have been listed (once, before the first page)
+    ranking: list[Copy] = field(default_factory=list)  # a policy's run: the copies its retention judges by
 
     @classmethod
     def of(cls, meta: dict[str, str]) -> SelectionProgress | None:
@@ -52,6 +54,7 @@ class SelectionProgress:
             marker=meta.get("sel_marker", ""),
             copied=int(meta.get("sel_copied", 0)),
             copies_read="sel_copied" in meta,
+            ranking=[Copy.of_rank(r) for r in json.loads(meta.get("sel_ranking") or "[]")],
         )
 
 
@@ -136,13 +139,17 @@ class Selections:
         keys = [k.batch(batch_id), k.selection_seen(batch_id), k.expanding(), k.batch_counts(batch_id)]
         return bool(self._stop(keys=keys, args=[batch_id, state, message, now]))
 
-    def leave_out(self, batch_id: str, image_ids: Collection[str], *, copied: int) -> None:
+    def leave_out(
+        self, batch_id: str, image_ids: Collection[str], *, copied: int, ranking: Sequence[Copy] = ()
+    ) -> None:
         """A policy's run: images its selection must not make items of (the policy's copies and their sources),
-        read once before its first page (``copied`` of its sources)."""
+        read once before its first page (``copied`` of its sources), and the copies its retention judges the
+        pages' sources by (``worker.domain.retirement.ranking``)."""
         pipe = self._redis.pipeline(transaction=True)
         if image_ids:
             pipe.sadd(self._keys.selection_seen(batch_id), *image_ids)
-        pipe.hset(self._keys.batch(batch_id), "sel_copied", copied)
+        ranked = json.dumps([c.ranked() for c in ranking], separators=(",", ":"))
+        pipe.hset(self._keys.batch(batch_id), mapping={"sel_copied": copied, "sel_ranking": ranked})
         pipe.execute()
 
     def count_error(self, batch_id: str) -> int:

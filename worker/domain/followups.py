@@ -15,17 +15,20 @@ from enum import Enum
 from pydantic import BaseModel, Field
 
 from worker.domain.reasons import ReasonCode
+from worker.domain.retirement import PROVENANCE_BORN, PROVENANCE_LINEAGE
 
 PROVENANCE_SOURCE = "imsrep_source"  # the source image ID
 PROVENANCE_BATCH = "imsrep_batch"  # the batch ID
 PROVENANCE_KEYS = (PROVENANCE_SOURCE, PROVENANCE_BATCH)
 PROVENANCE_POLICY = "imsrep_policy"  # the policy whose run made the copy (its ID): what a run lists by
-POLICY_TAGS = (PROVENANCE_POLICY, *PROVENANCE_KEYS)  # every tag a policy's copy may carry besides its own
+# Every tag a policy's copy may carry besides its own: its lineage and its source's age are for retention.
+POLICY_TAGS = (PROVENANCE_POLICY, PROVENANCE_LINEAGE, PROVENANCE_BORN, *PROVENANCE_KEYS)
 
 
-def policy_tags(policy_id: str, source_image_id: str) -> dict[str, str]:
-    """The tags by which a policy's later runs find its copy, whatever Redis has forgotten (worker.steps.provenance)."""
-    return {PROVENANCE_POLICY: policy_id, PROVENANCE_SOURCE: source_image_id}
+def policy_tags(policy_id: str, source_image_id: str, retention: dict[str, str]) -> dict[str, str]:
+    """The tags by which a policy's later runs find its copy, whatever Redis has forgotten (worker.steps.provenance),
+    and judge it by their retention rule (``retention``: ``worker.domain.retirement.lineage_tags``)."""
+    return {PROVENANCE_POLICY: policy_id, PROVENANCE_SOURCE: source_image_id, **retention}
 
 
 class Kind(str, Enum):

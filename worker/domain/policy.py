@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from worker.domain.followups import POLICY_TAGS
 from worker.domain.naming import TAGS_MAX
 from worker.domain.ownership import Owner
+from worker.domain.retirement import Retention
 from worker.domain.selector import Selector, Template, selection_record
 
 MAX_EVERY = 366 * 86_400  # a year and a day: anything longer is not a standing policy
@@ -92,6 +93,7 @@ class PolicyDefinition(BaseModel):
     template: dict[str, Any]
     schedule: Schedule
     overlap: Overlap = Overlap.SKIP
+    retention: Retention | None = None
     paused: bool = False
 
 
@@ -121,8 +123,9 @@ class Policy:
         return self.definition.paused
 
     def selection(self, now: float) -> dict[str, Any]:
-        """Its selector batch's selection (a run's, or a plan of the next run's), as the API stores a campaign's."""
-        return selection_record(
+        """Its selector batch's selection (a run's, or a plan of the next run's), as the API stores a campaign's;
+        with its retention rule, by which a run leaves out the sources whose copies it would retire at once."""
+        record = selection_record(
             Selector.model_validate(self.definition.selector),
             Template.model_validate(self.definition.template),
             self.account,
@@ -130,6 +133,8 @@ class Policy:
             now,
             policy=self.id,
         )
+        retention = self.definition.retention
+        return record if retention is None else {**record, "retention": retention.model_dump(mode="json")}
 
     def to_meta(self) -> dict[str, str]:
         """The definition's fields of its hash (the run fields are written by the claim and the record alone)."""

@@ -19,7 +19,7 @@ from config.settings import AccountSettings, CredentialsSource
 from config.version import DISTRIBUTION, VERSION
 from worker.domain.naming import is_uuid
 from worker.errors import CloudUnavailableError, ImsRefusedError, ReplicatorError
-from worker.ims.credentials import Credentials, MetadataCredentials, StaticCredentials
+from worker.ims.credentials import Credentials, FileCredentials, MetadataCredentials, StaticCredentials
 from worker.ims.hooks import ClientHooks
 from worker.ims.models import MEMBER_ANSWERS, MEMBER_STATUSES, Image, ImageMember, ImageQuota, Job, KmsKey
 from worker.ims.responses import error_from_response, json_body, outcome, request_id
@@ -116,6 +116,10 @@ def shared_http(
     )
 
 
+# The settings' secrets that a file may rotate under a running worker (temporary AK/SK with their token).
+ROTATED = ("access_key", "secret_key", "security_token")
+
+
 class ImsClient:
     """One account's IMS/KMS client.
 
@@ -125,9 +129,9 @@ class ImsClient:
     with a client each, 200 accounts meant a TLS context (the CA bundle loaded: about 17 ms of CPU), an environment
     scan for proxies and a new connection per account, and the idle connections were closed by the server between
     an account's calls. Credentials go with each request: AK/SK signing when the account has an access key (with
-    its security token for a temporary one), temporary AK/SK from the metadata service (``metadata``: the process's
-    shared reader of it, one made for this client when not given), otherwise an IAM token bought with the user's
-    password.
+    its security token for a temporary one; read again when their ``…_FILE`` files change), temporary AK/SK from the
+    metadata service (``metadata``: the process's shared reader of it, one made for this client when not given),
+    otherwise an IAM token bought with the user's password.
     """
 
     def __init__(
@@ -156,8 +160,10 @@ class ImsClient:
                 metadata = self._own_metadata = MetadataCredentials.from_endpoint(account.metadata_endpoint)
             return AkSkAuth(metadata, account.project_id)
         if account.access_key and account.secret_key:
-            fixed = Credentials(account.access_key, account.secret_key, account.security_token)
-            return AkSkAuth(StaticCredentials(fixed), account.project_id)
+            given = Credentials(account.access_key, account.secret_key, account.security_token)
+            files = {name: path for name, path in account.secret_files.items() if name in ROTATED}
+            source = FileCredentials(given, files) if files else StaticCredentials(given)
+            return AkSkAuth(source, account.project_id)
         assert account.iam_user and account.iam_password and account.iam_domain and account.iam_endpoint
         return TokenAuth(
             account.iam_endpoint,
@@ -261,6 +267,12 @@ class ImsClient:
         url = f"{self._account.ims_endpoint}/v2/{self._account.project_id}/images/{_segment(image_id)}/tags/action"
         body = {"action": "create", "tags": [{"key": key, "value": value} for key, value in tags.items()]}
         self._call("tag_action", "POST", url, _nothing, body=body, empty_ok=True)
+
+    def delete_image(self, image_id: str) -> None:
+        """Delete an image the project owns: ``DELETE /v2/images/{image_id}``, answered ``204`` once it is gone
+        (docs/ims-api.md; ims-contract §12). IMS refuses one being made (IMG.0090), a protected one (IMG.0091)."""
+        url = f"{self._account.ims_endpoint}/v2/images/{_segment(image_id)}"
+        self._call("delete_image", "DELETE", url, _nothing, empty_ok=True)
 
     def image_tags(self, image_id: str) -> dict[str, str]:
         url = f"{self._account.ims_endpoint}/v2/{self._account.project_id}/images/{_segment(image_id)}/tags"

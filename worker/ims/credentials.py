@@ -1,5 +1,5 @@
-"""The AK/SK a request is signed with: fixed ones from the settings, or temporary ones from the ECS metadata service,
-renewed before they expire (docs/ims-api.md §8).
+"""The AK/SK a request is signed with: fixed ones from the settings, the settings' files read again when they change,
+or temporary ones from the ECS metadata service, renewed before they expire (docs/ims-api.md §8).
 
 The metadata service (``GET /openstack/latest/securitykey``) hands out the temporary AK/SK of the agency attached
 to the server, with its security token and expiry, in the shape the official SDK's ``MetadataAccessor`` reads. They
@@ -9,10 +9,12 @@ live in this process's memory only, and each value is added to the log redaction
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Protocol
 
 import httpx
@@ -61,7 +63,8 @@ class CredentialSource(Protocol):
         """The credentials to sign the next request with; may raise ``CredentialsUnavailableError``."""
 
     def renewed(self, refused: Credentials) -> Credentials | None:
-        """Credentials in place of ``refused``, which the gateway no longer accepts; ``None``: there are none."""
+        """Credentials in place of ``refused``, which the gateway no longer accepts; ``None``: there are none (the
+        refusal stands); may raise ``CredentialsUnavailableError`` when newer ones are expected but not there yet."""
 
     def secret_values(self) -> list[str]:
         """The secrets an error message must not show: those held (never fetched for the asking)."""
@@ -81,6 +84,90 @@ class StaticCredentials:
 
     def secret_values(self) -> list[str]:
         return self._credentials.secret_values()
+
+
+# What tells a changed file: the file behind the name (Kubernetes swaps a symlink), its time and its size.
+_Stamp = tuple[tuple[int, int, int] | None, ...]
+
+
+class FileCredentials:
+    """The settings' AK/SK and security token, read again from their files (``…_FILE`` settings) when these change:
+    how Docker and Kubernetes hand a process new temporary credentials without a restart. A ``stat`` of each file
+    before each request tells a change; the new values are read under a lock, once for every thread.
+
+    The files change one after the other, so a read may pair a new AK with an old SK: the gateway refuses it, and
+    ``renewed`` reads the files again. When a security token is refused (it has expired) and the files still hold
+    it, the rotation is late: the step fails retryably and reads them again at its next try, rather than taking the
+    account for a broken one.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        files: Mapping[str, Path],
+        *,
+        learn: Callable[[Iterable[str]], None] = mask_secrets,
+    ) -> None:
+        self._files = dict(files)  # field of Credentials -> its file
+        self._held = credentials
+        self._previous: Credentials | None = None
+        self._learn = learn
+        self._lock = threading.Lock()
+        self._stamp = self._stamps()
+
+    def current(self) -> Credentials:
+        stamp = self._stamps()
+        if stamp == self._stamp:
+            return self._held
+        with self._lock:
+            return self._read(stamp)
+
+    def renewed(self, refused: Credentials) -> Credentials | None:
+        with self._lock:
+            fresh = self._read(self._stamps(), again=True)
+        if fresh != refused:
+            return fresh
+        if refused.security_token is None:
+            return None  # a permanent AK/SK refused: the account's credentials are wrong
+        names = ", ".join(str(path) for path in self._files.values())
+        raise CredentialsUnavailableError(f"the security token was refused (expired?) and {names} hold no newer one")
+
+    def secret_values(self) -> list[str]:
+        # The ones before too: an answer to a request signed with them may still be on its way.
+        return [value for held in (self._held, self._previous) if held is not None for value in held.secret_values()]
+
+    def _stamps(self) -> _Stamp:
+        stamps = []
+        for path in self._files.values():
+            try:
+                stat = os.stat(path)
+            except OSError:
+                stamps.append(None)
+                continue
+            stamps.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
+        return tuple(stamps)
+
+    def _read(self, stamp: _Stamp, *, again: bool = False) -> Credentials:
+        """Under the lock: the files' credentials if they changed since ``self._stamp`` was taken (or ``again``),
+        else those held. A file that cannot be read, or is empty (caught mid-write), leaves the ones held in use."""
+        if stamp == self._stamp and not again:
+            return self._held
+        values = {}
+        for name, path in self._files.items():
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                log.warning("credentials file %s not read (%s); the current credentials stay in use", path, exc)
+                return self._held
+            if not values[name].strip():
+                return self._held  # being written; its next change is read
+        fresh = replace(self._held, **{name: SecretStr(value) for name, value in values.items()})
+        self._stamp = stamp
+        if fresh != self._held:
+            self._learn(fresh.secret_values())
+            self._held, self._previous = fresh, self._held
+            log.info("credentials read again from %s", ", ".join(str(path) for path in self._files.values()))
+        return self._held
 
 
 def renewal_time(obtained_at: datetime, expires_at: datetime, margin: timedelta = RENEW_MARGIN) -> datetime:

@@ -17,6 +17,7 @@ from worker.steps.poll import poll
 from worker.steps.probe import probe
 from worker.steps.reconcile import reconcile
 from worker.steps.retention import expire_batches
+from worker.steps.retire import retire
 from worker.steps.runs import start_runs
 from worker.steps.scheduling import grant
 from worker.steps.select import expand
@@ -40,6 +41,7 @@ __all__ = [
     "poll",
     "probe",
     "reconcile",
+    "retire",
     "start_runs",
     "submit",
     "validate",

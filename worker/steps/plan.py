@@ -29,6 +29,7 @@ from worker.data.plans import FINAL, ITEMS, LOOKUP, PAGE, PLANNING, PlanRecord
 from worker.domain.item import ReplicationItem
 from worker.domain.pools import pool_name, slot_limit, split_pool
 from worker.domain.reasons import ReasonCode
+from worker.domain.retirement import Judged, Verdict
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.errors import AuthenticationError, PermanentError, RetryableError
@@ -38,6 +39,7 @@ from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
 from worker.steps.forecast import duration
+from worker.steps.retire import judge
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.select import PAGE as PAGE_SIZE
 from worker.steps.select import SelectionRefused, SelectionSpec
@@ -151,9 +153,17 @@ def _page(ctx: StepContext, record: PlanRecord) -> list[Next]:
     if account is None:
         raise PlanFailed(f"account {spec.account!r} is not configured on the workers")
     client = ctx.client(spec.account)
+    ranked = record.ranking
     if spec.policy is not None and not record.marker:  # a policy's run leaves out what it copied: so does its plan
-        ctx.data.plans.leave_out(record.plan_id, spec.copied(ctx, client).left_out, ttl=ctx.settings.plan_seconds)
+        destination, found = spec.destination(ctx, client)
+        ranked = spec.ranking(found)
+        ctx.data.plans.leave_out(record.plan_id, found.left_out, ttl=ctx.settings.plan_seconds, ranking=ranked)
+        if spec.retention is not None and destination is not None:  # and what the run's retention would do
+            judged: list[Judged] = []
+            judge(destination, spec.retention, found, ctx.clock(), judged, act=False)
+            ctx.data.plans.note_retirements(record.plan_id, [j.to_dict() for j in judged])
     page, matched, _ = spec.listing(client, record.marker)
+    matched = spec.retained(matched, ranked, ctx.clock())
     keys = _keys(client, [spec.template.kms_key])
     last = len(page) < PAGE_SIZE
     room = max(0, ctx.settings.max_batch_items - record.judged)
@@ -193,6 +203,9 @@ def _page(ctx: StepContext, record: PlanRecord) -> list[Next]:
 
 def _final(ctx: StepContext, record: PlanRecord) -> list[Next]:
     summary = summarise(ctx, list(ctx.data.plans.all_verdicts(record.plan_id)))
+    if record.retirements is not None:  # a policy's plan with a retention rule
+        summary["retirements"] = record.retirements
+        summary["would_retire"] = sum(1 for j in record.retirements if j["verdict"] != Verdict.KEPT_SHARED.value)
     if ctx.data.plans.finish(record.plan_id, summary, ctx.clock()):
         log.info("plan %s: %d items, %d would copy", record.plan_id, summary["items"], summary["would_copy"])
     return []

@@ -54,7 +54,10 @@ def start_run(ctx: StepContext, policy: Policy, now: float) -> list[Next]:
     batch_id = _create_batch(ctx, policy, run, started_at)
     if ctx.data.policies.record(policy.id, Run(run, started_at, batch_id=batch_id)):
         log.info("policy %s: run %d started, batch %s", policy.id, run, batch_id)
-    return [Next(TaskName.EXPAND, {"batch_id": batch_id})]
+    nexts = [Next(TaskName.EXPAND, {"batch_id": batch_id})]
+    if policy.definition.retention is not None:  # judged beside the run's selection (worker.steps.retire)
+        nexts.append(Next(TaskName.RETIRE, {"policy_id": policy.id, "run": run}))
+    return nexts
 
 
 def _unfinished(ctx: StepContext, policy: Policy) -> str | None:

@@ -24,6 +24,7 @@ from worker.data.selections import EXPANDING, FAILED, Selection, selected_item_i
 from worker.domain.followups import policy_tags
 from worker.domain.item import ReplicationItem
 from worker.domain.naming import UUID_RE
+from worker.domain.retirement import Copy, Retention, kept_sources, lineage_tags, ranking, source_lineage
 from worker.domain.selector import Selector, Template
 from worker.domain.states import ItemState
 from worker.errors import AuthenticationError, PermanentError, RetryableError
@@ -32,7 +33,7 @@ from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
-from worker.steps.provenance import Copied, copied, untagged_copies
+from worker.steps.provenance import Copied, destination, listed_copies, untagged_copies
 from worker.steps.scheduling import pool_named, read_quota
 from worker.steps.validate import validate_listed
 
@@ -55,9 +56,11 @@ class SelectionSpec:
     region: str
     day: str
     policy: str | None = None  # a policy's run: its copies carry the policy's provenance tags
+    retention: Retention | None = None  # a policy's rule: the sources it would retire at once are left out
 
     @classmethod
     def of(cls, spec: dict) -> SelectionSpec:
+        retention = spec.get("retention")
         return cls(
             Selector.model_validate(spec["selector"]),
             Template.model_validate(spec["template"]),
@@ -65,13 +68,41 @@ class SelectionSpec:
             spec["region"],
             spec["day"],
             spec.get("policy"),
+            None if retention is None else Retention.model_validate(retention),
         )
+
+    def as_copy(self, image: Image) -> Copy:
+        """The copy a run would make of ``image``, as retention sees it."""
+        lineage_tag = self.retention.lineage_tag if self.retention is not None else None
+        lineage = source_lineage(image.name, image.tag(lineage_tag) if lineage_tag else None)
+        born = image.created_at.timestamp() if image.created_at is not None else 0.0
+        return Copy(image.id, image.id, lineage, born)
+
+    def ranking(self, found: Copied) -> list[Copy]:
+        """The policy's copies its retention judges new sources by (``worker.domain.retirement.ranking``), read
+        with its copies before a run's first page and kept for the others."""
+        return [] if self.retention is None else ranking(found.live, self.retention)
+
+    def retained(self, matched: list[Image], ranked: list[Copy], now: float) -> list[Image]:
+        """The images whose copies the retention rule would keep beside the ``ranked`` copies (all of them without
+        a rule): a retired copy's source is not copied again."""
+        if self.retention is None:
+            return matched
+        kept = kept_sources(self.retention, [self.as_copy(image) for image in matched], ranked, now)
+        copied = {c.source for c in ranked}
+        return [image for image in matched if image.id in kept or image.id in copied]
 
     def copied(self, ctx: StepContext, client: ImsClient) -> Copied:
         """What the policy already copied, as its copies' tags say (``worker.steps.provenance``)."""
+        return self.destination(ctx, client)[1]
+
+    def destination(self, ctx: StepContext, client: ImsClient) -> tuple[ImsClient | None, Copied]:
+        """A client of the project the policy's copies are made in, and its copies there (none in a destination
+        IAM does not know: its items are refused)."""
         assert self.policy is not None
         target = self.template
-        return copied(ctx, self.policy, self.account, client, target.target_region, target.target_project)
+        found = destination(ctx, self.account, client, target.target_region, target.target_project)
+        return found, Copied(frozenset(), frozenset()) if found is None else listed_copies(found, self.policy)
 
     def listing(self, client: ImsClient, marker: str) -> tuple[list[Image], list[Image], str | None]:
         """``list_page``, a policy's own copies that lack its tags left out of what it keeps (they are no new
@@ -93,10 +124,13 @@ def expand(ctx: StepContext, batch_id: str, marker: str = "") -> list[Next]:
         return _fail(ctx, batch_id, f"account {spec.account!r} is not configured on the workers")
     try:
         client = ctx.client(spec.account)
+        ranked = selection.progress.ranking
         if spec.policy is not None and not selection.progress.copies_read:  # once per run, before its first page
             found = spec.copied(ctx, client)
-            ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources))
+            ranked = spec.ranking(found)
+            ctx.data.selections.leave_out(batch_id, found.left_out, copied=len(found.sources), ranking=ranked)
         page, matched, cmk_id = spec.listing(client, marker)
+        matched = spec.retained(matched, ranked, ctx.clock())
         keys = {ref: client.find_key(ref) for ref in {spec.template.kms_key} if ref}
         if not marker:  # one quota reading per selection, for the warning the next submissions give
             read_quota(ctx, pool_named(ctx, spec.account), read=client.get_quota)
@@ -185,8 +219,10 @@ def _store_page(ctx: StepContext, selection: Selection, spec: SelectionSpec, lis
 
 def _item(batch_id: str, spec: SelectionSpec, image: Image, now: float) -> ReplicationItem:
     asked = spec.template.item(image, spec.account, spec.region, spec.day)
-    if spec.policy is not None:  # how the policy's later runs know this source is copied
-        asked = asked.model_copy(update={"tags": {**(asked.tags or {}), **policy_tags(spec.policy, image.id)}})
+    if spec.policy is not None:  # how the policy's later runs know this source is copied, and its lineage
+        copy = spec.as_copy(image)
+        tags = policy_tags(spec.policy, image.id, lineage_tags(copy.lineage, image.created_at))
+        asked = asked.model_copy(update={"tags": {**(asked.tags or {}), **tags}})
     return ReplicationItem(
         id=selected_item_id(batch_id, image.id),
         batch_id=batch_id,

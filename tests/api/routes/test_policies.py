@@ -96,9 +96,15 @@ def test_a_cron_policy_is_due_at_its_next_time(teams) -> None:
         ({"selector": {"account": "nobody"}}, "selector.account", "must be one of the configured accounts"),
         ({"template": {"name": "{nope}"}}, "template.name", "unknown placeholder {nope}"),
         ({"template": {"tags": {"imsrep_policy": "x"}}}, "template.tags", "imsrep_policy is set by the policy"),
-        ({"template": {"tags": {f"k{i}": "v" for i in range(8)}}}, "template.tags", "at most 7 tags"),
+        ({"template": {"tags": {f"k{i}": "v" for i in range(6)}}}, "template.tags", "at most 5 tags"),
         ({"template": {"kms_key": "ims/default", "decrypt": True}}, "template", "decrypt makes unencrypted copies"),
         ({"surprise": 1}, "surprise", "is not a known field"),
+        ({"retention": {}}, "retention", "give keep_last, keep_for or both"),
+        ({"retention": {"keep_last": 0}}, "retention.keep_last", "Input should be greater than or equal to 1"),
+        ({"retention": {"keep_for": 5}}, "retention.keep_for", "Input should be greater than or equal to 60"),
+        ({"retention": {"keep_last": 2, "action": "purge"}}, "retention.action", "Input should be 'report' or"),
+        ({"retention": {"keep_last": 2, "lineage_tag": "k" * 37}}, "retention.lineage_tag", "String should have at"),
+        ({"retention": {"keep_last": 2, "keep": 1}}, "retention.keep", "is not a known field"),
     ],
 )
 def test_a_bad_definition_is_a_422_naming_the_field_and_rule(teams, fields, field, rule) -> None:
@@ -108,6 +114,18 @@ def test_a_bad_definition_is_a_422_naming_the_field_and_rule(teams, fields, fiel
     errors = answer.json()["errors"]
     assert any(e["field"] == field and e["rule"].startswith(rule) for e in errors), errors
     assert teams.redis().zcard(f"{teams.prefix}:policies") == before
+
+
+def test_a_retention_rule_is_stored_shown_changed_and_removed(teams) -> None:
+    rule = {"keep_last": 3, "action": "delete", "lineage_tag": "family"}
+    policy = _create(teams, retention=rule)
+    assert policy["retention"] == {**rule, "keep_for": None, "delete_shared": False}
+    path = f"/v1/policies/{policy['policy_id']}"
+    changed = _call(teams, "submitter", "PATCH", path, json={"retention": {"keep_for": 86_400}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["retention"]["keep_for"] == 86_400 and changed.json()["retention"]["action"] == "report"
+    removed = _call(teams, "submitter", "PATCH", path, json={"retention": None})
+    assert removed.status_code == 200 and removed.json()["retention"] is None
 
 
 def test_bodies_that_are_not_definitions_are_422s(teams) -> None:
@@ -187,13 +205,31 @@ def test_runs_lists_each_run_with_its_batch(teams) -> None:
     assert run["message"].startswith("the previous run's batch")
 
 
+def test_a_runs_retention_verdicts_are_counted_and_listed_once_per_copy(teams) -> None:
+    policy = _create(teams, retention={"keep_last": 1, "action": "delete"})
+    data = teams.data()
+    stored = data.policies.load(policy["policy_id"])
+    assert stored is not None
+    data.policies.claim(stored, time.time(), time.time() + 30, skipped="the previous run's batch x had not finished")
+    gone = {"image_id": "c1", "source": "s1", "lineage": "web", "verdict": "retired", "reason": None, "message": None}
+    kept = {**gone, "image_id": "c2", "source": "s2", "verdict": "kept_shared", "message": "accepted"}
+    data.policies.record_retirements(stored.id, 1, [{**gone, "verdict": "failed", "reason": "IMS_REFUSED"}, kept])
+    data.policies.record_retirements(stored.id, 1, [gone])  # the step again: c1 deleted this time
+    [run] = _call(teams, "reader", "GET", f"/v1/policies/{stored.id}/runs").json()["runs"]
+    assert run["retired"] == 1 and run["copies_made"] == 0
+    assert sorted(run["retirements"], key=lambda j: j["image_id"]) == [gone, kept]
+
+
 def test_delete_removes_the_policy_and_its_runs(teams) -> None:
     policy = _create(teams)
     path = f"/v1/policies/{policy['policy_id']}"
+    verdict = {"image_id": "c1", "source": "s1", "lineage": "web", "verdict": "retirable"}
+    teams.data().policies.record_retirements(policy["policy_id"], 1, [verdict])
     assert _call(teams, "submitter", "DELETE", path).status_code == 204
     assert _call(teams, "submitter", "GET", path).status_code == 404
     assert _call(teams, "submitter", "DELETE", path).status_code == 404
     assert teams.redis().exists(f"{teams.prefix}:policy:{policy['policy_id']}") == 0
+    assert teams.redis().exists(f"{teams.prefix}:policy:{policy['policy_id']}:retired") == 0
 
 
 # Roles and scope ---------------------------------------------------------------------------------------------------

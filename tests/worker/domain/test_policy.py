@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from worker.domain.followups import policy_tags
+from worker.domain.followups import POLICY_TAGS, policy_tags
 from worker.domain.naming import TAG_KEY_MAX, TAG_VALUE_MAX
 from worker.domain.ownership import Owner
 from worker.domain.policy import Overlap, Policy, PolicyDefinition, Schedule, run_key
+from worker.domain.retirement import lineage_tags, source_lineage
 
 
 def _at(*parts: int) -> float:
@@ -83,6 +84,9 @@ def test_a_changed_schedule_or_a_resume_runs_from_now_and_a_pause_has_no_next_ru
 
 
 def test_provenance_tags_fit_ims_limits_and_run_keys_are_no_principals() -> None:
-    tags = policy_tags("f" * 32, "0d944950-f21f-5d2f-93dd-72353bf37a89")
+    born = datetime(2026, 12, 1, 10, 15, tzinfo=timezone.utc)
+    lineage = lineage_tags(source_lineage("x" * 120, None), born)
+    tags = policy_tags("f" * 32, "0d944950-f21f-5d2f-93dd-72353bf37a89", lineage)
+    assert set(tags) <= set(POLICY_TAGS)
     assert all(len(k) <= TAG_KEY_MAX and len(v) <= TAG_VALUE_MAX for k, v in tags.items())
     assert ":" not in run_key("f" * 32, 7)  # a principal's key is "<name>:<key>": none can be this

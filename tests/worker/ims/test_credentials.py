@@ -1,18 +1,28 @@
 """Temporary credentials from the metadata service: renewed before they expire, one renewal shared by the threads,
-valid ones kept when a renewal fails; on a clock the test moves."""
+valid ones kept when a renewal fails; on a clock the test moves. The settings' credential files: read again when they
+change, and when the gateway refuses what they held."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from worker.errors import CredentialsUnavailableError, RetryableError
-from worker.ims.credentials import SECURITY_KEY_PATH, Credentials, MetadataCredentials, metadata_fetch
+from worker.ims.credentials import (
+    SECURITY_KEY_PATH,
+    Credentials,
+    FileCredentials,
+    MetadataCredentials,
+    metadata_fetch,
+)
+from worker.ims.signer import AkSkAuth
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -210,3 +220,81 @@ def test_a_metadata_failure_is_retryable_and_quotes_nothing(status: int, body: o
         metadata_fetch("http://169.254.169.254", _answer(status, body))()
     assert message in str(raised.value)
     assert "META" not in str(raised.value) and "Agency" not in str(raised.value)
+
+
+# -- the settings' files ------------------------------------------------------------------------------------------
+
+
+def _put(path: Path, text: str, n: int) -> None:
+    """``text`` in ``path``, modified at second ``n``: a file's time moves in clock ticks of some milliseconds, so a
+    test's writes, closer than that, are given times of their own."""
+    path.write_text(text)
+    os.utime(path, ns=(n * 10**9, n * 10**9))
+
+
+def _write(files: dict[str, Path], n: int) -> Credentials:
+    """The ``n``th temporary credentials, written to ``files`` as a rotation does (whole files, one after the
+    other)."""
+    values = {"access_key": f"AK-FILE-{n}", "secret_key": f"SK-FILE-{n}", "security_token": f"TOKEN-FILE-{n}"}
+    for name, path in files.items():
+        _put(path, values[name] + "\n", n)
+    return Credentials(*(SecretStr(values[name]) for name in ("access_key", "secret_key", "security_token")))
+
+
+def _files(tmp_path: Path) -> tuple[FileCredentials, dict[str, Path], list[str]]:
+    files = {name: tmp_path / name for name in ("access_key", "secret_key", "security_token")}
+    first = _write(files, 1)
+    learnt: list[str] = []
+    return FileCredentials(first, files, learn=learnt.extend), files, learnt
+
+
+def test_credential_files_are_read_again_when_they_change(tmp_path: Path) -> None:
+    source, files, learnt = _files(tmp_path)
+    assert ak(source.current()) == "AK-FILE-1" and learnt == []  # unchanged: not read
+    second = _write(files, 2)
+    assert source.current() == second
+    assert learnt == second.secret_values()  # masked in the logs as soon as read
+    assert set(source.secret_values()) == {*second.secret_values(), "AK-FILE-1", "SK-FILE-1", "TOKEN-FILE-1"}
+
+
+def test_a_credential_file_caught_empty_leaves_the_credentials_held(tmp_path: Path) -> None:
+    source, files, _ = _files(tmp_path)
+    _put(files["secret_key"], "", 2)
+    assert ak(source.current()) == "AK-FILE-1"
+    second = _write(files, 2)
+    assert source.current() == second  # its next change is read
+
+
+def test_refused_credentials_are_read_again_from_the_files(tmp_path: Path) -> None:
+    """A rotation caught half-way (a new AK, an old SK) is refused, and the files, complete by then, are read."""
+    source, files, _ = _files(tmp_path)
+    _put(files["access_key"], "AK-FILE-2\n", 2)
+    torn = source.current()
+    assert ak(torn) == "AK-FILE-2" and torn.secret_key.get_secret_value() == "SK-FILE-1"
+    whole = _write(files, 2)
+    assert source.renewed(torn) == whole
+
+
+def test_a_refused_token_that_the_files_still_hold_fails_the_step_retryably(tmp_path: Path) -> None:
+    """The token expired before the rotation came: the step tries again later, reading the files again, rather
+    than the account being taken for a broken one (worker.errors.AuthenticationError)."""
+    source, files, _ = _files(tmp_path)
+    flow = AkSkAuth(source, "p" * 32).sync_auth_flow(httpx.Request("GET", "https://ims.example.com/v2/cloudimages"))
+    assert "Access=AK-FILE-1" in next(flow).headers["Authorization"]
+    refusal = {"error_code": "APIGW.0301", "error_msg": "calc ak sk signature fail:signature expired"}
+    with pytest.raises(CredentialsUnavailableError, match="hold no newer one") as raised:
+        flow.send(httpx.Response(401, json=refusal))
+    assert isinstance(raised.value, RetryableError) and "FILE-1" not in str(raised.value)
+    flow = AkSkAuth(source, "p" * 32).sync_auth_flow(httpx.Request("GET", "https://ims.example.com/v2/cloudimages"))
+    next(flow)
+    _write(files, 2)
+    again = flow.send(httpx.Response(401, json=refusal))
+    assert "Access=AK-FILE-2" in again.headers["Authorization"] and again.headers["X-Security-Token"] == "TOKEN-FILE-2"
+
+
+def test_a_refused_permanent_key_from_a_file_is_an_authentication_failure(tmp_path: Path) -> None:
+    files = {"access_key": tmp_path / "ak", "secret_key": tmp_path / "sk"}
+    for path in files.values():
+        path.write_text("PERMANENT\n")
+    held = Credentials(SecretStr("PERMANENT"), SecretStr("PERMANENT"))
+    assert FileCredentials(held, files).renewed(held) is None  # the refusal stands

@@ -13,14 +13,19 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+import httpx
 import pytest
 
 from config.settings import Settings, load_settings
 from tests.support import FAST_TIMINGS
+from worker import steps
 from worker.call import Message
 from worker.data import NewItem
+from worker.data.plans import PlanRecord
 from worker.dispatch import dispatch
 from worker.domain.item import ReplicationItem
+from worker.domain.ownership import Owner
+from worker.domain.policy import Policy, PolicyDefinition, Schedule
 from worker.domain.spec import ItemSpec
 from worker.ims.client import ImsClient
 from worker.queues import TaskName
@@ -136,3 +141,59 @@ def run_batch(ctx: StepContext, *specs: ItemSpec, **kwargs: object) -> list[Repl
     batch_id = ctx.data.records.get_item(ids[0]).batch_id
     drive(ctx, [Next(TaskName.ADMIT, {"batch_id": batch_id})], **kwargs)
     return [ctx.data.records.get_item(i) for i in ids]
+
+
+def store_policy(ctx: StepContext, prefix: str, **definition: object) -> Policy:
+    """A policy of the default account over the images named ``prefix…``, stored due now."""
+    fields = {
+        "name": "nightly",
+        "selector": {"name_prefix": prefix},
+        "template": {"name": "{name}-copy", "tags": {"team": "web"}},  # its copies match the selector too
+        "schedule": Schedule(every=60),
+        **definition,
+    }
+    policy = Policy(
+        id=uuid.uuid4().hex,
+        definition=PolicyDefinition(**fields),
+        account="default",
+        region=ctx.settings.accounts["default"].region,
+        owner=Owner.of("alice", ["default"]),
+        created_at=ctx.clock(),
+        updated_at=ctx.clock(),
+        next_run_at=ctx.clock(),
+    )
+    ctx.data.policies.save(policy)
+    return policy
+
+
+def add_images(sim, name: str, count: int) -> list[str]:
+    """``count`` new images named ``name`` and a number continuing the project's (simulator.newimages)."""
+    answer = httpx.post(f"{sim.url}/_sim/images", json={"count": count, "name": name + "{n}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return [image["id"] for image in answer.json()["images"]]
+
+
+def make_due(ctx: StepContext, policy: Policy) -> None:
+    ctx.data.policies.due_now(policy.id, ctx.clock())
+
+
+def run_policy(ctx: StepContext, policy: Policy) -> str:
+    """One run, driven to its end like the workers would (its retention included); its batch."""
+    make_due(ctx, policy)
+    started = steps.start_runs(ctx)
+    drive(ctx, started, timeout=60)
+    batch_id = ctx.data.policies.load(policy.id).last_batch
+    assert batch_id == started[0].kwargs["batch_id"]
+    assert ctx.data.records.batch(batch_id).done
+    return batch_id
+
+
+def plan_policy(ctx: StepContext, policy: Policy) -> PlanRecord:
+    """A plan of the policy's next run (as stored now), worked out; its record."""
+    stored = ctx.data.policies.load(policy.id)
+    selection = stored.selection(ctx.clock())
+    plan = ctx.data.plans.create(
+        [], ttl=600, first_stage="page", selection=selection, now=ctx.clock(), owner=stored.owner
+    )
+    drive(ctx, [Next(TaskName.PLAN, {"plan_id": plan.plan_id, "stage": "page", "marker": ""})])
+    return ctx.data.plans.load(plan.plan_id)

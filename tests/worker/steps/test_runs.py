@@ -4,7 +4,6 @@ a later run copies only new images, even after Redis has forgotten every batch."
 
 from __future__ import annotations
 
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,58 +11,14 @@ import httpx
 
 from worker import steps
 from worker.domain.followups import PROVENANCE_POLICY, PROVENANCE_SOURCE
-from worker.domain.ownership import Owner
-from worker.domain.policy import Overlap, Policy, PolicyDefinition, Schedule
+from worker.domain.policy import Overlap, Policy
 from worker.domain.reasons import ReasonCode
-from worker.domain.selector import Selector, Template, selection_record
+from worker.domain.retirement import PROVENANCE_BORN, PROVENANCE_LINEAGE
 from worker.domain.states import ItemState
 from worker.queues import TaskName
-from worker.steps import Next, StepContext
+from worker.steps import StepContext
 
-from .conftest import drive, ims_calls
-
-
-def _policy(ctx: StepContext, prefix: str, **definition) -> Policy:
-    fields = {
-        "name": "nightly",
-        "selector": {"name_prefix": prefix},
-        "template": {"name": "{name}-copy", "tags": {"team": "web"}},  # its copies match the selector too
-        "schedule": Schedule(every=60),
-        **definition,
-    }
-    policy = Policy(
-        id=uuid.uuid4().hex,
-        definition=PolicyDefinition(**fields),
-        account="default",
-        region=ctx.settings.accounts["default"].region,
-        owner=Owner.of("alice", ["default"]),
-        created_at=ctx.clock(),
-        updated_at=ctx.clock(),
-        next_run_at=ctx.clock(),
-    )
-    ctx.data.policies.save(policy)
-    return policy
-
-
-def _add_images(sim, name: str, count: int) -> list[str]:
-    answer = httpx.post(f"{sim.url}/_sim/images", json={"count": count, "name": name + "{n}"}, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return [image["id"] for image in answer.json()["images"]]
-
-
-def _due(ctx: StepContext, policy: Policy) -> None:
-    ctx.data.policies.due_now(policy.id, ctx.clock())
-
-
-def _run(ctx: StepContext, policy: Policy) -> str:
-    """One run, driven to its end like the workers would; its batch."""
-    _due(ctx, policy)
-    [first] = steps.start_runs(ctx)
-    drive(ctx, [first], timeout=60)
-    batch_id = ctx.data.policies.load(policy.id).last_batch
-    assert batch_id == first.kwargs["batch_id"]
-    assert ctx.data.records.batch(batch_id).done
-    return batch_id
+from .conftest import add_images, ims_calls, make_due, plan_policy, run_policy, store_policy
 
 
 def _forget_all_but_policies(ctx: StepContext) -> None:
@@ -80,7 +35,7 @@ def _sources_of_copies(ims, policy: Policy) -> list[str]:
 
 
 def test_a_due_run_is_a_selector_batch_of_the_policys_owner_and_label(ctx, sim) -> None:
-    policy = _policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
+    policy = store_policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
     [expand] = steps.start_runs(ctx)
     assert expand.task is TaskName.EXPAND
     batch_id = expand.kwargs["batch_id"]
@@ -95,7 +50,7 @@ def test_a_due_run_is_a_selector_batch_of_the_policys_owner_and_label(ctx, sim) 
 
 
 def test_ticks_racing_start_one_run_and_a_lost_tick_is_finished_by_the_next(ctx, sim) -> None:
-    policy = _policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
+    policy = store_policy(ctx, f"r{uuid.uuid4().hex[:6]}-")
     with ThreadPoolExecutor(6) as pool:
         sent = [n for nexts in pool.map(lambda _: steps.start_runs(ctx), range(6)) for n in nexts]
     assert len({n.kwargs["batch_id"] for n in sent}) == 1  # each tick that got it names the one batch
@@ -103,7 +58,7 @@ def test_ticks_racing_start_one_run_and_a_lost_tick_is_finished_by_the_next(ctx,
     assert len(ctx.data.lifecycle.page(limit=50, cursor=None, label="nightly", state=None).batches) == 1
 
     # A tick that died after its claim: the run stays due, and the next tick creates its batch (once).
-    _due(ctx, policy)
+    make_due(ctx, policy)
     claimed = ctx.data.policies.load(policy.id)
     assert ctx.data.policies.claim(claimed, ctx.clock(), ctx.clock() + 60) == 2
     first, again = steps.start_runs(ctx), steps.start_runs(ctx)
@@ -114,11 +69,11 @@ def test_ticks_racing_start_one_run_and_a_lost_tick_is_finished_by_the_next(ctx,
 
 
 def test_a_run_overlapping_an_unfinished_one_is_skipped_or_waits(ctx, sim) -> None:
-    skipping = _policy(ctx, f"s{uuid.uuid4().hex[:6]}-")
-    waiting = _policy(ctx, f"w{uuid.uuid4().hex[:6]}-", overlap=Overlap.WAIT)
+    skipping = store_policy(ctx, f"s{uuid.uuid4().hex[:6]}-")
+    waiting = store_policy(ctx, f"w{uuid.uuid4().hex[:6]}-", overlap=Overlap.WAIT)
     assert len(steps.start_runs(ctx)) == 2  # both first runs; their selections never run here: unfinished
     for policy in (skipping, waiting):
-        _due(ctx, policy)
+        make_due(ctx, policy)
     assert steps.start_runs(ctx) == []
     [skipped, started] = ctx.data.policies.runs(skipping.id, limit=5)
     assert skipped.skipped and skipped.message.startswith("the previous run's batch") and started.batch_id
@@ -128,19 +83,25 @@ def test_a_run_overlapping_an_unfinished_one_is_skipped_or_waits(ctx, sim) -> No
 
 def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batches(ctx, sim, ims) -> None:
     prefix = f"p{uuid.uuid4().hex[:6]}-"
-    first = _add_images(sim, prefix, 3)
-    policy = _policy(ctx, prefix)
+    first = add_images(sim, prefix, 3)
+    policy = store_policy(ctx, prefix)
 
-    batch = _run(ctx, policy)
+    batch = run_policy(ctx, policy)
     items, _ = ctx.data.records.batch_items(batch, limit=10, cursor=0)
     assert sorted(i.image_id for i in items) == sorted(first)
     assert {i.state for i in items} == {ItemState.SUCCEEDED}
     copy = ims.image_tags(items[0].new_image_id)
-    assert copy == {"team": "web", PROVENANCE_POLICY: policy.id, PROVENANCE_SOURCE: items[0].image_id}
+    born = copy.pop(PROVENANCE_BORN)  # the source's creation time, for retention (tests/worker/steps/test_retire.py)
+    assert born.endswith("Z") and copy == {
+        "team": "web",
+        PROVENANCE_POLICY: policy.id,
+        PROVENANCE_SOURCE: items[0].image_id,
+        PROVENANCE_LINEAGE: prefix.rstrip("-"),  # "<prefix>1" and so on: the name without its number
+    }
 
     # Nothing new: the second run lists its copies (which its selector also matches) and makes no item.
     before = ims_calls(ctx)
-    again = _run(ctx, policy)
+    again = run_policy(ctx, policy)
     summary = ctx.data.records.batch(again)
     assert summary.total == 0 and summary.selection.copied == 3
     calls = ims_calls(ctx) - before
@@ -148,8 +109,8 @@ def test_each_source_is_copied_once_across_runs_even_when_redis_forgets_the_batc
 
     # Redis forgets every batch, item and idempotency key (the policy itself kept): still nothing copied twice.
     _forget_all_but_policies(ctx)
-    fresh = _add_images(sim, prefix, 2)
-    third = _run(ctx, policy)
+    fresh = add_images(sim, prefix, 2)
+    third = run_policy(ctx, policy)
     items, _ = ctx.data.records.batch_items(third, limit=10, cursor=0)
     assert sorted(i.image_id for i in items) == sorted(fresh)
     assert ctx.data.records.batch(third).selection.copied == 3
@@ -161,19 +122,19 @@ def test_a_copy_whose_tags_failed_is_tagged_by_a_later_run_not_copied_again(make
     ctx = make_context(retry_max_attempts=1)
     ims = ctx.clients("default")
     prefix = f"u{uuid.uuid4().hex[:6]}-"
-    sources = _add_images(sim, prefix, 2)
-    policy = _policy(ctx, prefix)  # its copies match its selector: an untagged one must not pass for a source
+    sources = add_images(sim, prefix, 2)
+    policy = store_policy(ctx, prefix)  # its copies match its selector: an untagged one must not pass for a source
     faults = {"error_rate": 1.0, "error_apis": ["tags_action"]}
     assert httpx.post(f"{sim.url}/_sim/faults", json=faults, timeout=10).status_code == 200
-    first, _ = ctx.data.records.batch_items(_run(ctx, policy), limit=10, cursor=0)
+    first, _ = ctx.data.records.batch_items(run_policy(ctx, policy), limit=10, cursor=0)
     assert {(i.state, i.reason) for i in first} == {(ItemState.SUCCEEDED, ReasonCode.TAGS_NOT_APPLIED)}
     assert _sources_of_copies(ims, policy) == []  # the copies carry no provenance: a listing by tag misses them
-    assert _plan(ctx, policy).summary["items"] == 2  # a plan judges the sources again, and not their copies
+    assert plan_policy(ctx, policy).summary["items"] == 2  # a plan judges the sources again, and not their copies
 
     # The tags work again, and Redis forgets every batch and item: only the cloud knows the copies are the policy's.
     assert httpx.post(f"{sim.url}/_sim/faults", json={"error_rate": 0.0}, timeout=10).status_code == 200
     _forget_all_but_policies(ctx)
-    second, _ = ctx.data.records.batch_items(_run(ctx, policy), limit=10, cursor=0)
+    second, _ = ctx.data.records.batch_items(run_policy(ctx, policy), limit=10, cursor=0)
     assert sorted(i.image_id for i in second) == sorted(sources)  # the untagged copies are no sources of their own
     assert {(i.state, i.reason) for i in second} == {(ItemState.SUCCEEDED, None)}
     assert {i.new_image_id for i in second} == {i.new_image_id for i in first}  # adopted, not copied again
@@ -184,31 +145,9 @@ def test_a_copy_whose_tags_failed_is_tagged_by_a_later_run_not_copied_again(make
 
 def test_a_plan_of_a_policy_leaves_out_what_it_copied(ctx, sim, ims) -> None:
     prefix = f"k{uuid.uuid4().hex[:6]}-"
-    images = _add_images(sim, prefix, 2)
-    policy = _policy(ctx, prefix)
-    _run(ctx, policy)
-    record = _plan(ctx, policy)
+    images = add_images(sim, prefix, 2)
+    policy = store_policy(ctx, prefix)
+    run_policy(ctx, policy)
+    record = plan_policy(ctx, policy)
     assert record.state == "done" and record.summary["items"] == 0  # both sources copied: nothing to judge
     assert sorted(images) == _sources_of_copies(ims, policy)
-
-
-def _plan(ctx: StepContext, policy: Policy):
-    """A plan of the policy's next run, worked out; its record."""
-    stored = ctx.data.policies.load(policy.id)
-    plan = ctx.data.plans.create(
-        [], ttl=600, first_stage="page", selection=_selection(ctx, stored), now=ctx.clock(), owner=stored.owner
-    )
-    drive(ctx, [Next(TaskName.PLAN, {"plan_id": plan.plan_id, "stage": "page", "marker": ""})])
-    return ctx.data.plans.load(plan.plan_id)
-
-
-def _selection(ctx: StepContext, policy: Policy) -> dict:
-    definition = policy.definition
-    return selection_record(
-        Selector.model_validate(definition.selector),
-        Template.model_validate(definition.template),
-        policy.account,
-        policy.region,
-        time.time(),
-        policy=policy.id,
-    )
