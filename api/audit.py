@@ -75,12 +75,20 @@ class Facts:
     detail: str | None = None
     out_of_scope: bool = False  # answered 404 as if missing, for it is not the principal's
 
-    def asked(self, items: Sequence[NewItem], accounts: Iterable[str], template: Template | None = None) -> None:
-        """A submission's items (defaults applied) and, for a selector, the template its images will be copied by."""
+    def asked(
+        self,
+        items: Sequence[NewItem],
+        accounts: Iterable[str],
+        template: Template | None = None,
+        receivers: Iterable[str] = (),
+    ) -> None:
+        """A submission's items (defaults applied) and, for a selector, the template its images will be copied by;
+        ``receivers``: the projects of its distributions' receivers, whom the copies are shared with too."""
         self.accounts.update(accounts)
         self.items = len(items)
         # As each item asks, defaults applied: an item without kms_key asks for an unencrypted copy.
         self.share_targets.update(target for new in items for target in new.spec.share_with or ())
+        self.share_targets.update(receivers)
         self.unencrypted_copies = sum(new.spec.kms_key is None for new in items)
         if template is not None:
             self.share_targets.update(template.share_with or ())

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, ValidatorFunc
 
 from api.accounts import AccountView
 from worker.data import BatchSummary, PoolStatus
-from worker.domain.followups import Followups, ShareResult, Status, TagsResult
+from worker.domain.distribution import Receiver
+from worker.domain.followups import DistributeResult, Followups, ReceiverVerdict, ShareResult, Status, TagsResult
 from worker.domain.item import ReplicationItem, Transition
 from worker.domain.naming import LABEL_RE
 from worker.domain.pools import split_pool
@@ -322,17 +323,39 @@ class ShareOut(BaseModel):
         return cls(**r.model_dump(exclude={"members"}), members=members, not_shared=r.not_shared)
 
 
+class DistributeOut(BaseModel):
+    status: Status = Field(..., description="pending, applied (every receiver has its copy) or failed")
+    receivers: list[ReceiverVerdict] = Field(
+        ...,
+        description="One verdict per receiver: its account, region and project, its receiver item (an item of the "
+        "batch) and that item's state, new image ID, key and tags, or reason and message",
+    )
+    withdraw: bool = Field(..., description="Whether the share is to be withdrawn once every receiver has its copy")
+    withdrawn: bool
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, r: DistributeResult) -> DistributeOut:
+        return cls(**r.model_dump(exclude={"withdraw_job_id"}))
+
+
 class FollowupsOut(BaseModel):
     """What was done to the copy once it was active; null where nothing was asked."""
 
     tags: TagsOut | None = None
     share: ShareOut | None = None
+    distribute: DistributeOut | None = None
 
     @classmethod
     def of(cls, f: Followups | None) -> FollowupsOut | None:
         if f is None:
             return None
-        return cls(tags=TagsOut.of(f.tags) if f.tags else None, share=ShareOut.of(f.share) if f.share else None)
+        return cls(
+            tags=TagsOut.of(f.tags) if f.tags else None,
+            share=ShareOut.of(f.share) if f.share else None,
+            distribute=DistributeOut.of(f.distribute) if f.distribute else None,
+        )
 
 
 class ReplicationOut(BaseModel):
@@ -348,7 +371,7 @@ class ReplicationOut(BaseModel):
     reason: ReasonCode | None = Field(
         None,
         description="Stable reason code of a refusal, failure or cancellation; on a succeeded item, what of its "
-        "follow-ups did not apply (TAGS_NOT_APPLIED, NOT_SHARED)",
+        "follow-ups did not apply (TAGS_NOT_APPLIED, NOT_SHARED, NOT_DISTRIBUTED)",
     )
     message: str | None = Field(None, description="Human explanation that goes with the reason")
     next_step: str | None = Field(
@@ -367,6 +390,11 @@ class ReplicationOut(BaseModel):
     target_project_id: str | None = Field(None, description="Destination project ID, once resolved by validation")
     agency: str | None = Field(None, description="Agency of the cross-region copy, once resolved by validation")
     share_with: list[str] | None = None
+    distribute: list[Receiver] | None = Field(None, description="The receivers asked for (docs/architecture.md)")
+    withdraw_share: bool | None = None
+    parent_id: str | None = Field(
+        None, description="A receiver item: the item whose shared copy it copies into its account (its distribution)"
+    )
     tags: dict[str, str] | None = None
     followups: FollowupsOut | None = Field(
         None, description="Tags and sharing of the copy, from the moment it is active (state finishing)"
@@ -409,6 +437,9 @@ class ReplicationOut(BaseModel):
             target_project_id=item.target_project_id,
             agency=item.agency_name or item.agency,
             share_with=item.share_with,
+            distribute=item.distribute,
+            withdraw_share=item.withdraw_share,
+            parent_id=item.parent_id,
             tags=item.tags,
             followups=FollowupsOut.of(item.followups),
             attempt=item.attempt,
@@ -560,7 +591,9 @@ class AuditRecordOut(BaseModel):
     policy_id: str | None = Field(None, description="The standing policy the call made or acted on")
     accounts: list[str] = Field(..., description="The accounts the call acted in (or asked to)")
     items: int | None = Field(..., description="Items stored or changed (cancelled, retried, deleted)")
-    share_targets: list[str] = Field(..., description="Project IDs the items are to be shared with (their union)")
+    share_targets: list[str] = Field(
+        ..., description="Project IDs the items are to be shared with (their union, distributions' receivers included)"
+    )
     unencrypted_copies: int | None = Field(..., description="Items asking for a copy without a KMS key (`kms_key`)")
     selector: Literal["encrypted", "unencrypted"] | None = Field(
         ..., description="A selector's copies, whose number is known only as it lists images; null without one"

@@ -104,11 +104,11 @@ class ReplicationService:
         if claim is not None and (replay := self._replay(claim)) is not None:
             return _noted(replay)
         submission = parse_batch(payload, self.settings)
-        accounts = {new.account for new in submission.items}
+        accounts = {account for new in submission.items for account in new.accounts}
         if submission.selection is not None:
             accounts.add(submission.selection.account)
         template = None if submission.selection is None else submission.selection.template
-        audit.facts().asked(submission.items, accounts, template)
+        audit.facts().asked(submission.items, accounts, template, self._receivers(submission.items))
         access.may_act_in(who, accounts)
         owner = Owner.of(who.name, accounts)
         now = time.time()
@@ -185,10 +185,14 @@ class ReplicationService:
         if claim is not None and (replay := self._replay(claim)) is not None:
             return _noted(replay)
         item = parse_item(payload, self.settings)
-        audit.facts().asked([item], [item.account])
-        access.may_act_in(who, [item.account])
+        audit.facts().asked([item], item.accounts, receivers=self._receivers([item]))
+        access.may_act_in(who, item.accounts)
         limits.room_for(self.data.limits, who, 1)
-        return _noted(self._store_and_admit([item], claim, Owner.of(who.name, [item.account])))
+        return _noted(self._store_and_admit([item], claim, Owner.of(who.name, item.accounts)))
+
+    def _receivers(self, items: list[NewItem]) -> list[str]:
+        """The projects of the items' distributions' receivers (accounts the validation found configured)."""
+        return [self.settings.accounts[r.account].project_id for new in items for r in new.spec.distribute or ()]
 
     def _store_and_admit(
         self,

@@ -18,6 +18,7 @@ from api.errors import FieldError, InvalidRequest, field_errors_from_pydantic
 from api.schemas import BatchRequest
 from config.settings import Settings
 from worker.data import NewItem
+from worker.domain.distribution import distribution_problems
 from worker.domain.guardrails import decrypt_breach, item_breaches, selection_decrypts
 from worker.domain.naming import LABEL_RE, LABEL_RULE
 from worker.domain.priority import Priority
@@ -183,7 +184,12 @@ def _account_rules(spec: ItemSpec, name: str, settings: Settings) -> list[tuple[
     account = settings.accounts[name]
     found = cross_field_problems(spec, account, settings.provenance_tags)
     breaches = item_breaches(name, account, share_with=spec.share_with, target_region=spec.target_region)
-    return found + [(breach.field, breach.rule) for breach in breaches]
+    found += [(breach.field, breach.rule) for breach in breaches]
+    if spec.distribute:
+        unknown = [i for i, r in enumerate(spec.distribute) if r.account not in settings.accounts]
+        found += [(f"distribute.{i}.account", _unknown_account(settings)) for i in unknown]
+        found += distribution_problems(spec.distribute, name, settings.accounts, share_with=spec.share_with)
+    return found
 
 
 def _unknown_account(settings: Settings) -> str:

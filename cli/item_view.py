@@ -47,6 +47,8 @@ def _rows(item: dict[str, Any]) -> list[tuple[str, str | Text | None]]:
         ("KMS key", item.get("kms_key") or "none: an unencrypted copy"),
         ("Destination", _destination(item)),
         ("Share with", ", ".join(item.get("share_with") or [])),
+        ("Distribute to", ", ".join(r["account"] for r in item.get("distribute") or [])),
+        ("Receiver of", item.get("parent_id")),
         ("Tags", ", ".join(f"{k}={v}" for k, v in (item.get("tags") or {}).items())),
         ("State", Text.assemble(Text.from_markup(styled_state(state)), attempt)),
         ("Reason", why),

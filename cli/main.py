@@ -37,7 +37,7 @@ from cli.helpflags import show_flags_bare
 from cli.item_view import item_view
 from cli.manifest import ManifestError, read_manifest
 from cli.processes import ServiceError, wait_until
-from cli.progress import accounts_table, batches_table, hints, items_table, summary_table, watch
+from cli.progress import accounts_table, batches_table, distributions_table, hints, items_table, summary_table, watch
 from cli.results import ItemResult, write_results
 from cli.services import DEFAULT_PORTS, EXAMPLE_PROJECTS, EXAMPLE_REGIONS, SIMULATOR_SHARE_PROJECT
 from cli.stack import LocalStack, SentinelSpec, StackInfo, StackOptions, sigterm_as_interrupt
@@ -626,6 +626,8 @@ def watch_command(batch_id: str, api: ApiUrl = None, token: Token = None, state_
         items = list(client.items(batch_id))
         batch = client.batch(batch_id)
     console.print(summary_table([ItemResult.of(i) for i in items]))
+    if (distributions := distributions_table(items)) is not None:
+        console.print(distributions)
     raise typer.Exit(_batch_exit(batch, items))
 
 

@@ -129,10 +129,11 @@ class Manifest:
 
 def _copy_key(spec: ItemSpec) -> tuple[object, ...]:
     """What the copy a row asks for is: every field of the row but the agency, which only says who makes a
-    cross-region copy. Tags and the projects it is shared with compare as sets."""
+    cross-region copy. Tags, the projects it is shared with and the receivers it is distributed to compare as sets."""
     fields = spec.model_dump(exclude={"agency"})
     fields["share_with"] = frozenset(spec.share_with or ())
     fields["tags"] = frozenset((spec.tags or {}).items())
+    fields["distribute"] = frozenset(receiver.model_dump_json() for receiver in spec.distribute or ())
     return tuple(fields.items())
 
 

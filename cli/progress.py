@@ -182,6 +182,33 @@ def items_table(items: Sequence[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def distributions_table(items: Sequence[dict[str, Any]]) -> Table | None:
+    """Each distribution of the batch as a tree: its item, then one row per receiver with its verdict (region,
+    project, its own image, key and tags, or the reason). None when the batch distributes nothing."""
+    parents = [i for i in items if (i.get("followups") or {}).get("distribute")]
+    if not parents:
+        return None
+    table = Table(title="Distributions")
+    for column in ("Item / receiver", "Region", "Project", "State", "Image", "Key", "Tags", "Reason"):
+        table.add_column(column, overflow="fold")
+    for parent in parents:
+        table.add_row(parent["item_id"], "", "", styled_state(parent["state"]), new_image(parent), "", "", "")
+        receivers = parent["followups"]["distribute"]["receivers"]
+        for n, r in enumerate(receivers):
+            tags = ";".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items())
+            table.add_row(
+                f"{'└' if n == len(receivers) - 1 else '├'} {r['account']}",
+                r["region"],
+                r.get("project_id") or "",
+                styled_state(r["state"]),
+                r.get("new_image_id") or "",
+                r.get("key") or "",
+                tags,
+                r.get("reason") or "",
+            )
+    return table
+
+
 def batches_table(batches: Sequence[dict[str, Any]]) -> Table:
     """One row per batch, for ``imsrep batches``."""
     table = Table(title="Batches, newest first")

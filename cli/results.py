@@ -11,7 +11,22 @@ from typing import Any
 
 from cli.csv_cells import neutralise
 
-COLUMNS = ("line", "item_id", "image_id", "state", "reason", "message", "new_image_id", "target_region", "followups")
+COLUMNS = (
+    "line",
+    "item_id",
+    "image_id",
+    "state",
+    "reason",
+    "message",
+    "new_image_id",
+    "target_region",
+    "followups",
+    # A distribution's receiver (docs/architecture.md): the item whose copy it received, its account, key and tags.
+    "receiver_of",
+    "account",
+    "kms_key",
+    "tags",
+)
 INVALID = "invalid"  # the state of a manifest row that was never submitted
 
 
@@ -36,7 +51,18 @@ def followups_summary(followups: dict[str, Any] | None) -> str | None:
             parts.append(f"shared with {members}")
         if share.get("not_shared") and share["status"] != "pending":
             parts.append(f"not shared with {', '.join(share['not_shared'])}")
+    if distribution := followups.get("distribute"):
+        parts.append(_distribution_summary(distribution))
     return "; ".join(parts)
+
+
+def _distribution_summary(distribution: dict[str, Any]) -> str:
+    """``distributed to 2 of 3 (team-c: KEY_NOT_FOUND)``: the receivers with a copy of their own, and the others."""
+    receivers = distribution["receivers"]
+    copied = sum(r["state"] == "succeeded" for r in receivers)
+    others = [f"{r['account']}: {r['reason'] or r['state']}" for r in receivers if r["state"] != "succeeded"]
+    summary = f"distributed to {copied} of {len(receivers)}" + (f" ({', '.join(others)})" if others else "")
+    return summary + ("; share withdrawn" if distribution.get("withdrawn") else "")
 
 
 def reason_of(item: dict[str, Any]) -> str | None:
@@ -55,6 +81,10 @@ class ItemResult:
     new_image_id: str | None = None
     target_region: str | None = None  # a cross-region copy's destination
     followups: str | None = None  # its tags and sharing, in a few words (``followups_summary``)
+    receiver_of: str | None = None  # a receiver item: its parent (the distributed copy's item)
+    account: str | None = None
+    kms_key: str | None = None
+    tags: str | None = None  # key=value pairs separated by ';', as a manifest takes them
 
     @property
     def complete(self) -> bool:
@@ -87,6 +117,10 @@ class ItemResult:
             new_image_id=item.get("new_image_id"),
             target_region=item.get("target_region"),
             followups=followups_summary(item.get("followups")),
+            receiver_of=item.get("parent_id"),
+            account=item.get("account"),
+            kms_key=item.get("kms_key"),
+            tags=";".join(f"{k}={v}" for k, v in (item.get("tags") or {}).items()) or None,
         )
 
 

@@ -25,6 +25,7 @@ class TaskName(str, Enum):
     POLL = "replication.poll"
     TAG = "replication.tag"
     SHARE = "replication.share"
+    DISTRIBUTE = "replication.distribute"  # a distribution's receiver items made, then awaited (its last follow-up)
     RECONCILE = "replication.reconcile"
     EXPIRE_BATCHES = "replication.expire_batches"
     GRANT = "replication.grant"

@@ -213,6 +213,13 @@ STEPS: dict[TaskName, Step[Any]] = {
             followup=Kind.SHARE,
         ),
         Step(
+            TaskName.DISTRIBUTE,
+            Queue.FOLLOWUP,
+            ChainArgs,
+            _followup,
+            followup=Kind.DISTRIBUTE,
+        ),
+        Step(
             TaskName.RECONCILE,
             Queue.MAINTENANCE,
             ClusterArgs,

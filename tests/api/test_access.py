@@ -189,3 +189,16 @@ def test_an_item_of_two_accounts_needs_both_in_scope(teams) -> None:
     refused = _call(teams, "operator", "POST", "/v1/batches", json=body)
     assert refused.status_code == 403 and "account other: not among principal operator's" in refused.text
     assert _call(teams, ADMIN, "POST", "/v1/batches", json=body).status_code == 202
+
+
+def test_a_distribution_acts_in_its_receivers_accounts_and_shows_its_receivers(teams) -> None:
+    receiver = {"account": "other", "key": "ims/other", "tags": {"team": "other"}}
+    body = {"items": [{"image_id": str(uuid.uuid4()), "distribute": [receiver]}]}
+    refused = _call(teams, "operator", "POST", "/v1/batches", json=body)
+    assert refused.status_code == 403 and "account other: not among principal operator's" in refused.text
+    accepted = _call(teams, ADMIN, "POST", "/v1/batches", json=body).json()
+    assert _call(teams, ADMIN, "GET", f"/v1/batches/{accepted['batch_id']}").json()["accounts"] == ["default", "other"]
+    item = _call(teams, ADMIN, "GET", f"/v1/replications/{accepted['item_ids'][0]}").json()
+    assert item["distribute"] == [{**receiver, "region": None}]
+    # Seen only by principals of every account it acts in, as any record (docs/teams.md).
+    assert _call(teams, "stranger", "GET", f"/v1/replications/{accepted['item_ids'][0]}").status_code == 404

@@ -13,11 +13,15 @@ from prometheus_client import CollectorRegistry
 from api import audit
 from api.app import create_app
 from api.auditor import Auditor
+from api.enqueue import Enqueuer
 from api.errors import Forbidden, NotFound
 from api.principals import Principal
+from api.service import ReplicationService
 from config.logging import AUDIT_LOGGER
 from config.settings import Role
-from worker.data import AuditRecord
+from worker.data import AuditRecord, open_data_layer
+
+from .conftest import api_settings
 
 ROOT = Principal("root", Role.ADMIN, None)
 SHARE = "fedcba9876543210fedcba9876543210"  # in the test account's share_projects (tests/api/conftest.py)
@@ -67,6 +71,23 @@ def test_a_submission_notes_its_accounts_items_share_targets_and_unencrypted_cop
     with audit.gathering() as facts:
         service.cancel(ROOT, stored.batch_id)
     assert (facts.accounts, facts.items) == ({"default"}, 3)
+
+
+def test_a_distribution_notes_its_receivers_accounts_and_projects(api_redis_url) -> None:
+    default = api_settings(api_redis_url, "unused").accounts["default"]
+    team = default.model_copy(update={"project_id": SHARE})
+    settings = api_settings(api_redis_url, f"svc{uuid.uuid4().hex[:8]}", accounts={"default": default, "team": team})
+    data = open_data_layer(settings.redis_url, settings.key_prefix)
+    enqueuer = Enqueuer(settings)
+    try:
+        with audit.gathering() as facts:
+            ReplicationService(data, enqueuer, settings).submit_batch(
+                ROOT, {"items": [{"image_id": str(uuid.uuid4()), "distribute": [{"account": "team"}]}]}
+            )
+    finally:
+        enqueuer.close()
+        data.close()
+    assert (facts.accounts, facts.share_targets) == ({"default", "team"}, {SHARE})
 
 
 def test_refusals_note_why_and_a_hidden_batch_says_it_is_out_of_scope(service) -> None:

@@ -324,3 +324,65 @@ def test_a_template_breaking_a_guardrail_is_refused(guarded) -> None:
         assert parse_batch({"selector": {"account": "locked", **selector}, "template": template}, guarded).selection
     # Where decryption is allowed (prod), the same template passes.
     assert parse_batch({"selector": {"account": "prod"}, "template": {"decrypt": True}}, guarded).selection
+
+
+@pytest.fixture
+def receivers():
+    """``golden`` may share with ``team-a`` (cn-north-4) and ``south`` (cn-south-1); ``team-b`` is configured but
+    not in its share_projects."""
+    team = {"access_key": "AKT", "secret_key": "SKT"}
+    return load_settings(
+        redis_url="redis://127.0.0.1:1/0",
+        redis_allow_no_password=True,  # never reached
+        api_tokens="validation-token-1",
+        accounts={
+            "golden": {**ACCOUNT, "share_projects": [FRIEND, "d" * 32], "copy_regions": ["cn-south-1"]},
+            "team-a": {**team, "project_id": FRIEND},
+            "team-b": {**team, "project_id": STRANGER},
+            "south": {**team, "project_id": "d" * 32, "region": "cn-south-1"},
+        },
+    )
+
+
+def test_a_distribution_is_kept_with_its_receivers_and_acts_in_their_accounts(receivers) -> None:
+    distribute = [
+        {"account": "team-a", "key": "ims/team-a", "tags": {"team": "a"}},
+        {"account": "south", "region": "cn-south-1"},
+    ]
+    [item] = parse_batch(
+        {"items": [{"image_id": _image(), "distribute": distribute}], "defaults": {"account": "golden"}}, receivers
+    ).items
+    assert [r.model_dump(exclude_none=True) for r in item.spec.distribute] == distribute
+    assert item.accounts == ["golden", "team-a", "south"]
+
+
+def test_each_bad_receiver_is_refused_naming_its_field_and_rule(receivers) -> None:
+    refusal = _refusal(
+        parse_batch,
+        {
+            "items": [
+                {"image_id": _image(), "distribute": [{"account": "team-b"}, {"account": "nowhere"}]},
+                {"image_id": _image(), "distribute": [{"account": "team-a"}, {"account": "team-a"}]},
+                {"image_id": _image(), "distribute": [{"account": "team-a", "key": "no key!"}]},
+                {"image_id": _image(), "kms_key": "ims/default", "distribute": [{"account": "team-a"}]},
+                {"image_id": _image(), "distribute": [{"account": "south"}]},
+                {"image_id": _image(), "distribute": []},
+                {"image_id": _image(), "withdraw_share": True},
+            ],
+            "defaults": {"account": "golden"},
+        },
+        receivers,
+    )
+    rules = {(p.index, p.field): p.rule for p in refusal.errors}
+    assert rules == {
+        (0, "distribute.0"): f"project {STRANGER} is not in account golden's share_projects "
+        "(sharing is refused when the list is empty)",
+        (0, "distribute.1.account"): "must be one of the configured accounts: golden, south, team-a, team-b",
+        (1, "distribute"): "must not list a receiver twice (account team-a)",
+        (2, "distribute.0.key"): "must be a KMS key ID (UUID) or an alias such as ims/default",
+        (3, "kms_key"): "a distribution shares the copy, which must be unencrypted (IMG.0098): leave kms_key out and "
+        "give each receiver its key",
+        (4, "distribute.0.region"): "account south's project is in region cn-south-1, not cn-north-4",
+        (5, "distribute"): "must list 1 to 128 receivers, IMS's member limit (got 0)",
+        (6, "withdraw_share"): "is only for a distribution: give distribute too",
+    }

@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from cli.item_view import item_view
 from cli.main import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app
 from cli.processes import free_port
 from tests.support import walk_to
@@ -115,3 +117,13 @@ def test_an_unknown_item_is_one_line_naming_it_and_exit_2(api) -> None:
 def test_an_unreachable_api_is_exit_3() -> None:
     shown = runner.invoke(app, ["item", "0" * 32, "--api", f"http://127.0.0.1:{free_port()}", "--token", "t"])
     assert shown.exit_code == EXIT_UNREACHABLE and "API unreachable" in shown.stderr
+
+
+def test_an_item_names_its_receivers_and_a_receiver_its_parent() -> None:
+    base = {"batch_id": "b" * 32, "account": "golden", "mode": "in-region", "image_id": "img", "state": "succeeded"}
+    parent = {**base, "item_id": "p" * 32, "distribute": [{"account": "team-a"}, {"account": "team-b"}]}
+    receiver = {**base, "item_id": "r" * 32, "account": "team-a", "parent_id": "p" * 32}
+    console = Console(record=True, width=200)
+    console.print(item_view(parent), item_view(receiver))
+    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in console.export_text().splitlines()]
+    assert ["Distribute to", "team-a, team-b"] in rows and ["Receiver of", "p" * 32] in rows

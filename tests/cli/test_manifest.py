@@ -184,9 +184,12 @@ def test_rows_that_differ_in_any_field_of_the_copy_are_not_duplicates() -> None:
         {**base, "share_with": [p1]},  # 14
         {**base, "provenance": False},  # 15
         base,  # 16
+        {**base, "distribute": [{"account": "a"}, {"account": "b", "tags": {"t": "1"}}]},  # 17
+        {**base, "distribute": [{"account": "b", "tags": {"t": "1"}}, {"account": "a"}]},  # 18: the same receivers
+        {**base, "distribute": [{"account": "a"}]},  # 19
     ]
     text = "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"
-    assert parse_manifest(text, "json").duplicates() == [[2, 16], [3, 4], [9, 10], [12, 13]]
+    assert parse_manifest(text, "json").duplicates() == [[2, 16], [3, 4], [9, 10], [12, 13], [17, 18]]
 
 
 def test_a_deeply_nested_json_manifest_is_an_error_not_a_crash(tmp_path: Path) -> None:

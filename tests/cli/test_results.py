@@ -32,6 +32,10 @@ def test_csv_results(tmp_path: Path) -> None:
         "new_image_id": "new-1",
         "target_region": "",
         "followups": "",
+        "receiver_of": "",
+        "account": "",
+        "kms_key": "",
+        "tags": "",
     }
     assert rows[2]["state"] == INVALID and rows[2]["item_id"] == ""
 
@@ -94,3 +98,18 @@ def test_csv_cells_a_spreadsheet_would_run_are_text_and_json_keeps_them(tmp_path
     assert (row["line"], row["image_id"], row["message"], row["followups"]) == ("2", f"'{formula}", "'-1+2", "'@x")
     write_results(tmp_path / "r.json", results)
     assert json.loads((tmp_path / "r.json").read_text())[0]["image_id"] == formula
+
+
+def test_a_distribution_says_who_has_a_copy_and_each_receiver_is_a_row_naming_its_parent() -> None:
+    verdicts = [
+        {"account": "team-a", "state": "succeeded", "reason": None},
+        {"account": "team-c", "state": "rejected", "reason": "KEY_NOT_FOUND"},
+    ]
+    followups = {"distribute": {"status": "failed", "receivers": verdicts, "withdrawn": False}}
+    assert followups_summary(followups) == "distributed to 1 of 2 (team-c: KEY_NOT_FOUND)"
+    done = {"distribute": {"status": "applied", "receivers": verdicts[:1], "withdrawn": True}}
+    assert followups_summary(done) == "distributed to 1 of 1; share withdrawn"
+    receiver = {"item_id": "d" * 32, "image_id": "shared", "state": "succeeded", "line": 2, "parent_id": "a" * 32}
+    row = ItemResult.of({**receiver, "account": "team-a", "kms_key": "ims/a", "tags": {"team": "a", "env": "p"}})
+    assert (row.line, row.receiver_of, row.account) == (2, "a" * 32, "team-a")
+    assert (row.kms_key, row.tags) == ("ims/a", "team=a;env=p")

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from typer.testing import CliRunner
 
 from cli.main import EXIT_SOME_FAILED, app
-from cli.progress import RateColumn
+from cli.progress import RateColumn, distributions_table
 from tests.support import walk_to
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
@@ -109,3 +109,20 @@ def test_rate_column_shows_items_per_minute() -> None:
         now[0] += 10.0
         progress.advance(task)
     assert progress.columns[0].render(progress.tasks[task]).plain == "6.0/min"
+
+
+def test_watch_shows_each_distribution_as_a_tree_of_its_receivers_verdicts() -> None:
+    receivers = [
+        {"account": "team-a", "region": "cn-north-4", "project_id": "a1" * 16, "state": "succeeded",
+         "new_image_id": "own-a", "key": "ims/a", "tags": {"team": "a"}, "reason": None},
+        {"account": "team-c", "region": "cn-north-4", "project_id": "c3" * 16, "state": "rejected",
+         "new_image_id": None, "key": "ims/none", "tags": None, "reason": "KEY_NOT_FOUND"},
+    ]  # fmt: skip
+    parent = {"item_id": "p" * 32, "state": "succeeded", "new_image_id": "shared",
+              "followups": {"distribute": {"receivers": receivers}}}  # fmt: skip
+    assert distributions_table([{"item_id": "x", "state": "succeeded"}]) is None
+    console = Console(record=True, width=200)
+    console.print(distributions_table([parent]))
+    lines = console.export_text().splitlines()
+    assert any("├ team-a" in line and "own-a" in line and "ims/a" in line and "team=a" in line for line in lines)
+    assert any("└ team-c" in line and "rejected" in line and "KEY_NOT_FOUND" in line for line in lines)

@@ -40,15 +40,15 @@ def test_the_reconcilers_resends_and_the_followup_chain_come_from_the_table() ->
     assert [resend_for(s) for s in (ItemState.ACCEPTED, ItemState.VALIDATING)] == [TaskName.VALIDATE] * 2
     assert [resend_for(s) for s in (ItemState.WAITING, ItemState.SUBMITTING)] == [TaskName.SUBMIT] * 2
     assert resend_for(ItemState.REPLICATING) is TaskName.POLL and resend_for(ItemState.SUCCEEDED) is None
-    assert (followup_task(Kind.TAGS), followup_task(Kind.SHARE)) == (TaskName.TAG, TaskName.SHARE)
-    assert {n for n, s in STEPS.items() if s.sequenced} == {TaskName.POLL, TaskName.TAG, TaskName.SHARE}
+    assert [followup_task(k) for k in Kind] == [TaskName.TAG, TaskName.SHARE, TaskName.DISTRIBUTE]
+    followups = {TaskName.TAG, TaskName.SHARE, TaskName.DISTRIBUTE}
+    assert {n for n, s in STEPS.items() if s.sequenced} == {TaskName.POLL, *followups}
     assert {n for n, s in STEPS.items() if s.bundled} == {TaskName.SUBMIT, TaskName.POLL, TaskName.NEW_IMAGES}
     assert {n for n, s in STEPS.items() if s.item_scoped} == {
         TaskName.VALIDATE,
         TaskName.SUBMIT,
         TaskName.POLL,
-        TaskName.TAG,
-        TaskName.SHARE,
+        *followups,
     }
 
 

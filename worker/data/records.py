@@ -43,6 +43,11 @@ class NewItem:
     spec: ItemSpec
     account: str
 
+    @property
+    def accounts(self) -> list[str]:
+        """Every account it acts in: its own and its receivers' (each accepts and copies as itself)."""
+        return [self.account, *(r.account for r in self.spec.distribute or ())]
+
 
 def admission_order(ids: Sequence[str], accounts: Sequence[str]) -> list[str] | None:
     """The order an admit chain takes a batch of several accounts in (None for one account: as submitted): each
@@ -121,6 +126,7 @@ class RecordStore:
         self._update_if = register(client, "update_if")
         self._claim_poll = register(client, "claim_poll")
         self._spend_retry = register(client, "spend_retry")
+        self._add_children = register(client, "add_children")
 
     # Writing ----------------------------------------------------------------------------------------------------
     def create_batch(
@@ -215,6 +221,19 @@ class RecordStore:
             # Not accepted: taken back from the master, so that a 503 leaves nothing behind to run.
             self.withdraw(StoredBatch(batch_id, ids), claim)
             raise
+
+    def add_children(self, batch_id: str, items: Sequence[ReplicationItem], now: float | None = None) -> int:
+        """Add a distribution's receiver items (accepted) to ``batch_id``, those that do not exist yet, with the
+        batch's counts and total (``lua/add_children.lua``); returns how many were created."""
+        now = time.time() if now is None else now
+        k = self._keys
+        keys = [k.batch(batch_id), k.batch_items(batch_id), k.batch_counts(batch_id), k.state(ItemState.ACCEPTED.value)]
+        args: list[Any] = [now, json.dumps({"state": ItemState.ACCEPTED.value, "at": now}), len(items)]
+        for item in items:
+            keys += [k.item(item.id), k.item_log(item.id)]
+            fields = [v for pair in _compact(item.to_redis()).items() for v in pair]
+            args += [item.id, len(fields) // 2, *fields]
+        return int(self._add_children(keys=keys, args=args))
 
     def withdraw(self, stored: StoredBatch, claim: Claim | None = None) -> bool:
         """Take back a batch just stored whose acceptance failed afterwards (its admit message could not be stored,

@@ -1,4 +1,5 @@
-"""What happens to a copy after it is active: its tags, then its sharing ("follow-ups"), and what each one did.
+"""What happens to a copy after it is active: its tags, then its sharing, then its distribution ("follow-ups"), and
+what each one did.
 
 A copy with follow-ups goes ``replicating -> finishing`` when it becomes active: its IMS slot is free at once (tag
 and member calls are not replication tasks), and the follow-ups run in order as steps of their own
@@ -31,8 +32,10 @@ def policy_tags(policy_id: str, source_image_id: str, retention: dict[str, str])
 
 
 class Kind(str, Enum):
+    # In the order they run: a distribution's receivers accept a share that exists.
     TAGS = "tags"
     SHARE = "share"
+    DISTRIBUTE = "distribute"
 
 
 class Status(str, Enum):
@@ -76,8 +79,46 @@ class ShareResult(_Result):
         return [p for p in self.wanted if p not in shared]
 
 
+class ReceiverVerdict(BaseModel):
+    """One receiver of a distribution: where its copy is (or is to be), and its receiver item's outcome."""
+
+    account: str
+    region: str
+    project_id: str | None = None  # None: its account is not configured on the workers
+    item_id: str | None = None  # its receiver item, once made (worker.steps.distribute)
+    via: str | None = None  # in another region: the item carrying the copy there, whose receiver item it gets
+    state: str = Status.PENDING.value  # its item's state once made
+    new_image_id: str | None = None
+    key: str | None = None
+    tags: dict[str, str] | None = None
+    reason: ReasonCode | None = None
+    message: str | None = None
+
+    @property
+    def has_copy(self) -> bool:
+        return self.state == "succeeded" and self.new_image_id is not None
+
+
+class DistributeResult(_Result):
+    """The receivers, each with its verdict; ``withdraw``: remove the members once every one has its own copy."""
+
+    receivers: list[ReceiverVerdict]
+    withdraw: bool = False
+    withdraw_job_id: str | None = None  # IMS's member job removing the receivers (imsDeleteImageMembersJob)
+    withdrawn: bool = False
+
+    @property
+    def not_distributed(self) -> list[ReceiverVerdict]:
+        return [r for r in self.receivers if not r.has_copy]
+
+
 # The item's reason when a follow-up of this kind did not apply.
-NOT_APPLIED = {Kind.TAGS: ReasonCode.TAGS_NOT_APPLIED, Kind.SHARE: ReasonCode.NOT_SHARED}
+NOT_APPLIED = {
+    Kind.TAGS: ReasonCode.TAGS_NOT_APPLIED,
+    Kind.SHARE: ReasonCode.NOT_SHARED,
+    Kind.DISTRIBUTE: ReasonCode.NOT_DISTRIBUTED,
+}
+Result = TagsResult | ShareResult | DistributeResult
 
 
 class Followups(BaseModel):
@@ -86,9 +127,10 @@ class Followups(BaseModel):
     started_at: float
     tags: TagsResult | None = None
     share: ShareResult | None = None
+    distribute: DistributeResult | None = None
 
-    def result(self, kind: Kind) -> TagsResult | ShareResult | None:
-        return self.tags if kind is Kind.TAGS else self.share
+    def result(self, kind: Kind) -> Result | None:
+        return getattr(self, kind.value)
 
     def next_kind(self) -> Kind | None:
         """The first follow-up still to do, in order (tags, then sharing); None when all are done."""
@@ -96,7 +138,7 @@ class Followups(BaseModel):
 
     def outcome(self) -> tuple[ReasonCode | None, str | None]:
         """The item's reason and message once all are done: None for both when everything applied."""
-        failed: list[tuple[Kind, TagsResult | ShareResult]] = [
+        failed: list[tuple[Kind, Result]] = [
             (kind, result)
             for kind in Kind
             if (result := self.result(kind)) is not None and result.status is Status.FAILED
@@ -107,8 +149,12 @@ class Followups(BaseModel):
         for _, result in failed:
             if isinstance(result, TagsResult):
                 what = "tags not applied: " + ", ".join(f"{k}={v}" for k, v in result.not_applied.items())
-            else:
+            elif isinstance(result, ShareResult):
                 what = "not shared with " + ", ".join(result.not_shared)
+            elif missing := result.not_distributed:
+                what = "no copy of their own for " + ", ".join(r.account for r in missing)
+            else:
+                what = "the share not withdrawn"
             why = f"{result.reason.value}: " if result.reason else ""
             parts.append(f"{what} ({why}{result.message})")
         return NOT_APPLIED[failed[0][0]], "the copy is made; " + "; ".join(parts)

@@ -6,6 +6,7 @@ import json
 
 from pydantic import BaseModel
 
+from worker.domain.distribution import Receiver
 from worker.domain.followups import Followups
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
@@ -13,7 +14,7 @@ from worker.domain.states import ItemState
 IN_REGION = "in-region"
 CROSS_REGION = "cross-region"
 # Fields stored as JSON text in the item's hash (the rest are flat strings).
-JSON_FIELDS = frozenset({"share_with", "tags", "followups"})
+JSON_FIELDS = frozenset({"share_with", "distribute", "tags", "followups"})
 
 
 class Transition(BaseModel):
@@ -38,9 +39,15 @@ class ReplicationItem(BaseModel):
     target_project: str | None = None  # the destination project's name; None: the region's default project
     agency: str | None = None
     share_with: list[str] | None = None
+    distribute: list[Receiver] | None = None  # its receivers (worker.domain.distribution)
+    withdraw_share: bool | None = None  # remove its receivers from the members once each has its own copy
     tags: dict[str, str] | None = None
     provenance: bool | None = None  # provenance tags; None: the server's IMSREP_PROVENANCE_TAGS
     line: int | None = None  # its line in the submitter's manifest (absent from records stored before it existed)
+    # A receiver item (worker.steps.distribute): the item whose shared copy it copies, and the member job by which
+    # its account accepted the share.
+    parent_id: str | None = None
+    accept_job_id: str | None = None
     # Where it stands.
     state: ItemState
     reason: ReasonCode | None = None
@@ -90,6 +97,13 @@ class ReplicationItem(BaseModel):
         return self.job_id is not None and self.new_image_id is not None
 
     @property
+    def receives_share(self) -> bool:
+        """A distribution's receiver item: an in-region copy of its parent's shared copy, made by the receiver after
+        it accepted the share. (A parent's cross-region item, carrying its copy into its receivers' region, is a
+        copy of the parent's own image.)"""
+        return self.parent_id is not None and self.target_region is None
+
+    @property
     def mode(self) -> str:
         """``in-region`` or ``cross-region``: IMS counts the two kinds of copy apart."""
         return CROSS_REGION if self.target_region else IN_REGION
@@ -120,6 +134,8 @@ def redis_value(value: object) -> str:
         return ""
     if isinstance(value, BaseModel):
         return value.model_dump_json()
+    if isinstance(value, list):
+        value = [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value.value) if hasattr(value, "value") else str(value)

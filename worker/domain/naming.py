@@ -6,6 +6,10 @@ Every pattern is matched with ``fullmatch``: ``$`` alone would also match before
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator
 
 NAME_MAX = 128
 DESCRIPTION_MAX = 1024
@@ -78,3 +82,27 @@ def default_copy_name(region: str, source_name: str) -> str:
     """The console's default, ``copy_<region>_<source name>``, cut to IMS's 128 characters."""
     name = f"copy_{region}_{source_name}"[:NAME_MAX]
     return name.rstrip(" ")
+
+
+def region_problem(region: str) -> str | None:
+    return None if REGION_RE.fullmatch(region) else "must be a region ID such as cn-south-1"
+
+
+T = TypeVar("T")
+
+
+def _checked(problem: Callable[[T], str | None]) -> AfterValidator:
+    """A field validator from one of the rules above: the rule's words are the field's error."""
+
+    def check(value: T) -> T:
+        if (found := problem(value)) is not None:
+            raise ValueError(found)
+        return value
+
+    return AfterValidator(check)
+
+
+# Fields that follow those rules, for the models that take them (an item's options, a distribution's receivers).
+RegionId = Annotated[str, _checked(region_problem)]
+KeyRef = Annotated[str, _checked(key_ref_problem)]
+Tags = Annotated[dict[str, str], _checked(tags_problem)]

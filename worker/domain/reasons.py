@@ -51,6 +51,7 @@ class ReasonCode(str, Enum):
     # A ``succeeded`` item whose copy exists but whose follow-ups did not all apply (``followups`` says which).
     TAGS_NOT_APPLIED = "TAGS_NOT_APPLIED"
     NOT_SHARED = "NOT_SHARED"
+    NOT_DISTRIBUTED = "NOT_DISTRIBUTED"  # a receiver of its distribution has no copy of its own (each one's reason)
     # Why one follow-up did not apply (in ``followups``).
     TAG_INVALID = "TAG_INVALID"
     NOT_SHAREABLE_ENCRYPTED = "NOT_SHAREABLE_ENCRYPTED"
@@ -134,6 +135,8 @@ _NEXT_STEPS: dict[ReasonCode, str] = {
     "IMS (a succeeded item is not retried).",
     ReasonCode.NOT_SHARED: "The copy exists; the message names the projects it is not shared with and why: share "
     "it with them in IMS (a succeeded item is not retried).",
+    ReasonCode.NOT_DISTRIBUTED: "The copy exists; the message names the receivers without a copy of their own "
+    "and why (each is an item of the batch): fix each one's cause, then retry the batch (its failed receivers).",
     ReasonCode.TAG_INVALID: "Fix the tag as the message says and add it to the copy in IMS.",
     ReasonCode.NOT_SHAREABLE_ENCRYPTED: "An encrypted copy cannot be shared: make an unencrypted copy (no kms_key) "
     "to share.",

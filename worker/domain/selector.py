@@ -185,6 +185,14 @@ class Template(ItemOptions):
             raise ValueError("give the account on the selector (whose images are listed)")
         return v
 
+    @field_validator("distribute")
+    @classmethod
+    def _no_distribution(cls, v: list | None) -> list | None:
+        # Its receivers' accounts would act outside the scope checked for a selector (its account only).
+        if v is not None:
+            raise ValueError("a selector's copies cannot be distributed yet: list the items")
+        return v
+
     @model_validator(mode="after")
     def _key_or_decrypt(self) -> Template:
         if self.decrypt and self.kms_key is not None:

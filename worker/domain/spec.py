@@ -9,20 +9,20 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.settings import ACCOUNT_NAME, AGENCY_NAME, AccountSettings
+from worker.domain.distribution import MAX_MEMBERS, Receiver, receivers_problem
 from worker.domain.followups import PROVENANCE_KEYS
 from worker.domain.naming import (
     PROJECT_ID_RE,
     PROJECT_NAME_RE,
-    REGION_RE,
     TAGS_MAX,
+    KeyRef,
+    RegionId,
+    Tags,
     description_problem,
     is_uuid,
-    key_ref_problem,
     name_problem,
-    tags_problem,
 )
 
-MAX_MEMBERS = 128  # member projects of one (system- or data-disk) image, docs/ims-api.md §9
 MAX_LINE = 1_000_000_000  # a manifest line number; bounded so that no value is absurd
 
 
@@ -33,14 +33,14 @@ class ItemOptions(BaseModel):
 
     name: str | None = Field(None, description="New image name; default copy_<region>_<source name>")
     description: str | None = Field(None, description="New image description (max 1024, no CR/LF, < or >)")
-    kms_key: str | None = Field(
+    kms_key: KeyRef | None = Field(
         None, description="KMS key ID or alias for an encrypted copy; omit for an unencrypted copy"
     )
     enterprise_project_id: str | None = Field(None, description='"0" (default project) or a UUID')
     account: str | None = Field(
         None, pattern=ACCOUNT_NAME.pattern, description="Configured account name; default if omitted"
     )
-    target_region: str | None = Field(
+    target_region: RegionId | None = Field(
         None,
         description="Copy into this region (cross-region replication), one of the account's copy_regions; omit for a "
         "copy in the account's region",
@@ -58,7 +58,15 @@ class ItemOptions(BaseModel):
         description="Project IDs to share the copy with once it is active (the copy must be unencrypted), each in "
         "the account's share_projects",
     )
-    tags: dict[str, str] | None = Field(
+    distribute: list[Receiver] | None = Field(
+        None,
+        description="Receiving projects (configured accounts), each to accept the share and keep a private copy of "
+        "its own under its key (docs/architecture.md, A distribution); the source copy is unencrypted",
+    )
+    withdraw_share: bool | None = Field(
+        None, description="With distribute: remove the receivers from the copy's members once each has its own copy"
+    )
+    tags: Tags | None = Field(
         None,
         description="Tags for the copy, applied once it is active: at most 10, key 1-36 and value 0-43 characters",
         examples=[{"campaign": "rekey-2026"}],
@@ -81,25 +89,11 @@ class ItemOptions(BaseModel):
             raise ValueError(problem)
         return v
 
-    @field_validator("kms_key")
-    @classmethod
-    def _key(cls, v: str | None) -> str | None:
-        if v is not None and (problem := key_ref_problem(v)):
-            raise ValueError(problem)
-        return v
-
     @field_validator("enterprise_project_id")
     @classmethod
     def _eps(cls, v: str | None) -> str | None:
         if v is not None and v != "0" and not is_uuid(v):
             raise ValueError('must be "0" or a UUID')
-        return v
-
-    @field_validator("target_region")
-    @classmethod
-    def _region(cls, v: str | None) -> str | None:
-        if v is not None and not REGION_RE.fullmatch(v):
-            raise ValueError("must be a region ID such as cn-south-1")
         return v
 
     @field_validator("target_project")
@@ -123,10 +117,10 @@ class ItemOptions(BaseModel):
             raise ValueError("must not list a project twice")
         return v
 
-    @field_validator("tags")
+    @field_validator("distribute")
     @classmethod
-    def _tags(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None and (problem := tags_problem(v)):
+    def _distribute(cls, v: list[Receiver] | None) -> list[Receiver] | None:
+        if v is not None and (problem := receivers_problem(v)):
             raise ValueError(problem)
         return v
 
@@ -176,6 +170,19 @@ def cross_field_problems(
     if spec.share_with is not None and spec.kms_key is not None:
         encrypted = "an encrypted copy cannot be shared (IMS refuses, IMG.0098): leave kms_key out to share"
         found.append(("share_with", encrypted))
+    if spec.withdraw_share is not None and spec.distribute is None:
+        found.append(("withdraw_share", "is only for a distribution: give distribute too"))
+    if spec.distribute is not None:
+        if spec.kms_key is not None:
+            found.append(
+                (
+                    "kms_key",
+                    "a distribution shares the copy, which must be unencrypted (IMG.0098): leave "
+                    "kms_key out and give each receiver its key",
+                )
+            )
+        if cross:
+            found.append(("target_region", "a distribution's receivers say its regions: leave target_region out"))
     provenance = spec.provenance if spec.provenance is not None else provenance_default
     if provenance and spec.tags:
         if clash := sorted(set(spec.tags) & set(PROVENANCE_KEYS)):

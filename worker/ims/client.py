@@ -283,6 +283,12 @@ class ImsClient:
         url = f"{self._account.ims_endpoint}/v1/cloudimages/members"
         return self._call("add_members", "POST", url, _job_id, body={"images": image_ids, "projects": project_ids})
 
+    def remove_members(self, image_ids: list[str], project_ids: list[str]) -> str:
+        """Stop sharing images with projects (``DELETE /v1/cloudimages/members``, asynchronous, docs/ims-api.md §9);
+        returns the member job's ID."""
+        url = f"{self._account.ims_endpoint}/v1/cloudimages/members"
+        return self._call("remove_members", "DELETE", url, _job_id, body={"images": image_ids, "projects": project_ids})
+
     def update_member_status(self, image_ids: list[str], status: str, *, vault_id: str | None = None) -> str:
         """Accept (``"accepted"``) or reject (``"rejected"``) images shared with this project, as the member: IMS
         takes the answer only from the member itself, its own project named in the body (docs/ims-api.md §9).

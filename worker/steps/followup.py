@@ -25,9 +25,11 @@ import logging
 from worker import registry
 from worker.domain import guardrails
 from worker.domain.followups import (
+    DistributeResult,
     Followups,
     Kind,
     Member,
+    Result,
     ShareResult,
     Status,
     TagsResult,
@@ -40,6 +42,7 @@ from worker.errors import AuthenticationError, PermanentError, ReplicatorError, 
 from worker.ims.client import ImsClient
 from worker.ratelimit import RateLimited
 from worker.steps.context import Next, StepContext
+from worker.steps.distribute import distribute, members_of, receiver_verdicts
 from worker.steps.outcomes import finish, release_slot, retry_later
 
 log = logging.getLogger("worker.steps")
@@ -49,13 +52,17 @@ def copied(ctx: StepContext, item: ReplicationItem, image_id: str) -> list[Next]
     """The new image is active: the item succeeds, or (with tags or sharing to apply) its follow-ups begin."""
     provenance = item.provenance if item.provenance is not None else ctx.settings.provenance_tags
     tags = wanted_tags(item.tags, provenance, item.image_id, item.batch_id)
-    if not tags and not item.share_with:
+    receivers = receiver_verdicts(ctx, item)
+    # One members call for all: share_with's projects and the receivers' (docs/ims-api.md §9).
+    members = [*(item.share_with or ()), *members_of(ctx, item, receivers)]
+    if not tags and not members and not receivers:
         return finish(ctx, item, ItemState.SUCCEEDED, new_image_id=image_id, progress=1.0)
     now = ctx.clock()
     followups = Followups(
         started_at=now,
         tags=TagsResult(wanted=tags) if tags else None,
-        share=ShareResult(wanted=item.share_with) if item.share_with else None,
+        share=ShareResult(wanted=members) if members else None,
+        distribute=DistributeResult(receivers=receivers, withdraw=bool(item.withdraw_share)) if receivers else None,
     )
     moved = ctx.data.records.move(
         item,
@@ -85,15 +92,24 @@ def followup(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = Fa
             return []  # a duplicate of a task that has already run
         seq = current  # its worker died: take the chain over (the claim lets one of two go on)
     followups = item.followups
+    sent: list[Next] = []  # a distribution's receiver items' first steps
     while (kind := followups.next_kind()) is not None:
         result = followups.result(kind)
         assert result is not None
-        if ctx.clock() - followups.started_at > ctx.settings.poll_deadline_seconds:
+        # A distribution waits on its receiver items, which keep deadlines of their own (a full quota's wait too).
+        late = ctx.clock() - followups.started_at > ctx.settings.poll_deadline_seconds
+        if late and kind is not Kind.DISTRIBUTE:
             _fail(result, ReasonCode.FOLLOWUP_DEADLINE, "not done within IMSREP_POLL_DEADLINE_SECONDS")
             continue
         try:
             client = ctx.destination(item)
-            wait = _tags(client, item, result) if kind is Kind.TAGS else _share(ctx, client, item, result)
+            if isinstance(result, TagsResult):
+                wait = _tags(client, item, result)
+            elif isinstance(result, ShareResult):
+                wait = _share(ctx, client, item, result)
+            else:
+                wait, made = distribute(ctx, client, item, result, followups.share)
+                sent += made
         except PermanentError as error:
             if isinstance(error, AuthenticationError):
                 ctx.credentials_refused(item.account, error)
@@ -110,11 +126,11 @@ def followup(ctx: StepContext, item_id: str, seq: int, *, redelivered: bool = Fa
             if not _claim(ctx, item, seq):
                 return []
             return retry_later(ctx, item, error, registry.followup_task(kind), budget=False, seq=seq + 1)
-        if wait is not None:  # IMS is still at it (a member job): look again later
+        if wait is not None:  # IMS is still at it (a member job), or receiver items are: look again later
             _save(ctx, item, followups)
             if not _claim(ctx, item, seq):
-                return []
-            return [_task(item, followups, seq + 1, wait)]
+                return sent
+            return [*sent, _task(item, followups, seq + 1, wait)]
     return _done(ctx, item, followups)
 
 
@@ -181,19 +197,19 @@ def _members(client: ImsClient, image_id: str, result: ShareResult) -> None:
     ]
 
 
-def _read_back(ctx: StepContext, item: ReplicationItem, result: TagsResult | ShareResult) -> None:
+def _read_back(ctx: StepContext, item: ReplicationItem, result: Result) -> None:
     """After a refusal, what the copy holds anyway (an earlier attempt may have applied some): best effort."""
     try:
         client = ctx.destination(item)
         if isinstance(result, TagsResult):
             _applied_tags(client, item, result)
-        elif result.job_id is not None:
+        elif isinstance(result, ShareResult) and result.job_id is not None:
             _members(client, item.new_image_id or "", result)
     except ReplicatorError as error:
         log.info("item %s: could not read back its %s after a refusal: %s", item.id, type(result).__name__, error)
 
 
-def _fail(result: TagsResult | ShareResult, reason: ReasonCode, message: str) -> None:
+def _fail(result: Result, reason: ReasonCode, message: str) -> None:
     result.status, result.reason, result.message = Status.FAILED, reason, message
 
 

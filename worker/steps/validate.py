@@ -43,6 +43,7 @@ from worker.ims.client import DEFAULT_PAGE_SIZE, ImsClient
 from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
+from worker.steps.distribute import accept_share
 from worker.steps.outcomes import fail_permanently, finish, retry_later
 from worker.steps.scheduling import grant_slots, item_pool, pool_named, wait_for_slot, wait_for_slots
 
@@ -79,6 +80,9 @@ def validate(ctx: StepContext, item_id: str) -> list[Next]:
         return _conclude(ctx, item, None, refused, None, grant=True)
     try:
         client = ctx.client(item.account)
+        # A receiver item accepts its share first: until then IMS does not show it the image (docs/ims-api.md §9).
+        if item.receives_share and (accepting := accept_share(ctx, item, client)) is not None:
+            return accepting
         image = client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)
         problems = check_decrypt(item, account, image) + problems

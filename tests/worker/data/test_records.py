@@ -10,6 +10,7 @@ from tests.support import walk_to
 from worker.data import NewItem, RecordStore
 from worker.data.records import FIRST_ROUND
 from worker.domain.followups import Followups, TagsResult
+from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import MOVES, Event, ItemState
@@ -35,6 +36,24 @@ def test_create_batch_stores_every_item_accepted(store: RecordStore) -> None:
     assert [t.state for t in store.history(item.id)] == [ItemState.ACCEPTED]
     assert store.batch_item_ids(stored.batch_id) == stored.item_ids
     assert [i.position for i in store.get_items(stored.item_ids)] == [0, 1, 2]  # its place in line (issue 31)
+
+
+def test_receiver_items_join_their_batch_once_however_often_they_are_added(store: RecordStore) -> None:
+    stored = store.create_batch(_items(1))
+    (parent,) = store.get_items(stored.item_ids)
+    fields = {"batch_id": stored.batch_id, "image_id": "shared", "parent_id": parent.id, "state": ItemState.ACCEPTED}
+    children = [
+        ReplicationItem(id=uuid.uuid4().hex, account=a, created_at=1.0, updated_at=1.0, **fields)
+        for a in ("team-a", "team-b")
+    ]
+    assert store.add_children(stored.batch_id, children, now=2.0) == 2
+    assert store.add_children(stored.batch_id, children, now=3.0) == 0  # a resend adds none twice
+    summary = store.batch(stored.batch_id)
+    assert summary.total == 3 and summary.counts[ItemState.ACCEPTED] == 3
+    assert store.batch_item_ids(stored.batch_id) == [parent.id, *(c.id for c in children)]
+    added = store.get_items([c.id for c in children])
+    assert [(i.position, i.parent_id, i.account) for i in added] == [(1, parent.id, "team-a"), (2, parent.id, "team-b")]
+    assert [t.state for t in store.history(children[0].id)] == [ItemState.ACCEPTED]
 
 
 def test_tags_are_stored_and_read_back_as_a_mapping(store: RecordStore) -> None:

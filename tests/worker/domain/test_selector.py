@@ -156,3 +156,8 @@ def test_a_copy_names_its_source_by_its_data_origin() -> None:
     assert Image(id="c", __data_origin=f"image,cn-north-4,{SOURCE}").copied_from == SOURCE
     assert Image(id="i", __data_origin="instance,ecs-1").copied_from is None
     assert Image(id="p").copied_from is None
+
+
+def test_a_template_does_not_distribute_since_its_scope_is_the_selectors_account() -> None:
+    with pytest.raises(ValidationError, match="a selector's copies cannot be distributed yet"):
+        Template(distribute=[{"account": "team-a"}])

@@ -45,9 +45,12 @@ def sim_settings(redis_url: str, sim, prefix: str, **overrides: object) -> Setti
         "request_rate": 200,
         "request_burst": 50,
     }
+    # More accounts of the simulator (``accounts={name: fields}``), each like the default one but for its fields.
+    others = {name: {**account, **fields} for name, fields in overrides.pop("accounts", {}).items()}
     account.update(overrides.pop("account", {}))
     timings = {**FAST_TIMINGS, **overrides}  # the test stacks' profile: every countdown within 2 s
-    return load_settings(redis_url=redis_url, key_prefix=prefix, demo=True, accounts={"default": account}, **timings)
+    accounts = {"default": account, **others}
+    return load_settings(redis_url=redis_url, key_prefix=prefix, demo=True, accounts=accounts, **timings)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 -- marker the batch expects: a redelivered page (or one sent again after a lost reply) changes nothing. An image
 -- already in the batch (the seen set: images of the batch's own items and of earlier pages) is skipped. Each item
 -- created gets its position: its index in the batch's items list.
+-- Uses lib/new_item.lua: each item stored.
 -- Uses lib/batch_end.lua: the last page may end the batch (every item it had is terminal, and it adds none).
 --
 -- KEYS[1]      P:batch:<batch>          hash
@@ -25,13 +26,7 @@ local created, pos = 0, 11
 for i = 1, n do
   local item_id, image_id, nfields = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
   if redis.call('SADD', KEYS[4], image_id) == 1 then
-    local fields = {}
-    for j = pos + 3, pos + 2 + 2 * nfields do fields[#fields + 1] = ARGV[j] end
-    redis.call('HSET', KEYS[5 + 2 * i], unpack(fields))
-    redis.call('DEL', KEYS[6 + 2 * i])
-    redis.call('RPUSH', KEYS[6 + 2 * i], ARGV[8])
-    redis.call('HSET', KEYS[5 + 2 * i], 'position', redis.call('RPUSH', KEYS[2], item_id) - 1)
-    redis.call('ZADD', KEYS[5], now, item_id)
+    store_new_item(KEYS[5 + 2 * i], KEYS[6 + 2 * i], KEYS[2], KEYS[5], item_id, pos + 3, nfields, ARGV[8], now)
     created = created + 1
   end
   pos = pos + 3 + 2 * nfields
