@@ -42,14 +42,15 @@ def finish(
 def _wake_parent(ctx: StepContext, item: ReplicationItem) -> list[Next]:
     """An item a distribution made (a receiver item, a cross-region carrier) that ended has its parent look at its
     receivers now rather than at its next look, ``poll_max_interval`` away (docs/architecture.md "A distribution").
-    The parent's follow-ups are one sequenced chain: of this message and the one it was waiting for, the first to
-    run goes on and the other is dropped as a duplicate."""
+    The wake may take the parent's chain over, as a redelivered message may: receivers ending together wake it
+    together, and one that found the chain moved on must still look, or the last receiver's end would be missed;
+    the chain's claim lets one of them go on, and the message the chain waited for is then a stale one."""
     parent = ctx.data.records.get_item(item.parent_id) if item.parent_id else None
     if parent is None or parent.state is not ItemState.FINISHING or parent.followups is None:
         return []
     if parent.followups.next_kind() is not Kind.DISTRIBUTE:
         return []
-    return [Next.for_item(TaskName.DISTRIBUTE, parent, seq=parent.poll_seq or 0)]
+    return [Next.for_item(TaskName.DISTRIBUTE, parent, seq=parent.poll_seq or 0, redelivered=1)]
 
 
 def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:

@@ -170,8 +170,9 @@ def test_a_receiver_whose_image_quota_is_full_waits_then_copies_once_it_is_raise
 
 
 def test_a_receiver_that_ends_wakes_its_parents_distribution_at_once(ctx, ims) -> None:
-    """The parent looks at its receiver items every poll_max_interval; one that ends has it look now, in its chain
-    (its sequence number: the message the chain waited for is then a duplicate). Nothing wakes a parent past it."""
+    """The parent looks at its receiver items every poll_max_interval; one that ends has it look now, by a message
+    that may take its chain over (receivers ending together must not lose the last look). Nothing wakes a parent
+    that has ended."""
     source = image_id(ims, "debian-12-base")
     (parent_id,) = store_items(ctx, ItemSpec(image_id=source, distribute=[Receiver(account="team-a")]))
     parent = ctx.data.records.get_item(parent_id)
@@ -185,7 +186,7 @@ def test_a_receiver_that_ends_wakes_its_parents_distribution_at_once(ctx, ims) -
     walk_to(ctx.data.records, child.id, ItemState.VALIDATING)
 
     sent = finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED, reason=ReasonCode.KEY_NOT_FOUND)
-    wake = Next.for_item(TaskName.DISTRIBUTE, ctx.data.records.get_item(parent_id), seq=3)
+    wake = Next.for_item(TaskName.DISTRIBUTE, ctx.data.records.get_item(parent_id), seq=3, redelivered=1)
     assert sent == [wake]
     # A parent no longer distributing (ended, say) is not woken.
     walk_to(ctx.data.records, parent_id, ItemState.SUCCEEDED)
