@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.options import BenchOptions
 from bench.report import Figure
-from bench.scenarios import accounts, calls, campaigns, fairness, ingest, latency, projects, slots
+from bench.scenarios import accounts, calls, campaigns, distribution, fairness, ingest, latency, projects, slots
 
 Scenario = Callable[[BenchOptions], list[Figure]]
 
@@ -20,4 +20,5 @@ SCENARIOS: dict[str, Scenario] = {
     "fairness": fairness.run,
     "accounts": accounts.run,
     "latency": latency.run,
+    "distribution": distribution.run,
 }

@@ -4,7 +4,7 @@ regions, then accepted and copied by 12 receiving projects (4 per region) each u
 misconfigured (a key it does not have) fails alone; one receiver's image quota is full, so it waits until the test
 raises it; the worker is SIGKILLed twice mid-distribution. The API, the simulator and each receiver's own listing
 agree: 12 private copies, every member entry ``accepted`` (the share is kept: ``withdraw_share`` is not asked, and
-the unit tests cover the withdrawal), and no project has a copy twice."""
+tests/worker/steps/test_distribute.py covers the withdrawal), and no project has a copy twice."""
 
 from __future__ import annotations
 
