@@ -32,6 +32,8 @@ class BenchOptions:
     account_counts: str = "1,20,100,200"  # accounts: one run per number of projects
     scale_copy_seconds: float = 60.0  # accounts: D of those runs
     latencies: str = "0,0.15,0.3"  # latency: seconds the simulator waits before each answer, one run each (0 first)
+    distribution_images: int = 10  # distribution: golden images, two per slot (D = scale_copy_seconds) ...
+    distribution_receivers: int = 100  # ... each distributed to this many receiving projects
     latency_accounts: int = 200  # latency: projects (two copies per slot, D = scale_copy_seconds)
     policy_images: int = 10_000  # policy: the catalogue its selector covers (copied by its first run)
     policy_new_images: int = 100  # policy: images the simulator adds every interval

@@ -43,6 +43,7 @@ from config.settings import (
     redis_nodes,
     without_password,
 )
+from simulator.catalog.records import default_project_id_for
 from worker.data import RedisTarget, open_data_layer, redis_target, topology
 
 HOST = "127.0.0.1"
@@ -104,6 +105,9 @@ class StackOptions:
     # More simulator projects, each an account of its own besides ``default``: account name -> project ID
     # (the benchmarks spread work over many projects this way).
     simulator_accounts: dict[str, str] = field(default_factory=dict)
+    # The region of such an account outside the simulator's first (one of ``simulator_regions``), by account name: a
+    # project lives in one region (a distribution's receivers across regions); unnamed ones are in the first.
+    simulator_account_regions: dict[str, str] = field(default_factory=dict)
     # More regions the simulator serves, each on a port of its own: every account can copy into them (their IMS
     # endpoint and the simulator's agency are in its settings; the project ID is looked up in IAM).
     simulator_regions: tuple[str, ...] = ()
@@ -383,7 +387,7 @@ class LocalStack:
 
     def _simulator_service(self) -> Service:
         port = self.port("simulator")
-        project_ids = [*self.options.simulator_project_ids, *self.options.simulator_accounts.values()]
+        project_ids = [*self.options.simulator_project_ids, *self._account_projects()]
         keys = {"access_key": self.info.simulator_access_key, "secret_key": self.info.simulator_secret_key}
         self.info.simulator_url = f"http://{HOST}:{port}"
         self.info.simulator_project_id = project_ids[0]
@@ -404,6 +408,20 @@ class LocalStack:
             self.wait_ready([service.name])
         self.wait_topology()
         return self.info.redis_url
+
+    def _account_projects(self) -> list[str]:
+        """The simulator accounts' projects as ``--project-id`` values: plain in the first region, ``REGION=ID`` in
+        another, after that region's own default project (the one the source account's cross-region copies land in,
+        looked up in IAM by the region's name), which a receiver's project must not displace."""
+        placed = self.options.simulator_account_regions
+        unknown = sorted(set(placed.values()) - set(self.options.simulator_regions))
+        if unknown:
+            raise ServiceError(f"simulator_account_regions names regions the simulator does not serve: {unknown}")
+        projects = [pid for name, pid in self.options.simulator_accounts.items() if name not in placed]
+        for region in dict.fromkeys(placed.values()):
+            projects.append(f"{region}={default_project_id_for(region)}")
+            projects += [f"{region}={self.options.simulator_accounts[n]}" for n, r in placed.items() if r == region]
+        return projects
 
     def start_simulator(self) -> StackInfo:
         """The simulator (random AK/SK unless the options give them); the info says how to reach it."""
@@ -656,21 +674,26 @@ class LocalStack:
         # Each account may share with the simulator's other projects (examples/ shares with one); its copy_regions
         # are left to their default, the regions configured below.
         members = self.options.simulator_project_ids
+        assert info.simulator_region is not None and info.simulator_url is not None
+        endpoints = {info.simulator_region: info.simulator_url, **info.simulator_regions}
         for name, project_id in projects.items():
             acct = f"{ENV_PREFIX}ACCOUNTS__{name.upper()}__"
+            # An account is served by its region's port; IAM answers on any of them.
+            home = self.options.simulator_account_regions.get(name, info.simulator_region)
             env.update(
                 {
-                    f"{acct}REGION": info.simulator_region,
+                    f"{acct}REGION": home,
                     f"{acct}PROJECT_ID": project_id,
-                    f"{acct}IMS_ENDPOINT": info.simulator_url,
-                    f"{acct}KMS_ENDPOINT": info.simulator_url,
+                    f"{acct}IMS_ENDPOINT": endpoints[home],
+                    f"{acct}KMS_ENDPOINT": endpoints[home],
                     f"{acct}IAM_ENDPOINT": info.simulator_url,
                     f"{acct}ACCESS_KEY": info.simulator_access_key,
                     f"{acct}SECRET_KEY": info.simulator_secret_key,
                 }
             )
-            for region, endpoint in info.simulator_regions.items():
-                env[f"{acct}REGIONS__{region.upper().replace('-', '_')}__IMS_ENDPOINT"] = endpoint
+            for region, endpoint in endpoints.items():
+                if region != home:
+                    env[f"{acct}REGIONS__{region.upper().replace('-', '_')}__IMS_ENDPOINT"] = endpoint
             if info.simulator_regions:
                 env[f"{acct}AGENCY_NAME"] = services.SIMULATOR_AGENCY
             if shared := [p for p in members if p != project_id]:

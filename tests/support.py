@@ -40,6 +40,17 @@ FAST_TIMINGS: dict[str, float] = {
     "probe_max_interval": 2.0,
     "submit_lease_seconds": 2.0,
 }
+# Short time limits (Settings names) for stacks whose workers are killed, so that a killed worker's work comes back in
+# seconds: a running step is resent past its 6 s time limit (not production's 90 s), and visibility_timeout (10) >
+# longest countdown (2) + task_time_limit (6), as Settings demands.
+CRASH_TIMINGS: dict[str, float] = {
+    "task_soft_time_limit": 5,
+    "task_time_limit": 6,
+    "visibility_timeout": 10,
+    "http_connect_timeout": 2,
+    "http_read_timeout": 3,
+    "worker_soft_shutdown_seconds": 2,  # a stopped worker's tasks (6 s at most) are handed back sooner
+}
 # The default account's request rate in test stacks (production's default is 20/s, bursts of 20): a 200-item batch
 # makes some 700 IMS calls, which at 20/s took half a minute of waiting on the rate limiter alone. The simulator
 # enforces no gateway limit unless a test asks it to; tests/worker/test_ratelimit.py covers the limiter.

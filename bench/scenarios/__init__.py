@@ -6,7 +6,18 @@ from collections.abc import Callable
 
 from bench.options import BenchOptions
 from bench.report import Figure
-from bench.scenarios import accounts, calls, campaigns, fairness, ingest, latency, policy, projects, slots
+from bench.scenarios import (
+    accounts,
+    calls,
+    campaigns,
+    distribution,
+    fairness,
+    ingest,
+    latency,
+    policy,
+    projects,
+    slots,
+)
 
 Scenario = Callable[[BenchOptions], list[Figure]]
 
@@ -21,4 +32,5 @@ SCENARIOS: dict[str, Scenario] = {
     "accounts": accounts.run,
     "latency": latency.run,
     "policy": policy.run,
+    "distribution": distribution.run,
 }

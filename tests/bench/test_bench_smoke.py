@@ -41,6 +41,8 @@ TINY = {
     "--scale-copy-seconds": "0.5",
     "--latencies": "0,0.05",
     "--latency-accounts": "2",
+    "--distribution-images": "2",
+    "--distribution-receivers": "2",
 }
 
 

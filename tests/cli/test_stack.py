@@ -16,6 +16,7 @@ from cli.processes import ServiceError, free_port
 from cli.services import Service
 from cli.stack import LocalStack, SentinelSpec, StackOptions, WorkerSpec, read_stack_file
 from config.settings import load_settings
+from simulator.catalog.records import default_project_id_for
 from worker.domain.guardrails import region_breach
 
 ACCOUNT = {"prod": {"project_id": "f" * 32, "access_key": "AK", "secret_key": "SK"}}
@@ -212,6 +213,33 @@ def test_the_simulators_accounts_may_share_with_its_other_projects_and_copy_to_i
     # The guardrails the examples need: the share project, and the second region by copy_regions' default.
     assert account.share_projects == [services.SIMULATOR_SHARE_PROJECT]
     assert region_breach("default", account, services.SIMULATOR_SECOND_REGION) is None
+
+
+def test_a_simulator_account_may_live_in_another_region_served_by_that_regions_port(tmp_path: Path) -> None:
+    south = services.SIMULATOR_SECOND_REGION
+    options = StackOptions(
+        state_dir=tmp_path,
+        use_simulator=True,
+        simulator_regions=services.EXAMPLE_REGIONS,
+        simulator_accounts={"north": "a" * 32, "south": "b" * 32},
+        simulator_account_regions={"south": south},
+    )
+    stack = LocalStack(options, settings=load_settings())
+    argv = next(s for s in stack.plan() if s.name == "simulator").argv
+    projects = [argv[i + 1] for i, flag in enumerate(argv) if flag == "--project-id"]
+    # The region's default project stays its first (the source account's cross-region copies land there).
+    assert projects == [services.SIMULATOR_PROJECT_ID, "a" * 32, f"{south}={default_project_id_for(south)}",
+                        f"{south}={'b' * 32}"]  # fmt: skip
+    env = stack.service_env()
+    assert env["IMSREP_ACCOUNTS__SOUTH__REGION"] == south
+    assert env["IMSREP_ACCOUNTS__SOUTH__IMS_ENDPOINT"] == stack.info.simulator_regions[south]
+    assert env["IMSREP_ACCOUNTS__SOUTH__REGIONS__CN_NORTH_4__IMS_ENDPOINT"] == stack.info.simulator_url
+    assert env["IMSREP_ACCOUNTS__NORTH__IMS_ENDPOINT"] == stack.info.simulator_url
+    assert "IMSREP_ACCOUNTS__SOUTH__REGIONS__CN_SOUTH_1__IMS_ENDPOINT" not in env
+    bad = StackOptions(state_dir=tmp_path / "bad", use_simulator=True, simulator_accounts={"x": "c" * 32},
+                       simulator_account_regions={"x": "eu-west-0"})  # fmt: skip
+    with pytest.raises(ServiceError, match="eu-west-0"):
+        LocalStack(bad, settings=load_settings()).plan()
 
 
 def test_a_sentinel_topology_is_a_master_its_replicas_and_sentinels(tmp_path: Path) -> None:

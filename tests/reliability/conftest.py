@@ -32,7 +32,7 @@ from cli.demo import simulator_account
 from cli.processes import ServiceError, wait_until
 from cli.stack import DISCARD_STOP_GRACE, LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
-from tests.support import FAST_RATE_ENV, fast_env
+from tests.support import CRASH_TIMINGS, FAST_RATE_ENV, fast_env
 from worker.data import DataLayer, RecordStore, open_data_layer
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
@@ -44,17 +44,8 @@ IN_FLIGHT = (ItemState.VALIDATING, ItemState.SUBMITTING, ItemState.REPLICATING, 
 SOURCES = 220  # distinct source images, so a second copy of any of them shows in the listing
 
 # The test stacks' timing profile (tests.support.FAST_TIMINGS: the reconciler resends a step 4 s past its due time,
-# every 2 s; a submit lock lapses 2 s after its holder is gone), and short limits, so that a killed worker's work comes
-# back in seconds: visibility_timeout (10) > longest countdown (2) + task_time_limit (6), as Settings demands (a
-# running step is resent past its 6 s time limit).
-TIMINGS = fast_env(
-    task_soft_time_limit=5,
-    task_time_limit=6,
-    visibility_timeout=10,
-    http_connect_timeout=2,
-    http_read_timeout=3,
-    worker_soft_shutdown_seconds=2,  # a stopped worker's tasks (6 s at most) are handed back sooner
-)
+# every 2 s; a submit lock lapses 2 s after its holder is gone), with the short limits of tests.support.CRASH_TIMINGS.
+TIMINGS = fast_env(**CRASH_TIMINGS)
 SERVICE_ENV = {"IMSREP_KEY_PREFIX": PREFIX, "IMSREP_WORKER_CONCURRENCY": "4", **TIMINGS, **FAST_RATE_ENV}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from worker.domain.followups import Kind
 from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ENDING, ItemState
@@ -35,7 +36,21 @@ def finish(
         log.info("item %s %s%s", item.id, state.value, f" ({reason.value}: {message})" if reason else "")
     elif result.previous is not None and not result.previous.terminal:
         return []  # it moved somewhere this step did not expect; the step that moved it owns it now
-    return release_slot(ctx, item)
+    return release_slot(ctx, item) + (_wake_parent(ctx, item) if result.ok else [])
+
+
+def _wake_parent(ctx: StepContext, item: ReplicationItem) -> list[Next]:
+    """An item a distribution made (a receiver item, a cross-region carrier) that ended has its parent look at its
+    receivers now rather than at its next look, ``poll_max_interval`` away (docs/architecture.md "A distribution").
+    The wake may take the parent's chain over, as a redelivered message may: receivers ending together wake it
+    together, and one that found the chain moved on must still look, or the last receiver's end would be missed;
+    the chain's claim lets one of them go on, and the message the chain waited for is then a stale one."""
+    parent = ctx.data.records.get_item(item.parent_id) if item.parent_id else None
+    if parent is None or parent.state is not ItemState.FINISHING or parent.followups is None:
+        return []
+    if parent.followups.next_kind() is not Kind.DISTRIBUTE:
+        return []
+    return [Next.for_item(TaskName.DISTRIBUTE, parent, seq=parent.poll_seq or 0, redelivered=1)]
 
 
 def release_slot(ctx: StepContext, item: ReplicationItem) -> list[Next]:

@@ -4,19 +4,24 @@ project, and a receiver that is misconfigured fails alone, named by its verdict.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
 from tests.conftest import SIM_PROJECT
+from tests.support import walk_to
 from worker import steps
 from worker.domain.distribution import Receiver
-from worker.domain.followups import Status
+from worker.domain.followups import DistributeResult, Followups, Status
+from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
 from worker.queues import TaskName
 from worker.steps import Next
 from worker.steps.distribute import receiver_id
+from worker.steps.outcomes import finish
 
 from .conftest import drive, image_id, ims_calls, run_step, store_items
 
@@ -162,3 +167,27 @@ def test_a_receiver_whose_image_quota_is_full_waits_then_copies_once_it_is_raise
     child = ctx.data.records.get_item(receiver_id(parent_id, "team-a"))
     assert raised and child.state is ItemState.SUCCEEDED  # it waited in its own account's line, never failed
     assert ctx.data.records.get_item(parent_id).followups.distribute.status is Status.APPLIED
+
+
+def test_a_receiver_that_ends_wakes_its_parents_distribution_at_once(ctx, ims) -> None:
+    """The parent looks at its receiver items every poll_max_interval; one that ends has it look now, by a message
+    that may take its chain over (receivers ending together must not lose the last look). Nothing wakes a parent
+    that has ended."""
+    source = image_id(ims, "debian-12-base")
+    (parent_id,) = store_items(ctx, ItemSpec(image_id=source, distribute=[Receiver(account="team-a")]))
+    parent = ctx.data.records.get_item(parent_id)
+    waiting = Followups(started_at=time.time(), distribute=DistributeResult(receivers=[]))
+    walk_to(ctx.data.records, parent_id, ItemState.FINISHING, followups=waiting, new_image_id=source, poll_seq=3)
+    now = time.time()
+    child = ReplicationItem(id=receiver_id(parent_id, "team-a"), batch_id=parent.batch_id, account="team-a",
+                            image_id=source, parent_id=parent_id, state=ItemState.ACCEPTED, created_at=now,
+                            updated_at=now)  # fmt: skip
+    ctx.data.records.add_children(parent.batch_id, [child], now)
+    walk_to(ctx.data.records, child.id, ItemState.VALIDATING)
+
+    sent = finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED, reason=ReasonCode.KEY_NOT_FOUND)
+    wake = Next.for_item(TaskName.DISTRIBUTE, ctx.data.records.get_item(parent_id), seq=3, redelivered=1)
+    assert sent == [wake]
+    # A parent no longer distributing (ended, say) is not woken.
+    walk_to(ctx.data.records, parent_id, ItemState.SUCCEEDED)
+    assert finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED) == []
