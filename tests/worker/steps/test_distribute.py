@@ -169,25 +169,46 @@ def test_a_receiver_whose_image_quota_is_full_waits_then_copies_once_it_is_raise
     assert ctx.data.records.get_item(parent_id).followups.distribute.status is Status.APPLIED
 
 
-def test_a_receiver_that_ends_wakes_its_parents_distribution_at_once(ctx, ims) -> None:
-    """The parent looks at its receiver items every poll_max_interval; one that ends has it look now, by a message
-    that may take its chain over (receivers ending together must not lose the last look). Nothing wakes a parent
-    that has ended."""
+def test_only_the_last_receiver_to_end_wakes_its_parents_distribution(ctx, ims) -> None:
+    """The parent looks at its receiver items every poll_max_interval; the last of them to end has it look now, by a
+    message that may take its chain over (the parent's own look may be under way), and the others' ends leave it be
+    (a count of its children not ended, kept by their moves). A receiver retried counts again. Nothing wakes a
+    parent that has ended."""
     source = image_id(ims, "debian-12-base")
-    (parent_id,) = store_items(ctx, ItemSpec(image_id=source, distribute=[Receiver(account="team-a")]))
+    receivers = [Receiver(account="team-a"), Receiver(account="team-b")]
+    (parent_id,) = store_items(ctx, ItemSpec(image_id=source, distribute=receivers))
     parent = ctx.data.records.get_item(parent_id)
     waiting = Followups(started_at=time.time(), distribute=DistributeResult(receivers=[]))
     walk_to(ctx.data.records, parent_id, ItemState.FINISHING, followups=waiting, new_image_id=source, poll_seq=3)
     now = time.time()
-    child = ReplicationItem(id=receiver_id(parent_id, "team-a"), batch_id=parent.batch_id, account="team-a",
-                            image_id=source, parent_id=parent_id, state=ItemState.ACCEPTED, created_at=now,
-                            updated_at=now)  # fmt: skip
-    ctx.data.records.add_children(parent.batch_id, [child], now)
-    walk_to(ctx.data.records, child.id, ItemState.VALIDATING)
+    children = [
+        ReplicationItem(
+            id=receiver_id(parent_id, r.account),
+            batch_id=parent.batch_id,
+            account=r.account,
+            image_id=source,
+            parent_id=parent_id,
+            state=ItemState.ACCEPTED,
+            created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+        for r in receivers
+    ]
+    assert ctx.data.records.add_children(parent.batch_id, children, now) == 2
+    assert ctx.data.records.add_children(parent.batch_id, children, now) == 0  # a resend counts none twice
+    for child in children:
+        walk_to(ctx.data.records, child.id, ItemState.VALIDATING)
 
-    sent = finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED, reason=ReasonCode.KEY_NOT_FOUND)
+    def end(child: ReplicationItem) -> list[Next]:
+        return finish(ctx, ctx.data.records.get_item(child.id), ItemState.FAILED, reason=ReasonCode.KEY_NOT_FOUND)
+
     wake = Next.for_item(TaskName.DISTRIBUTE, ctx.data.records.get_item(parent_id), seq=3, redelivered=1)
-    assert sent == [wake]
+    assert end(children[0]) == []  # team-b's receiver is still at work
+    assert end(children[1]) == [wake]
+    # The batch's retry takes team-a's receiver back: its end is the last again.
+    walk_to(ctx.data.records, children[0].id, ItemState.VALIDATING)
+    assert end(children[0]) == [wake]
     # A parent no longer distributing (ended, say) is not woken.
     walk_to(ctx.data.records, parent_id, ItemState.SUCCEEDED)
-    assert finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED) == []
+    walk_to(ctx.data.records, children[0].id, ItemState.VALIDATING)
+    assert end(children[0]) == []
