@@ -18,6 +18,8 @@ from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
+from worker.ims.client import ImsClient
+from worker.ims.models import Image
 from worker.queues import TaskName
 from worker.steps import Next
 from worker.steps.distribute import receiver_id
@@ -53,9 +55,19 @@ def ctx(make_context, sim):
     return make_context(account=source, accounts=teams, provenance_tags=False, quota_refresh_seconds=0.5)
 
 
-def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(ctx, ims) -> None:
+def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(
+    ctx, ims, monkeypatch
+) -> None:
     source = ims.get_image(image_id(ims, "euleros-encrypted"))
     assert source is not None and source.cmk_id
+    looked: list[tuple[str, str]] = []  # (project, image) of every image look-up
+    look_up = ImsClient.get_image
+
+    def recorded(client: ImsClient, image: str) -> Image | None:
+        looked.append((client._account.project_id, image))
+        return look_up(client, image)
+
+    monkeypatch.setattr(ImsClient, "get_image", recorded)
     receivers = [
         Receiver(account="team-a", key="ims/default", tags={"team": "a"}),
         Receiver(account="team-b"),
@@ -74,6 +86,8 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
     assert share.status is Status.APPLIED and sorted(share.wanted) == sorted([TEAM_A, TEAM_B, TEAM_C])
     calls = ims_calls(ctx)
     assert calls["add_members:200"] == 2 and calls["update_members:200"] == 4  # one members call a region; each accepts
+    # No receiver looked its shared image up: the accept proves it, the parent's copy gives it (shared_copy).
+    assert not [project for project, image in looked if image == parent.new_image_id and project != SIM_PROJECT]
     verdicts = {v.account: v for v in distribution.receivers}
     assert distribution.status is Status.FAILED and distribution.reason is ReasonCode.KEY_NOT_FOUND
     assert "team-c: KEY_NOT_FOUND" in parent.message
