@@ -71,3 +71,8 @@ def endpoint_calls_between(before: dict[str, Any], after: dict[str, Any], projec
             for endpoint, statuses in stats["by_project"].get(project_id, {}).items():
                 counts[endpoint] += sign * sum(statuses.values())
     return {endpoint: n for endpoint, n in sorted(counts.items()) if n}
+
+
+def per_item(endpoints: dict[str, int], items: int) -> str:
+    """Calls by endpoint (``endpoint_calls_between``) per item, as a figure's note."""
+    return "per item: " + ", ".join(f"{endpoint} {n / max(items, 1):.2f}" for endpoint, n in endpoints.items())

@@ -48,7 +48,8 @@ def run(opts: BenchOptions) -> list[Figure]:
     lag = begins[0] - min((job["end"] for job in source), default=float("nan"))
     last_end = max((job["end"] for job in received), default=float("nan"))
     succeeded = sum(1 for item in results if item["parent_id"] and item["state"] == "succeeded")
-    calls = sum(measure.calls_between(before, after, p) for p in stack.projects.values())
+    endpoints = measure.endpoint_calls_between(before, after, list(stack.projects.values()))
+    calls = sum(endpoints.values())
     # Ideal: the source's first copies (D), then the receivers' (their copies, two per slot), which overlap the rest.
     slots, ideal = SLOT_LIMIT * count, d * (1 + images / SLOT_LIMIT)
     receiver_use = measure.utilisation(received, slots)
@@ -63,6 +64,11 @@ def run(opts: BenchOptions) -> list[Figure]:
         Figure(name, "receiver copies succeeded", succeeded, goal=f">= {images * count}"),
         Figure(name, "makespan (POST to last verdict)", makespan, "s", baseline=f"ideal: {fmt(ideal, 's')}"),
         Figure(name, "last receiver copy's end to the batch's end", done_at - last_end, "s", note=VERDICT_NOTE),
-        Figure(name, "IMS calls per receiver copy (every project's)", calls / max(succeeded, 1)),
+        Figure(
+            name,
+            "IMS calls per receiver copy (every project's)",
+            calls / max(succeeded, 1),
+            note=measure.per_item(endpoints, succeeded),
+        ),
         Figure(name, "worker CPU per item", cpu / max(len(results), 1) * 1000, "ms"),
     ]
