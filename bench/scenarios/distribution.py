@@ -18,8 +18,9 @@ from bench.report import Figure, fmt
 from bench.stack import bench_stack, project_id, write_catalog
 from simulator.jobs import JOB_TYPE
 
-# A receiver's end wakes its parent (docs/architecture.md "A distribution"); it used to wait for the parent's next look.
-VERDICT_NOTE = "a receiver item that ends wakes its parent; before, the parents' look every poll_max_interval (300 s)"
+# The last receiver's end wakes its parent (docs/architecture.md "A distribution"); it used to wait for the parent's
+# next look.
+VERDICT_NOTE = "the last receiver item to end wakes its parent; before, the parents' look every poll_max_interval"
 
 
 def run(opts: BenchOptions) -> list[Figure]:
