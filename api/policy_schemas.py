@@ -72,7 +72,14 @@ class RunOut(BaseModel):
     counts: dict[ItemState, int] = Field(default_factory=dict, description="Its items by state")
     listed: int = Field(0, description="Images its selection listed")
     already_copied: int = Field(0, description="Selected sources left out: the policy's copies of them exist")
-    copies_made: int = Field(0, description="Copies its items made (items succeeded)")
+    copies_made: int = Field(
+        0,
+        description="Copies its items made in the policy's account (items succeeded; with a distribution, its "
+        "copies carried into the receivers' other regions too; the receivers' own copies are `receiver_copies`)",
+    )
+    receiver_copies: int = Field(
+        0, description="Private copies its distributions' receivers made, each in its own project under its key"
+    )
     retired: int = Field(0, description="Copies its retention deleted")
     retirements: list[RetirementOut] = Field(
         default_factory=list, description="Its retention's verdict on each copy the rule did not keep"
@@ -102,7 +109,8 @@ class RunOut(BaseModel):
             counts={state: n for state, n in batch.counts.items() if n},
             listed=selection.listed if selection else 0,
             already_copied=selection.copied if selection else 0,
-            copies_made=batch.counts.get(ItemState.SUCCEEDED, 0),
+            copies_made=batch.copies_made,
+            receiver_copies=batch.received,
             lag_seconds=run_lag(batch),
             **common,
         )
@@ -128,7 +136,8 @@ class PolicyOut(BaseModel):
     last_run_outcome: Outcome | None = Field(
         ...,
         description="`succeeded`: every item it made succeeded (or it had nothing to copy); `failed`: some source "
-        "was not copied (an item failed, was refused or cancelled); `running`, `skipped` (its message says why), "
+        "was not copied, or some receiver not given its copy (an item failed, was refused or cancelled); `running`, "
+        "`skipped` (its message says why), "
         "`deleted` (its batch is gone); null before the first run",
     )
     lag_seconds: float | None = Field(
@@ -136,8 +145,14 @@ class PolicyOut(BaseModel):
         description="Age of the oldest image the latest started run selected that had no copy, at that run's start "
         "(0: every image it selected had one); null before a run has listed its copies",
     )
-    copies_made: int = Field(..., description="Copies the policy's runs made")
-    copies_retired: int = Field(..., description="Copies the policy's retention deleted")
+    copies_made: int = Field(..., description="Copies the policy's runs made in its account")
+    receiver_copies: int = Field(
+        ..., description="Private copies the receivers of its template's `distribute` made (each in its own project)"
+    )
+    copies_retired: int = Field(
+        ...,
+        description="Copies the policy's retention deleted: its own copies only, never a receiver's private copy",
+    )
 
     @classmethod
     def of(cls, status: PolicyStatus) -> PolicyOut:
@@ -162,6 +177,7 @@ class PolicyOut(BaseModel):
             last_run_outcome=status.outcome,
             lag_seconds=status.lag,
             copies_made=status.made,
+            receiver_copies=status.received,
             copies_retired=status.retired,
         )
 

@@ -167,6 +167,12 @@ class VerdictOut(BaseModel):
     target_name: str | None = Field(None, description="The copy's name")
     kms_key: str | None = None
     cmk_id: str | None = Field(None, description="The key the copy would be encrypted with; null: unencrypted")
+    receivers: list[Receiver] | None = Field(
+        None,
+        description="The receivers its distribution would hand the copy to (the item's or the template's "
+        "`distribute`): each would accept the share and make its own copy under its key. Shown, not judged: a "
+        "receiver's key and quota are checked by its own item when the copy is distributed",
+    )
 
 
 class PlanOut(BaseModel):

@@ -519,6 +519,8 @@ def _plan_and_show(
     console.print(planning.summary_table(outcome))
     for message in outcome.messages:
         err.print(f"[yellow]{message}[/]", highlight=False)
+    if note := planning.distribution_note(outcome):
+        console.print(note, soft_wrap=True, highlight=False)
     if members := planning.share_targets([body for body, _ in requests]):
         projects = f"{len(members)} project{'' if len(members) == 1 else 's'} ({', '.join(members)})"
         console.print(f"Sharing with {projects} is not foreseen: IMS checks a member project only when a copy is "

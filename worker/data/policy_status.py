@@ -30,7 +30,7 @@ class Outcome(str, Enum):
 
 def finished(batch: BatchSummary) -> Finished:
     """An ended run's batch and the copies it made, as the next claim counts them."""
-    return Finished(batch.batch_id, batch.counts.get(ItemState.SUCCEEDED, 0))
+    return Finished(batch.batch_id, batch.copies_made, batch.received)
 
 
 def run_lag(batch: BatchSummary | None) -> float | None:
@@ -88,6 +88,13 @@ class PolicyStatus:
         if self.batch is None or self.batch.batch_id == self.policy.counted:
             return self.policy.made
         return self.policy.made + finished(self.batch).made
+
+    @property
+    def received(self) -> int:
+        """Its receivers' private copies, the distributions of its runs made (counted as ``made`` is)."""
+        if self.batch is None or self.batch.batch_id == self.policy.counted:
+            return self.policy.received
+        return self.policy.received + self.batch.received
 
     @property
     def retired(self) -> int:
