@@ -33,7 +33,8 @@ class PolicyRequest(BaseModel):
         default_factory=Template,
         description="What each copy is (as a campaign's template); at most 5 tags, the copies also get "
         "imsrep_policy, imsrep_source, imsrep_lineage, imsrep_source_created (and imsrep_batch with provenance "
-        "tags on)",
+        "tags on). With `distribute` (and `withdraw_share`), each copy is handed to those receivers as a batch "
+        "item's is, by the same rules (each receiver's account must be in the caller's scope: a 403 names it)",
     )
     schedule: Schedule
     overlap: Overlap = Field(
@@ -42,7 +43,10 @@ class PolicyRequest(BaseModel):
     retention: Retention | None = Field(
         None,
         description="Which of its copies each run keeps (`keep_last` per lineage and/or `keep_for` seconds) and "
-        "what it does with the others (`action`: `report` or `delete`); none: every copy is kept",
+        "what it does with the others (`action`: `report` or `delete`); none: every copy is kept. Only the "
+        "policy's own copies (its tag, in its destination project) are ever retired: with a template that "
+        "distributes, the receivers' private copies are theirs, never retired, and the shared copy is "
+        "`kept_shared` while receivers have accepted it, unless `withdraw_share` or `delete_shared`",
     )
     paused: bool = Field(False, description="A paused policy starts no run")
 

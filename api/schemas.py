@@ -76,7 +76,11 @@ class BatchRequest(BaseModel):
         "account's images and makes an item of each one every filter keeps (an image once, however often "
         "it is seen); together with items, up to max_batch_items in all",
     )
-    template: Template | None = Field(None, description="What each selected image becomes; needs a selector")
+    template: Template | None = Field(
+        None,
+        description="What each selected image becomes; needs a selector. Its `distribute` hands every copy to its "
+        "receivers as an item's does, by the same rules, each receiver's account in the caller's scope",
+    )
     plan: bool = Field(
         False,
         description="Judge it, copy nothing: the answer names a plan (`GET /v1/plans/{plan_id}`) with each item's "

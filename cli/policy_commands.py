@@ -94,6 +94,8 @@ def create(
     target_region: campaign.ToRegion = None,
     target_project: campaign.ToProject = None,
     share_with: campaign.ShareWith = None,
+    distribute: campaign.Distribute = None,
+    withdraw_share: campaign.WithdrawShare = False,
     api: ApiUrl = None,
     token: Token = None,
     state_dir: StateDir = None,
@@ -103,6 +105,7 @@ def create(
     template = campaign.template(
         name_pattern, description, kms_key, decrypt, tag, None,
         target_region=target_region, target_project=target_project, share_with=share_with,
+        distribute=distribute, withdraw_share=withdraw_share,
     )  # fmt: skip
     body = {"name": name, "selector": {}, **_definition(filters, every, cron, overlap, template), "paused": paused}
     body |= _retention(keep_last, keep_for, retire, delete_shared, lineage_tag)
@@ -158,6 +161,8 @@ def update(
     target_region: campaign.ToRegion = None,
     target_project: campaign.ToProject = None,
     share_with: campaign.ShareWith = None,
+    distribute: campaign.Distribute = None,
+    withdraw_share: campaign.WithdrawShare = False,
     api: ApiUrl = None,
     token: Token = None,
     state_dir: StateDir = None,
@@ -167,6 +172,7 @@ def update(
     template = campaign.template(
         name_pattern, description, kms_key, decrypt, tag, None,
         target_region=target_region, target_project=target_project, share_with=share_with,
+        distribute=distribute, withdraw_share=withdraw_share,
     )  # fmt: skip
     body = _definition(filters, every, cron, overlap, template) | ({"name": rename} if rename else {})
     body |= _retention(keep_last, keep_for, retire, delete_shared, lineage_tag)
