@@ -179,6 +179,11 @@ def test_a_policys_run_distributes_its_new_copy_to_its_receivers(teams_stack: tu
         created = api.post("/v1/policies", json={**body, "schedule": {"every": 3600}})
         assert created.status_code == 201, created.text
         path = f"/v1/policies/{created.json()['policy_id']}"
+        plan = api.post(f"{path}/plan").headers["Location"]
+        wait_until(lambda: api.get(plan).json()["state"] != "planning", 60, "the policy's plan", 0.2)
+        (verdict,) = api.get(plan).json()["items"]  # the new image, and where its copy would go
+        assert (verdict["image_id"], verdict["verdict"]) == (source, "copy"), verdict
+        assert [r["account"] for r in verdict["receivers"]] == list(receivers)
         assert api.post(f"{path}/run").status_code == 202  # due at once anyway: run now spares beat's tick
 
         def finished_run() -> dict[str, Any] | None:
