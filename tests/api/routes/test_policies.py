@@ -336,6 +336,10 @@ def test_a_policy_distributing_acts_in_its_receivers_accounts(teams) -> None:
     # Seen only by principals of every account it acts in, as a batch distributing is (docs/teams.md).
     assert _call(teams, "submitter", "GET", f"/v1/policies/{policy['policy_id']}").status_code == 404
     assert _call(teams, "outsider", "GET", f"/v1/policies/{policy['policy_id']}").status_code == 404
+    query = {"batch": policy["policy_id"], "action": "policy.create"}
+    with teams.client() as admin:
+        [record] = admin.get("/v1/audit", params=query).json()["records"]
+    assert record["accounts"] == ["default", "other"] and record["share_targets"] == [OTHER_PROJECT]
 
 
 def test_every_change_is_audited_with_its_policy(teams) -> None:
