@@ -14,6 +14,7 @@ from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound
 from api.policy_validation import parse_policy
 from api.principals import Principal
+from api.validation import Selection, receiver_projects
 from config.settings import Role, Settings
 from worker.data import BatchSummary, DataLayer, PolicyStatus, Run, StoredPlan
 from worker.data.plans import PAGE
@@ -38,8 +39,7 @@ class PolicyService:
     def create(self, who: Principal, payload: Any) -> Policy:
         access.need(who, Role.SUBMITTER, "creating a policy")
         definition, selection = parse_policy(payload, self.settings)
-        audit.facts().asked([], [selection.account], selection.template)
-        access.may_act_in(who, [selection.account])
+        self._asked(who, selection)
         now = time.time()
         schedule = definition.schedule
         # An interval's first run is now; a cron schedule's first is its next time.
@@ -49,7 +49,7 @@ class PolicyService:
             definition=definition,
             account=selection.account,
             region=selection.region,
-            owner=Owner.of(who.name, [selection.account]),
+            owner=Owner.of(who.name, selection.accounts),
             created_at=now,
             updated_at=now,
             next_run_at=None if definition.paused else first,
@@ -58,6 +58,13 @@ class PolicyService:
         self.data.policies.save(policy)
         audit.facts().policy_id = policy.id
         return policy
+
+    def _asked(self, who: Principal, selection: Selection) -> None:
+        """Audit what the definition asks for; 403 naming each account it acts in (the selector's, its receivers')
+        that is out of ``who``'s scope, as for a batch's items."""
+        receivers = receiver_projects(self.settings, [selection.template])
+        audit.facts().asked([], selection.accounts, selection.template, receivers)
+        access.may_act_in(who, selection.accounts)
 
     def every(self, who: Principal) -> list[Policy]:
         return self.data.policies.every(lambda policy: access.sees(who, policy.owner))
@@ -86,13 +93,12 @@ class PolicyService:
         """Replace the fields ``payload`` gives; the whole definition is checked again, as at creation."""
         policy = self._changing(who, policy_id, "changing a policy")
         definition, selection = parse_policy(payload, self.settings, policy.definition)
-        audit.facts().asked([], [selection.account], selection.template)
-        access.may_act_in(who, [selection.account])
+        self._asked(who, selection)
         changed = replace(
             policy.changed(definition, time.time()),
             account=selection.account,
             region=selection.region,
-            owner=Owner.of(policy.owner.principal, [selection.account]),
+            owner=Owner.of(policy.owner.principal, selection.accounts),
         )
         self.data.policies.save(changed)
         return changed

@@ -25,6 +25,11 @@ def policy_metrics(data: DataLayer) -> list[Metric]:
         labels=LABELS,
     )
     made = CounterMetricFamily("imsrep_policy_copies_made", "Copies the policy's runs made", labels=LABELS)
+    received = CounterMetricFamily(
+        "imsrep_policy_receiver_copies",
+        "Private copies the receivers of the policy's distributions made",
+        labels=LABELS,
+    )
     retired = CounterMetricFamily("imsrep_policy_copies_retired", "Copies the policy's runs retired", labels=LABELS)
     lag = GaugeMetricFamily(
         "imsrep_policy_lag_seconds",
@@ -35,6 +40,7 @@ def policy_metrics(data: DataLayer) -> list[Metric]:
         policy = [status.policy.id]
         runs.add_metric(policy, status.policy.runs)
         made.add_metric(policy, status.made)
+        received.add_metric(policy, status.received)
         retired.add_metric(policy, status.retired)
         if status.policy.next_run_at is not None:
             next_run.add_metric(policy, status.policy.next_run_at)
@@ -43,4 +49,4 @@ def policy_metrics(data: DataLayer) -> list[Metric]:
             outcome.add_metric(policy, {o.value: o is current for o in Outcome})
         if (seconds := status.lag) is not None:
             lag.add_metric(policy, seconds)
-    return [runs, last_run, next_run, outcome, made, retired, lag]
+    return [runs, last_run, next_run, outcome, made, received, retired, lag]

@@ -33,7 +33,8 @@ class PolicyRequest(BaseModel):
         default_factory=Template,
         description="What each copy is (as a campaign's template); at most 5 tags, the copies also get "
         "imsrep_policy, imsrep_source, imsrep_lineage, imsrep_source_created (and imsrep_batch with provenance "
-        "tags on)",
+        "tags on). With `distribute` (and `withdraw_share`), each copy is handed to those receivers as a batch "
+        "item's is, by the same rules (each receiver's account must be in the caller's scope: a 403 names it)",
     )
     schedule: Schedule
     overlap: Overlap = Field(
@@ -42,7 +43,10 @@ class PolicyRequest(BaseModel):
     retention: Retention | None = Field(
         None,
         description="Which of its copies each run keeps (`keep_last` per lineage and/or `keep_for` seconds) and "
-        "what it does with the others (`action`: `report` or `delete`); none: every copy is kept",
+        "what it does with the others (`action`: `report` or `delete`); none: every copy is kept. Only the "
+        "policy's own copies (its tag, in its destination project) are ever retired: with a template that "
+        "distributes, the receivers' private copies are theirs, never retired, and the shared copy is "
+        "`kept_shared` while receivers have accepted it, unless `withdraw_share` or `delete_shared`",
     )
     paused: bool = Field(False, description="A paused policy starts no run")
 
@@ -72,7 +76,14 @@ class RunOut(BaseModel):
     counts: dict[ItemState, int] = Field(default_factory=dict, description="Its items by state")
     listed: int = Field(0, description="Images its selection listed")
     already_copied: int = Field(0, description="Selected sources left out: the policy's copies of them exist")
-    copies_made: int = Field(0, description="Copies its items made (items succeeded)")
+    copies_made: int = Field(
+        0,
+        description="Copies its items made in the policy's account (items succeeded; with a distribution, its "
+        "copies carried into the receivers' other regions too; the receivers' own copies are `receiver_copies`)",
+    )
+    receiver_copies: int = Field(
+        0, description="Private copies its distributions' receivers made, each in its own project under its key"
+    )
     retired: int = Field(0, description="Copies its retention deleted")
     retirements: list[RetirementOut] = Field(
         default_factory=list, description="Its retention's verdict on each copy the rule did not keep"
@@ -102,7 +113,8 @@ class RunOut(BaseModel):
             counts={state: n for state, n in batch.counts.items() if n},
             listed=selection.listed if selection else 0,
             already_copied=selection.copied if selection else 0,
-            copies_made=batch.counts.get(ItemState.SUCCEEDED, 0),
+            copies_made=batch.copies_made,
+            receiver_copies=batch.received,
             lag_seconds=run_lag(batch),
             **common,
         )
@@ -128,7 +140,8 @@ class PolicyOut(BaseModel):
     last_run_outcome: Outcome | None = Field(
         ...,
         description="`succeeded`: every item it made succeeded (or it had nothing to copy); `failed`: some source "
-        "was not copied (an item failed, was refused or cancelled); `running`, `skipped` (its message says why), "
+        "was not copied, or some receiver not given its copy (an item failed, was refused or cancelled); `running`, "
+        "`skipped` (its message says why), "
         "`deleted` (its batch is gone); null before the first run",
     )
     lag_seconds: float | None = Field(
@@ -136,8 +149,14 @@ class PolicyOut(BaseModel):
         description="Age of the oldest image the latest started run selected that had no copy, at that run's start "
         "(0: every image it selected had one); null before a run has listed its copies",
     )
-    copies_made: int = Field(..., description="Copies the policy's runs made")
-    copies_retired: int = Field(..., description="Copies the policy's retention deleted")
+    copies_made: int = Field(..., description="Copies the policy's runs made in its account")
+    receiver_copies: int = Field(
+        ..., description="Private copies the receivers of its template's `distribute` made (each in its own project)"
+    )
+    copies_retired: int = Field(
+        ...,
+        description="Copies the policy's retention deleted: its own copies only, never a receiver's private copy",
+    )
 
     @classmethod
     def of(cls, status: PolicyStatus) -> PolicyOut:
@@ -162,6 +181,7 @@ class PolicyOut(BaseModel):
             last_run_outcome=status.outcome,
             lag_seconds=status.lag,
             copies_made=status.made,
+            receiver_copies=status.received,
             copies_retired=status.retired,
         )
 

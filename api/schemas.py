@@ -76,7 +76,11 @@ class BatchRequest(BaseModel):
         "account's images and makes an item of each one every filter keeps (an image once, however often "
         "it is seen); together with items, up to max_batch_items in all",
     )
-    template: Template | None = Field(None, description="What each selected image becomes; needs a selector")
+    template: Template | None = Field(
+        None,
+        description="What each selected image becomes; needs a selector. Its `distribute` hands every copy to its "
+        "receivers as an item's does, by the same rules, each receiver's account in the caller's scope",
+    )
     plan: bool = Field(
         False,
         description="Judge it, copy nothing: the answer names a plan (`GET /v1/plans/{plan_id}`) with each item's "
@@ -167,6 +171,12 @@ class VerdictOut(BaseModel):
     target_name: str | None = Field(None, description="The copy's name")
     kms_key: str | None = None
     cmk_id: str | None = Field(None, description="The key the copy would be encrypted with; null: unencrypted")
+    receivers: list[Receiver] | None = Field(
+        None,
+        description="The receivers its distribution would hand the copy to (the item's or the template's "
+        "`distribute`): each would accept the share and make its own copy under its key. Shown, not judged: a "
+        "receiver's key and quota are checked by its own item when the copy is distributed",
+    )
 
 
 class PlanOut(BaseModel):

@@ -15,7 +15,7 @@ from api import access, audit, limits
 from api.enqueue import Enqueuer
 from api.errors import Conflict, NotFound, Unavailable
 from api.principals import Principal
-from api.validation import parse_batch, parse_item
+from api.validation import parse_batch, parse_item, receiver_projects
 from config.settings import Role, Settings
 from worker.data import (
     BatchPage,
@@ -106,9 +106,10 @@ class ReplicationService:
         submission = parse_batch(payload, self.settings)
         accounts = {account for new in submission.items for account in new.accounts}
         if submission.selection is not None:
-            accounts.add(submission.selection.account)
+            accounts.update(submission.selection.accounts)
         template = None if submission.selection is None else submission.selection.template
-        audit.facts().asked(submission.items, accounts, template, self._receivers(submission.items))
+        asked = [new.spec for new in submission.items] + ([template] if template is not None else [])
+        audit.facts().asked(submission.items, accounts, template, receiver_projects(self.settings, asked))
         access.may_act_in(who, accounts)
         owner = Owner.of(who.name, accounts)
         now = time.time()
@@ -185,14 +186,10 @@ class ReplicationService:
         if claim is not None and (replay := self._replay(claim)) is not None:
             return _noted(replay)
         item = parse_item(payload, self.settings)
-        audit.facts().asked([item], item.accounts, receivers=self._receivers([item]))
+        audit.facts().asked([item], item.accounts, receivers=receiver_projects(self.settings, [item.spec]))
         access.may_act_in(who, item.accounts)
         limits.room_for(self.data.limits, who, 1)
         return _noted(self._store_and_admit([item], claim, Owner.of(who.name, item.accounts)))
-
-    def _receivers(self, items: list[NewItem]) -> list[str]:
-        """The projects of the items' distributions' receivers (accounts the validation found configured)."""
-        return [self.settings.accounts[r.account].project_id for new in items for r in new.spec.distribute or ()]
 
     def _store_and_admit(
         self,

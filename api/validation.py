@@ -9,6 +9,7 @@ account whose images it selects.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,12 @@ class Selection:
     template: Template
     account: str
     region: str
+
+    @property
+    def accounts(self) -> list[str]:
+        """Every account its batches act in: the selector's, and its template's receivers' (each accepts and copies
+        as itself), all in the principal's scope as an item's are."""
+        return [self.account, *(r.account for r in self.template.distribute or ())]
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,12 @@ def _account_rules(spec: ItemSpec, name: str, settings: Settings) -> list[tuple[
         found += [(f"distribute.{i}.account", _unknown_account(settings)) for i in unknown]
         found += distribution_problems(spec.distribute, name, settings.accounts, share_with=spec.share_with)
     return found
+
+
+def receiver_projects(settings: Settings, asked: Iterable[ItemOptions]) -> list[str]:
+    """The projects of the receivers that items or a template distribute to (accounts the validation found
+    configured): the audit trail counts them among the projects the copies are shared with."""
+    return [settings.accounts[r.account].project_id for options in asked for r in options.distribute or ()]
 
 
 def _unknown_account(settings: Settings) -> str:

@@ -86,6 +86,16 @@ ShareWith = Annotated[
     list[str] | None,
     typer.Option("--share-with", help="Share every copy with this project ID (repeatable)", rich_help_panel=Shape),
 ]
+Distribute = Annotated[
+    list[str] | None,
+    typer.Option("--distribute", help="Hand every copy to this receiver, ACCOUNT[@REGION][:KEY] (repeatable): it "
+                 "accepts the share and keeps a private copy under its KEY", rich_help_panel=Shape),
+]  # fmt: skip
+WithdrawShare = Annotated[
+    bool,
+    typer.Option("--withdraw-share", help="With --distribute: unshare once every receiver has its own copy",
+                 rich_help_panel=Shape),
+]  # fmt: skip
 Provenance = Annotated[
     bool | None,
     typer.Option("--provenance/--no-provenance", help="Tag copies with imsrep_source and imsrep_batch",
@@ -101,6 +111,18 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, str]:
             raise typer.BadParameter(f"{pair!r} must be key=value", param_hint=option)
         found[key] = value
     return found
+
+
+def receivers(values: list[str] | None) -> list[dict[str, str]] | None:
+    """``--distribute ACCOUNT[@REGION][:KEY]`` values as a template's ``distribute`` (the API judges each)."""
+    found = []
+    for value in values or []:
+        where, _, key = value.partition(":")
+        account, _, region = where.partition("@")
+        if not account:
+            raise typer.BadParameter(f"{value!r} must be ACCOUNT[@REGION][:KEY]", param_hint="--distribute")
+        found.append(compact({"account": account, "region": region or None, "key": key or None}))
+    return found or None
 
 
 def compact(fields: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +142,8 @@ def template(
     target_project: str | None = None,
     agency: str | None = None,
     share_with: list[str] | None = None,
+    distribute: list[str] | None = None,
+    withdraw_share: bool = False,
     provenance: bool | None = None,
 ) -> dict[str, Any]:
     """The template options that were given."""
@@ -134,6 +158,8 @@ def template(
         "target_project": target_project,
         "agency": agency,
         "share_with": share_with or None,
+        "distribute": receivers(distribute),
+        "withdraw_share": withdraw_share or None,
         "provenance": provenance,
     }
     return compact(fields)

@@ -356,6 +356,8 @@ def select(
     target_project: campaign.ToProject = None,
     agency: campaign.Agency = None,
     share_with: campaign.ShareWith = None,
+    distribute: campaign.Distribute = None,
+    withdraw_share: campaign.WithdrawShare = False,
     provenance: campaign.Provenance = None,
     label: Annotated[str | None, typer.Option(help="A label for the batch, to find it by")] = None,
     priority: PriorityOption = Priority.NORMAL,
@@ -396,7 +398,7 @@ def select(
     template = campaign.template(
         name, description, kms_key, decrypt, tag, enterprise_project_id,
         target_region=target_region, target_project=target_project, agency=agency, share_with=share_with,
-        provenance=provenance,
+        distribute=distribute, withdraw_share=withdraw_share, provenance=provenance,
     )  # fmt: skip
     body = {"selector": selector, "template": template, **_batch_fields(label, priority)}
     if plan:
@@ -449,6 +451,8 @@ def plan_command(
     target_project: campaign.ToProject = None,
     agency: campaign.Agency = None,
     share_with: campaign.ShareWith = None,
+    distribute: campaign.Distribute = None,
+    withdraw_share: campaign.WithdrawShare = False,
     provenance: campaign.Provenance = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every item, not only those refused")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="Write every verdict (.csv or .json)")] = None,
@@ -464,7 +468,7 @@ def plan_command(
     template = campaign.template(
         name, description, kms_key, decrypt, tag, enterprise_project_id,
         target_region=target_region, target_project=target_project, agency=agency, share_with=share_with,
-        provenance=provenance,
+        distribute=distribute, withdraw_share=withdraw_share, provenance=provenance,
     )  # fmt: skip
     with _errors():
         if (manifest is None) == (not filters):
@@ -519,6 +523,8 @@ def _plan_and_show(
     console.print(planning.summary_table(outcome))
     for message in outcome.messages:
         err.print(f"[yellow]{message}[/]", highlight=False)
+    if note := planning.distribution_note(outcome):
+        console.print(note, soft_wrap=True, highlight=False)
     if members := planning.share_targets([body for body, _ in requests]):
         projects = f"{len(members)} project{'' if len(members) == 1 else 's'} ({', '.join(members)})"
         console.print(f"Sharing with {projects} is not foreseen: IMS checks a member project only when a copy is "

@@ -113,21 +113,49 @@ def share_targets(bodies: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def verdicts_table(verdicts: Sequence[dict[str, Any]], title: str) -> Table:
+    """One row per verdict; a column of the receivers each copy would be distributed to when any would be."""
     table = Table(title=title)
     for column in ("Line", "Image", "Source name", "Verdict", "Reason"):
         table.add_column(column, no_wrap=True)
     table.add_column("New name / why not", overflow="fold")
+    distributes = any(v.get("receivers") for v in verdicts)
+    if distributes:
+        table.add_column("Receivers", overflow="fold")
     for v in verdicts:
         copy = v["verdict"] == "copy"
-        table.add_row(
+        row = [
             "" if v.get("line") is None else str(v["line"]),
             v["image_id"],
             v.get("source_name") or "",
             "[green]copy[/]" if copy else "[yellow]refused[/]",
             v.get("reason") or "",
             (v.get("target_name") or "") if copy else (v.get("message") or ""),
-        )
+        ]
+        table.add_row(*row, *([receivers_cell(v.get("receivers") or [])] if distributes else []))
     return table
+
+
+def distribution_note(outcome: PlanOutcome) -> str | None:
+    """What the copies that would be made would be distributed to (None: nothing distributes): the receivers by
+    account, and that their keys and quotas are judged when the copies are made."""
+    copies = [v for v in outcome.verdicts if v["verdict"] == "copy" and v.get("receivers")]
+    if not copies:
+        return None
+    accounts = sorted({r["account"] for v in copies for r in v["receivers"]})
+    count = sum(len(v["receivers"]) for v in copies)
+    return (
+        f"{len(copies)} cop{'y' if len(copies) == 1 else 'ies'} would be distributed: {count} receivers' copies in "
+        f"{', '.join(accounts)}; each receiver's key and quota are judged when its copy is made."
+    )
+
+
+def receivers_cell(receivers: Sequence[dict[str, Any]]) -> str:
+    """Each receiver as ``account`` with its region and key when given (``team-a/cn-south-1 key ims/team-a``)."""
+    cells = []
+    for r in receivers:
+        where = f"{r['account']}/{r['region']}" if r.get("region") else r["account"]
+        cells.append(f"{where} key {r['key']}" if r.get("key") else where)
+    return ", ".join(cells)
 
 
 def summary_table(outcome: PlanOutcome) -> Table:

@@ -94,6 +94,8 @@ def create(
     target_region: campaign.ToRegion = None,
     target_project: campaign.ToProject = None,
     share_with: campaign.ShareWith = None,
+    distribute: campaign.Distribute = None,
+    withdraw_share: campaign.WithdrawShare = False,
     api: ApiUrl = None,
     token: Token = None,
     state_dir: StateDir = None,
@@ -103,6 +105,7 @@ def create(
     template = campaign.template(
         name_pattern, description, kms_key, decrypt, tag, None,
         target_region=target_region, target_project=target_project, share_with=share_with,
+        distribute=distribute, withdraw_share=withdraw_share,
     )  # fmt: skip
     body = {"name": name, "selector": {}, **_definition(filters, every, cron, overlap, template), "paused": paused}
     body |= _retention(keep_last, keep_for, retire, delete_shared, lineage_tag)
@@ -158,6 +161,8 @@ def update(
     target_region: campaign.ToRegion = None,
     target_project: campaign.ToProject = None,
     share_with: campaign.ShareWith = None,
+    distribute: campaign.Distribute = None,
+    withdraw_share: campaign.WithdrawShare = False,
     api: ApiUrl = None,
     token: Token = None,
     state_dir: StateDir = None,
@@ -167,6 +172,7 @@ def update(
     template = campaign.template(
         name_pattern, description, kms_key, decrypt, tag, None,
         target_region=target_region, target_project=target_project, share_with=share_with,
+        distribute=distribute, withdraw_share=withdraw_share,
     )  # fmt: skip
     body = _definition(filters, every, cron, overlap, template) | ({"name": rename} if rename else {})
     body |= _retention(keep_last, keep_for, retire, delete_shared, lineage_tag)
@@ -231,6 +237,8 @@ def plan(
     if shown:
         console.print(planning.verdicts_table(shown, "Every item" if show_all else "Items that would not be copied"))
     console.print(planning.summary_table(outcome))
+    if note := planning.distribution_note(outcome):
+        console.print(note, soft_wrap=True, highlight=False)
     retirements = (found.get("summary") or {}).get("retirements")
     if retirements:
         console.print(_retirements_table(retirements, "What its retention would do"))
@@ -268,15 +276,15 @@ def status(
     console.print(f"Policy {policy_id} ({policy['name']}): {_schedule(policy)}, {state}", highlight=False)
     console.print(
         f"Last run: {policy['last_run_outcome'] or '-'}; lag {_lag(policy['lag_seconds'])}; "
-        f"copies made {policy['copies_made']}, retired {policy['copies_retired']}",
+        f"copies made {_copies(policy)}, retired {policy['copies_retired']}",
         highlight=False,
     )
     table = Table(title="Runs, newest first")
     for column in ("Run", "Started", "State", "Batch", "Listed", "Already copied", "Items", "By state", "Lag"):
         table.add_column(column, overflow="fold")
     for r in runs:
-        retired = {"copies retired": r["retired"]} if r["retired"] else {}
-        counts = ", ".join(f"{state} {n}" for state, n in [*sorted(r["counts"].items()), *retired.items()])
+        more = {"receivers' copies": r["receiver_copies"], "copies retired": r["retired"]}
+        counts = ", ".join(f"{state} {n}" for state, n in [*sorted(r["counts"].items()), *more.items()] if n)
         table.add_row(
             str(r["run"]), short_time(r["started_at"]), r["state"], r["batch_id"] or r["message"] or "",
             str(r["listed"]), str(r["already_copied"]), str(r["total"]), counts, _lag(r["lag_seconds"]),
@@ -307,9 +315,15 @@ def _overview(policies: list[dict[str, Any]]) -> Table:
         table.add_row(
             p["policy_id"], p["name"], _schedule(p), ran, p["last_run_outcome"] or "-",
             "paused" if p["paused"] else _when(p["next_run_at"]), _lag(p["lag_seconds"]),
-            str(p["copies_made"]), str(p["copies_retired"]),
+            _copies(p), str(p["copies_retired"]),
         )  # fmt: skip
     return table
+
+
+def _copies(policy: dict[str, Any]) -> str:
+    """The copies its runs made, and those its receivers made when it distributes."""
+    received = policy.get("receiver_copies") or 0
+    return f"{policy['copies_made']} (+{received} receivers')" if received else str(policy["copies_made"])
 
 
 def _lag(seconds: float | None) -> str:

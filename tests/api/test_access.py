@@ -202,3 +202,9 @@ def test_a_distribution_acts_in_its_receivers_accounts_and_shows_its_receivers(t
     assert item["distribute"] == [{**receiver, "region": None}]
     # Seen only by principals of every account it acts in, as any record (docs/teams.md).
     assert _call(teams, "stranger", "GET", f"/v1/replications/{accepted['item_ids'][0]}").status_code == 404
+    # A selector's template distributing its copies acts in the receivers' accounts too.
+    selecting = {"selector": {"name_prefix": "golden-"}, "template": {"distribute": [receiver]}}
+    refused = _call(teams, "operator", "POST", "/v1/batches", json=selecting)
+    assert refused.status_code == 403 and "account other: not among principal operator's" in refused.text
+    accepted = _call(teams, ADMIN, "POST", "/v1/batches", json=selecting).json()
+    assert _call(teams, ADMIN, "GET", f"/v1/batches/{accepted['batch_id']}").json()["accounts"] == ["default", "other"]

@@ -386,3 +386,29 @@ def test_each_bad_receiver_is_refused_naming_its_field_and_rule(receivers) -> No
         (5, "distribute"): "must list 1 to 128 receivers, IMS's member limit (got 0)",
         (6, "withdraw_share"): "is only for a distribution: give distribute too",
     }
+
+
+def test_a_templates_receivers_are_checked_by_an_items_rules_and_its_selection_acts_in_their_accounts(
+    receivers,
+) -> None:
+    distribute = [{"account": "team-a", "key": "ims/team-a"}, {"account": "south", "region": "cn-south-1"}]
+    selection = parse_batch(
+        {"selector": {"account": "golden"}, "template": {"distribute": distribute, "withdraw_share": True}}, receivers
+    ).selection
+    assert selection is not None and selection.accounts == ["golden", "team-a", "south"]
+    assert [r.model_dump(exclude_none=True) for r in selection.template.distribute] == distribute
+    # Each bad distribution, as an item's field and as a template's: the same field and rule, under "template.".
+    for options in [
+        {"distribute": [{"account": "team-b"}, {"account": "nowhere"}]},
+        {"distribute": [{"account": "team-a"}, {"account": "team-a"}]},
+        {"distribute": [{"account": "team-a", "key": "no key!"}]},
+        {"kms_key": "ims/default", "distribute": [{"account": "team-a"}]},
+        {"target_region": "cn-south-1", "distribute": [{"account": "south", "region": "cn-south-1"}]},
+        {"distribute": [{"account": "south"}]},
+        {"distribute": [{"account": "golden"}]},
+        {"withdraw_share": True},
+    ]:
+        item = _refusal(parse_batch, {"items": [{"image_id": _image(), "account": "golden", **options}]}, receivers)
+        template = _refusal(parse_batch, {"selector": {"account": "golden"}, "template": options}, receivers)
+        as_item = sorted((f"template.{p.field}", p.rule) for p in item.errors)
+        assert as_item and sorted((p.field, p.rule) for p in template.errors) == as_item, options

@@ -162,3 +162,46 @@ def test_a_golden_image_reaches_12_projects_in_3_regions_through_two_crashes_and
     assert len({children[a]["new_image_id"] for a in TEAMS}) == len(TEAMS) == 12
     first = children["n_1"]
     assert first["tags"] == {"team": "n_1"} and first["followups"]["tags"]["status"] == "applied"
+
+
+def test_a_policys_run_distributes_its_new_copy_to_its_receivers(teams_stack: tuple[LocalStack, StackInfo]) -> None:
+    """The same stack, a policy (issue 30 item 1: a distribution as a policy's copy): a new image gets the policy's
+    copy, and each of the template's two receivers its own private copy under its own key; the run counts both."""
+    _, info = teams_stack
+    added = httpx.post(f"{info.simulator_url}/_sim/images", json={"count": 1, "name": "policy-golden-v{n}"}, timeout=30)
+    assert added.status_code == 200, added.text
+    (source,) = [image["id"] for image in added.json()["images"]]
+    receivers = {"n_1": TEAMS["n_1"], "n_2": TEAMS["n_2"]}
+    template = {"name": "{name}-fleet", "distribute": [{"account": a, "key": "ims/default"} for a in receivers]}
+    body = {"name": "fleet", "selector": {"name_prefix": "policy-golden-"}, "template": template}
+    headers = {"Authorization": f"Bearer {info.api_token}"}
+    with httpx.Client(base_url=info.api_url, headers=headers, timeout=30) as api:
+        created = api.post("/v1/policies", json={**body, "schedule": {"every": 3600}})
+        assert created.status_code == 201, created.text
+        path = f"/v1/policies/{created.json()['policy_id']}"
+        plan = api.post(f"{path}/plan").headers["Location"]
+        wait_until(lambda: api.get(plan).json()["state"] != "planning", 60, "the policy's plan", 0.2)
+        (verdict,) = api.get(plan).json()["items"]  # the new image, and where its copy would go
+        assert (verdict["image_id"], verdict["verdict"]) == (source, "copy"), verdict
+        assert [r["account"] for r in verdict["receivers"]] == list(receivers)
+        assert api.post(f"{path}/run").status_code == 202  # due at once anyway: run now spares beat's tick
+
+        def finished_run() -> dict[str, Any] | None:
+            runs = api.get(f"{path}/runs").json()["runs"]
+            return runs[0] if runs and runs[0]["state"] == "finished" else None
+
+        wait_until(finished_run, 60, "the policy's first run", 0.2)
+        run, policy = finished_run(), api.get(path).json()
+        items = _items(info, run["batch_id"])
+
+    assert run is not None and (run["copies_made"], run["receiver_copies"]) == (1, 2), run
+    assert (policy["copies_made"], policy["receiver_copies"]) == (1, 2)
+    (parent,) = [i for i in items if not i["parent_id"]]
+    assert parent["image_id"] == source and parent["followups"]["distribute"]["status"] == "applied"
+    children = _receivers(items)
+    assert set(children) == set(receivers)
+    for account, project_id in receivers.items():
+        with _client(info, project_id) as own:
+            copy = own.get_image(children[account]["new_image_id"])
+            assert copy is not None and copy.owner == project_id and copy.copied_from == parent["new_image_id"]
+            assert copy.cmk_id == own.find_key("ims/default").key_id  # under the receiver's own key

@@ -14,7 +14,8 @@ key                                type    what it holds (owner module in ``work
 ``P:batch:<id>:items``             list    item IDs in submission order (records)
 ``P:batch:<id>:admit``             list    the same IDs grouped by account, while a batch of several accounts is
                                            admitted (records)
-``P:batch:<id>:counts``            hash    state -> number of the batch's items in it (records)
+``P:batch:<id>:counts``            hash    state -> number of the batch's items in it, and ``received``: its
+                                           receiver items succeeded (records)
 ``P:batch:<id>:seen``              set     image IDs a selecting batch already has items for (selections)
 ``P:expanding``                    zset    batch ID -> last progress, while its selector is still paging (selections)
 ``P:plan:<id>``                    hash    a plan: ``state``, ``stage``, ``marker``, counters, ``summary`` (plans)

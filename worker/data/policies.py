@@ -49,6 +49,7 @@ class Finished:
 
     batch_id: str
     made: int
+    received: int = 0  # its distributions' receivers' copies
 
 
 class Policies:
@@ -117,7 +118,7 @@ class Policies:
         run = Run(policy.runs + 1, now, skipped=skipped is not None, message=skipped)
         keys = [k.policy(policy.id), k.policy_runs(policy.id), k.policies_due()]
         args = [policy.id, policy.runs, now, next_run_at, "1" if skipped else "0", run.to_json()]
-        args += [finished.batch_id, finished.made] if finished else ["", 0]
+        args += [finished.batch_id, finished.made, finished.received] if finished else ["", 0, 0]
         return int(self._claim(keys=keys, args=args)) or None
 
     def record(self, policy_id: str, run: Run) -> bool:

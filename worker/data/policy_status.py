@@ -30,7 +30,7 @@ class Outcome(str, Enum):
 
 def finished(batch: BatchSummary) -> Finished:
     """An ended run's batch and the copies it made, as the next claim counts them."""
-    return Finished(batch.batch_id, batch.counts.get(ItemState.SUCCEEDED, 0))
+    return Finished(batch.batch_id, batch.copies_made, batch.received)
 
 
 def run_lag(batch: BatchSummary | None) -> float | None:
@@ -83,11 +83,23 @@ class PolicyStatus:
 
     @property
     def made(self) -> int:
-        """Copies its runs made: the total counted, and the latest started run's so far while it is not (a total
-        that only grows while their batches are kept)."""
+        """Copies its runs made in its account: the total counted, and the latest started run's so far while it is
+        not (a total that only grows while their batches are kept)."""
+        uncounted = self._uncounted
+        return self.policy.made + (uncounted.made if uncounted else 0)
+
+    @property
+    def received(self) -> int:
+        """Its receivers' private copies, the distributions of its runs made (counted as ``made`` is)."""
+        uncounted = self._uncounted
+        return self.policy.received + (uncounted.received if uncounted else 0)
+
+    @property
+    def _uncounted(self) -> Finished | None:
+        """The latest started run's batch, so far, while its copies are not in the policy's totals yet."""
         if self.batch is None or self.batch.batch_id == self.policy.counted:
-            return self.policy.made
-        return self.policy.made + finished(self.batch).made
+            return None
+        return finished(self.batch)
 
     @property
     def retired(self) -> int:

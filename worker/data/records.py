@@ -91,6 +91,8 @@ class BatchSummary:
     selection: SelectionProgress | None = None  # a batch that selects images by filter
     priority: Priority = Priority.NORMAL
     owner: Owner | None = None
+    # Its distributions' receivers' private copies: receiver items succeeded (among the succeeded; lua/move.lua).
+    received: int = 0
 
     @property
     def done(self) -> bool:
@@ -116,7 +118,13 @@ class BatchSummary:
             selection=SelectionProgress.of(meta),
             priority=Priority(meta.get("priority") or Priority.NORMAL.value),
             owner=Owner.from_meta(meta),
+            received=int(counts.get("received") or 0),
         )
+
+    @property
+    def copies_made(self) -> int:
+        """The copies its items made in their accounts: the items succeeded, receivers' copies left out."""
+        return self.counts.get(ItemState.SUCCEEDED, 0) - self.received
 
 
 class RecordStore:

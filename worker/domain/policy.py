@@ -121,6 +121,7 @@ class Policy:
     starting: int | None = None
     max_unfinished: int | None = None  # None: its principal has no limit
     made: int = 0
+    received: int = 0  # its receivers' copies, counted as ``made`` is
     retired: int = 0
     counted: str | None = None
 
@@ -179,6 +180,7 @@ class Policy:
             starting=int(meta["starting"]) if meta.get("starting") else None,
             max_unfinished=int(meta["max_unfinished"]) if meta.get("max_unfinished") else None,
             made=int(meta.get("made") or 0),
+            received=int(meta.get("received") or 0),
             retired=int(meta.get("retired") or 0),
             counted=meta.get("counted") or None,
         )

@@ -14,6 +14,13 @@ The rule keeps the newest ``keep_last`` copies of each lineage (ties by source I
 copy whose source is younger than ``keep_for`` seconds; with both, a copy either keeps stays. The others are
 retired: ``report`` lists them (``retirable``), ``delete`` deletes them, except a copy shared with a project that
 has accepted it (``kept_shared``), unless ``delete_shared``.
+
+A policy that distributes (its template's ``distribute``) retires its own copies only, those in its destination
+project carrying its tag: the receivers' private copies are theirs (each in its own project, under its key, outliving
+the share: that is why they are made, docs/architecture.md "A distribution"), and no rule here lists or deletes them;
+nor the copies carried into other regions for their receivers, which carry no policy tag. Receivers that accepted
+the share keep the source copy ``kept_shared`` unless the template withdraws the share once each has its copy
+(``withdraw_share``) or the rule says ``delete_shared``.
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ class Verdict(str, Enum):
 
 class Retention(BaseModel):
     """A policy's retention rule: keep the last ``keep_last`` copies per lineage and/or copies younger than
-    ``keep_for`` seconds; what to do with the others."""
+    ``keep_for`` seconds; what to do with the others. Only the policy's own copies: never a receiver's private
+    copy of a distribution."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,7 +73,9 @@ class Retention(BaseModel):
     )
     action: Action = Field(Action.REPORT, description="`report`: list what would go; `delete`: delete it")
     delete_shared: bool = Field(
-        False, description="Delete a copy even while a project it is shared with has accepted it"
+        False,
+        description="Delete a copy even while a project it is shared with has accepted it (a distribution's "
+        "receivers keep their own private copies: deleting the shared copy never touches them)",
     )
     lineage_tag: str | None = Field(
         None,

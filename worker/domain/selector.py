@@ -10,7 +10,9 @@ IMS's alone, as the form of tags in a listed record is not documented.
 
 A template turns each selected image into an item: a name pattern (``{name}``, ``{region}``, ``{id8}``,
 ``{date}``; default the console's ``copy_<region>_<name>``), a description, a KMS key (or ``decrypt: true``: no
-key, an unencrypted copy), an enterprise project and tags.
+key, an unencrypted copy), an enterprise project and tags; and, as an item's, receivers to distribute each copy to
+(``distribute``, ``withdraw_share``: docs/architecture.md "A distribution"), checked by the API with an item's rules
+and the principal's scope over every receiver's account (``api.validation.Selection.accounts``).
 """
 
 from __future__ import annotations
@@ -183,14 +185,6 @@ class Template(ItemOptions):
     def _no_account(cls, v: str | None) -> str | None:
         if v is not None:
             raise ValueError("give the account on the selector (whose images are listed)")
-        return v
-
-    @field_validator("distribute")
-    @classmethod
-    def _no_distribution(cls, v: list | None) -> list | None:
-        # Its receivers' accounts would act outside the scope checked for a selector (its account only).
-        if v is not None:
-            raise ValueError("a selector's copies cannot be distributed yet: list the items")
         return v
 
     @model_validator(mode="after")

@@ -265,6 +265,9 @@ def _about(item: ReplicationItem, image: Image | None) -> dict[str, Any]:
         "kms_key": item.kms_key,
         "source_name": image.name if image else None,
         "size_bytes": image.size_bytes if image else None,
+        # Where a distribution would hand the copy on (an item's or a template's receivers), shown, not judged: a
+        # receiver's key and quota are read by its own item's validation.
+        "receivers": [r.model_dump(mode="json", exclude_none=True) for r in item.distribute or ()] or None,
     }
 
 

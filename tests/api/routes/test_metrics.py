@@ -120,6 +120,7 @@ def test_metrics_export_each_policys_runs_outcome_copies_and_lag(api, client) ->
     m = _scrape(api)
     assert m[("imsrep_policy_runs_total", policy)] == 1 and m[("imsrep_policy_copies_made_total", policy)] == 2
     assert m[("imsrep_policy_copies_retired_total", policy)] == 0
+    assert m[("imsrep_policy_receiver_copies_total", policy)] == 0
     assert m[("imsrep_policy_lag_seconds", policy)] == pytest.approx(30)
     name = "imsrep_policy_last_run_outcome"  # a state set: one sample per outcome, labelled with the metric's name
     outcome = {s: m[(name, ((name, s), *policy))] for s in ("succeeded", "failed", "running", "skipped", "deleted")}

@@ -100,6 +100,14 @@ def test_a_cron_policy_is_due_at_its_next_time(teams) -> None:
         ({"template": {"tags": {"imsrep_policy": "x"}}}, "template.tags", "imsrep_policy is set by the policy"),
         ({"template": {"tags": {f"k{i}": "v" for i in range(6)}}}, "template.tags", "at most 5 tags"),
         ({"template": {"kms_key": "ims/default", "decrypt": True}}, "template", "decrypt makes unencrypted copies"),
+        ({"template": {"distribute": [{"account": "nobody"}]}}, "template.distribute.0.account", "must be one of"),
+        ({"template": {"distribute": [{"account": "default"}]}}, "template.distribute.0.account", "is the source"),
+        ({"template": {"withdraw_share": True}}, "template.withdraw_share", "is only for a distribution"),
+        (
+            {"template": {"kms_key": "ims/default", "distribute": [{"account": "other"}]}},
+            "template.kms_key",
+            "a distribution shares the copy, which must be unencrypted",
+        ),
         ({"surprise": 1}, "surprise", "is not a known field"),
         ({"retention": {}}, "retention", "give keep_last, keep_for or both"),
         ({"retention": {"keep_last": 0}}, "retention.keep_last", "Input should be greater than or equal to 1"),
@@ -313,6 +321,25 @@ def test_a_reader_cannot_create_and_nobody_creates_outside_their_accounts(teams)
     assert refused.status_code == 403 and "account other" in refused.json()["detail"]
     assert _create(teams, "outsider", selector={"account": "other"})["account"] == "other"
     assert _call(teams, "reader", "GET", f"/v1/policies/{uuid.uuid4().hex}").status_code == 404
+
+
+def test_a_policy_distributing_acts_in_its_receivers_accounts(teams) -> None:
+    template = {**BODY["template"], "distribute": [{"account": "other", "key": "ims/other"}]}
+    refused = _call(teams, "submitter", "POST", "/v1/policies", json={**BODY, "template": template})
+    assert refused.status_code == 403 and "account other: not among principal submitter's" in refused.text
+    mine = _create(teams)
+    path = f"/v1/policies/{mine['policy_id']}"
+    refused = _call(teams, "submitter", "PATCH", path, json={"template": template})
+    assert refused.status_code == 403 and "account other" in refused.text
+    policy = _create(teams, ADMIN, template=template)
+    assert policy["template"]["distribute"] == [{"account": "other", "key": "ims/other"}]
+    # Seen only by principals of every account it acts in, as a batch distributing is (docs/teams.md).
+    assert _call(teams, "submitter", "GET", f"/v1/policies/{policy['policy_id']}").status_code == 404
+    assert _call(teams, "outsider", "GET", f"/v1/policies/{policy['policy_id']}").status_code == 404
+    query = {"batch": policy["policy_id"], "action": "policy.create"}
+    with teams.client() as admin:
+        [record] = admin.get("/v1/audit", params=query).json()["records"]
+    assert record["accounts"] == ["default", "other"] and record["share_targets"] == [OTHER_PROJECT]
 
 
 def test_every_change_is_audited_with_its_policy(teams) -> None:

@@ -158,6 +158,9 @@ def test_a_copy_names_its_source_by_its_data_origin() -> None:
     assert Image(id="p").copied_from is None
 
 
-def test_a_template_does_not_distribute_since_its_scope_is_the_selectors_account() -> None:
-    with pytest.raises(ValidationError, match="a selector's copies cannot be distributed yet"):
-        Template(distribute=[{"account": "team-a"}])
+def test_a_templates_receivers_reach_each_item_it_makes() -> None:
+    receivers = [{"account": "team-a", "key": "ims/team-a", "tags": {"team": "a"}}, {"account": "team-b"}]
+    template = Template(distribute=receivers, withdraw_share=True)
+    item = template.item(_image(), "golden", "cn-north-4", "20261128")
+    assert [r.model_dump(exclude_none=True) for r in item.distribute or ()] == receivers
+    assert item.withdraw_share is True and item.account == "golden"

@@ -5,6 +5,7 @@ project, and a receiver that is misconfigured fails alone, named by its verdict.
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
@@ -25,7 +26,17 @@ from worker.steps import Next
 from worker.steps.distribute import receiver_id
 from worker.steps.outcomes import finish
 
-from .conftest import drive, image_id, ims_calls, run_step, store_items
+from .conftest import (
+    add_images,
+    drive,
+    image_id,
+    ims_calls,
+    plan_policy,
+    run_policy,
+    run_step,
+    store_items,
+    store_policy,
+)
 
 TEAM_A, TEAM_B, TEAM_C = "a1" * 16, "b2" * 16, "c3" * 16
 SOUTH, SOUTH_DEFAULT, SOUTH_TEAM = "cn-south-1", "d4" * 16, "e5" * 16  # a receiver in another region
@@ -120,6 +131,8 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
     assert copy is not None and copy.owner == SOUTH_TEAM and copy.cmk_id == own.find_key("ims/default").key_id
     summary = ctx.data.records.batch(batch_id)
     assert summary.total == 6 and summary.counts[ItemState.SUCCEEDED] == 5 and summary.done
+    # The receivers' private copies are counted apart from the source account's (the parent's and the carrier's).
+    assert (summary.received, summary.copies_made) == (3, 2)
 
 
 def receiver_copy(ctx, parent_id: str, account: str) -> str:
@@ -205,7 +218,7 @@ def test_only_the_last_receiver_to_end_wakes_its_parents_distribution(ctx, ims) 
             state=ItemState.ACCEPTED,
             created_at=now,
             updated_at=now,
-        )  # fmt: skip
+        )
         for r in receivers
     ]
     assert ctx.data.records.add_children(parent.batch_id, children, now) == 2
@@ -226,3 +239,33 @@ def test_only_the_last_receiver_to_end_wakes_its_parents_distribution(ctx, ims) 
     walk_to(ctx.data.records, parent_id, ItemState.SUCCEEDED)
     walk_to(ctx.data.records, children[0].id, ItemState.VALIDATING)
     assert end(children[0]) == []
+
+
+def test_a_policys_run_distributes_each_new_copy_to_its_templates_receivers(ctx, sim, ims) -> None:
+    """A policy's template with receivers: its plan shows them, each copy its run makes carries them and is handed to
+    each, their copies are counted apart from the policy's own, and the next run hands on nothing twice."""
+    prefix = f"g{uuid.uuid4().hex[:6]}-"
+    sources = add_images(sim, prefix, 2)
+    receivers = [{"account": "team-a", "key": "ims/default", "tags": {"team": "a"}}, {"account": "team-b"}]
+    policy = store_policy(ctx, prefix, template={"name": "{name}-golden", "distribute": receivers})
+
+    planned = ctx.data.plans.verdicts(plan_policy(ctx, policy).plan_id)
+    assert sorted(v["image_id"] for v in planned) == sorted(sources)
+    assert all(v["verdict"] == "copy" and v["receivers"] == receivers for v in planned)
+
+    batch_id = run_policy(ctx, policy)
+    items = ctx.data.records.get_items(ctx.data.records.batch_item_ids(batch_id))
+    parents = [i for i in items if i.parent_id is None]
+    assert sorted(p.image_id for p in parents) == sorted(sources)
+    for parent in parents:
+        assert [r.model_dump(exclude_none=True) for r in parent.distribute or ()] == receivers
+        assert parent.state is ItemState.SUCCEEDED and parent.followups.distribute.status is Status.APPLIED
+        for account, project in (("team-a", TEAM_A), ("team-b", TEAM_B)):
+            copy = ctx.clients(account).get_image(receiver_copy(ctx, parent.id, account))
+            assert copy is not None and copy.owner == project and copy.copied_from == parent.new_image_id
+    batch = ctx.data.records.batch(batch_id)
+    assert (batch.total, batch.copies_made, batch.received) == (6, 2, 4)
+
+    assert run_policy(ctx, policy) != batch_id  # nothing new: no copy, and no receiver's copy, made again
+    [status] = ctx.data.policy_statuses([ctx.data.policies.load(policy.id)])
+    assert (status.made, status.received) == (2, 4) and status.batch.total == 0

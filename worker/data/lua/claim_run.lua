@@ -10,7 +10,8 @@
 -- ARGV[1] policy ID, ARGV[2] the run number read, ARGV[3] now, ARGV[4] when the run after this one is due,
 -- ARGV[5] '1' to record the run as skipped, ARGV[6] the run's record (JSON); ARGV[7] the previous run's batch, ended
 -- ('' for none), ARGV[8] the copies it made: added to the policy's total unless that batch was counted already (a
--- run skipped after it saw the same batch). Returns the run's number, or 0.
+-- run skipped after it saw the same batch), ARGV[9] the receivers' copies its distributions made (added likewise).
+-- Returns the run's number, or 0.
 if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
 if (redis.call('HGET', KEYS[1], 'starting') or '') ~= '' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'runs') or '0') ~= tonumber(ARGV[2]) then return 0 end
@@ -19,6 +20,7 @@ if not due or tonumber(due) > tonumber(ARGV[3]) then return 0 end
 local run = tonumber(ARGV[2]) + 1
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'counted') ~= ARGV[7] then
   redis.call('HINCRBY', KEYS[1], 'made', ARGV[8])
+  redis.call('HINCRBY', KEYS[1], 'received', ARGV[9])
   redis.call('HSET', KEYS[1], 'counted', ARGV[7])
 end
 redis.call('HSET', KEYS[1], 'runs', run, 'next_run_at', ARGV[4])

@@ -5,7 +5,7 @@
 --
 -- KEYS[1]      P:item:<id>            hash
 -- KEYS[2]      P:item:<id>:log        list
--- KEYS[3]      P:batch:<batch>:counts hash
+-- KEYS[3]      P:batch:<batch>:counts hash (state -> items; and 'received': receiver items succeeded)
 -- KEYS[4]      P:due                  zset  item ID -> when its next step is due
 -- KEYS[5]      P:state:<target>       zset
 -- KEYS[6]      P:batch:<batch>        hash
@@ -33,6 +33,12 @@ if current ~= target then
   redis.call('ZREM', KEYS[6 + source_index], id)
   redis.call('HINCRBY', KEYS[3], current, -1)
   redis.call('HINCRBY', KEYS[3], target, 1)
+  -- A distribution's receiver item (ReplicationItem.receives_share: a parent, no target region) that succeeds is
+  -- also counted in 'received': the receivers' private copies, told apart from the copies the batch's account made.
+  if (target == 'succeeded' or current == 'succeeded') and (redis.call('HGET', KEYS[1], 'parent_id') or '') ~= ''
+      and (redis.call('HGET', KEYS[1], 'target_region') or '') == '' then
+    redis.call('HINCRBY', KEYS[3], 'received', target == 'succeeded' and 1 or -1)
+  end
   redis.call('RPUSH', KEYS[2], entry)
   if is_terminal(current) or is_terminal(target) then settle_batch(KEYS[6], KEYS[3], now) end
   local parent = KEYS[7 + n]
