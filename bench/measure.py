@@ -53,6 +53,24 @@ def handoff_gaps(jobs: Sequence[dict[str, Any]], slots: int) -> list[float]:
     return [begin - end for begin, end in zip(begins[slots:], ends, strict=False)]
 
 
+def idle_shares(jobs: Sequence[dict[str, Any]], slots: int) -> tuple[float, float, float]:
+    """Where the projects' slots stood idle over the jobs' phase (the first job's start to the last one's end), as
+    shares of every slot's time (``slots`` per project, the projects those of ``jobs``): before each slot's first
+    copy (the ramp), between its copies (``handoff_gaps``), after its last one (the tail). Utilisation is 1 less
+    their sum when every job takes its own slot."""
+    if not jobs:
+        return float("nan"), float("nan"), float("nan")
+    start, end = min(job["begin"] for job in jobs), max(job["end"] for job in jobs)
+    ramp = handoffs = tail = 0.0
+    for project in {job["project_id"] for job in jobs}:
+        own = [job for job in jobs if job["project_id"] == project]
+        ramp += sum(begin - start for begin in sorted(job["begin"] for job in own)[:slots])
+        handoffs += sum(handoff_gaps(own, slots))
+        tail += sum(end - last for last in sorted(job["end"] for job in own)[-slots:])
+    total = slots * len({job["project_id"] for job in jobs}) * (end - start)
+    return ramp / total, handoffs / total, tail / total
+
+
 def calls(stats: dict[str, Any], project_id: str) -> int:
     """Every call the simulator answered for the project, whatever its status (429s included)."""
     endpoints = stats["by_project"].get(project_id, {})
@@ -71,3 +89,8 @@ def endpoint_calls_between(before: dict[str, Any], after: dict[str, Any], projec
             for endpoint, statuses in stats["by_project"].get(project_id, {}).items():
                 counts[endpoint] += sign * sum(statuses.values())
     return {endpoint: n for endpoint, n in sorted(counts.items()) if n}
+
+
+def per_item(endpoints: dict[str, int], items: int) -> str:
+    """Calls by endpoint (``endpoint_calls_between``) per item, as a figure's note."""
+    return "per item: " + ", ".join(f"{endpoint} {n / max(items, 1):.2f}" for endpoint, n in endpoints.items())

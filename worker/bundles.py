@@ -5,12 +5,13 @@ and hand-over to a pool process, the ``task-received``/``-started``/``-succeeded
 half of a submit's CPU. And a pool process holds a message while its steps wait on the cloud: with IMS 150-300 ms
 away, how many steps wait at once is how many a message carries, times the pool processes. An admit chunk's grants
 (five slots each, for every account in the chunk), those copies' first polls (all due after the same delay, or the
-same forecast), the end polls of copies that started together, and the new-image checks of accounts whose copies
-ended together go as one message (``{"bundle": [kwargs, ...]}``) of up to ``SIZE``; a poll may wait a little past
-its own due time to go with others (``SLACK``), never less than its own. Every item still runs its own step, with
-its own checks, locks and poll sequence: a bundle changes only how many messages carry them
-(``worker.dispatch.poison_guard`` splits a bundle that comes back redelivered, so that an item that kills its worker
-is told from the others).
+same forecast), the end polls of copies that started together, the new-image checks of accounts whose copies
+ended together, and the validations of a distribution's receiver items (made together: their accepts, then their
+member jobs' looks, are due together; docs/performance.md "Distribution (issue 30)") go as one message
+(``{"bundle": [kwargs, ...]}``) of up to ``SIZE``; a poll may wait a little past its own due time to go with others
+(``SLACK``), never less than its own. Every item still runs its own step, with its own checks, locks and poll
+sequence: a bundle changes only how many messages carry them (``worker.dispatch.poison_guard`` splits a bundle that
+comes back redelivered, so that an item that kills its worker is told from the others).
 """
 
 from __future__ import annotations
@@ -69,9 +70,11 @@ def _span(n: Next) -> float:
 
 def _slack(n: Next, spread: float) -> float:
     """How long past its due time the message may be held. A copy's first look (no forecast yet: its length is
-    unknown) may also wait as long as its message's steps took to ask, so that a grant's copies stay together."""
+    unknown) may also wait as long as its message's steps took to ask, so that a grant's copies stay together; so
+    may a validation (receivers' looks at their member jobs, asked by one message's accepts)."""
     held = SLACK_SHARE * _span(n)
-    return min(SLACK, max(held, spread) if n.kwargs.get("first_look") else held)
+    together = n.kwargs.get("first_look") or n.task is TaskName.VALIDATE
+    return min(SLACK, max(held, spread) if together else held)
 
 
 def _size(n: Next, far: bool) -> int:

@@ -1,5 +1,5 @@
 """One message being run: what it carries (its parts: one per item of a bundle), what its steps asked to send, and
-how messages are sent (their due times recorded first, items' submits and polls bundled). See ``worker.dispatch``.
+how messages are sent (their due times recorded first, the bundled steps' messages grouped). See ``worker.dispatch``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def parts(message: Message) -> list[Part]:
 
 def send(ctx: StepContext, publish: Publish, nexts: list[Next], *, bundled: bool = True) -> None:
     """Record when each message's step is due (the reconciler resends one that never ran), then publish them: the
-    items' submits and polls in bundles (``worker.bundles``) unless ``bundled`` is False."""
+    items' validations, submits, polls and new-image checks in bundles (``worker.bundles``) unless ``bundled`` is
+    False."""
     if not nexts:
         return
     spread = max(n.asked for n in nexts) - min(n.asked for n in nexts)

@@ -171,6 +171,8 @@ STEPS: dict[TaskName, Step[Any]] = {
             Queue.VALIDATE,
             ItemArgs,
             lambda ctx, a: steps.validate(ctx, a.item_id),
+            # a distribution's receivers (each an accept call, then a look at its member job): made 100 at a time
+            bundled=True,
             # an accepted item is due only once its admit chunk sent it a validate task of its own
             resends=frozenset({ItemState.ACCEPTED, ItemState.VALIDATING}),
         ),

@@ -18,8 +18,9 @@ from bench.report import Figure, fmt
 from bench.stack import bench_stack, project_id, write_catalog
 from simulator.jobs import JOB_TYPE
 
-# A receiver's end wakes its parent (docs/architecture.md "A distribution"); it used to wait for the parent's next look.
-VERDICT_NOTE = "a receiver item that ends wakes its parent; before, the parents' look every poll_max_interval (300 s)"
+# The last receiver's end wakes its parent (docs/architecture.md "A distribution"); it used to wait for the parent's
+# next look.
+VERDICT_NOTE = "the last receiver item to end wakes its parent; before, the parents' look every poll_max_interval"
 
 
 def run(opts: BenchOptions) -> list[Figure]:
@@ -48,21 +49,29 @@ def run(opts: BenchOptions) -> list[Figure]:
     lag = begins[0] - min((job["end"] for job in source), default=float("nan"))
     last_end = max((job["end"] for job in received), default=float("nan"))
     succeeded = sum(1 for item in results if item["parent_id"] and item["state"] == "succeeded")
-    calls = sum(measure.calls_between(before, after, p) for p in stack.projects.values())
+    endpoints = measure.endpoint_calls_between(before, after, list(stack.projects.values()))
+    calls = sum(endpoints.values())
     # Ideal: the source's first copies (D), then the receivers' (their copies, two per slot), which overlap the rest.
     slots, ideal = SLOT_LIMIT * count, d * (1 + images / SLOT_LIMIT)
     receiver_use = measure.utilisation(received, slots)
     source_use = measure.utilisation(source, SLOT_LIMIT)
     filled = begins[min(slots, len(begins)) - 1] - begins[0]
+    ramp, handoffs, tail = measure.idle_shares(received, SLOT_LIMIT)
+    idle = f"ramp {ramp:.3f}, hand-offs {handoffs:.3f}, tail {tail:.3f} of the slots' time"
     name = f"distribution: {images} images to {count} projects each, D = {d:g} s ({slots} slots)"
     return [
-        Figure(name, "receiver slot utilisation (their copy phase)", receiver_use, goal=">= 0.9"),
+        Figure(name, "receiver slot utilisation (their copy phase)", receiver_use, goal=">= 0.9", note=idle),
         Figure(name, "source slot utilisation (its copy phase)", source_use, goal=">= 0.9"),
         Figure(name, "first source copy's end to the first receiver copy", lag, "s"),
         Figure(name, "first receiver copy to every receiver slot busy", filled, "s"),
         Figure(name, "receiver copies succeeded", succeeded, goal=f">= {images * count}"),
         Figure(name, "makespan (POST to last verdict)", makespan, "s", baseline=f"ideal: {fmt(ideal, 's')}"),
         Figure(name, "last receiver copy's end to the batch's end", done_at - last_end, "s", note=VERDICT_NOTE),
-        Figure(name, "IMS calls per receiver copy (every project's)", calls / max(succeeded, 1)),
+        Figure(
+            name,
+            "IMS calls per receiver copy (every project's)",
+            calls / max(succeeded, 1),
+            note=measure.per_item(endpoints, succeeded),
+        ),
         Figure(name, "worker CPU per item", cpu / max(len(results), 1) * 1000, "ms"),
     ]

@@ -63,8 +63,7 @@ def run(opts: BenchOptions) -> list[Figure]:
 
 
 def _calls(out: Outcome) -> str:
-    per_item = {endpoint: n / max(out.succeeded, 1) for endpoint, n in out.endpoints.items()}
-    return "per item: " + ", ".join(f"{endpoint} {n:.2f}" for endpoint, n in per_item.items())
+    return measure.per_item(out.endpoints, out.succeeded)
 
 
 def _first_wave(jobs: list[dict[str, Any]], projects: int) -> float:

@@ -43,7 +43,12 @@ def test_the_reconcilers_resends_and_the_followup_chain_come_from_the_table() ->
     assert [followup_task(k) for k in Kind] == [TaskName.TAG, TaskName.SHARE, TaskName.DISTRIBUTE]
     followups = {TaskName.TAG, TaskName.SHARE, TaskName.DISTRIBUTE}
     assert {n for n, s in STEPS.items() if s.sequenced} == {TaskName.POLL, *followups}
-    assert {n for n, s in STEPS.items() if s.bundled} == {TaskName.SUBMIT, TaskName.POLL, TaskName.NEW_IMAGES}
+    assert {n for n, s in STEPS.items() if s.bundled} == {
+        TaskName.VALIDATE,
+        TaskName.SUBMIT,
+        TaskName.POLL,
+        TaskName.NEW_IMAGES,
+    }
     assert {n for n, s in STEPS.items() if s.item_scoped} == {
         TaskName.VALIDATE,
         TaskName.SUBMIT,

@@ -76,6 +76,8 @@ class StoredBatch:
 class TransitionResult:
     ok: bool
     previous: ItemState | None  # None when the item does not exist
+    # An item a distribution made that ended (or was retried): how many of its parent's children have not ended.
+    open_siblings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -231,11 +233,16 @@ class RecordStore:
             raise
 
     def add_children(self, batch_id: str, items: Sequence[ReplicationItem], now: float | None = None) -> int:
-        """Add a distribution's receiver items (accepted) to ``batch_id``, those that do not exist yet, with the
-        batch's counts and total (``lua/add_children.lua``); returns how many were created."""
+        """Add a distribution's receiver items (accepted, children of one parent) to ``batch_id``, those that do not
+        exist yet, with the batch's counts and total and the parent's count of children not ended
+        (``lua/add_children.lua``); returns how many were created."""
+        if not items:
+            return 0
         now = time.time() if now is None else now
         k = self._keys
+        assert len({item.parent_id for item in items}) == 1 and items[0].parent_id, "the children of one parent"
         keys = [k.batch(batch_id), k.batch_items(batch_id), k.batch_counts(batch_id), k.state(ItemState.ACCEPTED.value)]
+        keys.append(k.item(str(items[0].parent_id)))
         args: list[Any] = [now, json.dumps({"state": ItemState.ACCEPTED.value, "at": now}), len(items)]
         for item in items:
             keys += [k.item(item.id), k.item_log(item.id)]
@@ -328,6 +335,7 @@ class RecordStore:
             k.state(move.target.value),
             k.batch(item.batch_id),
             *(k.state(s) for s in sources),
+            *([k.item(item.parent_id)] if item.parent_id else []),
         ]
         # Terminal, or waiting for a slot: no step of its own is due until something else happens to it.
         idle = "1" if move.target.terminal or move.target is ItemState.WAITING else "0"
@@ -344,9 +352,10 @@ class RecordStore:
         return [self.result_of(answer).ok for answer in pipe.execute()]
 
     @staticmethod
-    def result_of(answer: list[str]) -> TransitionResult:
-        status, previous = answer
-        return TransitionResult(status == "ok", ItemState(previous) if previous else None)
+    def result_of(answer: list[Any]) -> TransitionResult:
+        status, previous, *open_siblings = answer
+        siblings = int(open_siblings[0]) if open_siblings and open_siblings[0] != "" else None
+        return TransitionResult(status == "ok", ItemState(previous) if previous else None, siblings)
 
     # Due times: when each item's next step should run, so the reconciler can tell a lost step from a slow one.
     def set_due(self, dues: Mapping[str, float]) -> None:

@@ -28,6 +28,7 @@ from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.states import ItemState
 from worker.ims.client import ImsClient
+from worker.ims.models import Image
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
 from worker.steps.outcomes import finish
@@ -175,9 +176,13 @@ def _cross_region_item(
 
 
 def _receiver_item(parent: ReplicationItem, verdict: ReceiverVerdict, now: float) -> ReplicationItem:
-    """The receiver's in-region copy of the parent's shared copy, under the receiver's key and tags."""
+    """The receiver's in-region copy of the parent's shared copy, under the receiver's key and tags. The shared
+    image's name and size are the parent's copy's (a copy has its source's size), so that the receiver's validation
+    need not look it up (``shared_copy``)."""
     assert verdict.item_id is not None
-    return _child(parent, verdict.item_id, verdict.account, now, kms_key=verdict.key, tags=verdict.tags)
+    mine = {"kms_key": verdict.key, "tags": verdict.tags}
+    return _child(parent, verdict.item_id, verdict.account, now, source_name=parent.target_name,
+                  source_size=parent.source_size, **mine)  # fmt: skip
 
 
 def _child(parent: ReplicationItem, item_id: str, account: str, now: float, **fields: object) -> ReplicationItem:
@@ -217,6 +222,17 @@ def _judge(verdict: ReceiverVerdict, child: ReplicationItem) -> None:
     verdict.state = child.state.value
     verdict.new_image_id = child.new_image_id if child.state is ItemState.SUCCEEDED else None
     verdict.reason, verdict.message = child.reason, child.message
+
+
+def shared_copy(item: ReplicationItem) -> Image | None:
+    """The shared image a receiver item copies, known without a look-up once its accept has succeeded: the member
+    job proves it exists and is shared with the receiver (docs/ims-api.md §9); it is the parent's copy, which was
+    active when the parent's copy ended, unencrypted (a distribution's copy is: the API refuses ``kms_key`` with
+    ``distribute``) and passed the image rules as the parent's source. None when the item does not carry its name
+    and size (made before it did): it is looked up."""
+    if not item.receives_share or item.source_name is None or item.source_size is None:
+        return None
+    return Image(id=item.image_id, name=item.source_name, status="active", size_bytes=item.source_size)
 
 
 def accept_share(ctx: StepContext, item: ReplicationItem, client: ImsClient) -> list[Next] | None:

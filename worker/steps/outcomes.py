@@ -36,15 +36,18 @@ def finish(
         log.info("item %s %s%s", item.id, state.value, f" ({reason.value}: {message})" if reason else "")
     elif result.previous is not None and not result.previous.terminal:
         return []  # it moved somewhere this step did not expect; the step that moved it owns it now
-    return release_slot(ctx, item) + (_wake_parent(ctx, item) if result.ok else [])
+    # Only the last of a parent's children to end wakes it (the move counts them down: move.lua's open_children).
+    last = result.open_siblings is None or result.open_siblings <= 0
+    return release_slot(ctx, item) + (_wake_parent(ctx, item) if result.ok and last else [])
 
 
 def _wake_parent(ctx: StepContext, item: ReplicationItem) -> list[Next]:
-    """An item a distribution made (a receiver item, a cross-region carrier) that ended has its parent look at its
-    receivers now rather than at its next look, ``poll_max_interval`` away (docs/architecture.md "A distribution").
-    The wake may take the parent's chain over, as a redelivered message may: receivers ending together wake it
-    together, and one that found the chain moved on must still look, or the last receiver's end would be missed;
-    the chain's claim lets one of them go on, and the message the chain waited for is then a stale one."""
+    """The last of the items a distribution made (receiver items, cross-region carriers) to end has its parent look
+    at its receivers now rather than at its next look, ``poll_max_interval`` away (docs/architecture.md "A
+    distribution"); the others' ends leave it be, where each used to wake it for a look at all of them. The wake may
+    take the parent's chain over, as a redelivered message may: the parent's own look may be under way, and the
+    last end must not be missed; the chain's claim lets one of them go on, and the message the chain waited for is
+    then a stale one."""
     parent = ctx.data.records.get_item(item.parent_id) if item.parent_id else None
     if parent is None or parent.state is not ItemState.FINISHING or parent.followups is None:
         return []

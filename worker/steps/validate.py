@@ -43,7 +43,7 @@ from worker.ims.client import DEFAULT_PAGE_SIZE, ImsClient
 from worker.ims.models import Image, KmsKey
 from worker.queues import TaskName
 from worker.steps.context import Next, StepContext
-from worker.steps.distribute import accept_share
+from worker.steps.distribute import accept_share, shared_copy
 from worker.steps.outcomes import fail_permanently, finish, retry_later
 from worker.steps.scheduling import grant_slots, item_pool, pool_named, wait_for_slot, wait_for_slots
 
@@ -83,7 +83,7 @@ def validate(ctx: StepContext, item_id: str) -> list[Next]:
         # A receiver item accepts its share first: until then IMS does not show it the image (docs/ims-api.md §9).
         if item.receives_share and (accepting := accept_share(ctx, item, client)) is not None:
             return accepting
-        image = client.get_image(item.image_id)
+        image = shared_copy(item) or client.get_image(item.image_id)
         problems, resolved = check_image(item, image, account.region)
         problems = check_decrypt(item, account, image) + problems
         key_problems, cmk_id = check_key(client.find_key, item, image)

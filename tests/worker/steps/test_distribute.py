@@ -19,6 +19,8 @@ from worker.domain.item import ReplicationItem
 from worker.domain.reasons import ReasonCode
 from worker.domain.spec import ItemSpec
 from worker.domain.states import ItemState
+from worker.ims.client import ImsClient
+from worker.ims.models import Image
 from worker.queues import TaskName
 from worker.steps import Next
 from worker.steps.distribute import receiver_id
@@ -64,9 +66,19 @@ def ctx(make_context, sim):
     return make_context(account=source, accounts=teams, provenance_tags=False, quota_refresh_seconds=0.5)
 
 
-def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(ctx, ims) -> None:
+def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiver_fails_alone(
+    ctx, ims, monkeypatch
+) -> None:
     source = ims.get_image(image_id(ims, "euleros-encrypted"))
     assert source is not None and source.cmk_id
+    looked: list[tuple[str, str]] = []  # (project, image) of every image look-up
+    look_up = ImsClient.get_image
+
+    def recorded(client: ImsClient, image: str) -> Image | None:
+        looked.append((client._account.project_id, image))
+        return look_up(client, image)
+
+    monkeypatch.setattr(ImsClient, "get_image", recorded)
     receivers = [
         Receiver(account="team-a", key="ims/default", tags={"team": "a"}),
         Receiver(account="team-b"),
@@ -85,6 +97,8 @@ def test_an_encrypted_image_reaches_each_receiver_under_its_key_and_a_bad_receiv
     assert share.status is Status.APPLIED and sorted(share.wanted) == sorted([TEAM_A, TEAM_B, TEAM_C])
     calls = ims_calls(ctx)
     assert calls["add_members:200"] == 2 and calls["update_members:200"] == 4  # one members call a region; each accepts
+    # No receiver looked its shared image up: the accept proves it, the parent's copy gives it (shared_copy).
+    assert not [project for project, image in looked if image == parent.new_image_id and project != SIM_PROJECT]
     verdicts = {v.account: v for v in distribution.receivers}
     assert distribution.status is Status.FAILED and distribution.reason is ReasonCode.KEY_NOT_FOUND
     assert "team-c: KEY_NOT_FOUND" in parent.message
@@ -182,28 +196,49 @@ def test_a_receiver_whose_image_quota_is_full_waits_then_copies_once_it_is_raise
     assert ctx.data.records.get_item(parent_id).followups.distribute.status is Status.APPLIED
 
 
-def test_a_receiver_that_ends_wakes_its_parents_distribution_at_once(ctx, ims) -> None:
-    """The parent looks at its receiver items every poll_max_interval; one that ends has it look now, by a message
-    that may take its chain over (receivers ending together must not lose the last look). Nothing wakes a parent
-    that has ended."""
+def test_only_the_last_receiver_to_end_wakes_its_parents_distribution(ctx, ims) -> None:
+    """The parent looks at its receiver items every poll_max_interval; the last of them to end has it look now, by a
+    message that may take its chain over (the parent's own look may be under way), and the others' ends leave it be
+    (a count of its children not ended, kept by their moves). A receiver retried counts again. Nothing wakes a
+    parent that has ended."""
     source = image_id(ims, "debian-12-base")
-    (parent_id,) = store_items(ctx, ItemSpec(image_id=source, distribute=[Receiver(account="team-a")]))
+    receivers = [Receiver(account="team-a"), Receiver(account="team-b")]
+    (parent_id,) = store_items(ctx, ItemSpec(image_id=source, distribute=receivers))
     parent = ctx.data.records.get_item(parent_id)
     waiting = Followups(started_at=time.time(), distribute=DistributeResult(receivers=[]))
     walk_to(ctx.data.records, parent_id, ItemState.FINISHING, followups=waiting, new_image_id=source, poll_seq=3)
     now = time.time()
-    child = ReplicationItem(id=receiver_id(parent_id, "team-a"), batch_id=parent.batch_id, account="team-a",
-                            image_id=source, parent_id=parent_id, state=ItemState.ACCEPTED, created_at=now,
-                            updated_at=now)  # fmt: skip
-    ctx.data.records.add_children(parent.batch_id, [child], now)
-    walk_to(ctx.data.records, child.id, ItemState.VALIDATING)
+    children = [
+        ReplicationItem(
+            id=receiver_id(parent_id, r.account),
+            batch_id=parent.batch_id,
+            account=r.account,
+            image_id=source,
+            parent_id=parent_id,
+            state=ItemState.ACCEPTED,
+            created_at=now,
+            updated_at=now,
+        )
+        for r in receivers
+    ]
+    assert ctx.data.records.add_children(parent.batch_id, children, now) == 2
+    assert ctx.data.records.add_children(parent.batch_id, children, now) == 0  # a resend counts none twice
+    for child in children:
+        walk_to(ctx.data.records, child.id, ItemState.VALIDATING)
 
-    sent = finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED, reason=ReasonCode.KEY_NOT_FOUND)
+    def end(child: ReplicationItem) -> list[Next]:
+        return finish(ctx, ctx.data.records.get_item(child.id), ItemState.FAILED, reason=ReasonCode.KEY_NOT_FOUND)
+
     wake = Next.for_item(TaskName.DISTRIBUTE, ctx.data.records.get_item(parent_id), seq=3, redelivered=1)
-    assert sent == [wake]
+    assert end(children[0]) == []  # team-b's receiver is still at work
+    assert end(children[1]) == [wake]
+    # The batch's retry takes team-a's receiver back: its end is the last again.
+    walk_to(ctx.data.records, children[0].id, ItemState.VALIDATING)
+    assert end(children[0]) == [wake]
     # A parent no longer distributing (ended, say) is not woken.
     walk_to(ctx.data.records, parent_id, ItemState.SUCCEEDED)
-    assert finish(ctx, ctx.data.records.get_item(child.id), ItemState.REJECTED) == []
+    walk_to(ctx.data.records, children[0].id, ItemState.VALIDATING)
+    assert end(children[0]) == []
 
 
 def test_a_policys_run_distributes_each_new_copy_to_its_templates_receivers(ctx, sim, ims) -> None:
