@@ -32,7 +32,7 @@ import redis
 
 from cli.demo import simulator_account
 from cli.processes import ServiceError, wait_until
-from cli.stack import DISCARD_STOP_GRACE, LocalStack, SentinelSpec, StackOptions, WorkerSpec
+from cli.stack import DISCARD_STOP_GRACE, HOST, LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
 from tests.support import CRASH_TIMINGS, FAST_RATE_ENV, fast_env
 from worker.data import DataLayer, RecordStore, open_data_layer
@@ -101,6 +101,16 @@ class Cluster:
         for proc in self.stack.processes.values():
             if not proc.running():
                 raise ServiceError(f"{proc.name} died:\n{proc.log_tail()}")
+
+    def _follow_master(self, name: str) -> None:
+        """A Redis server started again under Sentinel replicates the master at once, as Sentinel has it do some
+        seconds later: it comes back a master of its own (a lost master), or a replica of the first master."""
+        master = self.stack.redis_master() if self.stack.options.sentinel else None
+        if master is None or name == master or not name.startswith("redis"):
+            return
+        server = redis.Redis(HOST, self.stack.port(name), password=self.stack.passwords.server, socket_timeout=5)
+        server.replicaof(HOST, self.stack.port(master))
+        server.close()
 
     # -- clients ---------------------------------------------------------------------------------------------------
 
@@ -248,6 +258,7 @@ class Cluster:
             proc = self.stack.processes.get(name)
             if proc is None or not proc.running():
                 self.stack.restart(name)
+                self._follow_master(name)
         if self.stack.options.sentinel is not None:
             self.stack.wait_topology()  # a master back from the dead is a replica again
         if self.stack.options.workers:
