@@ -423,10 +423,12 @@ class LocalStack:
             projects += [f"{region}={self.options.simulator_accounts[n]}" for n, r in placed.items() if r == region]
         return projects
 
-    def start_simulator(self) -> StackInfo:
-        """The simulator (random AK/SK unless the options give them); the info says how to reach it."""
+    def start_simulator(self, *, wait: bool = True) -> StackInfo:
+        """The simulator (random AK/SK unless the options give them); the info says how to reach it. ``wait=False``
+        returns at once, the process still starting: ``wait_ready(["simulator"])`` before using it."""
         self.launch(self._simulator_service())
-        self.wait_ready(["simulator"])
+        if wait:
+            self.wait_ready(["simulator"])
         return self.info
 
     def start_worker(

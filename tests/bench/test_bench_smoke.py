@@ -39,7 +39,7 @@ TINY = {
     "--fair-large-items": "12",
     "--account-counts": "2",  # one stack: the ratio to one account's is arithmetic on figures the run makes anyway
     "--scale-copy-seconds": "0.5",
-    "--latencies": "0,0.05",
+    "--latencies": "0.05",  # one stack: the ratios to the zero-latency run's are arithmetic on figures both make
     "--latency-accounts": "2",
     "--distribution-images": "2",
     "--distribution-receivers": "2",

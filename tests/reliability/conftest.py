@@ -3,7 +3,9 @@ and beat) on ``LocalStack``, each in its own process group so a test can SIGKILL
 port and data. A cluster may run Redis under Sentinel instead (a master, replicas, three Sentinels) and several
 workers with node names of their own.
 
-Every test gets its own cluster (own Redis, so killing it disturbs nobody) and stops all of it in teardown. Timings
+A test gets a cluster of its own (``cluster``: own Redis, so killing it disturbs nobody), or one it shares with the
+other tests of its module that ask for the same options (``shared_cluster``: a cluster takes several seconds to
+start), each test leaving it with every service running again and no fault on. Timings
 are shortened so recovery takes seconds, not the production minutes, while keeping the production invariant
 ``visibility_timeout > longest countdown + task_time_limit``. Each scenario records its counts (items, lost,
 duplicated, stuck, ...) in ``<pytest basetemp>/reliability-summary.json`` and, when ``IMSREP_RELIABILITY_SUMMARY``
@@ -20,7 +22,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ import redis
 
 from cli.demo import simulator_account
 from cli.processes import ServiceError, wait_until
-from cli.stack import DISCARD_STOP_GRACE, LocalStack, SentinelSpec, StackOptions, WorkerSpec
+from cli.stack import DISCARD_STOP_GRACE, HOST, LocalStack, SentinelSpec, StackOptions, WorkerSpec
 from simulator.catalog.generate import generate
 from tests.support import CRASH_TIMINGS, FAST_RATE_ENV, fast_env
 from worker.data import DataLayer, RecordStore, open_data_layer
@@ -55,6 +57,9 @@ class Cluster:
 
     stack: LocalStack
     workers: tuple[str, ...] = ("worker",)
+    handed_out: int = 0  # source images given to tests so far: a shared cluster's next test gets others
+    # Counters as a test found them (a shared cluster's earlier tests counted too): repairs, retries, copies adopted.
+    counted_from: dict[str, Counter[str]] = field(default_factory=dict)
 
     # -- processes -----------------------------------------------------------------------------------------------
 
@@ -97,6 +102,16 @@ class Cluster:
             if not proc.running():
                 raise ServiceError(f"{proc.name} died:\n{proc.log_tail()}")
 
+    def _follow_master(self, name: str) -> None:
+        """A Redis server started again under Sentinel replicates the master at once, as Sentinel has it do some
+        seconds later: it comes back a master of its own (a lost master), or a replica of the first master."""
+        master = self.stack.redis_master() if self.stack.options.sentinel else None
+        if master is None or name == master or not name.startswith("redis"):
+            return
+        server = redis.Redis(HOST, self.stack.port(name), password=self.stack.passwords.server, socket_timeout=5)
+        server.replicaof(HOST, self.stack.port(master))
+        server.close()
+
     # -- clients ---------------------------------------------------------------------------------------------------
 
     @property
@@ -128,10 +143,12 @@ class Cluster:
         return ImsClient(account, connect_timeout=5, read_timeout=30)
 
     def sources(self, n: int) -> list[str]:
+        """``n`` source images that no earlier test of this cluster was given."""
         with self.ims() as ims:
             ids = sorted(image.id for image in ims.iter_images() if not _copy_of(image.data_origin))
-        assert len(ids) >= n, f"the catalogue has {len(ids)} images, {n} wanted"
-        return ids[:n]
+        first, self.handed_out = self.handed_out, self.handed_out + n
+        assert len(ids) >= self.handed_out, f"the catalogue has {len(ids)} images, {self.handed_out} wanted"
+        return ids[first : self.handed_out]
 
     def submit(self, sources: list[str], **fields: object) -> dict[str, Any]:
         """One item per source, each with ``fields`` (``target_region``, ``tags``...)."""
@@ -216,7 +233,38 @@ class Cluster:
         return self.slots_held()
 
     def repairs(self) -> dict[str, int]:
-        return self.data().telemetry.repairs()
+        """The reconciler's repairs by kind, since the test took the cluster."""
+        return self._since("repairs")
+
+    def retries(self) -> dict[str, int]:
+        """Reschedules by ``task:cause``, since the test took the cluster."""
+        return self._since("retries")
+
+    def _counters(self) -> dict[str, Counter[str]]:
+        telemetry = self.data().telemetry
+        return {
+            "repairs": Counter(telemetry.repairs()),
+            "retries": Counter({f"{task}:{cause}": n for (task, cause), n in telemetry.retries().items()}),
+            "adopted": Counter(adopted=self.worker_log().count("adopting copy")),
+        }
+
+    def _since(self, name: str) -> dict[str, int]:
+        return dict(self._counters()[name] - self.counted_from.get(name, Counter()))
+
+    def take(self) -> Cluster:
+        """Hand the cluster to a test: every service running (those an earlier test lost or killed started again) and
+        the counters counted from now."""
+        for name in self.stack.services:
+            proc = self.stack.processes.get(name)
+            if proc is None or not proc.running():
+                self.stack.restart(name)
+                self._follow_master(name)
+        if self.stack.options.sentinel is not None:
+            self.stack.wait_topology()  # a master back from the dead is a replica again
+        if self.stack.options.workers:
+            self.wait_worker_ready()
+        self.counted_from = self._counters()
+        return self
 
     # -- timing a fault ----------------------------------------------------------------------------------------------
 
@@ -285,7 +333,7 @@ class Cluster:
             "slots_held_at_end": self.wait_slots_free(),
             "peak_concurrent_jobs": self.project()["peak_concurrent_jobs"],
             "reconciler_repairs": self.repairs(),
-            "copies_adopted": self.worker_log().count("adopting copy"),
+            "copies_adopted": self._since("adopted").get("adopted", 0),
         }
 
 
@@ -296,41 +344,66 @@ def _copy_of(data_origin: str | None) -> str | None:
     return None
 
 
+def _start_cluster(
+    state_dir: Path,
+    *,
+    worker: bool = True,
+    env: dict[str, str] | None = None,
+    regions: tuple[str, ...] = (),
+    workers: tuple[str, ...] = ("worker",),
+    sentinel: SentinelSpec | None = None,
+    sources: int = SOURCES,
+    **sim_options: object,
+) -> Cluster:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    catalog = state_dir / "catalog.json"
+    catalog.write_text(json.dumps(generate(sources, {"ordinary": 1.0}, seed=5)))
+    options = StackOptions(
+        state_dir=state_dir / "stack",
+        use_simulator=True,
+        simulator={"image_quota": 10_000, "seed": 3, "catalog": catalog, **sim_options},
+        simulator_regions=regions,
+        env={**SERVICE_ENV, **(env or {})},
+        workers=tuple(WorkerSpec(name) for name in workers) if worker else (),
+        sentinel=sentinel,
+        flower=False,
+        stop_grace=DISCARD_STOP_GRACE,
+    )
+    return Cluster(LocalStack(options), workers=workers)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """Factory: ``cluster(copy_seconds=1, error_rate=0.1, ...)`` starts one with those simulator options
     (``regions=("cn-south-1",)``: the simulator serves that region too, the account's cross-region destination)."""
     started: list[Cluster] = []
 
-    def make(
-        *,
-        worker: bool = True,
-        env: dict[str, str] | None = None,
-        regions: tuple[str, ...] = (),
-        workers: tuple[str, ...] = ("worker",),
-        sentinel: SentinelSpec | None = None,
-        sources: int = SOURCES,
-        **sim_options: object,
-    ) -> Cluster:
-        catalog = tmp_path / "catalog.json"
-        catalog.write_text(json.dumps(generate(sources, {"ordinary": 1.0}, seed=5)))
-        options = StackOptions(
-            state_dir=tmp_path / "stack",
-            use_simulator=True,
-            simulator={"image_quota": 10_000, "seed": 3, "catalog": catalog, **sim_options},
-            simulator_regions=regions,
-            env={**SERVICE_ENV, **(env or {})},
-            workers=tuple(WorkerSpec(name) for name in workers) if worker else (),
-            sentinel=sentinel,
-            flower=False,
-            stop_grace=DISCARD_STOP_GRACE,
-        )
-        c = Cluster(LocalStack(options), workers=workers)
-        started.append(c)
-        return c.start(worker=worker)
+    def make(*, worker: bool = True, **options: Any) -> Cluster:
+        started.append(_start_cluster(tmp_path / f"cluster-{len(started)}", worker=worker, **options))
+        return started[-1].start(worker=worker)
 
     yield make
     for c in started:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Cluster]]:
+    """Factory like ``cluster``, for faults a test can undo: the first test of the module that asks for these options
+    starts the cluster, the next ones take it as it runs (``Cluster.take``), each with source images of its own. Its
+    scenarios' counts are per test: their items, their sources' copies, the counters since they took it; IMS's peak
+    of concurrent copies is the cluster's, over every test so far."""
+    started: dict[str, Cluster] = {}
+
+    def make(**options: Any) -> Cluster:
+        key = repr(sorted(options.items()))
+        if key in started:
+            return started[key].take()
+        started[key] = _start_cluster(tmp_path_factory.mktemp("shared-cluster"), **options)
+        return started[key].start(worker=options.get("worker", True)).take()
+
+    yield make
+    for c in started.values():
         c.stop()
 
 

@@ -43,8 +43,8 @@ def _mid_batch(kills: list[int], items: int) -> int:
     return sum(1 for done in kills if done < items)
 
 
-def test_worker_sigkilled_at_random_moments(cluster, record) -> None:
-    c = cluster(copy_seconds=0.5)
+def test_worker_sigkilled_at_random_moments(shared_cluster, record) -> None:
+    c = shared_cluster(copy_seconds=0.5)
     sources = c.sources(ITEMS)
     item_ids = c.submit(sources)["item_ids"]
     kills = _kill_worker_during(c, item_ids, random.Random(20240611))
@@ -58,10 +58,11 @@ def test_worker_sigkilled_at_random_moments(cluster, record) -> None:
     assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures
 
 
-def test_redis_sigkilled_mid_batch_and_restarted_on_its_data(cluster, record) -> None:
-    c = cluster(copy_seconds=0.5)  # half a second: at the kill, copies of every step are still in flight
+def test_redis_sigkilled_mid_batch_and_restarted_on_its_data(shared_cluster, record) -> None:
+    c = shared_cluster(copy_seconds=0.5)  # half a second: at the kill, copies of every step are still in flight
     sources = c.sources(ITEMS + 10)
     item_ids = c.submit(sources[:ITEMS])["item_ids"]
+    batches = c.redis().zcard("rel:batches")  # this one and those of the module's earlier tests on this cluster
     wait_until(lambda: _terminal(c, item_ids) >= 20, 60, "a fifth of the batch to finish", interval=0.2)
     c.kill("redis")
     # The API refuses work while Redis is down, and writes nothing half-way.
@@ -79,7 +80,7 @@ def test_redis_sigkilled_mid_batch_and_restarted_on_its_data(cluster, record) ->
         "batches_after_restart": batches_after_restart,
     }
     record("Redis SIGKILL + restart", "SIGKILL of Redis mid-batch, restarted on the same port and AOF", figures)
-    assert refused.status_code == 503 and batches_after_restart == 1, figures
+    assert refused.status_code == 503 and batches_after_restart == batches, figures
     assert finished and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stuck"] == 0, figures
     assert figures["by_state"] == {ItemState.SUCCEEDED.value: ITEMS + 10}, figures
     assert figures["slots_held_at_end"] == 0 and figures["peak_concurrent_jobs"] <= SLOT_LIMIT, figures

@@ -43,9 +43,10 @@ HA_ENV = {
 
 def _ha_cluster(cluster, copy_seconds: float = 0.5):
     """Half-second copies: 200 of them on 20 slots still run for several seconds after a quarter of them ended, so
-    the fault comes mid-batch, with items in flight in every step."""
+    the fault comes mid-batch, with items in flight in every step. Sources for the three tests that share one."""
+    sources = 3 * ITEMS + 10
     return cluster(
-        copy_seconds=copy_seconds, job_limit=SLOTS, workers=WORKERS, sentinel=SENTINEL, sources=ITEMS + 10, env=HA_ENV
+        copy_seconds=copy_seconds, job_limit=SLOTS, workers=WORKERS, sentinel=SENTINEL, sources=sources, env=HA_ENV
     )
 
 
@@ -122,22 +123,22 @@ def _public(fault: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fault.items() if k not in ("started", "probe_item")}
 
 
-def test_master_sigkilled_mid_batch_while_its_replicas_lag(cluster, record) -> None:
-    c = _ha_cluster(cluster)
+def test_master_sigkilled_mid_batch_while_its_replicas_lag(shared_cluster, record) -> None:
+    c = _ha_cluster(shared_cluster)
     sources = c.sources(ITEMS + 1)
     item_ids = c.submit(sources[:ITEMS])["item_ids"]
     _mid_batch(c, item_ids)
     # Replication stalls (both replicas paused): from now on the primary takes writes that no replica has. Copy
     # attempts cannot be confirmed meanwhile, so no copy call is made; polls and successes go on, on the primary only.
-    replicas = sorted(name for name in c.stack.services if name.startswith("redis-replica-"))
+    # The servers but the master (an earlier test on the shared cluster may have made a replica the master).
+    master = c.stack.redis_master()
+    replicas = sorted(name for name in c.stack.services if name.startswith("redis") and name != master)
     for name in replicas:
         c.stack.pause(name)
     # A paused replica would still find in its socket buffer what the primary sent after the pause, and read it on
     # resuming (Valkey does before it answers a client): the primary drops its replica links too, so what it takes
     # from now on reaches no replica.
-    primary = redis.Redis(
-        port=c.stack.port(c.stack.redis_master()), password=c.stack.passwords.server, socket_timeout=5
-    )
+    primary = redis.Redis(port=c.stack.port(master), password=c.stack.passwords.server, socket_timeout=5)
     assert primary.client_kill_filter(_type="replica") == len(replicas)
     ahead = c.terminal(item_ids) + 10
     wait_until(lambda: c.terminal(item_ids) >= ahead, 60, "the primary to get ahead of its replicas", interval=0.2)
@@ -172,8 +173,8 @@ def test_master_sigkilled_mid_batch_while_its_replicas_lag(cluster, record) -> N
     assert figures["transitions_lost"] > 0, figures  # the failover did lose state, and it was recovered
 
 
-def test_master_paused_past_the_down_after(cluster, record) -> None:
-    c = _ha_cluster(cluster)
+def test_master_paused_past_the_down_after(shared_cluster, record) -> None:
+    c = _ha_cluster(shared_cluster)
     sources = c.sources(ITEMS + 1)
     item_ids = c.submit(sources[:ITEMS])["item_ids"]
     _mid_batch(c, item_ids)
@@ -219,8 +220,8 @@ def test_two_failovers_in_one_run(cluster, record) -> None:
     _check(figures)
 
 
-def test_a_worker_host_lost_for_good(cluster, record) -> None:
-    c = _ha_cluster(cluster)
+def test_a_worker_host_lost_for_good(shared_cluster, record) -> None:
+    c = _ha_cluster(shared_cluster)
     sources = c.sources(ITEMS)
     item_ids = c.submit(sources)["item_ids"]
     _mid_batch(c, item_ids)
