@@ -440,9 +440,10 @@ class Settings(BaseSettings):
     # holder died, or whose release a failover lost, keeps the item's next submit waiting at most this long.
     submit_lease_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
-    # Threads per pool process on which a message's several steps (a bundle, the submits a poll hands on) run side by
-    # side: each mostly waits on the cloud, 150-300 ms away (docs/performance.md, "Latency"); 1 runs them in turn.
-    step_threads: Annotated[int, Field(ge=1, le=64)] = 32
+    # Threads per pool process on which a message's several steps (a bundle) run side by side, and the submits the
+    # poll before it handed on (worker.behind): each mostly waits on the cloud, 150-300 ms away (docs/performance.md,
+    # "Latency"); two bundles' worth. 1 runs them in turn.
+    step_threads: Annotated[int, Field(ge=1, le=64)] = 50
     # On SIGTERM a worker lets running tasks finish for this long, then hands the rest back to Redis (worker/run.py):
     # keep it under the stop's grace period (docker compose: 30 s), or the stop ends in a SIGKILL.
     worker_soft_shutdown_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0

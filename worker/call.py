@@ -85,6 +85,17 @@ def send(ctx: StepContext, publish: Publish, nexts: list[Next], *, bundled: bool
 
 
 @dataclass
+class LeftBehind:
+    """A message's steps left at work behind it (``worker.behind``). What they ask for goes with the message's own
+    asks if they have ended by the time it sends them, else together once the last has ended: a wave's first polls
+    share messages, as they did when the task ran its submits itself."""
+
+    left: int = 0
+    sealed: bool = False
+    nexts: list[Next] = field(default_factory=list)
+
+
+@dataclass
 class Call:
     """A message at work: its parts still to run (``pending``) and what the steps that ran asked for (``nexts``)."""
 
@@ -97,6 +108,7 @@ class Call:
     running: dict[Future[list[Next]], Part] = field(default_factory=dict)  # the parts at work on step threads
     nexts: list[Next] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    behind: LeftBehind = field(default_factory=LeftBehind)  # its steps left at work behind it (worker.behind)
 
     def __post_init__(self) -> None:
         self.pending = deque(self.parts)

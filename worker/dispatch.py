@@ -119,11 +119,14 @@ def _poisoned(call: Call, p: Part) -> bool:
 
 
 def send_asked(call: Call, inner: Inner) -> None:
-    """Send what the steps that ran asked for, even when a later one failed; with nothing to send, add up the
-    metrics counted meanwhile (``worker.data.tally``; sending does it too)."""
+    """Send what the steps that ran asked for, even when a later one failed, and those it left behind if they have
+    ended (``worker.behind``); with nothing to send, add up the metrics counted meanwhile (``worker.data.tally``;
+    sending does it too)."""
     try:
         inner(call)
     finally:
+        if call.ctx.behind is not None:
+            call.nexts += call.ctx.behind.seal(call.behind)
         call.send(call.nexts)
     if not call.nexts:
         call.ctx.data.flush()
@@ -195,9 +198,11 @@ def _half_spent(call: Call) -> bool:
 
 
 def hand_on(call: Call, p: Part, inner: PartInner) -> list[Next]:
-    """The submits of slots a poll freed and handed on (at most a bundle's) run next in this task: a message would
-    wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once the job ends). Their items
-    are due by this task's hard limit, so a worker lost meanwhile leaves them to the reconciler."""
+    """The submits of slots a poll freed and handed on (at most a bundle's) run at once, not as messages: a message
+    would wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once the job ends). They
+    go on behind this task on the step threads (``worker.behind``) while the process takes its next message, or,
+    with too many there already, in this task. Their items are due by this task's hard limit, so a worker lost
+    meanwhile leaves them to the reconciler."""
     asked = inner(p)
     if not p.step.hands_on:
         return asked
@@ -206,7 +211,10 @@ def hand_on(call: Call, p: Part, inner: PartInner) -> list[Next]:
         return asked
     ids = [str(n.kwargs["item_id"]) for n in submits]
     call.ctx.data.records.set_due(dict.fromkeys(ids, call.ctx.clock() + call.ctx.settings.task_time_limit))
-    call.pending.extendleft(reversed([part(n) for n in submits]))
+    handed = [part(n) for n in submits]
+    behind, run = call.ctx.behind, functools.partial(_run_part, call)
+    if behind is None or not behind.start(call.ctx, call.publish, call.behind, handed, run):
+        call.pending.extendleft(reversed(handed))
     return [n for n in asked if all(n is not s for s in submits)]
 
 

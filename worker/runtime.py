@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from config.settings import AccountSettings, CredentialsSource, Settings
+from worker.behind import Behind
+from worker.bundles import SIZE
 from worker.data import DataLayer, open_data_layer, redis_target
 from worker.ims.client import ImsClient, shared_http
 from worker.ims.credentials import MetadataCredentials
@@ -91,6 +93,8 @@ def build_context(settings: Settings) -> StepContext:
     # Threads start on first use, so a context built before a fork hands none to the children.
     threads = settings.step_threads
     parallel = ThreadPoolExecutor(threads, thread_name_prefix="step") if threads > 1 else None
+    # At most a bundle's steps behind the message at work: beside its own, on the step threads (settings)
+    behind = Behind(parallel, SIZE) if parallel is not None else None
     return StepContext(
         settings=settings,
         data=data,
@@ -98,4 +102,5 @@ def build_context(settings: Settings) -> StepContext:
         destinations=clients.in_region,
         parallel=parallel,
         round_trip=round_trip,
+        behind=behind,
     )

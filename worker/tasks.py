@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from worker.call import HandBack, Message
 from worker.celery_app import app, settings
@@ -40,6 +40,12 @@ def context() -> StepContext:
 def _after_fork(**_: Any) -> None:
     global _context
     _context = build_context(settings)  # each pool process builds its own, before its first task
+
+
+@worker_process_shutdown.connect
+def _before_exit(**_: Any) -> None:
+    if _context is not None and _context.behind is not None:
+        _context.behind.drain(settings.worker_soft_shutdown_seconds)  # the copy calls a poll handed on, mostly sent
 
 
 def publish(messages: list[Next]) -> None:

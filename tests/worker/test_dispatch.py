@@ -16,6 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from config.settings import load_settings
 from tests.support import walk_to
 from worker import dispatch
+from worker.behind import Behind
 from worker.call import Call, HandBack, Message, Part, parts
 from worker.data import NewItem, NotReplicated
 from worker.domain.reasons import ReasonCode
@@ -49,6 +50,7 @@ def _ctx() -> SimpleNamespace:
         backoff=lambda attempt: 0.5,
         parallel=None,
         round_trip=RoundTrip(),
+        behind=None,
     )
 
 
@@ -200,6 +202,15 @@ def test_a_poll_that_hands_its_slot_on_runs_the_submit_itself(monkeypatch) -> No
     assert submitted == ["w-0", "w-1", "w-2"]
     assert call.ctx.data.records.running == ["i-0", "i-1", "i-2", "w-0", "w-1", "w-2"]  # due by this task's limit
     assert call.nexts == [polled_next]  # the submits ran here; what they asked for is sent
+
+    submitted.clear()
+    ctx = _parallel_ctx()
+    ctx.behind = Behind(ctx.parallel, limit=3)
+    call, published = _call(_bundle(), step, ctx=ctx)
+    dispatch.compose(dispatch.MIDDLEWARE[1:])(call)
+    assert ctx.behind.drain(10) and sorted(submitted) == ["w-0", "w-1", "w-2"]
+    [[sent]] = published  # run behind the task on the step threads, what they asked for sent after
+    assert sent.kwargs == polled_next.kwargs
 
     submitted.clear()
     call, _ = _call(_bundle(TaskName.SUBMIT), step)  # a submit's own asks are messages, as are an admit's grants

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from config.settings import AccountSettings, Settings
 from worker.data import DataLayer
@@ -18,6 +18,9 @@ from worker.errors import AuthenticationError
 from worker.ims.client import ImsClient
 from worker.ims.roundtrip import RoundTrip
 from worker.queues import TaskName
+
+if TYPE_CHECKING:
+    from worker.behind import Behind
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -75,6 +78,8 @@ class StepContext:
     # The process's step threads: a message's several steps run on them side by side (worker.dispatch.run_parts)
     parallel: Executor | None = None
     round_trip: RoundTrip = field(default_factory=RoundTrip)  # the clients' IMS round trips (worker.bundles)
+    # Steps left at work on the step threads behind their message (worker.behind); None: a message runs them itself
+    behind: Behind | None = None
 
     def account(self, name: str) -> AccountSettings | None:
         return self.settings.accounts.get(name)

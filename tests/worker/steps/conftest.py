@@ -99,9 +99,10 @@ def store_items(ctx: StepContext, *specs: ItemSpec) -> list[str]:
 
 def run_step(ctx: StepContext, nxt: Next, *, redelivered: bool = False) -> list[Next]:
     """Run one message the way a worker does (``worker.dispatch``: every middleware, a bundle's items, the submits a
-    poll hands on); returns the messages it published, their due times recorded."""
+    poll hands on, waited for if they go on behind it); returns what it published, their due times recorded."""
     published: list[Next] = []
     dispatch(ctx, Message.of(nxt, id=uuid.uuid4().hex, redelivered=redelivered), published.extend)
+    assert ctx.behind is None or ctx.behind.drain(30.0), "steps left behind the message did not end"
     return published
 
 
