@@ -91,6 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator_regions=services.EXAMPLE_REGIONS,
         env=STACK_ENV,
         stop_grace=DISCARD_STOP_GRACE,
+        flower=False,  # none of its tests looks at Flower (tests/ops does)
     )
     with LocalStack(options) as local:  # stops every process on the way out, whatever happened
         info = local.start()

@@ -90,7 +90,12 @@ class Campaigns:
 
 def _stack(tmp: Path, simulator: dict[str, object], env: dict[str, str]) -> Iterator[Campaigns]:
     options = StackOptions(
-        state_dir=tmp / "state", use_simulator=True, simulator=simulator, env=env, stop_grace=DISCARD_STOP_GRACE
+        state_dir=tmp / "state",
+        use_simulator=True,
+        simulator=simulator,
+        env=env,
+        stop_grace=DISCARD_STOP_GRACE,
+        flower=False,  # none of its tests looks at Flower (tests/ops does)
     )
     with LocalStack(options) as local:
         info = local.start()

@@ -37,6 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         simulator_regions=services.EXAMPLE_REGIONS,
         env=policy_env(EVERY, 0.5),
         stop_grace=DISCARD_STOP_GRACE,
+        flower=False,  # none of its tests looks at Flower (tests/ops does)
     )
     with LocalStack(options) as local:
         yield local.start()
