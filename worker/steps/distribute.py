@@ -180,9 +180,8 @@ def _receiver_item(parent: ReplicationItem, verdict: ReceiverVerdict, now: float
     image's name and size are the parent's copy's (a copy has its source's size), so that the receiver's validation
     need not look it up (``shared_copy``)."""
     assert verdict.item_id is not None
-    mine = {"kms_key": verdict.key, "tags": verdict.tags}
-    return _child(parent, verdict.item_id, verdict.account, now, source_name=parent.target_name,
-                  source_size=parent.source_size, **mine)  # fmt: skip
+    shared = {"source_name": parent.target_name, "source_size": parent.source_size}
+    return _child(parent, verdict.item_id, verdict.account, now, kms_key=verdict.key, tags=verdict.tags, **shared)
 
 
 def _child(parent: ReplicationItem, item_id: str, account: str, now: float, **fields: object) -> ReplicationItem:
