@@ -39,7 +39,6 @@ class AccountClients:
         self._http: httpx.Client = shared_http(
             connect_timeout=settings.http_connect_timeout,
             read_timeout=settings.http_read_timeout,
-            keepalive=settings.step_threads,
         )
 
     def __call__(self, account: str) -> ImsClient:

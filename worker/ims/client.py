@@ -25,6 +25,7 @@ from worker.ims.models import MEMBER_ANSWERS, MEMBER_STATUSES, Image, ImageMembe
 from worker.ims.responses import error_from_response, json_body, outcome, request_id
 from worker.ims.signer import UNSCOPED, AkSkAuth
 from worker.ims.token import TokenAuth, is_token_request
+from worker.ims.transport import ThreadPools
 
 T = TypeVar("T")
 
@@ -102,16 +103,14 @@ def shared_http(
     *,
     connect_timeout: float,
     read_timeout: float,
-    keepalive: int = 20,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
-    """The HTTP side of ImsClients: timeouts and headers, no credentials (each client sends its own). ``keepalive``:
-    idle connections kept, as many as steps may wait on the cloud at once (a process's step threads); one closed
-    for want of room costs the next call a new TCP and TLS handshake, two or three round trips 150-300 ms long."""
+    """The HTTP side of ImsClients: timeouts and headers, no credentials (each client sends its own). Each thread
+    keeps its own connections (``ThreadPools``): one closed for want of room would cost the next call a new TCP and
+    TLS handshake, two or three round trips 150-300 ms long, and one pool for every thread costs CPU per request."""
     return httpx.Client(
         timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
-        limits=httpx.Limits(max_connections=max(100, keepalive), max_keepalive_connections=keepalive),
-        transport=transport,
+        transport=transport or ThreadPools(),
         headers={"Accept": "application/json", "User-Agent": USER_AGENT},
     )
 

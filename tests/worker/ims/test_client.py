@@ -783,7 +783,7 @@ def test_the_shared_client_keeps_a_connection_for_each_step_that_waits_on_the_cl
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    http = shared_http(connect_timeout=5.0, read_timeout=10.0, keepalive=32)
+    http = shared_http(connect_timeout=5.0, read_timeout=10.0)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
         with ThreadPoolExecutor(32) as pool:

@@ -1,0 +1,49 @@
+"""A connection pool per thread under one ``httpx.Client``.
+
+httpcore's pool looks at every connection it holds on each request and again when the response closes: an idle
+one costs a ``poll`` of its socket (``has_expired``). One pool shared by a process's 50 step threads holds up to 50
+connections when the cloud is far away, and a request then cost 1.7 ms of CPU instead of 0.5 (measured against a
+local uvicorn, 800 requests in a row with 1 and 50 idle connections in the pool). A step thread makes one request
+at a time, so a pool of its own keeps a connection per endpoint it calls and no more.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import weakref
+
+import httpx
+
+# A thread calls its account's IMS endpoint, and KMS, IAM or another region's IMS now and then.
+_PER_THREAD = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+
+
+class ThreadPools(httpx.BaseTransport):
+    """Sends each request on the calling thread's own ``httpx.HTTPTransport``. They share one TLS context: loading
+    the CA bundle costs about 17 ms of CPU, once per process rather than once per thread."""
+
+    def __init__(self) -> None:
+        self._tls: ssl.SSLContext = httpx.create_ssl_context()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Weak: a thread's transport goes with its thread (step threads live as long as the process).
+        self._all: weakref.WeakSet[httpx.HTTPTransport] = weakref.WeakSet()
+
+    def _own(self) -> httpx.HTTPTransport:
+        transport: httpx.HTTPTransport | None = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = httpx.HTTPTransport(verify=self._tls, limits=_PER_THREAD)
+            self._local.transport = transport
+            with self._lock:
+                self._all.add(transport)
+        return transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._own().handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            transports, self._all = list(self._all), weakref.WeakSet()
+        for transport in transports:
+            transport.close()
