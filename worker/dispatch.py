@@ -27,7 +27,7 @@ from worker.domain.states import ItemState
 from worker.logcontext import working_on
 from worker.pressure import REFUSALS
 from worker.queues import TaskName
-from worker.steps.context import StepContext, on_step_thread
+from worker.steps.context import HANDING_ON, StepContext, on_step_thread
 
 log = logging.getLogger("worker.tasks")
 
@@ -202,19 +202,37 @@ def hand_on(call: Call, p: Part, inner: PartInner) -> list[Next]:
     would wait behind every poll due meanwhile, and the slot with it (IMS's slot is free once the job ends). They
     go on behind this task on the step threads (``worker.behind``) while the process takes its next message, or,
     with too many there already, in this task. Their items are due by this task's hard limit, so a worker lost
-    meanwhile leaves them to the reconciler."""
-    asked = inner(p)
+    meanwhile leaves them to the reconciler. A step may start them before it ends (``hand_on_now``): an end poll
+    frees its slot before it reads the new image and records the verdict."""
     if not p.step.hands_on:
-        return asked
+        return inner(p)
+    token = HANDING_ON.set(functools.partial(_left_behind, call))
+    try:
+        asked = _left_behind(call, inner(p))
+    finally:
+        HANDING_ON.reset(token)
+    if submits := _handed_on(asked):  # none could go behind: this task runs them
+        call.pending.extendleft(reversed([part(n) for n in submits]))
+        return [n for n in asked if all(n is not s for s in submits)]
+    return asked
+
+
+def _handed_on(asked: list[Next]) -> list[Next]:
+    """The submits among ``asked`` that a poll runs rather than sends: a bundle's worth at most."""
     submits = [n for n in asked if n.task is TaskName.SUBMIT and not n.countdown and "item_id" in n.kwargs]
-    if not submits or len(submits) > SIZE:
+    return submits if len(submits) <= SIZE else []
+
+
+def _left_behind(call: Call, asked: list[Next]) -> list[Next]:
+    """``asked`` without the submits it hands on, once they have gone on behind this task; all of it when they
+    could not (no room behind the process), or there are none."""
+    if not (submits := _handed_on(asked)):
         return asked
     ids = [str(n.kwargs["item_id"]) for n in submits]
     call.ctx.data.records.set_due(dict.fromkeys(ids, call.ctx.clock() + call.ctx.settings.task_time_limit))
-    handed = [part(n) for n in submits]
     behind, run = call.ctx.behind, functools.partial(_run_part, call)
-    if behind is None or not behind.start(call.ctx, call.publish, call.behind, handed, run):
-        call.pending.extendleft(reversed(handed))
+    if behind is None or not behind.start(call.ctx, call.publish, call.behind, [part(n) for n in submits], run):
+        return asked
     return [n for n in asked if all(n is not s for s in submits)]
 
 

@@ -27,6 +27,7 @@ from worker.queues import TaskName
 from worker.registry import STEPS
 from worker.runtime import build_context
 from worker.steps import Next
+from worker.steps.context import hand_on_now
 
 
 class _Records:
@@ -216,6 +217,36 @@ def test_a_poll_that_hands_its_slot_on_runs_the_submit_itself(monkeypatch) -> No
     call, _ = _call(_bundle(TaskName.SUBMIT), step)  # a submit's own asks are messages, as are an admit's grants
     dispatch.run_parts(call)
     assert not submitted and [len(n.kwargs) for n in call.nexts] == [2, 2, 2]
+
+
+def test_a_step_starts_the_submits_of_the_slots_it_freed_before_it_ends(monkeypatch) -> None:
+    # An end poll hands its slot on before it reads the new image and records the verdict.
+    started = threading.Event()
+    monkeypatch.setattr(dispatch.steps, "submit", lambda _ctx, item_id: started.set() or [])
+    seen: list[bool] = []
+    patience = [10.0]
+
+    def step(_ctx, args):
+        rest = hand_on_now([Next(TaskName.SUBMIT, {"item_id": "w-0", "image_id": "x"}), Next(TaskName.POLL, {})])
+        seen.append(started.wait(timeout=patience[0]))  # the submit runs while this step is still at work
+        return rest
+
+    ctx = _parallel_ctx()
+    ctx.behind = Behind(ctx.parallel, limit=3)
+    call, _ = _call(Message(TaskName.POLL, {"item_id": "i-0", "image_id": "img", "seq": 0}, "m-1"), step, ctx=ctx)
+    dispatch.run_parts(call)
+    assert seen == [True] and [n.task for n in call.nexts] == [TaskName.POLL]
+    assert ctx.behind.drain(10) and ctx.data.records.running == ["w-0"]  # due by the task's hard limit
+
+    # With no room behind the process, the task runs it once the step has ended; outside the middleware nothing
+    # starts early.
+    started.clear()
+    ctx.behind, patience[0] = Behind(ctx.parallel, limit=0), 0.0
+    call, _ = _call(Message(TaskName.POLL, {"item_id": "i-0", "image_id": "img", "seq": 0}, "m-2"), step, ctx=ctx)
+    dispatch.run_parts(call)
+    assert seen[-1] is False and started.is_set()
+    submit = Next(TaskName.SUBMIT, {"item_id": "w-1"})
+    assert hand_on_now([submit]) == [submit]
 
 
 def test_the_middleware_runs_in_the_documented_order() -> None:

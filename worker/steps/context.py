@@ -117,6 +117,19 @@ class StepContext:
         return self.rng.uniform(0, ceiling)
 
 
+# Set by the hand-on middleware (worker.dispatch.hand_on) while a step that hands slots on runs: starts the submits
+# among the nexts given and returns the rest. Outside it (the steps tier's own calls) nothing starts early.
+HANDING_ON: contextvars.ContextVar[Callable[[list[Next]], list[Next]]] = contextvars.ContextVar(
+    "handing_on", default=lambda nexts: nexts
+)
+
+
+def hand_on_now(nexts: list[Next]) -> list[Next]:
+    """Start the submits of slots a step has just freed now, not when the step ends (a bundle's worth, if there is
+    room behind the task: ``worker.dispatch.hand_on``); what is left of ``nexts`` to ask for as usual."""
+    return HANDING_ON.get()(nexts)
+
+
 def on_step_thread(pool: Executor, fn: Callable[..., R], *args: object) -> Future[R]:
     """``fn(*args)`` on one of the step threads, in a copy of this thread's context (its log records keep the task
     and item they are about)."""

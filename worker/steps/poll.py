@@ -37,7 +37,7 @@ from worker.ims.client import ImsClient
 from worker.ims.models import GONE
 from worker.queues import TaskName
 from worker.steps import forecast
-from worker.steps.context import Next, StepContext
+from worker.steps.context import Next, StepContext, hand_on_now
 from worker.steps.followup import copied
 from worker.steps.new_images import see_later
 from worker.steps.outcomes import fail_permanently, finish, release_slot, retry_later
@@ -117,7 +117,8 @@ def _follow_job(
             )
         # A finished job no longer counts against the project's copies. The slot goes first: an item whose job is
         # recorded done holds none (``job_done``), so a crash in between leaves the slot to the poll redelivered.
-        nexts = release_slot(ctx, item)
+        # Its next copy starts now, not after the image read and the verdict below.
+        nexts = hand_on_now(release_slot(ctx, item))
         # Remember the image, so the following polls (if it is not active yet) look at it, not at the job.
         ctx.data.records.update_if(item.id, ItemState.REPLICATING, new_image_id=job.image_id, progress=1.0)
         item = item.model_copy(update={"new_image_id": job.image_id, "progress": 1.0})  # as stored
