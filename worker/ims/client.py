@@ -124,7 +124,7 @@ class ImsClient:
 
     ``connect_timeout`` and ``read_timeout`` always apply (write uses the read timeout, the connection pool the
     connect timeout). ``transport`` replaces the network, for tests. ``http`` lets many accounts' clients share one
-    ``httpx.Client`` (``shared_http``), whose pool keeps a few connections to each endpoint alive for all of them:
+    ``httpx.Client`` (``shared_http``), whose connections to each endpoint (kept per thread) serve all of them:
     with a client each, 200 accounts meant a TLS context (the CA bundle loaded: about 17 ms of CPU), an environment
     scan for proxies and a new connection per account, and the idle connections were closed by the server between
     an account's calls. Credentials go with each request: AK/SK signing when the account has an access key (with
