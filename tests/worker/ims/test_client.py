@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -756,41 +753,3 @@ def test_authenticate_obtains_an_iam_users_token_once() -> None:
     aksk, aksk_rec = make(ok({}))
     aksk.authenticate()
     assert aksk_rec.requests == []
-
-
-def test_the_shared_client_keeps_a_connection_for_each_step_that_waits_on_the_cloud_at_once() -> None:
-    # 32 calls at once, twice: the second round finds every connection of the first still open (httpx keeps 20 idle
-    # by default; each of the other 12 would cost a new TCP and TLS handshake, round trips 150-300 ms long).
-    barrier = threading.Barrier(32, timeout=10)
-    opened: list[object] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive
-
-        def setup(self) -> None:
-            opened.append(self.client_address)
-            super().setup()
-
-        def do_GET(self) -> None:
-            barrier.wait()  # every call of a round is open at once
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    http = shared_http(connect_timeout=5.0, read_timeout=10.0)
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        with ThreadPoolExecutor(32) as pool:
-            for _ in range(2):
-                assert [r.status_code for r in pool.map(lambda _: http.get(url), range(32))] == [200] * 32
-    finally:
-        http.close()
-        server.shutdown()
-        server.server_close()
-    assert len(opened) == 32

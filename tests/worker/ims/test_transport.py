@@ -1,26 +1,33 @@
-"""ThreadPools: each thread's requests go over connections of its own, and close() closes every thread's."""
+"""ThreadPools: each thread's requests go over connections of its own, kept between its calls, and close() closes
+every thread's."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
+from worker.ims.client import shared_http
 from worker.ims.transport import ThreadPools
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     opened: list[object]
+    before_answer: list[Callable[[], object]]
 
     def setup(self) -> None:
         self.opened.append(self.client_address)
         super().setup()
 
     def do_GET(self) -> None:
+        for hook in self.before_answer:
+            hook()
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -30,14 +37,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class _Server:
+    url: str
+    opened: list[object]  # the connections it accepted
+    before_answer: list[Callable[[], object]]  # called in each request's thread before it answers
+
+
 @pytest.fixture
-def server() -> Iterator[tuple[str, list[object]]]:
-    opened: list[object] = []
-    handler = type("Handler", (_Handler,), {"opened": opened})
+def server() -> Iterator[_Server]:
+    found = _Server("", [], [])
+    handler = type("Handler", (_Handler,), {"opened": found.opened, "before_answer": found.before_answer})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    found.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/", opened
+        yield found
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -50,8 +65,8 @@ def _in_thread(fn: object) -> None:
     assert not thread.is_alive()
 
 
-def test_a_thread_reuses_its_own_connection_and_never_sees_another_threads(server: tuple[str, list[object]]) -> None:
-    url, opened = server
+def test_a_thread_reuses_its_own_connection_and_never_sees_another_threads(server: _Server) -> None:
+    url, opened = server.url, server.opened
     pools = ThreadPools()
     client = httpx.Client(transport=pools)
     seen: dict[str, int] = {}
@@ -70,8 +85,8 @@ def test_a_thread_reuses_its_own_connection_and_never_sees_another_threads(serve
     client.close()
 
 
-def test_close_closes_every_threads_connections(server: tuple[str, list[object]]) -> None:
-    url, _ = server
+def test_close_closes_every_threads_connections(server: _Server) -> None:
+    url = server.url
     pools = ThreadPools()
     client = httpx.Client(transport=pools)
     holders: list[httpx.HTTPTransport] = []
@@ -92,3 +107,17 @@ def test_close_closes_every_threads_connections(server: tuple[str, list[object]]
     release.set()
     thread.join(timeout=10)
     assert [len(t._pool.connections) for t in holders] == [0, 0]
+
+
+def test_the_shared_client_keeps_a_connection_for_each_step_that_waits_on_the_cloud_at_once(server: _Server) -> None:
+    # 32 calls at once, twice: the second round finds every connection of the first still open (one pool keeping 20
+    # idle would make 12 new ones, each a TCP and TLS handshake: round trips 150-300 ms long).
+    server.before_answer.append(threading.Barrier(32, timeout=10).wait)  # every call of a round is open at once
+    http = shared_http(connect_timeout=5.0, read_timeout=10.0)
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            for _ in range(2):
+                assert [r.status_code for r in pool.map(lambda _: http.get(server.url), range(32))] == [200] * 32
+    finally:
+        http.close()
+    assert len(server.opened) == 32
