@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,12 +155,19 @@ def config_value(value: str) -> str:
 
 
 def private_file(path: Path, text: str) -> str:
-    """Write ``text`` (it holds a secret) to a file only its owner can read; returns its path."""
+    """Write ``text`` (it holds a secret) to a file only its owner can read; returns its path.
+
+    Written beside it and renamed over it, so a reader that polls for the file (a client, a test waiting on
+    ``imsrep up``) sees either no file or the whole text, never an empty or half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
     return str(path)
 
 

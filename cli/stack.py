@@ -32,7 +32,7 @@ import redis
 from cli import services
 from cli.processes import ManagedProcess, ServiceError, free_port, tcp_open
 from cli.redis_auth import SENTINEL_PASSWORD_FILE, SERVER_PASSWORD_FILE, read_password, stack_passwords
-from cli.services import Service
+from cli.services import Service, private_file
 from config.settings import (
     ENV_PREFIX,
     EVERY_ACCOUNT,
@@ -714,12 +714,8 @@ class LocalStack:
                 f.write(PRINCIPALS_HEADER)
 
     def _write_stack_file(self) -> None:
-        path = self.state_dir / STACK_FILE
-        # Created 0600 from the start: it holds the API token and the Flower password.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self.info), f, indent=2)
+        # It holds the API token and the Flower password; readers poll for it while up starts.
+        private_file(self.state_dir / STACK_FILE, json.dumps(asdict(self.info), indent=2))
         self._stack_file_written = True
 
 
