@@ -34,8 +34,9 @@ class AccountClients:
         # One reader per metadata service: every step thread and account of the process shares its renewals.
         self._metadata: dict[str, MetadataCredentials] = {}
         self._lock = threading.Lock()
-        # Shared by every account's client. Built now, with the process: the CA bundle and httpcore's import took
-        # 30-40 ms of CPU in each pool process's first task, which at a batch's start is when 2 cores are busiest.
+        # Shared by every account's client. Built now, with the process: the CA bundle took about 17 ms of CPU in
+        # each pool process's first task, which at a batch's start is when 2 cores are busiest (httpcore's import,
+        # the rest of what that task took, is loaded before the fork: worker.ims.transport).
         self._http: httpx.Client = shared_http(
             connect_timeout=settings.http_connect_timeout,
             read_timeout=settings.http_read_timeout,

@@ -13,7 +13,13 @@ import ssl
 import threading
 import weakref
 
+import httpcore  # noqa: F401 - see below
 import httpx
+
+# httpx imports httpcore when it builds a transport, which here is a step thread's first request: in each pool
+# process, at a batch's start, with that process's other step threads waiting on the import lock (on the `projects`
+# bench, the last project's first copies began about 0.1 s later). Imported with this module, it is loaded before
+# the worker forks its pool processes.
 
 # A thread calls its account's IMS endpoint, and KMS, IAM or another region's IMS now and then.
 _PER_THREAD = httpx.Limits(max_connections=8, max_keepalive_connections=8)

@@ -3,6 +3,8 @@ every thread's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -121,3 +123,12 @@ def test_the_shared_client_keeps_a_connection_for_each_step_that_waits_on_the_cl
     finally:
         http.close()
     assert len(server.opened) == 32
+
+
+def test_the_worker_app_loads_httpcore_before_the_pool_forks() -> None:
+    # httpx imports httpcore when a transport is built, on a step thread's first request: in every pool process at
+    # a batch's start, its other step threads waiting on the import lock. Celery's parent imports the app module
+    # before it forks, so what that module loads each pool process has from the start.
+    code = "import sys, worker.celery_app; print('httpcore' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "True", out.stderr
