@@ -33,6 +33,10 @@ FAR = 0.05  # seconds: IMS round trips at least this long make the cloud far (a 
 # messages of three or four, and the slots idle for 7 s waiting on pool processes.
 SLACK = 1.0
 SLACK_SHARE = 0.02
+# On a near cloud a message costs its CPU and little waiting, so its end polls are held by a quarter of that share:
+# a 2 s copy's poll by 0.01 s, not 0.04 s, which on the `projects` bench left each slot idle that much longer at
+# each hand-off (docs/performance.md, "What bounds many projects").
+NEAR_SLACK_SHARE = 0.005
 
 
 def bundle(nexts: list[Next], spread: float = 0.0, *, far: bool = True) -> list[Next]:
@@ -61,18 +65,18 @@ def unbundle(kwargs: dict[str, object]) -> list[dict[str, object]]:
 def _joins(group: list[Next], n: Next, spread: float, far: bool) -> bool:
     """Whether ``n`` goes in the message of ``group`` (sorted by countdown): room left, and due within its slack."""
     first = group[0]
-    return len(group) < _size(first, far) and n.countdown <= first.countdown + _slack(first, spread)
+    return len(group) < _size(first, far) and n.countdown <= first.countdown + _slack(first, spread, far)
 
 
 def _span(n: Next) -> float:
     return n.countdown if n.span is None else n.span
 
 
-def _slack(n: Next, spread: float) -> float:
+def _slack(n: Next, spread: float, far: bool) -> float:
     """How long past its due time the message may be held. A copy's first look (no forecast yet: its length is
     unknown) may also wait as long as its message's steps took to ask, so that a grant's copies stay together; so
     may a validation (receivers' looks at their member jobs, asked by one message's accepts)."""
-    held = SLACK_SHARE * _span(n)
+    held = (SLACK_SHARE if far else NEAR_SLACK_SHARE) * _span(n)
     together = n.kwargs.get("first_look") or n.task is TaskName.VALIDATE
     return min(SLACK, max(held, spread) if together else held)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from worker.bundles import SHORT, SIZE, SLACK, SLACK_SHARE, bundle, unbundle
+from worker.bundles import NEAR_SLACK_SHARE, SHORT, SIZE, SLACK, SLACK_SHARE, bundle, unbundle
 from worker.queues import TaskName
 from worker.steps.context import Next
 
@@ -96,3 +96,13 @@ def test_on_a_near_cloud_messages_carry_one_grants_steps() -> None:
     # A few milliseconds away, 25 steps' own work one after another is most of a message: five at a time.
     assert [len(unbundle(dict(b.kwargs))) for b in bundle([_submit(n) for n in range(12)], far=False)] == [5, 5, 2]
     assert [len(unbundle(dict(b.kwargs))) for b in bundle([_look(n, 1.0) for n in range(6)], far=False)] == [5, 1]
+
+
+def test_on_a_near_cloud_an_end_poll_is_held_by_a_quarter_of_the_share() -> None:
+    # 2 s copies ending 5 ms and 20 ms apart: far away, all within 2 % of 2 s (0.04 s); near, within 0.5 % (0.01 s).
+    polls = [replace(_poll(n, countdown), span=2.0) for n, countdown in enumerate((1.0, 1.005, 1.02))]
+    assert [len(unbundle(dict(b.kwargs))) for b in bundle(polls)] == [3]
+    near = bundle(polls, far=False)
+    assert [len(unbundle(dict(b.kwargs))) for b in near] == [2, 1]
+    assert [b.countdown for b in near] == [1.005, 1.02]  # none polled before its own time
+    assert NEAR_SLACK_SHARE * 4 == SLACK_SHARE
