@@ -24,6 +24,7 @@ class Outcome:
     calls: int  # IMS calls of the system's projects, 429s included
     endpoints: dict[str, int]  # those calls by endpoint
     worker_cpu: float  # CPU seconds of the worker processes
+    stack_cpu: float  # CPU seconds of every service of the stack, the worker's included
     naive: NaiveRun | None
     projects: dict[str, str]  # account -> project ID
 
@@ -54,7 +55,7 @@ def replicate(
     items = interleaved(stack, accounts, per_account)
     naive_ids = stack.image_ids(NAIVE)[:naive_items] if naive_items else []
     stop = threading.Event()
-    before, cpu = stack.stats(), stack.cpu_seconds("worker")
+    before, cpu, every = stack.stats(), stack.cpu_seconds("worker"), stack.stack_cpu_seconds()
     with ThreadPoolExecutor(1) as pool:
         naive = pool.submit(sequential, stack.account(NAIVE), naive_ids, naive_poll, stop) if naive_ids else None
         started = time.monotonic()
@@ -65,6 +66,7 @@ def replicate(
             stop.set()  # the naive sample never outlives the system's run by much
         makespan = time.monotonic() - started
         cpu = stack.cpu_seconds("worker") - cpu
+        every = stack.stack_cpu_seconds() - every
         after = stack.stats()
         naive_run = naive.result() if naive else None
     projects = {a: stack.projects[a] for a in accounts}
@@ -75,6 +77,7 @@ def replicate(
         calls=sum(measure.calls_between(before, after, stack.projects[a]) for a in accounts),
         endpoints=measure.endpoint_calls_between(before, after, [stack.projects[a] for a in accounts]),
         worker_cpu=cpu,
+        stack_cpu=every,
         naive=naive_run,
         projects=projects,
     )

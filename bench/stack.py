@@ -99,6 +99,11 @@ class BenchStack:
     def cpu_seconds(self, name: str) -> float:
         return sum(sum(p.cpu_times()[:2]) for p in self.processes(name))
 
+    def stack_cpu_seconds(self) -> float:
+        """Every service's CPU seconds (worker, Redis, simulator, API, Flower, beat): on one machine they share its
+        cores, so a hand-off costs what all of them spend on it (docs/performance.md, "What bounds many projects")."""
+        return sum(self.cpu_seconds(name) for name in self.local.processes)
+
     def rss_mib(self, name: str) -> float:
         return sum(p.memory_info().rss for p in self.processes(name)) / 2**20
 

@@ -42,6 +42,10 @@ def _run(opts: BenchOptions, key: str, name: str, sizes: list[int], simulator: d
     return replication_figures(name, out, d, ">= 0.95")
 
 
+# The services share the machine's cores: what a crowded round of hand-offs costs (docs/performance.md).
+SHARED = 'worker, Redis, simulator, API, Flower and beat together: the c of "What bounds many projects"'
+
+
 def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str) -> list[Figure]:
     """The figures every replication scenario reports, relative to D (the mean job length)."""
     latencies = out.latencies()
@@ -54,12 +58,15 @@ def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str
         if naive
         else ""
     )
+    ramp, handoffs, tail = measure.idle_shares(out.jobs, SLOT_LIMIT)
+    idle = f"idle: before the first copy {ramp:.3f}, between copies {handoffs:.3f}, after the last {tail:.3f}"
     figures = [
         Figure(
             name,
             "slot utilisation",
             measure.utilisation(out.jobs, SLOT_LIMIT * len(out.projects)),
             goal=utilisation_goal,
+            note=idle,
         ),
         Figure(name, "completion latency, median / D", measure.percentile(latencies, 50) / d, goal="<= 0.10"),
         Figure(name, "completion latency, p95 / D", measure.percentile(latencies, 95) / d, goal="<= 0.25"),
@@ -73,5 +80,6 @@ def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str
         Figure(name, "speed-up over the sequential script", naive_makespan / out.makespan, "x", baseline=naive_text),
         Figure(name, "IMS calls per succeeded item", out.calls / max(out.succeeded, 1)),
         Figure(name, "worker CPU per item", out.worker_cpu / max(len(out.items), 1) * 1000, "ms"),
+        Figure(name, "CPU per item, every service", out.stack_cpu / max(len(out.items), 1) * 1000, "ms", note=SHARED),
     ]
     return figures

@@ -72,7 +72,8 @@ def test_the_benchmark_writes_its_table(tmp_path: Path) -> None:
             if bench.poll() is None:
                 _stop(bench)
     text = "".join((folder / "performance.md").read_text() for folder in halves)
-    for figure in ("slot utilisation", "IMS calls per succeeded item", "time to 202", "Redis memory per stored item"):
+    figures = ("slot utilisation", "CPU per item, every service", "IMS calls per succeeded item", "time to 202")
+    for figure in (*figures, "Redis memory per stored item"):
         assert figure in text
 
 
