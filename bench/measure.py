@@ -71,6 +71,12 @@ def idle_shares(jobs: Sequence[dict[str, Any]], slots: int) -> tuple[float, floa
     return ramp / total, handoffs / total, tail / total
 
 
+def idle_note(jobs: Sequence[dict[str, Any]], slots: int) -> str:
+    """``idle_shares`` as a utilisation figure's note."""
+    ramp, handoffs, tail = idle_shares(jobs, slots)
+    return f"ramp {ramp:.3f}, hand-offs {handoffs:.3f}, tail {tail:.3f} of the slots' time"
+
+
 def calls(stats: dict[str, Any], project_id: str) -> int:
     """Every call the simulator answered for the project, whatever its status (429s included)."""
     endpoints = stats["by_project"].get(project_id, {})

@@ -56,8 +56,7 @@ def run(opts: BenchOptions) -> list[Figure]:
     receiver_use = measure.utilisation(received, slots)
     source_use = measure.utilisation(source, SLOT_LIMIT)
     filled = begins[min(slots, len(begins)) - 1] - begins[0]
-    ramp, handoffs, tail = measure.idle_shares(received, SLOT_LIMIT)
-    idle = f"ramp {ramp:.3f}, hand-offs {handoffs:.3f}, tail {tail:.3f} of the slots' time"
+    idle = measure.idle_note(received, SLOT_LIMIT)
     name = f"distribution: {images} images to {count} projects each, D = {d:g} s ({slots} slots)"
     return [
         Figure(name, "receiver slot utilisation (their copy phase)", receiver_use, goal=">= 0.9", note=idle),

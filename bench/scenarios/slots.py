@@ -58,15 +58,13 @@ def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str
         if naive
         else ""
     )
-    ramp, handoffs, tail = measure.idle_shares(out.jobs, SLOT_LIMIT)
-    idle = f"idle: before the first copy {ramp:.3f}, between copies {handoffs:.3f}, after the last {tail:.3f}"
     figures = [
         Figure(
             name,
             "slot utilisation",
             measure.utilisation(out.jobs, SLOT_LIMIT * len(out.projects)),
             goal=utilisation_goal,
-            note=idle,
+            note=measure.idle_note(out.jobs, SLOT_LIMIT),
         ),
         Figure(name, "completion latency, median / D", measure.percentile(latencies, 50) / d, goal="<= 0.10"),
         Figure(name, "completion latency, p95 / D", measure.percentile(latencies, 95) / d, goal="<= 0.25"),
