@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bench import measure
+from bench import machine, measure
 from bench.naive import NaiveRun, sequential
 from bench.stack import BenchStack
 
@@ -25,6 +25,7 @@ class Outcome:
     endpoints: dict[str, int]  # those calls by endpoint
     worker_cpu: float  # CPU seconds of the worker processes
     stack_cpu: float  # CPU seconds of every service of the stack, the worker's included
+    reference: float  # the machine's speed meanwhile: ``machine.reference_ms``'s median (lower: faster)
     naive: NaiveRun | None
     projects: dict[str, str]  # account -> project ID
 
@@ -56,7 +57,7 @@ def replicate(
     naive_ids = stack.image_ids(NAIVE)[:naive_items] if naive_items else []
     stop = threading.Event()
     before, cpu, every = stack.stats(), stack.cpu_seconds("worker"), stack.stack_cpu_seconds()
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool, machine.SpeedProbe() as speed:
         naive = pool.submit(sequential, stack.account(NAIVE), naive_ids, naive_poll, stop) if naive_ids else None
         started = time.monotonic()
         accepted, _ = stack.submit(items)
@@ -78,6 +79,7 @@ def replicate(
         endpoints=measure.endpoint_calls_between(before, after, [stack.projects[a] for a in accounts]),
         worker_cpu=cpu,
         stack_cpu=every,
+        reference=speed.median(),
         naive=naive_run,
         projects=projects,
     )

@@ -8,7 +8,7 @@ its slots busy (utilisation >= 0.95) in at most 3.5 IMS calls per item on this s
 
 from __future__ import annotations
 
-from bench import measure
+from bench import machine, measure
 from bench.options import GIB, SLOT_LIMIT, BenchOptions
 from bench.replication import replicate
 from bench.report import Figure
@@ -35,6 +35,7 @@ def run(opts: BenchOptions) -> list[Figure]:
             Figure(name, "IMS calls per item", out.calls / max(out.succeeded, 1), goal="<= 3.5"),
             Figure(name, "worker CPU per item", cpu[count] * 1000, "ms"),
             Figure(name, "succeeded", out.succeeded, goal=f">= {len(out.items)}"),
+            machine.figure(name, out.reference),
         ]
         if counts[0] != count:
             ratio = cpu[count] / cpu[counts[0]]

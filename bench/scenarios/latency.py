@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import measure
+from bench import machine, measure
 from bench.options import GIB, SLOT_LIMIT, BenchOptions
 from bench.replication import Outcome, replicate
 from bench.report import Figure
@@ -53,6 +53,7 @@ def run(opts: BenchOptions) -> list[Figure]:
             Figure(name, "worker CPU per item", seen["cpu"], "ms"),
             Figure(name, "worker RSS after the run", rss, "MiB"),
             Figure(name, "succeeded", out.succeeded, goal=f">= {len(out.items)}"),
+            machine.figure(name, out.reference),
         ]
         if seen is not base:
             figures += [

@@ -3,7 +3,7 @@ the sequential script, for copies of a fixed length D (``slots``) and of a lengt
 
 from __future__ import annotations
 
-from bench import measure
+from bench import machine, measure
 from bench.options import GIB, SLOT_LIMIT, BenchOptions
 from bench.replication import NAIVE, Outcome, replicate
 from bench.report import Figure, fmt
@@ -79,5 +79,6 @@ def replication_figures(name: str, out: Outcome, d: float, utilisation_goal: str
         Figure(name, "IMS calls per succeeded item", out.calls / max(out.succeeded, 1)),
         Figure(name, "worker CPU per item", out.worker_cpu / max(len(out.items), 1) * 1000, "ms"),
         Figure(name, "CPU per item, every service", out.stack_cpu / max(len(out.items), 1) * 1000, "ms", note=SHARED),
+        machine.figure(name, out.reference),
     ]
     return figures

@@ -78,6 +78,7 @@ def test_the_benchmark_writes_its_table(tmp_path: Path) -> None:
         "IMS calls per succeeded item",
         "time to 202",
         "Redis memory per stored item",
+        "reference work, CPU ms (machine speed)",
     )
     for figure in figures:
         assert figure in text
