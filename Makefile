@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# uv (installed into the venv by pip, pinned like the rest) installs the same pins in about 11 s where pip takes about
+# uv (installed into the venv by pip, pinned like the rest) installs the same pins in about 17 s where pip takes about
 # 26 s on a fresh machine; `make INSTALLER=pip ...` installs with pip alone. uv compiles bytecode only when asked,
 # as pip always does: without it, where PYTHONDONTWRITEBYTECODE is set, every process the stack and the tests start
 # compiles celery, kombu, FastAPI and the rest again (about 1.8 CPU-seconds each here).
