@@ -36,8 +36,7 @@ def test_the_probe_samples_until_its_block_ends_and_reports_their_median() -> No
     with machine.SpeedProbe(interval=0.01) as probe:
         wait_until(lambda: len(probe.samples) >= 3, 30, "three samples")
     taken = list(probe.samples)
-    assert not probe._thread.is_alive()
-    assert probe.samples == taken  # nothing sampled after the block
+    assert not probe._thread.is_alive()  # joined: nothing is sampled after the block
     assert all(sample > 0 for sample in taken)
     assert sorted(taken)[(len(taken) - 1) // 2] <= probe.median() <= sorted(taken)[len(taken) // 2]
 
