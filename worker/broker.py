@@ -20,7 +20,8 @@ had just popped was gone. Here (``QoS``):
 - a delivered message is recorded as unacked before it is handed on, waiting with backoff while Redis refuses (the
   worker takes no other message meanwhile; on shutdown it gives up, and the reconciler resends the step);
 - an ack that meets the refusal drops the unacked entry without MULTI (deletions are allowed at the memory limit),
-  else leaves it: the message comes back after the visibility timeout, and every step is idempotent;
+  else leaves it: the message comes back after the visibility timeout, and every step is idempotent (so does one
+  that cannot reach Redis; either way the worker is done with it and takes the next);
 - a requeue (``Reject(requeue=True)``, what a task does when Redis refuses its step's writes) or a restore that
   meets the refusal leaves the message in the unacked hash, where the visibility-timeout sweep finds it once Redis
   takes writes again;
@@ -28,6 +29,15 @@ had just popped was gone. Here (``QoS``):
   restarting the consumer several times a second, and reads its length without MULTI.
 
 Each episode is logged once when it starts and once when it ends (``worker.pressure``).
+
+**A connection dropped while a pool process holds a copy of its socket**: kombu takes a dropped connection's socket
+out of the event loop's epoll only after redis-py has closed it, by its number, which epoll no longer accepts then. A
+pool process forked while the socket was open still holds it, so epoll kept it, hung up and readable for good, under
+its old number: once a new connection got that number, the loop read the new one whenever the old one "was
+readable", and the pub/sub connection, which kombu reads with no timeout, blocked the worker's main process until
+something was published there. A worker stopped taking and acking messages, its heartbeats and time limits with them,
+after a Sentinel failover (minutes, in the failover tier; for good when nothing was published). Here the socket
+leaves epoll before it is closed (``_polled_connection``).
 
 **Sentinel**: ``SentinelTransport`` has the same fixes, stays in use after kombu switches to another Sentinel of
 the URL (see the end of this module), and its connections leave a master that Sentinel no longer names
@@ -48,6 +58,7 @@ order, not in turn (kombu's default), so that slot hand-offs never wait behind a
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,6 +112,13 @@ class QoS(kombu_redis.QoS):
                 raise
             self._drop_without_multi(delivery_tag, exc)
             virtual.QoS.ack(self, delivery_tag)
+        except (RedisConnectionError, redis.TimeoutError):
+            # Redis out of reach (a failover): the message stays in the unacked hash and comes back with the sweep,
+            # but here it is done with, or it would hold a place of the prefetch window for as long as this channel
+            # lives (Celery logs the error and never acks again): with a prefetch of 4, four such acks and the worker
+            # would take no message again.
+            virtual.QoS.ack(self, delivery_tag)
+            raise
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         try:
@@ -113,6 +131,9 @@ class QoS(kombu_redis.QoS):
             else:
                 self._drop_without_multi(delivery_tag, exc)
             virtual.QoS.ack(self, delivery_tag)
+        except (RedisConnectionError, redis.TimeoutError):
+            virtual.QoS.ack(self, delivery_tag)  # as ``ack``: left for the sweep, its place in the window freed
+            raise
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -197,7 +218,25 @@ class _Fixes:
         # it travels apart, broker_password), so the new master refused every command; the password given is kept.
         if params.get("password") is None:
             params["password"] = client._initial_params.get("password")
+        if asynchronous:  # the connections the event loop polls: BRPOP and pub/sub
+            params["connection_class"] = _polled_connection(params["connection_class"], self)
         return params
+
+
+def _polled_connection(base: type, channel: Any) -> type:
+    """``base`` (kombu's connection class for the event loop) whose socket leaves the loop's epoll before it is
+    closed: epoll forgets a socket only by a number still open, and a pool process forked meanwhile keeps the socket
+    itself alive (the module's docstring)."""
+
+    class Connection(base):  # type: ignore[misc, valid-type]
+        def disconnect(self, *args: Any, **kwargs: Any) -> None:
+            poller = getattr(getattr(channel.connection, "cycle", None), "poller", None)
+            # A forked child shares the parent's epoll: only the process that made the connection touches it.
+            if self._sock is not None and poller is not None and self.pid == os.getpid():
+                poller.unregister(self._sock)
+            super().disconnect(*args, **kwargs)
+
+    return Connection
 
 
 class Channel(_Fixes, kombu_redis.Channel):

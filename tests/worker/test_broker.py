@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
+import re
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -15,16 +18,19 @@ from typing import Any
 
 import kombu
 import pytest
-from kombu import Connection
+from kombu import Connection, Exchange
 from kombu import Queue as KombuQueue
+from kombu.asynchronous import Hub
 from kombu.exceptions import OperationalError
 from kombu.transport import get_transport_cls
 from kombu.transport import redis as kombu_redis
 from redis import ConnectionPool, Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.retry import Retry
 
-from cli.processes import wait_until
+from cli.processes import free_port, wait_until
 from cli.stack import LocalStack, StackOptions
 from config.celery import SENTINEL_TRANSPORT, TRANSPORT
 from tests.support import password_url
@@ -78,6 +84,7 @@ KOMBU_SOURCES = {
     "Channel._queue_bind": "29b73e023af67e47fc7b7d9d7ee3588f08d0fdd68ea670ca5b09bdf031bf9d64",
     "Channel._brpop_start": "06723d707ddf224025af70ff511e07a27e1e8a37ec509e7dfa11ee408a79ccec",
     "Channel._update_queue_cycle": "25de35faeae043a76e53489144649244a7c85bb3a2f82ec62d9b530b2ea18803",
+    "MultiChannelPoller.on_poll_init": "0a605e782492713d5874cfb336178eda25d9acae4cf99e4a83f7dde08a5b7322",
     "SentinelChannel._sentinel_managed_pool": "bde54a2d6e93ac13b6a07900c75a7626a8d817bfdb22d8059325ac0f73a745bf",
     "QoS.append": "35c655f6ecc62fe6e9902f7498dde9b47ff27187973d7568e02529c400027416",
     "QoS.ack": "1bc15a4ddf541af6aede3b76093919f847899f93dd8c1a2537ab7eaff1227207",
@@ -215,6 +222,24 @@ def test_an_ack_while_redis_refuses_writes_still_removes_the_message(full_redis)
     assert _unacked(r) == 0
 
 
+@pytest.mark.parametrize("settle", ["ack", "requeue"])
+def test_an_ack_that_cannot_reach_redis_leaves_the_message_for_the_sweep_and_frees_its_place(
+    full_redis, settle: str
+) -> None:
+    # Celery logs a failed ack and never tries again: the tag held a place of the prefetch window for as long as the
+    # channel lived: with a prefetch of 4, four acks failed in failovers and the worker would take no message again.
+    r, conn = full_redis
+    channel = conn.default_channel
+    channel.basic_qos(prefetch_count=1)
+    message = _deliver(conn)
+    assert not channel.qos.can_consume()
+    # Redis out of reach, as in a failover: the channel's commands go to a port nothing listens on.
+    channel._pool = ConnectionPool(port=free_port(), retry=Retry(NoBackoff(), 0), socket_connect_timeout=1)
+    with pytest.raises(RedisConnectionError):
+        message.ack() if settle == "ack" else message.reject(requeue=True)
+    assert channel.qos.can_consume() and _unacked(r) == 2
+
+
 def test_a_requeue_while_redis_refuses_writes_leaves_the_message_for_the_sweep(full_redis) -> None:
     r, conn = full_redis
     message = _deliver(conn)
@@ -225,6 +250,45 @@ def test_a_requeue_while_redis_refuses_writes_leaves_the_message_for_the_sweep(f
     r.config_set("maxmemory", 0)
     wait_until(lambda: conn.default_channel.qos.restore_visible(num=10, interval=1) or r.llen("q") == 1, 10, "sweep")
     assert _unacked(r) == 0 and conn.default_channel.basic_get("q", no_ack=True).payload == {"n": 1}
+
+
+# -- The event loop's epoll and a pool process's copy of a socket ---------------------------------------------------
+
+
+def _polled_inodes(hub: Hub) -> set[int]:
+    """The files (socket inodes) the hub's epoll watches, as the kernel lists them (``tfd ... ino:<hex>``)."""
+    info = Path(f"/proc/self/fdinfo/{hub.poller._epoll.fileno()}").read_text()
+    return {int(ino, 16) for ino in re.findall(r"^tfd:.*\bino:([0-9a-f]+)", info, re.MULTILINE)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir() or not hasattr(select, "epoll"), reason="Linux epoll")
+def test_a_dropped_connection_leaves_the_event_loop_though_a_pool_process_holds_its_socket(full_redis) -> None:
+    # A pool process forked while a socket is open holds it too (a dup here), and epoll forgets a socket only while
+    # its number is open: kombu took it out after closing it, so epoll kept reporting it, hung up, under a number a
+    # new connection then got, and the worker's main loop blocked reading that pub/sub connection (worker/broker.py).
+    r, conn = full_redis
+    received: list[Any] = []
+    channel = conn.default_channel
+    queues = [KombuQueue("q"), KombuQueue("bcast", Exchange("bcast", type="fanout"))]
+    kombu.Consumer(channel, queues, callbacks=[lambda body, message: received.append(body)], no_ack=True).consume()
+    hub = Hub()
+    conn.transport.register_with_event_loop(conn.connection, hub)
+    hub.run_once()  # sends BRPOP and SUBSCRIBE: both sockets are in epoll now
+    sockets = {"BRPOP": channel.client.connection._sock, "pub/sub": channel.subclient.connection._sock}
+    held = {name: os.dup(sock.fileno()) for name, sock in sockets.items()}
+    try:
+        inodes = {name: os.fstat(fd).st_ino for name, fd in held.items()}
+        assert set(inodes.values()) <= _polled_inodes(hub)
+        channel.client.connection.disconnect()
+        channel.subclient.connection.disconnect()
+        assert not set(inodes.values()) & _polled_inodes(hub), inodes
+        with conn.Producer() as producer:  # and the loop goes on, on new connections
+            producer.publish({"n": 1}, routing_key="q")
+        wait_until(lambda: hub.run_once() or received == [{"n": 1}], 10, "the message on a new connection")
+    finally:
+        for fd in held.values():
+            os.close(fd)
+        hub.close()
 
 
 def test_refusals_are_told_from_mistakes_wherever_redis_reports_them() -> None:
