@@ -1,6 +1,6 @@
 """The worker's Redis transports: a torn-down connection is a connection error, which Celery recovers from; Redis
-refusing writes (its memory limit) neither kills the worker nor loses a message; the Sentinel channel has the same
-fixes."""
+refusing writes (its memory limit) neither kills the worker nor loses a message; a dropped connection leaves the
+event loop, and an ack that cannot reach Redis frees its place; the Sentinel channel has the same fixes."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_an_ack_that_cannot_reach_redis_leaves_the_message_for_the_sweep_and_fre
     full_redis, settle: str
 ) -> None:
     # Celery logs a failed ack and never tries again: the tag held a place of the prefetch window for as long as the
-    # channel lived: with a prefetch of 4, four acks failed in failovers and the worker would take no message again.
+    # channel lived (with a prefetch of 4, four failed acks and the worker would take no message again).
     r, conn = full_redis
     channel = conn.default_channel
     channel.basic_qos(prefetch_count=1)
@@ -266,7 +266,7 @@ def test_a_dropped_connection_leaves_the_event_loop_though_a_pool_process_holds_
     # A pool process forked while a socket is open holds it too (a dup here), and epoll forgets a socket only while
     # its number is open: kombu took it out after closing it, so epoll kept reporting it, hung up, under a number a
     # new connection then got, and the worker's main loop blocked reading that pub/sub connection (worker/broker.py).
-    r, conn = full_redis
+    _, conn = full_redis
     received: list[Any] = []
     channel = conn.default_channel
     queues = [KombuQueue("q"), KombuQueue("bcast", Exchange("bcast", type="fanout"))]
